@@ -237,7 +237,13 @@ fn to_entry(entry: usize, c: &Credential) -> Result<proto::OtpParameters, Migrat
     };
     let prefix = c.label_issuer.as_ref().or(c.issuer.as_ref());
     let name = match prefix {
+        Some(prefix) if prefix.contains(':') => {
+            return Err(unrepresentable("issuers without ':' in the account name"));
+        }
         Some(prefix) => format!("{prefix}:{}", c.account),
+        // Readers split the name at the first ':'; an empty issuer prefix
+        // keeps such an account whole.
+        None if c.account.contains(':') => format!(":{}", c.account),
         None => c.account.clone(),
     };
     Ok(proto::OtpParameters {

@@ -113,8 +113,8 @@ pub enum SecretError {
     )]
     Base32Padding { position: usize },
     #[error(
-        "the secret looks like hex (it has only the characters 0-9 and A-F), not Base32; \
-         say which encoding it is"
+        "the secret looks like hex (it has only the characters 0-9 and A-F), so it is not \
+         read as Base32 without being told"
     )]
     LooksLikeHex,
     #[error("character {position} of the hex secret is {class}; hex uses only 0-9 and A-F")]

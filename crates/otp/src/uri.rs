@@ -177,6 +177,10 @@ pub fn format(credential: &Credential) -> Result<String, UriError> {
         }
         uri.extend(utf8_percent_encode(prefix, COMPONENT));
         uri.push(':');
+    } else if credential.account.contains(':') {
+        // Readers split the label at the first ':' or '%3A', escaped or
+        // not; an empty issuer prefix keeps the account whole.
+        uri.push(':');
     }
     uri.extend(utf8_percent_encode(&credential.account, COMPONENT));
     uri.push_str("?secret=");

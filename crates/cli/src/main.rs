@@ -1,0 +1,81 @@
+//! `oathdesk`: the command line of oathdesk.
+//!
+//! The command line is glue: every computation happens in the library crates
+//! (`oathdesk-otp`, `oathdesk-formats`), which the web console and the tests
+//! call too.
+//!
+//! Exit codes (oathtool's convention): 0 success, 1 bad usage or input,
+//! 2 a code that does not verify.
+
+mod commands;
+mod input;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::{code, qr, seed, selftest, uri, verify};
+
+/// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
+/// people who run hardware tokens.
+#[derive(Parser, Debug)]
+#[command(name = "oathdesk", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "\
+Secrets can come from an argument, '-' (standard input), @FILE or the OATHDESK_SECRET \
+environment variable; prefer the last three on shared machines. Errors never print secrets.
+
+Exit codes: 0 success, 1 bad usage or input, 2 code not verified.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the current code, codes around now, or a code that lasts.
+    Code(code::CodeArgs),
+    /// Check a code and print the signed step offset of the match.
+    Verify(verify::VerifyArgs),
+    /// Generate or re-encode secrets.
+    #[command(subcommand)]
+    Seed(seed::SeedCommand),
+    /// Build or inspect otpauth:// URIs and Google Authenticator exports.
+    #[command(subcommand)]
+    Uri(uri::UriCommand),
+    /// Show a credential as a QR code, or read QR codes from screenshots.
+    #[command(subcommand)]
+    Qr(qr::QrCommand),
+    /// Check this build against the RFC 4226 and RFC 6238 vectors.
+    Selftest(selftest::SelftestArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version go to stdout with 0; usage errors exit 1, not
+            // clap's 2, because 2 means "code not verified".
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let outcome = match cli.command {
+        Command::Code(args) => code::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => verify::run(args),
+        Command::Seed(command) => seed::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Uri(command) => uri::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Qr(command) => qr::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Selftest(args) => selftest::run(args).map(|()| ExitCode::SUCCESS),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("oathdesk: error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
