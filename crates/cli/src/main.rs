@@ -49,8 +49,18 @@ enum Command {
     Selftest(selftest::SelftestArgs),
 }
 
+/// Parses the command line. The clap command tree is deliberately leaked:
+/// the process ends soon after, and freeing hundreds of small allocations
+/// is a measurable part of a one-shot `oathdesk code` (see BENCHMARKS.md).
+fn parse_arguments() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Box::leak(Box::new(Cli::command()));
+    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    Cli::from_arg_matches(&matches)
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_arguments() {
         Ok(cli) => cli,
         Err(error) => {
             // Help and version go to stdout with 0; usage errors exit 1, not

@@ -215,7 +215,7 @@ fn print(
     let timed = rows.first().is_some_and(|r| r.current.is_some());
     let mut header = format!("{:>6}  {:<width$}  {:>12}", "OFFSET", "CODE", "COUNTER");
     if timed {
-        header.push_str(&format!("  {:<41}", "CURRENT (UTC)"));
+        header.push_str(&format!("  {:<44}", "CURRENT (UTC)"));
     }
     if args.verifier.is_some() {
         header.push_str("  ACCEPTED (UTC)");
@@ -228,7 +228,7 @@ fn print(
         };
         let mut line = format!("{offset:>6}  {:<width$}  {:>12}", r.code, r.counter);
         if let Some(current) = r.current {
-            line.push_str(&format!("  {:<41}", span(current)));
+            line.push_str(&format!("  {:<44}", span(current)));
         }
         if let Some(accepted) = r.accepted {
             line.push_str(&format!("  {}", span(accepted)));
