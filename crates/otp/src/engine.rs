@@ -361,9 +361,10 @@ impl Totp {
     }
 
     /// The code to hand out at `time` that a verifier with `window` keeps
-    /// accepting for at least `min_seconds`: the earliest counter that is
-    /// accepted now and until `time + min_seconds` or later. Useful for a
-    /// code sent by e-mail or read out over the phone.
+    /// accepting for at least `min_seconds`: the current code if it lasts,
+    /// else the earliest later code that the verifier already accepts and
+    /// keeps accepting until `time + min_seconds`. Useful for a code sent by
+    /// e-mail or read out over the phone.
     pub fn code_valid_for(
         &self,
         time: u64,
@@ -372,9 +373,11 @@ impl Totp {
     ) -> Result<LastingCode, ValidForError> {
         let now = self.step.counter_at(time)?;
         let deadline = time.saturating_add(min_seconds);
-        // Counters accepted now: now - behind ..= now + ahead. The later the
-        // counter, the longer it stays accepted; take the first that lasts.
-        let first = now.saturating_sub(window.behind);
+        // The verifier accepts counters now - behind ..= now + ahead; the later
+        // the counter, the longer it stays accepted. Older codes than the
+        // current one never last longer, so start from the current code and
+        // take the first that lasts.
+        let first = now;
         let last = now.saturating_add(window.ahead);
         for counter in first..=last {
             let accepted = self.accepted_interval(counter, window);

@@ -1,0 +1,230 @@
+//! Which credential produced this code? A scan over every held secret.
+//!
+//! The index keys HMAC once per secret ([`Hotp::new`] absorbs the pads), so
+//! a probe costs two SHA-1 compressions per counter tried; the scan splits
+//! the index over all cores. One code usually matches several of a million
+//! secrets by chance (a 6-digit code collides with probability 10^-6 per
+//! counter); two consecutive codes make the answer unique.
+
+use oathdesk_otp::{Hotp, TimeStep, Window};
+use serde::Serialize;
+
+/// How one indexed credential counts.
+#[derive(Clone, Copy, Debug)]
+enum Clock {
+    Time(TimeStep),
+    Events(u64),
+}
+
+/// One credential of the index.
+#[derive(Clone, Debug)]
+struct Entry {
+    credential_id: i64,
+    hotp: Hotp,
+    clock: Clock,
+}
+
+/// Keyed HMAC states of every held secret, ready to scan.
+#[derive(Clone, Debug, Default)]
+pub struct IdentifyIndex {
+    entries: Vec<Entry>,
+}
+
+/// A credential that produced the code(s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct IdentifyMatch {
+    pub credential_id: i64,
+    /// Steps between the token and the expected counter (negative: behind).
+    pub offset: i64,
+    /// The counter of the first code.
+    pub counter: u64,
+}
+
+/// A code typed for identification: its value and length.
+fn parse(code: &str) -> Option<(u32, u8)> {
+    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.is_empty() || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((digits.parse().ok()?, digits.len() as u8))
+}
+
+impl IdentifyIndex {
+    /// An empty index with room for `capacity` credentials.
+    pub fn with_capacity(capacity: usize) -> IdentifyIndex {
+        IdentifyIndex {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Adds a TOTP credential.
+    pub fn push_totp(&mut self, credential_id: i64, hotp: Hotp, step: TimeStep) {
+        self.entries.push(Entry {
+            credential_id,
+            hotp,
+            clock: Clock::Time(step),
+        });
+    }
+
+    /// Adds an HOTP credential whose next counter is `counter`.
+    pub fn push_hotp(&mut self, credential_id: i64, hotp: Hotp, counter: u64) {
+        self.entries.push(Entry {
+            credential_id,
+            hotp,
+            clock: Clock::Events(counter),
+        });
+    }
+
+    /// Number of credentials.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Finds the credentials whose code at some counter in `window` around
+    /// the expected one is `codes[0]`, and whose following counters give the
+    /// rest of `codes`. HOTP credentials are searched forward only (an event
+    /// token's counter only moves on). `None` when a code is not 1-10 digits.
+    pub fn identify(
+        &self,
+        codes: &[&str],
+        time: u64,
+        window: Window,
+    ) -> Option<Vec<IdentifyMatch>> {
+        let wanted: Vec<(u32, u8)> = codes.iter().map(|c| parse(c)).collect::<Option<_>>()?;
+        let Some(&(first_value, length)) = wanted.first() else {
+            return Some(Vec::new());
+        };
+        if wanted.iter().any(|&(_, l)| l != length) {
+            return Some(Vec::new());
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = self.entries.len().div_ceil(threads).max(1024);
+        let scan = |entries: &[Entry]| -> Vec<IdentifyMatch> {
+            let mut found = Vec::new();
+            for entry in entries {
+                if entry.hotp.digits().get() != length {
+                    continue;
+                }
+                let (expected, first, last) = match entry.clock {
+                    Clock::Time(step) => {
+                        let Ok(expected) = step.counter_at(time) else {
+                            continue;
+                        };
+                        (
+                            expected,
+                            expected.saturating_sub(window.behind),
+                            expected.saturating_add(window.ahead),
+                        )
+                    }
+                    Clock::Events(counter) => {
+                        (counter, counter, counter.saturating_add(window.ahead))
+                    }
+                };
+                for counter in first..=last {
+                    if entry.hotp.generate(counter).value() != first_value {
+                        continue;
+                    }
+                    let rest_match = wanted[1..].iter().enumerate().all(|(i, &(value, _))| {
+                        entry
+                            .hotp
+                            .generate(counter.saturating_add(i as u64 + 1))
+                            .value()
+                            == value
+                    });
+                    if rest_match {
+                        found.push(IdentifyMatch {
+                            credential_id: entry.credential_id,
+                            offset: counter.wrapping_sub(expected) as i64,
+                            counter,
+                        });
+                    }
+                }
+            }
+            found
+        };
+        let mut matches: Vec<IdentifyMatch> = std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .entries
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || scan(part)))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("identify worker panicked"))
+                .collect()
+        });
+        matches.sort_by_key(|m| (m.offset.unsigned_abs(), m.credential_id));
+        Some(matches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oathdesk_otp::{Algorithm, Digits, Secret};
+
+    fn hotp(seed: u8) -> Hotp {
+        Hotp::new(
+            &Secret::from_bytes(vec![seed; 20]),
+            Algorithm::Sha1,
+            Digits::SIX,
+        )
+    }
+
+    #[test]
+    fn finds_the_credential_and_its_drift() {
+        let mut index = IdentifyIndex::default();
+        for seed in 0..50u8 {
+            index.push_totp(i64::from(seed), hotp(seed), TimeStep::DEFAULT);
+        }
+        let time = 1_700_000_000;
+        let expected = time / 30;
+        // Credential 17 runs one step slow.
+        let first = hotp(17).generate(expected - 1).to_string();
+        let second = hotp(17).generate(expected).to_string();
+        let found = index
+            .identify(&[&first, &second], time, Window::symmetric(1))
+            .unwrap();
+        assert_eq!(
+            found,
+            vec![IdentifyMatch {
+                credential_id: 17,
+                offset: -1,
+                counter: expected - 1
+            }]
+        );
+        assert!(index.identify(&["12a456"], time, Window::EXACT).is_none());
+        // Outside the window: nothing.
+        let far = hotp(17).generate(expected - 5).to_string();
+        let next = hotp(17).generate(expected - 4).to_string();
+        assert!(
+            index
+                .identify(&[&far, &next], time, Window::symmetric(1))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn hotp_is_searched_forward() {
+        let mut index = IdentifyIndex::default();
+        index.push_hotp(1, hotp(1), 10);
+        let ahead = hotp(1).generate(13).to_string();
+        let behind = hotp(1).generate(8).to_string();
+        assert_eq!(
+            index.identify(&[&ahead], 0, Window::symmetric(5)).unwrap()[0].offset,
+            3
+        );
+        assert!(
+            index
+                .identify(&[&behind], 0, Window::symmetric(5))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,1341 @@
+//! Opening, unlocking and working with a vault.
+//!
+//! [`Vault`] is a store that has not been unlocked: it can list operators
+//! and nothing else. [`Vault::unlock`] turns it into a [`Session`], which
+//! holds the vault key for one operator; every change a session makes is
+//! one transaction with its audit entry, so a change without its audit
+//! entry (or the reverse) never reaches the database.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use oathdesk_otp::{
+    Algorithm, Credential, Digits, Hotp, Kind, LastingCode, Secret, TimeStep, Totp, Verifier,
+    Window,
+};
+use serde::Serialize;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::audit::{self, AuditEvent, ChainReport, GENESIS};
+use crate::crypto::{self, KdfParams, SecretBinding, VaultKey};
+use crate::error::{Error, Result};
+use crate::identify::{IdentifyIndex, IdentifyMatch};
+use crate::model::{CredentialRow, Custody, Device, DeviceKind, Event, State, TokenRef, User};
+use crate::sqlite::SqliteStore;
+use crate::store::{AuditRow, CredentialFilter, OperatorRow, Store, StoreTx};
+
+/// Settings kept in the vault, with their defaults.
+pub mod settings {
+    /// Helpdesk codes per user per hour.
+    pub const RATE_LIMIT: (&str, u64) = ("helpdesk.codes_per_hour", 5);
+    /// Seconds between delivery and the purge of a secret (0: at delivery).
+    pub const PURGE_GRACE: (&str, u64) = ("purge.grace_seconds", 0);
+    /// Steps either side searched when a delivered token's code is checked.
+    pub const DELIVERY_WINDOW: (&str, u64) = ("deliver.window_steps", 10);
+    /// All settings.
+    pub const ALL: [(&str, u64); 3] = [RATE_LIMIT, PURGE_GRACE, DELIVERY_WINDOW];
+}
+
+/// A vault that is not unlocked.
+pub struct Vault<S: Store = SqliteStore> {
+    store: S,
+}
+
+/// How an operator proves who they are.
+pub enum Unlock<'a> {
+    /// The operator's passphrase.
+    Passphrase(&'a [u8]),
+    /// The text of the operator's age identity file.
+    Identity(&'a str),
+}
+
+/// A new operator's means of unlocking.
+pub enum NewOperator<'a> {
+    /// A passphrase, stretched with these Argon2id parameters.
+    Passphrase(&'a [u8], KdfParams),
+    /// An age X25519 public key (`age1…`); the operator keeps the identity.
+    Recipient(&'a str),
+}
+
+/// An operator, as listed without unlocking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OperatorInfo {
+    pub name: String,
+    /// `passphrase` or `age-identity`.
+    pub unlock: &'static str,
+    pub kdf: Option<String>,
+    pub recipient: String,
+    pub created_at: u64,
+    pub created_by: String,
+}
+
+impl Vault<SqliteStore> {
+    /// Creates a vault file with its first operator.
+    pub fn create(
+        path: &Path,
+        operator: &str,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        now: u64,
+    ) -> Result<Vault<SqliteStore>> {
+        Vault::init(SqliteStore::create(path)?, operator, passphrase, kdf, now)
+    }
+
+    /// Opens a vault file.
+    pub fn open(path: &Path) -> Result<Vault<SqliteStore>> {
+        Ok(Vault {
+            store: SqliteStore::open(path)?,
+        })
+    }
+}
+
+fn check_operator_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "an operator name is 1 to 128 printable characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl<S: Store> Vault<S> {
+    /// Writes a new vault into an empty store.
+    pub fn init(
+        mut store: S,
+        operator: &str,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        now: u64,
+    ) -> Result<Vault<S>> {
+        check_operator_name(operator)?;
+        if passphrase.is_empty() {
+            return Err(Error::Invalid("the passphrase is empty".into()));
+        }
+        let key = VaultKey::generate()?;
+        {
+            let tx = store.write()?;
+            if tx.meta_get("format")?.is_some() {
+                return Err(Error::Exists("a vault in this database".into()));
+            }
+            tx.meta_set("format", "oathdesk-vault-1")?;
+            tx.meta_set("created_at", &now.to_string())?;
+            tx.operator_put(&passphrase_slot(
+                operator, passphrase, kdf, &key, operator, now,
+            )?)?;
+            let audit_key = key.audit_key();
+            tx.audit_key_put(1, &key.seal_data(audit_key.as_ref(), "audit key 1")?)?;
+            append_audit(
+                &tx,
+                &audit_key,
+                1,
+                operator,
+                now,
+                &AuditEvent::ok("vault.init").detail(json!({"kdf": kdf.to_string()})),
+            )?;
+            tx.commit()?;
+        }
+        Ok(Vault { store })
+    }
+
+    /// The operators and how each unlocks (no key needed).
+    pub fn operators(&mut self) -> Result<Vec<OperatorInfo>> {
+        let tx = self.store.read()?;
+        Ok(tx.operators()?.into_iter().map(operator_info).collect())
+    }
+
+    /// Unlocks the vault as `operator`. Writes nothing.
+    pub fn unlock(mut self, operator: &str, unlock: Unlock<'_>) -> Result<Session<S>> {
+        let (key, audit_keys) = {
+            let tx = self.store.read()?;
+            let row = tx
+                .operator(operator)?
+                .ok_or_else(|| Error::UnknownOperator(operator.to_owned()))?;
+            let identity = match (&unlock, &row.sealed_identity) {
+                (Unlock::Passphrase(passphrase), Some(sealed)) => {
+                    let kdf: KdfParams = row.kdf.as_deref().unwrap_or_default().parse()?;
+                    let salt = row.salt.as_deref().unwrap_or_default();
+                    crypto::open_passphrase_slot(operator, passphrase, kdf, salt, sealed)?
+                        .ok_or_else(|| Error::WrongPassphrase(operator.to_owned()))?
+                }
+                (Unlock::Passphrase(_), None) => {
+                    return Err(Error::NeedsIdentity(operator.to_owned()));
+                }
+                (Unlock::Identity(text), _) => crypto::parse_identity(text)?,
+            };
+            let key = crypto::unwrap_vault_key(&identity, &row.wrapped_vault_key)
+                .ok_or_else(|| Error::WrongIdentity(operator.to_owned()))?;
+            let mut audit_keys = HashMap::new();
+            for (epoch, sealed) in tx.audit_keys()? {
+                let opened = key
+                    .open_data(&sealed, &format!("audit key {epoch}"))
+                    .ok_or_else(|| {
+                        Error::Crypto(format!("the audit key of epoch {epoch} does not open"))
+                    })?;
+                let array: [u8; 32] = opened.as_slice().try_into().map_err(|_| {
+                    Error::Crypto(format!("the audit key of epoch {epoch} is malformed"))
+                })?;
+                audit_keys.insert(epoch, Zeroizing::new(array));
+            }
+            (key, audit_keys)
+        };
+        let epoch = audit_keys.keys().copied().max().unwrap_or(1);
+        Ok(Session {
+            store: self.store,
+            operator: operator.to_owned(),
+            key,
+            audit_keys,
+            epoch,
+        })
+    }
+}
+
+fn operator_info(row: OperatorRow) -> OperatorInfo {
+    OperatorInfo {
+        unlock: if row.sealed_identity.is_some() {
+            "passphrase"
+        } else {
+            "age-identity"
+        },
+        name: row.name,
+        kdf: row.kdf,
+        recipient: row.recipient,
+        created_at: row.created_at,
+        created_by: row.created_by,
+    }
+}
+
+fn passphrase_slot(
+    name: &str,
+    passphrase: &[u8],
+    kdf: KdfParams,
+    key: &VaultKey,
+    by: &str,
+    now: u64,
+) -> Result<OperatorRow> {
+    let (recipient, salt, sealed_identity) = crypto::new_passphrase_slot(name, passphrase, kdf)?;
+    Ok(OperatorRow {
+        name: name.to_owned(),
+        wrapped_vault_key: crypto::wrap_vault_key(key, &recipient)?,
+        recipient,
+        kdf: Some(kdf.to_string()),
+        salt: Some(salt),
+        sealed_identity: Some(sealed_identity),
+        created_at: now,
+        created_by: by.to_owned(),
+    })
+}
+
+/// Appends an entry to the audit chain inside `tx`.
+fn append_audit(
+    tx: &impl StoreTx,
+    key: &[u8; 32],
+    epoch: i64,
+    operator: &str,
+    at: u64,
+    event: &AuditEvent,
+) -> Result<()> {
+    let (seq, prev_hash) = match tx.audit_last()? {
+        Some(last) => (last.seq + 1, last.hash),
+        None => (1, GENESIS.to_vec()),
+    };
+    let mut row = AuditRow {
+        seq,
+        at,
+        operator: operator.to_owned(),
+        action: event.action.clone(),
+        outcome: event.outcome.clone(),
+        user: event.user.clone(),
+        credential: event.credential.clone(),
+        ticket: event.ticket.clone(),
+        detail: event.detail.to_string(),
+        epoch,
+        prev_hash,
+        hash: Vec::new(),
+    };
+    row.hash = audit::entry_hash(key, &row);
+    tx.audit_insert(&row)
+}
+
+/// An unlocked vault.
+pub struct Session<S: Store = SqliteStore> {
+    store: S,
+    operator: String,
+    key: VaultKey,
+    audit_keys: HashMap<i64, Zeroizing<[u8; 32]>>,
+    epoch: i64,
+}
+
+/// A token to add.
+#[derive(Debug)]
+pub struct NewToken {
+    pub serial: Option<String>,
+    pub slot: Option<u32>,
+    pub device_kind: DeviceKind,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    /// Slots of a new device (100 for a Molto-2).
+    pub device_slots: u32,
+    pub credential: Credential,
+    pub label: Option<String>,
+    /// Assign to this user right away.
+    pub user: Option<String>,
+    /// The first state: `stock` for pre-seeded tokens, `burned` once a
+    /// programmable token holds the secret.
+    pub state: State,
+}
+
+/// A credential as shown to people: no secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub serial: Option<String>,
+    pub slot: Option<u32>,
+    pub r#type: String,
+    pub algorithm: String,
+    pub digits: u8,
+    pub period: Option<u64>,
+    pub t0: Option<u64>,
+    pub counter: Option<u64>,
+    pub issuer: Option<String>,
+    pub label: Option<String>,
+    pub state: State,
+    pub custody: Custody,
+    pub user: Option<String>,
+    pub drift_steps: Option<i64>,
+    pub purge_after: Option<u64>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl TokenInfo {
+    /// `SERIAL`, `SERIAL:SLOT` or `#ID`.
+    pub fn reference(&self) -> String {
+        reference_of(self.serial.as_deref(), self.slot, self.id)
+    }
+}
+
+fn reference_of(serial: Option<&str>, slot: Option<u32>, id: i64) -> String {
+    match (serial, slot) {
+        (Some(serial), Some(slot)) => format!("{serial}:{slot}"),
+        (Some(serial), None) => serial.to_owned(),
+        (None, _) => format!("#{id}"),
+    }
+}
+
+fn info(row: &CredentialRow) -> TokenInfo {
+    TokenInfo {
+        id: row.id,
+        serial: row.serial.clone(),
+        slot: row.slot,
+        r#type: row.kind.clone(),
+        algorithm: row.algorithm.clone(),
+        digits: row.digits,
+        period: row.period,
+        t0: row.t0,
+        counter: row.counter,
+        issuer: row.issuer.clone(),
+        label: row.label.clone(),
+        state: row.state,
+        custody: row.custody,
+        user: row.upn.clone(),
+        drift_steps: row.drift_steps,
+        purge_after: row.purge_after,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+fn binding(row: &CredentialRow) -> SecretBinding {
+    SecretBinding {
+        credential_id: row.id,
+        kind: row.kind.clone(),
+        algorithm: row.algorithm.clone(),
+        digits: row.digits,
+        period: row.period,
+        t0: row.t0,
+    }
+}
+
+/// Rebuilds the OTP parameters of a stored credential.
+fn otp_parts(row: &CredentialRow) -> Result<(Algorithm, Digits, Kind)> {
+    let corrupt = |what: &str| Error::Database(format!("credential #{} has a bad {what}", row.id));
+    let algorithm: Algorithm = row.algorithm.parse().map_err(|_| corrupt("algorithm"))?;
+    let digits = Digits::new(u64::from(row.digits)).map_err(|_| corrupt("digit count"))?;
+    let kind = match row.kind.as_str() {
+        "totp" => Kind::Totp {
+            step: TimeStep::new(row.period.unwrap_or(30), row.t0.unwrap_or(0))
+                .map_err(|_| corrupt("period"))?,
+        },
+        "hotp" => Kind::Hotp {
+            counter: row.counter.unwrap_or(0),
+        },
+        _ => return Err(corrupt("type")),
+    };
+    Ok((algorithm, digits, kind))
+}
+
+/// A helpdesk code request.
+#[derive(Clone, Debug)]
+pub struct HelpdeskRequest {
+    pub user: String,
+    /// How the caller's identity was verified (call-back number, manager...).
+    pub verified_by: String,
+    pub ticket: String,
+    pub token: Option<TokenRef>,
+    /// Hand out a code that stays accepted this long.
+    pub valid_for: Option<u64>,
+    pub verifier: Verifier,
+}
+
+/// A code handed to the helpdesk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HelpdeskGrant {
+    pub user: String,
+    pub serial: Option<String>,
+    pub slot: Option<u32>,
+    pub credential_id: i64,
+    pub code: String,
+    pub counter: u64,
+    pub offset: i64,
+    /// When the code is current.
+    pub valid_from: u64,
+    pub valid_until: u64,
+    /// Until when the verifier accepts it.
+    pub accepted_until: u64,
+    pub verifier: String,
+    /// Codes this user may still get this hour.
+    pub remaining_this_hour: u64,
+}
+
+/// The outcome of a delivery check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub credential: String,
+    pub drift_steps: i64,
+    pub purged: bool,
+    pub purge_after: Option<u64>,
+}
+
+/// A credential found by its code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdentifyHit {
+    pub credential: String,
+    pub credential_id: i64,
+    pub serial: Option<String>,
+    pub slot: Option<u32>,
+    pub user: Option<String>,
+    pub state: State,
+    pub offset: i64,
+}
+
+impl<S: Store> Session<S> {
+    /// Who is working.
+    pub fn operator(&self) -> &str {
+        &self.operator
+    }
+
+    /// Runs `change` in one write transaction and appends `event` (returned
+    /// by `change`) to the audit chain in the same transaction.
+    fn change<T>(
+        &mut self,
+        now: u64,
+        change: impl FnOnce(&S::Tx<'_>, &VaultKey) -> Result<(T, AuditEvent)>,
+    ) -> Result<T> {
+        let key = self.audit_keys[&self.epoch].clone();
+        let tx = self.store.write()?;
+        let (value, event) = change(&tx, &self.key)?;
+        append_audit(&tx, &key, self.epoch, &self.operator, now, &event)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Records a refused request in the audit log, then returns the refusal.
+    fn refuse<T>(&mut self, now: u64, event: AuditEvent, reason: String) -> Result<T> {
+        let mut event = event;
+        event.outcome = "refused".into();
+        if let serde_json::Value::Object(map) = &mut event.detail {
+            map.insert("reason".into(), json!(reason));
+        }
+        self.change(now, |_, _| Ok(((), event)))?;
+        Err(Error::Refused(reason))
+    }
+
+    /// A setting's value.
+    pub fn setting(&mut self, (name, default): (&str, u64)) -> Result<u64> {
+        let tx = self.store.read()?;
+        Ok(match tx.meta_get(&format!("setting.{name}"))? {
+            Some(value) => value.parse().unwrap_or(default),
+            None => default,
+        })
+    }
+
+    /// Changes a setting.
+    pub fn set_setting(&mut self, name: &str, value: u64, now: u64) -> Result<()> {
+        if !settings::ALL.iter().any(|(known, _)| *known == name) {
+            let names: Vec<&str> = settings::ALL.iter().map(|(n, _)| *n).collect();
+            return Err(Error::Invalid(format!(
+                "unknown setting '{name}': use one of {}",
+                names.join(", ")
+            )));
+        }
+        self.change(now, |tx, _| {
+            tx.meta_set(&format!("setting.{name}"), &value.to_string())?;
+            Ok((
+                (),
+                AuditEvent::ok("setting.change").detail(json!({"name": name, "value": value})),
+            ))
+        })
+    }
+
+    // ----- operators -------------------------------------------------------
+
+    /// Adds an operator who can unlock the vault.
+    pub fn add_operator(&mut self, name: &str, how: NewOperator<'_>, now: u64) -> Result<()> {
+        check_operator_name(name)?;
+        let by = self.operator.clone();
+        self.change(now, |tx, key| {
+            if tx.operator(name)?.is_some() {
+                return Err(Error::Exists(format!("operator '{name}'")));
+            }
+            let (row, unlock) = match how {
+                NewOperator::Passphrase(passphrase, kdf) => {
+                    if passphrase.is_empty() {
+                        return Err(Error::Invalid("the passphrase is empty".into()));
+                    }
+                    (
+                        passphrase_slot(name, passphrase, kdf, key, &by, now)?,
+                        "passphrase",
+                    )
+                }
+                NewOperator::Recipient(recipient) => {
+                    let recipient = crypto::parse_recipient(recipient)?.to_string();
+                    (
+                        OperatorRow {
+                            name: name.to_owned(),
+                            wrapped_vault_key: crypto::wrap_vault_key(key, &recipient)?,
+                            recipient,
+                            kdf: None,
+                            salt: None,
+                            sealed_identity: None,
+                            created_at: now,
+                            created_by: by.clone(),
+                        },
+                        "age-identity",
+                    )
+                }
+            };
+            tx.operator_put(&row)?;
+            Ok((
+                (),
+                AuditEvent::ok("operator.add").detail(json!({"name": name, "unlock": unlock})),
+            ))
+        })
+    }
+
+    /// Removes an operator's slot. Run `rekey` afterwards so that what the
+    /// vault holds from now on is out of their reach even if they kept a
+    /// copy of the vault key.
+    pub fn remove_operator(&mut self, name: &str, now: u64) -> Result<()> {
+        self.change(now, |tx, _| {
+            if tx.operator(name)?.is_none() {
+                return Err(Error::UnknownOperator(name.to_owned()));
+            }
+            if tx.operators()?.len() == 1 {
+                return Err(Error::Refused(
+                    "this is the vault's last operator; add another before removing it".into(),
+                ));
+            }
+            tx.operator_delete(name)?;
+            Ok((
+                (),
+                AuditEvent::ok("operator.remove").detail(json!({"name": name})),
+            ))
+        })
+    }
+
+    /// Replaces the vault key: every held secret is sealed again, every
+    /// remaining operator gets the new key, and the audit chain continues
+    /// under a new key epoch. Returns the number of secrets re-sealed.
+    pub fn rekey(&mut self, now: u64) -> Result<usize> {
+        let new_key = VaultKey::generate()?;
+        let new_epoch = self.epoch + 1;
+        let new_audit_key = new_key.audit_key();
+        let old_audit_keys: Vec<(i64, Zeroizing<[u8; 32]>)> = self
+            .audit_keys
+            .iter()
+            .map(|(e, k)| (*e, k.clone()))
+            .collect();
+        let resealed = {
+            let tx = self.store.write()?;
+            let mut count = 0usize;
+            for mut row in tx.credentials(&CredentialFilter {
+                held_only: true,
+                ..CredentialFilter::default()
+            })? {
+                let Some(sealed) = &row.sealed_secret else {
+                    continue;
+                };
+                let secret = self.key.open_secret(sealed, &binding(&row))?;
+                row.sealed_secret = Some(new_key.seal_secret(&secret, &binding(&row))?);
+                row.updated_at = now;
+                tx.credential_update(&row)?;
+                count += 1;
+            }
+            for mut operator in tx.operators()? {
+                operator.wrapped_vault_key = crypto::wrap_vault_key(&new_key, &operator.recipient)?;
+                tx.operator_put(&operator)?;
+            }
+            for (epoch, key) in &old_audit_keys {
+                tx.audit_key_put(
+                    *epoch,
+                    &new_key.seal_data(key.as_ref(), &format!("audit key {epoch}"))?,
+                )?;
+            }
+            tx.audit_key_put(
+                new_epoch,
+                &new_key.seal_data(new_audit_key.as_ref(), &format!("audit key {new_epoch}"))?,
+            )?;
+            append_audit(
+                &tx,
+                &new_audit_key,
+                new_epoch,
+                &self.operator,
+                now,
+                &AuditEvent::ok("vault.rekey")
+                    .detail(json!({"secrets": count, "epoch": new_epoch})),
+            )?;
+            tx.commit()?;
+            count
+        };
+        self.key = new_key;
+        self.audit_keys.insert(new_epoch, new_audit_key);
+        self.epoch = new_epoch;
+        Ok(resealed)
+    }
+
+    /// The operators.
+    pub fn operators(&mut self) -> Result<Vec<OperatorInfo>> {
+        let tx = self.store.read()?;
+        Ok(tx.operators()?.into_iter().map(operator_info).collect())
+    }
+
+    // ----- users and tokens ------------------------------------------------
+
+    /// Adds a user.
+    pub fn add_user(&mut self, upn: &str, display_name: Option<&str>, now: u64) -> Result<User> {
+        let upn = upn.trim();
+        if upn.is_empty() {
+            return Err(Error::Invalid("the user's UPN is empty".into()));
+        }
+        self.change(now, |tx, _| {
+            if tx.user_by_upn(upn)?.is_some() {
+                return Err(Error::Exists(format!("user '{upn}'")));
+            }
+            let id = tx.user_insert(upn, display_name, now)?;
+            let user = User {
+                id,
+                upn: upn.to_owned(),
+                display_name: display_name.map(str::to_owned),
+                created_at: now,
+            };
+            Ok((user, AuditEvent::ok("user.add").user(upn)))
+        })
+    }
+
+    /// All users.
+    pub fn users(&mut self) -> Result<Vec<User>> {
+        self.store.read()?.users()
+    }
+
+    /// Adds a token's credential (and its device, the first time its serial
+    /// is seen).
+    pub fn add_token(&mut self, token: NewToken, now: u64) -> Result<TokenInfo> {
+        let rows = self.add_tokens(vec![token], now, "token.add")?;
+        Ok(info(&rows[0]))
+    }
+
+    /// Adds many tokens in one transaction: all of them or none.
+    pub fn add_tokens(
+        &mut self,
+        tokens: Vec<NewToken>,
+        now: u64,
+        action: &str,
+    ) -> Result<Vec<CredentialRow>> {
+        let count = tokens.len();
+        self.change(now, |tx, key| {
+            let mut added = Vec::with_capacity(tokens.len());
+            let mut users: HashMap<String, i64> = HashMap::new();
+            for token in tokens {
+                added.push(insert_token(tx, key, token, now, &mut users)?);
+            }
+            let event = if count == 1 {
+                let row = &added[0];
+                let mut event = AuditEvent::ok(action).credential(reference_of(
+                    row.serial.as_deref(),
+                    row.slot,
+                    row.id,
+                ));
+                event.user = row.upn.clone();
+                event
+            } else {
+                AuditEvent::ok(action).detail(json!({"credentials": count}))
+            };
+            Ok((added, event))
+        })
+    }
+
+    /// Credentials matching `filter`.
+    pub fn tokens(&mut self, filter: &CredentialFilter) -> Result<Vec<TokenInfo>> {
+        Ok(self
+            .store
+            .read()?
+            .credentials(filter)?
+            .iter()
+            .map(info)
+            .collect())
+    }
+
+    /// One credential and its lifecycle history.
+    pub fn token(&mut self, token: &TokenRef) -> Result<(TokenInfo, Vec<Event>)> {
+        let tx = self.store.read()?;
+        let row = resolve(&tx, token)?;
+        let events = tx.events(row.id)?;
+        Ok((info(&row), events))
+    }
+
+    /// Moves a credential to another state (ship, lost, retire...).
+    pub fn transition(
+        &mut self,
+        token: &TokenRef,
+        to: State,
+        note: Option<&str>,
+        now: u64,
+    ) -> Result<TokenInfo> {
+        let operator = self.operator.clone();
+        self.change(now, |tx, _| {
+            let mut row = resolve(tx, token)?;
+            move_state(tx, &mut row, to, &operator, note, now)?;
+            tx.credential_update(&row)?;
+            let mut event = AuditEvent::ok(&format!("token.{}", to.name()))
+                .credential(reference_of(row.serial.as_deref(), row.slot, row.id));
+            event.user = row.upn.clone();
+            if let Some(note) = note {
+                event.detail = json!({"note": note});
+            }
+            Ok((info(&row), event))
+        })
+    }
+
+    /// Assigns a credential to a user (state `assigned`).
+    pub fn assign(&mut self, token: &TokenRef, upn: &str, now: u64) -> Result<TokenInfo> {
+        let operator = self.operator.clone();
+        self.change(now, |tx, _| {
+            let user = tx.user_by_upn(upn)?.ok_or_else(|| {
+                Error::NotFound(format!("user '{upn}' (add it with 'oathdesk user add')"))
+            })?;
+            let mut row = resolve(tx, token)?;
+            move_state(
+                tx,
+                &mut row,
+                State::Assigned,
+                &operator,
+                Some(&user.upn),
+                now,
+            )?;
+            row.user_id = Some(user.id);
+            row.upn = Some(user.upn.clone());
+            tx.credential_update(&row)?;
+            let event = AuditEvent::ok("token.assign")
+                .credential(reference_of(row.serial.as_deref(), row.slot, row.id))
+                .user(user.upn);
+            Ok((info(&row), event))
+        })
+    }
+
+    /// Checks a code read off the delivered token, records its drift, marks
+    /// it delivered, and purges the secret now or after the grace period.
+    pub fn deliver(&mut self, token: &TokenRef, code: &str, now: u64) -> Result<Delivery> {
+        let grace = self.setting(settings::PURGE_GRACE)?;
+        let steps = self.setting(settings::DELIVERY_WINDOW)?;
+        let operator = self.operator.clone();
+        let outcome = self.change(now, |tx, key| {
+            let mut row = resolve(tx, token)?;
+            let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+            row.state.check_transition(State::Delivered)?;
+            let secret = held_secret(key, &row)?;
+            let (algorithm, digits, kind) = otp_parts(&row)?;
+            let hotp = Hotp::new(&secret, algorithm, digits);
+            let window = Window::symmetric(steps);
+            let expected = match kind {
+                Kind::Totp { step } => step.counter_at(now).map_err(|e| Error::Invalid(e.to_string()))?,
+                Kind::Hotp { counter } => counter,
+            };
+            let found = hotp
+                .verify(code, expected, window)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let Some(found) = found else {
+                let event = AuditEvent {
+                    outcome: "refused".into(),
+                    ..AuditEvent::ok("token.deliver")
+                }
+                .credential(reference.clone())
+                .detail(json!({"reason": "code does not match"}));
+                return Ok((Err(reference), event));
+            };
+            move_state(tx, &mut row, State::Delivered, &operator, None, now)?;
+            row.drift_steps = Some(found.offset);
+            if let Kind::Hotp { .. } = kind {
+                row.counter = Some(found.counter + 1);
+            }
+            let purged = grace == 0;
+            if purged {
+                row.purge_after = None;
+            } else {
+                row.purge_after = Some(now.saturating_add(grace));
+            }
+            tx.credential_update(&row)?;
+            if purged {
+                tx.credential_purge(row.id, now)?;
+            }
+            let mut event = AuditEvent::ok("token.deliver")
+                .credential(reference.clone())
+                .detail(json!({"drift_steps": found.offset, "purged": purged, "purge_after": row.purge_after}));
+            event.user = row.upn.clone();
+            Ok((
+                Ok(Delivery {
+                    credential: reference,
+                    drift_steps: found.offset,
+                    purged,
+                    purge_after: row.purge_after,
+                }),
+                event,
+            ))
+        })?;
+        match outcome {
+            Ok(delivery) => {
+                if delivery.purged {
+                    self.store.scrub()?;
+                }
+                Ok(delivery)
+            }
+            Err(reference) => Err(Error::Refused(format!(
+                "the code does not match {reference} within ±{steps} steps: check the serial and slot, \
+                 or read the next code off the token"
+            ))),
+        }
+    }
+
+    /// Purges a credential's secret now.
+    pub fn purge(&mut self, token: &TokenRef, now: u64) -> Result<TokenInfo> {
+        let info = self.change(now, |tx, _| {
+            let row = resolve(tx, token)?;
+            if row.custody == Custody::Purged {
+                return Err(Error::Refused(format!(
+                    "the secret of {} was already purged",
+                    reference_of(row.serial.as_deref(), row.slot, row.id)
+                )));
+            }
+            tx.credential_purge(row.id, now)?;
+            let mut purged = row.clone();
+            purged.custody = Custody::Purged;
+            purged.sealed_secret = None;
+            purged.purge_after = None;
+            let mut event = AuditEvent::ok("token.purge").credential(reference_of(
+                row.serial.as_deref(),
+                row.slot,
+                row.id,
+            ));
+            event.user = row.upn.clone();
+            Ok((info(&purged), event))
+        })?;
+        self.store.scrub()?;
+        Ok(info)
+    }
+
+    /// Purges every secret whose grace period has ended; returns how many.
+    pub fn purge_due(&mut self, now: u64) -> Result<usize> {
+        let due = self.store.read()?.credentials(&CredentialFilter {
+            purge_due_at: Some(now),
+            ..CredentialFilter::default()
+        })?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let count = due.len();
+        self.change(now, |tx, _| {
+            for row in &due {
+                tx.credential_purge(row.id, now)?;
+            }
+            let references: Vec<String> = due
+                .iter()
+                .map(|r| reference_of(r.serial.as_deref(), r.slot, r.id))
+                .collect();
+            Ok((
+                (),
+                AuditEvent::ok("token.purge").detail(json!({"due": references})),
+            ))
+        })?;
+        self.store.scrub()?;
+        Ok(count)
+    }
+
+    // ----- secret access ----------------------------------------------------
+
+    /// A code for a user who cannot read their own token yet (it is in the
+    /// post): granted only with identity verification and a ticket, for a
+    /// held credential that is neither lost nor retired, within the
+    /// per-user rate limit. Every request is audited, granted or refused.
+    pub fn helpdesk_code(&mut self, request: &HelpdeskRequest, now: u64) -> Result<HelpdeskGrant> {
+        let limit = self.setting(settings::RATE_LIMIT)?;
+        let mut event = AuditEvent {
+            action: "helpdesk.code".into(),
+            outcome: "granted".into(),
+            user: Some(request.user.clone()),
+            credential: request.token.as_ref().map(ToString::to_string),
+            ticket: Some(request.ticket.clone()).filter(|t| !t.trim().is_empty()),
+            detail: json!({"verified_by": request.verified_by}),
+        };
+        if request.verified_by.trim().is_empty() || request.ticket.trim().is_empty() {
+            return self.refuse(
+                now,
+                event,
+                "identity verification is required: say how the caller was verified (--verified-by) \
+                 and give the ticket (--ticket)"
+                    .into(),
+            );
+        }
+        let (user, candidates, granted_last_hour) = {
+            let tx = self.store.read()?;
+            let user = tx.user_by_upn(&request.user)?;
+            let candidates = match &user {
+                Some(user) => tx.credentials(&CredentialFilter {
+                    user_upn: Some(user.upn.clone()),
+                    ..CredentialFilter::default()
+                })?,
+                None => Vec::new(),
+            };
+            let since = now.saturating_sub(3600);
+            let granted = tx.audit_count("helpdesk.code", "granted", &request.user, since)?;
+            (user, candidates, granted)
+        };
+        let Some(user) = user else {
+            let reason = format!("no user '{}' in the vault", request.user);
+            return self.refuse(now, event, reason);
+        };
+        let chosen: Vec<&CredentialRow> = candidates
+            .iter()
+            .filter(|row| match &request.token {
+                None => true,
+                Some(TokenRef::Id(id)) => row.id == *id,
+                Some(TokenRef::Serial { serial, slot }) => {
+                    row.serial.as_deref() == Some(serial.as_str())
+                        && (slot.is_none() || row.slot == *slot)
+                }
+            })
+            .collect();
+        let usable: Vec<&CredentialRow> = chosen
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.custody == Custody::Held && !matches!(r.state, State::Lost | State::Retired)
+            })
+            .collect();
+        let row = match usable.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                let reason = match chosen.first() {
+                    None if request.token.is_some() => format!(
+                        "{} is not assigned to {}",
+                        request
+                            .token
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        user.upn
+                    ),
+                    None => format!("{} has no token assigned", user.upn),
+                    Some(row) if row.state == State::Lost => format!(
+                        "{} is reported lost: no codes are given for a lost token",
+                        reference_of(row.serial.as_deref(), row.slot, row.id)
+                    ),
+                    Some(row) if row.state == State::Retired => format!(
+                        "{} is retired",
+                        reference_of(row.serial.as_deref(), row.slot, row.id)
+                    ),
+                    Some(row) => format!(
+                        "the secret of {} was purged after delivery: the user reads the code off their own token",
+                        reference_of(row.serial.as_deref(), row.slot, row.id)
+                    ),
+                };
+                return self.refuse(now, event, reason);
+            }
+            many => {
+                let list: Vec<String> = many
+                    .iter()
+                    .map(|r| reference_of(r.serial.as_deref(), r.slot, r.id))
+                    .collect();
+                let reason = format!(
+                    "{} has {} usable tokens ({}): choose one with --serial",
+                    user.upn,
+                    many.len(),
+                    list.join(", ")
+                );
+                return self.refuse(now, event, reason);
+            }
+        };
+        let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+        event.credential = Some(reference.clone());
+        if granted_last_hour >= limit {
+            let reason = format!(
+                "rate limit: {} already had {granted_last_hour} helpdesk code(s) in the last hour (limit {limit}); \
+                 wait, or raise '{}' with 'oathdesk vault set'",
+                user.upn,
+                settings::RATE_LIMIT.0
+            );
+            return self.refuse(now, event, reason);
+        }
+        let secret = held_secret(&self.key, &row)?;
+        let (algorithm, digits, kind) = otp_parts(&row)?;
+        let Kind::Totp { step } = kind else {
+            return self.refuse(
+                now,
+                event,
+                format!(
+                    "{reference} is an HOTP (event) token: helpdesk codes are for time-based tokens"
+                ),
+            );
+        };
+        let totp = Totp::new(&secret, algorithm, digits, step);
+        let window = request
+            .verifier
+            .window(step.period())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let LastingCode { code, accepted } = totp
+            .code_valid_for(now, request.valid_for.unwrap_or(0), window)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let grant = HelpdeskGrant {
+            user: user.upn.clone(),
+            serial: row.serial.clone(),
+            slot: row.slot,
+            credential_id: row.id,
+            code: code.code.to_string(),
+            counter: code.counter,
+            offset: code.offset,
+            valid_from: code.current.from,
+            valid_until: code.current.until,
+            accepted_until: accepted.until,
+            verifier: request.verifier.to_string(),
+            remaining_this_hour: limit - granted_last_hour - 1,
+        };
+        event.user = Some(user.upn);
+        event.detail = json!({
+            "verified_by": request.verified_by,
+            "counter": grant.counter,
+            "accepted_until": grant.accepted_until,
+            "verifier": grant.verifier,
+        });
+        self.change(now, |_, _| Ok(((), event)))?;
+        Ok(grant)
+    }
+
+    /// Builds the in-memory identify index of every held secret.
+    pub fn identify_index(&mut self) -> Result<(IdentifyIndex, HashMap<i64, CredentialRow>)> {
+        let tx = self.store.read()?;
+        let mut index = IdentifyIndex::default();
+        let mut rows = HashMap::new();
+        let key = &self.key;
+        tx.for_each_held(&mut |mut row| {
+            let Some(sealed) = &row.sealed_secret else {
+                return Ok(());
+            };
+            let secret = Secret::from_bytes(key.open_secret(sealed, &binding(&row))?.to_vec());
+            let (algorithm, digits, kind) = otp_parts(&row)?;
+            let hotp = Hotp::new(&secret, algorithm, digits);
+            match kind {
+                Kind::Totp { step } => index.push_totp(row.id, hotp, step),
+                Kind::Hotp { counter } => index.push_hotp(row.id, hotp, counter),
+            }
+            row.sealed_secret = None;
+            rows.insert(row.id, row);
+            Ok(())
+        })?;
+        Ok((index, rows))
+    }
+
+    /// Finds which held credentials produce `codes` (one, or consecutive
+    /// ones) around `at`. The search is audited.
+    pub fn identify(
+        &mut self,
+        codes: &[&str],
+        at: u64,
+        window: Window,
+        now: u64,
+    ) -> Result<Vec<IdentifyHit>> {
+        let (index, rows) = self.identify_index()?;
+        let matches = index
+            .identify(codes, at, window)
+            .ok_or_else(|| Error::Invalid("a code is 4 to 10 digits".into()))?;
+        let hits: Vec<IdentifyHit> = matches
+            .iter()
+            .filter_map(|m: &IdentifyMatch| {
+                let row = rows.get(&m.credential_id)?;
+                Some(IdentifyHit {
+                    credential: reference_of(row.serial.as_deref(), row.slot, row.id),
+                    credential_id: row.id,
+                    serial: row.serial.clone(),
+                    slot: row.slot,
+                    user: row.upn.clone(),
+                    state: row.state,
+                    offset: m.offset,
+                })
+            })
+            .collect();
+        let found: Vec<&str> = hits.iter().map(|h| h.credential.as_str()).collect();
+        let event = AuditEvent::ok("identify").detail(json!({
+            "codes": codes.len(),
+            "searched": index.len(),
+            "found": found,
+        }));
+        self.change(now, |_, _| Ok(((), event)))?;
+        Ok(hits)
+    }
+
+    // ----- audit ----------------------------------------------------------------
+
+    /// Every audit entry, oldest first.
+    pub fn audit_entries(&mut self) -> Result<Vec<AuditRow>> {
+        self.store.read()?.audit_all()
+    }
+
+    /// Checks the whole chain.
+    pub fn audit_verify(&mut self) -> Result<ChainReport> {
+        let rows = self.store.read()?.audit_all()?;
+        let keys = &self.audit_keys;
+        Ok(audit::verify_chain(&rows, &|epoch| {
+            keys.get(&epoch).map(|k| **k)
+        }))
+    }
+
+    /// Records an event that happened outside the vault's own operations
+    /// (an export, a device burn).
+    pub fn record(&mut self, event: AuditEvent, now: u64) -> Result<()> {
+        self.change(now, |_, _| Ok(((), event)))
+    }
+
+    /// Opens a held credential's secret for another part of oathdesk (device
+    /// burns, exports). The caller records why with [`Session::record`] in
+    /// the same breath.
+    pub fn reveal(&mut self, token: &TokenRef) -> Result<(TokenInfo, Credential)> {
+        let tx = self.store.read()?;
+        let row = resolve(&tx, token)?;
+        let secret = held_secret(&self.key, &row)?;
+        let (algorithm, digits, kind) = otp_parts(&row)?;
+        let credential = Credential {
+            secret,
+            kind,
+            algorithm,
+            digits,
+            issuer: row.issuer.clone(),
+            account: row
+                .upn
+                .clone()
+                .or_else(|| row.label.clone())
+                .unwrap_or_default(),
+            label_issuer: None,
+        };
+        Ok((info(&row), credential))
+    }
+}
+
+/// Finds exactly one credential.
+fn resolve(tx: &impl StoreTx, token: &TokenRef) -> Result<CredentialRow> {
+    let filter = match token {
+        TokenRef::Id(id) => CredentialFilter {
+            id: Some(*id),
+            ..CredentialFilter::default()
+        },
+        TokenRef::Serial { serial, slot } => CredentialFilter {
+            device_serial: Some(serial.clone()),
+            slot: *slot,
+            ..CredentialFilter::default()
+        },
+    };
+    let mut rows = tx.credentials(&filter)?;
+    match rows.len() {
+        1 => Ok(rows.remove(0)),
+        0 => Err(Error::NotFound(format!(
+            "token {token} (list them with 'oathdesk token list')"
+        ))),
+        n => {
+            let slots: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.slot.map(|s| s.to_string()))
+                .collect();
+            Err(Error::Invalid(format!(
+                "{token} has {n} profiles (slots {}): say which, as {token}:SLOT",
+                slots.join(", ")
+            )))
+        }
+    }
+}
+
+fn held_secret(key: &VaultKey, row: &CredentialRow) -> Result<Secret> {
+    match &row.sealed_secret {
+        Some(sealed) if row.custody == Custody::Held => Ok(Secret::from_bytes(
+            key.open_secret(sealed, &binding(row))?.to_vec(),
+        )),
+        _ => Err(Error::Refused(format!(
+            "the secret of {} was purged; the vault no longer holds it",
+            reference_of(row.serial.as_deref(), row.slot, row.id)
+        ))),
+    }
+}
+
+fn move_state(
+    tx: &impl StoreTx,
+    row: &mut CredentialRow,
+    to: State,
+    operator: &str,
+    note: Option<&str>,
+    now: u64,
+) -> Result<()> {
+    row.state.check_transition(to).map_err(|e| match e {
+        Error::Refused(reason) => Error::Refused(format!(
+            "{}: {reason}",
+            reference_of(row.serial.as_deref(), row.slot, row.id)
+        )),
+        other => other,
+    })?;
+    tx.event_insert(&Event {
+        credential_id: row.id,
+        from_state: Some(row.state),
+        to_state: to,
+        operator: operator.to_owned(),
+        at: now,
+        note: note.map(str::to_owned),
+    })?;
+    row.state = to;
+    row.updated_at = now;
+    Ok(())
+}
+
+fn insert_token(
+    tx: &impl StoreTx,
+    key: &VaultKey,
+    token: NewToken,
+    now: u64,
+    users: &mut HashMap<String, i64>,
+) -> Result<CredentialRow> {
+    let device_id = match &token.serial {
+        Some(serial) => {
+            let serial = serial.trim();
+            if serial.is_empty() {
+                return Err(Error::Invalid("the serial is empty".into()));
+            }
+            let device = match tx.device_by_serial(serial)? {
+                Some(device) => device,
+                None => {
+                    let mut device = Device {
+                        id: 0,
+                        serial: serial.to_owned(),
+                        manufacturer: token.manufacturer.clone(),
+                        model: token.model.clone(),
+                        kind: token.device_kind,
+                        slots: token.device_slots.max(1),
+                        created_at: now,
+                    };
+                    device.id = tx.device_insert(&device)?;
+                    device
+                }
+            };
+            if let Some(slot) = token.slot
+                && slot >= device.slots
+            {
+                return Err(Error::Invalid(format!(
+                    "device {serial} has {} slot(s), numbered 0 to {}: slot {slot} does not exist",
+                    device.slots,
+                    device.slots - 1
+                )));
+            }
+            let taken = tx.credentials(&CredentialFilter {
+                device_serial: Some(serial.to_owned()),
+                ..CredentialFilter::default()
+            })?;
+            if taken.iter().any(|r| r.slot == token.slot) {
+                return Err(Error::Exists(format!(
+                    "a credential in {}",
+                    reference_of(Some(serial), token.slot, 0)
+                )));
+            }
+            if token.slot.is_none() && device.slots > 1 {
+                return Err(Error::Invalid(format!(
+                    "device {serial} has {} profiles: give the slot as {serial}:SLOT",
+                    device.slots
+                )));
+            }
+            Some(device.id)
+        }
+        None => None,
+    };
+    let user_id = match &token.user {
+        Some(upn) => Some(match users.get(&upn.to_lowercase()) {
+            Some(id) => *id,
+            None => {
+                let id = match tx.user_by_upn(upn)? {
+                    Some(user) => user.id,
+                    None => tx.user_insert(upn, None, now)?,
+                };
+                users.insert(upn.to_lowercase(), id);
+                id
+            }
+        }),
+        None => None,
+    };
+    let c = &token.credential;
+    let (kind, period, t0, counter) = match c.kind {
+        Kind::Totp { step } => ("totp", Some(step.period()), Some(step.t0()), None),
+        Kind::Hotp { counter } => ("hotp", None, None, Some(counter)),
+    };
+    let state = if user_id.is_some() {
+        State::Assigned
+    } else {
+        token.state
+    };
+    let mut row = CredentialRow {
+        id: 0,
+        device_id,
+        slot: token.slot,
+        kind: kind.to_owned(),
+        algorithm: c.algorithm.to_string(),
+        digits: c.digits.get(),
+        period,
+        t0,
+        counter,
+        issuer: c.issuer.clone(),
+        label: token.label.clone(),
+        state,
+        custody: Custody::Held,
+        sealed_secret: None,
+        user_id,
+        drift_steps: None,
+        purge_after: None,
+        created_at: now,
+        updated_at: now,
+        serial: token.serial.as_ref().map(|s| s.trim().to_owned()),
+        upn: token.user.clone(),
+    };
+    // The id is part of the associated data, so seal after the insert.
+    row.id = tx.credential_insert(&row)?;
+    row.sealed_secret = Some(key.seal_secret(c.secret.as_bytes(), &binding(&row))?);
+    tx.credential_update(&row)?;
+    tx.event_insert(&Event {
+        credential_id: row.id,
+        from_state: None,
+        to_state: state,
+        operator: String::new(),
+        at: now,
+        note: None,
+    })?;
+    Ok(row)
+}
