@@ -9,12 +9,13 @@
 
 mod commands;
 mod input;
+mod unlock;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{code, qr, seed, selftest, uri, verify};
+use commands::{code, helpdesk, qr, seed, selftest, token, uri, vault, verify};
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
 /// people who run hardware tokens.
@@ -28,6 +29,8 @@ Exit codes: 0 success, 1 bad usage or input, 2 code not verified.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    vault: unlock::VaultOptions,
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,6 +50,29 @@ enum Command {
     Qr(qr::QrCommand),
     /// Check this build against the RFC 4226 and RFC 6238 vectors.
     Selftest(selftest::SelftestArgs),
+    /// Create the encrypted vault, rekey it, change its settings.
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
+    /// Who may open the vault.
+    #[command(subcommand)]
+    Operator(vault::OperatorCommand),
+    /// The people tokens are for.
+    #[command(subcommand)]
+    User(token::UserCommand),
+    /// Tokens and their lifecycle: add, assign, ship, deliver, lost, retire, purge.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Codes for users whose token is not with them yet.
+    #[command(subcommand)]
+    Helpdesk(helpdesk::HelpdeskCommand),
+    /// Find which token shows a code.
+    Identify(helpdesk::IdentifyArgs),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(vault::AuditCommand),
+    /// Bring secrets from other places into the vault.
+    #[command(subcommand)]
+    Import(token::ImportCommand),
 }
 
 /// Parses the command line. The clap command tree is deliberately leaked:
@@ -80,6 +106,26 @@ fn main() -> ExitCode {
         Command::Uri(command) => uri::run(command).map(|()| ExitCode::SUCCESS),
         Command::Qr(command) => qr::run(command).map(|()| ExitCode::SUCCESS),
         Command::Selftest(args) => selftest::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Vault(command) => {
+            vault::run_vault(command, &cli.vault).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Operator(command) => {
+            vault::run_operator(command, &cli.vault).map(|()| ExitCode::SUCCESS)
+        }
+        Command::User(command) => token::run_user(command, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Token(command) => {
+            token::run_token(command, &cli.vault).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Helpdesk(command) => {
+            helpdesk::run_helpdesk(command, &cli.vault).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Identify(args) => {
+            helpdesk::run_identify(args, &cli.vault).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Audit(command) => vault::run_audit(command, &cli.vault),
+        Command::Import(command) => {
+            token::run_import(command, &cli.vault).map(|()| ExitCode::SUCCESS)
+        }
     };
     match outcome {
         Ok(code) => code,

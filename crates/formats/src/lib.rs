@@ -7,5 +7,7 @@
 //! Modules:
 //! - [`qr`]: encode an `otpauth://` URI as a QR code (terminal, SVG, PNG) and
 //!   find every QR code in a PNG or JPEG screenshot.
+//! - [`spreadsheet`]: the helpdesk's plaintext `username,secret` CSV.
 
 pub mod qr;
+pub mod spreadsheet;

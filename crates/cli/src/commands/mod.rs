@@ -1,8 +1,11 @@
 //! One module per top-level command.
 
 pub mod code;
+pub mod helpdesk;
 pub mod qr;
 pub mod seed;
 pub mod selftest;
+pub mod token;
 pub mod uri;
+pub mod vault;
 pub mod verify;

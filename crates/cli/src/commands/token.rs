@@ -1,0 +1,438 @@
+//! `oathdesk user`, `oathdesk token`, `oathdesk import spreadsheet`: the
+//! inventory.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use oathdesk_formats::spreadsheet;
+use oathdesk_otp::{Credential, Kind, TimeStep, seed, uri};
+use oathdesk_vault::model::{DeviceKind, State, TokenRef};
+use oathdesk_vault::store::CredentialFilter;
+use oathdesk_vault::{NewToken, TokenInfo};
+
+use crate::input::{self, EncodingArgs, ParamArgs, rfc3339};
+use crate::unlock::VaultOptions;
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user (by UPN, as in Entra ID).
+    Add {
+        upn: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Add a token's credential; the secret comes from --secret (-, @FILE),
+    /// OATHDESK_SECRET, or --generate.
+    #[command(after_help = "\
+TOKEN is SERIAL for single-profile and classic tokens, SERIAL:SLOT for a profile of a \
+multi-profile device (slots 0-99 on a Molto-2); leave it out for a credential with no known device.
+
+Examples:
+  oathdesk token add 2100123456 --kind classic --secret @seed.txt --user bob@contoso.com
+  oathdesk token add 8659612345:4 --kind multi-profile --slots 100 --generate")]
+    Add(AddTokenArgs),
+    /// List credentials (no secrets).
+    List(ListArgs),
+    /// Show one credential and its history.
+    Show {
+        token: TokenRef,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Assign a credential to a user.
+    Assign { token: TokenRef, user: String },
+    /// Mark a credential as shipped to its user.
+    Ship {
+        token: TokenRef,
+        /// Tracking number or other note.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Check a code read off the delivered token, record its drift, mark it
+    /// delivered and purge the secret (now, or after the grace period).
+    Deliver {
+        token: TokenRef,
+        /// The code the user reads off the token.
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a credential as lost (no helpdesk codes any more).
+    Lost {
+        token: TokenRef,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Retire a credential for good.
+    Retire {
+        token: TokenRef,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Purge a credential's secret now (or every secret whose grace period is over, with --due).
+    Purge {
+        #[arg(required_unless_present = "due")]
+        token: Option<TokenRef>,
+        #[arg(long, conflicts_with = "token")]
+        due: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AddTokenArgs {
+    /// SERIAL, SERIAL:SLOT, or nothing.
+    pub token: Option<TokenRef>,
+    /// The secret ('-', @FILE, an otpauth:// URI or the value; OATHDESK_SECRET when left out).
+    #[arg(long, value_name = "SECRET", conflicts_with = "generate")]
+    pub secret: Option<String>,
+    /// Generate the secret (size by algorithm).
+    #[arg(long)]
+    pub generate: bool,
+    /// Print the generated secret's otpauth URI (it is otherwise only in the vault).
+    #[arg(long, requires = "generate")]
+    pub reveal: bool,
+    #[command(flatten)]
+    pub encoding: EncodingArgs,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// multi-profile, single-profile, classic or unknown.
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<DeviceKind>,
+    /// Profiles of a new multi-profile device.
+    #[arg(long, value_name = "N")]
+    pub slots: Option<u32>,
+    #[arg(long)]
+    pub manufacturer: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Issuer shown by authenticators.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// A free label.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Assign to this user at once (created if new).
+    #[arg(long, value_name = "UPN")]
+    pub user: Option<String>,
+    /// First state: stock (pre-seeded, not yet handed out) or burned (programmed).
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<State>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only this user's.
+    #[arg(long, value_name = "UPN")]
+    pub user: Option<String>,
+    /// Only in this state.
+    #[arg(long)]
+    pub state: Option<State>,
+    /// Only this device's.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Only those whose secret is still held.
+    #[arg(long)]
+    pub held: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCommand {
+    /// Import the helpdesk spreadsheet (username,secret[,serial,model,manufacturer,interval]).
+    #[command(after_help = "\
+Every bad row is reported with its line; nothing is imported while any row is bad, unless \
+--skip-bad. Secrets may be written with spaces. Destroy the plaintext file afterwards.")]
+    Spreadsheet(SpreadsheetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SpreadsheetArgs {
+    pub file: PathBuf,
+    /// Check the file and report, without importing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import the good rows even if some are bad.
+    #[arg(long)]
+    pub skip_bad: bool,
+}
+
+pub fn run_user(command: UserCommand, options: &VaultOptions) -> Result<()> {
+    let mut session = options.unlock()?;
+    match command {
+        UserCommand::Add { upn, name } => {
+            session.add_user(&upn, name.as_deref(), input::now())?;
+        }
+        UserCommand::List { json } => {
+            let users = session.users()?;
+            if json {
+                println!("{}", serde_json::to_string(&users)?);
+            } else {
+                for u in users {
+                    println!("{:<40} {}", u.upn, u.display_name.unwrap_or_default());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
+    let mut session = options.unlock()?;
+    let now = input::now();
+    if !matches!(command, TokenCommand::List(_) | TokenCommand::Show { .. }) {
+        let purged = session.purge_due(now)?;
+        if purged > 0 {
+            eprintln!("oathdesk: purged {purged} secret(s) whose grace period ended");
+        }
+    }
+    match command {
+        TokenCommand::Add(args) => {
+            let mut credential = if args.generate {
+                let algorithm = args.params.algorithm.unwrap_or_default();
+                let secret =
+                    seed::generate(seed::default_len(algorithm)).map_err(|e| anyhow!("{e}"))?;
+                Credential::totp(secret)
+            } else {
+                let text = input::secret_text(args.secret.as_deref())?;
+                input::credential_from_text(&text, &args.encoding)?
+            };
+            input::apply_params(&mut credential, &args.params)?;
+            if args.issuer.is_some() {
+                credential.issuer = args.issuer.clone();
+            }
+            let (serial, slot) = match &args.token {
+                Some(TokenRef::Serial { serial, slot }) => (Some(serial.clone()), *slot),
+                Some(TokenRef::Id(_)) => {
+                    bail!("a new token is named SERIAL or SERIAL:SLOT, not #ID")
+                }
+                None => (None, None),
+            };
+            let kind = args.kind.unwrap_or(match (&serial, slot) {
+                (None, _) => DeviceKind::Unknown,
+                (Some(_), Some(_)) => DeviceKind::MultiProfile,
+                (Some(_), None) => DeviceKind::SingleProfile,
+            });
+            let slots = args.slots.unwrap_or(match kind {
+                DeviceKind::MultiProfile => 100,
+                _ => 1,
+            });
+            let reveal_uri = if args.reveal {
+                let mut shown = credential.clone();
+                shown.account = args
+                    .user
+                    .clone()
+                    .or(args.label.clone())
+                    .or(args.token.as_ref().map(ToString::to_string))
+                    .unwrap_or_default();
+                Some(uri::format(&shown).map_err(|e| anyhow!("{e}"))?)
+            } else {
+                None
+            };
+            let info = session.add_token(
+                NewToken {
+                    serial,
+                    slot,
+                    device_kind: kind,
+                    manufacturer: args.manufacturer,
+                    model: args.model,
+                    device_slots: slots,
+                    credential,
+                    label: args.label,
+                    user: args.user,
+                    state: args.state.unwrap_or(match kind {
+                        DeviceKind::Classic => State::Stock,
+                        _ => State::Burned,
+                    }),
+                },
+                now,
+            )?;
+            if args.json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                eprintln!("oathdesk: added {} ({})", info.reference(), info.state);
+            }
+            if let Some(uri) = reveal_uri {
+                println!("{}", uri.as_str());
+            }
+        }
+        TokenCommand::List(args) => {
+            let tokens = session.tokens(&CredentialFilter {
+                user_upn: args.user,
+                state: args.state,
+                device_serial: args.serial,
+                held_only: args.held,
+                ..CredentialFilter::default()
+            })?;
+            if args.json {
+                println!("{}", serde_json::to_string(&tokens)?);
+            } else {
+                print_tokens(&tokens);
+            }
+        }
+        TokenCommand::Show { token, json } => {
+            let (info, history) = session.token(&token)?;
+            if json {
+                println!("{}", serde_json::json!({"token": info, "history": history}));
+            } else {
+                print_tokens(std::slice::from_ref(&info));
+                println!();
+                for event in history {
+                    println!(
+                        "{}  {:<9} → {:<9} {} {}",
+                        rfc3339(event.at),
+                        event.from_state.map(|s| s.name()).unwrap_or("(new)"),
+                        event.to_state.name(),
+                        if event.operator.is_empty() {
+                            "-"
+                        } else {
+                            &event.operator
+                        },
+                        event.note.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        TokenCommand::Assign { token, user } => {
+            let info = session.assign(&token, &user, now)?;
+            eprintln!("oathdesk: {} assigned to {user}", info.reference());
+        }
+        TokenCommand::Ship { token, note } => {
+            let info = session.transition(&token, State::Shipped, note.as_deref(), now)?;
+            eprintln!("oathdesk: {} shipped", info.reference());
+        }
+        TokenCommand::Lost { token, note } => {
+            let info = session.transition(&token, State::Lost, note.as_deref(), now)?;
+            eprintln!("oathdesk: {} marked lost", info.reference());
+        }
+        TokenCommand::Retire { token, note } => {
+            let info = session.transition(&token, State::Retired, note.as_deref(), now)?;
+            eprintln!("oathdesk: {} retired", info.reference());
+        }
+        TokenCommand::Deliver { token, code, json } => {
+            let delivery = session.deliver(&token, &code, now)?;
+            if json {
+                println!("{}", serde_json::to_string(&delivery)?);
+            } else {
+                let drift = match delivery.drift_steps {
+                    0 => "no drift".to_owned(),
+                    n if n < 0 => format!("{} step(s) behind", -n),
+                    n => format!("{n} step(s) ahead"),
+                };
+                let custody = match delivery.purge_after {
+                    _ if delivery.purged => "secret purged".to_owned(),
+                    Some(at) => format!("secret purged after {}", rfc3339(at)),
+                    None => "secret held".to_owned(),
+                };
+                println!("{} delivered: {drift}; {custody}", delivery.credential);
+            }
+        }
+        TokenCommand::Purge { token, due } => {
+            if due {
+                // purge_due ran above.
+            } else if let Some(token) = token {
+                let info = session.purge(&token, now)?;
+                eprintln!("oathdesk: the secret of {} is purged", info.reference());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_tokens(tokens: &[TokenInfo]) {
+    println!(
+        "{:<22} {:<5} {:<7} {:>3} {:>4}  {:<10} {:<7} {}",
+        "TOKEN", "TYPE", "ALG", "DIG", "STEP", "STATE", "SECRET", "USER"
+    );
+    for t in tokens {
+        println!(
+            "{:<22} {:<5} {:<7} {:>3} {:>4}  {:<10} {:<7} {}",
+            t.reference(),
+            t.r#type,
+            t.algorithm,
+            t.digits,
+            t.period
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            t.state.name(),
+            t.custody.name(),
+            t.user.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+pub fn run_import(command: ImportCommand, options: &VaultOptions) -> Result<()> {
+    let ImportCommand::Spreadsheet(args) = command;
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let name = args.file.display().to_string();
+    let sheet = spreadsheet::read(&bytes).map_err(|e| anyhow!("{name}: {e}"))?;
+    for problem in &sheet.problems {
+        eprintln!("{name}: {problem}");
+    }
+    let bad = sheet.problems.len();
+    if bad > 0 && !args.skip_bad {
+        bail!(
+            "{bad} bad row(s) in {name}; nothing was imported (fix them, or pass --skip-bad to import the {} good row(s))",
+            sheet.rows.len()
+        );
+    }
+    if args.dry_run {
+        println!(
+            "{} row(s) would be imported, {bad} skipped",
+            sheet.rows.len()
+        );
+        return Ok(());
+    }
+    let mut session = options.unlock()?;
+    let now = input::now();
+    let tokens = sheet
+        .rows
+        .into_iter()
+        .map(|row| {
+            let mut credential = Credential::totp(row.secret);
+            credential.kind = Kind::Totp {
+                step: TimeStep::new(row.period, 0).expect("the reader refuses period 0"),
+            };
+            NewToken {
+                device_kind: if row.serial.is_some() {
+                    DeviceKind::Classic
+                } else {
+                    DeviceKind::Unknown
+                },
+                serial: row.serial,
+                slot: None,
+                manufacturer: row.manufacturer,
+                model: row.model,
+                device_slots: 1,
+                credential,
+                label: None,
+                user: Some(row.user),
+                state: State::Assigned,
+            }
+        })
+        .collect::<Vec<_>>();
+    let count = tokens.len();
+    session.add_tokens(tokens, now, "import.spreadsheet")?;
+    println!("imported {count} credential(s) from {name}, {bad} skipped");
+    eprintln!(
+        "oathdesk: the secrets are now in the vault. Destroy the plaintext file {name} and every copy of it \
+         (mail attachments, shares, backups): it still holds every secret in clear text."
+    );
+    Ok(())
+}

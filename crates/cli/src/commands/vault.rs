@@ -1,0 +1,303 @@
+//! `oathdesk vault`, `oathdesk operator`, `oathdesk audit`: the vault
+//! itself, who may open it, and what happened in it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use oathdesk_vault::crypto::KdfParams;
+use oathdesk_vault::{NewOperator, Vault, settings};
+use serde_json::json;
+
+use crate::input::{self, rfc3339};
+use crate::unlock::{VaultOptions, read_passphrase};
+
+#[derive(Subcommand, Debug)]
+pub enum VaultCommand {
+    /// Create a vault with yourself as its first operator.
+    #[command(after_help = "\
+The passphrase comes from --passphrase-file, OATHDESK_PASSPHRASE or a prompt. Argon2id costs \
+default to 256 MiB and 2 passes (about half a second to unlock); lower them only for tests.
+
+Example:
+  oathdesk vault init --operator alice")]
+    Init(InitArgs),
+    /// Replace the vault key: re-seal every secret, re-wrap it for every
+    /// remaining operator. Run it after removing an operator.
+    Rekey,
+    /// Show the settings.
+    Settings {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a setting (helpdesk.codes_per_hour, purge.grace_seconds, deliver.window_steps).
+    Set { name: String, value: u64 },
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Argon2id memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = KdfParams::DEFAULT.memory_kib / 1024)]
+    pub kdf_memory_mib: u32,
+    /// Argon2id passes.
+    #[arg(long, value_name = "N", default_value_t = KdfParams::DEFAULT.iterations)]
+    pub kdf_iterations: u32,
+    /// Argon2id lanes.
+    #[arg(long, value_name = "N", default_value_t = KdfParams::DEFAULT.parallelism)]
+    pub kdf_parallelism: u32,
+}
+
+impl InitArgs {
+    fn kdf(&self) -> KdfParams {
+        KdfParams {
+            memory_kib: self.kdf_memory_mib.max(1) * 1024,
+            iterations: self.kdf_iterations,
+            parallelism: self.kdf_parallelism,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// List operators (no passphrase needed).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let someone else open the vault with their own passphrase or age identity.
+    #[command(after_help = "\
+The new operator's passphrase comes from --new-passphrase-file, OATHDESK_NEW_PASSPHRASE or a \
+prompt; with --recipient they unlock with their age identity file (--identity) instead.")]
+    Add(AddOperatorArgs),
+    /// Remove an operator's key slot (then run 'oathdesk vault rekey').
+    Remove { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct AddOperatorArgs {
+    /// The new operator's name.
+    pub name: String,
+    /// Their age X25519 public key (age1…), instead of a passphrase.
+    #[arg(long, value_name = "AGE1…")]
+    pub recipient: Option<String>,
+    /// File holding the new operator's passphrase.
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kdf: InitArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Print the audit log, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the hash chain and MACs; exit 1 naming the first bad entry.
+    #[command(after_help = "\
+Prints the chain's head (SEQ:HASH). Keep it somewhere else and pass it back with --expect-head: \
+entries removed from the end of the log are caught that way.")]
+    Verify {
+        /// A head printed by an earlier verify, which must still be in the chain.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<()> {
+    match command {
+        VaultCommand::Init(args) => {
+            let path = options.path()?;
+            let operator = options.operator()?;
+            let passphrase = options.passphrase(&format!("New passphrase for {operator}: "))?;
+            if options.passphrase_file.is_none()
+                && std::env::var(crate::unlock::PASSPHRASE_ENV).is_err()
+            {
+                let again = read_passphrase(None, crate::unlock::PASSPHRASE_ENV, "Repeat it: ")?;
+                if again.as_str() != passphrase.as_str() {
+                    bail!("the two passphrases differ; nothing was created");
+                }
+            }
+            Vault::create(
+                &path,
+                &operator,
+                passphrase.as_bytes(),
+                args.kdf(),
+                input::now(),
+            )?;
+            eprintln!(
+                "oathdesk: created {} with operator {operator}",
+                path.display()
+            );
+            Ok(())
+        }
+        VaultCommand::Rekey => {
+            let mut session = options.unlock()?;
+            let count = session.rekey(input::now())?;
+            eprintln!("oathdesk: new vault key; {count} secret(s) re-sealed");
+            Ok(())
+        }
+        VaultCommand::Settings { json } => {
+            let mut session = options.unlock()?;
+            let mut values = serde_json::Map::new();
+            for setting in settings::ALL {
+                values.insert(setting.0.to_owned(), json!(session.setting(setting)?));
+            }
+            if json {
+                println!("{}", serde_json::Value::Object(values));
+            } else {
+                for (name, value) in values {
+                    println!("{name:<26} {value}");
+                }
+            }
+            Ok(())
+        }
+        VaultCommand::Set { name, value } => {
+            options.unlock()?.set_setting(&name, value, input::now())?;
+            Ok(())
+        }
+    }
+}
+
+pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<()> {
+    match command {
+        OperatorCommand::List { json } => {
+            let operators = Vault::open(&options.path()?)?.operators()?;
+            if json {
+                println!("{}", serde_json::to_string(&operators)?);
+            } else {
+                for o in operators {
+                    println!(
+                        "{:<20} {:<13} added {} by {}",
+                        o.name,
+                        o.unlock,
+                        rfc3339(o.created_at),
+                        o.created_by
+                    );
+                }
+            }
+            Ok(())
+        }
+        OperatorCommand::Add(args) => {
+            let mut session = options.unlock()?;
+            match &args.recipient {
+                Some(recipient) => session.add_operator(
+                    &args.name,
+                    NewOperator::Recipient(recipient),
+                    input::now(),
+                )?,
+                None => {
+                    let passphrase = read_passphrase(
+                        args.new_passphrase_file.as_ref(),
+                        "OATHDESK_NEW_PASSPHRASE",
+                        &format!("New passphrase for {}: ", args.name),
+                    )?;
+                    session.add_operator(
+                        &args.name,
+                        NewOperator::Passphrase(passphrase.as_bytes(), args.kdf.kdf()),
+                        input::now(),
+                    )?
+                }
+            }
+            eprintln!("oathdesk: operator {} added", args.name);
+            Ok(())
+        }
+        OperatorCommand::Remove { name } => {
+            options.unlock()?.remove_operator(&name, input::now())?;
+            eprintln!(
+                "oathdesk: operator {name} removed; run 'oathdesk vault rekey' so that secrets stored from now on \
+                 are out of reach of any key they kept"
+            );
+            Ok(())
+        }
+    }
+}
+
+pub fn run_audit(command: AuditCommand, options: &VaultOptions) -> Result<ExitCode> {
+    let mut session = options.unlock()?;
+    match command {
+        AuditCommand::List { json } => {
+            let entries = session.audit_entries()?;
+            if json {
+                let rows: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "seq": e.seq, "at": e.at, "operator": e.operator, "action": e.action,
+                            "outcome": e.outcome, "user": e.user, "credential": e.credential,
+                            "ticket": e.ticket,
+                            "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or_default(),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for e in entries {
+                    println!(
+                        "{:>6}  {}  {:<12} {:<16} {:<8} {:<28} {:<16} {}  {}",
+                        e.seq,
+                        rfc3339(e.at),
+                        e.operator,
+                        e.action,
+                        e.outcome,
+                        e.user.as_deref().unwrap_or("-"),
+                        e.credential.as_deref().unwrap_or("-"),
+                        e.ticket.as_deref().unwrap_or("-"),
+                        e.detail
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify { expect_head, json } => {
+            let report = session.audit_verify()?;
+            let entries = session.audit_entries()?;
+            let missing_head = expect_head.as_ref().filter(|head| {
+                let Some((seq, hash)) = head.split_once(':') else {
+                    return true;
+                };
+                !entries.iter().any(|e| {
+                    e.seq.to_string() == seq && oathdesk_vault::audit::hex(&e.hash) == hash
+                })
+            });
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "entries": report.entries,
+                        "head": report.head,
+                        "valid": report.first_bad.is_none() && missing_head.is_none(),
+                        "first_bad": report.first_bad.as_ref().map(|(seq, why)| json!({"seq": seq, "reason": why})),
+                        "expected_head_found": expect_head.as_ref().map(|_| missing_head.is_none()),
+                    })
+                );
+            }
+            if let Some((seq, why)) = &report.first_bad {
+                if !json {
+                    eprintln!("oathdesk: audit entry {seq} is bad: {why}");
+                }
+                return Ok(ExitCode::from(1));
+            }
+            if let Some(head) = missing_head {
+                if !json {
+                    eprintln!(
+                        "oathdesk: the expected head {head} is not in the log: entries were removed from its end"
+                    );
+                }
+                return Ok(ExitCode::from(1));
+            }
+            if !json {
+                println!(
+                    "audit log intact: {} entries, head {}",
+                    report.entries,
+                    report.head.unwrap_or_else(|| "-".into())
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
