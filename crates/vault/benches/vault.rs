@@ -1,1 +1,159 @@
-fn main() {}
+//! Vault benchmarks: identify over a million secrets, unlock with the
+//! default Argon2id cost, a helpdesk code, and a 100k-row import.
+//!
+//! `cargo bench -p oathdesk-vault --bench vault`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use oathdesk_otp::{Algorithm, Credential, Digits, Hotp, Secret, TimeStep, Totp, Verifier, Window};
+use oathdesk_vault::crypto::KdfParams;
+use oathdesk_vault::identify::IdentifyIndex;
+use oathdesk_vault::model::{DeviceKind, State};
+use oathdesk_vault::{HelpdeskRequest, NewToken, Unlock, Vault};
+
+const NOW: u64 = 1_750_000_000;
+
+/// Deterministic distinct 20-byte seeds.
+fn seed(i: u64) -> Vec<u8> {
+    let mut bytes = [0u8; 20];
+    bytes[..8].copy_from_slice(&i.to_le_bytes());
+    bytes[8..16].copy_from_slice(&(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_le_bytes());
+    bytes.to_vec()
+}
+
+fn identify(c: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    let mut index = IdentifyIndex::with_capacity(N as usize);
+    for i in 0..N {
+        let hotp = Hotp::new(&Secret::from_bytes(seed(i)), Algorithm::Sha1, Digits::SIX);
+        index.push_totp(i as i64, hotp, TimeStep::DEFAULT);
+    }
+    // The codes of a credential somewhere in the middle, one step slow.
+    let target = Totp::new(
+        &Secret::from_bytes(seed(777_777)),
+        Algorithm::Sha1,
+        Digits::SIX,
+        TimeStep::DEFAULT,
+    );
+    let first = target.generate_at(NOW - 30).unwrap().to_string();
+    let second = target.generate_at(NOW).unwrap().to_string();
+    let mut group = c.benchmark_group("identify");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("1M credentials, one code, ±1 step", |b| {
+        b.iter(|| index.identify(black_box(&[first.as_str()]), NOW, Window::symmetric(1)))
+    });
+    group.bench_function("1M credentials, two codes, ±1 step", |b| {
+        b.iter(|| {
+            let found = index
+                .identify(
+                    black_box(&[first.as_str(), second.as_str()]),
+                    NOW,
+                    Window::symmetric(1),
+                )
+                .unwrap();
+            assert_eq!(found.len(), 1);
+            found
+        })
+    });
+    group.finish();
+}
+
+fn token(i: u64) -> NewToken {
+    NewToken {
+        serial: Some(format!("T{i:07}")),
+        slot: None,
+        device_kind: DeviceKind::Classic,
+        manufacturer: None,
+        model: None,
+        device_slots: 1,
+        credential: Credential::totp(Secret::from_bytes(seed(i))),
+        label: None,
+        user: Some(format!("user{i}@contoso.com")),
+        state: State::Assigned,
+    }
+}
+
+fn vault_operations(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+
+    let default_path = dir.path().join("default.db");
+    Vault::create(
+        &default_path,
+        "alice",
+        b"passphrase",
+        KdfParams::DEFAULT,
+        NOW,
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("vault");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function("unlock (default Argon2id: 256 MiB, t=2, p=2)", |b| {
+        b.iter(|| {
+            Vault::open(&default_path)
+                .unwrap()
+                .unlock("alice", Unlock::Passphrase(b"passphrase"))
+                .unwrap()
+        })
+    });
+
+    let fast = KdfParams {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let desk_path = dir.path().join("desk.db");
+    Vault::create(&desk_path, "alice", b"passphrase", fast, NOW).unwrap();
+    let mut session = Vault::open(&desk_path)
+        .unwrap()
+        .unlock("alice", Unlock::Passphrase(b"passphrase"))
+        .unwrap();
+    session
+        .set_setting("helpdesk.codes_per_hour", 1_000_000_000, NOW)
+        .unwrap();
+    session
+        .add_tokens((0..10_000).map(token).collect(), NOW, "bench")
+        .unwrap();
+    let request = HelpdeskRequest {
+        user: "user4242@contoso.com".into(),
+        verified_by: "call-back".into(),
+        ticket: "BENCH".into(),
+        token: None,
+        valid_for: Some(60),
+        verifier: Verifier::Entra,
+    };
+    group.bench_function("helpdesk code (10k-token vault, audited)", |b| {
+        b.iter(|| session.helpdesk_code(black_box(&request), NOW).unwrap())
+    });
+
+    group.bench_function("import 100k credentials (one transaction)", |b| {
+        b.iter_batched(
+            || {
+                let path = dir.path().join(format!("import-{}.db", rand_suffix()));
+                Vault::create(&path, "alice", b"passphrase", fast, NOW).unwrap();
+                let session = Vault::open(&path)
+                    .unwrap()
+                    .unlock("alice", Unlock::Passphrase(b"passphrase"))
+                    .unwrap();
+                (session, (0..100_000).map(token).collect::<Vec<_>>())
+            },
+            |(mut session, tokens)| session.add_tokens(tokens, NOW, "bench").unwrap().len(),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+criterion_group!(benches, identify, vault_operations);
+criterion_main!(benches);

@@ -161,6 +161,7 @@ impl SqliteStore {
 
     fn configure(connection: Connection, path: &Path) -> Result<SqliteStore> {
         connection.busy_timeout(Duration::from_secs(30))?;
+        connection.set_prepared_statement_cache_capacity(64);
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "secure_delete", "ON")?;
@@ -304,6 +305,16 @@ const AUDIT_COLUMNS: &str =
     "seq, at, operator, action, outcome, user, credential, ticket, detail, epoch, prev_hash, hash";
 
 impl SqliteTx<'_> {
+    /// One row or none, through the statement cache.
+    fn query_one<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.tx.prepare_cached(sql)?.query_row(params, f)
+    }
+
     fn filter_sql(filter: &CredentialFilter) -> (String, Vec<rusqlite::types::Value>) {
         use rusqlite::types::Value;
         let mut clauses = Vec::new();
@@ -352,23 +363,21 @@ impl StoreTx for SqliteTx<'_> {
 
     fn meta_get(&self, key: &str) -> Result<Option<String>> {
         Ok(self
-            .tx
-            .query_row("SELECT value FROM meta WHERE key = ?", [key], |r| r.get(0))
+            .query_one("SELECT value FROM meta WHERE key = ?", [key], |r| r.get(0))
             .optional()?)
     }
 
     fn meta_set(&self, key: &str, value: &str) -> Result<()> {
-        self.tx.execute(
+        self.tx.prepare_cached(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-            params![key, value],
+            )?.execute(params![key, value],
         )?;
         Ok(())
     }
 
     fn operator(&self, name: &str) -> Result<Option<OperatorRow>> {
         Ok(self
-            .tx
-            .query_row(
+            .query_one(
                 "SELECT name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by \
                  FROM operators WHERE name = ?",
                 [name],
@@ -378,7 +387,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn operators(&self) -> Result<Vec<OperatorRow>> {
-        let mut statement = self.tx.prepare(
+        let mut statement = self.tx.prepare_cached(
             "SELECT name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by \
              FROM operators ORDER BY name",
         )?;
@@ -387,11 +396,11 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn operator_put(&self, row: &OperatorRow) -> Result<()> {
-        self.tx.execute(
+        self.tx.prepare_cached(
             "INSERT OR REPLACE INTO operators \
              (name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            params![
+            )?.execute(params![
                 row.name,
                 row.recipient,
                 row.kdf,
@@ -413,33 +422,30 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn audit_key_put(&self, epoch: i64, sealed: &[u8]) -> Result<()> {
-        self.tx.execute(
-            "INSERT OR REPLACE INTO audit_keys (epoch, sealed_key) VALUES (?, ?)",
-            params![epoch, sealed],
-        )?;
+        self.tx
+            .prepare_cached("INSERT OR REPLACE INTO audit_keys (epoch, sealed_key) VALUES (?, ?)")?
+            .execute(params![epoch, sealed])?;
         Ok(())
     }
 
     fn audit_keys(&self) -> Result<Vec<(i64, Vec<u8>)>> {
         let mut statement = self
             .tx
-            .prepare("SELECT epoch, sealed_key FROM audit_keys ORDER BY epoch")?;
+            .prepare_cached("SELECT epoch, sealed_key FROM audit_keys ORDER BY epoch")?;
         let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn user_insert(&self, upn: &str, display_name: Option<&str>, at: u64) -> Result<i64> {
-        self.tx.execute(
-            "INSERT INTO users (upn, display_name, created_at) VALUES (?, ?, ?)",
-            params![upn, display_name, at],
-        )?;
+        self.tx
+            .prepare_cached("INSERT INTO users (upn, display_name, created_at) VALUES (?, ?, ?)")?
+            .execute(params![upn, display_name, at])?;
         Ok(self.tx.last_insert_rowid())
     }
 
     fn user_by_upn(&self, upn: &str) -> Result<Option<User>> {
         Ok(self
-            .tx
-            .query_row(
+            .query_one(
                 "SELECT id, upn, display_name, created_at FROM users WHERE upn = ? COLLATE NOCASE",
                 [upn],
                 |r| {
@@ -457,7 +463,7 @@ impl StoreTx for SqliteTx<'_> {
     fn users(&self) -> Result<Vec<User>> {
         let mut statement = self
             .tx
-            .prepare("SELECT id, upn, display_name, created_at FROM users ORDER BY upn")?;
+            .prepare_cached("SELECT id, upn, display_name, created_at FROM users ORDER BY upn")?;
         let rows = statement.query_map([], |r| {
             Ok(User {
                 id: r.get(0)?,
@@ -470,9 +476,9 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn device_insert(&self, device: &Device) -> Result<i64> {
-        self.tx.execute(
+        self.tx.prepare_cached(
             "INSERT INTO devices (serial, manufacturer, model, kind, slots, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            params![
+            )?.execute(params![
                 device.serial,
                 device.manufacturer,
                 device.model,
@@ -486,8 +492,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>> {
         Ok(self
-            .tx
-            .query_row(
+            .query_one(
                 "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices WHERE serial = ?",
                 [serial],
                 device_from_row,
@@ -496,11 +501,11 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn credential_insert(&self, row: &CredentialRow) -> Result<i64> {
-        self.tx.execute(
+        self.tx.prepare_cached(
             "INSERT INTO credentials (device_id, slot, kind, algorithm, digits, period, t0, counter, issuer, \
              label, state, custody, sealed_secret, user_id, drift_steps, purge_after, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![
+            )?.execute(params![
                 row.device_id,
                 row.slot,
                 row.kind,
@@ -525,10 +530,10 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn credential_update(&self, row: &CredentialRow) -> Result<()> {
-        let changed = self.tx.execute(
+        let changed = self.tx.prepare_cached(
             "UPDATE credentials SET counter = ?, issuer = ?, label = ?, state = ?, custody = ?, \
              sealed_secret = ?, user_id = ?, drift_steps = ?, purge_after = ?, updated_at = ? WHERE id = ?",
-            params![
+            )?.execute(params![
                 row.counter,
                 row.issuer,
                 row.label,
@@ -551,14 +556,14 @@ impl StoreTx for SqliteTx<'_> {
     fn credential_purge(&self, id: i64, at: u64) -> Result<()> {
         // Overwrite the bytes in place first, so the page that held the
         // ciphertext is rewritten with zeros, then drop the value.
-        self.tx.execute(
+        self.tx.prepare_cached(
             "UPDATE credentials SET sealed_secret = zeroblob(length(sealed_secret)) WHERE id = ?",
-            [id],
+            )?.execute([id],
         )?;
-        self.tx.execute(
+        self.tx.prepare_cached(
             "UPDATE credentials SET sealed_secret = NULL, custody = 'purged', purge_after = NULL, \
              updated_at = ? WHERE id = ?",
-            params![at, id],
+            )?.execute(params![at, id],
         )?;
         Ok(())
     }
@@ -568,14 +573,14 @@ impl StoreTx for SqliteTx<'_> {
         let sql = format!(
             "SELECT {CREDENTIAL_COLUMNS} {CREDENTIAL_FROM} {where_sql} ORDER BY d.serial, c.slot, c.id"
         );
-        let mut statement = self.tx.prepare(&sql)?;
+        let mut statement = self.tx.prepare_cached(&sql)?;
         let rows = statement.query_map(rusqlite::params_from_iter(values), credential_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn for_each_held(&self, f: &mut dyn FnMut(CredentialRow) -> Result<()>) -> Result<()> {
         let sql = format!("SELECT {CREDENTIAL_COLUMNS} {CREDENTIAL_FROM} WHERE c.custody = 'held'");
-        let mut statement = self.tx.prepare(&sql)?;
+        let mut statement = self.tx.prepare_cached(&sql)?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             f(credential_from_row(row)?)?;
@@ -584,9 +589,9 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn event_insert(&self, event: &Event) -> Result<()> {
-        self.tx.execute(
+        self.tx.prepare_cached(
             "INSERT INTO events (credential_id, from_state, to_state, operator, at, note) VALUES (?, ?, ?, ?, ?, ?)",
-            params![
+            )?.execute(params![
                 event.credential_id,
                 event.from_state.map(|s| s.name()),
                 event.to_state.name(),
@@ -599,7 +604,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn events(&self, credential_id: i64) -> Result<Vec<Event>> {
-        let mut statement = self.tx.prepare(
+        let mut statement = self.tx.prepare_cached(
             "SELECT credential_id, from_state, to_state, operator, at, note FROM events \
              WHERE credential_id = ? ORDER BY id",
         )?;
@@ -627,8 +632,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn audit_last(&self) -> Result<Option<AuditRow>> {
         Ok(self
-            .tx
-            .query_row(
+            .query_one(
                 &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"),
                 [],
                 audit_from_row,
@@ -637,41 +641,38 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn audit_insert(&self, row: &AuditRow) -> Result<()> {
-        self.tx.execute(
-            &format!(
-                "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ),
-            params![
-                row.seq,
-                row.at,
-                row.operator,
-                row.action,
-                row.outcome,
-                row.user,
-                row.credential,
-                row.ticket,
-                row.detail,
-                row.epoch,
-                row.prev_hash,
-                row.hash
-            ],
-        )?;
+        let sql = format!(
+            "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        self.tx.prepare_cached(&sql)?.execute(params![
+            row.seq,
+            row.at,
+            row.operator,
+            row.action,
+            row.outcome,
+            row.user,
+            row.credential,
+            row.ticket,
+            row.detail,
+            row.epoch,
+            row.prev_hash,
+            row.hash
+        ])?;
         Ok(())
     }
 
     fn audit_all(&self) -> Result<Vec<AuditRow>> {
         let mut statement = self
             .tx
-            .prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"))?;
+            .prepare_cached(&format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"))?;
         let rows = statement.query_map([], audit_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64> {
-        Ok(self.tx.query_row(
+        Ok(self.tx.prepare_cached(
             "SELECT count(*) FROM audit WHERE action = ? AND outcome = ? AND user = ? COLLATE NOCASE AND at >= ?",
-            params![action, outcome, user, since],
-            |r| r.get(0),
-        )?)
+        )?
+        .query_row(params![action, outcome, user, since], |r| r.get(0))?)
     }
 }

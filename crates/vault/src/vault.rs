@@ -1233,7 +1233,9 @@ fn insert_token(
             if serial.is_empty() {
                 return Err(Error::Invalid("the serial is empty".into()));
             }
-            let device = match tx.device_by_serial(serial)? {
+            let existing = tx.device_by_serial(serial)?;
+            let is_new = existing.is_none();
+            let device = match existing {
                 Some(device) => device,
                 None => {
                     let mut device = Device {
@@ -1258,10 +1260,15 @@ fn insert_token(
                     device.slots - 1
                 )));
             }
-            let taken = tx.credentials(&CredentialFilter {
-                device_serial: Some(serial.to_owned()),
-                ..CredentialFilter::default()
-            })?;
+            // A device seen before may have this slot taken already.
+            let taken = if is_new {
+                Vec::new()
+            } else {
+                tx.credentials(&CredentialFilter {
+                    device_serial: Some(serial.to_owned()),
+                    ..CredentialFilter::default()
+                })?
+            };
             if taken.iter().any(|r| r.slot == token.slot) {
                 return Err(Error::Exists(format!(
                     "a credential in {}",
