@@ -240,7 +240,9 @@ impl Secret {
             Some(rest) => (2, rest),
             None => (0, trimmed),
         };
-        let leading = text.len() - text.trim_start().len();
+        // Positions count characters, as in Base32 errors (not bytes: the
+        // trimmed whitespace may be non-ASCII).
+        let leading = text.chars().count() - text.trim_start().chars().count();
         let mut nibbles = Zeroizing::new(Vec::with_capacity(body.len()));
         for (index, c) in body.chars().enumerate() {
             match c {
@@ -322,7 +324,7 @@ pub fn looks_like_hex(text: &str) -> bool {
             _ => return false,
         }
     }
-    digits >= 16 && digits % 2 == 0
+    digits >= 16 && digits.is_multiple_of(2)
 }
 
 impl PartialEq for Secret {

@@ -141,7 +141,11 @@ pub fn parse(uri: &str) -> Result<Credential, UriError> {
         Kind::Totp { step }
     };
 
-    let issuer = issuer.filter(|i| !i.is_empty());
+    // Trimmed like the label's issuer, so that the two compare as they
+    // would be written (and as migration payloads are read).
+    let issuer = issuer
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty());
     let label_prefix = label_prefix.filter(|p| !p.is_empty());
     let (issuer, label_issuer) = match (issuer, label_prefix) {
         (Some(param), Some(prefix)) if param != prefix => (Some(param), Some(prefix)),
@@ -214,7 +218,12 @@ pub fn format(credential: &Credential) -> Result<String, UriError> {
 fn parse_label(label: &str) -> Result<(Option<String>, String), UriError> {
     let separator = label.char_indices().find_map(|(i, c)| match c {
         ':' => Some((i, 1)),
-        '%' if label[i..].len() >= 3 && label[i + 1..i + 3].eq_ignore_ascii_case("3a") => {
+        // Bytes, not a str slice: a multi-byte character may follow the '%'.
+        '%' if label
+            .as_bytes()
+            .get(i + 1..i + 3)
+            .is_some_and(|hex| hex.eq_ignore_ascii_case(b"3a")) =>
+        {
             Some((i, 3))
         }
         _ => None,
@@ -229,12 +238,9 @@ fn parse_label(label: &str) -> Result<(Option<String>, String), UriError> {
         Some((at, width)) => {
             let prefix = decode(&label[..at].replace('+', " "))?;
             let account = decode(&label[at + width..])?;
-            Ok((
-                Some(prefix.trim().to_owned()),
-                account.trim_start().to_owned(),
-            ))
+            Ok((Some(prefix.trim().to_owned()), account.trim().to_owned()))
         }
-        None => Ok((None, decode(label)?)),
+        None => Ok((None, decode(label)?.trim().to_owned())),
     }
 }
 

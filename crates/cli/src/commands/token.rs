@@ -41,7 +41,7 @@ multi-profile device (slots 0-99 on a Molto-2); leave it out for a credential wi
 Examples:
   oathdesk token add 2100123456 --kind classic --secret @seed.txt --user bob@contoso.com
   oathdesk token add 8659612345:4 --kind multi-profile --slots 100 --generate")]
-    Add(AddTokenArgs),
+    Add(Box<AddTokenArgs>),
     /// List credentials (no secrets).
     List(ListArgs),
     /// Show one credential and its history.
@@ -354,10 +354,7 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
 }
 
 fn print_tokens(tokens: &[TokenInfo]) {
-    println!(
-        "{:<22} {:<5} {:<7} {:>3} {:>4}  {:<10} {:<7} {}",
-        "TOKEN", "TYPE", "ALG", "DIG", "STEP", "STATE", "SECRET", "USER"
-    );
+    println!("TOKEN                  TYPE  ALG     DIG STEP  STATE      SECRET  USER");
     for t in tokens {
         println!(
             "{:<22} {:<5} {:<7} {:>3} {:>4}  {:<10} {:<7} {}",
