@@ -75,6 +75,11 @@ impl IdentifyIndex {
         });
     }
 
+    /// Moves the entries of `other` into this index.
+    pub fn append(&mut self, mut other: IdentifyIndex) {
+        self.entries.append(&mut other.entries);
+    }
+
     /// Number of credentials.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Custody, Device, Event, User};
-use crate::store::{AuditRow, CredentialFilter, OperatorRow, Store, StoreTx};
+use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// The schema version this code writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -578,14 +578,24 @@ impl StoreTx for SqliteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn for_each_held(&self, f: &mut dyn FnMut(CredentialRow) -> Result<()>) -> Result<()> {
-        let sql = format!("SELECT {CREDENTIAL_COLUMNS} {CREDENTIAL_FROM} WHERE c.custody = 'held'");
-        let mut statement = self.tx.prepare_cached(&sql)?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            f(credential_from_row(row)?)?;
-        }
-        Ok(())
+    fn held_secrets(&self) -> Result<Vec<HeldSecret>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT id, kind, algorithm, digits, period, t0, counter, sealed_secret FROM credentials \
+             WHERE custody = 'held' AND sealed_secret IS NOT NULL",
+        )?;
+        let rows = statement.query_map([], |r| {
+            Ok(HeldSecret {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                algorithm: r.get(2)?,
+                digits: r.get(3)?,
+                period: r.get(4)?,
+                t0: r.get(5)?,
+                counter: r.get(6)?,
+                sealed_secret: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn event_insert(&self, event: &Event) -> Result<()> {

@@ -45,6 +45,19 @@ pub struct AuditRow {
     pub hash: Vec<u8>,
 }
 
+/// A held secret and the parameters its codes need (no labels, no joins).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldSecret {
+    pub id: i64,
+    pub kind: String,
+    pub algorithm: String,
+    pub digits: u8,
+    pub period: Option<u64>,
+    pub t0: Option<u64>,
+    pub counter: Option<u64>,
+    pub sealed_secret: Vec<u8>,
+}
+
 /// Which credentials to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CredentialFilter {
@@ -104,9 +117,9 @@ pub trait StoreTx {
     /// Overwrites a sealed secret with zeros, then drops it.
     fn credential_purge(&self, id: i64, at: u64) -> Result<()>;
     fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;
-    /// Calls `f` for each held credential without collecting them all: the
-    /// identify index of a million credentials is built this way.
-    fn for_each_held(&self, f: &mut dyn FnMut(CredentialRow) -> Result<()>) -> Result<()>;
+    /// Every held secret with just what computing its codes needs: the
+    /// identify index of a million credentials is built from this.
+    fn held_secrets(&self) -> Result<Vec<HeldSecret>>;
 
     fn event_insert(&self, event: &Event) -> Result<()>;
     fn events(&self, credential_id: i64) -> Result<Vec<Event>>;

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::identify::{IdentifyIndex, IdentifyMatch};
 use crate::model::{CredentialRow, Custody, Device, DeviceKind, Event, State, TokenRef, User};
 use crate::sqlite::SqliteStore;
-use crate::store::{AuditRow, CredentialFilter, OperatorRow, Store, StoreTx};
+use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// Settings kept in the vault, with their defaults.
 pub mod settings {
@@ -346,29 +346,73 @@ fn info(row: &CredentialRow) -> TokenInfo {
     }
 }
 
-fn binding(row: &CredentialRow) -> SecretBinding {
+/// The fields that say how a credential's codes are computed, whether read
+/// with the whole row or alone (for the identify index).
+trait CodeParams {
+    fn id(&self) -> i64;
+    fn kind(&self) -> &str;
+    fn algorithm(&self) -> &str;
+    fn digits(&self) -> u8;
+    fn period(&self) -> Option<u64>;
+    fn t0(&self) -> Option<u64>;
+    fn counter(&self) -> Option<u64>;
+}
+
+macro_rules! code_params {
+    ($type:ty) => {
+        impl CodeParams for $type {
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn kind(&self) -> &str {
+                &self.kind
+            }
+            fn algorithm(&self) -> &str {
+                &self.algorithm
+            }
+            fn digits(&self) -> u8 {
+                self.digits
+            }
+            fn period(&self) -> Option<u64> {
+                self.period
+            }
+            fn t0(&self) -> Option<u64> {
+                self.t0
+            }
+            fn counter(&self) -> Option<u64> {
+                self.counter
+            }
+        }
+    };
+}
+
+code_params!(CredentialRow);
+code_params!(HeldSecret);
+
+fn binding(row: &impl CodeParams) -> SecretBinding {
     SecretBinding {
-        credential_id: row.id,
-        kind: row.kind.clone(),
-        algorithm: row.algorithm.clone(),
-        digits: row.digits,
-        period: row.period,
-        t0: row.t0,
+        credential_id: row.id(),
+        kind: row.kind().to_owned(),
+        algorithm: row.algorithm().to_owned(),
+        digits: row.digits(),
+        period: row.period(),
+        t0: row.t0(),
     }
 }
 
 /// Rebuilds the OTP parameters of a stored credential.
-fn otp_parts(row: &CredentialRow) -> Result<(Algorithm, Digits, Kind)> {
-    let corrupt = |what: &str| Error::Database(format!("credential #{} has a bad {what}", row.id));
-    let algorithm: Algorithm = row.algorithm.parse().map_err(|_| corrupt("algorithm"))?;
-    let digits = Digits::new(u64::from(row.digits)).map_err(|_| corrupt("digit count"))?;
-    let kind = match row.kind.as_str() {
+fn otp_parts(row: &impl CodeParams) -> Result<(Algorithm, Digits, Kind)> {
+    let corrupt =
+        |what: &str| Error::Database(format!("credential #{} has a bad {what}", row.id()));
+    let algorithm: Algorithm = row.algorithm().parse().map_err(|_| corrupt("algorithm"))?;
+    let digits = Digits::new(u64::from(row.digits())).map_err(|_| corrupt("digit count"))?;
+    let kind = match row.kind() {
         "totp" => Kind::Totp {
-            step: TimeStep::new(row.period.unwrap_or(30), row.t0.unwrap_or(0))
+            step: TimeStep::new(row.period().unwrap_or(30), row.t0().unwrap_or(0))
                 .map_err(|_| corrupt("period"))?,
         },
         "hotp" => Kind::Hotp {
-            counter: row.counter.unwrap_or(0),
+            counter: row.counter().unwrap_or(0),
         },
         _ => return Err(corrupt("type")),
     };
@@ -1039,28 +1083,44 @@ impl<S: Store> Session<S> {
         Ok(grant)
     }
 
-    /// Builds the in-memory identify index of every held secret.
-    pub fn identify_index(&mut self) -> Result<(IdentifyIndex, HashMap<i64, CredentialRow>)> {
-        let tx = self.store.read()?;
-        let mut index = IdentifyIndex::default();
-        let mut rows = HashMap::new();
+    /// Builds the in-memory identify index of every held secret: secrets
+    /// are opened and HMAC-keyed on all cores.
+    pub fn identify_index(&mut self) -> Result<IdentifyIndex> {
+        let held = self.store.read()?.held_secrets()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = held.len().div_ceil(threads).max(1);
         let key = &self.key;
-        tx.for_each_held(&mut |mut row| {
-            let Some(sealed) = &row.sealed_secret else {
-                return Ok(());
-            };
-            let secret = Secret::from_bytes(key.open_secret(sealed, &binding(&row))?.to_vec());
-            let (algorithm, digits, kind) = otp_parts(&row)?;
-            let hotp = Hotp::new(&secret, algorithm, digits);
-            match kind {
-                Kind::Totp { step } => index.push_totp(row.id, hotp, step),
-                Kind::Hotp { counter } => index.push_hotp(row.id, hotp, counter),
+        let build = |part: &[HeldSecret]| -> Result<IdentifyIndex> {
+            let mut index = IdentifyIndex::with_capacity(part.len());
+            for held in part {
+                let secret = Secret::from_bytes(
+                    key.open_secret(&held.sealed_secret, &binding(held))?
+                        .to_vec(),
+                );
+                let (algorithm, digits, kind) = otp_parts(held)?;
+                let hotp = Hotp::new(&secret, algorithm, digits);
+                match kind {
+                    Kind::Totp { step } => index.push_totp(held.id, hotp, step),
+                    Kind::Hotp { counter } => index.push_hotp(held.id, hotp, counter),
+                }
             }
-            row.sealed_secret = None;
-            rows.insert(row.id, row);
-            Ok(())
-        })?;
-        Ok((index, rows))
+            Ok(index)
+        };
+        let parts: Vec<Result<IdentifyIndex>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = held
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || build(part)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("index worker panicked"))
+                .collect()
+        });
+        let mut index = IdentifyIndex::with_capacity(held.len());
+        for part in parts {
+            index.append(part?);
+        }
+        Ok(index)
     }
 
     /// Finds which held credentials produce `codes` (one, or consecutive
@@ -1072,10 +1132,23 @@ impl<S: Store> Session<S> {
         window: Window,
         now: u64,
     ) -> Result<Vec<IdentifyHit>> {
-        let (index, rows) = self.identify_index()?;
+        let index = self.identify_index()?;
         let matches = index
             .identify(codes, at, window)
             .ok_or_else(|| Error::Invalid("a code is 4 to 10 digits".into()))?;
+        let mut rows = HashMap::new();
+        {
+            let tx = self.store.read()?;
+            for m in &matches {
+                let filter = CredentialFilter {
+                    id: Some(m.credential_id),
+                    ..CredentialFilter::default()
+                };
+                if let Some(row) = tx.credentials(&filter)?.pop() {
+                    rows.insert(row.id, row);
+                }
+            }
+        }
         let hits: Vec<IdentifyHit> = matches
             .iter()
             .filter_map(|m: &IdentifyMatch| {
