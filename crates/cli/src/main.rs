@@ -75,13 +75,30 @@ enum Command {
     Import(token::ImportCommand),
 }
 
-/// Parses the command line. The clap command tree is deliberately leaked:
-/// the process ends soon after, and freeing hundreds of small allocations
-/// is a measurable part of a one-shot `oathdesk code` (see BENCHMARKS.md).
+/// Parses the command line.
+///
+/// `oathdesk code` is what scripts run in loops, so it gets a parser of its
+/// own: building clap's tree for every subcommand is most of the run time of
+/// a one-shot call (see BENCHMARKS.md). Help requests take the full parser,
+/// which knows every command's description. The clap command tree is leaked
+/// on purpose: the process ends soon after, and freeing hundreds of small
+/// allocations is measurable too.
 fn parse_arguments() -> Result<Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::{Args, CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let wants_help = args.iter().any(|a| a == "--help" || a == "-h");
+    if args.get(1).is_some_and(|a| a == "code") && !wants_help {
+        let code = code::CodeArgs::augment_args(clap::Command::new("code"));
+        let command = Box::leak(Box::new(clap::Command::new("oathdesk").subcommand(code)));
+        let matches = command.try_get_matches_from_mut(args)?;
+        let (_, code_matches) = matches.subcommand().expect("the code subcommand was given");
+        return Ok(Cli {
+            command: Command::Code(code::CodeArgs::from_arg_matches(code_matches)?),
+            vault: unlock::VaultOptions::default(),
+        });
+    }
     let command = Box::leak(Box::new(Cli::command()));
-    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    let matches = command.try_get_matches_from_mut(args)?;
     Cli::from_arg_matches(&matches)
 }
 
