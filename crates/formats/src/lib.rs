@@ -7,7 +7,11 @@
 //! Modules:
 //! - [`qr`]: encode an `otpauth://` URI as a QR code (terminal, SVG, PNG) and
 //!   find every QR code in a PNG or JPEG screenshot.
+//! - [`record`]: the [`Record`] every reader returns and every writer takes.
 //! - [`spreadsheet`]: the helpdesk's plaintext `username,secret` CSV.
 
 pub mod qr;
+pub mod record;
 pub mod spreadsheet;
+
+pub use record::{FormatError, Keys, Location, Record, Skipped, Written};
