@@ -1,0 +1,293 @@
+//! Every format by name, auto-detection, and one `read`/`write` over all.
+
+use std::fmt;
+use std::str::FromStr;
+
+use zeroize::Zeroizing;
+
+use crate::oathcsv::Dialect;
+use crate::record::{FormatError, Keys, Record, Written};
+use crate::{canonical, entra, oathcsv, otpauth};
+
+/// A file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Entra ID legacy CSV (`upn,serial number,secret key,...`).
+    EntraCsv,
+    /// Entra ID Graph `hardwareOathDevices` JSON.
+    EntraJson,
+    /// privacyIDEA OATH CSV.
+    PrivacyIdea,
+    /// privacyIDEA OATH CSV, version 2 (with users).
+    PrivacyIdeaV2,
+    /// LinOTP OATH CSV.
+    LinOtp,
+    /// One `otpauth://` URI per line.
+    Otpauth,
+    /// Google Authenticator export links, one per QR code.
+    Google,
+    /// oathdesk's canonical JSON.
+    Oathdesk,
+}
+
+impl Format {
+    /// Every format, in the order help texts list them.
+    pub const ALL: [Format; 8] = [
+        Format::EntraCsv,
+        Format::EntraJson,
+        Format::PrivacyIdea,
+        Format::PrivacyIdeaV2,
+        Format::LinOtp,
+        Format::Otpauth,
+        Format::Google,
+        Format::Oathdesk,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::EntraCsv => "entra-csv",
+            Format::EntraJson => "entra-json",
+            Format::PrivacyIdea => "privacyidea",
+            Format::PrivacyIdeaV2 => "privacyidea-v2",
+            Format::LinOtp => "linotp",
+            Format::Otpauth => "otpauth",
+            Format::Google => "google",
+            Format::Oathdesk => "oathdesk",
+        }
+    }
+
+    /// Whether the format can hold secrets encrypted.
+    pub fn can_encrypt(self) -> bool {
+        false
+    }
+
+    /// All names, for messages.
+    pub fn names() -> String {
+        Format::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = FormatError;
+    fn from_str(s: &str) -> Result<Format, FormatError> {
+        let lower = s.to_ascii_lowercase();
+        let alias = match lower.as_str() {
+            "entra" | "azure" | "azure-csv" => Some(Format::EntraCsv),
+            "graph" | "entra-graph" => Some(Format::EntraJson),
+            "oath-csv" | "privacyidea-v1" => Some(Format::PrivacyIdea),
+            "google-authenticator" | "migration" | "otpauth-migration" => Some(Format::Google),
+            "json" | "canonical" => Some(Format::Oathdesk),
+            _ => None,
+        };
+        alias
+            .or_else(|| Format::ALL.into_iter().find(|f| f.name() == lower))
+            .ok_or_else(|| {
+                FormatError::new(format!(
+                    "unknown format '{s}': use one of {}",
+                    Format::names()
+                ))
+            })
+    }
+}
+
+/// Options for writing.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// Serial of a profile of a multi-profile device (Entra): `{serial}`,
+    /// `{slot}`.
+    pub profile_serial: String,
+    /// Password for formats that encrypt with one.
+    pub password: Option<Zeroizing<String>>,
+    /// Pre-shared key for formats that encrypt with one.
+    pub key: Option<Zeroizing<Vec<u8>>>,
+    /// The Google export's batch id.
+    pub batch_id: i32,
+}
+
+impl Default for WriteOptions {
+    fn default() -> WriteOptions {
+        WriteOptions {
+            profile_serial: entra::DEFAULT_PROFILE_SERIAL.into(),
+            password: None,
+            key: None,
+            batch_id: 1,
+        }
+    }
+}
+
+/// Reads `bytes` as `format`.
+pub fn read(format: Format, bytes: &[u8], keys: &Keys) -> Result<Vec<Record>, FormatError> {
+    let _ = keys;
+    match format {
+        Format::EntraCsv => entra::read_csv(bytes),
+        Format::EntraJson => entra::read_json(bytes),
+        Format::PrivacyIdea => oathcsv::read(bytes, Dialect::PrivacyIdea),
+        Format::PrivacyIdeaV2 => oathcsv::read(bytes, Dialect::PrivacyIdeaV2),
+        Format::LinOtp => oathcsv::read(bytes, Dialect::LinOtp),
+        Format::Otpauth | Format::Google => otpauth::read(bytes),
+        Format::Oathdesk => canonical::read(bytes),
+    }
+}
+
+/// Writes `records` as `format`.
+pub fn write(
+    format: Format,
+    records: &[Record],
+    options: &WriteOptions,
+) -> Result<Written, FormatError> {
+    match format {
+        Format::EntraCsv => entra::write_csv(records, &options.profile_serial),
+        Format::EntraJson => entra::write_json(records, &options.profile_serial),
+        Format::PrivacyIdea => oathcsv::write(records, Dialect::PrivacyIdea),
+        Format::PrivacyIdeaV2 => oathcsv::write(records, Dialect::PrivacyIdeaV2),
+        Format::LinOtp => oathcsv::write(records, Dialect::LinOtp),
+        Format::Otpauth => otpauth::write(records),
+        Format::Google => otpauth::write_migration(records, options.batch_id),
+        Format::Oathdesk => canonical::write(records),
+    }
+}
+
+/// Guesses the format from the content, or says why it cannot.
+pub fn detect(bytes: &[u8]) -> Result<Format, FormatError> {
+    let candidates = candidates(bytes);
+    match candidates.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(FormatError::new(format!(
+            "cannot tell the file's format; name it with --from ({})",
+            Format::names()
+        ))),
+        many => Err(FormatError::new(format!(
+            "the file could be {}; name it with --from",
+            many.iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ))),
+    }
+}
+
+/// The formats `bytes` could be.
+pub fn candidates(bytes: &[u8]) -> Vec<Format> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+    let trimmed = head.trim_start();
+    let raw_first_line = trimmed.lines().next().unwrap_or_default();
+    let first_line = raw_first_line.to_ascii_lowercase();
+    let folded_header = first_line.replace(['"', ' ', '_'], "");
+    let mut found = Vec::new();
+    if folded_header.starts_with("upn,serialnumber,secretkey") {
+        found.push(Format::EntraCsv);
+    } else if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        if head.contains("\"secretKey\"") || head.contains("\"serialNumber\"") {
+            found.push(Format::EntraJson);
+        } else if trimmed.starts_with('[')
+            && head.contains("\"secret\"")
+            && head.contains("\"type\"")
+        {
+            found.push(Format::Oathdesk);
+        }
+    } else if first_line.starts_with("otpauth-migration:") {
+        found.push(Format::Google);
+    } else if first_line.starts_with("otpauth:")
+        || first_line.starts_with('#') && head.contains("otpauth")
+    {
+        found.push(Format::Otpauth);
+    } else if first_line.replace(' ', "") == "#version:2" {
+        found.push(Format::PrivacyIdeaV2);
+    } else if first_line.split(',').count() >= 2 {
+        let fields: Vec<&str> = first_line.split(',').map(str::trim).collect();
+        let hex_seed = fields
+            .get(1)
+            .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()));
+        if hex_seed {
+            let has_hash_column = fields
+                .get(5)
+                .is_some_and(|h| matches!(*h, "sha1" | "sha256" | "sha512"));
+            let raw_fields: Vec<&str> = raw_first_line.split(',').map(str::trim).collect();
+            let lower_type = raw_fields
+                .get(2)
+                .is_some_and(|t| matches!(*t, "hotp" | "totp"));
+            if has_hash_column {
+                found.push(Format::LinOtp);
+            } else if lower_type {
+                // privacyIDEA writes TOTP/HOTP in capitals, LinOTP in lower case.
+                found.push(Format::PrivacyIdea);
+                found.push(Format::LinOtp);
+            } else {
+                found.push(Format::PrivacyIdea);
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_detection() {
+        assert_eq!("Entra".parse::<Format>().unwrap(), Format::EntraCsv);
+        assert_eq!("linotp".parse::<Format>().unwrap(), Format::LinOtp);
+        assert!(
+            "excel"
+                .parse::<Format>()
+                .unwrap_err()
+                .to_string()
+                .contains("entra-csv")
+        );
+        assert_eq!(
+            detect(b"upn,serial number,secret key,time interval,manufacturer,model\n").unwrap(),
+            Format::EntraCsv
+        );
+        assert_eq!(
+            detect(b"\"UPN\",\"Serial Number\",\"Secret Key\",\"Time Interval\"\n").unwrap(),
+            Format::EntraCsv
+        );
+        assert_eq!(
+            detect(b"otpauth://totp/x?secret=AA\n").unwrap(),
+            Format::Otpauth
+        );
+        assert_eq!(
+            detect(b"otpauth-migration://offline?data=AA\n").unwrap(),
+            Format::Google
+        );
+        assert_eq!(
+            detect(b"# version: 2\na,b,c,S,3132,TOTP\n").unwrap(),
+            Format::PrivacyIdeaV2
+        );
+        assert_eq!(
+            detect(b"S1, 3132, TOTP, 6, 30\n").unwrap(),
+            Format::PrivacyIdea
+        );
+        assert_eq!(
+            detect(b"S1, 3132, totp, 6, 30, sha1\n").unwrap(),
+            Format::LinOtp
+        );
+        let err = detect(b"S1, 3132, totp, 6, 30\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the file could be privacyidea or linotp; name it with --from"
+        );
+        assert_eq!(
+            detect(br#"{"value":[{"serialNumber":"1","secretKey":"AA"}]}"#).unwrap(),
+            Format::EntraJson
+        );
+        assert_eq!(
+            detect(br#"[{"type":"totp","secret":"AA"}]"#).unwrap(),
+            Format::Oathdesk
+        );
+        assert!(detect(b"hello").is_err());
+    }
+}
