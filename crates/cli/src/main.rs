@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{code, helpdesk, qr, seed, selftest, token, uri, vault, verify};
+use commands::{code, files, helpdesk, qr, seed, selftest, token, uri, vault, verify};
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
 /// people who run hardware tokens.
@@ -70,9 +70,14 @@ enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(vault::AuditCommand),
-    /// Bring secrets from other places into the vault.
-    #[command(subcommand)]
-    Import(token::ImportCommand),
+    /// Bring a file's secrets into the vault (spreadsheet, or any seed-file format).
+    Import(files::ImportArgs),
+    /// Write the vault's held secrets in a seed-file format (audited).
+    Export(files::ExportArgs),
+    /// Convert a seed file between formats, without a vault.
+    Convert(files::ConvertArgs),
+    /// Check a seed file before importing it.
+    Lint(files::LintArgs),
 }
 
 /// Parses the command line.
@@ -140,9 +145,10 @@ fn main() -> ExitCode {
             helpdesk::run_identify(args, &cli.vault).map(|()| ExitCode::SUCCESS)
         }
         Command::Audit(command) => vault::run_audit(command, &cli.vault),
-        Command::Import(command) => {
-            token::run_import(command, &cli.vault).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Import(args) => files::run_import(args, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => files::run_export(args, &cli.vault),
+        Command::Convert(args) => files::run_convert(args),
+        Command::Lint(args) => files::run_lint(args),
     };
     match outcome {
         Ok(code) => code,

@@ -410,18 +410,18 @@ fn record_findings(records: &[Record], format: Format, bytes: &[u8]) -> Vec<Find
                 ),
             ));
         }
-        if let Some(serial) = &record.serial {
-            if let Some(first) = serials.insert((serial.clone(), record.slot), at) {
-                found.push(finding(
-                    Severity::Error,
-                    at,
-                    Some("serial"),
-                    format!(
-                        "serial {serial} is also at {}",
-                        first.describe().unwrap_or_else(|| "another record".into())
-                    ),
-                ));
-            }
+        if let Some(serial) = &record.serial
+            && let Some(first) = serials.insert((serial.clone(), record.slot), at)
+        {
+            found.push(finding(
+                Severity::Error,
+                at,
+                Some("serial"),
+                format!(
+                    "serial {serial} is also at {}",
+                    first.describe().unwrap_or_else(|| "another record".into())
+                ),
+            ));
         }
         if let Some(first) = secrets.insert(c.secret.as_bytes().to_vec(), at) {
             found.push(finding(
@@ -466,13 +466,13 @@ pub fn target_refusal(record: &Record, target: Target) -> Option<String> {
         Target::LinOtp => {
             if !matches!(c.digits.get(), 6 | 8) {
                 Some(format!("LinOTP takes 6 or 8 digits, not {}", c.digits))
-            } else if let Some(step) = step.filter(|s| !matches!(s.period(), 30 | 60)) {
-                Some(format!(
-                    "LinOTP takes 30 or 60 second steps, not {} s",
-                    step.period()
-                ))
             } else {
-                None
+                step.filter(|s| !matches!(s.period(), 30 | 60)).map(|step| {
+                    format!(
+                        "LinOTP takes 30 or 60 second steps, not {} s",
+                        step.period()
+                    )
+                })
             }
         }
         Target::Molto2 | Target::SingleProfile => {

@@ -227,6 +227,10 @@ pub struct CredentialRow {
     pub serial: Option<String>,
     /// The assigned user's UPN (joined, read-only).
     pub upn: Option<String>,
+    /// The device's manufacturer (joined, read-only).
+    pub manufacturer: Option<String>,
+    /// The device's model (joined, read-only).
+    pub model: Option<String>,
 }
 
 /// A lifecycle transition, for a credential's history.

@@ -220,7 +220,7 @@ impl Store for SqliteStore {
 
 const CREDENTIAL_COLUMNS: &str = "c.id, c.device_id, c.slot, c.kind, c.algorithm, c.digits, c.period, c.t0, \
      c.counter, c.issuer, c.label, c.state, c.custody, c.sealed_secret, c.user_id, c.drift_steps, \
-     c.purge_after, c.created_at, c.updated_at, d.serial, u.upn";
+     c.purge_after, c.created_at, c.updated_at, d.serial, u.upn, d.manufacturer, d.model";
 
 const CREDENTIAL_FROM: &str = "FROM credentials c LEFT JOIN devices d ON d.id = c.device_id \
      LEFT JOIN users u ON u.id = c.user_id";
@@ -253,6 +253,8 @@ fn credential_from_row(row: &Row<'_>) -> rusqlite::Result<CredentialRow> {
         updated_at: row.get(18)?,
         serial: row.get(19)?,
         upn: row.get(20)?,
+        manufacturer: row.get(21)?,
+        model: row.get(22)?,
     })
 }
 

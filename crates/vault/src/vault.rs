@@ -302,6 +302,8 @@ pub struct TokenInfo {
     pub state: State,
     pub custody: Custody,
     pub user: Option<String>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
     pub drift_steps: Option<i64>,
     pub purge_after: Option<u64>,
     pub created_at: u64,
@@ -339,6 +341,8 @@ fn info(row: &CredentialRow) -> TokenInfo {
         state: row.state,
         custody: row.custody,
         user: row.upn.clone(),
+        manufacturer: row.manufacturer.clone(),
+        model: row.model.clone(),
         drift_steps: row.drift_steps,
         purge_after: row.purge_after,
         created_at: row.created_at,
@@ -1404,6 +1408,8 @@ fn insert_token(
         updated_at: now,
         serial: token.serial.as_ref().map(|s| s.trim().to_owned()),
         upn: token.user.clone(),
+        manufacturer: token.manufacturer.clone(),
+        model: token.model.clone(),
     };
     // The id is part of the associated data, so seal after the insert.
     row.id = tx.credential_insert(&row)?;

@@ -1,8 +1,6 @@
 //! `oathdesk user`, `oathdesk token`, `oathdesk import spreadsheet`: the
 //! inventory.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use oathdesk_formats::spreadsheet;
@@ -149,26 +147,6 @@ pub struct ListArgs {
     pub held: bool,
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ImportCommand {
-    /// Import the helpdesk spreadsheet (username,secret[,serial,model,manufacturer,interval]).
-    #[command(after_help = "\
-Every bad row is reported with its line; nothing is imported while any row is bad, unless \
---skip-bad. Secrets may be written with spaces. Destroy the plaintext file afterwards.")]
-    Spreadsheet(SpreadsheetArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct SpreadsheetArgs {
-    pub file: PathBuf,
-    /// Check the file and report, without importing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Import the good rows even if some are bad.
-    #[arg(long)]
-    pub skip_bad: bool,
 }
 
 pub fn run_user(command: UserCommand, options: &VaultOptions) -> Result<()> {
@@ -372,24 +350,28 @@ fn print_tokens(tokens: &[TokenInfo]) {
     }
 }
 
-pub fn run_import(command: ImportCommand, options: &VaultOptions) -> Result<()> {
-    let ImportCommand::Spreadsheet(args) = command;
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+/// `oathdesk import spreadsheet FILE`: the helpdesk's plaintext sheet.
+pub fn import_spreadsheet(
+    file: &std::path::Path,
+    dry_run: bool,
+    skip_bad: bool,
+    options: &VaultOptions,
+) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let bytes = zeroize::Zeroizing::new(bytes);
-    let name = args.file.display().to_string();
+    let name = file.display().to_string();
     let sheet = spreadsheet::read(&bytes).map_err(|e| anyhow!("{name}: {e}"))?;
     for problem in &sheet.problems {
         eprintln!("{name}: {problem}");
     }
     let bad = sheet.problems.len();
-    if bad > 0 && !args.skip_bad {
+    if bad > 0 && !skip_bad {
         bail!(
             "{bad} bad row(s) in {name}; nothing was imported (fix them, or pass --skip-bad to import the {} good row(s))",
             sheet.rows.len()
         );
     }
-    if args.dry_run {
+    if dry_run {
         println!(
             "{} row(s) would be imported, {bad} skipped",
             sheet.rows.len()

@@ -1,0 +1,423 @@
+//! `oathdesk convert`, `oathdesk lint`, `oathdesk import FORMAT`,
+//! `oathdesk export FORMAT`: seed files in every format admins meet.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use oathdesk_formats::format::{self, Format, WriteOptions};
+use oathdesk_formats::lint::{self, Target};
+use oathdesk_formats::{Keys, Record, Written};
+use oathdesk_vault::NewToken;
+use oathdesk_vault::model::{DeviceKind, State, TokenRef};
+use oathdesk_vault::store::CredentialFilter;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::input;
+use crate::unlock::VaultOptions;
+
+/// Where passwords and keys for encrypted files come from (never argv).
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "File encryption")]
+pub struct KeyArgs {
+    /// Password of an encrypted input (PSKC, Aegis, 2FAS, andOTP), first line of FILE
+    /// [else env OATHDESK_FILE_PASSWORD].
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Pre-shared key of an encrypted PSKC input, hex in FILE [else env OATHDESK_FILE_KEY].
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    pub fn keys(&self) -> Result<Keys> {
+        let password = match &self.password_file {
+            Some(path) => Some(first_line(path)?),
+            None => std::env::var("OATHDESK_FILE_PASSWORD")
+                .ok()
+                .map(Zeroizing::new),
+        };
+        let key_text = match &self.key_file {
+            Some(path) => Some(first_line(path)?),
+            None => std::env::var("OATHDESK_FILE_KEY").ok().map(Zeroizing::new),
+        };
+        let key = match key_text {
+            Some(text) => Some(Zeroizing::new(
+                oathdesk_otp::Secret::from_hex(&text)
+                    .map_err(|e| anyhow!("the key file: {e}"))?
+                    .as_bytes()
+                    .to_vec(),
+            )),
+            None => None,
+        };
+        Ok(Keys { password, key })
+    }
+}
+
+fn first_line(path: &Path) -> Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    let line = text.lines().next().unwrap_or_default().trim_end();
+    if line.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    Ok(Zeroizing::new(line.to_owned()))
+}
+
+/// How output is written.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Write to FILE (created readable by its owner only) instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Allow secrets in a plaintext file (formats that cannot encrypt need this).
+    #[arg(long)]
+    pub plaintext: bool,
+    /// Serial of a multi-profile device's profile for Entra: {serial} and {slot} (two digits).
+    #[arg(long, value_name = "TEMPLATE", default_value = "{serial}-{slot}")]
+    pub profile_serial: String,
+}
+
+/// Convert a seed file from one format to another, without a vault.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Formats: entra-csv, entra-json, pskc, privacyidea, privacyidea-v2, linotp, otpauth, google, aegis, \
+2fas, andotp, oathdesk. Without --from the format is detected. Records the output format cannot \
+take are listed on stderr with the reason, and the exit code is then 2.
+
+Examples:
+  oathdesk convert vendor.pskc --key-file psk.hex --to entra-csv --plaintext --out entra.csv
+  oathdesk convert tokens.csv --to pskc --password-file pw.txt --out tokens.pskc")]
+pub struct ConvertArgs {
+    pub input: PathBuf,
+    #[arg(long, value_name = "FORMAT")]
+    pub from: Option<Format>,
+    #[arg(long, value_name = "FORMAT")]
+    pub to: Format,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Password for an encrypted output (else the input's password is used).
+    #[arg(long, value_name = "FILE")]
+    pub out_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Check a seed file before importing it. Exit 0 clean, 2 with findings, 1 unreadable.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Targets: entra, entra-graph, privacyidea, linotp, molto2, single-profile.
+
+Example:
+  oathdesk lint vendor-seeds.csv --target entra")]
+pub struct LintArgs {
+    pub input: PathBuf,
+    #[arg(long, value_name = "FORMAT")]
+    pub from: Option<Format>,
+    /// Also check what this system cannot take.
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<Target>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Import a file into the vault: all of it, or nothing.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+FORMAT is 'spreadsheet' (the helpdesk's username,secret CSV) or any convert format (see \
+'oathdesk convert --help'); 'auto' detects it.
+
+Examples:
+  oathdesk import spreadsheet helpdesk.csv --dry-run
+  oathdesk import pskc vendor.pskc --key-file psk.hex")]
+pub struct ImportArgs {
+    pub format: String,
+    pub file: PathBuf,
+    /// Check and report, without importing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Spreadsheet only: import the good rows even if some are bad.
+    #[arg(long)]
+    pub skip_bad: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// Export credentials whose secrets the vault holds. Audited.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Password for an encrypted output, first line of FILE [else env OATHDESK_FILE_PASSWORD].
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Pre-shared key for an encrypted PSKC output, hex in FILE [else env OATHDESK_FILE_KEY].
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Only this user's.
+    #[arg(long, value_name = "UPN")]
+    pub user: Option<String>,
+    /// Only in this state.
+    #[arg(long)]
+    pub state: Option<State>,
+    /// Only this device's.
+    #[arg(long)]
+    pub serial: Option<String>,
+}
+
+fn read_input(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let metadata =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if metadata.len() > oathdesk_formats::record::MAX_INPUT_BYTES as u64 {
+        bail!(
+            "{} is {} MiB; files over {} MiB are refused",
+            path.display(),
+            metadata.len() / (1024 * 1024),
+            oathdesk_formats::record::MAX_INPUT_BYTES / (1024 * 1024)
+        );
+    }
+    Ok(Zeroizing::new(std::fs::read(path).with_context(|| {
+        format!("cannot read {}", path.display())
+    })?))
+}
+
+fn read_records(path: &Path, from: Option<Format>, keys: &Keys) -> Result<(Format, Vec<Record>)> {
+    let bytes = read_input(path)?;
+    let name = path.display();
+    let format = match from {
+        Some(format) => format,
+        None => format::detect(&bytes).map_err(|e| anyhow!("{name}: {e}"))?,
+    };
+    let records = format::read(format, &bytes, keys).map_err(|e| anyhow!("{name}: {e}"))?;
+    Ok((format, records))
+}
+
+/// Writes the output and reports skipped records; exit 2 when any was skipped.
+fn emit(written: Written, output: &OutputArgs, what: &str) -> Result<ExitCode> {
+    match &output.out {
+        Some(path) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            options
+                .open(path)
+                .and_then(|mut f| f.write_all(&written.bytes))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => std::io::stdout().write_all(&written.bytes)?,
+    }
+    for skipped in &written.skipped {
+        eprintln!(
+            "oathdesk: not written: {}: {}",
+            skipped.reference, skipped.reason
+        );
+    }
+    if written.skipped.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "oathdesk: {} record(s) left out of the {what}; see the reasons above",
+            written.skipped.len()
+        );
+        Ok(ExitCode::from(2))
+    }
+}
+
+fn write_options(format: Format, output: &OutputArgs, keys: Keys) -> Result<WriteOptions> {
+    let encrypted = keys.password.is_some() || keys.key.is_some();
+    if !format.can_encrypt() && !output.plaintext {
+        bail!(
+            "{format} files hold secrets in plain text: pass --plaintext to write one (and protect the file)"
+        );
+    }
+    if format.can_encrypt() && !encrypted && !output.plaintext {
+        bail!(
+            "{format} output is encrypted: give --password-file (or --key-file for PSKC), or pass --plaintext"
+        );
+    }
+    let mut batch = [0u8; 4];
+    getrandom_fill(&mut batch);
+    Ok(WriteOptions {
+        profile_serial: output.profile_serial.clone(),
+        password: if output.plaintext {
+            None
+        } else {
+            keys.password
+        },
+        key: if output.plaintext { None } else { keys.key },
+        batch_id: i32::from_le_bytes(batch) & i32::MAX,
+    })
+}
+
+fn getrandom_fill(buffer: &mut [u8]) {
+    // A batch id only groups export QR codes; any value works if the RNG fails.
+    if let Ok(secret) = oathdesk_otp::seed::generate(buffer.len()) {
+        buffer.copy_from_slice(secret.as_bytes());
+    }
+}
+
+pub fn run_convert(args: ConvertArgs) -> Result<ExitCode> {
+    let keys = args.keys.keys()?;
+    let (_, records) = read_records(&args.input, args.from, &keys)?;
+    let mut out_keys = keys.clone();
+    if let Some(path) = &args.out_password_file {
+        out_keys.password = Some(first_line(path)?);
+    }
+    let options = write_options(args.to, &args.output, out_keys)?;
+    let written = format::write(args.to, &records, &options).map_err(|e| anyhow!("{e}"))?;
+    eprintln!(
+        "oathdesk: {} of {} record(s) written as {}",
+        records.len() - written.skipped.len(),
+        records.len(),
+        args.to
+    );
+    emit(written, &args.output, "output")
+}
+
+pub fn run_lint(args: LintArgs) -> Result<ExitCode> {
+    let keys = args.keys.keys()?;
+    let bytes = read_input(&args.input)?;
+    let name = args.input.display();
+    let report =
+        lint::lint(&bytes, args.from, &keys, args.target).map_err(|e| anyhow!("{name}: {e}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for finding in &report.findings {
+            println!("{name}: {finding}");
+        }
+        println!(
+            "{name}: {} record(s) read as {}, {} finding(s)",
+            report.records,
+            report.format,
+            report.findings.len()
+        );
+    }
+    Ok(if report.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+pub fn run_import(args: ImportArgs, options: &VaultOptions) -> Result<()> {
+    if args.format.eq_ignore_ascii_case("spreadsheet") {
+        return crate::commands::token::import_spreadsheet(
+            &args.file,
+            args.dry_run,
+            args.skip_bad,
+            options,
+        );
+    }
+    if args.skip_bad {
+        bail!(
+            "--skip-bad is for spreadsheets; other imports are all or nothing (check them with 'oathdesk lint')"
+        );
+    }
+    let from = if args.format.eq_ignore_ascii_case("auto") {
+        None
+    } else {
+        Some(args.format.parse::<Format>().map_err(|e| anyhow!("{e}"))?)
+    };
+    let keys = args.keys.keys()?;
+    let (format, records) = read_records(&args.file, from, &keys)?;
+    if args.dry_run {
+        println!(
+            "{} record(s) read as {format}; nothing imported (--dry-run)",
+            records.len()
+        );
+        return Ok(());
+    }
+    let count = records.len();
+    let tokens = records.into_iter().map(record_to_token).collect();
+    let mut session = options.unlock()?;
+    session
+        .add_tokens(tokens, input::now(), &format!("import.{format}"))
+        .map_err(|e| anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
+    println!(
+        "imported {count} credential(s) from {} ({format})",
+        args.file.display()
+    );
+    Ok(())
+}
+
+fn record_to_token(record: Record) -> NewToken {
+    let kind = match (&record.serial, record.slot) {
+        (None, _) => DeviceKind::Unknown,
+        (Some(_), Some(_)) => DeviceKind::MultiProfile,
+        (Some(_), None) => DeviceKind::Classic,
+    };
+    NewToken {
+        serial: record.serial,
+        slot: record.slot,
+        device_kind: kind,
+        manufacturer: record.manufacturer,
+        model: record.model,
+        device_slots: if kind == DeviceKind::MultiProfile {
+            100
+        } else {
+            1
+        },
+        label: Some(record.credential.account.clone()).filter(|a| !a.is_empty()),
+        credential: record.credential,
+        user: record.user,
+        state: State::Stock,
+    }
+}
+
+pub fn run_export(args: ExportArgs, options: &VaultOptions) -> Result<ExitCode> {
+    let keys = KeyArgs {
+        password_file: args.password_file.clone(),
+        key_file: args.key_file.clone(),
+    }
+    .keys()?;
+    let write = write_options(args.format, &args.output, keys)?;
+    let mut session = options.unlock()?;
+    let tokens = session.tokens(&CredentialFilter {
+        user_upn: args.user.clone(),
+        state: args.state,
+        device_serial: args.serial.clone(),
+        held_only: true,
+        ..CredentialFilter::default()
+    })?;
+    let mut records = Vec::with_capacity(tokens.len());
+    for token in &tokens {
+        let (info, credential) = session.reveal(&TokenRef::Id(token.id))?;
+        let mut record = Record::new(credential);
+        record.serial = info.serial.clone();
+        record.slot = info.slot;
+        record.user = info.user.clone();
+        record.manufacturer = info.manufacturer.clone();
+        record.model = info.model.clone();
+        records.push(record);
+    }
+    let written = format::write(args.format, &records, &write).map_err(|e| anyhow!("{e}"))?;
+    let exported: Vec<String> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !written.skipped.iter().any(|s| s.index == *i))
+        .map(|(_, t)| t.reference())
+        .collect();
+    session.record(
+        oathdesk_vault::audit::AuditEvent::ok("export").detail(json!({
+            "format": args.format.name(),
+            "encrypted": write.password.is_some() || write.key.is_some(),
+            "count": exported.len(),
+            "credentials": exported,
+        })),
+        input::now(),
+    )?;
+    emit(written, &args.output, "export")
+}
