@@ -1200,29 +1200,48 @@ impl<S: Store> Session<S> {
         self.change(now, |_, _| Ok(((), event)))
     }
 
+    /// Opens every held secret that `filter` selects, in one read, for an
+    /// export. The caller records the export with [`Session::record`].
+    pub fn reveal_all(
+        &mut self,
+        filter: &CredentialFilter,
+    ) -> Result<Vec<(TokenInfo, Credential)>> {
+        let filter = CredentialFilter {
+            held_only: true,
+            ..filter.clone()
+        };
+        let rows = self.store.read()?.credentials(&filter)?;
+        rows.iter()
+            .map(|row| Ok((info(row), credential_of(&self.key, row)?)))
+            .collect()
+    }
+
     /// Opens a held credential's secret for another part of oathdesk (device
     /// burns, exports). The caller records why with [`Session::record`] in
     /// the same breath.
     pub fn reveal(&mut self, token: &TokenRef) -> Result<(TokenInfo, Credential)> {
-        let tx = self.store.read()?;
-        let row = resolve(&tx, token)?;
-        let secret = held_secret(&self.key, &row)?;
-        let (algorithm, digits, kind) = otp_parts(&row)?;
-        let credential = Credential {
-            secret,
-            kind,
-            algorithm,
-            digits,
-            issuer: row.issuer.clone(),
-            account: row
-                .upn
-                .clone()
-                .or_else(|| row.label.clone())
-                .unwrap_or_default(),
-            label_issuer: None,
-        };
-        Ok((info(&row), credential))
+        let row = resolve(&self.store.read()?, token)?;
+        Ok((info(&row), credential_of(&self.key, &row)?))
     }
+}
+
+/// A stored credential with its secret opened.
+fn credential_of(key: &VaultKey, row: &CredentialRow) -> Result<Credential> {
+    let secret = held_secret(key, row)?;
+    let (algorithm, digits, kind) = otp_parts(row)?;
+    Ok(Credential {
+        secret,
+        kind,
+        algorithm,
+        digits,
+        issuer: row.issuer.clone(),
+        account: row
+            .upn
+            .clone()
+            .or_else(|| row.label.clone())
+            .unwrap_or_default(),
+        label_issuer: None,
+    })
 }
 
 /// Finds exactly one credential.

@@ -11,7 +11,7 @@ use oathdesk_formats::format::{self, Format, WriteOptions};
 use oathdesk_formats::lint::{self, Target};
 use oathdesk_formats::{Keys, Record, Written};
 use oathdesk_vault::NewToken;
-use oathdesk_vault::model::{DeviceKind, State, TokenRef};
+use oathdesk_vault::model::{DeviceKind, State};
 use oathdesk_vault::store::CredentialFilter;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -385,16 +385,15 @@ pub fn run_export(args: ExportArgs, options: &VaultOptions) -> Result<ExitCode> 
     .keys()?;
     let write = write_options(args.format, &args.output, keys)?;
     let mut session = options.unlock()?;
-    let tokens = session.tokens(&CredentialFilter {
+    let revealed = session.reveal_all(&CredentialFilter {
         user_upn: args.user.clone(),
         state: args.state,
         device_serial: args.serial.clone(),
-        held_only: true,
         ..CredentialFilter::default()
     })?;
-    let mut records = Vec::with_capacity(tokens.len());
-    for token in &tokens {
-        let (info, credential) = session.reveal(&TokenRef::Id(token.id))?;
+    let mut tokens = Vec::with_capacity(revealed.len());
+    let mut records = Vec::with_capacity(revealed.len());
+    for (info, credential) in revealed {
         let mut record = Record::new(credential);
         record.serial = info.serial.clone();
         record.slot = info.slot;
@@ -402,6 +401,7 @@ pub fn run_export(args: ExportArgs, options: &VaultOptions) -> Result<ExitCode> 
         record.manufacturer = info.manufacturer.clone();
         record.model = info.model.clone();
         records.push(record);
+        tokens.push(info);
     }
     let written = format::write(args.format, &records, &write).map_err(|e| anyhow!("{e}"))?;
     let exported: Vec<String> = tokens
