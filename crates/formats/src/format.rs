@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::oathcsv::Dialect;
 use crate::record::{FormatError, Keys, Record, Written};
-use crate::{canonical, entra, oathcsv, otpauth};
+use crate::{aegis, andotp, canonical, entra, oathcsv, otpauth, pskc, twofas};
 
 /// A file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,18 +28,30 @@ pub enum Format {
     Google,
     /// oathdesk's canonical JSON.
     Oathdesk,
+    /// PSKC (RFC 6030), plain or encrypted.
+    Pskc,
+    /// Aegis vault JSON, plain or password-encrypted.
+    Aegis,
+    /// 2FAS backup, plain or password-encrypted.
+    TwoFas,
+    /// andOTP backup, plain or password-encrypted.
+    AndOtp,
 }
 
 impl Format {
     /// Every format, in the order help texts list them.
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 12] = [
         Format::EntraCsv,
         Format::EntraJson,
+        Format::Pskc,
         Format::PrivacyIdea,
         Format::PrivacyIdeaV2,
         Format::LinOtp,
         Format::Otpauth,
         Format::Google,
+        Format::Aegis,
+        Format::TwoFas,
+        Format::AndOtp,
         Format::Oathdesk,
     ];
 
@@ -54,12 +66,19 @@ impl Format {
             Format::Otpauth => "otpauth",
             Format::Google => "google",
             Format::Oathdesk => "oathdesk",
+            Format::Pskc => "pskc",
+            Format::Aegis => "aegis",
+            Format::TwoFas => "2fas",
+            Format::AndOtp => "andotp",
         }
     }
 
     /// Whether the format can hold secrets encrypted.
     pub fn can_encrypt(self) -> bool {
-        false
+        matches!(
+            self,
+            Format::Pskc | Format::Aegis | Format::TwoFas | Format::AndOtp
+        )
     }
 
     /// All names, for messages.
@@ -88,6 +107,8 @@ impl FromStr for Format {
             "oath-csv" | "privacyidea-v1" => Some(Format::PrivacyIdea),
             "google-authenticator" | "migration" | "otpauth-migration" => Some(Format::Google),
             "json" | "canonical" => Some(Format::Oathdesk),
+            "twofas" => Some(Format::TwoFas),
+            "rfc6030" | "pskcxml" => Some(Format::Pskc),
             _ => None,
         };
         alias
@@ -128,8 +149,11 @@ impl Default for WriteOptions {
 
 /// Reads `bytes` as `format`.
 pub fn read(format: Format, bytes: &[u8], keys: &Keys) -> Result<Vec<Record>, FormatError> {
-    let _ = keys;
     match format {
+        Format::Pskc => pskc::read(bytes, keys),
+        Format::Aegis => aegis::read(bytes, keys),
+        Format::TwoFas => twofas::read(bytes, keys),
+        Format::AndOtp => andotp::read(bytes, keys),
         Format::EntraCsv => entra::read_csv(bytes),
         Format::EntraJson => entra::read_json(bytes),
         Format::PrivacyIdea => oathcsv::read(bytes, Dialect::PrivacyIdea),
@@ -146,7 +170,19 @@ pub fn write(
     records: &[Record],
     options: &WriteOptions,
 ) -> Result<Written, FormatError> {
+    let password = options.password.as_ref().map(|p| p.as_str());
     match format {
+        Format::Pskc => {
+            let encryption = match (&options.key, &options.password) {
+                (Some(key), _) => pskc::Encryption::pre_shared(key.to_vec()),
+                (None, Some(password)) => pskc::Encryption::password(password.to_string()),
+                (None, None) => pskc::Encryption::None,
+            };
+            pskc::write(records, &pskc::WriteOptions::new(encryption))
+        }
+        Format::Aegis => aegis::write(records, password),
+        Format::TwoFas => twofas::write(records, password),
+        Format::AndOtp => andotp::write(records, password),
         Format::EntraCsv => entra::write_csv(records, &options.profile_serial),
         Format::EntraJson => entra::write_json(records, &options.profile_serial),
         Format::PrivacyIdea => oathcsv::write(records, Dialect::PrivacyIdea),
@@ -186,6 +222,29 @@ pub fn candidates(bytes: &[u8]) -> Vec<Format> {
     let first_line = raw_first_line.to_ascii_lowercase();
     let folded_header = first_line.replace(['"', ' ', '_'], "");
     let mut found = Vec::new();
+    if trimmed.starts_with('<') && head.contains("KeyContainer") {
+        found.push(Format::Pskc);
+        return found;
+    }
+    // oathdesk JSON and a plain andOTP backup are both arrays of objects
+    // with `secret` and `type`; the canonical form is strict (unknown fields
+    // are errors), so reading it is the test.
+    if trimmed.starts_with('[') && canonical::read(bytes).is_ok() {
+        found.push(Format::Oathdesk);
+        return found;
+    }
+    for (format, looks) in [
+        (Format::Aegis, aegis::looks_like as fn(&[u8]) -> bool),
+        (Format::TwoFas, twofas::looks_like),
+        (Format::AndOtp, andotp::looks_like),
+    ] {
+        if looks(bytes) {
+            found.push(format);
+        }
+    }
+    if !found.is_empty() {
+        return found;
+    }
     if folded_header.starts_with("upn,serialnumber,secretkey") {
         found.push(Format::EntraCsv);
     } else if trimmed.starts_with('[') || trimmed.starts_with('{') {

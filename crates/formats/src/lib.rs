@@ -5,26 +5,34 @@
 //! comes from and where it goes, and everything is easy to test.
 //!
 //! Modules:
+//! - [`aegis`]: Aegis Authenticator vaults, plain or password-encrypted.
+//! - [`twofas`]: 2FAS Authenticator backups, plain or password-encrypted.
+//! - [`andotp`]: andOTP backups, plain or password-encrypted.
+//! - [`pskc`]: read and write PSKC (RFC 6030) seed files, plain or encrypted.
 //! - [`qr`]: encode an `otpauth://` URI as a QR code (terminal, SVG, PNG) and
 //!   find every QR code in a PNG or JPEG screenshot.
 //! - [`entra`]: Entra ID CSV upload and Graph `hardwareOathDevices` JSON.
 //! - [`oathcsv`]: privacyIDEA and LinOTP OATH CSV.
 //! - [`otpauth`]: `otpauth://` lists and Google Authenticator export links.
 //! - [`canonical`]: oathdesk's own JSON.
-//! - [`format`]: every format by name, detection, one read/write.
+//! - [`mod@format`]: every format by name, detection, one read/write.
 //! - [`lint`]: findings about a seed file before it is imported.
 //! - [`record`]: the [`Record`] every reader returns and every writer takes.
 //! - [`spreadsheet`]: the helpdesk's plaintext `username,secret` CSV.
 
+pub mod aegis;
+pub mod andotp;
 pub mod canonical;
 pub mod entra;
 pub mod format;
 pub mod lint;
 pub mod oathcsv;
 pub mod otpauth;
+pub mod pskc;
 pub mod qr;
 pub mod record;
 pub mod spreadsheet;
+pub mod twofas;
 
 pub use record::{FormatError, Keys, Location, Record, Skipped, Written};
 

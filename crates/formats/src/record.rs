@@ -84,7 +84,7 @@ impl Location {
         }
     }
 
-    /// "line 4", "KeyPackage 2", "line 4, entries[1]", or nothing.
+    /// `line 4`, `KeyPackage 2`, `line 4, entries[1]`, or nothing.
     pub fn describe(&self) -> Option<String> {
         match (&self.line, &self.element) {
             (Some(line), Some(element)) => Some(format!("line {line}, {element}")),
