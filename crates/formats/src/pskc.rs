@@ -322,11 +322,13 @@ fn parse_xml(bytes: &[u8]) -> Result<Element, FormatError> {
     let mut root: Option<Element> = None;
     let mut count = 0usize;
 
+    // The line is computed only for an error: counting newlines from the
+    // start for every element made reading quadratic in the file size.
     fn attach(
         stack: &mut [Element],
         root: &mut Option<Element>,
         element: Element,
-        line: u64,
+        line: impl Fn() -> u64,
     ) -> Result<(), FormatError> {
         if let Some(parent) = stack.last_mut() {
             parent.children.push(element);
@@ -334,7 +336,7 @@ fn parse_xml(bytes: &[u8]) -> Result<Element, FormatError> {
             *root = Some(element);
         } else {
             return Err(FormatError::at(
-                Location::line(line),
+                Location::line(line()),
                 "not well-formed XML: a second root element",
             ));
         }
@@ -393,7 +395,7 @@ fn parse_xml(bytes: &[u8]) -> Result<Element, FormatError> {
                     ));
                 }
                 let element = start_element(text, position, &start)?;
-                attach(&mut stack, &mut root, element, line())?;
+                attach(&mut stack, &mut root, element, line)?;
             }
             Event::End(_) => {
                 let element = stack.pop().ok_or_else(|| {
@@ -402,7 +404,7 @@ fn parse_xml(bytes: &[u8]) -> Result<Element, FormatError> {
                         "not well-formed XML: a closing tag without an opening one",
                     )
                 })?;
-                attach(&mut stack, &mut root, element, line())?;
+                attach(&mut stack, &mut root, element, line)?;
             }
             Event::Text(t) => {
                 let content = t
