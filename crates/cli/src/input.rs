@@ -235,6 +235,21 @@ pub fn parse_duration(text: &str) -> Result<u64> {
     u64::try_from(duration.as_secs()).map_err(|_| anyhow!("the duration '{text}' is negative"))
 }
 
+/// Text from a file, a QR code or a URI made safe for a terminal: control
+/// characters (which could move the cursor or rewrite the screen) are shown
+/// as escapes.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(
+            text.chars()
+                .flat_map(char::escape_default)
+                .collect::<String>(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// The current Unix time in seconds.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
@@ -273,5 +288,7 @@ mod tests {
         assert_eq!(parse_duration("PT2M").unwrap(), 120);
         assert!(parse_duration("soon").is_err());
         assert_eq!(rfc3339(1_234_567_890), "2009-02-13T23:31:30Z");
+        assert_eq!(printable("alice"), "alice");
+        assert_eq!(printable("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
     }
 }

@@ -90,6 +90,17 @@ impl Vault<SqliteStore> {
     }
 }
 
+/// Names and labels end up in terminals, web pages and CSV files: no
+/// control characters (they could rewrite a screen or split a row).
+fn check_text(field: &str, value: &str) -> Result<()> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "the {field} contains a control character (a tab, line break or escape); remove it"
+        )));
+    }
+    Ok(())
+}
+
 fn check_operator_name(name: &str) -> Result<()> {
     if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
         return Err(Error::Invalid(
@@ -676,6 +687,8 @@ impl<S: Store> Session<S> {
         if upn.is_empty() {
             return Err(Error::Invalid("the user's UPN is empty".into()));
         }
+        check_text("UPN", upn)?;
+        check_text("display name", display_name.unwrap_or_default())?;
         self.change(now, |tx, _| {
             if tx.user_by_upn(upn)?.is_some() {
                 return Err(Error::Exists(format!("user '{upn}'")));
@@ -1323,6 +1336,16 @@ fn insert_token(
     now: u64,
     users: &mut HashMap<String, i64>,
 ) -> Result<CredentialRow> {
+    for (field, value) in [
+        ("serial", token.serial.as_deref()),
+        ("user", token.user.as_deref()),
+        ("label", token.label.as_deref()),
+        ("manufacturer", token.manufacturer.as_deref()),
+        ("model", token.model.as_deref()),
+        ("issuer", token.credential.issuer.as_deref()),
+    ] {
+        check_text(field, value.unwrap_or_default())?;
+    }
     let device_id = match &token.serial {
         Some(serial) => {
             let serial = serial.trim();

@@ -597,3 +597,25 @@ fn hotp_tokens_are_stored_with_their_counter() {
     assert_eq!(credential.kind, Kind::Hotp { counter: 5 });
     assert_eq!(credential.secret.as_bytes(), SEED);
 }
+
+#[test]
+fn control_characters_are_refused_in_names() {
+    let f = fixture();
+    let mut s = session(&f.path);
+    let err = s
+        .add_user("evil\u{1b}[2J@contoso.com", None, NOW)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the UPN contains a control character (a tab, line break or escape); remove it"
+    );
+    let mut t = token("OK-1", None, SEED, None);
+    t.label = Some("line\nbreak".into());
+    let err = s.add_token(t, NOW).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("the label contains a control character"),
+        "{err}"
+    );
+    assert!(s.users().unwrap().is_empty());
+}

@@ -147,8 +147,15 @@ fn read(args: ReadArgs) -> Result<()> {
             let which = format!("{name}: QR code {}", index + 1);
             if lower.starts_with("otpauth://") {
                 match uri::parse(text) {
-                    Ok(_) => {
-                        println!("{text}");
+                    Ok(credential) => {
+                        // A QR code is untrusted input: print the URI as
+                        // read, unless it holds control characters, then
+                        // as oathdesk writes it (percent-encoded).
+                        if text.chars().any(char::is_control) {
+                            println!("{}", uri::format(&credential).map_err(|e| anyhow!("{e}"))?);
+                        } else {
+                            println!("{text}");
+                        }
                         found += 1;
                     }
                     Err(e) => {

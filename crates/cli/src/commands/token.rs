@@ -245,6 +245,12 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
                 eprintln!("oathdesk: added {} ({})", info.reference(), info.state);
             }
             if let Some(uri) = reveal_uri {
+                session.record(
+                    oathdesk_vault::audit::AuditEvent::ok("token.reveal")
+                        .credential(info.reference())
+                        .detail(serde_json::json!({"why": "generated with --reveal"})),
+                    now,
+                )?;
                 println!("{}", uri.as_str());
             }
         }

@@ -173,11 +173,15 @@ fn show(args: ShowArgs) -> Result<()> {
             println!();
         }
         println!("type       {}", c.r#type);
-        println!("issuer     {}", c.issuer.as_deref().unwrap_or("(none)"));
+        let issuer = c.issuer.as_deref().unwrap_or("(none)");
+        println!("issuer     {}", input::printable(issuer));
         if let Some(label) = &c.label_issuer {
-            println!("label      {label} (the label's issuer differs from issuer=)");
+            println!(
+                "label      {} (the label's issuer differs from issuer=)",
+                input::printable(label)
+            );
         }
-        println!("account    {}", c.account);
+        println!("account    {}", input::printable(&c.account));
         println!("algorithm  {}", c.algorithm);
         println!("digits     {}", c.digits);
         if let Some(period) = c.period {
