@@ -90,3 +90,21 @@ impl Credential {
         }
     }
 }
+
+/// Settles who the issuer is when a label prefix and an explicit issuer
+/// (`issuer=`, or a payload's issuer field) may both be given: the explicit
+/// one wins, and a prefix that differs from it is kept as the label issuer
+/// (Microsoft's organisation name beside `issuer=Microsoft`). Returns
+/// `(issuer, label_issuer)`.
+pub(crate) fn settle_issuers(
+    explicit: Option<String>,
+    prefix: Option<String>,
+) -> (Option<String>, Option<String>) {
+    let explicit = explicit.filter(|i| !i.is_empty());
+    let prefix = prefix.filter(|p| !p.is_empty());
+    match (explicit, prefix) {
+        (Some(explicit), Some(prefix)) if explicit != prefix => (Some(explicit), Some(prefix)),
+        (Some(explicit), _) => (Some(explicit), None),
+        (None, prefix) => (prefix, None),
+    }
+}

@@ -176,12 +176,8 @@ fn from_entry(entry: usize, p: &proto::OtpParameters) -> Result<Credential, Migr
         Some((prefix, account)) => (Some(prefix.trim().to_owned()), account.trim().to_owned()),
         None => (None, p.name.trim().to_owned()),
     };
-    let issuer = Some(p.issuer.trim().to_owned()).filter(|i| !i.is_empty());
-    let (issuer, label_issuer) = match (issuer, label_issuer.filter(|l| !l.is_empty())) {
-        (Some(param), Some(prefix)) if param != prefix => (Some(param), Some(prefix)),
-        (Some(param), _) => (Some(param), None),
-        (None, prefix) => (prefix, None),
-    };
+    let issuer = Some(p.issuer.trim().to_owned());
+    let (issuer, label_issuer) = crate::credential::settle_issuers(issuer, label_issuer);
     Ok(Credential {
         secret: Secret::from_bytes(p.secret.clone()),
         kind,

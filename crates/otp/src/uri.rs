@@ -143,15 +143,8 @@ pub fn parse(uri: &str) -> Result<Credential, UriError> {
 
     // Trimmed like the label's issuer, so that the two compare as they
     // would be written (and as migration payloads are read).
-    let issuer = issuer
-        .map(|i| i.trim().to_owned())
-        .filter(|i| !i.is_empty());
-    let label_prefix = label_prefix.filter(|p| !p.is_empty());
-    let (issuer, label_issuer) = match (issuer, label_prefix) {
-        (Some(param), Some(prefix)) if param != prefix => (Some(param), Some(prefix)),
-        (Some(param), _) => (Some(param), None),
-        (None, prefix) => (prefix, None),
-    };
+    let issuer = issuer.map(|i| i.trim().to_owned());
+    let (issuer, label_issuer) = crate::credential::settle_issuers(issuer, label_prefix);
     Ok(Credential {
         secret,
         kind,

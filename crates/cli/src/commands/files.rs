@@ -203,19 +203,7 @@ fn read_records(path: &Path, from: Option<Format>, keys: &Keys) -> Result<(Forma
 /// Writes the output and reports skipped records; exit 2 when any was skipped.
 fn emit(written: Written, output: &OutputArgs, what: &str) -> Result<ExitCode> {
     match &output.out {
-        Some(path) => {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            options
-                .open(path)
-                .and_then(|mut f| f.write_all(&written.bytes))
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
+        Some(path) => input::write_private(path, &written.bytes)?,
         None => std::io::stdout().write_all(&written.bytes)?,
     }
     for skipped in &written.skipped {

@@ -1,10 +1,9 @@
 //! `oathdesk qr`: show a credential as a QR code, and read QR codes from
 //! screenshots.
 
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use oathdesk_formats::qr;
 use oathdesk_otp::{migration, uri};
@@ -72,14 +71,14 @@ fn show(args: ShowArgs) -> Result<()> {
     let text = zeroize::Zeroizing::new(uri::format(&credential).map_err(|e| anyhow!("{e}"))?);
     if let Some(path) = &args.png {
         let bytes = qr::png(&text).map_err(|e| anyhow!("{e}"))?;
-        write_private(path, &bytes)?;
+        input::write_private(path, &bytes)?;
         eprintln!(
             "oathdesk: wrote {} (it holds the secret: delete it after enrolment)",
             path.display()
         );
     } else if let Some(path) = &args.svg {
         let svg = qr::svg(&text).map_err(|e| anyhow!("{e}"))?;
-        write_private(path, svg.as_bytes())?;
+        input::write_private(path, svg.as_bytes())?;
         eprintln!(
             "oathdesk: wrote {} (it holds the secret: delete it after enrolment)",
             path.display()
@@ -92,22 +91,6 @@ fn show(args: ShowArgs) -> Result<()> {
         println!("{}", credential.display_name());
     }
     Ok(())
-}
-
-/// Creates `path` readable and writable by its owner only.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read(args: ReadArgs) -> Result<()> {
