@@ -1048,13 +1048,11 @@ impl<S: Store> Session<S> {
         let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
         event.credential = Some(reference.clone());
         if granted_last_hour >= limit {
-            let reason = format!(
-                "rate limit: {} already had {granted_last_hour} helpdesk code(s) in the last hour (limit {limit}); \
-                 wait, or raise '{}' with 'oathdesk vault set'",
-                user.upn,
-                settings::RATE_LIMIT.0
+            return self.refuse(
+                now,
+                event,
+                rate_limit_reason(&user.upn, granted_last_hour, limit),
             );
-            return self.refuse(now, event, reason);
         }
         let secret = held_secret(&self.key, &row)?;
         let (algorithm, digits, kind) = otp_parts(&row)?;
@@ -1089,15 +1087,32 @@ impl<S: Store> Session<S> {
             verifier: request.verifier.to_string(),
             remaining_this_hour: limit - granted_last_hour - 1,
         };
-        event.user = Some(user.upn);
+        event.user = Some(user.upn.clone());
         event.detail = json!({
             "verified_by": request.verified_by,
             "counter": grant.counter,
             "accepted_until": grant.accepted_until,
             "verifier": grant.verifier,
         });
-        self.change(now, |_, _| Ok(((), event)))?;
-        Ok(grant)
+        // The count above was read outside the write transaction; another
+        // process may have granted codes since. Count again where writers
+        // are serialised, so concurrent requests cannot pass the limit.
+        let since = now.saturating_sub(3600);
+        let refused = self.change(now, |tx, _| {
+            let granted = tx.audit_count("helpdesk.code", "granted", &request.user, since)?;
+            if granted >= limit {
+                let reason = rate_limit_reason(&user.upn, granted, limit);
+                let mut refusal = event;
+                refusal.outcome = "refused".into();
+                refusal.detail = json!({"verified_by": request.verified_by, "reason": reason});
+                return Ok((Some(reason), refusal));
+            }
+            Ok((None, event))
+        })?;
+        match refused {
+            Some(reason) => Err(Error::Refused(reason)),
+            None => Ok(grant),
+        }
     }
 
     /// Builds the in-memory identify index of every held secret: secrets
@@ -1255,6 +1270,14 @@ fn credential_of(key: &VaultKey, row: &CredentialRow) -> Result<Credential> {
             .unwrap_or_default(),
         label_issuer: None,
     })
+}
+
+fn rate_limit_reason(upn: &str, granted: u64, limit: u64) -> String {
+    format!(
+        "rate limit: {upn} already had {granted} helpdesk code(s) in the last hour (limit {limit}); \
+         wait, or raise '{}' with 'oathdesk vault set'",
+        settings::RATE_LIMIT.0
+    )
 }
 
 /// Finds exactly one credential.

@@ -619,3 +619,41 @@ fn control_characters_are_refused_in_names() {
     );
     assert!(s.users().unwrap().is_empty());
 }
+
+#[test]
+fn concurrent_helpdesk_requests_cannot_pass_the_rate_limit() {
+    let f = fixture();
+    {
+        let mut s = session(&f.path);
+        s.set_setting("helpdesk.codes_per_hour", 3, NOW).unwrap();
+        s.add_token(token("RACE-1", None, SEED, Some("olga@contoso.com")), NOW)
+            .unwrap();
+    }
+    // All workers unlock first, then ask at once: the race is real.
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let path = f.path.clone();
+            let start = start.clone();
+            std::thread::spawn(move || {
+                let mut s = session(&path);
+                start.wait();
+                (0..3)
+                    .filter(|_| s.helpdesk_code(&helpdesk("olga@contoso.com"), NOW).is_ok())
+                    .count()
+            })
+        })
+        .collect();
+    let granted: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(granted, 3, "12 concurrent requests, limit 3 per hour");
+    let mut s = session(&f.path);
+    let entries = s.audit_entries().unwrap();
+    let outcomes: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.action == "helpdesk.code")
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes.len(), 12, "every request is audited");
+    assert_eq!(outcomes.iter().filter(|o| **o == "granted").count(), 3);
+    assert_eq!(s.audit_verify().unwrap().first_bad, None);
+}
