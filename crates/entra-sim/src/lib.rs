@@ -133,6 +133,8 @@ pub enum FaultKind {
 struct Fault {
     method: Option<Method>,
     path_contains: String,
+    /// Matching requests that pass before the fault starts.
+    skip: u32,
     remaining: u32,
     kind: FaultKind,
 }
@@ -410,12 +412,30 @@ impl Simulator {
     /// The next `times` requests whose method is `method` (any if `None`)
     /// and whose path contains `path_contains` meet `kind`.
     pub fn fault(&self, method: Option<&str>, path_contains: &str, times: u32, kind: FaultKind) {
+        self.fault_later(method, path_contains, 0, times, kind);
+    }
+
+    /// Like [`Simulator::fault`], after `skip` matching requests pass.
+    pub fn fault_later(
+        &self,
+        method: Option<&str>,
+        path_contains: &str,
+        skip: u32,
+        times: u32,
+        kind: FaultKind,
+    ) {
         self.state().faults.push(Fault {
             method: method.map(|m| m.parse().expect("an HTTP method")),
             path_contains: path_contains.into(),
+            skip,
             remaining: times,
             kind,
         });
+    }
+
+    /// Removes every fault not yet met.
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
     }
 
     /// The inventory.
@@ -698,6 +718,10 @@ impl State {
                 && f.method.as_ref().is_none_or(|m| m == method)
                 && path.contains(&f.path_contains)
         })?;
+        if fault.skip > 0 {
+            fault.skip -= 1;
+            return None;
+        }
         fault.remaining -= 1;
         let kind = fault.kind;
         self.faults.retain(|f| f.remaining > 0);
@@ -1175,6 +1199,20 @@ impl State {
                         ),
                     ),
                 }
+            }
+            ["users", user, "authentication", "softwareOathMethods"] if *method == Method::GET => {
+                let Some(found) = self.find_user(user).cloned() else {
+                    return Reply::error(
+                        404,
+                        "Request_ResourceNotFound",
+                        &format!("Resource '{user}' does not exist."),
+                    );
+                };
+                check!(Op::ReadMethods, Some(&found.id));
+                let value: Vec<Value> = (0..found.software_oath)
+                    .map(|i| json!({"id": format!("{}-app-{i}", found.id), "secretKey": null}))
+                    .collect();
+                Reply::json(200, json!({"value": value}))
             }
             [
                 "users",

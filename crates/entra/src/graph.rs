@@ -341,6 +341,19 @@ impl<'a> Graph<'a> {
         )
     }
 
+    /// How many authenticator apps (software OATH methods) a user has: they
+    /// count towards the five OATH methods Entra allows.
+    pub fn software_oath_methods(&self, user_id: &str) -> Result<usize> {
+        let url = format!(
+            "{}/users/{}/authentication/softwareOathMethods",
+            self.base,
+            utf8_percent_encode(user_id, ENCODE)
+        );
+        Ok(self
+            .list::<serde_json::Value>(Operation::ListMethods, url)?
+            .len())
+    }
+
     /// Assigns a token to a user without activating it.
     pub fn assign(&self, user_id: &str, device_id: &str) -> Result<HardwareOathMethod> {
         let body = json!({"device": {"id": device_id}});

@@ -10,6 +10,8 @@
 //! - [`http`] — one request with retries that honour `Retry-After`;
 //! - [`error`] — errors that name the missing permission and least role;
 //! - [`activation`] — the code to send, computed at send time;
+//! - [`sync`] — push, assign, activate, compare, unassign and delete against
+//!   the vault, idempotent and resumable.
 //!
 //! The facts this follows are in `../shared/specs/entra.md` §2–§3. The
 //! `oathdesk-entra-sim` crate is a loopback simulator of the same API that
@@ -21,5 +23,6 @@ pub mod auth;
 pub mod error;
 pub mod graph;
 pub mod http;
+pub mod sync;
 
 pub use error::{Error, GraphError, Operation, Result};

@@ -28,12 +28,18 @@ pub const DEFAULT_PROFILE_SERIAL: &str = "{serial}-{slot}";
 /// The serial Entra sees for a record.
 pub fn entra_serial(record: &Record, template: &str) -> Option<String> {
     let serial = record.serial.as_ref()?;
-    Some(match record.slot {
+    Some(profile_serial(serial, record.slot, template))
+}
+
+/// The serial Entra sees for a device's serial and, on a multi-profile
+/// device, the profile's slot.
+pub fn profile_serial(serial: &str, slot: Option<u32>, template: &str) -> String {
+    match slot {
         Some(slot) => template
             .replace("{serial}", serial)
             .replace("{slot}", &format!("{slot:02}")),
-        None => serial.clone(),
-    })
+        None => serial.to_owned(),
+    }
 }
 
 /// Why Entra cannot take a record, if it cannot. `graph` allows SHA-256.
@@ -266,8 +272,10 @@ impl GraphDevice {
         };
         Ok(GraphDevice {
             serial_number: entra_serial(record, template),
-            manufacturer: Some(record.manufacturer.clone().unwrap_or_default()),
-            model: Some(record.model.clone().unwrap_or_default()),
+            // Graph requires both; "Unknown" rather than a refusal, because
+            // many seed files and vault entries do not name them.
+            manufacturer: Some(known_or_unknown(record.manufacturer.as_deref())),
+            model: Some(known_or_unknown(record.model.as_deref())),
             secret_key: Some(record.credential.secret.to_base32().to_string()),
             time_interval_in_seconds: Some(step.period()),
             hash_function: Some(hash_function_name(record.credential.algorithm).into()),
@@ -278,6 +286,13 @@ impl GraphDevice {
                 .map(|id| GraphId { id: id.clone() }),
             ..GraphDevice::default()
         })
+    }
+}
+
+fn known_or_unknown(value: Option<&str>) -> String {
+    match value.map(str::trim) {
+        Some(text) if !text.is_empty() => text.to_owned(),
+        _ => "Unknown".to_owned(),
     }
 }
 

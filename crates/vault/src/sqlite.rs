@@ -13,11 +13,36 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
-use crate::model::{CredentialRow, Custody, Device, Event, User};
+use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// Changes after the first schema, by the version they bring a vault to.
+/// A vault opened with an older version is brought up to date in one
+/// transaction; every step only adds.
+const MIGRATIONS: &[(i64, &str)] = &[(2, ENTRA_SCHEMA)];
+
+/// What Microsoft Entra holds of each credential, per tenant (version 2).
+const ENTRA_SCHEMA: &str = "
+CREATE TABLE entra_links (
+    tenant TEXT NOT NULL,
+    credential_id INTEGER NOT NULL REFERENCES credentials(id),
+    serial TEXT NOT NULL,
+    device_id TEXT,
+    user_id TEXT,
+    user_upn TEXT,
+    method_id TEXT,
+    status TEXT NOT NULL,
+    last_counter INTEGER,
+    last_sync INTEGER,
+    last_error TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, credential_id),
+    UNIQUE (tenant, serial)
+);
+";
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -129,6 +154,9 @@ impl SqliteStore {
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(SCHEMA)?;
+        for (_, migration) in MIGRATIONS {
+            tx.execute_batch(migration)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(store)
@@ -142,7 +170,7 @@ impl SqliteStore {
             });
         }
         let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        let store = SqliteStore::configure(connection, path)?;
+        let mut store = SqliteStore::configure(connection, path)?;
         let version: i64 = store
             .connection
             .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -150,11 +178,25 @@ impl SqliteStore {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-        if version != SCHEMA_VERSION {
+        if !(1..=SCHEMA_VERSION).contains(&version) {
             return Err(Error::NotAVault {
                 path: path.display().to_string(),
                 reason: format!("schema version {version}, this oathdesk reads {SCHEMA_VERSION}"),
             });
+        }
+        if version < SCHEMA_VERSION {
+            let tx = store
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Another process may have migrated while this one waited.
+            let current: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            for (to, migration) in MIGRATIONS {
+                if *to > current {
+                    tx.execute_batch(migration)?;
+                }
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
         }
         Ok(store)
     }
@@ -300,6 +342,26 @@ fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
         })?,
         slots: row.get(5)?,
         created_at: row.get(6)?,
+    })
+}
+
+const ENTRA_COLUMNS: &str = "tenant, credential_id, serial, device_id, user_id, user_upn, method_id, \
+     status, last_counter, last_sync, last_error, updated_at";
+
+fn entra_link_from_row(row: &Row<'_>) -> rusqlite::Result<EntraLink> {
+    Ok(EntraLink {
+        tenant: row.get(0)?,
+        credential_id: row.get(1)?,
+        serial: row.get(2)?,
+        device_id: row.get(3)?,
+        user_id: row.get(4)?,
+        user_upn: row.get(5)?,
+        method_id: row.get(6)?,
+        status: row.get(7)?,
+        last_counter: row.get(8)?,
+        last_sync: row.get(9)?,
+        last_error: row.get(10)?,
+        updated_at: row.get(11)?,
     })
 }
 
@@ -686,5 +748,59 @@ impl StoreTx for SqliteTx<'_> {
             "SELECT count(*) FROM audit WHERE action = ? AND outcome = ? AND user = ? COLLATE NOCASE AND at >= ?",
         )?
         .query_row(params![action, outcome, user, since], |r| r.get(0))?)
+    }
+
+    fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {
+        Ok(self
+            .query_one(
+                &format!(
+                    "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = ? AND credential_id = ?"
+                ),
+                params![tenant, credential_id],
+                entra_link_from_row,
+            )
+            .optional()?)
+    }
+
+    fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = ? ORDER BY serial"
+        ))?;
+        let rows = statement.query_map([tenant], entra_link_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn entra_link_put(&self, link: &EntraLink) -> Result<()> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO entra_links ({ENTRA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(tenant, credential_id) DO UPDATE SET serial = excluded.serial, \
+                 device_id = excluded.device_id, user_id = excluded.user_id, user_upn = excluded.user_upn, \
+                 method_id = excluded.method_id, status = excluded.status, last_counter = excluded.last_counter, \
+                 last_sync = excluded.last_sync, last_error = excluded.last_error, updated_at = excluded.updated_at"
+            ))?
+            .execute(params![
+                link.tenant,
+                link.credential_id,
+                link.serial,
+                link.device_id,
+                link.user_id,
+                link.user_upn,
+                link.method_id,
+                link.status,
+                link.last_counter,
+                link.last_sync,
+                link.last_error,
+                link.updated_at
+            ])?;
+        Ok(())
+    }
+
+    fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM entra_links WHERE tenant = ? AND credential_id = ?")?
+            .execute(params![tenant, credential_id])?
+            > 0)
     }
 }

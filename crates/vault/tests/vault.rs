@@ -657,3 +657,114 @@ fn concurrent_helpdesk_requests_cannot_pass_the_rate_limit() {
     assert_eq!(outcomes.iter().filter(|o| **o == "granted").count(), 3);
     assert_eq!(s.audit_verify().unwrap().first_bad, None);
 }
+
+fn entra_link(credential_id: i64, serial: &str, status: &str) -> oathdesk_vault::model::EntraLink {
+    oathdesk_vault::model::EntraLink {
+        tenant: "contoso.onmicrosoft.com".into(),
+        credential_id,
+        serial: serial.into(),
+        device_id: None,
+        user_id: None,
+        user_upn: None,
+        method_id: None,
+        status: status.into(),
+        last_counter: None,
+        last_sync: None,
+        last_error: None,
+        updated_at: NOW,
+    }
+}
+
+#[test]
+fn entra_links_are_kept_per_tenant_with_unique_serials_and_audited() {
+    let f = fixture();
+    let mut s = session(&f.path);
+    let a = s
+        .add_token(token("MOLTO", Some(1), SEED, None), NOW)
+        .unwrap();
+    let b = s
+        .add_token(token("MOLTO", Some(2), SEED, None), NOW)
+        .unwrap();
+    let event = |n: usize| {
+        oathdesk_vault::audit::AuditEvent::ok("entra.push")
+            .detail(serde_json::json!({"credentials": n}))
+    };
+    s.entra_record(
+        &[entra_link(a.id, "MOLTO-01", "pending")],
+        &[],
+        event(1),
+        NOW,
+    )
+    .unwrap();
+    let mut linked = entra_link(a.id, "MOLTO-01", "activated");
+    linked.device_id = Some("d-1".into());
+    linked.last_counter = Some(58_333_333);
+    s.entra_record(&[linked.clone()], &[], event(1), NOW + 1)
+        .unwrap();
+    let links = s.entra_links("contoso.onmicrosoft.com").unwrap();
+    assert_eq!(links, vec![linked]);
+    assert!(
+        s.entra_links("fabrikam.onmicrosoft.com")
+            .unwrap()
+            .is_empty()
+    );
+    // A second credential cannot take the same Entra serial in the tenant,
+    // and the failed step leaves neither link nor audit entry behind.
+    let entries = s.audit_entries().unwrap().len();
+    let clash = s.entra_record(
+        &[entra_link(b.id, "MOLTO-01", "pending")],
+        &[],
+        event(1),
+        NOW,
+    );
+    assert!(clash.is_err());
+    assert_eq!(s.audit_entries().unwrap().len(), entries);
+    assert_eq!(s.entra_links("contoso.onmicrosoft.com").unwrap().len(), 1);
+    s.entra_record(
+        &[entra_link(b.id, "MOLTO-02", "pending")],
+        &[("contoso.onmicrosoft.com".into(), a.id)],
+        event(1),
+        NOW,
+    )
+    .unwrap();
+    let links = s.entra_links("contoso.onmicrosoft.com").unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].serial, "MOLTO-02");
+    assert_eq!(s.audit_verify().unwrap().first_bad, None);
+    // Control characters never reach the link table.
+    assert!(
+        s.entra_record(
+            &[entra_link(a.id, "X\u{1b}[2J", "pending")],
+            &[],
+            event(1),
+            NOW
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn a_version_1_vault_gains_the_entra_table_when_opened() {
+    let f = fixture();
+    {
+        let connection = rusqlite::Connection::open(&f.path).unwrap();
+        connection
+            .execute_batch("DROP TABLE entra_links; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let mut s = session(&f.path);
+    assert!(s.entra_links("t").unwrap().is_empty());
+    let version: i64 = rusqlite::Connection::open(&f.path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    {
+        let connection = rusqlite::Connection::open(&f.path).unwrap();
+        connection
+            .execute_batch("PRAGMA user_version = 9;")
+            .unwrap();
+    }
+    let error = Vault::open(&f.path).err().unwrap();
+    assert!(error.to_string().contains("schema version 9"), "{error}");
+}
