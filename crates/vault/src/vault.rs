@@ -17,12 +17,13 @@ use serde::Serialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::any::AnyStore;
 use crate::audit::{self, AuditEvent, ChainReport, GENESIS};
 use crate::crypto::{self, KdfParams, SecretBinding, VaultKey};
 use crate::error::{Error, Result};
 use crate::identify::{IdentifyIndex, IdentifyMatch};
+use crate::location::Location;
 use crate::model::{CredentialRow, Custody, Device, DeviceKind, Event, State, TokenRef, User};
-use crate::sqlite::SqliteStore;
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// Settings kept in the vault, with their defaults.
@@ -38,7 +39,11 @@ pub mod settings {
 }
 
 /// A vault that is not unlocked.
-pub struct Vault<S: Store = SqliteStore> {
+///
+/// The store defaults to [`AnyStore`] (SQLite or PostgreSQL, chosen at run
+/// time), so `Vault` and [`Session`] need no type parameter in code that
+/// works with either.
+pub struct Vault<S: Store = AnyStore> {
     store: S,
 }
 
@@ -70,7 +75,7 @@ pub struct OperatorInfo {
     pub created_by: String,
 }
 
-impl Vault<SqliteStore> {
+impl Vault<AnyStore> {
     /// Creates a vault file with its first operator.
     pub fn create(
         path: &Path,
@@ -78,14 +83,36 @@ impl Vault<SqliteStore> {
         passphrase: &[u8],
         kdf: KdfParams,
         now: u64,
-    ) -> Result<Vault<SqliteStore>> {
-        Vault::init(SqliteStore::create(path)?, operator, passphrase, kdf, now)
+    ) -> Result<Vault> {
+        Vault::create_at(&Location::from(path), operator, passphrase, kdf, now)
     }
 
     /// Opens a vault file.
-    pub fn open(path: &Path) -> Result<Vault<SqliteStore>> {
+    pub fn open(path: &Path) -> Result<Vault> {
+        Vault::open_at(&Location::from(path))
+    }
+
+    /// Creates a vault with its first operator in a new file or an empty
+    /// PostgreSQL database or schema.
+    pub fn create_at(
+        location: &Location,
+        operator: &str,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        now: u64,
+    ) -> Result<Vault> {
+        // Check what needs no database before creating one.
+        check_operator_name(operator)?;
+        if passphrase.is_empty() {
+            return Err(Error::Invalid("the passphrase is empty".into()));
+        }
+        Vault::init(AnyStore::create(location)?, operator, passphrase, kdf, now)
+    }
+
+    /// Opens a vault file or database, migrating its schema if it is older.
+    pub fn open_at(location: &Location) -> Result<Vault> {
         Ok(Vault {
-            store: SqliteStore::open(path)?,
+            store: AnyStore::open(location)?,
         })
     }
 }
@@ -269,7 +296,7 @@ fn append_audit(
 }
 
 /// An unlocked vault.
-pub struct Session<S: Store = SqliteStore> {
+pub struct Session<S: Store = AnyStore> {
     store: S,
     operator: String,
     key: VaultKey,

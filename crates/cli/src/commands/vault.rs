@@ -111,7 +111,7 @@ entries removed from the end of the log are caught that way.")]
 pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<()> {
     match command {
         VaultCommand::Init(args) => {
-            let path = options.path()?;
+            let location = options.location()?;
             let operator = options.operator()?;
             let passphrase = options.passphrase(&format!("New passphrase for {operator}: "))?;
             if options.passphrase_file.is_none()
@@ -122,17 +122,14 @@ pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<()> {
                     bail!("the two passphrases differ; nothing was created");
                 }
             }
-            Vault::create(
-                &path,
+            Vault::create_at(
+                &location,
                 &operator,
                 passphrase.as_bytes(),
                 args.kdf(),
                 input::now(),
             )?;
-            eprintln!(
-                "oathdesk: created {} with operator {operator}",
-                path.display()
-            );
+            eprintln!("oathdesk: created {location} with operator {operator}");
             Ok(())
         }
         VaultCommand::Rekey => {
@@ -166,7 +163,7 @@ pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<()> {
 pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<()> {
     match command {
         OperatorCommand::List { json } => {
-            let operators = Vault::open(&options.path()?)?.operators()?;
+            let operators = options.open()?.operators()?;
             if json {
                 println!("{}", serde_json::to_string(&operators)?);
             } else {
