@@ -38,6 +38,7 @@ on_both_backends!(
     two_processes_changing_the_vault_lose_nothing,
     spreadsheet_import_is_all_or_nothing,
     a_second_operator_and_rekey,
+    racing_processes_keep_one_history,
 );
 
 /// A vault on one backend, and a folder for the files a test writes.
@@ -320,6 +321,74 @@ fn two_processes_changing_the_vault_lose_nothing(backend: Backend) {
         .assert()
         .success()
         .stdout(predicate::str::contains("13 entries"));
+}
+
+/// Twelve processes at once: helpdesk codes for one user (limit 3), the
+/// same token shipped four times, users added. Exactly three codes, one
+/// shipment, every user, and one verifiable chain with every request in it.
+fn racing_processes_keep_one_history(backend: Backend) {
+    let desk = Desk::new(backend);
+    desk.run(&["vault", "set", "helpdesk.codes_per_hour", "3"])
+        .assert()
+        .success();
+    for (serial, user) in [("T-1", "bob@contoso.com"), ("S-1", "carol@contoso.com")] {
+        desk.run(&["token", "add", serial, "--secret", "-", "--user", user])
+            .write_stdin(format!("{SECRET}\n"))
+            .assert()
+            .success();
+    }
+    let spawn = |line: &str| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("oathdesk"));
+        desk.point_at_vault(&mut cmd);
+        cmd.env("OATHDESK_OPERATOR", "alice")
+            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
+            .args(line.split(' '))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let command = line.split(' ').next().unwrap().to_owned();
+        (command, cmd.spawn().unwrap())
+    };
+    let mut children = Vec::new();
+    for i in 0..4 {
+        children.push(spawn(
+            "helpdesk code --user carol@contoso.com --verified-by call-back --ticket INC-9",
+        ));
+        children.push(spawn("token ship T-1"));
+        children.push(spawn(&format!("user add p{i}@contoso.com")));
+    }
+    let mut succeeded: std::collections::HashMap<String, usize> = Default::default();
+    for (command, child) in children {
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() {
+            *succeeded.entry(command).or_default() += 1;
+        } else {
+            assert!(
+                stderr.contains("rate limit") || stderr.contains("cannot become shipped"),
+                "{command}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(succeeded["helpdesk"], 3, "{succeeded:?}");
+    assert_eq!(succeeded["token"], 1, "{succeeded:?}");
+    assert_eq!(succeeded["user"], 4, "{succeeded:?}");
+    let audit = desk.json(&["audit", "list", "--json"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    let count = |action: &str| actions.iter().filter(|a| **a == action).count();
+    // init, set, 2 token.add; then 4 codes (granted or refused), 1 ship, 4 users.
+    assert_eq!(actions.len(), 4 + 4 + 1 + 4, "{actions:?}");
+    assert_eq!(count("helpdesk.code"), 4);
+    assert_eq!(count("token.shipped"), 1);
+    assert_eq!(count("user.add"), 4);
+    desk.run(&["audit", "verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("audit log intact: 13 entries"));
 }
 
 fn spreadsheet_import_is_all_or_nothing(backend: Backend) {
