@@ -99,8 +99,14 @@ impl VaultOptions {
 
     /// Opens and unlocks the vault.
     pub fn unlock(&self) -> Result<Session> {
+        self.unlock_at(&self.location()?)
+    }
+
+    /// Opens and unlocks the vault at `location` as the operator these
+    /// options name.
+    pub fn unlock_at(&self, location: &Location) -> Result<Session> {
         let operator = self.operator()?;
-        let vault = self.open()?;
+        let vault = Vault::open_at(location)?;
         let session = if let Some(identity_path) = &self.identity {
             let text =
                 Zeroizing::new(std::fs::read_to_string(identity_path).with_context(|| {

@@ -608,3 +608,82 @@ fn a_postgres_vault_lives_in_its_schema() {
         ]
     );
 }
+
+#[test]
+fn vault_copy_there_and_back() {
+    let desk = Desk::new(Backend::Sqlite);
+    desk.run(&[
+        "token",
+        "add",
+        "2100001",
+        "--secret",
+        "-",
+        "--user",
+        "bob@contoso.com",
+    ])
+    .write_stdin(format!("{SECRET}\n"))
+    .assert()
+    .success();
+    let tokens = desk.json(&["token", "list", "--json"]);
+    let schema = ScratchSchema::new();
+    let copied = desk.json(&["vault", "copy", "--to", &schema.url(), "--json"]);
+    assert_eq!(copied["to"], schema.url());
+    assert_eq!(copied["tables"]["credentials"], 1);
+    assert_eq!(copied["audit_entries"], 3, "{copied}");
+    desk.run(&["vault", "copy", "--to", &schema.url()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "already holds a vault: pass --replace",
+        ));
+
+    // Back from PostgreSQL into a new file: the same tokens, an intact log
+    // whose newest entries are the two copies.
+    let back = desk.file("back.db");
+    desk.run(&[
+        "vault",
+        "copy",
+        "--from",
+        &schema.url(),
+        "--to",
+        back.to_str().unwrap(),
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains("audit log intact: 4 entries"));
+    let in_file = |args: &[&str]| {
+        let mut cmd = desk.run(args);
+        cmd.env("OATHDESK_VAULT", &back);
+        cmd
+    };
+    let output = in_file(&["token", "list", "--json"]).output().unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&output.stdout).unwrap(),
+        tokens
+    );
+    in_file(&["audit", "verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("audit log intact: 4 entries"));
+    let audit: Value = serde_json::from_slice(
+        &in_file(&["audit", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let copies: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "vault.copy")
+        .map(|e| e["detail"]["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(copies, [schema.url().as_str(), back.to_str().unwrap()]);
+    desk.run(&["vault", "copy", "--to", desk.vault.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--from and --to are the same vault",
+        ));
+}

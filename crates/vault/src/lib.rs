@@ -20,6 +20,7 @@
 
 pub mod any;
 pub mod audit;
+mod copy;
 pub mod crypto;
 mod error;
 pub mod identify;
@@ -37,6 +38,6 @@ pub use any::AnyStore;
 pub use error::{Error, Result};
 pub use location::Location;
 pub use vault::{
-    Delivery, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator, NewToken, OperatorInfo,
-    Session, TokenInfo, Unlock, Vault, settings,
+    CopyReport, Delivery, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator, NewToken,
+    OperatorInfo, Session, TokenInfo, Unlock, Vault, settings,
 };

@@ -297,7 +297,7 @@ fn version_in(client: &mut impl ::postgres::GenericClient) -> Result<Option<i64>
 
 /// A transaction on a [`PgStore`].
 pub struct PgTx<'a> {
-    tx: RefCell<Transaction<'a>>,
+    pub(crate) tx: RefCell<Transaction<'a>>,
     statements: &'a RefCell<HashMap<String, Statement>>,
 }
 

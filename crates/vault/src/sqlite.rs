@@ -185,7 +185,7 @@ fn restrict_permissions(_path: &Path) {}
 
 /// A transaction on a [`SqliteStore`].
 pub struct SqliteTx<'a> {
-    tx: rusqlite::Transaction<'a>,
+    pub(crate) tx: rusqlite::Transaction<'a>,
 }
 
 impl Store for SqliteStore {
