@@ -13,114 +13,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
+use crate::migrations::{self, BOOKKEEPING, LATEST};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
-
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
-
-/// Changes after the first schema, by the version they bring a vault to.
-/// A vault opened with an older version is brought up to date in one
-/// transaction; every step only adds.
-const MIGRATIONS: &[(i64, &str)] = &[(2, ENTRA_SCHEMA)];
-
-/// What Microsoft Entra holds of each credential, per tenant (version 2).
-const ENTRA_SCHEMA: &str = "
-CREATE TABLE entra_links (
-    tenant TEXT NOT NULL,
-    credential_id INTEGER NOT NULL REFERENCES credentials(id),
-    serial TEXT NOT NULL,
-    device_id TEXT,
-    user_id TEXT,
-    user_upn TEXT,
-    method_id TEXT,
-    status TEXT NOT NULL,
-    last_counter INTEGER,
-    last_sync INTEGER,
-    last_error TEXT,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant, credential_id),
-    UNIQUE (tenant, serial)
-);
-";
-
-const SCHEMA: &str = "
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE operators (
-    name TEXT PRIMARY KEY,
-    recipient TEXT NOT NULL,
-    kdf TEXT,
-    salt BLOB,
-    sealed_identity BLOB,
-    wrapped_vault_key BLOB NOT NULL,
-    created_at INTEGER NOT NULL,
-    created_by TEXT NOT NULL
-);
-CREATE TABLE audit_keys (epoch INTEGER PRIMARY KEY, sealed_key BLOB NOT NULL);
-CREATE TABLE users (
-    id INTEGER PRIMARY KEY,
-    upn TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    display_name TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE devices (
-    id INTEGER PRIMARY KEY,
-    serial TEXT NOT NULL UNIQUE,
-    manufacturer TEXT,
-    model TEXT,
-    kind TEXT NOT NULL,
-    slots INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE credentials (
-    id INTEGER PRIMARY KEY,
-    device_id INTEGER REFERENCES devices(id),
-    slot INTEGER,
-    kind TEXT NOT NULL,
-    algorithm TEXT NOT NULL,
-    digits INTEGER NOT NULL,
-    period INTEGER,
-    t0 INTEGER,
-    counter INTEGER,
-    issuer TEXT,
-    label TEXT,
-    state TEXT NOT NULL,
-    custody TEXT NOT NULL,
-    sealed_secret BLOB,
-    user_id INTEGER REFERENCES users(id),
-    drift_steps INTEGER,
-    purge_after INTEGER,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    UNIQUE (device_id, slot)
-);
-CREATE INDEX credentials_user ON credentials(user_id);
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY,
-    credential_id INTEGER NOT NULL REFERENCES credentials(id),
-    from_state TEXT,
-    to_state TEXT NOT NULL,
-    operator TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    note TEXT
-);
-CREATE INDEX events_credential ON events(credential_id);
-CREATE TABLE audit (
-    seq INTEGER PRIMARY KEY,
-    at INTEGER NOT NULL,
-    operator TEXT NOT NULL,
-    action TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    user TEXT,
-    credential TEXT,
-    ticket TEXT,
-    detail TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE INDEX audit_rate ON audit(action, outcome, user, at);
-";
 
 /// A vault in one SQLite file.
 pub struct SqliteStore {
@@ -150,15 +45,7 @@ impl SqliteStore {
         )?;
         restrict_permissions(path);
         let mut store = SqliteStore::configure(connection, path)?;
-        let tx = store
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(SCHEMA)?;
-        for (_, migration) in MIGRATIONS {
-            tx.execute_batch(migration)?;
-        }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
+        store.migrate(0)?;
         Ok(store)
     }
 
@@ -171,34 +58,81 @@ impl SqliteStore {
         }
         let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let mut store = SqliteStore::configure(connection, path)?;
-        let version: i64 = store
+        let not_a_vault = |reason: String| Error::NotAVault {
+            path: path.display().to_string(),
+            reason,
+        };
+        let version = store
+            .version()
+            .map_err(|e| not_a_vault(e.to_string()))?
+            .ok_or_else(|| not_a_vault("it holds tables of something else".into()))?;
+        match version {
+            0 => Err(not_a_vault(
+                "it is empty: create a vault with 'oathdesk vault init'".into(),
+            )),
+            v if v > LATEST => Err(not_a_vault(migrations::too_new(v))),
+            v => {
+                if v < LATEST {
+                    store.migrate(v)?;
+                }
+                Ok(store)
+            }
+        }
+    }
+
+    /// The schema version: from `schema_migrations`, else (vaults from
+    /// before it) `PRAGMA user_version`; `Some(0)` for an empty file, `None`
+    /// for a file with other tables.
+    fn version(&self) -> Result<Option<i64>> {
+        version_in(&self.connection)
+    }
+
+    /// Applies the migrations after `expected` (the version read before)
+    /// up to the latest, in one transaction. `BEGIN IMMEDIATE` keeps a
+    /// second process from migrating at the same time; it finds the work
+    /// done when it gets its turn.
+    fn migrate(&mut self, expected: i64) -> Result<()> {
+        let tx = self
             .connection
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|e| Error::NotAVault {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        if !(1..=SCHEMA_VERSION).contains(&version) {
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = version_in(&tx)?.unwrap_or(expected);
+        if current > LATEST {
             return Err(Error::NotAVault {
-                path: path.display().to_string(),
-                reason: format!("schema version {version}, this oathdesk reads {SCHEMA_VERSION}"),
+                path: self.path.display().to_string(),
+                reason: migrations::too_new(current),
             });
         }
-        if version < SCHEMA_VERSION {
-            let tx = store
-                .connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            // Another process may have migrated while this one waited.
-            let current: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-            for (to, migration) in MIGRATIONS {
-                if *to > current {
-                    tx.execute_batch(migration)?;
-                }
+        let bookkept: bool = tx.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute_batch(BOOKKEEPING)?;
+        if !bookkept {
+            // A vault from before the table: record what it already has.
+            for migration in migrations::pending(0, current) {
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    params![migration.version, migration.name, migrations::now()],
+                )?;
             }
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            tx.commit()?;
         }
-        Ok(store)
+        for migration in migrations::pending(current, LATEST) {
+            tx.execute_batch(migration.sqlite).map_err(|e| {
+                Error::Database(format!(
+                    "schema migration {} ({}) failed: {e}",
+                    migration.version, migration.name
+                ))
+            })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                params![migration.version, migration.name, migrations::now()],
+            )?;
+        }
+        // Older oathdesk checks this and refuses a vault it cannot read.
+        tx.pragma_update(None, "user_version", LATEST)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn configure(connection: Connection, path: &Path) -> Result<SqliteStore> {
@@ -220,6 +154,26 @@ impl SqliteStore {
     }
 }
 
+fn version_in(connection: &Connection) -> Result<Option<i64>> {
+    let tables: Vec<String> = connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if tables.iter().any(|t| t == "schema_migrations") {
+        let version: Option<i64> =
+            connection.query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })?;
+        return Ok(Some(version.unwrap_or(0)));
+    }
+    let user_version: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    match (user_version, tables.is_empty()) {
+        (0, true) => Ok(Some(0)),
+        (0, false) => Ok(None),
+        (version, _) => Ok(Some(version)),
+    }
+}
+
 #[cfg(unix)]
 fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -231,7 +185,7 @@ fn restrict_permissions(_path: &Path) {}
 
 /// A transaction on a [`SqliteStore`].
 pub struct SqliteTx<'a> {
-    tx: rusqlite::Transaction<'a>,
+    pub(crate) tx: rusqlite::Transaction<'a>,
 }
 
 impl Store for SqliteStore {

@@ -1,7 +1,18 @@
 //! The storage boundary. The vault's logic (encryption, lifecycle, audit,
 //! rate limits) talks to a [`Store`] in terms of rows; a store knows only
-//! how to keep them. SQLite is the embedded default ([`crate::sqlite`]);
-//! another database implements the same two traits.
+//! how to keep them. SQLite is the embedded default ([`crate::sqlite`]),
+//! PostgreSQL the shared one ([`crate::postgres`]); [`crate::any::AnyStore`]
+//! is either, chosen at run time.
+//!
+//! # Adding a method
+//!
+//! A new table comes with a migration ([`crate::migrations`]); a new
+//! [`StoreTx`] method is implemented in `sqlite.rs` and `postgres.rs` and
+//! forwarded in `any.rs`, and tested through the vault's public API in
+//! `tests/vault.rs`, where every test runs on both databases. Keep the
+//! method's meaning identical on both: same ordering (PostgreSQL sorts with
+//! `COLLATE "C"` and `NULLS FIRST` where SQLite's order matters), same case
+//! rules (SQLite `COLLATE NOCASE` is `lower(..)` on PostgreSQL), same errors.
 //!
 //! Every change happens inside a write transaction that is either committed
 //! whole or not at all, and write transactions of concurrent processes are
@@ -82,8 +93,8 @@ pub trait Store {
     fn write(&mut self) -> Result<Self::Tx<'_>>;
     /// Starts a read-only transaction (a consistent snapshot).
     fn read(&mut self) -> Result<Self::Tx<'_>>;
-    /// After secrets were purged: make sure no copy of the old pages is left
-    /// in journals or free pages.
+    /// After secrets were purged: remove what the database keeps of the old
+    /// values (SQLite: journal and free pages; PostgreSQL: dead row versions).
     fn scrub(&mut self) -> Result<()>;
 }
 

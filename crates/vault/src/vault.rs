@@ -17,14 +17,16 @@ use serde::Serialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::any::AnyStore;
 use crate::audit::{self, AuditEvent, ChainReport, GENESIS};
+use crate::copy;
 use crate::crypto::{self, KdfParams, SecretBinding, VaultKey};
 use crate::error::{Error, Result};
 use crate::identify::{IdentifyIndex, IdentifyMatch};
+use crate::location::Location;
 use crate::model::{
     CredentialRow, Custody, Device, DeviceKind, EntraLink, Event, State, TokenRef, User,
 };
-use crate::sqlite::SqliteStore;
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// Settings kept in the vault, with their defaults.
@@ -40,7 +42,11 @@ pub mod settings {
 }
 
 /// A vault that is not unlocked.
-pub struct Vault<S: Store = SqliteStore> {
+///
+/// The store defaults to [`AnyStore`] (SQLite or PostgreSQL, chosen at run
+/// time), so `Vault` and [`Session`] need no type parameter in code that
+/// works with either.
+pub struct Vault<S: Store = AnyStore> {
     store: S,
 }
 
@@ -72,7 +78,7 @@ pub struct OperatorInfo {
     pub created_by: String,
 }
 
-impl Vault<SqliteStore> {
+impl Vault<AnyStore> {
     /// Creates a vault file with its first operator.
     pub fn create(
         path: &Path,
@@ -80,14 +86,36 @@ impl Vault<SqliteStore> {
         passphrase: &[u8],
         kdf: KdfParams,
         now: u64,
-    ) -> Result<Vault<SqliteStore>> {
-        Vault::init(SqliteStore::create(path)?, operator, passphrase, kdf, now)
+    ) -> Result<Vault> {
+        Vault::create_at(&Location::from(path), operator, passphrase, kdf, now)
     }
 
     /// Opens a vault file.
-    pub fn open(path: &Path) -> Result<Vault<SqliteStore>> {
+    pub fn open(path: &Path) -> Result<Vault> {
+        Vault::open_at(&Location::from(path))
+    }
+
+    /// Creates a vault with its first operator in a new file or an empty
+    /// PostgreSQL database or schema.
+    pub fn create_at(
+        location: &Location,
+        operator: &str,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        now: u64,
+    ) -> Result<Vault> {
+        // Check what needs no database before creating one.
+        check_operator_name(operator)?;
+        if passphrase.is_empty() {
+            return Err(Error::Invalid("the passphrase is empty".into()));
+        }
+        Vault::init(AnyStore::create(location)?, operator, passphrase, kdf, now)
+    }
+
+    /// Opens a vault file or database, migrating its schema if it is older.
+    pub fn open_at(location: &Location) -> Result<Vault> {
         Ok(Vault {
-            store: SqliteStore::open(path)?,
+            store: AnyStore::open(location)?,
         })
     }
 }
@@ -271,7 +299,7 @@ fn append_audit(
 }
 
 /// An unlocked vault.
-pub struct Session<S: Store = SqliteStore> {
+pub struct Session<S: Store = AnyStore> {
     store: S,
     operator: String,
     key: VaultKey,
@@ -1282,6 +1310,144 @@ impl<S: Store> Session<S> {
     pub fn reveal(&mut self, token: &TokenRef) -> Result<(TokenInfo, Credential)> {
         let row = resolve(&self.store.read()?, token)?;
         Ok((info(&row), credential_of(&self.key, &row)?))
+    }
+}
+
+/// What [`Session::copy_to`] copied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CopyReport {
+    /// The target, password masked.
+    pub to: String,
+    /// Rows per table, parents first.
+    pub tables: Vec<(String, u64)>,
+    /// Audit entries in the copy, verified with this vault's keys.
+    pub audit_entries: u64,
+    /// `SEQ:HEX` of the copy's newest entry (the source's `vault.copy`).
+    pub head: Option<String>,
+}
+
+impl Session<AnyStore> {
+    /// Copies this vault row for row into `target` (a new file, an empty
+    /// database or schema; with `replace`, one that holds a vault, whose
+    /// content is replaced). Secrets stay sealed: nothing is decrypted.
+    ///
+    /// The source's audit chain is checked first (a broken one is not
+    /// copied), the copy is recorded in it (`vault.copy`, so the copy's
+    /// newest entry says where it went), and the copy is one transaction
+    /// that reads one snapshot of the source. Afterwards the copy's audit
+    /// keys are opened with this session's vault key and its chain
+    /// verified; its head must be the one the source had.
+    pub fn copy_to(&mut self, target: &Location, replace: bool, now: u64) -> Result<CopyReport> {
+        let chain = self.audit_verify()?;
+        if let Some((seq, why)) = chain.first_bad {
+            return Err(Error::Refused(format!(
+                "the audit chain of this vault is broken at entry {seq} ({why}): it is not copied; \
+                 see 'oathdesk audit verify'"
+            )));
+        }
+        let mut target_store = match AnyStore::open(target) {
+            Ok(_) if !replace => {
+                return Err(Error::Refused(format!(
+                    "{target} already holds a vault: pass --replace to overwrite it with this one"
+                )));
+            }
+            Ok(store) => store,
+            Err(Error::NoVault { .. }) => AnyStore::create(target)?,
+            Err(e) => return Err(e),
+        };
+        let shown = target.to_string();
+        self.record(
+            AuditEvent::ok("vault.copy").detail(json!({"to": shown, "database": target.kind()})),
+            now,
+        )?;
+        let copied = self.copy_rows(&mut target_store, replace);
+        match copied {
+            Ok(mut report) => {
+                report.to = shown;
+                Ok(report)
+            }
+            Err(e) => {
+                let mut failed = AuditEvent::ok("vault.copy")
+                    .detail(json!({"to": shown, "reason": e.to_string()}));
+                failed.outcome = "failed".into();
+                let _ = self.record(failed, now);
+                Err(e)
+            }
+        }
+    }
+
+    fn copy_rows(&mut self, target_store: &mut AnyStore, replace: bool) -> Result<CopyReport> {
+        let (tables, source_head) = {
+            let source = self.store.read()?;
+            let target_tx = target_store.write()?;
+            let tables = copy::tables(&target_tx)?;
+            let source_tables = copy::tables(&source)?;
+            for table in &tables {
+                let theirs = source_tables.iter().find(|t| t.name == table.name);
+                if theirs.map(|t| &t.columns) != Some(&table.columns) {
+                    return Err(Error::Invalid(format!(
+                        "table {} differs between the two databases: are both at schema version {}?",
+                        table.name,
+                        crate::migrations::LATEST
+                    )));
+                }
+            }
+            if replace {
+                copy::clear(&target_tx, &tables)?;
+            }
+            let mut counted = Vec::with_capacity(tables.len());
+            for table in &tables {
+                let rows = copy::copy_table(&source, &target_tx, table)?;
+                let (in_source, in_target) = (
+                    copy::count(&source, &table.name)?,
+                    copy::count(&target_tx, &table.name)?,
+                );
+                if rows != in_source || rows != in_target {
+                    return Err(Error::Database(format!(
+                        "table {}: {in_source} rows in the source, {rows} copied, {in_target} in the target",
+                        table.name
+                    )));
+                }
+                counted.push((table.name.clone(), rows));
+            }
+            copy::continue_ids(&target_tx)?;
+            let head = source.audit_last()?.map(|row| row.hash);
+            target_tx.commit()?;
+            (counted, head)
+        };
+        // The copy is a vault this key opens, with the same history.
+        let target_tx = target_store.read()?;
+        let mut keys = HashMap::new();
+        for (epoch, sealed) in target_tx.audit_keys()? {
+            let opened = self
+                .key
+                .open_data(&sealed, &format!("audit key {epoch}"))
+                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                .ok_or_else(|| {
+                    Error::Crypto(format!(
+                        "the copy's audit key of epoch {epoch} does not open"
+                    ))
+                })?;
+            keys.insert(epoch, Zeroizing::new(opened));
+        }
+        let rows = target_tx.audit_all()?;
+        let report = audit::verify_chain(&rows, &|epoch| keys.get(&epoch).map(|k| **k));
+        if let Some((seq, why)) = report.first_bad {
+            return Err(Error::Database(format!(
+                "the copy's audit chain fails at entry {seq}: {why}"
+            )));
+        }
+        if rows.last().map(|r| &r.hash) != source_head.as_ref() {
+            return Err(Error::Database(
+                "the copy's newest audit entry is not the source's".into(),
+            ));
+        }
+        Ok(CopyReport {
+            to: String::new(),
+            tables,
+            audit_entries: report.entries,
+            head: report.head,
+        })
     }
 }
 
