@@ -159,9 +159,10 @@ fn push_and_activate_then_a_rerun_changes_nothing() {
         .find(|u| u.upn == "bob@contoso.com")
         .unwrap();
     assert_eq!(molto.assigned_to.as_deref(), Some(bob.id.as_str()));
-    // 1 token, 1 inventory read, 1 bulk create, 2 user look-ups with their
-    // authenticator-app counts, 3 activations.
-    assert_eq!(report.requests, 10, "{:?}", desk.sim.log());
+    // A token; four serial look-ups (a small push does not read the whole
+    // inventory); one bulk create; per user a look-up and the count of OATH
+    // methods (tokens, apps) against the limit of five; three activations.
+    assert_eq!(report.requests, 15, "{:?}", desk.sim.log());
 
     let links = desk.session().entra_links(TENANT).unwrap();
     assert_eq!(links.len(), 4);
@@ -187,13 +188,17 @@ fn push_and_activate_then_a_rerun_changes_nothing() {
         "{}",
         sent.detail
     );
-    assert_eq!(
-        audit
-            .iter()
-            .filter(|e| e.action == "entra.activate")
-            .count(),
-        3
-    );
+    // One entry names every code computed, with its counter, before sending.
+    let computed: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.action == "entra.activate")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(computed.len(), 1);
+    for credential in ["2100123456", "MOLTO:1", "MOLTO:2"] {
+        assert!(computed[0].contains(credential), "{}", computed[0]);
+    }
+    assert!(computed[0].contains("\"counter\""), "{}", computed[0]);
     assert!(
         audit.iter().all(|e| !e.detail.contains("AEBAGBAF")),
         "no secret in the audit log"
@@ -595,5 +600,57 @@ fn unassign_and_delete_are_idempotent() {
             "entra.unassign",
             "entra.delete"
         ]
+    );
+}
+
+#[test]
+fn a_large_push_reads_the_inventory_in_pages_and_counts_users_tokens_from_it() {
+    let desk = Desk::new();
+    desk.sim.set_page_size(7);
+    let users: Vec<String> = (0..6).map(|u| format!("user{u}@contoso.com")).collect();
+    for upn in &users {
+        desk.sim.add_user(upn, false);
+    }
+    {
+        let mut s = desk.session();
+        // 26 profiles: five for each of five users, and one more for user0.
+        for i in 0..26u32 {
+            let user = if i == 25 {
+                &users[0]
+            } else {
+                &users[(i / 5) as usize]
+            };
+            s.add_token(token("BIG", Some(i), i as u8 + 1, Some(user)), sync::now())
+                .unwrap();
+        }
+    }
+    let report = desk.push(&PushOptions {
+        batch: 10,
+        ..activate()
+    });
+    assert_eq!(report.count("activated"), 25, "{report:?}");
+    assert_eq!(report.count("refused"), 1, "{report:?}");
+    assert_eq!(report.lines[25].credential, "BIG:25");
+    assert!(
+        report.lines[25]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("at most 5")
+    );
+    desk.sim.clear_log();
+    let again = desk.push(&activate());
+    assert_eq!(again.count("present"), 25, "{again:?}");
+    // Re-run: a token, the inventory in four pages, user0's look-up for the
+    // refused one, its method counts; nothing else.
+    let log = desk.sim.log();
+    let pages = log
+        .iter()
+        .filter(|l| l.path.contains("hardwareOathDevices"))
+        .count();
+    assert_eq!(pages, 4, "{log:?}");
+    assert!(
+        log.iter()
+            .all(|l| l.method == "GET" || l.path.contains("oauth2"))
     );
 }

@@ -447,9 +447,10 @@ fn status(options: &EntraOptions, auth: &Authenticator<'_>, graph: &Graph<'_>) -
         .clone()
         .unwrap_or_else(|| format!("app {}", auth.sign_in().client_id()));
     let policy = graph.policy().map(|p| p.state).map_err(|e| e.to_string());
-    let devices = graph.devices()?;
+    // A role that may not read the inventory still learns the rest.
+    let devices = graph.devices().map_err(|e| e.to_string());
     let mut by_status = std::collections::BTreeMap::<String, usize>::new();
-    for device in &devices {
+    for device in devices.iter().flatten() {
         *by_status
             .entry(device.status.clone().unwrap_or_else(|| "unknown".into()))
             .or_default() += 1;
@@ -460,7 +461,8 @@ fn status(options: &EntraOptions, auth: &Authenticator<'_>, graph: &Graph<'_>) -
             json!({"tenant": auth.sign_in().endpoints().tenant, "signed_in": who,
                    "delegated": auth.delegated(), "token_expires_at": token.expires_at,
                    "policy": policy.as_ref().ok(), "policy_error": policy.as_ref().err(),
-                   "tokens": devices.len(), "by_status": by_status})
+                   "tokens": devices.as_ref().ok().map(Vec::len),
+                   "inventory_error": devices.as_ref().err(), "by_status": by_status})
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -481,15 +483,18 @@ fn status(options: &EntraOptions, auth: &Authenticator<'_>, graph: &Graph<'_>) -
         Err(error) => println!("policy     unknown: {error}"),
     }
     let counts: Vec<String> = by_status.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    println!(
-        "inventory  {} token(s){}",
-        devices.len(),
-        if counts.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", counts.join(", "))
-        }
-    );
+    match &devices {
+        Ok(devices) => println!(
+            "inventory  {} token(s){}",
+            devices.len(),
+            if counts.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", counts.join(", "))
+            }
+        ),
+        Err(error) => println!("inventory  unknown: {error}"),
+    }
     if policy.as_deref() == Ok("disabled") {
         eprintln!(
             "oathdesk: warning: the hardware OATH method is disabled in this tenant: users cannot sign \
