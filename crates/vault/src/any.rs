@@ -135,6 +135,14 @@ impl StoreTx for AnyTx<'_> {
         fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;
         fn held_secrets(&self) -> Result<Vec<HeldSecret>>;
         fn event_insert(&self, event: &Event) -> Result<()>;
+        fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>>;
+        fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;
+        fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>>;
+        fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>>;
+        fn users_insert(&self, users: &[User]) -> Result<Vec<i64>>;
+        fn credential_ids(&self, count: usize) -> Result<Vec<i64>>;
+        fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()>;
+        fn events_insert(&self, events: &[Event]) -> Result<()>;
         fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
         fn audit_last(&self) -> Result<Option<AuditRow>>;
         fn audit_insert(&self, row: &AuditRow) -> Result<()>;
