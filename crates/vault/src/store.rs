@@ -121,8 +121,6 @@ pub trait StoreTx {
     fn device_insert(&self, device: &Device) -> Result<i64>;
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>>;
 
-    /// Inserts a credential (its `id` is ignored) and returns the new id.
-    fn credential_insert(&self, row: &CredentialRow) -> Result<i64>;
     /// Writes every mutable field of a credential.
     fn credential_update(&self, row: &CredentialRow) -> Result<()>;
     /// Overwrites a sealed secret with zeros, then drops it.
