@@ -600,6 +600,7 @@ fn a_postgres_vault_lives_in_its_schema() {
             "audit_keys",
             "credentials",
             "devices",
+            "entra_links",
             "events",
             "meta",
             "operators",

@@ -11,7 +11,7 @@
 
 use crate::error::Result;
 use crate::location::Location;
-use crate::model::{CredentialRow, Device, Event, User};
+use crate::model::{CredentialRow, Device, EntraLink, Event, User};
 use crate::postgres::{PgStore, PgTx};
 use crate::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
@@ -147,5 +147,9 @@ impl StoreTx for AnyTx<'_> {
         fn audit_insert(&self, row: &AuditRow) -> Result<()>;
         fn audit_all(&self) -> Result<Vec<AuditRow>>;
         fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64>;
+        fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>>;
+        fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>>;
+        fn entra_link_put(&self, link: &EntraLink) -> Result<()>;
+        fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool>;
     }
 }

@@ -213,6 +213,48 @@ DROP INDEX audit_rate;
 CREATE INDEX audit_rate ON audit(action, outcome, lower("user"), at);
 "#,
     },
+    Migration {
+        // What Microsoft Entra holds of each credential, per tenant, so that
+        // `oathdesk entra push` resumes instead of creating duplicates.
+        version: 3,
+        name: "entra_links: per-credential Entra device, user, activation and sync state",
+        sqlite: "
+CREATE TABLE entra_links (
+    tenant TEXT NOT NULL,
+    credential_id INTEGER NOT NULL REFERENCES credentials(id),
+    serial TEXT NOT NULL,
+    device_id TEXT,
+    user_id TEXT,
+    user_upn TEXT,
+    method_id TEXT,
+    status TEXT NOT NULL,
+    last_counter INTEGER,
+    last_sync INTEGER,
+    last_error TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, credential_id),
+    UNIQUE (tenant, serial)
+);
+",
+        postgres: "
+CREATE TABLE entra_links (
+    tenant TEXT NOT NULL,
+    credential_id BIGINT NOT NULL REFERENCES credentials(id),
+    serial TEXT NOT NULL,
+    device_id TEXT,
+    user_id TEXT,
+    user_upn TEXT,
+    method_id TEXT,
+    status TEXT NOT NULL,
+    last_counter BIGINT,
+    last_sync BIGINT,
+    last_error TEXT,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, credential_id),
+    UNIQUE (tenant, serial)
+);
+",
+    },
 ];
 
 /// The schema version this oathdesk writes.

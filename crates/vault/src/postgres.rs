@@ -72,7 +72,7 @@ use ::postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transact
 use crate::error::{Error, Result};
 use crate::location::mask_password;
 use crate::migrations::{self, BOOKKEEPING, LATEST};
-use crate::model::{CredentialRow, Custody, Device, Event, User};
+use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// How long a writer waits for another writer before giving up.
@@ -444,6 +444,27 @@ const OPERATOR_COLUMNS: &str =
     "name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by";
 
 const AUDIT_COLUMNS: &str = "seq, at, operator, action, outcome, \"user\", credential, ticket, detail, epoch, prev_hash, hash";
+
+const ENTRA_COLUMNS: &str = "tenant, credential_id, serial, device_id, user_id, user_upn, method_id, \
+     status, last_counter, last_sync, last_error, updated_at";
+
+fn entra_link_from_row(row: &Row) -> Result<EntraLink> {
+    let c = Columns(row);
+    Ok(EntraLink {
+        tenant: c.get(0)?,
+        credential_id: c.get(1)?,
+        serial: c.get(2)?,
+        device_id: c.get(3)?,
+        user_id: c.get(4)?,
+        user_upn: c.get(5)?,
+        method_id: c.get(6)?,
+        status: c.get(7)?,
+        last_counter: c.unsigned_opt(8)?,
+        last_sync: c.unsigned_opt(9)?,
+        last_error: c.get(10)?,
+        updated_at: c.unsigned(11)?,
+    })
+}
 
 fn credential_from_row(row: &Row) -> Result<CredentialRow> {
     let c = Columns(row);
@@ -1092,6 +1113,66 @@ impl StoreTx for PgTx<'_> {
             &[&action, &outcome, &user, &big(since)?],
         )?;
         Columns(&row).unsigned(0)
+    }
+
+    fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {
+        self.query_opt(
+            &format!(
+                "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = $1 AND credential_id = $2"
+            ),
+            &[&tenant, &credential_id],
+        )?
+        .as_ref()
+        .map(entra_link_from_row)
+        .transpose()
+    }
+
+    fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>> {
+        self.query(
+            &format!(
+                "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = $1 ORDER BY serial COLLATE \"C\""
+            ),
+            &[&tenant],
+        )?
+        .iter()
+        .map(entra_link_from_row)
+        .collect()
+    }
+
+    fn entra_link_put(&self, link: &EntraLink) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO entra_links ({ENTRA_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (tenant, credential_id) DO UPDATE SET serial = EXCLUDED.serial, \
+                 device_id = EXCLUDED.device_id, user_id = EXCLUDED.user_id, user_upn = EXCLUDED.user_upn, \
+                 method_id = EXCLUDED.method_id, status = EXCLUDED.status, \
+                 last_counter = EXCLUDED.last_counter, last_sync = EXCLUDED.last_sync, \
+                 last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at"
+            ),
+            &[
+                &link.tenant,
+                &link.credential_id,
+                &link.serial,
+                &link.device_id,
+                &link.user_id,
+                &link.user_upn,
+                &link.method_id,
+                &link.status,
+                &big_opt(link.last_counter)?,
+                &big_opt(link.last_sync)?,
+                &link.last_error,
+                &big(link.updated_at)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool> {
+        Ok(self.execute(
+            "DELETE FROM entra_links WHERE tenant = $1 AND credential_id = $2",
+            &[&tenant, &credential_id],
+        )? > 0)
     }
 }
 

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::error::{Error, Result};
 use crate::migrations::{self, BOOKKEEPING, LATEST};
-use crate::model::{CredentialRow, Custody, Device, Event, User};
+use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// A vault in one SQLite file.
@@ -296,6 +296,26 @@ fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
         })?,
         slots: row.get(5)?,
         created_at: row.get(6)?,
+    })
+}
+
+const ENTRA_COLUMNS: &str = "tenant, credential_id, serial, device_id, user_id, user_upn, method_id, \
+     status, last_counter, last_sync, last_error, updated_at";
+
+fn entra_link_from_row(row: &Row<'_>) -> rusqlite::Result<EntraLink> {
+    Ok(EntraLink {
+        tenant: row.get(0)?,
+        credential_id: row.get(1)?,
+        serial: row.get(2)?,
+        device_id: row.get(3)?,
+        user_id: row.get(4)?,
+        user_upn: row.get(5)?,
+        method_id: row.get(6)?,
+        status: row.get(7)?,
+        last_counter: row.get(8)?,
+        last_sync: row.get(9)?,
+        last_error: row.get(10)?,
+        updated_at: row.get(11)?,
     })
 }
 
@@ -737,5 +757,59 @@ impl StoreTx for SqliteTx<'_> {
             "SELECT count(*) FROM audit WHERE action = ? AND outcome = ? AND user = ? COLLATE NOCASE AND at >= ?",
         )?
         .query_row(params![action, outcome, user, since], |r| r.get(0))?)
+    }
+
+    fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {
+        Ok(self
+            .query_one(
+                &format!(
+                    "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = ? AND credential_id = ?"
+                ),
+                params![tenant, credential_id],
+                entra_link_from_row,
+            )
+            .optional()?)
+    }
+
+    fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = ? ORDER BY serial"
+        ))?;
+        let rows = statement.query_map([tenant], entra_link_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn entra_link_put(&self, link: &EntraLink) -> Result<()> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO entra_links ({ENTRA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(tenant, credential_id) DO UPDATE SET serial = excluded.serial, \
+                 device_id = excluded.device_id, user_id = excluded.user_id, user_upn = excluded.user_upn, \
+                 method_id = excluded.method_id, status = excluded.status, last_counter = excluded.last_counter, \
+                 last_sync = excluded.last_sync, last_error = excluded.last_error, updated_at = excluded.updated_at"
+            ))?
+            .execute(params![
+                link.tenant,
+                link.credential_id,
+                link.serial,
+                link.device_id,
+                link.user_id,
+                link.user_upn,
+                link.method_id,
+                link.status,
+                link.last_counter,
+                link.last_sync,
+                link.last_error,
+                link.updated_at
+            ])?;
+        Ok(())
+    }
+
+    fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM entra_links WHERE tenant = ? AND credential_id = ?")?
+            .execute(params![tenant, credential_id])?
+            > 0)
     }
 }

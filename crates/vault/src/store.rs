@@ -19,7 +19,7 @@
 //! serialised, so the audit chain and the rate limits see one order.
 
 use crate::error::Result;
-use crate::model::{CredentialRow, Device, Event, State, User};
+use crate::model::{CredentialRow, Device, EntraLink, Event, State, User};
 
 /// An operator's key slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,4 +158,13 @@ pub trait StoreTx {
     fn audit_all(&self) -> Result<Vec<AuditRow>>;
     /// Entries with this action and outcome about `user` at or after `since`.
     fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64>;
+
+    /// What Entra holds of a credential in a tenant.
+    fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>>;
+    /// Every credential's Entra link in a tenant, by serial.
+    fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>>;
+    /// Inserts or replaces a link (keyed by tenant and credential).
+    fn entra_link_put(&self, link: &EntraLink) -> Result<()>;
+    /// Forgets a link; true if there was one.
+    fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool>;
 }

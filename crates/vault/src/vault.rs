@@ -24,7 +24,9 @@ use crate::crypto::{self, KdfParams, SecretBinding, VaultKey};
 use crate::error::{Error, Result};
 use crate::identify::{IdentifyIndex, IdentifyMatch};
 use crate::location::Location;
-use crate::model::{CredentialRow, Custody, Device, DeviceKind, Event, State, TokenRef, User};
+use crate::model::{
+    CredentialRow, Custody, Device, DeviceKind, EntraLink, Event, State, TokenRef, User,
+};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// Settings kept in the vault, with their defaults.
@@ -1266,6 +1268,36 @@ impl<S: Store> Session<S> {
         rows.iter()
             .map(|row| Ok((info(row), credential_of(&self.key, row)?)))
             .collect()
+    }
+
+    // ----- Microsoft Entra ------------------------------------------------------
+
+    /// What Entra holds of each credential in `tenant`.
+    pub fn entra_links(&mut self, tenant: &str) -> Result<Vec<EntraLink>> {
+        self.store.read()?.entra_links(tenant)
+    }
+
+    /// Writes links and forgets others in one transaction with `event` in
+    /// the audit log: a step of a push is recorded whole or not at all.
+    pub fn entra_record(
+        &mut self,
+        put: &[EntraLink],
+        forget: &[(String, i64)],
+        event: AuditEvent,
+        now: u64,
+    ) -> Result<()> {
+        for link in put {
+            check_text("Entra serial", &link.serial)?;
+        }
+        self.change(now, |tx, _| {
+            for (tenant, credential_id) in forget {
+                tx.entra_link_delete(tenant, *credential_id)?;
+            }
+            for link in put {
+                tx.entra_link_put(link)?;
+            }
+            Ok(((), event))
+        })
     }
 
     /// Opens a held credential's secret for another part of oathdesk (device

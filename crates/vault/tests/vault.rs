@@ -36,6 +36,7 @@ on_both_backends!(
     a_vault_from_a_newer_oathdesk_is_refused,
     creating_over_a_vault_is_refused,
     upns_are_case_insensitive_and_listed_alphabetically,
+    entra_links_are_kept_per_tenant_with_unique_serials_and_audited,
 );
 
 fn wrong_passphrase_is_refused_and_writes_nothing(backend: Backend) {
@@ -862,4 +863,100 @@ fn a_postgres_vault_of_version_1_is_migrated() {
     assert_eq!(s.audit_verify().unwrap().first_bad, None);
     let grant = s.helpdesk_code(&helpdesk("BOB@contoso.com"), NOW).unwrap();
     assert_eq!(grant.remaining_this_hour, 3);
+}
+
+// ----- Microsoft Entra links ---------------------------------------------------
+
+fn entra_link(credential_id: i64, serial: &str, status: &str) -> oathdesk_vault::model::EntraLink {
+    oathdesk_vault::model::EntraLink {
+        tenant: "contoso.onmicrosoft.com".into(),
+        credential_id,
+        serial: serial.into(),
+        device_id: None,
+        user_id: None,
+        user_upn: None,
+        method_id: None,
+        status: status.into(),
+        last_counter: None,
+        last_sync: None,
+        last_error: None,
+        updated_at: NOW,
+    }
+}
+
+fn entra_links_are_kept_per_tenant_with_unique_serials_and_audited(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let a = s
+        .add_token(token("MOLTO", Some(1), SEED, None), NOW)
+        .unwrap();
+    let b = s
+        .add_token(token("MOLTO", Some(2), SEED, None), NOW)
+        .unwrap();
+    let event = |n: usize| {
+        oathdesk_vault::audit::AuditEvent::ok("entra.push")
+            .detail(serde_json::json!({"credentials": n}))
+    };
+    s.entra_record(
+        &[entra_link(a.id, "MOLTO-01", "pending")],
+        &[],
+        event(1),
+        NOW,
+    )
+    .unwrap();
+    let mut linked = entra_link(a.id, "MOLTO-01", "activated");
+    linked.device_id = Some("d-1".into());
+    linked.user_id = Some("u-1".into());
+    linked.user_upn = Some("bob@contoso.com".into());
+    linked.method_id = Some("m-1".into());
+    linked.last_counter = Some(58_333_333);
+    linked.last_sync = Some(NOW + 5);
+    linked.last_error = Some("an earlier failure".into());
+    s.entra_record(&[linked.clone()], &[], event(1), NOW + 1)
+        .unwrap();
+    assert_eq!(
+        s.entra_links("contoso.onmicrosoft.com").unwrap(),
+        vec![linked]
+    );
+    assert!(
+        s.entra_links("fabrikam.onmicrosoft.com")
+            .unwrap()
+            .is_empty()
+    );
+    // A second credential cannot take the same Entra serial in the tenant,
+    // and the failed step leaves neither link nor audit entry behind.
+    let entries = s.audit_entries().unwrap().len();
+    let clash = s.entra_record(
+        &[entra_link(b.id, "MOLTO-01", "pending")],
+        &[],
+        event(1),
+        NOW,
+    );
+    assert!(clash.is_err());
+    drop(s);
+    let mut s = session(&f.location);
+    assert_eq!(s.audit_entries().unwrap().len(), entries);
+    assert_eq!(s.entra_links("contoso.onmicrosoft.com").unwrap().len(), 1);
+    // Forget one, add another, in one step.
+    s.entra_record(
+        &[entra_link(b.id, "MOLTO-02", "pending")],
+        &[("contoso.onmicrosoft.com".into(), a.id)],
+        event(1),
+        NOW,
+    )
+    .unwrap();
+    let links = s.entra_links("contoso.onmicrosoft.com").unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].serial, "MOLTO-02");
+    assert_eq!(s.audit_verify().unwrap().first_bad, None);
+    // Control characters never reach the link table.
+    assert!(
+        s.entra_record(
+            &[entra_link(a.id, "X\u{1b}[2J", "pending")],
+            &[],
+            event(1),
+            NOW
+        )
+        .is_err()
+    );
 }
