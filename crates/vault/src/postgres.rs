@@ -65,6 +65,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::types::ToSql;
 use ::postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transaction};
 
@@ -552,6 +553,25 @@ fn device_from_row(row: &Row) -> Result<Device> {
     })
 }
 
+/// The ids of `RETURNING key, id` rows in the order of `keys` (PostgreSQL
+/// does not promise to return rows in the order they went in).
+fn in_order<'k>(rows: Vec<Row>, keys: impl Iterator<Item = &'k str>) -> Result<Vec<i64>> {
+    let by_key: HashMap<String, i64> = rows
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.get(0)?, c.get(1)?))
+        })
+        .collect::<Result<_>>()?;
+    keys.map(|key| {
+        by_key
+            .get(key)
+            .copied()
+            .ok_or_else(|| Error::Database(format!("no id came back for '{key}'")))
+    })
+    .collect()
+}
+
 /// The WHERE clause of a credential filter, with `$n` placeholders.
 fn filter_sql(filter: &CredentialFilter) -> Result<(String, Vec<Box<dyn ToSql + Sync>>)> {
     let mut clauses: Vec<String> = Vec::new();
@@ -736,36 +756,6 @@ impl StoreTx for PgTx<'_> {
         .transpose()
     }
 
-    fn credential_insert(&self, row: &CredentialRow) -> Result<i64> {
-        let inserted = self.query_one(
-            "INSERT INTO credentials (device_id, slot, kind, algorithm, digits, period, t0, counter, issuer, \
-             label, state, custody, sealed_secret, user_id, drift_steps, purge_after, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-             RETURNING id",
-            &[
-                &row.device_id,
-                &row.slot.map(i64::from),
-                &row.kind,
-                &row.algorithm,
-                &i64::from(row.digits),
-                &big_opt(row.period)?,
-                &big_opt(row.t0)?,
-                &big_opt(row.counter)?,
-                &row.issuer,
-                &row.label,
-                &row.state.name(),
-                &row.custody.name(),
-                &row.sealed_secret,
-                &row.user_id,
-                &row.drift_steps,
-                &big_opt(row.purge_after)?,
-                &big(row.created_at)?,
-                &big(row.updated_at)?,
-            ],
-        )?;
-        Columns(&inserted).get(0)
-    }
-
     fn credential_update(&self, row: &CredentialRow) -> Result<()> {
         let changed = self.execute(
             "UPDATE credentials SET counter = $1, issuer = $2, label = $3, state = $4, custody = $5, \
@@ -849,6 +839,203 @@ impl StoreTx for PgTx<'_> {
                 &event.note,
             ],
         )?;
+        Ok(())
+    }
+
+    fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>> {
+        if serials.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(
+            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices \
+             WHERE serial = ANY($1)",
+            &[&serials],
+        )?
+        .iter()
+        .map(device_from_row)
+        .collect()
+    }
+
+    fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>> {
+        if upns.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(
+            "SELECT id, upn, display_name, created_at FROM users \
+             WHERE lower(upn) IN (SELECT lower(wanted) FROM unnest($1::text[]) AS wanted)",
+            &[&upns],
+        )?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>> {
+        if device_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(
+            "SELECT device_id, slot FROM credentials WHERE device_id = ANY($1)",
+            &[&device_ids],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.get(0)?, c.unsigned_opt(1)?))
+        })
+        .collect()
+    }
+
+    fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = |f: fn(&Device) -> Option<String>| devices.iter().map(f).collect::<Vec<_>>();
+        let serials = column(|d| Some(d.serial.clone()));
+        let manufacturers = column(|d| d.manufacturer.clone());
+        let models = column(|d| d.model.clone());
+        let kinds = column(|d| Some(d.kind.name().to_owned()));
+        let slots: Vec<i64> = devices.iter().map(|d| i64::from(d.slots)).collect();
+        let created: Vec<i64> = devices
+            .iter()
+            .map(|d| big(d.created_at))
+            .collect::<Result<_>>()?;
+        let rows = self.query(
+            "INSERT INTO devices (serial, manufacturer, model, kind, slots, created_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
+             RETURNING serial, id",
+            &[&serials, &manufacturers, &models, &kinds, &slots, &created],
+        )?;
+        in_order(rows, devices.iter().map(|d| d.serial.as_str()))
+    }
+
+    fn users_insert(&self, users: &[User]) -> Result<Vec<i64>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let upns: Vec<&str> = users.iter().map(|u| u.upn.as_str()).collect();
+        let names: Vec<Option<&str>> = users.iter().map(|u| u.display_name.as_deref()).collect();
+        let created: Vec<i64> = users
+            .iter()
+            .map(|u| big(u.created_at))
+            .collect::<Result<_>>()?;
+        let rows = self.query(
+            "INSERT INTO users (upn, display_name, created_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) RETURNING upn, id",
+            &[&upns, &names, &created],
+        )?;
+        in_order(rows, upns.iter().copied())
+    }
+
+    fn credential_ids(&self, count: usize) -> Result<Vec<i64>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        // One block of the sequence: writers are serialised, so nobody
+        // draws from it between the nextval and the setval.
+        let row = self.query_one(
+            "SELECT setval(seq, nextval(seq) + $1 - 1) \
+             FROM (SELECT pg_get_serial_sequence('credentials', 'id')::regclass AS seq) AS s",
+            &[&(count as i64)],
+        )?;
+        let last: i64 = Columns(&row).get(0)?;
+        Ok((last - count as i64 + 1..=last).collect())
+    }
+
+    fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        use ::postgres::types::Type;
+        let (int, text, bytes) = (Type::INT8, Type::TEXT, Type::BYTEA);
+        let types = [
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            text.clone(),
+            text.clone(),
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            bytes,
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            int,
+        ];
+        let mut tx = self.tx.borrow_mut();
+        let mut writer = BinaryCopyInWriter::new(
+            tx.copy_in(
+                "COPY credentials (id, device_id, slot, kind, algorithm, digits, period, t0, counter, \
+                 issuer, label, state, custody, sealed_secret, user_id, drift_steps, purge_after, \
+                 created_at, updated_at) FROM STDIN BINARY",
+            )?,
+            &types,
+        );
+        for row in rows {
+            writer.write(&[
+                &row.id,
+                &row.device_id,
+                &row.slot.map(i64::from),
+                &row.kind,
+                &row.algorithm,
+                &i64::from(row.digits),
+                &big_opt(row.period)?,
+                &big_opt(row.t0)?,
+                &big_opt(row.counter)?,
+                &row.issuer,
+                &row.label,
+                &row.state.name(),
+                &row.custody.name(),
+                &row.sealed_secret,
+                &row.user_id,
+                &row.drift_steps,
+                &big_opt(row.purge_after)?,
+                &big(row.created_at)?,
+                &big(row.updated_at)?,
+            ])?;
+        }
+        writer.finish()?;
+        Ok(())
+    }
+
+    fn events_insert(&self, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        use ::postgres::types::Type;
+        let types = [
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+        ];
+        let mut tx = self.tx.borrow_mut();
+        let mut writer = BinaryCopyInWriter::new(
+            tx.copy_in(
+                "COPY events (credential_id, from_state, to_state, operator, at, note) FROM STDIN BINARY",
+            )?,
+            &types,
+        );
+        for event in events {
+            writer.write(&[
+                &event.credential_id,
+                &event.from_state.map(|s| s.name()),
+                &event.to_state.name(),
+                &event.operator,
+                &big(event.at)?,
+                &event.note,
+            ])?;
+        }
+        writer.finish()?;
         Ok(())
     }
 

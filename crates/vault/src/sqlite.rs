@@ -518,35 +518,6 @@ impl StoreTx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn credential_insert(&self, row: &CredentialRow) -> Result<i64> {
-        self.tx.prepare_cached(
-            "INSERT INTO credentials (device_id, slot, kind, algorithm, digits, period, t0, counter, issuer, \
-             label, state, custody, sealed_secret, user_id, drift_steps, purge_after, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )?.execute(params![
-                row.device_id,
-                row.slot,
-                row.kind,
-                row.algorithm,
-                row.digits,
-                row.period,
-                row.t0,
-                row.counter,
-                row.issuer,
-                row.label,
-                row.state.name(),
-                row.custody.name(),
-                row.sealed_secret,
-                row.user_id,
-                row.drift_steps,
-                row.purge_after,
-                row.created_at,
-                row.updated_at
-            ],
-        )?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
     fn credential_update(&self, row: &CredentialRow) -> Result<()> {
         let changed = self.tx.prepare_cached(
             "UPDATE credentials SET counter = ?, issuer = ?, label = ?, state = ?, custody = ?, \
@@ -629,6 +600,90 @@ impl StoreTx for SqliteTx<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>> {
+        let mut found = Vec::new();
+        for serial in serials {
+            found.extend(self.device_by_serial(serial)?);
+        }
+        Ok(found)
+    }
+
+    fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>> {
+        let mut found = Vec::new();
+        for upn in upns {
+            found.extend(self.user_by_upn(upn)?);
+        }
+        Ok(found)
+    }
+
+    fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT device_id, slot FROM credentials WHERE device_id = ?")?;
+        let mut taken = Vec::new();
+        for id in device_ids {
+            let rows = statement.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            taken.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        Ok(taken)
+    }
+
+    fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>> {
+        devices.iter().map(|d| self.device_insert(d)).collect()
+    }
+
+    fn users_insert(&self, users: &[User]) -> Result<Vec<i64>> {
+        users
+            .iter()
+            .map(|u| self.user_insert(&u.upn, u.display_name.as_deref(), u.created_at))
+            .collect()
+    }
+
+    fn credential_ids(&self, count: usize) -> Result<Vec<i64>> {
+        // Writers are serialised, so nobody else takes these meanwhile.
+        let highest: i64 =
+            self.query_one("SELECT coalesce(max(id), 0) FROM credentials", [], |r| {
+                r.get(0)
+            })?;
+        Ok((1..=count as i64).map(|n| highest + n).collect())
+    }
+
+    fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()> {
+        let mut statement = self.tx.prepare_cached(
+            "INSERT INTO credentials (id, device_id, slot, kind, algorithm, digits, period, t0, counter, \
+             issuer, label, state, custody, sealed_secret, user_id, drift_steps, purge_after, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for row in rows {
+            statement.execute(params![
+                row.id,
+                row.device_id,
+                row.slot,
+                row.kind,
+                row.algorithm,
+                row.digits,
+                row.period,
+                row.t0,
+                row.counter,
+                row.issuer,
+                row.label,
+                row.state.name(),
+                row.custody.name(),
+                row.sealed_secret,
+                row.user_id,
+                row.drift_steps,
+                row.purge_after,
+                row.created_at,
+                row.updated_at
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn events_insert(&self, events: &[Event]) -> Result<()> {
+        events.iter().try_for_each(|e| self.event_insert(e))
     }
 
     fn events(&self, credential_id: i64) -> Result<Vec<Event>> {

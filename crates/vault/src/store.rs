@@ -121,8 +121,6 @@ pub trait StoreTx {
     fn device_insert(&self, device: &Device) -> Result<i64>;
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>>;
 
-    /// Inserts a credential (its `id` is ignored) and returns the new id.
-    fn credential_insert(&self, row: &CredentialRow) -> Result<i64>;
     /// Writes every mutable field of a credential.
     fn credential_update(&self, row: &CredentialRow) -> Result<()>;
     /// Overwrites a sealed secret with zeros, then drops it.
@@ -133,6 +131,26 @@ pub trait StoreTx {
     fn held_secrets(&self) -> Result<Vec<HeldSecret>>;
 
     fn event_insert(&self, event: &Event) -> Result<()>;
+
+    // ----- in bulk: a batch costs a few round trips, not a few per row -----
+
+    /// The devices with these serials (those that exist).
+    fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>>;
+    /// The users with these UPNs, compared without case (those that exist).
+    fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;
+    /// The slots taken on these devices, as (device id, slot).
+    fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>>;
+    /// Inserts devices (their `id` is ignored); returns the new ids in order.
+    fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>>;
+    /// Inserts users (their `id` is ignored); returns the new ids in order.
+    fn users_insert(&self, users: &[User]) -> Result<Vec<i64>>;
+    /// Reserves `count` new credential ids, for rows inserted in this
+    /// transaction with [`StoreTx::credentials_insert`] (a sealed secret
+    /// is bound to its id, so the id comes first).
+    fn credential_ids(&self, count: usize) -> Result<Vec<i64>>;
+    /// Inserts credentials with their ids and sealed secrets.
+    fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()>;
+    fn events_insert(&self, events: &[Event]) -> Result<()>;
     fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
 
     fn audit_last(&self) -> Result<Option<AuditRow>>;

@@ -755,11 +755,7 @@ impl<S: Store> Session<S> {
     ) -> Result<Vec<CredentialRow>> {
         let count = tokens.len();
         self.change(now, |tx, key| {
-            let mut added = Vec::with_capacity(tokens.len());
-            let mut users: HashMap<String, i64> = HashMap::new();
-            for token in tokens {
-                added.push(insert_token(tx, key, token, now, &mut users)?);
-            }
+            let added = insert_tokens(tx, key, tokens, now)?;
             let event = if count == 1 {
                 let row = &added[0];
                 let mut event = AuditEvent::ok(action).credential(reference_of(
@@ -1550,35 +1546,100 @@ fn move_state(
     Ok(())
 }
 
-fn insert_token(
+/// A device or user that exists, or one this batch adds (by its index).
+#[derive(Clone, Copy)]
+enum Planned {
+    Existing(i64),
+    New(usize),
+}
+
+impl Planned {
+    fn id(self, new_ids: &[i64]) -> i64 {
+        match self {
+            Planned::Existing(id) => id,
+            Planned::New(index) => new_ids[index],
+        }
+    }
+}
+
+/// Adds tokens in a fixed number of database round trips, whatever their
+/// number: what exists is looked up for the whole batch, the batch is
+/// checked in memory (slots, duplicates), then devices, users, credentials
+/// and their first events are written in bulk. A shared database pays a
+/// round trip per statement, so per-token statements would make a large
+/// import there a hundred times slower than on SQLite.
+fn insert_tokens(
     tx: &impl StoreTx,
     key: &VaultKey,
-    token: NewToken,
+    tokens: Vec<NewToken>,
     now: u64,
-    users: &mut HashMap<String, i64>,
-) -> Result<CredentialRow> {
-    for (field, value) in [
-        ("serial", token.serial.as_deref()),
-        ("user", token.user.as_deref()),
-        ("label", token.label.as_deref()),
-        ("manufacturer", token.manufacturer.as_deref()),
-        ("model", token.model.as_deref()),
-        ("issuer", token.credential.issuer.as_deref()),
-    ] {
-        check_text(field, value.unwrap_or_default())?;
-    }
-    let device_id = match &token.serial {
-        Some(serial) => {
+) -> Result<Vec<CredentialRow>> {
+    let mut serials: Vec<String> = Vec::new();
+    let mut upns: Vec<String> = Vec::new();
+    for token in &tokens {
+        for (field, value) in [
+            ("serial", token.serial.as_deref()),
+            ("user", token.user.as_deref()),
+            ("label", token.label.as_deref()),
+            ("manufacturer", token.manufacturer.as_deref()),
+            ("model", token.model.as_deref()),
+            ("issuer", token.credential.issuer.as_deref()),
+        ] {
+            check_text(field, value.unwrap_or_default())?;
+        }
+        if let Some(serial) = &token.serial {
             let serial = serial.trim();
             if serial.is_empty() {
                 return Err(Error::Invalid("the serial is empty".into()));
             }
-            let existing = tx.device_by_serial(serial)?;
-            let is_new = existing.is_none();
-            let device = match existing {
-                Some(device) => device,
-                None => {
-                    let mut device = Device {
+            serials.push(serial.to_owned());
+        }
+        if let Some(upn) = &token.user {
+            upns.push(upn.clone());
+        }
+    }
+    serials.sort_unstable();
+    serials.dedup();
+    upns.sort_unstable();
+    upns.dedup();
+
+    // What the vault has already.
+    let existing_devices: HashMap<String, Device> = tx
+        .devices_by_serial(&serials)?
+        .into_iter()
+        .map(|d| (d.serial.clone(), d))
+        .collect();
+    let mut taken: std::collections::HashSet<(String, Option<u32>)> = Default::default();
+    if !existing_devices.is_empty() {
+        let serial_of: HashMap<i64, &str> = existing_devices
+            .values()
+            .map(|d| (d.id, d.serial.as_str()))
+            .collect();
+        let ids: Vec<i64> = serial_of.keys().copied().collect();
+        for (device_id, slot) in tx.slots_taken(&ids)? {
+            taken.insert((serial_of[&device_id].to_owned(), slot));
+        }
+    }
+    let mut users: HashMap<String, Planned> = tx
+        .users_by_upn(&upns)?
+        .into_iter()
+        .map(|u| (u.upn.to_lowercase(), Planned::Existing(u.id)))
+        .collect();
+
+    // The batch, checked in memory, in order.
+    let mut devices: HashMap<String, (Planned, u32)> = existing_devices
+        .values()
+        .map(|d| (d.serial.clone(), (Planned::Existing(d.id), d.slots)))
+        .collect();
+    let mut new_devices: Vec<Device> = Vec::new();
+    let mut new_users: Vec<User> = Vec::new();
+    let mut plans: Vec<(Option<Planned>, Option<Planned>)> = Vec::with_capacity(tokens.len());
+    for token in &tokens {
+        let device = match &token.serial {
+            Some(serial) => {
+                let serial = serial.trim();
+                let (device, slots) = *devices.entry(serial.to_owned()).or_insert_with(|| {
+                    new_devices.push(Device {
                         id: 0,
                         serial: serial.to_owned(),
                         manufacturer: token.manufacturer.clone(),
@@ -1586,105 +1647,106 @@ fn insert_token(
                         kind: token.device_kind,
                         slots: token.device_slots.max(1),
                         created_at: now,
-                    };
-                    device.id = tx.device_insert(&device)?;
-                    device
+                    });
+                    (
+                        Planned::New(new_devices.len() - 1),
+                        token.device_slots.max(1),
+                    )
+                });
+                if let Some(slot) = token.slot
+                    && slot >= slots
+                {
+                    return Err(Error::Invalid(format!(
+                        "device {serial} has {slots} slot(s), numbered 0 to {}: slot {slot} does not exist",
+                        slots - 1
+                    )));
                 }
-            };
-            if let Some(slot) = token.slot
-                && slot >= device.slots
-            {
-                return Err(Error::Invalid(format!(
-                    "device {serial} has {} slot(s), numbered 0 to {}: slot {slot} does not exist",
-                    device.slots,
-                    device.slots - 1
-                )));
+                if !taken.insert((serial.to_owned(), token.slot)) {
+                    return Err(Error::Exists(format!(
+                        "a credential in {}",
+                        reference_of(Some(serial), token.slot, 0)
+                    )));
+                }
+                if token.slot.is_none() && slots > 1 {
+                    return Err(Error::Invalid(format!(
+                        "device {serial} has {slots} profiles: give the slot as {serial}:SLOT"
+                    )));
+                }
+                Some(device)
             }
-            // A device seen before may have this slot taken already.
-            let taken = if is_new {
-                Vec::new()
+            None => None,
+        };
+        let user = token.user.as_ref().map(|upn| {
+            *users.entry(upn.to_lowercase()).or_insert_with(|| {
+                new_users.push(User {
+                    id: 0,
+                    upn: upn.clone(),
+                    display_name: None,
+                    created_at: now,
+                });
+                Planned::New(new_users.len() - 1)
+            })
+        });
+        plans.push((device, user));
+    }
+
+    // The writes.
+    let new_device_ids = tx.devices_insert(&new_devices)?;
+    let new_user_ids = tx.users_insert(&new_users)?;
+    let ids = tx.credential_ids(tokens.len())?;
+    let mut rows = Vec::with_capacity(tokens.len());
+    for ((token, (device, user)), id) in tokens.into_iter().zip(plans).zip(ids) {
+        let user_id = user.map(|u| u.id(&new_user_ids));
+        let c = &token.credential;
+        let (kind, period, t0, counter) = match c.kind {
+            Kind::Totp { step } => ("totp", Some(step.period()), Some(step.t0()), None),
+            Kind::Hotp { counter } => ("hotp", None, None, Some(counter)),
+        };
+        let mut row = CredentialRow {
+            id,
+            device_id: device.map(|d| d.id(&new_device_ids)),
+            slot: token.slot,
+            kind: kind.to_owned(),
+            algorithm: c.algorithm.to_string(),
+            digits: c.digits.get(),
+            period,
+            t0,
+            counter,
+            issuer: c.issuer.clone(),
+            label: token.label.clone(),
+            state: if user_id.is_some() {
+                State::Assigned
             } else {
-                tx.credentials(&CredentialFilter {
-                    device_serial: Some(serial.to_owned()),
-                    ..CredentialFilter::default()
-                })?
-            };
-            if taken.iter().any(|r| r.slot == token.slot) {
-                return Err(Error::Exists(format!(
-                    "a credential in {}",
-                    reference_of(Some(serial), token.slot, 0)
-                )));
-            }
-            if token.slot.is_none() && device.slots > 1 {
-                return Err(Error::Invalid(format!(
-                    "device {serial} has {} profiles: give the slot as {serial}:SLOT",
-                    device.slots
-                )));
-            }
-            Some(device.id)
-        }
-        None => None,
-    };
-    let user_id = match &token.user {
-        Some(upn) => Some(match users.get(&upn.to_lowercase()) {
-            Some(id) => *id,
-            None => {
-                let id = match tx.user_by_upn(upn)? {
-                    Some(user) => user.id,
-                    None => tx.user_insert(upn, None, now)?,
-                };
-                users.insert(upn.to_lowercase(), id);
-                id
-            }
-        }),
-        None => None,
-    };
-    let c = &token.credential;
-    let (kind, period, t0, counter) = match c.kind {
-        Kind::Totp { step } => ("totp", Some(step.period()), Some(step.t0()), None),
-        Kind::Hotp { counter } => ("hotp", None, None, Some(counter)),
-    };
-    let state = if user_id.is_some() {
-        State::Assigned
-    } else {
-        token.state
-    };
-    let mut row = CredentialRow {
-        id: 0,
-        device_id,
-        slot: token.slot,
-        kind: kind.to_owned(),
-        algorithm: c.algorithm.to_string(),
-        digits: c.digits.get(),
-        period,
-        t0,
-        counter,
-        issuer: c.issuer.clone(),
-        label: token.label.clone(),
-        state,
-        custody: Custody::Held,
-        sealed_secret: None,
-        user_id,
-        drift_steps: None,
-        purge_after: None,
-        created_at: now,
-        updated_at: now,
-        serial: token.serial.as_ref().map(|s| s.trim().to_owned()),
-        upn: token.user.clone(),
-        manufacturer: token.manufacturer.clone(),
-        model: token.model.clone(),
-    };
-    // The id is part of the associated data, so seal after the insert.
-    row.id = tx.credential_insert(&row)?;
-    row.sealed_secret = Some(key.seal_secret(c.secret.as_bytes(), &binding(&row))?);
-    tx.credential_update(&row)?;
-    tx.event_insert(&Event {
-        credential_id: row.id,
-        from_state: None,
-        to_state: state,
-        operator: String::new(),
-        at: now,
-        note: None,
-    })?;
-    Ok(row)
+                token.state
+            },
+            custody: Custody::Held,
+            sealed_secret: None,
+            user_id,
+            drift_steps: None,
+            purge_after: None,
+            created_at: now,
+            updated_at: now,
+            serial: token.serial.as_ref().map(|s| s.trim().to_owned()),
+            upn: token.user.clone(),
+            manufacturer: token.manufacturer.clone(),
+            model: token.model.clone(),
+        };
+        // The id is part of the associated data: it was reserved first.
+        row.sealed_secret = Some(key.seal_secret(c.secret.as_bytes(), &binding(&row))?);
+        rows.push(row);
+    }
+    tx.credentials_insert(&rows)?;
+    let events: Vec<Event> = rows
+        .iter()
+        .map(|row| Event {
+            credential_id: row.id,
+            from_state: None,
+            to_state: row.state,
+            operator: String::new(),
+            at: now,
+            note: None,
+        })
+        .collect();
+    tx.events_insert(&events)?;
+    Ok(rows)
 }

@@ -27,6 +27,7 @@ on_both_backends!(
     operators_and_rekey,
     identify_finds_the_token_and_its_drift,
     bulk_add_is_all_or_nothing,
+    a_batch_is_checked_as_a_whole,
     concurrent_writers_lose_nothing,
     hotp_tokens_are_stored_with_their_counter,
     control_characters_are_refused_in_names,
@@ -512,6 +513,84 @@ fn bulk_add_is_all_or_nothing(backend: Backend) {
     assert!(s.add_tokens(batch, NOW, "import").is_err());
     assert!(s.tokens(&CredentialFilter::default()).unwrap().is_empty());
     assert!(s.users().unwrap().is_empty());
+}
+
+fn a_batch_is_checked_as_a_whole(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    s.add_token(
+        token("MOLTO-1", Some(0), &[1; 20], Some("Amy@contoso.com")),
+        NOW,
+    )
+    .unwrap();
+    let batch = vec![
+        token("MOLTO-1", Some(1), &[2; 20], Some("amy@contoso.com")),
+        token("MOLTO-2", Some(0), &[3; 20], None),
+        token("MOLTO-2", Some(5), &[4; 20], Some("AMY@CONTOSO.COM")),
+        token("NFC-1", None, &[5; 20], Some("bob@contoso.com")),
+        token("MOLTO-1", Some(2), &[6; 20], Some("bob@contoso.com")),
+    ];
+    let rows = s.add_tokens(batch, NOW, "import").unwrap();
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [2, 3, 4, 5, 6]);
+    // Every secret went to its own token, bound to its id.
+    for (reference, seed) in [
+        ("MOLTO-1:1", 2u8),
+        ("MOLTO-2:0", 3),
+        ("MOLTO-2:5", 4),
+        ("NFC-1", 5),
+        ("MOLTO-1:2", 6),
+    ] {
+        let (info, credential) = s.reveal(&serial(reference)).unwrap();
+        assert_eq!(credential.secret.as_bytes(), [seed; 20], "{reference}");
+        assert_eq!(info.reference(), reference);
+    }
+    let users: Vec<String> = s.users().unwrap().into_iter().map(|u| u.upn).collect();
+    assert_eq!(users, ["Amy@contoso.com", "bob@contoso.com"]);
+    let amy = s
+        .tokens(&CredentialFilter {
+            user_upn: Some("amy@contoso.com".into()),
+            ..CredentialFilter::default()
+        })
+        .unwrap();
+    assert_eq!(amy.len(), 3);
+    let (_, history) = s.token(&serial("MOLTO-2:5")).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].to_state, State::Assigned);
+
+    // A slot taken before, or twice in one batch, refuses the whole batch.
+    for (batch, expected) in [
+        (
+            vec![
+                token("MOLTO-3", Some(0), SEED, None),
+                token("MOLTO-2", Some(5), SEED, None),
+            ],
+            "a credential in MOLTO-2:5 already exists",
+        ),
+        (
+            vec![
+                token("MOLTO-3", Some(7), SEED, None),
+                token("MOLTO-3", Some(7), SEED, None),
+            ],
+            "a credential in MOLTO-3:7 already exists",
+        ),
+        (
+            vec![
+                token("NFC-2", None, SEED, Some("carol@contoso.com")),
+                token("MOLTO-1", None, SEED, None),
+            ],
+            "device MOLTO-1 has 100 profiles: give the slot as MOLTO-1:SLOT",
+        ),
+    ] {
+        let err = s.add_tokens(batch, NOW, "import").unwrap_err();
+        assert_eq!(err.to_string(), expected);
+    }
+    assert_eq!(s.tokens(&CredentialFilter::default()).unwrap().len(), 6);
+    assert_eq!(s.users().unwrap().len(), 2);
+    let next = s
+        .add_token(token("AFTER-1", None, SEED, None), NOW)
+        .unwrap();
+    assert!(next.id > 6, "{}", next.id);
 }
 
 fn concurrent_writers_lose_nothing(backend: Backend) {
