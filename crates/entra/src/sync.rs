@@ -31,7 +31,7 @@ use oathdesk_formats::Record;
 use oathdesk_formats::entra::{GraphDevice, entra_refusal, profile_serial};
 use oathdesk_otp::{Algorithm, Credential, Digits, Kind, Secret, TimeStep, Totp};
 use oathdesk_vault::audit::AuditEvent;
-use oathdesk_vault::model::{Custody, EntraLink, TokenRef};
+use oathdesk_vault::model::{Custody, EntraLink, State, TokenRef};
 use oathdesk_vault::store::{CredentialFilter, Store};
 use oathdesk_vault::{Session, TokenInfo};
 use serde::Serialize;
@@ -274,6 +274,15 @@ pub fn push<S: Store>(
             .as_ref()
             .is_none_or(|l| l.device_id.is_none() || (options.activate && l.status != "activated"));
         let reason = parameter_refusal(&token)
+            .or_else(|| {
+                matches!(token.state, State::Lost | State::Retired).then(|| {
+                    format!(
+                        "the token is {} in the vault: it does not go to Entra (remove it there with \
+                         'oathdesk entra delete {reference}')",
+                        token.state
+                    )
+                })
+            })
             .or_else(|| {
                 (needs_secret && token.custody == Custody::Purged).then(|| {
                     "the vault no longer holds its secret (purged after delivery): Entra needs it \
@@ -885,6 +894,22 @@ fn code_for<S: Store>(
     code_to_send(&totp, item.link.last_counter, clock.now, clock.sleep)
 }
 
+/// The name of a token in the user's sign-in methods: model and the
+/// serial Entra knows (which, on a Molto-2, names the profile).
+pub fn display_name(token: &TokenInfo, serial: &str) -> String {
+    let model = [token.manufacturer.as_deref(), token.model.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if model.is_empty() {
+        format!("Hardware token {serial}")
+    } else {
+        format!("{model} {serial}")
+    }
+}
+
 /// Sends one activation; a lost answer whose activation went through is
 /// success.
 fn send_activation(
@@ -895,6 +920,9 @@ fn send_activation(
     code: &crate::graph::VerificationCode,
 ) -> Result<()> {
     let device_id = item.link.device_id.clone().unwrap_or_default();
+    // What the user sees in Security info: which token, which profile.
+    let name = display_name(&item.token, &item.link.serial);
+    let name = Some(name.as_str());
     let sent = if assigned {
         let method_id = match &item.link.method_id {
             Some(id) => Some(id.clone()),
@@ -903,12 +931,12 @@ fn send_activation(
         match method_id {
             Some(method_id) => {
                 item.link.method_id = Some(method_id.clone());
-                graph.activate(user_id, &method_id, code, None)
+                graph.activate(user_id, &method_id, code, name)
             }
-            None => graph.assign_and_activate(user_id, &device_id, code, None),
+            None => graph.assign_and_activate(user_id, &device_id, code, name),
         }
     } else {
-        graph.assign_and_activate(user_id, &device_id, code, None)
+        graph.assign_and_activate(user_id, &device_id, code, name)
     };
     let Err(error) = sent else {
         return Ok(());

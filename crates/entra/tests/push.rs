@@ -152,6 +152,10 @@ fn push_and_activate_then_a_rerun_changes_nothing() {
     assert_eq!(devices.len(), 4);
     let molto = devices.iter().find(|d| d.serial == "MOLTO-01").unwrap();
     assert_eq!(molto.status, "activated");
+    assert_eq!(
+        molto.display_name.as_deref(),
+        Some("Token2 Molto2 MOLTO-01")
+    );
     let bob = desk
         .sim
         .users()
@@ -329,6 +333,9 @@ fn what_entra_cannot_take_is_refused_before_anything_is_sent() {
         odd.credential.kind = Kind::Totp {
             step: TimeStep::new(45, 0).unwrap(),
         };
+        let mut retired = token("GONE", None, 6, None);
+        retired.state = State::Retired;
+        s.add_token(retired, now).unwrap();
         let mut sha256 = token("S256", None, 5, None);
         sha256.credential.algorithm = Algorithm::Sha256;
         sha256.credential.secret = Secret::from_bytes(vec![5; 32]);
@@ -349,7 +356,8 @@ fn what_entra_cannot_take_is_refused_before_anything_is_sent() {
     assert!(reason("D8").contains("6-digit"), "{report:?}");
     assert!(reason("HOTP").contains("HOTP"), "{report:?}");
     assert!(reason("P45").contains("30 or 60"), "{report:?}");
-    assert_eq!(report.count("refused"), 4);
+    assert!(reason("GONE").contains("retired"), "{report:?}");
+    assert_eq!(report.count("refused"), 5);
     assert_eq!(report.count("created"), 1, "SHA-256 goes through Graph");
     let devices = desk.sim.devices();
     assert_eq!(devices.len(), 1);
