@@ -738,12 +738,15 @@ impl State {
     ) -> Reply {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match segments.as_slice() {
+            [tenant, "oauth2", "v2.0", _] if !self.tenant_matches(tenant) => Reply::oauth(
+                400,
+                "invalid_request",
+                &format!("AADSTS90002: Tenant '{tenant}' not found."),
+            ),
             [tenant, "oauth2", "v2.0", "token"] if method == Method::POST => {
                 self.token(tenant, body)
             }
-            [tenant, "oauth2", "v2.0", "devicecode"] if method == Method::POST => {
-                self.device_code(tenant, body)
-            }
+            [_, "oauth2", "v2.0", "devicecode"] if method == Method::POST => self.device_code(body),
             ["beta", rest @ ..] => {
                 let principal = match self.principal(headers) {
                     Ok(principal) => principal,
@@ -763,13 +766,6 @@ impl State {
     }
 
     fn token(&mut self, tenant: &str, body: &[u8]) -> Reply {
-        if !self.tenant_matches(tenant) {
-            return Reply::oauth(
-                400,
-                "invalid_request",
-                &format!("AADSTS90002: Tenant '{tenant}' not found."),
-            );
-        }
         let form = form_pairs(body);
         let client_id = form.get("client_id").cloned().unwrap_or_default();
         let grant_type = form.get("grant_type").cloned().unwrap_or_default();
@@ -956,14 +952,7 @@ impl State {
         )
     }
 
-    fn device_code(&mut self, tenant: &str, body: &[u8]) -> Reply {
-        if !self.tenant_matches(tenant) {
-            return Reply::oauth(
-                400,
-                "invalid_request",
-                &format!("AADSTS90002: Tenant '{tenant}' not found."),
-            );
-        }
+    fn device_code(&mut self, body: &[u8]) -> Reply {
         let form = form_pairs(body);
         let client_id = form.get("client_id").cloned().unwrap_or_default();
         if !self.apps.contains_key(&client_id) {

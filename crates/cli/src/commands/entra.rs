@@ -21,6 +21,7 @@ use oathdesk_vault::store::CredentialFilter;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::commands::files::first_line;
 use crate::input::{self, printable, rfc3339};
 use crate::unlock::VaultOptions;
 
@@ -283,17 +284,6 @@ impl EntraOptions {
             })?;
         Ok(base.join("oathdesk").join("entra-tokens.json"))
     }
-}
-
-fn first_line(path: &Path) -> Result<Zeroizing<String>> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
-    );
-    let line = text.lines().next().unwrap_or_default().trim_end();
-    if line.is_empty() {
-        bail!("{} is empty", path.display());
-    }
-    Ok(Zeroizing::new(line.to_owned()))
 }
 
 fn load_cache(path: &Path) -> TokenCache {
