@@ -662,3 +662,61 @@ fn a_large_push_reads_the_inventory_in_pages_and_counts_users_tokens_from_it() {
             .all(|l| l.method == "GET" || l.path.contains("oauth2"))
     );
 }
+
+#[test]
+fn push_activate_and_sync_on_a_postgresql_vault() {
+    let schema = oathdesk_vault::testing::ScratchSchema::new();
+    let location = schema.location();
+    let kdf = KdfParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    Vault::create_at(&location, "alice", b"pass", kdf, sync::now()).unwrap();
+    let session = || {
+        Vault::open_at(&location)
+            .unwrap()
+            .unlock("alice", Unlock::Passphrase(b"pass"))
+            .unwrap()
+    };
+    let desk = Desk::new();
+    {
+        let mut s = session();
+        for slot in 0..3 {
+            s.add_token(
+                token("PG", Some(slot), slot as u8 + 1, Some("bob@contoso.com")),
+                sync::now(),
+            )
+            .unwrap();
+        }
+    }
+    let auth = desk.auth();
+    let graph = Graph::new(&desk.http, &auth);
+    let push = |s: &mut Session| {
+        sync::push(
+            s,
+            &graph,
+            TENANT,
+            &CredentialFilter::default(),
+            &activate(),
+            &Clock::system(),
+        )
+        .unwrap()
+    };
+    let report = push(&mut session());
+    assert_eq!(report.count("activated"), 3, "{report:?}");
+    let again = push(&mut session());
+    assert_eq!(again.count("present"), 3, "{again:?}");
+    let mut s = session();
+    let links = s.entra_links(TENANT).unwrap();
+    let serials: Vec<&str> = links.iter().map(|l| l.serial.as_str()).collect();
+    assert_eq!(serials, ["PG-00", "PG-01", "PG-02"]);
+    assert!(
+        links
+            .iter()
+            .all(|l| l.status == "activated" && l.last_counter.is_some())
+    );
+    let report = sync::sync(&mut s, &graph, TENANT, "{serial}-{slot}", sync::now()).unwrap();
+    assert_eq!((report.in_sync, report.differences.len()), (3, 0));
+    assert_eq!(s.audit_verify().unwrap().first_bad, None);
+}
