@@ -261,8 +261,9 @@ pub fn push<S: Store>(
             result: "refused".into(),
             detail: Some(reason),
         };
-        let needs_secret =
-            linked.as_ref().is_none_or(|l| l.device_id.is_none()) || options.activate;
+        let needs_secret = linked
+            .as_ref()
+            .is_none_or(|l| l.device_id.is_none() || (options.activate && l.status != "activated"));
         let reason = parameter_refusal(&token)
             .or_else(|| {
                 (needs_secret && token.custody == Custody::Purged).then(|| {
@@ -403,7 +404,14 @@ pub fn push<S: Store>(
         let mut sendable = Vec::with_capacity(chunk.len());
         for &index in chunk {
             let item = &mut work[index];
-            let (_, credential) = session.reveal(&TokenRef::Id(item.token.id))?;
+            let credential = match session.reveal(&TokenRef::Id(item.token.id)) {
+                Ok((_, credential)) => credential,
+                Err(error) => {
+                    item.line.result = "refused".into();
+                    item.line.detail = Some(error.to_string());
+                    continue;
+                }
+            };
             let record = match record_of(&item.token, credential.secret.clone()) {
                 Ok(record) => record,
                 Err(reason) => {
