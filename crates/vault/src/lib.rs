@@ -11,7 +11,9 @@
 //! - helpdesk codes that demand an identity-verification record and obey a
 //!   per-user rate limit; secrets purged (overwritten) after delivery;
 //! - identification of a token from the codes it shows ([`identify`]);
-//! - a hash-chained, MAC-authenticated audit log ([`audit`]).
+//! - a hash-chained, MAC-authenticated audit log ([`audit`]);
+//! - the web console's accounts, sessions, API tokens and login throttling
+//!   ([`web`]).
 //!
 //! Storage sits behind the [`store::Store`] trait; [`sqlite::SqliteStore`]
 //! is the embedded default.
@@ -24,6 +26,7 @@ pub mod model;
 pub mod sqlite;
 pub mod store;
 mod vault;
+pub mod web;
 
 pub use error::{Error, Result};
 pub use vault::{

@@ -15,9 +15,45 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Custody, Device, Event, User};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
+use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// What takes a vault of version N-1 to version N, for N = 2, 3, ...: an
+/// older vault is brought up to date when it is opened, in one transaction.
+const MIGRATIONS: [&str; 1] = [WEB_SCHEMA];
+
+/// Version 2: the web console's accounts, grants and login throttling.
+const WEB_SCHEMA: &str = "
+CREATE TABLE web_accounts (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    disabled INTEGER NOT NULL,
+    must_change_password INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    mac BLOB NOT NULL
+);
+CREATE TABLE web_grants (
+    id BLOB PRIMARY KEY,
+    kind TEXT NOT NULL,
+    account TEXT NOT NULL REFERENCES web_accounts(name) ON DELETE CASCADE,
+    label TEXT,
+    scopes TEXT NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL
+);
+CREATE INDEX web_grants_account ON web_grants(account);
+CREATE TABLE web_throttle (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    first_at INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL
+);
+";
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -129,6 +165,9 @@ impl SqliteStore {
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(SCHEMA)?;
+        for migration in MIGRATIONS {
+            tx.execute_batch(migration)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(store)
@@ -150,13 +189,41 @@ impl SqliteStore {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-        if version != SCHEMA_VERSION {
+        if !(1..=SCHEMA_VERSION).contains(&version) {
             return Err(Error::NotAVault {
                 path: path.display().to_string(),
-                reason: format!("schema version {version}, this oathdesk reads {SCHEMA_VERSION}"),
+                reason: format!(
+                    "schema version {version}, this oathdesk reads versions 1 to {SCHEMA_VERSION}"
+                ),
             });
         }
+        let mut store = store;
+        if version < SCHEMA_VERSION {
+            store.migrate(path)?;
+        }
         Ok(store)
+    }
+
+    /// Applies the migrations a vault of an older version lacks. The version
+    /// is read again inside the write transaction: another process may have
+    /// migrated the file meanwhile.
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            let to = index as i64 + 2;
+            if version < to {
+                tx.execute_batch(migration).map_err(|e| Error::NotAVault {
+                    path: path.display().to_string(),
+                    reason: format!("migrating to schema version {to}: {e}"),
+                })?;
+            }
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn configure(connection: Connection, path: &Path) -> Result<SqliteStore> {
@@ -687,4 +754,181 @@ impl StoreTx for SqliteTx<'_> {
         )?
         .query_row(params![action, outcome, user, since], |r| r.get(0))?)
     }
+
+    fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>> {
+        Ok(self
+            .query_one(
+                &format!("SELECT {WEB_ACCOUNT_COLUMNS} FROM web_accounts WHERE name = ?"),
+                [name],
+                web_account_from_row,
+            )
+            .optional()?)
+    }
+
+    fn web_accounts(&self) -> Result<Vec<WebAccountRow>> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {WEB_ACCOUNT_COLUMNS} FROM web_accounts ORDER BY name"
+        ))?;
+        let rows = statement.query_map([], web_account_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn web_account_put(&self, row: &WebAccountRow) -> Result<()> {
+        // An upsert, not INSERT OR REPLACE: a replace deletes the row first,
+        // and the delete would cascade to the account's grants.
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO web_accounts ({WEB_ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT(name) DO UPDATE SET role = ?2, disabled = ?3, must_change_password = ?4, \
+                 created_at = ?5, created_by = ?6, mac = ?7"
+            ))?
+            .execute(params![
+                row.name,
+                row.role,
+                row.disabled,
+                row.must_change_password,
+                row.created_at,
+                row.created_by,
+                row.mac
+            ])?;
+        Ok(())
+    }
+
+    fn web_account_delete(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM web_accounts WHERE name = ?")?
+            .execute([name])?
+            > 0)
+    }
+
+    fn web_grant(&self, id: &[u8]) -> Result<Option<GrantRow>> {
+        Ok(self
+            .query_one(
+                &format!("SELECT {GRANT_COLUMNS} FROM web_grants WHERE id = ?"),
+                [id],
+                grant_from_row,
+            )
+            .optional()?)
+    }
+
+    fn web_grants(&self, account: Option<&str>) -> Result<Vec<GrantRow>> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {GRANT_COLUMNS} FROM web_grants WHERE ?1 IS NULL OR account = ?1 ORDER BY created_at"
+        ))?;
+        let rows = statement.query_map([account], grant_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn web_grant_put(&self, row: &GrantRow) -> Result<()> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO web_grants ({GRANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))?
+            .execute(params![
+                row.id,
+                row.kind,
+                row.account,
+                row.label,
+                row.scopes,
+                row.wrapped_key,
+                row.created_at,
+                row.expires_at,
+                row.last_used_at
+            ])?;
+        Ok(())
+    }
+
+    fn web_grant_delete(&self, id: &[u8]) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM web_grants WHERE id = ?")?
+            .execute([id])?
+            > 0)
+    }
+
+    fn web_grants_delete_account(&self, account: Option<&str>) -> Result<u64> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM web_grants WHERE ?1 IS NULL OR account = ?1")?
+            .execute([account])? as u64)
+    }
+
+    fn web_grants_delete_expired(&self, now: u64) -> Result<u64> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM web_grants WHERE expires_at <= ?")?
+            .execute([now])? as u64)
+    }
+
+    fn web_throttle(&self, key: &str) -> Result<Option<ThrottleRow>> {
+        Ok(self
+            .query_one(
+                "SELECT key, failures, first_at, locked_until FROM web_throttle WHERE key = ?",
+                [key],
+                |r| {
+                    Ok(ThrottleRow {
+                        key: r.get(0)?,
+                        failures: r.get(1)?,
+                        first_at: r.get(2)?,
+                        locked_until: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn web_throttle_put(&self, row: &ThrottleRow) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO web_throttle (key, failures, first_at, locked_until) \
+                 VALUES (?, ?, ?, ?)",
+            )?
+            .execute(params![
+                row.key,
+                row.failures,
+                row.first_at,
+                row.locked_until
+            ])?;
+        Ok(())
+    }
+
+    fn web_throttle_delete(&self, key: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM web_throttle WHERE key = ?")?
+            .execute([key])?;
+        Ok(())
+    }
+}
+
+const WEB_ACCOUNT_COLUMNS: &str =
+    "name, role, disabled, must_change_password, created_at, created_by, mac";
+
+fn web_account_from_row(row: &Row<'_>) -> rusqlite::Result<WebAccountRow> {
+    Ok(WebAccountRow {
+        name: row.get(0)?,
+        role: row.get(1)?,
+        disabled: row.get(2)?,
+        must_change_password: row.get(3)?,
+        created_at: row.get(4)?,
+        created_by: row.get(5)?,
+        mac: row.get(6)?,
+    })
+}
+
+const GRANT_COLUMNS: &str =
+    "id, kind, account, label, scopes, wrapped_key, created_at, expires_at, last_used_at";
+
+fn grant_from_row(row: &Row<'_>) -> rusqlite::Result<GrantRow> {
+    Ok(GrantRow {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        account: row.get(2)?,
+        label: row.get(3)?,
+        scopes: row.get(4)?,
+        wrapped_key: row.get(5)?,
+        created_at: row.get(6)?,
+        expires_at: row.get(7)?,
+        last_used_at: row.get(8)?,
+    })
 }

@@ -1,0 +1,312 @@
+//! The web console's storage: accounts, grants, throttling, on real SQLite files.
+
+use std::path::PathBuf;
+
+use oathdesk_vault::crypto::KdfParams;
+use oathdesk_vault::store::{Store, StoreTx};
+use oathdesk_vault::web::{GrantKind, SETUP_OPERATOR, ThrottlePolicy};
+use oathdesk_vault::{Error, Session, Unlock, Vault};
+
+const KDF: KdfParams = KdfParams {
+    memory_kib: 256,
+    iterations: 1,
+    parallelism: 1,
+};
+const NOW: u64 = 1_750_000_000;
+const DAY: u64 = 86_400;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+/// A vault made the way `oathdesk serve` makes one, set up with admin "ada".
+fn set_up() -> (Fixture, [u8; 32]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    Vault::create(&path, SETUP_OPERATOR, b"setup-code", KDF, NOW).unwrap();
+    let mut setup = Vault::open(&path)
+        .unwrap()
+        .unlock(SETUP_OPERATOR, Unlock::Passphrase(b"setup-code"))
+        .unwrap();
+    let (secret, grant) = setup
+        .complete_setup("ada", b"ada's long password", KDF, DAY, NOW)
+        .unwrap();
+    assert_eq!(grant.kind, GrantKind::Session);
+    assert_eq!(grant.role, "admin");
+    (Fixture { _dir: dir, path }, *secret)
+}
+
+fn open(fixture: &Fixture, secret: &[u8; 32], now: u64) -> Result<Session, Error> {
+    Vault::open(&fixture.path)
+        .unwrap()
+        .open_grant(secret, Some(1800), now)
+        .map(|(session, _)| session)
+}
+
+#[test]
+fn setup_makes_the_first_admin_and_ends_the_setup_code() {
+    let (fixture, secret) = set_up();
+    let mut vault = Vault::open(&fixture.path).unwrap();
+    assert!(vault.web_accounts_exist().unwrap());
+    let operators: Vec<String> = vault
+        .operators()
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(operators, ["ada"]);
+    assert!(matches!(
+        vault.unlock(SETUP_OPERATOR, Unlock::Passphrase(b"setup-code")),
+        Err(Error::UnknownOperator(_))
+    ));
+    // The session the setup started opens the vault, as ada.
+    let mut session = open(&fixture, &secret, NOW + 10).unwrap();
+    assert_eq!(session.operator(), "ada");
+    assert_eq!(session.web_account().unwrap().role, "admin");
+    let report = session.audit_verify().unwrap();
+    assert_eq!(report.first_bad, None);
+    // ada's password opens her slot like any operator's.
+    Vault::open(&fixture.path)
+        .unwrap()
+        .unlock("ada", Unlock::Passphrase(b"ada's long password"))
+        .unwrap();
+}
+
+#[test]
+fn grants_end_by_lifetime_idleness_logout_and_revocation() {
+    let (fixture, secret) = set_up();
+    assert!(open(&fixture, &secret, NOW + 1799).is_ok());
+    // Used at NOW+1799 (written: more than a minute after the last write),
+    // so idle counts from there.
+    assert!(open(&fixture, &secret, NOW + 1799 + 1799).is_ok());
+    assert!(matches!(
+        open(&fixture, &secret, NOW + 1799 + 1799 + 1800),
+        Err(Error::Unauthenticated(_))
+    ));
+    let mut wrong = secret;
+    wrong[0] ^= 1;
+    assert!(matches!(
+        open(&fixture, &wrong, NOW),
+        Err(Error::Unauthenticated(_))
+    ));
+
+    // A token outlives idleness but not its lifetime, and can be revoked.
+    let mut session = open(&fixture, &secret, NOW + 60).unwrap();
+    let (token, grant) = session
+        .create_api_token("ci", &["helpdesk.code".into()], 7 * DAY, NOW + 60)
+        .unwrap();
+    assert_eq!(grant.scopes, ["helpdesk.code"]);
+    let (_, opened) = Vault::open(&fixture.path)
+        .unwrap()
+        .open_grant(&token, Some(1800), NOW + 5 * DAY)
+        .unwrap();
+    assert_eq!(opened.kind, GrantKind::Token);
+    assert_eq!(opened.handle, grant.handle);
+    assert!(matches!(
+        Vault::open(&fixture.path)
+            .unwrap()
+            .open_grant(&token, None, NOW + 8 * DAY),
+        Err(Error::Unauthenticated(_))
+    ));
+    session
+        .revoke_grant(&grant.handle, Some("ada"), NOW + 61)
+        .unwrap();
+    assert!(matches!(
+        Vault::open(&fixture.path)
+            .unwrap()
+            .open_grant(&token, None, NOW + 62),
+        Err(Error::Unauthenticated(_))
+    ));
+    session.end_grant(&secret, NOW + 63).unwrap();
+    assert!(matches!(
+        open(&fixture, &secret, NOW + 64),
+        Err(Error::Unauthenticated(_))
+    ));
+}
+
+#[test]
+fn accounts_roles_passwords_and_the_last_admin() {
+    let (fixture, secret) = set_up();
+    let mut admin = open(&fixture, &secret, NOW).unwrap();
+    admin
+        .add_web_account("hal", b"hal's initial pw", KDF, "helpdesk", true, NOW)
+        .unwrap();
+    assert!(matches!(
+        admin.add_web_account("hal", b"another password", KDF, "auditor", false, NOW),
+        Err(Error::Exists(_))
+    ));
+    assert!(matches!(
+        admin.add_web_account("eve", b"short", KDF, "auditor", false, NOW),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        admin.add_web_account("eve", b"long enough pw", KDF, "root", false, NOW),
+        Err(Error::Invalid(_))
+    ));
+    // hal logs in with the password the admin set and must change it.
+    let mut hal = Vault::open(&fixture.path)
+        .unwrap()
+        .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
+        .unwrap();
+    let (hal_secret, grant) = hal.start_web_session(DAY, 2, NOW).unwrap();
+    assert_eq!(grant.role, "helpdesk");
+    assert!(hal.web_account().unwrap().must_change_password);
+    hal.set_web_password("hal", b"hal's own password", KDF, false, NOW)
+        .unwrap();
+    // The password change ended hal's grants; the new password opens the slot.
+    assert!(open(&fixture, &hal_secret, NOW + 1).is_err());
+    assert!(
+        Vault::open(&fixture.path)
+            .unwrap()
+            .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
+            .is_err()
+    );
+    let mut hal = Vault::open(&fixture.path)
+        .unwrap()
+        .unlock("hal", Unlock::Passphrase(b"hal's own password"))
+        .unwrap();
+    assert!(!hal.web_account().unwrap().must_change_password);
+    let (hal_secret, _) = hal.start_web_session(DAY, 0, NOW).unwrap();
+
+    // Changing a role ends the account's sessions.
+    let mut admin = open(&fixture, &secret, NOW + 2).unwrap();
+    admin
+        .update_web_account("hal", Some("auditor"), None, NOW + 2)
+        .unwrap();
+    assert!(open(&fixture, &hal_secret, NOW + 3).is_err());
+
+    // The last enabled admin stays.
+    assert!(matches!(
+        admin.update_web_account("ada", Some("helpdesk"), None, NOW + 4),
+        Err(Error::Refused(_))
+    ));
+    assert!(matches!(
+        admin.update_web_account("ada", None, Some(true), NOW + 4),
+        Err(Error::Refused(_))
+    ));
+    assert!(matches!(
+        admin.remove_web_account("ada", true, NOW + 4),
+        Err(Error::Refused(_))
+    ));
+    admin.remove_web_account("hal", true, NOW + 5).unwrap();
+    let names: Vec<String> = admin
+        .web_accounts()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["ada"]);
+    assert_eq!(admin.operators().unwrap().len(), 1);
+}
+
+#[test]
+fn a_role_written_into_the_database_without_the_key_is_caught() {
+    let (fixture, secret) = set_up();
+    let mut admin = open(&fixture, &secret, NOW).unwrap();
+    admin
+        .add_web_account("hal", b"hal's initial pw", KDF, "helpdesk", false, NOW)
+        .unwrap();
+    let mut hal = Vault::open(&fixture.path)
+        .unwrap()
+        .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
+        .unwrap();
+    let (hal_secret, _) = hal.start_web_session(DAY, 0, NOW).unwrap();
+    let connection = rusqlite::Connection::open(&fixture.path).unwrap();
+    connection
+        .execute(
+            "UPDATE web_accounts SET role = 'admin' WHERE name = 'hal'",
+            [],
+        )
+        .unwrap();
+    let error = open(&fixture, &hal_secret, NOW + 1).err().unwrap();
+    assert!(
+        error.to_string().contains("changed outside oathdesk"),
+        "{error}"
+    );
+    // An admin repairs it by setting the role again.
+    let mut admin = open(&fixture, &secret, NOW + 2).unwrap();
+    assert!(admin.web_accounts().is_err());
+    admin
+        .update_web_account("hal", Some("helpdesk"), None, NOW + 2)
+        .unwrap();
+    assert_eq!(admin.web_accounts().unwrap().len(), 2);
+}
+
+#[test]
+fn rekey_ends_grants_and_keeps_accounts() {
+    let (fixture, secret) = set_up();
+    let mut admin = open(&fixture, &secret, NOW).unwrap();
+    admin.rekey(NOW + 1).unwrap();
+    assert_eq!(admin.web_accounts().unwrap().len(), 1);
+    assert!(matches!(
+        open(&fixture, &secret, NOW + 2),
+        Err(Error::Unauthenticated(_))
+    ));
+}
+
+#[test]
+fn failed_logins_lock_a_key_out_and_a_success_clears_it() {
+    let (fixture, _) = set_up();
+    let mut vault = Vault::open(&fixture.path).unwrap();
+    let policy = ThrottlePolicy {
+        max_failures: 3,
+        window: 900,
+        lockout: 600,
+    };
+    let keys = vec![("account:ada".to_owned(), policy)];
+    let names = vec!["account:ada".to_owned()];
+    assert_eq!(vault.login_failed(&keys, NOW).unwrap(), None);
+    assert_eq!(vault.login_failed(&keys, NOW + 1).unwrap(), None);
+    assert_eq!(vault.login_locked(&names, NOW + 2).unwrap(), None);
+    assert_eq!(vault.login_failed(&keys, NOW + 2).unwrap(), Some(NOW + 602));
+    assert_eq!(
+        vault.login_locked(&names, NOW + 3).unwrap(),
+        Some(NOW + 602)
+    );
+    assert_eq!(vault.login_locked(&names, NOW + 602).unwrap(), None);
+    // Failures spread beyond the window do not add up.
+    let mut vault = Vault::open(&fixture.path).unwrap();
+    for i in 0..5 {
+        assert_eq!(
+            vault.login_failed(&keys, NOW + 2000 + i * 1000).unwrap(),
+            None
+        );
+    }
+    vault.login_failed(&keys, NOW + 6500).unwrap();
+    assert_eq!(vault.login_succeeded("account:ada").unwrap(), 2);
+    assert_eq!(vault.login_succeeded("account:ada").unwrap(), 0);
+}
+
+#[test]
+fn a_version_1_vault_is_migrated_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    Vault::create(&path, "alice", b"alice pass", KDF, NOW).unwrap();
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "DROP TABLE web_grants; DROP TABLE web_throttle; DROP TABLE web_accounts; \
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+    }
+    let mut store = oathdesk_vault::sqlite::SqliteStore::open(&path).unwrap();
+    assert!(store.read().unwrap().web_accounts().unwrap().is_empty());
+    let mut session = Vault::open(&path)
+        .unwrap()
+        .unlock("alice", Unlock::Passphrase(b"alice pass"))
+        .unwrap();
+    // A command-line operator becomes the console's first admin.
+    session.claim_first_admin(NOW).unwrap();
+    assert!(matches!(
+        session.claim_first_admin(NOW),
+        Err(Error::Refused(_))
+    ));
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
