@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use oathdesk_vault::web::{Grant, SETUP_OPERATOR};
 use oathdesk_vault::{Error as VaultError, Unlock};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -52,10 +53,11 @@ pub async fn me(auth: Auth<need::Account>) -> ApiResult<Json<Me>> {
     Ok(Json(me_of(&auth.grant, auth.role, csrf)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub name: String,
+    #[schemars(with = "String")]
     pub password: Zeroizing<String>,
 }
 
@@ -188,20 +190,23 @@ pub async fn logout(auth: Auth<need::Account>, headers: HeaderMap) -> ApiResult<
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
     /// The one-time code printed when the console created the vault.
+    #[schemars(with = "Option<String>")]
     #[serde(default)]
     pub code: Option<Zeroizing<String>>,
     /// Or: an operator of a vault made on the command line, who becomes admin.
     #[serde(default)]
     pub operator: Option<String>,
+    #[schemars(with = "Option<String>")]
     #[serde(default)]
     pub passphrase: Option<Zeroizing<String>>,
     /// The first admin's name and password (with `code`).
     #[serde(default)]
     pub name: Option<String>,
+    #[schemars(with = "Option<String>")]
     #[serde(default)]
     pub password: Option<Zeroizing<String>>,
 }
@@ -327,10 +332,12 @@ pub async fn setup(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordRequest {
+    #[schemars(with = "String")]
     pub current: Zeroizing<String>,
+    #[schemars(with = "String")]
     pub new: Zeroizing<String>,
 }
 
@@ -370,7 +377,7 @@ pub async fn change_password(
     signed_in(&state, &secret, &grant)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     pub name: String,

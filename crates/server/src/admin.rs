@@ -6,6 +6,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use oathdesk_vault::settings;
 use oathdesk_vault::web::{Grant, WebAccount};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -48,13 +49,14 @@ pub async fn list(auth: Auth<need::Admin>) -> ApiResult<Json<Value>> {
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub name: String,
     pub role: String,
     /// Leave out to give an existing operator (made on the command line)
     /// a web account.
+    #[schemars(with = "Option<String>")]
     #[serde(default)]
     pub password: Option<Zeroizing<String>>,
 }
@@ -94,7 +96,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(account)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountChange {
     #[serde(default)]
@@ -129,9 +131,10 @@ pub async fn update(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordReset {
+    #[schemars(with = "String")]
     pub password: Zeroizing<String>,
 }
 
@@ -196,7 +199,7 @@ pub async fn get_settings(auth: Auth<need::Admin>) -> ApiResult<Json<Value>> {
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingChange {
     pub name: String,

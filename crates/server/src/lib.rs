@@ -30,9 +30,13 @@
 
 pub mod account;
 pub mod admin;
+pub mod auditlog;
 pub mod auth;
 pub mod error;
+pub mod helpdesk;
+pub mod inventory;
 pub mod launch;
+pub mod openapi;
 pub mod pages;
 pub mod security;
 pub mod state;
@@ -44,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{delete, get, patch, post};
 use oathdesk_vault::Vault;
@@ -174,6 +179,114 @@ pub const API_ROUTES: &[ApiRoute] = &[
     ),
     route(
         "GET",
+        "/api/v1/users",
+        Some(Permission::InventoryRead),
+        "Users (search with q=) and their credentials",
+    ),
+    route(
+        "POST",
+        "/api/v1/users",
+        Some(Permission::InventoryWrite),
+        "Add a user",
+    ),
+    route(
+        "GET",
+        "/api/v1/tokens",
+        Some(Permission::InventoryRead),
+        "Credentials, filtered (state, user, serial, custody, q)",
+    ),
+    route(
+        "POST",
+        "/api/v1/tokens",
+        Some(Permission::InventoryWrite),
+        "Add a token's credential",
+    ),
+    route(
+        "POST",
+        "/api/v1/tokens/bulk",
+        Some(Permission::InventoryWrite),
+        "Move many credentials to one state, all or none",
+    ),
+    route(
+        "GET",
+        "/api/v1/tokens/{ref}",
+        Some(Permission::InventoryRead),
+        "One credential and its lifecycle history",
+    ),
+    route(
+        "POST",
+        "/api/v1/tokens/{ref}/state",
+        Some(Permission::InventoryWrite),
+        "Move a credential to another state (ship, lost, retire, …)",
+    ),
+    route(
+        "POST",
+        "/api/v1/tokens/{ref}/assign",
+        Some(Permission::InventoryWrite),
+        "Assign a credential to a user",
+    ),
+    route(
+        "POST",
+        "/api/v1/tokens/{ref}/purge",
+        Some(Permission::InventoryWrite),
+        "Purge a credential's secret now",
+    ),
+    route(
+        "POST",
+        "/api/v1/tokens/{ref}/deliver",
+        Some(Permission::Deliver),
+        "Confirm delivery with a code read off the token (drift recorded, secret purged)",
+    ),
+    route(
+        "GET",
+        "/api/v1/devices",
+        Some(Permission::InventoryRead),
+        "Devices and the slots in use",
+    ),
+    route(
+        "POST",
+        "/api/v1/import/preview",
+        Some(Permission::InventoryWrite),
+        "Read a seed file: what it holds and every problem, importing nothing",
+    ),
+    route(
+        "POST",
+        "/api/v1/import",
+        Some(Permission::InventoryWrite),
+        "Import a seed file, all or nothing",
+    ),
+    route(
+        "POST",
+        "/api/v1/export",
+        Some(Permission::Export),
+        "Export held secrets in a seed-file format (audited)",
+    ),
+    route(
+        "POST",
+        "/api/v1/helpdesk/code",
+        Some(Permission::HelpdeskCode),
+        "A code for a user, with identity verification and ticket (audited, rate-limited)",
+    ),
+    route(
+        "POST",
+        "/api/v1/identify",
+        Some(Permission::Identify),
+        "Find the token that shows one or two codes",
+    ),
+    route(
+        "GET",
+        "/api/v1/audit",
+        Some(Permission::AuditRead),
+        "The audit log, newest first, filtered",
+    ),
+    route(
+        "GET",
+        "/api/v1/audit/verify",
+        Some(Permission::AuditRead),
+        "Verify the audit chain (optionally against a kept head)",
+    ),
+    route(
+        "GET",
         "/api/v1/accounts",
         Some(Permission::Admin),
         "Web accounts and the vault's operators",
@@ -228,6 +341,9 @@ pub const API_ROUTES: &[ApiRoute] = &[
     ),
 ];
 
+/// The largest import request: a 48 MiB file, Base64-encoded.
+const IMPORT_LIMIT: usize = 64 * 1024 * 1024;
+
 /// The console's router over a shared state.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -235,8 +351,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/login", get(pages::login))
         .route("/setup", get(pages::setup))
         .route("/toolset", get(pages::toolset))
+        .route("/helpdesk", get(pages::helpdesk))
+        .route("/inventory", get(pages::inventory))
+        .route("/audit", get(pages::audit))
+        .route("/operators", get(pages::operators))
         .route("/account", get(pages::account))
         .route("/assets/{file}", get(pages::asset))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/login", post(account::login))
         .route(
             "/api/v1/setup",
@@ -256,6 +377,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/toolset/qr", post(toolset::qr))
         .route("/api/v1/toolset/verify", post(toolset::verify))
         .route("/api/v1/toolset/entra-csv", post(toolset::entra_csv))
+        .route(
+            "/api/v1/users",
+            get(inventory::users).post(inventory::add_user),
+        )
+        .route(
+            "/api/v1/tokens",
+            get(inventory::list_tokens).post(inventory::add_token),
+        )
+        .route("/api/v1/tokens/bulk", post(inventory::bulk_state))
+        .route("/api/v1/tokens/{ref}", get(inventory::token))
+        .route("/api/v1/tokens/{ref}/state", post(inventory::change_state))
+        .route("/api/v1/tokens/{ref}/assign", post(inventory::assign))
+        .route("/api/v1/tokens/{ref}/purge", post(inventory::purge))
+        .route("/api/v1/tokens/{ref}/deliver", post(inventory::deliver))
+        .route("/api/v1/devices", get(inventory::devices))
+        .route(
+            "/api/v1/import/preview",
+            post(inventory::import_preview).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
+        .route(
+            "/api/v1/import",
+            post(inventory::import).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
+        .route("/api/v1/export", post(inventory::export))
+        .route("/api/v1/helpdesk/code", post(helpdesk::code))
+        .route("/api/v1/identify", post(helpdesk::identify))
+        .route("/api/v1/audit", get(auditlog::list))
+        .route("/api/v1/audit/verify", get(auditlog::verify))
         .route("/api/v1/accounts", get(admin::list).post(admin::create))
         .route(
             "/api/v1/accounts/{name}",

@@ -12,53 +12,41 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use crate::auth::{Auth, Permission, need};
 use crate::error::ApiError;
 
-/// A static file: name, content type, content.
-type Asset = (&'static str, &'static str, &'static str);
+/// Embeds the files of `assets/` by name.
+macro_rules! assets {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../assets/", $name)))),*]
+    };
+}
 
-const ASSETS: &[Asset] = &[
-    (
-        "app.css",
-        "text/css; charset=utf-8",
-        include_str!("../assets/app.css"),
-    ),
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/app.js"),
-    ),
-    (
-        "login.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/login.js"),
-    ),
-    (
-        "setup.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/setup.js"),
-    ),
-    (
-        "toolset.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/toolset.js"),
-    ),
-    (
-        "account.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/account.js"),
-    ),
-    (
-        "favicon.svg",
-        "image/svg+xml",
-        include_str!("../assets/favicon.svg"),
-    ),
-];
+/// The static files: name and content.
+const ASSETS: &[(&str, &str)] = assets!(
+    "app.css",
+    "app.js",
+    "favicon.svg",
+    "login.js",
+    "setup.js",
+    "toolset.js",
+    "helpdesk.js",
+    "inventory.js",
+    "audit.js",
+    "operators.js",
+    "account.js",
+);
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, extension)| extension) {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
 
 /// `GET /assets/{file}`
 pub async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => {
-            ([(header::CONTENT_TYPE, *content_type)], *body).into_response()
-        }
+    match ASSETS.iter().find(|(name, _)| *name == file) {
+        Some((name, body)) => ([(header::CONTENT_TYPE, content_type(name))], *body).into_response(),
         None => ApiError::not_found(format!("no asset named '{file}'")).into_response(),
     }
 }
@@ -92,11 +80,39 @@ pub struct PageDef {
 /// The pages in navigation order.
 pub const PAGES: &[PageDef] = &[
     PageDef {
+        path: "/helpdesk",
+        title: "Helpdesk",
+        permission: Permission::HelpdeskCode,
+        body: include_str!("../assets/helpdesk.html"),
+        script: "helpdesk.js",
+    },
+    PageDef {
+        path: "/inventory",
+        title: "Inventory",
+        permission: Permission::InventoryRead,
+        body: include_str!("../assets/inventory.html"),
+        script: "inventory.js",
+    },
+    PageDef {
         path: "/toolset",
         title: "Toolset",
         permission: Permission::Toolset,
         body: include_str!("../assets/toolset.html"),
         script: "toolset.js",
+    },
+    PageDef {
+        path: "/audit",
+        title: "Audit",
+        permission: Permission::AuditRead,
+        body: include_str!("../assets/audit.html"),
+        script: "audit.js",
+    },
+    PageDef {
+        path: "/operators",
+        title: "Operators",
+        permission: Permission::Admin,
+        body: include_str!("../assets/operators.html"),
+        script: "operators.js",
     },
     PageDef {
         path: "/account",
@@ -235,6 +251,22 @@ pub async fn toolset(auth: Result<Auth<need::Account>, ApiError>) -> Response {
     render(auth, page("/toolset"))
 }
 
+pub async fn helpdesk(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/helpdesk"))
+}
+
+pub async fn inventory(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/inventory"))
+}
+
+pub async fn audit(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/audit"))
+}
+
+pub async fn operators(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/operators"))
+}
+
 pub async fn account(auth: Result<Auth<need::Account>, ApiError>) -> Response {
     render(auth, page("/account"))
 }
@@ -285,5 +317,32 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
         .into_response()
     } else {
         error_page(StatusCode::NOT_FOUND, "There is no page here.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_script_is_an_asset() {
+        for page in PAGES {
+            assert!(
+                ASSETS.iter().any(|(name, _)| *name == page.script),
+                "{} is not embedded",
+                page.script
+            );
+        }
+        for script in ["login.js", "setup.js", "app.js", "app.css", "favicon.svg"] {
+            assert!(ASSETS.iter().any(|(name, _)| *name == script));
+        }
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            escape("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
     }
 }

@@ -8,6 +8,7 @@ use oathdesk_otp::{
     Algorithm, Credential, Digits, Encoding, Interval, Kind, Secret, SecretError, TimeStep,
     TimedCode, Verifier, Window, migration, seed, uri,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -17,10 +18,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::now;
 
 /// A secret and its parameters, as the toolset form sends them.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 pub struct SecretInput {
     /// Base32 (default), hex or Base64 text; or an `otpauth://` URI, or a
     /// one-account Google Authenticator export link.
+    #[schemars(with = "String")]
     pub secret: Zeroizing<String>,
     /// `base32`, `hex`, `base64`; left out: Base32, with hex-looking text refused.
     #[serde(default)]
@@ -116,7 +118,7 @@ impl SecretInput {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct CodesRequest {
     #[serde(flatten)]
     pub input: SecretInput,
@@ -264,9 +266,10 @@ pub async fn codes(
     Ok(Json(compute_codes(&request)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConvertRequest {
+    #[schemars(with = "String")]
     pub value: Zeroizing<String>,
     /// `hex`, `base32`, `base64`.
     pub from: String,
@@ -292,7 +295,7 @@ pub async fn convert(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeedRequest {
     /// Bytes (default: the algorithm's output size).
@@ -327,7 +330,7 @@ pub async fn new_seed(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct QrRequest {
     #[serde(flatten)]
     pub input: SecretInput,
@@ -365,7 +368,7 @@ pub async fn qr(
     Ok(Json(json!({"uri": text.as_str(), "svg": svg})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct VerifyRequest {
     #[serde(flatten)]
     pub input: SecretInput,
@@ -416,11 +419,12 @@ pub async fn verify(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntraRow {
     pub upn: String,
     pub serial: String,
+    #[schemars(with = "String")]
     pub secret: Zeroizing<String>,
     #[serde(default)]
     pub encoding: Option<String>,
@@ -432,7 +436,7 @@ pub struct EntraRow {
     pub model: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntraRequest {
     pub rows: Vec<EntraRow>,

@@ -6,6 +6,8 @@ mod common;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+#[allow(unused_imports)]
+use common::Fixture;
 use common::*;
 use http_body_util::BodyExt;
 use oathdesk_server::{API_ROUTES, Permission, Role};
@@ -118,6 +120,7 @@ impl Client {
 fn example_path(path: &str) -> String {
     path.replace("{handle}", "0011223344556677")
         .replace("{name}", "ada")
+        .replace("{ref}", "2100123456")
 }
 
 fn error(answer: &Answer) -> &str {
@@ -572,4 +575,371 @@ fn every_permission_is_a_route_requirement_or_the_admin_s() {
     for permission in [Permission::Toolset, Permission::Account, Permission::Admin] {
         assert!(API_ROUTES.iter().any(|r| r.permission == Some(permission)));
     }
+}
+
+#[tokio::test]
+async fn helpdesk_codes_need_verification_and_a_ticket_and_are_rate_limited() {
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    let mut hal = Client::login(fixture.app(), HELPDESK).await;
+    let unverified = hal
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/code",
+            Some(json!({"user": "bob@contoso.com", "verified_by": " ", "ticket": "INC-1"})),
+        )
+        .await;
+    assert_eq!(unverified.status, StatusCode::CONFLICT);
+    assert!(error(&unverified).contains("identity verification is required"));
+    let granted = hal
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/code",
+            Some(
+                json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-1",
+                        "valid_for": 120}),
+            ),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    let counter = granted.body["counter"].as_u64().unwrap();
+    assert_eq!(
+        granted.body["code"],
+        totp(SEED).hotp().generate(counter).to_string()
+    );
+    let time = granted.body["time"].as_u64().unwrap();
+    assert!(granted.body["accepted_until"].as_u64().unwrap() >= time + 120);
+    assert_eq!(granted.body["serial"], "2100123456");
+    for _ in 0..4 {
+        let again = hal
+            .send(
+                Method::POST,
+                "/api/v1/helpdesk/code",
+                Some(json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-1"})),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::OK);
+    }
+    let limited = hal
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/code",
+            Some(json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-1"})),
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(error(&limited).starts_with("rate limit"));
+
+    // Identify the token from its current code, then confirm its delivery.
+    let code = totp(SEED).generate_at(now()).unwrap().to_string();
+    let hits = hal
+        .send(
+            Method::POST,
+            "/api/v1/identify",
+            Some(json!({"codes": [code]})),
+        )
+        .await;
+    assert_eq!(hits.status, StatusCode::OK, "{}", hits.body);
+    assert_eq!(hits.body[0]["credential"], "2100123456");
+    let delivered = hal
+        .send(
+            Method::POST,
+            "/api/v1/tokens/2100123456/deliver",
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
+    assert_eq!(delivered.body["purged"], true);
+
+    // The audit log has every request, refused ones too, with the ticket.
+    let mut auditor = Client::login(fixture.app(), AUDITOR).await;
+    let log = auditor
+        .send(
+            Method::GET,
+            "/api/v1/audit?action=helpdesk.code&outcome=refused",
+            None,
+        )
+        .await;
+    assert_eq!(log.body["total"], 2, "{}", log.body);
+    let granted_log = auditor
+        .send(
+            Method::GET,
+            "/api/v1/audit?action=helpdesk&subject=bob",
+            None,
+        )
+        .await;
+    assert_eq!(granted_log.body["total"], 7);
+    assert_eq!(granted_log.body["entries"][0]["ticket"], "INC-1");
+    assert_eq!(granted_log.body["entries"][0]["operator"], "hal");
+    let verified = auditor
+        .send(Method::GET, "/api/v1/audit/verify", None)
+        .await;
+    assert_eq!(verified.body["intact"], true, "{}", verified.body);
+    let head = verified.body["head"].as_str().unwrap().to_owned();
+    let kept = auditor
+        .send(
+            Method::GET,
+            &format!("/api/v1/audit/verify?expect_head={head}"),
+            None,
+        )
+        .await;
+    assert_eq!(kept.body["intact"], true);
+
+    // An entry edited in the database is found.
+    rusqlite_edit(
+        &fixture,
+        "UPDATE audit SET ticket = 'INC-2' WHERE ticket = 'INC-1'",
+    );
+    let broken = auditor
+        .send(Method::GET, "/api/v1/audit/verify", None)
+        .await;
+    assert_eq!(broken.body["intact"], false);
+    assert!(
+        broken.body["problem"]
+            .as_str()
+            .unwrap()
+            .contains("edited or forged")
+    );
+}
+
+fn rusqlite_edit(fixture: &Fixture, sql: &str) {
+    let connection = rusqlite::Connection::open(&fixture.path).unwrap();
+    connection.execute_batch(sql).unwrap();
+}
+
+#[tokio::test]
+async fn inventory_lifecycle_bulk_import_and_export() {
+    let fixture = staffed();
+    let mut pia = Client::login(fixture.app(), PROVISIONER).await;
+    let csv = "upn,serial number,secret key,time interval,manufacturer,model\r\n\
+               a@contoso.com,2100000001,JBSWY3DPEHPK3PXP,30,Token2,C202\r\n\
+               b@contoso.com,2100000002,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,30,Token2,C202\r\n";
+    let content = data_encoding::BASE64.encode(csv.as_bytes());
+    let preview = pia
+        .send(
+            Method::POST,
+            "/api/v1/import/preview",
+            Some(json!({"content": content})),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["format"], "entra-csv");
+    assert_eq!(preview.body["records"], 2);
+    assert!(
+        !preview.body.to_string().contains("JBSWY3DPEHPK3PXP"),
+        "no secret in a preview"
+    );
+    // A broken file: the error names the line, and nothing is imported.
+    let broken = format!("{csv}c@contoso.com,2100000003,JBSWY3DPEHPK3PX1,30,Token2,C202\r\n");
+    let refused = pia
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            Some(json!({"content": data_encoding::BASE64.encode(broken.as_bytes())})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(error(&refused).contains("line 4"), "{}", error(&refused));
+    let listed = pia.send(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(listed.body["total"], 0);
+    let imported = pia
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            Some(json!({"content": content})),
+        )
+        .await;
+    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.body);
+    assert_eq!(imported.body["imported"], 2);
+
+    // Bulk: all or nothing.
+    let stock = pia
+        .send(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"kind": "classic", "serial": "2100000009", "generate": true})),
+        )
+        .await;
+    assert_eq!(stock.status, StatusCode::CREATED, "{}", stock.body);
+    assert_eq!(stock.body["state"], "stock");
+    let mixed = pia
+        .send(
+            Method::POST,
+            "/api/v1/tokens/bulk",
+            Some(
+                json!({"tokens": ["2100000001", "2100000009"], "state": "shipped", "note": "DHL"}),
+            ),
+        )
+        .await;
+    assert_eq!(mixed.status, StatusCode::CONFLICT);
+    assert!(error(&mixed).contains("2100000009"));
+    let shipped = pia
+        .send(
+            Method::POST,
+            "/api/v1/tokens/bulk",
+            Some(
+                json!({"tokens": ["2100000001", "2100000002"], "state": "shipped", "note": "DHL"}),
+            ),
+        )
+        .await;
+    assert_eq!(shipped.body["moved"], 2, "{}", shipped.body);
+    let filtered = pia
+        .send(
+            Method::GET,
+            "/api/v1/tokens?state=shipped&q=b%40contoso",
+            None,
+        )
+        .await;
+    assert_eq!(filtered.body["total"], 1);
+    let detail = pia
+        .send(Method::GET, "/api/v1/tokens/2100000002", None)
+        .await;
+    assert_eq!(detail.body["events"].as_array().unwrap().len(), 2);
+    assert_eq!(detail.body["events"][1]["note"], "DHL");
+    let devices = pia.send(Method::GET, "/api/v1/devices", None).await;
+    assert_eq!(devices.body["devices"].as_array().unwrap().len(), 3);
+
+    // Export: plaintext only when asked; audited.
+    let refused = pia
+        .send(
+            Method::POST,
+            "/api/v1/export",
+            Some(json!({"format": "entra-csv"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let exported = pia
+        .send(
+            Method::POST,
+            "/api/v1/export",
+            Some(json!({"format": "entra-csv", "plaintext": true, "user": "a@contoso.com"})),
+        )
+        .await;
+    assert_eq!(exported.status, StatusCode::OK, "{}", exported.body);
+    let file = data_encoding::BASE64
+        .decode(exported.body["content"].as_str().unwrap().as_bytes())
+        .unwrap();
+    let file = String::from_utf8(file).unwrap();
+    assert!(file.contains("a@contoso.com,2100000001,JBSWY3DPEHPK3PXP,30,Token2,C202"));
+    assert!(!file.contains("b@contoso.com"));
+    let mut admin = Client::login(fixture.app(), ADMIN).await;
+    let log = admin
+        .send(Method::GET, "/api/v1/audit?action=export", None)
+        .await;
+    assert_eq!(
+        log.body["entries"][0]["detail"]["credentials"],
+        json!(["2100000001"])
+    );
+    assert_eq!(log.body["entries"][0]["operator"], "pia");
+}
+
+#[tokio::test]
+async fn admins_manage_accounts_and_new_accounts_change_their_password_first() {
+    let fixture = staffed();
+    let app = fixture.app();
+    let mut ada = Client::login(app.clone(), ADMIN).await;
+    let made = ada
+        .send(
+            Method::POST,
+            "/api/v1/accounts",
+            Some(json!({"name": "nia", "role": "helpdesk", "password": "nia's first password"})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(made.body["must_change_password"], true);
+    let mut nia = Client::login(app.clone(), ("nia", "nia's first password")).await;
+    let blocked = nia
+        .send(Method::POST, "/api/v1/toolset/seed", Some(json!({})))
+        .await;
+    assert_eq!(blocked.status, StatusCode::FORBIDDEN);
+    assert!(error(&blocked).contains("choose your own"));
+    let changed = nia
+        .send(
+            Method::POST,
+            "/api/v1/me/password",
+            Some(json!({"current": "nia's first password", "new": "nia's own password"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let works = nia
+        .send(Method::POST, "/api/v1/toolset/seed", Some(json!({})))
+        .await;
+    assert_eq!(works.status, StatusCode::OK);
+
+    // Disabling ends her session at once.
+    let disabled = ada
+        .send(
+            Method::PATCH,
+            "/api/v1/accounts/nia",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    assert_eq!(
+        nia.send(Method::GET, "/api/v1/me", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The last admin stays an admin.
+    let demote = ada
+        .send(
+            Method::PATCH,
+            "/api/v1/accounts/ada",
+            Some(json!({"role": "auditor"})),
+        )
+        .await;
+    assert_eq!(demote.status, StatusCode::CONFLICT);
+    let listed = ada.send(Method::GET, "/api/v1/accounts", None).await;
+    assert_eq!(listed.body["accounts"].as_array().unwrap().len(), 5);
+    let removed = ada.send(Method::DELETE, "/api/v1/accounts/nia", None).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    let settings = ada
+        .send(
+            Method::PUT,
+            "/api/v1/settings",
+            Some(json!({"name": "helpdesk.codes_per_hour", "value": 9})),
+        )
+        .await;
+    assert_eq!(settings.status, StatusCode::OK);
+    let read = ada.send(Method::GET, "/api/v1/settings", None).await;
+    assert_eq!(read.body["helpdesk.codes_per_hour"], 9);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_with_its_request_schema() {
+    let fixture = staffed();
+    let mut client = Client::new(fixture.app());
+    let answer = client.send(Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let document = answer.body;
+    assert_eq!(document["openapi"], "3.1.0");
+    for route in API_ROUTES {
+        let operation = &document["paths"][route.path][route.method.to_lowercase()];
+        assert!(
+            operation.is_object(),
+            "{} {} missing",
+            route.method,
+            route.path
+        );
+        if let Some(permission) = route.permission {
+            assert_eq!(operation["x-permission"], permission.name());
+        }
+        let takes_body = matches!(route.method, "POST" | "PUT" | "PATCH")
+            && !route.path.ends_with("/purge")
+            && route.path != "/api/v1/logout";
+        assert_eq!(
+            operation["requestBody"].is_object(),
+            takes_body,
+            "{} {}",
+            route.method,
+            route.path
+        );
+    }
+    let schemas = &document["components"]["schemas"];
+    assert!(schemas["CodeRequest"]["properties"]["verified_by"].is_object());
+    assert!(
+        schemas["CodeRequest"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ticket"))
+    );
 }

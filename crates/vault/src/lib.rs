@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod crypto;
 mod error;
+pub mod exchange;
 pub mod identify;
 pub mod model;
 pub mod sqlite;

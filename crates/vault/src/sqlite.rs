@@ -569,6 +569,14 @@ impl StoreTx for SqliteTx<'_> {
             .optional()?)
     }
 
+    fn devices(&self) -> Result<Vec<Device>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices ORDER BY serial",
+        )?;
+        let rows = statement.query_map([], device_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn credential_insert(&self, row: &CredentialRow) -> Result<i64> {
         self.tx.prepare_cached(
             "INSERT INTO credentials (device_id, slot, kind, algorithm, digits, period, t0, counter, issuer, \

@@ -110,6 +110,8 @@ pub trait StoreTx {
 
     fn device_insert(&self, device: &Device) -> Result<i64>;
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>>;
+    /// Every device, by serial.
+    fn devices(&self) -> Result<Vec<Device>>;
 
     /// Inserts a credential (its `id` is ignored) and returns the new id.
     fn credential_insert(&self, row: &CredentialRow) -> Result<i64>;

@@ -814,6 +814,44 @@ impl<S: Store> Session<S> {
         })
     }
 
+    /// Moves several credentials to one state in one transaction: all of
+    /// them, or none (the refusal names the first that cannot move).
+    pub fn transition_all(
+        &mut self,
+        tokens: &[TokenRef],
+        to: State,
+        note: Option<&str>,
+        now: u64,
+    ) -> Result<Vec<TokenInfo>> {
+        if tokens.is_empty() {
+            return Err(Error::Invalid("no tokens chosen".into()));
+        }
+        let operator = self.operator.clone();
+        self.change(now, |tx, _| {
+            let mut moved = Vec::with_capacity(tokens.len());
+            for token in tokens {
+                let mut row = resolve(tx, token)?;
+                move_state(tx, &mut row, to, &operator, note, now)?;
+                tx.credential_update(&row)?;
+                moved.push(info(&row));
+            }
+            let references: Vec<String> = moved.iter().map(TokenInfo::reference).collect();
+            let mut detail = json!({"credentials": references});
+            if let Some(note) = note {
+                detail["note"] = json!(note);
+            }
+            Ok((
+                moved,
+                AuditEvent::ok(&format!("token.{}", to.name())).detail(detail),
+            ))
+        })
+    }
+
+    /// Every device, with its kind and number of slots.
+    pub fn devices(&mut self) -> Result<Vec<Device>> {
+        self.store.read()?.devices()
+    }
+
     /// Assigns a credential to a user (state `assigned`).
     pub fn assign(&mut self, token: &TokenRef, upn: &str, now: u64) -> Result<TokenInfo> {
         let operator = self.operator.clone();

@@ -310,3 +310,66 @@ fn a_version_1_vault_is_migrated_when_opened() {
         .unwrap();
     assert_eq!(version, 2);
 }
+
+#[test]
+fn bulk_transitions_are_all_or_nothing_and_devices_are_listed() {
+    use oathdesk_otp::{Credential, Secret};
+    use oathdesk_vault::NewToken;
+    use oathdesk_vault::model::{DeviceKind, State, TokenRef};
+
+    let (fixture, secret) = set_up();
+    let mut admin = open(&fixture, &secret, NOW).unwrap();
+    let token = |serial: &str, user: Option<&str>| NewToken {
+        serial: Some(serial.into()),
+        slot: None,
+        device_kind: DeviceKind::Classic,
+        manufacturer: Some("Token2".into()),
+        model: Some("C202".into()),
+        device_slots: 1,
+        credential: Credential::totp(Secret::from_bytes(b"12345678901234567890".to_vec())),
+        label: None,
+        user: user.map(str::to_owned),
+        state: State::Stock,
+    };
+    admin
+        .add_tokens(
+            vec![
+                token("A1", Some("u1@x")),
+                token("A2", Some("u2@x")),
+                token("A3", None),
+            ],
+            NOW,
+            "token.add",
+        )
+        .unwrap();
+    let refs = |serials: &[&str]| -> Vec<TokenRef> {
+        serials.iter().map(|s| s.parse().unwrap()).collect()
+    };
+    // A3 is in stock and cannot be shipped: nothing moves.
+    let error = admin
+        .transition_all(&refs(&["A1", "A2", "A3"]), State::Shipped, Some("DHL"), NOW)
+        .unwrap_err();
+    assert!(error.to_string().contains("A3"), "{error}");
+    let states: Vec<State> = admin
+        .tokens(&Default::default())
+        .unwrap()
+        .iter()
+        .map(|t| t.state)
+        .collect();
+    assert_eq!(states, [State::Assigned, State::Assigned, State::Stock]);
+    let moved = admin
+        .transition_all(&refs(&["A1", "A2"]), State::Shipped, Some("DHL"), NOW)
+        .unwrap();
+    assert_eq!(moved.len(), 2);
+    assert!(moved.iter().all(|t| t.state == State::Shipped));
+    let last = admin.audit_entries().unwrap().pop().unwrap();
+    assert_eq!(last.action, "token.shipped");
+    assert!(last.detail.contains("A1") && last.detail.contains("DHL"));
+    let devices: Vec<String> = admin
+        .devices()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.serial)
+        .collect();
+    assert_eq!(devices, ["A1", "A2", "A3"]);
+}

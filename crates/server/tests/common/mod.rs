@@ -106,3 +106,48 @@ pub fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// The RFC 4226 test secret.
+pub const SEED: &[u8] = b"12345678901234567890";
+
+/// Adds a classic token holding `seed`, assigned to `user` and shipped.
+pub fn ship_token(fixture: &Fixture, serial: &str, user: &str, seed: &[u8]) {
+    use oathdesk_otp::{Credential, Secret};
+    use oathdesk_vault::NewToken;
+    use oathdesk_vault::model::{DeviceKind, State};
+    let mut admin = Vault::open(&fixture.path)
+        .unwrap()
+        .unlock(ADMIN.0, Unlock::Passphrase(ADMIN.1.as_bytes()))
+        .unwrap();
+    admin
+        .add_token(
+            NewToken {
+                serial: Some(serial.into()),
+                slot: None,
+                device_kind: DeviceKind::Classic,
+                manufacturer: Some("Token2".into()),
+                model: Some("C202".into()),
+                device_slots: 1,
+                credential: Credential::totp(Secret::from_bytes(seed.to_vec())),
+                label: None,
+                user: Some(user.into()),
+                state: State::Stock,
+            },
+            now(),
+        )
+        .unwrap();
+    admin
+        .transition(&serial.parse().unwrap(), State::Shipped, Some("DHL"), now())
+        .unwrap();
+}
+
+/// The library's TOTP (SHA-1, 6 digits, 30 s) of a seed.
+pub fn totp(seed: &[u8]) -> oathdesk_otp::Totp {
+    use oathdesk_otp::{Algorithm, Digits, Secret, TimeStep, Totp};
+    Totp::new(
+        &Secret::from_bytes(seed.to_vec()),
+        Algorithm::Sha1,
+        Digits::new(6).unwrap(),
+        TimeStep::DEFAULT,
+    )
+}
