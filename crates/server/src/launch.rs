@@ -2,10 +2,11 @@
 //! the announcement, and serving until Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use oathdesk_otp::{Credential, seed};
+use oathdesk_vault::location::Location;
 use oathdesk_vault::model::{DeviceKind, State, TokenRef};
 use oathdesk_vault::web::SETUP_OPERATOR;
 use oathdesk_vault::{NewToken, Unlock, Vault};
@@ -16,7 +17,8 @@ use crate::{FirstRun, SETUP_KDF, prepare, router, serve};
 /// What `oathdesk serve` asks for.
 #[derive(Clone, Debug)]
 pub struct Launch {
-    pub vault: PathBuf,
+    /// The vault: a SQLite file or a PostgreSQL database.
+    pub vault: Location,
     pub listen: SocketAddr,
     pub settings: Settings,
     /// A throw-away vault in a temporary folder, filled with sample tokens.
@@ -28,7 +30,7 @@ pub struct Launch {
 pub struct Started {
     /// `http://127.0.0.1:8080`
     pub url: String,
-    pub vault: PathBuf,
+    pub vault: Location,
     pub first_run: FirstRun,
     pub demo: bool,
 }
@@ -36,11 +38,7 @@ pub struct Started {
 impl Started {
     /// The lines to print.
     pub fn announcement(&self) -> String {
-        let mut text = format!(
-            "oathdesk console on {}\nvault: {}\n",
-            self.url,
-            self.vault.display()
-        );
+        let mut text = format!("oathdesk console on {}\nvault: {}\n", self.url, self.vault);
         if self.demo {
             text.push_str(
                 "demo: a throw-away vault with sample tokens, deleted when the server stops\n",
@@ -71,7 +69,7 @@ pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String
         .try_init();
     let demo_dir = launch.demo.then(demo_folder).transpose()?;
     let vault = match &demo_dir {
-        Some(dir) => dir.join("vault.db"),
+        Some(dir) => Location::Sqlite(dir.join("vault.db")),
         None => launch.vault.clone(),
     };
     let outcome = (|| {
@@ -141,8 +139,8 @@ fn demo_folder() -> Result<PathBuf, String> {
 
 /// Sample users and tokens for the demo, added before the first admin
 /// exists (with the setup code, which opens the vault until then).
-pub fn fill_demo(vault: &Path, setup_code: &str) -> Result<(), String> {
-    let mut session = Vault::open(vault)
+pub fn fill_demo(vault: &Location, setup_code: &str) -> Result<(), String> {
+    let mut session = Vault::open_at(vault)
         .and_then(|v| v.unlock(SETUP_OPERATOR, Unlock::Passphrase(setup_code.as_bytes())))
         .map_err(|e| e.to_string())?;
     let at = now();

@@ -44,7 +44,7 @@ pub mod toolset;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -52,8 +52,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{delete, get, patch, post};
 use oathdesk_vault::Vault;
+use oathdesk_vault::any::AnyStore;
 use oathdesk_vault::crypto::KdfParams;
-use oathdesk_vault::sqlite::SqliteStore;
+use oathdesk_vault::location::Location;
 use oathdesk_vault::store::{CredentialFilter, Store, StoreTx};
 use oathdesk_vault::web::SETUP_OPERATOR;
 
@@ -449,13 +450,20 @@ pub const SETUP_KDF: KdfParams = KdfParams {
     parallelism: 1,
 };
 
-/// Makes sure there is a vault at `path`: creates one (with a one-time setup
-/// code) when there is none. A vault that still waits for its setup from an
-/// earlier start, and holds nothing else, is made anew with a new code: the
-/// old code was only printed, never stored.
-pub fn prepare(path: &Path, setup_kdf: KdfParams, now: u64) -> Result<FirstRun, String> {
-    if path.exists() {
-        let mut store = SqliteStore::open(path).map_err(|e| e.to_string())?;
+/// Makes sure there is a vault at `location`: creates one (with a one-time
+/// setup code) when there is none. A SQLite vault that still waits for its
+/// setup from an earlier start, and holds nothing else, is made anew with a
+/// new code: the old code was only printed, never stored.
+pub fn prepare(location: &Location, setup_kdf: KdfParams, now: u64) -> Result<FirstRun, String> {
+    let existing = match location {
+        Location::Sqlite(path) if !path.exists() => None,
+        _ => match AnyStore::open(location) {
+            Ok(store) => Some(store),
+            Err(oathdesk_vault::Error::NoVault { .. }) => None,
+            Err(error) => return Err(error.to_string()),
+        },
+    };
+    if let Some(mut store) = existing {
         let (accounts, operators, empty) = {
             let tx = store.read().map_err(|e| e.to_string())?;
             let accounts = tx.web_accounts().map_err(|e| e.to_string())?.len();
@@ -479,13 +487,12 @@ pub fn prepare(path: &Path, setup_kdf: KdfParams, now: u64) -> Result<FirstRun, 
         if operators != [SETUP_OPERATOR] {
             return Ok(FirstRun::NeedsAdmin);
         }
-        if !empty {
+        let Some(path) = location.sqlite_path().filter(|_| empty) else {
             return Err(format!(
-                "{} waits for its first-run setup but already holds tokens; the setup code \
-                 printed when it was created still works",
-                path.display()
+                "{location} waits for its first-run setup; the setup code printed when it was \
+                 created still works"
             ));
-        }
+        };
         for suffix in ["", "-wal", "-shm"] {
             let mut file = path.as_os_str().to_owned();
             file.push(suffix);
@@ -493,7 +500,7 @@ pub fn prepare(path: &Path, setup_kdf: KdfParams, now: u64) -> Result<FirstRun, 
         }
     }
     let code = new_setup_code()?;
-    Vault::create(path, SETUP_OPERATOR, code.as_bytes(), setup_kdf, now)
+    Vault::create_at(location, SETUP_OPERATOR, code.as_bytes(), setup_kdf, now)
         .map_err(|e| e.to_string())?;
     Ok(FirstRun::Created { setup_code: code })
 }

@@ -1,12 +1,12 @@
 //! What every request shares: the configuration and a pool of open
 //! database connections.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use oathdesk_vault::Vault;
+use oathdesk_vault::any::AnyStore;
 use oathdesk_vault::crypto::KdfParams;
-use oathdesk_vault::sqlite::SqliteStore;
+use oathdesk_vault::location::Location;
 use oathdesk_vault::web::ThrottlePolicy;
 use tokio::sync::Semaphore;
 
@@ -58,9 +58,10 @@ impl Default for Settings {
 
 /// The state behind every handler.
 pub struct AppState {
-    pub vault_path: PathBuf,
+    /// The vault: a SQLite file or a PostgreSQL database.
+    pub location: Location,
     pub settings: Settings,
-    pool: Mutex<Vec<SqliteStore>>,
+    pool: Mutex<Vec<AnyStore>>,
     /// Bounds the memory of concurrent Argon2id computations.
     pub logins: Semaphore,
 }
@@ -69,10 +70,10 @@ pub struct AppState {
 const POOL_SIZE: usize = 16;
 
 impl AppState {
-    pub fn new(vault_path: PathBuf, settings: Settings) -> AppState {
+    pub fn new(location: impl Into<Location>, settings: Settings) -> AppState {
         let logins = Semaphore::new(settings.concurrent_logins.max(1));
         AppState {
-            vault_path,
+            location: location.into(),
             settings,
             pool: Mutex::new(Vec::new()),
             logins,
@@ -85,12 +86,12 @@ impl AppState {
         let pooled = self.pool.lock().map_err(ApiError::internal)?.pop();
         match pooled {
             Some(store) => Ok(Vault::from_store(store)),
-            None => Vault::open(&self.vault_path).map_err(ApiError::internal),
+            None => Vault::open_at(&self.location).map_err(ApiError::internal),
         }
     }
 
     /// Returns a connection to the pool.
-    pub fn recycle(&self, store: SqliteStore) {
+    pub fn recycle(&self, store: AnyStore) {
         if let Ok(mut pool) = self.pool.lock()
             && pool.len() < POOL_SIZE
         {

@@ -15,22 +15,33 @@
 //! - the web console's accounts, sessions, API tokens and login throttling
 //!   ([`web`]).
 //!
-//! Storage sits behind the [`store::Store`] trait; [`sqlite::SqliteStore`]
-//! is the embedded default.
+//! Storage sits behind the [`store::Store`] trait: [`sqlite::SqliteStore`]
+//! is the embedded default, [`postgres::PgStore`] the shared database, and
+//! [`AnyStore`] either one, chosen at run time from a [`Location`]. Both
+//! keep their schema with the versioned [`migrations`].
 
+pub mod any;
 pub mod audit;
+mod copy;
 pub mod crypto;
 mod error;
 pub mod exchange;
 pub mod identify;
+pub mod location;
+pub mod migrations;
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod vault;
 pub mod web;
 
+pub use any::AnyStore;
 pub use error::{Error, Result};
+pub use location::Location;
 pub use vault::{
-    Delivery, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator, NewToken, OperatorInfo,
-    Session, TokenInfo, Unlock, Vault, settings,
+    CopyReport, Delivery, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator, NewToken,
+    OperatorInfo, Session, TokenInfo, Unlock, Vault, settings,
 };

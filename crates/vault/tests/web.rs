@@ -1,31 +1,29 @@
-//! The web console's storage: accounts, grants, throttling, on real SQLite files.
+//! The web console's storage: accounts, grants, throttling, on both databases.
 
-use std::path::PathBuf;
+mod common;
 
-use oathdesk_vault::crypto::KdfParams;
-use oathdesk_vault::store::{Store, StoreTx};
+use common::{Backend, Fixture, NOW, TEST_KDF as KDF};
 use oathdesk_vault::web::{GrantKind, SETUP_OPERATOR, ThrottlePolicy};
 use oathdesk_vault::{Error, Session, Unlock, Vault};
 
-const KDF: KdfParams = KdfParams {
-    memory_kib: 256,
-    iterations: 1,
-    parallelism: 1,
-};
-const NOW: u64 = 1_750_000_000;
 const DAY: u64 = 86_400;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
+on_both_backends!(
+    setup_makes_the_first_admin_and_ends_the_setup_code,
+    grants_end_by_lifetime_idleness_logout_and_revocation,
+    accounts_roles_passwords_and_the_last_admin,
+    a_role_written_into_the_database_without_the_key_is_caught,
+    rekey_ends_grants_and_keeps_accounts,
+    failed_logins_lock_a_key_out_and_a_success_clears_it,
+    a_command_line_operator_becomes_the_first_admin,
+    bulk_transitions_are_all_or_nothing_and_devices_are_listed,
+);
 
 /// A vault made the way `oathdesk serve` makes one, set up with admin "ada".
-fn set_up() -> (Fixture, [u8; 32]) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("vault.db");
-    Vault::create(&path, SETUP_OPERATOR, b"setup-code", KDF, NOW).unwrap();
-    let mut setup = Vault::open(&path)
+fn set_up(backend: Backend) -> (Fixture, [u8; 32]) {
+    let fixture = Fixture::empty(backend);
+    Vault::create_at(&fixture.location, SETUP_OPERATOR, b"setup-code", KDF, NOW).unwrap();
+    let mut setup = Vault::open_at(&fixture.location)
         .unwrap()
         .unlock(SETUP_OPERATOR, Unlock::Passphrase(b"setup-code"))
         .unwrap();
@@ -34,20 +32,19 @@ fn set_up() -> (Fixture, [u8; 32]) {
         .unwrap();
     assert_eq!(grant.kind, GrantKind::Session);
     assert_eq!(grant.role, "admin");
-    (Fixture { _dir: dir, path }, *secret)
+    (fixture, *secret)
 }
 
 fn open(fixture: &Fixture, secret: &[u8; 32], now: u64) -> Result<Session, Error> {
-    Vault::open(&fixture.path)
+    Vault::open_at(&fixture.location)
         .unwrap()
         .open_grant(secret, Some(1800), now)
         .map(|(session, _)| session)
 }
 
-#[test]
-fn setup_makes_the_first_admin_and_ends_the_setup_code() {
-    let (fixture, secret) = set_up();
-    let mut vault = Vault::open(&fixture.path).unwrap();
+fn setup_makes_the_first_admin_and_ends_the_setup_code(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
+    let mut vault = Vault::open_at(&fixture.location).unwrap();
     assert!(vault.web_accounts_exist().unwrap());
     let operators: Vec<String> = vault
         .operators()
@@ -67,15 +64,14 @@ fn setup_makes_the_first_admin_and_ends_the_setup_code() {
     let report = session.audit_verify().unwrap();
     assert_eq!(report.first_bad, None);
     // ada's password opens her slot like any operator's.
-    Vault::open(&fixture.path)
+    Vault::open_at(&fixture.location)
         .unwrap()
         .unlock("ada", Unlock::Passphrase(b"ada's long password"))
         .unwrap();
 }
 
-#[test]
-fn grants_end_by_lifetime_idleness_logout_and_revocation() {
-    let (fixture, secret) = set_up();
+fn grants_end_by_lifetime_idleness_logout_and_revocation(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
     assert!(open(&fixture, &secret, NOW + 1799).is_ok());
     // Used at NOW+1799 (written: more than a minute after the last write),
     // so idle counts from there.
@@ -97,14 +93,14 @@ fn grants_end_by_lifetime_idleness_logout_and_revocation() {
         .create_api_token("ci", &["helpdesk.code".into()], 7 * DAY, NOW + 60)
         .unwrap();
     assert_eq!(grant.scopes, ["helpdesk.code"]);
-    let (_, opened) = Vault::open(&fixture.path)
+    let (_, opened) = Vault::open_at(&fixture.location)
         .unwrap()
         .open_grant(&token, Some(1800), NOW + 5 * DAY)
         .unwrap();
     assert_eq!(opened.kind, GrantKind::Token);
     assert_eq!(opened.handle, grant.handle);
     assert!(matches!(
-        Vault::open(&fixture.path)
+        Vault::open_at(&fixture.location)
             .unwrap()
             .open_grant(&token, None, NOW + 8 * DAY),
         Err(Error::Unauthenticated(_))
@@ -113,7 +109,7 @@ fn grants_end_by_lifetime_idleness_logout_and_revocation() {
         .revoke_grant(&grant.handle, Some("ada"), NOW + 61)
         .unwrap();
     assert!(matches!(
-        Vault::open(&fixture.path)
+        Vault::open_at(&fixture.location)
             .unwrap()
             .open_grant(&token, None, NOW + 62),
         Err(Error::Unauthenticated(_))
@@ -125,9 +121,8 @@ fn grants_end_by_lifetime_idleness_logout_and_revocation() {
     ));
 }
 
-#[test]
-fn accounts_roles_passwords_and_the_last_admin() {
-    let (fixture, secret) = set_up();
+fn accounts_roles_passwords_and_the_last_admin(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
     let mut admin = open(&fixture, &secret, NOW).unwrap();
     admin
         .add_web_account("hal", b"hal's initial pw", KDF, "helpdesk", true, NOW)
@@ -145,7 +140,7 @@ fn accounts_roles_passwords_and_the_last_admin() {
         Err(Error::Invalid(_))
     ));
     // hal logs in with the password the admin set and must change it.
-    let mut hal = Vault::open(&fixture.path)
+    let mut hal = Vault::open_at(&fixture.location)
         .unwrap()
         .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
         .unwrap();
@@ -157,12 +152,12 @@ fn accounts_roles_passwords_and_the_last_admin() {
     // The password change ended hal's grants; the new password opens the slot.
     assert!(open(&fixture, &hal_secret, NOW + 1).is_err());
     assert!(
-        Vault::open(&fixture.path)
+        Vault::open_at(&fixture.location)
             .unwrap()
             .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
             .is_err()
     );
-    let mut hal = Vault::open(&fixture.path)
+    let mut hal = Vault::open_at(&fixture.location)
         .unwrap()
         .unlock("hal", Unlock::Passphrase(b"hal's own password"))
         .unwrap();
@@ -200,25 +195,18 @@ fn accounts_roles_passwords_and_the_last_admin() {
     assert_eq!(admin.operators().unwrap().len(), 1);
 }
 
-#[test]
-fn a_role_written_into_the_database_without_the_key_is_caught() {
-    let (fixture, secret) = set_up();
+fn a_role_written_into_the_database_without_the_key_is_caught(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
     let mut admin = open(&fixture, &secret, NOW).unwrap();
     admin
         .add_web_account("hal", b"hal's initial pw", KDF, "helpdesk", false, NOW)
         .unwrap();
-    let mut hal = Vault::open(&fixture.path)
+    let mut hal = Vault::open_at(&fixture.location)
         .unwrap()
         .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
         .unwrap();
     let (hal_secret, _) = hal.start_web_session(DAY, 0, NOW).unwrap();
-    let connection = rusqlite::Connection::open(&fixture.path).unwrap();
-    connection
-        .execute(
-            "UPDATE web_accounts SET role = 'admin' WHERE name = 'hal'",
-            [],
-        )
-        .unwrap();
+    fixture.execute("UPDATE web_accounts SET role = 'admin' WHERE name = 'hal'");
     let error = open(&fixture, &hal_secret, NOW + 1).err().unwrap();
     assert!(
         error.to_string().contains("changed outside oathdesk"),
@@ -233,9 +221,8 @@ fn a_role_written_into_the_database_without_the_key_is_caught() {
     assert_eq!(admin.web_accounts().unwrap().len(), 2);
 }
 
-#[test]
-fn rekey_ends_grants_and_keeps_accounts() {
-    let (fixture, secret) = set_up();
+fn rekey_ends_grants_and_keeps_accounts(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
     let mut admin = open(&fixture, &secret, NOW).unwrap();
     admin.rekey(NOW + 1).unwrap();
     assert_eq!(admin.web_accounts().unwrap().len(), 1);
@@ -245,10 +232,9 @@ fn rekey_ends_grants_and_keeps_accounts() {
     ));
 }
 
-#[test]
-fn failed_logins_lock_a_key_out_and_a_success_clears_it() {
-    let (fixture, _) = set_up();
-    let mut vault = Vault::open(&fixture.path).unwrap();
+fn failed_logins_lock_a_key_out_and_a_success_clears_it(backend: Backend) {
+    let (fixture, _) = set_up(backend);
+    let mut vault = Vault::open_at(&fixture.location).unwrap();
     let policy = ThrottlePolicy {
         max_failures: 3,
         window: 900,
@@ -266,7 +252,7 @@ fn failed_logins_lock_a_key_out_and_a_success_clears_it() {
     );
     assert_eq!(vault.login_locked(&names, NOW + 602).unwrap(), None);
     // Failures spread beyond the window do not add up.
-    let mut vault = Vault::open(&fixture.path).unwrap();
+    let mut vault = Vault::open_at(&fixture.location).unwrap();
     for i in 0..5 {
         assert_eq!(
             vault.login_failed(&keys, NOW + 2000 + i * 1000).unwrap(),
@@ -278,46 +264,40 @@ fn failed_logins_lock_a_key_out_and_a_success_clears_it() {
     assert_eq!(vault.login_succeeded("account:ada").unwrap(), 0);
 }
 
-#[test]
-fn a_version_1_vault_is_migrated_when_opened() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("vault.db");
-    Vault::create(&path, "alice", b"alice pass", KDF, NOW).unwrap();
-    {
-        let connection = rusqlite::Connection::open(&path).unwrap();
-        connection
-            .execute_batch(
-                "DROP TABLE web_grants; DROP TABLE web_throttle; DROP TABLE web_accounts; \
-                 PRAGMA user_version = 1;",
-            )
-            .unwrap();
-    }
-    let mut store = oathdesk_vault::sqlite::SqliteStore::open(&path).unwrap();
-    assert!(store.read().unwrap().web_accounts().unwrap().is_empty());
-    let mut session = Vault::open(&path)
+fn a_command_line_operator_becomes_the_first_admin(backend: Backend) {
+    let fixture = Fixture::empty(backend);
+    Vault::create_at(&fixture.location, "alice", b"alice pass", KDF, NOW).unwrap();
+    assert!(
+        !Vault::open_at(&fixture.location)
+            .unwrap()
+            .web_accounts_exist()
+            .unwrap()
+    );
+    let mut session = Vault::open_at(&fixture.location)
         .unwrap()
         .unlock("alice", Unlock::Passphrase(b"alice pass"))
         .unwrap();
-    // A command-line operator becomes the console's first admin.
+    // Not a web account yet: no browser session.
+    assert!(matches!(
+        session.start_web_session(DAY, 0, NOW),
+        Err(Error::Unauthenticated(_))
+    ));
     session.claim_first_admin(NOW).unwrap();
     assert!(matches!(
         session.claim_first_admin(NOW),
         Err(Error::Refused(_))
     ));
-    let version: i64 = rusqlite::Connection::open(&path)
-        .unwrap()
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 2);
+    let (secret, grant) = session.start_web_session(DAY, 0, NOW).unwrap();
+    assert_eq!(grant.role, "admin");
+    open(&fixture, &secret, NOW + 1).unwrap();
 }
 
-#[test]
-fn bulk_transitions_are_all_or_nothing_and_devices_are_listed() {
+fn bulk_transitions_are_all_or_nothing_and_devices_are_listed(backend: Backend) {
     use oathdesk_otp::{Credential, Secret};
     use oathdesk_vault::NewToken;
     use oathdesk_vault::model::{DeviceKind, State, TokenRef};
 
-    let (fixture, secret) = set_up();
+    let (fixture, secret) = set_up(backend);
     let mut admin = open(&fixture, &secret, NOW).unwrap();
     let token = |serial: &str, user: Option<&str>| NewToken {
         serial: Some(serial.into()),

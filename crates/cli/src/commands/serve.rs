@@ -7,6 +7,7 @@ use clap::Args;
 use oathdesk_server::Settings;
 use oathdesk_server::launch::{Launch, run as launch};
 use oathdesk_vault::crypto::KdfParams;
+use oathdesk_vault::location::Location;
 
 use crate::unlock::VaultOptions;
 
@@ -63,10 +64,11 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         ..Settings::default()
     };
     let launch_options = Launch {
+        // The demo makes its own vault in a temporary folder.
         vault: if args.demo {
-            Default::default()
+            Location::Sqlite(Default::default())
         } else {
-            vault.path()?
+            vault.location()?
         },
         listen,
         settings,

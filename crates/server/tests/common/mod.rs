@@ -45,7 +45,8 @@ pub struct Fixture {
 pub fn fresh() -> (Fixture, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vault.db");
-    let FirstRun::Created { setup_code } = prepare(&path, KDF, now()).unwrap() else {
+    let FirstRun::Created { setup_code } = prepare(&path.clone().into(), KDF, now()).unwrap()
+    else {
         panic!("a new vault needs setup");
     };
     let state = Arc::new(AppState::new(path.clone(), settings()));
