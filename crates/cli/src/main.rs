@@ -15,7 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{code, entra, files, helpdesk, qr, seed, selftest, token, uri, vault, verify};
+use commands::{
+    code, entra, files, helpdesk, qr, seed, selftest, serve, token, uri, vault, verify,
+};
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
 /// people who run hardware tokens.
@@ -80,6 +82,8 @@ enum Command {
     Lint(files::LintArgs),
     /// Microsoft Entra ID: push tokens, assign and activate them, compare, unassign, delete.
     Entra(entra::EntraArgs),
+    /// Run the web console and REST API over the vault (creates the vault on first start).
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line.
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => files::run_convert(args),
         Command::Lint(args) => files::run_lint(args),
         Command::Entra(args) => entra::run(args, &cli.vault),
+        Command::Serve(args) => serve::run(args, &cli.vault).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,
