@@ -617,13 +617,14 @@ fn print_lines(lines: &[Line], as_json: bool) -> Result<()> {
         return Ok(());
     }
     for line in lines {
-        println!(
+        let text = format!(
             "{:<20} {:<20} {:<10} {}",
             printable(&line.credential),
             printable(&line.serial),
             line.result,
             printable(line.detail.as_deref().unwrap_or_default())
         );
+        println!("{}", text.trim_end());
     }
     Ok(())
 }
