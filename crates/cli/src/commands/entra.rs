@@ -169,7 +169,7 @@ pub struct PushArgs {
     /// Tokens per create request.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub batch: usize,
-    /// Link tokens Entra already has under the same serial (activation then proves the secret).
+    /// Link tokens Entra already has under the same serial (only if you know they are this vault's).
     #[arg(long)]
     pub adopt: bool,
     /// Show what would be done; send and record nothing.
