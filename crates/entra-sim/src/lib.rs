@@ -648,36 +648,7 @@ fn parse_query(query: &str) -> HashMap<String, String> {
 }
 
 fn form_pairs(bytes: &[u8]) -> HashMap<String, String> {
-    // A small x-www-form-urlencoded reader: '+' is a space, %XX a byte.
-    let decode = |text: &str| -> String {
-        let bytes = text.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len()
-                    && bytes[i + 1].is_ascii_hexdigit()
-                    && bytes[i + 2].is_ascii_hexdigit() =>
-                {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
-                    out.push(u8::from_str_radix(hex, 16).unwrap_or(0));
-                    i += 2;
-                }
-                byte => out.push(byte),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    String::from_utf8_lossy(bytes)
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(key), decode(value))
-        })
-        .collect()
+    form_urlencoded::parse(bytes).into_owned().collect()
 }
 
 /// Reads `serialNumber eq 'X'` (OData quotes doubled).

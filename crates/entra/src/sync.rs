@@ -13,8 +13,9 @@
 //! 3. A re-run reads Entra's inventory first. A `pending` token Entra already
 //!    has (the answer was lost) is linked, not created again; a serial Entra
 //!    has that this vault did not create is refused unless `adopt` says it is
-//!    the same token (activation then proves it: only the right secret
-//!    gives a code Entra accepts).
+//!    the same token (activation then checks it, though not for certain:
+//!    Entra's activation window spans 5,761 codes, so a wrong secret's code
+//!    passes with a chance of about 1 in 170).
 //! 4. Activation codes are computed at send time ([`crate::activation`]); the
 //!    counter of each code sent is recorded before it is sent, so no code is
 //!    ever sent twice.

@@ -108,6 +108,33 @@ fn token(serial: &str, slot: Option<u32>, byte: u8, user: Option<&str>) -> NewTo
     }
 }
 
+/// A secret none of whose codes in Entra's ±1 day activation window equals
+/// one of the next few codes of the vault secret `[byte; 20]`. (Any other
+/// secret has such a code with a chance of about 0.6 %: 5,761 codes of a
+/// million. Entra's window is that wide; a test must not depend on luck.)
+fn unlike(byte: u8) -> Secret {
+    let step = TimeStep::new(30, 0).unwrap();
+    let vault = oathdesk_otp::Totp::new(
+        &Secret::from_bytes(vec![byte; 20]),
+        Algorithm::Sha1,
+        Digits::SIX,
+        step,
+    );
+    let now = step.counter_at(sync::now()).unwrap();
+    let soon: Vec<String> = (now..now + 4)
+        .map(|c| vault.hotp().generate(c).to_string())
+        .collect();
+    (0u8..)
+        .map(|other| Secret::from_bytes(vec![other; 20]))
+        .find(|candidate| {
+            let totp = oathdesk_otp::Totp::new(candidate, Algorithm::Sha1, Digits::SIX, step);
+            candidate.as_bytes() != [byte; 20]
+                && (now - 2880..=now + 2884)
+                    .all(|c| !soon.contains(&totp.hotp().generate(c).to_string()))
+        })
+        .unwrap()
+}
+
 fn activate() -> PushOptions {
     PushOptions {
         activate: true,
@@ -434,8 +461,7 @@ fn a_serial_entra_has_is_refused_unless_adopted_and_activation_proves_the_secret
     // Uploaded earlier by another tool: one with the vault's secret, one not.
     desk.sim
         .seed_device("SAME", &Secret::from_bytes(vec![9; 20]).to_base32(), 30);
-    desk.sim
-        .seed_device("OTHER", &Secret::from_bytes(vec![7; 20]).to_base32(), 30);
+    desk.sim.seed_device("OTHER", &unlike(8).to_base32(), 30);
     let report = desk.push(&activate());
     assert_eq!(report.count("refused"), 2, "{report:?}");
     assert!(

@@ -169,7 +169,7 @@ pub struct PushArgs {
     /// Tokens per create request.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub batch: usize,
-    /// Link tokens Entra already has under the same serial (activation then proves the secret).
+    /// Link tokens Entra already has under the same serial (only if you know they are this vault's).
     #[arg(long)]
     pub adopt: bool,
     /// Show what would be done; send and record nothing.
@@ -617,13 +617,14 @@ fn print_lines(lines: &[Line], as_json: bool) -> Result<()> {
         return Ok(());
     }
     for line in lines {
-        println!(
+        let text = format!(
             "{:<20} {:<20} {:<10} {}",
             printable(&line.credential),
             printable(&line.serial),
             line.result,
             printable(line.detail.as_deref().unwrap_or_default())
         );
+        println!("{}", text.trim_end());
     }
     Ok(())
 }
