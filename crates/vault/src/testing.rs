@@ -6,6 +6,12 @@
 //! and the schema is dropped when it goes out of scope. A test that cannot
 //! reach the server fails and says so: PostgreSQL tests are never skipped.
 //!
+//! A test whose outcome depends on what *other* sessions do in the
+//! database — VACUUM, for one, cannot prune row versions that a
+//! transaction anywhere in the same database might still see — takes
+//! [`ScratchSchema::in_own_database`]: a schema in a database made for it
+//! alone, dropped with it.
+//!
 //! ```no_run
 //! # use oathdesk_vault::{testing::ScratchSchema, Vault, crypto::KdfParams};
 //! let schema = ScratchSchema::new();
@@ -29,6 +35,9 @@ const PREFIX: &str = "oathdesk_t_";
 pub struct ScratchSchema {
     base: String,
     name: String,
+    /// A database made for this schema alone: its name, and the URL of the
+    /// test database to drop it from.
+    own_database: Option<(String, String)>,
 }
 
 /// The test database's URL.
@@ -54,20 +63,41 @@ impl ScratchSchema {
     /// A fresh schema name in the test database (the schema itself is made
     /// by whatever creates the vault). Panics if the database is unreachable.
     pub fn new() -> ScratchSchema {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        static SWEEP: Once = Once::new();
         let base = database_url();
         let mut client = connect(&base);
-        SWEEP.call_once(|| sweep_abandoned(&mut client));
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let name = format!(
-            "{PREFIX}{}_{}_{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        ScratchSchema { base, name }
+        sweep_once(&mut client);
+        ScratchSchema {
+            base,
+            name: unique_name(),
+            own_database: None,
+        }
+    }
+
+    /// A fresh schema in a database of its own (created from `template0`),
+    /// which no other test's sessions use; the database is dropped with
+    /// the schema. Panics if the server is unreachable or refuses.
+    pub fn in_own_database() -> ScratchSchema {
+        let admin = database_url();
+        let mut client = connect(&admin);
+        sweep_once(&mut client);
+        let database = unique_name();
+        // The name is made of [a-z0-9_] only.
+        client
+            .batch_execute(&format!(
+                "CREATE DATABASE \"{database}\" TEMPLATE template0"
+            ))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create a test database: {} (the test role needs CREATEDB)",
+                    crate::postgres::describe(&e)
+                )
+            });
+        let base = with_database(&admin, &database);
+        ScratchSchema {
+            base,
+            name: unique_name(),
+            own_database: Some((database, admin)),
+        }
     }
 
     /// The schema's name.
@@ -112,6 +142,14 @@ impl Default for ScratchSchema {
 
 impl Drop for ScratchSchema {
     fn drop(&mut self) {
+        if let Some((database, admin)) = &self.own_database {
+            if let Ok(mut client) = ::postgres::Client::connect(admin, ::postgres::NoTls) {
+                let _ = client.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                ));
+            }
+            return;
+        }
         if let Ok(mut client) = ::postgres::Client::connect(&self.base, ::postgres::NoTls) {
             let _ = client.batch_execute(&format!(
                 "SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"{}\" CASCADE",
@@ -121,23 +159,94 @@ impl Drop for ScratchSchema {
     }
 }
 
-/// Drops the schemas of test processes that died before cleaning up
-/// (their process id is gone from this machine).
+/// `oathdesk_t_PID_COUNTER_NANOS`: unique on this machine, and it names
+/// the process that made it.
+fn unique_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{PREFIX}{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `url` with its database replaced by `database` (query parameters kept).
+fn with_database(url: &str, database: &str) -> String {
+    let (address, query) = match url.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = address.find("://").map_or(0, |i| i + 3);
+    let host_part = match address[scheme_end..].find('/') {
+        Some(slash) => &address[..scheme_end + slash],
+        None => address,
+    };
+    match query {
+        Some(query) => format!("{host_part}/{database}?{query}"),
+        None => format!("{host_part}/{database}"),
+    }
+}
+
+fn sweep_once(client: &mut ::postgres::Client) {
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| sweep_abandoned(client));
+}
+
+/// Whether the process that made a scratch name is gone from this machine.
+fn abandoned(name: &str) -> bool {
+    let pid = name[PREFIX.len()..].split('_').next().unwrap_or_default();
+    !pid.is_empty()
+        && cfg!(target_os = "linux")
+        && !std::path::Path::new("/proc").join(pid).exists()
+}
+
+/// Drops the schemas and databases of test processes that died before
+/// cleaning up.
 fn sweep_abandoned(client: &mut ::postgres::Client) {
-    let Ok(rows) = client.query(
+    if let Ok(rows) = client.query(
         "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)",
         &[&PREFIX],
-    ) else {
-        return;
-    };
-    for row in rows {
-        let name: String = row.get(0);
-        let pid = name[PREFIX.len()..].split('_').next().unwrap_or_default();
-        let alive = std::path::Path::new("/proc").join(pid).exists();
-        if !pid.is_empty() && !alive && cfg!(target_os = "linux") {
-            let _ = client.batch_execute(&format!(
-                "SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
-            ));
+    ) {
+        for row in rows {
+            let name: String = row.get(0);
+            if abandoned(&name) {
+                let _ = client.batch_execute(&format!(
+                    "SET client_min_messages = warning; DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+                ));
+            }
         }
+    }
+    if let Ok(rows) = client.query(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+        &[&PREFIX],
+    ) {
+        for row in rows {
+            let name: String = row.get(0);
+            if abandoned(&name) {
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn another_database_on_the_same_server() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@db:5433/test?sslmode=disable", "x"),
+            "postgres://u:p@db:5433/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://db", "x"), "postgres://db/x");
     }
 }

@@ -70,6 +70,22 @@ impl Fixture {
         }
     }
 
+    /// As [`Fixture::empty`], but a PostgreSQL vault gets a database of its
+    /// own, so that no other test's sessions share it.
+    pub fn empty_in_own_database(backend: Backend) -> Fixture {
+        match backend {
+            Backend::Sqlite => Fixture::empty(backend),
+            Backend::Postgres => {
+                let schema = ScratchSchema::in_own_database();
+                Fixture {
+                    location: schema.location(),
+                    _dir: None,
+                    schema: Some(schema),
+                }
+            }
+        }
+    }
+
     pub fn path(&self) -> Option<&Path> {
         self.location.sqlite_path()
     }
