@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{code, files, helpdesk, qr, seed, selftest, token, uri, vault, verify};
+use commands::{code, device, files, helpdesk, qr, seed, selftest, token, uri, vault, verify};
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
 /// people who run hardware tokens.
@@ -78,6 +78,10 @@ enum Command {
     Convert(files::ConvertArgs),
     /// Check a seed file before importing it.
     Lint(files::LintArgs),
+    /// Program Token2 Molto-2 and single-profile tokens (USB, PC/SC, exec bridge, simulators).
+    Device(Box<device::DeviceArgs>),
+    /// Enrol a user's account onto a token from the QR code of their setup page.
+    Enroll(Box<device::EnrollArgs>),
 }
 
 /// Parses the command line.
@@ -149,6 +153,8 @@ fn main() -> ExitCode {
         Command::Export(args) => files::run_export(args, &cli.vault),
         Command::Convert(args) => files::run_convert(args),
         Command::Lint(args) => files::run_lint(args),
+        Command::Device(args) => device::run(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Enroll(args) => device::enroll(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,

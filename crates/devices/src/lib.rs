@@ -30,4 +30,4 @@ pub mod single;
 pub mod transport;
 
 pub use params::{DisplayTimeout, Family, ProfileConfig, Unsupported};
-pub use programmer::{BurnReport, BurnRequest, Confirmation, DeviceError, Token};
+pub use programmer::{BurnReport, BurnRequest, Confirmation, DeviceError, PreparedBurn, Token};

@@ -126,6 +126,15 @@ pub struct BurnReport {
     pub warnings: Vec<String>,
 }
 
+/// A burn that passed its checks and has not written anything yet.
+#[derive(Debug)]
+pub struct PreparedBurn {
+    pub slot: u8,
+    /// Whether the slot holds a seed that the burn will delete first.
+    pub occupied: bool,
+    start: usize,
+}
+
 /// A command that the token takes only after ▲ is pressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Confirmation {
@@ -340,24 +349,73 @@ impl<'a> Token<'a> {
         overwrite: bool,
         now: u64,
     ) -> Result<BurnReport, DeviceError> {
-        params::check_seed_len(request.secret.len())?;
-        let time = wire_time(now)?;
-        match self.family {
-            Family::Molto2 => self.burn_molto2(slot, request, overwrite, time),
-            Family::SingleProfile => self.burn_single(request, time),
-        }
+        let prepared = self.prepare_burn(slot, request, overwrite)?;
+        self.burn_prepared(prepared, request, now)
     }
 
-    fn burn_molto2(
+    /// Everything a burn checks before its first write: the slot exists,
+    /// the key was proven, the model is known, and (Molto-2) whether the
+    /// slot is free — an occupied one is refused unless `overwrite`. Nothing
+    /// is written; a caller records the burn (in the vault) between this and
+    /// [`Token::burn_prepared`].
+    pub fn prepare_burn(
         &mut self,
         slot: u8,
         request: &BurnRequest,
         overwrite: bool,
+    ) -> Result<PreparedBurn, DeviceError> {
+        params::check_seed_len(request.secret.len())?;
+        let start = self.apdus();
+        match self.family {
+            Family::Molto2 => {
+                self.check_slot(slot)?;
+                self.key("a burn")?;
+                let before = self.slot(slot)?;
+                if before.seed_present && !overwrite {
+                    return Err(DeviceError::SlotOccupied { slot });
+                }
+                Ok(PreparedBurn {
+                    slot,
+                    occupied: before.seed_present,
+                    start,
+                })
+            }
+            Family::SingleProfile => {
+                self.require_model()?;
+                self.key("a burn")?;
+                Ok(PreparedBurn {
+                    slot: 0,
+                    occupied: false,
+                    start,
+                })
+            }
+        }
+    }
+
+    /// The writes of a burn checked by [`Token::prepare_burn`].
+    pub fn burn_prepared(
+        &mut self,
+        prepared: PreparedBurn,
+        request: &BurnRequest,
+        now: u64,
+    ) -> Result<BurnReport, DeviceError> {
+        let time = wire_time(now)?;
+        let mut report = match self.family {
+            Family::Molto2 => self.burn_molto2(&prepared, request, time)?,
+            Family::SingleProfile => self.burn_single(request, time)?,
+        };
+        report.apdus = self.apdus() - prepared.start;
+        Ok(report)
+    }
+
+    fn burn_molto2(
+        &mut self,
+        prepared: &PreparedBurn,
+        request: &BurnRequest,
         time: u32,
     ) -> Result<BurnReport, DeviceError> {
-        self.check_slot(slot)?;
+        let slot = prepared.slot;
         let key = self.key("a burn")?.clone();
-        let start = self.apdus();
         let mut warnings = Vec::new();
         if matches!(request.config.digits, 4 | 10) {
             warnings.push(format!(
@@ -366,12 +424,8 @@ impl<'a> Token<'a> {
                 request.config.digits
             ));
         }
-        let before = self.slot(slot)?;
         let mut replaced = false;
-        if before.seed_present {
-            if !overwrite {
-                return Err(DeviceError::SlotOccupied { slot });
-            }
+        if prepared.occupied {
             let response = self.link.exchange(&molto2::delete_seed(slot))?;
             match response.sw {
                 StatusWord::OK | StatusWord::NOT_FOUND => replaced = true,
@@ -396,7 +450,7 @@ impl<'a> Token<'a> {
         verify_block(slot, &after, request)?;
         Ok(BurnReport {
             slot,
-            apdus: self.apdus() - start,
+            apdus: 0,
             replaced,
             read_back: Some(after),
             warnings,
@@ -406,7 +460,6 @@ impl<'a> Token<'a> {
     fn burn_single(&mut self, request: &BurnRequest, time: u32) -> Result<BurnReport, DeviceError> {
         let model = self.require_model()?;
         self.key("a burn")?;
-        let start = self.apdus();
         let mut warnings = Vec::new();
         if model.restricted_sync {
             warnings.push(format!(
@@ -431,7 +484,7 @@ impl<'a> Token<'a> {
         }
         Ok(BurnReport {
             slot: 0,
-            apdus: self.apdus() - start,
+            apdus: 0,
             replaced: false,
             read_back: None,
             warnings,

@@ -116,6 +116,10 @@ pub trait StoreTx {
     fn credential_update(&self, row: &CredentialRow) -> Result<()>;
     /// Overwrites a sealed secret with zeros, then drops it.
     fn credential_purge(&self, id: i64, at: u64) -> Result<()>;
+    /// Takes a credential off its device slot (the slot becomes free for a
+    /// new credential; the device link and the history stay): a profile of a
+    /// multi-profile token that was burned again with another secret.
+    fn credential_unslot(&self, id: i64, at: u64) -> Result<()>;
     fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;
     /// Every held secret with just what computing its codes needs: the
     /// identify index of a million credentials is built from this.

@@ -941,6 +941,104 @@ impl<S: Store> Session<S> {
         Ok(count)
     }
 
+    // ----- device burns ----------------------------------------------------
+
+    /// Records a secret that is about to be burned into a programmable
+    /// token, in state `burning`, before anything is written to the token:
+    /// whatever happens to the burn, the vault knows which secret was meant
+    /// for which device serial and slot.
+    ///
+    /// A live credential already in that slot is refused unless `replace`;
+    /// replaced, it is retired, taken off the slot and its secret purged
+    /// (the token no longer holds it). One still `burning` — a burn cut
+    /// short — is always superseded: the token never confirmed it.
+    pub fn begin_burn(&mut self, token: NewToken, replace: bool, now: u64) -> Result<TokenInfo> {
+        let Some(serial) = token.serial.clone() else {
+            return Err(Error::Invalid(
+                "a burn needs the device serial (read from the token)".into(),
+            ));
+        };
+        let slot = token.slot;
+        let operator = self.operator.clone();
+        let (row, superseded) = self.change(now, |tx, key| {
+            let reference = reference_of(Some(&serial), slot, 0);
+            let occupants: Vec<CredentialRow> = tx
+                .credentials(&CredentialFilter {
+                    device_serial: Some(serial.clone()),
+                    slot,
+                    ..CredentialFilter::default()
+                })?
+                .into_iter()
+                .filter(|r| r.slot == slot && r.state != State::Retired)
+                .collect();
+            let mut superseded = Vec::new();
+            for mut old in occupants {
+                if old.state != State::Burning && !replace {
+                    return Err(Error::Refused(format!(
+                        "the vault records {} in {reference} ({}{}): pass --overwrite to replace it",
+                        reference_of(None, None, old.id),
+                        old.state,
+                        old.upn
+                            .as_deref()
+                            .map(|u| format!(", {u}"))
+                            .unwrap_or_default()
+                    )));
+                }
+                let note = format!("superseded by a new burn of {reference}");
+                move_state(tx, &mut old, State::Retired, &operator, Some(&note), now)?;
+                tx.credential_update(&old)?;
+                if old.slot.is_some() {
+                    tx.credential_unslot(old.id, now)?;
+                }
+                if old.custody == Custody::Held {
+                    tx.credential_purge(old.id, now)?;
+                }
+                superseded.push(old.id);
+            }
+            let mut users = HashMap::new();
+            let new = NewToken {
+                state: State::Burning,
+                ..token
+            };
+            let row = insert_token(tx, key, new, now, &mut users)?;
+            let mut event = AuditEvent::ok("device.burn.begin")
+                .credential(reference_of(row.serial.as_deref(), row.slot, row.id))
+                .detail(json!({"credential_id": row.id, "superseded": superseded}));
+            event.user = row.upn.clone();
+            Ok(((row, superseded), event))
+        })?;
+        if !superseded.is_empty() {
+            self.store.scrub()?;
+        }
+        Ok(info(&row))
+    }
+
+    /// Marks a burn confirmed by the token: `burning → burned`, then
+    /// `assigned` when the credential is for a user.
+    pub fn finish_burn(&mut self, credential_id: i64, note: &str, now: u64) -> Result<TokenInfo> {
+        let operator = self.operator.clone();
+        self.change(now, |tx, _| {
+            let mut row = resolve(tx, &TokenRef::Id(credential_id))?;
+            let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+            if row.state != State::Burning {
+                return Err(Error::Refused(format!(
+                    "{reference} is {}, not burning: there is no burn to finish",
+                    row.state
+                )));
+            }
+            move_state(tx, &mut row, State::Burned, &operator, Some(note), now)?;
+            if let Some(upn) = row.upn.clone() {
+                move_state(tx, &mut row, State::Assigned, &operator, Some(&upn), now)?;
+            }
+            tx.credential_update(&row)?;
+            let mut event = AuditEvent::ok("device.burn")
+                .credential(reference)
+                .detail(json!({"note": note}));
+            event.user = row.upn.clone();
+            Ok((info(&row), event))
+        })
+    }
+
     // ----- secret access ----------------------------------------------------
 
     /// A code for a user who cannot read their own token yet (it is in the
@@ -1294,6 +1392,11 @@ fn resolve(tx: &impl StoreTx, token: &TokenRef) -> Result<CredentialRow> {
         },
     };
     let mut rows = tx.credentials(&filter)?;
+    // A token programmed again has retired credentials beside the live one:
+    // the live one is meant.
+    if rows.len() > 1 && rows.iter().filter(|r| r.state != State::Retired).count() == 1 {
+        rows.retain(|r| r.state != State::Retired);
+    }
     match rows.len() {
         1 => Ok(rows.remove(0)),
         0 => Err(Error::NotFound(format!(
@@ -1411,7 +1514,12 @@ fn insert_token(
                     ..CredentialFilter::default()
                 })?
             };
-            if taken.iter().any(|r| r.slot == token.slot) {
+            // A retired credential no longer holds its slot (a re-programmed
+            // single-profile token keeps its serial).
+            if taken
+                .iter()
+                .any(|r| r.slot == token.slot && r.state != State::Retired)
+            {
                 return Err(Error::Exists(format!(
                     "a credential in {}",
                     reference_of(Some(serial), token.slot, 0)
@@ -1446,7 +1554,9 @@ fn insert_token(
         Kind::Totp { step } => ("totp", Some(step.period()), Some(step.t0()), None),
         Kind::Hotp { counter } => ("hotp", None, None, Some(counter)),
     };
-    let state = if user_id.is_some() {
+    // A secret being burned stays `burning` until the token confirmed it,
+    // even when it is already meant for a user.
+    let state = if user_id.is_some() && token.state != State::Burning {
         State::Assigned
     } else {
         token.state

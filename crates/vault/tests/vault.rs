@@ -657,3 +657,142 @@ fn concurrent_helpdesk_requests_cannot_pass_the_rate_limit() {
     assert_eq!(outcomes.iter().filter(|o| **o == "granted").count(), 3);
     assert_eq!(s.audit_verify().unwrap().first_bad, None);
 }
+
+// ----- device burns -----------------------------------------------------------
+
+fn burning(serial: &str, slot: Option<u32>, seed: &[u8], user: Option<&str>) -> NewToken {
+    NewToken {
+        state: State::Burning,
+        ..token(serial, slot, seed, user)
+    }
+}
+
+#[test]
+fn a_burn_is_recorded_before_it_happens_and_finished_after() {
+    let f = fixture();
+    let mut s = session(&f.path);
+    let begun = s
+        .begin_burn(
+            burning("826658719844499", Some(7), SEED, Some("bob@contoso.com")),
+            false,
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(begun.state, State::Burning);
+    assert_eq!(begun.reference(), "826658719844499:7");
+    assert_eq!(begun.user.as_deref(), Some("bob@contoso.com"));
+    // Listed as burning until the token confirmed the write.
+    let listed = s
+        .tokens(&CredentialFilter {
+            state: Some(State::Burning),
+            ..CredentialFilter::default()
+        })
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let done = s
+        .finish_burn(begun.id, "verified on the token", NOW + 1)
+        .unwrap();
+    assert_eq!(done.state, State::Assigned);
+    let (_, history) = s
+        .token(&TokenRef::Serial {
+            serial: "826658719844499".into(),
+            slot: Some(7),
+        })
+        .unwrap();
+    let states: Vec<State> = history.iter().map(|e| e.to_state).collect();
+    assert_eq!(states, vec![State::Burning, State::Burned, State::Assigned]);
+    let err = s.finish_burn(begun.id, "again", NOW + 2).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "826658719844499:7 is assigned, not burning: there is no burn to finish"
+    );
+    let actions: Vec<String> = s
+        .audit_entries()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.ends_with(&["device.burn.begin".into(), "device.burn".into()]));
+    assert_eq!(s.audit_verify().unwrap().first_bad, None);
+}
+
+#[test]
+fn burning_an_occupied_slot_needs_replace_and_retires_the_old_credential() {
+    let f = fixture();
+    let mut s = session(&f.path);
+    let first = s
+        .begin_burn(burning("M2", Some(3), SEED, None), false, NOW)
+        .unwrap();
+    s.finish_burn(first.id, "ok", NOW).unwrap();
+    let err = s
+        .begin_burn(
+            burning("M2", Some(3), b"another seed 1234567", None),
+            false,
+            NOW,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the vault records #{} in M2:3 (burned): pass --overwrite to replace it",
+            first.id
+        )
+    );
+    let second = s
+        .begin_burn(
+            burning("M2", Some(3), b"another seed 1234567", None),
+            true,
+            NOW + 5,
+        )
+        .unwrap();
+    assert_eq!(second.reference(), "M2:3");
+    let (old, history) = s.token(&TokenRef::Id(first.id)).unwrap();
+    assert_eq!(old.state, State::Retired);
+    assert_eq!(old.slot, None, "taken off the slot");
+    assert_eq!(old.custody, oathdesk_vault::model::Custody::Purged);
+    assert_eq!(
+        history.last().unwrap().note.as_deref(),
+        Some("superseded by a new burn of M2:3")
+    );
+    // M2:3 names the new credential.
+    let (now_in_slot, _) = s
+        .token(&TokenRef::Serial {
+            serial: "M2".into(),
+            slot: Some(3),
+        })
+        .unwrap();
+    assert_eq!(now_in_slot.id, second.id);
+}
+
+#[test]
+fn an_interrupted_burn_is_superseded_without_replace() {
+    let f = fixture();
+    let mut s = session(&f.path);
+    let cut_short = s
+        .begin_burn(burning("M2", Some(0), SEED, None), false, NOW)
+        .unwrap();
+    let again = s
+        .begin_burn(burning("M2", Some(0), SEED, None), false, NOW + 1)
+        .unwrap();
+    assert_ne!(cut_short.id, again.id);
+    let (old, _) = s.token(&TokenRef::Id(cut_short.id)).unwrap();
+    assert_eq!(old.state, State::Retired);
+    // A single-profile token programmed again keeps its serial; SERIAL names
+    // the live credential.
+    let one = s
+        .begin_burn(burning("86596220000001", None, SEED, None), false, NOW)
+        .unwrap();
+    s.finish_burn(one.id, "ok", NOW).unwrap();
+    let two = s
+        .begin_burn(
+            burning("86596220000001", None, b"second seed 12345678", None),
+            true,
+            NOW + 9,
+        )
+        .unwrap();
+    let (live, _) = s
+        .token(&"86596220000001".parse::<TokenRef>().unwrap())
+        .unwrap();
+    assert_eq!(live.id, two.id);
+    assert_eq!(live.state, State::Burning);
+}

@@ -100,6 +100,14 @@ pub fn available() -> &'static str {
     }
 }
 
+/// The specs of the tokens this build can find by itself (USB Molto-2s,
+/// PC/SC readers), for `device list`.
+pub fn discover() -> Result<Vec<String>, TransportError> {
+    #[allow(unused_mut)]
+    let mut found = Vec::new();
+    Ok(found)
+}
+
 /// Options of a `sim:` spec, after a `?`: `family=`, `serial=`, and the
 /// fault injection and latency used by tests and benchmarks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
