@@ -672,3 +672,67 @@ fn key_change_and_factory_reset_wait_for_the_button() {
         .assert()
         .success();
 }
+
+#[test]
+fn provision_leaves_seeds_the_vault_does_not_know_alone() {
+    let desk = Desk::new();
+    desk.sim("molto.json", &[]);
+    desk.run(&[
+        "device",
+        "burn",
+        "--slot",
+        "0",
+        "--generate",
+        "--no-vault",
+        "--transport",
+        "sim:molto.json",
+        "--factory-key",
+    ])
+    .assert()
+    .success();
+    std::fs::write(desk.path("users.txt"), "gil@contoso.com\n").unwrap();
+    desk.run(&[
+        "device",
+        "provision",
+        "--users",
+        "users.txt",
+        "--transport",
+        "sim:molto.json",
+        "--factory-key",
+    ])
+    .assert()
+    .success()
+    .stderr(predicate::str::contains(
+        "slot 0 holds a seed the vault does not know; left alone",
+    ));
+    assert_eq!(
+        desk.tokens(),
+        vec![(
+            format!("{MOLTO}:1"),
+            "assigned".into(),
+            "gil@contoso.com".into()
+        )]
+    );
+    desk.assert_same_code("molto.json", 1, "gil@contoso.com");
+}
+
+#[test]
+fn simulator_options_from_the_command_line() {
+    let desk = Desk::new();
+    let sim = desk.sim(
+        "m.json",
+        &["--option", "attempts=2", "--option", "unlock_accepts=older"],
+    );
+    let stderr = desk.stderr_env(&["device", "lock", "--transport", &sim], "wrong");
+    assert!(stderr.contains("allows 1 more attempt(s)"), "{stderr}");
+    desk.run(&["device", "unlock", "--transport", &sim, "--factory-key"])
+        .assert()
+        .success();
+    let stderr = desk.stderr(&["device", "sim", "new", "x.json", "--option", "colour=red"]);
+    assert!(stderr.contains("unknown field `colour`"), "{stderr}");
+    let stderr = desk.stderr(&["device", "sim", "new", "m.json"]);
+    assert!(
+        stderr.contains("m.json exists already (pass --force to replace it)"),
+        "{stderr}"
+    );
+}

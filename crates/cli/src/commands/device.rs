@@ -1089,65 +1089,79 @@ fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOpti
     let mut resumed = 0usize;
     for (user, interrupted, known_slot) in plan {
         let now = input::now();
-        let (credential, slot) = match (interrupted, known_slot) {
+        let (credential, candidates): (Credential, Vec<u8>) = match (interrupted, known_slot) {
             (Some(id), Some(slot)) => {
                 resumed += 1;
                 let (_, credential) = session.reveal(&TokenRef::Id(id))?;
-                (credential, slot as u8)
+                (credential, vec![slot as u8])
             }
             _ => {
-                // The next slot free both in the vault and on the token; a
-                // seed the vault does not know is never overwritten.
-                let slot = loop {
-                    if next_slot >= token.profiles() {
-                        bar.finish_and_clear();
-                        bail!(
-                            "the token has no free slot left for {} (line {}) and the users after it; {} provisioned",
-                            user.upn,
-                            user.line,
-                            outcomes.len()
-                        );
-                    }
-                    let candidate = next_slot;
-                    next_slot += 1;
-                    if taken.contains(&u32::from(candidate)) {
-                        continue;
-                    }
-                    if token.slot(candidate)?.seed_present {
-                        bar.println(format!(
-                            "oathdesk: slot {candidate} holds a seed the vault does not know; left alone"
-                        ));
-                        continue;
-                    }
-                    break candidate;
-                };
                 let mut credential = template.clone();
                 credential.secret = seed::generate(seed::default_len(args.algorithm))
                     .map_err(|e| anyhow!("{e}"))?;
                 credential.issuer = args.issuer.clone();
                 credential.account = user.upn.clone();
-                (credential, slot)
+                let free = (next_slot..token.profiles())
+                    .filter(|slot| !taken.contains(&u32::from(*slot)))
+                    .collect();
+                (credential, free)
             }
         };
-        taken.insert(u32::from(slot));
-        bar.set_message(format!("slot {slot} {}", user.upn));
-        let job = Job {
-            credential,
-            slot,
-            title: Some(user.title.clone().unwrap_or_else(|| title_for(&user.upn))),
-            display_timeout: args.display_timeout,
-            user: Some(user.upn.clone()),
-            label: None,
-            overwrite: false,
+        let title = user.title.clone().unwrap_or_else(|| title_for(&user.upn));
+        let mut done = None;
+        for slot in candidates {
+            if interrupted.is_none() {
+                next_slot = slot + 1;
+            }
+            taken.insert(u32::from(slot));
+            bar.set_message(format!("slot {slot} {}", user.upn));
+            let job = Job {
+                credential: credential.clone(),
+                slot,
+                title: Some(title.clone()),
+                display_timeout: args.display_timeout,
+                user: Some(user.upn.clone()),
+                label: None,
+                overwrite: false,
+            };
+            // The burn's own occupancy read finds seeds the vault does not
+            // know: such a slot is left alone and the next one tried.
+            match burn_job(&mut token, Some(&mut session), job, now) {
+                Ok(burned) => {
+                    done = Some((slot, burned));
+                    break;
+                }
+                Err(e)
+                    if matches!(
+                        e.downcast_ref::<DeviceError>(),
+                        Some(DeviceError::SlotOccupied { .. })
+                    ) =>
+                {
+                    bar.suspend(|| {
+                        eprintln!(
+                            "oathdesk: slot {slot} holds a seed the vault does not know; left alone"
+                        )
+                    });
+                }
+                Err(e) => {
+                    bar.abandon();
+                    bail!(
+                        "{e:#}\n{} of {} user(s) provisioned before this; run the same command again to resume",
+                        outcomes.len(),
+                        users.len() - skipped
+                    );
+                }
+            }
+        }
+        let Some((slot, burned)) = done else {
+            bar.finish_and_clear();
+            bail!(
+                "the token has no free slot left for {} (line {}) and the users after it; {} provisioned",
+                user.upn,
+                user.line,
+                outcomes.len()
+            );
         };
-        let burned = burn_job(&mut token, Some(&mut session), job, now).map_err(|e| {
-            bar.abandon();
-            anyhow!(
-                "{e:#}\n{} of {} user(s) provisioned before this; run the same command again to resume",
-                outcomes.len(),
-                users.len() - skipped
-            )
-        })?;
         bar.inc(1);
         outcomes.push(serde_json::json!({
             "user": user.upn,

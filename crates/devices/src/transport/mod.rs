@@ -17,7 +17,11 @@
 mod exec;
 mod fault;
 mod link;
+#[cfg(feature = "pcsc")]
+pub mod pcsc;
 mod simulated;
+#[cfg(feature = "usb")]
+pub mod usb;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,6 +109,10 @@ pub fn available() -> &'static str {
 pub fn discover() -> Result<Vec<String>, TransportError> {
     #[allow(unused_mut)]
     let mut found = Vec::new();
+    #[cfg(feature = "usb")]
+    found.extend((0..usb::find()?.len()).map(|i| format!("usb:{i}")));
+    #[cfg(feature = "pcsc")]
+    found.extend(pcsc::readers()?.into_iter().map(|r| format!("pcsc:{r}")));
     Ok(found)
 }
 
@@ -181,6 +189,14 @@ pub fn open(spec: &str) -> Result<Box<dyn Transport>, TransportError> {
             }
             Ok(Box::new(ExecTransport::spawn(rest)?))
         }
+        #[cfg(feature = "usb")]
+        "usb" => Ok(Box::new(usb::UsbTransport::open(
+            Some(rest).filter(|s| !s.is_empty()),
+        )?)),
+        #[cfg(feature = "pcsc")]
+        "pcsc" => Ok(Box::new(pcsc::PcscTransport::open(
+            Some(rest).filter(|s| !s.is_empty()),
+        )?)),
         _ => Err(TransportError::Spec(format!(
             "unknown transport '{spec}': use {}",
             available()
