@@ -15,8 +15,11 @@
 //!   (status words, attempt counters, MAC checks, de-padding, restricted
 //!   sync, the ▲ button, per-profile clocks) and show codes computed from
 //!   what was burned.
-//! - [`programmer`] — what the CLI and the web console call: safe burn
-//!   order, refusals with reasons, verification.
+//! - [`programmer`] — one token: safe burn order, refusals with reasons,
+//!   verification.
+//! - `recorded` (feature `vault`, on by default) — burns recorded in the
+//!   vault before their first write: what the CLI and the web console call
+//!   for `burn`, `enroll` and `provision`.
 #![forbid(unsafe_code)]
 
 pub mod apdu;
@@ -25,6 +28,8 @@ pub mod hex;
 pub mod molto2;
 pub mod params;
 pub mod programmer;
+#[cfg(feature = "vault")]
+pub mod recorded;
 pub mod sim;
 pub mod single;
 pub mod transport;

@@ -67,6 +67,10 @@ pub enum DeviceError {
     VerifyFailed { slot: u8, reason: String },
     #[error("authenticate before {0}")]
     NotAuthenticated(&'static str),
+    #[error("no free slot left on {serial}: every slot holds a seed, or a credential in the vault")]
+    NoFreeSlot { serial: String },
+    #[error("stopped on request between two burns; nothing is half-written")]
+    Stopped,
 }
 
 /// What a burn writes: checked against the family when built.

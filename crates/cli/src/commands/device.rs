@@ -6,7 +6,6 @@
 //! record a burn before its first write and after its verification. The web
 //! console calls the same functions.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -15,12 +14,12 @@ use clap::{Args, Subcommand};
 use oathdesk_devices::crypto::DeviceKey;
 use oathdesk_devices::params::{DisplayTimeout, Family, truncate_utf8};
 use oathdesk_devices::programmer::{BurnReport, BurnRequest, Confirmation, DeviceError, Token};
+use oathdesk_devices::recorded;
 use oathdesk_devices::sim::{ButtonOutcome, Display, Simulator};
 use oathdesk_devices::transport::{self, Link, SimTransport, TraceDirection, Transport};
 use oathdesk_otp::{Algorithm, Credential, Digits, Kind, Secret, TimeStep, Totp, Verifier, seed};
-use oathdesk_vault::model::{DeviceKind, State, TokenRef};
-use oathdesk_vault::store::CredentialFilter;
-use oathdesk_vault::{NewToken, Session, TokenInfo};
+use oathdesk_vault::model::TokenRef;
+use oathdesk_vault::{Session, TokenInfo};
 use zeroize::Zeroizing;
 
 use crate::input::{self, EncodingArgs, rfc3339};
@@ -294,20 +293,23 @@ impl ConnectionArgs {
         if self.factory_key {
             return Ok(DeviceKey::molto2_factory());
         }
-        if self.key_file.is_none()
-            && std::env::var(KEY_ENV).map_or(true, |v| v.is_empty())
-            && !std::io::stdin().is_terminal()
+        let text = if self.key_file.is_some() || std::env::var(KEY_ENV).is_ok_and(|v| !v.is_empty())
         {
-            bail!(
-                "no customer key: pass --key-file FILE, set {KEY_ENV}, or --factory-key for a token that still has \
-                 the factory key"
-            );
-        }
-        let text = read_passphrase(
-            self.key_file.as_ref(),
-            KEY_ENV,
-            "Customer key of the Molto-2 (empty: the factory key): ",
-        )?;
+            read_passphrase(self.key_file.as_ref(), KEY_ENV, "")?
+        } else {
+            // The prompt reads the terminal, not standard input (which may
+            // carry the secret).
+            Zeroizing::new(
+                rpassword::prompt_password("Customer key of the Molto-2 (empty: the factory key): ").map_err(
+                    |_| {
+                        anyhow!(
+                            "no customer key: pass --key-file FILE, set {KEY_ENV}, or --factory-key for a token that \
+                             still has the factory key"
+                        )
+                    },
+                )?,
+            )
+        };
         key_from_text(&text, self.key_hex)
     }
 }
@@ -549,117 +551,33 @@ fn slots(connection: &ConnectionArgs, all: bool, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// One burn with its vault record: the common path of `device burn`,
-/// `enroll` and `device provision`.
-struct Job {
-    credential: Credential,
-    slot: u8,
-    title: Option<String>,
-    display_timeout: DisplayTimeout,
-    user: Option<String>,
-    label: Option<String>,
-    overwrite: bool,
-}
-
-struct Burned {
-    report: BurnReport,
-    info: Option<TokenInfo>,
-}
-
-fn device_token(token: &Token<'_>, job: &Job, credential: Credential) -> NewToken {
-    NewToken {
-        serial: Some(token.serial().to_owned()),
-        slot: match token.family() {
-            Family::Molto2 => Some(u32::from(job.slot)),
-            Family::SingleProfile => None,
-        },
-        device_kind: match token.family() {
-            Family::Molto2 => DeviceKind::MultiProfile,
-            Family::SingleProfile => DeviceKind::SingleProfile,
-        },
-        manufacturer: Some("Token2".into()),
-        model: Some(token.model_name().to_owned()),
-        device_slots: u32::from(token.profiles()),
-        credential,
-        label: job.label.clone(),
-        user: job.user.clone(),
-        state: State::Burning,
-    }
-}
-
-fn slot_ref(token: &Token<'_>, slot: u8) -> String {
-    match token.family() {
-        Family::Molto2 => format!("{}:{slot}", token.serial()),
-        Family::SingleProfile => token.serial().to_owned(),
-    }
-}
-
-/// Whether the vault marks this slot `burning` (a burn cut short).
-fn interrupted_here(session: &mut Session, token: &Token<'_>, slot: u8) -> Result<bool> {
-    Ok(!session
-        .tokens(&CredentialFilter {
-            device_serial: Some(token.serial().to_owned()),
-            slot: (token.family() == Family::Molto2).then_some(u32::from(slot)),
-            state: Some(State::Burning),
-            ..CredentialFilter::default()
-        })?
-        .is_empty())
-}
-
+/// A burn: recorded in the vault (`recorded::burn`, the path the web
+/// console takes too) unless `--no-vault`. Warnings go to stderr.
 fn burn_job(
     token: &mut Token<'_>,
-    mut session: Option<&mut Session>,
-    job: Job,
+    session: Option<&mut Session>,
+    job: recorded::Burn,
     now: u64,
-) -> Result<Burned> {
-    let request = BurnRequest::new(
-        token.family(),
-        &job.credential,
-        job.title.as_deref(),
-        job.display_timeout,
-    )?;
-    // A slot the vault marks burning was being written when a burn was cut
-    // short: what it holds is unknown, so it is rewritten.
-    let resume = match session.as_deref_mut() {
-        Some(session) => interrupted_here(session, token, job.slot)?,
-        None => false,
-    };
-    let prepared = token.prepare_burn(job.slot, &request, job.overwrite || resume)?;
-    let reference = slot_ref(token, job.slot);
-    let info = match session.as_deref_mut() {
-        Some(session) => Some(session.begin_burn(
-            device_token(token, &job, job.credential.clone()),
-            job.overwrite,
-            now,
-        )?),
-        None => None,
-    };
-    let report = match token.burn_prepared(prepared, &request, now) {
-        Ok(report) => report,
-        Err(error) => {
-            return Err(match info {
-                Some(_) => anyhow!(
-                    "{error}\nthe vault marks {reference} as burning: the token may hold the new seed, the old one or \
-                     none; run the same command again to finish the burn"
-                ),
-                None => error.into(),
-            });
+) -> Result<(BurnReport, Option<TokenInfo>)> {
+    let (report, info) = match session {
+        Some(session) => {
+            let burned = recorded::burn(token, session, &job, now)?;
+            (burned.report, Some(burned.info))
         }
-    };
-    let info = match (session, info) {
-        (Some(session), Some(info)) => {
-            let note = match &report.read_back {
-                Some(_) => "burned; the slot reads back as written",
-                None => "burned (single-profile tokens cannot be read back)",
-            };
-            Some(session.finish_burn(info.id, note, now)?)
+        None => {
+            let request = BurnRequest::new(
+                token.family(),
+                &job.credential,
+                job.title.as_deref(),
+                job.display_timeout,
+            )?;
+            (token.burn(job.slot, &request, job.overwrite, now)?, None)
         }
-        _ => None,
     };
     for warning in &report.warnings {
         eprintln!("oathdesk: warning: {warning}");
     }
-    Ok(Burned { report, info })
+    Ok((report, info))
 }
 
 fn credential_for_burn(args: &BurnArgs) -> Result<Credential> {
@@ -714,7 +632,7 @@ fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Re
     };
     authenticate(&mut token, connection)?;
     let now = input::now();
-    let job = Job {
+    let job = recorded::Burn {
         credential: credential.clone(),
         slot,
         title: args.title.clone(),
@@ -723,24 +641,23 @@ fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Re
         label: args.label.clone(),
         overwrite: args.overwrite,
     };
-    let burned = burn_job(&mut token, session.as_mut(), job, now)?;
-    let reference = slot_ref(&token, slot);
+    let (report, info) = burn_job(&mut token, session.as_mut(), job, now)?;
+    let reference = recorded::slot_reference(&token, slot);
     let code = current_code(&credential, now);
     if args.json {
         println!(
             "{}",
             serde_json::json!({
                 "token": reference,
-                "credential_id": burned.info.as_ref().map(|i| i.id),
-                "state": burned.info.as_ref().map(|i| i.state),
-                "replaced": burned.report.replaced,
-                "apdus": burned.report.apdus,
+                "credential_id": info.as_ref().map(|i| i.id),
+                "state": info.as_ref().map(|i| i.state),
+                "replaced": report.replaced,
+                "apdus": report.apdus,
                 "code": code,
             })
         );
     } else {
-        let state = burned
-            .info
+        let state = info
             .as_ref()
             .map(|i| format!("; vault: {}", i.state))
             .unwrap_or_default();
@@ -873,11 +790,11 @@ fn delete(connection: &ConnectionArgs, slot: u8) -> Result<()> {
     }
     println!(
         "deleted the seed of {} (its title stays until the slot is burned again)",
-        slot_ref(&token, slot)
+        recorded::slot_reference(&token, slot)
     );
     eprintln!(
         "oathdesk: if the vault records a credential there, retire it: oathdesk token retire {}",
-        slot_ref(&token, slot)
+        recorded::slot_reference(&token, slot)
     );
     Ok(())
 }
@@ -946,77 +863,31 @@ fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
 
 // ----------------------------------------------------------------- provision
 
-/// A line of the users file.
-struct UserLine {
-    line: usize,
-    upn: String,
-    title: Option<String>,
-}
-
-fn read_users(path: &std::path::Path) -> Result<Vec<UserLine>> {
+fn read_users(path: &std::path::Path) -> Result<Vec<recorded::ProvisionUser>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the users file {}", path.display()))?;
     let name = path.display();
-    let mut users = Vec::new();
-    let mut problems = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let content = raw.split('#').next().unwrap_or_default().trim();
-        if content.is_empty() {
-            continue;
-        }
-        let mut fields = content.splitn(2, ',').map(str::trim);
-        let upn = fields.next().unwrap_or_default();
-        let title = fields.next().filter(|t| !t.is_empty());
-        if users.is_empty() && problems.is_empty() && upn.eq_ignore_ascii_case("upn") {
-            continue;
-        }
-        if upn.is_empty() || upn.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            problems.push(format!(
-                "{name}: line {line}: '{}' is not a UPN",
-                input::printable(upn)
-            ));
-            continue;
-        }
-        if let Some(title) = title
-            && let Err(e) = oathdesk_devices::params::check_title(title)
-        {
-            problems.push(format!("{name}: line {line}, title: {e}"));
-            continue;
-        }
-        if !seen.insert(upn.to_lowercase()) {
-            problems.push(format!("{name}: line {line}: {upn} is listed twice"));
-            continue;
-        }
-        users.push(UserLine {
-            line,
-            upn: upn.to_owned(),
-            title: title.map(str::to_owned),
-        });
-    }
-    if !problems.is_empty() {
+    let users = recorded::parse_users(&text).map_err(|problems| {
         for problem in &problems {
-            eprintln!("oathdesk: {problem}");
+            eprintln!("oathdesk: {name}: {problem}");
         }
-        bail!(
+        anyhow!(
             "{} bad line(s) in {name}; nothing was burned",
             problems.len()
-        );
-    }
+        )
+    })?;
     if users.is_empty() {
         bail!("{name} lists no users (one UPN per line)");
     }
     Ok(users)
 }
 
-/// A title from a UPN: the part before '@', cut to 12 bytes.
-fn title_for(upn: &str) -> String {
-    let local = upn.split('@').next().unwrap_or(upn);
-    truncate_utf8(local, 12).to_owned()
-}
+/// Set by Ctrl-C during a provisioning run: the run stops after the burn in
+/// progress instead of in the middle of it.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Result<()> {
+    use std::sync::atomic::Ordering;
     let users = read_users(&args.users)?;
     let started = Instant::now();
     let mut token = connection.connect()?;
@@ -1047,147 +918,86 @@ fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOpti
     let mut session = vault.unlock()?;
     authenticate(&mut token, connection)?;
     let serial = token.serial().to_owned();
-
-    // What the vault already has on this token: finished users are skipped,
-    // burns cut short are resumed in their slot with their secret.
-    let recorded = session.tokens(&CredentialFilter {
-        device_serial: Some(serial.clone()),
-        ..CredentialFilter::default()
-    })?;
-    let live: Vec<&TokenInfo> = recorded
-        .iter()
-        .filter(|t| t.state != State::Retired && t.slot.is_some())
-        .collect();
-    let mut taken: std::collections::HashSet<u32> = live.iter().filter_map(|t| t.slot).collect();
-    let mut plan = Vec::new();
-    let mut skipped = 0usize;
-    for user in &users {
-        let mine: Vec<&&TokenInfo> = live
-            .iter()
-            .filter(|t| {
-                t.user
-                    .as_deref()
-                    .is_some_and(|u| u.eq_ignore_ascii_case(&user.upn))
-            })
-            .collect();
-        match mine.iter().find(|t| t.state == State::Burning) {
-            Some(interrupted) => plan.push((user, Some(interrupted.id), interrupted.slot)),
-            None if !mine.is_empty() => {
-                skipped += 1;
-                eprintln!(
-                    "oathdesk: {} already has {} on this token; skipped",
-                    user.upn,
-                    mine[0].reference()
-                );
-            }
-            None => plan.push((user, None, None)),
+    let request = recorded::Provision {
+        users,
+        first_slot: args.first_slot,
+        template,
+        display_timeout: args.display_timeout,
+        issuer: args.issuer.clone(),
+    };
+    // A second Ctrl-C ends the process at once (the slot in progress stays
+    // marked burning in the vault).
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
         }
-    }
-    let bar = progress(plan.len() as u64, "provisioning");
-    let mut next_slot = args.first_slot;
-    let mut outcomes = Vec::new();
-    let mut resumed = 0usize;
-    for (user, interrupted, known_slot) in plan {
-        let now = input::now();
-        let (credential, candidates): (Credential, Vec<u8>) = match (interrupted, known_slot) {
-            (Some(id), Some(slot)) => {
-                resumed += 1;
-                let (_, credential) = session.reveal(&TokenRef::Id(id))?;
-                (credential, vec![slot as u8])
-            }
-            _ => {
-                let mut credential = template.clone();
-                credential.secret = seed::generate(seed::default_len(args.algorithm))
-                    .map_err(|e| anyhow!("{e}"))?;
-                credential.issuer = args.issuer.clone();
-                credential.account = user.upn.clone();
-                let free = (next_slot..token.profiles())
-                    .filter(|slot| !taken.contains(&u32::from(*slot)))
-                    .collect();
-                (credential, free)
-            }
-        };
-        let title = user.title.clone().unwrap_or_else(|| title_for(&user.upn));
-        let mut done = None;
-        for slot in candidates {
-            if interrupted.is_none() {
-                next_slot = slot + 1;
-            }
-            taken.insert(u32::from(slot));
-            bar.set_message(format!("slot {slot} {}", user.upn));
-            let job = Job {
-                credential: credential.clone(),
-                slot,
-                title: Some(title.clone()),
-                display_timeout: args.display_timeout,
-                user: Some(user.upn.clone()),
-                label: None,
-                overwrite: false,
-            };
-            // The burn's own occupancy read finds seeds the vault does not
-            // know: such a slot is left alone and the next one tried.
-            match burn_job(&mut token, Some(&mut session), job, now) {
-                Ok(burned) => {
-                    done = Some((slot, burned));
-                    break;
-                }
-                Err(e)
-                    if matches!(
-                        e.downcast_ref::<DeviceError>(),
-                        Some(DeviceError::SlotOccupied { .. })
-                    ) =>
-                {
-                    bar.suspend(|| {
-                        eprintln!(
-                            "oathdesk: slot {slot} holds a seed the vault does not know; left alone"
-                        )
-                    });
-                }
-                Err(e) => {
-                    bar.abandon();
-                    bail!(
-                        "{e:#}\n{} of {} user(s) provisioned before this; run the same command again to resume",
-                        outcomes.len(),
-                        users.len() - skipped
-                    );
-                }
-            }
+        eprintln!("\noathdesk: stopping after the burn in progress (Ctrl-C again to stop at once)");
+    });
+    let bar = progress(0, "provisioning");
+    let mut rows = Vec::new();
+    let mut on_event = |event: recorded::ProvisionEvent<'_>| match event {
+        recorded::ProvisionEvent::Planned { burns } => bar.set_length(burns as u64),
+        recorded::ProvisionEvent::AlreadyDone { user, reference } => bar.suspend(|| {
+            eprintln!("oathdesk: {user} already has {reference} on this token; skipped")
+        }),
+        recorded::ProvisionEvent::UnknownSeed { slot } => bar.suspend(|| {
+            eprintln!("oathdesk: slot {slot} holds a seed the vault does not know; left alone")
+        }),
+        recorded::ProvisionEvent::Burning { user, slot } => {
+            bar.set_message(format!("slot {slot} {user}"))
         }
-        let Some((slot, burned)) = done else {
-            bar.finish_and_clear();
-            bail!(
-                "the token has no free slot left for {} (line {}) and the users after it; {} provisioned",
-                user.upn,
-                user.line,
-                outcomes.len()
-            );
-        };
-        bar.inc(1);
-        outcomes.push(serde_json::json!({
-            "user": user.upn,
-            "slot": slot,
-            "credential": burned.info.as_ref().map(TokenInfo::reference),
-            "state": burned.info.as_ref().map(|i| i.state),
-            "resumed": interrupted.is_some(),
-            "apdus": burned.report.apdus,
-        }));
-    }
+        recorded::ProvisionEvent::Burned {
+            user,
+            burned,
+            resumed,
+        } => {
+            bar.inc(1);
+            for warning in &burned.report.warnings {
+                bar.suspend(|| eprintln!("oathdesk: warning: {warning}"));
+            }
+            rows.push(serde_json::json!({
+                "user": user,
+                "slot": burned.report.slot,
+                "credential": burned.info.reference(),
+                "state": burned.info.state,
+                "resumed": resumed,
+                "apdus": burned.report.apdus,
+            }));
+        }
+    };
+    let outcome = recorded::provision(
+        &mut token,
+        &mut session,
+        &request,
+        &input::now,
+        &mut on_event,
+        &|| STOP.load(Ordering::SeqCst),
+    );
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(error) => {
+            bar.abandon();
+            return Err(error.into());
+        }
+    };
     bar.finish_and_clear();
     let elapsed = started.elapsed();
-    let count = outcomes.len();
     if args.json {
-        println!("{}", serde_json::Value::Array(outcomes));
+        println!("{}", serde_json::Value::Array(rows));
     } else {
-        for outcome in &outcomes {
+        for row in &rows {
             println!(
                 "{:<40} {}",
-                outcome["user"].as_str().unwrap_or_default(),
-                outcome["credential"].as_str().unwrap_or_default()
+                row["user"].as_str().unwrap_or_default(),
+                row["credential"].as_str().unwrap_or_default()
             );
         }
     }
     eprintln!(
-        "oathdesk: provisioned {count} user(s) on {serial} ({resumed} resumed, {skipped} already done) with {} APDUs in {:.1} s",
+        "oathdesk: provisioned {} user(s) on {serial} ({} resumed, {} already done) with {} APDUs in {:.1} s",
+        summary.burned.len(),
+        summary.resumed,
+        summary.already_done,
         token.apdus(),
         elapsed.as_secs_f64()
     );
@@ -1213,7 +1023,7 @@ pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
                 .as_deref()
                 .map(|i| truncate_utf8(i, 12).to_owned())
                 .filter(|t| !t.is_empty() && !t.chars().any(char::is_control))
-                .unwrap_or_else(|| title_for(&args.user)),
+                .unwrap_or_else(|| recorded::title_for(&args.user)),
         ),
         (None, Family::SingleProfile) => None,
     };
@@ -1231,10 +1041,10 @@ pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
             bail!("a single-profile token has one profile: drop --slot {slot}")
         }
         (Family::Molto2, Some(slot)) => slot,
-        (Family::Molto2, None) => first_free_slot(&mut token, &mut session)?,
+        (Family::Molto2, None) => recorded::first_free_slot(&mut token, &mut session)?,
     };
     let now = input::now();
-    let job = Job {
+    let job = recorded::Burn {
         credential: credential.clone(),
         slot,
         title,
@@ -1243,8 +1053,8 @@ pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
         label: credential.issuer.clone(),
         overwrite: args.overwrite,
     };
-    let burned = burn_job(&mut token, Some(&mut session), job, now)?;
-    let info = burned.info.expect("enroll records in the vault");
+    let (_, info) = burn_job(&mut token, Some(&mut session), job, now)?;
+    let info = info.expect("enroll records in the vault");
     // The code comes from the vault's copy: what the provider will check.
     let (_, stored) = session.reveal(&TokenRef::Id(info.id))?;
     let Kind::Totp { step } = stored.kind else {
@@ -1288,27 +1098,6 @@ pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn first_free_slot(token: &mut Token<'_>, session: &mut Session) -> Result<u8> {
-    let live: std::collections::HashSet<u32> = session
-        .tokens(&CredentialFilter {
-            device_serial: Some(token.serial().to_owned()),
-            ..CredentialFilter::default()
-        })?
-        .iter()
-        .filter(|t| t.state != State::Retired)
-        .filter_map(|t| t.slot)
-        .collect();
-    for slot in 0..token.profiles() {
-        if !live.contains(&u32::from(slot)) && !token.slot(slot)?.seed_present {
-            return Ok(slot);
-        }
-    }
-    bail!(
-        "every slot of {} is taken: pass --slot N --overwrite to reuse one",
-        token.serial()
-    )
 }
 
 fn enrollment_credential(args: &EnrollArgs) -> Result<Credential> {

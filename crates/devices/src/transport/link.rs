@@ -88,3 +88,44 @@ impl<'a> Link<'a> {
         Ok(response)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apdu::StatusWord;
+
+    /// A contact reader's T=0 answers: `6C` asks for the right Le, `61`
+    /// announces more data to fetch with GET RESPONSE.
+    struct Script(Vec<(Vec<u8>, Vec<u8>)>);
+
+    impl Transport for Script {
+        fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+            let (expected, answer) = self.0.remove(0);
+            assert_eq!(command, expected.as_slice());
+            Ok(answer)
+        }
+        fn describe(&self) -> String {
+            "script".into()
+        }
+    }
+
+    #[test]
+    fn t0_continuations() {
+        let script = Script(vec![
+            (vec![0x80, 0x41, 0, 0, 0], vec![0x6C, 0x19]),
+            (vec![0x80, 0x41, 0, 0, 0x19], vec![1, 2, 0x61, 0x02]),
+            (vec![0x00, 0xC0, 0, 0, 0x02], vec![3, 4, 0x90, 0x00]),
+        ]);
+        let mut lines = Vec::new();
+        let mut link = Link::new(script).with_trace(|d, t| lines.push(format!("{d:?} {t}")));
+        let response = link
+            .exchange(&Command::header(0x80, 0x41, 0, 0, Some(0)))
+            .unwrap();
+        assert_eq!(response.data, [1, 2, 3, 4]);
+        assert_eq!(response.sw, StatusWord::OK);
+        assert_eq!(link.apdus(), 3);
+        drop(link);
+        assert_eq!(lines[0], "Command 80 41 00 00 00");
+        assert_eq!(lines[5], "Response 03 04 90 00");
+    }
+}
