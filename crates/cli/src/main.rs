@@ -15,7 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{code, device, files, helpdesk, qr, seed, selftest, token, uri, vault, verify};
+use commands::{
+    code, device, entra, files, helpdesk, qr, seed, selftest, token, uri, vault, verify,
+};
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
 /// people who run hardware tokens.
@@ -82,6 +84,8 @@ enum Command {
     Device(Box<device::DeviceArgs>),
     /// Enrol a user's account onto a token from the QR code of their setup page.
     Enroll(Box<device::EnrollArgs>),
+    /// Microsoft Entra ID: push tokens, assign and activate them, compare, unassign, delete.
+    Entra(entra::EntraArgs),
 }
 
 /// Parses the command line.
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => files::run_lint(args),
         Command::Device(args) => device::run(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Enroll(args) => device::enroll(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Entra(args) => entra::run(args, &cli.vault),
     };
     match outcome {
         Ok(code) => code,

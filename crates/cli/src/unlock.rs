@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use oathdesk_vault::{Session, Unlock, Vault};
+use oathdesk_vault::{Location, Session, Unlock, Vault};
 use zeroize::Zeroizing;
 
 /// Where the vault is and who opens it. Also read from the environment:
-/// OATHDESK_VAULT, OATHDESK_OPERATOR, OATHDESK_PASSPHRASE.
+/// OATHDESK_DATABASE_URL, OATHDESK_VAULT, OATHDESK_OPERATOR, OATHDESK_PASSPHRASE.
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Vault access")]
 pub struct VaultOptions {
@@ -16,6 +16,11 @@ pub struct VaultOptions {
     /// i.e. ~/.local/share/oathdesk/vault.db].
     #[arg(long, value_name = "FILE", global = true)]
     pub vault: Option<PathBuf>,
+    /// The vault's database instead of a file: postgres://USER@HOST[:PORT]/DB[?schema=NAME]
+    /// (shared by several machines), sqlite://PATH or a path [env: OATHDESK_DATABASE_URL].
+    /// Give a password through ~/.pgpass or PGPASSWORD rather than in the URL.
+    #[arg(long, value_name = "URL", global = true, conflicts_with = "vault")]
+    pub database: Option<String>,
     /// Who is working [env: OATHDESK_OPERATOR; default: the login name].
     #[arg(long, value_name = "NAME", global = true)]
     pub operator: Option<String>,
@@ -30,15 +35,34 @@ pub struct VaultOptions {
 /// The environment variable of the passphrase.
 pub const PASSPHRASE_ENV: &str = "OATHDESK_PASSPHRASE";
 
+/// The environment variable of the database URL.
+pub const DATABASE_ENV: &str = "OATHDESK_DATABASE_URL";
+
 impl VaultOptions {
-    /// The vault file to use.
-    pub fn path(&self) -> Result<PathBuf> {
+    /// Where the vault is: `--database`, `--vault`, then
+    /// OATHDESK_DATABASE_URL or OATHDESK_VAULT, then the default file.
+    pub fn location(&self) -> Result<Location> {
+        if let Some(url) = &self.database {
+            return Ok(Location::parse(url)?);
+        }
         if let Some(path) = &self.vault {
-            return Ok(path.clone());
+            return Ok(Location::Sqlite(path.clone()));
         }
-        if let Some(path) = std::env::var_os("OATHDESK_VAULT").filter(|p| !p.is_empty()) {
-            return Ok(PathBuf::from(path));
+        let url = std::env::var(DATABASE_ENV).ok().filter(|u| !u.is_empty());
+        let file = std::env::var_os("OATHDESK_VAULT").filter(|p| !p.is_empty());
+        match (url, file) {
+            (Some(_), Some(_)) => bail!(
+                "both {DATABASE_ENV} and OATHDESK_VAULT are set: unset one, or say which with \
+                 --database URL or --vault FILE"
+            ),
+            (Some(url), None) => Ok(Location::parse(&url)?),
+            (None, Some(file)) => Ok(Location::Sqlite(PathBuf::from(file))),
+            (None, None) => Ok(Location::Sqlite(VaultOptions::default_path()?)),
         }
+    }
+
+    /// `$XDG_DATA_HOME/oathdesk/vault.db`.
+    fn default_path() -> Result<PathBuf> {
         let data = std::env::var_os("XDG_DATA_HOME")
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
@@ -68,11 +92,21 @@ impl VaultOptions {
         read_passphrase(self.passphrase_file.as_ref(), PASSPHRASE_ENV, prompt)
     }
 
+    /// Opens the vault (migrating an older schema) without unlocking it.
+    pub fn open(&self) -> Result<Vault> {
+        Ok(Vault::open_at(&self.location()?)?)
+    }
+
     /// Opens and unlocks the vault.
     pub fn unlock(&self) -> Result<Session> {
-        let path = self.path()?;
+        self.unlock_at(&self.location()?)
+    }
+
+    /// Opens and unlocks the vault at `location` as the operator these
+    /// options name.
+    pub fn unlock_at(&self, location: &Location) -> Result<Session> {
         let operator = self.operator()?;
-        let vault = Vault::open(&path)?;
+        let vault = Vault::open_at(location)?;
         let session = if let Some(identity_path) = &self.identity {
             let text =
                 Zeroizing::new(std::fs::read_to_string(identity_path).with_context(|| {

@@ -1,24 +1,60 @@
 //! The vault commands as an operator uses them: real processes, a real
-//! vault file, passphrases from the environment.
+//! vault, passphrases from the environment. Every test runs on a SQLite file
+//! (`sqlite::NAME`) and on PostgreSQL (`postgres::NAME`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
+use oathdesk_vault::testing::ScratchSchema;
 use predicates::prelude::*;
 use serde_json::Value;
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `sqlite::NAME` and `postgres::NAME` tests from each
+/// `fn NAME(backend: Backend)`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
+        }
+    };
+}
+
+on_both_backends!(
+    a_token_from_stock_to_delivery,
+    wrong_passphrase_and_missing_vault_are_clear,
+    audit_verify_names_a_tampered_entry,
+    removing_the_newest_entries_is_caught_with_the_kept_head,
+    two_processes_changing_the_vault_lose_nothing,
+    spreadsheet_import_is_all_or_nothing,
+    a_second_operator_and_rekey,
+    racing_processes_keep_one_history,
+);
+
+/// A vault on one backend, and a folder for the files a test writes.
 struct Desk {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    /// The vault file (SQLite) or the scratch schema (PostgreSQL).
     vault: PathBuf,
+    schema: Option<ScratchSchema>,
 }
 
 impl Desk {
-    fn new() -> Desk {
+    fn new(backend: Backend) -> Desk {
         let dir = tempfile::tempdir().unwrap();
         let vault = dir.path().join("vault.db");
-        let desk = Desk { _dir: dir, vault };
+        let schema = (backend == Backend::Postgres).then(ScratchSchema::new);
+        let desk = Desk { dir, vault, schema };
         desk.run(&[
             "vault",
             "init",
@@ -32,14 +68,31 @@ impl Desk {
         desk
     }
 
+    /// A file in the test's folder.
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The environment that points oathdesk at this vault.
+    fn point_at_vault(&self, cmd: &mut std::process::Command) {
+        match &self.schema {
+            Some(schema) => cmd
+                .env("OATHDESK_DATABASE_URL", schema.url())
+                .env_remove("OATHDESK_VAULT"),
+            None => cmd
+                .env("OATHDESK_VAULT", &self.vault)
+                .env_remove("OATHDESK_DATABASE_URL"),
+        };
+    }
+
     fn run(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("oathdesk").unwrap();
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("oathdesk"));
+        self.point_at_vault(&mut cmd);
         cmd.env_remove("OATHDESK_SECRET")
-            .env("OATHDESK_VAULT", &self.vault)
             .env("OATHDESK_OPERATOR", "alice")
             .env("OATHDESK_PASSPHRASE", "alice's passphrase")
             .args(args);
-        cmd
+        Command::from_std(cmd)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -50,6 +103,18 @@ impl Desk {
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// Changes the vault behind oathdesk's back, as someone with write
+    /// access to the database but no key could.
+    fn edit(&self, sql: &str) {
+        match &self.schema {
+            Some(schema) => schema.execute(sql),
+            None => rusqlite::Connection::open(&self.vault)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+        }
     }
 }
 
@@ -62,9 +127,8 @@ fn current_code(secret: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-#[test]
-fn a_token_from_stock_to_delivery() {
-    let desk = Desk::new();
+fn a_token_from_stock_to_delivery(backend: Backend) {
+    let desk = Desk::new(backend);
     desk.run(&["user", "add", "bob@contoso.com", "--name", "Bob"])
         .assert()
         .success();
@@ -165,21 +229,22 @@ fn a_token_from_stock_to_delivery() {
         .stdout(predicate::str::contains("audit log intact: 8 entries"));
 }
 
-#[test]
-fn wrong_passphrase_and_missing_vault_are_clear() {
-    let desk = Desk::new();
+fn wrong_passphrase_and_missing_vault_are_clear(backend: Backend) {
+    let desk = Desk::new(backend);
     desk.run(&["token", "list"])
         .env("OATHDESK_PASSPHRASE", "not it")
         .assert()
         .code(1)
         .stderr("oathdesk: error: wrong passphrase for operator 'alice'; nothing was changed\n");
-    desk.run(&["token", "list"])
-        .env("OATHDESK_VAULT", desk.vault.with_extension("missing"))
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "create one with 'oathdesk vault init'",
-        ));
+    let elsewhere = ScratchSchema::new();
+    let mut missing = desk.run(&["token", "list"]);
+    match backend {
+        Backend::Sqlite => missing.env("OATHDESK_VAULT", desk.file("missing.db")),
+        Backend::Postgres => missing.env("OATHDESK_DATABASE_URL", elsewhere.url()),
+    };
+    missing.assert().code(1).stderr(predicate::str::contains(
+        "create one with 'oathdesk vault init'",
+    ));
     // No passphrase and no terminal: say how to give one.
     desk.run(&["token", "list"])
         .env_remove("OATHDESK_PASSPHRASE")
@@ -188,9 +253,8 @@ fn wrong_passphrase_and_missing_vault_are_clear() {
         .stderr(predicate::str::contains("set OATHDESK_PASSPHRASE"));
 }
 
-#[test]
-fn audit_verify_names_a_tampered_entry() {
-    let desk = Desk::new();
+fn audit_verify_names_a_tampered_entry(backend: Backend) {
+    let desk = Desk::new(backend);
     desk.run(&["user", "add", "carol@contoso.com"])
         .assert()
         .success();
@@ -207,19 +271,15 @@ fn audit_verify_names_a_tampered_entry() {
     desk.run(&["audit", "verify", "--expect-head", &head])
         .assert()
         .success();
-    edit(
-        &desk.vault,
-        "UPDATE audit SET user = 'mallory@contoso.com' WHERE seq = 2",
-    );
+    desk.edit("UPDATE audit SET \"user\" = 'mallory@contoso.com' WHERE seq = 2");
     desk.run(&["audit", "verify"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("audit entry 2 is bad"));
 }
 
-#[test]
-fn removing_the_newest_entries_is_caught_with_the_kept_head() {
-    let desk = Desk::new();
+fn removing_the_newest_entries_is_caught_with_the_kept_head(backend: Backend) {
+    let desk = Desk::new(backend);
     desk.run(&["user", "add", "carol@contoso.com"])
         .assert()
         .success();
@@ -227,7 +287,7 @@ fn removing_the_newest_entries_is_caught_with_the_kept_head() {
         .as_str()
         .unwrap()
         .to_owned();
-    edit(&desk.vault, "DELETE FROM audit WHERE seq = 2");
+    desk.edit("DELETE FROM audit WHERE seq = 2");
     desk.run(&["audit", "verify", "--expect-head", &head])
         .assert()
         .code(1)
@@ -236,24 +296,14 @@ fn removing_the_newest_entries_is_caught_with_the_kept_head() {
         ));
 }
 
-/// Changes the vault file behind oathdesk's back, as someone with write
-/// access to the file but no key could.
-fn edit(vault: &Path, sql: &str) {
-    rusqlite::Connection::open(vault)
-        .unwrap()
-        .execute_batch(sql)
-        .unwrap();
-}
-
-#[test]
-fn two_processes_changing_the_vault_lose_nothing() {
-    let desk = Desk::new();
+fn two_processes_changing_the_vault_lose_nothing(backend: Backend) {
+    let desk = Desk::new(backend);
     let spawn = |prefix: &str| {
         let mut children = Vec::new();
         for i in 0..6 {
             let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("oathdesk"));
-            cmd.env("OATHDESK_VAULT", &desk.vault)
-                .env("OATHDESK_OPERATOR", "alice")
+            desk.point_at_vault(&mut cmd);
+            cmd.env("OATHDESK_OPERATOR", "alice")
                 .env("OATHDESK_PASSPHRASE", "alice's passphrase")
                 .args(["user", "add", &format!("{prefix}{i}@contoso.com")]);
             children.push(cmd.spawn().unwrap());
@@ -273,10 +323,77 @@ fn two_processes_changing_the_vault_lose_nothing() {
         .stdout(predicate::str::contains("13 entries"));
 }
 
-#[test]
-fn spreadsheet_import_is_all_or_nothing() {
-    let desk = Desk::new();
-    let sheet = desk.vault.with_file_name("helpdesk.csv");
+/// Twelve processes at once: helpdesk codes for one user (limit 3), the
+/// same token shipped four times, users added. Exactly three codes, one
+/// shipment, every user, and one verifiable chain with every request in it.
+fn racing_processes_keep_one_history(backend: Backend) {
+    let desk = Desk::new(backend);
+    desk.run(&["vault", "set", "helpdesk.codes_per_hour", "3"])
+        .assert()
+        .success();
+    for (serial, user) in [("T-1", "bob@contoso.com"), ("S-1", "carol@contoso.com")] {
+        desk.run(&["token", "add", serial, "--secret", "-", "--user", user])
+            .write_stdin(format!("{SECRET}\n"))
+            .assert()
+            .success();
+    }
+    let spawn = |line: &str| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("oathdesk"));
+        desk.point_at_vault(&mut cmd);
+        cmd.env("OATHDESK_OPERATOR", "alice")
+            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
+            .args(line.split(' '))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let command = line.split(' ').next().unwrap().to_owned();
+        (command, cmd.spawn().unwrap())
+    };
+    let mut children = Vec::new();
+    for i in 0..4 {
+        children.push(spawn(
+            "helpdesk code --user carol@contoso.com --verified-by call-back --ticket INC-9",
+        ));
+        children.push(spawn("token ship T-1"));
+        children.push(spawn(&format!("user add p{i}@contoso.com")));
+    }
+    let mut succeeded: std::collections::HashMap<String, usize> = Default::default();
+    for (command, child) in children {
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() {
+            *succeeded.entry(command).or_default() += 1;
+        } else {
+            assert!(
+                stderr.contains("rate limit") || stderr.contains("cannot become shipped"),
+                "{command}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(succeeded["helpdesk"], 3, "{succeeded:?}");
+    assert_eq!(succeeded["token"], 1, "{succeeded:?}");
+    assert_eq!(succeeded["user"], 4, "{succeeded:?}");
+    let audit = desk.json(&["audit", "list", "--json"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    let count = |action: &str| actions.iter().filter(|a| **a == action).count();
+    // init, set, 2 token.add; then 4 codes (granted or refused), 1 ship, 4 users.
+    assert_eq!(actions.len(), 4 + 4 + 1 + 4, "{actions:?}");
+    assert_eq!(count("helpdesk.code"), 4);
+    assert_eq!(count("token.shipped"), 1);
+    assert_eq!(count("user.add"), 4);
+    desk.run(&["audit", "verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("audit log intact: 13 entries"));
+}
+
+fn spreadsheet_import_is_all_or_nothing(backend: Backend) {
+    let desk = Desk::new(backend);
+    let sheet = desk.file("helpdesk.csv");
     std::fs::write(
         &sheet,
         "Username,Secret,Serial\n\
@@ -313,10 +430,9 @@ fn spreadsheet_import_is_all_or_nothing() {
     assert_eq!(found["matches"][0]["user"], "carol@contoso.com");
 }
 
-#[test]
-fn a_second_operator_and_rekey() {
-    let desk = Desk::new();
-    let bob_pass = desk.vault.with_file_name("bob.pass");
+fn a_second_operator_and_rekey(backend: Backend) {
+    let desk = Desk::new(backend);
+    let bob_pass = desk.file("bob.pass");
     std::fs::write(&bob_pass, "bob's passphrase\n").unwrap();
     desk.run(&[
         "operator",
@@ -349,4 +465,226 @@ fn a_second_operator_and_rekey() {
         .code(1)
         .stderr(predicate::str::contains("no operator named 'bob'"));
     desk.run(&["audit", "verify"]).assert().success();
+}
+
+fn oathdesk() -> Command {
+    let mut cmd = Command::cargo_bin("oathdesk").unwrap();
+    cmd.env_remove("OATHDESK_VAULT")
+        .env_remove("OATHDESK_DATABASE_URL")
+        .env("OATHDESK_OPERATOR", "alice")
+        .env("OATHDESK_PASSPHRASE", "alice's passphrase");
+    cmd
+}
+
+#[test]
+fn database_urls_name_a_file_or_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    let url = format!("sqlite://{}", path.display());
+    oathdesk()
+        .args([
+            "vault",
+            "init",
+            "--kdf-memory-mib",
+            "1",
+            "--kdf-iterations",
+            "1",
+        ])
+        .args(["--database", &url])
+        .assert()
+        .success()
+        .stderr(format!(
+            "oathdesk: created {} with operator alice\n",
+            path.display()
+        ));
+    // The same vault as a plain path, an sqlite: URL and through --vault.
+    oathdesk()
+        .args(["user", "add", "bob@contoso.com", "--database"])
+        .arg(&path)
+        .assert()
+        .success();
+    oathdesk()
+        .args(["user", "list", "--json"])
+        .env(
+            "OATHDESK_DATABASE_URL",
+            format!("sqlite:{}", path.display()),
+        )
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("bob@contoso.com"));
+    oathdesk()
+        .args(["user", "list", "--vault"])
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("bob@contoso.com"));
+
+    // Two places at once is a mistake, said clearly.
+    oathdesk()
+        .args(["user", "list", "--vault"])
+        .arg(&path)
+        .args(["--database", &url])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot be used with"));
+    oathdesk()
+        .args(["user", "list"])
+        .env("OATHDESK_VAULT", &path)
+        .env("OATHDESK_DATABASE_URL", &url)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "both OATHDESK_DATABASE_URL and OATHDESK_VAULT are set",
+        ));
+    oathdesk()
+        .args(["user", "list", "--database", "mysql://db/vault"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unknown database 'mysql://'"));
+}
+
+#[test]
+fn a_password_in_the_url_is_never_shown() {
+    // Nothing listens on port 1: the connection fails, and says where to.
+    oathdesk()
+        .args([
+            "token",
+            "list",
+            "--database",
+            "postgres://alice:s3cret-pw@127.0.0.1:1/vault",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot connect to PostgreSQL at postgres://alice:***@127.0.0.1:1/vault",
+        ))
+        .stderr(predicate::str::contains("s3cret-pw").not());
+}
+
+#[test]
+fn a_postgres_vault_lives_in_its_schema() {
+    let schema = ScratchSchema::new();
+    let url = schema.url();
+    oathdesk()
+        .args([
+            "vault",
+            "init",
+            "--kdf-memory-mib",
+            "1",
+            "--kdf-iterations",
+            "1",
+        ])
+        .args(["--database", &url])
+        .assert()
+        .success()
+        .stderr(format!("oathdesk: created {url} with operator alice\n"));
+    oathdesk()
+        .args(["vault", "init", "--database", &url])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"));
+    let tables: Vec<String> = schema
+        .client()
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+            &[&schema.name()],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "audit",
+            "audit_keys",
+            "credentials",
+            "devices",
+            "entra_links",
+            "events",
+            "meta",
+            "operators",
+            "schema_migrations",
+            "users"
+        ]
+    );
+}
+
+#[test]
+fn vault_copy_there_and_back() {
+    let desk = Desk::new(Backend::Sqlite);
+    desk.run(&[
+        "token",
+        "add",
+        "2100001",
+        "--secret",
+        "-",
+        "--user",
+        "bob@contoso.com",
+    ])
+    .write_stdin(format!("{SECRET}\n"))
+    .assert()
+    .success();
+    let tokens = desk.json(&["token", "list", "--json"]);
+    let schema = ScratchSchema::new();
+    let copied = desk.json(&["vault", "copy", "--to", &schema.url(), "--json"]);
+    assert_eq!(copied["to"], schema.url());
+    assert_eq!(copied["tables"]["credentials"], 1);
+    assert_eq!(copied["audit_entries"], 3, "{copied}");
+    desk.run(&["vault", "copy", "--to", &schema.url()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "already holds a vault: pass --replace",
+        ));
+
+    // Back from PostgreSQL into a new file: the same tokens, an intact log
+    // whose newest entries are the two copies.
+    let back = desk.file("back.db");
+    desk.run(&[
+        "vault",
+        "copy",
+        "--from",
+        &schema.url(),
+        "--to",
+        back.to_str().unwrap(),
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains("audit log intact: 4 entries"));
+    let in_file = |args: &[&str]| {
+        let mut cmd = desk.run(args);
+        cmd.env("OATHDESK_VAULT", &back);
+        cmd
+    };
+    let output = in_file(&["token", "list", "--json"]).output().unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&output.stdout).unwrap(),
+        tokens
+    );
+    in_file(&["audit", "verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("audit log intact: 4 entries"));
+    let audit: Value = serde_json::from_slice(
+        &in_file(&["audit", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let copies: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "vault.copy")
+        .map(|e| e["detail"]["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(copies, [schema.url().as_str(), back.to_str().unwrap()]);
+    desk.run(&["vault", "copy", "--to", desk.vault.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--from and --to are the same vault",
+        ));
 }

@@ -28,12 +28,18 @@ pub const DEFAULT_PROFILE_SERIAL: &str = "{serial}-{slot}";
 /// The serial Entra sees for a record.
 pub fn entra_serial(record: &Record, template: &str) -> Option<String> {
     let serial = record.serial.as_ref()?;
-    Some(match record.slot {
+    Some(profile_serial(serial, record.slot, template))
+}
+
+/// The serial Entra sees for a device's serial and, on a multi-profile
+/// device, the profile's slot.
+pub fn profile_serial(serial: &str, slot: Option<u32>, template: &str) -> String {
+    match slot {
         Some(slot) => template
             .replace("{serial}", serial)
             .replace("{slot}", &format!("{slot:02}")),
-        None => serial.clone(),
-    })
+        None => serial.to_owned(),
+    }
 }
 
 /// Why Entra cannot take a record, if it cannot. `graph` allows SHA-256.
@@ -212,44 +218,114 @@ pub fn write_csv(records: &[Record], template: &str) -> Result<Written, FormatEr
     Ok(Written { bytes, skipped })
 }
 
-/// One device of the Graph bulk-create payload.
-#[derive(Serialize, Deserialize, Debug, Default)]
+/// One `hardwareOathTokenAuthenticationMethodDevice` as Graph takes and
+/// returns it: the bulk-create payload's items, and the inventory's
+/// listings (`id`, `status`, `assignedTo` and `lastUsedDateTime` come only
+/// in responses; `secretKey` only in requests). oathdesk's Entra client and
+/// its Graph simulator use this one shape.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-struct GraphDevice {
+pub struct GraphDevice {
     #[serde(
         rename = "@contentId",
         skip_serializing_if = "Option::is_none",
         default
     )]
-    content_id: Option<String>,
+    pub content_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    serial_number: Option<String>,
-    #[serde(default)]
-    manufacturer: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    secret_key: Option<String>,
-    #[serde(default)]
-    time_interval_in_seconds: Option<u64>,
+    pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    hash_function: Option<String>,
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub serial_number: Option<String>,
+    #[serde(default)]
+    pub manufacturer: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Write-only: Graph answers `null`.
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    #[serde(default)]
+    pub time_interval_in_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    assign_to: Option<GraphId>,
+    pub hash_function: Option<String>,
+    /// `available`, `assigned`, `activated` or `failedActivation`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub assign_to: Option<GraphId>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub assigned_to: Option<GraphIdentity>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_used_date_time: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-struct GraphId {
-    id: String,
+impl GraphDevice {
+    /// The device Graph should create for `record`, or why Entra cannot take
+    /// it. `template` names the serial of a multi-profile device's profile.
+    pub fn from_record(record: &Record, template: &str) -> Result<GraphDevice, String> {
+        if let Some(reason) = entra_refusal(record, true) {
+            return Err(reason);
+        }
+        let Kind::Totp { step } = record.credential.kind else {
+            unreachable!("entra_refusal lets only TOTP through")
+        };
+        Ok(GraphDevice {
+            serial_number: entra_serial(record, template),
+            // Graph requires both; "Unknown" rather than a refusal, because
+            // many seed files and vault entries do not name them.
+            manufacturer: Some(known_or_unknown(record.manufacturer.as_deref())),
+            model: Some(known_or_unknown(record.model.as_deref())),
+            secret_key: Some(record.credential.secret.to_base32().to_string()),
+            time_interval_in_seconds: Some(step.period()),
+            hash_function: Some(hash_function_name(record.credential.algorithm).into()),
+            assign_to: record
+                .user
+                .as_ref()
+                .filter(|u| is_object_id(u))
+                .map(|id| GraphId { id: id.clone() }),
+            ..GraphDevice::default()
+        })
+    }
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-struct GraphPayload {
+fn known_or_unknown(value: Option<&str>) -> String {
+    match value.map(str::trim) {
+        Some(text) if !text.is_empty() => text.to_owned(),
+        _ => "Unknown".to_owned(),
+    }
+}
+
+/// Graph's name of a hash function (`hmacsha1`, `hmacsha256`).
+pub fn hash_function_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::Sha256 => "hmacsha256",
+        _ => "hmacsha1",
+    }
+}
+
+/// A reference to a directory object: `{"id": "…"}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct GraphId {
+    pub id: String,
+}
+
+/// An `identity` in Graph responses: `{"id": "…", "displayName": "…"}`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphIdentity {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// The bulk-create payload: `{"@context": "#$delta", "value": […]}`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct GraphPayload {
     #[serde(rename = "@context", default)]
-    context: Option<String>,
-    value: Vec<GraphDevice>,
+    pub context: Option<String>,
+    pub value: Vec<GraphDevice>,
 }
 
 /// Reads Graph JSON: the bulk-create payload (`{"@context":"#$delta",
@@ -310,7 +386,7 @@ pub fn read_json(bytes: &[u8]) -> Result<Vec<Record>, FormatError> {
 }
 
 /// True for a Microsoft Entra object id (a GUID), which `assignTo` needs.
-fn is_object_id(text: &str) -> bool {
+pub fn is_object_id(text: &str) -> bool {
     let groups: Vec<&str> = text.split('-').collect();
     groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
         && groups
@@ -326,43 +402,25 @@ pub fn write_json(records: &[Record], template: &str) -> Result<Written, FormatE
     let mut skipped = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (index, record) in records.iter().enumerate() {
-        let serial = entra_serial(record, template).unwrap_or_default();
-        let reason = entra_refusal(record, true).or_else(|| {
-            (!seen.insert(serial.clone()))
-                .then(|| format!("serial {serial} is already in this file"))
+        let device = GraphDevice::from_record(record, template).and_then(|device| {
+            let serial = device.serial_number.clone().unwrap_or_default();
+            if seen.insert(serial.clone()) {
+                Ok(device)
+            } else {
+                Err(format!("serial {serial} is already in this file"))
+            }
         });
-        if let Some(reason) = reason {
-            skipped.push(Skipped {
+        match device {
+            Ok(device) => value.push(GraphDevice {
+                content_id: Some((value.len() + 1).to_string()),
+                ..device
+            }),
+            Err(reason) => skipped.push(Skipped {
                 index,
                 reference: record.reference(index),
                 reason,
-            });
-            continue;
+            }),
         }
-        let Kind::Totp { step } = record.credential.kind else {
-            unreachable!("entra_refusal lets only TOTP through")
-        };
-        value.push(GraphDevice {
-            content_id: Some((value.len() + 1).to_string()),
-            display_name: None,
-            serial_number: Some(serial),
-            manufacturer: Some(record.manufacturer.clone().unwrap_or_default()),
-            model: Some(record.model.clone().unwrap_or_default()),
-            secret_key: Some(record.credential.secret.to_base32().to_string()),
-            time_interval_in_seconds: Some(step.period()),
-            hash_function: Some(
-                match record.credential.algorithm {
-                    Algorithm::Sha256 => "hmacsha256",
-                    _ => "hmacsha1",
-                }
-                .into(),
-            ),
-            assign_to: record
-                .user
-                .as_ref()
-                .filter(|u| is_object_id(u))
-                .map(|id| GraphId { id: id.clone() }),
-        });
     }
     let payload = GraphPayload {
         context: Some("#$delta".into()),

@@ -13,20 +13,31 @@
 //! - identification of a token from the codes it shows ([`identify`]);
 //! - a hash-chained, MAC-authenticated audit log ([`audit`]).
 //!
-//! Storage sits behind the [`store::Store`] trait; [`sqlite::SqliteStore`]
-//! is the embedded default.
+//! Storage sits behind the [`store::Store`] trait: [`sqlite::SqliteStore`]
+//! is the embedded default, [`postgres::PgStore`] the shared database, and
+//! [`AnyStore`] either one, chosen at run time from a [`Location`]. Both
+//! keep their schema with the versioned [`migrations`].
 
+pub mod any;
 pub mod audit;
+mod copy;
 pub mod crypto;
 mod error;
 pub mod identify;
+pub mod location;
+pub mod migrations;
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod vault;
 
+pub use any::AnyStore;
 pub use error::{Error, Result};
+pub use location::Location;
 pub use vault::{
-    Delivery, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator, NewToken, OperatorInfo,
-    Session, TokenInfo, Unlock, Vault, settings,
+    CopyReport, Delivery, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator, NewToken,
+    OperatorInfo, Session, TokenInfo, Unlock, Vault, settings,
 };

@@ -256,6 +256,36 @@ pub struct Event {
     pub note: Option<String>,
 }
 
+/// What Microsoft Entra holds of a credential, as oathdesk last saw it:
+/// the hardware OATH device it created there, the user it assigned it to,
+/// and how far activation got. Push and sync read and write these so that a
+/// re-run resumes instead of creating duplicates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntraLink {
+    /// The tenant (id or domain, as configured).
+    pub tenant: String,
+    pub credential_id: i64,
+    /// The serial number Entra knows (`SERIAL-NN` for a profile).
+    pub serial: String,
+    /// The `hardwareOathDevices` object id; `None` while a create is pending.
+    pub device_id: Option<String>,
+    /// The Entra object id of the assigned user.
+    pub user_id: Option<String>,
+    pub user_upn: Option<String>,
+    /// The user's `hardwareOathMethods` id, when known.
+    pub method_id: Option<String>,
+    /// `pending` (create sent, answer not yet seen), `available`, `assigned`,
+    /// `activated`, `failedActivation`, or `missing` (gone from Entra).
+    pub status: String,
+    /// The counter of the last activation code sent (never sent twice).
+    pub last_counter: Option<u64>,
+    /// When Entra's view was last read.
+    pub last_sync: Option<u64>,
+    /// Why the last step failed, if it did.
+    pub last_error: Option<String>,
+    pub updated_at: u64,
+}
+
 /// Names a credential: `SERIAL`, `SERIAL:SLOT` or `#ID`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenRef {

@@ -13,89 +13,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
-use crate::model::{CredentialRow, Custody, Device, Event, User};
+use crate::migrations::{self, BOOKKEEPING, LATEST};
+use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
-
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE operators (
-    name TEXT PRIMARY KEY,
-    recipient TEXT NOT NULL,
-    kdf TEXT,
-    salt BLOB,
-    sealed_identity BLOB,
-    wrapped_vault_key BLOB NOT NULL,
-    created_at INTEGER NOT NULL,
-    created_by TEXT NOT NULL
-);
-CREATE TABLE audit_keys (epoch INTEGER PRIMARY KEY, sealed_key BLOB NOT NULL);
-CREATE TABLE users (
-    id INTEGER PRIMARY KEY,
-    upn TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    display_name TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE devices (
-    id INTEGER PRIMARY KEY,
-    serial TEXT NOT NULL UNIQUE,
-    manufacturer TEXT,
-    model TEXT,
-    kind TEXT NOT NULL,
-    slots INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE credentials (
-    id INTEGER PRIMARY KEY,
-    device_id INTEGER REFERENCES devices(id),
-    slot INTEGER,
-    kind TEXT NOT NULL,
-    algorithm TEXT NOT NULL,
-    digits INTEGER NOT NULL,
-    period INTEGER,
-    t0 INTEGER,
-    counter INTEGER,
-    issuer TEXT,
-    label TEXT,
-    state TEXT NOT NULL,
-    custody TEXT NOT NULL,
-    sealed_secret BLOB,
-    user_id INTEGER REFERENCES users(id),
-    drift_steps INTEGER,
-    purge_after INTEGER,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    UNIQUE (device_id, slot)
-);
-CREATE INDEX credentials_user ON credentials(user_id);
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY,
-    credential_id INTEGER NOT NULL REFERENCES credentials(id),
-    from_state TEXT,
-    to_state TEXT NOT NULL,
-    operator TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    note TEXT
-);
-CREATE INDEX events_credential ON events(credential_id);
-CREATE TABLE audit (
-    seq INTEGER PRIMARY KEY,
-    at INTEGER NOT NULL,
-    operator TEXT NOT NULL,
-    action TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    user TEXT,
-    credential TEXT,
-    ticket TEXT,
-    detail TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE INDEX audit_rate ON audit(action, outcome, user, at);
-";
 
 /// A vault in one SQLite file.
 pub struct SqliteStore {
@@ -125,12 +45,7 @@ impl SqliteStore {
         )?;
         restrict_permissions(path);
         let mut store = SqliteStore::configure(connection, path)?;
-        let tx = store
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(SCHEMA)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
+        store.migrate(0)?;
         Ok(store)
     }
 
@@ -142,21 +57,82 @@ impl SqliteStore {
             });
         }
         let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        let store = SqliteStore::configure(connection, path)?;
-        let version: i64 = store
+        let mut store = SqliteStore::configure(connection, path)?;
+        let not_a_vault = |reason: String| Error::NotAVault {
+            path: path.display().to_string(),
+            reason,
+        };
+        let version = store
+            .version()
+            .map_err(|e| not_a_vault(e.to_string()))?
+            .ok_or_else(|| not_a_vault("it holds tables of something else".into()))?;
+        match version {
+            0 => Err(not_a_vault(
+                "it is empty: create a vault with 'oathdesk vault init'".into(),
+            )),
+            v if v > LATEST => Err(not_a_vault(migrations::too_new(v))),
+            v => {
+                if v < LATEST {
+                    store.migrate(v)?;
+                }
+                Ok(store)
+            }
+        }
+    }
+
+    /// The schema version: from `schema_migrations`, else (vaults from
+    /// before it) `PRAGMA user_version`; `Some(0)` for an empty file, `None`
+    /// for a file with other tables.
+    fn version(&self) -> Result<Option<i64>> {
+        version_in(&self.connection)
+    }
+
+    /// Applies the migrations after `expected` (the version read before)
+    /// up to the latest, in one transaction. `BEGIN IMMEDIATE` keeps a
+    /// second process from migrating at the same time; it finds the work
+    /// done when it gets its turn.
+    fn migrate(&mut self, expected: i64) -> Result<()> {
+        let tx = self
             .connection
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|e| Error::NotAVault {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        if version != SCHEMA_VERSION {
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = version_in(&tx)?.unwrap_or(expected);
+        if current > LATEST {
             return Err(Error::NotAVault {
-                path: path.display().to_string(),
-                reason: format!("schema version {version}, this oathdesk reads {SCHEMA_VERSION}"),
+                path: self.path.display().to_string(),
+                reason: migrations::too_new(current),
             });
         }
-        Ok(store)
+        let bookkept: bool = tx.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute_batch(BOOKKEEPING)?;
+        if !bookkept {
+            // A vault from before the table: record what it already has.
+            for migration in migrations::pending(0, current) {
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    params![migration.version, migration.name, migrations::now()],
+                )?;
+            }
+        }
+        for migration in migrations::pending(current, LATEST) {
+            tx.execute_batch(migration.sqlite).map_err(|e| {
+                Error::Database(format!(
+                    "schema migration {} ({}) failed: {e}",
+                    migration.version, migration.name
+                ))
+            })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                params![migration.version, migration.name, migrations::now()],
+            )?;
+        }
+        // Older oathdesk checks this and refuses a vault it cannot read.
+        tx.pragma_update(None, "user_version", LATEST)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn configure(connection: Connection, path: &Path) -> Result<SqliteStore> {
@@ -178,6 +154,26 @@ impl SqliteStore {
     }
 }
 
+fn version_in(connection: &Connection) -> Result<Option<i64>> {
+    let tables: Vec<String> = connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if tables.iter().any(|t| t == "schema_migrations") {
+        let version: Option<i64> =
+            connection.query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })?;
+        return Ok(Some(version.unwrap_or(0)));
+    }
+    let user_version: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    match (user_version, tables.is_empty()) {
+        (0, true) => Ok(Some(0)),
+        (0, false) => Ok(None),
+        (version, _) => Ok(Some(version)),
+    }
+}
+
 #[cfg(unix)]
 fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -189,7 +185,7 @@ fn restrict_permissions(_path: &Path) {}
 
 /// A transaction on a [`SqliteStore`].
 pub struct SqliteTx<'a> {
-    tx: rusqlite::Transaction<'a>,
+    pub(crate) tx: rusqlite::Transaction<'a>,
 }
 
 impl Store for SqliteStore {
@@ -300,6 +296,26 @@ fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
         })?,
         slots: row.get(5)?,
         created_at: row.get(6)?,
+    })
+}
+
+const ENTRA_COLUMNS: &str = "tenant, credential_id, serial, device_id, user_id, user_upn, method_id, \
+     status, last_counter, last_sync, last_error, updated_at";
+
+fn entra_link_from_row(row: &Row<'_>) -> rusqlite::Result<EntraLink> {
+    Ok(EntraLink {
+        tenant: row.get(0)?,
+        credential_id: row.get(1)?,
+        serial: row.get(2)?,
+        device_id: row.get(3)?,
+        user_id: row.get(4)?,
+        user_upn: row.get(5)?,
+        method_id: row.get(6)?,
+        status: row.get(7)?,
+        last_counter: row.get(8)?,
+        last_sync: row.get(9)?,
+        last_error: row.get(10)?,
+        updated_at: row.get(11)?,
     })
 }
 
@@ -502,35 +518,6 @@ impl StoreTx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn credential_insert(&self, row: &CredentialRow) -> Result<i64> {
-        self.tx.prepare_cached(
-            "INSERT INTO credentials (device_id, slot, kind, algorithm, digits, period, t0, counter, issuer, \
-             label, state, custody, sealed_secret, user_id, drift_steps, purge_after, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )?.execute(params![
-                row.device_id,
-                row.slot,
-                row.kind,
-                row.algorithm,
-                row.digits,
-                row.period,
-                row.t0,
-                row.counter,
-                row.issuer,
-                row.label,
-                row.state.name(),
-                row.custody.name(),
-                row.sealed_secret,
-                row.user_id,
-                row.drift_steps,
-                row.purge_after,
-                row.created_at,
-                row.updated_at
-            ],
-        )?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
     fn credential_update(&self, row: &CredentialRow) -> Result<()> {
         let changed = self.tx.prepare_cached(
             "UPDATE credentials SET counter = ?, issuer = ?, label = ?, state = ?, custody = ?, \
@@ -570,10 +557,12 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn credential_unslot(&self, id: i64, at: u64) -> Result<()> {
+    fn credential_detach(&self, id: i64, at: u64) -> Result<()> {
         let changed = self
             .tx
-            .prepare_cached("UPDATE credentials SET slot = NULL, updated_at = ? WHERE id = ?")?
+            .prepare_cached(
+                "UPDATE credentials SET device_id = NULL, slot = NULL, updated_at = ? WHERE id = ?",
+            )?
             .execute(params![at, id])?;
         if changed != 1 {
             return Err(Error::NotFound(format!("credential #{id}")));
@@ -624,6 +613,90 @@ impl StoreTx for SqliteTx<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>> {
+        let mut found = Vec::new();
+        for serial in serials {
+            found.extend(self.device_by_serial(serial)?);
+        }
+        Ok(found)
+    }
+
+    fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>> {
+        let mut found = Vec::new();
+        for upn in upns {
+            found.extend(self.user_by_upn(upn)?);
+        }
+        Ok(found)
+    }
+
+    fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT device_id, slot FROM credentials WHERE device_id = ?")?;
+        let mut taken = Vec::new();
+        for id in device_ids {
+            let rows = statement.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            taken.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        Ok(taken)
+    }
+
+    fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>> {
+        devices.iter().map(|d| self.device_insert(d)).collect()
+    }
+
+    fn users_insert(&self, users: &[User]) -> Result<Vec<i64>> {
+        users
+            .iter()
+            .map(|u| self.user_insert(&u.upn, u.display_name.as_deref(), u.created_at))
+            .collect()
+    }
+
+    fn credential_ids(&self, count: usize) -> Result<Vec<i64>> {
+        // Writers are serialised, so nobody else takes these meanwhile.
+        let highest: i64 =
+            self.query_one("SELECT coalesce(max(id), 0) FROM credentials", [], |r| {
+                r.get(0)
+            })?;
+        Ok((1..=count as i64).map(|n| highest + n).collect())
+    }
+
+    fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()> {
+        let mut statement = self.tx.prepare_cached(
+            "INSERT INTO credentials (id, device_id, slot, kind, algorithm, digits, period, t0, counter, \
+             issuer, label, state, custody, sealed_secret, user_id, drift_steps, purge_after, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for row in rows {
+            statement.execute(params![
+                row.id,
+                row.device_id,
+                row.slot,
+                row.kind,
+                row.algorithm,
+                row.digits,
+                row.period,
+                row.t0,
+                row.counter,
+                row.issuer,
+                row.label,
+                row.state.name(),
+                row.custody.name(),
+                row.sealed_secret,
+                row.user_id,
+                row.drift_steps,
+                row.purge_after,
+                row.created_at,
+                row.updated_at
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn events_insert(&self, events: &[Event]) -> Result<()> {
+        events.iter().try_for_each(|e| self.event_insert(e))
     }
 
     fn events(&self, credential_id: i64) -> Result<Vec<Event>> {
@@ -697,5 +770,59 @@ impl StoreTx for SqliteTx<'_> {
             "SELECT count(*) FROM audit WHERE action = ? AND outcome = ? AND user = ? COLLATE NOCASE AND at >= ?",
         )?
         .query_row(params![action, outcome, user, since], |r| r.get(0))?)
+    }
+
+    fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {
+        Ok(self
+            .query_one(
+                &format!(
+                    "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = ? AND credential_id = ?"
+                ),
+                params![tenant, credential_id],
+                entra_link_from_row,
+            )
+            .optional()?)
+    }
+
+    fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = ? ORDER BY serial"
+        ))?;
+        let rows = statement.query_map([tenant], entra_link_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn entra_link_put(&self, link: &EntraLink) -> Result<()> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO entra_links ({ENTRA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(tenant, credential_id) DO UPDATE SET serial = excluded.serial, \
+                 device_id = excluded.device_id, user_id = excluded.user_id, user_upn = excluded.user_upn, \
+                 method_id = excluded.method_id, status = excluded.status, last_counter = excluded.last_counter, \
+                 last_sync = excluded.last_sync, last_error = excluded.last_error, updated_at = excluded.updated_at"
+            ))?
+            .execute(params![
+                link.tenant,
+                link.credential_id,
+                link.serial,
+                link.device_id,
+                link.user_id,
+                link.user_upn,
+                link.method_id,
+                link.status,
+                link.last_counter,
+                link.last_sync,
+                link.last_error,
+                link.updated_at
+            ])?;
+        Ok(())
+    }
+
+    fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM entra_links WHERE tenant = ? AND credential_id = ?")?
+            .execute(params![tenant, credential_id])?
+            > 0)
     }
 }

@@ -1,14 +1,25 @@
 //! The storage boundary. The vault's logic (encryption, lifecycle, audit,
 //! rate limits) talks to a [`Store`] in terms of rows; a store knows only
-//! how to keep them. SQLite is the embedded default ([`crate::sqlite`]);
-//! another database implements the same two traits.
+//! how to keep them. SQLite is the embedded default ([`crate::sqlite`]),
+//! PostgreSQL the shared one ([`crate::postgres`]); [`crate::any::AnyStore`]
+//! is either, chosen at run time.
+//!
+//! # Adding a method
+//!
+//! A new table comes with a migration ([`crate::migrations`]); a new
+//! [`StoreTx`] method is implemented in `sqlite.rs` and `postgres.rs` and
+//! forwarded in `any.rs`, and tested through the vault's public API in
+//! `tests/vault.rs`, where every test runs on both databases. Keep the
+//! method's meaning identical on both: same ordering (PostgreSQL sorts with
+//! `COLLATE "C"` and `NULLS FIRST` where SQLite's order matters), same case
+//! rules (SQLite `COLLATE NOCASE` is `lower(..)` on PostgreSQL), same errors.
 //!
 //! Every change happens inside a write transaction that is either committed
 //! whole or not at all, and write transactions of concurrent processes are
 //! serialised, so the audit chain and the rate limits see one order.
 
 use crate::error::Result;
-use crate::model::{CredentialRow, Device, Event, State, User};
+use crate::model::{CredentialRow, Device, EntraLink, Event, State, User};
 
 /// An operator's key slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,8 +93,8 @@ pub trait Store {
     fn write(&mut self) -> Result<Self::Tx<'_>>;
     /// Starts a read-only transaction (a consistent snapshot).
     fn read(&mut self) -> Result<Self::Tx<'_>>;
-    /// After secrets were purged: make sure no copy of the old pages is left
-    /// in journals or free pages.
+    /// After secrets were purged: remove what the database keeps of the old
+    /// values (SQLite: journal and free pages; PostgreSQL: dead row versions).
     fn scrub(&mut self) -> Result<()>;
 }
 
@@ -110,22 +121,40 @@ pub trait StoreTx {
     fn device_insert(&self, device: &Device) -> Result<i64>;
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>>;
 
-    /// Inserts a credential (its `id` is ignored) and returns the new id.
-    fn credential_insert(&self, row: &CredentialRow) -> Result<i64>;
     /// Writes every mutable field of a credential.
     fn credential_update(&self, row: &CredentialRow) -> Result<()>;
     /// Overwrites a sealed secret with zeros, then drops it.
     fn credential_purge(&self, id: i64, at: u64) -> Result<()>;
-    /// Takes a credential off its device slot (the slot becomes free for a
-    /// new credential; the device link and the history stay): a profile of a
-    /// multi-profile token that was burned again with another secret.
-    fn credential_unslot(&self, id: i64, at: u64) -> Result<()>;
+    /// Detaches a credential from its device and slot (both become empty;
+    /// its events and the audit log keep where it was): a credential whose
+    /// slot was burned again with another secret, so the slot is free.
+    fn credential_detach(&self, id: i64, at: u64) -> Result<()>;
     fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;
     /// Every held secret with just what computing its codes needs: the
     /// identify index of a million credentials is built from this.
     fn held_secrets(&self) -> Result<Vec<HeldSecret>>;
 
     fn event_insert(&self, event: &Event) -> Result<()>;
+
+    // ----- in bulk: a batch costs a few round trips, not a few per row -----
+
+    /// The devices with these serials (those that exist).
+    fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>>;
+    /// The users with these UPNs, compared without case (those that exist).
+    fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;
+    /// The slots taken on these devices, as (device id, slot).
+    fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>>;
+    /// Inserts devices (their `id` is ignored); returns the new ids in order.
+    fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>>;
+    /// Inserts users (their `id` is ignored); returns the new ids in order.
+    fn users_insert(&self, users: &[User]) -> Result<Vec<i64>>;
+    /// Reserves `count` new credential ids, for rows inserted in this
+    /// transaction with [`StoreTx::credentials_insert`] (a sealed secret
+    /// is bound to its id, so the id comes first).
+    fn credential_ids(&self, count: usize) -> Result<Vec<i64>>;
+    /// Inserts credentials with their ids and sealed secrets.
+    fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()>;
+    fn events_insert(&self, events: &[Event]) -> Result<()>;
     fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
 
     fn audit_last(&self) -> Result<Option<AuditRow>>;
@@ -133,4 +162,13 @@ pub trait StoreTx {
     fn audit_all(&self) -> Result<Vec<AuditRow>>;
     /// Entries with this action and outcome about `user` at or after `since`.
     fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64>;
+
+    /// What Entra holds of a credential in a tenant.
+    fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>>;
+    /// Every credential's Entra link in a tenant, by serial.
+    fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>>;
+    /// Inserts or replaces a link (keyed by tenant and credential).
+    fn entra_link_put(&self, link: &EntraLink) -> Result<()>;
+    /// Forgets a link; true if there was one.
+    fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool>;
 }

@@ -17,12 +17,16 @@ use serde::Serialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::any::AnyStore;
 use crate::audit::{self, AuditEvent, ChainReport, GENESIS};
+use crate::copy;
 use crate::crypto::{self, KdfParams, SecretBinding, VaultKey};
 use crate::error::{Error, Result};
 use crate::identify::{IdentifyIndex, IdentifyMatch};
-use crate::model::{CredentialRow, Custody, Device, DeviceKind, Event, State, TokenRef, User};
-use crate::sqlite::SqliteStore;
+use crate::location::Location;
+use crate::model::{
+    CredentialRow, Custody, Device, DeviceKind, EntraLink, Event, State, TokenRef, User,
+};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// Settings kept in the vault, with their defaults.
@@ -38,7 +42,11 @@ pub mod settings {
 }
 
 /// A vault that is not unlocked.
-pub struct Vault<S: Store = SqliteStore> {
+///
+/// The store defaults to [`AnyStore`] (SQLite or PostgreSQL, chosen at run
+/// time), so `Vault` and [`Session`] need no type parameter in code that
+/// works with either.
+pub struct Vault<S: Store = AnyStore> {
     store: S,
 }
 
@@ -70,7 +78,7 @@ pub struct OperatorInfo {
     pub created_by: String,
 }
 
-impl Vault<SqliteStore> {
+impl Vault<AnyStore> {
     /// Creates a vault file with its first operator.
     pub fn create(
         path: &Path,
@@ -78,14 +86,36 @@ impl Vault<SqliteStore> {
         passphrase: &[u8],
         kdf: KdfParams,
         now: u64,
-    ) -> Result<Vault<SqliteStore>> {
-        Vault::init(SqliteStore::create(path)?, operator, passphrase, kdf, now)
+    ) -> Result<Vault> {
+        Vault::create_at(&Location::from(path), operator, passphrase, kdf, now)
     }
 
     /// Opens a vault file.
-    pub fn open(path: &Path) -> Result<Vault<SqliteStore>> {
+    pub fn open(path: &Path) -> Result<Vault> {
+        Vault::open_at(&Location::from(path))
+    }
+
+    /// Creates a vault with its first operator in a new file or an empty
+    /// PostgreSQL database or schema.
+    pub fn create_at(
+        location: &Location,
+        operator: &str,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        now: u64,
+    ) -> Result<Vault> {
+        // Check what needs no database before creating one.
+        check_operator_name(operator)?;
+        if passphrase.is_empty() {
+            return Err(Error::Invalid("the passphrase is empty".into()));
+        }
+        Vault::init(AnyStore::create(location)?, operator, passphrase, kdf, now)
+    }
+
+    /// Opens a vault file or database, migrating its schema if it is older.
+    pub fn open_at(location: &Location) -> Result<Vault> {
         Ok(Vault {
-            store: SqliteStore::open(path)?,
+            store: AnyStore::open(location)?,
         })
     }
 }
@@ -269,7 +299,7 @@ fn append_audit(
 }
 
 /// An unlocked vault.
-pub struct Session<S: Store = SqliteStore> {
+pub struct Session<S: Store = AnyStore> {
     store: S,
     operator: String,
     key: VaultKey,
@@ -725,11 +755,7 @@ impl<S: Store> Session<S> {
     ) -> Result<Vec<CredentialRow>> {
         let count = tokens.len();
         self.change(now, |tx, key| {
-            let mut added = Vec::with_capacity(tokens.len());
-            let mut users: HashMap<String, i64> = HashMap::new();
-            for token in tokens {
-                added.push(insert_token(tx, key, token, now, &mut users)?);
-            }
+            let added = insert_tokens(tx, key, tokens, now)?;
             let event = if count == 1 {
                 let row = &added[0];
                 let mut event = AuditEvent::ok(action).credential(reference_of(
@@ -949,9 +975,10 @@ impl<S: Store> Session<S> {
     /// for which device serial and slot.
     ///
     /// A live credential already in that slot is refused unless `replace`;
-    /// replaced, it is retired, taken off the slot and its secret purged
-    /// (the token no longer holds it). One still `burning` — a burn cut
-    /// short — is always superseded: the token never confirmed it.
+    /// replaced, it is retired, detached from the device and its secret
+    /// purged (the token no longer holds it). One still `burning` — a burn
+    /// cut short — is always superseded: the token never confirmed it. A
+    /// retired credential left in the slot is detached.
     pub fn begin_burn(&mut self, token: NewToken, replace: bool, now: u64) -> Result<TokenInfo> {
         let Some(serial) = token.serial.clone() else {
             return Err(Error::Invalid(
@@ -960,7 +987,7 @@ impl<S: Store> Session<S> {
         };
         let slot = token.slot;
         let operator = self.operator.clone();
-        let (row, superseded) = self.change(now, |tx, key| {
+        let (row, purged) = self.change(now, |tx, key| {
             let reference = reference_of(Some(&serial), slot, 0);
             let occupants: Vec<CredentialRow> = tx
                 .credentials(&CredentialFilter {
@@ -969,45 +996,46 @@ impl<S: Store> Session<S> {
                     ..CredentialFilter::default()
                 })?
                 .into_iter()
-                .filter(|r| r.slot == slot && r.state != State::Retired)
+                .filter(|r| r.slot == slot)
                 .collect();
             let mut superseded = Vec::new();
+            let mut purged = false;
             for mut old in occupants {
-                if old.state != State::Burning && !replace {
-                    return Err(Error::Refused(format!(
-                        "the vault records {} in {reference} ({}{}): pass --overwrite to replace it",
-                        reference_of(None, None, old.id),
-                        old.state,
-                        old.upn
-                            .as_deref()
-                            .map(|u| format!(", {u}"))
-                            .unwrap_or_default()
-                    )));
+                if old.state != State::Retired {
+                    if old.state != State::Burning && !replace {
+                        return Err(Error::Refused(format!(
+                            "the vault records {} in {reference} ({}{}): pass --overwrite to replace it",
+                            reference_of(None, None, old.id),
+                            old.state,
+                            old.upn
+                                .as_deref()
+                                .map(|u| format!(", {u}"))
+                                .unwrap_or_default()
+                        )));
+                    }
+                    let note = format!("superseded by a new burn of {reference}");
+                    move_state(tx, &mut old, State::Retired, &operator, Some(&note), now)?;
+                    tx.credential_update(&old)?;
+                    if old.custody == Custody::Held {
+                        tx.credential_purge(old.id, now)?;
+                        purged = true;
+                    }
                 }
-                let note = format!("superseded by a new burn of {reference}");
-                move_state(tx, &mut old, State::Retired, &operator, Some(&note), now)?;
-                tx.credential_update(&old)?;
-                if old.slot.is_some() {
-                    tx.credential_unslot(old.id, now)?;
-                }
-                if old.custody == Custody::Held {
-                    tx.credential_purge(old.id, now)?;
-                }
+                tx.credential_detach(old.id, now)?;
                 superseded.push(old.id);
             }
-            let mut users = HashMap::new();
             let new = NewToken {
                 state: State::Burning,
                 ..token
             };
-            let row = insert_token(tx, key, new, now, &mut users)?;
+            let row = insert_tokens(tx, key, vec![new], now)?.remove(0);
             let mut event = AuditEvent::ok("device.burn.begin")
                 .credential(reference_of(row.serial.as_deref(), row.slot, row.id))
                 .detail(json!({"credential_id": row.id, "superseded": superseded}));
             event.user = row.upn.clone();
-            Ok(((row, superseded), event))
+            Ok(((row, purged), event))
         })?;
-        if !superseded.is_empty() {
+        if purged {
             self.store.scrub()?;
         }
         Ok(info(&row))
@@ -1342,12 +1370,180 @@ impl<S: Store> Session<S> {
             .collect()
     }
 
+    // ----- Microsoft Entra ------------------------------------------------------
+
+    /// What Entra holds of each credential in `tenant`.
+    pub fn entra_links(&mut self, tenant: &str) -> Result<Vec<EntraLink>> {
+        self.store.read()?.entra_links(tenant)
+    }
+
+    /// Writes links and forgets others in one transaction with `event` in
+    /// the audit log: a step of a push is recorded whole or not at all.
+    pub fn entra_record(
+        &mut self,
+        put: &[EntraLink],
+        forget: &[(String, i64)],
+        event: AuditEvent,
+        now: u64,
+    ) -> Result<()> {
+        for link in put {
+            check_text("Entra serial", &link.serial)?;
+        }
+        self.change(now, |tx, _| {
+            for (tenant, credential_id) in forget {
+                tx.entra_link_delete(tenant, *credential_id)?;
+            }
+            for link in put {
+                tx.entra_link_put(link)?;
+            }
+            Ok(((), event))
+        })
+    }
+
     /// Opens a held credential's secret for another part of oathdesk (device
     /// burns, exports). The caller records why with [`Session::record`] in
     /// the same breath.
     pub fn reveal(&mut self, token: &TokenRef) -> Result<(TokenInfo, Credential)> {
         let row = resolve(&self.store.read()?, token)?;
         Ok((info(&row), credential_of(&self.key, &row)?))
+    }
+}
+
+/// What [`Session::copy_to`] copied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CopyReport {
+    /// The target, password masked.
+    pub to: String,
+    /// Rows per table, parents first.
+    pub tables: Vec<(String, u64)>,
+    /// Audit entries in the copy, verified with this vault's keys.
+    pub audit_entries: u64,
+    /// `SEQ:HEX` of the copy's newest entry (the source's `vault.copy`).
+    pub head: Option<String>,
+}
+
+impl Session<AnyStore> {
+    /// Copies this vault row for row into `target` (a new file, an empty
+    /// database or schema; with `replace`, one that holds a vault, whose
+    /// content is replaced). Secrets stay sealed: nothing is decrypted.
+    ///
+    /// The source's audit chain is checked first (a broken one is not
+    /// copied), the copy is recorded in it (`vault.copy`, so the copy's
+    /// newest entry says where it went), and the copy is one transaction
+    /// that reads one snapshot of the source. Afterwards the copy's audit
+    /// keys are opened with this session's vault key and its chain
+    /// verified; its head must be the one the source had.
+    pub fn copy_to(&mut self, target: &Location, replace: bool, now: u64) -> Result<CopyReport> {
+        let chain = self.audit_verify()?;
+        if let Some((seq, why)) = chain.first_bad {
+            return Err(Error::Refused(format!(
+                "the audit chain of this vault is broken at entry {seq} ({why}): it is not copied; \
+                 see 'oathdesk audit verify'"
+            )));
+        }
+        let mut target_store = match AnyStore::open(target) {
+            Ok(_) if !replace => {
+                return Err(Error::Refused(format!(
+                    "{target} already holds a vault: pass --replace to overwrite it with this one"
+                )));
+            }
+            Ok(store) => store,
+            Err(Error::NoVault { .. }) => AnyStore::create(target)?,
+            Err(e) => return Err(e),
+        };
+        let shown = target.to_string();
+        self.record(
+            AuditEvent::ok("vault.copy").detail(json!({"to": shown, "database": target.kind()})),
+            now,
+        )?;
+        let copied = self.copy_rows(&mut target_store, replace);
+        match copied {
+            Ok(mut report) => {
+                report.to = shown;
+                Ok(report)
+            }
+            Err(e) => {
+                let mut failed = AuditEvent::ok("vault.copy")
+                    .detail(json!({"to": shown, "reason": e.to_string()}));
+                failed.outcome = "failed".into();
+                let _ = self.record(failed, now);
+                Err(e)
+            }
+        }
+    }
+
+    fn copy_rows(&mut self, target_store: &mut AnyStore, replace: bool) -> Result<CopyReport> {
+        let (tables, source_head) = {
+            let source = self.store.read()?;
+            let target_tx = target_store.write()?;
+            let tables = copy::tables(&target_tx)?;
+            let source_tables = copy::tables(&source)?;
+            for table in &tables {
+                let theirs = source_tables.iter().find(|t| t.name == table.name);
+                if theirs.map(|t| &t.columns) != Some(&table.columns) {
+                    return Err(Error::Invalid(format!(
+                        "table {} differs between the two databases: are both at schema version {}?",
+                        table.name,
+                        crate::migrations::LATEST
+                    )));
+                }
+            }
+            if replace {
+                copy::clear(&target_tx, &tables)?;
+            }
+            let mut counted = Vec::with_capacity(tables.len());
+            for table in &tables {
+                let rows = copy::copy_table(&source, &target_tx, table)?;
+                let (in_source, in_target) = (
+                    copy::count(&source, &table.name)?,
+                    copy::count(&target_tx, &table.name)?,
+                );
+                if rows != in_source || rows != in_target {
+                    return Err(Error::Database(format!(
+                        "table {}: {in_source} rows in the source, {rows} copied, {in_target} in the target",
+                        table.name
+                    )));
+                }
+                counted.push((table.name.clone(), rows));
+            }
+            copy::continue_ids(&target_tx)?;
+            let head = source.audit_last()?.map(|row| row.hash);
+            target_tx.commit()?;
+            (counted, head)
+        };
+        // The copy is a vault this key opens, with the same history.
+        let target_tx = target_store.read()?;
+        let mut keys = HashMap::new();
+        for (epoch, sealed) in target_tx.audit_keys()? {
+            let opened = self
+                .key
+                .open_data(&sealed, &format!("audit key {epoch}"))
+                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                .ok_or_else(|| {
+                    Error::Crypto(format!(
+                        "the copy's audit key of epoch {epoch} does not open"
+                    ))
+                })?;
+            keys.insert(epoch, Zeroizing::new(opened));
+        }
+        let rows = target_tx.audit_all()?;
+        let report = audit::verify_chain(&rows, &|epoch| keys.get(&epoch).map(|k| **k));
+        if let Some((seq, why)) = report.first_bad {
+            return Err(Error::Database(format!(
+                "the copy's audit chain fails at entry {seq}: {why}"
+            )));
+        }
+        if rows.last().map(|r| &r.hash) != source_head.as_ref() {
+            return Err(Error::Database(
+                "the copy's newest audit entry is not the source's".into(),
+            ));
+        }
+        Ok(CopyReport {
+            to: String::new(),
+            tables,
+            audit_entries: report.entries,
+            head: report.head,
+        })
     }
 }
 
@@ -1392,11 +1588,6 @@ fn resolve(tx: &impl StoreTx, token: &TokenRef) -> Result<CredentialRow> {
         },
     };
     let mut rows = tx.credentials(&filter)?;
-    // A token programmed again has retired credentials beside the live one:
-    // the live one is meant.
-    if rows.len() > 1 && rows.iter().filter(|r| r.state != State::Retired).count() == 1 {
-        rows.retain(|r| r.state != State::Retired);
-    }
     match rows.len() {
         1 => Ok(rows.remove(0)),
         0 => Err(Error::NotFound(format!(
@@ -1455,35 +1646,100 @@ fn move_state(
     Ok(())
 }
 
-fn insert_token(
+/// A device or user that exists, or one this batch adds (by its index).
+#[derive(Clone, Copy)]
+enum Planned {
+    Existing(i64),
+    New(usize),
+}
+
+impl Planned {
+    fn id(self, new_ids: &[i64]) -> i64 {
+        match self {
+            Planned::Existing(id) => id,
+            Planned::New(index) => new_ids[index],
+        }
+    }
+}
+
+/// Adds tokens in a fixed number of database round trips, whatever their
+/// number: what exists is looked up for the whole batch, the batch is
+/// checked in memory (slots, duplicates), then devices, users, credentials
+/// and their first events are written in bulk. A shared database pays a
+/// round trip per statement, so per-token statements would make a large
+/// import there a hundred times slower than on SQLite.
+fn insert_tokens(
     tx: &impl StoreTx,
     key: &VaultKey,
-    token: NewToken,
+    tokens: Vec<NewToken>,
     now: u64,
-    users: &mut HashMap<String, i64>,
-) -> Result<CredentialRow> {
-    for (field, value) in [
-        ("serial", token.serial.as_deref()),
-        ("user", token.user.as_deref()),
-        ("label", token.label.as_deref()),
-        ("manufacturer", token.manufacturer.as_deref()),
-        ("model", token.model.as_deref()),
-        ("issuer", token.credential.issuer.as_deref()),
-    ] {
-        check_text(field, value.unwrap_or_default())?;
-    }
-    let device_id = match &token.serial {
-        Some(serial) => {
+) -> Result<Vec<CredentialRow>> {
+    let mut serials: Vec<String> = Vec::new();
+    let mut upns: Vec<String> = Vec::new();
+    for token in &tokens {
+        for (field, value) in [
+            ("serial", token.serial.as_deref()),
+            ("user", token.user.as_deref()),
+            ("label", token.label.as_deref()),
+            ("manufacturer", token.manufacturer.as_deref()),
+            ("model", token.model.as_deref()),
+            ("issuer", token.credential.issuer.as_deref()),
+        ] {
+            check_text(field, value.unwrap_or_default())?;
+        }
+        if let Some(serial) = &token.serial {
             let serial = serial.trim();
             if serial.is_empty() {
                 return Err(Error::Invalid("the serial is empty".into()));
             }
-            let existing = tx.device_by_serial(serial)?;
-            let is_new = existing.is_none();
-            let device = match existing {
-                Some(device) => device,
-                None => {
-                    let mut device = Device {
+            serials.push(serial.to_owned());
+        }
+        if let Some(upn) = &token.user {
+            upns.push(upn.clone());
+        }
+    }
+    serials.sort_unstable();
+    serials.dedup();
+    upns.sort_unstable();
+    upns.dedup();
+
+    // What the vault has already.
+    let existing_devices: HashMap<String, Device> = tx
+        .devices_by_serial(&serials)?
+        .into_iter()
+        .map(|d| (d.serial.clone(), d))
+        .collect();
+    let mut taken: std::collections::HashSet<(String, Option<u32>)> = Default::default();
+    if !existing_devices.is_empty() {
+        let serial_of: HashMap<i64, &str> = existing_devices
+            .values()
+            .map(|d| (d.id, d.serial.as_str()))
+            .collect();
+        let ids: Vec<i64> = serial_of.keys().copied().collect();
+        for (device_id, slot) in tx.slots_taken(&ids)? {
+            taken.insert((serial_of[&device_id].to_owned(), slot));
+        }
+    }
+    let mut users: HashMap<String, Planned> = tx
+        .users_by_upn(&upns)?
+        .into_iter()
+        .map(|u| (u.upn.to_lowercase(), Planned::Existing(u.id)))
+        .collect();
+
+    // The batch, checked in memory, in order.
+    let mut devices: HashMap<String, (Planned, u32)> = existing_devices
+        .values()
+        .map(|d| (d.serial.clone(), (Planned::Existing(d.id), d.slots)))
+        .collect();
+    let mut new_devices: Vec<Device> = Vec::new();
+    let mut new_users: Vec<User> = Vec::new();
+    let mut plans: Vec<(Option<Planned>, Option<Planned>)> = Vec::with_capacity(tokens.len());
+    for token in &tokens {
+        let device = match &token.serial {
+            Some(serial) => {
+                let serial = serial.trim();
+                let (device, slots) = *devices.entry(serial.to_owned()).or_insert_with(|| {
+                    new_devices.push(Device {
                         id: 0,
                         serial: serial.to_owned(),
                         manufacturer: token.manufacturer.clone(),
@@ -1491,112 +1747,108 @@ fn insert_token(
                         kind: token.device_kind,
                         slots: token.device_slots.max(1),
                         created_at: now,
-                    };
-                    device.id = tx.device_insert(&device)?;
-                    device
+                    });
+                    (
+                        Planned::New(new_devices.len() - 1),
+                        token.device_slots.max(1),
+                    )
+                });
+                if let Some(slot) = token.slot
+                    && slot >= slots
+                {
+                    return Err(Error::Invalid(format!(
+                        "device {serial} has {slots} slot(s), numbered 0 to {}: slot {slot} does not exist",
+                        slots - 1
+                    )));
                 }
-            };
-            if let Some(slot) = token.slot
-                && slot >= device.slots
-            {
-                return Err(Error::Invalid(format!(
-                    "device {serial} has {} slot(s), numbered 0 to {}: slot {slot} does not exist",
-                    device.slots,
-                    device.slots - 1
-                )));
+                if !taken.insert((serial.to_owned(), token.slot)) {
+                    return Err(Error::Exists(format!(
+                        "a credential in {}",
+                        reference_of(Some(serial), token.slot, 0)
+                    )));
+                }
+                if token.slot.is_none() && slots > 1 {
+                    return Err(Error::Invalid(format!(
+                        "device {serial} has {slots} profiles: give the slot as {serial}:SLOT"
+                    )));
+                }
+                Some(device)
             }
-            // A device seen before may have this slot taken already.
-            let taken = if is_new {
-                Vec::new()
+            None => None,
+        };
+        let user = token.user.as_ref().map(|upn| {
+            *users.entry(upn.to_lowercase()).or_insert_with(|| {
+                new_users.push(User {
+                    id: 0,
+                    upn: upn.clone(),
+                    display_name: None,
+                    created_at: now,
+                });
+                Planned::New(new_users.len() - 1)
+            })
+        });
+        plans.push((device, user));
+    }
+
+    // The writes.
+    let new_device_ids = tx.devices_insert(&new_devices)?;
+    let new_user_ids = tx.users_insert(&new_users)?;
+    let ids = tx.credential_ids(tokens.len())?;
+    let mut rows = Vec::with_capacity(tokens.len());
+    for ((token, (device, user)), id) in tokens.into_iter().zip(plans).zip(ids) {
+        let user_id = user.map(|u| u.id(&new_user_ids));
+        let c = &token.credential;
+        let (kind, period, t0, counter) = match c.kind {
+            Kind::Totp { step } => ("totp", Some(step.period()), Some(step.t0()), None),
+            Kind::Hotp { counter } => ("hotp", None, None, Some(counter)),
+        };
+        let mut row = CredentialRow {
+            id,
+            device_id: device.map(|d| d.id(&new_device_ids)),
+            slot: token.slot,
+            kind: kind.to_owned(),
+            algorithm: c.algorithm.to_string(),
+            digits: c.digits.get(),
+            period,
+            t0,
+            counter,
+            issuer: c.issuer.clone(),
+            label: token.label.clone(),
+            // A secret being burned stays `burning` until the token
+            // confirmed it, even when it is already meant for a user.
+            state: if user_id.is_some() && token.state != State::Burning {
+                State::Assigned
             } else {
-                tx.credentials(&CredentialFilter {
-                    device_serial: Some(serial.to_owned()),
-                    ..CredentialFilter::default()
-                })?
-            };
-            // A retired credential no longer holds its slot (a re-programmed
-            // single-profile token keeps its serial).
-            if taken
-                .iter()
-                .any(|r| r.slot == token.slot && r.state != State::Retired)
-            {
-                return Err(Error::Exists(format!(
-                    "a credential in {}",
-                    reference_of(Some(serial), token.slot, 0)
-                )));
-            }
-            if token.slot.is_none() && device.slots > 1 {
-                return Err(Error::Invalid(format!(
-                    "device {serial} has {} profiles: give the slot as {serial}:SLOT",
-                    device.slots
-                )));
-            }
-            Some(device.id)
-        }
-        None => None,
-    };
-    let user_id = match &token.user {
-        Some(upn) => Some(match users.get(&upn.to_lowercase()) {
-            Some(id) => *id,
-            None => {
-                let id = match tx.user_by_upn(upn)? {
-                    Some(user) => user.id,
-                    None => tx.user_insert(upn, None, now)?,
-                };
-                users.insert(upn.to_lowercase(), id);
-                id
-            }
-        }),
-        None => None,
-    };
-    let c = &token.credential;
-    let (kind, period, t0, counter) = match c.kind {
-        Kind::Totp { step } => ("totp", Some(step.period()), Some(step.t0()), None),
-        Kind::Hotp { counter } => ("hotp", None, None, Some(counter)),
-    };
-    // A secret being burned stays `burning` until the token confirmed it,
-    // even when it is already meant for a user.
-    let state = if user_id.is_some() && token.state != State::Burning {
-        State::Assigned
-    } else {
-        token.state
-    };
-    let mut row = CredentialRow {
-        id: 0,
-        device_id,
-        slot: token.slot,
-        kind: kind.to_owned(),
-        algorithm: c.algorithm.to_string(),
-        digits: c.digits.get(),
-        period,
-        t0,
-        counter,
-        issuer: c.issuer.clone(),
-        label: token.label.clone(),
-        state,
-        custody: Custody::Held,
-        sealed_secret: None,
-        user_id,
-        drift_steps: None,
-        purge_after: None,
-        created_at: now,
-        updated_at: now,
-        serial: token.serial.as_ref().map(|s| s.trim().to_owned()),
-        upn: token.user.clone(),
-        manufacturer: token.manufacturer.clone(),
-        model: token.model.clone(),
-    };
-    // The id is part of the associated data, so seal after the insert.
-    row.id = tx.credential_insert(&row)?;
-    row.sealed_secret = Some(key.seal_secret(c.secret.as_bytes(), &binding(&row))?);
-    tx.credential_update(&row)?;
-    tx.event_insert(&Event {
-        credential_id: row.id,
-        from_state: None,
-        to_state: state,
-        operator: String::new(),
-        at: now,
-        note: None,
-    })?;
-    Ok(row)
+                token.state
+            },
+            custody: Custody::Held,
+            sealed_secret: None,
+            user_id,
+            drift_steps: None,
+            purge_after: None,
+            created_at: now,
+            updated_at: now,
+            serial: token.serial.as_ref().map(|s| s.trim().to_owned()),
+            upn: token.user.clone(),
+            manufacturer: token.manufacturer.clone(),
+            model: token.model.clone(),
+        };
+        // The id is part of the associated data: it was reserved first.
+        row.sealed_secret = Some(key.seal_secret(c.secret.as_bytes(), &binding(&row))?);
+        rows.push(row);
+    }
+    tx.credentials_insert(&rows)?;
+    let events: Vec<Event> = rows
+        .iter()
+        .map(|row| Event {
+            credential_id: row.id,
+            from_state: None,
+            to_state: row.state,
+            operator: String::new(),
+            at: now,
+            note: None,
+        })
+        .collect();
+    tx.events_insert(&events)?;
+    Ok(rows)
 }

@@ -2,6 +2,7 @@
 
 pub mod code;
 pub mod device;
+pub mod entra;
 pub mod files;
 pub mod helpdesk;
 pub mod qr;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use oathdesk_vault::crypto::KdfParams;
-use oathdesk_vault::{NewOperator, Vault, settings};
+use oathdesk_vault::{Location, NewOperator, Vault, settings};
 use serde_json::json;
 
 use crate::input::{self, rfc3339};
@@ -33,6 +33,31 @@ Example:
     },
     /// Change a setting (helpdesk.codes_per_hour, purge.grace_seconds, deliver.window_steps).
     Set { name: String, value: u64 },
+    /// Copy the vault to another database (SQLite ⇄ PostgreSQL), secrets still sealed.
+    #[command(after_help = "\
+Unlocks the source as you (so the copy is recorded in its audit log), checks its audit chain, \
+copies every row in one transaction from one snapshot, then verifies the copy's chain with the \
+vault key. The copy opens with the same operators and passphrases.
+
+Examples:
+  oathdesk vault copy --to 'postgres://oathdesk@db/helpdesk?schema=vault'
+  oathdesk vault copy --from 'postgres://oathdesk@db/helpdesk?schema=vault' --to backup.db")]
+    Copy(CopyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// The vault to copy [default: the one --vault/--database or the environment name].
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    /// Where the copy goes: a new file, an empty database or schema (postgres://…, sqlite://…, a path).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Overwrite a vault that is already at the target.
+    #[arg(long)]
+    pub replace: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -111,7 +136,7 @@ entries removed from the end of the log are caught that way.")]
 pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<()> {
     match command {
         VaultCommand::Init(args) => {
-            let path = options.path()?;
+            let location = options.location()?;
             let operator = options.operator()?;
             let passphrase = options.passphrase(&format!("New passphrase for {operator}: "))?;
             if options.passphrase_file.is_none()
@@ -122,17 +147,14 @@ pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<()> {
                     bail!("the two passphrases differ; nothing was created");
                 }
             }
-            Vault::create(
-                &path,
+            Vault::create_at(
+                &location,
                 &operator,
                 passphrase.as_bytes(),
                 args.kdf(),
                 input::now(),
             )?;
-            eprintln!(
-                "oathdesk: created {} with operator {operator}",
-                path.display()
-            );
+            eprintln!("oathdesk: created {location} with operator {operator}");
             Ok(())
         }
         VaultCommand::Rekey => {
@@ -160,13 +182,14 @@ pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<()> {
             options.unlock()?.set_setting(&name, value, input::now())?;
             Ok(())
         }
+        VaultCommand::Copy(args) => copy(args, options),
     }
 }
 
 pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<()> {
     match command {
         OperatorCommand::List { json } => {
-            let operators = Vault::open(&options.path()?)?.operators()?;
+            let operators = options.open()?.operators()?;
             if json {
                 println!("{}", serde_json::to_string(&operators)?);
             } else {
@@ -300,4 +323,48 @@ pub fn run_audit(command: AuditCommand, options: &VaultOptions) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn copy(args: CopyArgs, options: &VaultOptions) -> Result<()> {
+    let from = match &args.from {
+        Some(url) => Location::parse(url)?,
+        None => options.location()?,
+    };
+    let to = Location::parse(&args.to)?;
+    let same_file = match (from.sqlite_path(), to.sqlite_path()) {
+        (Some(a), Some(b)) => {
+            a == b
+                || a.canonicalize()
+                    .ok()
+                    .is_some_and(|a| Some(a) == b.canonicalize().ok())
+        }
+        _ => false,
+    };
+    if from == to || same_file {
+        bail!("--from and --to are the same vault");
+    }
+    let mut session = options.unlock_at(&from)?;
+    let report = session.copy_to(&to, args.replace, input::now())?;
+    if args.json {
+        let tables: serde_json::Map<String, serde_json::Value> = report
+            .tables
+            .iter()
+            .map(|(name, rows)| (name.clone(), json!(rows)))
+            .collect();
+        println!(
+            "{}",
+            json!({"from": from.to_string(), "to": report.to, "tables": tables,
+                   "audit_entries": report.audit_entries, "head": report.head})
+        );
+    } else {
+        let rows: u64 = report.tables.iter().map(|(_, rows)| rows).sum();
+        println!(
+            "copied {from} to {}: {rows} rows in {} tables; audit log intact: {} entries, head {}",
+            report.to,
+            report.tables.len(),
+            report.audit_entries,
+            report.head.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
 }

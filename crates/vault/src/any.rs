@@ -1,0 +1,156 @@
+//! The store chosen at run time: SQLite or PostgreSQL behind one type.
+//!
+//! [`AnyStore`] is the default store of [`Vault`](crate::Vault) and
+//! [`Session`](crate::Session), so code written against `Vault` and
+//! `Session` works with either database without being generic. Each call
+//! is one `match`; next to a database round trip it costs nothing.
+//!
+//! A new [`StoreTx`] method is added in three places: the trait, each of
+//! the two stores, and the `forward!` list below (the compiler points at
+//! each one that is missing).
+
+use crate::error::Result;
+use crate::location::Location;
+use crate::model::{CredentialRow, Device, EntraLink, Event, User};
+use crate::postgres::{PgStore, PgTx};
+use crate::sqlite::{SqliteStore, SqliteTx};
+use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
+
+/// A vault's database, whichever it is.
+// A few hundred bytes, held once per open vault: not worth a box.
+#[allow(clippy::large_enum_variant)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// A transaction of an [`AnyStore`].
+pub enum AnyTx<'a> {
+    Sqlite(SqliteTx<'a>),
+    Postgres(PgTx<'a>),
+}
+
+impl AnyStore {
+    /// Creates the tables of a new vault (an empty file or schema).
+    pub fn create(location: &Location) -> Result<AnyStore> {
+        Ok(match location {
+            Location::Sqlite(path) => AnyStore::Sqlite(SqliteStore::create(path)?),
+            Location::Postgres(url) => AnyStore::Postgres(PgStore::create(url)?),
+        })
+    }
+
+    /// Opens a vault, migrating its schema if it is older.
+    pub fn open(location: &Location) -> Result<AnyStore> {
+        Ok(match location {
+            Location::Sqlite(path) => AnyStore::Sqlite(SqliteStore::open(path)?),
+            Location::Postgres(url) => AnyStore::Postgres(PgStore::open(url)?),
+        })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
+        }
+    }
+}
+
+impl From<SqliteStore> for AnyStore {
+    fn from(store: SqliteStore) -> AnyStore {
+        AnyStore::Sqlite(store)
+    }
+}
+
+impl From<PgStore> for AnyStore {
+    fn from(store: PgStore) -> AnyStore {
+        AnyStore::Postgres(store)
+    }
+}
+
+impl Store for AnyStore {
+    type Tx<'a> = AnyTx<'a>;
+
+    fn write(&mut self) -> Result<AnyTx<'_>> {
+        Ok(match self {
+            AnyStore::Sqlite(store) => AnyTx::Sqlite(store.write()?),
+            AnyStore::Postgres(store) => AnyTx::Postgres(store.write()?),
+        })
+    }
+
+    fn read(&mut self) -> Result<AnyTx<'_>> {
+        Ok(match self {
+            AnyStore::Sqlite(store) => AnyTx::Sqlite(store.read()?),
+            AnyStore::Postgres(store) => AnyTx::Postgres(store.read()?),
+        })
+    }
+
+    fn scrub(&mut self) -> Result<()> {
+        match self {
+            AnyStore::Sqlite(store) => store.scrub(),
+            AnyStore::Postgres(store) => store.scrub(),
+        }
+    }
+}
+
+/// Forwards each listed method to the transaction inside.
+macro_rules! forward {
+    ($(fn $name:ident(&self $(, $arg:ident: $type:ty)*) -> $ret:ty;)*) => {
+        $(
+            fn $name(&self $(, $arg: $type)*) -> $ret {
+                match self {
+                    AnyTx::Sqlite(tx) => tx.$name($($arg),*),
+                    AnyTx::Postgres(tx) => tx.$name($($arg),*),
+                }
+            }
+        )*
+    };
+}
+
+impl StoreTx for AnyTx<'_> {
+    fn commit(self) -> Result<()> {
+        match self {
+            AnyTx::Sqlite(tx) => tx.commit(),
+            AnyTx::Postgres(tx) => tx.commit(),
+        }
+    }
+
+    forward! {
+        fn meta_get(&self, key: &str) -> Result<Option<String>>;
+        fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+        fn operator(&self, name: &str) -> Result<Option<OperatorRow>>;
+        fn operators(&self) -> Result<Vec<OperatorRow>>;
+        fn operator_put(&self, row: &OperatorRow) -> Result<()>;
+        fn operator_delete(&self, name: &str) -> Result<bool>;
+        fn audit_key_put(&self, epoch: i64, sealed: &[u8]) -> Result<()>;
+        fn audit_keys(&self) -> Result<Vec<(i64, Vec<u8>)>>;
+        fn user_insert(&self, upn: &str, display_name: Option<&str>, at: u64) -> Result<i64>;
+        fn user_by_upn(&self, upn: &str) -> Result<Option<User>>;
+        fn users(&self) -> Result<Vec<User>>;
+        fn device_insert(&self, device: &Device) -> Result<i64>;
+        fn device_by_serial(&self, serial: &str) -> Result<Option<Device>>;
+        fn credential_update(&self, row: &CredentialRow) -> Result<()>;
+        fn credential_purge(&self, id: i64, at: u64) -> Result<()>;
+        fn credential_detach(&self, id: i64, at: u64) -> Result<()>;
+        fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;
+        fn held_secrets(&self) -> Result<Vec<HeldSecret>>;
+        fn event_insert(&self, event: &Event) -> Result<()>;
+        fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>>;
+        fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;
+        fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>>;
+        fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>>;
+        fn users_insert(&self, users: &[User]) -> Result<Vec<i64>>;
+        fn credential_ids(&self, count: usize) -> Result<Vec<i64>>;
+        fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()>;
+        fn events_insert(&self, events: &[Event]) -> Result<()>;
+        fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
+        fn audit_last(&self) -> Result<Option<AuditRow>>;
+        fn audit_insert(&self, row: &AuditRow) -> Result<()>;
+        fn audit_all(&self) -> Result<Vec<AuditRow>>;
+        fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64>;
+        fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>>;
+        fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>>;
+        fn entra_link_put(&self, link: &EntraLink) -> Result<()>;
+        fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool>;
+    }
+}

@@ -1,0 +1,1219 @@
+//! The shared store: a vault in a PostgreSQL database, for a team whose
+//! helpdesk runs on more than one machine.
+//!
+//! # The client
+//!
+//! The vault is synchronous, so this store uses the synchronous `postgres`
+//! crate (the blocking face of `tokio-postgres`, the maintained native Rust
+//! client): one connection per store, statements prepared once per
+//! connection and cached. Async callers (the web console) call the vault
+//! inside `tokio::task::spawn_blocking`: the client drives its own runtime
+//! and must not run on another one's thread.
+//!
+//! # One writer at a time
+//!
+//! Every change appends to the audit chain: it reads the newest entry, and
+//! writes the next one with that entry's hash. Two writers that read the
+//! same newest entry would fork the chain, and two helpdesk requests that
+//! count a user's codes at once could both pass the rate limit. So write
+//! transactions are serialised, as SQLite's `BEGIN IMMEDIATE` serialises
+//! them in the embedded store:
+//!
+//! - a write transaction (READ COMMITTED) first takes
+//!   `LOCK TABLE audit IN EXCLUSIVE MODE`. The mode conflicts with itself
+//!   and with every row change, but not with plain reads, so writers queue
+//!   while readers (the console's lists, `token list`) go on. Under READ
+//!   COMMITTED each statement after the lock sees everything committed
+//!   before it was granted: the writer reads the true tail of the chain,
+//!   the true count for the rate limit, and the current state of the token
+//!   it moves. Nothing is lost and nothing needs retrying.
+//! - SERIALIZABLE with retries would also be correct, but every writer
+//!   conflicts on the chain's tail anyway, so it would abort and redo work
+//!   (Argon2id, sealing a 100k import) where a queue simply waits; and the
+//!   vault's changes are closures run once, not replayable. An advisory lock
+//!   would work as well, but it is keyed by a number shared by the whole
+//!   database, while the table lock is scoped to this vault's schema and
+//!   shows up by name in `pg_locks`.
+//! - A writer waits at most [`LOCK_TIMEOUT`] for the lock, then fails with
+//!   a message that says so; nothing is half-written.
+//!
+//! Read transactions are `REPEATABLE READ READ ONLY`: one consistent
+//! snapshot, like a SQLite read transaction, and they never wait.
+//!
+//! # Where the vault is
+//!
+//! `postgres://USER@HOST:PORT/DATABASE?schema=NAME`: the tables live in
+//! schema NAME (created by `vault init`), so one database can hold several
+//! vaults; without `schema` they go where the connection's `search_path`
+//! puts them (usually `public`).
+//!
+//! # Purged secrets
+//!
+//! A purge sets the sealed secret to NULL. PostgreSQL cannot overwrite a
+//! value in place: every UPDATE writes a new row version, and the old ones
+//! (which held the ciphertext) stay until VACUUM prunes them. So
+//! [`Store::scrub`] runs `VACUUM credentials` right after a purge: no row
+//! version, live or dead, holds the ciphertext afterwards — unless a
+//! transaction older than the purge is still running, in which case the
+//! next VACUUM (or autovacuum) prunes it. Pruned bytes can stay in a page's
+//! free space until it is reused, and in the write-ahead log and backups
+//! until they are recycled. What makes every such leftover unreadable is
+//! `vault rekey`: the old vault key is then in no operator's slot.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ::postgres::binary_copy::BinaryCopyInWriter;
+use ::postgres::types::ToSql;
+use ::postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transaction};
+
+use crate::error::{Error, Result};
+use crate::location::mask_password;
+use crate::migrations::{self, BOOKKEEPING, LATEST};
+use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
+use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
+
+/// How long a writer waits for another writer before giving up.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A vault in a PostgreSQL database (or one schema of it).
+pub struct PgStore {
+    client: Client,
+    /// Prepared statements of this connection, by SQL text.
+    statements: RefCell<HashMap<String, Statement>>,
+    /// The URL with its password masked, for messages.
+    shown: String,
+}
+
+/// The database URL without oathdesk's own `schema` parameter, and that
+/// parameter.
+fn split_schema(url: &str) -> Result<(String, Option<String>)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut schema = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("schema", name)) => schema = Some(name.to_owned()),
+            _ => rest.push(pair),
+        }
+    }
+    if let Some(name) = &schema {
+        let valid = name.len() <= 63
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(Error::Invalid(format!(
+                "schema '{name}' in the database URL: use 1 to 63 lower-case letters, digits \
+                 and underscores, starting with a letter or underscore"
+            )));
+        }
+    }
+    let base = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((base, schema))
+}
+
+/// An error of the client as words: the server's message where there is one
+/// (`tokio-postgres` shows just "db error" otherwise).
+pub(crate) fn describe(error: &::postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return db.to_string();
+    }
+    match std::error::Error::source(error) {
+        Some(source) => format!("{error}: {source}"),
+        None => error.to_string(),
+    }
+}
+
+impl From<::postgres::Error> for Error {
+    fn from(e: ::postgres::Error) -> Error {
+        Error::Database(describe(&e))
+    }
+}
+
+impl PgStore {
+    /// Connects and sets the session up; `create_schema` makes the URL's
+    /// schema if it is missing.
+    fn connect(url: &str, create_schema: bool) -> Result<(PgStore, bool)> {
+        let shown = mask_password(url);
+        let (base, schema) = split_schema(url)?;
+        let mut config = Config::from_str(&base).map_err(|e| {
+            Error::Invalid(format!("{shown} is not a PostgreSQL URL: {}", describe(&e)))
+        })?;
+        if config.get_application_name().is_none() {
+            config.application_name("oathdesk");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let mut client = config.connect(NoTls).map_err(|e| {
+            Error::Database(format!(
+                "cannot connect to PostgreSQL at {shown}: {}",
+                describe(&e)
+            ))
+        })?;
+        client.batch_execute(&format!(
+            "SET lock_timeout = '{}s'; SET client_min_messages = warning",
+            LOCK_TIMEOUT.as_secs()
+        ))?;
+        let mut schema_exists = true;
+        if let Some(schema) = &schema {
+            schema_exists = client
+                .query_one(
+                    "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                    &[schema],
+                )?
+                .get::<_, i64>(0)
+                > 0;
+            if !schema_exists && create_schema {
+                client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
+                schema_exists = true;
+            }
+            // The name was checked to be a plain identifier.
+            client.batch_execute(&format!("SET search_path TO \"{schema}\""))?;
+        }
+        Ok((
+            PgStore {
+                client,
+                statements: RefCell::new(HashMap::new()),
+                shown,
+            },
+            schema_exists,
+        ))
+    }
+
+    /// Creates the vault's tables in an empty database or schema.
+    pub fn create(url: &str) -> Result<PgStore> {
+        PgStore::create_at_version(url, LATEST)
+    }
+
+    /// Creates the tables of schema version `version` (tests prove with it
+    /// that an old vault is migrated).
+    #[doc(hidden)]
+    pub fn create_at_version(url: &str, version: i64) -> Result<PgStore> {
+        let (mut store, _) = PgStore::connect(url, true)?;
+        if store.version()?.is_some_and(|v| v > 0) {
+            return Err(Error::VaultExists { path: store.shown });
+        }
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    /// Opens a vault, migrating its schema to this oathdesk's version.
+    pub fn open(url: &str) -> Result<PgStore> {
+        let (mut store, schema_exists) = PgStore::connect(url, false)?;
+        let no_vault = |store: PgStore| Error::NoVault { path: store.shown };
+        if !schema_exists {
+            return Err(no_vault(store));
+        }
+        match store.version()? {
+            Some(0) => Err(no_vault(store)),
+            None => Err(Error::NotAVault {
+                path: store.shown,
+                reason: "it has tables but no schema_migrations table".into(),
+            }),
+            Some(version) if version > LATEST => Err(Error::NotAVault {
+                reason: migrations::too_new(version),
+                path: store.shown,
+            }),
+            Some(version) => {
+                if version < LATEST {
+                    store.migrate(LATEST)?;
+                }
+                Ok(store)
+            }
+        }
+    }
+
+    /// The URL, password masked.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// The schema version: `Some(0)` for an empty database, `None` for one
+    /// that holds tables of something else.
+    fn version(&mut self) -> Result<Option<i64>> {
+        version_in(&mut self.client)
+    }
+
+    /// Applies the migrations up to `target` in one transaction. A lock
+    /// keeps two processes that open an old vault at once from both
+    /// migrating it.
+    fn migrate(&mut self, target: i64) -> Result<()> {
+        let mut tx = self.client.transaction()?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(hashtext('oathdesk migrations ' || current_schema()))",
+        )?;
+        let current = version_in(&mut tx)?.unwrap_or(0);
+        if current > LATEST {
+            return Err(Error::NotAVault {
+                path: self.shown.clone(),
+                reason: migrations::too_new(current),
+            });
+        }
+        tx.batch_execute(BOOKKEEPING)?;
+        for migration in migrations::pending(current, target) {
+            tx.batch_execute(migration.postgres).map_err(|e| {
+                Error::Database(format!(
+                    "schema migration {} ({}) failed: {}",
+                    migration.version,
+                    migration.name,
+                    describe(&e)
+                ))
+            })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[&migration.version, &migration.name, &migrations::now()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Reads the schema version through any client or transaction.
+fn version_in(client: &mut impl ::postgres::GenericClient) -> Result<Option<i64>> {
+    let row = client.query_one(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL, to_regclass('meta') IS NOT NULL",
+        &[],
+    )?;
+    let (bookkept, has_meta): (bool, bool) = (row.get(0), row.get(1));
+    if bookkept {
+        let version: Option<i64> = client
+            .query_one("SELECT max(version) FROM schema_migrations", &[])?
+            .get(0);
+        return Ok(Some(version.unwrap_or(0)));
+    }
+    Ok(if has_meta { None } else { Some(0) })
+}
+
+/// A transaction on a [`PgStore`].
+pub struct PgTx<'a> {
+    pub(crate) tx: RefCell<Transaction<'a>>,
+    statements: &'a RefCell<HashMap<String, Statement>>,
+}
+
+impl Store for PgStore {
+    type Tx<'a> = PgTx<'a>;
+
+    fn write(&mut self) -> Result<PgTx<'_>> {
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()?;
+        tx.batch_execute("LOCK TABLE audit IN EXCLUSIVE MODE")
+            .map_err(|e| {
+                if e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                    Error::Database(format!(
+                        "another oathdesk has been changing the vault for more than {} s \
+                         (an import?); nothing was changed: try again when it has finished",
+                        LOCK_TIMEOUT.as_secs()
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(PgTx {
+            tx: RefCell::new(tx),
+            statements: &self.statements,
+        })
+    }
+
+    fn read(&mut self) -> Result<PgTx<'_>> {
+        let tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        Ok(PgTx {
+            tx: RefCell::new(tx),
+            statements: &self.statements,
+        })
+    }
+
+    fn scrub(&mut self) -> Result<()> {
+        self.client.batch_execute("VACUUM credentials")?;
+        Ok(())
+    }
+}
+
+/// Parameters as the client takes them.
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+/// A u64 as PostgreSQL's BIGINT; like SQLite, values past i64 are refused.
+fn big(value: u64) -> Result<i64> {
+    i64::try_from(value)
+        .map_err(|_| Error::Invalid(format!("{value} is too large for the database")))
+}
+
+fn big_opt(value: Option<u64>) -> Result<Option<i64>> {
+    value.map(big).transpose()
+}
+
+/// Typed, range-checked access to a row's columns.
+struct Columns<'r>(&'r Row);
+
+impl Columns<'_> {
+    fn get<'a, T: ::postgres::types::FromSql<'a>>(&'a self, index: usize) -> Result<T> {
+        self.0.try_get(index).map_err(|e| {
+            Error::Database(format!(
+                "column {} of the result: {}",
+                self.0.columns()[index].name(),
+                describe(&e)
+            ))
+        })
+    }
+
+    fn unsigned<T: TryFrom<i64>>(&self, index: usize) -> Result<T> {
+        let value: i64 = self.get(index)?;
+        T::try_from(value).map_err(|_| self.out_of_range(index, value))
+    }
+
+    fn unsigned_opt<T: TryFrom<i64>>(&self, index: usize) -> Result<Option<T>> {
+        let value: Option<i64> = self.get(index)?;
+        value
+            .map(|v| T::try_from(v).map_err(|_| self.out_of_range(index, v)))
+            .transpose()
+    }
+
+    fn out_of_range(&self, index: usize, value: i64) -> Error {
+        Error::Database(format!(
+            "column {} holds {value}, which is out of range",
+            self.0.columns()[index].name()
+        ))
+    }
+}
+
+impl PgTx<'_> {
+    /// The prepared statement of `sql`, from the connection's cache.
+    fn statement(&self, sql: &str) -> Result<Statement> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.borrow_mut().prepare(sql)?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.borrow_mut().query(&statement, params)?)
+    }
+
+    fn query_opt(&self, sql: &str, params: &Params<'_>) -> Result<Option<Row>> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.borrow_mut().query_opt(&statement, params)?)
+    }
+
+    fn query_one(&self, sql: &str, params: &Params<'_>) -> Result<Row> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.borrow_mut().query_one(&statement, params)?)
+    }
+
+    fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64> {
+        let statement = self.statement(sql)?;
+        Ok(self.tx.borrow_mut().execute(&statement, params)?)
+    }
+}
+
+const CREDENTIAL_COLUMNS: &str = "c.id, c.device_id, c.slot, c.kind, c.algorithm, c.digits, c.period, c.t0, \
+     c.counter, c.issuer, c.label, c.state, c.custody, c.sealed_secret, c.user_id, c.drift_steps, \
+     c.purge_after, c.created_at, c.updated_at, d.serial, u.upn, d.manufacturer, d.model";
+
+const CREDENTIAL_FROM: &str = "FROM credentials c LEFT JOIN devices d ON d.id = c.device_id \
+     LEFT JOIN users u ON u.id = c.user_id";
+
+/// SQLite's order: text byte by byte, NULLs first.
+const CREDENTIAL_ORDER: &str =
+    "ORDER BY d.serial COLLATE \"C\" NULLS FIRST, c.slot NULLS FIRST, c.id";
+
+const OPERATOR_COLUMNS: &str =
+    "name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by";
+
+const AUDIT_COLUMNS: &str = "seq, at, operator, action, outcome, \"user\", credential, ticket, detail, epoch, prev_hash, hash";
+
+const ENTRA_COLUMNS: &str = "tenant, credential_id, serial, device_id, user_id, user_upn, method_id, \
+     status, last_counter, last_sync, last_error, updated_at";
+
+fn entra_link_from_row(row: &Row) -> Result<EntraLink> {
+    let c = Columns(row);
+    Ok(EntraLink {
+        tenant: c.get(0)?,
+        credential_id: c.get(1)?,
+        serial: c.get(2)?,
+        device_id: c.get(3)?,
+        user_id: c.get(4)?,
+        user_upn: c.get(5)?,
+        method_id: c.get(6)?,
+        status: c.get(7)?,
+        last_counter: c.unsigned_opt(8)?,
+        last_sync: c.unsigned_opt(9)?,
+        last_error: c.get(10)?,
+        updated_at: c.unsigned(11)?,
+    })
+}
+
+fn credential_from_row(row: &Row) -> Result<CredentialRow> {
+    let c = Columns(row);
+    let state: String = c.get(11)?;
+    let custody: String = c.get(12)?;
+    Ok(CredentialRow {
+        id: c.get(0)?,
+        device_id: c.get(1)?,
+        slot: c.unsigned_opt(2)?,
+        kind: c.get(3)?,
+        algorithm: c.get(4)?,
+        digits: c.unsigned(5)?,
+        period: c.unsigned_opt(6)?,
+        t0: c.unsigned_opt(7)?,
+        counter: c.unsigned_opt(8)?,
+        issuer: c.get(9)?,
+        label: c.get(10)?,
+        state: state.parse()?,
+        custody: Custody::parse(&custody)?,
+        sealed_secret: c.get(13)?,
+        user_id: c.get(14)?,
+        drift_steps: c.get(15)?,
+        purge_after: c.unsigned_opt(16)?,
+        created_at: c.unsigned(17)?,
+        updated_at: c.unsigned(18)?,
+        serial: c.get(19)?,
+        upn: c.get(20)?,
+        manufacturer: c.get(21)?,
+        model: c.get(22)?,
+    })
+}
+
+fn operator_from_row(row: &Row) -> Result<OperatorRow> {
+    let c = Columns(row);
+    Ok(OperatorRow {
+        name: c.get(0)?,
+        recipient: c.get(1)?,
+        kdf: c.get(2)?,
+        salt: c.get(3)?,
+        sealed_identity: c.get(4)?,
+        wrapped_vault_key: c.get(5)?,
+        created_at: c.unsigned(6)?,
+        created_by: c.get(7)?,
+    })
+}
+
+fn audit_from_row(row: &Row) -> Result<AuditRow> {
+    let c = Columns(row);
+    Ok(AuditRow {
+        seq: c.get(0)?,
+        at: c.unsigned(1)?,
+        operator: c.get(2)?,
+        action: c.get(3)?,
+        outcome: c.get(4)?,
+        user: c.get(5)?,
+        credential: c.get(6)?,
+        ticket: c.get(7)?,
+        detail: c.get(8)?,
+        epoch: c.get(9)?,
+        prev_hash: c.get(10)?,
+        hash: c.get(11)?,
+    })
+}
+
+fn user_from_row(row: &Row) -> Result<User> {
+    let c = Columns(row);
+    Ok(User {
+        id: c.get(0)?,
+        upn: c.get(1)?,
+        display_name: c.get(2)?,
+        created_at: c.unsigned(3)?,
+    })
+}
+
+fn device_from_row(row: &Row) -> Result<Device> {
+    let c = Columns(row);
+    let kind: String = c.get(4)?;
+    Ok(Device {
+        id: c.get(0)?,
+        serial: c.get(1)?,
+        manufacturer: c.get(2)?,
+        model: c.get(3)?,
+        kind: kind.parse()?,
+        slots: c.unsigned(5)?,
+        created_at: c.unsigned(6)?,
+    })
+}
+
+/// The ids of `RETURNING key, id` rows in the order of `keys` (PostgreSQL
+/// does not promise to return rows in the order they went in).
+fn in_order<'k>(rows: Vec<Row>, keys: impl Iterator<Item = &'k str>) -> Result<Vec<i64>> {
+    let by_key: HashMap<String, i64> = rows
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.get(0)?, c.get(1)?))
+        })
+        .collect::<Result<_>>()?;
+    keys.map(|key| {
+        by_key
+            .get(key)
+            .copied()
+            .ok_or_else(|| Error::Database(format!("no id came back for '{key}'")))
+    })
+    .collect()
+}
+
+/// The WHERE clause of a credential filter, with `$n` placeholders.
+fn filter_sql(filter: &CredentialFilter) -> Result<(String, Vec<Box<dyn ToSql + Sync>>)> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+    let mut push = |clause: &str, value: Box<dyn ToSql + Sync>| {
+        values.push(value);
+        clauses.push(clause.replace('?', &format!("${}", values.len())));
+    };
+    if let Some(id) = filter.id {
+        push("c.id = ?", Box::new(id));
+    }
+    if let Some(serial) = &filter.device_serial {
+        push("d.serial = ?", Box::new(serial.clone()));
+    }
+    if let Some(slot) = filter.slot {
+        push("c.slot = ?", Box::new(i64::from(slot)));
+    }
+    if let Some(upn) = &filter.user_upn {
+        push("lower(u.upn) = lower(?)", Box::new(upn.clone()));
+    }
+    if let Some(state) = filter.state {
+        push("c.state = ?", Box::new(state.name()));
+    }
+    if let Some(at) = filter.purge_due_at {
+        push(
+            "c.custody = 'held' AND c.purge_after IS NOT NULL AND c.purge_after <= ?",
+            Box::new(big(at)?),
+        );
+    }
+    if filter.held_only {
+        clauses.push("c.custody = 'held'".into());
+    }
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    Ok((where_sql, values))
+}
+
+impl StoreTx for PgTx<'_> {
+    fn commit(self) -> Result<()> {
+        self.tx.into_inner().commit()?;
+        Ok(())
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<String>> {
+        self.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
+            .map(|row| Columns(&row).get(0))
+            .transpose()
+    }
+
+    fn meta_set(&self, key: &str, value: &str) -> Result<()> {
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn operator(&self, name: &str) -> Result<Option<OperatorRow>> {
+        self.query_opt(
+            &format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE name = $1"),
+            &[&name],
+        )?
+        .as_ref()
+        .map(operator_from_row)
+        .transpose()
+    }
+
+    fn operators(&self) -> Result<Vec<OperatorRow>> {
+        self.query(
+            &format!("SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY name COLLATE \"C\""),
+            &[],
+        )?
+        .iter()
+        .map(operator_from_row)
+        .collect()
+    }
+
+    fn operator_put(&self, row: &OperatorRow) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO operators ({OPERATOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (name) DO UPDATE SET recipient = EXCLUDED.recipient, kdf = EXCLUDED.kdf, \
+                 salt = EXCLUDED.salt, sealed_identity = EXCLUDED.sealed_identity, \
+                 wrapped_vault_key = EXCLUDED.wrapped_vault_key, created_at = EXCLUDED.created_at, \
+                 created_by = EXCLUDED.created_by"
+            ),
+            &[
+                &row.name,
+                &row.recipient,
+                &row.kdf,
+                &row.salt,
+                &row.sealed_identity,
+                &row.wrapped_vault_key,
+                &big(row.created_at)?,
+                &row.created_by,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn operator_delete(&self, name: &str) -> Result<bool> {
+        Ok(self.execute("DELETE FROM operators WHERE name = $1", &[&name])? > 0)
+    }
+
+    fn audit_key_put(&self, epoch: i64, sealed: &[u8]) -> Result<()> {
+        self.execute(
+            "INSERT INTO audit_keys (epoch, sealed_key) VALUES ($1, $2) \
+             ON CONFLICT (epoch) DO UPDATE SET sealed_key = EXCLUDED.sealed_key",
+            &[&epoch, &sealed],
+        )?;
+        Ok(())
+    }
+
+    fn audit_keys(&self) -> Result<Vec<(i64, Vec<u8>)>> {
+        self.query(
+            "SELECT epoch, sealed_key FROM audit_keys ORDER BY epoch",
+            &[],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.get(0)?, c.get(1)?))
+        })
+        .collect()
+    }
+
+    fn user_insert(&self, upn: &str, display_name: Option<&str>, at: u64) -> Result<i64> {
+        let row = self.query_one(
+            "INSERT INTO users (upn, display_name, created_at) VALUES ($1, $2, $3) RETURNING id",
+            &[&upn, &display_name, &big(at)?],
+        )?;
+        Columns(&row).get(0)
+    }
+
+    fn user_by_upn(&self, upn: &str) -> Result<Option<User>> {
+        self.query_opt(
+            "SELECT id, upn, display_name, created_at FROM users WHERE lower(upn) = lower($1)",
+            &[&upn],
+        )?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        self.query(
+            "SELECT id, upn, display_name, created_at FROM users ORDER BY lower(upn) COLLATE \"C\"",
+            &[],
+        )?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    fn device_insert(&self, device: &Device) -> Result<i64> {
+        let row = self.query_one(
+            "INSERT INTO devices (serial, manufacturer, model, kind, slots, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                &device.serial,
+                &device.manufacturer,
+                &device.model,
+                &device.kind.name(),
+                &i64::from(device.slots),
+                &big(device.created_at)?,
+            ],
+        )?;
+        Columns(&row).get(0)
+    }
+
+    fn device_by_serial(&self, serial: &str) -> Result<Option<Device>> {
+        self.query_opt(
+            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices WHERE serial = $1",
+            &[&serial],
+        )?
+        .as_ref()
+        .map(device_from_row)
+        .transpose()
+    }
+
+    fn credential_update(&self, row: &CredentialRow) -> Result<()> {
+        let changed = self.execute(
+            "UPDATE credentials SET counter = $1, issuer = $2, label = $3, state = $4, custody = $5, \
+             sealed_secret = $6, user_id = $7, drift_steps = $8, purge_after = $9, updated_at = $10 \
+             WHERE id = $11",
+            &[
+                &big_opt(row.counter)?,
+                &row.issuer,
+                &row.label,
+                &row.state.name(),
+                &row.custody.name(),
+                &row.sealed_secret,
+                &row.user_id,
+                &row.drift_steps,
+                &big_opt(row.purge_after)?,
+                &big(row.updated_at)?,
+                &row.id,
+            ],
+        )?;
+        if changed != 1 {
+            return Err(Error::NotFound(format!("credential #{}", row.id)));
+        }
+        Ok(())
+    }
+
+    fn credential_purge(&self, id: i64, at: u64) -> Result<()> {
+        // An UPDATE writes a new row version; the old one, which held the
+        // ciphertext, is pruned by the VACUUM of `scrub`.
+        self.execute(
+            "UPDATE credentials SET sealed_secret = NULL, custody = 'purged', purge_after = NULL, \
+             updated_at = $1 WHERE id = $2",
+            &[&big(at)?, &id],
+        )?;
+        Ok(())
+    }
+
+    fn credential_detach(&self, id: i64, at: u64) -> Result<()> {
+        let changed = self.execute(
+            "UPDATE credentials SET device_id = NULL, slot = NULL, updated_at = $1 WHERE id = $2",
+            &[&big(at)?, &id],
+        )?;
+        if changed != 1 {
+            return Err(Error::NotFound(format!("credential #{id}")));
+        }
+        Ok(())
+    }
+
+    fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>> {
+        let (where_sql, values) = filter_sql(filter)?;
+        let sql =
+            format!("SELECT {CREDENTIAL_COLUMNS} {CREDENTIAL_FROM} {where_sql} {CREDENTIAL_ORDER}");
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref()).collect();
+        self.query(&sql, &params)?
+            .iter()
+            .map(credential_from_row)
+            .collect()
+    }
+
+    fn held_secrets(&self) -> Result<Vec<HeldSecret>> {
+        self.query(
+            "SELECT id, kind, algorithm, digits, period, t0, counter, sealed_secret FROM credentials \
+             WHERE custody = 'held' AND sealed_secret IS NOT NULL",
+            &[],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok(HeldSecret {
+                id: c.get(0)?,
+                kind: c.get(1)?,
+                algorithm: c.get(2)?,
+                digits: c.unsigned(3)?,
+                period: c.unsigned_opt(4)?,
+                t0: c.unsigned_opt(5)?,
+                counter: c.unsigned_opt(6)?,
+                sealed_secret: c.get(7)?,
+            })
+        })
+        .collect()
+    }
+
+    fn event_insert(&self, event: &Event) -> Result<()> {
+        self.execute(
+            "INSERT INTO events (credential_id, from_state, to_state, operator, at, note) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &event.credential_id,
+                &event.from_state.map(|s| s.name()),
+                &event.to_state.name(),
+                &event.operator,
+                &big(event.at)?,
+                &event.note,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>> {
+        if serials.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(
+            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices \
+             WHERE serial = ANY($1)",
+            &[&serials],
+        )?
+        .iter()
+        .map(device_from_row)
+        .collect()
+    }
+
+    fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>> {
+        if upns.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(
+            "SELECT id, upn, display_name, created_at FROM users \
+             WHERE lower(upn) IN (SELECT lower(wanted) FROM unnest($1::text[]) AS wanted)",
+            &[&upns],
+        )?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>> {
+        if device_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(
+            "SELECT device_id, slot FROM credentials WHERE device_id = ANY($1)",
+            &[&device_ids],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.get(0)?, c.unsigned_opt(1)?))
+        })
+        .collect()
+    }
+
+    fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = |f: fn(&Device) -> Option<String>| devices.iter().map(f).collect::<Vec<_>>();
+        let serials = column(|d| Some(d.serial.clone()));
+        let manufacturers = column(|d| d.manufacturer.clone());
+        let models = column(|d| d.model.clone());
+        let kinds = column(|d| Some(d.kind.name().to_owned()));
+        let slots: Vec<i64> = devices.iter().map(|d| i64::from(d.slots)).collect();
+        let created: Vec<i64> = devices
+            .iter()
+            .map(|d| big(d.created_at))
+            .collect::<Result<_>>()?;
+        let rows = self.query(
+            "INSERT INTO devices (serial, manufacturer, model, kind, slots, created_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
+             RETURNING serial, id",
+            &[&serials, &manufacturers, &models, &kinds, &slots, &created],
+        )?;
+        in_order(rows, devices.iter().map(|d| d.serial.as_str()))
+    }
+
+    fn users_insert(&self, users: &[User]) -> Result<Vec<i64>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let upns: Vec<&str> = users.iter().map(|u| u.upn.as_str()).collect();
+        let names: Vec<Option<&str>> = users.iter().map(|u| u.display_name.as_deref()).collect();
+        let created: Vec<i64> = users
+            .iter()
+            .map(|u| big(u.created_at))
+            .collect::<Result<_>>()?;
+        let rows = self.query(
+            "INSERT INTO users (upn, display_name, created_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) RETURNING upn, id",
+            &[&upns, &names, &created],
+        )?;
+        in_order(rows, upns.iter().copied())
+    }
+
+    fn credential_ids(&self, count: usize) -> Result<Vec<i64>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        // One block of the sequence: writers are serialised, so nobody
+        // draws from it between the nextval and the setval.
+        let row = self.query_one(
+            "SELECT setval(seq, nextval(seq) + $1 - 1) \
+             FROM (SELECT pg_get_serial_sequence('credentials', 'id')::regclass AS seq) AS s",
+            &[&(count as i64)],
+        )?;
+        let last: i64 = Columns(&row).get(0)?;
+        Ok((last - count as i64 + 1..=last).collect())
+    }
+
+    fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        use ::postgres::types::Type;
+        let (int, text, bytes) = (Type::INT8, Type::TEXT, Type::BYTEA);
+        let types = [
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            text.clone(),
+            text.clone(),
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            bytes,
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            int.clone(),
+            int,
+        ];
+        let mut tx = self.tx.borrow_mut();
+        let mut writer = BinaryCopyInWriter::new(
+            tx.copy_in(
+                "COPY credentials (id, device_id, slot, kind, algorithm, digits, period, t0, counter, \
+                 issuer, label, state, custody, sealed_secret, user_id, drift_steps, purge_after, \
+                 created_at, updated_at) FROM STDIN BINARY",
+            )?,
+            &types,
+        );
+        for row in rows {
+            writer.write(&[
+                &row.id,
+                &row.device_id,
+                &row.slot.map(i64::from),
+                &row.kind,
+                &row.algorithm,
+                &i64::from(row.digits),
+                &big_opt(row.period)?,
+                &big_opt(row.t0)?,
+                &big_opt(row.counter)?,
+                &row.issuer,
+                &row.label,
+                &row.state.name(),
+                &row.custody.name(),
+                &row.sealed_secret,
+                &row.user_id,
+                &row.drift_steps,
+                &big_opt(row.purge_after)?,
+                &big(row.created_at)?,
+                &big(row.updated_at)?,
+            ])?;
+        }
+        writer.finish()?;
+        Ok(())
+    }
+
+    fn events_insert(&self, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        use ::postgres::types::Type;
+        let types = [
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+        ];
+        let mut tx = self.tx.borrow_mut();
+        let mut writer = BinaryCopyInWriter::new(
+            tx.copy_in(
+                "COPY events (credential_id, from_state, to_state, operator, at, note) FROM STDIN BINARY",
+            )?,
+            &types,
+        );
+        for event in events {
+            writer.write(&[
+                &event.credential_id,
+                &event.from_state.map(|s| s.name()),
+                &event.to_state.name(),
+                &event.operator,
+                &big(event.at)?,
+                &event.note,
+            ])?;
+        }
+        writer.finish()?;
+        Ok(())
+    }
+
+    fn events(&self, credential_id: i64) -> Result<Vec<Event>> {
+        self.query(
+            "SELECT credential_id, from_state, to_state, operator, at, note FROM events \
+             WHERE credential_id = $1 ORDER BY id",
+            &[&credential_id],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            let from: Option<String> = c.get(1)?;
+            let to: String = c.get(2)?;
+            Ok(Event {
+                credential_id: c.get(0)?,
+                from_state: from.map(|s| s.parse()).transpose()?,
+                to_state: to.parse()?,
+                operator: c.get(3)?,
+                at: c.unsigned(4)?,
+                note: c.get(5)?,
+            })
+        })
+        .collect()
+    }
+
+    fn audit_last(&self) -> Result<Option<AuditRow>> {
+        self.query_opt(
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"),
+            &[],
+        )?
+        .as_ref()
+        .map(audit_from_row)
+        .transpose()
+    }
+
+    fn audit_insert(&self, row: &AuditRow) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO audit ({AUDIT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ),
+            &[
+                &row.seq,
+                &big(row.at)?,
+                &row.operator,
+                &row.action,
+                &row.outcome,
+                &row.user,
+                &row.credential,
+                &row.ticket,
+                &row.detail,
+                &row.epoch,
+                &row.prev_hash,
+                &row.hash,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit_all(&self) -> Result<Vec<AuditRow>> {
+        self.query(
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"),
+            &[],
+        )?
+        .iter()
+        .map(audit_from_row)
+        .collect()
+    }
+
+    fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64> {
+        let row = self.query_one(
+            "SELECT count(*) FROM audit WHERE action = $1 AND outcome = $2 \
+             AND lower(\"user\") = lower($3) AND at >= $4",
+            &[&action, &outcome, &user, &big(since)?],
+        )?;
+        Columns(&row).unsigned(0)
+    }
+
+    fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {
+        self.query_opt(
+            &format!(
+                "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = $1 AND credential_id = $2"
+            ),
+            &[&tenant, &credential_id],
+        )?
+        .as_ref()
+        .map(entra_link_from_row)
+        .transpose()
+    }
+
+    fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>> {
+        self.query(
+            &format!(
+                "SELECT {ENTRA_COLUMNS} FROM entra_links WHERE tenant = $1 ORDER BY serial COLLATE \"C\""
+            ),
+            &[&tenant],
+        )?
+        .iter()
+        .map(entra_link_from_row)
+        .collect()
+    }
+
+    fn entra_link_put(&self, link: &EntraLink) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO entra_links ({ENTRA_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (tenant, credential_id) DO UPDATE SET serial = EXCLUDED.serial, \
+                 device_id = EXCLUDED.device_id, user_id = EXCLUDED.user_id, user_upn = EXCLUDED.user_upn, \
+                 method_id = EXCLUDED.method_id, status = EXCLUDED.status, \
+                 last_counter = EXCLUDED.last_counter, last_sync = EXCLUDED.last_sync, \
+                 last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at"
+            ),
+            &[
+                &link.tenant,
+                &link.credential_id,
+                &link.serial,
+                &link.device_id,
+                &link.user_id,
+                &link.user_upn,
+                &link.method_id,
+                &link.status,
+                &big_opt(link.last_counter)?,
+                &big_opt(link.last_sync)?,
+                &link.last_error,
+                &big(link.updated_at)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool> {
+        Ok(self.execute(
+            "DELETE FROM entra_links WHERE tenant = $1 AND credential_id = $2",
+            &[&tenant, &credential_id],
+        )? > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_parameter_is_oathdesk_s_own() {
+        assert_eq!(
+            split_schema("postgres://u@h/db").unwrap(),
+            ("postgres://u@h/db".into(), None)
+        );
+        assert_eq!(
+            split_schema("postgres://u@h/db?schema=desk_1&sslmode=disable").unwrap(),
+            (
+                "postgres://u@h/db?sslmode=disable".into(),
+                Some("desk_1".into())
+            )
+        );
+        assert_eq!(
+            split_schema("postgres://u@h/db?schema=desk").unwrap(),
+            ("postgres://u@h/db".into(), Some("desk".into()))
+        );
+        for bad in ["Desk", "1desk", "de\"sk", "a-b", ""] {
+            let err = split_schema(&format!("postgres://h/db?schema={bad}")).unwrap_err();
+            assert!(
+                err.to_string().contains("lower-case letters"),
+                "{bad}: {err}"
+            );
+        }
+    }
+}
