@@ -968,3 +968,77 @@ fn simulator_files_persist_state_not_sessions() {
         "{error}"
     );
 }
+
+/// §10.4: a token that locks and unlocks its screen without authentication.
+#[test]
+fn screen_lock_without_authentication_variant() {
+    let mut transport = molto(Molto2Options {
+        lock_needs_auth: false,
+        ..Molto2Options::default()
+    });
+    {
+        let mut token = connect(&mut transport);
+        token.lock().unwrap();
+    }
+    assert_eq!(display(&transport, 0), Display::Locked);
+    connect(&mut transport).unlock().unwrap();
+    assert_eq!(display(&transport, 0), Display::Empty);
+}
+
+/// The restricted-sync flag overridden both ways on one serial.
+#[test]
+fn restricted_sync_override_variants() {
+    let c = credential(Algorithm::Sha1, 6, 30);
+    for restricted in [true, false] {
+        // C302-i is unrestricted by the model table.
+        let mut transport = single(
+            "86596320000017",
+            SingleOptions {
+                restricted_sync: Some(restricted),
+                ..SingleOptions::default()
+            },
+        );
+        {
+            let mut token = connect(&mut transport);
+            token.authenticate(None).unwrap();
+            token
+                .burn(0, &request(Family::SingleProfile, &c, None), false, T)
+                .unwrap();
+        }
+        let Simulator::SingleProfile(sim) = &mut transport.simulator else {
+            unreachable!()
+        };
+        assert_eq!(sim.restricted_sync(), restricted);
+        let config = request(Family::SingleProfile, &c, None).config;
+        assert_eq!(raw_authenticated_config(sim, &config), StatusWord::OK);
+        let expected = if restricted {
+            Display::Empty
+        } else {
+            code("324550")
+        };
+        assert_eq!(display(&transport, 0), expected);
+    }
+}
+
+/// §10.5: the Molto-2 simulator answers the single-profile info framing
+/// (`02 11` data) like its own, as the reference firmware ignores the data.
+#[test]
+fn info_framings_of_both_families() {
+    let mut sim = Molto2Sim::new("826658719844499", Molto2Options::default());
+    for command in [molto2::info(), oathdesk_devices::single::info()] {
+        let response = sim.process(&command.to_bytes(), T);
+        assert_eq!(response.sw, StatusWord::OK);
+        assert_eq!(
+            molto2::parse_info(&response.data).unwrap().serial,
+            "826658719844499"
+        );
+    }
+    let mut single_sim = SingleSim::new("86596220000001", SingleOptions::default());
+    for command in [molto2::info(), oathdesk_devices::single::info()] {
+        let response = single_sim.process(&command.to_bytes(), T);
+        assert_eq!(
+            molto2::parse_info(&response.data).unwrap().serial,
+            "86596220000001"
+        );
+    }
+}

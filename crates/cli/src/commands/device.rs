@@ -36,7 +36,7 @@ pub const NEW_KEY_ENV: &str = "OATHDESK_DEVICE_NEW_KEY";
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Device connection")]
 pub struct ConnectionArgs {
-    /// usb[:SERIAL], pcsc[:READER], exec:COMMAND or sim:FILE [env: OATHDESK_TRANSPORT; default: usb].
+    /// usb[:N], pcsc[:READER], exec:COMMAND or sim:FILE [env: OATHDESK_TRANSPORT; default: usb].
     #[arg(long, global = true, value_name = "SPEC")]
     pub transport: Option<String>,
     /// The token family when the transport cannot tell: molto2 or single-profile.

@@ -5,7 +5,7 @@
 //!
 //! | spec | what |
 //! | --- | --- |
-//! | `usb[:SERIAL]` | direct USB CCID with `nusb` (feature `usb`): no pcscd, no Info.plist edit |
+//! | `usb[:N]` | direct USB CCID with `nusb` (feature `usb`): no pcscd, no Info.plist edit |
 //! | `pcsc[:READER]` | the system's PC/SC stack (feature `pcsc`) |
 //! | `exec:COMMAND` | another program: one line of upper-case hex per APDU each way |
 //! | `sim:FILE` | a simulated token kept in FILE (created on first use) |
@@ -97,8 +97,8 @@ pub enum TransportError {
 /// The transports this build has, for help texts.
 pub fn available() -> &'static str {
     match (cfg!(feature = "usb"), cfg!(feature = "pcsc")) {
-        (true, true) => "usb[:SERIAL], pcsc[:READER], exec:COMMAND, sim:FILE",
-        (true, false) => "usb[:SERIAL], exec:COMMAND, sim:FILE (PC/SC: build with --features pcsc)",
+        (true, true) => "usb[:N], pcsc[:READER], exec:COMMAND, sim:FILE",
+        (true, false) => "usb[:N], exec:COMMAND, sim:FILE (PC/SC: build with --features pcsc)",
         (false, true) => "pcsc[:READER], exec:COMMAND, sim:FILE",
         (false, false) => "exec:COMMAND, sim:FILE",
     }
