@@ -152,6 +152,13 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("oathdesk");
         }
+        // Like libpq: a password kept out of the URL (and out of the
+        // process list) comes from PGPASSWORD.
+        if config.get_password().is_none()
+            && let Some(password) = std::env::var_os("PGPASSWORD").filter(|p| !p.is_empty())
+        {
+            config.password(password.as_encoded_bytes());
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
