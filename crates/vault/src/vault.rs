@@ -1125,7 +1125,8 @@ impl<S: Store> Session<S> {
             .iter()
             .copied()
             .filter(|r| {
-                r.custody == Custody::Held && !matches!(r.state, State::Lost | State::Retired)
+                r.custody == Custody::Held
+                    && !matches!(r.state, State::Lost | State::Retired | State::Burning)
             })
             .collect();
         let row = match usable.as_slice() {
@@ -1148,6 +1149,12 @@ impl<S: Store> Session<S> {
                     ),
                     Some(row) if row.state == State::Retired => format!(
                         "{} is retired",
+                        reference_of(row.serial.as_deref(), row.slot, row.id)
+                    ),
+                    // The token may not hold this secret: its burn was not
+                    // confirmed.
+                    Some(row) if row.state == State::Burning => format!(
+                        "{} is still being burned (its burn was cut short): finish the burn before giving codes",
                         reference_of(row.serial.as_deref(), row.slot, row.id)
                     ),
                     Some(row) => format!(

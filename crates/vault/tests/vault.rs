@@ -995,6 +995,19 @@ fn a_burn_is_recorded_before_it_happens_and_finished_after(backend: Backend) {
         })
         .unwrap();
     assert_eq!(listed.len(), 1);
+    // No helpdesk codes for a secret the token may not hold yet.
+    let request = oathdesk_vault::HelpdeskRequest {
+        user: "bob@contoso.com".into(),
+        verified_by: "call-back".into(),
+        ticket: "T-1".into(),
+        token: None,
+        valid_for: None,
+        verifier: oathdesk_otp::Verifier::Exact,
+    };
+    assert_eq!(
+        refusal(s.helpdesk_code(&request, NOW)),
+        "826658719844499:7 is still being burned (its burn was cut short): finish the burn before giving codes"
+    );
     let done = s
         .finish_burn(begun.id, "verified on the token", NOW + 1)
         .unwrap();
@@ -1013,7 +1026,11 @@ fn a_burn_is_recorded_before_it_happens_and_finished_after(backend: Backend) {
         .into_iter()
         .map(|e| e.action)
         .collect();
-    assert!(actions.ends_with(&["device.burn.begin".into(), "device.burn".into()]));
+    assert!(actions.ends_with(&[
+        "device.burn.begin".into(),
+        "helpdesk.code".into(),
+        "device.burn".into()
+    ]));
     assert_eq!(s.audit_verify().unwrap().first_bad, None);
 }
 
