@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    code, device, entra, files, helpdesk, qr, seed, selftest, token, uri, vault, verify,
+    code, device, entra, files, helpdesk, qr, seed, selftest, serve, token, uri, vault, verify,
 };
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
@@ -86,6 +86,8 @@ enum Command {
     Enroll(Box<device::EnrollArgs>),
     /// Microsoft Entra ID: push tokens, assign and activate them, compare, unassign, delete.
     Entra(entra::EntraArgs),
+    /// Run the web console and REST API over the vault (creates the vault on first start).
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line.
@@ -160,6 +162,7 @@ fn main() -> ExitCode {
         Command::Device(args) => device::run(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Enroll(args) => device::enroll(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Entra(args) => entra::run(args, &cli.vault),
+        Command::Serve(args) => serve::run(args, &cli.vault).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,

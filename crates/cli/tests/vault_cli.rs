@@ -605,7 +605,10 @@ fn a_postgres_vault_lives_in_its_schema() {
             "meta",
             "operators",
             "schema_migrations",
-            "users"
+            "users",
+            "web_accounts",
+            "web_grants",
+            "web_throttle"
         ]
     );
 }

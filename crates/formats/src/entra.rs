@@ -121,11 +121,11 @@ pub fn read_csv(bytes: &[u8]) -> Result<Vec<Record>, FormatError> {
     for row in reader.records() {
         let row = row.map_err(|e| {
             FormatError::at(
-                Location::line(e.position().map_or(0, |p| p.line())),
+                Location::line(crate::record::csv_line(bytes, e.position())),
                 e.to_string(),
             )
         })?;
-        let line = row.position().map_or(0, |p| p.line());
+        let line = crate::record::csv_line(bytes, row.position());
         if row.iter().all(str::is_empty) {
             continue;
         }

@@ -199,3 +199,35 @@ pub fn check_size(bytes: &[u8]) -> Result<(), FormatError> {
     }
     Ok(())
 }
+
+/// The line a CSV record starts on. The `csv` crate ends a record at the
+/// `\r` of a `\r\n` line end and takes the next record's position before
+/// the `\n`, so in files with Windows line ends (every Entra CSV saved on
+/// Windows) its line numbers are one short. Here they are right for both.
+pub(crate) fn csv_line(bytes: &[u8], position: Option<&csv::Position>) -> u64 {
+    match position {
+        Some(p) => {
+            let on_newline = usize::try_from(p.byte())
+                .ok()
+                .and_then(|at| bytes.get(at))
+                .is_some_and(|b| *b == b'\n');
+            p.line() + u64::from(on_newline)
+        }
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod csv_line_tests {
+    #[test]
+    fn crlf_and_lf_files_number_lines_alike() {
+        for text in ["a,b\nc,d\ne,f\n", "a,b\r\nc,d\r\ne,f\r\n"] {
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            let lines: Vec<u64> = reader
+                .records()
+                .map(|r| super::csv_line(text.as_bytes(), r.unwrap().position()))
+                .collect();
+            assert_eq!(lines, [2, 3], "{text:?}");
+        }
+    }
+}

@@ -131,7 +131,7 @@ pub fn read(bytes: &[u8]) -> Result<Sheet, SheetError> {
         let record = match record {
             Ok(record) => record,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = crate::record::csv_line(bytes, e.position());
                 sheet.problems.push(SheetProblem {
                     line,
                     field: "row",
@@ -140,7 +140,7 @@ pub fn read(bytes: &[u8]) -> Result<Sheet, SheetError> {
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = crate::record::csv_line(bytes, record.position());
         if record.iter().all(str::is_empty) {
             continue;
         }

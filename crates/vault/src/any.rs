@@ -15,6 +15,7 @@ use crate::model::{CredentialRow, Device, EntraLink, Event, User};
 use crate::postgres::{PgStore, PgTx};
 use crate::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
+use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
 
 /// A vault's database, whichever it is.
 // A few hundred bytes, held once per open vault: not worth a box.
@@ -152,5 +153,19 @@ impl StoreTx for AnyTx<'_> {
         fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>>;
         fn entra_link_put(&self, link: &EntraLink) -> Result<()>;
         fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool>;
+        fn devices(&self) -> Result<Vec<Device>>;
+        fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>>;
+        fn web_accounts(&self) -> Result<Vec<WebAccountRow>>;
+        fn web_account_put(&self, row: &WebAccountRow) -> Result<()>;
+        fn web_account_delete(&self, name: &str) -> Result<bool>;
+        fn web_grant(&self, id: &[u8]) -> Result<Option<GrantRow>>;
+        fn web_grants(&self, account: Option<&str>) -> Result<Vec<GrantRow>>;
+        fn web_grant_put(&self, row: &GrantRow) -> Result<()>;
+        fn web_grant_delete(&self, id: &[u8]) -> Result<bool>;
+        fn web_grants_delete_account(&self, account: Option<&str>) -> Result<u64>;
+        fn web_grants_delete_expired(&self, now: u64) -> Result<u64>;
+        fn web_throttle(&self, key: &str) -> Result<Option<ThrottleRow>>;
+        fn web_throttle_put(&self, row: &ThrottleRow) -> Result<()>;
+        fn web_throttle_delete(&self, key: &str) -> Result<()>;
     }
 }

@@ -50,12 +50,33 @@ impl VaultKey {
 
     /// The key of the audit chain's MACs.
     pub fn audit_key(&self) -> Zeroizing<[u8; 32]> {
-        let mut okm = Zeroizing::new([0u8; 32]);
-        hkdf::Hkdf::<sha2::Sha256>::new(None, &self.0)
-            .expand(b"oathdesk audit mac v1", okm.as_mut())
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
-        okm
+        self.derive(b"oathdesk audit mac v1")
     }
+
+    /// A subkey for one purpose (HKDF-SHA256, `info` names the purpose).
+    pub(crate) fn derive(&self, info: &[u8]) -> Zeroizing<[u8; 32]> {
+        derive_key(&self.0, info)
+    }
+
+    /// The key itself, sealed under `wrapping` (for web sessions and API
+    /// tokens, whose bearer holds the wrapping key).
+    pub(crate) fn wrap_under(&self, wrapping: &[u8; 32], aad: &[u8]) -> Result<Vec<u8>> {
+        seal(wrapping, &self.0, aad)
+    }
+
+    /// Opens what [`VaultKey::wrap_under`] sealed.
+    pub(crate) fn unwrap_from(wrapping: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<VaultKey> {
+        VaultKey::from_slice(&open(wrapping, sealed, aad)?)
+    }
+}
+
+/// HKDF-SHA256 of a 32-byte key material into a 32-byte key for `info`.
+pub fn derive_key(material: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
+    let mut okm = Zeroizing::new([0u8; 32]);
+    hkdf::Hkdf::<sha2::Sha256>::new(None, material)
+        .expand(info, okm.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    okm
 }
 
 /// Fills `buffer` from the OS CSPRNG.

@@ -30,6 +30,10 @@ pub enum Error {
     Exists(String),
     #[error("{0}")]
     Refused(String),
+    /// A web session or API token that does not (or no longer) open the
+    /// vault: unknown, expired, revoked, or from before a rekey.
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("cryptography: {0}")]
     Crypto(String),
     #[error("database: {0}")]

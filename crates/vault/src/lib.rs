@@ -11,7 +11,9 @@
 //! - helpdesk codes that demand an identity-verification record and obey a
 //!   per-user rate limit; secrets purged (overwritten) after delivery;
 //! - identification of a token from the codes it shows ([`identify`]);
-//! - a hash-chained, MAC-authenticated audit log ([`audit`]).
+//! - a hash-chained, MAC-authenticated audit log ([`audit`]);
+//! - the web console's accounts, sessions, API tokens and login throttling
+//!   ([`web`]).
 //!
 //! Storage sits behind the [`store::Store`] trait: [`sqlite::SqliteStore`]
 //! is the embedded default, [`postgres::PgStore`] the shared database, and
@@ -23,6 +25,7 @@ pub mod audit;
 mod copy;
 pub mod crypto;
 mod error;
+pub mod exchange;
 pub mod identify;
 pub mod location;
 pub mod migrations;
@@ -33,6 +36,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod vault;
+pub mod web;
 
 pub use any::AnyStore;
 pub use error::{Error, Result};

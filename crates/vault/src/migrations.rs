@@ -255,6 +255,68 @@ CREATE TABLE entra_links (
 );
 ",
     },
+    Migration {
+        version: 4,
+        name: "web console: accounts with roles, sessions and API tokens, login throttling",
+        sqlite: "
+CREATE TABLE web_accounts (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    disabled INTEGER NOT NULL,
+    must_change_password INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    mac BLOB NOT NULL
+);
+CREATE TABLE web_grants (
+    id BLOB PRIMARY KEY,
+    kind TEXT NOT NULL,
+    account TEXT NOT NULL REFERENCES web_accounts(name) ON DELETE CASCADE,
+    label TEXT,
+    scopes TEXT NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL
+);
+CREATE INDEX web_grants_account ON web_grants(account);
+CREATE TABLE web_throttle (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    first_at INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL
+);
+",
+        postgres: "
+CREATE TABLE web_accounts (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    disabled BOOLEAN NOT NULL,
+    must_change_password BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    mac BYTEA NOT NULL
+);
+CREATE TABLE web_grants (
+    id BYTEA PRIMARY KEY,
+    kind TEXT NOT NULL,
+    account TEXT NOT NULL REFERENCES web_accounts(name) ON DELETE CASCADE,
+    label TEXT,
+    scopes TEXT NOT NULL,
+    wrapped_key BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    last_used_at BIGINT NOT NULL
+);
+CREATE INDEX web_grants_account ON web_grants(account);
+CREATE TABLE web_throttle (
+    key TEXT PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    first_at BIGINT NOT NULL,
+    locked_until BIGINT NOT NULL
+);
+",
+    },
 ];
 
 /// The schema version this oathdesk writes.

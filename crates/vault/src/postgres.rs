@@ -74,6 +74,7 @@ use crate::location::mask_password;
 use crate::migrations::{self, BOOKKEEPING, LATEST};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
+use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
 
 /// How long a writer waits for another writer before giving up.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -1192,6 +1193,199 @@ impl StoreTx for PgTx<'_> {
             &[&tenant, &credential_id],
         )? > 0)
     }
+
+    fn devices(&self) -> Result<Vec<Device>> {
+        self.query(
+            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices \
+             ORDER BY serial COLLATE \"C\"",
+            &[],
+        )?
+        .iter()
+        .map(device_from_row)
+        .collect()
+    }
+
+    fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>> {
+        self.query_opt(
+            &format!("SELECT {WEB_ACCOUNT_COLUMNS} FROM web_accounts WHERE name = $1"),
+            &[&name],
+        )?
+        .as_ref()
+        .map(web_account_from_row)
+        .transpose()
+    }
+
+    fn web_accounts(&self) -> Result<Vec<WebAccountRow>> {
+        self.query(
+            &format!("SELECT {WEB_ACCOUNT_COLUMNS} FROM web_accounts ORDER BY name COLLATE \"C\""),
+            &[],
+        )?
+        .iter()
+        .map(web_account_from_row)
+        .collect()
+    }
+
+    fn web_account_put(&self, row: &WebAccountRow) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO web_accounts ({WEB_ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, disabled = EXCLUDED.disabled, \
+                 must_change_password = EXCLUDED.must_change_password, created_at = EXCLUDED.created_at, \
+                 created_by = EXCLUDED.created_by, mac = EXCLUDED.mac"
+            ),
+            &[
+                &row.name,
+                &row.role,
+                &row.disabled,
+                &row.must_change_password,
+                &big(row.created_at)?,
+                &row.created_by,
+                &row.mac,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn web_account_delete(&self, name: &str) -> Result<bool> {
+        Ok(self.execute("DELETE FROM web_accounts WHERE name = $1", &[&name])? > 0)
+    }
+
+    fn web_grant(&self, id: &[u8]) -> Result<Option<GrantRow>> {
+        self.query_opt(
+            &format!("SELECT {GRANT_COLUMNS} FROM web_grants WHERE id = $1"),
+            &[&id],
+        )?
+        .as_ref()
+        .map(grant_from_row)
+        .transpose()
+    }
+
+    fn web_grants(&self, account: Option<&str>) -> Result<Vec<GrantRow>> {
+        self.query(
+            &format!(
+                "SELECT {GRANT_COLUMNS} FROM web_grants WHERE $1::TEXT IS NULL OR account = $1 \
+                 ORDER BY created_at"
+            ),
+            &[&account],
+        )?
+        .iter()
+        .map(grant_from_row)
+        .collect()
+    }
+
+    fn web_grant_put(&self, row: &GrantRow) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO web_grants ({GRANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, account = EXCLUDED.account, \
+                 label = EXCLUDED.label, scopes = EXCLUDED.scopes, wrapped_key = EXCLUDED.wrapped_key, \
+                 created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, \
+                 last_used_at = EXCLUDED.last_used_at"
+            ),
+            &[
+                &row.id,
+                &row.kind,
+                &row.account,
+                &row.label,
+                &row.scopes,
+                &row.wrapped_key,
+                &big(row.created_at)?,
+                &big(row.expires_at)?,
+                &big(row.last_used_at)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn web_grant_delete(&self, id: &[u8]) -> Result<bool> {
+        Ok(self.execute("DELETE FROM web_grants WHERE id = $1", &[&id])? > 0)
+    }
+
+    fn web_grants_delete_account(&self, account: Option<&str>) -> Result<u64> {
+        self.execute(
+            "DELETE FROM web_grants WHERE $1::TEXT IS NULL OR account = $1",
+            &[&account],
+        )
+    }
+
+    fn web_grants_delete_expired(&self, now: u64) -> Result<u64> {
+        self.execute(
+            "DELETE FROM web_grants WHERE expires_at <= $1",
+            &[&big(now)?],
+        )
+    }
+
+    fn web_throttle(&self, key: &str) -> Result<Option<ThrottleRow>> {
+        self.query_opt(
+            "SELECT key, failures, first_at, locked_until FROM web_throttle WHERE key = $1",
+            &[&key],
+        )?
+        .as_ref()
+        .map(|row| {
+            let c = Columns(row);
+            Ok(ThrottleRow {
+                key: c.get(0)?,
+                failures: c.unsigned(1)?,
+                first_at: c.unsigned(2)?,
+                locked_until: c.unsigned(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn web_throttle_put(&self, row: &ThrottleRow) -> Result<()> {
+        self.execute(
+            "INSERT INTO web_throttle (key, failures, first_at, locked_until) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (key) DO UPDATE SET failures = EXCLUDED.failures, \
+             first_at = EXCLUDED.first_at, locked_until = EXCLUDED.locked_until",
+            &[
+                &row.key,
+                &big(row.failures)?,
+                &big(row.first_at)?,
+                &big(row.locked_until)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn web_throttle_delete(&self, key: &str) -> Result<()> {
+        self.execute("DELETE FROM web_throttle WHERE key = $1", &[&key])?;
+        Ok(())
+    }
+}
+
+const WEB_ACCOUNT_COLUMNS: &str =
+    "name, role, disabled, must_change_password, created_at, created_by, mac";
+
+fn web_account_from_row(row: &Row) -> Result<WebAccountRow> {
+    let c = Columns(row);
+    Ok(WebAccountRow {
+        name: c.get(0)?,
+        role: c.get(1)?,
+        disabled: c.get(2)?,
+        must_change_password: c.get(3)?,
+        created_at: c.unsigned(4)?,
+        created_by: c.get(5)?,
+        mac: c.get(6)?,
+    })
+}
+
+const GRANT_COLUMNS: &str =
+    "id, kind, account, label, scopes, wrapped_key, created_at, expires_at, last_used_at";
+
+fn grant_from_row(row: &Row) -> Result<GrantRow> {
+    let c = Columns(row);
+    Ok(GrantRow {
+        id: c.get(0)?,
+        kind: c.get(1)?,
+        account: c.get(2)?,
+        label: c.get(3)?,
+        scopes: c.get(4)?,
+        wrapped_key: c.get(5)?,
+        created_at: c.unsigned(6)?,
+        expires_at: c.unsigned(7)?,
+        last_used_at: c.unsigned(8)?,
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::migrations::{self, BOOKKEEPING, LATEST};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
+use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
 
 /// A vault in one SQLite file.
 pub struct SqliteStore {
@@ -518,6 +519,14 @@ impl StoreTx for SqliteTx<'_> {
             .optional()?)
     }
 
+    fn devices(&self) -> Result<Vec<Device>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices ORDER BY serial",
+        )?;
+        let rows = statement.query_map([], device_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn credential_update(&self, row: &CredentialRow) -> Result<()> {
         let changed = self.tx.prepare_cached(
             "UPDATE credentials SET counter = ?, issuer = ?, label = ?, state = ?, custody = ?, \
@@ -825,4 +834,181 @@ impl StoreTx for SqliteTx<'_> {
             .execute(params![tenant, credential_id])?
             > 0)
     }
+
+    fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>> {
+        Ok(self
+            .query_one(
+                &format!("SELECT {WEB_ACCOUNT_COLUMNS} FROM web_accounts WHERE name = ?"),
+                [name],
+                web_account_from_row,
+            )
+            .optional()?)
+    }
+
+    fn web_accounts(&self) -> Result<Vec<WebAccountRow>> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {WEB_ACCOUNT_COLUMNS} FROM web_accounts ORDER BY name"
+        ))?;
+        let rows = statement.query_map([], web_account_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn web_account_put(&self, row: &WebAccountRow) -> Result<()> {
+        // An upsert, not INSERT OR REPLACE: a replace deletes the row first,
+        // and the delete would cascade to the account's grants.
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO web_accounts ({WEB_ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT(name) DO UPDATE SET role = ?2, disabled = ?3, must_change_password = ?4, \
+                 created_at = ?5, created_by = ?6, mac = ?7"
+            ))?
+            .execute(params![
+                row.name,
+                row.role,
+                row.disabled,
+                row.must_change_password,
+                row.created_at,
+                row.created_by,
+                row.mac
+            ])?;
+        Ok(())
+    }
+
+    fn web_account_delete(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM web_accounts WHERE name = ?")?
+            .execute([name])?
+            > 0)
+    }
+
+    fn web_grant(&self, id: &[u8]) -> Result<Option<GrantRow>> {
+        Ok(self
+            .query_one(
+                &format!("SELECT {GRANT_COLUMNS} FROM web_grants WHERE id = ?"),
+                [id],
+                grant_from_row,
+            )
+            .optional()?)
+    }
+
+    fn web_grants(&self, account: Option<&str>) -> Result<Vec<GrantRow>> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {GRANT_COLUMNS} FROM web_grants WHERE ?1 IS NULL OR account = ?1 ORDER BY created_at"
+        ))?;
+        let rows = statement.query_map([account], grant_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn web_grant_put(&self, row: &GrantRow) -> Result<()> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO web_grants ({GRANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))?
+            .execute(params![
+                row.id,
+                row.kind,
+                row.account,
+                row.label,
+                row.scopes,
+                row.wrapped_key,
+                row.created_at,
+                row.expires_at,
+                row.last_used_at
+            ])?;
+        Ok(())
+    }
+
+    fn web_grant_delete(&self, id: &[u8]) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM web_grants WHERE id = ?")?
+            .execute([id])?
+            > 0)
+    }
+
+    fn web_grants_delete_account(&self, account: Option<&str>) -> Result<u64> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM web_grants WHERE ?1 IS NULL OR account = ?1")?
+            .execute([account])? as u64)
+    }
+
+    fn web_grants_delete_expired(&self, now: u64) -> Result<u64> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM web_grants WHERE expires_at <= ?")?
+            .execute([now])? as u64)
+    }
+
+    fn web_throttle(&self, key: &str) -> Result<Option<ThrottleRow>> {
+        Ok(self
+            .query_one(
+                "SELECT key, failures, first_at, locked_until FROM web_throttle WHERE key = ?",
+                [key],
+                |r| {
+                    Ok(ThrottleRow {
+                        key: r.get(0)?,
+                        failures: r.get(1)?,
+                        first_at: r.get(2)?,
+                        locked_until: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn web_throttle_put(&self, row: &ThrottleRow) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO web_throttle (key, failures, first_at, locked_until) \
+                 VALUES (?, ?, ?, ?)",
+            )?
+            .execute(params![
+                row.key,
+                row.failures,
+                row.first_at,
+                row.locked_until
+            ])?;
+        Ok(())
+    }
+
+    fn web_throttle_delete(&self, key: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM web_throttle WHERE key = ?")?
+            .execute([key])?;
+        Ok(())
+    }
+}
+
+const WEB_ACCOUNT_COLUMNS: &str =
+    "name, role, disabled, must_change_password, created_at, created_by, mac";
+
+fn web_account_from_row(row: &Row<'_>) -> rusqlite::Result<WebAccountRow> {
+    Ok(WebAccountRow {
+        name: row.get(0)?,
+        role: row.get(1)?,
+        disabled: row.get(2)?,
+        must_change_password: row.get(3)?,
+        created_at: row.get(4)?,
+        created_by: row.get(5)?,
+        mac: row.get(6)?,
+    })
+}
+
+const GRANT_COLUMNS: &str =
+    "id, kind, account, label, scopes, wrapped_key, created_at, expires_at, last_used_at";
+
+fn grant_from_row(row: &Row<'_>) -> rusqlite::Result<GrantRow> {
+    Ok(GrantRow {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        account: row.get(2)?,
+        label: row.get(3)?,
+        scopes: row.get(4)?,
+        wrapped_key: row.get(5)?,
+        created_at: row.get(6)?,
+        expires_at: row.get(7)?,
+        last_used_at: row.get(8)?,
+    })
 }

@@ -20,6 +20,7 @@
 
 use crate::error::Result;
 use crate::model::{CredentialRow, Device, EntraLink, Event, State, User};
+use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
 
 /// An operator's key slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +121,8 @@ pub trait StoreTx {
 
     fn device_insert(&self, device: &Device) -> Result<i64>;
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>>;
+    /// Every device, by serial.
+    fn devices(&self) -> Result<Vec<Device>>;
 
     /// Writes every mutable field of a credential.
     fn credential_update(&self, row: &CredentialRow) -> Result<()>;
@@ -171,4 +174,30 @@ pub trait StoreTx {
     fn entra_link_put(&self, link: &EntraLink) -> Result<()>;
     /// Forgets a link; true if there was one.
     fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool>;
+
+    // ----- web console (see crate::web) -----------------------------------
+
+    fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>>;
+    /// Every web account, by name.
+    fn web_accounts(&self) -> Result<Vec<WebAccountRow>>;
+    /// Inserts or replaces an account (keyed by name).
+    fn web_account_put(&self, row: &WebAccountRow) -> Result<()>;
+    fn web_account_delete(&self, name: &str) -> Result<bool>;
+
+    /// A grant by its id (SHA-256 of the bearer secret).
+    fn web_grant(&self, id: &[u8]) -> Result<Option<GrantRow>>;
+    /// The grants of one account, or of all.
+    fn web_grants(&self, account: Option<&str>) -> Result<Vec<GrantRow>>;
+    /// Inserts or replaces a grant (keyed by id).
+    fn web_grant_put(&self, row: &GrantRow) -> Result<()>;
+    fn web_grant_delete(&self, id: &[u8]) -> Result<bool>;
+    /// Deletes the grants of one account, or of all; returns how many.
+    fn web_grants_delete_account(&self, account: Option<&str>) -> Result<u64>;
+    /// Deletes grants with `expires_at <= now`; returns how many.
+    fn web_grants_delete_expired(&self, now: u64) -> Result<u64>;
+
+    fn web_throttle(&self, key: &str) -> Result<Option<ThrottleRow>>;
+    /// Inserts or replaces a throttle row (keyed by key).
+    fn web_throttle_put(&self, row: &ThrottleRow) -> Result<()>;
+    fn web_throttle_delete(&self, key: &str) -> Result<()>;
 }

@@ -47,7 +47,7 @@ pub mod settings {
 /// time), so `Vault` and [`Session`] need no type parameter in code that
 /// works with either.
 pub struct Vault<S: Store = AnyStore> {
-    store: S,
+    pub(crate) store: S,
 }
 
 /// How an operator proves who they are.
@@ -122,7 +122,7 @@ impl Vault<AnyStore> {
 
 /// Names and labels end up in terminals, web pages and CSV files: no
 /// control characters (they could rewrite a screen or split a row).
-fn check_text(field: &str, value: &str) -> Result<()> {
+pub(crate) fn check_text(field: &str, value: &str) -> Result<()> {
     if value.chars().any(char::is_control) {
         return Err(Error::Invalid(format!(
             "the {field} contains a control character (a tab, line break or escape); remove it"
@@ -131,7 +131,7 @@ fn check_text(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_operator_name(name: &str) -> Result<()> {
+pub(crate) fn check_operator_name(name: &str) -> Result<()> {
     if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
         return Err(Error::Invalid(
             "an operator name is 1 to 128 printable characters".into(),
@@ -206,28 +206,51 @@ impl<S: Store> Vault<S> {
             };
             let key = crypto::unwrap_vault_key(&identity, &row.wrapped_vault_key)
                 .ok_or_else(|| Error::WrongIdentity(operator.to_owned()))?;
-            let mut audit_keys = HashMap::new();
-            for (epoch, sealed) in tx.audit_keys()? {
-                let opened = key
-                    .open_data(&sealed, &format!("audit key {epoch}"))
-                    .ok_or_else(|| {
-                        Error::Crypto(format!("the audit key of epoch {epoch} does not open"))
-                    })?;
-                let array: [u8; 32] = opened.as_slice().try_into().map_err(|_| {
-                    Error::Crypto(format!("the audit key of epoch {epoch} is malformed"))
-                })?;
-                audit_keys.insert(epoch, Zeroizing::new(array));
-            }
+            let audit_keys = open_audit_keys(&tx, &key)?;
             (key, audit_keys)
         };
+        Ok(Session::with_key(self.store, operator, key, audit_keys))
+    }
+}
+
+/// The audit keys of every epoch, opened with the vault key. A key that
+/// does not open them is not (or no longer) this vault's key.
+pub(crate) fn open_audit_keys(
+    tx: &impl StoreTx,
+    key: &VaultKey,
+) -> Result<HashMap<i64, Zeroizing<[u8; 32]>>> {
+    let mut audit_keys = HashMap::new();
+    for (epoch, sealed) in tx.audit_keys()? {
+        let opened = key
+            .open_data(&sealed, &format!("audit key {epoch}"))
+            .ok_or_else(|| {
+                Error::Crypto(format!("the audit key of epoch {epoch} does not open"))
+            })?;
+        let array: [u8; 32] = opened
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Crypto(format!("the audit key of epoch {epoch} is malformed")))?;
+        audit_keys.insert(epoch, Zeroizing::new(array));
+    }
+    Ok(audit_keys)
+}
+
+impl<S: Store> Session<S> {
+    /// A session for `operator` from a vault key already opened.
+    pub(crate) fn with_key(
+        store: S,
+        operator: &str,
+        key: VaultKey,
+        audit_keys: HashMap<i64, Zeroizing<[u8; 32]>>,
+    ) -> Session<S> {
         let epoch = audit_keys.keys().copied().max().unwrap_or(1);
-        Ok(Session {
-            store: self.store,
+        Session {
+            store,
             operator: operator.to_owned(),
             key,
             audit_keys,
             epoch,
-        })
+        }
     }
 }
 
@@ -246,7 +269,7 @@ fn operator_info(row: OperatorRow) -> OperatorInfo {
     }
 }
 
-fn passphrase_slot(
+pub(crate) fn passphrase_slot(
     name: &str,
     passphrase: &[u8],
     kdf: KdfParams,
@@ -300,9 +323,9 @@ fn append_audit(
 
 /// An unlocked vault.
 pub struct Session<S: Store = AnyStore> {
-    store: S,
+    pub(crate) store: S,
     operator: String,
-    key: VaultKey,
+    pub(crate) key: VaultKey,
     audit_keys: HashMap<i64, Zeroizing<[u8; 32]>>,
     epoch: i64,
 }
@@ -526,7 +549,7 @@ impl<S: Store> Session<S> {
 
     /// Runs `change` in one write transaction and appends `event` (returned
     /// by `change`) to the audit chain in the same transaction.
-    fn change<T>(
+    pub(crate) fn change<T>(
         &mut self,
         now: u64,
         change: impl FnOnce(&S::Tx<'_>, &VaultKey) -> Result<(T, AuditEvent)>,
@@ -675,6 +698,9 @@ impl<S: Store> Session<S> {
                 operator.wrapped_vault_key = crypto::wrap_vault_key(&new_key, &operator.recipient)?;
                 tx.operator_put(&operator)?;
             }
+            // Web accounts are MAC'd under the vault key and web grants
+            // wrap it: re-MAC the one, end the other.
+            crate::web::after_rekey(&tx, &new_key)?;
             for (epoch, key) in &old_audit_keys {
                 tx.audit_key_put(
                     *epoch,
@@ -812,6 +838,44 @@ impl<S: Store> Session<S> {
             }
             Ok((info(&row), event))
         })
+    }
+
+    /// Moves several credentials to one state in one transaction: all of
+    /// them, or none (the refusal names the first that cannot move).
+    pub fn transition_all(
+        &mut self,
+        tokens: &[TokenRef],
+        to: State,
+        note: Option<&str>,
+        now: u64,
+    ) -> Result<Vec<TokenInfo>> {
+        if tokens.is_empty() {
+            return Err(Error::Invalid("no tokens chosen".into()));
+        }
+        let operator = self.operator.clone();
+        self.change(now, |tx, _| {
+            let mut moved = Vec::with_capacity(tokens.len());
+            for token in tokens {
+                let mut row = resolve(tx, token)?;
+                move_state(tx, &mut row, to, &operator, note, now)?;
+                tx.credential_update(&row)?;
+                moved.push(info(&row));
+            }
+            let references: Vec<String> = moved.iter().map(TokenInfo::reference).collect();
+            let mut detail = json!({"credentials": references});
+            if let Some(note) = note {
+                detail["note"] = json!(note);
+            }
+            Ok((
+                moved,
+                AuditEvent::ok(&format!("token.{}", to.name())).detail(detail),
+            ))
+        })
+    }
+
+    /// Every device, with its kind and number of slots.
+    pub fn devices(&mut self) -> Result<Vec<Device>> {
+        self.store.read()?.devices()
     }
 
     /// Assigns a credential to a user (state `assigned`).

@@ -10,10 +10,8 @@ use clap::Args;
 use oathdesk_formats::format::{self, Format, WriteOptions};
 use oathdesk_formats::lint::{self, Target};
 use oathdesk_formats::{Keys, Record, Written};
-use oathdesk_vault::NewToken;
-use oathdesk_vault::model::{DeviceKind, State};
+use oathdesk_vault::model::State;
 use oathdesk_vault::store::CredentialFilter;
-use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::input;
@@ -57,7 +55,8 @@ impl KeyArgs {
     }
 }
 
-fn first_line(path: &Path) -> Result<Zeroizing<String>> {
+/// The first line of a file holding a password, key or secret.
+pub(crate) fn first_line(path: &Path) -> Result<Zeroizing<String>> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
     );
@@ -329,40 +328,15 @@ pub fn run_import(args: ImportArgs, options: &VaultOptions) -> Result<()> {
         return Ok(());
     }
     let count = records.len();
-    let tokens = records.into_iter().map(record_to_token).collect();
     let mut session = options.unlock()?;
     session
-        .add_tokens(tokens, input::now(), &format!("import.{format}"))
+        .import_records(records, format, input::now())
         .map_err(|e| anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
     println!(
         "imported {count} credential(s) from {} ({format})",
         args.file.display()
     );
     Ok(())
-}
-
-fn record_to_token(record: Record) -> NewToken {
-    let kind = match (&record.serial, record.slot) {
-        (None, _) => DeviceKind::Unknown,
-        (Some(_), Some(_)) => DeviceKind::MultiProfile,
-        (Some(_), None) => DeviceKind::Classic,
-    };
-    NewToken {
-        serial: record.serial,
-        slot: record.slot,
-        device_kind: kind,
-        manufacturer: record.manufacturer,
-        model: record.model,
-        device_slots: if kind == DeviceKind::MultiProfile {
-            100
-        } else {
-            1
-        },
-        label: Some(record.credential.account.clone()).filter(|a| !a.is_empty()),
-        credential: record.credential,
-        user: record.user,
-        state: State::Stock,
-    }
 }
 
 pub fn run_export(args: ExportArgs, options: &VaultOptions) -> Result<ExitCode> {
@@ -373,39 +347,12 @@ pub fn run_export(args: ExportArgs, options: &VaultOptions) -> Result<ExitCode> 
     .keys()?;
     let write = write_options(args.format, &args.output, keys)?;
     let mut session = options.unlock()?;
-    let revealed = session.reveal_all(&CredentialFilter {
+    let filter = CredentialFilter {
         user_upn: args.user.clone(),
         state: args.state,
         device_serial: args.serial.clone(),
         ..CredentialFilter::default()
-    })?;
-    let mut tokens = Vec::with_capacity(revealed.len());
-    let mut records = Vec::with_capacity(revealed.len());
-    for (info, credential) in revealed {
-        let mut record = Record::new(credential);
-        record.serial = info.serial.clone();
-        record.slot = info.slot;
-        record.user = info.user.clone();
-        record.manufacturer = info.manufacturer.clone();
-        record.model = info.model.clone();
-        records.push(record);
-        tokens.push(info);
-    }
-    let written = format::write(args.format, &records, &write).map_err(|e| anyhow!("{e}"))?;
-    let exported: Vec<String> = tokens
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !written.skipped.iter().any(|s| s.index == *i))
-        .map(|(_, t)| t.reference())
-        .collect();
-    session.record(
-        oathdesk_vault::audit::AuditEvent::ok("export").detail(json!({
-            "format": args.format.name(),
-            "encrypted": write.password.is_some() || write.key.is_some(),
-            "count": exported.len(),
-            "credentials": exported,
-        })),
-        input::now(),
-    )?;
+    };
+    let written = session.export(&filter, args.format, &write, input::now())?;
     emit(written, &args.output, "export")
 }

@@ -8,6 +8,7 @@ pub mod helpdesk;
 pub mod qr;
 pub mod seed;
 pub mod selftest;
+pub mod serve;
 pub mod token;
 pub mod uri;
 pub mod vault;

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use oathdesk_formats::spreadsheet;
-use oathdesk_otp::{Credential, Kind, TimeStep, seed, uri};
+use oathdesk_otp::{Credential, seed, uri};
 use oathdesk_vault::model::{DeviceKind, State, TokenRef};
 use oathdesk_vault::store::CredentialFilter;
 use oathdesk_vault::{NewToken, TokenInfo};
@@ -389,28 +389,7 @@ pub fn import_spreadsheet(
     let tokens = sheet
         .rows
         .into_iter()
-        .map(|row| {
-            let mut credential = Credential::totp(row.secret);
-            credential.kind = Kind::Totp {
-                step: TimeStep::new(row.period, 0).expect("the reader refuses period 0"),
-            };
-            NewToken {
-                device_kind: if row.serial.is_some() {
-                    DeviceKind::Classic
-                } else {
-                    DeviceKind::Unknown
-                },
-                serial: row.serial,
-                slot: None,
-                manufacturer: row.manufacturer,
-                model: row.model,
-                device_slots: 1,
-                credential,
-                label: None,
-                user: Some(row.user),
-                state: State::Assigned,
-            }
-        })
+        .map(oathdesk_vault::exchange::sheet_row_to_token)
         .collect::<Vec<_>>();
     let count = tokens.len();
     session.add_tokens(tokens, now, "import.spreadsheet")?;

@@ -1,0 +1,81 @@
+//! `oathdesk serve`: the web console and REST API (crate `oathdesk-server`).
+
+use std::net::SocketAddr;
+
+use anyhow::{Result, anyhow, bail};
+use clap::Args;
+use oathdesk_server::Settings;
+use oathdesk_server::launch::{Launch, run as launch};
+use oathdesk_vault::crypto::KdfParams;
+use oathdesk_vault::location::Location;
+
+use crate::unlock::VaultOptions;
+
+/// Serve the web console (toolset, helpdesk, inventory, audit, operators)
+/// and the REST API under /api/v1.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+On first start with no vault, the vault is created and a one-time setup link for the first \
+admin is printed. A vault made with 'oathdesk vault init' gets its first admin when one of its \
+operators signs in at /setup.
+
+Examples:
+  oathdesk serve                          # http://127.0.0.1:8080, the default vault
+  oathdesk serve --demo                   # a throw-away vault with sample tokens
+  oathdesk serve --listen 0.0.0.0:8443 --tls-self-signed")]
+pub struct ServeArgs {
+    /// Address and port to listen on (loopback by default).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// A throw-away vault in a temporary folder with sample users and tokens.
+    #[arg(long)]
+    pub demo: bool,
+    /// Minutes without a request after which a browser session ends.
+    #[arg(long, value_name = "MINUTES", default_value_t = 30)]
+    pub session_idle: u64,
+    /// Hours after which a browser session ends however busy.
+    #[arg(long, value_name = "HOURS", default_value_t = 12)]
+    pub session_hours: u64,
+    /// Argon2id memory for passwords the console sets, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub kdf_memory_mib: u32,
+}
+
+pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
+    let listen: SocketAddr = args.listen.parse().map_err(|_| {
+        anyhow!(
+            "--listen: '{}' is not an address like 127.0.0.1:8080",
+            args.listen
+        )
+    })?;
+    if args.session_idle == 0 || args.session_hours == 0 {
+        bail!("--session-idle and --session-hours must be at least 1");
+    }
+    if args.kdf_memory_mib < 19 {
+        bail!("--kdf-memory-mib: at least 19 MiB (OWASP's floor for Argon2id)");
+    }
+    let settings = Settings {
+        kdf: KdfParams {
+            memory_kib: args.kdf_memory_mib * 1024,
+            ..KdfParams::DEFAULT
+        },
+        session_idle: args.session_idle * 60,
+        session_lifetime: args.session_hours * 3600,
+        ..Settings::default()
+    };
+    let launch_options = Launch {
+        // The demo makes its own vault in a temporary folder.
+        vault: if args.demo {
+            Location::Sqlite(Default::default())
+        } else {
+            vault.location()?
+        },
+        listen,
+        settings,
+        demo: args.demo,
+    };
+    launch(launch_options, |started| {
+        println!("{}", started.announcement());
+    })
+    .map_err(|e| anyhow!("{e}"))
+}

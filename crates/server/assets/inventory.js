@@ -1,0 +1,235 @@
+"use strict";
+document.addEventListener("DOMContentLoaded", async () => {
+  const { api, el, show } = od;
+  const $ = (id) => document.getElementById(id);
+  const me = await api("GET", "/api/v1/me");
+  const may = (p) => me.permissions.includes(p);
+  for (const node of document.querySelectorAll("[data-needs]")) {
+    if (!may(node.dataset.needs)) node.remove();
+  }
+
+  // Tabs.
+  for (const button of document.querySelectorAll(".tabs button")) {
+    button.addEventListener("click", () => {
+      for (const other of document.querySelectorAll(".tabs button")) other.setAttribute("aria-selected", String(other === button));
+      for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("hidden", tab.id !== "tab-" + button.dataset.tab);
+      $("detail").classList.add("hidden");
+      if (button.dataset.tab === "devices") loadDevices();
+    });
+  }
+
+  const selected = new Set();
+  function updateBulk() {
+    const bar = $("bulk");
+    if (!bar) return;
+    bar.classList.toggle("hidden", selected.size === 0);
+    $("bulk-count").textContent = selected.size + " selected";
+  }
+
+  let timer = null;
+  async function load() {
+    const values = od.form($("filter-form"));
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(values)) if (value) params.set(name, value);
+    try {
+      const answer = await api("GET", "/api/v1/tokens?" + params.toString());
+      const body = $("tokens").querySelector("tbody");
+      body.replaceChildren();
+      selected.clear();
+      updateBulk();
+      for (const token of answer.tokens) {
+        const box = el("input", { type: "checkbox", "aria-label": "select " + token.reference, onchange: (e) => {
+          if (e.target.checked) selected.add(token.reference); else selected.delete(token.reference);
+          updateBulk();
+        } });
+        body.append(el("tr", { class: "clickable" },
+          el("td", {}, box),
+          el("td", { class: "mono" }, el("a", { href: "#", onclick: (e) => { e.preventDefault(); detail(token.reference); } }, token.reference)),
+          el("td", {}, token.user || "—"),
+          el("td", {}, el("span", { class: "pill state-" + token.state }, token.state)),
+          el("td", {}, token.custody),
+          el("td", {}, token.type.toUpperCase() + " " + token.algorithm + " " + token.digits + (token.period ? "/" + token.period + "s" : "")),
+          el("td", {}, [token.manufacturer, token.model].filter(Boolean).join(" ") || "—"),
+          el("td", {}, od.utc(token.updated_at))));
+      }
+      $("list-total").textContent = answer.total + " credential(s)" + (answer.total > answer.tokens.length ? ", first " + answer.tokens.length + " shown" : "");
+      show("list-message", "");
+    } catch (e) { show("list-message", e.message, "error"); }
+  }
+  $("filter-form").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(load, 250); });
+  $("filter-form").addEventListener("submit", (e) => { e.preventDefault(); load(); });
+  $("select-all").addEventListener("change", (e) => {
+    for (const box of $("tokens").querySelectorAll("tbody input[type=checkbox]")) {
+      box.checked = e.target.checked;
+      box.dispatchEvent(new Event("change"));
+    }
+  });
+  if ($("bulk-apply")) {
+    $("bulk-apply").addEventListener("click", async () => {
+      try {
+        const done = await api("POST", "/api/v1/tokens/bulk", { tokens: [...selected], state: $("bulk-state").value, note: $("bulk-note").value });
+        show("list-message", done.moved + " credential(s) moved.", "ok");
+        $("bulk-note").value = "";
+        await load();
+        show("list-message", done.moved + " credential(s) moved.", "ok");
+      } catch (e) { show("list-message", e.message, "error"); }
+    });
+  }
+
+  async function detail(reference) {
+    try {
+      const answer = await api("GET", "/api/v1/tokens/" + encodeURIComponent(reference));
+      const t = answer.token;
+      $("detail-title").textContent = t.reference;
+      const kv = $("detail-kv");
+      kv.replaceChildren();
+      const rows = [["User", t.user || "—"], ["State", t.state], ["Secret", t.custody + (t.purge_after ? " (purge after " + od.utc(t.purge_after) + ")" : "")],
+        ["Parameters", t.type.toUpperCase() + ", " + t.algorithm + ", " + t.digits + " digits" + (t.period ? ", " + t.period + " s" : "")],
+        ["Device", [t.manufacturer, t.model].filter(Boolean).join(" ") || "—"], ["Drift", t.drift_steps === null ? "not measured" : t.drift_steps + " step(s)"],
+        ["Added", od.utc(t.created_at)]];
+      for (const [k, v] of rows) kv.append(el("dt", {}, k), el("dd", {}, v));
+      const actions = $("detail-actions");
+      if (actions) {
+        actions.replaceChildren();
+        for (const next of answer.next_states) {
+          if (next === "delivered" || next === "assigned") continue;
+          actions.append(el("button", { type: "button", class: next === "lost" || next === "retired" ? "danger small" : "secondary small", onclick: () => act("/state", { state: next, note: prompt("Note for '" + next + "' (optional)") || undefined }) }, "→ " + next));
+        }
+        if (answer.next_states.includes("assigned")) {
+          const user = el("input", { placeholder: "user UPN", class: "inline" });
+          actions.append(user, el("button", { type: "button", class: "secondary small", onclick: () => act("/assign", { user: user.value }) }, "Assign"));
+        }
+        if (t.custody === "held") actions.append(el("button", { type: "button", class: "danger small", onclick: () => { if (confirm("Purge the secret of " + t.reference + "? This cannot be undone.")) act("/purge"); } }, "Purge secret"));
+      }
+      async function act(path, body) {
+        try {
+          await api("POST", "/api/v1/tokens/" + encodeURIComponent(reference) + path, body === undefined ? undefined : body);
+          await detail(reference);
+          await load();
+          show("detail-message", "Done.", "ok");
+        } catch (e) { show("detail-message", e.message, "error"); }
+      }
+      const events = $("events").querySelector("tbody");
+      events.replaceChildren();
+      for (const event of answer.events.slice().reverse()) {
+        events.append(el("tr", {}, el("td", {}, od.utc(event.at)), el("td", {}, event.from_state || "—"), el("td", {}, event.to_state), el("td", {}, event.operator || "—"), el("td", {}, event.note || "")));
+      }
+      show("detail-message", "");
+      $("detail").classList.remove("hidden");
+      $("detail").scrollIntoView({ behavior: "smooth" });
+    } catch (e) { show("list-message", e.message, "error"); }
+  }
+  $("detail-close").addEventListener("click", () => $("detail").classList.add("hidden"));
+
+  async function loadDevices() {
+    const answer = await api("GET", "/api/v1/devices");
+    const body = $("devices").querySelector("tbody");
+    body.replaceChildren();
+    for (const d of answer.devices) {
+      body.append(el("tr", {}, el("td", { class: "mono" }, d.serial), el("td", {}, d.kind), el("td", {}, d.manufacturer || "—"), el("td", {}, d.model || "—"),
+        el("td", {}, d.used + " / " + d.slots),
+        el("td", {}, d.credentials.map((c) => (c.slot === null ? "" : c.slot + ": ") + (c.user || "unassigned") + " (" + c.state + ")").join(", "))));
+    }
+  }
+
+  if ($("add-token-form")) {
+    $("add-token-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const v = od.form(event.target);
+      const request = { kind: v.kind, serial: v.serial, manufacturer: v.manufacturer, model: v.model, user: v.user };
+      if (v.slot !== "") request.slot = Number(v.slot);
+      if (v.generate) request.generate = true;
+      else request.credential = { secret: v.secret, encoding: v.encoding || undefined, period: Number(v.period || 30) };
+      try {
+        const made = await api("POST", "/api/v1/tokens", request);
+        show("add-token-message", made.reference + " added (" + made.state + ").", "ok");
+        $("add-secret").value = "";
+        $("add-serial").value = "";
+        load();
+      } catch (e) { show("add-token-message", e.message, "error"); }
+    });
+    $("add-user-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const user = await api("POST", "/api/v1/users", od.form(event.target));
+        show("add-user-message", user.upn + " added.", "ok");
+        event.target.reset();
+      } catch (e) { show("add-user-message", e.message, "error"); }
+    });
+  }
+
+  const formats = ["entra-csv", "entra-json", "pskc", "privacyidea", "privacyidea-v2", "linotp", "otpauth", "google", "aegis", "2fas", "andotp", "oathdesk"];
+  if ($("import-format")) {
+    for (const f of formats.concat(["spreadsheet"])) $("import-format").append(el("option", { value: f }, f));
+  }
+  if ($("export-format")) {
+    for (const f of formats) $("export-format").append(el("option", { value: f }, f));
+  }
+
+  let pending = null;
+  async function readFile(input) {
+    const file = input.files[0];
+    const buffer = new Uint8Array(await file.arrayBuffer());
+    let binary = "";
+    for (let i = 0; i < buffer.length; i += 0x8000) binary += String.fromCharCode.apply(null, buffer.subarray(i, i + 0x8000));
+    return btoa(binary);
+  }
+  if ($("import-form")) {
+    $("import-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const v = od.form(event.target);
+        pending = { content: await readFile($("import-file")), format: v.format, password: v.password || undefined, key: v.key || undefined };
+        const preview = await api("POST", "/api/v1/import/preview", pending);
+        $("import-summary").textContent = preview.records + " record(s) read as " + preview.format + ".";
+        const problems = $("import-problems").querySelector("tbody");
+        problems.replaceChildren();
+        const all = preview.findings.map((f) => [f.severity, f.location || "", f.field || "", f.message])
+          .concat(preview.problems.map((p) => ["error", p, "", ""]));
+        for (const row of all) problems.append(el("tr", {}, ...row.map((c) => el("td", {}, c))));
+        $("import-problems").classList.toggle("hidden", !all.length);
+        const rows = $("import-rows").querySelector("tbody");
+        rows.replaceChildren();
+        for (const r of preview.preview) {
+          rows.append(el("tr", {}, el("td", {}, r.location || ""), el("td", { class: "mono" }, r.serial || "—"), el("td", {}, r.slot ?? ""),
+            el("td", {}, r.user || "—"), el("td", {}, r.account || ""), el("td", {}, r.type), el("td", {}, r.algorithm || "sha1"), el("td", {}, r.digits || 6), el("td", {}, r.period || "")));
+        }
+        $("skip-bad-label").classList.toggle("hidden", !preview.problems.length);
+        const errors = preview.findings.filter((f) => f.severity === "error").length;
+        $("import-go").textContent = "Import " + preview.records + " record(s)";
+        $("import-go").disabled = preview.records === 0;
+        show("import-message", errors ? errors + " error(s) found: the codes of those records would be wrong. Fix the file first." : (all.length ? "Warnings only: check them before importing." : "No problems found."), errors ? "error" : (all.length ? "warn" : "ok"));
+        $("import-preview").classList.remove("hidden");
+      } catch (e) { $("import-preview").classList.add("hidden"); show("import-message", e.message, "error"); }
+    });
+    $("import-go").addEventListener("click", async () => {
+      if (!pending) return;
+      try {
+        const done = await api("POST", "/api/v1/import", Object.assign({}, pending, { skip_bad: $("skip-bad").checked }));
+        show("import-message", "Imported " + done.imported + " credential(s) (" + done.format + ").", "ok");
+        $("import-preview").classList.add("hidden");
+        pending = null;
+        load();
+      } catch (e) { show("import-message", e.message, "error"); }
+    });
+  }
+
+  if ($("export-form")) {
+    $("export-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const v = od.form(event.target);
+      try {
+        const file = await api("POST", "/api/v1/export", { format: v.format, user: v.user || undefined, serial: v.serial || undefined, state: v.state || undefined, password: v.password || undefined, plaintext: v.plaintext });
+        const bytes = Uint8Array.from(atob(file.content), (c) => c.charCodeAt(0));
+        const link = el("a", { href: URL.createObjectURL(new Blob([bytes])), download: file.filename });
+        document.body.append(link);
+        link.click();
+        link.remove();
+        const skipped = file.skipped.map((s) => s.reference + ": " + s.reason);
+        show("export-message", "Downloaded " + file.filename + "." + (skipped.length ? " Left out: " + skipped.join("; ") : ""), skipped.length ? "warn" : "ok");
+      } catch (e) { show("export-message", e.message, "error"); }
+    });
+  }
+
+  await load();
+});

@@ -1,0 +1,542 @@
+//! Who may do what: roles, permissions, and the extractor every protected
+//! handler takes.
+//!
+//! A handler declares what it needs in its signature — `Auth<need::HelpdeskCode>`
+//! — and cannot run without it: the extractor finds the bearer secret (the
+//! session cookie, or an `Authorization: Bearer` API token), opens the
+//! vault with it, checks the role (and a token's scopes), and for a cookie
+//! on a state-changing request checks the CSRF token and the origin. The
+//! handler then works on the opened vault inside `spawn_blocking`.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use hmac::{Hmac, Mac};
+use oathdesk_vault::Session;
+use oathdesk_vault::web::Grant;
+use serde::Serialize;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, blocking, now};
+
+/// What a request may do. Scopes of API tokens are these names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Permission {
+    /// The toolset: codes, conversions, seeds, QR codes of secrets the user types.
+    Toolset,
+    /// Users, devices, credentials and their states (no secrets).
+    InventoryRead,
+    /// Reveal a helpdesk code (with verification and ticket).
+    HelpdeskCode,
+    /// Find the token that shows a code.
+    Identify,
+    /// Confirm a delivery by a code read off the token.
+    Deliver,
+    /// Add tokens, change lifecycle states, assign, import, purge.
+    InventoryWrite,
+    /// Export secrets in a seed-file format.
+    Export,
+    /// Read and verify the audit log.
+    AuditRead,
+    /// Web accounts, operators, settings, every API token.
+    Admin,
+    /// One's own password, API tokens and logout (sessions only: never a
+    /// token scope).
+    Account,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 10] = [
+        Permission::Toolset,
+        Permission::InventoryRead,
+        Permission::HelpdeskCode,
+        Permission::Identify,
+        Permission::Deliver,
+        Permission::InventoryWrite,
+        Permission::Export,
+        Permission::AuditRead,
+        Permission::Admin,
+        Permission::Account,
+    ];
+
+    /// The scope name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::Toolset => "toolset",
+            Permission::InventoryRead => "inventory.read",
+            Permission::HelpdeskCode => "helpdesk.code",
+            Permission::Identify => "identify",
+            Permission::Deliver => "deliver",
+            Permission::InventoryWrite => "inventory.write",
+            Permission::Export => "export",
+            Permission::AuditRead => "audit.read",
+            Permission::Admin => "admin",
+            Permission::Account => "account",
+        }
+    }
+
+    /// What it allows, for messages ("… may not reveal helpdesk codes").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Permission::Toolset => "use the toolset",
+            Permission::InventoryRead => "read the inventory",
+            Permission::HelpdeskCode => "reveal helpdesk codes",
+            Permission::Identify => "identify tokens by their codes",
+            Permission::Deliver => "confirm deliveries",
+            Permission::InventoryWrite => "change the inventory",
+            Permission::Export => "export secrets",
+            Permission::AuditRead => "read the audit log",
+            Permission::Admin => "manage accounts, operators and settings",
+            Permission::Account => "manage their own account",
+        }
+    }
+
+    /// A token scope by name; `account` is not one.
+    pub fn scope(name: &str) -> Option<Permission> {
+        Permission::ALL
+            .into_iter()
+            .find(|p| p.name() == name && *p != Permission::Account)
+    }
+}
+
+/// The four roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Reads the inventory, reveals codes, identifies tokens, confirms deliveries.
+    Helpdesk,
+    /// Brings tokens in and moves them through their life; exports seed files.
+    Provisioner,
+    /// Reads the inventory and the audit log; changes nothing.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Admin,
+        Role::Helpdesk,
+        Role::Provisioner,
+        Role::Auditor,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Helpdesk => "helpdesk",
+            Role::Provisioner => "provisioner",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The policy, as data.
+    pub fn permits(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Helpdesk => matches!(
+                permission,
+                Toolset | InventoryRead | HelpdeskCode | Identify | Deliver | Account
+            ),
+            Role::Provisioner => matches!(
+                permission,
+                Toolset | InventoryRead | InventoryWrite | Export | Identify | Deliver | Account
+            ),
+            Role::Auditor => matches!(permission, Toolset | InventoryRead | AuditRead | Account),
+        }
+    }
+
+    /// Every permission of the role.
+    pub fn permissions(self) -> Vec<Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(|p| self.permits(*p))
+            .collect()
+    }
+}
+
+/// Marker types naming the permission a handler needs.
+pub mod need {
+    use super::Permission;
+
+    /// A permission at the type level.
+    pub trait Need: Send + Sync + 'static {
+        const PERMISSION: Permission;
+    }
+
+    macro_rules! needs {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("Needs [`Permission::", stringify!($name), "`].")]
+            pub struct $name;
+            impl Need for $name {
+                const PERMISSION: Permission = Permission::$name;
+            }
+        )*};
+    }
+
+    needs!(
+        Toolset,
+        InventoryRead,
+        HelpdeskCode,
+        Identify,
+        Deliver,
+        InventoryWrite,
+        Export,
+        AuditRead,
+        Admin,
+        Account
+    );
+}
+
+use need::Need;
+
+// ----- bearer secrets ---------------------------------------------------------
+
+/// The session cookie's name: with TLS the `__Host-` prefix makes browsers
+/// insist on `Secure`, `Path=/` and no `Domain`.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-oathdesk"
+    } else {
+        "oathdesk"
+    }
+}
+
+/// The prefix of API tokens (secret scanners can look for it).
+pub const TOKEN_PREFIX: &str = "odk_";
+
+/// A bearer secret as text (cookie value, token after its prefix).
+pub fn encode_secret(secret: &[u8; 32]) -> Zeroizing<String> {
+    Zeroizing::new(data_encoding::BASE64URL_NOPAD.encode(secret))
+}
+
+fn decode_secret(text: &str) -> Option<Zeroizing<[u8; 32]>> {
+    let bytes = Zeroizing::new(
+        data_encoding::BASE64URL_NOPAD
+            .decode(text.as_bytes())
+            .ok()?,
+    );
+    let mut secret = Zeroizing::new([0u8; 32]);
+    if bytes.len() != 32 {
+        return None;
+    }
+    secret.copy_from_slice(&bytes);
+    Some(secret)
+}
+
+/// The `Set-Cookie` value of a new session.
+pub fn session_cookie(secret: &[u8; 32], max_age: u64, secure: bool) -> String {
+    format!(
+        "{}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+        cookie_name(secure),
+        encode_secret(secret).as_str(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
+        cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The CSRF token of a session: an HMAC of the session secret. Pages carry
+/// it (the cookie is HttpOnly, so scripts cannot derive it themselves) and
+/// scripts send it back in `X-CSRF-Token`; another site can neither read
+/// the page nor guess it.
+pub fn csrf_token(secret: &[u8; 32]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(b"oathdesk csrf v1");
+    data_encoding::BASE64URL_NOPAD.encode(&mac.finalize().into_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// How a request proved itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The session cookie; carries the page's CSRF token.
+    Cookie { csrf: String },
+    /// An API token.
+    Token,
+}
+
+/// The bearer secret of a request: an API token, else the session cookie.
+pub fn bearer(headers: &HeaderMap, secure: bool) -> ApiResult<Option<(Zeroizing<[u8; 32]>, bool)>> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let text = value.to_str().unwrap_or_default().trim();
+        let token = text
+            .strip_prefix("Bearer ")
+            .and_then(|t| t.trim().strip_prefix(TOKEN_PREFIX))
+            .ok_or_else(|| {
+                ApiError::unauthorized(format!(
+                    "the Authorization header must be 'Bearer {TOKEN_PREFIX}…' with an API token"
+                ))
+            })?;
+        let secret = decode_secret(token)
+            .ok_or_else(|| ApiError::unauthorized("the API token is malformed"))?;
+        return Ok(Some((secret, true)));
+    }
+    Ok(session_secret(headers, secure).map(|s| (s, false)))
+}
+
+/// The session secret from the cookie, if there is one.
+pub fn session_secret(headers: &HeaderMap, secure: bool) -> Option<Zeroizing<[u8; 32]>> {
+    let name = cookie_name(secure);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .and_then(|(_, value)| decode_secret(value.trim()))
+}
+
+/// Refuses a state-changing request that another site sent: browsers send
+/// `Sec-Fetch-Site` and `Origin` with it. (SameSite=Strict already keeps
+/// the cookie off such requests; this also covers login and setup, which
+/// have no session yet.)
+pub fn check_same_origin(headers: &HeaderMap) -> ApiResult<()> {
+    let refused = || {
+        ApiError::forbidden(
+            "cross-site request refused: the console accepts changes only from its own pages",
+        )
+    };
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(refused());
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+        if origin == "null" || origin_host != host {
+            return Err(refused());
+        }
+    }
+    Ok(())
+}
+
+fn check_csrf(headers: &HeaderMap, secret: &[u8; 32]) -> ApiResult<()> {
+    let sent = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !constant_time_eq(sent.as_bytes(), csrf_token(secret).as_bytes()) {
+        return Err(ApiError::forbidden(
+            "missing or wrong CSRF token: reload the page and try again \
+             (scripts send the page's token in X-CSRF-Token)",
+        ));
+    }
+    Ok(())
+}
+
+// ----- the extractor ----------------------------------------------------------
+
+/// An authenticated, authorised request with the vault opened for it.
+pub struct Auth<N: Need> {
+    session: Option<Session>,
+    pub grant: Grant,
+    pub role: Role,
+    pub via: Via,
+    pub state: Arc<AppState>,
+    need: PhantomData<N>,
+}
+
+impl<N: Need> Auth<N> {
+    /// Runs vault work on the opened session, off the async threads, and
+    /// gives the connection back to the pool.
+    pub async fn run<T: Send + 'static>(
+        mut self,
+        work: impl FnOnce(&mut Session) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let mut session = self
+            .session
+            .take()
+            .expect("an Auth holds its session until run");
+        let state = self.state.clone();
+        blocking(move || {
+            let result = work(&mut session);
+            state.recycle(session.into_store());
+            result
+        })
+        .await
+    }
+
+    /// Whether this request's principal has a permission (role, and a
+    /// token's scopes).
+    pub fn may(&self, permission: Permission) -> bool {
+        principal_may(self.role, &self.via, &self.grant, permission)
+    }
+
+    /// The CSRF token of a cookie session (for pages).
+    pub fn csrf(&self) -> Option<&str> {
+        match &self.via {
+            Via::Cookie { csrf } => Some(csrf),
+            Via::Token => None,
+        }
+    }
+}
+
+impl<N: Need> Drop for Auth<N> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.state.recycle(session.into_store());
+        }
+    }
+}
+
+fn principal_may(role: Role, via: &Via, grant: &Grant, permission: Permission) -> bool {
+    role.permits(permission)
+        && match via {
+            Via::Cookie { .. } => true,
+            Via::Token => grant.scopes.iter().any(|s| s == permission.name()),
+        }
+}
+
+impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+        let secure = state.settings.secure_cookies;
+        let (secret, is_token) = bearer(&parts.headers, secure)?.ok_or_else(|| {
+            ApiError::unauthorized(
+                "sign in first (or send an API token as 'Authorization: Bearer odk_…')",
+            )
+        })?;
+        let state_changing = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let via = if is_token {
+            Via::Token
+        } else {
+            if state_changing {
+                check_same_origin(&parts.headers)?;
+                check_csrf(&parts.headers, &secret)?;
+            }
+            Via::Cookie {
+                csrf: csrf_token(&secret),
+            }
+        };
+        let opened = state.clone();
+        let idle = state.settings.session_idle;
+        let (session, grant) = blocking(move || {
+            let vault = opened.vault()?;
+            Ok(vault.open_grant(&secret, Some(idle), now())?)
+        })
+        .await?;
+        let mut auth = Auth {
+            session: Some(session),
+            role: Role::Admin,
+            grant,
+            via,
+            state: state.clone(),
+            need: PhantomData,
+        };
+        auth.role = Role::parse(&auth.grant.role).ok_or_else(|| {
+            ApiError::internal(format!("account with unknown role '{}'", auth.grant.role))
+        })?;
+        let permission = N::PERMISSION;
+        if auth.grant.must_change_password
+            && permission != Permission::Account
+            && auth.via != Via::Token
+        {
+            return Err(ApiError::forbidden(
+                "an admin set your password: choose your own on the Account page first",
+            ));
+        }
+        if !auth.role.permits(permission) {
+            return Err(ApiError::forbidden(format!(
+                "the {} role may not {}",
+                auth.role.name(),
+                permission.describe()
+            )));
+        }
+        if !auth.may(permission) {
+            return Err(ApiError::forbidden(if permission == Permission::Account {
+                "API tokens cannot manage accounts; sign in to the console".to_owned()
+            } else {
+                format!("this API token lacks the '{}' scope", permission.name())
+            }));
+        }
+        Ok(auth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_role_table() {
+        assert_eq!(Role::Admin.permissions().len(), Permission::ALL.len());
+        assert!(Role::Helpdesk.permits(Permission::HelpdeskCode));
+        assert!(!Role::Helpdesk.permits(Permission::InventoryWrite));
+        assert!(!Role::Helpdesk.permits(Permission::AuditRead));
+        assert!(!Role::Provisioner.permits(Permission::HelpdeskCode));
+        assert!(Role::Provisioner.permits(Permission::Export));
+        assert!(!Role::Auditor.permits(Permission::Deliver));
+        assert!(Role::Auditor.permits(Permission::AuditRead));
+        for role in Role::ALL {
+            assert!(role.permits(Permission::Toolset) && role.permits(Permission::Account));
+            assert_eq!(Role::parse(role.name()), Some(role));
+        }
+        assert_eq!(Permission::scope("account"), None);
+        assert_eq!(
+            Permission::scope("helpdesk.code"),
+            Some(Permission::HelpdeskCode)
+        );
+    }
+
+    #[test]
+    fn secrets_cookies_and_csrf() {
+        let secret = [7u8; 32];
+        let cookie = session_cookie(&secret, 60, true);
+        assert!(cookie.starts_with("__Host-oathdesk="));
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(cookie.contains("; Secure"));
+        assert!(!session_cookie(&secret, 60, false).contains("Secure"));
+        let mut headers = HeaderMap::new();
+        let value = format!("other=1; oathdesk={}", encode_secret(&secret).as_str());
+        headers.insert(header::COOKIE, value.parse().unwrap());
+        assert_eq!(*session_secret(&headers, false).unwrap(), secret);
+        assert!(session_secret(&headers, true).is_none());
+        assert_ne!(csrf_token(&secret), csrf_token(&[8u8; 32]));
+        headers.insert("x-csrf-token", csrf_token(&secret).parse().unwrap());
+        assert!(check_csrf(&headers, &secret).is_ok());
+        assert!(check_csrf(&headers, &[8u8; 32]).is_err());
+    }
+
+    #[test]
+    fn cross_site_requests_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+        assert!(check_same_origin(&headers).is_ok());
+        headers.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
+        assert!(check_same_origin(&headers).is_ok());
+        headers.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert!(check_same_origin(&headers).is_err());
+        headers.remove(header::ORIGIN);
+        headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(check_same_origin(&headers).is_err());
+        headers.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert!(check_same_origin(&headers).is_ok());
+    }
+}

@@ -1,0 +1,104 @@
+//! Errors as HTTP answers: a status and a JSON body `{"error": "…"}` whose
+//! message says what is wrong and how to fix it. No message carries a
+//! secret or a code: the vault's and the OTP engine's errors never do, and
+//! the handlers add only names and numbers.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Seconds, for 429 answers.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
+
+    pub fn too_many(message: impl Into<String>, retry_after: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+        }
+    }
+
+    /// A failure of the server itself. The details go to the log; the
+    /// answer says only where to look.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!("internal error: {detail}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the server failed to answer; the server log says why",
+        )
+    }
+}
+
+impl From<oathdesk_vault::Error> for ApiError {
+    fn from(error: oathdesk_vault::Error) -> ApiError {
+        use oathdesk_vault::Error as E;
+        match error {
+            E::Invalid(message) => ApiError::bad_request(message),
+            E::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            E::Exists(what) => ApiError::conflict(format!("{what} already exists")),
+            // The vault's one rate limit (helpdesk codes per user and hour)
+            // is a refusal whose reason starts so.
+            E::Refused(reason) if reason.starts_with("rate limit") => {
+                ApiError::too_many(reason, 3600)
+            }
+            E::Refused(reason) => ApiError::conflict(reason),
+            E::Unauthenticated(reason) => ApiError::unauthorized(reason),
+            e @ (E::UnknownOperator(_)
+            | E::WrongPassphrase(_)
+            | E::NeedsIdentity(_)
+            | E::WrongIdentity(_)) => ApiError::unauthorized(e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": self.message, "status": self.status.as_u16()}));
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+/// Results of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,225 @@
+//! Starting the console: the vault (created on first start), the listener,
+//! the announcement, and serving until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oathdesk_otp::{Credential, seed};
+use oathdesk_vault::location::Location;
+use oathdesk_vault::model::{DeviceKind, State, TokenRef};
+use oathdesk_vault::web::SETUP_OPERATOR;
+use oathdesk_vault::{NewToken, Unlock, Vault};
+
+use crate::state::{AppState, Settings, now};
+use crate::{FirstRun, SETUP_KDF, prepare, router, serve};
+
+/// What `oathdesk serve` asks for.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// The vault: a SQLite file or a PostgreSQL database.
+    pub vault: Location,
+    pub listen: SocketAddr,
+    pub settings: Settings,
+    /// A throw-away vault in a temporary folder, filled with sample tokens.
+    pub demo: bool,
+}
+
+/// What the console tells the person who started it.
+#[derive(Debug)]
+pub struct Started {
+    /// `http://127.0.0.1:8080`
+    pub url: String,
+    pub vault: Location,
+    pub first_run: FirstRun,
+    pub demo: bool,
+}
+
+impl Started {
+    /// The lines to print.
+    pub fn announcement(&self) -> String {
+        let mut text = format!("oathdesk console on {}\nvault: {}\n", self.url, self.vault);
+        if self.demo {
+            text.push_str(
+                "demo: a throw-away vault with sample tokens, deleted when the server stops\n",
+            );
+        }
+        match &self.first_run {
+            FirstRun::Ready => text.push_str("sign in at the address above\n"),
+            FirstRun::Created { setup_code } => text.push_str(&format!(
+                "first start: create the first admin at\n\n    {}/setup#code={setup_code}\n\n\
+                 (the link works once; the code is in the part after '#', which browsers never send to a server)\n",
+                self.url
+            )),
+            FirstRun::NeedsAdmin => text.push_str(&format!(
+                "this vault has no web account yet: open {}/setup and sign in as one of its operators\n",
+                self.url
+            )),
+        }
+        text
+    }
+}
+
+/// Runs the console until Ctrl-C (or SIGTERM).
+pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String> {
+    let _ = tracing_subscriber::fmt()
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let demo_dir = launch.demo.then(demo_folder).transpose()?;
+    let vault = match &demo_dir {
+        Some(dir) => Location::Sqlite(dir.join("vault.db")),
+        None => launch.vault.clone(),
+    };
+    let outcome = (|| {
+        let first_run = prepare(&vault, SETUP_KDF, now())?;
+        if let (true, FirstRun::Created { setup_code }) = (launch.demo, &first_run) {
+            fill_demo(&vault, setup_code)?;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(launch.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", launch.listen))?;
+            let address = listener.local_addr().map_err(|e| e.to_string())?;
+            let state = Arc::new(AppState::new(vault.clone(), launch.settings.clone()));
+            announce(&Started {
+                url: format!("http://{address}"),
+                vault: vault.clone(),
+                first_run,
+                demo: launch.demo,
+            });
+            serve(listener, router(state), shutdown_signal())
+                .await
+                .map_err(|e| format!("server: {e}"))
+        })
+    })();
+    if let Some(dir) = demo_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    outcome
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("stopping");
+}
+
+fn demo_folder() -> Result<PathBuf, String> {
+    let mut bytes = [0u8; 6];
+    oathdesk_vault::crypto::random(&mut bytes).map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir().join(format!(
+        "oathdesk-demo-{}",
+        data_encoding::HEXLOWER.encode(&bytes)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Sample users and tokens for the demo, added before the first admin
+/// exists (with the setup code, which opens the vault until then).
+pub fn fill_demo(vault: &Location, setup_code: &str) -> Result<(), String> {
+    let mut session = Vault::open_at(vault)
+        .and_then(|v| v.unlock(SETUP_OPERATOR, Unlock::Passphrase(setup_code.as_bytes())))
+        .map_err(|e| e.to_string())?;
+    let at = now();
+    let token =
+        |serial: &str, slot: Option<u32>, kind: DeviceKind, model: &str, user: Option<&str>| {
+            let secret = seed::generate(20).map_err(|e| e.to_string())?;
+            Ok::<NewToken, String>(NewToken {
+                serial: Some(serial.to_owned()),
+                slot,
+                device_kind: kind,
+                manufacturer: Some("Token2".into()),
+                model: Some(model.into()),
+                device_slots: if kind == DeviceKind::MultiProfile {
+                    100
+                } else {
+                    1
+                },
+                credential: Credential::totp(secret),
+                label: None,
+                user: user.map(str::to_owned),
+                state: if kind == DeviceKind::Classic {
+                    State::Stock
+                } else {
+                    State::Burned
+                },
+            })
+        };
+    let tokens = vec![
+        token(
+            "2100123456",
+            None,
+            DeviceKind::Classic,
+            "C202",
+            Some("bob@contoso.com"),
+        )?,
+        token(
+            "2100123457",
+            None,
+            DeviceKind::Classic,
+            "C202",
+            Some("dana@contoso.com"),
+        )?,
+        token("2100123458", None, DeviceKind::Classic, "C202", None)?,
+        token(
+            "M2-00071",
+            Some(0),
+            DeviceKind::MultiProfile,
+            "Molto-2",
+            Some("alice@contoso.com"),
+        )?,
+        token(
+            "M2-00071",
+            Some(1),
+            DeviceKind::MultiProfile,
+            "Molto-2",
+            Some("carol@contoso.com"),
+        )?,
+        token(
+            "NFC-4410",
+            None,
+            DeviceKind::SingleProfile,
+            "miniOTP-3",
+            None,
+        )?,
+    ];
+    session
+        .add_tokens(tokens, at, "demo.fill")
+        .map_err(|e| e.to_string())?;
+    for (serial, note) in [
+        ("2100123456", "DHL 00340434161094042557"),
+        ("2100123457", "internal mail"),
+    ] {
+        let reference = TokenRef::Serial {
+            serial: serial.into(),
+            slot: None,
+        };
+        session
+            .transition(&reference, State::Shipped, Some(note), at)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

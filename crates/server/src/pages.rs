@@ -1,0 +1,348 @@
+//! The console's pages and static files, embedded in the binary.
+//!
+//! Pages are static HTML bodies in a shared layout; their scripts (no
+//! inline script: the CSP forbids it) fetch everything from the REST API,
+//! so the console and scripts use one code path. The server fills in only
+//! the navigation, who is signed in, and the CSRF token — escaped.
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use crate::auth::{Auth, Permission, need};
+use crate::error::ApiError;
+
+/// Embeds the files of `assets/` by name.
+macro_rules! assets {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../assets/", $name)))),*]
+    };
+}
+
+/// The static files: name and content.
+const ASSETS: &[(&str, &str)] = assets!(
+    "app.css",
+    "app.js",
+    "favicon.svg",
+    "login.js",
+    "setup.js",
+    "toolset.js",
+    "helpdesk.js",
+    "inventory.js",
+    "audit.js",
+    "operators.js",
+    "account.js",
+);
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, extension)| extension) {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `GET /assets/{file}`
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _)| *name == file) {
+        Some((name, body)) => ([(header::CONTENT_TYPE, content_type(name))], *body).into_response(),
+        None => ApiError::not_found(format!("no asset named '{file}'")).into_response(),
+    }
+}
+
+/// Escapes text for HTML element content and quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A page of the console.
+pub struct PageDef {
+    pub path: &'static str,
+    pub title: &'static str,
+    /// Shown in the navigation to those who may open it.
+    pub permission: Permission,
+    pub body: &'static str,
+    pub script: &'static str,
+}
+
+/// The pages in navigation order.
+pub const PAGES: &[PageDef] = &[
+    PageDef {
+        path: "/helpdesk",
+        title: "Helpdesk",
+        permission: Permission::HelpdeskCode,
+        body: include_str!("../assets/helpdesk.html"),
+        script: "helpdesk.js",
+    },
+    PageDef {
+        path: "/inventory",
+        title: "Inventory",
+        permission: Permission::InventoryRead,
+        body: include_str!("../assets/inventory.html"),
+        script: "inventory.js",
+    },
+    PageDef {
+        path: "/toolset",
+        title: "Toolset",
+        permission: Permission::Toolset,
+        body: include_str!("../assets/toolset.html"),
+        script: "toolset.js",
+    },
+    PageDef {
+        path: "/audit",
+        title: "Audit",
+        permission: Permission::AuditRead,
+        body: include_str!("../assets/audit.html"),
+        script: "audit.js",
+    },
+    PageDef {
+        path: "/operators",
+        title: "Operators",
+        permission: Permission::Admin,
+        body: include_str!("../assets/operators.html"),
+        script: "operators.js",
+    },
+    PageDef {
+        path: "/account",
+        title: "Account",
+        permission: Permission::Account,
+        body: include_str!("../assets/account.html"),
+        script: "account.js",
+    },
+];
+
+struct Viewer<'a> {
+    account: &'a str,
+    role: &'a str,
+    csrf: &'a str,
+    may: &'a dyn Fn(Permission) -> bool,
+}
+
+fn layout(
+    title: &str,
+    active: &str,
+    viewer: Option<&Viewer<'_>>,
+    body: &str,
+    script: &str,
+) -> String {
+    let mut nav = String::new();
+    let mut meta = String::new();
+    let mut who = String::new();
+    if let Some(viewer) = viewer {
+        for page in PAGES {
+            if (viewer.may)(page.permission) && page.path != "/account" {
+                let current = if page.path == active {
+                    " aria-current=\"page\""
+                } else {
+                    ""
+                };
+                nav.push_str(&format!(
+                    "<a href=\"{}\"{current}>{}</a>",
+                    page.path,
+                    escape(page.title)
+                ));
+            }
+        }
+        meta = format!(
+            "<meta name=\"csrf-token\" content=\"{}\">\n<meta name=\"account\" content=\"{}\">\n\
+             <meta name=\"role\" content=\"{}\">\n",
+            escape(viewer.csrf),
+            escape(viewer.account),
+            escape(viewer.role)
+        );
+        who = format!(
+            "<div class=\"who\"><a href=\"/account\" class=\"account-link\"{}>{}</a>\
+             <span class=\"role role-{}\">{}</span>\
+             <button type=\"button\" class=\"ghost\" id=\"sign-out\">Sign out</button></div>",
+            if active == "/account" {
+                " aria-current=\"page\""
+            } else {
+                ""
+            },
+            escape(viewer.account),
+            escape(viewer.role),
+            escape(viewer.role)
+        );
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title} · oathdesk</title>\n{meta}\
+         <link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\">\n\
+         <link rel=\"stylesheet\" href=\"/assets/app.css\">\n\
+         <script src=\"/assets/app.js\" defer></script>\n\
+         <script src=\"/assets/{script}\" defer></script>\n</head>\n<body>\n\
+         <header class=\"top\"><a class=\"brand\" href=\"/\"><span class=\"logo\" aria-hidden=\"true\"></span>oathdesk</a>\
+         <nav>{nav}</nav>{who}</header>\n<main id=\"main\">\n{body}\n</main>\n\
+         <div id=\"toast\" role=\"status\" aria-live=\"polite\"></div>\n</body>\n</html>\n",
+        title = escape(title),
+    )
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    let body = format!(
+        "<section class=\"card narrow\"><h1>{}</h1><p class=\"error-text\">{}</p>\
+         <p><a href=\"/\">Back to the console</a></p></section>",
+        status.canonical_reason().unwrap_or("Error"),
+        escape(message)
+    );
+    (status, Html(layout("Error", "", None, &body, "app.js"))).into_response()
+}
+
+/// Renders a page for a signed-in viewer, or sends them where they belong.
+fn render(auth: Result<Auth<need::Account>, ApiError>, page: &PageDef) -> Response {
+    let auth = match auth {
+        Ok(auth) => auth,
+        Err(error) if error.status == StatusCode::UNAUTHORIZED => {
+            return Redirect::to("/login").into_response();
+        }
+        Err(error) => return error_page(error.status, &error.message),
+    };
+    if auth.grant.must_change_password && page.path != "/account" {
+        return Redirect::to("/account").into_response();
+    }
+    if !auth.may(page.permission) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "The {} role may not {}. Ask an admin if you need to.",
+                auth.role.name(),
+                page.permission.describe()
+            ),
+        );
+    }
+    let may = |p: Permission| auth.may(p);
+    let viewer = Viewer {
+        account: &auth.grant.account,
+        role: auth.role.name(),
+        csrf: auth.csrf().unwrap_or_default(),
+        may: &may,
+    };
+    Html(layout(
+        page.title,
+        page.path,
+        Some(&viewer),
+        page.body,
+        page.script,
+    ))
+    .into_response()
+}
+
+fn page(path: &str) -> &'static PageDef {
+    PAGES
+        .iter()
+        .find(|p| p.path == path)
+        .expect("every routed page is in PAGES")
+}
+
+pub async fn toolset(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/toolset"))
+}
+
+pub async fn helpdesk(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/helpdesk"))
+}
+
+pub async fn inventory(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/inventory"))
+}
+
+pub async fn audit(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/audit"))
+}
+
+pub async fn operators(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/operators"))
+}
+
+pub async fn account(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    render(auth, page("/account"))
+}
+
+/// `GET /`: the first page the viewer may open.
+pub async fn home(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+    match auth {
+        Ok(auth) => {
+            let first = PAGES
+                .iter()
+                .find(|p| auth.may(p.permission))
+                .map_or("/account", |p| p.path);
+            Redirect::to(first).into_response()
+        }
+        Err(_) => Redirect::to("/login").into_response(),
+    }
+}
+
+/// `GET /login`
+pub async fn login() -> Html<String> {
+    Html(layout(
+        "Sign in",
+        "/login",
+        None,
+        include_str!("../assets/login.html"),
+        "login.js",
+    ))
+}
+
+/// `GET /setup`
+pub async fn setup() -> Html<String> {
+    Html(layout(
+        "First-run setup",
+        "/setup",
+        None,
+        include_str!("../assets/setup.html"),
+        "setup.js",
+    ))
+}
+
+/// Anything else.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        ApiError::not_found(format!(
+            "no API route {}; the routes are listed in /api/v1/openapi.json",
+            uri.path()
+        ))
+        .into_response()
+    } else {
+        error_page(StatusCode::NOT_FOUND, "There is no page here.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_script_is_an_asset() {
+        for page in PAGES {
+            assert!(
+                ASSETS.iter().any(|(name, _)| *name == page.script),
+                "{} is not embedded",
+                page.script
+            );
+        }
+        for script in ["login.js", "setup.js", "app.js", "app.css", "favicon.svg"] {
+            assert!(ASSETS.iter().any(|(name, _)| *name == script));
+        }
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            escape("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
+    }
+}

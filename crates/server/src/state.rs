@@ -1,0 +1,117 @@
+//! What every request shares: the configuration and a pool of open
+//! database connections.
+
+use std::sync::Mutex;
+
+use oathdesk_vault::Vault;
+use oathdesk_vault::any::AnyStore;
+use oathdesk_vault::crypto::KdfParams;
+use oathdesk_vault::location::Location;
+use oathdesk_vault::web::ThrottlePolicy;
+use tokio::sync::Semaphore;
+
+use crate::error::{ApiError, ApiResult};
+
+/// How the console behaves.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Argon2id parameters for the passwords the console sets.
+    pub kdf: KdfParams,
+    /// A browser session ends this many seconds after login...
+    pub session_lifetime: u64,
+    /// ...or after this many seconds without a request.
+    pub session_idle: u64,
+    /// The longest lifetime an API token may be given.
+    pub token_lifetime_max: u64,
+    /// Cookies are marked `Secure` and named `__Host-…` (set with TLS).
+    pub secure_cookies: bool,
+    /// Failed logins per account.
+    pub account_throttle: ThrottlePolicy,
+    /// Failed logins (and setup attempts) per client address.
+    pub client_throttle: ThrottlePolicy,
+    /// Logins computing Argon2id at once (each takes the KDF's memory).
+    pub concurrent_logins: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            kdf: KdfParams::DEFAULT,
+            session_lifetime: 12 * 3600,
+            session_idle: 30 * 60,
+            token_lifetime_max: 366 * 86_400,
+            secure_cookies: false,
+            account_throttle: ThrottlePolicy {
+                max_failures: 5,
+                window: 15 * 60,
+                lockout: 15 * 60,
+            },
+            client_throttle: ThrottlePolicy {
+                max_failures: 20,
+                window: 15 * 60,
+                lockout: 15 * 60,
+            },
+            concurrent_logins: 2,
+        }
+    }
+}
+
+/// The state behind every handler.
+pub struct AppState {
+    /// The vault: a SQLite file or a PostgreSQL database.
+    pub location: Location,
+    pub settings: Settings,
+    pool: Mutex<Vec<AnyStore>>,
+    /// Bounds the memory of concurrent Argon2id computations.
+    pub logins: Semaphore,
+}
+
+/// Idle connections kept open.
+const POOL_SIZE: usize = 16;
+
+impl AppState {
+    pub fn new(location: impl Into<Location>, settings: Settings) -> AppState {
+        let logins = Semaphore::new(settings.concurrent_logins.max(1));
+        AppState {
+            location: location.into(),
+            settings,
+            pool: Mutex::new(Vec::new()),
+            logins,
+        }
+    }
+
+    /// A locked vault on a pooled connection. Blocking: call it inside
+    /// `spawn_blocking`.
+    pub fn vault(&self) -> ApiResult<Vault> {
+        let pooled = self.pool.lock().map_err(ApiError::internal)?.pop();
+        match pooled {
+            Some(store) => Ok(Vault::from_store(store)),
+            None => Vault::open_at(&self.location).map_err(ApiError::internal),
+        }
+    }
+
+    /// Returns a connection to the pool.
+    pub fn recycle(&self, store: AnyStore) {
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() < POOL_SIZE
+        {
+            pool.push(store);
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs blocking work (the vault, Argon2id) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)?
+}

@@ -1,0 +1,945 @@
+//! The REST API in process: sign-in, setup, sessions, CSRF, throttling,
+//! tokens and scopes, the role table on every route, headers.
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+#[allow(unused_imports)]
+use common::Fixture;
+use common::*;
+use http_body_util::BodyExt;
+use oathdesk_server::{API_ROUTES, Permission, Role};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const HOST: &str = "127.0.0.1:8080";
+
+/// A browser-like client: keeps the session cookie and sends the CSRF token.
+struct Client {
+    app: Router,
+    cookie: Option<String>,
+    csrf: Option<String>,
+    bearer: Option<String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Client {
+    fn new(app: Router) -> Client {
+        Client {
+            app,
+            cookie: None,
+            csrf: None,
+            bearer: None,
+        }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(header::HOST, HOST);
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        if let Some(csrf) = &self.csrf
+            && method != Method::GET
+        {
+            request = request.header("x-csrf-token", csrf);
+        }
+        if let Some(token) = &self.bearer {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        if let Some(cookie) = headers.get(header::SET_COOKIE) {
+            let pair = cookie
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            self.cookie = Some(pair);
+        }
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        if let Some(csrf) = body.get("csrf").and_then(Value::as_str) {
+            self.csrf = Some(csrf.to_owned());
+        }
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn login(app: Router, (name, password): (&str, &str)) -> Client {
+        let mut client = Client::new(app);
+        let answer = client
+            .send(
+                Method::POST,
+                "/api/v1/login",
+                Some(json!({"name": name, "password": password})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        client
+    }
+}
+
+/// A route's path with its parameters filled in.
+fn example_path(path: &str) -> String {
+    path.replace("{handle}", "0011223344556677")
+        .replace("{name}", "ada")
+        .replace("{ref}", "2100123456")
+}
+
+fn error(answer: &Answer) -> &str {
+    answer.body["error"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn setup_with_the_code_creates_the_admin_once() {
+    let (fixture, code) = fresh();
+    let mut client = Client::new(fixture.app());
+    let state = client.send(Method::GET, "/api/v1/setup", None).await;
+    assert_eq!(state.body, json!({"open": true, "mode": "code"}));
+    let wrong = client
+        .send(
+            Method::POST,
+            "/api/v1/setup",
+            Some(json!({"code": "AAAA", "name": "ada", "password": ADMIN.1})),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let weak = client
+        .send(
+            Method::POST,
+            "/api/v1/setup",
+            Some(json!({"code": code, "name": "ada", "password": "short"})),
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(error(&weak).contains("10 characters"), "{}", error(&weak));
+    let done = client
+        .send(
+            Method::POST,
+            "/api/v1/setup",
+            Some(json!({"code": code, "name": "ada", "password": ADMIN.1})),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body["role"], "admin");
+    let cookie = done.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let me = client.send(Method::GET, "/api/v1/me", None).await;
+    assert_eq!(me.body["account"], "ada");
+    // Once only.
+    let again = Client::new(fixture.app())
+        .send(
+            Method::POST,
+            "/api/v1/setup",
+            Some(json!({"code": code, "name": "eve", "password": "eve's long password"})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn wrong_passwords_lock_the_account_out() {
+    let fixture = staffed();
+    let app = fixture.app();
+    for _ in 0..2 {
+        let answer = Client::new(app.clone())
+            .send(
+                Method::POST,
+                "/api/v1/login",
+                Some(json!({"name": "hal", "password": "not hal's password"})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(error(&answer), "wrong account name or password");
+    }
+    // An unknown name gets the same answer.
+    let unknown = Client::new(app.clone())
+        .send(
+            Method::POST,
+            "/api/v1/login",
+            Some(json!({"name": "nobody", "password": "whatever it is"})),
+        )
+        .await;
+    assert_eq!(error(&unknown), "wrong account name or password");
+    let third = Client::new(app.clone())
+        .send(
+            Method::POST,
+            "/api/v1/login",
+            Some(json!({"name": "hal", "password": "still not it"})),
+        )
+        .await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers.contains_key(header::RETRY_AFTER));
+    // Locked: even the right password waits.
+    let right = Client::new(app.clone())
+        .send(
+            Method::POST,
+            "/api/v1/login",
+            Some(json!({"name": "hal", "password": HELPDESK.1})),
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+    // Another account is not locked.
+    Client::login(app, PROVISIONER).await;
+}
+
+#[tokio::test]
+async fn state_changes_need_the_csrf_token_and_the_same_origin() {
+    let fixture = staffed();
+    let mut client = Client::login(fixture.app(), ADMIN).await;
+    let body = json!({"secret": "JBSWY3DPEHPK3PXP"});
+    let ok = client
+        .send(Method::POST, "/api/v1/toolset/codes", Some(body.clone()))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let csrf = client.csrf.take();
+    let missing = client
+        .send(Method::POST, "/api/v1/toolset/codes", Some(body.clone()))
+        .await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(error(&missing).contains("CSRF"));
+    client.csrf = Some("forged".into());
+    let forged = client
+        .send(Method::POST, "/api/v1/toolset/codes", Some(body.clone()))
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    client.csrf = csrf;
+    let cross = client
+        .send_with(
+            Method::POST,
+            "/api/v1/toolset/codes",
+            Some(body.clone()),
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    assert!(error(&cross).contains("cross-site"));
+    let cross_login = Client::new(fixture.app())
+        .send_with(
+            Method::POST,
+            "/api/v1/login",
+            Some(json!({"name": ADMIN.0, "password": ADMIN.1})),
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(cross_login.status, StatusCode::FORBIDDEN);
+}
+
+/// Every route that needs a permission refuses every role without it —
+/// one request per (route, role) pair, each asserted on its own.
+#[tokio::test]
+async fn every_route_refuses_every_role_without_its_permission() {
+    let fixture = staffed();
+    let app = fixture.app();
+    let mut denied = 0;
+    for (role, account) in [
+        (Role::Helpdesk, HELPDESK),
+        (Role::Provisioner, PROVISIONER),
+        (Role::Auditor, AUDITOR),
+    ] {
+        let mut client = Client::login(app.clone(), account).await;
+        for route in API_ROUTES {
+            let Some(permission) = route.permission else {
+                continue;
+            };
+            if role.permits(permission) {
+                continue;
+            }
+            let path = example_path(route.path);
+            let method: Method = route.method.parse().unwrap();
+            let body = (method != Method::GET).then(|| json!({}));
+            let answer = client.send(method, &path, body).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{} {} as {}: {}",
+                route.method,
+                route.path,
+                role.name(),
+                answer.body
+            );
+            assert_eq!(
+                error(&answer),
+                format!("the {} role may not {}", role.name(), permission.describe())
+            );
+            denied += 1;
+        }
+    }
+    // Each of the three roles is refused every admin route at least.
+    let admin_routes = API_ROUTES
+        .iter()
+        .filter(|r| r.permission == Some(Permission::Admin))
+        .count();
+    assert!(denied >= 3 * admin_routes && admin_routes > 0);
+    // Without a session, every protected route answers 401.
+    let mut anonymous = Client::new(app);
+    for route in API_ROUTES.iter().filter(|r| r.permission.is_some()) {
+        let path = example_path(route.path);
+        let method: Method = route.method.parse().unwrap();
+        let answer = anonymous.send(method, &path, Some(json!({}))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", route.path);
+    }
+}
+
+#[tokio::test]
+async fn api_tokens_act_within_their_scopes_and_the_role() {
+    let fixture = staffed();
+    let app = fixture.app();
+    let mut hal = Client::login(app.clone(), HELPDESK).await;
+    let refused = hal
+        .send(
+            Method::POST,
+            "/api/v1/me/tokens",
+            Some(json!({"name": "too much", "scopes": ["admin"]})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let made = hal
+        .send(
+            Method::POST,
+            "/api/v1/me/tokens",
+            Some(json!({"name": "script", "scopes": ["toolset"], "days": 7})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let token = made.body["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("odk_"));
+    let handle = made.body["grant"]["handle"].as_str().unwrap().to_owned();
+
+    let mut script = Client::new(app.clone());
+    script.bearer = Some(token.clone());
+    // No CSRF token needed: a bearer token is not sent by browsers on their own.
+    let codes = script
+        .send(
+            Method::POST,
+            "/api/v1/toolset/codes",
+            Some(json!({"secret": "JBSWY3DPEHPK3PXP"})),
+        )
+        .await;
+    assert_eq!(codes.status, StatusCode::OK, "{}", codes.body);
+    let me = script.send(Method::GET, "/api/v1/me", None).await;
+    assert_eq!(me.status, StatusCode::FORBIDDEN);
+    assert!(error(&me).contains("API tokens cannot manage accounts"));
+
+    let listed = hal.send(Method::GET, "/api/v1/me/tokens", None).await;
+    assert_eq!(
+        listed.body.as_array().unwrap().len(),
+        2,
+        "session and token"
+    );
+    let revoked = hal
+        .send(Method::DELETE, &format!("/api/v1/me/tokens/{handle}"), None)
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let after = script
+        .send(
+            Method::POST,
+            "/api/v1/toolset/codes",
+            Some(json!({"secret": "JBSWY3DPEHPK3PXP"})),
+        )
+        .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_in_the_database() {
+    let fixture = staffed();
+    let mut client = Client::login(fixture.app(), AUDITOR).await;
+    let cookie = client.cookie.clone();
+    let out = client.send(Method::POST, "/api/v1/logout", None).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(
+        out.headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // The old cookie, replayed, opens nothing.
+    client.cookie = cookie;
+    let me = client.send(Method::GET, "/api/v1/me", None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
+    let fixture = staffed();
+    let app = fixture.app();
+    let mut first = Client::login(app.clone(), PROVISIONER).await;
+    let mut second = Client::login(app.clone(), PROVISIONER).await;
+    let wrong = first
+        .send(
+            Method::POST,
+            "/api/v1/me/password",
+            Some(json!({"current": "not it at all", "new": "pia's new password"})),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let changed = first
+        .send(
+            Method::POST,
+            "/api/v1/me/password",
+            Some(json!({"current": PROVISIONER.1, "new": "pia's new password"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(
+        first.send(Method::GET, "/api/v1/me", None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        second.send(Method::GET, "/api/v1/me", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    Client::login(app, ("pia", "pia's new password")).await;
+}
+
+#[tokio::test]
+async fn toolset_answers_like_oathdesk_code() {
+    let fixture = staffed();
+    let mut client = Client::login(fixture.app(), AUDITOR).await;
+    let answer = client
+        .send(
+            Method::POST,
+            "/api/v1/toolset/codes",
+            Some(json!({
+                "secret": "3132333435363738393031323334353637383930", "encoding": "hex",
+                "digits": 8, "at": 1_234_567_890u64, "past": 1, "future": 1, "verifier": "entra"
+            })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // The README's example of `oathdesk code … --verifier entra`.
+    let codes: Vec<&str> = answer.body["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["39980357", "89005924", "38590587"]);
+    assert_eq!(answer.body["codes"][1]["accepted_until"], 1_234_567_980u64);
+    let hex_refused = client
+        .send(
+            Method::POST,
+            "/api/v1/toolset/codes",
+            Some(json!({"secret": "3132333435363738393031323334353637383930"})),
+        )
+        .await;
+    assert_eq!(hex_refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        error(&hex_refused).contains("hex"),
+        "{}",
+        error(&hex_refused)
+    );
+    assert!(!error(&hex_refused).contains("3132"), "no secret in errors");
+    let drift = client
+        .send(
+            Method::POST,
+            "/api/v1/toolset/verify",
+            Some(
+                json!({"secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "digits": 8,
+                        "code": "39980357", "at": 1_234_567_890u64}),
+            ),
+        )
+        .await;
+    assert_eq!(drift.body["offset"], -1);
+    assert_eq!(drift.body["drift_seconds"], -30);
+    let converted = client
+        .send(
+            Method::POST,
+            "/api/v1/toolset/convert",
+            Some(json!({"value": "1669EBDCC7108C272FD876ED6E7F562583BE16A9", "from": "hex", "to": "base32"})),
+        )
+        .await;
+    assert_eq!(converted.body["value"], "CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ");
+    let seed = client
+        .send(
+            Method::POST,
+            "/api/v1/toolset/seed",
+            Some(json!({"algorithm": "sha256"})),
+        )
+        .await;
+    assert_eq!(seed.body["bytes"], 32);
+    assert_eq!(seed.body["base32"].as_str().unwrap().len(), 52);
+    let qr = client
+        .send(
+            Method::POST,
+            "/api/v1/toolset/qr",
+            Some(json!({"secret": "JBSWY3DPEHPK3PXP", "issuer": "Contoso", "account": "a@contoso.com"})),
+        )
+        .await;
+    assert!(
+        qr.body["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/Contoso:a@contoso.com?")
+    );
+    assert!(qr.body["svg"].as_str().unwrap().contains("<svg"));
+    let csv = client
+        .send(
+            Method::POST,
+            "/api/v1/toolset/entra-csv",
+            Some(
+                json!({"rows": [{"upn": "a@contoso.com", "serial": "2100123456",
+                                  "secret": "JBSWY3DPEHPK3PXP", "period": 30,
+                                  "manufacturer": "Token2", "model": "C202"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.body);
+    let text = csv.body["csv"].as_str().unwrap();
+    assert!(text.starts_with("upn,serial number,secret key,time interval,manufacturer,model"));
+    assert!(text.contains("a@contoso.com,2100123456,JBSWY3DPEHPK3PXP,30,Token2,C202"));
+    let bad_row = client
+        .send(
+            Method::POST,
+            "/api/v1/toolset/entra-csv",
+            Some(json!({"rows": [{"upn": "a@contoso.com", "serial": "1", "secret": "JBSWY3DPEHPK3PX1"}]})),
+        )
+        .await;
+    assert_eq!(bad_row.status, StatusCode::BAD_REQUEST);
+    assert!(
+        error(&bad_row).starts_with("row 1, secret:"),
+        "{}",
+        error(&bad_row)
+    );
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let fixture = staffed();
+    let mut client = Client::new(fixture.app());
+    for path in ["/login", "/api/v1/setup", "/assets/app.js", "/nothing-here"] {
+        let answer = client.send(Method::GET, path, None).await;
+        let csp = answer.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(answer.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(answer.headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(answer.headers[header::REFERRER_POLICY], "no-referrer");
+    }
+    // A page without a session sends the browser to sign in.
+    let page = client.send(Method::GET, "/toolset", None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers[header::LOCATION], "/login");
+    // No page has an inline script.
+    let login = client.send(Method::GET, "/login", None).await;
+    let html = login.body.as_str().unwrap();
+    assert!(!html.contains("<script>") && html.contains("<script src="));
+}
+
+#[test]
+fn every_permission_is_a_route_requirement_or_the_admin_s() {
+    // The route table and the permission list stay in step.
+    for permission in [Permission::Toolset, Permission::Account, Permission::Admin] {
+        assert!(API_ROUTES.iter().any(|r| r.permission == Some(permission)));
+    }
+}
+
+#[tokio::test]
+async fn helpdesk_codes_need_verification_and_a_ticket_and_are_rate_limited() {
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    let mut hal = Client::login(fixture.app(), HELPDESK).await;
+    let unverified = hal
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/code",
+            Some(json!({"user": "bob@contoso.com", "verified_by": " ", "ticket": "INC-1"})),
+        )
+        .await;
+    assert_eq!(unverified.status, StatusCode::CONFLICT);
+    assert!(error(&unverified).contains("identity verification is required"));
+    let granted = hal
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/code",
+            Some(
+                json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-1",
+                        "valid_for": 120}),
+            ),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    let counter = granted.body["counter"].as_u64().unwrap();
+    assert_eq!(
+        granted.body["code"],
+        totp(SEED).hotp().generate(counter).to_string()
+    );
+    let time = granted.body["time"].as_u64().unwrap();
+    assert!(granted.body["accepted_until"].as_u64().unwrap() >= time + 120);
+    assert_eq!(granted.body["serial"], "2100123456");
+    for _ in 0..4 {
+        let again = hal
+            .send(
+                Method::POST,
+                "/api/v1/helpdesk/code",
+                Some(json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-1"})),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::OK);
+    }
+    let limited = hal
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/code",
+            Some(json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-1"})),
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(error(&limited).starts_with("rate limit"));
+
+    // Identify the token from its current code, then confirm its delivery.
+    let code = totp(SEED).generate_at(now()).unwrap().to_string();
+    let hits = hal
+        .send(
+            Method::POST,
+            "/api/v1/identify",
+            Some(json!({"codes": [code]})),
+        )
+        .await;
+    assert_eq!(hits.status, StatusCode::OK, "{}", hits.body);
+    assert_eq!(hits.body[0]["credential"], "2100123456");
+    let delivered = hal
+        .send(
+            Method::POST,
+            "/api/v1/tokens/2100123456/deliver",
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
+    assert_eq!(delivered.body["purged"], true);
+
+    // The audit log has every request, refused ones too, with the ticket.
+    let mut auditor = Client::login(fixture.app(), AUDITOR).await;
+    let log = auditor
+        .send(
+            Method::GET,
+            "/api/v1/audit?action=helpdesk.code&outcome=refused",
+            None,
+        )
+        .await;
+    assert_eq!(log.body["total"], 2, "{}", log.body);
+    let granted_log = auditor
+        .send(
+            Method::GET,
+            "/api/v1/audit?action=helpdesk&subject=bob",
+            None,
+        )
+        .await;
+    assert_eq!(granted_log.body["total"], 7);
+    assert_eq!(granted_log.body["entries"][0]["ticket"], "INC-1");
+    assert_eq!(granted_log.body["entries"][0]["operator"], "hal");
+    let verified = auditor
+        .send(Method::GET, "/api/v1/audit/verify", None)
+        .await;
+    assert_eq!(verified.body["intact"], true, "{}", verified.body);
+    let head = verified.body["head"].as_str().unwrap().to_owned();
+    let kept = auditor
+        .send(
+            Method::GET,
+            &format!("/api/v1/audit/verify?expect_head={head}"),
+            None,
+        )
+        .await;
+    assert_eq!(kept.body["intact"], true);
+
+    // An entry edited in the database is found.
+    rusqlite_edit(
+        &fixture,
+        "UPDATE audit SET ticket = 'INC-2' WHERE ticket = 'INC-1'",
+    );
+    let broken = auditor
+        .send(Method::GET, "/api/v1/audit/verify", None)
+        .await;
+    assert_eq!(broken.body["intact"], false);
+    assert!(
+        broken.body["problem"]
+            .as_str()
+            .unwrap()
+            .contains("edited or forged")
+    );
+}
+
+fn rusqlite_edit(fixture: &Fixture, sql: &str) {
+    let connection = rusqlite::Connection::open(&fixture.path).unwrap();
+    connection.execute_batch(sql).unwrap();
+}
+
+#[tokio::test]
+async fn inventory_lifecycle_bulk_import_and_export() {
+    let fixture = staffed();
+    let mut pia = Client::login(fixture.app(), PROVISIONER).await;
+    let csv = "upn,serial number,secret key,time interval,manufacturer,model\r\n\
+               a@contoso.com,2100000001,JBSWY3DPEHPK3PXP,30,Token2,C202\r\n\
+               b@contoso.com,2100000002,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,30,Token2,C202\r\n";
+    let content = data_encoding::BASE64.encode(csv.as_bytes());
+    let preview = pia
+        .send(
+            Method::POST,
+            "/api/v1/import/preview",
+            Some(json!({"content": content})),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["format"], "entra-csv");
+    assert_eq!(preview.body["records"], 2);
+    assert!(
+        !preview.body.to_string().contains("JBSWY3DPEHPK3PXP"),
+        "no secret in a preview"
+    );
+    // A broken file: the error names the line, and nothing is imported.
+    let broken = format!("{csv}c@contoso.com,2100000003,JBSWY3DPEHPK3PX1,30,Token2,C202\r\n");
+    let refused = pia
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            Some(json!({"content": data_encoding::BASE64.encode(broken.as_bytes())})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(error(&refused).contains("line 4"), "{}", error(&refused));
+    let listed = pia.send(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(listed.body["total"], 0);
+    let imported = pia
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            Some(json!({"content": content})),
+        )
+        .await;
+    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.body);
+    assert_eq!(imported.body["imported"], 2);
+
+    // Bulk: all or nothing.
+    let stock = pia
+        .send(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"kind": "classic", "serial": "2100000009", "generate": true})),
+        )
+        .await;
+    assert_eq!(stock.status, StatusCode::CREATED, "{}", stock.body);
+    assert_eq!(stock.body["state"], "stock");
+    let mixed = pia
+        .send(
+            Method::POST,
+            "/api/v1/tokens/bulk",
+            Some(
+                json!({"tokens": ["2100000001", "2100000009"], "state": "shipped", "note": "DHL"}),
+            ),
+        )
+        .await;
+    assert_eq!(mixed.status, StatusCode::CONFLICT);
+    assert!(error(&mixed).contains("2100000009"));
+    let shipped = pia
+        .send(
+            Method::POST,
+            "/api/v1/tokens/bulk",
+            Some(
+                json!({"tokens": ["2100000001", "2100000002"], "state": "shipped", "note": "DHL"}),
+            ),
+        )
+        .await;
+    assert_eq!(shipped.body["moved"], 2, "{}", shipped.body);
+    let filtered = pia
+        .send(
+            Method::GET,
+            "/api/v1/tokens?state=shipped&q=b%40contoso",
+            None,
+        )
+        .await;
+    assert_eq!(filtered.body["total"], 1);
+    let detail = pia
+        .send(Method::GET, "/api/v1/tokens/2100000002", None)
+        .await;
+    assert_eq!(detail.body["events"].as_array().unwrap().len(), 2);
+    assert_eq!(detail.body["events"][1]["note"], "DHL");
+    let devices = pia.send(Method::GET, "/api/v1/devices", None).await;
+    assert_eq!(devices.body["devices"].as_array().unwrap().len(), 3);
+
+    // Export: plaintext only when asked; audited.
+    let refused = pia
+        .send(
+            Method::POST,
+            "/api/v1/export",
+            Some(json!({"format": "entra-csv"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let exported = pia
+        .send(
+            Method::POST,
+            "/api/v1/export",
+            Some(json!({"format": "entra-csv", "plaintext": true, "user": "a@contoso.com"})),
+        )
+        .await;
+    assert_eq!(exported.status, StatusCode::OK, "{}", exported.body);
+    let file = data_encoding::BASE64
+        .decode(exported.body["content"].as_str().unwrap().as_bytes())
+        .unwrap();
+    let file = String::from_utf8(file).unwrap();
+    assert!(file.contains("a@contoso.com,2100000001,JBSWY3DPEHPK3PXP,30,Token2,C202"));
+    assert!(!file.contains("b@contoso.com"));
+    let mut admin = Client::login(fixture.app(), ADMIN).await;
+    let log = admin
+        .send(Method::GET, "/api/v1/audit?action=export", None)
+        .await;
+    assert_eq!(
+        log.body["entries"][0]["detail"]["credentials"],
+        json!(["2100000001"])
+    );
+    assert_eq!(log.body["entries"][0]["operator"], "pia");
+}
+
+#[tokio::test]
+async fn admins_manage_accounts_and_new_accounts_change_their_password_first() {
+    let fixture = staffed();
+    let app = fixture.app();
+    let mut ada = Client::login(app.clone(), ADMIN).await;
+    let made = ada
+        .send(
+            Method::POST,
+            "/api/v1/accounts",
+            Some(json!({"name": "nia", "role": "helpdesk", "password": "nia's first password"})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(made.body["must_change_password"], true);
+    let mut nia = Client::login(app.clone(), ("nia", "nia's first password")).await;
+    let blocked = nia
+        .send(Method::POST, "/api/v1/toolset/seed", Some(json!({})))
+        .await;
+    assert_eq!(blocked.status, StatusCode::FORBIDDEN);
+    assert!(error(&blocked).contains("choose your own"));
+    let changed = nia
+        .send(
+            Method::POST,
+            "/api/v1/me/password",
+            Some(json!({"current": "nia's first password", "new": "nia's own password"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let works = nia
+        .send(Method::POST, "/api/v1/toolset/seed", Some(json!({})))
+        .await;
+    assert_eq!(works.status, StatusCode::OK);
+
+    // Disabling ends her session at once.
+    let disabled = ada
+        .send(
+            Method::PATCH,
+            "/api/v1/accounts/nia",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    assert_eq!(
+        nia.send(Method::GET, "/api/v1/me", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The last admin stays an admin.
+    let demote = ada
+        .send(
+            Method::PATCH,
+            "/api/v1/accounts/ada",
+            Some(json!({"role": "auditor"})),
+        )
+        .await;
+    assert_eq!(demote.status, StatusCode::CONFLICT);
+    let listed = ada.send(Method::GET, "/api/v1/accounts", None).await;
+    assert_eq!(listed.body["accounts"].as_array().unwrap().len(), 5);
+    let removed = ada.send(Method::DELETE, "/api/v1/accounts/nia", None).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    let settings = ada
+        .send(
+            Method::PUT,
+            "/api/v1/settings",
+            Some(json!({"name": "helpdesk.codes_per_hour", "value": 9})),
+        )
+        .await;
+    assert_eq!(settings.status, StatusCode::OK);
+    let read = ada.send(Method::GET, "/api/v1/settings", None).await;
+    assert_eq!(read.body["helpdesk.codes_per_hour"], 9);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_with_its_request_schema() {
+    let fixture = staffed();
+    let mut client = Client::new(fixture.app());
+    let answer = client.send(Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let document = answer.body;
+    assert_eq!(document["openapi"], "3.1.0");
+    for route in API_ROUTES {
+        let operation = &document["paths"][route.path][route.method.to_lowercase()];
+        assert!(
+            operation.is_object(),
+            "{} {} missing",
+            route.method,
+            route.path
+        );
+        if let Some(permission) = route.permission {
+            assert_eq!(operation["x-permission"], permission.name());
+        }
+        let takes_body = matches!(route.method, "POST" | "PUT" | "PATCH")
+            && !route.path.ends_with("/purge")
+            && route.path != "/api/v1/logout";
+        assert_eq!(
+            operation["requestBody"].is_object(),
+            takes_body,
+            "{} {}",
+            route.method,
+            route.path
+        );
+    }
+    let schemas = &document["components"]["schemas"];
+    assert!(schemas["CodeRequest"]["properties"]["verified_by"].is_object());
+    assert!(
+        schemas["CodeRequest"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ticket"))
+    );
+}

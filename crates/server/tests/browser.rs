@@ -1,0 +1,569 @@
+//! The console in a real headless Chromium, driven through chromedriver
+//! (Debian packages `chromium` and `chromium-driver`). These tests fail —
+//! they do not skip — when the browser is missing.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use oathdesk_otp::{Algorithm, Digits, Secret, TimeStep, Totp};
+use serde_json::json;
+
+/// One browser at a time: the machine has two cores.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const INSTALL: &str = "the browser tests need headless Chromium and its driver: \
+                       apt-get install -y chromium chromium-driver";
+
+fn find(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// chromedriver on a free loopback port, killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // A test that fails before closing its session leaves Chromium
+        // running after its driver is gone: end the processes that use this
+        // test's own profile folder, and only those.
+        let marker = format!("--user-data-dir={}", self.profile.path().display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == marker.as_bytes())
+            {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        }
+    }
+}
+
+fn driver() -> Driver {
+    let chromedriver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
+        .unwrap_or_else(|| panic!("chromedriver not found; {INSTALL}"));
+    find(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"])
+        .unwrap_or_else(|| panic!("chromium not found; {INSTALL}"));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start chromedriver ({e}); {INSTALL}"));
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start listening within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver {
+        child,
+        port,
+        profile: tempfile::tempdir().unwrap(),
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let binary = find(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"]).unwrap();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": binary,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-default-apps",
+                "--window-size=1360,1000", "--hide-scrollbars",
+                format!("--user-data-dir={}", driver.profile.path().display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .unwrap_or_else(|e| panic!("chromedriver could not start Chromium ({e}); {INSTALL}"))
+}
+
+/// Waits for an element (pages fill in after their scripts' API calls).
+async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element '{css}' within 10 s: {e}"))
+}
+
+async fn wait_for_text(client: &Client, css: &str, wanted: &str) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+            && text.contains(wanted)
+        {
+            return text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "'{css}' never showed '{wanted}'"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_path(client: &Client, path: &str) {
+    let started = Instant::now();
+    loop {
+        let url = client.current_url().await.unwrap();
+        if url.path() == path {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still at {url}, expected {path}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let field = wait_for(client, css).await;
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn sign_in(client: &Client, base: &str, (name, password): (&str, &str)) {
+    client.goto(&format!("{base}/login")).await.unwrap();
+    fill(client, "#name", name).await;
+    fill(client, "#password", password).await;
+    client
+        .find(Locator::Css("#login-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while client.current_url().await.unwrap().path() == "/login" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "sign-in did not leave /login"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Saves a screenshot for docs/ when OATHDESK_SCREENSHOTS names a folder.
+async fn screenshot(client: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("OATHDESK_SCREENSHOTS") {
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(name), png).unwrap();
+    }
+}
+
+fn base(address: SocketAddr) -> String {
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_setup_then_sign_out_and_in() {
+    let _one = BROWSER.lock().await;
+    let (fixture, code) = fresh();
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    let base = base(address);
+
+    // The printed link: /login sends a fresh console to /setup, keeping the code.
+    client
+        .goto(&format!("{base}/login#code={code}"))
+        .await
+        .unwrap();
+    wait_for_path(&client, "/setup").await;
+    let code_field = wait_for(&client, "#code").await;
+    let started = Instant::now();
+    while code_field.prop("value").await.unwrap().unwrap_or_default() != code {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the code was not filled in"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The code left the address bar.
+    assert!(!client.current_url().await.unwrap().as_str().contains(&code));
+    screenshot(&client, "setup.png").await;
+    fill(&client, "#admin-name", ADMIN.0).await;
+    fill(&client, "#admin-password", ADMIN.1).await;
+    fill(&client, "#admin-password2", ADMIN.1).await;
+    client
+        .find(Locator::Css("#setup-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/helpdesk").await;
+    let who = wait_for_text(&client, ".who", ADMIN.0).await;
+    assert!(who.to_lowercase().contains("admin"), "{who}");
+
+    // Sign out ends the session; the setup page is closed now.
+    client
+        .find(Locator::Css("#sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/login").await;
+    client.goto(&format!("{base}/toolset")).await.unwrap();
+    wait_for_path(&client, "/login").await;
+    client.goto(&format!("{base}/setup")).await.unwrap();
+    wait_for_path(&client, "/login").await;
+
+    // A wrong password is refused with a message; the right one signs in.
+    fill(&client, "#name", ADMIN.0).await;
+    fill(&client, "#password", "not the password").await;
+    client
+        .find(Locator::Css("#login-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "#login-message", "wrong account name or password").await;
+    screenshot(&client, "login.png").await;
+    sign_in(&client, &base, ADMIN).await;
+    wait_for_path(&client, "/helpdesk").await;
+    client.close().await.unwrap();
+}
+
+/// The codes the toolset page shows are the library's for the same input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toolset_codes_equal_oathdesk_code() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    let base = base(address);
+    sign_in(&client, &base, HELPDESK).await;
+    client.goto(&format!("{base}/toolset")).await.unwrap();
+
+    // RFC 6238's SHA-256 key, 8 digits, 60 s steps, at a fixed moment.
+    let secret_hex = "3132333435363738393031323334353637383930313233343536373839303132";
+    fill(&client, "#secret", secret_hex).await;
+    client
+        .find(Locator::Css("#encoding"))
+        .await
+        .unwrap()
+        .select_by_value("hex")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#algorithm"))
+        .await
+        .unwrap()
+        .select_by_value("sha256")
+        .await
+        .unwrap();
+    fill(&client, "#digits", "8").await;
+    fill(&client, "#period", "60").await;
+    fill(&client, "#past", "2").await;
+    fill(&client, "#future", "3").await;
+    fill(&client, "#at", "2009-02-13T23:31:30Z").await;
+
+    let secret = Secret::from_hex(secret_hex).unwrap();
+    let totp = Totp::new(
+        &secret,
+        Algorithm::Sha256,
+        Digits::new(8).unwrap(),
+        TimeStep::new(60, 0).unwrap(),
+    );
+    let expected: Vec<String> = totp
+        .codes_around(1_234_567_890, 2, 3)
+        .unwrap()
+        .iter()
+        .map(|c| c.code.to_string())
+        .collect();
+    // The page settles after its debounced request.
+    let started = Instant::now();
+    let shown = loop {
+        let cells = client
+            .find_all(Locator::Css("#codes-table tbody td.code"))
+            .await
+            .unwrap();
+        let mut shown = Vec::new();
+        for cell in cells {
+            shown.push(cell.text().await.unwrap());
+        }
+        if shown == expected || started.elapsed() > Duration::from_secs(10) {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(shown, expected);
+    // RFC 6238 Appendix B: SHA-256 at 1234567890 with 30 s steps is
+    // 91819424; with 60 s steps the counter is halved — the library is the
+    // reference, and the page agrees with it.
+    let current = client
+        .find(Locator::Css("#current-code"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(current, expected[2]);
+
+    // Live: the current code is the library's code at the server's time.
+    fill(&client, "#at", "").await;
+    client
+        .execute(
+            "document.getElementById('at').dispatchEvent(new Event('input', {bubbles: true}))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let table = client.find(Locator::Css("#codes-table")).await.unwrap();
+        let time: u64 = table
+            .attr("data-time")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0);
+        let code = client
+            .find(Locator::Css("#current-code"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if time > 1_234_567_890 {
+            assert_eq!(code, totp.generate_at(time).unwrap().to_string());
+            assert!(time.abs_diff(now()) < 120, "the live table is of now");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no live codes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    screenshot(&client, "toolset.png").await;
+    client.close().await.unwrap();
+}
+
+/// A helpdesk account that tries an admin action from its browser is refused
+/// by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helpdesk_role_is_refused_an_admin_action() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    let base = base(address);
+    sign_in(&client, &base, HELPDESK).await;
+    client.goto(&format!("{base}/account")).await.unwrap();
+    wait_for_text(&client, "#account-summary", "helpdesk").await;
+    // The page's own API helper, with the session cookie and CSRF token.
+    let answer = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             od.api('POST', '/api/v1/accounts', {name: 'mallory', role: 'admin', password: 'mallory is admin now'})
+               .then(() => done('created'), (e) => done(e.status + ' ' + e.message));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.as_str().unwrap(),
+        "403 the helpdesk role may not manage accounts, operators and settings"
+    );
+    // And nothing was created.
+    let mut admin = oathdesk_vault::Vault::open(&fixture.path)
+        .unwrap()
+        .unlock(
+            ADMIN.0,
+            oathdesk_vault::Unlock::Passphrase(ADMIN.1.as_bytes()),
+        )
+        .unwrap();
+    assert!(
+        admin
+            .web_accounts()
+            .unwrap()
+            .iter()
+            .all(|a| a.name != "mallory")
+    );
+    client.close().await.unwrap();
+}
+
+/// A helpdesk account finds the caller, is refused without verification,
+/// reveals the code with it, and sees the library's code for the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helpdesk_reveals_a_code_after_verification() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    let base = base(address);
+    sign_in(&client, &base, HELPDESK).await;
+    wait_for_path(&client, "/helpdesk").await;
+    fill(&client, "#search", "bob").await;
+    let choose = wait_for(&client, "#results button").await;
+    wait_for_text(&client, "#results", "2100123456").await;
+    choose.click().await.unwrap();
+    let user = client.find(Locator::Css("#user")).await.unwrap();
+    assert_eq!(
+        user.prop("value").await.unwrap().unwrap(),
+        "bob@contoso.com"
+    );
+    // Without the verification the browser's own form check stops it; the
+    // server refuses too (tested in the API tests), so go around the form.
+    fill(&client, "#ticket", "INC-4711").await;
+    let refused = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             od.api('POST', '/api/v1/helpdesk/code', {user: 'bob@contoso.com', verified_by: '', ticket: 'INC-4711'})
+               .then(() => done('granted'), (e) => done(e.status + ' ' + e.message));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .as_str()
+            .unwrap()
+            .starts_with("409 identity verification is required"),
+        "{refused}"
+    );
+    fill(
+        &client,
+        "#verified-by",
+        "call-back to the mobile number on file",
+    )
+    .await;
+    client
+        .find(Locator::Css("#reveal-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let shown = wait_for(&client, "#grant-code").await;
+    let started = Instant::now();
+    let code = loop {
+        let code = shown.attr("data-code").await.unwrap().unwrap_or_default();
+        if !code.is_empty() {
+            break code;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no code shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    wait_for_text(&client, "#grant-countdown", "accepted until").await;
+    screenshot(&client, "helpdesk.png").await;
+    // The code is the library's for the counter the vault audited.
+    let mut admin = oathdesk_vault::Vault::open(&fixture.path)
+        .unwrap()
+        .unlock(
+            ADMIN.0,
+            oathdesk_vault::Unlock::Passphrase(ADMIN.1.as_bytes()),
+        )
+        .unwrap();
+    let entry = admin.audit_entries().unwrap().pop().unwrap();
+    assert_eq!(
+        (entry.action.as_str(), entry.outcome.as_str()),
+        ("helpdesk.code", "granted")
+    );
+    assert_eq!(entry.ticket.as_deref(), Some("INC-4711"));
+    let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
+    let counter = detail["counter"].as_u64().unwrap();
+    assert_eq!(code, totp(SEED).hotp().generate(counter).to_string());
+
+    // The operators page is not for the helpdesk: no link, and a refusal.
+    let nav = client
+        .find(Locator::Css("header nav"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !nav.contains("Operators") && nav.contains("Helpdesk"),
+        "{nav}"
+    );
+    client.goto(&format!("{base}/operators")).await.unwrap();
+    wait_for_text(&client, "main", "The helpdesk role may not manage accounts").await;
+    client.close().await.unwrap();
+}
+
+/// Every page, as an admin sees it (the screenshots in docs/).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_for_an_admin() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    ship_token(
+        &fixture,
+        "2100123457",
+        "dana@contoso.com",
+        b"abcdefghijabcdefghij",
+    );
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    let base = base(address);
+    sign_in(&client, &base, ADMIN).await;
+    for (path, ready, text, shot) in [
+        ("/inventory", "#tokens tbody", "2100123457", "inventory.png"),
+        ("/audit", "#audit tbody", "helpdesk", "audit.png"),
+        ("/operators", "#accounts tbody", "pia", "operators.png"),
+        ("/account", "#grants tbody", "session", "account.png"),
+    ] {
+        client.goto(&format!("{base}{path}")).await.unwrap();
+        wait_for(&client, ready).await;
+        if path == "/audit" {
+            client
+                .find(Locator::Css("#verify-button"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            wait_for_text(&client, "#verify-message", "intact").await;
+            wait_for_text(&client, ready, "web.account.add").await;
+        } else {
+            wait_for_text(&client, ready, text).await;
+        }
+        screenshot(&client, shot).await;
+    }
+    client.close().await.unwrap();
+}

@@ -1,0 +1,154 @@
+//! What the server's tests share: a vault with an account of every role,
+//! the router in process, and a real server on a loopback port.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oathdesk_server::{AppState, FirstRun, Settings, prepare, router};
+use oathdesk_vault::crypto::KdfParams;
+use oathdesk_vault::web::{SETUP_OPERATOR, ThrottlePolicy};
+use oathdesk_vault::{Unlock, Vault};
+
+/// Cheap Argon2id: the default costs half a second per login.
+pub const KDF: KdfParams = KdfParams {
+    memory_kib: 256,
+    iterations: 1,
+    parallelism: 1,
+};
+
+pub const ADMIN: (&str, &str) = ("ada", "ada's long password");
+pub const HELPDESK: (&str, &str) = ("hal", "hal's long password");
+pub const PROVISIONER: (&str, &str) = ("pia", "pia's long password");
+pub const AUDITOR: (&str, &str) = ("aud", "aud's long password");
+
+pub fn settings() -> Settings {
+    Settings {
+        kdf: KDF,
+        account_throttle: ThrottlePolicy {
+            max_failures: 3,
+            window: 900,
+            lockout: 900,
+        },
+        ..Settings::default()
+    }
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub state: Arc<AppState>,
+}
+
+/// A vault as `oathdesk serve` creates it, before setup; and its code.
+pub fn fresh() -> (Fixture, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    let FirstRun::Created { setup_code } = prepare(&path.clone().into(), KDF, now()).unwrap()
+    else {
+        panic!("a new vault needs setup");
+    };
+    let state = Arc::new(AppState::new(path.clone(), settings()));
+    (Fixture { dir, path, state }, setup_code)
+}
+
+/// A set-up vault with one account per role.
+pub fn staffed() -> Fixture {
+    let (fixture, code) = fresh();
+    let mut setup = Vault::open(&fixture.path)
+        .unwrap()
+        .unlock(SETUP_OPERATOR, Unlock::Passphrase(code.as_bytes()))
+        .unwrap();
+    setup
+        .complete_setup(ADMIN.0, ADMIN.1.as_bytes(), KDF, 3600, now())
+        .unwrap();
+    let mut admin = Vault::open(&fixture.path)
+        .unwrap()
+        .unlock(ADMIN.0, Unlock::Passphrase(ADMIN.1.as_bytes()))
+        .unwrap();
+    for ((name, password), role) in [
+        (HELPDESK, "helpdesk"),
+        (PROVISIONER, "provisioner"),
+        (AUDITOR, "auditor"),
+    ] {
+        admin
+            .add_web_account(name, password.as_bytes(), KDF, role, false, now())
+            .unwrap();
+    }
+    fixture
+}
+
+impl Fixture {
+    pub fn app(&self) -> axum::Router {
+        router(self.state.clone())
+    }
+
+    /// Serves on a loopback port until the returned sender is dropped.
+    pub async fn serve(&self) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = self.app();
+        tokio::spawn(async move {
+            oathdesk_server::serve(listener, app, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        (address, stop)
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The RFC 4226 test secret.
+pub const SEED: &[u8] = b"12345678901234567890";
+
+/// Adds a classic token holding `seed`, assigned to `user` and shipped.
+pub fn ship_token(fixture: &Fixture, serial: &str, user: &str, seed: &[u8]) {
+    use oathdesk_otp::{Credential, Secret};
+    use oathdesk_vault::NewToken;
+    use oathdesk_vault::model::{DeviceKind, State};
+    let mut admin = Vault::open(&fixture.path)
+        .unwrap()
+        .unlock(ADMIN.0, Unlock::Passphrase(ADMIN.1.as_bytes()))
+        .unwrap();
+    admin
+        .add_token(
+            NewToken {
+                serial: Some(serial.into()),
+                slot: None,
+                device_kind: DeviceKind::Classic,
+                manufacturer: Some("Token2".into()),
+                model: Some("C202".into()),
+                device_slots: 1,
+                credential: Credential::totp(Secret::from_bytes(seed.to_vec())),
+                label: None,
+                user: Some(user.into()),
+                state: State::Stock,
+            },
+            now(),
+        )
+        .unwrap();
+    admin
+        .transition(&serial.parse().unwrap(), State::Shipped, Some("DHL"), now())
+        .unwrap();
+}
+
+/// The library's TOTP (SHA-1, 6 digits, 30 s) of a seed.
+pub fn totp(seed: &[u8]) -> oathdesk_otp::Totp {
+    use oathdesk_otp::{Algorithm, Digits, Secret, TimeStep, Totp};
+    Totp::new(
+        &Secret::from_bytes(seed.to_vec()),
+        Algorithm::Sha1,
+        Digits::new(6).unwrap(),
+        TimeStep::DEFAULT,
+    )
+}

@@ -1,0 +1,126 @@
+//! Seed files in and out of the vault: how a file's records become tokens
+//! and tokens become records, and the audited export. The command line and
+//! the web console both import and export through here.
+
+use oathdesk_formats::format::{self, Format, WriteOptions};
+use oathdesk_formats::spreadsheet::SheetRow;
+use oathdesk_formats::{Record, Written};
+use oathdesk_otp::{Credential, Kind, TimeStep};
+use serde_json::json;
+
+use crate::audit::AuditEvent;
+use crate::error::{Error, Result};
+use crate::model::{CredentialRow, DeviceKind, State};
+use crate::store::{CredentialFilter, Store};
+use crate::vault::{NewToken, Session, TokenInfo};
+
+/// A record of a seed file as a token to add: a serial with a slot is a
+/// profile of a multi-profile device, a serial alone a classic token.
+pub fn record_to_token(record: Record) -> NewToken {
+    let kind = match (&record.serial, record.slot) {
+        (None, _) => DeviceKind::Unknown,
+        (Some(_), Some(_)) => DeviceKind::MultiProfile,
+        (Some(_), None) => DeviceKind::Classic,
+    };
+    NewToken {
+        serial: record.serial,
+        slot: record.slot,
+        device_kind: kind,
+        manufacturer: record.manufacturer,
+        model: record.model,
+        device_slots: if kind == DeviceKind::MultiProfile {
+            100
+        } else {
+            1
+        },
+        label: Some(record.credential.account.clone()).filter(|a| !a.is_empty()),
+        credential: record.credential,
+        user: record.user,
+        state: State::Stock,
+    }
+}
+
+/// A row of the helpdesk's plaintext spreadsheet as a token to add
+/// (assigned to its user).
+pub fn sheet_row_to_token(row: SheetRow) -> NewToken {
+    let mut credential = Credential::totp(row.secret);
+    credential.kind = Kind::Totp {
+        step: TimeStep::new(row.period, 0).expect("the reader refuses period 0"),
+    };
+    NewToken {
+        device_kind: if row.serial.is_some() {
+            DeviceKind::Classic
+        } else {
+            DeviceKind::Unknown
+        },
+        serial: row.serial,
+        slot: None,
+        manufacturer: row.manufacturer,
+        model: row.model,
+        device_slots: 1,
+        credential,
+        label: None,
+        user: Some(row.user),
+        state: State::Assigned,
+    }
+}
+
+/// A token with its opened secret as a record to write.
+pub fn token_to_record(info: &TokenInfo, credential: Credential) -> Record {
+    let mut record = Record::new(credential);
+    record.serial = info.serial.clone();
+    record.slot = info.slot;
+    record.user = info.user.clone();
+    record.manufacturer = info.manufacturer.clone();
+    record.model = info.model.clone();
+    record
+}
+
+impl<S: Store> Session<S> {
+    /// Adds every record of a seed file, all or nothing, audited as
+    /// `import.FORMAT`.
+    pub fn import_records(
+        &mut self,
+        records: Vec<Record>,
+        format: Format,
+        now: u64,
+    ) -> Result<Vec<CredentialRow>> {
+        let tokens = records.into_iter().map(record_to_token).collect();
+        self.add_tokens(tokens, now, &format!("import.{format}"))
+    }
+
+    /// Writes the held secrets `filter` selects as `format`, and records the
+    /// export (format, encryption, which credentials) in the audit log.
+    /// Records the format cannot carry are in the result's `skipped`.
+    pub fn export(
+        &mut self,
+        filter: &CredentialFilter,
+        format: Format,
+        options: &WriteOptions,
+        now: u64,
+    ) -> Result<Written> {
+        let revealed = self.reveal_all(filter)?;
+        let records: Vec<Record> = revealed
+            .iter()
+            .map(|(info, credential)| token_to_record(info, credential.clone()))
+            .collect();
+        let written =
+            format::write(format, &records, options).map_err(|e| Error::Invalid(e.to_string()))?;
+        let exported: Vec<String> = revealed
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !written.skipped.iter().any(|s| s.index == *i))
+            .map(|(_, (info, _))| info.reference())
+            .collect();
+        self.record(
+            AuditEvent::ok("export").detail(json!({
+                "format": format.name(),
+                "encrypted": options.password.is_some() || options.key.is_some(),
+                "count": exported.len(),
+                "credentials": exported,
+            })),
+            now,
+        )?;
+        Ok(written)
+    }
+}

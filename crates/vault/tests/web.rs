@@ -1,0 +1,355 @@
+//! The web console's storage: accounts, grants, throttling, on both databases.
+
+mod common;
+
+use common::{Backend, Fixture, NOW, TEST_KDF as KDF};
+use oathdesk_vault::web::{GrantKind, SETUP_OPERATOR, ThrottlePolicy};
+use oathdesk_vault::{Error, Session, Unlock, Vault};
+
+const DAY: u64 = 86_400;
+
+on_both_backends!(
+    setup_makes_the_first_admin_and_ends_the_setup_code,
+    grants_end_by_lifetime_idleness_logout_and_revocation,
+    accounts_roles_passwords_and_the_last_admin,
+    a_role_written_into_the_database_without_the_key_is_caught,
+    rekey_ends_grants_and_keeps_accounts,
+    failed_logins_lock_a_key_out_and_a_success_clears_it,
+    a_command_line_operator_becomes_the_first_admin,
+    bulk_transitions_are_all_or_nothing_and_devices_are_listed,
+);
+
+/// A vault made the way `oathdesk serve` makes one, set up with admin "ada".
+fn set_up(backend: Backend) -> (Fixture, [u8; 32]) {
+    let fixture = Fixture::empty(backend);
+    Vault::create_at(&fixture.location, SETUP_OPERATOR, b"setup-code", KDF, NOW).unwrap();
+    let mut setup = Vault::open_at(&fixture.location)
+        .unwrap()
+        .unlock(SETUP_OPERATOR, Unlock::Passphrase(b"setup-code"))
+        .unwrap();
+    let (secret, grant) = setup
+        .complete_setup("ada", b"ada's long password", KDF, DAY, NOW)
+        .unwrap();
+    assert_eq!(grant.kind, GrantKind::Session);
+    assert_eq!(grant.role, "admin");
+    (fixture, *secret)
+}
+
+fn open(fixture: &Fixture, secret: &[u8; 32], now: u64) -> Result<Session, Error> {
+    Vault::open_at(&fixture.location)
+        .unwrap()
+        .open_grant(secret, Some(1800), now)
+        .map(|(session, _)| session)
+}
+
+fn setup_makes_the_first_admin_and_ends_the_setup_code(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
+    let mut vault = Vault::open_at(&fixture.location).unwrap();
+    assert!(vault.web_accounts_exist().unwrap());
+    let operators: Vec<String> = vault
+        .operators()
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(operators, ["ada"]);
+    assert!(matches!(
+        vault.unlock(SETUP_OPERATOR, Unlock::Passphrase(b"setup-code")),
+        Err(Error::UnknownOperator(_))
+    ));
+    // The session the setup started opens the vault, as ada.
+    let mut session = open(&fixture, &secret, NOW + 10).unwrap();
+    assert_eq!(session.operator(), "ada");
+    assert_eq!(session.web_account().unwrap().role, "admin");
+    let report = session.audit_verify().unwrap();
+    assert_eq!(report.first_bad, None);
+    // ada's password opens her slot like any operator's.
+    Vault::open_at(&fixture.location)
+        .unwrap()
+        .unlock("ada", Unlock::Passphrase(b"ada's long password"))
+        .unwrap();
+}
+
+fn grants_end_by_lifetime_idleness_logout_and_revocation(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
+    assert!(open(&fixture, &secret, NOW + 1799).is_ok());
+    // Used at NOW+1799 (written: more than a minute after the last write),
+    // so idle counts from there.
+    assert!(open(&fixture, &secret, NOW + 1799 + 1799).is_ok());
+    assert!(matches!(
+        open(&fixture, &secret, NOW + 1799 + 1799 + 1800),
+        Err(Error::Unauthenticated(_))
+    ));
+    let mut wrong = secret;
+    wrong[0] ^= 1;
+    assert!(matches!(
+        open(&fixture, &wrong, NOW),
+        Err(Error::Unauthenticated(_))
+    ));
+
+    // A token outlives idleness but not its lifetime, and can be revoked.
+    let mut session = open(&fixture, &secret, NOW + 60).unwrap();
+    let (token, grant) = session
+        .create_api_token("ci", &["helpdesk.code".into()], 7 * DAY, NOW + 60)
+        .unwrap();
+    assert_eq!(grant.scopes, ["helpdesk.code"]);
+    let (_, opened) = Vault::open_at(&fixture.location)
+        .unwrap()
+        .open_grant(&token, Some(1800), NOW + 5 * DAY)
+        .unwrap();
+    assert_eq!(opened.kind, GrantKind::Token);
+    assert_eq!(opened.handle, grant.handle);
+    assert!(matches!(
+        Vault::open_at(&fixture.location)
+            .unwrap()
+            .open_grant(&token, None, NOW + 8 * DAY),
+        Err(Error::Unauthenticated(_))
+    ));
+    session
+        .revoke_grant(&grant.handle, Some("ada"), NOW + 61)
+        .unwrap();
+    assert!(matches!(
+        Vault::open_at(&fixture.location)
+            .unwrap()
+            .open_grant(&token, None, NOW + 62),
+        Err(Error::Unauthenticated(_))
+    ));
+    session.end_grant(&secret, NOW + 63).unwrap();
+    assert!(matches!(
+        open(&fixture, &secret, NOW + 64),
+        Err(Error::Unauthenticated(_))
+    ));
+}
+
+fn accounts_roles_passwords_and_the_last_admin(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
+    let mut admin = open(&fixture, &secret, NOW).unwrap();
+    admin
+        .add_web_account("hal", b"hal's initial pw", KDF, "helpdesk", true, NOW)
+        .unwrap();
+    assert!(matches!(
+        admin.add_web_account("hal", b"another password", KDF, "auditor", false, NOW),
+        Err(Error::Exists(_))
+    ));
+    assert!(matches!(
+        admin.add_web_account("eve", b"short", KDF, "auditor", false, NOW),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        admin.add_web_account("eve", b"long enough pw", KDF, "root", false, NOW),
+        Err(Error::Invalid(_))
+    ));
+    // hal logs in with the password the admin set and must change it.
+    let mut hal = Vault::open_at(&fixture.location)
+        .unwrap()
+        .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
+        .unwrap();
+    let (hal_secret, grant) = hal.start_web_session(DAY, 2, NOW).unwrap();
+    assert_eq!(grant.role, "helpdesk");
+    assert!(hal.web_account().unwrap().must_change_password);
+    hal.set_web_password("hal", b"hal's own password", KDF, false, NOW)
+        .unwrap();
+    // The password change ended hal's grants; the new password opens the slot.
+    assert!(open(&fixture, &hal_secret, NOW + 1).is_err());
+    assert!(
+        Vault::open_at(&fixture.location)
+            .unwrap()
+            .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
+            .is_err()
+    );
+    let mut hal = Vault::open_at(&fixture.location)
+        .unwrap()
+        .unlock("hal", Unlock::Passphrase(b"hal's own password"))
+        .unwrap();
+    assert!(!hal.web_account().unwrap().must_change_password);
+    let (hal_secret, _) = hal.start_web_session(DAY, 0, NOW).unwrap();
+
+    // Changing a role ends the account's sessions.
+    let mut admin = open(&fixture, &secret, NOW + 2).unwrap();
+    admin
+        .update_web_account("hal", Some("auditor"), None, NOW + 2)
+        .unwrap();
+    assert!(open(&fixture, &hal_secret, NOW + 3).is_err());
+
+    // The last enabled admin stays.
+    assert!(matches!(
+        admin.update_web_account("ada", Some("helpdesk"), None, NOW + 4),
+        Err(Error::Refused(_))
+    ));
+    assert!(matches!(
+        admin.update_web_account("ada", None, Some(true), NOW + 4),
+        Err(Error::Refused(_))
+    ));
+    assert!(matches!(
+        admin.remove_web_account("ada", true, NOW + 4),
+        Err(Error::Refused(_))
+    ));
+    admin.remove_web_account("hal", true, NOW + 5).unwrap();
+    let names: Vec<String> = admin
+        .web_accounts()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["ada"]);
+    assert_eq!(admin.operators().unwrap().len(), 1);
+}
+
+fn a_role_written_into_the_database_without_the_key_is_caught(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
+    let mut admin = open(&fixture, &secret, NOW).unwrap();
+    admin
+        .add_web_account("hal", b"hal's initial pw", KDF, "helpdesk", false, NOW)
+        .unwrap();
+    let mut hal = Vault::open_at(&fixture.location)
+        .unwrap()
+        .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
+        .unwrap();
+    let (hal_secret, _) = hal.start_web_session(DAY, 0, NOW).unwrap();
+    fixture.execute("UPDATE web_accounts SET role = 'admin' WHERE name = 'hal'");
+    let error = open(&fixture, &hal_secret, NOW + 1).err().unwrap();
+    assert!(
+        error.to_string().contains("changed outside oathdesk"),
+        "{error}"
+    );
+    // An admin repairs it by setting the role again.
+    let mut admin = open(&fixture, &secret, NOW + 2).unwrap();
+    assert!(admin.web_accounts().is_err());
+    admin
+        .update_web_account("hal", Some("helpdesk"), None, NOW + 2)
+        .unwrap();
+    assert_eq!(admin.web_accounts().unwrap().len(), 2);
+}
+
+fn rekey_ends_grants_and_keeps_accounts(backend: Backend) {
+    let (fixture, secret) = set_up(backend);
+    let mut admin = open(&fixture, &secret, NOW).unwrap();
+    admin.rekey(NOW + 1).unwrap();
+    assert_eq!(admin.web_accounts().unwrap().len(), 1);
+    assert!(matches!(
+        open(&fixture, &secret, NOW + 2),
+        Err(Error::Unauthenticated(_))
+    ));
+}
+
+fn failed_logins_lock_a_key_out_and_a_success_clears_it(backend: Backend) {
+    let (fixture, _) = set_up(backend);
+    let mut vault = Vault::open_at(&fixture.location).unwrap();
+    let policy = ThrottlePolicy {
+        max_failures: 3,
+        window: 900,
+        lockout: 600,
+    };
+    let keys = vec![("account:ada".to_owned(), policy)];
+    let names = vec!["account:ada".to_owned()];
+    assert_eq!(vault.login_failed(&keys, NOW).unwrap(), None);
+    assert_eq!(vault.login_failed(&keys, NOW + 1).unwrap(), None);
+    assert_eq!(vault.login_locked(&names, NOW + 2).unwrap(), None);
+    assert_eq!(vault.login_failed(&keys, NOW + 2).unwrap(), Some(NOW + 602));
+    assert_eq!(
+        vault.login_locked(&names, NOW + 3).unwrap(),
+        Some(NOW + 602)
+    );
+    assert_eq!(vault.login_locked(&names, NOW + 602).unwrap(), None);
+    // Failures spread beyond the window do not add up.
+    let mut vault = Vault::open_at(&fixture.location).unwrap();
+    for i in 0..5 {
+        assert_eq!(
+            vault.login_failed(&keys, NOW + 2000 + i * 1000).unwrap(),
+            None
+        );
+    }
+    vault.login_failed(&keys, NOW + 6500).unwrap();
+    assert_eq!(vault.login_succeeded("account:ada").unwrap(), 2);
+    assert_eq!(vault.login_succeeded("account:ada").unwrap(), 0);
+}
+
+fn a_command_line_operator_becomes_the_first_admin(backend: Backend) {
+    let fixture = Fixture::empty(backend);
+    Vault::create_at(&fixture.location, "alice", b"alice pass", KDF, NOW).unwrap();
+    assert!(
+        !Vault::open_at(&fixture.location)
+            .unwrap()
+            .web_accounts_exist()
+            .unwrap()
+    );
+    let mut session = Vault::open_at(&fixture.location)
+        .unwrap()
+        .unlock("alice", Unlock::Passphrase(b"alice pass"))
+        .unwrap();
+    // Not a web account yet: no browser session.
+    assert!(matches!(
+        session.start_web_session(DAY, 0, NOW),
+        Err(Error::Unauthenticated(_))
+    ));
+    session.claim_first_admin(NOW).unwrap();
+    assert!(matches!(
+        session.claim_first_admin(NOW),
+        Err(Error::Refused(_))
+    ));
+    let (secret, grant) = session.start_web_session(DAY, 0, NOW).unwrap();
+    assert_eq!(grant.role, "admin");
+    open(&fixture, &secret, NOW + 1).unwrap();
+}
+
+fn bulk_transitions_are_all_or_nothing_and_devices_are_listed(backend: Backend) {
+    use oathdesk_otp::{Credential, Secret};
+    use oathdesk_vault::NewToken;
+    use oathdesk_vault::model::{DeviceKind, State, TokenRef};
+
+    let (fixture, secret) = set_up(backend);
+    let mut admin = open(&fixture, &secret, NOW).unwrap();
+    let token = |serial: &str, user: Option<&str>| NewToken {
+        serial: Some(serial.into()),
+        slot: None,
+        device_kind: DeviceKind::Classic,
+        manufacturer: Some("Token2".into()),
+        model: Some("C202".into()),
+        device_slots: 1,
+        credential: Credential::totp(Secret::from_bytes(b"12345678901234567890".to_vec())),
+        label: None,
+        user: user.map(str::to_owned),
+        state: State::Stock,
+    };
+    admin
+        .add_tokens(
+            vec![
+                token("A1", Some("u1@x")),
+                token("A2", Some("u2@x")),
+                token("A3", None),
+            ],
+            NOW,
+            "token.add",
+        )
+        .unwrap();
+    let refs = |serials: &[&str]| -> Vec<TokenRef> {
+        serials.iter().map(|s| s.parse().unwrap()).collect()
+    };
+    // A3 is in stock and cannot be shipped: nothing moves.
+    let error = admin
+        .transition_all(&refs(&["A1", "A2", "A3"]), State::Shipped, Some("DHL"), NOW)
+        .unwrap_err();
+    assert!(error.to_string().contains("A3"), "{error}");
+    let states: Vec<State> = admin
+        .tokens(&Default::default())
+        .unwrap()
+        .iter()
+        .map(|t| t.state)
+        .collect();
+    assert_eq!(states, [State::Assigned, State::Assigned, State::Stock]);
+    let moved = admin
+        .transition_all(&refs(&["A1", "A2"]), State::Shipped, Some("DHL"), NOW)
+        .unwrap();
+    assert_eq!(moved.len(), 2);
+    assert!(moved.iter().all(|t| t.state == State::Shipped));
+    let last = admin.audit_entries().unwrap().pop().unwrap();
+    assert_eq!(last.action, "token.shipped");
+    assert!(last.detail.contains("A1") && last.detail.contains("DHL"));
+    let devices: Vec<String> = admin
+        .devices()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.serial)
+        .collect();
+    assert_eq!(devices, ["A1", "A2", "A3"]);
+}
