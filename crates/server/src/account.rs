@@ -21,6 +21,7 @@ use crate::auth::{
     encode_secret, need, session_cookie, session_secret,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::proxy::client_address as client_address_of;
 use crate::state::{AppState, blocking, now};
 
 /// What a signed-in page or script learns about itself.
@@ -61,8 +62,17 @@ pub struct LoginRequest {
     pub password: Zeroizing<String>,
 }
 
-fn client_address(connection: Option<&Extension<ConnectInfo<SocketAddr>>>) -> String {
-    connection.map_or_else(|| "local".to_owned(), |c| c.0.0.ip().to_string())
+/// The client's address for the per-address throttle (behind a trusted
+/// load balancer: the one it forwarded for).
+fn client_address(
+    state: &AppState,
+    connection: Option<&Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> String {
+    connection.map_or_else(
+        || "local".to_owned(),
+        |c| client_address_of(c.0.0.ip(), headers, &state.settings.trusted_proxies).to_string(),
+    )
 }
 
 fn throttle_keys(name: &str, client: &str) -> (String, String) {
@@ -114,7 +124,7 @@ pub async fn login(
     if name.is_empty() || request.password.is_empty() {
         return Err(ApiError::bad_request("give your account name and password"));
     }
-    let client = client_address(connection.as_ref());
+    let client = client_address(&state, connection.as_ref(), &headers);
     let (account_key, client_key) = throttle_keys(&name, &client);
     let keys = vec![account_key.clone(), client_key.clone()];
     let checked = state.clone();
@@ -236,7 +246,10 @@ pub async fn setup(
     Json(request): Json<SetupRequest>,
 ) -> ApiResult<Response> {
     check_same_origin(&headers)?;
-    let client_key = format!("client:{}", client_address(connection.as_ref()));
+    let client_key = format!(
+        "client:{}",
+        client_address(&state, connection.as_ref(), &headers)
+    );
     let keys = vec![client_key.clone()];
     let checked = state.clone();
     let (locked, done) = blocking(move || {

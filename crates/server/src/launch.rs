@@ -55,6 +55,12 @@ impl Started {
                 "this vault has no web account yet: open {}/setup and sign in as one of its operators\n",
                 self.url
             )),
+            FirstRun::AwaitingSetup => text.push_str(&format!(
+                "this vault waits for its first admin: open the setup link printed when it was \
+                 created (by this or another server on the same database; the code works on every \
+                 one), or {}/setup with its code\n",
+                self.url
+            )),
         }
         text
     }

@@ -38,6 +38,7 @@ pub mod inventory;
 pub mod launch;
 pub mod openapi;
 pub mod pages;
+pub mod proxy;
 pub mod security;
 pub mod state;
 pub mod toolset;
@@ -440,6 +441,10 @@ pub enum FirstRun {
     /// A vault made on the command line has no web account yet: an existing
     /// operator signs in at `/setup` to become the first admin.
     NeedsAdmin,
+    /// An earlier start (or another server on the same database) created
+    /// the vault and printed its setup code, which still works here: setup
+    /// is done once, on any of the servers.
+    AwaitingSetup,
 }
 
 /// Argon2id for the setup code's slot: the code is 160 random bits, so the
@@ -453,8 +458,26 @@ pub const SETUP_KDF: KdfParams = KdfParams {
 /// Makes sure there is a vault at `location`: creates one (with a one-time
 /// setup code) when there is none. A SQLite vault that still waits for its
 /// setup from an earlier start, and holds nothing else, is made anew with a
-/// new code: the old code was only printed, never stored.
+/// new code: the old code was only printed, never stored. A PostgreSQL
+/// vault that waits for its setup is left as it is: other servers on the
+/// same database may be serving it, and its code works on every one.
+/// Servers started at the same moment on an empty database create one
+/// vault between them: the others find it made.
 pub fn prepare(location: &Location, setup_kdf: KdfParams, now: u64) -> Result<FirstRun, String> {
+    if let Some(first_run) = existing_vault(location, true)? {
+        return Ok(first_run);
+    }
+    let code = new_setup_code()?;
+    match Vault::create_at(location, SETUP_OPERATOR, code.as_bytes(), setup_kdf, now) {
+        Ok(_) => Ok(FirstRun::Created { setup_code: code }),
+        // Another server may have created it at the same moment.
+        Err(error) => existing_vault(location, false)?.ok_or_else(|| error.to_string()),
+    }
+}
+
+/// What the vault at `location` waits for; `None` when there is none (or
+/// the waiting SQLite vault was removed to be made anew, if `renew`).
+fn existing_vault(location: &Location, renew: bool) -> Result<Option<FirstRun>, String> {
     let existing = match location {
         Location::Sqlite(path) if !path.exists() => None,
         _ => match AnyStore::open(location) {
@@ -463,46 +486,54 @@ pub fn prepare(location: &Location, setup_kdf: KdfParams, now: u64) -> Result<Fi
             Err(error) => return Err(error.to_string()),
         },
     };
-    if let Some(mut store) = existing {
-        let (accounts, operators, empty) = {
-            let tx = store.read().map_err(|e| e.to_string())?;
-            let accounts = tx.web_accounts().map_err(|e| e.to_string())?.len();
-            let operators: Vec<String> = tx
-                .operators()
+    let Some(mut store) = existing else {
+        return Ok(None);
+    };
+    // Tables without an operator: another server is creating the vault
+    // right now (its tables are made before the first operator's slot).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (accounts, operators, empty) = loop {
+        let tx = store.read().map_err(|e| e.to_string())?;
+        let accounts = tx.web_accounts().map_err(|e| e.to_string())?.len();
+        let operators: Vec<String> = tx
+            .operators()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        let empty = tx.users().map_err(|e| e.to_string())?.is_empty()
+            && tx
+                .credentials(&CredentialFilter::default())
                 .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|o| o.name)
-                .collect();
-            let empty = tx.users().map_err(|e| e.to_string())?.is_empty()
-                && tx
-                    .credentials(&CredentialFilter::default())
-                    .map_err(|e| e.to_string())?
-                    .is_empty();
-            (accounts, operators, empty)
-        };
-        drop(store);
-        if accounts > 0 {
-            return Ok(FirstRun::Ready);
+                .is_empty();
+        drop(tx);
+        if !operators.is_empty() {
+            break (accounts, operators, empty);
         }
-        if operators != [SETUP_OPERATOR] {
-            return Ok(FirstRun::NeedsAdmin);
-        }
-        let Some(path) = location.sqlite_path().filter(|_| empty) else {
+        if std::time::Instant::now() > deadline {
             return Err(format!(
-                "{location} waits for its first-run setup; the setup code printed when it was \
-                 created still works"
+                "{location} has a vault's tables but no operator: its creation was interrupted; \
+                 remove it and start again"
             ));
-        };
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.as_os_str().to_owned();
-            file.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(file));
         }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    drop(store);
+    if accounts > 0 {
+        return Ok(Some(FirstRun::Ready));
     }
-    let code = new_setup_code()?;
-    Vault::create_at(location, SETUP_OPERATOR, code.as_bytes(), setup_kdf, now)
-        .map_err(|e| e.to_string())?;
-    Ok(FirstRun::Created { setup_code: code })
+    if operators != [SETUP_OPERATOR] {
+        return Ok(Some(FirstRun::NeedsAdmin));
+    }
+    let Some(path) = location.sqlite_path().filter(|_| renew && empty) else {
+        return Ok(Some(FirstRun::AwaitingSetup));
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(file));
+    }
+    Ok(None)
 }
 
 fn new_setup_code() -> Result<String, String> {

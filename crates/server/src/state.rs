@@ -11,6 +11,7 @@ use oathdesk_vault::web::ThrottlePolicy;
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, ApiResult};
+use crate::proxy::TrustedProxy;
 
 /// How the console behaves.
 #[derive(Clone, Debug)]
@@ -31,6 +32,9 @@ pub struct Settings {
     pub client_throttle: ThrottlePolicy,
     /// Logins computing Argon2id at once (each takes the KDF's memory).
     pub concurrent_logins: usize,
+    /// Load balancers and reverse proxies whose `X-Forwarded-For` names
+    /// the client (for the per-address throttle).
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl Default for Settings {
@@ -52,6 +56,7 @@ impl Default for Settings {
                 lockout: 15 * 60,
             },
             concurrent_logins: 2,
+            trusted_proxies: Vec::new(),
         }
     }
 }

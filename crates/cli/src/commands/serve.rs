@@ -6,6 +6,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use oathdesk_server::Settings;
 use oathdesk_server::launch::{Launch, run as launch};
+use oathdesk_server::proxy::TrustedProxy;
 use oathdesk_vault::crypto::KdfParams;
 use oathdesk_vault::location::Location;
 
@@ -39,6 +40,10 @@ pub struct ServeArgs {
     /// Argon2id memory for passwords the console sets, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub kdf_memory_mib: u32,
+    /// A load balancer or reverse proxy (address or network, e.g. 10.0.0.0/8) whose
+    /// X-Forwarded-For names the client, for the per-address sign-in throttle (repeatable).
+    #[arg(long, value_name = "ADDR[/BITS]")]
+    pub trusted_proxy: Vec<TrustedProxy>,
 }
 
 pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
@@ -61,6 +66,7 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         },
         session_idle: args.session_idle * 60,
         session_lifetime: args.session_hours * 3600,
+        trusted_proxies: args.trusted_proxy,
         ..Settings::default()
     };
     let launch_options = Launch {

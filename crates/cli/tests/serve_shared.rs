@@ -1,0 +1,610 @@
+//! Two `oathdesk serve` processes on one database behave as one console:
+//! real processes of the built binary, spoken to over HTTP, on one
+//! PostgreSQL schema and on one SQLite file. A session, its CSRF token, an
+//! API token, a logout, the sign-in lockout and the helpdesk rate limit
+//! made on one server hold on the other, and both write one audit chain.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oathdesk_otp::{Algorithm, Digits, Secret, TimeStep, Totp};
+use oathdesk_vault::testing::ScratchSchema;
+use serde_json::{Value, json};
+
+const ADMIN: (&str, &str) = ("ada", "ada's long password");
+const HELPDESK: (&str, &str) = ("hal", "hal's first password");
+const HAL_OWN: &str = "hal's own long password";
+const SEED: &[u8] = b"12345678901234567890";
+const SERIAL: &str = "2100555001";
+const USER: &str = "bob@contoso.com";
+
+/// One `oathdesk serve` process, killed when dropped.
+struct Server {
+    name: &'static str,
+    child: Child,
+    url: String,
+    lines: Arc<Mutex<Vec<String>>>,
+    log: PathBuf,
+}
+
+/// Lines that end the announcement of a start.
+const LAST_LINES: [&str; 4] = [
+    "sign in at the address above",
+    "(the link works once",
+    "this vault has no web account yet",
+    "this vault waits for its first admin",
+];
+
+impl Server {
+    /// Starts `oathdesk serve` on a free loopback port; `vault` are the
+    /// options that say where the vault is. Returns once it listens.
+    fn start(name: &'static str, vault: &[String], dir: &Path) -> Server {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oathdesk"))
+            .args(vault)
+            .args(["serve", "--listen", "127.0.0.1:0", "--kdf-memory-mib", "19"])
+            .env_remove("OATHDESK_DATABASE_URL")
+            .env_remove("OATHDESK_VAULT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("start oathdesk serve");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut server = Server {
+            name,
+            child,
+            url: String::new(),
+            lines,
+            log,
+        };
+        server.wait_for_announcement();
+        server
+    }
+
+    fn wait_for_announcement(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = self.announcement();
+            if LAST_LINES.iter().any(|last| text.contains(last)) {
+                let url = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix("oathdesk console on "))
+                    .expect("the announcement names the address");
+                self.url = url.trim().to_owned();
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "server {} ended ({status}) before it listened:\n{text}\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server {} did not start:\n{text}\n{}",
+                self.name,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What it printed on its standard output.
+    fn announcement(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The setup code of the link it printed, if it created the vault.
+    fn setup_code(&self) -> Option<String> {
+        let text = self.announcement();
+        let start = text.find("/setup#code=")? + "/setup#code=".len();
+        Some(
+            text[start..]
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Who is calling: a browser (session cookie and the page's CSRF token)
+/// or a script (API token).
+#[derive(Clone, Debug, Default)]
+struct Caller {
+    cookie: Option<String>,
+    csrf: Option<String>,
+    token: Option<String>,
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    set_cookie: Option<String>,
+}
+
+impl Answer {
+    fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or_default()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+/// Sends one request to `server` as `caller`.
+fn send(server: &Server, caller: &Caller, method: &str, path: &str, body: Option<Value>) -> Answer {
+    let agent = agent();
+    let url = format!("{}{path}", server.url);
+    macro_rules! with_headers {
+        ($request:expr) => {{
+            let mut request = $request.header("Accept", "application/json");
+            if let Some(cookie) = &caller.cookie {
+                request = request.header("Cookie", format!("oathdesk={cookie}"));
+            }
+            if let Some(csrf) = &caller.csrf {
+                request = request.header("X-CSRF-Token", csrf.as_str());
+            }
+            if let Some(token) = &caller.token {
+                request = request.header("Authorization", format!("Bearer {token}"));
+            }
+            request
+        }};
+    }
+    macro_rules! with_body {
+        ($request:expr) => {{
+            let request = with_headers!($request);
+            match &body {
+                Some(value) => request
+                    .content_type("application/json")
+                    .send(serde_json::to_vec(value).unwrap()),
+                None => request.send_empty(),
+            }
+        }};
+    }
+    let response = match method {
+        "GET" => with_headers!(agent.get(&url)).call(),
+        "DELETE" => with_headers!(agent.delete(&url)).call(),
+        "POST" => with_body!(agent.post(&url)),
+        "PUT" => with_body!(agent.put(&url)),
+        "PATCH" => with_body!(agent.patch(&url)),
+        other => panic!("method {other}"),
+    };
+    let mut response =
+        response.unwrap_or_else(|e| panic!("{method} {path} on server {}: {e}", server.name));
+    let status = response.status().as_u16();
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("oathdesk="))
+        .and_then(|v| v.split(';').next())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let text = response.body_mut().read_to_string().unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer {
+        status,
+        body,
+        set_cookie,
+    }
+}
+
+/// A signed-in browser from an answer that set the session cookie.
+fn signed_in(answer: &Answer) -> Caller {
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    Caller {
+        cookie: Some(answer.set_cookie.clone().expect("a session cookie")),
+        csrf: Some(answer.body["csrf"].as_str().unwrap().to_owned()),
+        token: None,
+    }
+}
+
+fn login(server: &Server, (name, password): (&str, &str)) -> Answer {
+    send(
+        server,
+        &Caller::default(),
+        "POST",
+        "/api/v1/login",
+        Some(json!({"name": name, "password": password})),
+    )
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn totp() -> Totp {
+    Totp::new(
+        &Secret::from_bytes(SEED.to_vec()),
+        Algorithm::Sha1,
+        Digits::new(6).unwrap(),
+        TimeStep::DEFAULT,
+    )
+}
+
+fn code_request(ticket: &str) -> Option<Value> {
+    Some(json!({"user": USER, "verified_by": "call-back", "ticket": ticket}))
+}
+
+/// Everything one server does holds on the other. `admin` is signed in
+/// (through setup on `b`).
+fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[String]) {
+    // The session made by setup on B opens A.
+    let me = send(a, admin_from_setup, "GET", "/api/v1/me", None);
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["account"], ADMIN.0);
+
+    // Sign in on A; the cookie works on B, and so does A's CSRF token.
+    let admin = signed_in(&login(a, ADMIN));
+    let me = send(b, &admin, "GET", "/api/v1/me", None);
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["role"], "admin");
+    let forged = Caller {
+        csrf: Some("not-the-token".into()),
+        ..admin.clone()
+    };
+    let refused = send(
+        b,
+        &forged,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"upn": USER})),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.error().contains("CSRF"), "{}", refused.body);
+    let hal = send(
+        b,
+        &admin,
+        "POST",
+        "/api/v1/accounts",
+        Some(json!({"name": HELPDESK.0, "role": "helpdesk", "password": HELPDESK.1})),
+    );
+    assert_eq!(hal.status, 201, "{}", hal.body);
+
+    // Nothing is cached per process: A finds no token for a code, B adds
+    // the token, and A finds it at once.
+    let code_now = totp().generate_at(now()).unwrap().to_string();
+    let none = send(
+        a,
+        &admin,
+        "POST",
+        "/api/v1/identify",
+        Some(json!({"codes": [code_now]})),
+    );
+    assert_eq!(none.status, 200, "{}", none.body);
+    assert_eq!(none.body, json!([]));
+    let user = send(
+        b,
+        &admin,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"upn": USER})),
+    );
+    assert_eq!(user.status, 201, "{}", user.body);
+    let base32 = Secret::from_bytes(SEED.to_vec()).to_base32();
+    let token = send(
+        b,
+        &admin,
+        "POST",
+        "/api/v1/tokens",
+        Some(json!({
+            "serial": SERIAL, "kind": "classic", "model": "C202",
+            "credential": {"secret": base32.as_str()}, "user": USER, "state": "stock",
+        })),
+    );
+    assert_eq!(token.status, 201, "{}", token.body);
+    let shipped = send(
+        a,
+        &admin,
+        "POST",
+        &format!("/api/v1/tokens/{SERIAL}/state"),
+        Some(json!({"state": "shipped", "note": "DHL"})),
+    );
+    assert_eq!(shipped.status, 200, "{}", shipped.body);
+    let code_now = totp().generate_at(now()).unwrap().to_string();
+    let hits = send(
+        a,
+        &admin,
+        "POST",
+        "/api/v1/identify",
+        Some(json!({"codes": [code_now]})),
+    );
+    assert_eq!(hits.status, 200, "{}", hits.body);
+    assert_eq!(hits.body[0]["credential"], SERIAL, "{}", hits.body);
+    let limit = send(
+        a,
+        &admin,
+        "PUT",
+        "/api/v1/settings",
+        Some(json!({"name": "helpdesk.codes_per_hour", "value": 3})),
+    );
+    assert!(limit.status < 300, "{}", limit.body);
+
+    // Hal signs in on B, must choose a password first, does so on A.
+    let first = signed_in(&login(b, HELPDESK));
+    let blocked = send(
+        a,
+        &first,
+        "POST",
+        "/api/v1/helpdesk/code",
+        code_request("X-0"),
+    );
+    assert_eq!(blocked.status, 403, "{}", blocked.body);
+    let changed = send(
+        a,
+        &first,
+        "POST",
+        "/api/v1/me/password",
+        Some(json!({"current": HELPDESK.1, "new": HAL_OWN})),
+    );
+    let hal = signed_in(&changed);
+    let ended = send(b, &first, "GET", "/api/v1/me", None);
+    assert_eq!(ended.status, 401, "the old session ended on B too");
+
+    // The helpdesk rate limit (3 an hour) counts the codes of both servers.
+    for (server, ticket) in [(a, "A-1"), (b, "B-2"), (a, "A-3")] {
+        let granted = send(
+            server,
+            &hal,
+            "POST",
+            "/api/v1/helpdesk/code",
+            code_request(ticket),
+        );
+        assert_eq!(granted.status, 200, "{ticket}: {}", granted.body);
+        let counter = granted.body["counter"].as_u64().unwrap();
+        assert_eq!(
+            granted.body["code"],
+            totp().hotp().generate(counter).to_string()
+        );
+    }
+    for (server, ticket) in [(b, "B-4"), (a, "A-5")] {
+        let limited = send(
+            server,
+            &hal,
+            "POST",
+            "/api/v1/helpdesk/code",
+            code_request(ticket),
+        );
+        assert_eq!(limited.status, 429, "{ticket}: {}", limited.body);
+        assert!(
+            limited.error().starts_with("rate limit"),
+            "{}",
+            limited.body
+        );
+    }
+
+    // An API token made through A works on B, is listed there, and once
+    // revoked on B it opens nothing on A.
+    let created = send(
+        a,
+        &hal,
+        "POST",
+        "/api/v1/me/tokens",
+        Some(json!({"name": "ticket bot", "scopes": ["inventory.read"], "days": 1})),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let script = Caller {
+        token: Some(created.body["token"].as_str().unwrap().to_owned()),
+        ..Caller::default()
+    };
+    let handle = created.body["grant"]["handle"].as_str().unwrap().to_owned();
+    let listed = send(b, &script, "GET", "/api/v1/tokens", None);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body.to_string().contains(SERIAL), "{}", listed.body);
+    let grants = send(b, &hal, "GET", "/api/v1/me/tokens", None);
+    assert!(
+        grants
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["handle"] == handle),
+        "{}",
+        grants.body
+    );
+    let revoked = send(
+        b,
+        &hal,
+        "DELETE",
+        &format!("/api/v1/me/tokens/{handle}"),
+        None,
+    );
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+    let gone = send(a, &script, "GET", "/api/v1/tokens", None);
+    assert_eq!(gone.status, 401, "{}", gone.body);
+
+    // Wrong passwords spread over both servers lock the account on both
+    // (5 failures), however right the next password is.
+    for server in [a, b, a, b] {
+        let wrong = login(server, (HELPDESK.0, "a wrong password"));
+        assert_eq!(wrong.status, 401, "{}", wrong.body);
+    }
+    let fifth = login(a, (HELPDESK.0, "a wrong password"));
+    assert_eq!(fifth.status, 429, "{}", fifth.body);
+    for server in [b, a] {
+        let locked = login(server, (HELPDESK.0, HAL_OWN));
+        assert_eq!(locked.status, 429, "{}", locked.body);
+        assert!(locked.error().contains("too many failed sign-ins"));
+    }
+
+    // A logout on A ends the session on B.
+    let me = send(b, &hal, "GET", "/api/v1/me", None);
+    assert_eq!(me.status, 200, "sessions outlive a lockout: {}", me.body);
+    let out = send(a, &hal, "POST", "/api/v1/logout", None);
+    assert_eq!(out.status, 204, "{}", out.body);
+    let after = send(b, &hal, "GET", "/api/v1/me", None);
+    assert_eq!(after.status, 401, "{}", after.body);
+
+    // One audit chain holds both servers' entries, in the order they were
+    // made, and verifies on both and on the command line.
+    let log = send(b, &admin, "GET", "/api/v1/audit?action=helpdesk.code", None);
+    let tickets: Vec<&str> = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["ticket"].as_str().unwrap())
+        .collect();
+    assert_eq!(tickets, ["A-1", "B-2", "A-3", "B-4", "A-5"], "{}", log.body);
+    let on_a = send(a, &admin, "GET", "/api/v1/audit/verify", None);
+    let on_b = send(b, &admin, "GET", "/api/v1/audit/verify", None);
+    assert_eq!(on_a.body["intact"], true, "{}", on_a.body);
+    assert_eq!(on_b.body["intact"], true, "{}", on_b.body);
+    assert_eq!(on_a.body["head"], on_b.body["head"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_oathdesk"))
+        .args(vault)
+        .args(["audit", "verify", "--json"])
+        .env_remove("OATHDESK_DATABASE_URL")
+        .env_remove("OATHDESK_VAULT")
+        .env("OATHDESK_OPERATOR", ADMIN.0)
+        .env("OATHDESK_PASSPHRASE", ADMIN.1)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["valid"], true, "{report}");
+    let head = on_b.body["head"].as_str().unwrap();
+    assert!(
+        report.to_string().contains(head),
+        "the command line sees the same head {head}: {report}"
+    );
+}
+
+/// Two servers started at the same moment on an empty PostgreSQL schema
+/// create one vault between them; its setup code, printed by one, sets
+/// the console up on the other; from then on they behave as one.
+#[test]
+fn two_servers_on_one_postgresql_database_behave_as_one() {
+    let schema = ScratchSchema::new();
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vec!["--database".to_owned(), schema.url()];
+    let (first, second) = std::thread::scope(|scope| {
+        let one = scope.spawn(|| Server::start("A", &vault, dir.path()));
+        let two = scope.spawn(|| Server::start("B", &vault, dir.path()));
+        (one.join().unwrap(), two.join().unwrap())
+    });
+    // Exactly one made the vault and printed a code; the other waits for
+    // that setup.
+    let (a, b, code) = match (first.setup_code(), second.setup_code()) {
+        (Some(code), None) => (first, second, code),
+        (None, Some(code)) => (second, first, code),
+        (one, two) => panic!(
+            "one server should create the vault: {one:?} {two:?}\n{}\n{}",
+            first.announcement(),
+            second.announcement()
+        ),
+    };
+    assert!(
+        b.announcement()
+            .contains("this vault waits for its first admin"),
+        "{}",
+        b.announcement()
+    );
+    let state = send(&b, &Caller::default(), "GET", "/api/v1/setup", None);
+    assert_eq!(state.body["mode"], "code", "{}", state.body);
+    let setup = send(
+        &b,
+        &Caller::default(),
+        "POST",
+        "/api/v1/setup",
+        Some(json!({"code": code, "name": ADMIN.0, "password": ADMIN.1})),
+    );
+    let admin = signed_in(&setup);
+    let again = send(
+        &a,
+        &Caller::default(),
+        "POST",
+        "/api/v1/setup",
+        Some(json!({"code": code, "name": "eve", "password": "eve's long password"})),
+    );
+    assert_eq!(again.status, 409, "setup is done once: {}", again.body);
+    behave_as_one(&a, &b, &admin, &vault);
+}
+
+/// Two servers on one SQLite file (a vault made on the command line): an
+/// operator becomes the first admin through B, and from then on they
+/// behave as one.
+#[test]
+fn two_servers_on_one_sqlite_file_behave_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vault.db");
+    let vault = vec!["--vault".to_owned(), file.display().to_string()];
+    let init = Command::new(env!("CARGO_BIN_EXE_oathdesk"))
+        .args(&vault)
+        .args([
+            "vault",
+            "init",
+            "--kdf-memory-mib",
+            "19",
+            "--kdf-parallelism",
+            "1",
+        ])
+        .env("OATHDESK_OPERATOR", ADMIN.0)
+        .env("OATHDESK_PASSPHRASE", ADMIN.1)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let a = Server::start("A", &vault, dir.path());
+    let b = Server::start("B", &vault, dir.path());
+    for server in [&a, &b] {
+        assert!(
+            server
+                .announcement()
+                .contains("this vault has no web account yet"),
+            "{}",
+            server.announcement()
+        );
+    }
+    let setup = send(
+        &b,
+        &Caller::default(),
+        "POST",
+        "/api/v1/setup",
+        Some(json!({"operator": ADMIN.0, "passphrase": ADMIN.1})),
+    );
+    let admin = signed_in(&setup);
+    let done = send(&a, &Caller::default(), "GET", "/api/v1/setup", None);
+    assert_eq!(done.body["open"], false, "{}", done.body);
+    behave_as_one(&a, &b, &admin, &vault);
+}
