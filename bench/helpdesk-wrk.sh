@@ -5,8 +5,12 @@
 # an API token with the helpdesk.code scope, and a toolset request for
 # comparison (no vault access, no write).
 #
+# The vault is a SQLite file, or with POSTGRES=URL a scratch schema of that
+# PostgreSQL database (dropped afterwards with psql).
+#
 #   bash bench/helpdesk-wrk.sh          # needs wrk (apt-get install wrk); ~1 minute
 #   USERS=10000 DURATION=30s CONNECTIONS=32 bash bench/helpdesk-wrk.sh
+#   POSTGRES=postgres://postgres@127.0.0.1:5432/test bash bench/helpdesk-wrk.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
@@ -14,16 +18,31 @@ users=${USERS:-1000}
 duration=${DURATION:-20s}
 connections=${CONNECTIONS:-16}
 port=${PORT:-18443}
+threads=$(( connections < 2 ? connections : 2 ))
 
 cargo build --release -q -p oathdesk
 oathdesk=$PWD/target/release/oathdesk
 work=$(mktemp -d)
 server=
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+schema=
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"
+    [ -n "$schema" ] && psql -q "$POSTGRES" -c "DROP SCHEMA IF EXISTS $schema CASCADE" 2>/dev/null
+    true
+}
 trap cleanup EXIT
-export OATHDESK_VAULT=$work/vault.db OATHDESK_OPERATOR=bench OATHDESK_PASSPHRASE=bench-passphrase-123
+export OATHDESK_OPERATOR=bench OATHDESK_PASSPHRASE=bench-passphrase-123
+if [ -n "${POSTGRES:-}" ]; then
+    schema=oathdesk_wrk_$$
+    case $POSTGRES in *\?*) sep='&' ;; *) sep='?' ;; esac
+    export OATHDESK_DATABASE_URL="$POSTGRES${sep}schema=$schema"
+    where="PostgreSQL schema $schema"
+else
+    export OATHDESK_VAULT=$work/vault.db
+    where=$work/vault.db
+fi
 
-echo "vault of $users users with a token each in $work"
+echo "vault of $users users with a token each in $where"
 "$oathdesk" seed new --count "$users" > "$work/seeds.txt"
 awk 'BEGIN { print "username,secret,serial" } { printf "user%07d@contoso.com,%s,S%07d\n", NR, $0, NR }' \
     "$work/seeds.txt" > "$work/sheet.csv"
@@ -50,10 +69,10 @@ curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
 
 echo
 echo "== POST /api/v1/helpdesk/code ($connections connections, $duration)"
-API_PATH=/api/v1/helpdesk/code wrk -t2 -c"$connections" -d"$duration" --latency -s bench/helpdesk.lua "$base"
+API_PATH=/api/v1/helpdesk/code wrk -t"$threads" -c"$connections" -d"$duration" --latency -s bench/helpdesk.lua "$base"
 echo
 echo "== POST /api/v1/toolset/codes ($connections connections, $duration)"
-API_PATH=/api/v1/toolset/codes wrk -t2 -c"$connections" -d"$duration" --latency -s bench/helpdesk.lua "$base"
+API_PATH=/api/v1/toolset/codes wrk -t"$threads" -c"$connections" -d"$duration" --latency -s bench/helpdesk.lua "$base"
 echo
 kill "$server"; wait "$server" 2>/dev/null || true; server=
 # Every granted code is in the audit chain, and the chain is intact.
