@@ -63,7 +63,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::types::ToSql;
@@ -79,6 +79,13 @@ use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
 /// How long a writer waits for another writer before giving up.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A connection unused for this long is checked (one empty query) before
+/// its next transaction, and replaced if the server has closed it.
+pub const IDLE_CHECK: Duration = Duration::from_secs(30);
+
+/// How long that check waits for an answer.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A vault in a PostgreSQL database (or one schema of it).
 pub struct PgStore {
     client: Client,
@@ -86,6 +93,13 @@ pub struct PgStore {
     statements: RefCell<HashMap<String, Statement>>,
     /// The URL with its password masked, for messages.
     shown: String,
+    /// What a new connection needs: the settings and the schema.
+    config: Config,
+    schema: Option<String>,
+    /// When the connection last began a transaction, and after how long
+    /// idle it is checked.
+    last_used: Instant,
+    idle_check: Duration,
 }
 
 /// The database URL without oathdesk's own `schema` parameter, and that
@@ -163,16 +177,7 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let mut client = config.connect(NoTls).map_err(|e| {
-            Error::Database(format!(
-                "cannot connect to PostgreSQL at {shown}: {}",
-                describe(&e)
-            ))
-        })?;
-        client.batch_execute(&format!(
-            "SET lock_timeout = '{}s'; SET client_min_messages = warning",
-            LOCK_TIMEOUT.as_secs()
-        ))?;
+        let mut client = session(&config, schema.as_deref(), &shown)?;
         let mut schema_exists = true;
         if let Some(schema) = &schema {
             schema_exists = client
@@ -186,17 +191,41 @@ impl PgStore {
                 client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
                 schema_exists = true;
             }
-            // The name was checked to be a plain identifier.
-            client.batch_execute(&format!("SET search_path TO \"{schema}\""))?;
         }
         Ok((
             PgStore {
                 client,
                 statements: RefCell::new(HashMap::new()),
                 shown,
+                config,
+                schema,
+                last_used: Instant::now(),
+                idle_check: IDLE_CHECK,
             },
             schema_exists,
         ))
+    }
+
+    /// Makes sure the connection still works before a transaction begins
+    /// on it. A server keeps connections open between requests; a database
+    /// restart or failover, or a firewall that drops idle connections,
+    /// leaves them dead. One that has been idle for [`IDLE_CHECK`] is
+    /// checked with an empty query and, if the server closed it, replaced
+    /// by a new one (nothing was begun on it, so nothing is lost).
+    fn ready(&mut self) -> Result<()> {
+        let idle = self.last_used.elapsed() >= self.idle_check;
+        if self.client.is_closed() || (idle && self.client.is_valid(CHECK_TIMEOUT).is_err()) {
+            self.client = session(&self.config, self.schema.as_deref(), &self.shown)?;
+            self.statements.get_mut().clear();
+        }
+        self.last_used = Instant::now();
+        Ok(())
+    }
+
+    /// Sets after how long idle the connection is checked (tests).
+    #[doc(hidden)]
+    pub fn set_idle_check(&mut self, after: Duration) {
+        self.idle_check = after;
     }
 
     /// Creates the vault's tables in an empty database or schema.
@@ -288,6 +317,27 @@ impl PgStore {
     }
 }
 
+/// A new connection with oathdesk's session settings: the lock timeout,
+/// quiet notices, and the vault's schema first in the search path.
+fn session(config: &Config, schema: Option<&str>, shown: &str) -> Result<Client> {
+    let mut client = config.connect(NoTls).map_err(|e| {
+        Error::Database(format!(
+            "cannot connect to PostgreSQL at {shown}: {}",
+            describe(&e)
+        ))
+    })?;
+    client.batch_execute(&format!(
+        "SET lock_timeout = '{}s'; SET client_min_messages = warning",
+        LOCK_TIMEOUT.as_secs()
+    ))?;
+    if let Some(schema) = schema {
+        // The name was checked to be a plain identifier; a schema that
+        // does not exist yet is allowed in the path (creation makes it).
+        client.batch_execute(&format!("SET search_path TO \"{schema}\""))?;
+    }
+    Ok(client)
+}
+
 /// Reads the schema version through any client or transaction.
 fn version_in(client: &mut impl ::postgres::GenericClient) -> Result<Option<i64>> {
     let row = client.query_one(
@@ -314,6 +364,7 @@ impl Store for PgStore {
     type Tx<'a> = PgTx<'a>;
 
     fn write(&mut self) -> Result<PgTx<'_>> {
+        self.ready()?;
         let mut tx = self
             .client
             .build_transaction()
@@ -338,6 +389,7 @@ impl Store for PgStore {
     }
 
     fn read(&mut self) -> Result<PgTx<'_>> {
+        self.ready()?;
         let tx = self
             .client
             .build_transaction()
@@ -351,6 +403,7 @@ impl Store for PgStore {
     }
 
     fn scrub(&mut self) -> Result<()> {
+        self.ready()?;
         self.client.batch_execute("VACUUM credentials")?;
         Ok(())
     }

@@ -147,3 +147,54 @@ fn many_clients_keep_one_history(backend: Backend) {
     }
     assert_eq!(moves, transitions);
 }
+
+/// A server keeps its connections between requests. One that PostgreSQL
+/// closed in the meantime (a restart, a failover, an administrator) is
+/// replaced before the next transaction: when it has been idle, by the
+/// check; otherwise the one request that meets it fails, and the store
+/// reconnects for the next.
+#[test]
+fn a_connection_the_server_closed_is_replaced() {
+    use oathdesk_vault::postgres::PgStore;
+    use oathdesk_vault::store::{Store, StoreTx};
+
+    let f = fixture(Backend::Postgres);
+    let name = f.schema.as_ref().unwrap().name().to_owned();
+    let url = format!(
+        "{}&application_name={name}",
+        f.schema.as_ref().unwrap().url()
+    );
+    let terminate = || {
+        let ended: Vec<bool> = f
+            .schema
+            .as_ref()
+            .unwrap()
+            .client()
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(ended, [true], "one connection of the store to end");
+    };
+    let operators = |store: &mut PgStore| store.read().and_then(|tx| tx.operators());
+
+    // Checked because idle (here: at once): nothing fails.
+    let mut store = PgStore::open(&url).unwrap();
+    store.set_idle_check(std::time::Duration::ZERO);
+    terminate();
+    assert_eq!(operators(&mut store).unwrap().len(), 1);
+    terminate();
+    let tx = store.write().unwrap();
+    tx.commit().unwrap();
+
+    // Used a moment ago, so not checked: that transaction fails, the next
+    // one works on a new connection.
+    store.set_idle_check(std::time::Duration::from_secs(3600));
+    terminate();
+    assert!(operators(&mut store).is_err());
+    assert_eq!(operators(&mut store).unwrap().len(), 1);
+}
