@@ -18,7 +18,7 @@ pub struct VaultOptions {
     pub vault: Option<PathBuf>,
     /// The vault's database instead of a file: postgres://USER@HOST[:PORT]/DB[?schema=NAME]
     /// (shared by several machines), sqlite://PATH or a path [env: OATHDESK_DATABASE_URL].
-    /// Give a password through ~/.pgpass or PGPASSWORD rather than in the URL.
+    /// Give a password through PGPASSWORD rather than in the URL.
     #[arg(long, value_name = "URL", global = true, conflicts_with = "vault")]
     pub database: Option<String>,
     /// Who is working [env: OATHDESK_OPERATOR; default: the login name].

@@ -648,36 +648,7 @@ fn parse_query(query: &str) -> HashMap<String, String> {
 }
 
 fn form_pairs(bytes: &[u8]) -> HashMap<String, String> {
-    // A small x-www-form-urlencoded reader: '+' is a space, %XX a byte.
-    let decode = |text: &str| -> String {
-        let bytes = text.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len()
-                    && bytes[i + 1].is_ascii_hexdigit()
-                    && bytes[i + 2].is_ascii_hexdigit() =>
-                {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
-                    out.push(u8::from_str_radix(hex, 16).unwrap_or(0));
-                    i += 2;
-                }
-                byte => out.push(byte),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    String::from_utf8_lossy(bytes)
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(key), decode(value))
-        })
-        .collect()
+    form_urlencoded::parse(bytes).into_owned().collect()
 }
 
 /// Reads `serialNumber eq 'X'` (OData quotes doubled).
@@ -738,12 +709,15 @@ impl State {
     ) -> Reply {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match segments.as_slice() {
+            [tenant, "oauth2", "v2.0", _] if !self.tenant_matches(tenant) => Reply::oauth(
+                400,
+                "invalid_request",
+                &format!("AADSTS90002: Tenant '{tenant}' not found."),
+            ),
             [tenant, "oauth2", "v2.0", "token"] if method == Method::POST => {
                 self.token(tenant, body)
             }
-            [tenant, "oauth2", "v2.0", "devicecode"] if method == Method::POST => {
-                self.device_code(tenant, body)
-            }
+            [_, "oauth2", "v2.0", "devicecode"] if method == Method::POST => self.device_code(body),
             ["beta", rest @ ..] => {
                 let principal = match self.principal(headers) {
                     Ok(principal) => principal,
@@ -763,13 +737,6 @@ impl State {
     }
 
     fn token(&mut self, tenant: &str, body: &[u8]) -> Reply {
-        if !self.tenant_matches(tenant) {
-            return Reply::oauth(
-                400,
-                "invalid_request",
-                &format!("AADSTS90002: Tenant '{tenant}' not found."),
-            );
-        }
         let form = form_pairs(body);
         let client_id = form.get("client_id").cloned().unwrap_or_default();
         let grant_type = form.get("grant_type").cloned().unwrap_or_default();
@@ -956,14 +923,7 @@ impl State {
         )
     }
 
-    fn device_code(&mut self, tenant: &str, body: &[u8]) -> Reply {
-        if !self.tenant_matches(tenant) {
-            return Reply::oauth(
-                400,
-                "invalid_request",
-                &format!("AADSTS90002: Tenant '{tenant}' not found."),
-            );
-        }
+    fn device_code(&mut self, body: &[u8]) -> Reply {
         let form = form_pairs(body);
         let client_id = form.get("client_id").cloned().unwrap_or_default();
         if !self.apps.contains_key(&client_id) {

@@ -110,6 +110,19 @@ pub fn odata_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// An activation request: `base` with the code and an optional name.
+fn activation_body(
+    mut base: serde_json::Value,
+    code: &VerificationCode,
+    display_name: Option<&str>,
+) -> serde_json::Value {
+    base["verificationCode"] = json!(code.as_str());
+    if let Some(name) = display_name {
+        base["displayName"] = json!(name);
+    }
+    base
+}
+
 /// The Graph client for one tenant.
 pub struct Graph<'a> {
     http: &'a Http,
@@ -375,10 +388,7 @@ impl<'a> Graph<'a> {
         code: &VerificationCode,
         display_name: Option<&str>,
     ) -> Result<()> {
-        let mut body = json!({"verificationCode": code.as_str()});
-        if let Some(name) = display_name {
-            body["displayName"] = json!(name);
-        }
+        let body = activation_body(json!({}), code, display_name);
         self.call(
             Operation::Activate,
             Method::Post,
@@ -401,10 +411,7 @@ impl<'a> Graph<'a> {
         code: &VerificationCode,
         display_name: Option<&str>,
     ) -> Result<()> {
-        let mut body = json!({"device": {"id": device_id}, "verificationCode": code.as_str()});
-        if let Some(name) = display_name {
-            body["displayName"] = json!(name);
-        }
+        let body = activation_body(json!({"device": {"id": device_id}}), code, display_name);
         self.call(
             Operation::Activate,
             Method::Post,
@@ -423,10 +430,7 @@ impl<'a> Graph<'a> {
         code: &VerificationCode,
         display_name: Option<&str>,
     ) -> Result<()> {
-        let mut body = json!({"serialNumber": serial, "verificationCode": code.as_str()});
-        if let Some(name) = display_name {
-            body["displayName"] = json!(name);
-        }
+        let body = activation_body(json!({"serialNumber": serial}), code, display_name);
         self.call(
             Operation::Activate,
             Method::Post,

@@ -13,8 +13,9 @@
 //! 3. A re-run reads Entra's inventory first. A `pending` token Entra already
 //!    has (the answer was lost) is linked, not created again; a serial Entra
 //!    has that this vault did not create is refused unless `adopt` says it is
-//!    the same token (activation then proves it: only the right secret
-//!    gives a code Entra accepts).
+//!    the same token (activation then checks it, though not for certain:
+//!    Entra's activation window spans 5,761 codes, so a wrong secret's code
+//!    passes with a chance of about 1 in 170).
 //! 4. Activation codes are computed at send time ([`crate::activation`]); the
 //!    counter of each code sent is recorded before it is sent, so no code is
 //!    ever sent twice.
@@ -31,7 +32,7 @@ use oathdesk_formats::Record;
 use oathdesk_formats::entra::{GraphDevice, entra_refusal, profile_serial};
 use oathdesk_otp::{Algorithm, Credential, Digits, Kind, Secret, TimeStep, Totp};
 use oathdesk_vault::audit::AuditEvent;
-use oathdesk_vault::model::{Custody, EntraLink, TokenRef};
+use oathdesk_vault::model::{Custody, EntraLink, State, TokenRef};
 use oathdesk_vault::store::{CredentialFilter, Store};
 use oathdesk_vault::{Session, TokenInfo};
 use serde::Serialize;
@@ -44,6 +45,15 @@ use crate::graph::{Graph, unix_now};
 /// The most OATH methods (hardware tokens and authenticator apps together)
 /// Entra lets one user have.
 pub const MAX_OATH_METHODS_PER_USER: usize = 5;
+
+/// Up to this many tokens, a push looks each serial up instead of reading
+/// the whole inventory.
+pub const PER_SERIAL_LOOKUPS: usize = 20;
+
+/// Tokens whose steps are recorded in one vault transaction (and one audit
+/// entry): assignments and activations are sent one by one, but committing
+/// each with its own disk sync would cost more than the request.
+pub const RECORD_GROUP: usize = 50;
 
 /// Time for the engine: tests pass their own.
 pub struct Clock<'a> {
@@ -261,9 +271,19 @@ pub fn push<S: Store>(
             result: "refused".into(),
             detail: Some(reason),
         };
-        let needs_secret =
-            linked.as_ref().is_none_or(|l| l.device_id.is_none()) || options.activate;
+        let needs_secret = linked
+            .as_ref()
+            .is_none_or(|l| l.device_id.is_none() || (options.activate && l.status != "activated"));
         let reason = parameter_refusal(&token)
+            .or_else(|| {
+                matches!(token.state, State::Lost | State::Retired).then(|| {
+                    format!(
+                        "the token is {} in the vault: it does not go to Entra (remove it there with \
+                         'oathdesk entra delete {reference}')",
+                        token.state
+                    )
+                })
+            })
             .or_else(|| {
                 (needs_secret && token.custody == Custody::Purged).then(|| {
                     "the vault no longer holds its secret (purged after delivery): Entra needs it \
@@ -309,8 +329,19 @@ pub fn push<S: Store>(
         });
     }
 
-    // Entra's inventory, once: what exists, under which serial, for whom.
-    let inventory = graph.devices()?;
+    // Entra's inventory: what exists, under which serial, for whom. A few
+    // tokens are looked up by serial; more than that, the whole inventory is
+    // read once (a page holds many tokens).
+    let whole = work.len() > PER_SERIAL_LOOKUPS;
+    let inventory = if whole {
+        graph.devices()?
+    } else {
+        let mut found = Vec::new();
+        for item in &work {
+            found.extend(graph.devices_by_serial(&item.link.serial)?);
+        }
+        found
+    };
     let by_id: HashMap<String, GraphDevice> = inventory
         .iter()
         .filter_map(|d| d.id.clone().map(|id| (id, d.clone())))
@@ -403,7 +434,14 @@ pub fn push<S: Store>(
         let mut sendable = Vec::with_capacity(chunk.len());
         for &index in chunk {
             let item = &mut work[index];
-            let (_, credential) = session.reveal(&TokenRef::Id(item.token.id))?;
+            let credential = match session.reveal(&TokenRef::Id(item.token.id)) {
+                Ok((_, credential)) => credential,
+                Err(error) => {
+                    item.line.result = "refused".into();
+                    item.line.detail = Some(error.to_string());
+                    continue;
+                }
+            };
             let record = match record_of(&item.token, credential.secret.clone()) {
                 Ok(record) => record,
                 Err(reason) => {
@@ -528,7 +566,10 @@ pub fn push<S: Store>(
         }
     }
     if stopped.is_none() && (options.assign || options.activate) {
-        assign_and_activate(session, graph, tenant, &mut work, &by_id, options, clock)?;
+        let counts = whole.then_some(&inventory);
+        assign_and_activate(
+            session, graph, tenant, &mut work, &by_id, counts, options, clock,
+        )?;
     }
     report.lines.extend(work.into_iter().map(|w| w.line));
     Ok(finish(report, graph))
@@ -541,25 +582,42 @@ fn finish(mut report: PushReport, graph: &Graph<'_>) -> PushReport {
     report
 }
 
-/// Assigns (and activates) every token that is in Entra now.
+/// What the second phase does with a token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Assign,
+    Activate {
+        assigned: bool,
+    },
+    /// Assigned to the right user already: only the link learns who.
+    Note,
+}
+
+struct Target {
+    index: usize,
+    user_id: String,
+    upn: String,
+    step: Step,
+}
+
+/// Assigns (and activates) every token that is in Entra now. `inventory`
+/// is the whole tenant's, when it was read, for counting users' tokens.
+#[allow(clippy::too_many_arguments)]
 fn assign_and_activate<S: Store>(
     session: &mut Session<S>,
     graph: &Graph<'_>,
     tenant: &str,
     work: &mut [Work],
-    inventory: &HashMap<String, GraphDevice>,
+    by_id: &HashMap<String, GraphDevice>,
+    inventory: Option<&Vec<GraphDevice>>,
     options: &PushOptions,
     clock: &Clock<'_>,
 ) -> Result<()> {
-    // Hardware tokens each Entra user holds, from the inventory.
-    let mut held: BTreeMap<String, usize> = BTreeMap::new();
-    for device in inventory.values() {
-        if let Some(user) = device.assigned_to.as_ref().and_then(|a| a.id.clone()) {
-            *held.entry(user).or_default() += 1;
-        }
-    }
     let mut users: HashMap<String, std::result::Result<String, String>> = HashMap::new();
-    for item in work.iter_mut() {
+    // OATH methods each user holds, counted when first needed.
+    let mut held: HashMap<String, usize> = HashMap::new();
+    let mut targets = Vec::new();
+    for (index, item) in work.iter_mut().enumerate() {
         let Some(device_id) = item.link.device_id.clone() else {
             continue;
         };
@@ -571,25 +629,33 @@ fn assign_and_activate<S: Store>(
                 Some("not assigned: the vault has no user for it ('oathdesk token assign')".into());
             continue;
         };
-        let user = users
+        let entra_user = by_id
+            .get(&device_id)
+            .and_then(|d| d.assigned_to.as_ref())
+            .and_then(|a| a.id.clone());
+        let status = item.link.status.clone();
+        let done = status == "activated" || !options.activate;
+        // Nothing to do, and known to be so without asking Entra who the user is.
+        if done
+            && entra_user.is_some()
+            && entra_user == item.link.user_id
+            && item
+                .link
+                .user_upn
+                .as_ref()
+                .is_some_and(|known| known.eq_ignore_ascii_case(&upn))
+        {
+            continue;
+        }
+        let user_id = match users
             .entry(upn.to_lowercase())
-            .or_insert_with(|| {
-                let user = match graph.user(&upn) {
-                    Ok(user) => user.id,
-                    Err(Error::NotFound { .. }) => {
-                        return Err(format!("{upn} is not a user in Entra"));
-                    }
-                    Err(error) => return Err(error.to_string()),
-                };
-                // Authenticator apps count towards the same limit.
-                let apps = graph
-                    .software_oath_methods(&user)
-                    .map_err(|e| e.to_string())?;
-                *held.entry(user.clone()).or_default() += apps;
-                Ok(user)
+            .or_insert_with(|| match graph.user(&upn) {
+                Ok(user) => Ok(user.id),
+                Err(Error::NotFound { .. }) => Err(format!("{upn} is not a user in Entra")),
+                Err(error) => Err(error.to_string()),
             })
-            .clone();
-        let user_id = match user {
+            .clone()
+        {
             Ok(id) => id,
             Err(reason) => {
                 item.line.result = "refused".into();
@@ -597,12 +663,7 @@ fn assign_and_activate<S: Store>(
                 continue;
             }
         };
-        let entra = inventory.get(&device_id);
-        let assigned_to = entra
-            .and_then(|d| d.assigned_to.as_ref())
-            .and_then(|a| a.id.clone())
-            .or_else(|| item.link.user_id.clone());
-        if let Some(other) = &assigned_to
+        if let Some(other) = &entra_user
             && *other != user_id
         {
             item.line.result = "refused".into();
@@ -613,11 +674,27 @@ fn assign_and_activate<S: Store>(
             ));
             continue;
         }
-        let status = item.link.status.clone();
-        let is_assigned = assigned_to.is_some();
-        if !is_assigned {
-            let count = held.get(&user_id).copied().unwrap_or(0);
+        let assigned = entra_user.is_some();
+        if !assigned {
+            let count = match held.get(&user_id) {
+                Some(count) => *count,
+                None => {
+                    let tokens = match inventory {
+                        Some(all) => all
+                            .iter()
+                            .filter(|d| {
+                                d.assigned_to.as_ref().and_then(|a| a.id.as_deref())
+                                    == Some(user_id.as_str())
+                            })
+                            .count(),
+                        None => graph.methods(&user_id)?.len(),
+                    };
+                    // Authenticator apps count towards the same limit.
+                    tokens + graph.software_oath_methods(&user_id)?
+                }
+            };
             if count >= MAX_OATH_METHODS_PER_USER {
+                held.insert(user_id.clone(), count);
                 item.line.result = "refused".into();
                 item.line.detail = Some(format!(
                     "{upn} already has {count} OATH methods in Entra (hardware tokens and \
@@ -625,102 +702,186 @@ fn assign_and_activate<S: Store>(
                 ));
                 continue;
             }
+            held.insert(user_id.clone(), count + 1);
         }
-        let result = if options.activate && status != "activated" {
-            activate_one(
-                session,
-                graph,
-                tenant,
-                item,
-                &user_id,
-                &upn,
-                is_assigned,
-                clock,
-            )
-        } else if !is_assigned {
-            graph.assign(&user_id, &device_id).map(|method| {
-                item.link.method_id = Some(method.id);
-                item.link.status = "assigned".into();
-                "assigned"
-            })
+        let step = if options.activate && status != "activated" {
+            Step::Activate { assigned }
+        } else if !assigned {
+            Step::Assign
         } else {
-            Ok(if status == "activated" {
-                "activated"
-            } else {
-                "assigned"
-            })
+            Step::Note
         };
-        match result {
-            Ok(reached) => {
-                let unchanged = is_assigned
-                    && status == reached
-                    && item.link.user_id.as_deref() == Some(user_id.as_str());
-                if unchanged {
-                    // Nothing new: keep what the earlier steps said.
-                    continue;
-                }
-                if !is_assigned {
-                    *held.entry(user_id.clone()).or_default() += 1;
-                }
-                item.link.user_id = Some(user_id.clone());
-                item.link.user_upn = Some(upn.clone());
-                item.link.last_error = None;
-                item.line.result = reached.into();
-                let audit = if reached == "activated" {
-                    "entra.activated"
-                } else {
-                    "entra.assign"
-                };
-                item.link.updated_at = clock.seconds();
-                session.entra_record(
-                    std::slice::from_ref(&item.link),
-                    &[],
-                    AuditEvent::ok(audit)
-                        .credential(item.line.credential.clone())
-                        .user(upn.clone())
-                        .detail(json!({"tenant": tenant, "device": device_id})),
-                    clock.seconds(),
-                )?;
-            }
-            Err(error) => {
-                let reason = error.to_string();
-                item.line.result = "failed".into();
-                item.line.detail = Some(reason.clone());
-                item.link.last_error = Some(reason.clone());
-                if let Ok(device) = graph.device(&device_id) {
-                    item.link.status = device.status.unwrap_or_default();
-                }
-                session.entra_record(
-                    std::slice::from_ref(&item.link),
-                    &[],
-                    AuditEvent {
-                        outcome: "failed".into(),
-                        ..AuditEvent::ok("entra.activate")
+        targets.push(Target {
+            index,
+            user_id,
+            upn,
+            step,
+        });
+    }
+
+    let (activations, others): (Vec<Target>, Vec<Target>) = targets
+        .into_iter()
+        .partition(|t| matches!(t.step, Step::Activate { .. }));
+    for group in others.chunks(RECORD_GROUP) {
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        for target in group {
+            let item = &mut work[target.index];
+            if target.step == Step::Assign {
+                let device_id = item.link.device_id.clone().unwrap_or_default();
+                match graph.assign(&target.user_id, &device_id) {
+                    Ok(method) => {
+                        item.link.method_id = Some(method.id);
+                        item.link.status = "assigned".into();
+                        item.line.result = "assigned".into();
                     }
-                    .credential(item.line.credential.clone())
-                    .user(upn.clone())
-                    .detail(json!({"tenant": tenant, "error": reason})),
-                    clock.seconds(),
-                )?;
+                    Err(error) => {
+                        fail(item, &error.to_string(), &mut failed);
+                        continue;
+                    }
+                }
+            }
+            item.link.user_id = Some(target.user_id.clone());
+            item.link.user_upn = Some(target.upn.clone());
+            item.link.last_error = None;
+            done.push(item.line.credential.clone());
+        }
+        record_group(
+            session,
+            tenant,
+            work,
+            group,
+            "entra.assign",
+            &done,
+            &failed,
+            clock,
+        )?;
+    }
+
+    for group in activations.chunks(RECORD_GROUP) {
+        // Compute every code of the group, record their counters, then send.
+        let mut codes = Vec::with_capacity(group.len());
+        let mut failed = Vec::new();
+        for target in group {
+            let item = &mut work[target.index];
+            match code_for(session, item, clock) {
+                Ok((code, counter)) => {
+                    item.link.last_counter = Some(counter);
+                    item.link.updated_at = clock.seconds();
+                    codes.push(Some(code));
+                }
+                Err(error) => {
+                    fail(item, &error.to_string(), &mut failed);
+                    codes.push(None);
+                }
             }
         }
+        let counters: Vec<serde_json::Value> = group
+            .iter()
+            .zip(&codes)
+            .filter(|(_, code)| code.is_some())
+            .map(|(t, _)| {
+                let item = &work[t.index];
+                json!({"credential": item.line.credential, "counter": item.link.last_counter})
+            })
+            .collect();
+        // The counters are on record before the codes leave: a crash after
+        // sending can never make a later run send the same code again.
+        let links: Vec<EntraLink> = group.iter().map(|t| work[t.index].link.clone()).collect();
+        session.entra_record(
+            &links,
+            &[],
+            AuditEvent::ok("entra.activate")
+                .detail(json!({"tenant": tenant, "codes_computed": counters})),
+            clock.seconds(),
+        )?;
+        let mut done = Vec::new();
+        for (target, code) in group.iter().zip(codes) {
+            let Some(code) = code else { continue };
+            let item = &mut work[target.index];
+            let Step::Activate { assigned } = target.step else {
+                continue;
+            };
+            match send_activation(graph, item, &target.user_id, assigned, &code) {
+                Ok(()) => {
+                    item.link.status = "activated".into();
+                    item.link.user_id = Some(target.user_id.clone());
+                    item.link.user_upn = Some(target.upn.clone());
+                    item.link.last_error = None;
+                    item.line.result = "activated".into();
+                    done.push(item.line.credential.clone());
+                }
+                Err(error) => {
+                    if let Some(device) = item
+                        .link
+                        .device_id
+                        .as_deref()
+                        .and_then(|id| graph.device(id).ok())
+                    {
+                        item.link.status = device.status.unwrap_or_default();
+                    }
+                    fail(item, &error.to_string(), &mut failed);
+                }
+            }
+        }
+        record_group(
+            session,
+            tenant,
+            work,
+            group,
+            "entra.activated",
+            &done,
+            &failed,
+            clock,
+        )?;
     }
     Ok(())
 }
 
-/// Activates one token with a code computed now from the vault.
+/// Marks a token failed, keeping the reason for the link and the audit.
+fn fail(item: &mut Work, reason: &str, failed: &mut Vec<serde_json::Value>) {
+    item.line.result = "failed".into();
+    item.line.detail = Some(reason.to_owned());
+    item.link.last_error = Some(reason.to_owned());
+    failed.push(json!({"credential": item.line.credential, "error": reason}));
+}
+
+/// Records a group's links with one audit entry.
 #[allow(clippy::too_many_arguments)]
-fn activate_one<S: Store>(
+fn record_group<S: Store>(
     session: &mut Session<S>,
-    graph: &Graph<'_>,
     tenant: &str,
-    item: &mut Work,
-    user_id: &str,
-    upn: &str,
-    is_assigned: bool,
+    work: &mut [Work],
+    group: &[Target],
+    action: &str,
+    done: &[String],
+    failed: &[serde_json::Value],
     clock: &Clock<'_>,
-) -> Result<&'static str> {
-    let device_id = item.link.device_id.clone().unwrap_or_default();
+) -> Result<()> {
+    let now = clock.seconds();
+    let links: Vec<EntraLink> = group
+        .iter()
+        .map(|t| {
+            let link = &mut work[t.index].link;
+            link.updated_at = now;
+            link.clone()
+        })
+        .collect();
+    let mut event = AuditEvent::ok(action)
+        .detail(json!({"tenant": tenant, "credentials": done, "failed": failed}));
+    if done.is_empty() {
+        event.outcome = "failed".into();
+    }
+    session.entra_record(&links, &[], event, now)?;
+    Ok(())
+}
+
+/// The activation code of a token, computed now from the vault's secret.
+fn code_for<S: Store>(
+    session: &mut Session<S>,
+    item: &Work,
+    clock: &Clock<'_>,
+) -> Result<(crate::graph::VerificationCode, u64)> {
     let (_, credential) = session.reveal(&TokenRef::Id(item.token.id))?;
     let Kind::Totp { step } = credential.kind else {
         return Err(Error::Refused("Entra activates TOTP tokens only".into()));
@@ -731,21 +892,39 @@ fn activate_one<S: Store>(
         credential.digits,
         step,
     );
-    let (code, counter) = code_to_send(&totp, item.link.last_counter, clock.now, clock.sleep)?;
-    // The counter is on record before the code leaves: a crash after sending
-    // can never make a later run send the same code again.
-    item.link.last_counter = Some(counter);
-    item.link.updated_at = clock.seconds();
-    session.entra_record(
-        std::slice::from_ref(&item.link),
-        &[],
-        AuditEvent::ok("entra.activate")
-            .credential(item.line.credential.clone())
-            .user(upn.to_owned())
-            .detail(json!({"tenant": tenant, "device": device_id, "counter": counter})),
-        clock.seconds(),
-    )?;
-    let sent = if is_assigned {
+    code_to_send(&totp, item.link.last_counter, clock.now, clock.sleep)
+}
+
+/// The name of a token in the user's sign-in methods: model and the
+/// serial Entra knows (which, on a Molto-2, names the profile).
+pub fn display_name(token: &TokenInfo, serial: &str) -> String {
+    let model = [token.manufacturer.as_deref(), token.model.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if model.is_empty() {
+        format!("Hardware token {serial}")
+    } else {
+        format!("{model} {serial}")
+    }
+}
+
+/// Sends one activation; a lost answer whose activation went through is
+/// success.
+fn send_activation(
+    graph: &Graph<'_>,
+    item: &mut Work,
+    user_id: &str,
+    assigned: bool,
+    code: &crate::graph::VerificationCode,
+) -> Result<()> {
+    let device_id = item.link.device_id.clone().unwrap_or_default();
+    // What the user sees in Security info: which token, which profile.
+    let name = display_name(&item.token, &item.link.serial);
+    let name = Some(name.as_str());
+    let sent = if assigned {
         let method_id = match &item.link.method_id {
             Some(id) => Some(id.clone()),
             None => find_method(graph, user_id, &device_id)?,
@@ -753,36 +932,29 @@ fn activate_one<S: Store>(
         match method_id {
             Some(method_id) => {
                 item.link.method_id = Some(method_id.clone());
-                graph.activate(user_id, &method_id, &code, None)
+                graph.activate(user_id, &method_id, code, name)
             }
-            None => graph.assign_and_activate(user_id, &device_id, &code, None),
+            None => graph.assign_and_activate(user_id, &device_id, code, name),
         }
     } else {
-        graph.assign_and_activate(user_id, &device_id, &code, None)
+        graph.assign_and_activate(user_id, &device_id, code, name)
     };
-    match sent {
-        Ok(()) => {
-            item.link.status = "activated".into();
-            Ok("activated")
-        }
-        Err(error) => {
-            // The answer may be lost while the activation went through.
-            if let Ok(device) = graph.device(&device_id)
-                && device.status.as_deref() == Some("activated")
-                && device.assigned_to.as_ref().and_then(|a| a.id.as_deref()) == Some(user_id)
-            {
-                item.link.status = "activated".into();
-                return Ok("activated");
-            }
-            let hint = if error.graph().is_some_and(|g| g.message.contains("invalid")) {
-                " — Entra did not accept the code computed from the vault: the token in Entra may \
-                 hold another secret than the vault's (check the serial), or the vault's clock is off"
-            } else {
-                ""
-            };
-            Err(Error::Refused(format!("{error}{hint}")))
-        }
+    let Err(error) = sent else {
+        return Ok(());
+    };
+    if let Ok(device) = graph.device(&device_id)
+        && device.status.as_deref() == Some("activated")
+        && device.assigned_to.as_ref().and_then(|a| a.id.as_deref()) == Some(user_id)
+    {
+        return Ok(());
     }
+    let hint = if error.graph().is_some_and(|g| g.message.contains("invalid")) {
+        " — Entra did not accept the code computed from the vault: the token in Entra may hold \
+         another secret than the vault's (check the serial), or this computer's clock is off"
+    } else {
+        ""
+    };
+    Err(Error::Refused(format!("{error}{hint}")))
 }
 
 /// The user's method id for a device.

@@ -165,14 +165,18 @@ fn a_wrong_code_fails_activation_and_a_code_of_another_secret_too() {
     let graph = Graph::new(&http, &auth);
     let created = graph.create_device(&device("T-1", &secret(7), 60)).unwrap();
     let id = created.id.unwrap();
-    // The code of a different secret.
-    let other = Totp::new(
-        &secret(8),
-        Algorithm::Sha1,
-        Digits::SIX,
-        TimeStep::new(60, 0).unwrap(),
-    );
-    let wrong = other.generate_at(unix_now().as_secs()).unwrap().to_string();
+    // A code this token never shows within the ±2 day activation window
+    // (a random one would, with a chance of 5,761 in a million).
+    let step = TimeStep::new(60, 0).unwrap();
+    let right = Totp::new(&secret(7), Algorithm::Sha1, Digits::SIX, step);
+    let now = step.counter_at(unix_now().as_secs()).unwrap();
+    let window: std::collections::HashSet<String> = (now - 2880..=now + 2882)
+        .map(|c| right.hotp().generate(c).to_string())
+        .collect();
+    let wrong = (0..)
+        .map(|n: u32| format!("{:06}", n * 7919 % 1_000_000))
+        .find(|code| !window.contains(code))
+        .unwrap();
     let error = graph
         .assign_and_activate(&bob, &id, &VerificationCode::new(&wrong).unwrap(), None)
         .unwrap_err();
@@ -181,16 +185,11 @@ fn a_wrong_code_fails_activation_and_a_code_of_another_secret_too() {
     assert_eq!(state.status, "failedActivation");
     assert_eq!(state.assigned_to, None);
     // The right code of two days ago is still inside the 60 s window; three days is not.
-    let right = Totp::new(
-        &secret(7),
-        Algorithm::Sha1,
-        Digits::SIX,
-        TimeStep::new(60, 0).unwrap(),
-    );
-    let old = right
-        .generate_at(unix_now().as_secs() - 3 * 86_400)
-        .unwrap()
-        .to_string();
+    // (The first code from three days back that no step in the window repeats.)
+    let old = (now - 3 * 1440..)
+        .map(|c| right.hotp().generate(c).to_string())
+        .find(|code| !window.contains(code))
+        .unwrap();
     assert!(
         graph
             .assign_and_activate(&bob, &id, &VerificationCode::new(&old).unwrap(), None)

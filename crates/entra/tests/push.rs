@@ -108,6 +108,33 @@ fn token(serial: &str, slot: Option<u32>, byte: u8, user: Option<&str>) -> NewTo
     }
 }
 
+/// A secret none of whose codes in Entra's ±1 day activation window equals
+/// one of the next few codes of the vault secret `[byte; 20]`. (Any other
+/// secret has such a code with a chance of about 0.6 %: 5,761 codes of a
+/// million. Entra's window is that wide; a test must not depend on luck.)
+fn unlike(byte: u8) -> Secret {
+    let step = TimeStep::new(30, 0).unwrap();
+    let vault = oathdesk_otp::Totp::new(
+        &Secret::from_bytes(vec![byte; 20]),
+        Algorithm::Sha1,
+        Digits::SIX,
+        step,
+    );
+    let now = step.counter_at(sync::now()).unwrap();
+    let soon: Vec<String> = (now..now + 4)
+        .map(|c| vault.hotp().generate(c).to_string())
+        .collect();
+    (0u8..)
+        .map(|other| Secret::from_bytes(vec![other; 20]))
+        .find(|candidate| {
+            let totp = oathdesk_otp::Totp::new(candidate, Algorithm::Sha1, Digits::SIX, step);
+            candidate.as_bytes() != [byte; 20]
+                && (now - 2880..=now + 2884)
+                    .all(|c| !soon.contains(&totp.hotp().generate(c).to_string()))
+        })
+        .unwrap()
+}
+
 fn activate() -> PushOptions {
     PushOptions {
         activate: true,
@@ -152,6 +179,10 @@ fn push_and_activate_then_a_rerun_changes_nothing() {
     assert_eq!(devices.len(), 4);
     let molto = devices.iter().find(|d| d.serial == "MOLTO-01").unwrap();
     assert_eq!(molto.status, "activated");
+    assert_eq!(
+        molto.display_name.as_deref(),
+        Some("Token2 Molto2 MOLTO-01")
+    );
     let bob = desk
         .sim
         .users()
@@ -159,9 +190,10 @@ fn push_and_activate_then_a_rerun_changes_nothing() {
         .find(|u| u.upn == "bob@contoso.com")
         .unwrap();
     assert_eq!(molto.assigned_to.as_deref(), Some(bob.id.as_str()));
-    // 1 token, 1 inventory read, 1 bulk create, 2 user look-ups with their
-    // authenticator-app counts, 3 activations.
-    assert_eq!(report.requests, 10, "{:?}", desk.sim.log());
+    // A token; four serial look-ups (a small push does not read the whole
+    // inventory); one bulk create; per user a look-up and the count of OATH
+    // methods (tokens, apps) against the limit of five; three activations.
+    assert_eq!(report.requests, 15, "{:?}", desk.sim.log());
 
     let links = desk.session().entra_links(TENANT).unwrap();
     assert_eq!(links.len(), 4);
@@ -187,13 +219,17 @@ fn push_and_activate_then_a_rerun_changes_nothing() {
         "{}",
         sent.detail
     );
-    assert_eq!(
-        audit
-            .iter()
-            .filter(|e| e.action == "entra.activate")
-            .count(),
-        3
-    );
+    // One entry names every code computed, with its counter, before sending.
+    let computed: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.action == "entra.activate")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(computed.len(), 1);
+    for credential in ["2100123456", "MOLTO:1", "MOLTO:2"] {
+        assert!(computed[0].contains(credential), "{}", computed[0]);
+    }
+    assert!(computed[0].contains("\"counter\""), "{}", computed[0]);
     assert!(
         audit.iter().all(|e| !e.detail.contains("AEBAGBAF")),
         "no secret in the audit log"
@@ -324,6 +360,9 @@ fn what_entra_cannot_take_is_refused_before_anything_is_sent() {
         odd.credential.kind = Kind::Totp {
             step: TimeStep::new(45, 0).unwrap(),
         };
+        let mut retired = token("GONE", None, 6, None);
+        retired.state = State::Retired;
+        s.add_token(retired, now).unwrap();
         let mut sha256 = token("S256", None, 5, None);
         sha256.credential.algorithm = Algorithm::Sha256;
         sha256.credential.secret = Secret::from_bytes(vec![5; 32]);
@@ -344,7 +383,8 @@ fn what_entra_cannot_take_is_refused_before_anything_is_sent() {
     assert!(reason("D8").contains("6-digit"), "{report:?}");
     assert!(reason("HOTP").contains("HOTP"), "{report:?}");
     assert!(reason("P45").contains("30 or 60"), "{report:?}");
-    assert_eq!(report.count("refused"), 4);
+    assert!(reason("GONE").contains("retired"), "{report:?}");
+    assert_eq!(report.count("refused"), 5);
     assert_eq!(report.count("created"), 1, "SHA-256 goes through Graph");
     let devices = desk.sim.devices();
     assert_eq!(devices.len(), 1);
@@ -421,8 +461,7 @@ fn a_serial_entra_has_is_refused_unless_adopted_and_activation_proves_the_secret
     // Uploaded earlier by another tool: one with the vault's secret, one not.
     desk.sim
         .seed_device("SAME", &Secret::from_bytes(vec![9; 20]).to_base32(), 30);
-    desk.sim
-        .seed_device("OTHER", &Secret::from_bytes(vec![7; 20]).to_base32(), 30);
+    desk.sim.seed_device("OTHER", &unlike(8).to_base32(), 30);
     let report = desk.push(&activate());
     assert_eq!(report.count("refused"), 2, "{report:?}");
     assert!(
@@ -596,4 +635,114 @@ fn unassign_and_delete_are_idempotent() {
             "entra.delete"
         ]
     );
+}
+
+#[test]
+fn a_large_push_reads_the_inventory_in_pages_and_counts_users_tokens_from_it() {
+    let desk = Desk::new();
+    desk.sim.set_page_size(7);
+    let users: Vec<String> = (0..6).map(|u| format!("user{u}@contoso.com")).collect();
+    for upn in &users {
+        desk.sim.add_user(upn, false);
+    }
+    {
+        let mut s = desk.session();
+        // 26 profiles: five for each of five users, and one more for user0.
+        for i in 0..26u32 {
+            let user = if i == 25 {
+                &users[0]
+            } else {
+                &users[(i / 5) as usize]
+            };
+            s.add_token(token("BIG", Some(i), i as u8 + 1, Some(user)), sync::now())
+                .unwrap();
+        }
+    }
+    let report = desk.push(&PushOptions {
+        batch: 10,
+        ..activate()
+    });
+    assert_eq!(report.count("activated"), 25, "{report:?}");
+    assert_eq!(report.count("refused"), 1, "{report:?}");
+    assert_eq!(report.lines[25].credential, "BIG:25");
+    assert!(
+        report.lines[25]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("at most 5")
+    );
+    desk.sim.clear_log();
+    let again = desk.push(&activate());
+    assert_eq!(again.count("present"), 25, "{again:?}");
+    // Re-run: a token, the inventory in four pages, user0's look-up for the
+    // refused one, its method counts; nothing else.
+    let log = desk.sim.log();
+    let pages = log
+        .iter()
+        .filter(|l| l.path.contains("hardwareOathDevices"))
+        .count();
+    assert_eq!(pages, 4, "{log:?}");
+    assert!(
+        log.iter()
+            .all(|l| l.method == "GET" || l.path.contains("oauth2"))
+    );
+}
+
+#[test]
+fn push_activate_and_sync_on_a_postgresql_vault() {
+    let schema = oathdesk_vault::testing::ScratchSchema::new();
+    let location = schema.location();
+    let kdf = KdfParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    Vault::create_at(&location, "alice", b"pass", kdf, sync::now()).unwrap();
+    let session = || {
+        Vault::open_at(&location)
+            .unwrap()
+            .unlock("alice", Unlock::Passphrase(b"pass"))
+            .unwrap()
+    };
+    let desk = Desk::new();
+    {
+        let mut s = session();
+        for slot in 0..3 {
+            s.add_token(
+                token("PG", Some(slot), slot as u8 + 1, Some("bob@contoso.com")),
+                sync::now(),
+            )
+            .unwrap();
+        }
+    }
+    let auth = desk.auth();
+    let graph = Graph::new(&desk.http, &auth);
+    let push = |s: &mut Session| {
+        sync::push(
+            s,
+            &graph,
+            TENANT,
+            &CredentialFilter::default(),
+            &activate(),
+            &Clock::system(),
+        )
+        .unwrap()
+    };
+    let report = push(&mut session());
+    assert_eq!(report.count("activated"), 3, "{report:?}");
+    let again = push(&mut session());
+    assert_eq!(again.count("present"), 3, "{again:?}");
+    let mut s = session();
+    let links = s.entra_links(TENANT).unwrap();
+    let serials: Vec<&str> = links.iter().map(|l| l.serial.as_str()).collect();
+    assert_eq!(serials, ["PG-00", "PG-01", "PG-02"]);
+    assert!(
+        links
+            .iter()
+            .all(|l| l.status == "activated" && l.last_counter.is_some())
+    );
+    let report = sync::sync(&mut s, &graph, TENANT, "{serial}-{slot}", sync::now()).unwrap();
+    assert_eq!((report.in_sync, report.differences.len()), (3, 0));
+    assert_eq!(s.audit_verify().unwrap().first_bad, None);
 }

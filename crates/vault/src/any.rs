@@ -130,7 +130,6 @@ impl StoreTx for AnyTx<'_> {
         fn users(&self) -> Result<Vec<User>>;
         fn device_insert(&self, device: &Device) -> Result<i64>;
         fn device_by_serial(&self, serial: &str) -> Result<Option<Device>>;
-        fn credential_insert(&self, row: &CredentialRow) -> Result<i64>;
         fn credential_update(&self, row: &CredentialRow) -> Result<()>;
         fn credential_purge(&self, id: i64, at: u64) -> Result<()>;
         fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;

@@ -153,6 +153,13 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("oathdesk");
         }
+        // Like libpq: a password kept out of the URL (and out of the
+        // process list) comes from PGPASSWORD.
+        if config.get_password().is_none()
+            && let Some(password) = std::env::var_os("PGPASSWORD").filter(|p| !p.is_empty())
+        {
+            config.password(password.as_encoded_bytes());
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -757,36 +764,6 @@ impl StoreTx for PgTx<'_> {
         .transpose()
     }
 
-    fn credential_insert(&self, row: &CredentialRow) -> Result<i64> {
-        let inserted = self.query_one(
-            "INSERT INTO credentials (device_id, slot, kind, algorithm, digits, period, t0, counter, issuer, \
-             label, state, custody, sealed_secret, user_id, drift_steps, purge_after, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-             RETURNING id",
-            &[
-                &row.device_id,
-                &row.slot.map(i64::from),
-                &row.kind,
-                &row.algorithm,
-                &i64::from(row.digits),
-                &big_opt(row.period)?,
-                &big_opt(row.t0)?,
-                &big_opt(row.counter)?,
-                &row.issuer,
-                &row.label,
-                &row.state.name(),
-                &row.custody.name(),
-                &row.sealed_secret,
-                &row.user_id,
-                &row.drift_steps,
-                &big_opt(row.purge_after)?,
-                &big(row.created_at)?,
-                &big(row.updated_at)?,
-            ],
-        )?;
-        Columns(&inserted).get(0)
-    }
-
     fn credential_update(&self, row: &CredentialRow) -> Result<()> {
         let changed = self.execute(
             "UPDATE credentials SET counter = $1, issuer = $2, label = $3, state = $4, custody = $5, \
@@ -962,17 +939,15 @@ impl StoreTx for PgTx<'_> {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let mut ids = self
-            .query(
-                "SELECT nextval(pg_get_serial_sequence('credentials', 'id')) \
-                 FROM generate_series(1::bigint, $1::bigint)",
-                &[&(count as i64)],
-            )?
-            .iter()
-            .map(|row| Columns(row).get(0))
-            .collect::<Result<Vec<i64>>>()?;
-        ids.sort_unstable();
-        Ok(ids)
+        // One block of the sequence: writers are serialised, so nobody
+        // draws from it between the nextval and the setval.
+        let row = self.query_one(
+            "SELECT setval(seq, nextval(seq) + $1 - 1) \
+             FROM (SELECT pg_get_serial_sequence('credentials', 'id')::regclass AS seq) AS s",
+            &[&(count as i64)],
+        )?;
+        let last: i64 = Columns(&row).get(0)?;
+        Ok((last - count as i64 + 1..=last).collect())
     }
 
     fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()> {

@@ -527,35 +527,6 @@ impl StoreTx for SqliteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn credential_insert(&self, row: &CredentialRow) -> Result<i64> {
-        self.tx.prepare_cached(
-            "INSERT INTO credentials (device_id, slot, kind, algorithm, digits, period, t0, counter, issuer, \
-             label, state, custody, sealed_secret, user_id, drift_steps, purge_after, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )?.execute(params![
-                row.device_id,
-                row.slot,
-                row.kind,
-                row.algorithm,
-                row.digits,
-                row.period,
-                row.t0,
-                row.counter,
-                row.issuer,
-                row.label,
-                row.state.name(),
-                row.custody.name(),
-                row.sealed_secret,
-                row.user_id,
-                row.drift_steps,
-                row.purge_after,
-                row.created_at,
-                row.updated_at
-            ],
-        )?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
     fn credential_update(&self, row: &CredentialRow) -> Result<()> {
         let changed = self.tx.prepare_cached(
             "UPDATE credentials SET counter = ?, issuer = ?, label = ?, state = ?, custody = ?, \

@@ -124,8 +124,6 @@ pub trait StoreTx {
     /// Every device, by serial.
     fn devices(&self) -> Result<Vec<Device>>;
 
-    /// Inserts a credential (its `id` is ignored) and returns the new id.
-    fn credential_insert(&self, row: &CredentialRow) -> Result<i64>;
     /// Writes every mutable field of a credential.
     fn credential_update(&self, row: &CredentialRow) -> Result<()>;
     /// Overwrites a sealed secret with zeros, then drops it.

@@ -21,6 +21,7 @@ use oathdesk_vault::store::CredentialFilter;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::commands::files::first_line;
 use crate::input::{self, printable, rfc3339};
 use crate::unlock::VaultOptions;
 
@@ -168,7 +169,7 @@ pub struct PushArgs {
     /// Tokens per create request.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub batch: usize,
-    /// Link tokens Entra already has under the same serial (activation then proves the secret).
+    /// Link tokens Entra already has under the same serial (only if you know they are this vault's).
     #[arg(long)]
     pub adopt: bool,
     /// Show what would be done; send and record nothing.
@@ -283,17 +284,6 @@ impl EntraOptions {
             })?;
         Ok(base.join("oathdesk").join("entra-tokens.json"))
     }
-}
-
-fn first_line(path: &Path) -> Result<Zeroizing<String>> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
-    );
-    let line = text.lines().next().unwrap_or_default().trim_end();
-    if line.is_empty() {
-        bail!("{} is empty", path.display());
-    }
-    Ok(Zeroizing::new(line.to_owned()))
 }
 
 fn load_cache(path: &Path) -> TokenCache {
@@ -447,9 +437,10 @@ fn status(options: &EntraOptions, auth: &Authenticator<'_>, graph: &Graph<'_>) -
         .clone()
         .unwrap_or_else(|| format!("app {}", auth.sign_in().client_id()));
     let policy = graph.policy().map(|p| p.state).map_err(|e| e.to_string());
-    let devices = graph.devices()?;
+    // A role that may not read the inventory still learns the rest.
+    let devices = graph.devices().map_err(|e| e.to_string());
     let mut by_status = std::collections::BTreeMap::<String, usize>::new();
-    for device in &devices {
+    for device in devices.iter().flatten() {
         *by_status
             .entry(device.status.clone().unwrap_or_else(|| "unknown".into()))
             .or_default() += 1;
@@ -460,7 +451,8 @@ fn status(options: &EntraOptions, auth: &Authenticator<'_>, graph: &Graph<'_>) -
             json!({"tenant": auth.sign_in().endpoints().tenant, "signed_in": who,
                    "delegated": auth.delegated(), "token_expires_at": token.expires_at,
                    "policy": policy.as_ref().ok(), "policy_error": policy.as_ref().err(),
-                   "tokens": devices.len(), "by_status": by_status})
+                   "tokens": devices.as_ref().ok().map(Vec::len),
+                   "inventory_error": devices.as_ref().err(), "by_status": by_status})
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -481,15 +473,18 @@ fn status(options: &EntraOptions, auth: &Authenticator<'_>, graph: &Graph<'_>) -
         Err(error) => println!("policy     unknown: {error}"),
     }
     let counts: Vec<String> = by_status.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    println!(
-        "inventory  {} token(s){}",
-        devices.len(),
-        if counts.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", counts.join(", "))
-        }
-    );
+    match &devices {
+        Ok(devices) => println!(
+            "inventory  {} token(s){}",
+            devices.len(),
+            if counts.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", counts.join(", "))
+            }
+        ),
+        Err(error) => println!("inventory  unknown: {error}"),
+    }
     if policy.as_deref() == Ok("disabled") {
         eprintln!(
             "oathdesk: warning: the hardware OATH method is disabled in this tenant: users cannot sign \
@@ -622,13 +617,14 @@ fn print_lines(lines: &[Line], as_json: bool) -> Result<()> {
         return Ok(());
     }
     for line in lines {
-        println!(
+        let text = format!(
             "{:<20} {:<20} {:<10} {}",
             printable(&line.credential),
             printable(&line.serial),
             line.result,
             printable(line.detail.as_deref().unwrap_or_default())
         );
+        println!("{}", text.trim_end());
     }
     Ok(())
 }

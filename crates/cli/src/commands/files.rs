@@ -55,7 +55,8 @@ impl KeyArgs {
     }
 }
 
-fn first_line(path: &Path) -> Result<Zeroizing<String>> {
+/// The first line of a file holding a password, key or secret.
+pub(crate) fn first_line(path: &Path) -> Result<Zeroizing<String>> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
     );
