@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    code, entra, files, helpdesk, qr, seed, selftest, serve, token, uri, vault, verify,
+    code, device, entra, files, helpdesk, qr, seed, selftest, serve, token, uri, vault, verify,
 };
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
@@ -80,6 +80,10 @@ enum Command {
     Convert(files::ConvertArgs),
     /// Check a seed file before importing it.
     Lint(files::LintArgs),
+    /// Program Token2 Molto-2 and single-profile tokens (USB, PC/SC, exec bridge, simulators).
+    Device(Box<device::DeviceArgs>),
+    /// Enrol a user's account onto a token from the QR code of their setup page.
+    Enroll(Box<device::EnrollArgs>),
     /// Microsoft Entra ID: push tokens, assign and activate them, compare, unassign, delete.
     Entra(entra::EntraArgs),
     /// Run the web console and REST API over the vault (creates the vault on first start).
@@ -155,6 +159,8 @@ fn main() -> ExitCode {
         Command::Export(args) => files::run_export(args, &cli.vault),
         Command::Convert(args) => files::run_convert(args),
         Command::Lint(args) => files::run_lint(args),
+        Command::Device(args) => device::run(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Enroll(args) => device::enroll(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Entra(args) => entra::run(args, &cli.vault),
         Command::Serve(args) => serve::run(args, &cli.vault).map(|()| ExitCode::SUCCESS),
     };

@@ -132,6 +132,7 @@ impl StoreTx for AnyTx<'_> {
         fn device_by_serial(&self, serial: &str) -> Result<Option<Device>>;
         fn credential_update(&self, row: &CredentialRow) -> Result<()>;
         fn credential_purge(&self, id: i64, at: u64) -> Result<()>;
+        fn credential_detach(&self, id: i64, at: u64) -> Result<()>;
         fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;
         fn held_secrets(&self) -> Result<Vec<HeldSecret>>;
         fn event_insert(&self, event: &Event) -> Result<()>;

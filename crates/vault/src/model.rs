@@ -12,14 +12,23 @@ use crate::error::{Error, Result};
 /// ```text
 /// stock → burned → assigned → shipped → delivered
 ///                                  (any) → lost, retired
+///   (new) → burning → burned, retired
 /// ```
 /// Pre-seeded (classic) tokens start in `stock` with their secret and skip
 /// `burned`. `lost` can be found again (back to `assigned`); `retired` is
 /// the end.
+///
+/// `burning` marks a secret that is being written into a programmable
+/// token's slot: the vault records it (with device serial and slot) before
+/// the first write, so a burn cut short — cable pulled, Ctrl-C — leaves the
+/// slot visibly unfinished instead of unrecorded. It ends in `burned` once
+/// the token confirmed the write, or `retired` when the slot is burned again
+/// with another secret before that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Stock,
+    Burning,
     Burned,
     Assigned,
     Shipped,
@@ -30,8 +39,9 @@ pub enum State {
 
 impl State {
     /// All states, in lifecycle order.
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 8] = [
         State::Stock,
+        State::Burning,
         State::Burned,
         State::Assigned,
         State::Shipped,
@@ -44,6 +54,7 @@ impl State {
     pub fn name(self) -> &'static str {
         match self {
             State::Stock => "stock",
+            State::Burning => "burning",
             State::Burned => "burned",
             State::Assigned => "assigned",
             State::Shipped => "shipped",
@@ -58,6 +69,7 @@ impl State {
         use State::*;
         match self {
             Stock => &[Burned, Assigned, Lost, Retired],
+            Burning => &[Burned, Retired],
             Burned => &[Assigned, Lost, Retired],
             Assigned => &[Shipped, Delivered, Lost, Retired],
             Shipped => &[Delivered, Lost, Retired],
@@ -98,7 +110,7 @@ impl FromStr for State {
             .find(|state| state.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 Error::Invalid(format!(
-                    "unknown state '{s}': use stock, burned, assigned, shipped, delivered, lost or retired"
+                    "unknown state '{s}': use stock, burning, burned, assigned, shipped, delivered, lost or retired"
                 ))
             })
     }
@@ -343,6 +355,15 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "a credential that is stock cannot become shipped; from stock it can become burned, assigned, lost, retired"
+        );
+        // A burn in progress ends burned, or retired when superseded.
+        assert!(State::Burning.check_transition(State::Burned).is_ok());
+        let err = State::Burning
+            .check_transition(State::Assigned)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a credential that is burning cannot become assigned; from burning it can become burned, retired"
         );
         let err = State::Retired
             .check_transition(State::Assigned)

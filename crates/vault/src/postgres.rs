@@ -800,6 +800,17 @@ impl StoreTx for PgTx<'_> {
         Ok(())
     }
 
+    fn credential_detach(&self, id: i64, at: u64) -> Result<()> {
+        let changed = self.execute(
+            "UPDATE credentials SET device_id = NULL, slot = NULL, updated_at = $1 WHERE id = $2",
+            &[&big(at)?, &id],
+        )?;
+        if changed != 1 {
+            return Err(Error::NotFound(format!("credential #{id}")));
+        }
+        Ok(())
+    }
+
     fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>> {
         let (where_sql, values) = filter_sql(filter)?;
         let sql =

@@ -566,6 +566,19 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn credential_detach(&self, id: i64, at: u64) -> Result<()> {
+        let changed = self
+            .tx
+            .prepare_cached(
+                "UPDATE credentials SET device_id = NULL, slot = NULL, updated_at = ? WHERE id = ?",
+            )?
+            .execute(params![at, id])?;
+        if changed != 1 {
+            return Err(Error::NotFound(format!("credential #{id}")));
+        }
+        Ok(())
+    }
+
     fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>> {
         let (where_sql, values) = SqliteTx::filter_sql(filter);
         let sql = format!(

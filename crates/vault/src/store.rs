@@ -128,6 +128,10 @@ pub trait StoreTx {
     fn credential_update(&self, row: &CredentialRow) -> Result<()>;
     /// Overwrites a sealed secret with zeros, then drops it.
     fn credential_purge(&self, id: i64, at: u64) -> Result<()>;
+    /// Detaches a credential from its device and slot (both become empty;
+    /// its events and the audit log keep where it was): a credential whose
+    /// slot was burned again with another secret, so the slot is free.
+    fn credential_detach(&self, id: i64, at: u64) -> Result<()>;
     fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;
     /// Every held secret with just what computing its codes needs: the
     /// identify index of a million credentials is built from this.

@@ -10,9 +10,10 @@ use common::*;
 
 use oathdesk_otp::{Kind, Window};
 use oathdesk_vault::model::State;
+use oathdesk_vault::model::TokenRef;
 use oathdesk_vault::store::{CredentialFilter, OperatorRow, Store, StoreTx};
 use oathdesk_vault::testing::ScratchSchema;
-use oathdesk_vault::{AnyStore, Error, Location, NewOperator, Unlock, Vault};
+use oathdesk_vault::{AnyStore, Error, Location, NewOperator, NewToken, Unlock, Vault};
 
 on_both_backends!(
     wrong_passphrase_is_refused_and_writes_nothing,
@@ -37,6 +38,9 @@ on_both_backends!(
     creating_over_a_vault_is_refused,
     upns_are_case_insensitive_and_listed_alphabetically,
     entra_links_are_kept_per_tenant_with_unique_serials_and_audited,
+    a_burn_is_recorded_before_it_happens_and_finished_after,
+    burning_an_occupied_slot_needs_replace_and_retires_the_old_credential,
+    an_interrupted_burn_is_superseded_without_replace,
 );
 
 fn wrong_passphrase_is_refused_and_writes_nothing(backend: Backend) {
@@ -959,4 +963,156 @@ fn entra_links_are_kept_per_tenant_with_unique_serials_and_audited(backend: Back
         )
         .is_err()
     );
+}
+
+// ----- device burns -----------------------------------------------------------
+
+fn burning(serial: &str, slot: Option<u32>, seed: &[u8], user: Option<&str>) -> NewToken {
+    NewToken {
+        state: State::Burning,
+        ..token(serial, slot, seed, user)
+    }
+}
+
+fn a_burn_is_recorded_before_it_happens_and_finished_after(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let begun = s
+        .begin_burn(
+            burning("826658719844499", Some(7), SEED, Some("bob@contoso.com")),
+            false,
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(begun.state, State::Burning);
+    assert_eq!(begun.reference(), "826658719844499:7");
+    assert_eq!(begun.user.as_deref(), Some("bob@contoso.com"));
+    // Listed as burning until the token confirmed the write.
+    let listed = s
+        .tokens(&CredentialFilter {
+            state: Some(State::Burning),
+            ..CredentialFilter::default()
+        })
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    // No helpdesk codes for a secret the token may not hold yet.
+    let request = oathdesk_vault::HelpdeskRequest {
+        user: "bob@contoso.com".into(),
+        verified_by: "call-back".into(),
+        ticket: "T-1".into(),
+        token: None,
+        valid_for: None,
+        verifier: oathdesk_otp::Verifier::Exact,
+    };
+    assert_eq!(
+        refusal(s.helpdesk_code(&request, NOW)),
+        "826658719844499:7 is still being burned (its burn was cut short): finish the burn before giving codes"
+    );
+    let done = s
+        .finish_burn(begun.id, "verified on the token", NOW + 1)
+        .unwrap();
+    assert_eq!(done.state, State::Assigned);
+    let (_, history) = s.token(&serial("826658719844499:7")).unwrap();
+    let states: Vec<State> = history.iter().map(|e| e.to_state).collect();
+    assert_eq!(states, vec![State::Burning, State::Burned, State::Assigned]);
+    assert_eq!(history[1].note.as_deref(), Some("verified on the token"));
+    assert_eq!(
+        refusal(s.finish_burn(begun.id, "again", NOW + 2)),
+        "826658719844499:7 is assigned, not burning: there is no burn to finish"
+    );
+    let actions: Vec<String> = s
+        .audit_entries()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.ends_with(&[
+        "device.burn.begin".into(),
+        "helpdesk.code".into(),
+        "device.burn".into()
+    ]));
+    assert_eq!(s.audit_verify().unwrap().first_bad, None);
+}
+
+fn burning_an_occupied_slot_needs_replace_and_retires_the_old_credential(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let first = s
+        .begin_burn(burning("M2", Some(3), SEED, None), false, NOW)
+        .unwrap();
+    s.finish_burn(first.id, "ok", NOW).unwrap();
+    assert_eq!(
+        refusal(s.begin_burn(
+            burning("M2", Some(3), b"another seed 1234567", None),
+            false,
+            NOW
+        )),
+        format!(
+            "the vault records #{} in M2:3 (burned): pass --overwrite to replace it",
+            first.id
+        )
+    );
+    let second = s
+        .begin_burn(
+            burning("M2", Some(3), b"another seed 1234567", None),
+            true,
+            NOW + 5,
+        )
+        .unwrap();
+    assert_eq!(second.reference(), "M2:3");
+    let (old, history) = s.token(&TokenRef::Id(first.id)).unwrap();
+    assert_eq!(old.state, State::Retired);
+    assert_eq!(
+        (old.serial, old.slot),
+        (None, None),
+        "detached from the device"
+    );
+    assert_eq!(old.custody, oathdesk_vault::model::Custody::Purged);
+    assert_eq!(
+        history.last().unwrap().note.as_deref(),
+        Some("superseded by a new burn of M2:3")
+    );
+    let (now_in_slot, _) = s.token(&serial("M2:3")).unwrap();
+    assert_eq!(now_in_slot.id, second.id);
+    // A credential retired by hand still sits in its slot; a burn detaches it.
+    s.finish_burn(second.id, "ok", NOW + 6).unwrap();
+    s.transition(&serial("M2:3"), State::Retired, None, NOW + 7)
+        .unwrap();
+    let third = s
+        .begin_burn(
+            burning("M2", Some(3), b"third seed 123456789", None),
+            false,
+            NOW + 8,
+        )
+        .unwrap();
+    assert_eq!(third.reference(), "M2:3");
+}
+
+fn an_interrupted_burn_is_superseded_without_replace(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let cut_short = s
+        .begin_burn(burning("M2", Some(0), SEED, None), false, NOW)
+        .unwrap();
+    let again = s
+        .begin_burn(burning("M2", Some(0), SEED, None), false, NOW + 1)
+        .unwrap();
+    assert_ne!(cut_short.id, again.id);
+    let (old, _) = s.token(&TokenRef::Id(cut_short.id)).unwrap();
+    assert_eq!(old.state, State::Retired);
+    // A single-profile token programmed again keeps its serial.
+    let one = s
+        .begin_burn(burning("86596220000001", None, SEED, None), false, NOW)
+        .unwrap();
+    s.finish_burn(one.id, "ok", NOW).unwrap();
+    let two = s
+        .begin_burn(
+            burning("86596220000001", None, b"second seed 12345678", None),
+            true,
+            NOW + 9,
+        )
+        .unwrap();
+    let (live, _) = s.token(&serial("86596220000001")).unwrap();
+    assert_eq!(live.id, two.id);
+    assert_eq!(live.state, State::Burning);
 }

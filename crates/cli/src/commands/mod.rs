@@ -1,6 +1,7 @@
 //! One module per top-level command.
 
 pub mod code;
+pub mod device;
 pub mod entra;
 pub mod files;
 pub mod helpdesk;

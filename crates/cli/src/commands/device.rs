@@ -1,0 +1,1244 @@
+//! `oathdesk device …` and `oathdesk enroll`: programming Token2 Molto-2 and
+//! single-profile tokens, with the vault recording every burn.
+//!
+//! Glue only: the protocol, the safe burn order and the refusals live in
+//! `oathdesk-devices` ([`Token`]); the vault's `begin_burn`/`finish_burn`
+//! record a burn before its first write and after its verification. The web
+//! console calls the same functions.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use oathdesk_devices::crypto::DeviceKey;
+use oathdesk_devices::params::{DisplayTimeout, Family, truncate_utf8};
+use oathdesk_devices::programmer::{BurnReport, BurnRequest, Confirmation, DeviceError, Token};
+use oathdesk_devices::recorded;
+use oathdesk_devices::sim::{ButtonOutcome, Display, Simulator};
+use oathdesk_devices::transport::{self, Link, SimTransport, TraceDirection, Transport};
+use oathdesk_otp::{Algorithm, Credential, Digits, Kind, Secret, TimeStep, Totp, Verifier, seed};
+use oathdesk_vault::model::TokenRef;
+use oathdesk_vault::{Session, TokenInfo};
+use zeroize::Zeroizing;
+
+use crate::input::{self, EncodingArgs, rfc3339};
+use crate::unlock::{VaultOptions, read_passphrase};
+
+/// The environment variable of the transport spec.
+pub const TRANSPORT_ENV: &str = "OATHDESK_TRANSPORT";
+/// The environment variable of the Molto-2 customer key.
+pub const KEY_ENV: &str = "OATHDESK_DEVICE_KEY";
+/// The environment variable of a new customer key (`device set-key`).
+pub const NEW_KEY_ENV: &str = "OATHDESK_DEVICE_NEW_KEY";
+
+/// How to reach the token and prove the key.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Device connection")]
+pub struct ConnectionArgs {
+    /// usb[:N], pcsc[:READER], exec:COMMAND or sim:FILE [env: OATHDESK_TRANSPORT; default: usb].
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub transport: Option<String>,
+    /// The token family when the transport cannot tell: molto2 or single-profile.
+    #[arg(long, global = true, value_name = "FAMILY")]
+    pub family: Option<Family>,
+    /// Print every APDU on stderr (seeds, keys and auth answers redacted).
+    #[arg(long, global = true)]
+    pub trace: bool,
+    /// Read the Molto-2 customer key from the first line of FILE (else OATHDESK_DEVICE_KEY, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// The customer key is hex (as the vendor tool's --key); default: text (--keyascii).
+    #[arg(long, global = true)]
+    pub key_hex: bool,
+    /// Use the factory customer key TOKEN2MOLTO1-KEY.
+    #[arg(long, global = true, conflicts_with = "key_file")]
+    pub factory_key: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeviceArgs {
+    #[command(subcommand)]
+    pub command: DeviceCommand,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// List the tokens the transport reaches (no key needed).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serial, model, clock and drift of the token (no key needed).
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The Molto-2's profiles: title, parameters, occupancy, clock (no key needed).
+    Slots {
+        /// Show empty slots too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Burn a secret into a slot, recorded in the vault first.
+    #[command(after_help = "\
+The secret comes from SECRET: '-' (a line of standard input), @FILE, an otpauth:// URI, or \
+OATHDESK_SECRET when left out. Order on a Molto-2: read the slot, delete it (only with \
+--overwrite), configuration and clock, seed, title, read back. On single-profile tokens: \
+configuration, then seed.
+
+Examples:
+  oathdesk device burn --slot 3 @seed.txt --title Contoso --user bob@contoso.com
+  oathdesk device burn --slot 3 --generate --algorithm sha256 --transport sim:molto.json")]
+    Burn(Box<BurnArgs>),
+    /// Set a slot's clock to the host's (Molto-2: --slot N or --all).
+    SyncTime {
+        #[arg(long, value_name = "N", conflicts_with = "all")]
+        slot: Option<u8>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete a Molto-2 slot's seed (its title stays).
+    Delete {
+        #[arg(long, value_name = "N")]
+        slot: u8,
+    },
+    /// Change the Molto-2 customer key (committed when ▲ is pressed).
+    SetKey {
+        /// Read the new key from the first line of FILE (else OATHDESK_DEVICE_NEW_KEY, else a prompt).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+    },
+    /// Factory reset of a Molto-2 (no key needed; committed when ▲ is pressed).
+    Reset,
+    /// Lock the Molto-2's screen (firmware 2.1+).
+    Lock,
+    /// Unlock the Molto-2's screen (firmware 2.1+).
+    Unlock,
+    /// Give every user in a file a new seed in the next free Molto-2 slot.
+    Provision(ProvisionArgs),
+    /// Simulated tokens, to try every command without hardware.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct BurnArgs {
+    /// The slot (Molto-2: 0-99; leave out for single-profile tokens).
+    #[arg(long, value_name = "N")]
+    pub slot: Option<u8>,
+    /// The secret: '-', @FILE, an otpauth:// URI or the value (OATHDESK_SECRET when left out).
+    #[arg(conflicts_with = "generate")]
+    pub secret: Option<String>,
+    /// Generate a new secret (20 bytes for SHA-1, 32 for SHA-256).
+    #[arg(long)]
+    pub generate: bool,
+    #[command(flatten)]
+    pub encoding: EncodingArgs,
+    /// HMAC: sha1 or sha256 [default: sha1, or the URI's].
+    #[arg(long, value_name = "ALG")]
+    pub algorithm: Option<Algorithm>,
+    /// 4, 6, 8 or 10 on a Molto-2; 6 on single-profile tokens [default: 6, or the URI's].
+    #[arg(long, value_name = "N")]
+    pub digits: Option<u64>,
+    /// 30 or 60 seconds [default: 30, or the URI's].
+    #[arg(long, value_name = "S")]
+    pub period: Option<u64>,
+    /// Molto-2: the title on the display, 1 to 12 bytes.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// 15, 30, 60 or 120 seconds.
+    #[arg(long, value_name = "S", default_value = "30")]
+    pub display_timeout: DisplayTimeout,
+    /// Delete the slot's seed first if it holds one, and replace the vault's credential there.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The user the token is for (assigned once the burn is verified).
+    #[arg(long, value_name = "UPN")]
+    pub user: Option<String>,
+    /// A free label for the vault.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Burn without recording the secret in the vault (nothing will know it).
+    #[arg(long)]
+    pub no_vault: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ProvisionArgs {
+    /// One user per line: UPN[,TITLE]; '#' starts a comment; a header line 'upn,…' is skipped.
+    #[arg(long, value_name = "FILE")]
+    pub users: PathBuf,
+    /// The first slot to fill.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub first_slot: u8,
+    #[arg(long, value_name = "ALG", default_value = "sha1")]
+    pub algorithm: Algorithm,
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    pub digits: u64,
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    pub period: u64,
+    #[arg(long, value_name = "S", default_value = "30")]
+    pub display_timeout: DisplayTimeout,
+    /// Issuer recorded with each credential (as authenticators show it).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SimCommand {
+    /// Create a simulated token in FILE.
+    New {
+        file: PathBuf,
+        /// molto2 or single-profile.
+        #[arg(long, default_value = "molto2")]
+        family: Family,
+        #[arg(long)]
+        serial: Option<String>,
+        /// A simulator option as NAME=VALUE (see README: open questions of the spec).
+        #[arg(long = "option", value_name = "NAME=VALUE")]
+        options: Vec<String>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Press the token's ▲ button (confirms a factory reset or key change).
+    Press { file: PathBuf },
+    /// What the token's display shows now.
+    Show {
+        file: PathBuf,
+        /// Molto-2 slot.
+        #[arg(long, default_value_t = 0)]
+        slot: u8,
+    },
+    /// Serve the simulated token on standard input/output as an exec bridge.
+    Serve { file: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct EnrollArgs {
+    /// The user whose account is being set up.
+    #[arg(long, value_name = "UPN")]
+    pub user: String,
+    /// A screenshot of the QR code on the user's setup page (PNG or JPEG).
+    #[arg(long, value_name = "IMAGE", group = "source")]
+    pub qr: Option<PathBuf>,
+    /// The otpauth:// URI ('-' or @FILE keep it out of the process list).
+    #[arg(long, value_name = "URI", group = "source")]
+    pub uri: Option<String>,
+    /// The secret ('-', @FILE or the value).
+    #[arg(long, value_name = "SECRET", group = "source")]
+    pub secret: Option<String>,
+    #[command(flatten)]
+    pub encoding: EncodingArgs,
+    /// Molto-2 slot [default: the first free one].
+    #[arg(long, value_name = "N")]
+    pub slot: Option<u8>,
+    /// Molto-2 title [default: the issuer, cut to 12 bytes].
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long, value_name = "S", default_value = "30")]
+    pub display_timeout: DisplayTimeout,
+    /// Replace what the slot holds.
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+// ----------------------------------------------------------------- connecting
+
+impl ConnectionArgs {
+    fn spec(&self) -> String {
+        self.transport
+            .clone()
+            .or_else(|| std::env::var(TRANSPORT_ENV).ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "usb".into())
+    }
+
+    /// Opens the transport and reads the token's identity.
+    pub fn connect(&self) -> Result<Token<'static>> {
+        let spec = self.spec();
+        let transport = transport::open(&spec)?;
+        self.connect_over(transport)
+    }
+
+    fn connect_over(&self, transport: Box<dyn Transport>) -> Result<Token<'static>> {
+        let mut link = Link::new(transport);
+        if self.trace {
+            link = link.with_trace(|direction, text| {
+                let arrow = match direction {
+                    TraceDirection::Command => ">",
+                    TraceDirection::Response => "<",
+                };
+                eprintln!("{arrow} {text}");
+            });
+        }
+        Ok(Token::connect(link, self.family)?)
+    }
+
+    /// The Molto-2 customer key: --factory-key, --key-file, the environment
+    /// or a prompt. Never from the command line itself.
+    pub fn customer_key(&self) -> Result<DeviceKey> {
+        if self.factory_key {
+            return Ok(DeviceKey::molto2_factory());
+        }
+        let text = if self.key_file.is_some() || std::env::var(KEY_ENV).is_ok_and(|v| !v.is_empty())
+        {
+            read_passphrase(self.key_file.as_ref(), KEY_ENV, "")?
+        } else {
+            // The prompt reads the terminal, not standard input (which may
+            // carry the secret).
+            Zeroizing::new(
+                rpassword::prompt_password("Customer key of the Molto-2 (empty: the factory key): ").map_err(
+                    |_| {
+                        anyhow!(
+                            "no customer key: pass --key-file FILE, set {KEY_ENV}, or --factory-key for a token that \
+                             still has the factory key"
+                        )
+                    },
+                )?,
+            )
+        };
+        key_from_text(&text, self.key_hex)
+    }
+}
+
+fn key_from_text(text: &str, hex: bool) -> Result<DeviceKey> {
+    if text.is_empty() {
+        return Ok(DeviceKey::molto2_factory());
+    }
+    if hex {
+        let bytes = Zeroizing::new(oathdesk_devices::hex::decode(text).ok_or_else(|| {
+            anyhow!("the customer key is not hex (drop --key-hex for a text key)")
+        })?);
+        return Ok(DeviceKey::from_customer_key(&bytes));
+    }
+    Ok(DeviceKey::from_customer_key(text.as_bytes()))
+}
+
+fn factory_key_warning(token: &Token<'_>) {
+    if token.uses_factory_key() {
+        eprintln!(
+            "oathdesk: warning: this Molto-2 still has the factory customer key (TOKEN2MOLTO1-KEY): anyone who \
+             records its USB traffic can decrypt the seeds written now. Set your own with 'oathdesk device set-key'."
+        );
+    }
+}
+
+/// Authenticates: Molto-2 with the customer key, single-profile with its
+/// fixed key.
+fn authenticate(token: &mut Token<'_>, connection: &ConnectionArgs) -> Result<()> {
+    let key = match token.family() {
+        Family::Molto2 => Some(connection.customer_key()?),
+        Family::SingleProfile => None,
+    };
+    token.authenticate(key)?;
+    factory_key_warning(token);
+    Ok(())
+}
+
+fn drift_text(drift: i64) -> String {
+    match drift {
+        0 => "in step with this computer".into(),
+        d if d < 0 => format!("{} s behind this computer", -d),
+        d => format!("{d} s ahead of this computer"),
+    }
+}
+
+// ----------------------------------------------------------------- commands
+
+pub fn run(args: DeviceArgs, vault: &VaultOptions) -> Result<()> {
+    let connection = &args.connection;
+    match args.command {
+        DeviceCommand::List { json } => list(connection, json),
+        DeviceCommand::Info { json } => info(connection, json),
+        DeviceCommand::Slots { all, json } => slots(connection, all, json),
+        DeviceCommand::Burn(burn_args) => burn(*burn_args, connection, vault),
+        DeviceCommand::SyncTime { slot, all } => sync_time(connection, vault, slot, all),
+        DeviceCommand::Delete { slot } => delete(connection, slot),
+        DeviceCommand::SetKey { new_key_file } => set_key(connection, new_key_file),
+        DeviceCommand::Reset => reset(connection),
+        DeviceCommand::Lock => {
+            let mut token = connection.connect()?;
+            authenticate(&mut token, connection)?;
+            token.lock()?;
+            eprintln!("oathdesk: the screen of {} is locked", token.serial());
+            Ok(())
+        }
+        DeviceCommand::Unlock => {
+            let mut token = connection.connect()?;
+            authenticate(&mut token, connection)?;
+            token.unlock()?;
+            eprintln!("oathdesk: the screen of {} is unlocked", token.serial());
+            Ok(())
+        }
+        DeviceCommand::Provision(provision_args) => provision(provision_args, connection, vault),
+        DeviceCommand::Sim(command) => sim(command),
+    }
+}
+
+fn list(connection: &ConnectionArgs, json: bool) -> Result<()> {
+    let specs: Vec<String> = match &connection.transport {
+        Some(spec) => vec![spec.clone()],
+        None => transport::discover()?,
+    };
+    let mut found = Vec::new();
+    for spec in &specs {
+        let listed = ConnectionArgs {
+            transport: Some(spec.clone()),
+            ..connection.clone()
+        };
+        match listed.connect() {
+            Ok(token) => found.push(serde_json::json!({
+                "transport": spec,
+                "family": token.family().name(),
+                "model": token.model_name(),
+                "serial": token.serial(),
+                "via": token.describe(),
+            })),
+            Err(e) => eprintln!("oathdesk: {spec}: {e:#}"),
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(found));
+    } else if found.is_empty() {
+        bail!(
+            "no token found: plug in a Molto-2 (a direct USB port, not a hub), or put a single-profile token on an \
+             NFC reader; to try oathdesk without hardware use --transport sim:FILE"
+        );
+    } else {
+        for token in &found {
+            println!(
+                "{:<20} {:<14} {:<16} {}",
+                token["serial"].as_str().unwrap_or_default(),
+                token["model"].as_str().unwrap_or_default(),
+                token["transport"].as_str().unwrap_or_default(),
+                token["via"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn info(connection: &ConnectionArgs, json: bool) -> Result<()> {
+    let token = connection.connect()?;
+    let now = input::now();
+    let drift = token.drift(now);
+    let restricted = token.model().map(|m| m.restricted_sync);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "serial": token.serial(),
+                "family": token.family().name(),
+                "model": token.model_name(),
+                "profiles": token.profiles(),
+                "time": token.time(),
+                "drift_seconds": drift,
+                "restricted_sync": restricted,
+                "via": token.describe(),
+            })
+        );
+        return Ok(());
+    }
+    println!("serial     {}", token.serial());
+    println!(
+        "model      {} ({})",
+        token.model_name(),
+        token.family().name()
+    );
+    if token.family() == Family::Molto2 {
+        println!("profiles   {}", token.profiles());
+    }
+    println!(
+        "clock      {} ({})",
+        rfc3339(u64::from(token.time())),
+        drift_text(drift)
+    );
+    if let Some(restricted) = restricted {
+        println!(
+            "time sync  {}",
+            if restricted {
+                "restricted: setting the clock clears the seed"
+            } else {
+                "unrestricted: the seed survives a clock change"
+            }
+        );
+    }
+    println!("via        {}", token.describe());
+    if drift.abs() > 30 {
+        eprintln!(
+            "oathdesk: warning: the token's clock is {} — codes will be off; fix it with 'oathdesk device sync-time'",
+            drift_text(drift)
+        );
+    }
+    Ok(())
+}
+
+fn slots(connection: &ConnectionArgs, all: bool, json: bool) -> Result<()> {
+    let mut token = connection.connect()?;
+    if token.family() != Family::Molto2 {
+        bail!(
+            "a single-profile token has one profile and no readable slots: 'oathdesk device info' shows what it tells"
+        );
+    }
+    let now = input::now();
+    let mut rows = Vec::new();
+    for slot in 0..token.profiles() {
+        let block = token.slot(slot)?;
+        if block.seed_present || all {
+            rows.push((slot, block));
+        }
+    }
+    if json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(slot, b)| {
+                serde_json::json!({
+                    "slot": slot,
+                    "seed": b.seed_present,
+                    "title": b.title_text(),
+                    "algorithm": match b.hmac { 1 => "sha1", 2 => "sha256", _ => "unknown" },
+                    "period": b.step,
+                    "digits": b.digits,
+                    "clock": b.time_a,
+                    "last_set": b.time_b,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    println!("SLOT  SEED  TITLE         ALG     STEP  DIG  CLOCK");
+    for (slot, b) in &rows {
+        let clock = if b.time_a == 0 {
+            "-".to_owned()
+        } else {
+            drift_text(i64::from(b.time_a) - now as i64)
+        };
+        println!(
+            "{:>4}  {:<4}  {:<12}  {:<6}  {:>4}  {:>3}  {}",
+            slot,
+            if b.seed_present { "yes" } else { "-" },
+            input::printable(&b.title_text()),
+            match b.hmac {
+                1 => "sha1",
+                2 => "sha256",
+                _ => "-",
+            },
+            b.step,
+            b.digits,
+            clock
+        );
+    }
+    let used = rows.iter().filter(|(_, b)| b.seed_present).count();
+    eprintln!(
+        "oathdesk: {used} of {} slots hold a seed ({} APDUs)",
+        token.profiles(),
+        token.apdus()
+    );
+    Ok(())
+}
+
+/// A burn: recorded in the vault (`recorded::burn`, the path the web
+/// console takes too) unless `--no-vault`. Warnings go to stderr.
+fn burn_job(
+    token: &mut Token<'_>,
+    session: Option<&mut Session>,
+    job: recorded::Burn,
+    now: u64,
+) -> Result<(BurnReport, Option<TokenInfo>)> {
+    let (report, info) = match session {
+        Some(session) => {
+            let burned = recorded::burn(token, session, &job, now)?;
+            (burned.report, Some(burned.info))
+        }
+        None => {
+            let request = BurnRequest::new(
+                token.family(),
+                &job.credential,
+                job.title.as_deref(),
+                job.display_timeout,
+            )?;
+            (token.burn(job.slot, &request, job.overwrite, now)?, None)
+        }
+    };
+    for warning in &report.warnings {
+        eprintln!("oathdesk: warning: {warning}");
+    }
+    Ok((report, info))
+}
+
+fn credential_for_burn(args: &BurnArgs) -> Result<Credential> {
+    let mut credential = if args.generate {
+        let algorithm = args.algorithm.unwrap_or_default();
+        Credential::totp(seed::generate(seed::default_len(algorithm)).map_err(|e| anyhow!("{e}"))?)
+    } else {
+        let text = input::secret_text(args.secret.as_deref())?;
+        input::credential_from_text(&text, &args.encoding)?
+    };
+    if let Some(algorithm) = args.algorithm {
+        credential.algorithm = algorithm;
+    }
+    if let Some(digits) = args.digits {
+        credential.digits = Digits::new(digits).map_err(|e| anyhow!("--digits: {e}"))?;
+    }
+    if let Some(period) = args.period {
+        let step = TimeStep::new(period, 0).map_err(|e| anyhow!("--period: {e}"))?;
+        credential.kind = Kind::Totp { step };
+    }
+    Ok(credential)
+}
+
+fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Result<()> {
+    let credential = credential_for_burn(&args)?;
+    let mut token = connection.connect()?;
+    let slot = match (token.family(), args.slot) {
+        (Family::Molto2, Some(slot)) => slot,
+        (Family::Molto2, None) => bail!(
+            "which slot? pass --slot N (0-{}); 'oathdesk device slots --all' shows them",
+            token.profiles() - 1
+        ),
+        (Family::SingleProfile, None | Some(0)) => 0,
+        (Family::SingleProfile, Some(slot)) => {
+            bail!("a single-profile token has one profile: drop --slot {slot}")
+        }
+    };
+    // Refuse what the token cannot take before asking for any key.
+    BurnRequest::new(
+        token.family(),
+        &credential,
+        args.title.as_deref(),
+        args.display_timeout,
+    )?;
+    let mut session = if args.no_vault {
+        eprintln!(
+            "oathdesk: warning: --no-vault: nothing records this secret; the token is the only place it will be"
+        );
+        None
+    } else {
+        Some(vault.unlock()?)
+    };
+    authenticate(&mut token, connection)?;
+    let now = input::now();
+    let job = recorded::Burn {
+        credential: credential.clone(),
+        slot,
+        title: args.title.clone(),
+        display_timeout: args.display_timeout,
+        user: args.user.clone(),
+        label: args.label.clone(),
+        overwrite: args.overwrite,
+    };
+    let (report, info) = burn_job(&mut token, session.as_mut(), job, now)?;
+    let reference = recorded::slot_reference(&token, slot);
+    let code = current_code(&credential, now);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "token": reference,
+                "credential_id": info.as_ref().map(|i| i.id),
+                "state": info.as_ref().map(|i| i.state),
+                "replaced": report.replaced,
+                "apdus": report.apdus,
+                "code": code,
+            })
+        );
+    } else {
+        let state = info
+            .as_ref()
+            .map(|i| format!("; vault: {}", i.state))
+            .unwrap_or_default();
+        println!(
+            "burned {reference} ({}, {} digits, {} s){state}",
+            credential.algorithm,
+            credential.digits,
+            period_of(&credential)
+        );
+        if let Some(code) = code {
+            println!("the token should show {code} now");
+        }
+    }
+    Ok(())
+}
+
+fn period_of(credential: &Credential) -> u64 {
+    match credential.kind {
+        Kind::Totp { step } => step.period(),
+        Kind::Hotp { .. } => 0,
+    }
+}
+
+fn current_code(credential: &Credential, now: u64) -> Option<String> {
+    let Kind::Totp { step } = credential.kind else {
+        return None;
+    };
+    Totp::new(
+        &credential.secret,
+        credential.algorithm,
+        credential.digits,
+        step,
+    )
+    .generate_at(now)
+    .ok()
+    .map(|c| c.to_string())
+}
+
+fn sync_time(
+    connection: &ConnectionArgs,
+    vault: &VaultOptions,
+    slot: Option<u8>,
+    all: bool,
+) -> Result<()> {
+    let mut token = connection.connect()?;
+    let before = token.drift(input::now());
+    match token.family() {
+        Family::Molto2 => {
+            let slots: Vec<u8> = match (slot, all) {
+                (Some(slot), _) => vec![slot],
+                (None, true) => (0..token.profiles()).collect(),
+                (None, false) => bail!("which slot? pass --slot N, or --all for every slot"),
+            };
+            authenticate(&mut token, connection)?;
+            let bar = progress(slots.len() as u64, "syncing");
+            for slot in &slots {
+                bar.set_message(format!("slot {slot}"));
+                token.sync_time(*slot, input::now())?;
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            println!(
+                "set the clock of {} slot(s) of {} (it was {})",
+                slots.len(),
+                token.serial(),
+                drift_text(before)
+            );
+        }
+        Family::SingleProfile => {
+            if slot.is_some_and(|s| s != 0) {
+                bail!("a single-profile token has one profile: drop --slot");
+            }
+            // Its clock comes with the whole configuration, and restricted
+            // models lose the seed: the vault's credential supplies both.
+            let mut session = vault.unlock()?;
+            let reference: TokenRef = token.serial().parse()?;
+            let (info, credential) = session.reveal(&reference).map_err(|e| {
+                anyhow!(
+                    "{e}: setting a single-profile token's clock rewrites its configuration{}, so oathdesk needs \
+                     the credential; burn the token again with 'oathdesk device burn' instead",
+                    if token.model().is_some_and(|m| m.restricted_sync) {
+                        " and its seed"
+                    } else {
+                        ""
+                    }
+                )
+            })?;
+            let request = BurnRequest::new(
+                Family::SingleProfile,
+                &credential,
+                None,
+                DisplayTimeout::Secs30,
+            )?;
+            let restricted = token.model().is_some_and(|m| m.restricted_sync);
+            session.record(
+                oathdesk_vault::audit::AuditEvent::ok("device.sync-time")
+                    .credential(info.reference())
+                    .detail(serde_json::json!({"reburn": restricted})),
+                input::now(),
+            )?;
+            authenticate(&mut token, connection)?;
+            token.sync_time_single(
+                &request.config,
+                restricted.then_some(&request),
+                input::now(),
+            )?;
+            println!(
+                "set the clock of {} (it was {}){}",
+                token.serial(),
+                drift_text(before),
+                if restricted {
+                    "; its seed was written again from the vault"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn delete(connection: &ConnectionArgs, slot: u8) -> Result<()> {
+    let mut token = connection.connect()?;
+    match token.delete(slot) {
+        Err(DeviceError::NeedsAuth { .. }) => {
+            authenticate(&mut token, connection)?;
+            token.delete(slot)?;
+        }
+        other => other?,
+    }
+    println!(
+        "deleted the seed of {} (its title stays until the slot is burned again)",
+        recorded::slot_reference(&token, slot)
+    );
+    eprintln!(
+        "oathdesk: if the vault records a credential there, retire it: oathdesk token retire {}",
+        recorded::slot_reference(&token, slot)
+    );
+    Ok(())
+}
+
+fn set_key(connection: &ConnectionArgs, new_key_file: Option<PathBuf>) -> Result<()> {
+    let mut token = connection.connect()?;
+    if token.family() != Family::Molto2 {
+        bail!("single-profile tokens have a fixed key that cannot be changed");
+    }
+    let new_text = read_passphrase(new_key_file.as_ref(), NEW_KEY_ENV, "New customer key: ")?;
+    if new_key_file.is_none() && std::env::var(NEW_KEY_ENV).map_or(true, |v| v.is_empty()) {
+        let again = rpassword::prompt_password("New customer key again: ")
+            .map_err(|_| anyhow!("cannot read the key again"))?;
+        if *new_text != again {
+            bail!("the two new keys differ; nothing was changed");
+        }
+    }
+    if new_text.is_empty() {
+        bail!("the new customer key is empty");
+    }
+    let new_key = key_from_text(&new_text, connection.key_hex)?;
+    if new_key.is_molto2_factory() {
+        bail!("that is the factory key, which is public: choose another");
+    }
+    if new_text.len() != 16 {
+        eprintln!(
+            "oathdesk: note: the key has {} bytes; any length works (the token keeps SHA-1 of it), but Token2's own \
+             tools expect 16",
+            new_text.len()
+        );
+    }
+    authenticate(&mut token, connection)?;
+    token.set_key(&new_key)?;
+    println!(
+        "press ▲ on the token to confirm the new customer key; until then the old key stays in force. Keep the key \
+         safe: a lost key costs a factory reset, which wipes every slot"
+    );
+    Ok(())
+}
+
+fn reset(connection: &ConnectionArgs) -> Result<()> {
+    let mut token = connection.connect()?;
+    let confirmation = token.factory_reset()?;
+    println!(
+        "press ▲ on the token to confirm the factory reset: every slot is wiped and the customer key returns to \
+         the factory default{}",
+        if confirmation == Confirmation::Accepted {
+            " (the token answered 9000; if it shows no prompt, the reset is done)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}} {{msg}} ({{elapsed}})"
+        ))
+        .expect("a valid template"),
+    );
+    bar
+}
+
+// ----------------------------------------------------------------- provision
+
+fn read_users(path: &std::path::Path) -> Result<Vec<recorded::ProvisionUser>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the users file {}", path.display()))?;
+    let name = path.display();
+    let users = recorded::parse_users(&text).map_err(|problems| {
+        for problem in &problems {
+            eprintln!("oathdesk: {name}: {problem}");
+        }
+        anyhow!(
+            "{} bad line(s) in {name}; nothing was burned",
+            problems.len()
+        )
+    })?;
+    if users.is_empty() {
+        bail!("{name} lists no users (one UPN per line)");
+    }
+    Ok(users)
+}
+
+/// Set by Ctrl-C during a provisioning run: the run stops after the burn in
+/// progress instead of in the middle of it.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let users = read_users(&args.users)?;
+    let started = Instant::now();
+    let mut token = connection.connect()?;
+    if token.family() != Family::Molto2 {
+        bail!(
+            "provision fills the profiles of one Molto-2; a single-profile token holds one user: use \
+             'oathdesk enroll' or 'oathdesk device burn' for each"
+        );
+    }
+    // Check the parameters once, before the key or the vault is touched.
+    let mut template = Credential::totp(Secret::from_bytes(vec![
+        0;
+        seed::default_len(args.algorithm)
+    ]));
+    template.algorithm = args.algorithm;
+    template.digits = Digits::new(args.digits).map_err(|e| anyhow!("--digits: {e}"))?;
+    template.kind = Kind::Totp {
+        step: TimeStep::new(args.period, 0).map_err(|e| anyhow!("--period: {e}"))?,
+    };
+    BurnRequest::new(Family::Molto2, &template, None, args.display_timeout)?;
+    if args.first_slot >= token.profiles() {
+        bail!(
+            "--first-slot {} does not exist: slots are 0-{}",
+            args.first_slot,
+            token.profiles() - 1
+        );
+    }
+    let mut session = vault.unlock()?;
+    authenticate(&mut token, connection)?;
+    let serial = token.serial().to_owned();
+    let request = recorded::Provision {
+        users,
+        first_slot: args.first_slot,
+        template,
+        display_timeout: args.display_timeout,
+        issuer: args.issuer.clone(),
+    };
+    // A second Ctrl-C ends the process at once (the slot in progress stays
+    // marked burning in the vault).
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\noathdesk: stopping after the burn in progress (Ctrl-C again to stop at once)");
+    });
+    let bar = progress(0, "provisioning");
+    let mut rows = Vec::new();
+    let mut on_event = |event: recorded::ProvisionEvent<'_>| match event {
+        recorded::ProvisionEvent::Planned { burns } => bar.set_length(burns as u64),
+        recorded::ProvisionEvent::AlreadyDone { user, reference } => bar.suspend(|| {
+            eprintln!("oathdesk: {user} already has {reference} on this token; skipped")
+        }),
+        recorded::ProvisionEvent::UnknownSeed { slot } => bar.suspend(|| {
+            eprintln!("oathdesk: slot {slot} holds a seed the vault does not know; left alone")
+        }),
+        recorded::ProvisionEvent::Burning { user, slot } => {
+            bar.set_message(format!("slot {slot} {user}"))
+        }
+        recorded::ProvisionEvent::Burned {
+            user,
+            burned,
+            resumed,
+        } => {
+            bar.inc(1);
+            for warning in &burned.report.warnings {
+                bar.suspend(|| eprintln!("oathdesk: warning: {warning}"));
+            }
+            rows.push(serde_json::json!({
+                "user": user,
+                "slot": burned.report.slot,
+                "credential": burned.info.reference(),
+                "state": burned.info.state,
+                "resumed": resumed,
+                "apdus": burned.report.apdus,
+            }));
+        }
+    };
+    let outcome = recorded::provision(
+        &mut token,
+        &mut session,
+        &request,
+        &input::now,
+        &mut on_event,
+        &|| STOP.load(Ordering::SeqCst),
+    );
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(error) => {
+            bar.abandon();
+            return Err(error.into());
+        }
+    };
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    if args.json {
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        for row in &rows {
+            println!(
+                "{:<40} {}",
+                row["user"].as_str().unwrap_or_default(),
+                row["credential"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    eprintln!(
+        "oathdesk: provisioned {} user(s) on {serial} ({} resumed, {} already done) with {} APDUs in {:.1} s",
+        summary.burned.len(),
+        summary.resumed,
+        summary.already_done,
+        token.apdus(),
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+// ----------------------------------------------------------------- enroll
+
+/// `oathdesk enroll`: the remote-enrolment flow. The user opens Microsoft's
+/// (or another provider's) setup page and shares the screen; the admin
+/// captures the QR code, oathdesk stores the secret, burns it, and prints
+/// the code the user types to finish the setup.
+pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
+    let mut credential = enrollment_credential(&args)?;
+    credential.account = args.user.clone();
+    let connection = &args.connection;
+    let mut token = connection.connect()?;
+    let title = match (&args.title, token.family()) {
+        (Some(title), _) => Some(title.clone()),
+        (None, Family::Molto2) => Some(
+            credential
+                .issuer
+                .as_deref()
+                .map(|i| truncate_utf8(i, 12).to_owned())
+                .filter(|t| !t.is_empty() && !t.chars().any(char::is_control))
+                .unwrap_or_else(|| recorded::title_for(&args.user)),
+        ),
+        (None, Family::SingleProfile) => None,
+    };
+    BurnRequest::new(
+        token.family(),
+        &credential,
+        title.as_deref(),
+        args.display_timeout,
+    )?;
+    let mut session = vault.unlock()?;
+    authenticate(&mut token, connection)?;
+    let slot = match (token.family(), args.slot) {
+        (Family::SingleProfile, None | Some(0)) => 0,
+        (Family::SingleProfile, Some(slot)) => {
+            bail!("a single-profile token has one profile: drop --slot {slot}")
+        }
+        (Family::Molto2, Some(slot)) => slot,
+        (Family::Molto2, None) => recorded::first_free_slot(&mut token, &mut session)?,
+    };
+    let now = input::now();
+    let job = recorded::Burn {
+        credential: credential.clone(),
+        slot,
+        title,
+        display_timeout: args.display_timeout,
+        user: Some(args.user.clone()),
+        label: credential.issuer.clone(),
+        overwrite: args.overwrite,
+    };
+    let (_, info) = burn_job(&mut token, Some(&mut session), job, now)?;
+    let info = info.expect("enroll records in the vault");
+    // The code comes from the vault's copy: what the provider will check.
+    let (_, stored) = session.reveal(&TokenRef::Id(info.id))?;
+    let Kind::Totp { step } = stored.kind else {
+        bail!("enrolment is for time-based (TOTP) accounts");
+    };
+    let totp = Totp::new(&stored.secret, stored.algorithm, stored.digits, step);
+    let now = input::now();
+    let counter = step.counter_at(now).map_err(|e| anyhow!("{e}"))?;
+    let code = totp.at_counter(counter, 0);
+    let seconds_left = code.current.until.saturating_sub(now);
+    let window = Verifier::Entra
+        .window(step.period())
+        .map_err(|e| anyhow!("{e}"))?;
+    let accepted = totp.accepted_interval(counter, window);
+    session.record(
+        oathdesk_vault::audit::AuditEvent::ok("enroll.code")
+            .credential(info.reference())
+            .user(args.user.clone())
+            .detail(serde_json::json!({"counter": counter})),
+        now,
+    )?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "token": info.reference(),
+                "user": args.user,
+                "code": code.code.to_string(),
+                "valid_until": code.current.until,
+                "seconds_left": seconds_left,
+                "accepted_until": accepted.until,
+            })
+        );
+    } else {
+        println!("burned {} for {}", info.reference(), args.user);
+        println!(
+            "code {}  — the user types this into the setup page now: the token shows it for {seconds_left} more \
+             second(s), and Entra accepts it until {}",
+            code.code,
+            rfc3339(accepted.until)
+        );
+    }
+    Ok(())
+}
+
+fn enrollment_credential(args: &EnrollArgs) -> Result<Credential> {
+    if let Some(path) = &args.qr {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let texts = oathdesk_formats::qr::decode_image(&bytes)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let mut found = Vec::new();
+        for text in &texts {
+            let lower = text.to_ascii_lowercase();
+            if lower.starts_with("otpauth://") || lower.starts_with("otpauth-migration://") {
+                found.push(input::credential_from_text(text, &EncodingArgs::default())?);
+            } else if lower.starts_with("phonefactor://") {
+                bail!(
+                    "{}: this QR code is for the Microsoft Authenticator app (phonefactor://), not for a hardware \
+                     token: on the setup page choose 'I want to use a different authenticator app' and capture \
+                     that QR code",
+                    path.display()
+                );
+            }
+        }
+        return match found.len() {
+            1 => Ok(found.remove(0)),
+            0 if texts.is_empty() => bail!(
+                "{}: no QR code found (crop the screenshot to the code or take it at a larger size)",
+                path.display()
+            ),
+            0 => bail!("{}: the QR code holds no otpauth:// URI", path.display()),
+            n => bail!(
+                "{}: {n} accounts found; crop the screenshot to the one QR code to enrol",
+                path.display()
+            ),
+        };
+    }
+    let text = match (&args.uri, &args.secret) {
+        (Some(uri), _) => input::secret_text(Some(uri))?,
+        (None, secret) => input::secret_text(secret.as_deref())?,
+    };
+    input::credential_from_text(&text, &args.encoding)
+}
+
+// ----------------------------------------------------------------- simulators
+
+fn sim(command: SimCommand) -> Result<()> {
+    match command {
+        SimCommand::New {
+            file,
+            family,
+            serial,
+            options,
+            force,
+        } => {
+            if file.exists() && !force {
+                bail!(
+                    "{} exists already (pass --force to replace it)",
+                    file.display()
+                );
+            }
+            let mut simulator = Simulator::new(family, serial.as_deref());
+            if !options.is_empty() {
+                apply_sim_options(&mut simulator, &options)?;
+            }
+            simulator.save(&file)?;
+            println!(
+                "created a simulated {} {} in {}: use --transport sim:{}",
+                family.product(),
+                simulator.serial(),
+                file.display(),
+                file.display()
+            );
+        }
+        SimCommand::Press { file } => {
+            let mut simulator = Simulator::load(&file)?;
+            let outcome = simulator.press_button();
+            simulator.save(&file)?;
+            println!(
+                "{}",
+                match outcome {
+                    ButtonOutcome::Nothing => "▲ pressed: nothing was waiting for confirmation",
+                    ButtonOutcome::FactoryReset =>
+                        "▲ pressed: factory reset done, every slot wiped",
+                    ButtonOutcome::KeyChanged => "▲ pressed: the new customer key is in force",
+                }
+            );
+        }
+        SimCommand::Show { file, slot } => {
+            let simulator = Simulator::load(&file)?;
+            match simulator.display(slot, input::now()) {
+                Display::Code(code) => println!("{code}"),
+                Display::Empty => bail!("slot {slot} of {} holds no seed", simulator.serial()),
+                Display::Locked => bail!("the screen of {} is locked", simulator.serial()),
+            }
+        }
+        SimCommand::Serve { file } => serve(&file)?,
+    }
+    Ok(())
+}
+
+fn apply_sim_options(simulator: &mut Simulator, options: &[String]) -> Result<()> {
+    let mut object = serde_json::Map::new();
+    for option in options {
+        let (name, value) = option
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--option {option}: use NAME=VALUE"))?;
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        object.insert(name.replace('_', "-").replace('-', "_"), value);
+    }
+    let object = serde_json::Value::Object(object);
+    match simulator {
+        Simulator::Molto2(sim) => {
+            sim.options = serde_json::from_value(object).map_err(|e| anyhow!("--option: {e}"))?;
+            let profiles = usize::from(sim.options.profiles);
+            sim.profiles.resize(profiles, Default::default());
+            sim.attempts_left = sim.options.attempts;
+        }
+        Simulator::SingleProfile(sim) => {
+            sim.options = serde_json::from_value(object).map_err(|e| anyhow!("--option: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The exec bridge's other end, for a simulator: one hex line in, one out.
+fn serve(file: &std::path::Path) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let mut transport = SimTransport::open_file(file, None, None)?;
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let line = line.context("reading an APDU")?;
+        let Some(command) = oathdesk_devices::hex::decode(&line) else {
+            bail!(
+                "the bridge got a line that is not hex ({} characters)",
+                line.len()
+            );
+        };
+        let response = transport.transmit(&command)?;
+        writeln!(stdout, "{}", oathdesk_devices::hex::encode(&response))?;
+        stdout.flush()?;
+    }
+    Ok(())
+}
