@@ -368,21 +368,45 @@ pub async fn change_password(
     }
     let state = auth.state.clone();
     let name = auth.grant.account.clone();
-    let _slot = state.logins.acquire().await.map_err(ApiError::internal)?;
+    // The current password proves it is the account's owner; wrong guesses
+    // count against the account like failed sign-ins, and the check runs
+    // before the write (Argon2id must not hold the writer's turn).
+    let (account_key, _) = throttle_keys(&name, "");
+    let keys = vec![account_key.clone()];
+    let checked = state.clone();
+    let locked = blocking(move || Ok(checked.vault()?.login_locked(&keys, now())?)).await?;
+    if let Some(until) = locked {
+        return Err(locked_out(until));
+    }
+    let slot = state.logins.acquire().await.map_err(ApiError::internal)?;
     let worker = state.clone();
+    let (operator, current) = (name.clone(), request.current.clone());
+    let verified = blocking(move || {
+        let check = worker
+            .vault()?
+            .unlock(&operator, Unlock::Passphrase(current.as_bytes()));
+        match check {
+            Ok(verified) => {
+                worker.recycle(verified.into_store());
+                Ok(None)
+            }
+            Err(VaultError::WrongPassphrase(_)) => {
+                let policies = vec![(account_key, worker.settings.account_throttle)];
+                Ok(Some(worker.vault()?.login_failed(&policies, now())?))
+            }
+            Err(other) => Err(other.into()),
+        }
+    })
+    .await?;
+    drop(slot);
+    match verified {
+        None => {}
+        Some(Some(until)) => return Err(locked_out(until)),
+        Some(None) => return Err(ApiError::forbidden("the current password is wrong")),
+    }
+    let settings = state.settings.clone();
     let (secret, grant) = auth
         .run(move |session| {
-            let settings = &worker.settings;
-            let check = worker
-                .vault()?
-                .unlock(&name, Unlock::Passphrase(request.current.as_bytes()));
-            match check {
-                Ok(verified) => worker.recycle(verified.into_store()),
-                Err(VaultError::WrongPassphrase(_)) => {
-                    return Err(ApiError::forbidden("the current password is wrong"));
-                }
-                Err(other) => return Err(other.into()),
-            }
             session.set_web_password(&name, request.new.as_bytes(), settings.kdf, false, now())?;
             Ok(session.start_web_session(settings.session_lifetime, 0, now())?)
         })

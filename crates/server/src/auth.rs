@@ -359,6 +359,8 @@ pub struct Auth<N: Need> {
     pub role: Role,
     pub via: Via,
     pub state: Arc<AppState>,
+    /// A state-changing request (not GET or HEAD).
+    writes: bool,
     need: PhantomData<N>,
 }
 
@@ -374,8 +376,13 @@ impl<N: Need> Auth<N> {
             .take()
             .expect("an Auth holds its session until run");
         let state = self.state.clone();
+        let writes = self.writes;
         blocking(move || {
-            let result = work(&mut session);
+            let result = if writes {
+                state.writing(|| work(&mut session))
+            } else {
+                work(&mut session)
+            };
             state.recycle(session.into_store());
             result
         })
@@ -448,6 +455,7 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
             grant,
             via,
             state: state.clone(),
+            writes: state_changing,
             need: PhantomData,
         };
         auth.role = Role::parse(&auth.grant.role).ok_or_else(|| {

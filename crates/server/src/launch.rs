@@ -12,7 +12,8 @@ use oathdesk_vault::web::SETUP_OPERATOR;
 use oathdesk_vault::{NewToken, Unlock, Vault};
 
 use crate::state::{AppState, Settings, now};
-use crate::{FirstRun, SETUP_KDF, prepare, router, serve};
+use crate::tls::Tls;
+use crate::{FirstRun, SETUP_KDF, prepare, router, serve, serve_tls};
 
 /// What `oathdesk serve` asks for.
 #[derive(Clone, Debug)]
@@ -23,6 +24,8 @@ pub struct Launch {
     pub settings: Settings,
     /// A throw-away vault in a temporary folder, filled with sample tokens.
     pub demo: bool,
+    /// HTTPS with this certificate.
+    pub tls: Option<Tls>,
 }
 
 /// What the console tells the person who started it.
@@ -33,12 +36,17 @@ pub struct Started {
     pub vault: Location,
     pub first_run: FirstRun,
     pub demo: bool,
+    /// SHA-256 of the TLS certificate, with TLS.
+    pub fingerprint: Option<String>,
 }
 
 impl Started {
     /// The lines to print.
     pub fn announcement(&self) -> String {
         let mut text = format!("oathdesk console on {}\nvault: {}\n", self.url, self.vault);
+        if let Some(fingerprint) = &self.fingerprint {
+            text.push_str(&format!("TLS certificate SHA-256: {fingerprint}\n"));
+        }
         if self.demo {
             text.push_str(
                 "demo: a throw-away vault with sample tokens, deleted when the server stops\n",
@@ -87,27 +95,63 @@ pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let tls = launch.tls.as_ref().map(crate::tls::prepare).transpose()?;
+        let mut settings = launch.settings.clone();
+        settings.secure_cookies = tls.is_some();
         runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(launch.listen)
-                .await
+            let listener = std::net::TcpListener::bind(launch.listen)
                 .map_err(|e| format!("cannot listen on {}: {e}", launch.listen))?;
             let address = listener.local_addr().map_err(|e| e.to_string())?;
-            let state = Arc::new(AppState::new(vault.clone(), launch.settings.clone()));
+            let state = Arc::new(AppState::new(vault.clone(), settings));
+            tokio::spawn(sweep_expired_grants(state.clone()));
+            let scheme = if tls.is_some() { "https" } else { "http" };
             announce(&Started {
-                url: format!("http://{address}"),
+                url: format!("{scheme}://{address}"),
                 vault: vault.clone(),
                 first_run,
                 demo: launch.demo,
+                fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
             });
-            serve(listener, router(state), shutdown_signal())
-                .await
-                .map_err(|e| format!("server: {e}"))
+            match tls {
+                Some(prepared) => {
+                    serve_tls(listener, router(state), prepared.config, shutdown_signal()).await
+                }
+                None => {
+                    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+                    serve(listener, router(state), shutdown_signal()).await
+                }
+            }
+            .map_err(|e| format!("server: {e}"))
         })
     })();
     if let Some(dir) = demo_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
     outcome
+}
+
+/// Deletes ended sessions and tokens every hour (an ended grant opens
+/// nothing anyway; this keeps the table small).
+async fn sweep_expired_grants(state: Arc<AppState>) {
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        let worker = state.clone();
+        let swept = crate::state::blocking(move || {
+            let mut vault = worker.vault()?;
+            let count = vault.end_expired_grants(now())?;
+            worker.recycle(vault.into_store());
+            Ok(count)
+        })
+        .await;
+        match swept {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "ended sessions and tokens deleted"),
+            Err(error) => tracing::warn!(error = %error.message, "sweeping ended sessions failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -41,6 +41,7 @@ pub mod pages;
 pub mod proxy;
 pub mod security;
 pub mod state;
+pub mod tls;
 pub mod toolset;
 
 use std::future::Future;
@@ -553,5 +554,29 @@ pub async fn serve(
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Serves the console over TLS on `listener` until `shutdown` completes;
+/// open connections get five seconds to finish.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    app: Router,
+    config: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
+    axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(config),
+    )?
+    .handle(handle)
+    .serve(app.into_make_service_with_connect_info::<SocketAddr>())
     .await
 }

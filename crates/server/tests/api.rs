@@ -414,6 +414,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
         )
         .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert_eq!(error(&wrong), "the current password is wrong");
     let changed = first
         .send(
             Method::POST,
@@ -942,4 +943,43 @@ async fn the_openapi_document_lists_every_route_with_its_request_schema() {
             .unwrap()
             .contains(&json!("ticket"))
     );
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_locks_the_account_like_failed_sign_ins() {
+    let fixture = staffed();
+    let mut pia = Client::login(fixture.app(), PROVISIONER).await;
+    let guess = json!({"current": "a wrong guess", "new": "pia's new password"});
+    for _ in 0..2 {
+        let answer = pia
+            .send(Method::POST, "/api/v1/me/password", Some(guess.clone()))
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    }
+    let third = pia
+        .send(Method::POST, "/api/v1/me/password", Some(guess.clone()))
+        .await;
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        third.body
+    );
+    // The lockout holds for the right password and for signing in.
+    let right = pia
+        .send(
+            Method::POST,
+            "/api/v1/me/password",
+            Some(json!({"current": PROVISIONER.1, "new": "pia's new password"})),
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+    let login = Client::new(fixture.app())
+        .send(
+            Method::POST,
+            "/api/v1/login",
+            Some(json!({"name": PROVISIONER.0, "password": PROVISIONER.1})),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::TOO_MANY_REQUESTS);
 }

@@ -89,20 +89,36 @@ fn driver() -> Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    browser_with(driver, &[]).await
+}
+
+async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
     let binary = find(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"]).unwrap();
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-default-apps",
+        "--window-size=1360,1000",
+        "--hide-scrollbars",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    args.push(format!(
+        "--user-data-dir={}",
+        driver.profile.path().display()
+    ));
+    args.extend(extra.iter().map(|a| a.to_string()));
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": binary,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-default-apps",
-                "--window-size=1360,1000", "--hide-scrollbars",
-                format!("--user-data-dir={}", driver.profile.path().display()),
-            ],
-        }),
+        json!({"binary": binary, "args": args}),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
@@ -565,5 +581,35 @@ async fn every_page_renders_for_an_admin() {
         }
         screenshot(&client, shot).await;
     }
+    client.close().await.unwrap();
+}
+
+/// Over TLS the session cookie is `__Host-`, Secure, HttpOnly and
+/// SameSite=Strict, and the console works as over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_session_cookie_is_secure() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    let (address, _stop) = fixture.serve_tls().await;
+    let driver = driver();
+    // The certificate is self-signed: this browser is told to accept it.
+    let client = browser_with(&driver, &["--ignore-certificate-errors"]).await;
+    let base = format!("https://localhost:{}", address.port());
+    sign_in(&client, &base, AUDITOR).await;
+    wait_for_path(&client, "/inventory").await;
+    let cookies = client.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "__Host-oathdesk")
+        .expect("the __Host- session cookie");
+    assert_eq!(session.secure(), Some(true));
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
+    // Scripts cannot read it.
+    let visible = client
+        .execute("return document.cookie", vec![])
+        .await
+        .unwrap();
+    assert_eq!(visible.as_str(), Some(""));
     client.close().await.unwrap();
 }

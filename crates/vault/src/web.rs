@@ -290,6 +290,15 @@ impl<S: Store> Vault<S> {
         self.store
     }
 
+    /// Deletes every grant whose lifetime is over (no key needed); returns
+    /// how many.
+    pub fn end_expired_grants(&mut self, now: u64) -> Result<u64> {
+        let tx = self.store.write()?;
+        let count = tx.web_grants_delete_expired(now)?;
+        tx.commit()?;
+        Ok(count)
+    }
+
     /// Whether any web account exists (no key needed): until one does, the
     /// console offers its first-run setup.
     pub fn web_accounts_exist(&mut self) -> Result<bool> {
@@ -586,14 +595,6 @@ impl<S: Store> Session<S> {
                 })),
             ))
         })
-    }
-
-    /// Ends every grant whose lifetime is over; returns how many.
-    pub fn end_expired_grants(&mut self, now: u64) -> Result<u64> {
-        let tx = self.store.write()?;
-        let count = tx.web_grants_delete_expired(now)?;
-        tx.commit()?;
-        Ok(count)
     }
 
     /// This session's own web account.

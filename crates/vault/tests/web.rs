@@ -114,6 +114,15 @@ fn grants_end_by_lifetime_idleness_logout_and_revocation(backend: Backend) {
             .open_grant(&token, None, NOW + 62),
         Err(Error::Unauthenticated(_))
     ));
+    // Deleting ended grants leaves the live ones.
+    assert_eq!(
+        Vault::open_at(&fixture.location)
+            .unwrap()
+            .end_expired_grants(NOW + 100)
+            .unwrap(),
+        0,
+        "the session lasts a day, the revoked token is gone already"
+    );
     session.end_grant(&secret, NOW + 63).unwrap();
     assert!(matches!(
         open(&fixture, &secret, NOW + 64),
@@ -290,6 +299,10 @@ fn a_command_line_operator_becomes_the_first_admin(backend: Backend) {
     let (secret, grant) = session.start_web_session(DAY, 0, NOW).unwrap();
     assert_eq!(grant.role, "admin");
     open(&fixture, &secret, NOW + 1).unwrap();
+    // Once it has ended, the sweep deletes it.
+    let mut vault = Vault::open_at(&fixture.location).unwrap();
+    assert_eq!(vault.end_expired_grants(NOW + DAY - 1).unwrap(), 0);
+    assert_eq!(vault.end_expired_grants(NOW + DAY).unwrap(), 1);
 }
 
 fn bulk_transitions_are_all_or_nothing_and_devices_are_listed(backend: Backend) {

@@ -1,12 +1,14 @@
 //! `oathdesk serve`: the web console and REST API (crate `oathdesk-server`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use oathdesk_server::Settings;
 use oathdesk_server::launch::{Launch, run as launch};
 use oathdesk_server::proxy::TrustedProxy;
+use oathdesk_server::tls::Tls;
 use oathdesk_vault::crypto::KdfParams;
 use oathdesk_vault::location::Location;
 
@@ -37,6 +39,25 @@ pub struct ServeArgs {
     /// Hours after which a browser session ends however busy.
     #[arg(long, value_name = "HOURS", default_value_t = 12)]
     pub session_hours: u64,
+    /// HTTPS with this certificate (PEM, leaf first).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// HTTPS with a self-signed certificate made at start (its key stays in memory);
+    /// the printed SHA-256 fingerprint lets browsers' users check it.
+    #[arg(long)]
+    pub tls_self_signed: bool,
+    /// A name or address the self-signed certificate is for (repeatable; localhost,
+    /// 127.0.0.1 and the --listen address are always in it).
+    #[arg(long, value_name = "NAME", requires = "tls_self_signed")]
+    pub tls_name: Vec<String>,
     /// Argon2id memory for passwords the console sets, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub kdf_memory_mib: u32,
@@ -69,6 +90,25 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         trusted_proxies: args.trusted_proxy,
         ..Settings::default()
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ if args.tls_self_signed => {
+            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            if !listen.ip().is_unspecified() {
+                names.push(listen.ip().to_string());
+            }
+            for name in &args.tls_name {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+            Some(Tls::SelfSigned { names })
+        }
+        _ => None,
+    };
     let launch_options = Launch {
         // The demo makes its own vault in a temporary folder.
         vault: if args.demo {
@@ -79,6 +119,7 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         listen,
         settings,
         demo: args.demo,
+        tls,
     };
     launch(launch_options, |started| {
         println!("{}", started.announcement());

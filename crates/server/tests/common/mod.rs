@@ -101,6 +101,34 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Serves over TLS with a self-signed certificate (secure cookies).
+    pub async fn serve_tls(&self) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let prepared = oathdesk_server::tls::prepare(&oathdesk_server::tls::Tls::SelfSigned {
+            names: vec!["localhost".into(), "127.0.0.1".into()],
+        })
+        .unwrap();
+        let state = Arc::new(AppState::new(
+            self.path.clone(),
+            Settings {
+                secure_cookies: true,
+                ..settings()
+            },
+        ));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            oathdesk_server::serve_tls(listener, router(state), prepared.config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        (address, stop)
+    }
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
