@@ -188,7 +188,14 @@ impl PgStore {
                 .get::<_, i64>(0)
                 > 0;
             if !schema_exists && create_schema {
-                client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))?;
+                let created =
+                    client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""));
+                match created {
+                    Ok(()) => {}
+                    // Another process made it at the same moment.
+                    Err(e) if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) => {}
+                    Err(e) => return Err(e.into()),
+                }
                 schema_exists = true;
             }
         }
@@ -283,13 +290,26 @@ impl PgStore {
     }
 
     /// Applies the migrations up to `target` in one transaction. A lock
-    /// keeps two processes that open an old vault at once from both
-    /// migrating it.
+    /// keeps two processes that open an old vault (or create a new one) at
+    /// once from both migrating it. It is a session lock, taken before the
+    /// transaction begins: a transaction that began before waiting for the
+    /// other process would look the tables up in catalog caches from before
+    /// that process's migration, and run it again.
     fn migrate(&mut self, target: i64) -> Result<()> {
+        const LOCK: &str = "hashtext('oathdesk migrations ' || current_schema())";
+        self.client
+            .batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))?;
+        let migrated = self.migrate_locked(target);
+        let unlocked = self
+            .client
+            .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK})"));
+        migrated?;
+        unlocked?;
+        Ok(())
+    }
+
+    fn migrate_locked(&mut self, target: i64) -> Result<()> {
         let mut tx = self.client.transaction()?;
-        tx.batch_execute(
-            "SELECT pg_advisory_xact_lock(hashtext('oathdesk migrations ' || current_schema()))",
-        )?;
         let current = version_in(&mut tx)?.unwrap_or(0);
         if current > LATEST {
             return Err(Error::NotAVault {

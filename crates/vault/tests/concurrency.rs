@@ -198,3 +198,38 @@ fn a_connection_the_server_closed_is_replaced() {
     assert!(operators(&mut store).is_err());
     assert_eq!(operators(&mut store).unwrap().len(), 1);
 }
+
+/// Several processes creating a vault in one empty schema at once (servers
+/// started together): one creates it, the others are told it exists, and
+/// nobody meets a half-made schema or a raw database error.
+#[test]
+fn creating_at_once_makes_one_vault() {
+    use oathdesk_vault::{Error, Vault};
+    for _ in 0..3 {
+        let f = Fixture::empty(Backend::Postgres);
+        let barrier = Arc::new(Barrier::new(4));
+        let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|i| {
+                    let (barrier, location) = (barrier.clone(), &f.location);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let name = format!("op{i}");
+                        Vault::create_at(location, &name, b"pass", TEST_KDF, NOW).map(|_| ())
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let created = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(created, 1, "{results:?}");
+        for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                matches!(refused, Error::VaultExists { .. } | Error::Exists(_)),
+                "{refused}"
+            );
+        }
+        let mut vault = Vault::open_at(&f.location).unwrap();
+        assert_eq!(vault.operators().unwrap().len(), 1);
+    }
+}
