@@ -156,6 +156,8 @@ fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
+        // Loopback: never through a proxy from the environment.
+        .proxy(None)
         .timeout_global(Some(Duration::from_secs(120)))
         .build()
         .into()
