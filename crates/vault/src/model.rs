@@ -79,6 +79,14 @@ impl State {
         }
     }
 
+    /// Whether codes computed from the vault's copy of the secret may stand
+    /// for the token's own — a helpdesk code, an activation in Entra. Not
+    /// for a lost or retired token, nor while a burn is unconfirmed: the
+    /// token may hold another seed than the vault's.
+    pub fn vouches_for_codes(self) -> bool {
+        !matches!(self, State::Burning | State::Lost | State::Retired)
+    }
+
     /// Checks a transition and explains a refusal.
     pub fn check_transition(self, to: State) -> Result<()> {
         if self.successors().contains(&to) {
@@ -358,6 +366,20 @@ mod tests {
         );
         // A burn in progress ends burned, or retired when superseded.
         assert!(State::Burning.check_transition(State::Burned).is_ok());
+        let vouching: Vec<State> = State::ALL
+            .into_iter()
+            .filter(|s| s.vouches_for_codes())
+            .collect();
+        assert_eq!(
+            vouching,
+            [
+                State::Stock,
+                State::Burned,
+                State::Assigned,
+                State::Shipped,
+                State::Delivered
+            ]
+        );
         let err = State::Burning
             .check_transition(State::Assigned)
             .unwrap_err();

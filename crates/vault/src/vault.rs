@@ -1188,10 +1188,7 @@ impl<S: Store> Session<S> {
         let usable: Vec<&CredentialRow> = chosen
             .iter()
             .copied()
-            .filter(|r| {
-                r.custody == Custody::Held
-                    && !matches!(r.state, State::Lost | State::Retired | State::Burning)
-            })
+            .filter(|r| r.custody == Custody::Held && r.state.vouches_for_codes())
             .collect();
         let row = match usable.as_slice() {
             [one] => (*one).clone(),
