@@ -17,12 +17,12 @@ use oathdesk_devices::programmer::{BurnReport, BurnRequest, Confirmation, Device
 use oathdesk_devices::recorded;
 use oathdesk_devices::sim::{ButtonOutcome, Display, Simulator};
 use oathdesk_devices::transport::{self, Link, SimTransport, TraceDirection, Transport};
-use oathdesk_otp::{Algorithm, Credential, Digits, Kind, Secret, TimeStep, Totp, Verifier, seed};
+use oathdesk_otp::{Algorithm, Credential, Kind, Secret, Totp, Verifier, seed};
 use oathdesk_vault::model::TokenRef;
 use oathdesk_vault::{Session, TokenInfo};
 use zeroize::Zeroizing;
 
-use crate::input::{self, EncodingArgs, rfc3339};
+use crate::input::{self, EncodingArgs, ParamArgs, rfc3339};
 use crate::unlock::{VaultOptions, read_passphrase};
 
 /// The environment variable of the transport spec.
@@ -588,16 +588,15 @@ fn credential_for_burn(args: &BurnArgs) -> Result<Credential> {
         let text = input::secret_text(args.secret.as_deref())?;
         input::credential_from_text(&text, &args.encoding)?
     };
-    if let Some(algorithm) = args.algorithm {
-        credential.algorithm = algorithm;
-    }
-    if let Some(digits) = args.digits {
-        credential.digits = Digits::new(digits).map_err(|e| anyhow!("--digits: {e}"))?;
-    }
-    if let Some(period) = args.period {
-        let step = TimeStep::new(period, 0).map_err(|e| anyhow!("--period: {e}"))?;
-        credential.kind = Kind::Totp { step };
-    }
+    input::apply_params(
+        &mut credential,
+        &ParamArgs {
+            algorithm: args.algorithm,
+            digits: args.digits,
+            period: args.period,
+            ..ParamArgs::default()
+        },
+    )?;
     Ok(credential)
 }
 
@@ -902,11 +901,15 @@ fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOpti
         0;
         seed::default_len(args.algorithm)
     ]));
-    template.algorithm = args.algorithm;
-    template.digits = Digits::new(args.digits).map_err(|e| anyhow!("--digits: {e}"))?;
-    template.kind = Kind::Totp {
-        step: TimeStep::new(args.period, 0).map_err(|e| anyhow!("--period: {e}"))?,
-    };
+    input::apply_params(
+        &mut template,
+        &ParamArgs {
+            algorithm: Some(args.algorithm),
+            digits: Some(args.digits),
+            period: Some(args.period),
+            ..ParamArgs::default()
+        },
+    )?;
     BurnRequest::new(Family::Molto2, &template, None, args.display_timeout)?;
     if args.first_slot >= token.profiles() {
         bail!(
@@ -1205,7 +1208,7 @@ fn apply_sim_options(simulator: &mut Simulator, options: &[String]) -> Result<()
             .ok_or_else(|| anyhow!("--option {option}: use NAME=VALUE"))?;
         let value = serde_json::from_str(value)
             .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
-        object.insert(name.replace('_', "-").replace('-', "_"), value);
+        object.insert(name.replace('-', "_"), value);
     }
     let object = serde_json::Value::Object(object);
     match simulator {
