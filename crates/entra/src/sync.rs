@@ -1184,16 +1184,12 @@ fn linked<S: Store>(
     token: &TokenRef,
 ) -> Result<(TokenInfo, EntraLink)> {
     let (info, _) = session.token(token)?;
-    let link = session
-        .entra_links(tenant)?
-        .into_iter()
-        .find(|l| l.credential_id == info.id)
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "{} is not in Entra as far as this vault knows (push it first, or run 'oathdesk entra sync')",
-                info.reference()
-            ))
-        })?;
+    let link = session.entra_link(tenant, info.id)?.ok_or_else(|| {
+        Error::Refused(format!(
+            "{} is not in Entra as far as this vault knows (push it first, or run 'oathdesk entra sync')",
+            info.reference()
+        ))
+    })?;
     Ok((info, link))
 }
 

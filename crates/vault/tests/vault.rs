@@ -920,7 +920,16 @@ fn entra_links_are_kept_per_tenant_with_unique_serials_and_audited(backend: Back
         .unwrap();
     assert_eq!(
         s.entra_links("contoso.onmicrosoft.com").unwrap(),
-        vec![linked]
+        vec![linked.clone()]
+    );
+    assert_eq!(
+        s.entra_link("contoso.onmicrosoft.com", a.id).unwrap(),
+        Some(linked)
+    );
+    assert_eq!(s.entra_link("contoso.onmicrosoft.com", b.id).unwrap(), None);
+    assert_eq!(
+        s.entra_link("fabrikam.onmicrosoft.com", a.id).unwrap(),
+        None
     );
     assert!(
         s.entra_links("fabrikam.onmicrosoft.com")
