@@ -36,8 +36,13 @@ pub const NEW_KEY_ENV: &str = "OATHDESK_DEVICE_NEW_KEY";
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Device connection")]
 pub struct ConnectionArgs {
-    /// usb[:N], pcsc[:READER], exec:COMMAND or sim:FILE [env: OATHDESK_TRANSPORT; default: usb].
-    #[arg(long, global = true, value_name = "SPEC")]
+    // The help is an attribute, not a doc comment: rustdoc reads `[:N]` as a link.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SPEC",
+        help = "usb[:N], pcsc[:READER], exec:COMMAND or sim:FILE [env: OATHDESK_TRANSPORT; default: usb]"
+    )]
     pub transport: Option<String>,
     /// The token family when the transport cannot tell: molto2 or single-profile.
     #[arg(long, global = true, value_name = "FAMILY")]
@@ -172,8 +177,11 @@ pub struct BurnArgs {
 
 #[derive(Args, Debug)]
 pub struct ProvisionArgs {
-    /// One user per line: UPN[,TITLE]; '#' starts a comment; a header line 'upn,…' is skipped.
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "One user per line: UPN[,TITLE]; '#' starts a comment; a header line 'upn,…' is skipped"
+    )]
     pub users: PathBuf,
     /// The first slot to fill.
     #[arg(long, value_name = "N", default_value_t = 0)]
