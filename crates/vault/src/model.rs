@@ -117,8 +117,12 @@ impl FromStr for State {
             .into_iter()
             .find(|state| state.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
+                // Named from ALL, so a new state cannot be left out.
+                let (last, rest) = State::ALL.split_last().expect("there are states");
+                let names: Vec<&str> = rest.iter().map(|state| state.name()).collect();
                 Error::Invalid(format!(
-                    "unknown state '{s}': use stock, burning, burned, assigned, shipped, delivered, lost or retired"
+                    "unknown state '{s}': use {} or {last}",
+                    names.join(", ")
                 ))
             })
     }
@@ -363,6 +367,10 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "a credential that is stock cannot become shipped; from stock it can become burned, assigned, lost, retired"
+        );
+        assert_eq!(
+            "sent".parse::<State>().unwrap_err().to_string(),
+            "unknown state 'sent': use stock, burning, burned, assigned, shipped, delivered, lost or retired"
         );
         // A burn in progress ends burned, or retired when superseded.
         assert!(State::Burning.check_transition(State::Burned).is_ok());
