@@ -16,10 +16,16 @@ pub struct VaultOptions {
     /// i.e. ~/.local/share/oathdesk/vault.db].
     #[arg(long, value_name = "FILE", global = true)]
     pub vault: Option<PathBuf>,
-    /// The vault's database instead of a file: postgres://USER@HOST[:PORT]/DB[?schema=NAME]
-    /// (shared by several machines), sqlite://PATH or a path [env: OATHDESK_DATABASE_URL].
-    /// Give a password through PGPASSWORD rather than in the URL.
-    #[arg(long, value_name = "URL", global = true, conflicts_with = "vault")]
+    // The help is an attribute, not a doc comment: rustdoc reads `[:PORT]` as a link.
+    #[arg(
+        long,
+        value_name = "URL",
+        global = true,
+        conflicts_with = "vault",
+        help = "The vault's database instead of a file: postgres://USER@HOST[:PORT]/DB[?schema=NAME] \
+                (shared by several machines), sqlite://PATH or a path [env: OATHDESK_DATABASE_URL]. \
+                Give a password through PGPASSWORD rather than in the URL"
+    )]
     pub database: Option<String>,
     /// Who is working [env: OATHDESK_OPERATOR; default: the login name].
     #[arg(long, value_name = "NAME", global = true)]

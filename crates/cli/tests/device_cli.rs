@@ -237,6 +237,23 @@ fn refused_parameters_touch_neither_token_nor_vault() {
         let stderr = desk.stderr(&args);
         assert!(stderr.contains(message), "{stderr}");
     }
+    // An HOTP URI does not become TOTP because --period is given.
+    let stderr = desk.stderr(&[
+        "device",
+        "burn",
+        "--slot",
+        "0",
+        "otpauth://hotp/x?secret=JBSWY3DPEHPK3PXP&counter=3",
+        "--period",
+        "30",
+        "--transport",
+        &sim,
+        "--factory-key",
+    ]);
+    assert_eq!(
+        stderr,
+        "oathdesk: error: the URI is for an HOTP (counter) credential; --period and --t0 apply to TOTP only\n"
+    );
     assert!(desk.tokens().is_empty());
     // Only the info command of each attempt reached the token.
     assert_eq!(sim_apdus(&desk.path("molto.json")), 4);

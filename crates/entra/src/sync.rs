@@ -22,8 +22,9 @@
 //!
 //! What Entra cannot take is refused before anything is sent, with the
 //! reason: HOTP, periods other than 30/60 s, SHA-512, other than 6 digits,
-//! secrets Entra's rules exclude, a serial two credentials would share, and
-//! more than five OATH methods for one user.
+//! secrets Entra's rules exclude, a serial two credentials would share, more
+//! than five OATH methods for one user, and tokens whose codes the vault
+//! cannot vouch for (lost, retired, or a burn never confirmed).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -194,6 +195,21 @@ pub fn parameter_refusal(token: &TokenInfo) -> Option<String> {
     }
 }
 
+/// Why a credential in `state` does not go to Entra, and what to do.
+fn state_refusal(state: State, reference: &str) -> String {
+    match state {
+        State::Burning => format!(
+            "its burn was never confirmed (the vault marks it burning), so the token may not hold this \
+             secret: finish the burn first (run the same 'oathdesk device burn' or 'provision' for \
+             {reference} again)"
+        ),
+        _ => format!(
+            "the token is {state} in the vault: it does not go to Entra (remove it there with \
+             'oathdesk entra delete {reference}')"
+        ),
+    }
+}
+
 fn new_link(tenant: &str, token: &TokenInfo, serial: &str, now: u64) -> EntraLink {
     EntraLink {
         tenant: tenant.to_owned(),
@@ -276,13 +292,7 @@ pub fn push<S: Store>(
             .is_none_or(|l| l.device_id.is_none() || (options.activate && l.status != "activated"));
         let reason = parameter_refusal(&token)
             .or_else(|| {
-                matches!(token.state, State::Lost | State::Retired).then(|| {
-                    format!(
-                        "the token is {} in the vault: it does not go to Entra (remove it there with \
-                         'oathdesk entra delete {reference}')",
-                        token.state
-                    )
-                })
+                (!token.state.vouches_for_codes()).then(|| state_refusal(token.state, &reference))
             })
             .or_else(|| {
                 (needs_secret && token.custody == Custody::Purged).then(|| {
@@ -1174,16 +1184,12 @@ fn linked<S: Store>(
     token: &TokenRef,
 ) -> Result<(TokenInfo, EntraLink)> {
     let (info, _) = session.token(token)?;
-    let link = session
-        .entra_links(tenant)?
-        .into_iter()
-        .find(|l| l.credential_id == info.id)
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "{} is not in Entra as far as this vault knows (push it first, or run 'oathdesk entra sync')",
-                info.reference()
-            ))
-        })?;
+    let link = session.entra_link(tenant, info.id)?.ok_or_else(|| {
+        Error::Refused(format!(
+            "{} is not in Entra as far as this vault knows (push it first, or run 'oathdesk entra sync')",
+            info.reference()
+        ))
+    })?;
     Ok((info, link))
 }
 

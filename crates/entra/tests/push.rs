@@ -363,6 +363,14 @@ fn what_entra_cannot_take_is_refused_before_anything_is_sent() {
         let mut retired = token("GONE", None, 6, None);
         retired.state = State::Retired;
         s.add_token(retired, now).unwrap();
+        // A burn cut short: the token may hold another seed, so Entra must
+        // not be given (and activated with) the vault's.
+        s.begin_burn(
+            token("CUT", Some(7), 7, Some("bob@contoso.com")),
+            false,
+            now,
+        )
+        .unwrap();
         let mut sha256 = token("S256", None, 5, None);
         sha256.credential.algorithm = Algorithm::Sha256;
         sha256.credential.secret = Secret::from_bytes(vec![5; 32]);
@@ -370,7 +378,7 @@ fn what_entra_cannot_take_is_refused_before_anything_is_sent() {
             s.add_token(t, now).unwrap();
         }
     }
-    let report = desk.push(&PushOptions::default());
+    let report = desk.push(&activate());
     let reason = |credential: &str| {
         report
             .lines
@@ -384,7 +392,11 @@ fn what_entra_cannot_take_is_refused_before_anything_is_sent() {
     assert!(reason("HOTP").contains("HOTP"), "{report:?}");
     assert!(reason("P45").contains("30 or 60"), "{report:?}");
     assert!(reason("GONE").contains("retired"), "{report:?}");
-    assert_eq!(report.count("refused"), 5);
+    assert!(
+        reason("CUT:7").starts_with("its burn was never confirmed"),
+        "{report:?}"
+    );
+    assert_eq!(report.count("refused"), 6);
     assert_eq!(report.count("created"), 1, "SHA-256 goes through Graph");
     let devices = desk.sim.devices();
     assert_eq!(devices.len(), 1);

@@ -2,6 +2,8 @@
 //! and tokens become records, and the audited export. The command line and
 //! the web console both import and export through here.
 
+use std::collections::HashSet;
+
 use oathdesk_formats::format::{self, Format, WriteOptions};
 use oathdesk_formats::spreadsheet::SheetRow;
 use oathdesk_formats::{Record, Written};
@@ -99,18 +101,22 @@ impl<S: Store> Session<S> {
         options: &WriteOptions,
         now: u64,
     ) -> Result<Written> {
-        let revealed = self.reveal_all(filter)?;
-        let records: Vec<Record> = revealed
-            .iter()
-            .map(|(info, credential)| token_to_record(info, credential.clone()))
-            .collect();
+        let (tokens, records): (Vec<TokenInfo>, Vec<Record>) = self
+            .reveal_all(filter)?
+            .into_iter()
+            .map(|(info, credential)| {
+                let record = token_to_record(&info, credential);
+                (info, record)
+            })
+            .unzip();
         let written =
             format::write(format, &records, options).map_err(|e| Error::Invalid(e.to_string()))?;
-        let exported: Vec<String> = revealed
+        let skipped: HashSet<usize> = written.skipped.iter().map(|s| s.index).collect();
+        let exported: Vec<String> = tokens
             .iter()
             .enumerate()
-            .filter(|(i, _)| !written.skipped.iter().any(|s| s.index == *i))
-            .map(|(_, (info, _))| info.reference())
+            .filter(|(i, _)| !skipped.contains(i))
+            .map(|(_, info)| info.reference())
             .collect();
         self.record(
             AuditEvent::ok("export").detail(json!({

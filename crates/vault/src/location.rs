@@ -11,7 +11,7 @@
 //!   `sqlite:path.db`;
 //! - anything without a `scheme://` is a file path.
 //!
-//! A location is shown with its password masked ([`Location::to_string`]),
+//! A location is shown with its password masked (its `Display`),
 //! so it can go into error messages and logs.
 
 use std::fmt;

@@ -79,6 +79,14 @@ impl State {
         }
     }
 
+    /// Whether codes computed from the vault's copy of the secret may stand
+    /// for the token's own — a helpdesk code, an activation in Entra. Not
+    /// for a lost or retired token, nor while a burn is unconfirmed: the
+    /// token may hold another seed than the vault's.
+    pub fn vouches_for_codes(self) -> bool {
+        !matches!(self, State::Burning | State::Lost | State::Retired)
+    }
+
     /// Checks a transition and explains a refusal.
     pub fn check_transition(self, to: State) -> Result<()> {
         if self.successors().contains(&to) {
@@ -109,8 +117,12 @@ impl FromStr for State {
             .into_iter()
             .find(|state| state.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
+                // Named from ALL, so a new state cannot be left out.
+                let (last, rest) = State::ALL.split_last().expect("there are states");
+                let names: Vec<&str> = rest.iter().map(|state| state.name()).collect();
                 Error::Invalid(format!(
-                    "unknown state '{s}': use stock, burning, burned, assigned, shipped, delivered, lost or retired"
+                    "unknown state '{s}': use {} or {last}",
+                    names.join(", ")
                 ))
             })
     }
@@ -356,8 +368,26 @@ mod tests {
             err.to_string(),
             "a credential that is stock cannot become shipped; from stock it can become burned, assigned, lost, retired"
         );
+        assert_eq!(
+            "sent".parse::<State>().unwrap_err().to_string(),
+            "unknown state 'sent': use stock, burning, burned, assigned, shipped, delivered, lost or retired"
+        );
         // A burn in progress ends burned, or retired when superseded.
         assert!(State::Burning.check_transition(State::Burned).is_ok());
+        let vouching: Vec<State> = State::ALL
+            .into_iter()
+            .filter(|s| s.vouches_for_codes())
+            .collect();
+        assert_eq!(
+            vouching,
+            [
+                State::Stock,
+                State::Burned,
+                State::Assigned,
+                State::Shipped,
+                State::Delivered
+            ]
+        );
         let err = State::Burning
             .check_transition(State::Assigned)
             .unwrap_err();

@@ -1188,10 +1188,7 @@ impl<S: Store> Session<S> {
         let usable: Vec<&CredentialRow> = chosen
             .iter()
             .copied()
-            .filter(|r| {
-                r.custody == Custody::Held
-                    && !matches!(r.state, State::Lost | State::Retired | State::Burning)
-            })
+            .filter(|r| r.custody == Custody::Held && r.state.vouches_for_codes())
             .collect();
         let row = match usable.as_slice() {
             [one] => (*one).clone(),
@@ -1448,6 +1445,11 @@ impl<S: Store> Session<S> {
         self.store.read()?.entra_links(tenant)
     }
 
+    /// What Entra holds of one credential in `tenant`, if anything.
+    pub fn entra_link(&mut self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {
+        self.store.read()?.entra_link(tenant, credential_id)
+    }
+
     /// Writes links and forgets others in one transaction with `event` in
     /// the audit log: a step of a push is recorded whole or not at all.
     pub fn entra_record(
@@ -1584,19 +1586,9 @@ impl Session<AnyStore> {
         };
         // The copy is a vault this key opens, with the same history.
         let target_tx = target_store.read()?;
-        let mut keys = HashMap::new();
-        for (epoch, sealed) in target_tx.audit_keys()? {
-            let opened = self
-                .key
-                .open_data(&sealed, &format!("audit key {epoch}"))
-                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
-                .ok_or_else(|| {
-                    Error::Crypto(format!(
-                        "the copy's audit key of epoch {epoch} does not open"
-                    ))
-                })?;
-            keys.insert(epoch, Zeroizing::new(opened));
-        }
+        let keys = open_audit_keys(&target_tx, &self.key).map_err(|e| {
+            Error::Database(format!("the copy does not open with this vault's key: {e}"))
+        })?;
         let rows = target_tx.audit_all()?;
         let report = audit::verify_chain(&rows, &|epoch| keys.get(&epoch).map(|k| **k));
         if let Some((seq, why)) = report.first_bad {

@@ -41,6 +41,7 @@ on_both_backends!(
     a_burn_is_recorded_before_it_happens_and_finished_after,
     burning_an_occupied_slot_needs_replace_and_retires_the_old_credential,
     an_interrupted_burn_is_superseded_without_replace,
+    an_export_audits_what_it_wrote_and_no_more,
 );
 
 fn wrong_passphrase_is_refused_and_writes_nothing(backend: Backend) {
@@ -919,7 +920,16 @@ fn entra_links_are_kept_per_tenant_with_unique_serials_and_audited(backend: Back
         .unwrap();
     assert_eq!(
         s.entra_links("contoso.onmicrosoft.com").unwrap(),
-        vec![linked]
+        vec![linked.clone()]
+    );
+    assert_eq!(
+        s.entra_link("contoso.onmicrosoft.com", a.id).unwrap(),
+        Some(linked)
+    );
+    assert_eq!(s.entra_link("contoso.onmicrosoft.com", b.id).unwrap(), None);
+    assert_eq!(
+        s.entra_link("fabrikam.onmicrosoft.com", a.id).unwrap(),
+        None
     );
     assert!(
         s.entra_links("fabrikam.onmicrosoft.com")
@@ -1114,4 +1124,40 @@ fn an_interrupted_burn_is_superseded_without_replace(backend: Backend) {
     let (live, _) = s.token(&serial("86596220000001")).unwrap();
     assert_eq!(live.id, two.id);
     assert_eq!(live.state, State::Burning);
+}
+
+fn an_export_audits_what_it_wrote_and_no_more(backend: Backend) {
+    use oathdesk_formats::format::{Format, WriteOptions};
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    s.add_token(token("TOTP-1", None, SEED, Some("ann@contoso.com")), NOW)
+        .unwrap();
+    // Entra takes no HOTP tokens: the writer skips this one.
+    let mut hotp = token("EVT-1", None, SEED, Some("ann@contoso.com"));
+    hotp.credential.kind = Kind::Hotp { counter: 5 };
+    s.add_token(hotp, NOW).unwrap();
+    s.add_token(token("TOTP-2", None, SEED, Some("ben@contoso.com")), NOW)
+        .unwrap();
+    let written = s
+        .export(
+            &CredentialFilter::default(),
+            Format::EntraCsv,
+            &WriteOptions::default(),
+            NOW + 1,
+        )
+        .unwrap();
+    let skipped: Vec<&str> = written.skipped.iter().map(|k| k.reason.as_str()).collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0].contains("HOTP"), "{skipped:?}");
+    let text = String::from_utf8(written.bytes).unwrap();
+    assert!(text.contains("TOTP-1") && text.contains("TOTP-2") && !text.contains("EVT-1"));
+    let entries = s.audit_entries().unwrap();
+    let export = entries.last().unwrap();
+    assert_eq!(export.action, "export");
+    let detail: serde_json::Value = serde_json::from_str(&export.detail).unwrap();
+    assert_eq!(detail["count"], 2);
+    assert_eq!(
+        detail["credentials"],
+        serde_json::json!(["TOTP-1", "TOTP-2"])
+    );
 }

@@ -17,12 +17,12 @@ use oathdesk_devices::programmer::{BurnReport, BurnRequest, Confirmation, Device
 use oathdesk_devices::recorded;
 use oathdesk_devices::sim::{ButtonOutcome, Display, Simulator};
 use oathdesk_devices::transport::{self, Link, SimTransport, TraceDirection, Transport};
-use oathdesk_otp::{Algorithm, Credential, Digits, Kind, Secret, TimeStep, Totp, Verifier, seed};
+use oathdesk_otp::{Algorithm, Credential, Kind, Secret, Totp, Verifier, seed};
 use oathdesk_vault::model::TokenRef;
 use oathdesk_vault::{Session, TokenInfo};
 use zeroize::Zeroizing;
 
-use crate::input::{self, EncodingArgs, rfc3339};
+use crate::input::{self, EncodingArgs, ParamArgs, rfc3339};
 use crate::unlock::{VaultOptions, read_passphrase};
 
 /// The environment variable of the transport spec.
@@ -36,8 +36,13 @@ pub const NEW_KEY_ENV: &str = "OATHDESK_DEVICE_NEW_KEY";
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Device connection")]
 pub struct ConnectionArgs {
-    /// usb[:N], pcsc[:READER], exec:COMMAND or sim:FILE [env: OATHDESK_TRANSPORT; default: usb].
-    #[arg(long, global = true, value_name = "SPEC")]
+    // The help is an attribute, not a doc comment: rustdoc reads `[:N]` as a link.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SPEC",
+        help = "usb[:N], pcsc[:READER], exec:COMMAND or sim:FILE [env: OATHDESK_TRANSPORT; default: usb]"
+    )]
     pub transport: Option<String>,
     /// The token family when the transport cannot tell: molto2 or single-profile.
     #[arg(long, global = true, value_name = "FAMILY")]
@@ -172,8 +177,11 @@ pub struct BurnArgs {
 
 #[derive(Args, Debug)]
 pub struct ProvisionArgs {
-    /// One user per line: UPN[,TITLE]; '#' starts a comment; a header line 'upn,…' is skipped.
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "One user per line: UPN[,TITLE]; '#' starts a comment; a header line 'upn,…' is skipped"
+    )]
     pub users: PathBuf,
     /// The first slot to fill.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -588,16 +596,15 @@ fn credential_for_burn(args: &BurnArgs) -> Result<Credential> {
         let text = input::secret_text(args.secret.as_deref())?;
         input::credential_from_text(&text, &args.encoding)?
     };
-    if let Some(algorithm) = args.algorithm {
-        credential.algorithm = algorithm;
-    }
-    if let Some(digits) = args.digits {
-        credential.digits = Digits::new(digits).map_err(|e| anyhow!("--digits: {e}"))?;
-    }
-    if let Some(period) = args.period {
-        let step = TimeStep::new(period, 0).map_err(|e| anyhow!("--period: {e}"))?;
-        credential.kind = Kind::Totp { step };
-    }
+    input::apply_params(
+        &mut credential,
+        &ParamArgs {
+            algorithm: args.algorithm,
+            digits: args.digits,
+            period: args.period,
+            ..ParamArgs::default()
+        },
+    )?;
     Ok(credential)
 }
 
@@ -902,11 +909,15 @@ fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOpti
         0;
         seed::default_len(args.algorithm)
     ]));
-    template.algorithm = args.algorithm;
-    template.digits = Digits::new(args.digits).map_err(|e| anyhow!("--digits: {e}"))?;
-    template.kind = Kind::Totp {
-        step: TimeStep::new(args.period, 0).map_err(|e| anyhow!("--period: {e}"))?,
-    };
+    input::apply_params(
+        &mut template,
+        &ParamArgs {
+            algorithm: Some(args.algorithm),
+            digits: Some(args.digits),
+            period: Some(args.period),
+            ..ParamArgs::default()
+        },
+    )?;
     BurnRequest::new(Family::Molto2, &template, None, args.display_timeout)?;
     if args.first_slot >= token.profiles() {
         bail!(
@@ -1205,7 +1216,7 @@ fn apply_sim_options(simulator: &mut Simulator, options: &[String]) -> Result<()
             .ok_or_else(|| anyhow!("--option {option}: use NAME=VALUE"))?;
         let value = serde_json::from_str(value)
             .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
-        object.insert(name.replace('_', "-").replace('-', "_"), value);
+        object.insert(name.replace('-', "_"), value);
     }
     let object = serde_json::Value::Object(object);
     match simulator {

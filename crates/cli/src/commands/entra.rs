@@ -16,6 +16,7 @@ use oathdesk_entra::auth::{
 use oathdesk_entra::graph::Graph;
 use oathdesk_entra::http::{Http, RetryPolicy};
 use oathdesk_entra::sync::{self, Clock, Line, PushOptions};
+use oathdesk_formats::entra::DEFAULT_PROFILE_SERIAL;
 use oathdesk_vault::model::{State, TokenRef};
 use oathdesk_vault::store::CredentialFilter;
 use serde_json::json;
@@ -176,14 +177,14 @@ pub struct PushArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Serial of a multi-profile device's profile in Entra: {serial} and {slot} (two digits).
-    #[arg(long, value_name = "TEMPLATE", default_value = "{serial}-{slot}")]
+    #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_PROFILE_SERIAL)]
     pub profile_serial: String,
 }
 
 #[derive(Args, Debug)]
 pub struct SyncArgs {
     /// The profile serial template used when pushing.
-    #[arg(long, value_name = "TEMPLATE", default_value = "{serial}-{slot}")]
+    #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_PROFILE_SERIAL)]
     pub profile_serial: String,
 }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
+use oathdesk_formats::entra::DEFAULT_PROFILE_SERIAL;
 use oathdesk_formats::format::{self, Format, WriteOptions};
 use oathdesk_formats::lint::{self, Target};
 use oathdesk_formats::{Keys, Record, Written};
@@ -78,7 +79,7 @@ pub struct OutputArgs {
     #[arg(long)]
     pub plaintext: bool,
     /// Serial of a multi-profile device's profile for Entra: {serial} and {slot} (two digits).
-    #[arg(long, value_name = "TEMPLATE", default_value = "{serial}-{slot}")]
+    #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_PROFILE_SERIAL)]
     pub profile_serial: String,
 }
 

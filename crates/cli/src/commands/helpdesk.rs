@@ -36,8 +36,11 @@ pub struct CodeArgs {
     /// The ticket this is for.
     #[arg(long, value_name = "ID")]
     pub ticket: Option<String>,
-    /// Which token, when the user has several (SERIAL[:SLOT] or #ID).
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        help = "Which token, when the user has several (SERIAL[:SLOT] or #ID)"
+    )]
     pub serial: Option<TokenRef>,
     /// Give a code that stays accepted at least this long (90, 2m).
     #[arg(long, value_name = "DURATION")]
