@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 /// Where the vault is and who opens it. Also read from the environment:
 /// OATHDESK_DATABASE_URL, OATHDESK_VAULT, OATHDESK_OPERATOR, OATHDESK_PASSPHRASE.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Clone, Default)]
 #[command(next_help_heading = "Vault access")]
 pub struct VaultOptions {
     /// The vault file [env: OATHDESK_VAULT; default: $XDG_DATA_HOME/oathdesk/vault.db,
@@ -36,6 +36,27 @@ pub struct VaultOptions {
     /// Unlock with this age identity file instead of a passphrase.
     #[arg(long, value_name = "FILE", global = true)]
     pub identity: Option<PathBuf>,
+}
+
+// By hand, not derived: a database URL may carry a password, so Debug shows
+// the URL as `Location` displays it (password masked).
+impl std::fmt::Debug for VaultOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let database = self
+            .database
+            .as_deref()
+            .map(|url| match Location::parse(url) {
+                Ok(location) => location.to_string(),
+                Err(_) => "(unreadable URL)".to_string(),
+            });
+        f.debug_struct("VaultOptions")
+            .field("vault", &self.vault)
+            .field("database", &database)
+            .field("operator", &self.operator)
+            .field("passphrase_file", &self.passphrase_file)
+            .field("identity", &self.identity)
+            .finish()
+    }
 }
 
 /// The environment variable of the passphrase.
@@ -155,4 +176,20 @@ pub fn read_passphrase(
         )
     })?;
     Ok(Zeroizing::new(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VaultOptions;
+
+    #[test]
+    fn debug_masks_a_database_password() {
+        let options = VaultOptions {
+            database: Some("postgres://alice:hunter2-secret@db.example/vault".into()),
+            ..VaultOptions::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(shown.contains("db.example"), "{shown}");
+    }
 }

@@ -335,9 +335,14 @@ async fn toolset_codes_equal_oathdesk_code() {
             .find_all(Locator::Css("#codes-table tbody td.code"))
             .await
             .unwrap();
+        // A cell found just before the table re-renders goes stale; read
+        // the table again on the next round rather than fail.
         let mut shown = Vec::new();
         for cell in cells {
-            shown.push(cell.text().await.unwrap());
+            match cell.text().await {
+                Ok(text) => shown.push(text),
+                Err(_) => break,
+            }
         }
         if shown == expected || started.elapsed() > Duration::from_secs(10) {
             break shown;
