@@ -117,6 +117,18 @@ fn parse_arguments() -> Result<Cli, clap::Error> {
     Cli::from_arg_matches(&matches)
 }
 
+/// Exit 2 where the vault found a code or a row it cannot vouch for (a
+/// delivery code it gave out itself, a row altered outside oathdesk),
+/// like a code that did not verify; 1 for every other error. Decided by
+/// the error's type, never its words.
+fn exit_code_of(error: &anyhow::Error) -> ExitCode {
+    use oathdesk_vault::Error as E;
+    match error.downcast_ref::<E>() {
+        Some(E::CodeReleased { .. } | E::Altered { .. }) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match parse_arguments() {
         Ok(cli) => cli,
@@ -138,9 +150,7 @@ fn main() -> ExitCode {
         Command::Uri(command) => uri::run(command).map(|()| ExitCode::SUCCESS),
         Command::Qr(command) => qr::run(command).map(|()| ExitCode::SUCCESS),
         Command::Selftest(args) => selftest::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Vault(command) => {
-            vault::run_vault(command, &cli.vault).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Vault(command) => vault::run_vault(command, &cli.vault),
         Command::Operator(command) => {
             vault::run_operator(command, &cli.vault).map(|()| ExitCode::SUCCESS)
         }
@@ -168,7 +178,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("oathdesk: error: {error:#}");
-            ExitCode::from(1)
+            exit_code_of(&error)
         }
     }
 }

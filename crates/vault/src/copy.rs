@@ -41,7 +41,7 @@ impl Value {
         }
     }
 
-    fn from_sqlite(value: rusqlite::types::ValueRef<'_>, column: &str) -> Result<Value> {
+    pub(crate) fn from_sqlite(value: rusqlite::types::ValueRef<'_>, column: &str) -> Result<Value> {
         use rusqlite::types::ValueRef;
         Ok(match value {
             ValueRef::Null => Value::Null,

@@ -30,6 +30,37 @@ pub enum Error {
     Exists(String),
     #[error("{0}")]
     Refused(String),
+    /// The operator's role (or an API token's scopes) does not allow the
+    /// operation. The words are the same in every front-end.
+    #[error("{}", forbidden_message(*permission, *role, *token))]
+    Forbidden {
+        permission: crate::policy::Permission,
+        role: crate::policy::Role,
+        /// Refused by an API token's scopes, not by the role.
+        token: bool,
+    },
+    /// A limit was reached; it lifts at `retry_at` (Unix seconds).
+    #[error("{reason}")]
+    RateLimited { reason: String, retry_at: u64 },
+    /// A row that decides an action does not carry the vault's signature:
+    /// someone changed the database without oathdesk. Nothing is done with it.
+    #[error(
+        "{row} was altered outside oathdesk (its signature does not match): nothing was done with it; \
+         'oathdesk vault verify' lists every altered row"
+    )]
+    Altered { row: String },
+    /// The code offered as proof of delivery is one the vault showed someone.
+    #[error(
+        "this code was given out by the helpdesk (or shown at enrolment) for {credential}: it proves \
+         nothing about the token; ask the user for the next code the token shows"
+    )]
+    CodeReleased { credential: String },
+    /// The console holds no vault key yet.
+    #[error(
+        "the console is sealed: an admin must sign in at /unseal (or start it with --unseal-key-file) \
+         before it can act for helpdesk and auditor accounts"
+    )]
+    Sealed,
     /// A web session or API token that does not (or no longer) open the
     /// vault: unknown, expired, revoked, or from before a rekey.
     #[error("{0}")]
@@ -43,6 +74,22 @@ pub enum Error {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         Error::Database(e.to_string())
+    }
+}
+
+fn forbidden_message(
+    permission: crate::policy::Permission,
+    role: crate::policy::Role,
+    token: bool,
+) -> String {
+    if token {
+        if permission == crate::policy::Permission::Account {
+            "API tokens cannot manage accounts; sign in to the console".to_owned()
+        } else {
+            format!("this API token lacks the '{}' scope", permission.name())
+        }
+    } else {
+        format!("the {} role may not {}", role.name(), permission.describe())
     }
 }
 

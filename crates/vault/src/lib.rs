@@ -12,6 +12,8 @@
 //!   per-user rate limit; secrets purged (overwritten) after delivery;
 //! - identification of a token from the codes it shows ([`identify`]);
 //! - a hash-chained, MAC-authenticated audit log ([`audit`]);
+//! - one permission table for every front-end ([`policy`]) and signed rows
+//!   for everything that decides who and whether ([`signed`]);
 //! - the web console's accounts, sessions, API tokens and login throttling
 //!   ([`web`]).
 //!
@@ -30,7 +32,9 @@ pub mod identify;
 pub mod location;
 pub mod migrations;
 pub mod model;
+pub mod policy;
 pub mod postgres;
+pub mod signed;
 pub mod sqlite;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -41,7 +45,8 @@ pub mod web;
 pub use any::AnyStore;
 pub use error::{Error, Result};
 pub use location::Location;
+pub use policy::{Permission, Role};
 pub use vault::{
-    CopyReport, Delivery, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator, NewToken,
-    OperatorInfo, Session, TokenInfo, Unlock, Vault, settings,
+    CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
+    NewToken, OperatorInfo, Session, TokenInfo, Unlock, Vault, settings,
 };

@@ -317,6 +317,50 @@ CREATE TABLE web_throttle (
 );
 ",
     },
+    Migration {
+        version: 5,
+        name: "trust in the core: operator roles, row MACs, released time steps",
+        // Operators made before roles existed could do everything: they
+        // become admins, except those with a web account, who keep its
+        // role. Nothing here can sign a row (a migration has no key): the
+        // first admin to unlock signs them and says so in the audit log.
+        sqlite: "
+ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+UPDATE operators SET role = (SELECT w.role FROM web_accounts w WHERE w.name = operators.name)
+    WHERE name IN (SELECT name FROM web_accounts);
+CREATE TABLE row_macs (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    mac BLOB NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE TABLE released_steps (
+    credential_id INTEGER NOT NULL REFERENCES credentials(id),
+    counter INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (credential_id, counter)
+);
+CREATE INDEX released_steps_at ON released_steps(at);
+",
+        postgres: "
+ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+UPDATE operators SET role = (SELECT w.role FROM web_accounts w WHERE w.name = operators.name)
+    WHERE name IN (SELECT name FROM web_accounts);
+CREATE TABLE row_macs (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    mac BYTEA NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE TABLE released_steps (
+    credential_id BIGINT NOT NULL REFERENCES credentials(id),
+    counter BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (credential_id, counter)
+);
+CREATE INDEX released_steps_at ON released_steps(at);
+",
+    },
 ];
 
 /// The schema version this oathdesk writes.

@@ -522,7 +522,7 @@ const CREDENTIAL_ORDER: &str =
     "ORDER BY d.serial COLLATE \"C\" NULLS FIRST, c.slot NULLS FIRST, c.id";
 
 const OPERATOR_COLUMNS: &str =
-    "name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by";
+    "name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by, role";
 
 const AUDIT_COLUMNS: &str = "seq, at, operator, action, outcome, \"user\", credential, ticket, detail, epoch, prev_hash, hash";
 
@@ -589,6 +589,7 @@ fn operator_from_row(row: &Row) -> Result<OperatorRow> {
         wrapped_vault_key: c.get(5)?,
         created_at: c.unsigned(6)?,
         created_by: c.get(7)?,
+        role: c.get(8)?,
     })
 }
 
@@ -737,11 +738,11 @@ impl StoreTx for PgTx<'_> {
     fn operator_put(&self, row: &OperatorRow) -> Result<()> {
         self.execute(
             &format!(
-                "INSERT INTO operators ({OPERATOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                "INSERT INTO operators ({OPERATOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (name) DO UPDATE SET recipient = EXCLUDED.recipient, kdf = EXCLUDED.kdf, \
                  salt = EXCLUDED.salt, sealed_identity = EXCLUDED.sealed_identity, \
                  wrapped_vault_key = EXCLUDED.wrapped_vault_key, created_at = EXCLUDED.created_at, \
-                 created_by = EXCLUDED.created_by"
+                 created_by = EXCLUDED.created_by, role = EXCLUDED.role"
             ),
             &[
                 &row.name,
@@ -752,6 +753,7 @@ impl StoreTx for PgTx<'_> {
                 &row.wrapped_vault_key,
                 &big(row.created_at)?,
                 &row.created_by,
+                &row.role,
             ],
         )?;
         Ok(())
@@ -1205,6 +1207,112 @@ impl StoreTx for PgTx<'_> {
             &[&action, &outcome, &user, &big(since)?],
         )?;
         Columns(&row).unsigned(0)
+    }
+
+    fn audit_count_action(&self, action: &str) -> Result<u64> {
+        let row = self.query_one("SELECT count(*) FROM audit WHERE action = $1", &[&action])?;
+        Columns(&row).unsigned(0)
+    }
+
+    fn entra_links_all(&self) -> Result<Vec<EntraLink>> {
+        self.query(
+            &format!(
+                "SELECT {ENTRA_COLUMNS} FROM entra_links ORDER BY tenant COLLATE \"C\", credential_id"
+            ),
+            &[],
+        )?
+        .iter()
+        .map(entra_link_from_row)
+        .collect()
+    }
+
+    fn row_macs(&self, kind: &str, ids: Option<&[String]>) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = match ids {
+            None => self.query("SELECT id, mac FROM row_macs WHERE kind = $1", &[&kind])?,
+            Some(ids) => {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                self.query(
+                    "SELECT id, mac FROM row_macs WHERE kind = $1 AND id = ANY($2)",
+                    &[&kind, &ids],
+                )?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                let c = Columns(row);
+                Ok((c.get(0)?, c.get(1)?))
+            })
+            .collect()
+    }
+
+    fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()> {
+        // In batches: one statement per few thousand rows, not per row.
+        for batch in macs.chunks(2000) {
+            let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+            let values: Vec<&[u8]> = batch.iter().map(|(_, mac)| mac.as_slice()).collect();
+            self.execute(
+                "INSERT INTO row_macs (kind, id, mac) SELECT $1, * FROM unnest($2::text[], $3::bytea[]) \
+                 ON CONFLICT (kind, id) DO UPDATE SET mac = EXCLUDED.mac",
+                &[&kind, &ids, &values],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {
+        self.execute(
+            "DELETE FROM row_macs WHERE kind = $1 AND id = $2",
+            &[&kind, &id],
+        )?;
+        Ok(())
+    }
+
+    fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()> {
+        self.execute(
+            "INSERT INTO released_steps (credential_id, counter, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (credential_id, counter) DO NOTHING",
+            &[&credential_id, &big(counter)?, &big(at)?],
+        )?;
+        Ok(())
+    }
+
+    fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>> {
+        self.query(
+            "SELECT counter, at FROM released_steps WHERE credential_id = $1 ORDER BY counter",
+            &[&credential_id],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.unsigned(0)?, c.unsigned(1)?))
+        })
+        .collect()
+    }
+
+    fn released_all(&self) -> Result<Vec<(i64, u64, u64)>> {
+        self.query(
+            "SELECT credential_id, counter, at FROM released_steps ORDER BY credential_id, counter",
+            &[],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.get(0)?, c.unsigned(1)?, c.unsigned(2)?))
+        })
+        .collect()
+    }
+
+    fn released_prune(&self, before: u64) -> Result<Vec<(i64, u64)>> {
+        self.query(
+            "DELETE FROM released_steps WHERE at < $1 RETURNING credential_id, counter",
+            &[&big(before)?],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.get(0)?, c.unsigned(1)?))
+        })
+        .collect()
     }
 
     fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {

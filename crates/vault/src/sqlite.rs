@@ -265,6 +265,7 @@ fn operator_from_row(row: &Row<'_>) -> rusqlite::Result<OperatorRow> {
         wrapped_vault_key: row.get(5)?,
         created_at: row.get(6)?,
         created_by: row.get(7)?,
+        role: row.get(8)?,
     })
 }
 
@@ -397,7 +398,7 @@ impl StoreTx for SqliteTx<'_> {
     fn operator(&self, name: &str) -> Result<Option<OperatorRow>> {
         Ok(self
             .query_one(
-                "SELECT name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by \
+                "SELECT name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by, role \
                  FROM operators WHERE name = ?",
                 [name],
                 operator_from_row,
@@ -407,7 +408,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn operators(&self) -> Result<Vec<OperatorRow>> {
         let mut statement = self.tx.prepare_cached(
-            "SELECT name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by \
+            "SELECT name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by, role \
              FROM operators ORDER BY name",
         )?;
         let rows = statement.query_map([], operator_from_row)?;
@@ -417,8 +418,8 @@ impl StoreTx for SqliteTx<'_> {
     fn operator_put(&self, row: &OperatorRow) -> Result<()> {
         self.tx.prepare_cached(
             "INSERT OR REPLACE INTO operators \
-             (name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             (name, recipient, kdf, salt, sealed_identity, wrapped_vault_key, created_at, created_by, role) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?.execute(params![
                 row.name,
                 row.recipient,
@@ -427,7 +428,8 @@ impl StoreTx for SqliteTx<'_> {
                 row.sealed_identity,
                 row.wrapped_vault_key,
                 row.created_at,
-                row.created_by
+                row.created_by,
+                row.role
             ],
         )?;
         Ok(())
@@ -779,6 +781,102 @@ impl StoreTx for SqliteTx<'_> {
             "SELECT count(*) FROM audit WHERE action = ? AND outcome = ? AND user = ? COLLATE NOCASE AND at >= ?",
         )?
         .query_row(params![action, outcome, user, since], |r| r.get(0))?)
+    }
+
+    fn audit_count_action(&self, action: &str) -> Result<u64> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT count(*) FROM audit WHERE action = ?")?
+            .query_row([action], |r| r.get(0))?)
+    }
+
+    fn entra_links_all(&self) -> Result<Vec<EntraLink>> {
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT {ENTRA_COLUMNS} FROM entra_links ORDER BY tenant, credential_id"
+        ))?;
+        let rows = statement.query_map([], entra_link_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn row_macs(&self, kind: &str, ids: Option<&[String]>) -> Result<Vec<(String, Vec<u8>)>> {
+        let read = |r: &Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?));
+        match ids {
+            None => {
+                let mut statement = self
+                    .tx
+                    .prepare_cached("SELECT id, mac FROM row_macs WHERE kind = ?")?;
+                let rows = statement.query_map([kind], read)?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+            Some(ids) => {
+                let mut statement = self
+                    .tx
+                    .prepare_cached("SELECT id, mac FROM row_macs WHERE kind = ? AND id = ?")?;
+                let mut found = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(row) = statement.query_row(params![kind, id], read).optional()? {
+                        found.push(row);
+                    }
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()> {
+        let mut statement = self
+            .tx
+            .prepare_cached("INSERT OR REPLACE INTO row_macs (kind, id, mac) VALUES (?, ?, ?)")?;
+        for (id, mac) in macs {
+            statement.execute(params![kind, id, mac])?;
+        }
+        Ok(())
+    }
+
+    fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM row_macs WHERE kind = ? AND id = ?")?
+            .execute([kind, id])?;
+        Ok(())
+    }
+
+    fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO released_steps (credential_id, counter, at) VALUES (?, ?, ?)",
+            )?
+            .execute(params![credential_id, counter, at])?;
+        Ok(())
+    }
+
+    fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT counter, at FROM released_steps WHERE credential_id = ? ORDER BY counter",
+        )?;
+        let rows = statement.query_map([credential_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn released_all(&self) -> Result<Vec<(i64, u64, u64)>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT credential_id, counter, at FROM released_steps ORDER BY credential_id, counter",
+        )?;
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn released_prune(&self, before: u64) -> Result<Vec<(i64, u64)>> {
+        let gone: Vec<(i64, u64)> = {
+            let mut statement = self
+                .tx
+                .prepare_cached("SELECT credential_id, counter FROM released_steps WHERE at < ?")?;
+            let rows = statement.query_map([before], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        self.tx
+            .prepare_cached("DELETE FROM released_steps WHERE at < ?")?
+            .execute([before])?;
+        Ok(gone)
     }
 
     fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {

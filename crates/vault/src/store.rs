@@ -37,6 +37,9 @@ pub struct OperatorRow {
     pub wrapped_vault_key: Vec<u8>,
     pub created_at: u64,
     pub created_by: String,
+    /// `admin`, `provisioner`, `helpdesk` or `auditor` (signed: see
+    /// [`crate::signed`]).
+    pub role: String,
 }
 
 /// One audit entry as stored.
@@ -165,6 +168,8 @@ pub trait StoreTx {
     fn audit_all(&self) -> Result<Vec<AuditRow>>;
     /// Entries with this action and outcome about `user` at or after `since`.
     fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64>;
+    /// Entries with this action, whoever and whenever.
+    fn audit_count_action(&self, action: &str) -> Result<u64>;
 
     /// What Entra holds of a credential in a tenant.
     fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>>;
@@ -174,6 +179,30 @@ pub trait StoreTx {
     fn entra_link_put(&self, link: &EntraLink) -> Result<()>;
     /// Forgets a link; true if there was one.
     fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool>;
+    /// Every link of every tenant (for `vault verify`).
+    fn entra_links_all(&self) -> Result<Vec<EntraLink>>;
+
+    // ----- row MACs (see crate::signed) ------------------------------------
+
+    /// The MACs of rows of `kind` (`credential`, `user`…): of these ids, or
+    /// of all rows of the kind. Rows without one are simply absent.
+    fn row_macs(&self, kind: &str, ids: Option<&[String]>) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Inserts or replaces the MACs of rows of `kind`.
+    fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
+    /// Forgets the MAC of a row that is gone.
+    fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()>;
+
+    // ----- released time steps (see Session::deliver) ----------------------
+
+    /// Records that the code of `counter` was shown (idempotent).
+    fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()>;
+    /// The released steps of a credential, as (counter, at).
+    fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>>;
+    /// Every released step, as (credential id, counter, at).
+    fn released_all(&self) -> Result<Vec<(i64, u64, u64)>>;
+    /// Forgets steps released before `before`; returns them, as
+    /// (credential id, counter), so their MACs go too.
+    fn released_prune(&self, before: u64) -> Result<Vec<(i64, u64)>>;
 
     // ----- web console (see crate::web) -----------------------------------
 

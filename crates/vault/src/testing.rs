@@ -126,6 +126,66 @@ impl ScratchSchema {
         client
     }
 
+    /// Copies the rows of `tables` (parents first) from an SQLite vault
+    /// file as they are — no migration, no key — into this schema, which
+    /// must be at the same schema version: fixtures of old vaults for
+    /// PostgreSQL. Identity columns continue after the copied ids.
+    pub fn load_sqlite_rows(&self, path: &std::path::Path, tables: &[&str]) {
+        use crate::copy::Value;
+        let source =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .expect("open the SQLite fixture");
+        let mut client = self.client();
+        for table in tables {
+            let columns: Vec<String> = source
+                .prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+                .unwrap()
+                .query_map([table], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let list = columns
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut select = source
+                .prepare(&format!("SELECT {list} FROM \"{table}\""))
+                .unwrap();
+            let rows: Vec<Vec<Value>> = select
+                .query_map([], |row| {
+                    Ok((0..columns.len())
+                        .map(|i| Value::from_sqlite(row.get_ref(i).unwrap(), &columns[i]).unwrap())
+                        .collect())
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let placeholders = (1..=columns.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let insert = format!("INSERT INTO \"{table}\" ({list}) VALUES ({placeholders})");
+            for row in &rows {
+                let params: Vec<&(dyn ::postgres::types::ToSql + Sync)> = row
+                    .iter()
+                    .map(|v| v as &(dyn ::postgres::types::ToSql + Sync))
+                    .collect();
+                client
+                    .execute(&insert, &params)
+                    .unwrap_or_else(|e| panic!("{insert}: {}", crate::postgres::describe(&e)));
+            }
+            if columns.iter().any(|c| c == "id") && *table != "web_grants" {
+                client
+                    .batch_execute(&format!(
+                        "SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), \
+                         (SELECT coalesce(max(id), 0) + 1 FROM \"{table}\"), false)"
+                    ))
+                    .unwrap();
+            }
+        }
+    }
+
     /// Runs SQL statements in this schema.
     pub fn execute(&self, sql: &str) {
         self.client()

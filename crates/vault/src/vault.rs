@@ -27,6 +27,8 @@ use crate::location::Location;
 use crate::model::{
     CredentialRow, Custody, Device, DeviceKind, EntraLink, Event, State, TokenRef, User,
 };
+use crate::policy::{Permission, Principal, Role};
+use crate::signed::{self, Signer, kind};
 use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
 
 /// Settings kept in the vault, with their defaults.
@@ -76,6 +78,8 @@ pub struct OperatorInfo {
     pub recipient: String,
     pub created_at: u64,
     pub created_by: String,
+    /// `admin`, `provisioner`, `helpdesk` or `auditor`.
+    pub role: String,
 }
 
 impl Vault<AnyStore> {
@@ -161,9 +165,13 @@ impl<S: Store> Vault<S> {
             }
             tx.meta_set("format", "oathdesk-vault-1")?;
             tx.meta_set("created_at", &now.to_string())?;
-            tx.operator_put(&passphrase_slot(
-                operator, passphrase, kdf, &key, operator, now,
-            )?)?;
+            // The first operator of a vault is its admin.
+            let signer = Signer::new(&key);
+            put_operator(
+                &tx,
+                &signer,
+                &passphrase_slot(operator, passphrase, kdf, &key, operator, Role::Admin, now)?,
+            )?;
             let audit_key = key.audit_key();
             tx.audit_key_put(1, &key.seal_data(audit_key.as_ref(), "audit key 1")?)?;
             append_audit(
@@ -172,7 +180,19 @@ impl<S: Store> Vault<S> {
                 1,
                 operator,
                 now,
-                &AuditEvent::ok("vault.init").detail(json!({"kdf": kdf.to_string()})),
+                &AuditEvent::ok("vault.init")
+                    .detail(json!({"kdf": kdf.to_string(), "role": "admin"})),
+            )?;
+            // Signed from the start: the audit entry keeps row checking on
+            // even if someone deletes the marker.
+            signed::sign_all(&tx, &signer, &setting_names())?;
+            append_audit(
+                &tx,
+                &audit_key,
+                1,
+                operator,
+                now,
+                &AuditEvent::ok(signed::SIGN_ACTION).detail(json!({"new_vault": true})),
             )?;
             tx.commit()?;
         }
@@ -185,9 +205,11 @@ impl<S: Store> Vault<S> {
         Ok(tx.operators()?.into_iter().map(operator_info).collect())
     }
 
-    /// Unlocks the vault as `operator`. Writes nothing.
+    /// Unlocks the vault as `operator`, who acts with the role of their
+    /// (signed) operator row. The first admin to unlock a vault from before
+    /// signed rows signs them (audited); otherwise this writes nothing.
     pub fn unlock(mut self, operator: &str, unlock: Unlock<'_>) -> Result<Session<S>> {
-        let (key, audit_keys) = {
+        let (key, audit_keys, row) = {
             let tx = self.store.read()?;
             let row = tx
                 .operator(operator)?
@@ -207,10 +229,29 @@ impl<S: Store> Vault<S> {
             let key = crypto::unwrap_vault_key(&identity, &row.wrapped_vault_key)
                 .ok_or_else(|| Error::WrongIdentity(operator.to_owned()))?;
             let audit_keys = open_audit_keys(&tx, &key)?;
-            (key, audit_keys)
+            (key, audit_keys, row)
         };
-        Ok(Session::with_key(self.store, operator, key, audit_keys))
+        Session::open(self.store, &row, None, key, audit_keys)
     }
+}
+
+/// The names of the vault's settings.
+pub(crate) fn setting_names() -> Vec<&'static str> {
+    settings::ALL.iter().map(|(name, _)| *name).collect()
+}
+
+/// Writes an operator's slot and signs it (its role is a signed column).
+pub(crate) fn put_operator(tx: &impl StoreTx, signer: &Signer, row: &OperatorRow) -> Result<()> {
+    Role::parse(&row.role).ok_or_else(|| Error::Invalid(format!("unknown role '{}'", row.role)))?;
+    tx.operator_put(row)?;
+    let (id, mac) = signer.operator(row);
+    signer.put(tx, kind::OPERATOR, vec![(id, mac)])
+}
+
+/// Removes an operator's slot and its signature.
+pub(crate) fn delete_operator(tx: &impl StoreTx, name: &str) -> Result<bool> {
+    tx.row_mac_delete(kind::OPERATOR, name)?;
+    tx.operator_delete(name)
 }
 
 /// The audit keys of every epoch, opened with the vault key. A key that
@@ -236,21 +277,96 @@ pub(crate) fn open_audit_keys(
 }
 
 impl<S: Store> Session<S> {
-    /// A session for `operator` from a vault key already opened.
-    pub(crate) fn with_key(
-        store: S,
-        operator: &str,
+    /// A session for the operator of `row`, whose slot opened `key`: their
+    /// role is checked against its signature (an old vault's rows are
+    /// signed here if they are an admin); `scopes` narrow it for an API token.
+    pub(crate) fn open(
+        mut store: S,
+        row: &OperatorRow,
+        scopes: Option<Vec<Permission>>,
         key: VaultKey,
         audit_keys: HashMap<i64, Zeroizing<[u8; 32]>>,
-    ) -> Session<S> {
+    ) -> Result<Session<S>> {
+        let signer = Signer::new(&key);
+        let role = Role::parse(&row.role);
+        let enforced = {
+            let tx = store.read()?;
+            let enforced = signed::enforced(&tx)?;
+            let (id, mac) = signer.operator(row);
+            let name = format!("operator {} (role {})", row.name, row.role);
+            signed::check(&tx, enforced, kind::OPERATOR, &[(id, name.clone(), mac)])?;
+            if role.is_none() {
+                return Err(Error::Altered { row: name });
+            }
+            enforced
+        };
+        let role = role.expect("checked above");
         let epoch = audit_keys.keys().copied().max().unwrap_or(1);
-        Session {
+        let mut session = Session {
             store,
-            operator: operator.to_owned(),
+            operator: row.name.clone(),
             key,
+            signer,
+            signed: enforced,
+            principal: Principal { role, scopes },
             audit_keys,
             epoch,
+        };
+        if !enforced && role == Role::Admin {
+            session.sign_old_rows(wall_clock())?;
         }
+        Ok(session)
+    }
+
+    /// Signs the rows of a vault from before signed rows, once, as its
+    /// first admin unlocks it; the audit entry says what the migration did.
+    fn sign_old_rows(&mut self, now: u64) -> Result<()> {
+        let operators: Vec<serde_json::Value> = self
+            .store
+            .read()?
+            .operators()?
+            .iter()
+            .map(|o| json!({"name": o.name, "role": o.role}))
+            .collect();
+        self.change(now, |tx, keys| {
+            // Another process may have signed them meanwhile.
+            if signed::enforced(tx)? {
+                return Ok(((), AuditEvent::ok("vault.open")));
+            }
+            let rows = signed::sign_all(tx, keys.signer, &setting_names())?;
+            let event = AuditEvent::ok(signed::SIGN_ACTION).detail(json!({
+                "rows": rows,
+                "operators": operators,
+                "note": "operators from before roles could do everything: each became admin, \
+                         except those with a web account, who kept its role",
+            }));
+            Ok(((), event))
+        })?;
+        self.signed = true;
+        Ok(())
+    }
+}
+
+/// Seconds since the Unix epoch, for audit entries of refusals that have
+/// no caller-given time.
+pub(crate) fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What a change works with: the vault key (a `Keys` is used where a key
+/// is), the row signer, and whether rows must carry signatures.
+pub(crate) struct Keys<'a> {
+    pub key: &'a VaultKey,
+    pub signer: &'a Signer,
+    pub enforced: bool,
+}
+
+impl std::ops::Deref for Keys<'_> {
+    type Target = VaultKey;
+    fn deref(&self) -> &VaultKey {
+        self.key
     }
 }
 
@@ -266,6 +382,7 @@ fn operator_info(row: OperatorRow) -> OperatorInfo {
         recipient: row.recipient,
         created_at: row.created_at,
         created_by: row.created_by,
+        role: row.role,
     }
 }
 
@@ -275,6 +392,7 @@ pub(crate) fn passphrase_slot(
     kdf: KdfParams,
     key: &VaultKey,
     by: &str,
+    role: Role,
     now: u64,
 ) -> Result<OperatorRow> {
     let (recipient, salt, sealed_identity) = crypto::new_passphrase_slot(name, passphrase, kdf)?;
@@ -287,6 +405,7 @@ pub(crate) fn passphrase_slot(
         sealed_identity: Some(sealed_identity),
         created_at: now,
         created_by: by.to_owned(),
+        role: role.name().to_owned(),
     })
 }
 
@@ -326,6 +445,12 @@ pub struct Session<S: Store = AnyStore> {
     pub(crate) store: S,
     operator: String,
     pub(crate) key: VaultKey,
+    /// Signs and checks rows (derived from `key`).
+    pub(crate) signer: Signer,
+    /// Whether rows must carry signatures (false only for a vault from
+    /// before signed rows that no admin has unlocked yet).
+    pub(crate) signed: bool,
+    pub(crate) principal: Principal,
     audit_keys: HashMap<i64, Zeroizing<[u8; 32]>>,
     epoch: i64,
 }
@@ -547,43 +672,127 @@ impl<S: Store> Session<S> {
         &self.operator
     }
 
+    /// The operator's role.
+    pub fn role(&self) -> Role {
+        self.principal.role
+    }
+
+    /// Whether this session may do what `permission` allows (its role, and
+    /// an API token's scopes): for front-ends that show or hide an action.
+    pub fn may(&self, permission: Permission) -> bool {
+        self.principal.may(permission)
+    }
+
+    /// The permission check every operation starts with: a refusal is
+    /// audited (like any other refusal) and returned as
+    /// [`Error::Forbidden`].
+    pub(crate) fn require(&mut self, permission: Permission) -> Result<()> {
+        let Err(refusal) = self.principal.check(permission) else {
+            return Ok(());
+        };
+        let event = AuditEvent {
+            outcome: "refused".into(),
+            ..AuditEvent::ok("forbidden")
+        }
+        .detail(json!({
+            "permission": permission.name(),
+            "role": self.principal.role.name(),
+            "reason": refusal.to_string(),
+        }));
+        self.write_audit(wall_clock(), event)?;
+        Err(refusal)
+    }
+
     /// Runs `change` in one write transaction and appends `event` (returned
-    /// by `change`) to the audit chain in the same transaction.
+    /// by `change`) to the audit chain in the same transaction. A row found
+    /// altered on the way is audited after the rollback.
     pub(crate) fn change<T>(
         &mut self,
         now: u64,
-        change: impl FnOnce(&S::Tx<'_>, &VaultKey) -> Result<(T, AuditEvent)>,
+        change: impl FnOnce(&S::Tx<'_>, &Keys<'_>) -> Result<(T, AuditEvent)>,
     ) -> Result<T> {
-        let key = self.audit_keys[&self.epoch].clone();
+        let audit_key = self.audit_keys[&self.epoch].clone();
+        let outcome = {
+            let tx = self.store.write()?;
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            match change(&tx, &keys) {
+                Ok((value, event)) => {
+                    append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
+                    tx.commit()?;
+                    Ok(value)
+                }
+                Err(error) => Err(error),
+            }
+        };
+        self.audited(now, outcome)
+    }
+
+    /// Appends one entry on its own.
+    fn write_audit(&mut self, now: u64, event: AuditEvent) -> Result<()> {
+        let audit_key = self.audit_keys[&self.epoch].clone();
         let tx = self.store.write()?;
-        let (value, event) = change(&tx, &self.key)?;
-        append_audit(&tx, &key, self.epoch, &self.operator, now, &event)?;
-        tx.commit()?;
-        Ok(value)
+        append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
+        tx.commit()
+    }
+
+    /// Passes `outcome` through; an altered row is recorded in the audit
+    /// log first (what was refused, and which row).
+    pub(crate) fn audited<T>(&mut self, now: u64, outcome: Result<T>) -> Result<T> {
+        if let Err(Error::Altered { row }) = &outcome {
+            let event = AuditEvent {
+                outcome: "refused".into(),
+                ..AuditEvent::ok("row.altered")
+            }
+            .detail(json!({"row": row}));
+            self.write_audit(now, event)?;
+        }
+        outcome
     }
 
     /// Records a refused request in the audit log, then returns the refusal.
     fn refuse<T>(&mut self, now: u64, event: AuditEvent, reason: String) -> Result<T> {
+        self.refuse_with(now, event, Error::Refused(reason))
+    }
+
+    /// Records a refused request in the audit log, then returns `error`.
+    fn refuse_with<T>(&mut self, now: u64, event: AuditEvent, error: Error) -> Result<T> {
         let mut event = event;
         event.outcome = "refused".into();
         if let serde_json::Value::Object(map) = &mut event.detail {
-            map.insert("reason".into(), json!(reason));
+            map.insert("reason".into(), json!(error.to_string()));
         }
         self.change(now, |_, _| Ok(((), event)))?;
-        Err(Error::Refused(reason))
+        Err(error)
     }
 
     /// A setting's value.
-    pub fn setting(&mut self, (name, default): (&str, u64)) -> Result<u64> {
-        let tx = self.store.read()?;
-        Ok(match tx.meta_get(&format!("setting.{name}"))? {
-            Some(value) => value.parse().unwrap_or(default),
-            None => default,
-        })
+    pub fn setting(&mut self, setting: (&str, u64)) -> Result<u64> {
+        self.require(Permission::InventoryRead)?;
+        self.setting_value(setting)
+    }
+
+    /// A setting's value, its signature checked: a rule is never read from
+    /// a row the vault did not sign (nor a default taken for one deleted).
+    pub(crate) fn setting_value(&mut self, (name, default): (&str, u64)) -> Result<u64> {
+        let outcome = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            read_setting(&tx, &keys, name, default)
+        };
+        self.audited(wall_clock(), outcome)
     }
 
     /// Changes a setting.
     pub fn set_setting(&mut self, name: &str, value: u64, now: u64) -> Result<()> {
+        self.require(Permission::Admin)?;
         if !settings::ALL.iter().any(|(known, _)| *known == name) {
             let names: Vec<&str> = settings::ALL.iter().map(|(n, _)| *n).collect();
             return Err(Error::Invalid(format!(
@@ -591,8 +800,10 @@ impl<S: Store> Session<S> {
                 names.join(", ")
             )));
         }
-        self.change(now, |tx, _| {
+        self.change(now, |tx, keys| {
             tx.meta_set(&format!("setting.{name}"), &value.to_string())?;
+            let (id, mac) = keys.signer.setting(name, &value.to_string());
+            keys.signer.put(tx, kind::SETTING, vec![(id, mac)])?;
             Ok((
                 (),
                 AuditEvent::ok("setting.change").detail(json!({"name": name, "value": value})),
@@ -602,8 +813,15 @@ impl<S: Store> Session<S> {
 
     // ----- operators -------------------------------------------------------
 
-    /// Adds an operator who can unlock the vault.
-    pub fn add_operator(&mut self, name: &str, how: NewOperator<'_>, now: u64) -> Result<()> {
+    /// Adds an operator with a role who can unlock the vault.
+    pub fn add_operator(
+        &mut self,
+        name: &str,
+        how: NewOperator<'_>,
+        role: Role,
+        now: u64,
+    ) -> Result<()> {
+        self.require(Permission::Admin)?;
         check_operator_name(name)?;
         let by = self.operator.clone();
         self.change(now, |tx, key| {
@@ -616,7 +834,7 @@ impl<S: Store> Session<S> {
                         return Err(Error::Invalid("the passphrase is empty".into()));
                     }
                     (
-                        passphrase_slot(name, passphrase, kdf, key, &by, now)?,
+                        passphrase_slot(name, passphrase, kdf, key, &by, role, now)?,
                         "passphrase",
                     )
                 }
@@ -632,15 +850,17 @@ impl<S: Store> Session<S> {
                             sealed_identity: None,
                             created_at: now,
                             created_by: by.clone(),
+                            role: role.name().to_owned(),
                         },
                         "age-identity",
                     )
                 }
             };
-            tx.operator_put(&row)?;
+            put_operator(tx, key.signer, &row)?;
             Ok((
                 (),
-                AuditEvent::ok("operator.add").detail(json!({"name": name, "unlock": unlock})),
+                AuditEvent::ok("operator.add")
+                    .detail(json!({"name": name, "unlock": unlock, "role": role.name()})),
             ))
         })
     }
@@ -649,19 +869,66 @@ impl<S: Store> Session<S> {
     /// vault holds from now on is out of their reach even if they kept a
     /// copy of the vault key.
     pub fn remove_operator(&mut self, name: &str, now: u64) -> Result<()> {
+        self.require(Permission::Admin)?;
         self.change(now, |tx, _| {
-            if tx.operator(name)?.is_none() {
+            let Some(row) = tx.operator(name)? else {
                 return Err(Error::UnknownOperator(name.to_owned()));
-            }
-            if tx.operators()?.len() == 1 {
+            };
+            let operators = tx.operators()?;
+            if operators.len() == 1 {
                 return Err(Error::Refused(
                     "this is the vault's last operator; add another before removing it".into(),
                 ));
             }
-            tx.operator_delete(name)?;
+            if row.role == Role::Admin.name()
+                && operators
+                    .iter()
+                    .filter(|o| o.role == Role::Admin.name())
+                    .count()
+                    == 1
+            {
+                return Err(Error::Refused(format!(
+                    "'{name}' is the vault's last admin: make another operator admin first"
+                )));
+            }
+            delete_operator(tx, name)?;
             Ok((
                 (),
                 AuditEvent::ok("operator.remove").detail(json!({"name": name})),
+            ))
+        })
+    }
+
+    /// Gives an operator another role (and their web account, if they have
+    /// one, the same); their sessions and API tokens end. The last admin
+    /// keeps the role.
+    pub fn set_operator_role(&mut self, name: &str, role: Role, now: u64) -> Result<()> {
+        self.require(Permission::Admin)?;
+        self.change(now, |tx, keys| {
+            let mut row = tx
+                .operator(name)?
+                .ok_or_else(|| Error::UnknownOperator(name.to_owned()))?;
+            let from = row.role.clone();
+            if from == Role::Admin.name()
+                && role != Role::Admin
+                && tx
+                    .operators()?
+                    .iter()
+                    .filter(|o| o.role == Role::Admin.name())
+                    .count()
+                    == 1
+            {
+                return Err(Error::Refused(format!(
+                    "'{name}' is the vault's last admin: make another operator admin first"
+                )));
+            }
+            row.role = role.name().to_owned();
+            put_operator(tx, keys.signer, &row)?;
+            crate::web::follow_operator_role(tx, keys, name, role)?;
+            Ok((
+                (),
+                AuditEvent::ok("operator.role")
+                    .detail(json!({"name": name, "from": from, "role": role.name()})),
             ))
         })
     }
@@ -670,6 +937,15 @@ impl<S: Store> Session<S> {
     /// remaining operator gets the new key, and the audit chain continues
     /// under a new key epoch. Returns the number of secrets re-sealed.
     pub fn rekey(&mut self, now: u64) -> Result<usize> {
+        self.require(Permission::Admin)?;
+        // Re-signing under the new key would launder an altered row.
+        let report = self.verify_rows()?;
+        if let Some(bad) = report.bad.first() {
+            let outcome = Err(Error::Altered {
+                row: bad.name.clone(),
+            });
+            return self.audited(now, outcome);
+        }
         let new_key = VaultKey::generate()?;
         let new_epoch = self.epoch + 1;
         let new_audit_key = new_key.audit_key();
@@ -698,6 +974,8 @@ impl<S: Store> Session<S> {
                 operator.wrapped_vault_key = crypto::wrap_vault_key(&new_key, &operator.recipient)?;
                 tx.operator_put(&operator)?;
             }
+            let new_signer = Signer::new(&new_key);
+            signed::sign_all(&tx, &new_signer, &setting_names())?;
             // Web accounts are MAC'd under the vault key and web grants
             // wrap it: re-MAC the one, end the other.
             crate::web::after_rekey(&tx, &new_key)?;
@@ -723,6 +1001,8 @@ impl<S: Store> Session<S> {
             tx.commit()?;
             count
         };
+        self.signer = Signer::new(&new_key);
+        self.signed = true;
         self.key = new_key;
         self.audit_keys.insert(new_epoch, new_audit_key);
         self.epoch = new_epoch;
@@ -731,6 +1011,7 @@ impl<S: Store> Session<S> {
 
     /// The operators.
     pub fn operators(&mut self) -> Result<Vec<OperatorInfo>> {
+        self.require(Permission::InventoryRead)?;
         let tx = self.store.read()?;
         Ok(tx.operators()?.into_iter().map(operator_info).collect())
     }
@@ -745,7 +1026,8 @@ impl<S: Store> Session<S> {
         }
         check_text("UPN", upn)?;
         check_text("display name", display_name.unwrap_or_default())?;
-        self.change(now, |tx, _| {
+        self.require(Permission::InventoryWrite)?;
+        self.change(now, |tx, keys| {
             if tx.user_by_upn(upn)?.is_some() {
                 return Err(Error::Exists(format!("user '{upn}'")));
             }
@@ -756,12 +1038,15 @@ impl<S: Store> Session<S> {
                 display_name: display_name.map(str::to_owned),
                 created_at: now,
             };
+            let (id, mac) = keys.signer.user(&user);
+            keys.signer.put(tx, kind::USER, vec![(id, mac)])?;
             Ok((user, AuditEvent::ok("user.add").user(upn)))
         })
     }
 
     /// All users.
     pub fn users(&mut self) -> Result<Vec<User>> {
+        self.require(Permission::InventoryRead)?;
         self.store.read()?.users()
     }
 
@@ -779,6 +1064,7 @@ impl<S: Store> Session<S> {
         now: u64,
         action: &str,
     ) -> Result<Vec<CredentialRow>> {
+        self.require(Permission::InventoryWrite)?;
         let count = tokens.len();
         self.change(now, |tx, key| {
             let added = insert_tokens(tx, key, tokens, now)?;
@@ -800,6 +1086,7 @@ impl<S: Store> Session<S> {
 
     /// Credentials matching `filter`.
     pub fn tokens(&mut self, filter: &CredentialFilter) -> Result<Vec<TokenInfo>> {
+        self.require(Permission::InventoryRead)?;
         Ok(self
             .store
             .read()?
@@ -811,6 +1098,7 @@ impl<S: Store> Session<S> {
 
     /// One credential and its lifecycle history.
     pub fn token(&mut self, token: &TokenRef) -> Result<(TokenInfo, Vec<Event>)> {
+        self.require(Permission::InventoryRead)?;
         let tx = self.store.read()?;
         let row = resolve(&tx, token)?;
         let events = tx.events(row.id)?;
@@ -825,11 +1113,12 @@ impl<S: Store> Session<S> {
         note: Option<&str>,
         now: u64,
     ) -> Result<TokenInfo> {
+        self.require(Permission::InventoryWrite)?;
         let operator = self.operator.clone();
-        self.change(now, |tx, _| {
-            let mut row = resolve(tx, token)?;
+        self.change(now, |tx, keys| {
+            let mut row = resolve_checked(tx, keys, token)?;
             move_state(tx, &mut row, to, &operator, note, now)?;
-            tx.credential_update(&row)?;
+            update_credential(tx, keys, &row)?;
             let mut event = AuditEvent::ok(&format!("token.{}", to.name()))
                 .credential(reference_of(row.serial.as_deref(), row.slot, row.id));
             event.user = row.upn.clone();
@@ -852,13 +1141,14 @@ impl<S: Store> Session<S> {
         if tokens.is_empty() {
             return Err(Error::Invalid("no tokens chosen".into()));
         }
+        self.require(Permission::InventoryWrite)?;
         let operator = self.operator.clone();
-        self.change(now, |tx, _| {
+        self.change(now, |tx, keys| {
             let mut moved = Vec::with_capacity(tokens.len());
             for token in tokens {
-                let mut row = resolve(tx, token)?;
+                let mut row = resolve_checked(tx, keys, token)?;
                 move_state(tx, &mut row, to, &operator, note, now)?;
-                tx.credential_update(&row)?;
+                update_credential(tx, keys, &row)?;
                 moved.push(info(&row));
             }
             let references: Vec<String> = moved.iter().map(TokenInfo::reference).collect();
@@ -875,17 +1165,20 @@ impl<S: Store> Session<S> {
 
     /// Every device, with its kind and number of slots.
     pub fn devices(&mut self) -> Result<Vec<Device>> {
+        self.require(Permission::InventoryRead)?;
         self.store.read()?.devices()
     }
 
     /// Assigns a credential to a user (state `assigned`).
     pub fn assign(&mut self, token: &TokenRef, upn: &str, now: u64) -> Result<TokenInfo> {
+        self.require(Permission::InventoryWrite)?;
         let operator = self.operator.clone();
-        self.change(now, |tx, _| {
+        self.change(now, |tx, keys| {
             let user = tx.user_by_upn(upn)?.ok_or_else(|| {
                 Error::NotFound(format!("user '{upn}' (add it with 'oathdesk user add')"))
             })?;
-            let mut row = resolve(tx, token)?;
+            check_user(tx, keys, &user)?;
+            let mut row = resolve_checked(tx, keys, token)?;
             move_state(
                 tx,
                 &mut row,
@@ -896,7 +1189,7 @@ impl<S: Store> Session<S> {
             )?;
             row.user_id = Some(user.id);
             row.upn = Some(user.upn.clone());
-            tx.credential_update(&row)?;
+            update_credential(tx, keys, &row)?;
             let event = AuditEvent::ok("token.assign")
                 .credential(reference_of(row.serial.as_deref(), row.slot, row.id))
                 .user(user.upn);
@@ -906,15 +1199,25 @@ impl<S: Store> Session<S> {
 
     /// Checks a code read off the delivered token, records its drift, marks
     /// it delivered, and purges the secret now or after the grace period.
+    ///
+    /// The code must be one the vault never showed anyone: a code whose time
+    /// step was released (a helpdesk code, an enrolment code) proves only
+    /// that someone saw it, not that the token arrived (threat model,
+    /// promise 5), and is refused with [`Error::CodeReleased`].
     pub fn deliver(&mut self, token: &TokenRef, code: &str, now: u64) -> Result<Delivery> {
-        let grace = self.setting(settings::PURGE_GRACE)?;
-        let steps = self.setting(settings::DELIVERY_WINDOW)?;
+        self.require(Permission::Deliver)?;
+        let grace = self.setting_value(settings::PURGE_GRACE)?;
+        let steps = self.setting_value(settings::DELIVERY_WINDOW)?;
         let operator = self.operator.clone();
-        let outcome = self.change(now, |tx, key| {
-            let mut row = resolve(tx, token)?;
+        enum Refusal {
+            NoMatch(String),
+            Released(String),
+        }
+        let outcome = self.change(now, |tx, keys| {
+            let mut row = resolve_checked(tx, keys, token)?;
             let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
             row.state.check_transition(State::Delivered)?;
-            let secret = held_secret(key, &row)?;
+            let secret = held_secret(keys, &row)?;
             let (algorithm, digits, kind) = otp_parts(&row)?;
             let hotp = Hotp::new(&secret, algorithm, digits);
             let window = Window::symmetric(steps);
@@ -925,15 +1228,25 @@ impl<S: Store> Session<S> {
             let found = hotp
                 .verify(code, expected, window)
                 .map_err(|e| Error::Invalid(e.to_string()))?;
-            let Some(found) = found else {
-                let event = AuditEvent {
+            let refused = |reason: &str| {
+                AuditEvent {
                     outcome: "refused".into(),
                     ..AuditEvent::ok("token.deliver")
                 }
                 .credential(reference.clone())
-                .detail(json!({"reason": "code does not match"}));
-                return Ok((Err(reference), event));
+                .detail(json!({"reason": reason}))
             };
+            let Some(found) = found else {
+                return Ok((Err(Refusal::NoMatch(reference.clone())), refused("code does not match")));
+            };
+            if matches!(kind, Kind::Totp { .. })
+                && released_steps(tx, keys, row.id)?.contains(&found.counter)
+            {
+                let mut event = refused("the code's time step was released by the vault");
+                event.detail["counter"] = json!(found.counter);
+                event.user = row.upn.clone();
+                return Ok((Err(Refusal::Released(reference.clone())), event));
+            }
             move_state(tx, &mut row, State::Delivered, &operator, None, now)?;
             row.drift_steps = Some(found.offset);
             if let Kind::Hotp { .. } = kind {
@@ -945,9 +1258,9 @@ impl<S: Store> Session<S> {
             } else {
                 row.purge_after = Some(now.saturating_add(grace));
             }
-            tx.credential_update(&row)?;
+            update_credential(tx, keys, &row)?;
             if purged {
-                tx.credential_purge(row.id, now)?;
+                purge_credential(tx, keys, row.id, now)?;
             }
             let mut event = AuditEvent::ok("token.deliver")
                 .credential(reference.clone())
@@ -970,7 +1283,8 @@ impl<S: Store> Session<S> {
                 }
                 Ok(delivery)
             }
-            Err(reference) => Err(Error::Refused(format!(
+            Err(Refusal::Released(credential)) => Err(Error::CodeReleased { credential }),
+            Err(Refusal::NoMatch(reference)) => Err(Error::Refused(format!(
                 "the code does not match {reference} within ±{steps} steps: check the serial and slot, \
                  or read the next code off the token"
             ))),
@@ -979,15 +1293,16 @@ impl<S: Store> Session<S> {
 
     /// Purges a credential's secret now.
     pub fn purge(&mut self, token: &TokenRef, now: u64) -> Result<TokenInfo> {
-        let info = self.change(now, |tx, _| {
-            let row = resolve(tx, token)?;
+        self.require(Permission::InventoryWrite)?;
+        let info = self.change(now, |tx, keys| {
+            let row = resolve_checked(tx, keys, token)?;
             if row.custody == Custody::Purged {
                 return Err(Error::Refused(format!(
                     "the secret of {} was already purged",
                     reference_of(row.serial.as_deref(), row.slot, row.id)
                 )));
             }
-            tx.credential_purge(row.id, now)?;
+            purge_credential(tx, keys, row.id, now)?;
             let mut purged = row.clone();
             purged.custody = Custody::Purged;
             purged.sealed_secret = None;
@@ -1006,6 +1321,7 @@ impl<S: Store> Session<S> {
 
     /// Purges every secret whose grace period has ended; returns how many.
     pub fn purge_due(&mut self, now: u64) -> Result<usize> {
+        self.require(Permission::InventoryWrite)?;
         let due = self.store.read()?.credentials(&CredentialFilter {
             purge_due_at: Some(now),
             ..CredentialFilter::default()
@@ -1014,9 +1330,16 @@ impl<S: Store> Session<S> {
             return Ok(0);
         }
         let count = due.len();
-        self.change(now, |tx, _| {
+        self.change(now, |tx, keys| {
+            // A purge destroys: a row whose purge time was forged is not obeyed.
+            signed::check_credentials(
+                tx,
+                keys.signer,
+                keys.enforced,
+                &due.iter().collect::<Vec<_>>(),
+            )?;
             for row in &due {
-                tx.credential_purge(row.id, now)?;
+                purge_credential(tx, keys, row.id, now)?;
             }
             let references: Vec<String> = due
                 .iter()
@@ -1049,6 +1372,7 @@ impl<S: Store> Session<S> {
                 "a burn needs the device serial (read from the token)".into(),
             ));
         };
+        self.require(Permission::InventoryWrite)?;
         let slot = token.slot;
         let operator = self.operator.clone();
         let (row, purged) = self.change(now, |tx, key| {
@@ -1062,6 +1386,12 @@ impl<S: Store> Session<S> {
                 .into_iter()
                 .filter(|r| r.slot == slot)
                 .collect();
+            signed::check_credentials(
+                tx,
+                key.signer,
+                key.enforced,
+                &occupants.iter().collect::<Vec<_>>(),
+            )?;
             let mut superseded = Vec::new();
             let mut purged = false;
             for mut old in occupants {
@@ -1086,6 +1416,7 @@ impl<S: Store> Session<S> {
                     }
                 }
                 tx.credential_detach(old.id, now)?;
+                key.signer.resign_credentials(tx, &[old.id])?;
                 superseded.push(old.id);
             }
             let new = NewToken {
@@ -1108,9 +1439,10 @@ impl<S: Store> Session<S> {
     /// Marks a burn confirmed by the token: `burning → burned`, then
     /// `assigned` when the credential is for a user.
     pub fn finish_burn(&mut self, credential_id: i64, note: &str, now: u64) -> Result<TokenInfo> {
+        self.require(Permission::InventoryWrite)?;
         let operator = self.operator.clone();
-        self.change(now, |tx, _| {
-            let mut row = resolve(tx, &TokenRef::Id(credential_id))?;
+        self.change(now, |tx, keys| {
+            let mut row = resolve_checked(tx, keys, &TokenRef::Id(credential_id))?;
             let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
             if row.state != State::Burning {
                 return Err(Error::Refused(format!(
@@ -1122,7 +1454,7 @@ impl<S: Store> Session<S> {
             if let Some(upn) = row.upn.clone() {
                 move_state(tx, &mut row, State::Assigned, &operator, Some(&upn), now)?;
             }
-            tx.credential_update(&row)?;
+            update_credential(tx, keys, &row)?;
             let mut event = AuditEvent::ok("device.burn")
                 .credential(reference)
                 .detail(json!({"note": note}));
@@ -1138,7 +1470,8 @@ impl<S: Store> Session<S> {
     /// held credential that is neither lost nor retired, within the
     /// per-user rate limit. Every request is audited, granted or refused.
     pub fn helpdesk_code(&mut self, request: &HelpdeskRequest, now: u64) -> Result<HelpdeskGrant> {
-        let limit = self.setting(settings::RATE_LIMIT)?;
+        self.require(Permission::HelpdeskCode)?;
+        let limit = self.setting_value(settings::RATE_LIMIT)?;
         let mut event = AuditEvent {
             action: "helpdesk.code".into(),
             outcome: "granted".into(),
@@ -1156,20 +1489,16 @@ impl<S: Store> Session<S> {
                     .into(),
             );
         }
-        let (user, candidates, granted_last_hour) = {
-            let tx = self.store.read()?;
-            let user = tx.user_by_upn(&request.user)?;
-            let candidates = match &user {
-                Some(user) => tx.credentials(&CredentialFilter {
-                    user_upn: Some(user.upn.clone()),
-                    ..CredentialFilter::default()
-                })?,
-                None => Vec::new(),
+        let read = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
             };
-            let since = now.saturating_sub(3600);
-            let granted = tx.audit_count("helpdesk.code", "granted", &request.user, since)?;
-            (user, candidates, granted)
+            let tx = self.store.read()?;
+            helpdesk_candidates(&tx, &keys, &request.user, now)
         };
+        let (user, candidates, granted_last_hour) = self.audited(now, read)?;
         let Some(user) = user else {
             let reason = format!("no user '{}' in the vault", request.user);
             return self.refuse(now, event, reason);
@@ -1242,10 +1571,14 @@ impl<S: Store> Session<S> {
         let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
         event.credential = Some(reference.clone());
         if granted_last_hour >= limit {
-            return self.refuse(
+            let reason = rate_limit_reason(&user.upn, granted_last_hour, limit);
+            return self.refuse_with(
                 now,
                 event,
-                rate_limit_reason(&user.upn, granted_last_hour, limit),
+                Error::RateLimited {
+                    reason,
+                    retry_at: now.saturating_add(3600),
+                },
             );
         }
         let secret = held_secret(&self.key, &row)?;
@@ -1292,7 +1625,7 @@ impl<S: Store> Session<S> {
         // process may have granted codes since. Count again where writers
         // are serialised, so concurrent requests cannot pass the limit.
         let since = now.saturating_sub(3600);
-        let refused = self.change(now, |tx, _| {
+        let refused = self.change(now, |tx, keys| {
             let granted = tx.audit_count("helpdesk.code", "granted", &request.user, since)?;
             if granted >= limit {
                 let reason = rate_limit_reason(&user.upn, granted, limit);
@@ -1301,10 +1634,15 @@ impl<S: Store> Session<S> {
                 refusal.detail = json!({"verified_by": request.verified_by, "reason": reason});
                 return Ok((Some(reason), refusal));
             }
+            // The step whose code is shown can never prove a delivery.
+            release_step(tx, keys, grant.credential_id, grant.counter, now)?;
             Ok((None, event))
         })?;
         match refused {
-            Some(reason) => Err(Error::Refused(reason)),
+            Some(reason) => Err(Error::RateLimited {
+                reason,
+                retry_at: now.saturating_add(3600),
+            }),
             None => Ok(grant),
         }
     }
@@ -1312,6 +1650,11 @@ impl<S: Store> Session<S> {
     /// Builds the in-memory identify index of every held secret: secrets
     /// are opened and HMAC-keyed on all cores.
     pub fn identify_index(&mut self) -> Result<IdentifyIndex> {
+        self.require(Permission::Identify)?;
+        self.build_identify_index()
+    }
+
+    fn build_identify_index(&mut self) -> Result<IdentifyIndex> {
         let held = self.store.read()?.held_secrets()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = held.len().div_ceil(threads).max(1);
@@ -1358,12 +1701,13 @@ impl<S: Store> Session<S> {
         window: Window,
         now: u64,
     ) -> Result<Vec<IdentifyHit>> {
-        let index = self.identify_index()?;
+        self.require(Permission::Identify)?;
+        let index = self.build_identify_index()?;
         let matches = index
             .identify(codes, at, window)
             .ok_or_else(|| Error::Invalid("a code is 4 to 10 digits".into()))?;
         let mut rows = HashMap::new();
-        {
+        let checked = {
             let tx = self.store.read()?;
             for m in &matches {
                 let filter = CredentialFilter {
@@ -1374,7 +1718,11 @@ impl<S: Store> Session<S> {
                     rows.insert(row.id, row);
                 }
             }
-        }
+            // A hit names a user and a state: only from signed rows.
+            let hits: Vec<&CredentialRow> = rows.values().collect();
+            signed::check_credentials(&tx, &self.signer, self.signed, &hits)
+        };
+        self.audited(now, checked)?;
         let hits: Vec<IdentifyHit> = matches
             .iter()
             .filter_map(|m: &IdentifyMatch| {
@@ -1404,16 +1752,25 @@ impl<S: Store> Session<S> {
 
     /// Every audit entry, oldest first.
     pub fn audit_entries(&mut self) -> Result<Vec<AuditRow>> {
+        self.require(Permission::AuditRead)?;
         self.store.read()?.audit_all()
     }
 
     /// Checks the whole chain.
     pub fn audit_verify(&mut self) -> Result<ChainReport> {
+        self.require(Permission::AuditRead)?;
         let rows = self.store.read()?.audit_all()?;
         let keys = &self.audit_keys;
         Ok(audit::verify_chain(&rows, &|epoch| {
             keys.get(&epoch).map(|k| **k)
         }))
+    }
+
+    /// Checks the signature of every signed row (`oathdesk vault verify`).
+    pub fn verify_rows(&mut self) -> Result<signed::RowReport> {
+        self.require(Permission::AuditRead)?;
+        let tx = self.store.read()?;
+        signed::verify_all(&tx, &self.signer, &setting_names())
     }
 
     /// Records an event that happened outside the vault's own operations
@@ -1428,11 +1785,24 @@ impl<S: Store> Session<S> {
         &mut self,
         filter: &CredentialFilter,
     ) -> Result<Vec<(TokenInfo, Credential)>> {
+        self.require(Permission::Export)?;
         let filter = CredentialFilter {
             held_only: true,
             ..filter.clone()
         };
-        let rows = self.store.read()?.credentials(&filter)?;
+        let checked = {
+            let tx = self.store.read()?;
+            tx.credentials(&filter).and_then(|rows| {
+                signed::check_credentials(
+                    &tx,
+                    &self.signer,
+                    self.signed,
+                    &rows.iter().collect::<Vec<_>>(),
+                )?;
+                Ok(rows)
+            })
+        };
+        let rows = self.audited(wall_clock(), checked)?;
         rows.iter()
             .map(|row| Ok((info(row), credential_of(&self.key, row)?)))
             .collect()
@@ -1442,12 +1812,28 @@ impl<S: Store> Session<S> {
 
     /// What Entra holds of each credential in `tenant`.
     pub fn entra_links(&mut self, tenant: &str) -> Result<Vec<EntraLink>> {
-        self.store.read()?.entra_links(tenant)
+        self.require(Permission::InventoryRead)?;
+        let checked = {
+            let tx = self.store.read()?;
+            tx.entra_links(tenant).and_then(|links| {
+                check_entra_links(&tx, &self.signer, self.signed, &links)?;
+                Ok(links)
+            })
+        };
+        self.audited(wall_clock(), checked)
     }
 
     /// What Entra holds of one credential in `tenant`, if anything.
     pub fn entra_link(&mut self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {
-        self.store.read()?.entra_link(tenant, credential_id)
+        self.require(Permission::InventoryRead)?;
+        let checked = {
+            let tx = self.store.read()?;
+            tx.entra_link(tenant, credential_id).and_then(|link| {
+                check_entra_links(&tx, &self.signer, self.signed, link.as_slice())?;
+                Ok(link)
+            })
+        };
+        self.audited(wall_clock(), checked)
     }
 
     /// Writes links and forgets others in one transaction with `event` in
@@ -1459,16 +1845,24 @@ impl<S: Store> Session<S> {
         event: AuditEvent,
         now: u64,
     ) -> Result<()> {
+        self.require(Permission::InventoryWrite)?;
         for link in put {
             check_text("Entra serial", &link.serial)?;
         }
-        self.change(now, |tx, _| {
+        self.change(now, |tx, keys| {
             for (tenant, credential_id) in forget {
                 tx.entra_link_delete(tenant, *credential_id)?;
+                tx.row_mac_delete(
+                    kind::ENTRA_LINK,
+                    &signed::entra_link_id(tenant, *credential_id),
+                )?;
             }
+            let mut macs = Vec::with_capacity(put.len());
             for link in put {
                 tx.entra_link_put(link)?;
+                macs.push(keys.signer.entra_link(link));
             }
+            keys.signer.put(tx, kind::ENTRA_LINK, macs)?;
             Ok(((), event))
         })
     }
@@ -1477,9 +1871,80 @@ impl<S: Store> Session<S> {
     /// burns, exports). The caller records why with [`Session::record`] in
     /// the same breath.
     pub fn reveal(&mut self, token: &TokenRef) -> Result<(TokenInfo, Credential)> {
-        let row = resolve(&self.store.read()?, token)?;
+        self.require(Permission::Export)?;
+        let checked = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            resolve_checked(&tx, &keys, token)
+        };
+        let row = self.audited(wall_clock(), checked)?;
         Ok((info(&row), credential_of(&self.key, &row)?))
     }
+
+    /// The code a token shows now, for an enrolment done at the desk: the
+    /// time step is recorded as released (so the code never proves a
+    /// delivery) and the showing is audited. For time-based credentials.
+    pub fn enrolment_code(
+        &mut self,
+        token: &TokenRef,
+        verifier: Verifier,
+        now: u64,
+    ) -> Result<EnrolmentCode> {
+        self.require(Permission::Export)?;
+        self.change(now, |tx, keys| {
+            let row = resolve_checked(tx, keys, token)?;
+            let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+            let secret = held_secret(keys, &row)?;
+            let (algorithm, digits, kind) = otp_parts(&row)?;
+            let Kind::Totp { step } = kind else {
+                return Err(Error::Invalid(format!(
+                    "{reference} is an HOTP (event) token: enrolment codes are for time-based tokens"
+                )));
+            };
+            let totp = Totp::new(&secret, algorithm, digits, step);
+            let counter = step
+                .counter_at(now)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let code = totp.at_counter(counter, 0);
+            let window = verifier
+                .window(step.period())
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let accepted = totp.accepted_interval(counter, window);
+            release_step(tx, keys, row.id, counter, now)?;
+            let mut event = AuditEvent::ok("enroll.code")
+                .credential(reference.clone())
+                .detail(json!({"counter": counter}));
+            event.user = row.upn.clone();
+            Ok((
+                EnrolmentCode {
+                    credential: reference,
+                    user: row.upn.clone(),
+                    code: code.code.to_string(),
+                    counter,
+                    valid_until: code.current.until,
+                    accepted_until: accepted.until,
+                },
+                event,
+            ))
+        })
+    }
+}
+
+/// A code shown at enrolment (see [`Session::enrolment_code`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EnrolmentCode {
+    pub credential: String,
+    pub user: Option<String>,
+    pub code: String,
+    pub counter: u64,
+    /// When the token moves on to the next code.
+    pub valid_until: u64,
+    /// Until when the verifier accepts it.
+    pub accepted_until: u64,
 }
 
 /// What [`Session::copy_to`] copied.
@@ -1507,6 +1972,7 @@ impl Session<AnyStore> {
     /// keys are opened with this session's vault key and its chain
     /// verified; its head must be the one the source had.
     pub fn copy_to(&mut self, target: &Location, replace: bool, now: u64) -> Result<CopyReport> {
+        self.require(Permission::Admin)?;
         let chain = self.audit_verify()?;
         if let Some((seq, why)) = chain.first_bad {
             return Err(Error::Refused(format!(
@@ -1669,6 +2135,154 @@ fn resolve(tx: &impl StoreTx, token: &TokenRef) -> Result<CredentialRow> {
     }
 }
 
+/// Finds exactly one credential and checks its signature.
+fn resolve_checked(tx: &impl StoreTx, keys: &Keys<'_>, token: &TokenRef) -> Result<CredentialRow> {
+    let row = resolve(tx, token)?;
+    signed::check_credentials(tx, keys.signer, keys.enforced, &[&row])?;
+    Ok(row)
+}
+
+/// Writes a credential's mutable fields and signs the row as written.
+fn update_credential(tx: &impl StoreTx, keys: &Keys<'_>, row: &CredentialRow) -> Result<()> {
+    tx.credential_update(row)?;
+    keys.signer
+        .put(tx, kind::CREDENTIAL, vec![keys.signer.credential(row)])
+}
+
+/// Purges a credential's secret and signs what is left of the row.
+fn purge_credential(tx: &impl StoreTx, keys: &Keys<'_>, id: i64, now: u64) -> Result<()> {
+    tx.credential_purge(id, now)?;
+    keys.signer.resign_credentials(tx, &[id])
+}
+
+fn check_user(tx: &impl StoreTx, keys: &Keys<'_>, user: &User) -> Result<()> {
+    let (id, mac) = keys.signer.user(user);
+    let name = format!("user {} ({})", user.id, user.upn);
+    signed::check(tx, keys.enforced, kind::USER, &[(id, name, mac)])
+}
+
+fn check_entra_links(
+    tx: &impl StoreTx,
+    signer: &Signer,
+    enforced: bool,
+    links: &[EntraLink],
+) -> Result<()> {
+    let expected: Vec<(String, String, Vec<u8>)> = links
+        .iter()
+        .map(|link| {
+            let (id, mac) = signer.entra_link(link);
+            let name = format!(
+                "the Entra link of credential {} in {}",
+                link.credential_id, link.tenant
+            );
+            (id, name, mac)
+        })
+        .collect();
+    signed::check(tx, enforced, kind::ENTRA_LINK, &expected)
+}
+
+/// A setting's value from its signed row. A setting that was signed and is
+/// gone counts as altered: deleting a limit must not lift it to the default.
+fn read_setting(tx: &impl StoreTx, keys: &Keys<'_>, name: &str, default: u64) -> Result<u64> {
+    let row = || format!("setting {name}");
+    match tx.meta_get(&format!("setting.{name}"))? {
+        Some(value) => {
+            let (id, mac) = keys.signer.setting(name, &value);
+            signed::check(tx, keys.enforced, kind::SETTING, &[(id, row(), mac)])?;
+            value.parse().map_err(|_| Error::Altered { row: row() })
+        }
+        None => {
+            if keys.enforced
+                && !tx
+                    .row_macs(kind::SETTING, Some(&[name.to_owned()]))?
+                    .is_empty()
+            {
+                return Err(Error::Altered { row: row() });
+            }
+            Ok(default)
+        }
+    }
+}
+
+/// The user a helpdesk code is asked for, their credentials and the codes
+/// granted for them in the last hour; the rows that decide are checked.
+#[allow(clippy::type_complexity)]
+fn helpdesk_candidates(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    upn: &str,
+    now: u64,
+) -> Result<(Option<User>, Vec<CredentialRow>, u64)> {
+    let user = tx.user_by_upn(upn)?;
+    let candidates = match &user {
+        Some(user) => {
+            check_user(tx, keys, user)?;
+            tx.credentials(&CredentialFilter {
+                user_upn: Some(user.upn.clone()),
+                ..CredentialFilter::default()
+            })?
+        }
+        None => Vec::new(),
+    };
+    signed::check_credentials(
+        tx,
+        keys.signer,
+        keys.enforced,
+        &candidates.iter().collect::<Vec<_>>(),
+    )?;
+    let since = now.saturating_sub(3600);
+    let granted = tx.audit_count("helpdesk.code", "granted", upn, since)?;
+    Ok((user, candidates, granted))
+}
+
+/// How long a released step is remembered: longer than any delivery
+/// window can reach back (the default window is ±10 steps).
+const RELEASED_KEPT: u64 = 86_400;
+
+/// Records that the code of `counter` was shown, and forgets steps too old
+/// to match any delivery check.
+fn release_step(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    credential_id: i64,
+    counter: u64,
+    now: u64,
+) -> Result<()> {
+    tx.released_put(credential_id, counter, now)?;
+    let at = tx
+        .released(credential_id)?
+        .into_iter()
+        .find(|(c, _)| *c == counter)
+        .map_or(now, |(_, at)| at);
+    keys.signer.put(
+        tx,
+        kind::RELEASED,
+        vec![keys.signer.released(credential_id, counter, at)],
+    )?;
+    for (id, counter) in tx.released_prune(now.saturating_sub(RELEASED_KEPT))? {
+        tx.row_mac_delete(kind::RELEASED, &signed::released_id(id, counter))?;
+    }
+    Ok(())
+}
+
+/// The released steps of a credential, their signatures checked.
+fn released_steps(tx: &impl StoreTx, keys: &Keys<'_>, credential_id: i64) -> Result<Vec<u64>> {
+    let steps = tx.released(credential_id)?;
+    let expected: Vec<(String, String, Vec<u8>)> = steps
+        .iter()
+        .map(|(counter, at)| {
+            let (id, mac) = keys.signer.released(credential_id, *counter, *at);
+            (
+                id,
+                format!("released step {counter} of credential {credential_id}"),
+                mac,
+            )
+        })
+        .collect();
+    signed::check(tx, keys.enforced, kind::RELEASED, &expected)?;
+    Ok(steps.into_iter().map(|(counter, _)| counter).collect())
+}
+
 fn held_secret(key: &VaultKey, row: &CredentialRow) -> Result<Secret> {
     match &row.sealed_secret {
         Some(sealed) if row.custody == Custody::Held => Ok(Secret::from_bytes(
@@ -1733,7 +2347,7 @@ impl Planned {
 /// import there a hundred times slower than on SQLite.
 fn insert_tokens(
     tx: &impl StoreTx,
-    key: &VaultKey,
+    key: &Keys<'_>,
     tokens: Vec<NewToken>,
     now: u64,
 ) -> Result<Vec<CredentialRow>> {
@@ -1783,9 +2397,9 @@ fn insert_tokens(
             taken.insert((serial_of[&device_id].to_owned(), slot));
         }
     }
-    let mut users: HashMap<String, Planned> = tx
-        .users_by_upn(&upns)?
-        .into_iter()
+    let existing_users: Vec<User> = tx.users_by_upn(&upns)?;
+    let mut users: HashMap<String, Planned> = existing_users
+        .iter()
         .map(|u| (u.upn.to_lowercase(), Planned::Existing(u.id)))
         .collect();
 
@@ -1853,9 +2467,46 @@ fn insert_tokens(
         plans.push((device, user));
     }
 
+    // The existing rows that decide (a device's slots, a user's id) must
+    // be the vault's.
+    let expected: Vec<(String, String, Vec<u8>)> = existing_users
+        .iter()
+        .map(|u| {
+            let (id, mac) = key.signer.user(u);
+            (id, format!("user {} ({})", u.id, u.upn), mac)
+        })
+        .collect();
+    signed::check(tx, key.enforced, kind::USER, &expected)?;
+    let expected: Vec<(String, String, Vec<u8>)> = existing_devices
+        .values()
+        .map(|d| {
+            let (id, mac) = key.signer.device(d);
+            (id, format!("device {} (serial {})", d.id, d.serial), mac)
+        })
+        .collect();
+    signed::check(tx, key.enforced, kind::DEVICE, &expected)?;
+
     // The writes.
     let new_device_ids = tx.devices_insert(&new_devices)?;
     let new_user_ids = tx.users_insert(&new_users)?;
+    let device_macs = new_devices
+        .iter_mut()
+        .zip(&new_device_ids)
+        .map(|(device, id)| {
+            device.id = *id;
+            key.signer.device(device)
+        })
+        .collect();
+    key.signer.put(tx, kind::DEVICE, device_macs)?;
+    let user_macs = new_users
+        .iter_mut()
+        .zip(&new_user_ids)
+        .map(|(user, id)| {
+            user.id = *id;
+            key.signer.user(user)
+        })
+        .collect();
+    key.signer.put(tx, kind::USER, user_macs)?;
     let ids = tx.credential_ids(tokens.len())?;
     let mut rows = Vec::with_capacity(tokens.len());
     for ((token, (device, user)), id) in tokens.into_iter().zip(plans).zip(ids) {
@@ -1901,6 +2552,11 @@ fn insert_tokens(
         rows.push(row);
     }
     tx.credentials_insert(&rows)?;
+    key.signer.put(
+        tx,
+        kind::CREDENTIAL,
+        rows.iter().map(|row| key.signer.credential(row)).collect(),
+    )?;
     let events: Vec<Event> = rows
         .iter()
         .map(|row| Event {

@@ -18,7 +18,8 @@
 //!   or a client address) in the database, so several servers on one
 //!   database enforce one lockout.
 //!
-//! Roles are names here; what each may do is the web console's policy.
+//! An account's role is its operator's role ([`crate::policy`]): the
+//! vault decides what each may do, for the console as for the command line.
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -29,8 +30,12 @@ use zeroize::Zeroizing;
 use crate::audit::{AuditEvent, hex};
 use crate::crypto::{self, KdfParams, VaultKey};
 use crate::error::{Error, Result};
+use crate::policy::{Permission, Role};
 use crate::store::{Store, StoreTx};
-use crate::vault::{Session, Vault, check_operator_name, open_audit_keys, passphrase_slot};
+use crate::vault::{
+    Keys, Session, Vault, check_operator_name, delete_operator, open_audit_keys, passphrase_slot,
+    put_operator,
+};
 
 /// The roles a web account can have.
 pub const ROLES: [&str; 4] = ["admin", "helpdesk", "provisioner", "auditor"];
@@ -233,15 +238,38 @@ fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn check_role(role: &str) -> Result<()> {
-    if ROLES.contains(&role) {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "unknown role '{role}': use {}",
-            ROLES.join(", ")
-        )))
+fn check_role(role: &str) -> Result<Role> {
+    role.parse()
+}
+
+/// Keeps a web account's role equal to its operator's (part of
+/// `Session::set_operator_role`): re-MAC'd, and its grants ended.
+pub(crate) fn follow_operator_role(
+    tx: &impl StoreTx,
+    key: &VaultKey,
+    name: &str,
+    role: Role,
+) -> Result<()> {
+    if let Some(row) = tx.web_account(name)? {
+        let mut row = row;
+        row.role = role.name().to_owned();
+        row.mac = account_mac(key, &row);
+        tx.web_account_put(&row)?;
+        tx.web_grants_delete_account(Some(name))?;
     }
+    Ok(())
+}
+
+/// Sets the role of an operator's row (signed) to match its account.
+fn set_operator_role(tx: &impl StoreTx, keys: &Keys<'_>, name: &str, role: Role) -> Result<()> {
+    let mut row = tx
+        .operator(name)?
+        .ok_or_else(|| Error::UnknownOperator(name.to_owned()))?;
+    if row.role != role.name() {
+        row.role = role.name().to_owned();
+        put_operator(tx, keys.signer, &row)?;
+    }
+    Ok(())
 }
 
 fn grant_of(row: &GrantRow, account: &WebAccount) -> Result<Grant> {
@@ -375,7 +403,7 @@ impl<S: Store> Vault<S> {
     ) -> Result<(Session<S>, Grant)> {
         let id = grant_id(secret);
         let denied = |why: &str| Error::Unauthenticated(why.to_owned());
-        let (key, audit_keys, row, account) = {
+        let (key, audit_keys, row, account, operator) = {
             let tx = self.store.read()?;
             let row = tx
                 .web_grant(&id)?
@@ -393,9 +421,9 @@ impl<S: Store> Vault<S> {
             let account = tx
                 .web_account(&row.account)?
                 .ok_or_else(|| denied("the account no longer exists"))?;
-            if tx.operator(&row.account)?.is_none() {
+            let Some(operator) = tx.operator(&row.account)? else {
                 return Err(denied("the account's operator slot was removed"));
-            }
+            };
             let key = VaultKey::unwrap_from(
                 &grant_wrapping_key(secret),
                 &row.wrapped_key,
@@ -405,7 +433,7 @@ impl<S: Store> Vault<S> {
             let audit_keys = open_audit_keys(&tx, &key).map_err(|_| {
                 denied("the vault was rekeyed since this session or token began: sign in again")
             })?;
-            (key, audit_keys, row, account)
+            (key, audit_keys, row, account, operator)
         };
         let account = account_verified(&key, &account)?;
         if account.disabled {
@@ -419,10 +447,19 @@ impl<S: Store> Vault<S> {
             tx.commit()?;
         }
         let grant = grant_of(&row, &account)?;
-        Ok((
-            Session::with_key(self.store, &account.name, key, audit_keys),
-            grant,
-        ))
+        // A token acts within its scopes; a browser session with its role.
+        let scopes = match GrantKind::parse(&row.kind)? {
+            GrantKind::Session => None,
+            GrantKind::Token => Some(
+                grant
+                    .scopes
+                    .iter()
+                    .filter_map(|s| Permission::scope(s))
+                    .collect(),
+            ),
+        };
+        let session = Session::open(self.store, &operator, scopes, key, audit_keys)?;
+        Ok((session, grant))
     }
 }
 
@@ -480,6 +517,7 @@ impl<S: Store> Session<S> {
         failures: u64,
         now: u64,
     ) -> Result<(GrantSecret, Grant)> {
+        self.require(Permission::Account)?;
         let operator = self.operator().to_owned();
         self.change(now, |tx, key| {
             let account = own_account(tx, key, &operator)?;
@@ -536,6 +574,28 @@ impl<S: Store> Session<S> {
         if scopes.is_empty() {
             return Err(Error::Invalid("a token needs at least one scope".into()));
         }
+        self.require(Permission::Account)?;
+        let role = self.role();
+        for scope in scopes {
+            let permission = Permission::scope(scope).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown scope '{scope}': use {}",
+                    role.permissions()
+                        .iter()
+                        .filter(|p| **p != Permission::Account)
+                        .map(|p| p.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            if !role.permits(permission) {
+                return Err(Error::Forbidden {
+                    permission,
+                    role,
+                    token: false,
+                });
+            }
+        }
         let operator = self.operator().to_owned();
         self.change(now, |tx, key| {
             let account = own_account(tx, key, &operator)?;
@@ -561,6 +621,7 @@ impl<S: Store> Session<S> {
 
     /// The grants of one account (or of all accounts), newest first.
     pub fn web_grants(&mut self, account: Option<&str>) -> Result<Vec<Grant>> {
+        self.require_own_or_admin(account)?;
         let tx = self.store.read()?;
         let accounts: std::collections::HashMap<String, WebAccount> = tx
             .web_accounts()?
@@ -579,6 +640,7 @@ impl<S: Store> Session<S> {
 
     /// Revokes a grant by its handle; with `account`, only that account's.
     pub fn revoke_grant(&mut self, handle: &str, account: Option<&str>, now: u64) -> Result<()> {
+        self.require_own_or_admin(account)?;
         self.change(now, |tx, _| {
             let found = tx
                 .web_grants(account)?
@@ -597,8 +659,18 @@ impl<S: Store> Session<S> {
         })
     }
 
+    /// `Account` for one's own grants or password, `Admin` for anyone's.
+    fn require_own_or_admin(&mut self, account: Option<&str>) -> Result<()> {
+        if account == Some(self.operator()) {
+            self.require(Permission::Account)
+        } else {
+            self.require(Permission::Admin)
+        }
+    }
+
     /// This session's own web account.
     pub fn web_account(&mut self) -> Result<WebAccount> {
+        self.require(Permission::Account)?;
         let operator = self.operator().to_owned();
         let tx = self.store.read()?;
         own_account(&tx, &self.key, &operator)
@@ -606,6 +678,7 @@ impl<S: Store> Session<S> {
 
     /// Every web account; an account whose MAC fails is an error naming it.
     pub fn web_accounts(&mut self) -> Result<Vec<WebAccount>> {
+        self.require(Permission::Admin)?;
         let tx = self.store.read()?;
         tx.web_accounts()?
             .iter()
@@ -624,8 +697,9 @@ impl<S: Store> Session<S> {
         now: u64,
     ) -> Result<WebAccount> {
         check_operator_name(name)?;
-        check_role(role)?;
+        let parsed = check_role(role)?;
         check_password(password)?;
+        self.require(Permission::Admin)?;
         let by = self.operator().to_owned();
         self.change(now, |tx, key| {
             if tx.operator(name)?.is_some() {
@@ -633,7 +707,11 @@ impl<S: Store> Session<S> {
                     "operator '{name}' (give an existing operator a web account instead)"
                 )));
             }
-            tx.operator_put(&passphrase_slot(name, password, kdf, key, &by, now)?)?;
+            put_operator(
+                tx,
+                key.signer,
+                &passphrase_slot(name, password, kdf, key, &by, parsed, now)?,
+            )?;
             let account = put_account(tx, key, name, role, false, must_change_password, &by, now)?;
             let event =
                 AuditEvent::ok("web.account.add").detail(json!({"name": name, "role": role}));
@@ -643,7 +721,8 @@ impl<S: Store> Session<S> {
 
     /// Gives an existing operator (made with the command line) a web account.
     pub fn grant_web_account(&mut self, name: &str, role: &str, now: u64) -> Result<WebAccount> {
-        check_role(role)?;
+        let parsed = check_role(role)?;
+        self.require(Permission::Admin)?;
         let by = self.operator().to_owned();
         self.change(now, |tx, key| {
             let operator = tx
@@ -658,6 +737,20 @@ impl<S: Store> Session<S> {
             if tx.web_account(name)?.is_some() {
                 return Err(Error::Exists(format!("web account '{name}'")));
             }
+            if operator.role == Role::Admin.name()
+                && parsed != Role::Admin
+                && tx
+                    .operators()?
+                    .iter()
+                    .filter(|o| o.role == Role::Admin.name())
+                    .count()
+                    == 1
+            {
+                return Err(Error::Refused(format!(
+                    "'{name}' is the vault's last admin: give the account the admin role"
+                )));
+            }
+            set_operator_role(tx, key, name, parsed)?;
             let account = put_account(tx, key, name, role, false, false, &by, now)?;
             let event = AuditEvent::ok("web.account.add")
                 .detail(json!({"name": name, "role": role, "existing_operator": true}));
@@ -668,6 +761,7 @@ impl<S: Store> Session<S> {
     /// The first admin of a vault made on the command line: this session's
     /// operator becomes admin, allowed only while there is no web account.
     pub fn claim_first_admin(&mut self, now: u64) -> Result<WebAccount> {
+        self.require(Permission::Admin)?;
         let name = self.operator().to_owned();
         self.change(now, |tx, key| {
             if !tx.web_accounts()?.is_empty() {
@@ -703,15 +797,20 @@ impl<S: Store> Session<S> {
         if admin == SETUP_OPERATOR {
             return Err(Error::Invalid(format!("'{SETUP_OPERATOR}' is reserved")));
         }
+        self.require(Permission::Admin)?;
         self.change(now, |tx, key| {
             if !tx.web_accounts()?.is_empty() {
                 return Err(Error::Refused(
                     "the web console is set up already: sign in instead".into(),
                 ));
             }
-            tx.operator_put(&passphrase_slot(admin, password, kdf, key, admin, now)?)?;
+            put_operator(
+                tx,
+                key.signer,
+                &passphrase_slot(admin, password, kdf, key, admin, Role::Admin, now)?,
+            )?;
             let account = put_account(tx, key, admin, "admin", false, false, admin, now)?;
-            tx.operator_delete(SETUP_OPERATOR)?;
+            delete_operator(tx, SETUP_OPERATOR)?;
             let (secret, row) = new_grant(
                 tx,
                 key,
@@ -736,9 +835,8 @@ impl<S: Store> Session<S> {
         disabled: Option<bool>,
         now: u64,
     ) -> Result<WebAccount> {
-        if let Some(role) = role {
-            check_role(role)?;
-        }
+        let parsed = role.map(check_role).transpose()?;
+        self.require(Permission::Admin)?;
         self.change(now, |tx, key| {
             let row = tx
                 .web_account(name)?
@@ -753,6 +851,9 @@ impl<S: Store> Session<S> {
                 return Err(Error::Refused(format!(
                     "'{name}' is the last enabled admin: make another admin first"
                 )));
+            }
+            if let Some(role) = parsed {
+                set_operator_role(tx, key, name, role)?;
             }
             let account = put_account(
                 tx,
@@ -784,6 +885,7 @@ impl<S: Store> Session<S> {
         now: u64,
     ) -> Result<WebAccount> {
         check_password(password)?;
+        self.require_own_or_admin(Some(name))?;
         let by = self.operator().to_owned();
         self.change(now, |tx, key| {
             let row = tx
@@ -793,9 +895,11 @@ impl<S: Store> Session<S> {
             let old_slot = tx
                 .operator(name)?
                 .ok_or_else(|| Error::UnknownOperator(name.to_owned()))?;
-            let mut slot = passphrase_slot(name, password, kdf, key, &old_slot.created_by, now)?;
+            let role = check_role(&old_slot.role)?;
+            let mut slot =
+                passphrase_slot(name, password, kdf, key, &old_slot.created_by, role, now)?;
             slot.created_at = old_slot.created_at;
-            tx.operator_put(&slot)?;
+            put_operator(tx, key.signer, &slot)?;
             let account = put_account(
                 tx,
                 key,
@@ -822,6 +926,7 @@ impl<S: Store> Session<S> {
         remove_operator: bool,
         now: u64,
     ) -> Result<()> {
+        self.require(Permission::Admin)?;
         self.change(now, |tx, _| {
             let row = tx
                 .web_account(name)?
@@ -839,7 +944,7 @@ impl<S: Store> Session<S> {
             tx.web_grants_delete_account(Some(name))?;
             tx.web_account_delete(name)?;
             if remove_operator {
-                tx.operator_delete(name)?;
+                delete_operator(tx, name)?;
             }
             let event = AuditEvent::ok("web.account.remove")
                 .detail(json!({"name": name, "operator_removed": remove_operator}));

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use oathdesk_vault::crypto::KdfParams;
-use oathdesk_vault::{Location, NewOperator, Vault, settings};
+use oathdesk_vault::{Location, NewOperator, Role, Vault, settings};
 use serde_json::json;
 
 use crate::input::{self, rfc3339};
@@ -43,6 +43,16 @@ Examples:
   oathdesk vault copy --to 'postgres://oathdesk@db/helpdesk?schema=vault'
   oathdesk vault copy --from 'postgres://oathdesk@db/helpdesk?schema=vault' --to backup.db")]
     Copy(CopyArgs),
+    /// Check the signature of every row that decides an action, and the audit chain.
+    #[command(after_help = "\
+Credentials (user, state, serial, slot, parameters, purge marks), users, devices, settings, \
+operators' roles, Entra links and released time steps each carry a MAC under the vault key. \
+A row edited in the database without oathdesk is listed here (and refused when it would be acted \
+on). Exit 0: all intact; 2: something was altered.")]
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +105,12 @@ pub enum OperatorCommand {
 The new operator's passphrase comes from --new-passphrase-file, OATHDESK_NEW_PASSPHRASE or a \
 prompt; with --recipient they unlock with their age identity file (--identity) instead.")]
     Add(AddOperatorArgs),
+    /// Give an operator another role (admin, provisioner, helpdesk, auditor).
+    Role {
+        name: String,
+        /// admin, provisioner, helpdesk or auditor.
+        role: Role,
+    },
     /// Remove an operator's key slot (then run 'oathdesk vault rekey').
     Remove { name: String },
 }
@@ -103,6 +119,9 @@ prompt; with --recipient they unlock with their age identity file (--identity) i
 pub struct AddOperatorArgs {
     /// The new operator's name.
     pub name: String,
+    /// What they may do: admin, provisioner, helpdesk or auditor.
+    #[arg(long, default_value = "helpdesk")]
+    pub role: Role,
     /// Their age X25519 public key (age1…), instead of a passphrase.
     #[arg(long, value_name = "AGE1…")]
     pub recipient: Option<String>,
@@ -133,7 +152,14 @@ entries removed from the end of the log are caught that way.")]
     },
 }
 
-pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<()> {
+pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<ExitCode> {
+    if let VaultCommand::Verify { json } = command {
+        return verify(json, options);
+    }
+    run_vault_change(command, options).map(|()| ExitCode::SUCCESS)
+}
+
+fn run_vault_change(command: VaultCommand, options: &VaultOptions) -> Result<()> {
     match command {
         VaultCommand::Init(args) => {
             let location = options.location()?;
@@ -183,7 +209,65 @@ pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<()> {
             Ok(())
         }
         VaultCommand::Copy(args) => copy(args, options),
+        VaultCommand::Verify { .. } => unreachable!("answered above"),
     }
+}
+
+/// `vault verify`: every signed row and the audit chain; exit 2 if
+/// anything was altered.
+fn verify(json: bool, options: &VaultOptions) -> Result<ExitCode> {
+    let mut session = options.unlock()?;
+    let rows = session.verify_rows()?;
+    let chain = session.audit_verify()?;
+    let intact = rows.bad.is_empty() && !rows.marker_missing && chain.first_bad.is_none();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "intact": intact,
+                "rows": rows,
+                "audit": {
+                    "entries": chain.entries,
+                    "head": chain.head,
+                    "first_bad": chain.first_bad.as_ref().map(|(seq, why)| json!({"seq": seq, "reason": why})),
+                },
+            })
+        );
+    } else {
+        for bad in &rows.bad {
+            println!("{}: {}", bad.name, bad.problem);
+        }
+        if rows.marker_missing {
+            println!(
+                "meta key 'rows_signed' was deleted (the audit log says the rows were signed)"
+            );
+        }
+        if !rows.signed {
+            println!(
+                "rows are not signed yet: this vault is from before signed rows; an admin's unlock signs them"
+            );
+        }
+        if let Some((seq, why)) = &chain.first_bad {
+            println!("audit entry {seq} is bad: {why}");
+        }
+        println!(
+            "{}: {} row(s) checked, {} altered or unsigned; audit log {} entries, head {}",
+            if intact {
+                "vault intact"
+            } else {
+                "VAULT ALTERED"
+            },
+            rows.checked,
+            rows.bad.len(),
+            chain.entries,
+            chain.head.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<()> {
@@ -195,8 +279,9 @@ pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<
             } else {
                 for o in operators {
                     println!(
-                        "{:<20} {:<13} added {} by {}",
+                        "{:<20} {:<12} {:<13} added {} by {}",
                         o.name,
+                        o.role,
                         o.unlock,
                         rfc3339(o.created_at),
                         o.created_by
@@ -211,6 +296,7 @@ pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<
                 Some(recipient) => session.add_operator(
                     &args.name,
                     NewOperator::Recipient(recipient),
+                    args.role,
                     input::now(),
                 )?,
                 None => {
@@ -222,11 +308,19 @@ pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<
                     session.add_operator(
                         &args.name,
                         NewOperator::Passphrase(passphrase.as_bytes(), args.kdf.kdf()),
+                        args.role,
                         input::now(),
                     )?
                 }
             }
-            eprintln!("oathdesk: operator {} added", args.name);
+            eprintln!("oathdesk: operator {} added as {}", args.name, args.role);
+            Ok(())
+        }
+        OperatorCommand::Role { name, role } => {
+            options
+                .unlock()?
+                .set_operator_role(&name, role, input::now())?;
+            eprintln!("oathdesk: operator {name} is now {role}");
             Ok(())
         }
         OperatorCommand::Remove { name } => {

@@ -1,0 +1,311 @@
+//! Who may do what: the vault's one permission table.
+//!
+//! Every operator — command line or web — has exactly one [`Role`]. Every
+//! [`Session`](crate::Session) operation needs one [`Permission`], and
+//! [`Role::permits`] decides it from [`TABLE`], here and nowhere else: the
+//! command line, the web console and the REST API ask the same table
+//! through the same session, so a helpdesk operator's command line can do
+//! exactly what their console account can, no more. An API token narrows
+//! its account's role further to the token's scopes.
+//!
+//! The role itself is a signed column of the operator's row
+//! ([`crate::signed`]): someone who can write the database but holds no
+//! vault key cannot give an operator a role.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// What an operation needs. API token scopes are these names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Permission {
+    /// The toolset: codes, conversions, seeds, QR codes of secrets the user types.
+    Toolset,
+    /// Users, devices, credentials and their states (no secrets).
+    InventoryRead,
+    /// Reveal a helpdesk code (with verification and ticket).
+    HelpdeskCode,
+    /// Find the token that shows a code.
+    Identify,
+    /// Confirm a delivery by a code read off the token.
+    Deliver,
+    /// Add tokens, change lifecycle states, assign, import, purge, burn.
+    InventoryWrite,
+    /// Open secrets: export seed files, burn devices, push to Entra.
+    Export,
+    /// Read and verify the audit log.
+    AuditRead,
+    /// Operators, web accounts, roles, settings, rekey, copies of the vault.
+    Admin,
+    /// One's own password, API tokens and logout (sessions only: never a
+    /// token scope).
+    Account,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 10] = [
+        Permission::Toolset,
+        Permission::InventoryRead,
+        Permission::HelpdeskCode,
+        Permission::Identify,
+        Permission::Deliver,
+        Permission::InventoryWrite,
+        Permission::Export,
+        Permission::AuditRead,
+        Permission::Admin,
+        Permission::Account,
+    ];
+
+    /// The scope name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::Toolset => "toolset",
+            Permission::InventoryRead => "inventory.read",
+            Permission::HelpdeskCode => "helpdesk.code",
+            Permission::Identify => "identify",
+            Permission::Deliver => "deliver",
+            Permission::InventoryWrite => "inventory.write",
+            Permission::Export => "export",
+            Permission::AuditRead => "audit.read",
+            Permission::Admin => "admin",
+            Permission::Account => "account",
+        }
+    }
+
+    /// What it allows, for refusals ("the helpdesk role may not export secrets").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Permission::Toolset => "use the toolset",
+            Permission::InventoryRead => "read the inventory",
+            Permission::HelpdeskCode => "reveal helpdesk codes",
+            Permission::Identify => "identify tokens by their codes",
+            Permission::Deliver => "confirm deliveries",
+            Permission::InventoryWrite => "change the inventory",
+            Permission::Export => "export secrets",
+            Permission::AuditRead => "read the audit log",
+            Permission::Admin => "manage operators, accounts, roles and settings",
+            Permission::Account => "manage their own account",
+        }
+    }
+
+    /// A token scope by name; `account` is not one.
+    pub fn scope(name: &str) -> Option<Permission> {
+        Permission::ALL
+            .into_iter()
+            .find(|p| p.name() == name && *p != Permission::Account)
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An operator's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything; trusted with everything.
+    Admin,
+    /// Reads the inventory, reveals codes, identifies tokens, confirms deliveries.
+    Helpdesk,
+    /// Brings tokens in, burns them and moves them through their life;
+    /// exports seed files.
+    Provisioner,
+    /// Reads the inventory and the audit log; changes nothing.
+    Auditor,
+}
+
+/// The policy, as data: each permission and the roles that have it.
+pub const TABLE: [(Permission, &[Role]); 10] = {
+    use Role::*;
+    [
+        (
+            Permission::Toolset,
+            &[Admin, Helpdesk, Provisioner, Auditor],
+        ),
+        (
+            Permission::InventoryRead,
+            &[Admin, Helpdesk, Provisioner, Auditor],
+        ),
+        (Permission::HelpdeskCode, &[Admin, Helpdesk]),
+        (Permission::Identify, &[Admin, Helpdesk, Provisioner]),
+        (Permission::Deliver, &[Admin, Helpdesk, Provisioner]),
+        (Permission::InventoryWrite, &[Admin, Provisioner]),
+        (Permission::Export, &[Admin, Provisioner]),
+        (Permission::AuditRead, &[Admin, Auditor]),
+        (Permission::Admin, &[Admin]),
+        (
+            Permission::Account,
+            &[Admin, Helpdesk, Provisioner, Auditor],
+        ),
+    ]
+};
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Admin,
+        Role::Helpdesk,
+        Role::Provisioner,
+        Role::Auditor,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Helpdesk => "helpdesk",
+            Role::Provisioner => "provisioner",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// Whether the role has `permission`, by [`TABLE`].
+    pub fn permits(self, permission: Permission) -> bool {
+        TABLE
+            .iter()
+            .any(|(p, roles)| *p == permission && roles.contains(&self))
+    }
+
+    /// Every permission of the role.
+    pub fn permissions(self) -> Vec<Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(|p| self.permits(*p))
+            .collect()
+    }
+
+    /// Whether operators of this role may hold a key slot that opens the
+    /// vault offline. Helpdesk and auditor operators work through a
+    /// console that holds the key (threat model, promise 2).
+    pub fn may_hold_key(self) -> bool {
+        matches!(self, Role::Admin | Role::Provisioner)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Role, Error> {
+        Role::parse(text.trim()).ok_or_else(|| {
+            let names: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+            Error::Invalid(format!(
+                "unknown role '{}': use one of {}",
+                text.trim(),
+                names.join(", ")
+            ))
+        })
+    }
+}
+
+/// Who a session acts as, and what it may do: the operator's role, and for
+/// an API token the scopes it was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub role: Role,
+    /// `Some` for an API token: only these permissions (within the role).
+    pub scopes: Option<Vec<Permission>>,
+}
+
+impl Principal {
+    /// Whether this principal has `permission`.
+    pub fn may(&self, permission: Permission) -> bool {
+        self.role.permits(permission)
+            && self
+                .scopes
+                .as_ref()
+                .is_none_or(|scopes| scopes.contains(&permission))
+    }
+
+    /// The refusal of `permission`, if refused: the words every front-end shows.
+    pub fn check(&self, permission: Permission) -> Result<(), Error> {
+        if !self.role.permits(permission) {
+            return Err(Error::Forbidden {
+                permission,
+                role: self.role,
+                token: false,
+            });
+        }
+        if !self.may(permission) {
+            return Err(Error::Forbidden {
+                permission,
+                role: self.role,
+                token: true,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_permission_is_in_the_table_once() {
+        for permission in Permission::ALL {
+            assert_eq!(
+                TABLE.iter().filter(|(p, _)| *p == permission).count(),
+                1,
+                "{permission}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_role_table() {
+        assert_eq!(Role::Admin.permissions().len(), Permission::ALL.len());
+        assert!(Role::Helpdesk.permits(Permission::HelpdeskCode));
+        assert!(!Role::Helpdesk.permits(Permission::InventoryWrite));
+        assert!(!Role::Helpdesk.permits(Permission::Export));
+        assert!(!Role::Helpdesk.permits(Permission::AuditRead));
+        assert!(!Role::Helpdesk.permits(Permission::Admin));
+        assert!(!Role::Provisioner.permits(Permission::HelpdeskCode));
+        assert!(Role::Provisioner.permits(Permission::Export));
+        assert!(!Role::Auditor.permits(Permission::Deliver));
+        assert!(Role::Auditor.permits(Permission::AuditRead));
+        for role in Role::ALL {
+            assert!(role.permits(Permission::Toolset) && role.permits(Permission::Account));
+            assert_eq!(Role::parse(role.name()), Some(role));
+            assert_eq!(role.name().parse::<Role>().unwrap(), role);
+        }
+        assert!("root".parse::<Role>().is_err());
+        assert_eq!(Permission::scope("account"), None);
+        assert_eq!(
+            Permission::scope("helpdesk.code"),
+            Some(Permission::HelpdeskCode)
+        );
+    }
+
+    #[test]
+    fn a_token_is_its_role_narrowed_to_its_scopes() {
+        let token = Principal {
+            role: Role::Helpdesk,
+            scopes: Some(vec![Permission::InventoryRead, Permission::Export]),
+        };
+        assert!(token.may(Permission::InventoryRead));
+        assert!(!token.may(Permission::HelpdeskCode), "not in its scopes");
+        assert!(!token.may(Permission::Export), "not in its role");
+        assert!(matches!(
+            token.check(Permission::Export),
+            Err(Error::Forbidden { token: false, .. })
+        ));
+        assert!(matches!(
+            token.check(Permission::HelpdeskCode),
+            Err(Error::Forbidden { token: true, .. })
+        ));
+    }
+}

@@ -1,0 +1,494 @@
+//! Signed rows: no row decides an action unless the vault signed it.
+//!
+//! Sealed secrets and the audit chain were always authenticated; the rows
+//! that decide *who* and *whether* — which user a credential belongs to,
+//! its state, a user's UPN, a rate limit, an operator's role — were plain
+//! columns that anyone with write access to the database could edit
+//! (threat model, actor A3). Each such row now carries an HMAC-SHA256 under
+//! a key derived from the vault key, over every field that decides an
+//! action, bound to the row's kind and id, kept in the table `row_macs`.
+//!
+//! - A row is signed in the transaction that writes it.
+//! - A row is checked before it is acted on; one whose MAC is missing or
+//!   wrong is refused with [`Error::Altered`] and audited, never re-signed.
+//! - [`verify_all`] checks every row (`oathdesk vault verify`).
+//! - A vault from before signed rows is signed whole by the first admin who
+//!   unlocks it ([`sign_all`]), which the audit log records as
+//!   `vault.sign_rows`. From then on (the meta key `rows_signed`, or that
+//!   audit entry if the key was deleted) a missing MAC is an altered row.
+//!
+//! A credential's MAC covers the serial of its device and the UPN of its
+//! user as joined: swapping two users' UPNs, or two credentials' users,
+//! breaks the MACs of the credentials involved.
+
+use hmac::{Hmac, Mac};
+use zeroize::Zeroizing;
+
+use crate::crypto::VaultKey;
+use crate::error::{Error, Result};
+use crate::model::{CredentialRow, Device, EntraLink, User};
+use crate::store::{CredentialFilter, OperatorRow, StoreTx};
+
+type HmacSha256 = Hmac<sha2::Sha256>;
+
+/// The kinds of signed rows, as stored in `row_macs.kind`.
+pub mod kind {
+    pub const CREDENTIAL: &str = "credential";
+    pub const USER: &str = "user";
+    pub const DEVICE: &str = "device";
+    pub const SETTING: &str = "setting";
+    pub const OPERATOR: &str = "operator";
+    pub const ENTRA_LINK: &str = "entra_link";
+    pub const RELEASED: &str = "released_step";
+    pub const ALL: [&str; 7] = [
+        CREDENTIAL, USER, DEVICE, SETTING, OPERATOR, ENTRA_LINK, RELEASED,
+    ];
+}
+
+/// The meta key whose presence says the vault's rows are signed.
+pub(crate) const SIGNED_MARKER: &str = "rows_signed";
+/// The audit action of the first signing.
+pub(crate) const SIGN_ACTION: &str = "vault.sign_rows";
+
+/// A field of a signed row. `None` and `Some("")` differ.
+enum Field<'a> {
+    Text(Option<&'a str>),
+    Number(Option<i128>),
+}
+
+fn text(value: &str) -> Field<'_> {
+    Field::Text(Some(value))
+}
+
+fn opt_text(value: Option<&str>) -> Field<'_> {
+    Field::Text(value)
+}
+
+fn number(value: impl Into<i128>) -> Field<'static> {
+    Field::Number(Some(value.into()))
+}
+
+fn opt_number<T: Into<i128>>(value: Option<T>) -> Field<'static> {
+    Field::Number(value.map(Into::into))
+}
+
+/// The key that signs rows, derived from the vault key.
+pub struct Signer {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl Signer {
+    pub fn new(key: &VaultKey) -> Signer {
+        Signer {
+            key: key.derive(b"oathdesk row mac v1"),
+        }
+    }
+
+    fn mac(&self, kind: &str, id: &str, fields: &[Field<'_>]) -> Vec<u8> {
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(self.key.as_ref()).expect("HMAC takes any key");
+        let mut put = |bytes: &[u8]| {
+            mac.update(&(bytes.len() as u64).to_be_bytes());
+            mac.update(bytes);
+        };
+        put(kind.as_bytes());
+        put(id.as_bytes());
+        for field in fields {
+            match field {
+                Field::Text(None) | Field::Number(None) => put(b"\x00"),
+                Field::Text(Some(value)) => put(&[b"\x01", value.as_bytes()].concat()),
+                Field::Number(Some(value)) => {
+                    put(&[b"\x02".as_slice(), &value.to_be_bytes()].concat())
+                }
+            }
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Every field of a credential that decides what is done with it.
+    pub(crate) fn credential(&self, row: &CredentialRow) -> (String, Vec<u8>) {
+        let upn = row.upn.as_deref().map(str::to_lowercase);
+        let id = row.id.to_string();
+        let mac = self.mac(
+            kind::CREDENTIAL,
+            &id,
+            &[
+                opt_number(row.device_id),
+                opt_text(row.serial.as_deref()),
+                opt_number(row.slot),
+                text(&row.kind),
+                text(&row.algorithm),
+                number(row.digits),
+                opt_number(row.period),
+                opt_number(row.t0),
+                opt_number(row.counter),
+                text(row.state.name()),
+                text(row.custody.name()),
+                number(u8::from(row.sealed_secret.is_some())),
+                opt_number(row.user_id),
+                opt_text(upn.as_deref()),
+                opt_number(row.drift_steps),
+                opt_number(row.purge_after),
+            ],
+        );
+        (id, mac)
+    }
+
+    pub(crate) fn user(&self, user: &User) -> (String, Vec<u8>) {
+        let id = user.id.to_string();
+        let mac = self.mac(kind::USER, &id, &[text(&user.upn)]);
+        (id, mac)
+    }
+
+    pub(crate) fn device(&self, device: &Device) -> (String, Vec<u8>) {
+        let id = device.id.to_string();
+        let mac = self.mac(
+            kind::DEVICE,
+            &id,
+            &[
+                text(&device.serial),
+                text(device.kind.name()),
+                number(device.slots),
+            ],
+        );
+        (id, mac)
+    }
+
+    pub(crate) fn setting(&self, name: &str, value: &str) -> (String, Vec<u8>) {
+        (
+            name.to_owned(),
+            self.mac(kind::SETTING, name, &[text(value)]),
+        )
+    }
+
+    pub(crate) fn operator(&self, row: &OperatorRow) -> (String, Vec<u8>) {
+        let mac = self.mac(
+            kind::OPERATOR,
+            &row.name,
+            &[text(&row.role), text(&row.recipient)],
+        );
+        (row.name.clone(), mac)
+    }
+
+    pub(crate) fn entra_link(&self, link: &EntraLink) -> (String, Vec<u8>) {
+        let id = entra_link_id(&link.tenant, link.credential_id);
+        let mac = self.mac(
+            kind::ENTRA_LINK,
+            &id,
+            &[
+                text(&link.serial),
+                opt_text(link.device_id.as_deref()),
+                opt_text(link.user_id.as_deref()),
+                opt_text(link.user_upn.as_deref()),
+                opt_text(link.method_id.as_deref()),
+                text(&link.status),
+                opt_number(link.last_counter),
+            ],
+        );
+        (id, mac)
+    }
+
+    pub(crate) fn released(&self, credential_id: i64, counter: u64, at: u64) -> (String, Vec<u8>) {
+        let id = released_id(credential_id, counter);
+        let mac = self.mac(kind::RELEASED, &id, &[number(at)]);
+        (id, mac)
+    }
+
+    /// Signs rows of one kind in the transaction.
+    pub(crate) fn put(
+        &self,
+        tx: &impl StoreTx,
+        kind: &str,
+        macs: Vec<(String, Vec<u8>)>,
+    ) -> Result<()> {
+        if macs.is_empty() {
+            return Ok(());
+        }
+        tx.row_macs_put(kind, &macs)
+    }
+
+    /// Signs credentials as they are now in the database (after an update
+    /// that SQL made, such as a purge or a detach).
+    pub(crate) fn resign_credentials(&self, tx: &impl StoreTx, ids: &[i64]) -> Result<()> {
+        let mut macs = Vec::with_capacity(ids.len());
+        for id in ids {
+            for row in tx.credentials(&CredentialFilter {
+                id: Some(*id),
+                ..CredentialFilter::default()
+            })? {
+                macs.push(self.credential(&row));
+            }
+        }
+        self.put(tx, kind::CREDENTIAL, macs)
+    }
+}
+
+pub(crate) fn entra_link_id(tenant: &str, credential_id: i64) -> String {
+    format!("{tenant}/{credential_id}")
+}
+
+pub(crate) fn released_id(credential_id: i64, counter: u64) -> String {
+    format!("{credential_id}:{counter}")
+}
+
+/// Whether this vault's rows are signed (a missing MAC is then an altered
+/// row). Deleting the marker does not switch checking off: the audit log
+/// keeps the signing.
+pub(crate) fn enforced(tx: &impl StoreTx) -> Result<bool> {
+    Ok(tx.meta_get(SIGNED_MARKER)?.is_some() || tx.audit_count_action(SIGN_ACTION)? > 0)
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks rows of one kind: `rows` are (id, what to call it, expected MAC).
+/// The first that fails is the error.
+pub(crate) fn check(
+    tx: &impl StoreTx,
+    enforced: bool,
+    kind: &str,
+    rows: &[(String, String, Vec<u8>)],
+) -> Result<()> {
+    if !enforced || rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = rows.iter().map(|(id, _, _)| id.clone()).collect();
+    let stored: std::collections::HashMap<String, Vec<u8>> =
+        tx.row_macs(kind, Some(&ids))?.into_iter().collect();
+    for (id, name, expected) in rows {
+        match stored.get(id) {
+            Some(mac) if same(mac, expected) => {}
+            _ => return Err(Error::Altered { row: name.clone() }),
+        }
+    }
+    Ok(())
+}
+
+/// What a credential is called in messages: `credential 17 (serial X:3)`.
+pub fn credential_name(row: &CredentialRow) -> String {
+    match (&row.serial, row.slot) {
+        (Some(serial), Some(slot)) => format!("credential {} (serial {serial}:{slot})", row.id),
+        (Some(serial), None) => format!("credential {} (serial {serial})", row.id),
+        (None, _) => format!("credential {}", row.id),
+    }
+}
+
+/// Checks credentials before they are acted on.
+pub(crate) fn check_credentials(
+    tx: &impl StoreTx,
+    signer: &Signer,
+    enforced: bool,
+    rows: &[&CredentialRow],
+) -> Result<()> {
+    if !enforced {
+        return Ok(());
+    }
+    let expected: Vec<(String, String, Vec<u8>)> = rows
+        .iter()
+        .map(|row| {
+            let (id, mac) = signer.credential(row);
+            (id, credential_name(row), mac)
+        })
+        .collect();
+    check(tx, enforced, kind::CREDENTIAL, &expected)
+}
+
+/// One row that does not carry the vault's signature.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BadRow {
+    pub kind: &'static str,
+    pub id: String,
+    /// `credential 17 (serial X:3)`, `user 4 (alice@example.com)`…
+    pub name: String,
+    /// `altered` (the MAC does not match) or `unsigned` (no MAC).
+    pub problem: &'static str,
+}
+
+/// What [`verify_all`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RowReport {
+    /// Rows checked, all kinds.
+    pub checked: u64,
+    pub bad: Vec<BadRow>,
+    /// Whether the vault's rows are signed at all (an old vault waits for
+    /// its first admin unlock).
+    pub signed: bool,
+    /// The marker was deleted although the audit log says the rows were signed.
+    pub marker_missing: bool,
+}
+
+/// Every signed row with its expected MAC, by kind: (kind, id, name, mac).
+fn expected_all(
+    tx: &impl StoreTx,
+    signer: &Signer,
+    settings: &[&str],
+) -> Result<Vec<(&'static str, String, String, Vec<u8>)>> {
+    let mut all = Vec::new();
+    for row in tx.credentials(&CredentialFilter::default())? {
+        let (id, mac) = signer.credential(&row);
+        all.push((kind::CREDENTIAL, id, credential_name(&row), mac));
+    }
+    for user in tx.users()? {
+        let (id, mac) = signer.user(&user);
+        all.push((
+            kind::USER,
+            id,
+            format!("user {} ({})", user.id, user.upn),
+            mac,
+        ));
+    }
+    for device in tx.devices()? {
+        let (id, mac) = signer.device(&device);
+        let name = format!("device {} (serial {})", device.id, device.serial);
+        all.push((kind::DEVICE, id, name, mac));
+    }
+    for name in settings {
+        if let Some(value) = tx.meta_get(&format!("setting.{name}"))? {
+            let (id, mac) = signer.setting(name, &value);
+            all.push((kind::SETTING, id, format!("setting {name}"), mac));
+        }
+    }
+    for operator in tx.operators()? {
+        let (id, mac) = signer.operator(&operator);
+        let name = format!("operator {} (role {})", operator.name, operator.role);
+        all.push((kind::OPERATOR, id, name, mac));
+    }
+    for link in tx.entra_links_all()? {
+        let (id, mac) = signer.entra_link(&link);
+        let name = format!(
+            "Entra link of credential {} in {}",
+            link.credential_id, link.tenant
+        );
+        all.push((kind::ENTRA_LINK, id, name, mac));
+    }
+    for (credential_id, counter, at) in tx.released_all()? {
+        let (id, mac) = signer.released(credential_id, counter, at);
+        let name = format!("released step {counter} of credential {credential_id}");
+        all.push((kind::RELEASED, id, name, mac));
+    }
+    Ok(all)
+}
+
+/// Checks every signed row.
+pub(crate) fn verify_all(
+    tx: &impl StoreTx,
+    signer: &Signer,
+    settings: &[&str],
+) -> Result<RowReport> {
+    let signed = enforced(tx)?;
+    let marker_missing = signed && tx.meta_get(SIGNED_MARKER)?.is_none();
+    let mut stored: std::collections::HashMap<&str, std::collections::HashMap<String, Vec<u8>>> =
+        Default::default();
+    for kind in kind::ALL {
+        stored.insert(kind, tx.row_macs(kind, None)?.into_iter().collect());
+    }
+    let mut report = RowReport {
+        signed,
+        marker_missing,
+        ..RowReport::default()
+    };
+    for (kind, id, name, expected) in expected_all(tx, signer, settings)? {
+        report.checked += 1;
+        let problem = match stored[kind].get(&id) {
+            Some(mac) if same(mac, &expected) => continue,
+            Some(_) => "altered",
+            None => "unsigned",
+        };
+        report.bad.push(BadRow {
+            kind,
+            id,
+            name,
+            problem,
+        });
+    }
+    Ok(report)
+}
+
+/// Signs every row (an old vault's first admin unlock, or a rekey under
+/// the new key) and sets the marker; returns how many rows were signed.
+pub(crate) fn sign_all(tx: &impl StoreTx, signer: &Signer, settings: &[&str]) -> Result<u64> {
+    let mut by_kind: std::collections::HashMap<&str, Vec<(String, Vec<u8>)>> = Default::default();
+    let mut count = 0;
+    for (kind, id, _, mac) in expected_all(tx, signer, settings)? {
+        by_kind.entry(kind).or_default().push((id, mac));
+        count += 1;
+    }
+    for (kind, macs) in by_kind {
+        signer.put(tx, kind, macs)?;
+    }
+    tx.meta_set(SIGNED_MARKER, "1")?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Custody, State};
+
+    fn row() -> CredentialRow {
+        CredentialRow {
+            id: 17,
+            device_id: Some(3),
+            slot: Some(2),
+            kind: "totp".into(),
+            algorithm: "sha1".into(),
+            digits: 6,
+            period: Some(30),
+            t0: Some(0),
+            counter: None,
+            issuer: None,
+            label: None,
+            state: State::Assigned,
+            custody: Custody::Held,
+            sealed_secret: Some(vec![1, 2, 3]),
+            user_id: Some(4),
+            drift_steps: None,
+            purge_after: None,
+            created_at: 1,
+            updated_at: 2,
+            serial: Some("S1".into()),
+            upn: Some("Alice@Example.com".into()),
+            manufacturer: None,
+            model: None,
+        }
+    }
+
+    #[test]
+    fn every_deciding_field_changes_the_mac() {
+        let signer = Signer::new(&VaultKey::generate().unwrap());
+        let base = signer.credential(&row()).1;
+        let edits: Vec<Box<dyn Fn(&mut CredentialRow)>> = vec![
+            Box::new(|r| r.user_id = Some(5)),
+            Box::new(|r| r.upn = Some("bob@example.com".into())),
+            Box::new(|r| r.state = State::Lost),
+            Box::new(|r| r.custody = Custody::Purged),
+            Box::new(|r| r.slot = Some(3)),
+            Box::new(|r| r.slot = None),
+            Box::new(|r| r.serial = Some("S2".into())),
+            Box::new(|r| r.device_id = None),
+            Box::new(|r| r.digits = 8),
+            Box::new(|r| r.period = Some(60)),
+            Box::new(|r| r.purge_after = Some(9)),
+            Box::new(|r| r.sealed_secret = None),
+        ];
+        for edit in edits {
+            let mut changed = row();
+            edit(&mut changed);
+            assert_ne!(signer.credential(&changed).1, base);
+        }
+        // Display-only fields and the UPN's case do not decide anything.
+        let mut same_row = row();
+        same_row.label = Some("x".into());
+        same_row.updated_at = 99;
+        same_row.upn = Some("alice@example.com".into());
+        assert_eq!(signer.credential(&same_row).1, base);
+        // Bound to the id.
+        let mut moved = row();
+        moved.id = 18;
+        assert_ne!(signer.credential(&moved).1, base);
+        // Another vault key signs differently.
+        let other = Signer::new(&VaultKey::generate().unwrap());
+        assert_ne!(other.credential(&row()).1, base);
+    }
+}
