@@ -118,6 +118,15 @@ impl Desk {
     }
 }
 
+fn code_at(secret: &str, at: u64) -> String {
+    let output = Command::cargo_bin("oathdesk")
+        .unwrap()
+        .args(["code", secret, "--at", &at.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 fn current_code(secret: &str) -> String {
     let output = Command::cargo_bin("oathdesk")
         .unwrap()
@@ -174,9 +183,18 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
     assert_eq!(grant["code"].as_str().unwrap().len(), 6);
     assert!(grant["valid_until"].as_u64().is_some());
 
-    // Delivery: the user reads the code off the token.
-    let code = current_code(SECRET);
-    let delivered = desk.json(&["token", "deliver", "2100001", "--code", &code, "--json"]);
+    // Delivery: the code the helpdesk gave out proves nothing about the
+    // token (exit 2, like a code that did not verify)...
+    let released = grant["code"].as_str().unwrap();
+    desk.run(&["token", "deliver", "2100001", "--code", released])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "this code was given out by the helpdesk",
+        ));
+    // ...the next one the token shows does.
+    let next = code_at(SECRET, (grant["counter"].as_u64().unwrap() + 1) * 30);
+    let delivered = desk.json(&["token", "deliver", "2100001", "--code", &next, "--json"]);
     assert_eq!(delivered["purged"], true);
     let shown = desk.json(&["token", "show", "2100001", "--json"]);
     assert_eq!(shown["token"]["state"], "delivered");
@@ -214,19 +232,22 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
         actions,
         vec![
             "vault.init",
+            "vault.sign_rows",
             "user.add",
             "token.add",
             "token.shipped",
             "helpdesk.code",
             "helpdesk.code",
             "token.deliver",
+            "token.deliver",
             "helpdesk.code"
         ]
     );
+    assert_eq!(audit[7]["outcome"], "refused", "the released code");
     desk.run(&["audit", "verify"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("audit log intact: 8 entries"));
+        .stdout(predicate::str::contains("audit log intact: 10 entries"));
 }
 
 fn wrong_passphrase_and_missing_vault_are_clear(backend: Backend) {
@@ -287,7 +308,8 @@ fn removing_the_newest_entries_is_caught_with_the_kept_head(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    desk.edit("DELETE FROM audit WHERE seq = 2");
+    // Entries 1 and 2 are the vault's creation; 3 is carol's.
+    desk.edit("DELETE FROM audit WHERE seq = 3");
     desk.run(&["audit", "verify", "--expect-head", &head])
         .assert()
         .code(1)
@@ -320,7 +342,7 @@ fn two_processes_changing_the_vault_lose_nothing(backend: Backend) {
     desk.run(&["audit", "verify"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("13 entries"));
+        .stdout(predicate::str::contains("14 entries"));
 }
 
 /// Twelve processes at once: helpdesk codes for one user (limit 3), the
@@ -380,15 +402,15 @@ fn racing_processes_keep_one_history(backend: Backend) {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     let count = |action: &str| actions.iter().filter(|a| **a == action).count();
-    // init, set, 2 token.add; then 4 codes (granted or refused), 1 ship, 4 users.
-    assert_eq!(actions.len(), 4 + 4 + 1 + 4, "{actions:?}");
+    // init, signing, set, 2 token.add; then 4 codes (granted or refused), 1 ship, 4 users.
+    assert_eq!(actions.len(), 5 + 4 + 1 + 4, "{actions:?}");
     assert_eq!(count("helpdesk.code"), 4);
     assert_eq!(count("token.shipped"), 1);
     assert_eq!(count("user.add"), 4);
     desk.run(&["audit", "verify"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("audit log intact: 13 entries"));
+        .stdout(predicate::str::contains("audit log intact: 14 entries"));
 }
 
 fn spreadsheet_import_is_all_or_nothing(backend: Backend) {
@@ -438,6 +460,8 @@ fn a_second_operator_and_rekey(backend: Backend) {
         "operator",
         "add",
         "bob",
+        "--role",
+        "provisioner",
         "--new-passphrase-file",
         bob_pass.to_str().unwrap(),
         "--kdf-memory-mib",
@@ -446,7 +470,10 @@ fn a_second_operator_and_rekey(backend: Backend) {
         "1",
     ])
     .assert()
-    .success();
+    .success()
+    .stderr(predicate::str::contains(
+        "operator bob added as provisioner",
+    ));
     let as_bob = |args: &[&str]| {
         let mut cmd = desk.run(args);
         cmd.env("OATHDESK_OPERATOR", "bob")
@@ -456,8 +483,28 @@ fn a_second_operator_and_rekey(backend: Backend) {
     as_bob(&["user", "add", "frank@contoso.com"])
         .assert()
         .success();
+    // A provisioner may change the inventory, not the settings: the same
+    // refusal as the console's, audited.
+    as_bob(&["vault", "set", "helpdesk.codes_per_hour", "1000"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the provisioner role may not manage accounts, operators and settings",
+        ));
     let operators = desk.json(&["operator", "list", "--json"]);
     assert_eq!(operators.as_array().unwrap().len(), 2);
+    assert_eq!(operators[0]["role"], "admin");
+    assert_eq!(operators[1]["role"], "provisioner");
+    let audit = desk.json(&["audit", "list", "--json"]);
+    let refusal = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "forbidden")
+        .expect("the refusal is audited");
+    assert_eq!(refusal["operator"], "bob");
+    assert_eq!(refusal["outcome"], "refused");
+    assert_eq!(refusal["detail"]["permission"], "admin");
     desk.run(&["operator", "remove", "bob"]).assert().success();
     desk.run(&["vault", "rekey"]).assert().success();
     as_bob(&["user", "list"])
@@ -604,6 +651,8 @@ fn a_postgres_vault_lives_in_its_schema() {
             "events",
             "meta",
             "operators",
+            "released_steps",
+            "row_macs",
             "schema_migrations",
             "users",
             "web_accounts",
@@ -633,7 +682,7 @@ fn vault_copy_there_and_back() {
     let copied = desk.json(&["vault", "copy", "--to", &schema.url(), "--json"]);
     assert_eq!(copied["to"], schema.url());
     assert_eq!(copied["tables"]["credentials"], 1);
-    assert_eq!(copied["audit_entries"], 3, "{copied}");
+    assert_eq!(copied["audit_entries"], 4, "{copied}");
     desk.run(&["vault", "copy", "--to", &schema.url()])
         .assert()
         .code(1)
@@ -654,7 +703,7 @@ fn vault_copy_there_and_back() {
     ])
     .assert()
     .success()
-    .stdout(predicate::str::contains("audit log intact: 4 entries"));
+    .stdout(predicate::str::contains("audit log intact: 5 entries"));
     let in_file = |args: &[&str]| {
         let mut cmd = desk.run(args);
         cmd.env("OATHDESK_VAULT", &back);
@@ -668,7 +717,7 @@ fn vault_copy_there_and_back() {
     in_file(&["audit", "verify"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("audit log intact: 4 entries"));
+        .stdout(predicate::str::contains("audit log intact: 5 entries"));
     let audit: Value = serde_json::from_slice(
         &in_file(&["audit", "list", "--json"])
             .output()

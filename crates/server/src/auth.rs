@@ -17,153 +17,16 @@ use axum::http::{HeaderMap, Method, header};
 use hmac::{Hmac, Mac};
 use oathdesk_vault::Session;
 use oathdesk_vault::web::Grant;
-use serde::Serialize;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, blocking, now};
 
-/// What a request may do. Scopes of API tokens are these names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Permission {
-    /// The toolset: codes, conversions, seeds, QR codes of secrets the user types.
-    Toolset,
-    /// Users, devices, credentials and their states (no secrets).
-    InventoryRead,
-    /// Reveal a helpdesk code (with verification and ticket).
-    HelpdeskCode,
-    /// Find the token that shows a code.
-    Identify,
-    /// Confirm a delivery by a code read off the token.
-    Deliver,
-    /// Add tokens, change lifecycle states, assign, import, purge.
-    InventoryWrite,
-    /// Export secrets in a seed-file format.
-    Export,
-    /// Read and verify the audit log.
-    AuditRead,
-    /// Web accounts, operators, settings, every API token.
-    Admin,
-    /// One's own password, API tokens and logout (sessions only: never a
-    /// token scope).
-    Account,
-}
-
-impl Permission {
-    pub const ALL: [Permission; 10] = [
-        Permission::Toolset,
-        Permission::InventoryRead,
-        Permission::HelpdeskCode,
-        Permission::Identify,
-        Permission::Deliver,
-        Permission::InventoryWrite,
-        Permission::Export,
-        Permission::AuditRead,
-        Permission::Admin,
-        Permission::Account,
-    ];
-
-    /// The scope name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Permission::Toolset => "toolset",
-            Permission::InventoryRead => "inventory.read",
-            Permission::HelpdeskCode => "helpdesk.code",
-            Permission::Identify => "identify",
-            Permission::Deliver => "deliver",
-            Permission::InventoryWrite => "inventory.write",
-            Permission::Export => "export",
-            Permission::AuditRead => "audit.read",
-            Permission::Admin => "admin",
-            Permission::Account => "account",
-        }
-    }
-
-    /// What it allows, for messages ("… may not reveal helpdesk codes").
-    pub fn describe(self) -> &'static str {
-        match self {
-            Permission::Toolset => "use the toolset",
-            Permission::InventoryRead => "read the inventory",
-            Permission::HelpdeskCode => "reveal helpdesk codes",
-            Permission::Identify => "identify tokens by their codes",
-            Permission::Deliver => "confirm deliveries",
-            Permission::InventoryWrite => "change the inventory",
-            Permission::Export => "export secrets",
-            Permission::AuditRead => "read the audit log",
-            Permission::Admin => "manage accounts, operators and settings",
-            Permission::Account => "manage their own account",
-        }
-    }
-
-    /// A token scope by name; `account` is not one.
-    pub fn scope(name: &str) -> Option<Permission> {
-        Permission::ALL
-            .into_iter()
-            .find(|p| p.name() == name && *p != Permission::Account)
-    }
-}
-
-/// The four roles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// Reads the inventory, reveals codes, identifies tokens, confirms deliveries.
-    Helpdesk,
-    /// Brings tokens in and moves them through their life; exports seed files.
-    Provisioner,
-    /// Reads the inventory and the audit log; changes nothing.
-    Auditor,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Admin,
-        Role::Helpdesk,
-        Role::Provisioner,
-        Role::Auditor,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Helpdesk => "helpdesk",
-            Role::Provisioner => "provisioner",
-            Role::Auditor => "auditor",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.name() == name)
-    }
-
-    /// The policy, as data.
-    pub fn permits(self, permission: Permission) -> bool {
-        use Permission::*;
-        match self {
-            Role::Admin => true,
-            Role::Helpdesk => matches!(
-                permission,
-                Toolset | InventoryRead | HelpdeskCode | Identify | Deliver | Account
-            ),
-            Role::Provisioner => matches!(
-                permission,
-                Toolset | InventoryRead | InventoryWrite | Export | Identify | Deliver | Account
-            ),
-            Role::Auditor => matches!(permission, Toolset | InventoryRead | AuditRead | Account),
-        }
-    }
-
-    /// Every permission of the role.
-    pub fn permissions(self) -> Vec<Permission> {
-        Permission::ALL
-            .into_iter()
-            .filter(|p| self.permits(*p))
-            .collect()
-    }
-}
+// The roles, permissions and the table that links them are the vault's
+// (`oathdesk_vault::policy`): the console refuses early with the same
+// words, and the vault refuses again whatever the front-end.
+pub use oathdesk_vault::policy::{Permission, Role};
 
 /// Marker types naming the permission a handler needs.
 pub mod need {
@@ -491,27 +354,6 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_role_table() {
-        assert_eq!(Role::Admin.permissions().len(), Permission::ALL.len());
-        assert!(Role::Helpdesk.permits(Permission::HelpdeskCode));
-        assert!(!Role::Helpdesk.permits(Permission::InventoryWrite));
-        assert!(!Role::Helpdesk.permits(Permission::AuditRead));
-        assert!(!Role::Provisioner.permits(Permission::HelpdeskCode));
-        assert!(Role::Provisioner.permits(Permission::Export));
-        assert!(!Role::Auditor.permits(Permission::Deliver));
-        assert!(Role::Auditor.permits(Permission::AuditRead));
-        for role in Role::ALL {
-            assert!(role.permits(Permission::Toolset) && role.permits(Permission::Account));
-            assert_eq!(Role::parse(role.name()), Some(role));
-        }
-        assert_eq!(Permission::scope("account"), None);
-        assert_eq!(
-            Permission::scope("helpdesk.code"),
-            Some(Permission::HelpdeskCode)
-        );
-    }
 
     #[test]
     fn secrets_cookies_and_csrf() {

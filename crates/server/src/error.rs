@@ -46,6 +46,10 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, message)
     }
 
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
     pub fn too_many(message: impl Into<String>, retry_after: u64) -> ApiError {
         ApiError {
             retry_after: Some(retry_after),
@@ -71,11 +75,17 @@ impl From<oathdesk_vault::Error> for ApiError {
             E::Invalid(message) => ApiError::bad_request(message),
             E::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             E::Exists(what) => ApiError::conflict(format!("{what} already exists")),
-            // The vault's one rate limit (helpdesk codes per user and hour)
-            // is a refusal whose reason starts so.
-            E::Refused(reason) if reason.starts_with("rate limit") => {
-                ApiError::too_many(reason, 3600)
+            // Typed refusals: the answer follows the kind, never the words.
+            E::RateLimited { reason, retry_at } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                ApiError::too_many(reason, retry_at.saturating_sub(now).max(1))
             }
+            e @ E::Forbidden { .. } => ApiError::forbidden(e.to_string()),
+            e @ E::Altered { .. } => ApiError::conflict(e.to_string()),
+            e @ E::CodeReleased { .. } => ApiError::conflict(e.to_string()),
+            e @ E::Sealed => ApiError::unavailable(e.to_string()),
             E::Refused(reason) => ApiError::conflict(reason),
             E::Unauthenticated(reason) => ApiError::unauthorized(reason),
             e @ (E::UnknownOperator(_)

@@ -642,6 +642,21 @@ async fn helpdesk_codes_need_verification_and_a_ticket_and_are_rate_limited() {
         .await;
     assert_eq!(hits.status, StatusCode::OK, "{}", hits.body);
     assert_eq!(hits.body[0]["credential"], "2100123456");
+    // The current code was read out by the helpdesk: it proves nothing
+    // about the token's arrival.
+    let refused = hal
+        .send(
+            Method::POST,
+            "/api/v1/tokens/2100123456/deliver",
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(error(&refused).starts_with("this code was given out by the helpdesk"));
+    // A code of a step nobody was given does.
+    let current = now() / 30;
+    let unreleased = (current + 1..).find(|c| *c != counter).unwrap();
+    let code = totp(SEED).hotp().generate(unreleased).to_string();
     let delivered = hal
         .send(
             Method::POST,

@@ -86,7 +86,7 @@ impl Permission {
             Permission::InventoryWrite => "change the inventory",
             Permission::Export => "export secrets",
             Permission::AuditRead => "read the audit log",
-            Permission::Admin => "manage operators, accounts, roles and settings",
+            Permission::Admin => "manage accounts, operators and settings",
             Permission::Account => "manage their own account",
         }
     }

@@ -301,7 +301,8 @@ pub struct BadRow {
     pub id: String,
     /// `credential 17 (serial X:3)`, `user 4 (alice@example.com)`…
     pub name: String,
-    /// `altered` (the MAC does not match) or `unsigned` (no MAC).
+    /// `altered` (the MAC does not match), `unsigned` (no MAC) or
+    /// `deleted` (a MAC whose row is gone).
     pub problem: &'static str,
 }
 
@@ -318,12 +319,11 @@ pub struct RowReport {
     pub marker_missing: bool,
 }
 
-/// Every signed row with its expected MAC, by kind: (kind, id, name, mac).
-fn expected_all(
-    tx: &impl StoreTx,
-    signer: &Signer,
-    settings: &[&str],
-) -> Result<Vec<(&'static str, String, String, Vec<u8>)>> {
+/// A signed row as it should be: (kind, id, name, MAC).
+type Expected = (&'static str, String, String, Vec<u8>);
+
+/// Every signed row with its expected MAC.
+fn expected_all(tx: &impl StoreTx, signer: &Signer, settings: &[&str]) -> Result<Vec<Expected>> {
     let mut all = Vec::new();
     for row in tx.credentials(&CredentialFilter::default())? {
         let (id, mac) = signer.credential(&row);
@@ -388,8 +388,10 @@ pub(crate) fn verify_all(
         marker_missing,
         ..RowReport::default()
     };
+    let mut seen: std::collections::HashSet<(&str, String)> = Default::default();
     for (kind, id, name, expected) in expected_all(tx, signer, settings)? {
         report.checked += 1;
+        seen.insert((kind, id.clone()));
         let problem = match stored[kind].get(&id) {
             Some(mac) if same(mac, &expected) => continue,
             Some(_) => "altered",
@@ -401,6 +403,24 @@ pub(crate) fn verify_all(
             name,
             problem,
         });
+    }
+    // oathdesk deletes a row's MAC with the row: a MAC left alone is a row
+    // deleted behind its back (a setting reset to its default, a released
+    // step forgotten so that its code would pass as proof of delivery).
+    for kind in kind::ALL {
+        let mut orphans: Vec<&String> = stored[kind]
+            .keys()
+            .filter(|id| !seen.contains(&(kind, (*id).clone())))
+            .collect();
+        orphans.sort();
+        for id in orphans {
+            report.bad.push(BadRow {
+                kind,
+                id: id.clone(),
+                name: format!("{} {id}", kind.replace('_', " ")),
+                problem: "deleted",
+            });
+        }
     }
     Ok(report)
 }
@@ -458,19 +478,19 @@ mod tests {
     fn every_deciding_field_changes_the_mac() {
         let signer = Signer::new(&VaultKey::generate().unwrap());
         let base = signer.credential(&row()).1;
-        let edits: Vec<Box<dyn Fn(&mut CredentialRow)>> = vec![
-            Box::new(|r| r.user_id = Some(5)),
-            Box::new(|r| r.upn = Some("bob@example.com".into())),
-            Box::new(|r| r.state = State::Lost),
-            Box::new(|r| r.custody = Custody::Purged),
-            Box::new(|r| r.slot = Some(3)),
-            Box::new(|r| r.slot = None),
-            Box::new(|r| r.serial = Some("S2".into())),
-            Box::new(|r| r.device_id = None),
-            Box::new(|r| r.digits = 8),
-            Box::new(|r| r.period = Some(60)),
-            Box::new(|r| r.purge_after = Some(9)),
-            Box::new(|r| r.sealed_secret = None),
+        let edits: [fn(&mut CredentialRow); 12] = [
+            |r| r.user_id = Some(5),
+            |r| r.upn = Some("bob@example.com".into()),
+            |r| r.state = State::Lost,
+            |r| r.custody = Custody::Purged,
+            |r| r.slot = Some(3),
+            |r| r.slot = None,
+            |r| r.serial = Some("S2".into()),
+            |r| r.device_id = None,
+            |r| r.digits = 8,
+            |r| r.period = Some(60),
+            |r| r.purge_after = Some(9),
+            |r| r.sealed_secret = None,
         ];
         for edit in edits {
             let mut changed = row();

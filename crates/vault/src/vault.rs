@@ -1239,8 +1239,16 @@ impl<S: Store> Session<S> {
             let Some(found) = found else {
                 return Ok((Err(Refusal::NoMatch(reference.clone())), refused("code does not match")));
             };
+            // A step is released if its row is there, or its signature is:
+            // deleting the row alone does not make its code a proof.
             if matches!(kind, Kind::Totp { .. })
-                && released_steps(tx, keys, row.id)?.contains(&found.counter)
+                && (released_steps(tx, keys, row.id)?.contains(&found.counter)
+                    || !tx
+                        .row_macs(
+                            kind::RELEASED,
+                            Some(&[signed::released_id(row.id, found.counter)]),
+                        )?
+                        .is_empty())
             {
                 let mut event = refused("the code's time step was released by the vault");
                 event.detail["counter"] = json!(found.counter);
@@ -2403,6 +2411,25 @@ fn insert_tokens(
         .map(|u| (u.upn.to_lowercase(), Planned::Existing(u.id)))
         .collect();
 
+    // The existing rows that decide (a device's slots, a user's id) must
+    // be the vault's.
+    let expected: Vec<(String, String, Vec<u8>)> = existing_users
+        .iter()
+        .map(|u| {
+            let (id, mac) = key.signer.user(u);
+            (id, format!("user {} ({})", u.id, u.upn), mac)
+        })
+        .collect();
+    signed::check(tx, key.enforced, kind::USER, &expected)?;
+    let expected: Vec<(String, String, Vec<u8>)> = existing_devices
+        .values()
+        .map(|d| {
+            let (id, mac) = key.signer.device(d);
+            (id, format!("device {} (serial {})", d.id, d.serial), mac)
+        })
+        .collect();
+    signed::check(tx, key.enforced, kind::DEVICE, &expected)?;
+
     // The batch, checked in memory, in order.
     let mut devices: HashMap<String, (Planned, u32)> = existing_devices
         .values()
@@ -2466,25 +2493,6 @@ fn insert_tokens(
         });
         plans.push((device, user));
     }
-
-    // The existing rows that decide (a device's slots, a user's id) must
-    // be the vault's.
-    let expected: Vec<(String, String, Vec<u8>)> = existing_users
-        .iter()
-        .map(|u| {
-            let (id, mac) = key.signer.user(u);
-            (id, format!("user {} ({})", u.id, u.upn), mac)
-        })
-        .collect();
-    signed::check(tx, key.enforced, kind::USER, &expected)?;
-    let expected: Vec<(String, String, Vec<u8>)> = existing_devices
-        .values()
-        .map(|d| {
-            let (id, mac) = key.signer.device(d);
-            (id, format!("device {} (serial {})", d.id, d.serial), mac)
-        })
-        .collect();
-    signed::check(tx, key.enforced, kind::DEVICE, &expected)?;
 
     // The writes.
     let new_device_ids = tx.devices_insert(&new_devices)?;

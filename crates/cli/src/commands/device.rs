@@ -1066,37 +1066,22 @@ pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
     };
     let (_, info) = burn_job(&mut token, Some(&mut session), job, now)?;
     let info = info.expect("enroll records in the vault");
-    // The code comes from the vault's copy: what the provider will check.
-    let (_, stored) = session.reveal(&TokenRef::Id(info.id))?;
-    let Kind::Totp { step } = stored.kind else {
-        bail!("enrolment is for time-based (TOTP) accounts");
-    };
-    let totp = Totp::new(&stored.secret, stored.algorithm, stored.digits, step);
+    // The code comes from the vault's copy (what the provider will check);
+    // the vault records its time step as released, so it never proves a
+    // delivery, and audits the showing.
     let now = input::now();
-    let counter = step.counter_at(now).map_err(|e| anyhow!("{e}"))?;
-    let code = totp.at_counter(counter, 0);
-    let seconds_left = code.current.until.saturating_sub(now);
-    let window = Verifier::Entra
-        .window(step.period())
-        .map_err(|e| anyhow!("{e}"))?;
-    let accepted = totp.accepted_interval(counter, window);
-    session.record(
-        oathdesk_vault::audit::AuditEvent::ok("enroll.code")
-            .credential(info.reference())
-            .user(args.user.clone())
-            .detail(serde_json::json!({"counter": counter})),
-        now,
-    )?;
+    let code = session.enrolment_code(&TokenRef::Id(info.id), Verifier::Entra, now)?;
+    let seconds_left = code.valid_until.saturating_sub(now);
     if args.json {
         println!(
             "{}",
             serde_json::json!({
                 "token": info.reference(),
                 "user": args.user,
-                "code": code.code.to_string(),
-                "valid_until": code.current.until,
+                "code": code.code,
+                "valid_until": code.valid_until,
                 "seconds_left": seconds_left,
-                "accepted_until": accepted.until,
+                "accepted_until": code.accepted_until,
             })
         );
     } else {
@@ -1105,7 +1090,7 @@ pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
             "code {}  — the user types this into the setup page now: the token shows it for {seconds_left} more \
              second(s), and Entra accepts it until {}",
             code.code,
-            rfc3339(accepted.until)
+            rfc3339(code.accepted_until)
         );
     }
     Ok(())
