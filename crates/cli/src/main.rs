@@ -143,6 +143,21 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Keep the audit head outside the database when asked ('serve' logs
+    // it and takes the file itself).
+    if let Some(path) = std::env::var_os("OATHDESK_AUDIT_HEAD_FILE").filter(|p| !p.is_empty())
+        && !matches!(cli.command, Command::Serve(_))
+    {
+        let path = std::path::PathBuf::from(path);
+        oathdesk_vault::audit::set_head_sink(move |head| {
+            if let Err(error) = oathdesk_vault::audit::append_head_line(&path, head) {
+                eprintln!(
+                    "oathdesk: warning: cannot append the audit head to {}: {error}",
+                    path.display()
+                );
+            }
+        });
+    }
     let outcome = match cli.command {
         Command::Code(args) => code::run(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify::run(args),

@@ -35,6 +35,8 @@ on_both_backends!(
     wrong_passphrase_and_missing_vault_are_clear,
     audit_verify_names_a_tampered_entry,
     removing_the_newest_entries_is_caught_with_the_kept_head,
+    the_head_file_catches_a_cut_without_a_hand_kept_head,
+    rows_edited_in_the_database_are_refused_and_listed,
     two_processes_changing_the_vault_lose_nothing,
     spreadsheet_import_is_all_or_nothing,
     a_second_operator_and_rekey,
@@ -316,6 +318,103 @@ fn removing_the_newest_entries_is_caught_with_the_kept_head(backend: Backend) {
         .stderr(predicate::str::contains(
             "entries were removed from its end",
         ));
+}
+
+/// Every entry's head goes to OATHDESK_AUDIT_HEAD_FILE as it is written:
+/// cutting the newest entries off is caught from that file alone.
+fn the_head_file_catches_a_cut_without_a_hand_kept_head(backend: Backend) {
+    let desk = Desk::new(backend);
+    let heads = desk.file("heads.jsonl");
+    let with_heads = |args: &[&str]| {
+        let mut cmd = desk.run(args);
+        cmd.env("OATHDESK_AUDIT_HEAD_FILE", &heads);
+        cmd
+    };
+    with_heads(&["user", "add", "carol@contoso.com"])
+        .assert()
+        .success();
+    with_heads(&["user", "add", "dan@contoso.com"])
+        .assert()
+        .success();
+    let lines = std::fs::read_to_string(&heads).unwrap();
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per entry");
+    assert_eq!(lines[1]["seq"], 4);
+    assert_eq!(lines[1]["action"], "user.add");
+    let verified = desk.json(&["audit", "verify", "--json"]);
+    assert_eq!(verified["head"], lines[1]["audit_head"]);
+    let expect = format!("@{}", heads.display());
+    desk.run(&["audit", "verify", "--expect-head", &expect])
+        .assert()
+        .success();
+    // A line copied from the log works as well.
+    desk.run(&["audit", "verify", "--expect-head", &lines[1].to_string()])
+        .assert()
+        .success();
+    desk.edit("DELETE FROM audit WHERE seq = 4");
+    desk.run(&["audit", "verify", "--expect-head", &expect])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "entries were removed from its end",
+        ));
+    desk.run(&["audit", "verify", "--expect-head", "4:nothex"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not a head"));
+}
+
+/// The red team's edit through the command line: refused with exit 2,
+/// and 'vault verify' names the row (exit 2).
+fn rows_edited_in_the_database_are_refused_and_listed(backend: Backend) {
+    let desk = Desk::new(backend);
+    desk.run(&[
+        "token",
+        "add",
+        "2100001",
+        "--secret",
+        "-",
+        "--user",
+        "bob@contoso.com",
+    ])
+    .write_stdin(format!("{SECRET}\n"))
+    .assert()
+    .success();
+    desk.run(&["token", "lost", "2100001"]).assert().success();
+    desk.run(&["vault", "verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("vault intact"));
+    desk.edit("UPDATE credentials SET state = 'assigned'");
+    desk.run(&[
+        "helpdesk",
+        "code",
+        "--user",
+        "bob@contoso.com",
+        "--verified-by",
+        "call-back",
+        "--ticket",
+        "INC-9",
+    ])
+    .assert()
+    .code(2)
+    .stderr(predicate::str::contains(
+        "credential 1 (serial 2100001) was altered outside oathdesk",
+    ));
+    desk.run(&["vault", "verify"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains(
+            "credential 1 (serial 2100001): altered",
+        ))
+        .stdout(predicate::str::contains("VAULT ALTERED"));
+    let report = desk.run(&["vault", "verify", "--json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["intact"], false);
+    assert_eq!(report["rows"]["bad"][0]["kind"], "credential");
 }
 
 fn two_processes_changing_the_vault_lose_nothing(backend: Backend) {

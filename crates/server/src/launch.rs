@@ -26,6 +26,8 @@ pub struct Launch {
     pub demo: bool,
     /// HTTPS with this certificate.
     pub tls: Option<Tls>,
+    /// Also append each new audit head to this file (it is always logged).
+    pub audit_head_file: Option<std::path::PathBuf>,
 }
 
 /// What the console tells the person who started it.
@@ -81,6 +83,19 @@ pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::stderr)
         .try_init();
+    // The audit log's head leaves the database with every entry: one
+    // structured log line (for the log shipper and the SIEM), and a file
+    // if asked. Cutting the newest entries off is then caught by
+    // 'oathdesk audit verify --expect-head'.
+    let head_file = launch.audit_head_file.clone();
+    oathdesk_vault::audit::set_head_sink(move |head| {
+        tracing::info!(audit_head = %head.head(), action = %head.action, at = head.at, "audit head");
+        if let Some(path) = &head_file
+            && let Err(error) = oathdesk_vault::audit::append_head_line(path, head)
+        {
+            tracing::error!(file = %path.display(), %error, "cannot append the audit head");
+        }
+    });
     let demo_dir = launch.demo.then(demo_folder).transpose()?;
     let vault = match &demo_dir {
         Some(dir) => Location::Sqlite(dir.join("vault.db")),

@@ -5,8 +5,13 @@
 //! Someone who can write the database file but has no vault key cannot
 //! edit, delete, reorder or forge an entry without `audit verify` naming
 //! the first entry that no longer fits. Removing the newest entries leaves a
-//! valid shorter chain: to catch that, record the head that `audit verify`
-//! prints somewhere else and pass it back with `--expect-head`.
+//! valid shorter chain: to catch that, every committed entry's head is
+//! also handed to the process's [head sink](set_head_sink) — the console
+//! logs it as one structured line, and either front-end can append it to a
+//! file — so a copy of the newest head lives outside the database (a log
+//! shipper takes it to a SIEM). `audit verify --expect-head` takes it back.
+
+use std::sync::{Arc, RwLock};
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -143,4 +148,122 @@ pub fn verify_chain(rows: &[AuditRow], keys: &dyn Fn(i64) -> Option<[u8; 32]>) -
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The head of the chain after an entry was committed: nothing secret,
+/// only where the chain ends and what was done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditHead {
+    pub seq: i64,
+    /// Hex of the entry's MAC.
+    pub hash: String,
+    pub at: u64,
+    pub action: String,
+}
+
+impl AuditHead {
+    pub(crate) fn of(row: &AuditRow) -> AuditHead {
+        AuditHead {
+            seq: row.seq,
+            hash: hex(&row.hash),
+            at: row.at,
+            action: row.action.clone(),
+        }
+    }
+
+    /// `SEQ:HEX`, as `audit verify` prints and `--expect-head` takes.
+    pub fn head(&self) -> String {
+        format!("{}:{}", self.seq, self.hash)
+    }
+
+    /// One JSON line: `{"audit_head":"SEQ:HEX","seq":…,"at":…,"action":…}`.
+    pub fn line(&self) -> String {
+        serde_json::json!({
+            "audit_head": self.head(),
+            "seq": self.seq,
+            "at": self.at,
+            "action": self.action,
+        })
+        .to_string()
+    }
+
+    /// Reads a head back: `SEQ:HEX`, or a line written by [`AuditHead::line`].
+    pub fn parse_head(text: &str) -> Option<(i64, String)> {
+        let text = text.trim();
+        let head = if text.starts_with('{') {
+            serde_json::from_str::<serde_json::Value>(text)
+                .ok()?
+                .get("audit_head")?
+                .as_str()?
+                .to_owned()
+        } else {
+            text.to_owned()
+        };
+        let (seq, hash) = head.split_once(':')?;
+        let hash = hash.trim().to_ascii_lowercase();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some((seq.trim().parse().ok()?, hash))
+    }
+}
+
+/// Appends a head's line to a file (created if missing), as a head sink
+/// does for `OATHDESK_AUDIT_HEAD_FILE`: one line per entry, so the file's
+/// last line is the newest head and its history shows any gap.
+pub fn append_head_line(path: &std::path::Path, head: &AuditHead) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    // One write per line: concurrent appenders never interleave inside it.
+    file.write_all(format!("{}\n", head.line()).as_bytes())
+}
+
+type HeadSink = Arc<dyn Fn(&AuditHead) + Send + Sync>;
+
+static HEAD_SINK: RwLock<Option<HeadSink>> = RwLock::new(None);
+
+/// Where this process sends the head after each committed audit entry (the
+/// front-end's choice: a log line, a file). Replaces any earlier sink.
+pub fn set_head_sink(sink: impl Fn(&AuditHead) + Send + Sync + 'static) {
+    *HEAD_SINK.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(sink));
+}
+
+/// Hands a committed head to the sink, if there is one.
+pub(crate) fn anchor(head: &AuditHead) {
+    let sink = HEAD_SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(sink) = sink {
+        sink(head);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_reads_back_from_either_form() {
+        let head = AuditHead {
+            seq: 42,
+            hash: "ab".repeat(32),
+            at: 7,
+            action: "helpdesk.code".into(),
+        };
+        assert_eq!(
+            AuditHead::parse_head(&head.head()),
+            Some((42, "ab".repeat(32)))
+        );
+        assert_eq!(
+            AuditHead::parse_head(&head.line()),
+            Some((42, "ab".repeat(32)))
+        );
+        assert_eq!(AuditHead::parse_head("42:abc"), None);
+        assert_eq!(AuditHead::parse_head("{\"audit_head\": 3}"), None);
+        assert_eq!(
+            AuditHead::parse_head(&format!("x:{}", "ab".repeat(32))),
+            None
+        );
+    }
 }

@@ -186,7 +186,7 @@ impl<S: Store> Vault<S> {
             // Signed from the start: the audit entry keeps row checking on
             // even if someone deletes the marker.
             signed::sign_all(&tx, &signer, &setting_names())?;
-            append_audit(
+            let head = append_audit(
                 &tx,
                 &audit_key,
                 1,
@@ -195,6 +195,7 @@ impl<S: Store> Vault<S> {
                 &AuditEvent::ok(signed::SIGN_ACTION).detail(json!({"new_vault": true})),
             )?;
             tx.commit()?;
+            audit::anchor(&head);
         }
         Ok(Vault { store })
     }
@@ -409,7 +410,8 @@ pub(crate) fn passphrase_slot(
     })
 }
 
-/// Appends an entry to the audit chain inside `tx`.
+/// Appends an entry to the audit chain inside `tx`; the caller hands the
+/// head to [`audit::anchor`] once the transaction is committed.
 fn append_audit(
     tx: &impl StoreTx,
     key: &[u8; 32],
@@ -417,7 +419,7 @@ fn append_audit(
     operator: &str,
     at: u64,
     event: &AuditEvent,
-) -> Result<()> {
+) -> Result<audit::AuditHead> {
     let (seq, prev_hash) = match tx.audit_last()? {
         Some(last) => (last.seq + 1, last.hash),
         None => (1, GENESIS.to_vec()),
@@ -437,7 +439,8 @@ fn append_audit(
         hash: Vec::new(),
     };
     row.hash = audit::entry_hash(key, &row);
-    tx.audit_insert(&row)
+    tx.audit_insert(&row)?;
+    Ok(audit::AuditHead::of(&row))
 }
 
 /// An unlocked vault.
@@ -721,8 +724,10 @@ impl<S: Store> Session<S> {
             };
             match change(&tx, &keys) {
                 Ok((value, event)) => {
-                    append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
+                    let head =
+                        append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
                     tx.commit()?;
+                    audit::anchor(&head);
                     Ok(value)
                 }
                 Err(error) => Err(error),
@@ -735,8 +740,10 @@ impl<S: Store> Session<S> {
     fn write_audit(&mut self, now: u64, event: AuditEvent) -> Result<()> {
         let audit_key = self.audit_keys[&self.epoch].clone();
         let tx = self.store.write()?;
-        append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
-        tx.commit()
+        let head = append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
+        tx.commit()?;
+        audit::anchor(&head);
+        Ok(())
     }
 
     /// Passes `outcome` through; an altered row is recorded in the audit
@@ -989,7 +996,7 @@ impl<S: Store> Session<S> {
                 new_epoch,
                 &new_key.seal_data(new_audit_key.as_ref(), &format!("audit key {new_epoch}"))?,
             )?;
-            append_audit(
+            let head = append_audit(
                 &tx,
                 &new_audit_key,
                 new_epoch,
@@ -999,6 +1006,7 @@ impl<S: Store> Session<S> {
                     .detail(json!({"secrets": count, "epoch": new_epoch})),
             )?;
             tx.commit()?;
+            audit::anchor(&head);
             count
         };
         self.signer = Signer::new(&new_key);

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// X-Forwarded-For names the client, for the per-address sign-in throttle (repeatable).
     #[arg(long, value_name = "ADDR[/BITS]")]
     pub trusted_proxy: Vec<TrustedProxy>,
+    /// Append the audit log's head to FILE after every entry (it is always
+    /// logged too) [env: OATHDESK_AUDIT_HEAD_FILE].
+    #[arg(long, value_name = "FILE", env = "OATHDESK_AUDIT_HEAD_FILE")]
+    pub audit_head_file: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
@@ -120,6 +124,7 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         settings,
         demo: args.demo,
         tls,
+        audit_head_file: args.audit_head_file,
     };
     launch(launch_options, |started| {
         println!("{}", started.announcement());

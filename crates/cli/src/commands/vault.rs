@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
+use oathdesk_vault::audit::AuditHead;
 use oathdesk_vault::crypto::KdfParams;
 use oathdesk_vault::{Location, NewOperator, Role, Vault, settings};
 use serde_json::json;
@@ -373,13 +374,13 @@ pub fn run_audit(command: AuditCommand, options: &VaultOptions) -> Result<ExitCo
         AuditCommand::Verify { expect_head, json } => {
             let report = session.audit_verify()?;
             let entries = session.audit_entries()?;
-            let missing_head = expect_head.as_ref().filter(|head| {
-                let Some((seq, hash)) = head.split_once(':') else {
-                    return true;
-                };
-                !entries.iter().any(|e| {
-                    e.seq.to_string() == seq && oathdesk_vault::audit::hex(&e.hash) == hash
-                })
+            let expect_head = expect_head
+                .map(|head| read_expected_head(&head))
+                .transpose()?;
+            let missing_head = expect_head.as_ref().filter(|(seq, hash)| {
+                !entries
+                    .iter()
+                    .any(|e| e.seq == *seq && oathdesk_vault::audit::hex(&e.hash) == *hash)
             });
             if json {
                 println!(
@@ -399,10 +400,10 @@ pub fn run_audit(command: AuditCommand, options: &VaultOptions) -> Result<ExitCo
                 }
                 return Ok(ExitCode::from(1));
             }
-            if let Some(head) = missing_head {
+            if let Some((seq, hash)) = missing_head {
                 if !json {
                     eprintln!(
-                        "oathdesk: the expected head {head} is not in the log: entries were removed from its end"
+                        "oathdesk: the expected head {seq}:{hash} is not in the log: entries were removed from its end"
                     );
                 }
                 return Ok(ExitCode::from(1));
@@ -417,6 +418,31 @@ pub fn run_audit(command: AuditCommand, options: &VaultOptions) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `--expect-head`: `SEQ:HEX`, a head line as the console logs it and
+/// OATHDESK_AUDIT_HEAD_FILE keeps, or `@FILE` (its last head line).
+fn read_expected_head(text: &str) -> Result<(i64, String)> {
+    let line = match text.strip_prefix('@') {
+        Some(path) => {
+            let content = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--expect-head: cannot read {path}: {e}"))?;
+            content
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("--expect-head: {path} holds no head"))?
+        }
+        None => text.to_owned(),
+    };
+    AuditHead::parse_head(&line).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--expect-head: '{}' is not a head: give SEQ:HEX as 'audit verify' prints it, a head line \
+             from the log, or @FILE",
+            line.chars().take(80).collect::<String>()
+        )
+    })
 }
 
 fn copy(args: CopyArgs, options: &VaultOptions) -> Result<()> {
