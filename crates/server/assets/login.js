@@ -4,6 +4,10 @@ document.addEventListener("DOMContentLoaded", async () => {
     const setup = await od.api("GET", "/api/v1/setup");
     if (setup.open) { location.replace("/setup" + location.hash); return; }
   } catch (e) { /* the form still works */ }
+  try {
+    const seal = await od.api("GET", "/api/v1/unseal");
+    document.getElementById("sealed-note").hidden = !seal.sealed;
+  } catch (e) { /* the form still works */ }
   const form = document.getElementById("login-form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -138,9 +138,23 @@ pub async fn login(
     let outcome = blocking(move || {
         let settings = &worker.settings;
         let vault = worker.vault()?;
-        let unlocked = vault.unlock(&name, Unlock::Passphrase(request.password.as_bytes()));
+        let password = Unlock::Passphrase(request.password.as_bytes());
+        // Helpdesk and auditor accounts hold no key: after their password
+        // was checked, the console's key serves them (or, sealed, nothing).
+        let unlocked = match vault.unlock(&name, Unlock::Passphrase(request.password.as_bytes())) {
+            Err(VaultError::NoKeySlot { .. }) => match worker.console_key() {
+                Some(key) => worker.vault()?.unlock_with(&name, password, &key),
+                None => Err(VaultError::Sealed),
+            },
+            other => other,
+        };
         match unlocked {
             Ok(mut session) => {
+                // An admin's sign-in unseals a sealed console.
+                if !worker.is_unsealed() && session.role() == oathdesk_vault::Role::Admin {
+                    worker.unseal(session.unseal_key("sign-in", now())?);
+                    tracing::info!(admin = %session.operator(), "console unsealed");
+                }
                 let failures = worker.vault()?.login_succeeded(&account_key)?;
                 let started = session.start_web_session(settings.session_lifetime, failures, now());
                 worker.recycle(session.into_store());
@@ -181,6 +195,77 @@ pub async fn login(
         }
         Err(Some(until)) => Err(locked_out(until)),
         Err(None) => Err(ApiError::unauthorized("wrong account name or password")),
+    }
+}
+
+/// `GET /api/v1/unseal`: whether this console holds the vault key.
+pub async fn unseal_state(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({"sealed": !state.is_unsealed()}))
+}
+
+/// `POST /api/v1/unseal`: an admin's name and password open their key slot
+/// and the console keeps the vault key in memory (no session is started).
+/// Throttled like sign-in.
+pub async fn unseal(
+    State(state): State<Arc<AppState>>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Json(request): Json<LoginRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    check_same_origin(&headers)?;
+    let name = request.name.trim().to_owned();
+    if name.is_empty() || request.password.is_empty() {
+        return Err(ApiError::bad_request(
+            "give an admin's account name and password",
+        ));
+    }
+    let client = client_address(&state, connection.as_ref(), &headers);
+    let (account_key, client_key) = throttle_keys(&name, &client);
+    let keys = vec![account_key.clone(), client_key.clone()];
+    let checked = state.clone();
+    let locked = blocking(move || Ok(checked.vault()?.login_locked(&keys, now())?)).await?;
+    if let Some(until) = locked {
+        return Err(locked_out(until));
+    }
+    let _slot = state.logins.acquire().await.map_err(ApiError::internal)?;
+    let worker = state.clone();
+    let outcome = blocking(move || {
+        let settings = &worker.settings;
+        let unlocked = worker
+            .vault()?
+            .unlock(&name, Unlock::Passphrase(request.password.as_bytes()));
+        match unlocked {
+            Ok(mut session) => {
+                let key = session.unseal_key("unseal page", now());
+                worker.recycle(session.into_store());
+                worker.unseal(key?);
+                worker.vault()?.login_succeeded(&account_key)?;
+                tracing::info!(admin = %name, "console unsealed");
+                Ok(None)
+            }
+            Err(error @ VaultError::NoKeySlot { .. }) => Err(ApiError::forbidden(format!(
+                "{error}; an admin unseals the console"
+            ))),
+            Err(
+                VaultError::UnknownOperator(_)
+                | VaultError::WrongPassphrase(_)
+                | VaultError::NeedsIdentity(_)
+                | VaultError::WrongIdentity(_),
+            ) => {
+                let policies = vec![
+                    (account_key, settings.account_throttle),
+                    (client_key, settings.client_throttle),
+                ];
+                Ok(Some(worker.vault()?.login_failed(&policies, now())?))
+            }
+            Err(error) => Err(error.into()),
+        }
+    })
+    .await?;
+    match outcome {
+        None => Ok(Json(json!({"sealed": false}))),
+        Some(Some(until)) => Err(locked_out(until)),
+        Some(None) => Err(ApiError::unauthorized("wrong account name or password")),
     }
 }
 

@@ -309,7 +309,8 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
         let idle = state.settings.session_idle;
         let (session, grant) = blocking(move || {
             let vault = opened.vault()?;
-            Ok(vault.open_grant(&secret, Some(idle), now())?)
+            let console_key = opened.console_key();
+            Ok(vault.open_grant(&secret, Some(idle), now(), console_key.as_ref())?)
         })
         .await?;
         let mut auth = Auth {

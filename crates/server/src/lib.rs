@@ -98,6 +98,18 @@ pub const API_ROUTES: &[ApiRoute] = &[
     ),
     route(
         "GET",
+        "/api/v1/unseal",
+        None,
+        "Whether the console holds the vault key (helpdesk and auditor accounts need it)",
+    ),
+    route(
+        "POST",
+        "/api/v1/unseal",
+        None,
+        "Unseal the console with an admin's name and password",
+    ),
+    route(
+        "GET",
         "/api/v1/setup",
         None,
         "Whether first-run setup is open, and how",
@@ -353,6 +365,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(pages::home))
         .route("/login", get(pages::login))
         .route("/setup", get(pages::setup))
+        .route("/unseal", get(pages::unseal))
         .route("/toolset", get(pages::toolset))
         .route("/helpdesk", get(pages::helpdesk))
         .route("/inventory", get(pages::inventory))
@@ -362,6 +375,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/assets/{file}", get(pages::asset))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/login", post(account::login))
+        .route(
+            "/api/v1/unseal",
+            get(account::unseal_state).post(account::unseal),
+        )
         .route(
             "/api/v1/setup",
             get(account::setup_state).post(account::setup),

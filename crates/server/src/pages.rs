@@ -26,6 +26,7 @@ const ASSETS: &[(&str, &str)] = assets!(
     "favicon.svg",
     "login.js",
     "setup.js",
+    "unseal.js",
     "toolset.js",
     "helpdesk.js",
     "inventory.js",
@@ -293,6 +294,17 @@ pub async fn login() -> Html<String> {
         None,
         include_str!("../assets/login.html"),
         "login.js",
+    ))
+}
+
+/// `GET /unseal`
+pub async fn unseal() -> Html<String> {
+    Html(layout(
+        "Unseal",
+        "/unseal",
+        None,
+        include_str!("../assets/unseal.html"),
+        "unseal.js",
     ))
 }
 

@@ -1,11 +1,11 @@
 //! What every request shares: the configuration and a pool of open
 //! database connections.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use oathdesk_vault::Vault;
 use oathdesk_vault::any::AnyStore;
-use oathdesk_vault::crypto::KdfParams;
+use oathdesk_vault::crypto::{KdfParams, VaultKey};
 use oathdesk_vault::location::Location;
 use oathdesk_vault::web::ThrottlePolicy;
 use tokio::sync::Semaphore;
@@ -77,6 +77,10 @@ pub struct AppState {
     /// milliseconds; BENCHMARKS.md). Other processes still meet the busy
     /// timeout; PostgreSQL needs no such queue.
     writer: Option<Mutex<()>>,
+    /// The vault key once the console was unsealed (by an admin's sign-in
+    /// or a key file): only in this process's memory, never on disk. Helpdesk
+    /// and auditor accounts, who hold no key, are served with it.
+    console_key: RwLock<Option<VaultKey>>,
 }
 
 /// Idle connections kept open.
@@ -93,7 +97,32 @@ impl AppState {
             pool: Mutex::new(Vec::new()),
             logins,
             writer,
+            console_key: RwLock::new(None),
         }
+    }
+
+    /// The vault key, if the console is unsealed.
+    pub fn console_key(&self) -> Option<VaultKey> {
+        self.console_key
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Whether the console holds the vault key.
+    pub fn is_unsealed(&self) -> bool {
+        self.console_key
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some()
+    }
+
+    /// Keeps the vault key in memory (unsealing).
+    pub fn unseal(&self, key: VaultKey) {
+        *self
+            .console_key
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(key);
     }
 
     /// A locked vault on a pooled connection. Blocking: call it inside

@@ -64,6 +64,17 @@ impl VaultKey {
         seal(wrapping, &self.0, aad)
     }
 
+    /// What a grant of an operator without a key slot holds instead of the
+    /// vault key: a constant, sealed under a key that needs the vault key
+    /// too, so that the grant proves itself only to a console holding it.
+    pub(crate) fn no_key() -> VaultKey {
+        VaultKey(*b"oathdesk grant without vault key")
+    }
+
+    pub(crate) fn is_no_key(&self) -> bool {
+        self.0 == *b"oathdesk grant without vault key"
+    }
+
     /// Opens what [`VaultKey::wrap_under`] sealed.
     pub(crate) fn unwrap_from(wrapping: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<VaultKey> {
         VaultKey::from_slice(&open(wrapping, sealed, aad)?)

@@ -55,6 +55,16 @@ pub enum Error {
          nothing about the token; ask the user for the next code the token shows"
     )]
     CodeReleased { credential: String },
+    /// A helpdesk or auditor operator holds no key of the vault: they work
+    /// through a console that an admin unsealed.
+    #[error(
+        "operator '{operator}' ({role}) holds no key of the vault: {role} operators work through the \
+         console (sign in there, or use 'oathdesk --server URL' with an API token from its Account page)"
+    )]
+    NoKeySlot {
+        operator: String,
+        role: crate::policy::Role,
+    },
     /// The console holds no vault key yet.
     #[error(
         "the console is sealed: an admin must sign in at /unseal (or start it with --unseal-key-file) \

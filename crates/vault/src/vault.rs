@@ -167,10 +167,15 @@ impl<S: Store> Vault<S> {
             tx.meta_set("created_at", &now.to_string())?;
             // The first operator of a vault is its admin.
             let signer = Signer::new(&key);
+            let keys = Keys {
+                key: &key,
+                signer: &signer,
+                enforced: true,
+            };
             put_operator(
                 &tx,
-                &signer,
-                &passphrase_slot(operator, passphrase, kdf, &key, operator, Role::Admin, now)?,
+                &keys,
+                passphrase_slot(operator, passphrase, kdf, &key, operator, Role::Admin, now)?,
             )?;
             let audit_key = key.audit_key();
             tx.audit_key_put(1, &key.seal_data(audit_key.as_ref(), "audit key 1")?)?;
@@ -215,24 +220,83 @@ impl<S: Store> Vault<S> {
             let row = tx
                 .operator(operator)?
                 .ok_or_else(|| Error::UnknownOperator(operator.to_owned()))?;
-            let identity = match (&unlock, &row.sealed_identity) {
-                (Unlock::Passphrase(passphrase), Some(sealed)) => {
-                    let kdf: KdfParams = row.kdf.as_deref().unwrap_or_default().parse()?;
-                    let salt = row.salt.as_deref().unwrap_or_default();
-                    crypto::open_passphrase_slot(operator, passphrase, kdf, salt, sealed)?
-                        .ok_or_else(|| Error::WrongPassphrase(operator.to_owned()))?
-                }
-                (Unlock::Passphrase(_), None) => {
-                    return Err(Error::NeedsIdentity(operator.to_owned()));
-                }
-                (Unlock::Identity(text), _) => crypto::parse_identity(text)?,
-            };
+            let identity = open_slot_identity(&row, &unlock)?;
+            if row.wrapped_vault_key.is_empty() {
+                return Err(Error::NoKeySlot {
+                    operator: row.name.clone(),
+                    role: Role::parse(&row.role).unwrap_or(Role::Helpdesk),
+                });
+            }
             let key = crypto::unwrap_vault_key(&identity, &row.wrapped_vault_key)
                 .ok_or_else(|| Error::WrongIdentity(operator.to_owned()))?;
             let audit_keys = open_audit_keys(&tx, &key)?;
             (key, audit_keys, row)
         };
         Session::open(self.store, &row, None, key, audit_keys)
+    }
+
+    /// For a console that holds the vault key (unsealed): checks the
+    /// operator's passphrase against their slot and opens a session for
+    /// them with `console_key`, in their role. This is how helpdesk and
+    /// auditor operators, who hold no key, sign in.
+    pub fn unlock_with(
+        mut self,
+        operator: &str,
+        unlock: Unlock<'_>,
+        console_key: &VaultKey,
+    ) -> Result<Session<S>> {
+        let (audit_keys, row) = {
+            let tx = self.store.read()?;
+            let row = tx
+                .operator(operator)?
+                .ok_or_else(|| Error::UnknownOperator(operator.to_owned()))?;
+            open_slot_identity(&row, &unlock)?;
+            (open_audit_keys(&tx, console_key)?, row)
+        };
+        Session::open(self.store, &row, None, console_key.clone(), audit_keys)
+    }
+
+    /// Unlocks as the operator whose age identity this is (found by its
+    /// public key): a console's `--unseal-key-file`.
+    pub fn unlock_by_identity(mut self, identity_text: &str) -> Result<Session<S>> {
+        let identity = crypto::parse_identity(identity_text)?;
+        let recipient = identity.to_public().to_string();
+        let name = {
+            let tx = self.store.read()?;
+            tx.operators()?
+                .into_iter()
+                .find(|o| o.recipient == recipient)
+                .map(|o| o.name)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "no operator of this vault has the key {recipient}: add one with \
+                         'oathdesk operator add NAME --role admin --recipient {recipient}'"
+                    ))
+                })?
+        };
+        self.unlock(&name, Unlock::Identity(identity_text))
+    }
+}
+
+/// Opens an operator's identity with their passphrase or identity file:
+/// the proof that they are who they say.
+fn open_slot_identity(row: &OperatorRow, unlock: &Unlock<'_>) -> Result<age::x25519::Identity> {
+    let operator = &row.name;
+    match (unlock, &row.sealed_identity) {
+        (Unlock::Passphrase(passphrase), Some(sealed)) => {
+            let kdf: KdfParams = row.kdf.as_deref().unwrap_or_default().parse()?;
+            let salt = row.salt.as_deref().unwrap_or_default();
+            crypto::open_passphrase_slot(operator, passphrase, kdf, salt, sealed)?
+                .ok_or_else(|| Error::WrongPassphrase(operator.to_owned()))
+        }
+        (Unlock::Passphrase(_), None) => Err(Error::NeedsIdentity(operator.to_owned())),
+        (Unlock::Identity(text), _) => {
+            let identity = crypto::parse_identity(text)?;
+            if identity.to_public().to_string() != row.recipient {
+                return Err(Error::WrongIdentity(operator.to_owned()));
+            }
+            Ok(identity)
+        }
     }
 }
 
@@ -242,11 +306,20 @@ pub(crate) fn setting_names() -> Vec<&'static str> {
 }
 
 /// Writes an operator's slot and signs it (its role is a signed column).
-pub(crate) fn put_operator(tx: &impl StoreTx, signer: &Signer, row: &OperatorRow) -> Result<()> {
-    Role::parse(&row.role).ok_or_else(|| Error::Invalid(format!("unknown role '{}'", row.role)))?;
-    tx.operator_put(row)?;
-    let (id, mac) = signer.operator(row);
-    signer.put(tx, kind::OPERATOR, vec![(id, mac)])
+/// The slot follows the role: admins and provisioners hold the vault key
+/// wrapped to their recipient; helpdesk and auditor operators hold none
+/// (threat model, promise 2), so their passphrase opens nothing.
+pub(crate) fn put_operator(tx: &impl StoreTx, keys: &Keys<'_>, mut row: OperatorRow) -> Result<()> {
+    let role = Role::parse(&row.role)
+        .ok_or_else(|| Error::Invalid(format!("unknown role '{}'", row.role)))?;
+    match (role.may_hold_key(), row.wrapped_vault_key.is_empty()) {
+        (true, true) => row.wrapped_vault_key = crypto::wrap_vault_key(keys, &row.recipient)?,
+        (false, false) => row.wrapped_vault_key = Vec::new(),
+        _ => {}
+    }
+    tx.operator_put(&row)?;
+    let (id, mac) = keys.signer.operator(&row);
+    keys.signer.put(tx, kind::OPERATOR, vec![(id, mac)])
 }
 
 /// Removes an operator's slot and its signature.
@@ -334,12 +407,25 @@ impl<S: Store> Session<S> {
             if signed::enforced(tx)? {
                 return Ok(((), AuditEvent::ok("vault.open")));
             }
+            // Helpdesk and auditor operators lose the key slot they had;
+            // their sessions and tokens, which wrapped the key, end.
+            let mut slots_removed = Vec::new();
+            for row in tx.operators()? {
+                let holds = !row.wrapped_vault_key.is_empty();
+                if holds && Role::parse(&row.role).is_some_and(|r| !r.may_hold_key()) {
+                    tx.web_grants_delete_account(Some(&row.name))?;
+                    slots_removed.push(row.name.clone());
+                    put_operator(tx, keys, row)?;
+                }
+            }
             let rows = signed::sign_all(tx, keys.signer, &setting_names())?;
             let event = AuditEvent::ok(signed::SIGN_ACTION).detail(json!({
                 "rows": rows,
                 "operators": operators,
+                "key_slots_removed": slots_removed,
                 "note": "operators from before roles could do everything: each became admin, \
-                         except those with a web account, who kept its role",
+                         except those with a web account, who kept its role; helpdesk and auditor \
+                         operators no longer hold a key of the vault",
             }));
             Ok(((), event))
         })?;
@@ -675,6 +761,18 @@ impl<S: Store> Session<S> {
         &self.operator
     }
 
+    /// The vault key, for a console to hold in memory so that it can act
+    /// for operators without a key slot (unsealing). Only an admin may;
+    /// audited with `how` (sign-in, key file).
+    pub fn unseal_key(&mut self, how: &str, now: u64) -> Result<VaultKey> {
+        self.require(Permission::Admin)?;
+        self.record(
+            AuditEvent::ok("console.unseal").detail(json!({"by": how})),
+            now,
+        )?;
+        Ok(self.key.clone())
+    }
+
     /// The operator's role.
     pub fn role(&self) -> Role {
         self.principal.role
@@ -863,11 +961,12 @@ impl<S: Store> Session<S> {
                     )
                 }
             };
-            put_operator(tx, key.signer, &row)?;
+            let holds_key = role.may_hold_key();
+            put_operator(tx, key, row)?;
             Ok((
                 (),
                 AuditEvent::ok("operator.add")
-                    .detail(json!({"name": name, "unlock": unlock, "role": role.name()})),
+                    .detail(json!({"name": name, "unlock": unlock, "role": role.name(), "key_slot": holds_key})),
             ))
         })
     }
@@ -930,12 +1029,14 @@ impl<S: Store> Session<S> {
                 )));
             }
             row.role = role.name().to_owned();
-            put_operator(tx, keys.signer, &row)?;
+            put_operator(tx, keys, row)?;
             crate::web::follow_operator_role(tx, keys, name, role)?;
             Ok((
                 (),
-                AuditEvent::ok("operator.role")
-                    .detail(json!({"name": name, "from": from, "role": role.name()})),
+                AuditEvent::ok("operator.role").detail(json!({
+                    "name": name, "from": from, "role": role.name(),
+                    "key_slot": role.may_hold_key(),
+                })),
             ))
         })
     }
@@ -978,6 +1079,10 @@ impl<S: Store> Session<S> {
                 count += 1;
             }
             for mut operator in tx.operators()? {
+                // Operators without a key slot stay without one.
+                if operator.wrapped_vault_key.is_empty() {
+                    continue;
+                }
                 operator.wrapped_vault_key = crypto::wrap_vault_key(&new_key, &operator.recipient)?;
                 tx.operator_put(&operator)?;
             }

@@ -181,6 +181,15 @@ fn grant_wrapping_key(secret: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     crypto::derive_key(secret, b"oathdesk web grant key v1")
 }
 
+/// The wrapping key of a grant of an operator without a key slot: it needs
+/// the bearer secret and the vault key, so nobody without the vault key
+/// can forge such a grant, and the grant opens nothing by itself.
+fn bound_grant_wrapping_key(secret: &[u8; 32], key: &VaultKey) -> Zeroizing<[u8; 32]> {
+    let binding = key.derive(b"oathdesk web grant binding v1");
+    let material = Zeroizing::new([secret.as_slice(), binding.as_slice()].concat());
+    crypto::derive_key(&material, b"oathdesk web grant key v2")
+}
+
 fn grant_aad(row: &GrantRow) -> Vec<u8> {
     let mut aad = b"oathdesk web grant v1".to_vec();
     for field in [
@@ -267,7 +276,8 @@ fn set_operator_role(tx: &impl StoreTx, keys: &Keys<'_>, name: &str, role: Role)
         .ok_or_else(|| Error::UnknownOperator(name.to_owned()))?;
     if row.role != role.name() {
         row.role = role.name().to_owned();
-        put_operator(tx, keys.signer, &row)?;
+        // The key slot follows the role.
+        put_operator(tx, keys, row)?;
     }
     Ok(())
 }
@@ -395,11 +405,16 @@ impl<S: Store> Vault<S> {
     /// Opens the vault with a grant's bearer secret: the grant must exist,
     /// be within its lifetime, belong to an enabled account whose operator
     /// slot still exists, and its wrapped key must be this vault's key.
+    ///
+    /// A grant of a helpdesk or auditor account holds no vault key: it
+    /// opens only with `console_key`, the key of an unsealed console
+    /// ([`Error::Sealed`] without one).
     pub fn open_grant(
         mut self,
         secret: &[u8; 32],
         idle: Option<u64>,
         now: u64,
+        console_key: Option<&VaultKey>,
     ) -> Result<(Session<S>, Grant)> {
         let id = grant_id(secret);
         let denied = |why: &str| Error::Unauthenticated(why.to_owned());
@@ -424,12 +439,28 @@ impl<S: Store> Vault<S> {
             let Some(operator) = tx.operator(&row.account)? else {
                 return Err(denied("the account's operator slot was removed"));
             };
-            let key = VaultKey::unwrap_from(
-                &grant_wrapping_key(secret),
-                &row.wrapped_key,
-                &grant_aad(&row),
-            )
-            .ok_or_else(|| denied("the session or token does not open the vault: sign in again"))?;
+            let aad = grant_aad(&row);
+            let opened = VaultKey::unwrap_from(&grant_wrapping_key(secret), &row.wrapped_key, &aad);
+            let key = match opened {
+                Some(key) if !key.is_no_key() => key,
+                _ if operator.wrapped_vault_key.is_empty() => {
+                    let console_key = console_key.ok_or(Error::Sealed)?;
+                    let bound = bound_grant_wrapping_key(secret, console_key);
+                    match VaultKey::unwrap_from(&bound, &row.wrapped_key, &aad) {
+                        Some(marker) if marker.is_no_key() => console_key.clone(),
+                        _ => {
+                            return Err(denied(
+                                "the session or token does not open the vault: sign in again",
+                            ));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(denied(
+                        "the session or token does not open the vault: sign in again",
+                    ));
+                }
+            };
             let audit_keys = open_audit_keys(&tx, &key).map_err(|_| {
                 denied("the vault was rekeyed since this session or token began: sign in again")
             })?;
@@ -476,6 +507,9 @@ fn new_grant(
 ) -> Result<(GrantSecret, GrantRow)> {
     let mut secret = Zeroizing::new([0u8; 32]);
     crypto::random(secret.as_mut())?;
+    let holds_key = tx
+        .operator(account)?
+        .is_some_and(|o| !o.wrapped_vault_key.is_empty());
     let mut row = GrantRow {
         id: grant_id(&secret),
         kind: kind.name().to_owned(),
@@ -487,7 +521,11 @@ fn new_grant(
         expires_at: now.saturating_add(lifetime),
         last_used_at: now,
     };
-    row.wrapped_key = key.wrap_under(&grant_wrapping_key(&secret), &grant_aad(&row))?;
+    row.wrapped_key = if holds_key {
+        key.wrap_under(&grant_wrapping_key(&secret), &grant_aad(&row))?
+    } else {
+        VaultKey::no_key().wrap_under(&bound_grant_wrapping_key(&secret, key), &grant_aad(&row))?
+    };
     tx.web_grant_put(&row)?;
     Ok((secret, row))
 }
@@ -709,8 +747,8 @@ impl<S: Store> Session<S> {
             }
             put_operator(
                 tx,
-                key.signer,
-                &passphrase_slot(name, password, kdf, key, &by, parsed, now)?,
+                key,
+                passphrase_slot(name, password, kdf, key, &by, parsed, now)?,
             )?;
             let account = put_account(tx, key, name, role, false, must_change_password, &by, now)?;
             let event =
@@ -806,8 +844,8 @@ impl<S: Store> Session<S> {
             }
             put_operator(
                 tx,
-                key.signer,
-                &passphrase_slot(admin, password, kdf, key, admin, Role::Admin, now)?,
+                key,
+                passphrase_slot(admin, password, kdf, key, admin, Role::Admin, now)?,
             )?;
             let account = put_account(tx, key, admin, "admin", false, false, admin, now)?;
             delete_operator(tx, SETUP_OPERATOR)?;
@@ -899,7 +937,7 @@ impl<S: Store> Session<S> {
             let mut slot =
                 passphrase_slot(name, password, kdf, key, &old_slot.created_by, role, now)?;
             slot.created_at = old_slot.created_at;
-            put_operator(tx, key.signer, &slot)?;
+            put_operator(tx, key, slot)?;
             let account = put_account(
                 tx,
                 key,

@@ -30,10 +30,22 @@ fn passphrase(name: &str) -> Vec<u8> {
     format!("{name} pass").into_bytes()
 }
 
+/// Signs in as `name`: with their own key slot, or — helpdesk and auditor
+/// operators hold none — at a console that alice (an admin) unsealed.
 fn unlock_as(location: &Location, name: &str) -> Result<Session, Error> {
-    Vault::open_at(location)
+    let password = passphrase(name);
+    match Vault::open_at(location)
         .unwrap()
-        .unlock(name, Unlock::Passphrase(&passphrase(name)))
+        .unlock(name, Unlock::Passphrase(&password))
+    {
+        Err(Error::NoKeySlot { .. }) => {
+            let console = session(location).unseal_key("test", NOW).unwrap();
+            Vault::open_at(location)
+                .unwrap()
+                .unlock_with(name, Unlock::Passphrase(&password), &console)
+        }
+        other => other,
+    }
 }
 
 fn link(credential_id: i64, serial: &str) -> EntraLink {
@@ -670,7 +682,21 @@ fn the_last_admin_keeps_the_role(backend: Backend) {
     s.set_operator_role("bob", Role::Admin, NOW).unwrap();
     s.set_operator_role("alice", Role::Auditor, NOW).unwrap();
     drop(s);
-    let mut alice = session(&f.location);
+    // alice's key slot went with the admin role.
+    assert!(matches!(
+        Vault::open_at(&f.location)
+            .unwrap()
+            .unlock("alice", Unlock::Passphrase(b"alice pass")),
+        Err(Error::NoKeySlot { .. })
+    ));
+    let console = unlock_as(&f.location, "bob")
+        .unwrap()
+        .unseal_key("test", NOW)
+        .unwrap();
+    let mut alice = Vault::open_at(&f.location)
+        .unwrap()
+        .unlock_with("alice", Unlock::Passphrase(b"alice pass"), &console)
+        .unwrap();
     assert_eq!(alice.role(), Role::Auditor);
     assert!(matches!(
         alice.set_setting("helpdesk.codes_per_hour", 100, NOW),
@@ -745,6 +771,18 @@ fn a_vault_of_version_4_migrates_signs_its_rows_and_verifies() {
         .collect();
     assert_eq!(signing.len(), 1);
     assert!(signing[0].detail.contains("became admin"));
+    assert!(
+        signing[0].detail.contains(r#""key_slots_removed":["audrey","hd"]"#),
+        "{}",
+        signing[0].detail
+    );
+    // The helpdesk operator's key slot is gone: their password alone opens nothing.
+    assert!(matches!(
+        Vault::open_at(&location)
+            .unwrap()
+            .unlock("hd", Unlock::Passphrase(b"hd pass long")),
+        Err(Error::NoKeySlot { .. })
+    ));
     // The old rows decide as before: a lost token gets no code, the others do.
     assert!(matches!(
         alice.helpdesk_code(&helpdesk("dave@contoso.com"), NOW),

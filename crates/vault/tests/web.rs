@@ -4,6 +4,7 @@ mod common;
 
 use common::{Backend, Fixture, NOW, TEST_KDF as KDF};
 use oathdesk_vault::web::{GrantKind, SETUP_OPERATOR, ThrottlePolicy};
+use oathdesk_vault::crypto::VaultKey;
 use oathdesk_vault::{Error, Session, Unlock, Vault};
 
 const DAY: u64 = 86_400;
@@ -38,8 +39,36 @@ fn set_up(backend: Backend) -> (Fixture, [u8; 32]) {
 fn open(fixture: &Fixture, secret: &[u8; 32], now: u64) -> Result<Session, Error> {
     Vault::open_at(&fixture.location)
         .unwrap()
-        .open_grant(secret, Some(1800), now)
+        .open_grant(secret, Some(1800), now, None)
         .map(|(session, _)| session)
+}
+
+/// As a console that holds the vault key (unsealed) opens a grant.
+fn open_via(
+    fixture: &Fixture,
+    secret: &[u8; 32],
+    now: u64,
+    console: &VaultKey,
+) -> Result<Session, Error> {
+    Vault::open_at(&fixture.location)
+        .unwrap()
+        .open_grant(secret, Some(1800), now, Some(console))
+        .map(|(session, _)| session)
+}
+
+/// hal, a helpdesk account, signs in at a console holding `console`.
+fn hal_signs_in(fixture: &Fixture, password: &[u8], console: &VaultKey) -> Session {
+    // Without the console, hal's password opens nothing (promise 2).
+    assert!(matches!(
+        Vault::open_at(&fixture.location)
+            .unwrap()
+            .unlock("hal", Unlock::Passphrase(password)),
+        Err(Error::NoKeySlot { .. })
+    ));
+    Vault::open_at(&fixture.location)
+        .unwrap()
+        .unlock_with("hal", Unlock::Passphrase(password), console)
+        .unwrap()
 }
 
 fn setup_makes_the_first_admin_and_ends_the_setup_code(backend: Backend) {
@@ -95,14 +124,14 @@ fn grants_end_by_lifetime_idleness_logout_and_revocation(backend: Backend) {
     assert_eq!(grant.scopes, ["helpdesk.code"]);
     let (_, opened) = Vault::open_at(&fixture.location)
         .unwrap()
-        .open_grant(&token, Some(1800), NOW + 5 * DAY)
+        .open_grant(&token, Some(1800), NOW + 5 * DAY, None)
         .unwrap();
     assert_eq!(opened.kind, GrantKind::Token);
     assert_eq!(opened.handle, grant.handle);
     assert!(matches!(
         Vault::open_at(&fixture.location)
             .unwrap()
-            .open_grant(&token, None, NOW + 8 * DAY),
+            .open_grant(&token, None, NOW + 8 * DAY, None),
         Err(Error::Unauthenticated(_))
     ));
     session
@@ -111,7 +140,7 @@ fn grants_end_by_lifetime_idleness_logout_and_revocation(backend: Backend) {
     assert!(matches!(
         Vault::open_at(&fixture.location)
             .unwrap()
-            .open_grant(&token, None, NOW + 62),
+            .open_grant(&token, None, NOW + 62, None),
         Err(Error::Unauthenticated(_))
     ));
     // Deleting ended grants leaves the live ones.
@@ -148,37 +177,42 @@ fn accounts_roles_passwords_and_the_last_admin(backend: Backend) {
         admin.add_web_account("eve", b"long enough pw", KDF, "root", false, NOW),
         Err(Error::Invalid(_))
     ));
+    let console = admin.unseal_key("test", NOW).unwrap();
     // hal logs in with the password the admin set and must change it.
-    let mut hal = Vault::open_at(&fixture.location)
-        .unwrap()
-        .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
-        .unwrap();
+    let mut hal = hal_signs_in(&fixture, b"hal's initial pw", &console);
     let (hal_secret, grant) = hal.start_web_session(DAY, 2, NOW).unwrap();
     assert_eq!(grant.role, "helpdesk");
     assert!(hal.web_account().unwrap().must_change_password);
     hal.set_web_password("hal", b"hal's own password", KDF, false, NOW)
         .unwrap();
     // The password change ended hal's grants; the new password opens the slot.
-    assert!(open(&fixture, &hal_secret, NOW + 1).is_err());
-    assert!(
+    assert!(open_via(&fixture, &hal_secret, NOW + 1, &console).is_err());
+    assert!(matches!(
         Vault::open_at(&fixture.location)
             .unwrap()
-            .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
-            .is_err()
-    );
-    let mut hal = Vault::open_at(&fixture.location)
-        .unwrap()
-        .unlock("hal", Unlock::Passphrase(b"hal's own password"))
-        .unwrap();
+            .unlock_with("hal", Unlock::Passphrase(b"hal's initial pw"), &console),
+        Err(Error::WrongPassphrase(_))
+    ));
+    let mut hal = hal_signs_in(&fixture, b"hal's own password", &console);
     assert!(!hal.web_account().unwrap().must_change_password);
     let (hal_secret, _) = hal.start_web_session(DAY, 0, NOW).unwrap();
+    // hal's session opens only at a console that holds the key: the
+    // session's secret and the database together open nothing.
+    assert!(matches!(
+        open(&fixture, &hal_secret, NOW + 1),
+        Err(Error::Sealed)
+    ));
+    assert!(open_via(&fixture, &hal_secret, NOW + 1, &console).is_ok());
+    // Nor does a console holding another vault's key.
+    let stranger = VaultKey::generate().unwrap();
+    assert!(open_via(&fixture, &hal_secret, NOW + 1, &stranger).is_err());
 
     // Changing a role ends the account's sessions.
     let mut admin = open(&fixture, &secret, NOW + 2).unwrap();
     admin
         .update_web_account("hal", Some("auditor"), None, NOW + 2)
         .unwrap();
-    assert!(open(&fixture, &hal_secret, NOW + 3).is_err());
+    assert!(open_via(&fixture, &hal_secret, NOW + 3, &console).is_err());
 
     // The last enabled admin stays.
     assert!(matches!(
@@ -210,13 +244,13 @@ fn a_role_written_into_the_database_without_the_key_is_caught(backend: Backend) 
     admin
         .add_web_account("hal", b"hal's initial pw", KDF, "helpdesk", false, NOW)
         .unwrap();
-    let mut hal = Vault::open_at(&fixture.location)
-        .unwrap()
-        .unlock("hal", Unlock::Passphrase(b"hal's initial pw"))
-        .unwrap();
+    let console = admin.unseal_key("test", NOW).unwrap();
+    let mut hal = hal_signs_in(&fixture, b"hal's initial pw", &console);
     let (hal_secret, _) = hal.start_web_session(DAY, 0, NOW).unwrap();
     fixture.execute("UPDATE web_accounts SET role = 'admin' WHERE name = 'hal'");
-    let error = open(&fixture, &hal_secret, NOW + 1).err().unwrap();
+    let error = open_via(&fixture, &hal_secret, NOW + 1, &console)
+        .err()
+        .unwrap();
     assert!(
         error.to_string().contains("changed outside oathdesk"),
         "{error}"
