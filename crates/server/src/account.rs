@@ -414,6 +414,10 @@ pub async fn setup(
                 .and_then(|_| session.start_web_session(settings.session_lifetime, 0, now()))
                 .map_err(ApiError::from)
         };
+        // The first admin's setup unseals the console, as their sign-in would.
+        if result.is_ok() && !worker.is_unsealed() {
+            worker.unseal(session.unseal_key("setup", now())?);
+        }
         drop(session);
         Ok(Ok(result?))
     })
@@ -467,14 +471,11 @@ pub async fn change_password(
     let worker = state.clone();
     let (operator, current) = (name.clone(), request.current.clone());
     let verified = blocking(move || {
-        let check = worker
-            .vault()?
-            .unlock(&operator, Unlock::Passphrase(current.as_bytes()));
+        let mut vault = worker.vault()?;
+        let check = vault.check_unlock(&operator, Unlock::Passphrase(current.as_bytes()));
+        worker.recycle(vault.into_store());
         match check {
-            Ok(verified) => {
-                worker.recycle(verified.into_store());
-                Ok(None)
-            }
+            Ok(()) => Ok(None),
             Err(VaultError::WrongPassphrase(_)) => {
                 let policies = vec![(account_key, worker.settings.account_throttle)];
                 Ok(Some(worker.vault()?.login_failed(&policies, now())?))

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use oathdesk_otp::{Credential, seed};
+use oathdesk_vault::crypto::VaultKey;
 use oathdesk_vault::location::Location;
 use oathdesk_vault::model::{DeviceKind, State, TokenRef};
 use oathdesk_vault::web::SETUP_OPERATOR;
@@ -28,6 +29,8 @@ pub struct Launch {
     pub tls: Option<Tls>,
     /// Also append each new audit head to this file (it is always logged).
     pub audit_head_file: Option<std::path::PathBuf>,
+    /// Unseal at start with the age identity of an admin operator in this file.
+    pub unseal_key_file: Option<std::path::PathBuf>,
 }
 
 /// What the console tells the person who started it.
@@ -76,6 +79,21 @@ impl Started {
     }
 }
 
+/// The vault key, opened with the age identity in `path` (an admin
+/// operator's slot); the unsealing is audited.
+fn unseal_with_file(vault: &Location, path: &std::path::Path) -> Result<VaultKey, String> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("--unseal-key-file {}: {e}", path.display()))?,
+    );
+    let mut session = Vault::open_at(vault)
+        .and_then(|v| v.unlock_by_identity(&text))
+        .map_err(|e| format!("--unseal-key-file {}: {e}", path.display()))?;
+    session
+        .unseal_key("key file", now())
+        .map_err(|e| format!("--unseal-key-file {}: {e}", path.display()))
+}
+
 /// Runs the console until Ctrl-C (or SIGTERM).
 pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String> {
     let _ = tracing_subscriber::fmt()
@@ -118,6 +136,10 @@ pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String
                 .map_err(|e| format!("cannot listen on {}: {e}", launch.listen))?;
             let address = listener.local_addr().map_err(|e| e.to_string())?;
             let state = Arc::new(AppState::new(vault.clone(), settings));
+            if let Some(path) = &launch.unseal_key_file {
+                state.unseal(unseal_with_file(&vault, path)?);
+                tracing::info!(file = %path.display(), "console unsealed with the key file");
+            }
             tokio::spawn(sweep_expired_grants(state.clone()));
             let scheme = if tls.is_some() { "https" } else { "http" };
             announce(&Started {

@@ -18,6 +18,7 @@ fn body<T: JsonSchema>(generator: &mut SchemaGenerator) -> Option<Value> {
 pub fn request_schema(method: &str, path: &str, generator: &mut SchemaGenerator) -> Option<Value> {
     match (method, path) {
         ("POST", "/api/v1/login") => body::<account::LoginRequest>(generator),
+        ("POST", "/api/v1/unseal") => body::<account::LoginRequest>(generator),
         ("POST", "/api/v1/setup") => body::<account::SetupRequest>(generator),
         ("POST", "/api/v1/me/password") => body::<account::PasswordRequest>(generator),
         ("POST", "/api/v1/me/tokens") => body::<account::TokenRequest>(generator),

@@ -998,3 +998,95 @@ async fn guessing_the_current_password_locks_the_account_like_failed_sign_ins() 
         .await;
     assert_eq!(login.status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// Promise 2 of the threat model: a restarted console holds no key, so
+/// helpdesk and auditor accounts — who hold none of their own — can do
+/// nothing until an admin unseals it; then the same session works.
+#[tokio::test]
+async fn a_sealed_console_serves_helpdesk_accounts_once_an_admin_unsealed_it() {
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    // A session started before the restart.
+    let mut hal = Client::login(fixture.app(), HELPDESK).await;
+    // The console restarts: same database, nothing in memory.
+    let restarted = std::sync::Arc::new(oathdesk_server::AppState::new(
+        fixture.path.clone(),
+        settings(),
+    ));
+    let app = oathdesk_server::router(restarted.clone());
+    hal.app = app.clone();
+    let mut anyone = Client::new(app.clone());
+    let state = anyone.send(Method::GET, "/api/v1/unseal", None).await;
+    assert_eq!(state.body, json!({"sealed": true}));
+    let refused = hal.send(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert!(error(&refused).starts_with("the console is sealed"));
+    let login = anyone
+        .send(
+            Method::POST,
+            "/api/v1/login",
+            Some(json!({"name": HELPDESK.0, "password": HELPDESK.1})),
+        )
+        .await;
+    assert_eq!(
+        login.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        login.body
+    );
+    // A helpdesk password does not unseal; a wrong admin password neither.
+    let by_helpdesk = anyone
+        .send(
+            Method::POST,
+            "/api/v1/unseal",
+            Some(json!({"name": HELPDESK.0, "password": HELPDESK.1})),
+        )
+        .await;
+    assert_eq!(
+        by_helpdesk.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        by_helpdesk.body
+    );
+    let wrong = anyone
+        .send(
+            Method::POST,
+            "/api/v1/unseal",
+            Some(json!({"name": ADMIN.0, "password": "not ada's password"})),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(!restarted.is_unsealed());
+    // The admin unseals: the old session works again, and sign-in too.
+    let unsealed = anyone
+        .send(
+            Method::POST,
+            "/api/v1/unseal",
+            Some(json!({"name": ADMIN.0, "password": ADMIN.1})),
+        )
+        .await;
+    assert_eq!(unsealed.status, StatusCode::OK, "{}", unsealed.body);
+    assert_eq!(unsealed.body, json!({"sealed": false}));
+    let works = hal.send(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(works.status, StatusCode::OK, "{}", works.body);
+    let code = hal
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/code",
+            Some(json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-7"})),
+        )
+        .await;
+    assert_eq!(code.status, StatusCode::OK, "{}", code.body);
+    Client::login(app.clone(), AUDITOR).await;
+    // Each unsealing is in the audit log.
+    let mut auditor = Client::login(app, AUDITOR).await;
+    let log = auditor
+        .send(Method::GET, "/api/v1/audit?action=console.unseal", None)
+        .await;
+    assert!(log.body["total"].as_u64().unwrap() >= 2, "{}", log.body);
+}

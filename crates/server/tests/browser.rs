@@ -618,3 +618,76 @@ async fn over_tls_the_session_cookie_is_secure() {
     assert_eq!(visible.as_str(), Some(""));
     client.close().await.unwrap();
 }
+
+/// Serves `state` on a loopback port until the returned sender is dropped.
+async fn serve_state(
+    state: std::sync::Arc<oathdesk_server::AppState>,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        oathdesk_server::serve(listener, oathdesk_server::router(state), async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (address, stop)
+}
+
+/// After a restart the console is sealed: the sign-in page says so, a
+/// helpdesk account cannot sign in, an admin unseals at /unseal, and then
+/// the helpdesk account works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_console_is_unsealed_by_an_admin_before_the_helpdesk_works() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    let restarted = std::sync::Arc::new(oathdesk_server::AppState::new(
+        fixture.path.clone(),
+        settings(),
+    ));
+    let (address, _stop) = serve_state(restarted.clone()).await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    let base = base(address);
+    client.goto(&format!("{base}/login")).await.unwrap();
+    wait_for_text(&client, "#sealed-note", "The console is sealed").await;
+    fill(&client, "#name", HELPDESK.0).await;
+    fill(&client, "#password", HELPDESK.1).await;
+    client
+        .find(Locator::Css("#login-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "#login-message", "the console is sealed").await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+
+    client.goto(&format!("{base}/unseal")).await.unwrap();
+    wait_for_text(&client, "#unseal-state", "Sealed").await;
+    screenshot(&client, "unseal.png").await;
+    fill(&client, "#name", ADMIN.0).await;
+    fill(&client, "#password", ADMIN.1).await;
+    client
+        .find(Locator::Css("#unseal-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "#unseal-state", "Unsealed").await;
+    assert!(restarted.is_unsealed());
+    // The password field is cleared after the attempt.
+    let password = client.find(Locator::Css("#password")).await.unwrap();
+    assert_eq!(
+        password.prop("value").await.unwrap().unwrap_or_default(),
+        ""
+    );
+
+    sign_in(&client, &base, HELPDESK).await;
+    client.goto(&format!("{base}/account")).await.unwrap();
+    wait_for_text(&client, "#account-summary", "helpdesk").await;
+    client.close().await.unwrap();
+}

@@ -310,6 +310,18 @@ pub fn unwrap_vault_key(identity: &age::x25519::Identity, wrapped: &[u8]) -> Opt
     VaultKey::from_slice(&bytes)
 }
 
+/// A new age X25519 identity: its text (`AGE-SECRET-KEY-1…`, to keep in a
+/// file only its owner reads) and its public key (`age1…`).
+pub fn new_identity() -> (Zeroizing<String>, String) {
+    use age::secrecy::ExposeSecret;
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    (
+        Zeroizing::new(identity.to_string().expose_secret().to_owned()),
+        recipient,
+    )
+}
+
 /// Reads an `age1…` public key.
 pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient> {
     age::x25519::Recipient::from_str(text.trim()).map_err(|_| {

@@ -256,6 +256,16 @@ impl<S: Store> Vault<S> {
         Session::open(self.store, &row, None, console_key.clone(), audit_keys)
     }
 
+    /// Checks an operator's passphrase or identity against their slot,
+    /// without opening the vault (a password change asks for the current one).
+    pub fn check_unlock(&mut self, operator: &str, unlock: Unlock<'_>) -> Result<()> {
+        let tx = self.store.read()?;
+        let row = tx
+            .operator(operator)?
+            .ok_or_else(|| Error::UnknownOperator(operator.to_owned()))?;
+        open_slot_identity(&row, &unlock).map(drop)
+    }
+
     /// Unlocks as the operator whose age identity this is (found by its
     /// public key): a console's `--unseal-key-file`.
     pub fn unlock_by_identity(mut self, identity_text: &str) -> Result<Session<S>> {

@@ -40,9 +40,11 @@ fn unlock_as(location: &Location, name: &str) -> Result<Session, Error> {
     {
         Err(Error::NoKeySlot { .. }) => {
             let console = session(location).unseal_key("test", NOW).unwrap();
-            Vault::open_at(location)
-                .unwrap()
-                .unlock_with(name, Unlock::Passphrase(&password), &console)
+            Vault::open_at(location).unwrap().unlock_with(
+                name,
+                Unlock::Passphrase(&password),
+                &console,
+            )
         }
         other => other,
     }
@@ -772,7 +774,9 @@ fn a_vault_of_version_4_migrates_signs_its_rows_and_verifies() {
     assert_eq!(signing.len(), 1);
     assert!(signing[0].detail.contains("became admin"));
     assert!(
-        signing[0].detail.contains(r#""key_slots_removed":["audrey","hd"]"#),
+        signing[0]
+            .detail
+            .contains(r#""key_slots_removed":["audrey","hd"]"#),
         "{}",
         signing[0].detail
     );

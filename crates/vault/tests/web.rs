@@ -3,8 +3,8 @@
 mod common;
 
 use common::{Backend, Fixture, NOW, TEST_KDF as KDF};
-use oathdesk_vault::web::{GrantKind, SETUP_OPERATOR, ThrottlePolicy};
 use oathdesk_vault::crypto::VaultKey;
+use oathdesk_vault::web::{GrantKind, SETUP_OPERATOR, ThrottlePolicy};
 use oathdesk_vault::{Error, Session, Unlock, Vault};
 
 const DAY: u64 = 86_400;
@@ -188,9 +188,11 @@ fn accounts_roles_passwords_and_the_last_admin(backend: Backend) {
     // The password change ended hal's grants; the new password opens the slot.
     assert!(open_via(&fixture, &hal_secret, NOW + 1, &console).is_err());
     assert!(matches!(
-        Vault::open_at(&fixture.location)
-            .unwrap()
-            .unlock_with("hal", Unlock::Passphrase(b"hal's initial pw"), &console),
+        Vault::open_at(&fixture.location).unwrap().unlock_with(
+            "hal",
+            Unlock::Passphrase(b"hal's initial pw"),
+            &console
+        ),
         Err(Error::WrongPassphrase(_))
     ));
     let mut hal = hal_signs_in(&fixture, b"hal's own password", &console);

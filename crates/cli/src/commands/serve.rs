@@ -69,6 +69,12 @@ pub struct ServeArgs {
     /// logged too) [env: OATHDESK_AUDIT_HEAD_FILE].
     #[arg(long, value_name = "FILE", env = "OATHDESK_AUDIT_HEAD_FILE")]
     pub audit_head_file: Option<PathBuf>,
+    /// Unseal at start with the age identity in FILE (an admin operator's, made with
+    /// 'oathdesk operator add console --role admin --new-identity-file FILE'), for
+    /// unattended restarts. Whoever reads FILE opens the vault: keep it to the service
+    /// (a systemd credential) [env: OATHDESK_UNSEAL_KEY_FILE].
+    #[arg(long, value_name = "FILE", env = "OATHDESK_UNSEAL_KEY_FILE")]
+    pub unseal_key_file: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
@@ -125,6 +131,7 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         demo: args.demo,
         tls,
         audit_head_file: args.audit_head_file,
+        unseal_key_file: args.unseal_key_file,
     };
     launch(launch_options, |started| {
         println!("{}", started.announcement());

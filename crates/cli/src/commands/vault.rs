@@ -124,8 +124,12 @@ pub struct AddOperatorArgs {
     #[arg(long, default_value = "helpdesk")]
     pub role: Role,
     /// Their age X25519 public key (age1…), instead of a passphrase.
-    #[arg(long, value_name = "AGE1…")]
+    #[arg(long, value_name = "AGE1…", conflicts_with = "new_identity_file")]
     pub recipient: Option<String>,
+    /// Make a new age identity for them and write it to FILE (created, readable by you
+    /// only), instead of a passphrase: for a console's --unseal-key-file.
+    #[arg(long, value_name = "FILE", conflicts_with = "new_passphrase_file")]
+    pub new_identity_file: Option<PathBuf>,
     /// File holding the new operator's passphrase.
     #[arg(long, value_name = "FILE")]
     pub new_passphrase_file: Option<PathBuf>,
@@ -214,6 +218,25 @@ fn run_vault_change(command: VaultCommand, options: &VaultOptions) -> Result<()>
     }
 }
 
+/// Writes a new age identity to `path` (which must not exist), readable by
+/// its owner only; returns its public key.
+fn write_new_identity(path: &std::path::Path) -> Result<String> {
+    use std::io::Write;
+    let (identity, recipient) = oathdesk_vault::crypto::new_identity();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create {}: {e} (it must not exist yet)",
+            path.display()
+        )
+    })?;
+    file.write_all(format!("# oathdesk operator identity\n{}\n", identity.as_str()).as_bytes())?;
+    Ok(recipient)
+}
+
 /// `vault verify`: every signed row and the audit chain; exit 2 if
 /// anything was altered.
 fn verify(json: bool, options: &VaultOptions) -> Result<ExitCode> {
@@ -293,7 +316,11 @@ pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<
         }
         OperatorCommand::Add(args) => {
             let mut session = options.unlock()?;
-            match &args.recipient {
+            let recipient = match &args.new_identity_file {
+                Some(path) => Some(write_new_identity(path)?),
+                None => args.recipient.clone(),
+            };
+            match &recipient {
                 Some(recipient) => session.add_operator(
                     &args.name,
                     NewOperator::Recipient(recipient),
@@ -315,6 +342,20 @@ pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<
                 }
             }
             eprintln!("oathdesk: operator {} added as {}", args.name, args.role);
+            if let Some(path) = &args.new_identity_file {
+                eprintln!(
+                    "oathdesk: their age identity is in {}: whoever reads it opens the vault as {}",
+                    path.display(),
+                    args.name
+                );
+            }
+            if !args.role.may_hold_key() {
+                eprintln!(
+                    "oathdesk: {} operators hold no key of the vault: {} works through the console \
+                     once an admin has unsealed it",
+                    args.role, args.name
+                );
+            }
             Ok(())
         }
         OperatorCommand::Role { name, role } => {

@@ -76,6 +76,11 @@ pub fn staffed() -> Fixture {
             .add_web_account(name, password.as_bytes(), KDF, role, false, now())
             .unwrap();
     }
+    // The console was unsealed (as an admin's sign-in does): helpdesk and
+    // auditor accounts hold no key of their own.
+    fixture
+        .state
+        .unseal(admin.unseal_key("test", now()).unwrap());
     fixture
 }
 
@@ -115,6 +120,9 @@ impl Fixture {
                 ..settings()
             },
         ));
+        if let Some(key) = self.state.console_key() {
+            state.unseal(key);
+        }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
