@@ -9,6 +9,7 @@
 
 mod commands;
 mod input;
+mod remote;
 mod unlock;
 
 use std::process::ExitCode;
@@ -33,10 +34,12 @@ struct Cli {
     command: Command,
     #[command(flatten)]
     vault: unlock::VaultOptions,
+    #[command(flatten)]
+    remote: remote::RemoteOptions,
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {
+pub(crate) enum Command {
     /// Print the current code, codes around now, or a code that lasts.
     Code(code::CodeArgs),
     /// Check a code and print the signed step offset of the match.
@@ -110,6 +113,7 @@ fn parse_arguments() -> Result<Cli, clap::Error> {
         return Ok(Cli {
             command: Command::Code(code::CodeArgs::from_arg_matches(code_matches)?),
             vault: unlock::VaultOptions::default(),
+            remote: remote::RemoteOptions::default(),
         });
     }
     let command = Box::leak(Box::new(Cli::command()));
@@ -123,6 +127,9 @@ fn parse_arguments() -> Result<Cli, clap::Error> {
 /// the error's type, never its words.
 fn exit_code_of(error: &anyhow::Error) -> ExitCode {
     use oathdesk_vault::Error as E;
+    if let Some(remote) = error.downcast_ref::<remote::RemoteError>() {
+        return remote.exit_code();
+    }
     match error.downcast_ref::<E>() {
         Some(E::CodeReleased { .. } | E::Altered { .. }) => ExitCode::from(2),
         _ => ExitCode::from(1),
@@ -157,6 +164,41 @@ fn main() -> ExitCode {
                 );
             }
         });
+    }
+    // With a console named (--server, OATHDESK_SERVER), what works on the
+    // vault goes through it; the offline tools stay local.
+    let works_on_vault = matches!(
+        cli.command,
+        Command::Vault(_)
+            | Command::Operator(_)
+            | Command::User(_)
+            | Command::Token(_)
+            | Command::Helpdesk(_)
+            | Command::Identify(_)
+            | Command::Audit(_)
+            | Command::Import(_)
+            | Command::Export(_)
+            | Command::Device(_)
+            | Command::Enroll(_)
+            | Command::Entra(_)
+    );
+    if works_on_vault {
+        match cli.remote.console() {
+            Ok(Some(console)) => {
+                return match remote::run(cli.command, &console) {
+                    Ok(code) => code,
+                    Err(error) => {
+                        eprintln!("oathdesk: error: {error:#}");
+                        exit_code_of(&error)
+                    }
+                };
+            }
+            Ok(None) => {}
+            Err(error) => {
+                eprintln!("oathdesk: error: {error:#}");
+                return ExitCode::from(1);
+            }
+        }
     }
     let outcome = match cli.command {
         Command::Code(args) => code::run(args).map(|()| ExitCode::SUCCESS),

@@ -43,10 +43,15 @@ impl Server {
     /// Starts `oathdesk serve` on a free loopback port; `vault` are the
     /// options that say where the vault is. Returns once it listens.
     fn start(name: &'static str, vault: &[String], dir: &Path) -> Server {
+        Server::start_with(name, vault, dir, &[])
+    }
+
+    fn start_with(name: &'static str, vault: &[String], dir: &Path, extra: &[&str]) -> Server {
         let log = dir.join(format!("{name}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_oathdesk"))
             .args(vault)
             .args(["serve", "--listen", "127.0.0.1:0", "--kdf-memory-mib", "19"])
+            .args(extra)
             .env_remove("OATHDESK_DATABASE_URL")
             .env_remove("OATHDESK_VAULT")
             .stdin(Stdio::null())
@@ -609,4 +614,214 @@ fn two_servers_on_one_sqlite_file_behave_as_one() {
     let done = send(&a, &Caller::default(), "GET", "/api/v1/setup", None);
     assert_eq!(done.body["open"], false, "{}", done.body);
     behave_as_one(&a, &b, &admin, &vault);
+}
+
+/// Runs the oathdesk binary with `args` and the environment `env`.
+fn oathdesk(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oathdesk"));
+    command
+        .args(args)
+        .env_remove("OATHDESK_DATABASE_URL")
+        .env_remove("OATHDESK_SERVER")
+        .env_remove("OATHDESK_TOKEN")
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+/// A helpdesk operator holds no key: their passphrase opens nothing on the
+/// command line, and they work through a console unsealed at start with a
+/// key file — with an API token, the same output and exit codes as local.
+#[test]
+fn a_helpdesk_operator_works_through_an_unsealed_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vault.db");
+    let vault_arg = format!("--vault={}", file.display());
+    let as_admin = [
+        ("OATHDESK_OPERATOR", ADMIN.0),
+        ("OATHDESK_PASSPHRASE", ADMIN.1),
+    ];
+    let cheap = ["--kdf-memory-mib", "19", "--kdf-parallelism", "1"];
+    let ok = |output: std::process::Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    ok(oathdesk(
+        &[
+            &vault_arg, "vault", "init", cheap[0], cheap[1], cheap[2], cheap[3],
+        ],
+        &as_admin,
+    ));
+    let secret = Secret::from_bytes(SEED.to_vec()).to_base32();
+    ok(oathdesk(
+        &[
+            &vault_arg, "token", "add", SERIAL, "--secret", &secret, "--user", USER,
+        ],
+        &as_admin,
+    ));
+    ok(oathdesk(
+        &[
+            &vault_arg, "operator", "add", HELPDESK.0, cheap[0], cheap[1], cheap[2], cheap[3],
+        ],
+        &[
+            ("OATHDESK_OPERATOR", ADMIN.0),
+            ("OATHDESK_PASSPHRASE", ADMIN.1),
+            ("OATHDESK_NEW_PASSPHRASE", HAL_OWN),
+        ],
+    ));
+    let hal_local = oathdesk(
+        &[
+            &vault_arg,
+            "helpdesk",
+            "code",
+            "--user",
+            USER,
+            "--verified-by",
+            "x",
+            "--ticket",
+            "y",
+        ],
+        &[
+            ("OATHDESK_OPERATOR", HELPDESK.0),
+            ("OATHDESK_PASSPHRASE", HAL_OWN),
+        ],
+    );
+    assert_eq!(hal_local.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&hal_local.stderr).contains("holds no key of the vault"),
+        "{}",
+        String::from_utf8_lossy(&hal_local.stderr)
+    );
+    let key_file = dir.path().join("unseal.key");
+    let key_arg = key_file.display().to_string();
+    ok(oathdesk(
+        &[
+            &vault_arg,
+            "operator",
+            "add",
+            "console",
+            "--role",
+            "admin",
+            "--new-identity-file",
+            &key_arg,
+        ],
+        &as_admin,
+    ));
+    let vault = vec![vault_arg.clone()];
+    let server = Server::start_with("U", &vault, dir.path(), &["--unseal-key-file", &key_arg]);
+    assert!(
+        server
+            .log_text()
+            .contains("console unsealed with the key file")
+    );
+
+    // The admin's first web sign-in (as the operator), then hal's account.
+    let setup = send(
+        &server,
+        &Caller::default(),
+        "POST",
+        "/api/v1/setup",
+        Some(json!({"operator": ADMIN.0, "passphrase": ADMIN.1})),
+    );
+    let admin = signed_in(&setup);
+    let account = send(
+        &server,
+        &admin,
+        "POST",
+        "/api/v1/accounts",
+        Some(json!({"name": HELPDESK.0, "role": "helpdesk"})),
+    );
+    assert_eq!(account.status, 201, "{}", account.body);
+    let hal = signed_in(&login(&server, (HELPDESK.0, HAL_OWN)));
+    let made = send(
+        &server,
+        &hal,
+        "POST",
+        "/api/v1/me/tokens",
+        Some(json!({"name": "cli", "scopes": ["helpdesk.code", "identify", "inventory.read"]})),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let token = made.body["token"].as_str().unwrap().to_owned();
+    let remote = [
+        ("OATHDESK_SERVER", server.url.as_str()),
+        ("OATHDESK_TOKEN", token.as_str()),
+    ];
+
+    let grant = ok(oathdesk(
+        &[
+            "helpdesk",
+            "code",
+            "--user",
+            USER,
+            "--verified-by",
+            "call-back",
+            "--ticket",
+            "INC-8",
+            "--json",
+        ],
+        &remote,
+    ));
+    let grant: Value = serde_json::from_slice(&grant.stdout).unwrap();
+    let totp = Totp::new(
+        &Secret::from_bytes(SEED.to_vec()),
+        Algorithm::Sha1,
+        Digits::SIX,
+        TimeStep::DEFAULT,
+    );
+    let counter = grant["counter"].as_u64().unwrap();
+    assert_eq!(grant["code"], totp.hotp().generate(counter).to_string());
+    assert_eq!(grant["serial"], SERIAL);
+    assert!(
+        grant.get("time").is_none(),
+        "the same JSON as the local command"
+    );
+    // The text is the local command's.
+    let text = ok(oathdesk(
+        &[
+            "helpdesk",
+            "code",
+            "--user",
+            USER,
+            "--verified-by",
+            "call-back",
+            "--ticket",
+            "INC-8",
+        ],
+        &remote,
+    ));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains(&format!("  for {USER} ({SERIAL}), accepted until "))
+            && text.contains("(verifier entra); 3 more this hour"),
+        "{text}"
+    );
+    let listed = ok(oathdesk(&["token", "list"], &remote));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(SERIAL));
+    // What the role may not do is refused with the console's words, exit 1.
+    let audit = oathdesk(&["audit", "verify"], &remote);
+    assert_eq!(audit.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&audit.stderr)
+            .contains("the helpdesk role may not read the audit log"),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let export = oathdesk(&["export", "entra-csv", "--plaintext"], &remote);
+    assert_eq!(export.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&export.stderr).contains("not through --server"));
+    // No token: told how to get one.
+    let no_token = oathdesk(
+        &["token", "list"],
+        &[("OATHDESK_SERVER", server.url.as_str())],
+    );
+    assert_eq!(no_token.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("Account page"));
+    // The offline tools stay local with a console named.
+    ok(oathdesk(&["code", &secret], &remote));
 }

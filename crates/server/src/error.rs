@@ -15,6 +15,10 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, for 429 answers.
     pub retry_after: Option<u64>,
+    /// The vault's kind of refusal (`forbidden`, `rate_limited`, `altered`,
+    /// `code_released`, `sealed`), for clients that branch on it — the
+    /// command line's exit codes — rather than on the words.
+    pub kind: Option<&'static str>,
 }
 
 impl ApiError {
@@ -23,7 +27,13 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            kind: None,
         }
+    }
+
+    fn of_kind(mut self, kind: &'static str) -> ApiError {
+        self.kind = Some(kind);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -81,11 +91,15 @@ impl From<oathdesk_vault::Error> for ApiError {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 ApiError::too_many(reason, retry_at.saturating_sub(now).max(1))
+                    .of_kind("rate_limited")
             }
-            e @ E::Forbidden { .. } => ApiError::forbidden(e.to_string()),
-            e @ E::Altered { .. } => ApiError::conflict(e.to_string()),
-            e @ E::CodeReleased { .. } => ApiError::conflict(e.to_string()),
-            e @ E::Sealed => ApiError::unavailable(e.to_string()),
+            e @ E::Forbidden { .. } => ApiError::forbidden(e.to_string()).of_kind("forbidden"),
+            e @ E::Altered { .. } => ApiError::conflict(e.to_string()).of_kind("altered"),
+            e @ E::CodeReleased { .. } => {
+                ApiError::conflict(e.to_string()).of_kind("code_released")
+            }
+            e @ E::Sealed => ApiError::unavailable(e.to_string()).of_kind("sealed"),
+            e @ E::NoKeySlot { .. } => ApiError::forbidden(e.to_string()).of_kind("no_key_slot"),
             E::Refused(reason) => ApiError::conflict(reason),
             E::Unauthenticated(reason) => ApiError::unauthorized(reason),
             e @ (E::UnknownOperator(_)
@@ -99,7 +113,11 @@ impl From<oathdesk_vault::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": self.message, "status": self.status.as_u16()}));
+        let mut body = json!({"error": self.message, "status": self.status.as_u16()});
+        if let Some(kind) = self.kind {
+            body["kind"] = json!(kind);
+        }
+        let body = Json(body);
         let mut response = (self.status, body).into_response();
         if let Some(seconds) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())

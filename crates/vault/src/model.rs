@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 /// slot visibly unfinished instead of unrecorded. It ends in `burned` once
 /// the token confirmed the write, or `retired` when the slot is burned again
 /// with another secret before that.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Stock,
@@ -129,7 +129,7 @@ impl FromStr for State {
 }
 
 /// Whether the vault still holds a credential's secret.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Custody {
     Held,
@@ -258,7 +258,7 @@ pub struct CredentialRow {
 }
 
 /// A lifecycle transition, for a credential's history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Event {
     pub credential_id: i64,
     pub from_state: Option<State>,

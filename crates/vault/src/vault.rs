@@ -574,7 +574,7 @@ pub struct NewToken {
 }
 
 /// A credential as shown to people: no secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TokenInfo {
     pub id: i64,
     pub serial: Option<String>,
@@ -725,7 +725,7 @@ pub struct HelpdeskRequest {
 }
 
 /// A code handed to the helpdesk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct HelpdeskGrant {
     pub user: String,
     pub serial: Option<String>,
@@ -754,7 +754,7 @@ pub struct Delivery {
 }
 
 /// A credential found by its code.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct IdentifyHit {
     pub credential: String,
     pub credential_id: i64,

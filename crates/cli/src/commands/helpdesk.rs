@@ -4,8 +4,8 @@
 use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand};
 use oathdesk_otp::{Verifier, Window};
-use oathdesk_vault::HelpdeskRequest;
 use oathdesk_vault::model::TokenRef;
+use oathdesk_vault::{HelpdeskGrant, HelpdeskRequest, IdentifyHit};
 
 use crate::input::{self, rfc3339};
 use crate::unlock::VaultOptions;
@@ -94,7 +94,12 @@ pub fn run_helpdesk(command: HelpdeskCommand, options: &VaultOptions) -> Result<
         },
         input::now(),
     )?;
-    if args.json {
+    print_grant(&grant, args.json)
+}
+
+/// Prints a granted code as the local and the remote command both do.
+pub fn print_grant(grant: &HelpdeskGrant, json: bool) -> Result<()> {
+    if json {
         println!("{}", serde_json::to_string(&grant)?);
     } else {
         let token = match (&grant.serial, grant.slot) {
@@ -124,7 +129,12 @@ pub fn run_identify(args: IdentifyArgs, options: &VaultOptions) -> Result<()> {
     codes.extend(args.next_code.as_deref());
     let mut session = options.unlock()?;
     let hits = session.identify(&codes, at, Window::symmetric(args.window), now)?;
-    if args.json {
+    print_hits(&hits, &codes, args.window, args.json)
+}
+
+/// Prints what identify found, as the local and the remote command both do.
+pub fn print_hits(hits: &[IdentifyHit], codes: &[&str], window: u64, json: bool) -> Result<()> {
+    if json {
         println!("{}", serde_json::json!({"matches": hits}));
         return Ok(());
     }
@@ -132,10 +142,10 @@ pub fn run_identify(args: IdentifyArgs, options: &VaultOptions) -> Result<()> {
         return Err(anyhow!(
             "no held secret gives {} within ±{} step(s); widen --window, or the token's secret was purged",
             codes.join(" then "),
-            args.window
+            window
         ));
     }
-    for hit in &hits {
+    for hit in hits {
         println!(
             "{:<22} {:<10} offset {:+}  {}",
             hit.credential,

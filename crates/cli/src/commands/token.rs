@@ -270,26 +270,7 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
         }
         TokenCommand::Show { token, json } => {
             let (info, history) = session.token(&token)?;
-            if json {
-                println!("{}", serde_json::json!({"token": info, "history": history}));
-            } else {
-                print_tokens(std::slice::from_ref(&info));
-                println!();
-                for event in history {
-                    println!(
-                        "{}  {:<9} → {:<9} {} {}",
-                        rfc3339(event.at),
-                        event.from_state.map(|s| s.name()).unwrap_or("(new)"),
-                        event.to_state.name(),
-                        if event.operator.is_empty() {
-                            "-"
-                        } else {
-                            &event.operator
-                        },
-                        event.note.unwrap_or_default()
-                    );
-                }
-            }
+            print_token(info, history, json);
         }
         TokenCommand::Assign { token, user } => {
             let info = session.assign(&token, &user, now)?;
@@ -337,7 +318,31 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
     Ok(())
 }
 
-fn print_tokens(tokens: &[TokenInfo]) {
+/// Prints one credential and its history (`token show`, local or remote).
+pub fn print_token(info: TokenInfo, history: Vec<oathdesk_vault::model::Event>, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({"token": info, "history": history}));
+    } else {
+        print_tokens(std::slice::from_ref(&info));
+        println!();
+        for event in history {
+            println!(
+                "{}  {:<9} → {:<9} {} {}",
+                rfc3339(event.at),
+                event.from_state.map(|s| s.name()).unwrap_or("(new)"),
+                event.to_state.name(),
+                if event.operator.is_empty() {
+                    "-"
+                } else {
+                    &event.operator
+                },
+                event.note.unwrap_or_default()
+            );
+        }
+    }
+}
+
+pub fn print_tokens(tokens: &[TokenInfo]) {
     println!("TOKEN                  TYPE  ALG     DIG STEP  STATE      SECRET  USER");
     for t in tokens {
         println!(

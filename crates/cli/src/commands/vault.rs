@@ -463,7 +463,7 @@ pub fn run_audit(command: AuditCommand, options: &VaultOptions) -> Result<ExitCo
 
 /// `--expect-head`: `SEQ:HEX`, a head line as the console logs it and
 /// OATHDESK_AUDIT_HEAD_FILE keeps, or `@FILE` (its last head line).
-fn read_expected_head(text: &str) -> Result<(i64, String)> {
+pub fn read_expected_head(text: &str) -> Result<(i64, String)> {
     let line = match text.strip_prefix('@') {
         Some(path) => {
             let content = std::fs::read_to_string(path)

@@ -1,0 +1,310 @@
+//! The command line through a console: `oathdesk --server URL …`.
+//!
+//! Helpdesk and auditor operators hold no key of the vault (threat model,
+//! promise 2): they work through a console that an admin unsealed, in a
+//! browser or from here, with an API token from the console's Account page.
+//! The commands they need answer as the local ones do — same output, same
+//! JSON, same exit codes — because they print with the same functions and
+//! map the console's typed refusals (`kind`) to the same exit codes.
+//!
+//! The token comes from OATHDESK_TOKEN or `--token-file`, never from argv;
+//! TLS is verified (Mozilla's roots, or `--ca FILE` for a private CA).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use oathdesk_vault::model::Event;
+use oathdesk_vault::{HelpdeskGrant, IdentifyHit, TokenInfo};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::commands::helpdesk::{self, HelpdeskCommand, IdentifyArgs};
+use crate::commands::token::{self, TokenCommand};
+use crate::commands::vault::AuditCommand;
+use crate::input;
+
+/// Where the console is and how to reach it.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Through a console")]
+pub struct RemoteOptions {
+    /// Work through the console at URL (https://desk.example:8443) instead of opening the
+    /// vault: for helpdesk and auditor operators, who hold no key [env: OATHDESK_SERVER].
+    #[arg(long, value_name = "URL", global = true)]
+    pub server: Option<String>,
+    /// Read the API token from FILE (else OATHDESK_TOKEN) — never give it as an argument.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+    /// Trust this CA (PEM) for the console's certificate, for a private CA [env: OATHDESK_CA].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca: Option<PathBuf>,
+}
+
+/// An error answer of the console, with its typed kind.
+#[derive(Debug)]
+pub struct RemoteError {
+    pub message: String,
+    pub kind: Option<String>,
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+impl RemoteError {
+    /// The exit code a local command would give for the same refusal.
+    pub fn exit_code(&self) -> ExitCode {
+        match self.kind.as_deref() {
+            Some("altered" | "code_released") => ExitCode::from(2),
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+/// A console to talk to.
+pub struct Console {
+    base: String,
+    token: Zeroizing<String>,
+    agent: ureq::Agent,
+}
+
+impl RemoteOptions {
+    /// The console, if one was named (`--server` or OATHDESK_SERVER).
+    pub fn console(&self) -> Result<Option<Console>> {
+        let server = self
+            .server
+            .clone()
+            .or_else(|| std::env::var("OATHDESK_SERVER").ok())
+            .filter(|s| !s.trim().is_empty());
+        let Some(server) = server else {
+            return Ok(None);
+        };
+        let base = server.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            bail!("--server: '{base}' is not a URL like https://desk.example:8443");
+        }
+        let token = match &self.token_file {
+            Some(path) => Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("--token-file: cannot read {}", path.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            ),
+            None => Zeroizing::new(
+                std::env::var("OATHDESK_TOKEN")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            ),
+        };
+        if token.is_empty() {
+            bail!(
+                "--server needs an API token: create one on the console's Account page and put it \
+                 in OATHDESK_TOKEN or a file named by --token-file"
+            );
+        }
+        let ca = self
+            .ca
+            .clone()
+            .or_else(|| std::env::var_os("OATHDESK_CA").map(PathBuf::from));
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(path) = &ca {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--ca: cannot read {}", path.display()))?;
+            let certificates: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certificates.is_empty() {
+                bail!("--ca: {} holds no PEM certificate", path.display());
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certificates)));
+        }
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        Ok(Some(Console { base, token, agent }))
+    }
+}
+
+impl Console {
+    fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let authorization = format!("Bearer {}", self.token.as_str());
+        let response = match (method, body) {
+            ("GET", _) => self
+                .agent
+                .get(&url)
+                .header("Authorization", &authorization)
+                .call(),
+            (_, body) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &authorization)
+                .header("Content-Type", "application/json")
+                .send(body.unwrap_or(Value::Null).to_string()),
+        };
+        let mut response =
+            response.map_err(|e| anyhow!("cannot reach the console at {}: {e}", self.base))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| anyhow!("the console's answer could not be read: {e}"))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status >= 400 {
+            let message = value["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("the console answered {status}"));
+            return Err(RemoteError {
+                message,
+                kind: value["kind"].as_str().map(str::to_owned),
+            }
+            .into());
+        }
+        Ok(value)
+    }
+}
+
+/// Runs a command through the console; the commands that need a key of
+/// the vault (or a device at this desk) say so.
+pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
+    use crate::Command;
+    match command {
+        Command::Helpdesk(HelpdeskCommand::Code(args)) => {
+            let valid_for = args
+                .valid_for
+                .as_deref()
+                .map(input::parse_duration)
+                .transpose()?;
+            let answer = console.send(
+                "POST",
+                "/api/v1/helpdesk/code",
+                Some(json!({
+                    "user": args.user,
+                    "verified_by": args.verified_by.unwrap_or_default(),
+                    "ticket": args.ticket.unwrap_or_default(),
+                    "token": args.serial.map(|t| t.to_string()),
+                    "valid_for": valid_for,
+                    "verifier": args.verifier.to_string(),
+                })),
+            )?;
+            let grant: HelpdeskGrant = serde_json::from_value(answer)?;
+            helpdesk::print_grant(&grant, args.json)?;
+        }
+        Command::Identify(args) => identify(args, console)?,
+        Command::Token(TokenCommand::List(args)) => {
+            let mut query = vec![("limit".to_owned(), "5000".to_owned())];
+            if let Some(user) = args.user {
+                query.push(("user".into(), user));
+            }
+            if let Some(state) = args.state {
+                query.push(("state".into(), state.name().into()));
+            }
+            if let Some(serial) = args.serial {
+                query.push(("serial".into(), serial));
+            }
+            if args.held {
+                query.push(("custody".into(), "held".into()));
+            }
+            let answer =
+                console.send("GET", &format!("/api/v1/tokens?{}", encode(&query)), None)?;
+            let tokens: Vec<TokenInfo> = serde_json::from_value(answer["tokens"].clone())?;
+            if args.json {
+                println!("{}", serde_json::to_string(&tokens)?);
+            } else {
+                token::print_tokens(&tokens);
+            }
+        }
+        Command::Token(TokenCommand::Show { token, json }) => {
+            let path = format!("/api/v1/tokens/{}", encode_part(&token.to_string()));
+            let answer = console.send("GET", &path, None)?;
+            let info: TokenInfo = serde_json::from_value(answer["token"].clone())?;
+            let history: Vec<Event> = serde_json::from_value(answer["events"].clone())?;
+            token::print_token(info, history, json);
+        }
+        Command::Audit(AuditCommand::Verify { expect_head, json }) => {
+            let mut path = "/api/v1/audit/verify".to_owned();
+            if let Some(head) = expect_head {
+                let (seq, hash) = crate::commands::vault::read_expected_head(&head)?;
+                path.push_str(&format!("?expect_head={seq}:{hash}"));
+            }
+            let answer = console.send("GET", &path, None)?;
+            let intact = answer["intact"].as_bool().unwrap_or(false);
+            if json {
+                println!("{answer}");
+            } else if intact {
+                println!(
+                    "audit log intact: {} entries, head {}",
+                    answer["entries"],
+                    answer["head"].as_str().unwrap_or("-")
+                );
+            } else {
+                eprintln!(
+                    "oathdesk: {}",
+                    answer["problem"]
+                        .as_str()
+                        .unwrap_or("the audit log is not intact")
+                );
+            }
+            return Ok(if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        _ => bail!(
+            "this command works on the vault itself, not through --server: helpdesk code, \
+             identify, token list, token show and audit verify do"
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn identify(args: IdentifyArgs, console: &Console) -> Result<()> {
+    let at = args.at.as_deref().map(input::parse_time).transpose()?;
+    let mut codes = vec![args.code.as_str()];
+    codes.extend(args.next_code.as_deref());
+    let answer = console.send(
+        "POST",
+        "/api/v1/identify",
+        Some(json!({"codes": codes, "at": at, "window": args.window})),
+    )?;
+    let hits: Vec<IdentifyHit> = serde_json::from_value(answer)?;
+    helpdesk::print_hits(&hits, &codes, args.window, args.json)
+}
+
+/// `a=b&c=d`, each part percent-encoded.
+fn encode(query: &[(String, String)]) -> String {
+    query
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode_part(k), encode_part(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode_part(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
