@@ -22,31 +22,26 @@
 //! [`AnyStore`] either one, chosen at run time from a [`Location`]. Both
 //! keep their schema with the versioned [`migrations`].
 
-pub mod any;
 pub mod audit;
-mod copy;
 pub mod crypto;
 mod error;
-pub mod exchange;
 pub mod identify;
 pub mod location;
-pub mod migrations;
 pub mod model;
 pub mod policy;
-pub mod postgres;
 pub mod signed;
-pub mod sqlite;
 pub mod store;
+pub use store::{any, migrations, postgres, sqlite};
+mod session;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod vault;
-pub mod web;
 
 pub use any::AnyStore;
 pub use error::{Error, Result};
 pub use location::Location;
 pub use policy::{Permission, Role};
-pub use vault::{
+pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
     NewToken, OperatorInfo, Session, TokenInfo, Unlock, Vault, settings,
 };
+pub use session::{exchange, web};

@@ -11,9 +11,9 @@
 //! - A row is signed in the transaction that writes it.
 //! - A row is checked before it is acted on; one whose MAC is missing or
 //!   wrong is refused with [`Error::Altered`] and audited, never re-signed.
-//! - [`verify_all`] checks every row (`oathdesk vault verify`).
+//! - `verify_all` checks every row (`oathdesk vault verify`).
 //! - A vault from before signed rows is signed whole by the first admin who
-//!   unlocks it ([`sign_all`]), which the audit log records as
+//!   unlocks it (`sign_all`), which the audit log records as
 //!   `vault.sign_rows`. From then on (the meta key `rows_signed`, or that
 //!   audit entry if the key was deleted) a missing MAC is an altered row.
 //!
@@ -306,7 +306,7 @@ pub struct BadRow {
     pub problem: &'static str,
 }
 
-/// What [`verify_all`] found.
+/// What `verify_all` found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RowReport {
     /// Rows checked, all kinds.

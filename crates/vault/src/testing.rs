@@ -54,7 +54,7 @@ fn connect(url: &str) -> ::postgres::Client {
             "PostgreSQL is not reachable at {}: {}. The PostgreSQL tests need it: start it \
              (e.g. 'service postgresql start') or point {URL_ENV} at one. They are never skipped.",
             crate::location::mask_password(url),
-            crate::postgres::describe(&e)
+            crate::store::postgres::describe(&e)
         )
     })
 }
@@ -89,7 +89,7 @@ impl ScratchSchema {
             .unwrap_or_else(|e| {
                 panic!(
                     "cannot create a test database: {} (the test role needs CREATEDB)",
-                    crate::postgres::describe(&e)
+                    crate::store::postgres::describe(&e)
                 )
             });
         let base = with_database(&admin, &database);
@@ -131,7 +131,7 @@ impl ScratchSchema {
     /// must be at the same schema version: fixtures of old vaults for
     /// PostgreSQL. Identity columns continue after the copied ids.
     pub fn load_sqlite_rows(&self, path: &std::path::Path, tables: &[&str]) {
-        use crate::copy::Value;
+        use crate::store::copy::Value;
         let source =
             rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .expect("open the SQLite fixture");
@@ -171,9 +171,9 @@ impl ScratchSchema {
                     .iter()
                     .map(|v| v as &(dyn ::postgres::types::ToSql + Sync))
                     .collect();
-                client
-                    .execute(&insert, &params)
-                    .unwrap_or_else(|e| panic!("{insert}: {}", crate::postgres::describe(&e)));
+                client.execute(&insert, &params).unwrap_or_else(|e| {
+                    panic!("{insert}: {}", crate::store::postgres::describe(&e))
+                });
             }
             if columns.iter().any(|c| c == "id") && *table != "web_grants" {
                 client
@@ -190,7 +190,7 @@ impl ScratchSchema {
     pub fn execute(&self, sql: &str) {
         self.client()
             .batch_execute(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {}", crate::postgres::describe(&e)));
+            .unwrap_or_else(|e| panic!("{sql}: {}", crate::store::postgres::describe(&e)));
     }
 }
 

@@ -6,7 +6,8 @@
 //!   as the command line does. The account row adds a role and two flags, and
 //!   is MAC'd under a key derived from the vault key: someone who can write
 //!   the database but holds no vault key cannot give themselves a role.
-//! - **Grants wrap the vault key under a bearer secret.** A login (a
+//! - **Grants wrap the vault key under a bearer secret** — for accounts
+//!   whose operator holds a key slot (admins, provisioners). A login (a
 //!   *session*) or an API token is 32 random bytes that only the bearer
 //!   holds. The database keeps SHA-256 of the secret (to find the row) and
 //!   the vault key sealed under HKDF(secret), bound to the row's account,
@@ -14,6 +15,12 @@
 //!   request opens it only with the secret it carries, and every server
 //!   process on the same database accepts the grant. A rekey ends all
 //!   grants (their wrapped key is the old one).
+//! - **Helpdesk and auditor accounts hold no key** (threat model, promise
+//!   2). Their password opens only their identity, proving who they are;
+//!   their grants seal a constant under a key derived from the bearer secret
+//!   *and* the vault key, so they open only at a console that holds the
+//!   vault key (unsealed) and cannot be forged without it. See
+//!   [`crate::Vault::open_grant`] and [`crate::Vault::unlock_with`].
 //! - **Throttling is shared.** Failed logins are counted per key (an account
 //!   or a client address) in the database, so several servers on one
 //!   database enforce one lockout.
@@ -31,11 +38,10 @@ use crate::audit::{AuditEvent, hex};
 use crate::crypto::{self, KdfParams, VaultKey};
 use crate::error::{Error, Result};
 use crate::policy::{Permission, Role};
-use crate::store::{Store, StoreTx};
-use crate::vault::{
-    Keys, Session, Vault, check_operator_name, delete_operator, open_audit_keys, passphrase_slot,
-    put_operator,
+use crate::session::{
+    Keys, Session, check_operator_name, delete_operator, passphrase_slot, put_operator,
 };
+use crate::store::{Store, StoreTx};
 
 /// The roles a web account can have.
 pub const ROLES: [&str; 4] = ["admin", "helpdesk", "provisioner", "auditor"];
@@ -45,46 +51,8 @@ pub const ROLES: [&str; 4] = ["admin", "helpdesk", "provisioner", "auditor"];
 /// one-time setup code.
 pub const SETUP_OPERATOR: &str = "first-run-setup";
 
-/// A web account as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WebAccountRow {
-    /// The vault operator this account logs in as.
-    pub name: String,
-    pub role: String,
-    pub disabled: bool,
-    /// Set when an admin chose the password: the user must pick their own.
-    pub must_change_password: bool,
-    pub created_at: u64,
-    pub created_by: String,
-    /// HMAC-SHA256 over the fields above under a key derived from the vault key.
-    pub mac: Vec<u8>,
-}
-
-/// A grant as stored: SHA-256 of the bearer secret and the wrapped vault key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GrantRow {
-    pub id: Vec<u8>,
-    /// `session` or `token`.
-    pub kind: String,
-    pub account: String,
-    /// A token's name.
-    pub label: Option<String>,
-    /// Space-separated scopes of a token; empty for a session (its role rules).
-    pub scopes: String,
-    pub wrapped_key: Vec<u8>,
-    pub created_at: u64,
-    pub expires_at: u64,
-    pub last_used_at: u64,
-}
-
-/// Failed logins under one key (`account:NAME`, `client:ADDRESS`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ThrottleRow {
-    pub key: String,
-    pub failures: u64,
-    pub first_at: u64,
-    pub locked_until: u64,
-}
+// The rows are the store's (crate::store); the web console's names for them.
+pub use crate::store::{GrantRow, ThrottleRow, WebAccountRow};
 
 /// A browser session or an API token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -102,7 +70,7 @@ impl GrantKind {
         }
     }
 
-    fn parse(text: &str) -> Result<GrantKind> {
+    pub(crate) fn parse(text: &str) -> Result<GrantKind> {
         match text {
             "session" => Ok(GrantKind::Session),
             "token" => Ok(GrantKind::Token),
@@ -167,30 +135,30 @@ pub struct Lifetime {
 
 /// How often `last_used_at` is written: more often would turn every read
 /// request into a write.
-const TOUCH_EVERY: u64 = 60;
+pub(crate) const TOUCH_EVERY: u64 = 60;
 
-fn grant_id(secret: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn grant_id(secret: &[u8; 32]) -> Vec<u8> {
     Sha256::digest(secret).to_vec()
 }
 
-fn grant_handle(id: &[u8]) -> String {
+pub(crate) fn grant_handle(id: &[u8]) -> String {
     hex(&id[..8.min(id.len())])
 }
 
-fn grant_wrapping_key(secret: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+pub(crate) fn grant_wrapping_key(secret: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     crypto::derive_key(secret, b"oathdesk web grant key v1")
 }
 
 /// The wrapping key of a grant of an operator without a key slot: it needs
 /// the bearer secret and the vault key, so nobody without the vault key
 /// can forge such a grant, and the grant opens nothing by itself.
-fn bound_grant_wrapping_key(secret: &[u8; 32], key: &VaultKey) -> Zeroizing<[u8; 32]> {
+pub(crate) fn bound_grant_wrapping_key(secret: &[u8; 32], key: &VaultKey) -> Zeroizing<[u8; 32]> {
     let binding = key.derive(b"oathdesk web grant binding v1");
     let material = Zeroizing::new([secret.as_slice(), binding.as_slice()].concat());
     crypto::derive_key(&material, b"oathdesk web grant key v2")
 }
 
-fn grant_aad(row: &GrantRow) -> Vec<u8> {
+pub(crate) fn grant_aad(row: &GrantRow) -> Vec<u8> {
     let mut aad = b"oathdesk web grant v1".to_vec();
     for field in [
         hex(&row.id).as_bytes(),
@@ -206,7 +174,7 @@ fn grant_aad(row: &GrantRow) -> Vec<u8> {
     aad
 }
 
-fn account_mac(key: &VaultKey, row: &WebAccountRow) -> Vec<u8> {
+pub(crate) fn account_mac(key: &VaultKey, row: &WebAccountRow) -> Vec<u8> {
     let mac_key = key.derive(b"oathdesk web account mac v1");
     let mut mac =
         <Hmac<Sha256> as Mac>::new_from_slice(mac_key.as_ref()).expect("HMAC takes any key");
@@ -224,7 +192,7 @@ fn account_mac(key: &VaultKey, row: &WebAccountRow) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-fn account_verified(key: &VaultKey, row: &WebAccountRow) -> Result<WebAccount> {
+pub(crate) fn account_verified(key: &VaultKey, row: &WebAccountRow) -> Result<WebAccount> {
     let expected = account_mac(key, row);
     if !subtle_eq(&expected, &row.mac) {
         return Err(Error::Refused(format!(
@@ -243,11 +211,11 @@ fn account_verified(key: &VaultKey, row: &WebAccountRow) -> Result<WebAccount> {
     })
 }
 
-fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn check_role(role: &str) -> Result<Role> {
+pub(crate) fn check_role(role: &str) -> Result<Role> {
     role.parse()
 }
 
@@ -282,7 +250,7 @@ fn set_operator_role(tx: &impl StoreTx, keys: &Keys<'_>, name: &str, role: Role)
     Ok(())
 }
 
-fn grant_of(row: &GrantRow, account: &WebAccount) -> Result<Grant> {
+pub(crate) fn grant_of(row: &GrantRow, account: &WebAccount) -> Result<Grant> {
     Ok(Grant {
         handle: grant_handle(&row.id),
         kind: GrantKind::parse(&row.kind)?,
@@ -308,190 +276,12 @@ pub(crate) fn after_rekey(tx: &impl StoreTx, new_key: &VaultKey) -> Result<()> {
     Ok(())
 }
 
-fn enabled_admins(tx: &impl StoreTx) -> Result<usize> {
+pub(crate) fn enabled_admins(tx: &impl StoreTx) -> Result<usize> {
     Ok(tx
         .web_accounts()?
         .iter()
         .filter(|a| a.role == "admin" && !a.disabled)
         .count())
-}
-
-impl<S: Store> Vault<S> {
-    /// A vault on a store that is already open (a server keeps a pool of
-    /// them).
-    pub fn from_store(store: S) -> Vault<S> {
-        Vault { store }
-    }
-
-    /// Gives the store back.
-    pub fn into_store(self) -> S {
-        self.store
-    }
-
-    /// Deletes every grant whose lifetime is over (no key needed); returns
-    /// how many.
-    pub fn end_expired_grants(&mut self, now: u64) -> Result<u64> {
-        let tx = self.store.write()?;
-        let count = tx.web_grants_delete_expired(now)?;
-        tx.commit()?;
-        Ok(count)
-    }
-
-    /// Whether any web account exists (no key needed): until one does, the
-    /// console offers its first-run setup.
-    pub fn web_accounts_exist(&mut self) -> Result<bool> {
-        Ok(!self.store.read()?.web_accounts()?.is_empty())
-    }
-
-    /// The seconds until which any of `keys` is locked out, if one is.
-    pub fn login_locked(&mut self, keys: &[String], now: u64) -> Result<Option<u64>> {
-        let tx = self.store.read()?;
-        let mut until = None;
-        for key in keys {
-            if let Some(row) = tx.web_throttle(key)?
-                && row.locked_until > now
-            {
-                until = until.max(Some(row.locked_until));
-            }
-        }
-        Ok(until)
-    }
-
-    /// Counts a failed login against each key under its policy; returns the
-    /// time until which the worst of them is now locked, if one is.
-    pub fn login_failed(
-        &mut self,
-        keys: &[(String, ThrottlePolicy)],
-        now: u64,
-    ) -> Result<Option<u64>> {
-        let tx = self.store.write()?;
-        let mut until = None;
-        for (key, policy) in keys {
-            let mut row = match tx.web_throttle(key)? {
-                Some(row) if row.first_at.saturating_add(policy.window) > now => row,
-                _ => ThrottleRow {
-                    key: key.clone(),
-                    failures: 0,
-                    first_at: now,
-                    locked_until: 0,
-                },
-            };
-            row.failures += 1;
-            if row.failures >= policy.max_failures {
-                row.locked_until = now.saturating_add(policy.lockout);
-                // The next window starts after the lockout.
-                row.failures = 0;
-                row.first_at = row.locked_until;
-            }
-            if row.locked_until > now {
-                until = until.max(Some(row.locked_until));
-            }
-            tx.web_throttle_put(&row)?;
-        }
-        tx.commit()?;
-        Ok(until)
-    }
-
-    /// Clears a key's failures after a successful login; returns how many
-    /// there were (the login's audit entry records them).
-    pub fn login_succeeded(&mut self, key: &str) -> Result<u64> {
-        let tx = self.store.write()?;
-        let failures = tx.web_throttle(key)?.map_or(0, |row| row.failures);
-        tx.web_throttle_delete(key)?;
-        tx.commit()?;
-        Ok(failures)
-    }
-
-    /// Opens the vault with a grant's bearer secret: the grant must exist,
-    /// be within its lifetime, belong to an enabled account whose operator
-    /// slot still exists, and its wrapped key must be this vault's key.
-    ///
-    /// A grant of a helpdesk or auditor account holds no vault key: it
-    /// opens only with `console_key`, the key of an unsealed console
-    /// ([`Error::Sealed`] without one).
-    pub fn open_grant(
-        mut self,
-        secret: &[u8; 32],
-        idle: Option<u64>,
-        now: u64,
-        console_key: Option<&VaultKey>,
-    ) -> Result<(Session<S>, Grant)> {
-        let id = grant_id(secret);
-        let denied = |why: &str| Error::Unauthenticated(why.to_owned());
-        let (key, audit_keys, row, account, operator) = {
-            let tx = self.store.read()?;
-            let row = tx
-                .web_grant(&id)?
-                .ok_or_else(|| denied("unknown or ended session or token: sign in again"))?;
-            if row.expires_at <= now {
-                return Err(denied("the session or token has expired: sign in again"));
-            }
-            if let Some(idle) = idle.filter(|_| row.kind == GrantKind::Session.name())
-                && row.last_used_at.saturating_add(idle) <= now
-            {
-                return Err(denied(
-                    "the session ended after a time without use: sign in again",
-                ));
-            }
-            let account = tx
-                .web_account(&row.account)?
-                .ok_or_else(|| denied("the account no longer exists"))?;
-            let Some(operator) = tx.operator(&row.account)? else {
-                return Err(denied("the account's operator slot was removed"));
-            };
-            let aad = grant_aad(&row);
-            let opened = VaultKey::unwrap_from(&grant_wrapping_key(secret), &row.wrapped_key, &aad);
-            let key = match opened {
-                Some(key) if !key.is_no_key() => key,
-                _ if operator.wrapped_vault_key.is_empty() => {
-                    let console_key = console_key.ok_or(Error::Sealed)?;
-                    let bound = bound_grant_wrapping_key(secret, console_key);
-                    match VaultKey::unwrap_from(&bound, &row.wrapped_key, &aad) {
-                        Some(marker) if marker.is_no_key() => console_key.clone(),
-                        _ => {
-                            return Err(denied(
-                                "the session or token does not open the vault: sign in again",
-                            ));
-                        }
-                    }
-                }
-                _ => {
-                    return Err(denied(
-                        "the session or token does not open the vault: sign in again",
-                    ));
-                }
-            };
-            let audit_keys = open_audit_keys(&tx, &key).map_err(|_| {
-                denied("the vault was rekeyed since this session or token began: sign in again")
-            })?;
-            (key, audit_keys, row, account, operator)
-        };
-        let account = account_verified(&key, &account)?;
-        if account.disabled {
-            return Err(denied("the account is disabled"));
-        }
-        if now.saturating_sub(row.last_used_at) >= TOUCH_EVERY {
-            let tx = self.store.write()?;
-            let mut touched = row.clone();
-            touched.last_used_at = now;
-            tx.web_grant_put(&touched)?;
-            tx.commit()?;
-        }
-        let grant = grant_of(&row, &account)?;
-        // A token acts within its scopes; a browser session with its role.
-        let scopes = match GrantKind::parse(&row.kind)? {
-            GrantKind::Session => None,
-            GrantKind::Token => Some(
-                grant
-                    .scopes
-                    .iter()
-                    .filter_map(|s| Permission::scope(s))
-                    .collect(),
-            ),
-        };
-        let session = Session::open(self.store, &operator, scopes, key, audit_keys)?;
-        Ok((session, grant))
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -12,10 +12,12 @@
 use crate::error::Result;
 use crate::location::Location;
 use crate::model::{CredentialRow, Device, EntraLink, Event, User};
-use crate::postgres::{PgStore, PgTx};
-use crate::sqlite::{SqliteStore, SqliteTx};
-use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
-use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
+use crate::store::postgres::{PgStore, PgTx};
+use crate::store::sqlite::{SqliteStore, SqliteTx};
+use crate::store::{
+    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, Store, StoreTx, ThrottleRow,
+    WebAccountRow,
+};
 
 /// A vault's database, whichever it is.
 // A few hundred bytes, held once per open vault: not worth a box.

@@ -71,10 +71,12 @@ use ::postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transact
 
 use crate::error::{Error, Result};
 use crate::location::mask_password;
-use crate::migrations::{self, BOOKKEEPING, LATEST};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
-use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
-use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
+use crate::store::migrations::{self, BOOKKEEPING, LATEST};
+use crate::store::{
+    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, Store, StoreTx, ThrottleRow,
+    WebAccountRow,
+};
 
 /// How long a writer waits for another writer before giving up.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);

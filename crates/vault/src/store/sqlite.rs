@@ -13,10 +13,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
-use crate::migrations::{self, BOOKKEEPING, LATEST};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
-use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
-use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
+use crate::store::migrations::{self, BOOKKEEPING, LATEST};
+use crate::store::{
+    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, Store, StoreTx, ThrottleRow,
+    WebAccountRow,
+};
 
 /// A vault in one SQLite file.
 pub struct SqliteStore {

@@ -1,12 +1,12 @@
 //! The storage boundary. The vault's logic (encryption, lifecycle, audit,
 //! rate limits) talks to a [`Store`] in terms of rows; a store knows only
-//! how to keep them. SQLite is the embedded default ([`crate::sqlite`]),
-//! PostgreSQL the shared one ([`crate::postgres`]); [`crate::any::AnyStore`]
+//! how to keep them. SQLite is the embedded default ([`crate::store::sqlite`]),
+//! PostgreSQL the shared one ([`crate::store::postgres`]); [`crate::store::any::AnyStore`]
 //! is either, chosen at run time.
 //!
 //! # Adding a method
 //!
-//! A new table comes with a migration ([`crate::migrations`]); a new
+//! A new table comes with a migration ([`crate::store::migrations`]); a new
 //! [`StoreTx`] method is implemented in `sqlite.rs` and `postgres.rs` and
 //! forwarded in `any.rs`, and tested through the vault's public API in
 //! `tests/vault.rs`, where every test runs on both databases. Keep the
@@ -18,9 +18,55 @@
 //! whole or not at all, and write transactions of concurrent processes are
 //! serialised, so the audit chain and the rate limits see one order.
 
+pub mod any;
+pub(crate) mod copy;
+pub mod migrations;
+pub mod postgres;
+pub mod sqlite;
+
 use crate::error::Result;
 use crate::model::{CredentialRow, Device, EntraLink, Event, State, User};
-use crate::web::{GrantRow, ThrottleRow, WebAccountRow};
+
+/// A web account as stored (see `crate::web`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebAccountRow {
+    /// The vault operator this account logs in as.
+    pub name: String,
+    pub role: String,
+    pub disabled: bool,
+    /// Set when an admin chose the password: the user must pick their own.
+    pub must_change_password: bool,
+    pub created_at: u64,
+    pub created_by: String,
+    /// HMAC-SHA256 over the fields above under a key derived from the vault key.
+    pub mac: Vec<u8>,
+}
+
+/// A grant as stored: SHA-256 of the bearer secret and the wrapped vault key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantRow {
+    pub id: Vec<u8>,
+    /// `session` or `token`.
+    pub kind: String,
+    pub account: String,
+    /// A token's name.
+    pub label: Option<String>,
+    /// Space-separated scopes of a token; empty for a session (its role rules).
+    pub scopes: String,
+    pub wrapped_key: Vec<u8>,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub last_used_at: u64,
+}
+
+/// Failed logins under one key (`account:NAME`, `client:ADDRESS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThrottleRow {
+    pub key: String,
+    pub failures: u64,
+    pub first_at: u64,
+    pub locked_until: u64,
+}
 
 /// An operator's key slot.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use serde_json::json;
 use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, DeviceKind, State};
+use crate::session::{NewToken, Session, TokenInfo};
 use crate::store::{CredentialFilter, Store};
-use crate::vault::{NewToken, Session, TokenInfo};
 
 /// A record of a seed file as a token to add: a serial with a slot is a
 /// profile of a multi-profile device, a serial alone a classic token.

@@ -19,8 +19,8 @@ use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
-use crate::any::AnyTx;
 use crate::error::{Error, Result};
+use crate::store::any::AnyTx;
 
 /// One value of a row, in the few types vault tables use.
 #[derive(Clone, Debug, PartialEq)]
@@ -351,7 +351,7 @@ pub(crate) fn copy_table(source: &AnyTx<'_>, target: &AnyTx<'_>, table: &Table) 
                     row.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
                 writer
                     .write(&values)
-                    .map_err(|e| into_row(&crate::postgres::describe(&e)))
+                    .map_err(|e| into_row(&crate::store::postgres::describe(&e)))
             })?;
             writer.finish()?;
             Ok(rows)

@@ -1,0 +1,230 @@
+//! Proven delivery: a code the token shows, never one the vault showed
+//! anyone (released steps), confirms that the token arrived.
+
+use super::*;
+
+/// The outcome of a delivery check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub credential: String,
+    pub drift_steps: i64,
+    pub purged: bool,
+    pub purge_after: Option<u64>,
+}
+
+/// A code shown at enrolment (see [`Session::enrolment_code`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EnrolmentCode {
+    pub credential: String,
+    pub user: Option<String>,
+    pub code: String,
+    pub counter: u64,
+    /// When the token moves on to the next code.
+    pub valid_until: u64,
+    /// Until when the verifier accepts it.
+    pub accepted_until: u64,
+}
+
+/// How long a released step is remembered: longer than any delivery
+/// window can reach back (the default window is ±10 steps).
+pub(crate) const RELEASED_KEPT: u64 = 86_400;
+
+/// Records that the code of `counter` was shown, and forgets steps too old
+/// to match any delivery check.
+pub(crate) fn release_step(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    credential_id: i64,
+    counter: u64,
+    now: u64,
+) -> Result<()> {
+    tx.released_put(credential_id, counter, now)?;
+    let at = tx
+        .released(credential_id)?
+        .into_iter()
+        .find(|(c, _)| *c == counter)
+        .map_or(now, |(_, at)| at);
+    keys.signer.put(
+        tx,
+        kind::RELEASED,
+        vec![keys.signer.released(credential_id, counter, at)],
+    )?;
+    for (id, counter) in tx.released_prune(now.saturating_sub(RELEASED_KEPT))? {
+        tx.row_mac_delete(kind::RELEASED, &signed::released_id(id, counter))?;
+    }
+    Ok(())
+}
+
+/// The released steps of a credential, their signatures checked.
+pub(crate) fn released_steps(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    credential_id: i64,
+) -> Result<Vec<u64>> {
+    let steps = tx.released(credential_id)?;
+    let expected: Vec<(String, String, Vec<u8>)> = steps
+        .iter()
+        .map(|(counter, at)| {
+            let (id, mac) = keys.signer.released(credential_id, *counter, *at);
+            (
+                id,
+                format!("released step {counter} of credential {credential_id}"),
+                mac,
+            )
+        })
+        .collect();
+    signed::check(tx, keys.enforced, kind::RELEASED, &expected)?;
+    Ok(steps.into_iter().map(|(counter, _)| counter).collect())
+}
+
+impl<S: Store> Session<S> {
+    /// Checks a code read off the delivered token, records its drift, marks
+    /// it delivered, and purges the secret now or after the grace period.
+    ///
+    /// The code must be one the vault never showed anyone: a code whose time
+    /// step was released (a helpdesk code, an enrolment code) proves only
+    /// that someone saw it, not that the token arrived (threat model,
+    /// promise 5), and is refused with [`Error::CodeReleased`].
+    pub fn deliver(&mut self, token: &TokenRef, code: &str, now: u64) -> Result<Delivery> {
+        self.require(Permission::Deliver)?;
+        let grace = self.setting_value(settings::PURGE_GRACE)?;
+        let steps = self.setting_value(settings::DELIVERY_WINDOW)?;
+        let operator = self.operator.clone();
+        enum Refusal {
+            NoMatch(String),
+            Released(String),
+        }
+        let outcome = self.change(now, |tx, keys| {
+            let mut row = resolve_checked(tx, keys, token)?;
+            let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+            row.state.check_transition(State::Delivered)?;
+            let secret = held_secret(keys, &row)?;
+            let (algorithm, digits, kind) = otp_parts(&row)?;
+            let hotp = Hotp::new(&secret, algorithm, digits);
+            let window = Window::symmetric(steps);
+            let expected = match kind {
+                Kind::Totp { step } => step.counter_at(now).map_err(|e| Error::Invalid(e.to_string()))?,
+                Kind::Hotp { counter } => counter,
+            };
+            let found = hotp
+                .verify(code, expected, window)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let refused = |reason: &str| {
+                AuditEvent {
+                    outcome: "refused".into(),
+                    ..AuditEvent::ok("token.deliver")
+                }
+                .credential(reference.clone())
+                .detail(json!({"reason": reason}))
+            };
+            let Some(found) = found else {
+                return Ok((Err(Refusal::NoMatch(reference.clone())), refused("code does not match")));
+            };
+            // A step is released if its row is there, or its signature is:
+            // deleting the row alone does not make its code a proof.
+            if matches!(kind, Kind::Totp { .. })
+                && (released_steps(tx, keys, row.id)?.contains(&found.counter)
+                    || !tx
+                        .row_macs(
+                            kind::RELEASED,
+                            Some(&[signed::released_id(row.id, found.counter)]),
+                        )?
+                        .is_empty())
+            {
+                let mut event = refused("the code's time step was released by the vault");
+                event.detail["counter"] = json!(found.counter);
+                event.user = row.upn.clone();
+                return Ok((Err(Refusal::Released(reference.clone())), event));
+            }
+            move_state(tx, &mut row, State::Delivered, &operator, None, now)?;
+            row.drift_steps = Some(found.offset);
+            if let Kind::Hotp { .. } = kind {
+                row.counter = Some(found.counter + 1);
+            }
+            let purged = grace == 0;
+            if purged {
+                row.purge_after = None;
+            } else {
+                row.purge_after = Some(now.saturating_add(grace));
+            }
+            update_credential(tx, keys, &row)?;
+            if purged {
+                purge_credential(tx, keys, row.id, now)?;
+            }
+            let mut event = AuditEvent::ok("token.deliver")
+                .credential(reference.clone())
+                .detail(json!({"drift_steps": found.offset, "purged": purged, "purge_after": row.purge_after}));
+            event.user = row.upn.clone();
+            Ok((
+                Ok(Delivery {
+                    credential: reference,
+                    drift_steps: found.offset,
+                    purged,
+                    purge_after: row.purge_after,
+                }),
+                event,
+            ))
+        })?;
+        match outcome {
+            Ok(delivery) => {
+                if delivery.purged {
+                    self.store.scrub()?;
+                }
+                Ok(delivery)
+            }
+            Err(Refusal::Released(credential)) => Err(Error::CodeReleased { credential }),
+            Err(Refusal::NoMatch(reference)) => Err(Error::Refused(format!(
+                "the code does not match {reference} within ±{steps} steps: check the serial and slot, \
+                 or read the next code off the token"
+            ))),
+        }
+    }
+
+    /// The code a token shows now, for an enrolment done at the desk: the
+    /// time step is recorded as released (so the code never proves a
+    /// delivery) and the showing is audited. For time-based credentials.
+    pub fn enrolment_code(
+        &mut self,
+        token: &TokenRef,
+        verifier: Verifier,
+        now: u64,
+    ) -> Result<EnrolmentCode> {
+        self.require(Permission::Export)?;
+        self.change(now, |tx, keys| {
+            let row = resolve_checked(tx, keys, token)?;
+            let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+            let secret = held_secret(keys, &row)?;
+            let (algorithm, digits, kind) = otp_parts(&row)?;
+            let Kind::Totp { step } = kind else {
+                return Err(Error::Invalid(format!(
+                    "{reference} is an HOTP (event) token: enrolment codes are for time-based tokens"
+                )));
+            };
+            let totp = Totp::new(&secret, algorithm, digits, step);
+            let counter = step
+                .counter_at(now)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let code = totp.at_counter(counter, 0);
+            let window = verifier
+                .window(step.period())
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let accepted = totp.accepted_interval(counter, window);
+            release_step(tx, keys, row.id, counter, now)?;
+            let mut event = AuditEvent::ok("enroll.code")
+                .credential(reference.clone())
+                .detail(json!({"counter": counter}));
+            event.user = row.upn.clone();
+            Ok((
+                EnrolmentCode {
+                    credential: reference,
+                    user: row.upn.clone(),
+                    code: code.code.to_string(),
+                    counter,
+                    valid_until: code.current.until,
+                    accepted_until: accepted.until,
+                },
+                event,
+            ))
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! Helpdesk codes: which credential a request may get a code for is
+//! decided by a pure function; a thin transactional shell reads the rows,
+//! audits, and enforces the rate limit where writers are serialised.
+
+use super::*;
+
+/// A helpdesk code request.
+#[derive(Clone, Debug)]
+pub struct HelpdeskRequest {
+    pub user: String,
+    /// How the caller's identity was verified (call-back number, manager...).
+    pub verified_by: String,
+    pub ticket: String,
+    pub token: Option<TokenRef>,
+    /// Hand out a code that stays accepted this long.
+    pub valid_for: Option<u64>,
+    pub verifier: Verifier,
+}
+
+/// A code handed to the helpdesk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct HelpdeskGrant {
+    pub user: String,
+    pub serial: Option<String>,
+    pub slot: Option<u32>,
+    pub credential_id: i64,
+    pub code: String,
+    pub counter: u64,
+    pub offset: i64,
+    /// When the code is current.
+    pub valid_from: u64,
+    pub valid_until: u64,
+    /// Until when the verifier accepts it.
+    pub accepted_until: u64,
+    pub verifier: String,
+    /// Codes this user may still get this hour.
+    pub remaining_this_hour: u64,
+}
+
+pub(crate) fn rate_limit_reason(upn: &str, granted: u64, limit: u64) -> String {
+    format!(
+        "rate limit: {upn} already had {granted} helpdesk code(s) in the last hour (limit {limit}); \
+         wait, or raise '{}' with 'oathdesk vault set'",
+        settings::RATE_LIMIT.0
+    )
+}
+
+/// The user a helpdesk code is asked for, their credentials and the codes
+/// granted for them in the last hour; the rows that decide are checked.
+#[allow(clippy::type_complexity)]
+pub(crate) fn helpdesk_candidates(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    upn: &str,
+    now: u64,
+) -> Result<(Option<User>, Vec<CredentialRow>, u64)> {
+    let user = tx.user_by_upn(upn)?;
+    let candidates = match &user {
+        Some(user) => {
+            check_user(tx, keys, user)?;
+            tx.credentials(&CredentialFilter {
+                user_upn: Some(user.upn.clone()),
+                ..CredentialFilter::default()
+            })?
+        }
+        None => Vec::new(),
+    };
+    signed::check_credentials(
+        tx,
+        keys.signer,
+        keys.enforced,
+        &candidates.iter().collect::<Vec<_>>(),
+    )?;
+    let since = now.saturating_sub(3600);
+    let granted = tx.audit_count("helpdesk.code", "granted", upn, since)?;
+    Ok((user, candidates, granted))
+}
+
+impl<S: Store> Session<S> {
+    /// A code for a user who cannot read their own token yet (it is in the
+    /// post): granted only with identity verification and a ticket, for a
+    /// held credential that is neither lost nor retired, within the
+    /// per-user rate limit. Every request is audited, granted or refused.
+    pub fn helpdesk_code(&mut self, request: &HelpdeskRequest, now: u64) -> Result<HelpdeskGrant> {
+        self.require(Permission::HelpdeskCode)?;
+        let limit = self.setting_value(settings::RATE_LIMIT)?;
+        let mut event = AuditEvent {
+            action: "helpdesk.code".into(),
+            outcome: "granted".into(),
+            user: Some(request.user.clone()),
+            credential: request.token.as_ref().map(ToString::to_string),
+            ticket: Some(request.ticket.clone()).filter(|t| !t.trim().is_empty()),
+            detail: json!({"verified_by": request.verified_by}),
+        };
+        if request.verified_by.trim().is_empty() || request.ticket.trim().is_empty() {
+            return self.refuse(
+                now,
+                event,
+                "identity verification is required: say how the caller was verified (--verified-by) \
+                 and give the ticket (--ticket)"
+                    .into(),
+            );
+        }
+        let read = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            helpdesk_candidates(&tx, &keys, &request.user, now)
+        };
+        let (user, candidates, granted_last_hour) = self.audited(now, read)?;
+        let Some(user) = user else {
+            let reason = format!("no user '{}' in the vault", request.user);
+            return self.refuse(now, event, reason);
+        };
+        let chosen: Vec<&CredentialRow> = candidates
+            .iter()
+            .filter(|row| match &request.token {
+                None => true,
+                Some(TokenRef::Id(id)) => row.id == *id,
+                Some(TokenRef::Serial { serial, slot }) => {
+                    row.serial.as_deref() == Some(serial.as_str())
+                        && (slot.is_none() || row.slot == *slot)
+                }
+            })
+            .collect();
+        let usable: Vec<&CredentialRow> = chosen
+            .iter()
+            .copied()
+            .filter(|r| r.custody == Custody::Held && r.state.vouches_for_codes())
+            .collect();
+        let row = match usable.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                let reason = match chosen.first() {
+                    None if request.token.is_some() => format!(
+                        "{} is not assigned to {}",
+                        request
+                            .token
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        user.upn
+                    ),
+                    None => format!("{} has no token assigned", user.upn),
+                    Some(row) if row.state == State::Lost => format!(
+                        "{} is reported lost: no codes are given for a lost token",
+                        reference_of(row.serial.as_deref(), row.slot, row.id)
+                    ),
+                    Some(row) if row.state == State::Retired => format!(
+                        "{} is retired",
+                        reference_of(row.serial.as_deref(), row.slot, row.id)
+                    ),
+                    // The token may not hold this secret: its burn was not
+                    // confirmed.
+                    Some(row) if row.state == State::Burning => format!(
+                        "{} is still being burned (its burn was cut short): finish the burn before giving codes",
+                        reference_of(row.serial.as_deref(), row.slot, row.id)
+                    ),
+                    Some(row) => format!(
+                        "the secret of {} was purged after delivery: the user reads the code off their own token",
+                        reference_of(row.serial.as_deref(), row.slot, row.id)
+                    ),
+                };
+                return self.refuse(now, event, reason);
+            }
+            many => {
+                let list: Vec<String> = many
+                    .iter()
+                    .map(|r| reference_of(r.serial.as_deref(), r.slot, r.id))
+                    .collect();
+                let reason = format!(
+                    "{} has {} usable tokens ({}): choose one with --serial",
+                    user.upn,
+                    many.len(),
+                    list.join(", ")
+                );
+                return self.refuse(now, event, reason);
+            }
+        };
+        let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+        event.credential = Some(reference.clone());
+        if granted_last_hour >= limit {
+            let reason = rate_limit_reason(&user.upn, granted_last_hour, limit);
+            return self.refuse_with(
+                now,
+                event,
+                Error::RateLimited {
+                    reason,
+                    retry_at: now.saturating_add(3600),
+                },
+            );
+        }
+        let secret = held_secret(&self.key, &row)?;
+        let (algorithm, digits, kind) = otp_parts(&row)?;
+        let Kind::Totp { step } = kind else {
+            return self.refuse(
+                now,
+                event,
+                format!(
+                    "{reference} is an HOTP (event) token: helpdesk codes are for time-based tokens"
+                ),
+            );
+        };
+        let totp = Totp::new(&secret, algorithm, digits, step);
+        let window = request
+            .verifier
+            .window(step.period())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let LastingCode { code, accepted } = totp
+            .code_valid_for(now, request.valid_for.unwrap_or(0), window)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let grant = HelpdeskGrant {
+            user: user.upn.clone(),
+            serial: row.serial.clone(),
+            slot: row.slot,
+            credential_id: row.id,
+            code: code.code.to_string(),
+            counter: code.counter,
+            offset: code.offset,
+            valid_from: code.current.from,
+            valid_until: code.current.until,
+            accepted_until: accepted.until,
+            verifier: request.verifier.to_string(),
+            remaining_this_hour: limit - granted_last_hour - 1,
+        };
+        event.user = Some(user.upn.clone());
+        event.detail = json!({
+            "verified_by": request.verified_by,
+            "counter": grant.counter,
+            "accepted_until": grant.accepted_until,
+            "verifier": grant.verifier,
+        });
+        // The count above was read outside the write transaction; another
+        // process may have granted codes since. Count again where writers
+        // are serialised, so concurrent requests cannot pass the limit.
+        let since = now.saturating_sub(3600);
+        let refused = self.change(now, |tx, keys| {
+            let granted = tx.audit_count("helpdesk.code", "granted", &request.user, since)?;
+            if granted >= limit {
+                let reason = rate_limit_reason(&user.upn, granted, limit);
+                let mut refusal = event;
+                refusal.outcome = "refused".into();
+                refusal.detail = json!({"verified_by": request.verified_by, "reason": reason});
+                return Ok((Some(reason), refusal));
+            }
+            // The step whose code is shown can never prove a delivery.
+            release_step(tx, keys, grant.credential_id, grant.counter, now)?;
+            Ok((None, event))
+        })?;
+        match refused {
+            Some(reason) => Err(Error::RateLimited {
+                reason,
+                retry_at: now.saturating_add(3600),
+            }),
+            None => Ok(grant),
+        }
+    }
+}

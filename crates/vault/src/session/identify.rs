@@ -1,0 +1,120 @@
+//! Finding the token that shows a code, over every held secret.
+
+use super::*;
+
+/// A credential found by its code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct IdentifyHit {
+    pub credential: String,
+    pub credential_id: i64,
+    pub serial: Option<String>,
+    pub slot: Option<u32>,
+    pub user: Option<String>,
+    pub state: State,
+    pub offset: i64,
+}
+
+impl<S: Store> Session<S> {
+    /// Builds the in-memory identify index of every held secret: secrets
+    /// are opened and HMAC-keyed on all cores.
+    pub fn identify_index(&mut self) -> Result<IdentifyIndex> {
+        self.require(Permission::Identify)?;
+        self.build_identify_index()
+    }
+
+    pub(crate) fn build_identify_index(&mut self) -> Result<IdentifyIndex> {
+        let held = self.store.read()?.held_secrets()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = held.len().div_ceil(threads).max(1);
+        let key = &self.key;
+        let build = |part: &[HeldSecret]| -> Result<IdentifyIndex> {
+            let mut index = IdentifyIndex::with_capacity(part.len());
+            for held in part {
+                let secret = Secret::from_bytes(
+                    key.open_secret(&held.sealed_secret, &binding(held))?
+                        .to_vec(),
+                );
+                let (algorithm, digits, kind) = otp_parts(held)?;
+                let hotp = Hotp::new(&secret, algorithm, digits);
+                match kind {
+                    Kind::Totp { step } => index.push_totp(held.id, hotp, step),
+                    Kind::Hotp { counter } => index.push_hotp(held.id, hotp, counter),
+                }
+            }
+            Ok(index)
+        };
+        let parts: Vec<Result<IdentifyIndex>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = held
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || build(part)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("index worker panicked"))
+                .collect()
+        });
+        let mut index = IdentifyIndex::with_capacity(held.len());
+        for part in parts {
+            index.append(part?);
+        }
+        Ok(index)
+    }
+
+    /// Finds which held credentials produce `codes` (one, or consecutive
+    /// ones) around `at`. The search is audited.
+    pub fn identify(
+        &mut self,
+        codes: &[&str],
+        at: u64,
+        window: Window,
+        now: u64,
+    ) -> Result<Vec<IdentifyHit>> {
+        self.require(Permission::Identify)?;
+        let index = self.build_identify_index()?;
+        let matches = index
+            .identify(codes, at, window)
+            .ok_or_else(|| Error::Invalid("a code is 4 to 10 digits".into()))?;
+        let mut rows = HashMap::new();
+        let checked = {
+            let tx = self.store.read()?;
+            for m in &matches {
+                let filter = CredentialFilter {
+                    id: Some(m.credential_id),
+                    ..CredentialFilter::default()
+                };
+                if let Some(row) = tx.credentials(&filter)?.pop() {
+                    rows.insert(row.id, row);
+                }
+            }
+            // A hit names a user and a state: only from signed rows.
+            let hits: Vec<&CredentialRow> = rows.values().collect();
+            signed::check_credentials(&tx, &self.signer, self.signed, &hits)
+        };
+        self.audited(now, checked)?;
+        let hits: Vec<IdentifyHit> = matches
+            .iter()
+            .filter_map(|m: &IdentifyMatch| {
+                let row = rows.get(&m.credential_id)?;
+                Some(IdentifyHit {
+                    credential: reference_of(row.serial.as_deref(), row.slot, row.id),
+                    credential_id: row.id,
+                    serial: row.serial.clone(),
+                    slot: row.slot,
+                    user: row.upn.clone(),
+                    state: row.state,
+                    offset: m.offset,
+                })
+            })
+            .collect();
+        let found: Vec<&str> = hits.iter().map(|h| h.credential.as_str()).collect();
+        let event = AuditEvent::ok("identify").detail(json!({
+            "codes": codes.len(),
+            "searched": index.len(),
+            "found": found,
+        }));
+        self.change(now, |_, _| Ok(((), event)))?;
+        Ok(hits)
+    }
+
+    // ----- audit ----------------------------------------------------------------
+}

@@ -1,0 +1,183 @@
+//! Signing in to the console: login throttling shared through the
+//! database, and opening the vault with a grant's bearer secret.
+
+use super::web::*;
+use super::*;
+
+impl<S: Store> Vault<S> {
+    /// A vault on a store that is already open (a server keeps a pool of
+    /// them).
+    pub fn from_store(store: S) -> Vault<S> {
+        Vault { store }
+    }
+
+    /// Gives the store back.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Deletes every grant whose lifetime is over (no key needed); returns
+    /// how many.
+    pub fn end_expired_grants(&mut self, now: u64) -> Result<u64> {
+        let tx = self.store.write()?;
+        let count = tx.web_grants_delete_expired(now)?;
+        tx.commit()?;
+        Ok(count)
+    }
+
+    /// Whether any web account exists (no key needed): until one does, the
+    /// console offers its first-run setup.
+    pub fn web_accounts_exist(&mut self) -> Result<bool> {
+        Ok(!self.store.read()?.web_accounts()?.is_empty())
+    }
+
+    /// The seconds until which any of `keys` is locked out, if one is.
+    pub fn login_locked(&mut self, keys: &[String], now: u64) -> Result<Option<u64>> {
+        let tx = self.store.read()?;
+        let mut until = None;
+        for key in keys {
+            if let Some(row) = tx.web_throttle(key)?
+                && row.locked_until > now
+            {
+                until = until.max(Some(row.locked_until));
+            }
+        }
+        Ok(until)
+    }
+
+    /// Counts a failed login against each key under its policy; returns the
+    /// time until which the worst of them is now locked, if one is.
+    pub fn login_failed(
+        &mut self,
+        keys: &[(String, ThrottlePolicy)],
+        now: u64,
+    ) -> Result<Option<u64>> {
+        let tx = self.store.write()?;
+        let mut until = None;
+        for (key, policy) in keys {
+            let mut row = match tx.web_throttle(key)? {
+                Some(row) if row.first_at.saturating_add(policy.window) > now => row,
+                _ => ThrottleRow {
+                    key: key.clone(),
+                    failures: 0,
+                    first_at: now,
+                    locked_until: 0,
+                },
+            };
+            row.failures += 1;
+            if row.failures >= policy.max_failures {
+                row.locked_until = now.saturating_add(policy.lockout);
+                // The next window starts after the lockout.
+                row.failures = 0;
+                row.first_at = row.locked_until;
+            }
+            if row.locked_until > now {
+                until = until.max(Some(row.locked_until));
+            }
+            tx.web_throttle_put(&row)?;
+        }
+        tx.commit()?;
+        Ok(until)
+    }
+
+    /// Clears a key's failures after a successful login; returns how many
+    /// there were (the login's audit entry records them).
+    pub fn login_succeeded(&mut self, key: &str) -> Result<u64> {
+        let tx = self.store.write()?;
+        let failures = tx.web_throttle(key)?.map_or(0, |row| row.failures);
+        tx.web_throttle_delete(key)?;
+        tx.commit()?;
+        Ok(failures)
+    }
+
+    /// Opens the vault with a grant's bearer secret: the grant must exist,
+    /// be within its lifetime, belong to an enabled account whose operator
+    /// slot still exists, and its wrapped key must be this vault's key.
+    ///
+    /// A grant of a helpdesk or auditor account holds no vault key: it
+    /// opens only with `console_key`, the key of an unsealed console
+    /// ([`Error::Sealed`] without one).
+    pub fn open_grant(
+        mut self,
+        secret: &[u8; 32],
+        idle: Option<u64>,
+        now: u64,
+        console_key: Option<&VaultKey>,
+    ) -> Result<(Session<S>, Grant)> {
+        let id = grant_id(secret);
+        let denied = |why: &str| Error::Unauthenticated(why.to_owned());
+        let (key, audit_keys, row, account, operator) = {
+            let tx = self.store.read()?;
+            let row = tx
+                .web_grant(&id)?
+                .ok_or_else(|| denied("unknown or ended session or token: sign in again"))?;
+            if row.expires_at <= now {
+                return Err(denied("the session or token has expired: sign in again"));
+            }
+            if let Some(idle) = idle.filter(|_| row.kind == GrantKind::Session.name())
+                && row.last_used_at.saturating_add(idle) <= now
+            {
+                return Err(denied(
+                    "the session ended after a time without use: sign in again",
+                ));
+            }
+            let account = tx
+                .web_account(&row.account)?
+                .ok_or_else(|| denied("the account no longer exists"))?;
+            let Some(operator) = tx.operator(&row.account)? else {
+                return Err(denied("the account's operator slot was removed"));
+            };
+            let aad = grant_aad(&row);
+            let opened = VaultKey::unwrap_from(&grant_wrapping_key(secret), &row.wrapped_key, &aad);
+            let key = match opened {
+                Some(key) if !key.is_no_key() => key,
+                _ if operator.wrapped_vault_key.is_empty() => {
+                    let console_key = console_key.ok_or(Error::Sealed)?;
+                    let bound = bound_grant_wrapping_key(secret, console_key);
+                    match VaultKey::unwrap_from(&bound, &row.wrapped_key, &aad) {
+                        Some(marker) if marker.is_no_key() => console_key.clone(),
+                        _ => {
+                            return Err(denied(
+                                "the session or token does not open the vault: sign in again",
+                            ));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(denied(
+                        "the session or token does not open the vault: sign in again",
+                    ));
+                }
+            };
+            let audit_keys = open_audit_keys(&tx, &key).map_err(|_| {
+                denied("the vault was rekeyed since this session or token began: sign in again")
+            })?;
+            (key, audit_keys, row, account, operator)
+        };
+        let account = account_verified(&key, &account)?;
+        if account.disabled {
+            return Err(denied("the account is disabled"));
+        }
+        if now.saturating_sub(row.last_used_at) >= TOUCH_EVERY {
+            let tx = self.store.write()?;
+            let mut touched = row.clone();
+            touched.last_used_at = now;
+            tx.web_grant_put(&touched)?;
+            tx.commit()?;
+        }
+        let grant = grant_of(&row, &account)?;
+        // A token acts within its scopes; a browser session with its role.
+        let scopes = match GrantKind::parse(&row.kind)? {
+            GrantKind::Session => None,
+            GrantKind::Token => Some(
+                grant
+                    .scopes
+                    .iter()
+                    .filter_map(|s| Permission::scope(s))
+                    .collect(),
+            ),
+        };
+        let session = Session::open(self.store, &operator, scopes, key, audit_keys)?;
+        Ok((session, grant))
+    }
+}

@@ -1,0 +1,682 @@
+//! Users, devices and credentials: adding them (the one place for a new
+//! token's defaults) and their lifecycle.
+
+use super::*;
+
+/// A token to add.
+#[derive(Debug)]
+pub struct NewToken {
+    pub serial: Option<String>,
+    pub slot: Option<u32>,
+    pub device_kind: DeviceKind,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    /// Slots of a new device (100 for a Molto-2).
+    pub device_slots: u32,
+    pub credential: Credential,
+    pub label: Option<String>,
+    /// Assign to this user right away.
+    pub user: Option<String>,
+    /// The first state: `stock` for pre-seeded tokens, `burned` once a
+    /// programmable token holds the secret.
+    pub state: State,
+}
+
+/// A credential as shown to people: no secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub serial: Option<String>,
+    pub slot: Option<u32>,
+    pub r#type: String,
+    pub algorithm: String,
+    pub digits: u8,
+    pub period: Option<u64>,
+    pub t0: Option<u64>,
+    pub counter: Option<u64>,
+    pub issuer: Option<String>,
+    pub label: Option<String>,
+    pub state: State,
+    pub custody: Custody,
+    pub user: Option<String>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub drift_steps: Option<i64>,
+    pub purge_after: Option<u64>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl TokenInfo {
+    /// `SERIAL`, `SERIAL:SLOT` or `#ID`.
+    pub fn reference(&self) -> String {
+        reference_of(self.serial.as_deref(), self.slot, self.id)
+    }
+}
+
+pub(crate) fn reference_of(serial: Option<&str>, slot: Option<u32>, id: i64) -> String {
+    match (serial, slot) {
+        (Some(serial), Some(slot)) => format!("{serial}:{slot}"),
+        (Some(serial), None) => serial.to_owned(),
+        (None, _) => format!("#{id}"),
+    }
+}
+
+pub(crate) fn info(row: &CredentialRow) -> TokenInfo {
+    TokenInfo {
+        id: row.id,
+        serial: row.serial.clone(),
+        slot: row.slot,
+        r#type: row.kind.clone(),
+        algorithm: row.algorithm.clone(),
+        digits: row.digits,
+        period: row.period,
+        t0: row.t0,
+        counter: row.counter,
+        issuer: row.issuer.clone(),
+        label: row.label.clone(),
+        state: row.state,
+        custody: row.custody,
+        user: row.upn.clone(),
+        manufacturer: row.manufacturer.clone(),
+        model: row.model.clone(),
+        drift_steps: row.drift_steps,
+        purge_after: row.purge_after,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+/// Finds exactly one credential.
+pub(crate) fn resolve(tx: &impl StoreTx, token: &TokenRef) -> Result<CredentialRow> {
+    let filter = match token {
+        TokenRef::Id(id) => CredentialFilter {
+            id: Some(*id),
+            ..CredentialFilter::default()
+        },
+        TokenRef::Serial { serial, slot } => CredentialFilter {
+            device_serial: Some(serial.clone()),
+            slot: *slot,
+            ..CredentialFilter::default()
+        },
+    };
+    let mut rows = tx.credentials(&filter)?;
+    match rows.len() {
+        1 => Ok(rows.remove(0)),
+        0 => Err(Error::NotFound(format!(
+            "token {token} (list them with 'oathdesk token list')"
+        ))),
+        n => {
+            let slots: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.slot.map(|s| s.to_string()))
+                .collect();
+            Err(Error::Invalid(format!(
+                "{token} has {n} profiles (slots {}): say which, as {token}:SLOT",
+                slots.join(", ")
+            )))
+        }
+    }
+}
+
+/// Finds exactly one credential and checks its signature.
+pub(crate) fn resolve_checked(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    token: &TokenRef,
+) -> Result<CredentialRow> {
+    let row = resolve(tx, token)?;
+    signed::check_credentials(tx, keys.signer, keys.enforced, &[&row])?;
+    Ok(row)
+}
+
+/// Writes a credential's mutable fields and signs the row as written.
+pub(crate) fn update_credential(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    row: &CredentialRow,
+) -> Result<()> {
+    tx.credential_update(row)?;
+    keys.signer
+        .put(tx, kind::CREDENTIAL, vec![keys.signer.credential(row)])
+}
+
+/// Purges a credential's secret and signs what is left of the row.
+pub(crate) fn purge_credential(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    id: i64,
+    now: u64,
+) -> Result<()> {
+    tx.credential_purge(id, now)?;
+    keys.signer.resign_credentials(tx, &[id])
+}
+
+pub(crate) fn check_user(tx: &impl StoreTx, keys: &Keys<'_>, user: &User) -> Result<()> {
+    let (id, mac) = keys.signer.user(user);
+    let name = format!("user {} ({})", user.id, user.upn);
+    signed::check(tx, keys.enforced, kind::USER, &[(id, name, mac)])
+}
+
+pub(crate) fn move_state(
+    tx: &impl StoreTx,
+    row: &mut CredentialRow,
+    to: State,
+    operator: &str,
+    note: Option<&str>,
+    now: u64,
+) -> Result<()> {
+    row.state.check_transition(to).map_err(|e| match e {
+        Error::Refused(reason) => Error::Refused(format!(
+            "{}: {reason}",
+            reference_of(row.serial.as_deref(), row.slot, row.id)
+        )),
+        other => other,
+    })?;
+    tx.event_insert(&Event {
+        credential_id: row.id,
+        from_state: Some(row.state),
+        to_state: to,
+        operator: operator.to_owned(),
+        at: now,
+        note: note.map(str::to_owned),
+    })?;
+    row.state = to;
+    row.updated_at = now;
+    Ok(())
+}
+
+/// A device or user that exists, or one this batch adds (by its index).
+#[derive(Clone, Copy)]
+pub(crate) enum Planned {
+    Existing(i64),
+    New(usize),
+}
+
+impl Planned {
+    fn id(self, new_ids: &[i64]) -> i64 {
+        match self {
+            Planned::Existing(id) => id,
+            Planned::New(index) => new_ids[index],
+        }
+    }
+}
+
+/// Adds tokens in a fixed number of database round trips, whatever their
+/// number: what exists is looked up for the whole batch, the batch is
+/// checked in memory (slots, duplicates), then devices, users, credentials
+/// and their first events are written in bulk. A shared database pays a
+/// round trip per statement, so per-token statements would make a large
+/// import there a hundred times slower than on SQLite.
+pub(crate) fn insert_tokens(
+    tx: &impl StoreTx,
+    key: &Keys<'_>,
+    tokens: Vec<NewToken>,
+    now: u64,
+) -> Result<Vec<CredentialRow>> {
+    let mut serials: Vec<String> = Vec::new();
+    let mut upns: Vec<String> = Vec::new();
+    for token in &tokens {
+        for (field, value) in [
+            ("serial", token.serial.as_deref()),
+            ("user", token.user.as_deref()),
+            ("label", token.label.as_deref()),
+            ("manufacturer", token.manufacturer.as_deref()),
+            ("model", token.model.as_deref()),
+            ("issuer", token.credential.issuer.as_deref()),
+        ] {
+            check_text(field, value.unwrap_or_default())?;
+        }
+        if let Some(serial) = &token.serial {
+            let serial = serial.trim();
+            if serial.is_empty() {
+                return Err(Error::Invalid("the serial is empty".into()));
+            }
+            serials.push(serial.to_owned());
+        }
+        if let Some(upn) = &token.user {
+            upns.push(upn.clone());
+        }
+    }
+    serials.sort_unstable();
+    serials.dedup();
+    upns.sort_unstable();
+    upns.dedup();
+
+    // What the vault has already.
+    let existing_devices: HashMap<String, Device> = tx
+        .devices_by_serial(&serials)?
+        .into_iter()
+        .map(|d| (d.serial.clone(), d))
+        .collect();
+    let mut taken: std::collections::HashSet<(String, Option<u32>)> = Default::default();
+    if !existing_devices.is_empty() {
+        let serial_of: HashMap<i64, &str> = existing_devices
+            .values()
+            .map(|d| (d.id, d.serial.as_str()))
+            .collect();
+        let ids: Vec<i64> = serial_of.keys().copied().collect();
+        for (device_id, slot) in tx.slots_taken(&ids)? {
+            taken.insert((serial_of[&device_id].to_owned(), slot));
+        }
+    }
+    let existing_users: Vec<User> = tx.users_by_upn(&upns)?;
+    let mut users: HashMap<String, Planned> = existing_users
+        .iter()
+        .map(|u| (u.upn.to_lowercase(), Planned::Existing(u.id)))
+        .collect();
+
+    // The existing rows that decide (a device's slots, a user's id) must
+    // be the vault's.
+    let expected: Vec<(String, String, Vec<u8>)> = existing_users
+        .iter()
+        .map(|u| {
+            let (id, mac) = key.signer.user(u);
+            (id, format!("user {} ({})", u.id, u.upn), mac)
+        })
+        .collect();
+    signed::check(tx, key.enforced, kind::USER, &expected)?;
+    let expected: Vec<(String, String, Vec<u8>)> = existing_devices
+        .values()
+        .map(|d| {
+            let (id, mac) = key.signer.device(d);
+            (id, format!("device {} (serial {})", d.id, d.serial), mac)
+        })
+        .collect();
+    signed::check(tx, key.enforced, kind::DEVICE, &expected)?;
+
+    // The batch, checked in memory, in order.
+    let mut devices: HashMap<String, (Planned, u32)> = existing_devices
+        .values()
+        .map(|d| (d.serial.clone(), (Planned::Existing(d.id), d.slots)))
+        .collect();
+    let mut new_devices: Vec<Device> = Vec::new();
+    let mut new_users: Vec<User> = Vec::new();
+    let mut plans: Vec<(Option<Planned>, Option<Planned>)> = Vec::with_capacity(tokens.len());
+    for token in &tokens {
+        let device = match &token.serial {
+            Some(serial) => {
+                let serial = serial.trim();
+                let (device, slots) = *devices.entry(serial.to_owned()).or_insert_with(|| {
+                    new_devices.push(Device {
+                        id: 0,
+                        serial: serial.to_owned(),
+                        manufacturer: token.manufacturer.clone(),
+                        model: token.model.clone(),
+                        kind: token.device_kind,
+                        slots: token.device_slots.max(1),
+                        created_at: now,
+                    });
+                    (
+                        Planned::New(new_devices.len() - 1),
+                        token.device_slots.max(1),
+                    )
+                });
+                if let Some(slot) = token.slot
+                    && slot >= slots
+                {
+                    return Err(Error::Invalid(format!(
+                        "device {serial} has {slots} slot(s), numbered 0 to {}: slot {slot} does not exist",
+                        slots - 1
+                    )));
+                }
+                if !taken.insert((serial.to_owned(), token.slot)) {
+                    return Err(Error::Exists(format!(
+                        "a credential in {}",
+                        reference_of(Some(serial), token.slot, 0)
+                    )));
+                }
+                if token.slot.is_none() && slots > 1 {
+                    return Err(Error::Invalid(format!(
+                        "device {serial} has {slots} profiles: give the slot as {serial}:SLOT"
+                    )));
+                }
+                Some(device)
+            }
+            None => None,
+        };
+        let user = token.user.as_ref().map(|upn| {
+            *users.entry(upn.to_lowercase()).or_insert_with(|| {
+                new_users.push(User {
+                    id: 0,
+                    upn: upn.clone(),
+                    display_name: None,
+                    created_at: now,
+                });
+                Planned::New(new_users.len() - 1)
+            })
+        });
+        plans.push((device, user));
+    }
+
+    // The writes.
+    let new_device_ids = tx.devices_insert(&new_devices)?;
+    let new_user_ids = tx.users_insert(&new_users)?;
+    let device_macs = new_devices
+        .iter_mut()
+        .zip(&new_device_ids)
+        .map(|(device, id)| {
+            device.id = *id;
+            key.signer.device(device)
+        })
+        .collect();
+    key.signer.put(tx, kind::DEVICE, device_macs)?;
+    let user_macs = new_users
+        .iter_mut()
+        .zip(&new_user_ids)
+        .map(|(user, id)| {
+            user.id = *id;
+            key.signer.user(user)
+        })
+        .collect();
+    key.signer.put(tx, kind::USER, user_macs)?;
+    let ids = tx.credential_ids(tokens.len())?;
+    let mut rows = Vec::with_capacity(tokens.len());
+    for ((token, (device, user)), id) in tokens.into_iter().zip(plans).zip(ids) {
+        let user_id = user.map(|u| u.id(&new_user_ids));
+        let c = &token.credential;
+        let (kind, period, t0, counter) = match c.kind {
+            Kind::Totp { step } => ("totp", Some(step.period()), Some(step.t0()), None),
+            Kind::Hotp { counter } => ("hotp", None, None, Some(counter)),
+        };
+        let mut row = CredentialRow {
+            id,
+            device_id: device.map(|d| d.id(&new_device_ids)),
+            slot: token.slot,
+            kind: kind.to_owned(),
+            algorithm: c.algorithm.to_string(),
+            digits: c.digits.get(),
+            period,
+            t0,
+            counter,
+            issuer: c.issuer.clone(),
+            label: token.label.clone(),
+            // A secret being burned stays `burning` until the token
+            // confirmed it, even when it is already meant for a user.
+            state: if user_id.is_some() && token.state != State::Burning {
+                State::Assigned
+            } else {
+                token.state
+            },
+            custody: Custody::Held,
+            sealed_secret: None,
+            user_id,
+            drift_steps: None,
+            purge_after: None,
+            created_at: now,
+            updated_at: now,
+            serial: token.serial.as_ref().map(|s| s.trim().to_owned()),
+            upn: token.user.clone(),
+            manufacturer: token.manufacturer.clone(),
+            model: token.model.clone(),
+        };
+        // The id is part of the associated data: it was reserved first.
+        row.sealed_secret = Some(key.seal_secret(c.secret.as_bytes(), &binding(&row))?);
+        rows.push(row);
+    }
+    tx.credentials_insert(&rows)?;
+    key.signer.put(
+        tx,
+        kind::CREDENTIAL,
+        rows.iter().map(|row| key.signer.credential(row)).collect(),
+    )?;
+    let events: Vec<Event> = rows
+        .iter()
+        .map(|row| Event {
+            credential_id: row.id,
+            from_state: None,
+            to_state: row.state,
+            operator: String::new(),
+            at: now,
+            note: None,
+        })
+        .collect();
+    tx.events_insert(&events)?;
+    Ok(rows)
+}
+
+impl<S: Store> Session<S> {
+    /// Adds a user.
+    pub fn add_user(&mut self, upn: &str, display_name: Option<&str>, now: u64) -> Result<User> {
+        let upn = upn.trim();
+        if upn.is_empty() {
+            return Err(Error::Invalid("the user's UPN is empty".into()));
+        }
+        check_text("UPN", upn)?;
+        check_text("display name", display_name.unwrap_or_default())?;
+        self.require(Permission::InventoryWrite)?;
+        self.change(now, |tx, keys| {
+            if tx.user_by_upn(upn)?.is_some() {
+                return Err(Error::Exists(format!("user '{upn}'")));
+            }
+            let id = tx.user_insert(upn, display_name, now)?;
+            let user = User {
+                id,
+                upn: upn.to_owned(),
+                display_name: display_name.map(str::to_owned),
+                created_at: now,
+            };
+            let (id, mac) = keys.signer.user(&user);
+            keys.signer.put(tx, kind::USER, vec![(id, mac)])?;
+            Ok((user, AuditEvent::ok("user.add").user(upn)))
+        })
+    }
+
+    /// All users.
+    pub fn users(&mut self) -> Result<Vec<User>> {
+        self.require(Permission::InventoryRead)?;
+        self.store.read()?.users()
+    }
+
+    /// Adds a token's credential (and its device, the first time its serial
+    /// is seen).
+    pub fn add_token(&mut self, token: NewToken, now: u64) -> Result<TokenInfo> {
+        let rows = self.add_tokens(vec![token], now, "token.add")?;
+        Ok(info(&rows[0]))
+    }
+
+    /// Adds many tokens in one transaction: all of them or none.
+    pub fn add_tokens(
+        &mut self,
+        tokens: Vec<NewToken>,
+        now: u64,
+        action: &str,
+    ) -> Result<Vec<CredentialRow>> {
+        self.require(Permission::InventoryWrite)?;
+        let count = tokens.len();
+        self.change(now, |tx, key| {
+            let added = insert_tokens(tx, key, tokens, now)?;
+            let event = if count == 1 {
+                let row = &added[0];
+                let mut event = AuditEvent::ok(action).credential(reference_of(
+                    row.serial.as_deref(),
+                    row.slot,
+                    row.id,
+                ));
+                event.user = row.upn.clone();
+                event
+            } else {
+                AuditEvent::ok(action).detail(json!({"credentials": count}))
+            };
+            Ok((added, event))
+        })
+    }
+
+    /// Credentials matching `filter`.
+    pub fn tokens(&mut self, filter: &CredentialFilter) -> Result<Vec<TokenInfo>> {
+        self.require(Permission::InventoryRead)?;
+        Ok(self
+            .store
+            .read()?
+            .credentials(filter)?
+            .iter()
+            .map(info)
+            .collect())
+    }
+
+    /// One credential and its lifecycle history.
+    pub fn token(&mut self, token: &TokenRef) -> Result<(TokenInfo, Vec<Event>)> {
+        self.require(Permission::InventoryRead)?;
+        let tx = self.store.read()?;
+        let row = resolve(&tx, token)?;
+        let events = tx.events(row.id)?;
+        Ok((info(&row), events))
+    }
+
+    /// Moves a credential to another state (ship, lost, retire...).
+    pub fn transition(
+        &mut self,
+        token: &TokenRef,
+        to: State,
+        note: Option<&str>,
+        now: u64,
+    ) -> Result<TokenInfo> {
+        self.require(Permission::InventoryWrite)?;
+        let operator = self.operator.clone();
+        self.change(now, |tx, keys| {
+            let mut row = resolve_checked(tx, keys, token)?;
+            move_state(tx, &mut row, to, &operator, note, now)?;
+            update_credential(tx, keys, &row)?;
+            let mut event = AuditEvent::ok(&format!("token.{}", to.name()))
+                .credential(reference_of(row.serial.as_deref(), row.slot, row.id));
+            event.user = row.upn.clone();
+            if let Some(note) = note {
+                event.detail = json!({"note": note});
+            }
+            Ok((info(&row), event))
+        })
+    }
+
+    /// Moves several credentials to one state in one transaction: all of
+    /// them, or none (the refusal names the first that cannot move).
+    pub fn transition_all(
+        &mut self,
+        tokens: &[TokenRef],
+        to: State,
+        note: Option<&str>,
+        now: u64,
+    ) -> Result<Vec<TokenInfo>> {
+        if tokens.is_empty() {
+            return Err(Error::Invalid("no tokens chosen".into()));
+        }
+        self.require(Permission::InventoryWrite)?;
+        let operator = self.operator.clone();
+        self.change(now, |tx, keys| {
+            let mut moved = Vec::with_capacity(tokens.len());
+            for token in tokens {
+                let mut row = resolve_checked(tx, keys, token)?;
+                move_state(tx, &mut row, to, &operator, note, now)?;
+                update_credential(tx, keys, &row)?;
+                moved.push(info(&row));
+            }
+            let references: Vec<String> = moved.iter().map(TokenInfo::reference).collect();
+            let mut detail = json!({"credentials": references});
+            if let Some(note) = note {
+                detail["note"] = json!(note);
+            }
+            Ok((
+                moved,
+                AuditEvent::ok(&format!("token.{}", to.name())).detail(detail),
+            ))
+        })
+    }
+
+    /// Every device, with its kind and number of slots.
+    pub fn devices(&mut self) -> Result<Vec<Device>> {
+        self.require(Permission::InventoryRead)?;
+        self.store.read()?.devices()
+    }
+
+    /// Assigns a credential to a user (state `assigned`).
+    pub fn assign(&mut self, token: &TokenRef, upn: &str, now: u64) -> Result<TokenInfo> {
+        self.require(Permission::InventoryWrite)?;
+        let operator = self.operator.clone();
+        self.change(now, |tx, keys| {
+            let user = tx.user_by_upn(upn)?.ok_or_else(|| {
+                Error::NotFound(format!("user '{upn}' (add it with 'oathdesk user add')"))
+            })?;
+            check_user(tx, keys, &user)?;
+            let mut row = resolve_checked(tx, keys, token)?;
+            move_state(
+                tx,
+                &mut row,
+                State::Assigned,
+                &operator,
+                Some(&user.upn),
+                now,
+            )?;
+            row.user_id = Some(user.id);
+            row.upn = Some(user.upn.clone());
+            update_credential(tx, keys, &row)?;
+            let event = AuditEvent::ok("token.assign")
+                .credential(reference_of(row.serial.as_deref(), row.slot, row.id))
+                .user(user.upn);
+            Ok((info(&row), event))
+        })
+    }
+
+    /// Purges a credential's secret now.
+    pub fn purge(&mut self, token: &TokenRef, now: u64) -> Result<TokenInfo> {
+        self.require(Permission::InventoryWrite)?;
+        let info = self.change(now, |tx, keys| {
+            let row = resolve_checked(tx, keys, token)?;
+            if row.custody == Custody::Purged {
+                return Err(Error::Refused(format!(
+                    "the secret of {} was already purged",
+                    reference_of(row.serial.as_deref(), row.slot, row.id)
+                )));
+            }
+            purge_credential(tx, keys, row.id, now)?;
+            let mut purged = row.clone();
+            purged.custody = Custody::Purged;
+            purged.sealed_secret = None;
+            purged.purge_after = None;
+            let mut event = AuditEvent::ok("token.purge").credential(reference_of(
+                row.serial.as_deref(),
+                row.slot,
+                row.id,
+            ));
+            event.user = row.upn.clone();
+            Ok((info(&purged), event))
+        })?;
+        self.store.scrub()?;
+        Ok(info)
+    }
+
+    /// Purges every secret whose grace period has ended; returns how many.
+    pub fn purge_due(&mut self, now: u64) -> Result<usize> {
+        self.require(Permission::InventoryWrite)?;
+        let due = self.store.read()?.credentials(&CredentialFilter {
+            purge_due_at: Some(now),
+            ..CredentialFilter::default()
+        })?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let count = due.len();
+        self.change(now, |tx, keys| {
+            // A purge destroys: a row whose purge time was forged is not obeyed.
+            signed::check_credentials(
+                tx,
+                keys.signer,
+                keys.enforced,
+                &due.iter().collect::<Vec<_>>(),
+            )?;
+            for row in &due {
+                purge_credential(tx, keys, row.id, now)?;
+            }
+            let references: Vec<String> = due
+                .iter()
+                .map(|r| reference_of(r.serial.as_deref(), r.slot, r.id))
+                .collect();
+            Ok((
+                (),
+                AuditEvent::ok("token.purge").detail(json!({"due": references})),
+            ))
+        })?;
+        self.store.scrub()?;
+        Ok(count)
+    }
+
+    // ----- device burns ----------------------------------------------------
+}
