@@ -40,6 +40,7 @@ on_both_backends!(
     two_processes_changing_the_vault_lose_nothing,
     spreadsheet_import_is_all_or_nothing,
     a_second_operator_and_rekey,
+    the_command_line_decides_by_the_vaults_table,
     racing_processes_keep_one_history,
 );
 
@@ -838,4 +839,118 @@ fn vault_copy_there_and_back() {
         .stderr(predicate::str::contains(
             "--from and --to are the same vault",
         ));
+}
+
+/// The command line asks the vault's permission table, like the console:
+/// a provisioner's commands are allowed or refused exactly as
+/// `Role::permits` says, with the console's words; helpdesk and auditor
+/// operators hold no key, so their passphrase opens nothing here.
+fn the_command_line_decides_by_the_vaults_table(backend: Backend) {
+    use oathdesk_vault::{Permission, Role};
+    let desk = Desk::new(backend);
+    desk.run(&[
+        "token",
+        "add",
+        "2100001",
+        "--secret",
+        "-",
+        "--user",
+        "bob@contoso.com",
+    ])
+    .write_stdin(format!("{SECRET}\n"))
+    .assert()
+    .success();
+    for (name, role) in [
+        ("pia", "provisioner"),
+        ("hal", "helpdesk"),
+        ("aud", "auditor"),
+    ] {
+        let pass = desk.file(&format!("{name}.pass"));
+        std::fs::write(&pass, format!("{name}'s passphrase\n")).unwrap();
+        desk.run(&[
+            "operator",
+            "add",
+            name,
+            "--role",
+            role,
+            "--new-passphrase-file",
+            pass.to_str().unwrap(),
+            "--kdf-memory-mib",
+            "1",
+            "--kdf-iterations",
+            "1",
+        ])
+        .assert()
+        .success();
+    }
+    let as_op = |name: &str, args: &[&str]| {
+        let mut cmd = desk.run(args);
+        cmd.env("OATHDESK_OPERATOR", name)
+            .env("OATHDESK_PASSPHRASE", format!("{name}'s passphrase"));
+        cmd.output().unwrap()
+    };
+    let commands: [(Permission, &[&str]); 6] = [
+        (Permission::InventoryRead, &["token", "list"]),
+        (Permission::Export, &["export", "entra-csv", "--plaintext"]),
+        (
+            Permission::Admin,
+            &["vault", "set", "helpdesk.codes_per_hour", "1000"],
+        ),
+        (Permission::AuditRead, &["audit", "list"]),
+        (
+            Permission::InventoryWrite,
+            &["user", "add", "new@contoso.com"],
+        ),
+        (
+            Permission::HelpdeskCode,
+            &[
+                "helpdesk",
+                "code",
+                "--user",
+                "bob@contoso.com",
+                "--verified-by",
+                "x",
+                "--ticket",
+                "T-1",
+            ],
+        ),
+    ];
+    for (permission, args) in commands {
+        let output = as_op("pia", args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if Role::Provisioner.permits(permission) {
+            assert!(output.status.success(), "{args:?}: {stderr}");
+        } else {
+            assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "the provisioner role may not {}",
+                    permission.describe()
+                )),
+                "{args:?}: {stderr}"
+            );
+        }
+        for name in ["hal", "aud"] {
+            let output = as_op(name, args);
+            assert_eq!(output.status.code(), Some(1), "{name} {args:?}");
+            assert!(
+                String::from_utf8_lossy(&output.stderr).contains("holds no key of the vault"),
+                "{name} {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    // Every refusal of the provisioner is in the audit log.
+    let audit = desk.json(&["audit", "list", "--json"]);
+    let refused = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "forbidden" && e["operator"] == "pia")
+        .count();
+    let expected = commands
+        .iter()
+        .filter(|(p, _)| !Role::Provisioner.permits(*p))
+        .count();
+    assert_eq!(refused, expected);
 }

@@ -88,15 +88,7 @@ pub async fn list(
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|r| {
-            json!({
-                "seq": r.seq, "at": r.at, "operator": r.operator, "action": r.action,
-                "outcome": r.outcome, "user": r.user, "credential": r.credential,
-                "ticket": r.ticket,
-                "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::String(r.detail.clone())),
-                "epoch": r.epoch, "hash": hex(&r.hash),
-            })
-        })
+        .map(oathdesk_vault::audit::entry_json)
         .collect();
     let actions: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.action.as_str()).collect();
@@ -135,10 +127,9 @@ pub async fn verify(
             .map(str::trim)
             .filter(|h| !h.is_empty())
     {
-        let found = expected
-            .split_once(':')
-            .and_then(|(seq, hash)| Some((seq.parse::<i64>().ok()?, hash.to_lowercase())))
-            .and_then(|(seq, hash)| {
+        // `SEQ:HEX`, or a head line as the console logs it.
+        let found =
+            oathdesk_vault::audit::AuditHead::parse_head(expected).and_then(|(seq, hash)| {
                 rows.iter()
                     .find(|r| r.seq == seq)
                     .map(|r| hex(&r.hash) == hash)

@@ -8,10 +8,10 @@ use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use oathdesk_formats::format::{self, Format, WriteOptions};
 use oathdesk_formats::{Keys, Record, spreadsheet};
-use oathdesk_otp::{Credential, Kind, seed};
+use oathdesk_otp::{Credential, Kind};
 use oathdesk_vault::model::{DeviceKind, State, TokenRef};
 use oathdesk_vault::store::CredentialFilter;
-use oathdesk_vault::{Delivery, NewToken, TokenInfo, exchange};
+use oathdesk_vault::{Delivery, NewToken, TokenInfo, defaults};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -312,9 +312,10 @@ pub async fn add_token(
         .map_err(|e: oathdesk_vault::Error| ApiError::bad_request(e.to_string()))?;
     let credential = match (&request.credential, request.generate) {
         (Some(input), false) => input.credential()?,
-        (None, true) => {
-            Credential::totp(seed::generate(20).map_err(|e| ApiError::internal(e.to_string()))?)
-        }
+        (None, true) => Credential::totp(
+            defaults::generated_secret(Default::default())
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        ),
         _ => {
             return Err(ApiError::bad_request(
                 "give the token's secret (credential), or generate: true — one of the two",
@@ -322,13 +323,7 @@ pub async fn add_token(
         }
     };
     let first = match request.state.as_deref() {
-        None | Some("") => {
-            if device_kind == DeviceKind::Classic {
-                State::Stock
-            } else {
-                State::Burned
-            }
-        }
+        None | Some("") => defaults::first_state(device_kind),
         Some(text) => match state(text)? {
             s @ (State::Stock | State::Burned) => s,
             other => {
@@ -347,13 +342,7 @@ pub async fn add_token(
             .clone()
             .filter(|m| !m.trim().is_empty()),
         model: request.model.clone().filter(|m| !m.trim().is_empty()),
-        device_slots: request
-            .slots
-            .unwrap_or(if device_kind == DeviceKind::MultiProfile {
-                100
-            } else {
-                1
-            }),
+        device_slots: request.slots.unwrap_or(defaults::slots(device_kind)),
         credential,
         label: request.label.clone().filter(|l| !l.trim().is_empty()),
         user: request.user.clone().filter(|u| !u.trim().is_empty()),
@@ -657,19 +646,7 @@ pub async fn import(
                 Ok((count, format.name().to_owned()))
             }
             Parsed::Sheet(sheet) => {
-                if !sheet.problems.is_empty() && !skip_bad {
-                    return Err(ApiError::bad_request(format!(
-                        "{} bad row(s); nothing was imported (fix them, or import the {} good row(s) \
-                         and leave the bad ones out)",
-                        sheet.problems.len(),
-                        sheet.rows.len()
-                    )));
-                }
-                let count = sheet.rows.len();
-                let tokens = sheet.rows.into_iter().map(exchange::sheet_row_to_token).collect();
-                session
-                    .add_tokens(tokens, now(), "import.spreadsheet")
-                    .map_err(|e| nothing_imported(e.into()))?;
+                let count = session.import_sheet(sheet, skip_bad, now())?;
                 Ok((count, "spreadsheet".to_owned()))
             }
         })

@@ -23,6 +23,43 @@ type HmacSha256 = Hmac<sha2::Sha256>;
 /// The `prev_hash` of the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
 
+/// The actions the vault's own rules write or count. The rate limit counts
+/// [`Action::HelpdeskCode`] entries and row checking stays on after an
+/// [`Action::SignRows`] entry: naming them once, here, means renaming one
+/// cannot silently switch a rule off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// A helpdesk code, granted or refused (the rate limit counts the granted).
+    HelpdeskCode,
+    /// A code shown at enrolment (its step is released).
+    EnrollCode,
+    /// A delivery checked by a code the token shows.
+    TokenDeliver,
+    /// The vault's rows were signed (a new vault, or an old one's first admin unlock).
+    SignRows,
+    /// An operation the role or token does not allow.
+    Forbidden,
+    /// A row found altered outside oathdesk.
+    RowAltered,
+    /// A console took the vault key into memory.
+    ConsoleUnseal,
+}
+
+impl Action {
+    /// The name in the audit log.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Action::HelpdeskCode => "helpdesk.code",
+            Action::EnrollCode => "enroll.code",
+            Action::TokenDeliver => "token.deliver",
+            Action::SignRows => "vault.sign_rows",
+            Action::Forbidden => "forbidden",
+            Action::RowAltered => "row.altered",
+            Action::ConsoleUnseal => "console.unseal",
+        }
+    }
+}
+
 /// What an entry says, before it is chained.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
@@ -37,6 +74,11 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// An event of one of the rules' actions, with outcome `ok`.
+    pub fn of(action: Action) -> AuditEvent {
+        AuditEvent::ok(action.name())
+    }
+
     /// An event with outcome `ok`.
     pub fn ok(action: &str) -> AuditEvent {
         AuditEvent {
@@ -64,6 +106,19 @@ impl AuditEvent {
         self.detail = detail;
         self
     }
+}
+
+/// An entry as the command line's `audit list --json` and the console's
+/// audit API show it: the same view in both, its detail as JSON.
+pub fn entry_json(row: &AuditRow) -> serde_json::Value {
+    serde_json::json!({
+        "seq": row.seq, "at": row.at, "operator": row.operator, "action": row.action,
+        "outcome": row.outcome, "user": row.user, "credential": row.credential,
+        "ticket": row.ticket,
+        "detail": serde_json::from_str::<serde_json::Value>(&row.detail)
+            .unwrap_or_else(|_| serde_json::Value::String(row.detail.clone())),
+        "epoch": row.epoch, "hash": hex(&row.hash),
+    })
 }
 
 /// The MAC of an entry: every field, length-prefixed so that no two

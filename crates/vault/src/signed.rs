@@ -48,7 +48,7 @@ pub mod kind {
 /// The meta key whose presence says the vault's rows are signed.
 pub(crate) const SIGNED_MARKER: &str = "rows_signed";
 /// The audit action of the first signing.
-pub(crate) const SIGN_ACTION: &str = "vault.sign_rows";
+pub(crate) const SIGN_ACTION: &str = crate::audit::Action::SignRows.name();
 
 /// A field of a signed row. `None` and `Some("")` differ.
 enum Field<'a> {

@@ -4,10 +4,10 @@
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use oathdesk_formats::spreadsheet;
-use oathdesk_otp::{Credential, seed, uri};
+use oathdesk_otp::{Credential, uri};
 use oathdesk_vault::model::{DeviceKind, State, TokenRef};
 use oathdesk_vault::store::CredentialFilter;
-use oathdesk_vault::{NewToken, TokenInfo};
+use oathdesk_vault::{NewToken, TokenInfo, defaults};
 
 use crate::input::{self, EncodingArgs, ParamArgs, rfc3339};
 use crate::unlock::VaultOptions;
@@ -182,9 +182,7 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
         TokenCommand::Add(args) => {
             let mut credential = if args.generate {
                 let algorithm = args.params.algorithm.unwrap_or_default();
-                let secret =
-                    seed::generate(seed::default_len(algorithm)).map_err(|e| anyhow!("{e}"))?;
-                Credential::totp(secret)
+                Credential::totp(defaults::generated_secret(algorithm)?)
             } else {
                 let text = input::secret_text(args.secret.as_deref())?;
                 input::credential_from_text(&text, &args.encoding)?
@@ -200,15 +198,10 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
                 }
                 None => (None, None),
             };
-            let kind = args.kind.unwrap_or(match (&serial, slot) {
-                (None, _) => DeviceKind::Unknown,
-                (Some(_), Some(_)) => DeviceKind::MultiProfile,
-                (Some(_), None) => DeviceKind::SingleProfile,
-            });
-            let slots = args.slots.unwrap_or(match kind {
-                DeviceKind::MultiProfile => 100,
-                _ => 1,
-            });
+            let kind = args
+                .kind
+                .unwrap_or_else(|| defaults::device_kind(serial.as_deref(), slot));
+            let slots = args.slots.unwrap_or(defaults::slots(kind));
             let reveal_uri = if args.reveal {
                 let mut shown = credential.clone();
                 shown.account = args
@@ -232,10 +225,7 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
                     credential,
                     label: args.label,
                     user: args.user,
-                    state: args.state.unwrap_or(match kind {
-                        DeviceKind::Classic => State::Stock,
-                        _ => State::Burned,
-                    }),
+                    state: args.state.unwrap_or(defaults::first_state(kind)),
                 },
                 now,
             )?;
@@ -390,14 +380,7 @@ pub fn import_spreadsheet(
         return Ok(());
     }
     let mut session = options.unlock()?;
-    let now = input::now();
-    let tokens = sheet
-        .rows
-        .into_iter()
-        .map(oathdesk_vault::exchange::sheet_row_to_token)
-        .collect::<Vec<_>>();
-    let count = tokens.len();
-    session.add_tokens(tokens, now, "import.spreadsheet")?;
+    let count = session.import_sheet(sheet, skip_bad, input::now())?;
     println!("imported {count} credential(s) from {name}, {bad} skipped");
     eprintln!(
         "oathdesk: the secrets are now in the vault. Destroy the plaintext file {name} and every copy of it \

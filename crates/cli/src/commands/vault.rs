@@ -384,14 +384,7 @@ pub fn run_audit(command: AuditCommand, options: &VaultOptions) -> Result<ExitCo
             if json {
                 let rows: Vec<serde_json::Value> = entries
                     .iter()
-                    .map(|e| {
-                        json!({
-                            "seq": e.seq, "at": e.at, "operator": e.operator, "action": e.action,
-                            "outcome": e.outcome, "user": e.user, "credential": e.credential,
-                            "ticket": e.ticket,
-                            "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or_default(),
-                        })
-                    })
+                    .map(oathdesk_vault::audit::entry_json)
                     .collect();
                 println!("{}", serde_json::Value::Array(rows));
             } else {

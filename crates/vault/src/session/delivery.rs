@@ -112,7 +112,7 @@ impl<S: Store> Session<S> {
             let refused = |reason: &str| {
                 AuditEvent {
                     outcome: "refused".into(),
-                    ..AuditEvent::ok("token.deliver")
+                    ..AuditEvent::of(Action::TokenDeliver)
                 }
                 .credential(reference.clone())
                 .detail(json!({"reason": reason}))
@@ -151,7 +151,7 @@ impl<S: Store> Session<S> {
             if purged {
                 purge_credential(tx, keys, row.id, now)?;
             }
-            let mut event = AuditEvent::ok("token.deliver")
+            let mut event = AuditEvent::of(Action::TokenDeliver)
                 .credential(reference.clone())
                 .detail(json!({"drift_steps": found.offset, "purged": purged, "purge_after": row.purge_after}));
             event.user = row.upn.clone();
@@ -210,7 +210,7 @@ impl<S: Store> Session<S> {
                 .map_err(|e| Error::Invalid(e.to_string()))?;
             let accepted = totp.accepted_interval(counter, window);
             release_step(tx, keys, row.id, counter, now)?;
-            let mut event = AuditEvent::ok("enroll.code")
+            let mut event = AuditEvent::of(Action::EnrollCode)
                 .credential(reference.clone())
                 .detail(json!({"counter": counter}));
             event.user = row.upn.clone();

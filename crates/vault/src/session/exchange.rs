@@ -5,36 +5,29 @@
 use std::collections::HashSet;
 
 use oathdesk_formats::format::{self, Format, WriteOptions};
-use oathdesk_formats::spreadsheet::SheetRow;
+use oathdesk_formats::spreadsheet::{Sheet, SheetRow};
 use oathdesk_formats::{Record, Written};
 use oathdesk_otp::{Credential, Kind, TimeStep};
 use serde_json::json;
 
 use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
-use crate::model::{CredentialRow, DeviceKind, State};
-use crate::session::{NewToken, Session, TokenInfo};
+use crate::model::{CredentialRow, State};
+use crate::session::{NewToken, Session, TokenInfo, defaults};
 use crate::store::{CredentialFilter, Store};
 
-/// A record of a seed file as a token to add: a serial with a slot is a
-/// profile of a multi-profile device, a serial alone a classic token.
+/// A record of a seed file as a token to add, by the [`defaults`]: a
+/// serial with a slot is a profile of a multi-profile device, a serial
+/// alone a classic token.
 pub fn record_to_token(record: Record) -> NewToken {
-    let kind = match (&record.serial, record.slot) {
-        (None, _) => DeviceKind::Unknown,
-        (Some(_), Some(_)) => DeviceKind::MultiProfile,
-        (Some(_), None) => DeviceKind::Classic,
-    };
+    let kind = defaults::device_kind(record.serial.as_deref(), record.slot);
     NewToken {
         serial: record.serial,
         slot: record.slot,
         device_kind: kind,
         manufacturer: record.manufacturer,
         model: record.model,
-        device_slots: if kind == DeviceKind::MultiProfile {
-            100
-        } else {
-            1
-        },
+        device_slots: defaults::slots(kind),
         label: Some(record.credential.account.clone()).filter(|a| !a.is_empty()),
         credential: record.credential,
         user: record.user,
@@ -50,11 +43,7 @@ pub fn sheet_row_to_token(row: SheetRow) -> NewToken {
         step: TimeStep::new(row.period, 0).expect("the reader refuses period 0"),
     };
     NewToken {
-        device_kind: if row.serial.is_some() {
-            DeviceKind::Classic
-        } else {
-            DeviceKind::Unknown
-        },
+        device_kind: defaults::device_kind(row.serial.as_deref(), None),
         serial: row.serial,
         slot: None,
         manufacturer: row.manufacturer,
@@ -79,6 +68,31 @@ pub fn token_to_record(info: &TokenInfo, credential: Credential) -> Record {
 }
 
 impl<S: Store> Session<S> {
+    /// Imports the helpdesk's plaintext spreadsheet, all or nothing: a sheet
+    /// with bad rows is refused unless `skip_bad`, and then the skipped rows
+    /// are named in the audit entry (line and reason) — never dropped
+    /// silently. Returns how many credentials were added.
+    pub fn import_sheet(&mut self, sheet: Sheet, skip_bad: bool, now: u64) -> Result<usize> {
+        let bad = sheet.problems.len();
+        if bad > 0 && !skip_bad {
+            return Err(Error::Invalid(format!(
+                "{bad} bad row(s); nothing was imported (fix them, or skip them to import the {} \
+                 good row(s))",
+                sheet.rows.len()
+            )));
+        }
+        let skipped: Vec<String> = sheet.problems.iter().map(ToString::to_string).collect();
+        let count = sheet.rows.len();
+        let tokens = sheet.rows.into_iter().map(sheet_row_to_token).collect();
+        self.add_tokens_audited(
+            tokens,
+            now,
+            "import.spreadsheet",
+            json!({"skipped": skipped}),
+        )?;
+        Ok(count)
+    }
+
     /// Adds every record of a seed file, all or nothing, audited as
     /// `import.FORMAT`.
     pub fn import_records(

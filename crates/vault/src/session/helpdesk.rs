@@ -72,8 +72,66 @@ pub(crate) fn helpdesk_candidates(
         &candidates.iter().collect::<Vec<_>>(),
     )?;
     let since = now.saturating_sub(3600);
-    let granted = tx.audit_count("helpdesk.code", "granted", upn, since)?;
+    let granted = tx.audit_count(Action::HelpdeskCode.name(), "granted", upn, since)?;
     Ok((user, candidates, granted))
+}
+
+/// Which of a user's credentials a helpdesk code may come from — the rule,
+/// as a pure function of the (checked) rows: the one chosen (all of them,
+/// or the one `token` names) that is held and vouches for codes (not lost,
+/// retired or still burning). The refusal says why in the words the
+/// operator reads.
+pub(crate) fn decide<'a>(
+    upn: &str,
+    candidates: &'a [CredentialRow],
+    token: Option<&TokenRef>,
+) -> std::result::Result<&'a CredentialRow, String> {
+    let chosen: Vec<&CredentialRow> = candidates
+        .iter()
+        .filter(|row| match token {
+            None => true,
+            Some(TokenRef::Id(id)) => row.id == *id,
+            Some(TokenRef::Serial { serial, slot }) => {
+                row.serial.as_deref() == Some(serial.as_str())
+                    && (slot.is_none() || row.slot == *slot)
+            }
+        })
+        .collect();
+    let usable: Vec<&CredentialRow> = chosen
+        .iter()
+        .copied()
+        .filter(|r| r.custody == Custody::Held && r.state.vouches_for_codes())
+        .collect();
+    let name = |row: &CredentialRow| reference_of(row.serial.as_deref(), row.slot, row.id);
+    match usable.as_slice() {
+        [one] => Ok(one),
+        [] => Err(match (chosen.first(), token) {
+            (None, Some(token)) => format!("{token} is not assigned to {upn}"),
+            (None, None) => format!("{upn} has no token assigned"),
+            (Some(row), _) if row.state == State::Lost => format!(
+                "{} is reported lost: no codes are given for a lost token",
+                name(row)
+            ),
+            (Some(row), _) if row.state == State::Retired => format!("{} is retired", name(row)),
+            // The token may not hold this secret: its burn was not confirmed.
+            (Some(row), _) if row.state == State::Burning => format!(
+                "{} is still being burned (its burn was cut short): finish the burn before giving codes",
+                name(row)
+            ),
+            (Some(row), _) => format!(
+                "the secret of {} was purged after delivery: the user reads the code off their own token",
+                name(row)
+            ),
+        }),
+        many => {
+            let list: Vec<String> = many.iter().map(|r| name(r)).collect();
+            Err(format!(
+                "{upn} has {} usable tokens ({}): choose one with --serial",
+                many.len(),
+                list.join(", ")
+            ))
+        }
+    }
 }
 
 impl<S: Store> Session<S> {
@@ -85,7 +143,7 @@ impl<S: Store> Session<S> {
         self.require(Permission::HelpdeskCode)?;
         let limit = self.setting_value(settings::RATE_LIMIT)?;
         let mut event = AuditEvent {
-            action: "helpdesk.code".into(),
+            action: Action::HelpdeskCode.name().into(),
             outcome: "granted".into(),
             user: Some(request.user.clone()),
             credential: request.token.as_ref().map(ToString::to_string),
@@ -115,70 +173,9 @@ impl<S: Store> Session<S> {
             let reason = format!("no user '{}' in the vault", request.user);
             return self.refuse(now, event, reason);
         };
-        let chosen: Vec<&CredentialRow> = candidates
-            .iter()
-            .filter(|row| match &request.token {
-                None => true,
-                Some(TokenRef::Id(id)) => row.id == *id,
-                Some(TokenRef::Serial { serial, slot }) => {
-                    row.serial.as_deref() == Some(serial.as_str())
-                        && (slot.is_none() || row.slot == *slot)
-                }
-            })
-            .collect();
-        let usable: Vec<&CredentialRow> = chosen
-            .iter()
-            .copied()
-            .filter(|r| r.custody == Custody::Held && r.state.vouches_for_codes())
-            .collect();
-        let row = match usable.as_slice() {
-            [one] => (*one).clone(),
-            [] => {
-                let reason = match chosen.first() {
-                    None if request.token.is_some() => format!(
-                        "{} is not assigned to {}",
-                        request
-                            .token
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                        user.upn
-                    ),
-                    None => format!("{} has no token assigned", user.upn),
-                    Some(row) if row.state == State::Lost => format!(
-                        "{} is reported lost: no codes are given for a lost token",
-                        reference_of(row.serial.as_deref(), row.slot, row.id)
-                    ),
-                    Some(row) if row.state == State::Retired => format!(
-                        "{} is retired",
-                        reference_of(row.serial.as_deref(), row.slot, row.id)
-                    ),
-                    // The token may not hold this secret: its burn was not
-                    // confirmed.
-                    Some(row) if row.state == State::Burning => format!(
-                        "{} is still being burned (its burn was cut short): finish the burn before giving codes",
-                        reference_of(row.serial.as_deref(), row.slot, row.id)
-                    ),
-                    Some(row) => format!(
-                        "the secret of {} was purged after delivery: the user reads the code off their own token",
-                        reference_of(row.serial.as_deref(), row.slot, row.id)
-                    ),
-                };
-                return self.refuse(now, event, reason);
-            }
-            many => {
-                let list: Vec<String> = many
-                    .iter()
-                    .map(|r| reference_of(r.serial.as_deref(), r.slot, r.id))
-                    .collect();
-                let reason = format!(
-                    "{} has {} usable tokens ({}): choose one with --serial",
-                    user.upn,
-                    many.len(),
-                    list.join(", ")
-                );
-                return self.refuse(now, event, reason);
-            }
+        let row = match decide(&user.upn, &candidates, request.token.as_ref()) {
+            Ok(row) => row.clone(),
+            Err(reason) => return self.refuse(now, event, reason),
         };
         let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
         event.credential = Some(reference.clone());
@@ -238,7 +235,8 @@ impl<S: Store> Session<S> {
         // are serialised, so concurrent requests cannot pass the limit.
         let since = now.saturating_sub(3600);
         let refused = self.change(now, |tx, keys| {
-            let granted = tx.audit_count("helpdesk.code", "granted", &request.user, since)?;
+            let granted =
+                tx.audit_count(Action::HelpdeskCode.name(), "granted", &request.user, since)?;
             if granted >= limit {
                 let reason = rate_limit_reason(&user.upn, granted, limit);
                 let mut refusal = event;
@@ -257,5 +255,86 @@ impl<S: Store> Session<S> {
             }),
             None => Ok(grant),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, serial: &str, state: State, custody: Custody) -> CredentialRow {
+        CredentialRow {
+            id,
+            device_id: Some(id),
+            slot: None,
+            kind: "totp".into(),
+            algorithm: "sha1".into(),
+            digits: 6,
+            period: Some(30),
+            t0: Some(0),
+            counter: None,
+            issuer: None,
+            label: None,
+            state,
+            custody,
+            sealed_secret: Some(vec![0]),
+            user_id: Some(1),
+            drift_steps: None,
+            purge_after: None,
+            created_at: 0,
+            updated_at: 0,
+            serial: Some(serial.into()),
+            upn: Some("bob@contoso.com".into()),
+            manufacturer: None,
+            model: None,
+        }
+    }
+
+    #[test]
+    fn the_rule_of_which_credential_gets_a_code() {
+        let upn = "bob@contoso.com";
+        let shipped = row(1, "A", State::Shipped, Custody::Held);
+        let lost = row(2, "B", State::Lost, Custody::Held);
+        let purged = row(3, "C", State::Delivered, Custody::Purged);
+        let burning = row(4, "D", State::Burning, Custody::Held);
+        let all = [
+            shipped.clone(),
+            lost.clone(),
+            purged.clone(),
+            burning.clone(),
+        ];
+        assert_eq!(decide(upn, &all, None).unwrap().id, 1, "the one usable");
+        assert_eq!(
+            decide(upn, &[], None).unwrap_err(),
+            "bob@contoso.com has no token assigned"
+        );
+        let by = |serial: &str| serial.parse::<TokenRef>().unwrap();
+        assert!(
+            decide(upn, &all, Some(&by("B")))
+                .unwrap_err()
+                .contains("reported lost")
+        );
+        assert!(
+            decide(upn, &all, Some(&by("C")))
+                .unwrap_err()
+                .contains("was purged")
+        );
+        assert!(
+            decide(upn, &all, Some(&by("D")))
+                .unwrap_err()
+                .contains("still being burned")
+        );
+        assert_eq!(
+            decide(upn, &all, Some(&by("Z"))).unwrap_err(),
+            "Z is not assigned to bob@contoso.com"
+        );
+        let two = [shipped.clone(), row(5, "E", State::Assigned, Custody::Held)];
+        assert!(
+            decide(upn, &two, None)
+                .unwrap_err()
+                .contains("2 usable tokens (A, E)")
+        );
+        assert_eq!(decide(upn, &two, Some(&by("E"))).unwrap().id, 5);
+        assert_eq!(decide(upn, &two, Some(&TokenRef::Id(1))).unwrap().id, 1);
     }
 }

@@ -119,7 +119,7 @@ impl<S: Store> Session<S> {
     pub fn unseal_key(&mut self, how: &str, now: u64) -> Result<VaultKey> {
         self.require(Permission::Admin)?;
         self.record(
-            AuditEvent::ok("console.unseal").detail(json!({"by": how})),
+            AuditEvent::of(Action::ConsoleUnseal).detail(json!({"by": how})),
             now,
         )?;
         Ok(self.key.clone())

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::audit::{self, AuditEvent, ChainReport, GENESIS};
+use crate::audit::{self, Action, AuditEvent, ChainReport, GENESIS};
 use crate::crypto::{self, KdfParams, SecretBinding, VaultKey};
 use crate::error::{Error, Result};
 use crate::identify::{IdentifyIndex, IdentifyMatch};
@@ -52,7 +52,7 @@ pub use copying::CopyReport;
 pub use delivery::{Delivery, EnrolmentCode};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::IdentifyHit;
-pub use tokens::{NewToken, TokenInfo};
+pub use tokens::{NewToken, TokenInfo, defaults};
 
 /// Settings kept in the vault, with their defaults.
 pub mod settings {
@@ -525,7 +525,7 @@ impl<S: Store> Session<S> {
         };
         let event = AuditEvent {
             outcome: "refused".into(),
-            ..AuditEvent::ok("forbidden")
+            ..AuditEvent::of(Action::Forbidden)
         }
         .detail(json!({
             "permission": permission.name(),
@@ -582,7 +582,7 @@ impl<S: Store> Session<S> {
         if let Err(Error::Altered { row }) = &outcome {
             let event = AuditEvent {
                 outcome: "refused".into(),
-                ..AuditEvent::ok("row.altered")
+                ..AuditEvent::of(Action::RowAltered)
             }
             .detail(json!({"row": row}));
             self.write_audit(now, event)?;

@@ -3,6 +3,50 @@
 
 use super::*;
 
+/// What a new token is when nobody says otherwise — the one place for these
+/// defaults, so that the command line, the console and file imports agree.
+pub mod defaults {
+    use oathdesk_otp::{Algorithm, Secret, seed};
+
+    use crate::error::{Error, Result};
+    use crate::model::{DeviceKind, State};
+
+    /// The device a serial and slot name: a slot means a profile of a
+    /// multi-profile device (Molto-2); a serial alone a classic, pre-seeded
+    /// token (programmable single-profile tokens are named by their burn);
+    /// no serial, a device nobody recorded.
+    pub fn device_kind(serial: Option<&str>, slot: Option<u32>) -> DeviceKind {
+        match (serial, slot) {
+            (None, _) => DeviceKind::Unknown,
+            (Some(_), Some(_)) => DeviceKind::MultiProfile,
+            (Some(_), None) => DeviceKind::Classic,
+        }
+    }
+
+    /// Profiles of a new device of `kind`: 100 for a Molto-2, else 1.
+    pub fn slots(kind: DeviceKind) -> u32 {
+        match kind {
+            DeviceKind::MultiProfile => 100,
+            _ => 1,
+        }
+    }
+
+    /// The first state: a classic token's seed came from the vendor
+    /// (`stock`); a programmable token holds the secret once burned.
+    pub fn first_state(kind: DeviceKind) -> State {
+        match kind {
+            DeviceKind::Classic => State::Stock,
+            _ => State::Burned,
+        }
+    }
+
+    /// A fresh seed for `algorithm`, as long as its HMAC output (RFC 4226's
+    /// advice; 20 bytes for SHA-1).
+    pub fn generated_secret(algorithm: Algorithm) -> Result<Secret> {
+        seed::generate(seed::default_len(algorithm)).map_err(|e| Error::Crypto(e.to_string()))
+    }
+}
+
 /// A token to add.
 #[derive(Debug)]
 pub struct NewToken {
@@ -482,11 +526,22 @@ impl<S: Store> Session<S> {
         now: u64,
         action: &str,
     ) -> Result<Vec<CredentialRow>> {
+        self.add_tokens_audited(tokens, now, action, json!({}))
+    }
+
+    /// [`Session::add_tokens`], with more to say in the audit entry.
+    pub(crate) fn add_tokens_audited(
+        &mut self,
+        tokens: Vec<NewToken>,
+        now: u64,
+        action: &str,
+        extra: serde_json::Value,
+    ) -> Result<Vec<CredentialRow>> {
         self.require(Permission::InventoryWrite)?;
         let count = tokens.len();
         self.change(now, |tx, key| {
             let added = insert_tokens(tx, key, tokens, now)?;
-            let event = if count == 1 {
+            let mut event = if count == 1 {
                 let row = &added[0];
                 let mut event = AuditEvent::ok(action).credential(reference_of(
                     row.serial.as_deref(),
@@ -498,6 +553,11 @@ impl<S: Store> Session<S> {
             } else {
                 AuditEvent::ok(action).detail(json!({"credentials": count}))
             };
+            if let (Some(detail), serde_json::Value::Object(more)) =
+                (event.detail.as_object_mut(), extra)
+            {
+                detail.extend(more);
+            }
             Ok((added, event))
         })
     }
