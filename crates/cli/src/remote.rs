@@ -89,6 +89,18 @@ impl RemoteOptions {
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             bail!("--server: '{base}' is not a URL like https://desk.example:8443");
         }
+        // The API token would cross the network in clear text.
+        if let Some(rest) = base.strip_prefix("http://") {
+            let host = rest.split('/').next().unwrap_or_default();
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+                bail!(
+                    "--server: {base} is plain HTTP: the API token would cross the network in clear \
+                     text; use https:// (oathdesk serve --tls-self-signed, with --ca here for its \
+                     certificate)"
+                );
+            }
+        }
         let token = match &self.token_file {
             Some(path) => Zeroizing::new(
                 std::fs::read_to_string(path)
@@ -208,6 +220,12 @@ pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
             helpdesk::print_grant(&grant, args.json)?;
         }
         Command::Identify(args) => identify(args, console)?,
+        Command::Token(TokenCommand::Deliver { token, code, json }) => {
+            let path = format!("/api/v1/tokens/{}/deliver", encode_part(&token.to_string()));
+            let answer = console.send("POST", &path, Some(json!({"code": code})))?;
+            let delivery: oathdesk_vault::Delivery = serde_json::from_value(answer)?;
+            token::print_delivery(&delivery, json)?;
+        }
         Command::Token(TokenCommand::List(args)) => {
             let mut query = vec![("limit".to_owned(), "5000".to_owned())];
             if let Some(user) = args.user {
@@ -237,6 +255,10 @@ pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
             let info: TokenInfo = serde_json::from_value(answer["token"].clone())?;
             let history: Vec<Event> = serde_json::from_value(answer["events"].clone())?;
             token::print_token(info, history, json);
+        }
+        Command::Vault(crate::commands::vault::VaultCommand::Verify { json }) => {
+            let report = console.send("GET", "/api/v1/vault/verify", None)?;
+            return Ok(crate::commands::vault::print_vault_report(&report, json));
         }
         Command::Audit(AuditCommand::Verify { expect_head, json }) => {
             let mut path = "/api/v1/audit/verify".to_owned();
@@ -270,7 +292,7 @@ pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
         }
         _ => bail!(
             "this command works on the vault itself, not through --server: helpdesk code, \
-             identify, token list, token show and audit verify do"
+             identify, token list, token show, token deliver, audit verify and vault verify do"
         ),
     }
     Ok(ExitCode::SUCCESS)

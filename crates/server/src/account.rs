@@ -143,15 +143,24 @@ pub async fn login(
         // was checked, the console's key serves them (or, sealed, nothing).
         let unlocked = match vault.unlock(&name, Unlock::Passphrase(request.password.as_bytes())) {
             Err(VaultError::NoKeySlot { .. }) => match worker.console_key() {
-                Some(key) => worker.vault()?.unlock_with(&name, password, &key),
+                Some(key) => {
+                    let opened = worker.vault()?.unlock_with(&name, password, &key);
+                    if matches!(opened, Err(VaultError::Sealed)) {
+                        // Rekeyed elsewhere since this console was unsealed.
+                        worker.seal();
+                    }
+                    opened
+                }
                 None => Err(VaultError::Sealed),
             },
             other => other,
         };
         match unlocked {
             Ok(mut session) => {
-                // An admin's sign-in unseals a sealed console.
-                if !worker.is_unsealed() && session.role() == oathdesk_vault::Role::Admin {
+                // An admin's sign-in unseals a sealed console, or one whose key
+                // a rekey elsewhere made stale.
+                let current = worker.console_key().is_some_and(|k| session.acts_with(&k));
+                if !current && session.role() == oathdesk_vault::Role::Admin {
                     worker.unseal(session.unseal_key("sign-in", now())?);
                     tracing::info!(admin = %session.operator(), "console unsealed");
                 }

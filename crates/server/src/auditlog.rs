@@ -108,6 +108,14 @@ pub struct VerifyQuery {
     pub expect_head: Option<String>,
 }
 
+/// `GET /api/v1/vault/verify`: every signed row and the audit chain, as
+/// `oathdesk vault verify --json` prints them.
+pub async fn verify_vault(
+    auth: Auth<need::AuditRead>,
+) -> ApiResult<Json<oathdesk_vault::VaultReport>> {
+    Ok(Json(auth.run(|session| Ok(session.verify_vault()?)).await?))
+}
+
 /// `GET /api/v1/audit/verify`
 pub async fn verify(
     auth: Auth<need::AuditRead>,

@@ -307,10 +307,30 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
         };
         let opened = state.clone();
         let idle = state.settings.session_idle;
+        let permission = N::PERMISSION;
         let (session, grant) = blocking(move || {
             let vault = opened.vault()?;
             let console_key = opened.console_key();
-            Ok(vault.open_grant(&secret, Some(idle), now(), console_key.as_ref())?)
+            let (mut session, grant) =
+                match vault.open_grant(&secret, Some(idle), now(), console_key.as_ref()) {
+                    Ok(opened) => opened,
+                    Err(oathdesk_vault::Error::Sealed) => {
+                        // A key from before a rekey elsewhere opens nothing.
+                        opened.seal();
+                        return Err(oathdesk_vault::Error::Sealed.into());
+                    }
+                    Err(other) => return Err(other.into()),
+                };
+            // The vault's table decides, and audits a refusal, as it does
+            // for the command line (a must-change-password session is held
+            // back below, before anything else).
+            let held_back =
+                grant.must_change_password && permission != Permission::Account && !is_token;
+            if !held_back && let Err(refusal) = session.authorize(permission) {
+                opened.recycle(session.into_store());
+                return Err(refusal.into());
+            }
+            Ok((session, grant))
         })
         .await?;
         let mut auth = Auth {
@@ -325,7 +345,6 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
         auth.role = Role::parse(&auth.grant.role).ok_or_else(|| {
             ApiError::internal(format!("account with unknown role '{}'", auth.grant.role))
         })?;
-        let permission = N::PERMISSION;
         if auth.grant.must_change_password
             && permission != Permission::Account
             && auth.via != Via::Token
@@ -333,20 +352,6 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
             return Err(ApiError::forbidden(
                 "an admin set your password: choose your own on the Account page first",
             ));
-        }
-        if !auth.role.permits(permission) {
-            return Err(ApiError::forbidden(format!(
-                "the {} role may not {}",
-                auth.role.name(),
-                permission.describe()
-            )));
-        }
-        if !auth.may(permission) {
-            return Err(ApiError::forbidden(if permission == Permission::Account {
-                "API tokens cannot manage accounts; sign in to the console".to_owned()
-            } else {
-                format!("this API token lacks the '{}' scope", permission.name())
-            }));
         }
         Ok(auth)
     }

@@ -100,6 +100,8 @@ pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String
         .with_target(false)
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log shipper reads plain fields.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     // The audit log's head leaves the database with every entry: one
     // structured log line (for the log shipper and the SIEM), and a file

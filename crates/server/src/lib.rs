@@ -302,6 +302,12 @@ pub const API_ROUTES: &[ApiRoute] = &[
     ),
     route(
         "GET",
+        "/api/v1/vault/verify",
+        Some(Permission::AuditRead),
+        "Check every signed row and the audit chain (as 'oathdesk vault verify')",
+    ),
+    route(
+        "GET",
         "/api/v1/accounts",
         Some(Permission::Admin),
         "Web accounts and the vault's operators",
@@ -425,6 +431,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/identify", post(helpdesk::identify))
         .route("/api/v1/audit", get(auditlog::list))
         .route("/api/v1/audit/verify", get(auditlog::verify))
+        .route("/api/v1/vault/verify", get(auditlog::verify_vault))
         .route("/api/v1/accounts", get(admin::list).post(admin::create))
         .route(
             "/api/v1/accounts/{name}",

@@ -117,6 +117,14 @@ impl AppState {
             .is_some()
     }
 
+    /// Forgets the vault key (it no longer opens the vault: rekeyed elsewhere).
+    pub fn seal(&self) {
+        *self
+            .console_key
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
     /// Keeps the vault key in memory (unsealing).
     pub fn unseal(&self, key: VaultKey) {
         *self

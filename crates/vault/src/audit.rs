@@ -242,9 +242,22 @@ impl AuditHead {
         .to_string()
     }
 
-    /// Reads a head back: `SEQ:HEX`, or a line written by [`AuditHead::line`].
+    /// Reads a head back: `SEQ:HEX`, a line written by [`AuditHead::line`],
+    /// or the console's log line (`… audit head audit_head=SEQ:HEX …`).
     pub fn parse_head(text: &str) -> Option<(i64, String)> {
         let text = text.trim();
+        if !text.starts_with('{')
+            && let Some(at) = text.find("audit_head=")
+        {
+            // A log line; colour codes, if a terminal got them, end at 'm'.
+            let rest = &text[at + "audit_head=".len()..];
+            let rest = rest.strip_prefix("\u{1b}[0m").unwrap_or(rest);
+            let head: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit() || *c == ':' || c.is_ascii_digit())
+                .collect();
+            return AuditHead::parse_head(&head);
+        }
         let head = if text.starts_with('{') {
             serde_json::from_str::<serde_json::Value>(text)
                 .ok()?
@@ -312,6 +325,13 @@ mod tests {
         );
         assert_eq!(
             AuditHead::parse_head(&head.line()),
+            Some((42, "ab".repeat(32)))
+        );
+        assert_eq!(
+            AuditHead::parse_head(&format!(
+                "2026-12-03T19:37:05Z  INFO audit head audit_head={} action=user.add at=7",
+                head.head()
+            )),
             Some((42, "ab".repeat(32)))
         );
         assert_eq!(AuditHead::parse_head("42:abc"), None);

@@ -71,6 +71,15 @@ impl VaultKey {
         VaultKey(*b"oathdesk grant without vault key")
     }
 
+    /// Whether two keys are the same (in constant time).
+    pub fn same_as(&self, other: &VaultKey) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
     pub(crate) fn is_no_key(&self) -> bool {
         self.0 == *b"oathdesk grant without vault key"
     }

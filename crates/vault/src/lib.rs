@@ -42,6 +42,6 @@ pub use location::Location;
 pub use policy::{Permission, Role};
 pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
-    NewToken, OperatorInfo, Session, TokenInfo, Unlock, Vault, defaults, settings,
+    NewToken, OperatorInfo, Session, TokenInfo, Unlock, Vault, VaultReport, defaults, settings,
 };
 pub use session::{exchange, web};

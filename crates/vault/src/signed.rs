@@ -207,6 +207,19 @@ impl Signer {
         tx.row_macs_put(kind, &macs)
     }
 
+    /// Signs rows of one kind that are new in the transaction, in bulk.
+    pub(crate) fn put_new(
+        &self,
+        tx: &impl StoreTx,
+        kind: &str,
+        macs: Vec<(String, Vec<u8>)>,
+    ) -> Result<()> {
+        if macs.is_empty() {
+            return Ok(());
+        }
+        tx.row_macs_insert(kind, &macs)
+    }
+
     /// Signs credentials as they are now in the database (after an update
     /// that SQL made, such as a purge or a detach).
     pub(crate) fn resign_credentials(&self, tx: &impl StoreTx, ids: &[i64]) -> Result<()> {

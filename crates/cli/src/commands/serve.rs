@@ -66,13 +66,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR[/BITS]")]
     pub trusted_proxy: Vec<TrustedProxy>,
     /// Append the audit log's head to FILE after every entry (it is always
-    /// logged too) [env: OATHDESK_AUDIT_HEAD_FILE].
+    /// logged too).
     #[arg(long, value_name = "FILE", env = "OATHDESK_AUDIT_HEAD_FILE")]
     pub audit_head_file: Option<PathBuf>,
     /// Unseal at start with the age identity in FILE (an admin operator's, made with
     /// 'oathdesk operator add console --role admin --new-identity-file FILE'), for
     /// unattended restarts. Whoever reads FILE opens the vault: keep it to the service
-    /// (a systemd credential) [env: OATHDESK_UNSEAL_KEY_FILE].
+    /// (a systemd credential).
     #[arg(long, value_name = "FILE", env = "OATHDESK_UNSEAL_KEY_FILE")]
     pub unseal_key_file: Option<PathBuf>,
 }

@@ -280,21 +280,7 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
         }
         TokenCommand::Deliver { token, code, json } => {
             let delivery = session.deliver(&token, &code, now)?;
-            if json {
-                println!("{}", serde_json::to_string(&delivery)?);
-            } else {
-                let drift = match delivery.drift_steps {
-                    0 => "no drift".to_owned(),
-                    n if n < 0 => format!("{} step(s) behind", -n),
-                    n => format!("{n} step(s) ahead"),
-                };
-                let custody = match delivery.purge_after {
-                    _ if delivery.purged => "secret purged".to_owned(),
-                    Some(at) => format!("secret purged after {}", rfc3339(at)),
-                    None => "secret held".to_owned(),
-                };
-                println!("{} delivered: {drift}; {custody}", delivery.credential);
-            }
+            print_delivery(&delivery, json)?;
         }
         TokenCommand::Purge { token, due } => {
             if due {
@@ -330,6 +316,26 @@ pub fn print_token(info: TokenInfo, history: Vec<oathdesk_vault::model::Event>, 
             );
         }
     }
+}
+
+/// Prints a delivery (`token deliver`, local or remote).
+pub fn print_delivery(delivery: &oathdesk_vault::Delivery, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(&delivery)?);
+    } else {
+        let drift = match delivery.drift_steps {
+            0 => "no drift".to_owned(),
+            n if n < 0 => format!("{} step(s) behind", -n),
+            n => format!("{n} step(s) ahead"),
+        };
+        let custody = match delivery.purge_after {
+            _ if delivery.purged => "secret purged".to_owned(),
+            Some(at) => format!("secret purged after {}", rfc3339(at)),
+            None => "secret held".to_owned(),
+        };
+        println!("{} delivered: {drift}; {custody}", delivery.credential);
+    }
+    Ok(())
 }
 
 pub fn print_tokens(tokens: &[TokenInfo]) {

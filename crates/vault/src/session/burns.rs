@@ -60,6 +60,7 @@ impl<S: Store> Session<S> {
                     tx.credential_update(&old)?;
                     if old.custody == Custody::Held {
                         tx.credential_purge(old.id, now)?;
+                        forget_released(tx, old.id, None)?;
                         purged = true;
                     }
                 }

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The outcome of a delivery check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Delivery {
     pub credential: String,
     pub drift_steps: i64,
@@ -25,32 +25,41 @@ pub struct EnrolmentCode {
     pub accepted_until: u64,
 }
 
-/// How long a released step is remembered: longer than any delivery
-/// window can reach back (the default window is ±10 steps).
-pub(crate) const RELEASED_KEPT: u64 = 86_400;
-
-/// Records that the code of `counter` was shown, and forgets steps too old
-/// to match any delivery check.
+/// Records that the code of `counter` was shown, and forgets the
+/// credential's steps that no delivery check can reach any more: those more
+/// than the largest delivery window ([`settings::DELIVERY_WINDOW_MAX`])
+/// behind the step of `now`, with a step to spare.
 pub(crate) fn release_step(
     tx: &impl StoreTx,
     keys: &Keys<'_>,
     credential_id: i64,
+    step: TimeStep,
     counter: u64,
     now: u64,
 ) -> Result<()> {
     tx.released_put(credential_id, counter, now)?;
-    let at = tx
-        .released(credential_id)?
-        .into_iter()
-        .find(|(c, _)| *c == counter)
-        .map_or(now, |(_, at)| at);
     keys.signer.put(
         tx,
         kind::RELEASED,
-        vec![keys.signer.released(credential_id, counter, at)],
+        vec![keys.signer.released(credential_id, counter, now)],
     )?;
-    for (id, counter) in tx.released_prune(now.saturating_sub(RELEASED_KEPT))? {
-        tx.row_mac_delete(kind::RELEASED, &signed::released_id(id, counter))?;
+    // No delivery check reaches further back than the largest window.
+    let current = step
+        .counter_at(now)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let below = current.saturating_sub(settings::DELIVERY_WINDOW_MAX + 1);
+    forget_released(tx, credential_id, Some(below))
+}
+
+/// Forgets a credential's released steps below `below` (all with `None`:
+/// a purged secret can prove no delivery), with their signatures.
+pub(crate) fn forget_released(
+    tx: &impl StoreTx,
+    credential_id: i64,
+    below: Option<u64>,
+) -> Result<()> {
+    for counter in tx.released_forget(credential_id, below)? {
+        tx.row_mac_delete(kind::RELEASED, &signed::released_id(credential_id, counter))?;
     }
     Ok(())
 }
@@ -88,7 +97,11 @@ impl<S: Store> Session<S> {
     pub fn deliver(&mut self, token: &TokenRef, code: &str, now: u64) -> Result<Delivery> {
         self.require(Permission::Deliver)?;
         let grace = self.setting_value(settings::PURGE_GRACE)?;
-        let steps = self.setting_value(settings::DELIVERY_WINDOW)?;
+        // A window wider than the largest (set before there was one) is
+        // clamped: released steps are kept only that far back.
+        let steps = self
+            .setting_value(settings::DELIVERY_WINDOW)?
+            .min(settings::DELIVERY_WINDOW_MAX);
         let operator = self.operator.clone();
         enum Refusal {
             NoMatch(String),
@@ -209,7 +222,7 @@ impl<S: Store> Session<S> {
                 .window(step.period())
                 .map_err(|e| Error::Invalid(e.to_string()))?;
             let accepted = totp.accepted_interval(counter, window);
-            release_step(tx, keys, row.id, counter, now)?;
+            release_step(tx, keys, row.id, step, counter, now)?;
             let mut event = AuditEvent::of(Action::EnrollCode)
                 .credential(reference.clone())
                 .detail(json!({"counter": counter}));

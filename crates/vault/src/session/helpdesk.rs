@@ -245,7 +245,7 @@ impl<S: Store> Session<S> {
                 return Ok((Some(reason), refusal));
             }
             // The step whose code is shown can never prove a delivery.
-            release_step(tx, keys, grant.credential_id, grant.counter, now)?;
+            release_step(tx, keys, grant.credential_id, step, grant.counter, now)?;
             Ok((None, event))
         })?;
         match refused {

@@ -49,6 +49,7 @@ pub mod web;
 #[allow(unused_imports)]
 pub(crate) use self::{delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, tokens::*};
 pub use copying::CopyReport;
+// (VaultReport is defined below.)
 pub use delivery::{Delivery, EnrolmentCode};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::IdentifyHit;
@@ -62,6 +63,9 @@ pub mod settings {
     pub const PURGE_GRACE: (&str, u64) = ("purge.grace_seconds", 0);
     /// Steps either side searched when a delivered token's code is checked.
     pub const DELIVERY_WINDOW: (&str, u64) = ("deliver.window_steps", 10);
+    /// The widest delivery window: released steps are remembered this far
+    /// back, so a wider one could take a code the helpdesk gave out for proof.
+    pub const DELIVERY_WINDOW_MAX: u64 = 100;
     /// All settings.
     pub const ALL: [(&str, u64); 3] = [RATE_LIMIT, PURGE_GRACE, DELIVERY_WINDOW];
 }
@@ -274,7 +278,10 @@ impl<S: Store> Vault<S> {
                 .operator(operator)?
                 .ok_or_else(|| Error::UnknownOperator(operator.to_owned()))?;
             open_slot_identity(&row, &unlock)?;
-            (open_audit_keys(&tx, console_key)?, row)
+            // A console whose key no longer opens the vault (rekeyed since
+            // it was unsealed) is as good as sealed.
+            let audit_keys = open_audit_keys(&tx, console_key).map_err(|_| Error::Sealed)?;
+            (audit_keys, row)
         };
         Session::open(self.store, &row, None, console_key.clone(), audit_keys)
     }
@@ -456,6 +463,15 @@ pub(crate) fn append_audit(
     Ok(audit::AuditHead::of(&row))
 }
 
+/// What `vault verify` found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VaultReport {
+    /// No row altered, unsigned or deleted, and the audit chain intact.
+    pub intact: bool,
+    pub rows: signed::RowReport,
+    pub audit: ChainReport,
+}
+
 /// An unlocked vault.
 pub struct Session<S: Store = AnyStore> {
     pub(crate) store: S,
@@ -514,6 +530,19 @@ impl<S: Store> Session<S> {
     /// an API token's scopes): for front-ends that show or hide an action.
     pub fn may(&self, permission: Permission) -> bool {
         self.principal.may(permission)
+    }
+
+    /// The check a front-end makes before it starts on a request (the
+    /// console's route needs `permission`): the same table and the same
+    /// audited refusal as every operation's own check.
+    pub fn authorize(&mut self, permission: Permission) -> Result<()> {
+        self.require(permission)
+    }
+
+    /// Whether this session acts with `key` (a console checks that the key
+    /// it holds is still the vault's after a rekey elsewhere).
+    pub fn acts_with(&self, key: &VaultKey) -> bool {
+        self.key.same_as(key)
     }
 
     /// The permission check every operation starts with: a refusal is
@@ -642,6 +671,12 @@ impl<S: Store> Session<S> {
                 names.join(", ")
             )));
         }
+        if name == settings::DELIVERY_WINDOW.0 && value > settings::DELIVERY_WINDOW_MAX {
+            return Err(Error::Invalid(format!(
+                "{name} is at most {} steps (the vault remembers the codes it gave out that far back)",
+                settings::DELIVERY_WINDOW_MAX
+            )));
+        }
         self.change(now, |tx, keys| {
             tx.meta_set(&format!("setting.{name}"), &value.to_string())?;
             let (id, mac) = keys.signer.setting(name, &value.to_string());
@@ -676,6 +711,17 @@ impl<S: Store> Session<S> {
         self.require(Permission::AuditRead)?;
         let tx = self.store.read()?;
         signed::verify_all(&tx, &self.signer, &setting_names())
+    }
+
+    /// `vault verify`: every signed row and the audit chain, in one report.
+    pub fn verify_vault(&mut self) -> Result<VaultReport> {
+        let rows = self.verify_rows()?;
+        let audit = self.audit_verify()?;
+        Ok(VaultReport {
+            intact: rows.bad.is_empty() && !rows.marker_missing && audit.first_bad.is_none(),
+            rows,
+            audit,
+        })
     }
 
     /// Records an event that happened outside the vault's own operations

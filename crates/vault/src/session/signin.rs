@@ -150,7 +150,12 @@ impl<S: Store> Vault<S> {
                 }
             };
             let audit_keys = open_audit_keys(&tx, &key).map_err(|_| {
-                denied("the vault was rekeyed since this session or token began: sign in again")
+                if key.is_no_key() || console_key.is_some_and(|c| c.same_as(&key)) {
+                    // The console's key is from before a rekey: unseal again.
+                    Error::Sealed
+                } else {
+                    denied("the vault was rekeyed since this session or token began: sign in again")
+                }
             })?;
             (key, audit_keys, row, account, operator)
         };

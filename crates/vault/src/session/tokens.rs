@@ -185,7 +185,8 @@ pub(crate) fn update_credential(
         .put(tx, kind::CREDENTIAL, vec![keys.signer.credential(row)])
 }
 
-/// Purges a credential's secret and signs what is left of the row.
+/// Purges a credential's secret and signs what is left of the row; its
+/// released steps go too (without the secret no code proves anything).
 pub(crate) fn purge_credential(
     tx: &impl StoreTx,
     keys: &Keys<'_>,
@@ -193,6 +194,7 @@ pub(crate) fn purge_credential(
     now: u64,
 ) -> Result<()> {
     tx.credential_purge(id, now)?;
+    forget_released(tx, id, None)?;
     keys.signer.resign_credentials(tx, &[id])
 }
 
@@ -404,7 +406,7 @@ pub(crate) fn insert_tokens(
             key.signer.device(device)
         })
         .collect();
-    key.signer.put(tx, kind::DEVICE, device_macs)?;
+    key.signer.put_new(tx, kind::DEVICE, device_macs)?;
     let user_macs = new_users
         .iter_mut()
         .zip(&new_user_ids)
@@ -413,7 +415,7 @@ pub(crate) fn insert_tokens(
             key.signer.user(user)
         })
         .collect();
-    key.signer.put(tx, kind::USER, user_macs)?;
+    key.signer.put_new(tx, kind::USER, user_macs)?;
     let ids = tx.credential_ids(tokens.len())?;
     let mut rows = Vec::with_capacity(tokens.len());
     for ((token, (device, user)), id) in tokens.into_iter().zip(plans).zip(ids) {
@@ -459,7 +461,7 @@ pub(crate) fn insert_tokens(
         rows.push(row);
     }
     tx.credentials_insert(&rows)?;
-    key.signer.put(
+    key.signer.put_new(
         tx,
         kind::CREDENTIAL,
         rows.iter().map(|row| key.signer.credential(row)).collect(),

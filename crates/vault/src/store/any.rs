@@ -155,11 +155,12 @@ impl StoreTx for AnyTx<'_> {
         fn entra_links_all(&self) -> Result<Vec<EntraLink>>;
         fn row_macs(&self, kind: &str, ids: Option<&[String]>) -> Result<Vec<(String, Vec<u8>)>>;
         fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
+        fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
         fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()>;
         fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()>;
         fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>>;
         fn released_all(&self) -> Result<Vec<(i64, u64, u64)>>;
-        fn released_prune(&self, before: u64) -> Result<Vec<(i64, u64)>>;
+        fn released_forget(&self, credential_id: i64, below: Option<u64>) -> Result<Vec<u64>>;
         fn entra_link(&self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>>;
         fn entra_links(&self, tenant: &str) -> Result<Vec<EntraLink>>;
         fn entra_link_put(&self, link: &EntraLink) -> Result<()>;

@@ -333,7 +333,7 @@ CREATE TABLE row_macs (
     id TEXT NOT NULL,
     mac BLOB NOT NULL,
     PRIMARY KEY (kind, id)
-);
+) WITHOUT ROWID;
 CREATE TABLE released_steps (
     credential_id INTEGER NOT NULL REFERENCES credentials(id),
     counter INTEGER NOT NULL,

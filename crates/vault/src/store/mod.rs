@@ -235,20 +235,24 @@ pub trait StoreTx {
     fn row_macs(&self, kind: &str, ids: Option<&[String]>) -> Result<Vec<(String, Vec<u8>)>>;
     /// Inserts or replaces the MACs of rows of `kind`.
     fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
+    /// Inserts the MACs of rows new in this transaction (none has one yet):
+    /// in bulk, for imports.
+    fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
     /// Forgets the MAC of a row that is gone.
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()>;
 
     // ----- released time steps (see Session::deliver) ----------------------
 
-    /// Records that the code of `counter` was shown (idempotent).
+    /// Records that the code of `counter` was shown at `at` (again: `at` is
+    /// updated).
     fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()>;
     /// The released steps of a credential, as (counter, at).
     fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>>;
     /// Every released step, as (credential id, counter, at).
     fn released_all(&self) -> Result<Vec<(i64, u64, u64)>>;
-    /// Forgets steps released before `before`; returns them, as
-    /// (credential id, counter), so their MACs go too.
-    fn released_prune(&self, before: u64) -> Result<Vec<(i64, u64)>>;
+    /// Forgets a credential's released steps below `below` (all of them with
+    /// `None`); returns their counters, so their MACs go too.
+    fn released_forget(&self, credential_id: i64, below: Option<u64>) -> Result<Vec<u64>>;
 
     // ----- web console (see crate::web) -----------------------------------
 

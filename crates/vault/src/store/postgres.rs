@@ -1261,6 +1261,23 @@ impl StoreTx for PgTx<'_> {
         Ok(())
     }
 
+    fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()> {
+        if macs.is_empty() {
+            return Ok(());
+        }
+        use ::postgres::types::Type;
+        let mut tx = self.tx.borrow_mut();
+        let mut writer = BinaryCopyInWriter::new(
+            tx.copy_in("COPY row_macs (kind, id, mac) FROM STDIN BINARY")?,
+            &[Type::TEXT, Type::TEXT, Type::BYTEA],
+        );
+        for (id, mac) in macs {
+            writer.write(&[&kind, id, mac])?;
+        }
+        writer.finish()?;
+        Ok(())
+    }
+
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {
         self.execute(
             "DELETE FROM row_macs WHERE kind = $1 AND id = $2",
@@ -1272,7 +1289,7 @@ impl StoreTx for PgTx<'_> {
     fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()> {
         self.execute(
             "INSERT INTO released_steps (credential_id, counter, at) VALUES ($1, $2, $3) \
-             ON CONFLICT (credential_id, counter) DO NOTHING",
+             ON CONFLICT (credential_id, counter) DO UPDATE SET at = EXCLUDED.at",
             &[&credential_id, &big(counter)?, &big(at)?],
         )?;
         Ok(())
@@ -1304,16 +1321,14 @@ impl StoreTx for PgTx<'_> {
         .collect()
     }
 
-    fn released_prune(&self, before: u64) -> Result<Vec<(i64, u64)>> {
+    fn released_forget(&self, credential_id: i64, below: Option<u64>) -> Result<Vec<u64>> {
+        let below = below.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
         self.query(
-            "DELETE FROM released_steps WHERE at < $1 RETURNING credential_id, counter",
-            &[&big(before)?],
+            "DELETE FROM released_steps WHERE credential_id = $1 AND counter < $2 RETURNING counter",
+            &[&credential_id, &below],
         )?
         .iter()
-        .map(|row| {
-            let c = Columns(row);
-            Ok((c.get(0)?, c.unsigned(1)?))
-        })
+        .map(|row| Columns(row).unsigned(0))
         .collect()
     }
 

@@ -835,6 +835,27 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()> {
+        // Many rows a statement: a statement per row was most of the cost
+        // of signing a large import.
+        const ROWS: usize = 200;
+        for batch in macs.chunks(ROWS) {
+            let sql = format!(
+                "INSERT INTO row_macs (kind, id, mac) VALUES {}",
+                vec!["(?, ?, ?)"; batch.len()].join(", ")
+            );
+            let mut statement = self.tx.prepare_cached(&sql)?;
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(batch.len() * 3);
+            for (id, mac) in batch {
+                values.push(&kind);
+                values.push(id);
+                values.push(mac);
+            }
+            statement.execute(values.as_slice())?;
+        }
+        Ok(())
+    }
+
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {
         self.tx
             .prepare_cached("DELETE FROM row_macs WHERE kind = ? AND id = ?")?
@@ -845,7 +866,8 @@ impl StoreTx for SqliteTx<'_> {
     fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()> {
         self.tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO released_steps (credential_id, counter, at) VALUES (?, ?, ?)",
+                "INSERT INTO released_steps (credential_id, counter, at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (credential_id, counter) DO UPDATE SET at = ?3",
             )?
             .execute(params![credential_id, counter, at])?;
         Ok(())
@@ -867,17 +889,19 @@ impl StoreTx for SqliteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn released_prune(&self, before: u64) -> Result<Vec<(i64, u64)>> {
-        let gone: Vec<(i64, u64)> = {
-            let mut statement = self
-                .tx
-                .prepare_cached("SELECT credential_id, counter FROM released_steps WHERE at < ?")?;
-            let rows = statement.query_map([before], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    fn released_forget(&self, credential_id: i64, below: Option<u64>) -> Result<Vec<u64>> {
+        // u64::MAX does not fit SQLite's signed integers: "all" is i64::MAX.
+        let below = below.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+        let gone: Vec<u64> = {
+            let mut statement = self.tx.prepare_cached(
+                "SELECT counter FROM released_steps WHERE credential_id = ? AND counter < ?",
+            )?;
+            let rows = statement.query_map(params![credential_id, below], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         self.tx
-            .prepare_cached("DELETE FROM released_steps WHERE at < ?")?
-            .execute([before])?;
+            .prepare_cached("DELETE FROM released_steps WHERE credential_id = ? AND counter < ?")?
+            .execute(params![credential_id, below])?;
         Ok(gone)
     }
 
