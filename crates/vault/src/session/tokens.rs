@@ -418,6 +418,7 @@ pub(crate) fn insert_tokens(
     key.signer.put_new(tx, kind::USER, user_macs)?;
     let ids = tx.credential_ids(tokens.len())?;
     let mut rows = Vec::with_capacity(tokens.len());
+    let mut secrets = Vec::with_capacity(tokens.len());
     for ((token, (device, user)), id) in tokens.into_iter().zip(plans).zip(ids) {
         let user_id = user.map(|u| u.id(&new_user_ids));
         let c = &token.credential;
@@ -425,7 +426,7 @@ pub(crate) fn insert_tokens(
             Kind::Totp { step } => ("totp", Some(step.period()), Some(step.t0()), None),
             Kind::Hotp { counter } => ("hotp", None, None, Some(counter)),
         };
-        let mut row = CredentialRow {
+        let row = CredentialRow {
             id,
             device_id: device.map(|d| d.id(&new_device_ids)),
             slot: token.slot,
@@ -456,16 +457,12 @@ pub(crate) fn insert_tokens(
             manufacturer: token.manufacturer.clone(),
             model: token.model.clone(),
         };
-        // The id is part of the associated data: it was reserved first.
-        row.sealed_secret = Some(key.seal_secret(c.secret.as_bytes(), &binding(&row))?);
         rows.push(row);
+        secrets.push(token.credential.secret);
     }
+    let macs = seal_and_sign(key, &mut rows, &secrets)?;
     tx.credentials_insert(&rows)?;
-    key.signer.put_new(
-        tx,
-        kind::CREDENTIAL,
-        rows.iter().map(|row| key.signer.credential(row)).collect(),
-    )?;
+    key.signer.put_new(tx, kind::CREDENTIAL, macs)?;
     let events: Vec<Event> = rows
         .iter()
         .map(|row| Event {
@@ -741,4 +738,39 @@ impl<S: Store> Session<S> {
     }
 
     // ----- device burns ----------------------------------------------------
+}
+
+/// Seals each new credential's secret (its id, reserved first, is part of
+/// the associated data) and signs the row: independent per row, so a large
+/// import does it on every core.
+fn seal_and_sign(
+    keys: &Keys<'_>,
+    rows: &mut [CredentialRow],
+    secrets: &[Secret],
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let work = |rows: &mut [CredentialRow], secrets: &[Secret]| -> Result<Vec<(String, Vec<u8>)>> {
+        let mut macs = Vec::with_capacity(rows.len());
+        for (row, secret) in rows.iter_mut().zip(secrets) {
+            row.sealed_secret = Some(keys.seal_secret(secret.as_bytes(), &binding(row))?);
+            macs.push(keys.signer.credential(row));
+        }
+        Ok(macs)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if rows.len() < 1000 || threads == 1 {
+        return work(rows, secrets);
+    }
+    let chunk = rows.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = rows
+            .chunks_mut(chunk)
+            .zip(secrets.chunks(chunk))
+            .map(|(rows, secrets)| scope.spawn(move || work(rows, secrets)))
+            .collect();
+        let mut macs = Vec::with_capacity(secrets.len());
+        for worker in workers {
+            macs.extend(worker.join().expect("a sealing worker panicked")?);
+        }
+        Ok(macs)
+    })
 }
