@@ -139,6 +139,11 @@ fn copy_between(from: Backend, to: Backend) {
     let verified = c.audit_verify().unwrap();
     assert_eq!(verified.first_bad, None);
     assert_eq!(verified.head, report.head);
+    // Every signed row of the copy still carries a valid signature (ids
+    // and row MACs travel together), and the copy acts on its rows.
+    let rows = c.verify_rows().unwrap();
+    assert!(rows.signed && rows.bad.is_empty(), "{rows:?}");
+    assert_eq!(rows.checked, s.verify_rows().unwrap().checked);
     let all = CredentialFilter::default();
     assert_eq!(c.tokens(&all).unwrap(), s.tokens(&all).unwrap());
     assert_eq!(c.users().unwrap(), s.users().unwrap());
