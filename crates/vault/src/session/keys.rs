@@ -193,17 +193,7 @@ impl<S: Store> Session<S> {
                     "this is the vault's last operator; add another before removing it".into(),
                 ));
             }
-            if row.role == Role::Admin.name()
-                && operators
-                    .iter()
-                    .filter(|o| o.role == Role::Admin.name())
-                    .count()
-                    == 1
-            {
-                return Err(Error::Refused(format!(
-                    "'{name}' is the vault's last admin: make another operator admin first"
-                )));
-            }
+            keep_an_admin(tx, &row, None)?;
             delete_operator(tx, name)?;
             Ok((
                 (),
@@ -222,19 +212,7 @@ impl<S: Store> Session<S> {
                 .operator(name)?
                 .ok_or_else(|| Error::UnknownOperator(name.to_owned()))?;
             let from = row.role.clone();
-            if from == Role::Admin.name()
-                && role != Role::Admin
-                && tx
-                    .operators()?
-                    .iter()
-                    .filter(|o| o.role == Role::Admin.name())
-                    .count()
-                    == 1
-            {
-                return Err(Error::Refused(format!(
-                    "'{name}' is the vault's last admin: make another operator admin first"
-                )));
-            }
+            keep_an_admin(tx, &row, Some(role))?;
             row.role = role.name().to_owned();
             put_operator(tx, keys, row)?;
             crate::web::follow_operator_role(tx, keys, name, role)?;
@@ -337,4 +315,21 @@ impl<S: Store> Session<S> {
     }
 
     // ----- users and tokens ------------------------------------------------
+}
+
+/// The vault keeps an admin: `row` may not lose the role (become `to`, or
+/// go with `None`) if it is the last operator that has it.
+pub(crate) fn keep_an_admin(tx: &impl StoreTx, row: &OperatorRow, to: Option<Role>) -> Result<()> {
+    let admin = Role::Admin.name();
+    if row.role != admin || to == Some(Role::Admin) {
+        return Ok(());
+    }
+    let admins = tx.operators()?.iter().filter(|o| o.role == admin).count();
+    if admins <= 1 {
+        return Err(Error::Refused(format!(
+            "'{}' is the vault's last admin: make another operator admin first",
+            row.name
+        )));
+    }
+    Ok(())
 }

@@ -39,7 +39,8 @@ use crate::crypto::{self, KdfParams, VaultKey};
 use crate::error::{Error, Result};
 use crate::policy::{Permission, Role};
 use crate::session::{
-    Keys, Session, check_operator_name, delete_operator, passphrase_slot, put_operator,
+    Keys, Session, check_operator_name, delete_operator, keep_an_admin, passphrase_slot,
+    put_operator,
 };
 use crate::store::{Store, StoreTx};
 
@@ -565,19 +566,7 @@ impl<S: Store> Session<S> {
             if tx.web_account(name)?.is_some() {
                 return Err(Error::Exists(format!("web account '{name}'")));
             }
-            if operator.role == Role::Admin.name()
-                && parsed != Role::Admin
-                && tx
-                    .operators()?
-                    .iter()
-                    .filter(|o| o.role == Role::Admin.name())
-                    .count()
-                    == 1
-            {
-                return Err(Error::Refused(format!(
-                    "'{name}' is the vault's last admin: give the account the admin role"
-                )));
-            }
+            keep_an_admin(tx, &operator, Some(parsed))?;
             set_operator_role(tx, key, name, parsed)?;
             let account = put_account(tx, key, name, role, false, false, &by, now)?;
             let event = AuditEvent::ok("web.account.add")
