@@ -30,9 +30,14 @@ use crate::input;
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "Through a console")]
 pub struct RemoteOptions {
-    /// Work through the console at URL (https://desk.example:8443) instead of opening the
-    /// vault: for helpdesk and auditor operators, who hold no key [env: OATHDESK_SERVER].
-    #[arg(long, value_name = "URL", global = true)]
+    // The help is an attribute, not a doc comment: rustdoc reads the URL as a bare link.
+    #[arg(
+        long,
+        value_name = "URL",
+        global = true,
+        help = "Work through the console at URL (https://desk.example:8443) instead of opening \
+                the vault: for helpdesk and auditor operators, who hold no key [env: OATHDESK_SERVER]"
+    )]
     pub server: Option<String>,
     /// Read the API token from FILE (else OATHDESK_TOKEN) — never give it as an argument.
     #[arg(long, value_name = "FILE", global = true)]
