@@ -1090,3 +1090,67 @@ async fn a_sealed_console_serves_helpdesk_accounts_once_an_admin_unsealed_it() {
         .await;
     assert!(log.body["total"].as_u64().unwrap() >= 2, "{}", log.body);
 }
+
+/// A rekey elsewhere (another console, the command line) makes this
+/// console's key stale: it notices, seals itself instead of failing, and an
+/// admin's next sign-in unseals it with the new key.
+#[tokio::test]
+async fn a_rekey_elsewhere_seals_the_console_until_an_admin_signs_in() {
+    let fixture = staffed();
+    let app = fixture.app();
+    Client::login(app.clone(), HELPDESK).await;
+    oathdesk_vault::Vault::open(&fixture.path)
+        .unwrap()
+        .unlock(
+            ADMIN.0,
+            oathdesk_vault::Unlock::Passphrase(ADMIN.1.as_bytes()),
+        )
+        .unwrap()
+        .rekey(now())
+        .unwrap();
+    let mut anyone = Client::new(app.clone());
+    let login = anyone
+        .send(
+            Method::POST,
+            "/api/v1/login",
+            Some(json!({"name": HELPDESK.0, "password": HELPDESK.1})),
+        )
+        .await;
+    assert_eq!(
+        login.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        login.body
+    );
+    assert_eq!(login.body["kind"], "sealed");
+    let state = anyone.send(Method::GET, "/api/v1/unseal", None).await;
+    assert_eq!(state.body, json!({"sealed": true}));
+    Client::login(app.clone(), ADMIN).await;
+    assert!(fixture.state.is_unsealed());
+    let mut hal = Client::login(app.clone(), HELPDESK).await;
+    let tokens = hal.send(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+}
+
+/// The console's refusals are the vault's: decided by its table, answered
+/// with the typed kind, and in the audit log like the command line's.
+#[tokio::test]
+async fn a_console_refusal_is_audited_like_the_command_lines() {
+    let fixture = staffed();
+    let app = fixture.app();
+    let mut hal = Client::login(app.clone(), HELPDESK).await;
+    let refused = hal.send(Method::GET, "/api/v1/audit", None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body["kind"], "forbidden");
+    assert_eq!(
+        error(&refused),
+        "the helpdesk role may not read the audit log"
+    );
+    let mut auditor = Client::login(app, AUDITOR).await;
+    let log = auditor
+        .send(Method::GET, "/api/v1/audit?action=forbidden", None)
+        .await;
+    assert_eq!(log.body["total"], 1, "{}", log.body);
+    assert_eq!(log.body["entries"][0]["operator"], HELPDESK.0);
+    assert_eq!(log.body["entries"][0]["detail"]["permission"], "audit.read");
+}
