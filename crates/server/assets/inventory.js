@@ -46,7 +46,8 @@ document.addEventListener("DOMContentLoaded", async () => {
           el("td", {}, box),
           el("td", { class: "mono" }, el("a", { href: "#", onclick: (e) => { e.preventDefault(); detail(token.reference); } }, token.reference)),
           el("td", {}, token.user || "—"),
-          el("td", {}, el("span", { class: "pill state-" + token.state }, token.state)),
+          el("td", {}, el("span", { class: "pill state-" + token.state }, token.state),
+            token.altered ? el("span", { class: "pill state-lost", title: "This row was edited outside oathdesk: nothing is done with it until it is restored (oathdesk vault verify)" }, "altered") : ""),
           el("td", {}, token.custody),
           el("td", {}, token.type.toUpperCase() + " " + token.algorithm + " " + token.digits + (token.period ? "/" + token.period + "s" : "")),
           el("td", {}, [token.manufacturer, token.model].filter(Boolean).join(" ") || "—"),
@@ -83,7 +84,7 @@ document.addEventListener("DOMContentLoaded", async () => {
       $("detail-title").textContent = t.reference;
       const kv = $("detail-kv");
       kv.replaceChildren();
-      const rows = [["User", t.user || "—"], ["State", t.state], ["Secret", t.custody + (t.purge_after ? " (purge after " + od.utc(t.purge_after) + ")" : "")],
+      const rows = [["User", t.user || "—"], ["State", t.state + (t.altered ? " — ALTERED outside oathdesk: not to be trusted" : "")], ["Secret", t.custody + (t.purge_after ? " (purge after " + od.utc(t.purge_after) + ")" : "")],
         ["Parameters", t.type.toUpperCase() + ", " + t.algorithm + ", " + t.digits + " digits" + (t.period ? ", " + t.period + " s" : "")],
         ["Device", [t.manufacturer, t.model].filter(Boolean).join(" ") || "—"], ["Drift", t.drift_steps === null ? "not measured" : t.drift_steps + " step(s)"],
         ["Added", od.utc(t.created_at)]];

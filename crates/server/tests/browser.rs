@@ -691,3 +691,32 @@ async fn a_restarted_console_is_unsealed_by_an_admin_before_the_helpdesk_works()
     wait_for_text(&client, "#account-summary", "helpdesk").await;
     client.close().await.unwrap();
 }
+
+/// A credential edited in the database shows as altered in the inventory
+/// (at 1366×900 and on a phone), so nobody reads a code to whoever the
+/// edit named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_marks_a_row_altered_outside_oathdesk() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    ship_token(&fixture, "2100123457", "carol@contoso.com", SEED);
+    rusqlite::Connection::open(&fixture.path)
+        .unwrap()
+        .execute_batch("UPDATE credentials SET state = 'assigned' WHERE id = 1")
+        .unwrap();
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    let base = base(address);
+    sign_in(&client, &base, ADMIN).await;
+    client.goto(&format!("{base}/inventory")).await.unwrap();
+    let rows = wait_for_text(&client, "#tokens tbody", "altered").await;
+    // One row is marked, the other not.
+    assert_eq!(rows.matches("altered").count(), 1, "{rows}");
+    screenshot(&client, "inventory-altered.png").await;
+    client.set_window_size(390, 844).await.unwrap();
+    wait_for_text(&client, "#tokens tbody", "altered").await;
+    screenshot(&client, "inventory-altered-phone.png").await;
+    client.close().await.unwrap();
+}

@@ -322,6 +322,17 @@ fn the_red_teams_edits_are_refused_and_listed(backend: Backend) {
         "user",
         carol_code,
     );
+    // Listing shows an altered row, marked: nothing trusts what it says.
+    let f = populated(backend);
+    f.execute("UPDATE credentials SET user_id = 3 - user_id WHERE id IN (1, 2)");
+    let listed = session(&f.location)
+        .tokens(&CredentialFilter::default())
+        .unwrap();
+    let altered: Vec<i64> = listed.iter().filter(|t| t.altered).map(|t| t.id).collect();
+    assert_eq!(altered, [1, 2]);
+    let (shown, _) = session(&f.location).token(&serial("2100003")).unwrap();
+    assert!(!shown.altered);
+    drop(f);
     // Bring a lost token back.
     refused_as_altered(
         backend,

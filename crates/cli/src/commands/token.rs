@@ -354,6 +354,13 @@ pub fn print_tokens(tokens: &[TokenInfo]) {
             t.custody.name(),
             t.user.as_deref().unwrap_or("-")
         );
+        if t.altered {
+            println!(
+                "{:<22} ^ ALTERED outside oathdesk: what this row says is not to be trusted \
+                 ('oathdesk vault verify')",
+                ""
+            );
+        }
     }
 }
 

@@ -89,6 +89,11 @@ pub struct TokenInfo {
     pub purge_after: Option<u64>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// The row does not carry the vault's signature (edited outside
+    /// oathdesk): shown so that nobody trusts what it says; nothing is done
+    /// with it. Absent from JSON unless true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub altered: bool,
 }
 
 impl TokenInfo {
@@ -128,7 +133,30 @@ pub(crate) fn info(row: &CredentialRow) -> TokenInfo {
         purge_after: row.purge_after,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        altered: false,
     }
+}
+
+/// The credentials as shown, each marked if its signature fails.
+pub(crate) fn shown(
+    tx: &impl StoreTx,
+    signer: &Signer,
+    enforced: bool,
+    rows: &[CredentialRow],
+) -> Result<Vec<TokenInfo>> {
+    let mut shown: Vec<TokenInfo> = rows.iter().map(info).collect();
+    if enforced && !rows.is_empty() {
+        let ids: Vec<String> = rows.iter().map(|r| signed::row_id(r.id)).collect();
+        let stored: HashMap<String, Vec<u8>> = tx
+            .row_macs(kind::CREDENTIAL, Some(&ids))?
+            .into_iter()
+            .collect();
+        for (info, row) in shown.iter_mut().zip(rows) {
+            let (id, mac) = signer.credential(row);
+            info.altered = stored.get(&id) != Some(&mac);
+        }
+    }
+    Ok(shown)
 }
 
 /// Finds exactly one credential.
@@ -564,13 +592,9 @@ impl<S: Store> Session<S> {
     /// Credentials matching `filter`.
     pub fn tokens(&mut self, filter: &CredentialFilter) -> Result<Vec<TokenInfo>> {
         self.require(Permission::InventoryRead)?;
-        Ok(self
-            .store
-            .read()?
-            .credentials(filter)?
-            .iter()
-            .map(info)
-            .collect())
+        let tx = self.store.read()?;
+        let rows = tx.credentials(filter)?;
+        shown(&tx, &self.signer, self.signed, &rows)
     }
 
     /// One credential and its lifecycle history.
@@ -579,7 +603,8 @@ impl<S: Store> Session<S> {
         let tx = self.store.read()?;
         let row = resolve(&tx, token)?;
         let events = tx.events(row.id)?;
-        Ok((info(&row), events))
+        let mut shown = shown(&tx, &self.signer, self.signed, std::slice::from_ref(&row))?;
+        Ok((shown.remove(0), events))
     }
 
     /// Moves a credential to another state (ship, lost, retire...).
