@@ -45,8 +45,10 @@ pub mod kind {
     ];
 }
 
-/// The meta key whose presence says the vault's rows are signed.
-pub(crate) const SIGNED_MARKER: &str = "rows_signed";
+/// The `row_macs` entry (kind, id) whose presence says the vault's rows
+/// are signed (kept there so that a session's check reads it in the same
+/// round trip as the operator's signature).
+pub(crate) const SIGNED_MARKER: (&str, &str) = ("vault", "rows_signed");
 /// The audit action of the first signing.
 pub(crate) const SIGN_ACTION: &str = crate::audit::Action::SignRows.name();
 
@@ -261,10 +263,12 @@ pub(crate) fn row_id(id: i64) -> String {
 /// row). Deleting the marker does not switch checking off: the audit log
 /// keeps the signing.
 pub(crate) fn enforced(tx: &impl StoreTx) -> Result<bool> {
-    Ok(tx.meta_get(SIGNED_MARKER)?.is_some() || tx.audit_count_action(SIGN_ACTION)? > 0)
+    let (kind, id) = SIGNED_MARKER;
+    Ok(!tx.row_macs(kind, Some(&[id.to_owned()]))?.is_empty()
+        || tx.audit_count_action(SIGN_ACTION)? > 0)
 }
 
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -286,6 +290,37 @@ pub(crate) fn check(
         match stored.get(id) {
             Some(mac) if same(mac, expected) => {}
             _ => return Err(Error::Altered { row: name.clone() }),
+        }
+    }
+    Ok(())
+}
+
+/// A row that decides: its kind, its id, what to call it, and the MAC it
+/// must carry — or, with `None`, that it must carry none (a signed row that
+/// was deleted leaves its MAC behind).
+pub(crate) type Expected = (&'static str, String, String, Option<Vec<u8>>);
+
+/// Checks rows of any kinds in one round trip; the first that fails is the
+/// error.
+pub(crate) fn check_all(tx: &impl StoreTx, enforced: bool, rows: &[Expected]) -> Result<()> {
+    if !enforced || rows.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<(&str, String)> = rows.iter().map(|(k, id, _, _)| (*k, id.clone())).collect();
+    let stored: std::collections::HashMap<(String, String), Vec<u8>> = tx
+        .row_macs_of(&keys)?
+        .into_iter()
+        .map(|(kind, id, mac)| ((kind, id), mac))
+        .collect();
+    for (kind, id, name, expected) in rows {
+        let found = stored.get(&((*kind).to_owned(), id.clone()));
+        let fine = match (found, expected) {
+            (Some(mac), Some(expected)) => same(mac, expected),
+            (None, None) => true,
+            _ => false,
+        };
+        if !fine {
+            return Err(Error::Altered { row: name.clone() });
         }
     }
     Ok(())
@@ -346,10 +381,10 @@ pub struct RowReport {
 }
 
 /// A signed row as it should be: (kind, id, name, MAC).
-type Expected = (&'static str, String, String, Vec<u8>);
+type Signed = (&'static str, String, String, Vec<u8>);
 
 /// Every signed row with its expected MAC.
-fn expected_all(tx: &impl StoreTx, signer: &Signer, settings: &[&str]) -> Result<Vec<Expected>> {
+fn expected_all(tx: &impl StoreTx, signer: &Signer, settings: &[&str]) -> Result<Vec<Signed>> {
     let mut all = Vec::new();
     for row in tx.credentials(&CredentialFilter::default())? {
         let (id, mac) = signer.credential(&row);
@@ -403,7 +438,11 @@ pub(crate) fn verify_all(
     settings: &[&str],
 ) -> Result<RowReport> {
     let signed = enforced(tx)?;
-    let marker_missing = signed && tx.meta_get(SIGNED_MARKER)?.is_none();
+    let (marker_kind, marker_id) = SIGNED_MARKER;
+    let marker_missing = signed
+        && tx
+            .row_macs(marker_kind, Some(&[marker_id.to_owned()]))?
+            .is_empty();
     let mut stored: std::collections::HashMap<&str, std::collections::HashMap<String, Vec<u8>>> =
         Default::default();
     for kind in kind::ALL {
@@ -463,7 +502,8 @@ pub(crate) fn sign_all(tx: &impl StoreTx, signer: &Signer, settings: &[&str]) ->
     for (kind, macs) in by_kind {
         signer.put(tx, kind, macs)?;
     }
-    tx.meta_set(SIGNED_MARKER, "1")?;
+    let (kind, id) = SIGNED_MARKER;
+    tx.row_macs_put(kind, &[(id.to_owned(), b"1".to_vec())])?;
     Ok(count)
 }
 

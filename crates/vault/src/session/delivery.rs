@@ -37,18 +37,26 @@ pub(crate) fn release_step(
     counter: u64,
     now: u64,
 ) -> Result<()> {
-    tx.released_put(credential_id, counter, now)?;
-    keys.signer.put(
-        tx,
-        kind::RELEASED,
-        vec![keys.signer.released(credential_id, counter, now)],
-    )?;
+    let (mac_id, mac) = keys.signer.released(credential_id, counter, now);
     // No delivery check reaches further back than the largest window.
     let current = step
         .counter_at(now)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let below = current.saturating_sub(settings::DELIVERY_WINDOW_MAX + 1);
-    forget_released(tx, credential_id, Some(below))
+    let (lowest, bound) = (
+        signed::released_id(credential_id, 0),
+        signed::released_id(credential_id, below),
+    );
+    tx.released_record(
+        credential_id,
+        counter,
+        now,
+        kind::RELEASED,
+        &mac_id,
+        &mac,
+        below,
+        (&lowest, &bound),
+    )
 }
 
 /// Forgets a credential's released steps below `below` (all with `None`:

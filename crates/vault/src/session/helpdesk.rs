@@ -53,27 +53,54 @@ pub(crate) fn helpdesk_candidates(
     keys: &Keys<'_>,
     upn: &str,
     now: u64,
-) -> Result<(Option<User>, Vec<CredentialRow>, u64)> {
+) -> Result<(u64, Option<User>, Vec<CredentialRow>, u64)> {
+    let (setting, default) = settings::RATE_LIMIT;
+    let limit_text = tx.meta_get(&format!("setting.{setting}"))?;
     let user = tx.user_by_upn(upn)?;
     let candidates = match &user {
-        Some(user) => {
-            check_user(tx, keys, user)?;
-            tx.credentials(&CredentialFilter {
-                user_upn: Some(user.upn.clone()),
-                ..CredentialFilter::default()
-            })?
-        }
+        Some(user) => tx.credentials(&CredentialFilter {
+            user_upn: Some(user.upn.clone()),
+            ..CredentialFilter::default()
+        })?,
         None => Vec::new(),
     };
-    signed::check_credentials(
-        tx,
-        keys.signer,
-        keys.enforced,
-        &candidates.iter().collect::<Vec<_>>(),
-    )?;
+    // Every row that decides — the limit, the user, the candidates — is
+    // checked in one round trip. A deleted limit must carry no signature.
+    let signer = keys.signer;
+    let mut expected: Vec<signed::Expected> = vec![(
+        kind::SETTING,
+        setting.to_owned(),
+        format!("setting {setting}"),
+        limit_text.as_deref().map(|v| signer.setting(setting, v).1),
+    )];
+    if let Some(user) = &user {
+        let (id, mac) = signer.user(user);
+        expected.push((
+            kind::USER,
+            id,
+            format!("user {} ({})", user.id, user.upn),
+            Some(mac),
+        ));
+    }
+    for row in &candidates {
+        let (id, mac) = signer.credential(row);
+        expected.push((
+            kind::CREDENTIAL,
+            id,
+            signed::credential_name(row),
+            Some(mac),
+        ));
+    }
+    signed::check_all(tx, keys.enforced, &expected)?;
+    let limit = match limit_text {
+        Some(text) => text.parse().map_err(|_| Error::Altered {
+            row: format!("setting {setting}"),
+        })?,
+        None => default,
+    };
     let since = now.saturating_sub(3600);
     let granted = tx.audit_count(Action::HelpdeskCode.name(), "granted", upn, since)?;
-    Ok((user, candidates, granted))
+    Ok((limit, user, candidates, granted))
 }
 
 /// Which of a user's credentials a helpdesk code may come from — the rule,
@@ -141,7 +168,6 @@ impl<S: Store> Session<S> {
     /// per-user rate limit. Every request is audited, granted or refused.
     pub fn helpdesk_code(&mut self, request: &HelpdeskRequest, now: u64) -> Result<HelpdeskGrant> {
         self.require(Permission::HelpdeskCode)?;
-        let limit = self.setting_value(settings::RATE_LIMIT)?;
         let mut event = AuditEvent {
             action: Action::HelpdeskCode.name().into(),
             outcome: "granted".into(),
@@ -168,7 +194,7 @@ impl<S: Store> Session<S> {
             let tx = self.store.read()?;
             helpdesk_candidates(&tx, &keys, &request.user, now)
         };
-        let (user, candidates, granted_last_hour) = self.audited(now, read)?;
+        let (limit, user, candidates, granted_last_hour) = self.audited(now, read)?;
         let Some(user) = user else {
             let reason = format!("no user '{}' in the vault", request.user);
             return self.refuse(now, event, reason);

@@ -157,6 +157,8 @@ impl StoreTx for AnyTx<'_> {
         fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
         fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
         fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()>;
+        fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>>;
+        fn released_record(&self, credential_id: i64, counter: u64, at: u64, mac_kind: &str, mac_id: &str, mac: &[u8], below: u64, mac_range: (&str, &str)) -> Result<()>;
         fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()>;
         fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>>;
         fn released_all(&self) -> Result<Vec<(i64, u64, u64)>>;

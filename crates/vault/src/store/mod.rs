@@ -238,6 +238,9 @@ pub trait StoreTx {
     /// Inserts the MACs of rows new in this transaction (none has one yet):
     /// in bulk, for imports.
     fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
+    /// The MACs of these (kind, id) rows, in one round trip; rows without
+    /// one are absent from the answer.
+    fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>>;
     /// Forgets the MAC of a row that is gone.
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()>;
 
@@ -246,6 +249,21 @@ pub trait StoreTx {
     /// Records that the code of `counter` was shown at `at` (again: `at` is
     /// updated).
     fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()>;
+    /// Records a released step and its MAC (kind `mac_kind`, id `mac_id`)
+    /// and forgets the credential's steps below `below` with their MACs
+    /// (ids from `mac_lo` up to, not including, `mac_hi`): one round trip.
+    #[allow(clippy::too_many_arguments)]
+    fn released_record(
+        &self,
+        credential_id: i64,
+        counter: u64,
+        at: u64,
+        mac_kind: &str,
+        mac_id: &str,
+        mac: &[u8],
+        below: u64,
+        mac_range: (&str, &str),
+    ) -> Result<()>;
     /// The released steps of a credential, as (counter, at).
     fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>>;
     /// Every released step, as (credential id, counter, at).

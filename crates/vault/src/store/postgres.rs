@@ -1278,6 +1278,61 @@ impl StoreTx for PgTx<'_> {
         Ok(())
     }
 
+    fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kinds: Vec<&str> = rows.iter().map(|(kind, _)| *kind).collect();
+        let ids: Vec<&str> = rows.iter().map(|(_, id)| id.as_str()).collect();
+        self.query(
+            "SELECT kind, id, mac FROM row_macs WHERE (kind, id) IN \
+             (SELECT * FROM unnest($1::text[], $2::text[]))",
+            &[&kinds, &ids],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.get(0)?, c.get(1)?, c.get(2)?))
+        })
+        .collect()
+    }
+
+    fn released_record(
+        &self,
+        credential_id: i64,
+        counter: u64,
+        at: u64,
+        mac_kind: &str,
+        mac_id: &str,
+        mac: &[u8],
+        below: u64,
+        (mac_lo, mac_hi): (&str, &str),
+    ) -> Result<()> {
+        // One statement, one round trip: the new step is never below the
+        // pruning bound, so the four parts touch different rows.
+        self.execute(
+            "WITH step AS (INSERT INTO released_steps (credential_id, counter, at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (credential_id, counter) DO UPDATE SET at = EXCLUDED.at), \
+             signature AS (INSERT INTO row_macs (kind, id, mac) VALUES ($4, $5, $6) \
+                 ON CONFLICT (kind, id) DO UPDATE SET mac = EXCLUDED.mac), \
+             old AS (DELETE FROM released_steps WHERE credential_id = $1 AND counter < $7), \
+             old_signatures AS (DELETE FROM row_macs WHERE kind = $4 AND id >= $8 AND id < $9) \
+             SELECT 1",
+            &[
+                &credential_id,
+                &big(counter)?,
+                &big(at)?,
+                &mac_kind,
+                &mac_id,
+                &mac,
+                &i64::try_from(below).unwrap_or(i64::MAX),
+                &mac_lo,
+                &mac_hi,
+            ],
+        )?;
+        Ok(())
+    }
+
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {
         self.execute(
             "DELETE FROM row_macs WHERE kind = $1 AND id = $2",

@@ -856,6 +856,46 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT mac FROM row_macs WHERE kind = ? AND id = ?")?;
+        let mut found = Vec::with_capacity(rows.len());
+        for (kind, id) in rows {
+            if let Some(mac) = statement
+                .query_row(params![kind, id], |r| r.get::<_, Vec<u8>>(0))
+                .optional()?
+            {
+                found.push(((*kind).to_owned(), id.clone(), mac));
+            }
+        }
+        Ok(found)
+    }
+
+    fn released_record(
+        &self,
+        credential_id: i64,
+        counter: u64,
+        at: u64,
+        mac_kind: &str,
+        mac_id: &str,
+        mac: &[u8],
+        below: u64,
+        (mac_lo, mac_hi): (&str, &str),
+    ) -> Result<()> {
+        // A local file: four statements cost no round trip.
+        self.released_put(credential_id, counter, at)?;
+        self.row_macs_put(mac_kind, &[(mac_id.to_owned(), mac.to_vec())])?;
+        let below = i64::try_from(below).unwrap_or(i64::MAX);
+        self.tx
+            .prepare_cached("DELETE FROM released_steps WHERE credential_id = ? AND counter < ?")?
+            .execute(params![credential_id, below])?;
+        self.tx
+            .prepare_cached("DELETE FROM row_macs WHERE kind = ? AND id >= ? AND id < ?")?
+            .execute(params![mac_kind, mac_lo, mac_hi])?;
+        Ok(())
+    }
+
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {
         self.tx
             .prepare_cached("DELETE FROM row_macs WHERE kind = ? AND id = ?")?
