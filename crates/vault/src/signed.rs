@@ -14,7 +14,7 @@
 //! - `verify_all` checks every row (`oathdesk vault verify`).
 //! - A vault from before signed rows is signed whole by the first admin who
 //!   unlocks it (`sign_all`), which the audit log records as
-//!   `vault.sign_rows`. From then on (the meta key `rows_signed`, or that
+//!   `vault.sign_rows`. From then on (the `row_macs` entry `vault/rows_signed`, or that
 //!   audit entry if the key was deleted) a missing MAC is an altered row.
 //!
 //! A credential's MAC covers the serial of its device and the UPN of its

@@ -264,7 +264,7 @@ pub fn print_vault_report(report: &serde_json::Value, json: bool) -> ExitCode {
         }
         if rows["marker_missing"] == true {
             println!(
-                "meta key 'rows_signed' was deleted (the audit log says the rows were signed)"
+                "the signed-rows marker (row_macs: vault/rows_signed) was deleted; the audit log says the rows were signed"
             );
         }
         if rows["signed"] == false {
