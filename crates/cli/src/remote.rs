@@ -160,12 +160,24 @@ impl RemoteOptions {
 
 impl Console {
     fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        self.send_query(method, path, &[], body)
+    }
+
+    /// Sends a request; `query` pairs are encoded by the HTTP client.
+    fn send_query(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value> {
         let url = format!("{}{path}", self.base);
         let authorization = format!("Bearer {}", self.token.as_str());
         let response = match (method, body) {
             ("GET", _) => self
                 .agent
                 .get(&url)
+                .query_pairs(query.iter().copied())
                 .header("Authorization", &authorization)
                 .call(),
             (_, body) => self
@@ -232,21 +244,18 @@ pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
             token::print_delivery(&delivery, json)?;
         }
         Command::Token(TokenCommand::List(args)) => {
-            let mut query = vec![("limit".to_owned(), "5000".to_owned())];
-            if let Some(user) = args.user {
-                query.push(("user".into(), user));
-            }
-            if let Some(state) = args.state {
-                query.push(("state".into(), state.name().into()));
-            }
-            if let Some(serial) = args.serial {
-                query.push(("serial".into(), serial));
-            }
-            if args.held {
-                query.push(("custody".into(), "held".into()));
-            }
-            let answer =
-                console.send("GET", &format!("/api/v1/tokens?{}", encode(&query)), None)?;
+            let state = args.state.map(|s| s.name());
+            let query: Vec<(&str, &str)> = [
+                Some(("limit", "5000")),
+                args.user.as_deref().map(|u| ("user", u)),
+                state.map(|s| ("state", s)),
+                args.serial.as_deref().map(|s| ("serial", s)),
+                args.held.then_some(("custody", "held")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let answer = console.send_query("GET", "/api/v1/tokens", &query, None)?;
             let tokens: Vec<TokenInfo> = serde_json::from_value(answer["tokens"].clone())?;
             if args.json {
                 println!("{}", serde_json::to_string(&tokens)?);
@@ -266,12 +275,13 @@ pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
             return Ok(crate::commands::vault::print_vault_report(&report, json));
         }
         Command::Audit(AuditCommand::Verify { expect_head, json }) => {
-            let mut path = "/api/v1/audit/verify".to_owned();
-            if let Some(head) = expect_head {
-                let (seq, hash) = crate::commands::vault::read_expected_head(&head)?;
-                path.push_str(&format!("?expect_head={seq}:{hash}"));
-            }
-            let answer = console.send("GET", &path, None)?;
+            let head = expect_head
+                .map(|head| crate::commands::vault::read_expected_head(&head))
+                .transpose()?
+                .map(|(seq, hash)| format!("{seq}:{hash}"));
+            let query: Vec<(&str, &str)> =
+                head.iter().map(|h| ("expect_head", h.as_str())).collect();
+            let answer = console.send_query("GET", "/api/v1/audit/verify", &query, None)?;
             let intact = answer["intact"].as_bool().unwrap_or(false);
             if json {
                 println!("{answer}");
@@ -316,15 +326,7 @@ fn identify(args: IdentifyArgs, console: &Console) -> Result<()> {
     helpdesk::print_hits(&hits, &codes, args.window, args.json)
 }
 
-/// `a=b&c=d`, each part percent-encoded.
-fn encode(query: &[(String, String)]) -> String {
-    query
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode_part(k), encode_part(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
+/// A path segment (a token reference such as `#12`), percent-encoded.
 fn encode_part(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

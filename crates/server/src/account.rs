@@ -160,7 +160,7 @@ pub async fn login(
                 // An admin's sign-in unseals a sealed console, or one whose key
                 // a rekey elsewhere made stale.
                 let current = worker.console_key().is_some_and(|k| session.acts_with(&k));
-                if !current && session.role() == oathdesk_vault::Role::Admin {
+                if !current && session.may(Permission::Admin) {
                     worker.unseal(session.unseal_key("sign-in", now())?);
                     tracing::info!(admin = %session.operator(), "console unsealed");
                 }

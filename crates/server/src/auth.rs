@@ -253,9 +253,10 @@ impl<N: Need> Auth<N> {
     }
 
     /// Whether this request's principal has a permission (role, and a
-    /// token's scopes).
+    /// token's scopes), as the vault's table says: for pages that show or
+    /// hide an action. (False once the session was handed to `run`.)
     pub fn may(&self, permission: Permission) -> bool {
-        principal_may(self.role, &self.via, &self.grant, permission)
+        self.session.as_ref().is_some_and(|s| s.may(permission))
     }
 
     /// The CSRF token of a cookie session (for pages).
@@ -273,14 +274,6 @@ impl<N: Need> Drop for Auth<N> {
             self.state.recycle(session.into_store());
         }
     }
-}
-
-fn principal_may(role: Role, via: &Via, grant: &Grant, permission: Permission) -> bool {
-    role.permits(permission)
-        && match via {
-            Via::Cookie { .. } => true,
-            Via::Token => grant.scopes.iter().any(|s| s == permission.name()),
-        }
 }
 
 impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
@@ -333,18 +326,16 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
             Ok((session, grant))
         })
         .await?;
-        let mut auth = Auth {
+        // The role the vault opened the session with (the operator's signed row).
+        let auth = Auth {
+            role: session.role(),
             session: Some(session),
-            role: Role::Admin,
             grant,
             via,
             state: state.clone(),
             writes: state_changing,
             need: PhantomData,
         };
-        auth.role = Role::parse(&auth.grant.role).ok_or_else(|| {
-            ApiError::internal(format!("account with unknown role '{}'", auth.grant.role))
-        })?;
         if auth.grant.must_change_password
             && permission != Permission::Account
             && auth.via != Via::Token

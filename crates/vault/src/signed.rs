@@ -264,7 +264,7 @@ pub(crate) fn row_id(id: i64) -> String {
 /// keeps the signing.
 pub(crate) fn enforced(tx: &impl StoreTx) -> Result<bool> {
     let (kind, id) = SIGNED_MARKER;
-    Ok(!tx.row_macs(kind, Some(&[id.to_owned()]))?.is_empty()
+    Ok(!tx.row_macs_of(&[(kind, id.to_owned())])?.is_empty()
         || tx.audit_count_action(SIGN_ACTION)? > 0)
 }
 
@@ -277,22 +277,14 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
 pub(crate) fn check(
     tx: &impl StoreTx,
     enforced: bool,
-    kind: &str,
+    kind: &'static str,
     rows: &[(String, String, Vec<u8>)],
 ) -> Result<()> {
-    if !enforced || rows.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<String> = rows.iter().map(|(id, _, _)| id.clone()).collect();
-    let stored: std::collections::HashMap<String, Vec<u8>> =
-        tx.row_macs(kind, Some(&ids))?.into_iter().collect();
-    for (id, name, expected) in rows {
-        match stored.get(id) {
-            Some(mac) if same(mac, expected) => {}
-            _ => return Err(Error::Altered { row: name.clone() }),
-        }
-    }
-    Ok(())
+    let expected: Vec<Expected> = rows
+        .iter()
+        .map(|(id, name, mac)| (kind, id.clone(), name.clone(), Some(mac.clone())))
+        .collect();
+    check_all(tx, enforced, &expected)
 }
 
 /// A row that decides: its kind, its id, what to call it, and the MAC it
@@ -441,12 +433,12 @@ pub(crate) fn verify_all(
     let (marker_kind, marker_id) = SIGNED_MARKER;
     let marker_missing = signed
         && tx
-            .row_macs(marker_kind, Some(&[marker_id.to_owned()]))?
+            .row_macs_of(&[(marker_kind, marker_id.to_owned())])?
             .is_empty();
     let mut stored: std::collections::HashMap<&str, std::collections::HashMap<String, Vec<u8>>> =
         Default::default();
     for kind in kind::ALL {
-        stored.insert(kind, tx.row_macs(kind, None)?.into_iter().collect());
+        stored.insert(kind, tx.row_macs(kind)?.into_iter().collect());
     }
     let mut report = RowReport {
         signed,

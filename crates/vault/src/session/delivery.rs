@@ -146,10 +146,10 @@ impl<S: Store> Session<S> {
             if matches!(kind, Kind::Totp { .. })
                 && (released_steps(tx, keys, row.id)?.contains(&found.counter)
                     || !tx
-                        .row_macs(
+                        .row_macs_of(&[(
                             kind::RELEASED,
-                            Some(&[signed::released_id(row.id, found.counter)]),
-                        )?
+                            signed::released_id(row.id, found.counter),
+                        )])?
                         .is_empty())
             {
                 let mut event = refused("the code's time step was released by the vault");

@@ -347,7 +347,9 @@ impl<S: Store> Session<S> {
                 (marker_kind, marker_id.to_owned()),
                 (kind::OPERATOR, id.clone()),
             ])?;
-            let enforced = found.iter().any(|(k, _, _)| k == marker_kind) || signed::enforced(&tx)?;
+            // Without the marker, the audit log still says whether the rows were signed.
+            let enforced = found.iter().any(|(k, _, _)| k == marker_kind)
+                || tx.audit_count_action(signed::SIGN_ACTION)? > 0;
             let signature = found.iter().find(|(k, _, _)| k == kind::OPERATOR);
             if enforced && signature.is_none_or(|(_, _, stored)| !signed::same(stored, &mac)) {
                 return Err(Error::Altered { row: name });
@@ -513,13 +515,10 @@ pub(crate) fn read_setting(
             value.parse().map_err(|_| Error::Altered { row: row() })
         }
         None => {
-            if keys.enforced
-                && !tx
-                    .row_macs(kind::SETTING, Some(&[name.to_owned()]))?
-                    .is_empty()
-            {
-                return Err(Error::Altered { row: row() });
-            }
+            // A limit that was signed and is gone must not fall back to
+            // the default: its signature is left behind.
+            let gone = (kind::SETTING, name.to_owned(), row(), None);
+            signed::check_all(tx, keys.enforced, &[gone])?;
             Ok(default)
         }
     }

@@ -150,7 +150,7 @@ impl<S: Store> Vault<S> {
                 }
             };
             let audit_keys = open_audit_keys(&tx, &key).map_err(|_| {
-                if key.is_no_key() || console_key.is_some_and(|c| c.same_as(&key)) {
+                if console_key.is_some_and(|c| c.same_as(&key)) {
                     // The console's key is from before a rekey: unseal again.
                     Error::Sealed
                 } else {

@@ -146,10 +146,14 @@ pub(crate) fn shown(
 ) -> Result<Vec<TokenInfo>> {
     let mut shown: Vec<TokenInfo> = rows.iter().map(info).collect();
     if enforced && !rows.is_empty() {
-        let ids: Vec<String> = rows.iter().map(|r| signed::row_id(r.id)).collect();
+        let keys: Vec<(&str, String)> = rows
+            .iter()
+            .map(|r| (kind::CREDENTIAL, signed::row_id(r.id)))
+            .collect();
         let stored: HashMap<String, Vec<u8>> = tx
-            .row_macs(kind::CREDENTIAL, Some(&ids))?
+            .row_macs_of(&keys)?
             .into_iter()
+            .map(|(_, id, mac)| (id, mac))
             .collect();
         for (info, row) in shown.iter_mut().zip(rows) {
             let (id, mac) = signer.credential(row);

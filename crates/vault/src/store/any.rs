@@ -153,13 +153,13 @@ impl StoreTx for AnyTx<'_> {
         fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64>;
         fn audit_count_action(&self, action: &str) -> Result<u64>;
         fn entra_links_all(&self) -> Result<Vec<EntraLink>>;
-        fn row_macs(&self, kind: &str, ids: Option<&[String]>) -> Result<Vec<(String, Vec<u8>)>>;
+        fn row_macs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>>;
         fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
         fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
         fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()>;
         fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>>;
         fn released_record(&self, credential_id: i64, counter: u64, at: u64, mac_kind: &str, mac_id: &str, mac: &[u8], below: u64, mac_range: (&str, &str)) -> Result<()>;
-        fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()>;
+
         fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>>;
         fn released_all(&self) -> Result<Vec<(i64, u64, u64)>>;
         fn released_forget(&self, credential_id: i64, below: Option<u64>) -> Result<Vec<u64>>;

@@ -230,9 +230,8 @@ pub trait StoreTx {
 
     // ----- row MACs (see crate::signed) ------------------------------------
 
-    /// The MACs of rows of `kind` (`credential`, `user`…): of these ids, or
-    /// of all rows of the kind. Rows without one are simply absent.
-    fn row_macs(&self, kind: &str, ids: Option<&[String]>) -> Result<Vec<(String, Vec<u8>)>>;
+    /// The MACs of every row of `kind` (`credential`, `user`…), for `vault verify`.
+    fn row_macs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Inserts or replaces the MACs of rows of `kind`.
     fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
     /// Inserts the MACs of rows new in this transaction (none has one yet):
@@ -246,9 +245,6 @@ pub trait StoreTx {
 
     // ----- released time steps (see Session::deliver) ----------------------
 
-    /// Records that the code of `counter` was shown at `at` (again: `at` is
-    /// updated).
-    fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()>;
     /// Records a released step and its MAC (kind `mac_kind`, id `mac_id`)
     /// and forgets the credential's steps below `below` with their MACs
     /// (ids from `mac_lo` up to, not including, `mac_hi`): one round trip.

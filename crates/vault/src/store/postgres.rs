@@ -1228,18 +1228,9 @@ impl StoreTx for PgTx<'_> {
         .collect()
     }
 
-    fn row_macs(&self, kind: &str, ids: Option<&[String]>) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows = match ids {
-            None => self.query("SELECT id, mac FROM row_macs WHERE kind = $1", &[&kind])?,
-            Some(ids) => {
-                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                self.query(
-                    "SELECT id, mac FROM row_macs WHERE kind = $1 AND id = ANY($2)",
-                    &[&kind, &ids],
-                )?
-            }
-        };
-        rows.iter()
+    fn row_macs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.query("SELECT id, mac FROM row_macs WHERE kind = $1", &[&kind])?
+            .iter()
             .map(|row| {
                 let c = Columns(row);
                 Ok((c.get(0)?, c.get(1)?))
@@ -1337,15 +1328,6 @@ impl StoreTx for PgTx<'_> {
         self.execute(
             "DELETE FROM row_macs WHERE kind = $1 AND id = $2",
             &[&kind, &id],
-        )?;
-        Ok(())
-    }
-
-    fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()> {
-        self.execute(
-            "INSERT INTO released_steps (credential_id, counter, at) VALUES ($1, $2, $3) \
-             ON CONFLICT (credential_id, counter) DO UPDATE SET at = EXCLUDED.at",
-            &[&credential_id, &big(counter)?, &big(at)?],
         )?;
         Ok(())
     }

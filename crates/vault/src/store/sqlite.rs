@@ -800,29 +800,12 @@ impl StoreTx for SqliteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn row_macs(&self, kind: &str, ids: Option<&[String]>) -> Result<Vec<(String, Vec<u8>)>> {
-        let read = |r: &Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?));
-        match ids {
-            None => {
-                let mut statement = self
-                    .tx
-                    .prepare_cached("SELECT id, mac FROM row_macs WHERE kind = ?")?;
-                let rows = statement.query_map([kind], read)?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            }
-            Some(ids) => {
-                let mut statement = self
-                    .tx
-                    .prepare_cached("SELECT id, mac FROM row_macs WHERE kind = ? AND id = ?")?;
-                let mut found = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(row) = statement.query_row(params![kind, id], read).optional()? {
-                        found.push(row);
-                    }
-                }
-                Ok(found)
-            }
-        }
+    fn row_macs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT id, mac FROM row_macs WHERE kind = ?")?;
+        let rows = statement.query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()> {
@@ -884,7 +867,12 @@ impl StoreTx for SqliteTx<'_> {
         (mac_lo, mac_hi): (&str, &str),
     ) -> Result<()> {
         // A local file: four statements cost no round trip.
-        self.released_put(credential_id, counter, at)?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO released_steps (credential_id, counter, at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (credential_id, counter) DO UPDATE SET at = ?3",
+            )?
+            .execute(params![credential_id, counter, at])?;
         self.row_macs_put(mac_kind, &[(mac_id.to_owned(), mac.to_vec())])?;
         let below = i64::try_from(below).unwrap_or(i64::MAX);
         self.tx
@@ -900,16 +888,6 @@ impl StoreTx for SqliteTx<'_> {
         self.tx
             .prepare_cached("DELETE FROM row_macs WHERE kind = ? AND id = ?")?
             .execute([kind, id])?;
-        Ok(())
-    }
-
-    fn released_put(&self, credential_id: i64, counter: u64, at: u64) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO released_steps (credential_id, counter, at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (credential_id, counter) DO UPDATE SET at = ?3",
-            )?
-            .execute(params![credential_id, counter, at])?;
         Ok(())
     }
 
