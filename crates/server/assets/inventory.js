@@ -100,7 +100,7 @@ document.addEventListener("DOMContentLoaded", async () => {
           const user = el("input", { placeholder: "user UPN", class: "inline" });
           actions.append(user, el("button", { type: "button", class: "secondary small", onclick: () => act("/assign", { user: user.value }) }, "Assign"));
         }
-        if (t.custody === "held") actions.append(el("button", { type: "button", class: "danger small", onclick: () => { if (confirm("Purge the secret of " + t.reference + "? This cannot be undone.")) act("/purge"); } }, "Purge secret"));
+        if (t.custody === "held" && !t.altered) actions.append(el("button", { type: "button", class: "danger small", onclick: () => { if (confirm("Purge the secret of " + t.reference + "? This cannot be undone.")) act("/purge"); } }, "Purge secret"));
       }
       async function act(path, body) {
         try {

@@ -140,7 +140,13 @@ pub async fn token(
     let (info, events) = auth
         .run(move |session| Ok(session.token(&reference)?))
         .await?;
-    let next: Vec<&str> = info.state.successors().iter().map(|s| s.name()).collect();
+    // Nothing can be done with a row altered outside oathdesk (the vault
+    // refuses it): offer no step.
+    let next: Vec<&str> = if info.altered {
+        Vec::new()
+    } else {
+        info.state.successors().iter().map(|s| s.name()).collect()
+    };
     Ok(Json(
         json!({"token": listed(info), "events": events, "next_states": next}),
     ))

@@ -653,6 +653,10 @@ async fn a_restarted_console_is_unsealed_by_an_admin_before_the_helpdesk_works()
     let base = base(address);
     client.goto(&format!("{base}/login")).await.unwrap();
     wait_for_text(&client, "#sealed-note", "The console is sealed").await;
+    screenshot(&client, "login-sealed.png").await;
+    client.set_window_size(390, 844).await.unwrap();
+    screenshot(&client, "login-sealed-phone.png").await;
+    client.set_window_size(1366, 900).await.unwrap();
     fill(&client, "#name", HELPDESK.0).await;
     fill(&client, "#password", HELPDESK.1).await;
     client
@@ -718,5 +722,28 @@ async fn the_inventory_marks_a_row_altered_outside_oathdesk() {
     client.set_window_size(390, 844).await.unwrap();
     wait_for_text(&client, "#tokens tbody", "altered").await;
     screenshot(&client, "inventory-altered-phone.png").await;
+    // The token's own panel says it too.
+    client.set_window_size(1366, 900).await.unwrap();
+    client
+        .find(Locator::LinkText("2100123456"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&client, "main", "ALTERED outside oathdesk").await;
+    // No step is offered for it: the vault would refuse every one.
+    let actions = client
+        .find(Locator::Css("#detail-actions"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !actions.contains('→') && !actions.contains("Purge"),
+        "{actions}"
+    );
+    screenshot(&client, "inventory-altered-detail.png").await;
     client.close().await.unwrap();
 }
