@@ -215,9 +215,7 @@ fn main() -> ExitCode {
         Command::Token(command) => {
             token::run_token(command, &cli.vault).map(|()| ExitCode::SUCCESS)
         }
-        Command::Helpdesk(command) => {
-            helpdesk::run_helpdesk(command, &cli.vault).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Helpdesk(command) => helpdesk::run_helpdesk(command, &cli.vault),
         Command::Identify(args) => {
             helpdesk::run_identify(args, &cli.vault).map(|()| ExitCode::SUCCESS)
         }

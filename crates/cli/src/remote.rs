@@ -17,11 +17,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use oathdesk_vault::model::Event;
-use oathdesk_vault::{HelpdeskGrant, IdentifyHit, TokenInfo};
+use oathdesk_vault::verification::Policy;
+use oathdesk_vault::{
+    Approval, HelpdeskGrant, HelpdeskRequest, IdentifyHit, TokenInfo, VerificationView,
+};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::commands::helpdesk::{self, HelpdeskCommand, IdentifyArgs};
+use crate::commands::helpdesk::{self, Desk, IdentifyArgs, Released};
 use crate::commands::token::{self, TokenCommand};
 use crate::commands::vault::AuditCommand;
 use crate::input;
@@ -67,6 +70,7 @@ impl RemoteError {
     pub fn exit_code(&self) -> ExitCode {
         match self.kind.as_deref() {
             Some("altered" | "code_released") => ExitCode::from(2),
+            Some("approval_required") => ExitCode::from(helpdesk::EXIT_WAITING),
             _ => ExitCode::from(1),
         }
     }
@@ -180,6 +184,12 @@ impl Console {
                 .query_pairs(query.iter().copied())
                 .header("Authorization", &authorization)
                 .call(),
+            ("PUT", body) => self
+                .agent
+                .put(&url)
+                .header("Authorization", &authorization)
+                .header("Content-Type", "application/json")
+                .send(body.unwrap_or(Value::Null).to_string()),
             (_, body) => self
                 .agent
                 .post(&url)
@@ -215,26 +225,9 @@ impl Console {
 pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
     use crate::Command;
     match command {
-        Command::Helpdesk(HelpdeskCommand::Code(args)) => {
-            let valid_for = args
-                .valid_for
-                .as_deref()
-                .map(input::parse_duration)
-                .transpose()?;
-            let answer = console.send(
-                "POST",
-                "/api/v1/helpdesk/code",
-                Some(json!({
-                    "user": args.user,
-                    "verified_by": args.verified_by.unwrap_or_default(),
-                    "ticket": args.ticket.unwrap_or_default(),
-                    "token": args.serial.map(|t| t.to_string()),
-                    "valid_for": valid_for,
-                    "verifier": args.verifier.to_string(),
-                })),
-            )?;
-            let grant: HelpdeskGrant = serde_json::from_value(answer)?;
-            helpdesk::print_grant(&grant, args.json)?;
+        Command::Helpdesk(command) => {
+            let mut desk = console;
+            return helpdesk::run_at(command, &mut desk);
         }
         Command::Identify(args) => identify(args, console)?,
         Command::Token(TokenCommand::Deliver { token, code, json }) => {
@@ -306,8 +299,8 @@ pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
             });
         }
         _ => bail!(
-            "this command works on the vault itself, not through --server: helpdesk code, \
-             identify, token list, token show, token deliver, audit verify and vault verify do"
+            "this command works on the vault itself, not through --server: helpdesk (code, \
+             steps, policy, approvals, approve, deny, collect), identify, token list, token show, token deliver, audit verify and vault verify do"
         ),
     }
     Ok(ExitCode::SUCCESS)
@@ -336,4 +329,76 @@ fn encode_part(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The helpdesk through a console: the same requests as the console's page.
+impl Desk for &Console {
+    fn policy(&mut self) -> Result<Policy> {
+        Ok(serde_json::from_value(self.send(
+            "GET",
+            "/api/v1/helpdesk/policy",
+            None,
+        )?)?)
+    }
+    fn set_policy(&mut self, policy: &Policy) -> Result<()> {
+        self.send(
+            "PUT",
+            "/api/v1/helpdesk/policy",
+            Some(serde_json::to_value(policy)?),
+        )?;
+        Ok(())
+    }
+    fn steps(&mut self, user: &str, method: &str) -> Result<VerificationView> {
+        let answer = self.send_query(
+            "GET",
+            "/api/v1/helpdesk/verification",
+            &[("user", user), ("method", method)],
+            None,
+        )?;
+        Ok(serde_json::from_value(answer)?)
+    }
+    fn code(&mut self, request: &HelpdeskRequest) -> Result<Released> {
+        let answer = self.send(
+            "POST",
+            "/api/v1/helpdesk/code",
+            Some(json!({
+                "user": request.user,
+                "verifications": request.verifications,
+                "ticket": request.ticket,
+                "serial": request.token.as_ref().map(ToString::to_string),
+                "valid_for": request.valid_for,
+                "verifier": request.verifier.to_string(),
+            })),
+        )?;
+        if answer["kind"] == "approval_required" {
+            return Ok(Released::Waiting {
+                id: answer["id"].as_str().unwrap_or_default().to_owned(),
+                message: answer["message"].as_str().unwrap_or_default().to_owned(),
+            });
+        }
+        Ok(Released::Code(serde_json::from_value(answer)?))
+    }
+    fn approvals(&mut self, state: Option<&str>) -> Result<Vec<Approval>> {
+        let query: Vec<(&str, &str)> = state.map(|s| ("state", s)).into_iter().collect();
+        let answer = self.send_query("GET", "/api/v1/helpdesk/approvals", &query, None)?;
+        let list = if answer.is_array() {
+            answer
+        } else {
+            answer["approvals"].clone()
+        };
+        Ok(serde_json::from_value(list)?)
+    }
+    fn decide(&mut self, id: &str, approve: bool, note: Option<&str>) -> Result<Approval> {
+        let verb = if approve { "approve" } else { "deny" };
+        let path = format!("/api/v1/helpdesk/approvals/{}/{verb}", encode_part(id));
+        Ok(serde_json::from_value(self.send(
+            "POST",
+            &path,
+            Some(json!({"note": note})),
+        )?)?)
+    }
+    fn collect(&mut self, id: &str) -> Result<HelpdeskGrant> {
+        let path = format!("/api/v1/helpdesk/approvals/{}/collect", encode_part(id));
+        Ok(serde_json::from_value(self.send("POST", &path, None)?)?)
+    }
 }

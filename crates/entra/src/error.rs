@@ -24,6 +24,14 @@ pub enum Operation {
     Unassign,
     ReadPolicy,
     UpdatePolicy,
+    /// List the directory's users with their data on file.
+    ListUsers,
+    /// Send a message from a mailbox.
+    SendMail,
+    /// Create a Temporary Access Pass for a user.
+    CreateTap,
+    /// Read the Temporary Access Pass method policy.
+    ReadTapPolicy,
 }
 
 impl Operation {
@@ -42,6 +50,12 @@ impl Operation {
             Operation::Unassign => "unassign a hardware OATH token",
             Operation::ReadPolicy => "read the hardware OATH authentication method policy",
             Operation::UpdatePolicy => "change the hardware OATH authentication method policy",
+            Operation::ListUsers => "list the directory's users with their contact details",
+            Operation::SendMail => "send mail",
+            Operation::CreateTap => "create a Temporary Access Pass",
+            Operation::ReadTapPolicy => {
+                "read the Temporary Access Pass authentication method policy"
+            }
         }
     }
 
@@ -50,37 +64,47 @@ impl Operation {
     pub fn permission(self) -> &'static str {
         match self {
             Operation::SignIn => "",
-            Operation::ListDevices | Operation::ReadPolicy => {
+            Operation::ListDevices | Operation::ReadPolicy | Operation::ReadTapPolicy => {
                 "Policy.Read.All (or Policy.ReadWrite.AuthenticationMethod)"
             }
             Operation::CreateDevices
             | Operation::UpdateDevice
             | Operation::DeleteDevice
             | Operation::UpdatePolicy => "Policy.ReadWrite.AuthenticationMethod",
-            Operation::ReadUser => "User.Read.All",
+            // User.ReadBasic.All does not cover mobilePhone, employeeId or
+            // the manager.
+            Operation::ReadUser | Operation::ListUsers => "User.Read.All",
             Operation::ListMethods
             | Operation::Assign
             | Operation::Activate
-            | Operation::Unassign => "UserAuthenticationMethod.ReadWrite.All",
+            | Operation::Unassign
+            | Operation::CreateTap => "UserAuthenticationMethod.ReadWrite.All",
+            // As an application permission it lets the app send as any
+            // mailbox; an Exchange application access policy can narrow it.
+            Operation::SendMail => "Mail.Send",
         }
     }
 
     /// The least-privileged Entra role that may make the call (for
-    /// delegated sign-in; an application needs only the permission).
+    /// delegated sign-in; an application needs only the permission). Empty
+    /// when no Entra role grants it (sign-in; mail, which Exchange grants
+    /// per mailbox).
     pub fn least_role(self) -> &'static str {
         match self {
-            Operation::SignIn => "",
+            Operation::SignIn | Operation::SendMail => "",
             Operation::ListDevices
             | Operation::CreateDevices
             | Operation::UpdateDevice
             | Operation::DeleteDevice
             | Operation::ReadPolicy
-            | Operation::UpdatePolicy => "Authentication Policy Administrator",
-            Operation::ReadUser => "Directory Readers",
+            | Operation::UpdatePolicy
+            | Operation::ReadTapPolicy => "Authentication Policy Administrator",
+            Operation::ReadUser | Operation::ListUsers => "Directory Readers",
             Operation::ListMethods
             | Operation::Assign
             | Operation::Activate
-            | Operation::Unassign => {
+            | Operation::Unassign
+            | Operation::CreateTap => {
                 "Authentication Administrator (Privileged Authentication Administrator for users who hold admin roles)"
             }
         }
@@ -167,8 +191,8 @@ pub enum Error {
     /// The caller lacks a permission or role.
     #[error(
         "Entra refused to {operation}: the app needs the Microsoft Graph permission {permission} \
-         (granted with admin consent), and a signed-in admin needs at least the role {role}. \
-         Graph said: {graph}"
+         (granted with admin consent), and {}. Graph said: {graph}",
+        role_clause(*.operation, .role)
     )]
     Forbidden {
         operation: Operation,
@@ -198,6 +222,15 @@ pub enum Error {
     GaveUp {
         operation: Operation,
         attempts: u32,
+        graph: GraphError,
+    },
+    /// Entra understood the request and refused it for a reason callers
+    /// can branch on; `graph.message` is Entra's own explanation, for a
+    /// front-end to show ("Entra refused: …").
+    #[error("Entra refused to {operation}: {}", entra_words(.graph))]
+    Rejected {
+        operation: Operation,
+        reason: Rejection,
         graph: GraphError,
     },
     /// Any other error answer.
@@ -236,7 +269,14 @@ impl Error {
                 what: what.to_owned(),
                 graph,
             },
-            _ => Error::Graph { operation, graph },
+            _ => match Rejection::classify(operation, &graph) {
+                Some(reason) => Error::Rejected {
+                    operation,
+                    reason,
+                    graph,
+                },
+                None => Error::Graph { operation, graph },
+            },
         }
     }
 
@@ -247,9 +287,95 @@ impl Error {
             | Error::Unauthorized { graph, .. }
             | Error::NotFound { graph, .. }
             | Error::GaveUp { graph, .. }
+            | Error::Rejected { graph, .. }
             | Error::Graph { graph, .. } => Some(graph),
             _ => None,
         }
+    }
+
+    /// The refusal reason, when Entra refused for one oathdesk recognises.
+    pub fn rejection(&self) -> Option<Rejection> {
+        match self {
+            Error::Rejected { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// Entra's own words about the failure (Graph's error message), when
+    /// it gave any: what a front-end shows after "Entra refused: ".
+    pub fn entra_message(&self) -> Option<&str> {
+        self.graph()
+            .map(|g| g.message.as_str())
+            .filter(|m| !m.trim().is_empty())
+    }
+}
+
+/// Why Entra refused a request it understood, for callers to branch on.
+///
+/// Recognised from the answer's status, code and message. Microsoft
+/// documents the wording of none of these; the lifetime error's wording
+/// was observed from Graph ("Invalid LifetimeInMinutes specified. The valid
+/// range between 60 and 480."), the others are matched loosely. An answer
+/// that matches none stays [`Error::Graph`], with Entra's message kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The Temporary Access Pass method is disabled in the tenant's
+    /// authentication methods policy.
+    TapPolicyDisabled,
+    /// The lifetime asked for is outside the range the policy allows.
+    TapLifetimeOutOfRange,
+    /// The policy allows only one-time passes; a multi-use one was asked for.
+    TapOneTimeOnly,
+    /// A recipient's address is not valid (`ErrorInvalidRecipients`).
+    InvalidRecipients,
+}
+
+impl Rejection {
+    /// The reason behind a `400` answer to `operation`, if recognised.
+    pub fn classify(operation: Operation, graph: &GraphError) -> Option<Rejection> {
+        if graph.status != 400 {
+            return None;
+        }
+        let message = graph.message.to_ascii_lowercase();
+        match operation {
+            Operation::CreateTap if message.contains("lifetimeinminutes") => {
+                Some(Rejection::TapLifetimeOutOfRange)
+            }
+            Operation::CreateTap if message.contains("isusableonce") => {
+                Some(Rejection::TapOneTimeOnly)
+            }
+            Operation::CreateTap
+                if message.contains("policy")
+                    && (message.contains("disabled") || message.contains("not enabled")) =>
+            {
+                Some(Rejection::TapPolicyDisabled)
+            }
+            Operation::SendMail if graph.code.eq_ignore_ascii_case("ErrorInvalidRecipients") => {
+                Some(Rejection::InvalidRecipients)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The role part of a missing-permission message.
+fn role_clause(operation: Operation, role: &str) -> String {
+    match (operation, role) {
+        (Operation::SendMail, _) => "a signed-in user can send only from their own mailbox \
+            (another mailbox needs Exchange Send As rights on it)"
+            .into(),
+        (_, "") => "no Entra admin role grants it".into(),
+        (_, role) => format!("a signed-in admin needs at least the role {role}"),
+    }
+}
+
+/// Entra's message, or the status when it gave none.
+fn entra_words(graph: &GraphError) -> String {
+    if graph.message.trim().is_empty() {
+        graph.to_string()
+    } else {
+        graph.message.clone()
     }
 }
 
@@ -292,6 +418,103 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("Authentication Administrator"));
+    }
+
+    #[test]
+    fn refusals_of_mail_and_passes_explain_themselves() {
+        let error = Error::from_status(
+            Operation::SendMail,
+            "mailbox x",
+            GraphError::parse(
+                403,
+                r#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied. Check credentials and try again."}}"#,
+            ),
+        );
+        let text = error.to_string();
+        assert!(text.contains("Mail.Send"), "{text}");
+        assert!(text.contains("their own mailbox"), "{text}");
+        assert!(!text.contains("at least the role ."), "{text}");
+        let text = Error::from_status(
+            Operation::ListUsers,
+            "",
+            GraphError {
+                status: 403,
+                ..GraphError::default()
+            },
+        )
+        .to_string();
+        assert!(
+            text.contains("User.Read.All") && text.contains("Directory Readers"),
+            "{text}"
+        );
+        let text = Error::from_status(
+            Operation::CreateTap,
+            "",
+            GraphError {
+                status: 403,
+                ..GraphError::default()
+            },
+        )
+        .to_string();
+        assert!(
+            text.contains("UserAuthenticationMethod.ReadWrite.All"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn known_refusals_are_typed_and_keep_entras_words() {
+        let observed = GraphError::parse(
+            400,
+            r#"{"error":{"code":"badRequest","message":"Invalid LifetimeInMinutes specified. The valid range between 60 and 480."}}"#,
+        );
+        let error = Error::from_status(Operation::CreateTap, "user u", observed);
+        assert_eq!(error.rejection(), Some(Rejection::TapLifetimeOutOfRange));
+        assert_eq!(
+            error.entra_message(),
+            Some("Invalid LifetimeInMinutes specified. The valid range between 60 and 480.")
+        );
+        assert_eq!(
+            error.to_string(),
+            "Entra refused to create a Temporary Access Pass: Invalid LifetimeInMinutes specified. The valid range between 60 and 480."
+        );
+        let off = GraphError {
+            status: 400,
+            code: "badRequest".into(),
+            message: "Temporary Access Pass is disabled in the authentication methods policy."
+                .into(),
+        };
+        assert_eq!(
+            Rejection::classify(Operation::CreateTap, &off),
+            Some(Rejection::TapPolicyDisabled)
+        );
+        // The same words from another call, or another status, are not it.
+        assert_eq!(Rejection::classify(Operation::Activate, &off), None);
+        let server = GraphError {
+            status: 500,
+            ..off.clone()
+        };
+        assert_eq!(Rejection::classify(Operation::CreateTap, &server), None);
+        let unknown = Error::from_status(
+            Operation::CreateTap,
+            "",
+            GraphError {
+                status: 400,
+                code: "badRequest".into(),
+                message: "Something new.".into(),
+            },
+        );
+        assert!(matches!(unknown, Error::Graph { .. }), "{unknown:?}");
+        assert_eq!(unknown.entra_message(), Some("Something new."));
+        let recipients = GraphError {
+            status: 400,
+            code: "ErrorInvalidRecipients".into(),
+            message: "At least one recipient isn't valid.".into(),
+        };
+        assert_eq!(
+            Rejection::classify(Operation::SendMail, &recipients),
+            Some(Rejection::InvalidRecipients)
+        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! - [`auth`] — sign-in (client secret, certificate assertion, device code)
 //!   and the token cache;
-//! - [`graph`] — the Graph beta calls (inventory, per-user methods, policy),
-//!   with paging;
+//! - [`graph`] — the Graph beta calls (inventory, per-user methods, policy,
+//!   users with their data on file, mail, Temporary Access Passes), with
+//!   paging;
 //! - [`http`] — one request with retries that honour `Retry-After`;
 //! - [`error`] — errors that name the missing permission and least role;
 //! - [`activation`] — the code to send, computed at send time;
@@ -25,4 +26,4 @@ pub mod graph;
 pub mod http;
 pub mod sync;
 
-pub use error::{Error, GraphError, Operation, Result};
+pub use error::{Error, GraphError, Operation, Rejection, Result};

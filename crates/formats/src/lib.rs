@@ -19,10 +19,12 @@
 //! - [`lint`]: findings about a seed file before it is imported.
 //! - [`record`]: the [`Record`] every reader returns and every writer takes.
 //! - [`spreadsheet`]: the helpdesk's plaintext `username,secret` CSV.
+//! - [`directory`]: users' data on file (phones, manager…) as CSV.
 
 pub mod aegis;
 pub mod andotp;
 pub mod canonical;
+pub mod directory;
 pub mod entra;
 pub mod format;
 pub mod lint;

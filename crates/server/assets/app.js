@@ -8,7 +8,9 @@ const od = (() => {
     return meta ? meta.content : "";
   };
 
-  // Calls the JSON API; throws an Error with the server's message.
+  // Calls the JSON API; throws an Error with the server's message (and
+  // its status and kind). A 202 (a helpdesk code waiting for approval) is
+  // an answer, not an error: its body has kind "approval_required".
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
     const init = { method, headers, credentials: "same-origin", cache: "no-store" };
@@ -29,6 +31,9 @@ const od = (() => {
       }
       const error = new Error((data && data.error) || response.statusText);
       error.status = response.status;
+      // The vault's kind of refusal (rate_limited, refused, forbidden…):
+      // pages branch on it, never on the words.
+      error.kind = (data && data.kind) || null;
       throw error;
     }
     return data;

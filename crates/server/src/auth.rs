@@ -252,6 +252,13 @@ impl<N: Need> Auth<N> {
         .await
     }
 
+    /// Takes the writer's turn for a reading request whose work writes
+    /// anyway (a view the vault audits), as state-changing requests do.
+    pub fn writing(mut self) -> Self {
+        self.writes = true;
+        self
+    }
+
     /// Whether this request's principal has a permission (role, and a
     /// token's scopes), as the vault's table says: for pages that show or
     /// hide an action. (False once the session was handed to `run`.)

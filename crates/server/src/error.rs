@@ -2,11 +2,17 @@
 //! message says what is wrong and how to fix it. No message carries a
 //! secret or a code: the vault's and the OTP engine's errors never do, and
 //! the handlers add only names and numbers.
+//!
+//! One answer is not an error: a helpdesk code the policy holds back for a
+//! second operator's approval is `202 Accepted` with
+//! `{"kind": "approval_required", "id", "reason", "expires_at", "until",
+//! "message"}` — the request waits in the vault, and its id is what the
+//! requester collects the code with once another operator approved it.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,10 +21,15 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, for 429 answers.
     pub retry_after: Option<u64>,
-    /// The vault's kind of refusal (`forbidden`, `rate_limited`, `altered`,
-    /// `code_released`, `sealed`), for clients that branch on it — the
-    /// command line's exit codes — rather than on the words.
+    /// The vault's kind of refusal (`forbidden`, `rate_limited`, `refused`,
+    /// `altered`, `code_released`, `sealed`, `no_key_slot`) or of a held-back
+    /// answer (`approval_required`), for clients that branch on it — the
+    /// command line's exit codes, the console's pages — rather than on the
+    /// words.
     pub kind: Option<&'static str>,
+    /// The whole body, for answers that are not refusals (202
+    /// `approval_required`); `None` gives `{"error", "status", "kind"}`.
+    pub body: Option<Map<String, Value>>,
 }
 
 impl ApiError {
@@ -28,6 +39,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             kind: None,
+            body: None,
         }
     }
 
@@ -67,6 +79,29 @@ impl ApiError {
         }
     }
 
+    /// A helpdesk code the policy holds back until a second operator
+    /// approves request `id` (202 Accepted: nothing failed, the request waits).
+    pub fn approval_required(
+        id: String,
+        reason: String,
+        expires_at: u64,
+        until: String,
+        message: String,
+    ) -> ApiError {
+        let mut body = Map::new();
+        body.insert("kind".into(), json!("approval_required"));
+        body.insert("id".into(), json!(id));
+        body.insert("reason".into(), json!(reason));
+        body.insert("expires_at".into(), json!(expires_at));
+        body.insert("until".into(), json!(until));
+        body.insert("message".into(), json!(message));
+        body.insert("status".into(), json!(StatusCode::ACCEPTED.as_u16()));
+        ApiError {
+            body: Some(body),
+            ..ApiError::new(StatusCode::ACCEPTED, message).of_kind("approval_required")
+        }
+    }
+
     /// A failure of the server itself. The details go to the log; the
     /// answer says only where to look.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
@@ -100,7 +135,19 @@ impl From<oathdesk_vault::Error> for ApiError {
             }
             e @ E::Sealed => ApiError::unavailable(e.to_string()).of_kind("sealed"),
             e @ E::NoKeySlot { .. } => ApiError::forbidden(e.to_string()).of_kind("no_key_slot"),
-            E::Refused(reason) => ApiError::conflict(reason),
+            ref e @ E::ApprovalRequired {
+                ref id,
+                ref reason,
+                expires_at,
+                ref until,
+            } => ApiError::approval_required(
+                id.clone(),
+                reason.clone(),
+                expires_at,
+                until.clone(),
+                e.to_string(),
+            ),
+            E::Refused(reason) => ApiError::conflict(reason).of_kind("refused"),
             E::Unauthenticated(reason) => ApiError::unauthorized(reason),
             e @ (E::UnknownOperator(_)
             | E::WrongPassphrase(_)
@@ -113,11 +160,16 @@ impl From<oathdesk_vault::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": self.message, "status": self.status.as_u16()});
-        if let Some(kind) = self.kind {
-            body["kind"] = json!(kind);
-        }
-        let body = Json(body);
+        let body = match self.body {
+            Some(body) => Json(Value::Object(body)),
+            None => {
+                let mut body = json!({"error": self.message, "status": self.status.as_u16()});
+                if let Some(kind) = self.kind {
+                    body["kind"] = json!(kind);
+                }
+                Json(body)
+            }
+        };
         let mut response = (self.status, body).into_response();
         if let Some(seconds) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())

@@ -1,30 +1,67 @@
 //! The helpdesk API: a code for a user whose token is not with them yet —
-//! only with the identity-verification record and a ticket, within the
-//! per-user rate limit, audited granted or refused — and identifying a
-//! token from the codes it shows.
+//! only with a verification by one of the policy's methods (its steps
+//! confirmed against the data on file, evidence written) and a ticket,
+//! within the per-user rate limit, audited granted or refused; the
+//! verification policy itself; what a method shows the operator for a
+//! user; four eyes (approval requests, approving, denying, collecting);
+//! and identifying a token from the codes it shows.
+//!
+//! Every rule is the vault's: these handlers translate JSON into the
+//! library's requests and its answers (and typed refusals) back.
 
 use axum::Json;
+use axum::extract::{Path, Query};
 use oathdesk_otp::{Verifier, Window};
 use oathdesk_vault::model::TokenRef;
-use oathdesk_vault::{HelpdeskGrant, HelpdeskRequest, IdentifyHit};
+use oathdesk_vault::verification::{Policy, Verification};
+use oathdesk_vault::{Approval, HelpdeskGrant, HelpdeskRequest, IdentifyHit, VerificationView};
 use schemars::JsonSchema;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::auth::{Auth, need};
 use crate::error::{ApiError, ApiResult};
 use crate::state::now;
 
+/// What the operator did for one verification method.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationInput {
+    /// A method of the policy (`GET /api/v1/helpdesk/policy`), e.g. `call-back`.
+    pub method: String,
+    /// One flag per step of the method, in order; every step must be confirmed.
+    #[serde(default)]
+    pub confirmed: Vec<bool>,
+    /// What the operator saw or heard (required when the method says so).
+    #[serde(default)]
+    pub evidence: String,
+}
+
+impl VerificationInput {
+    fn into_vault(self) -> Verification {
+        Verification {
+            method: self.method.trim().to_owned(),
+            confirmed: self.confirmed,
+            evidence: self.evidence.trim().to_owned(),
+        }
+    }
+}
+
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
     pub user: String,
-    /// How the caller's identity was verified (call-back to the number on
-    /// file, manager confirmed, …).
-    pub verified_by: String,
-    pub ticket: String,
-    /// `SERIAL`, `SERIAL:SLOT` or `#ID` when the user has several tokens.
+    /// How the caller was verified: one of the policy's methods (two when
+    /// the first does not suffice alone), each with its steps and evidence.
     #[serde(default)]
-    pub token: Option<String>,
+    pub verifications: Vec<VerificationInput>,
+    /// The ticket id of the call; it must match the policy's pattern.
+    pub ticket: String,
+    /// `SERIAL`, `SERIAL:SLOT` or `#ID` when the user has several tokens
+    /// (also accepted as `token`).
+    #[serde(default, alias = "token")]
+    pub serial: Option<String>,
     /// Seconds the code must stay accepted (a code for an e-mail); default:
     /// the current code.
     #[serde(default)]
@@ -32,6 +69,10 @@ pub struct CodeRequest {
     /// `entra` (default), `exact`, `steps=K`, `seconds=S`.
     #[serde(default)]
     pub verifier: Option<String>,
+    /// Gone: a free-text verification is no record. Refused with what to send.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub verified_by: Option<IgnoredAny>,
 }
 
 /// A granted code, with the server's clock for the countdown.
@@ -42,11 +83,19 @@ pub struct CodeAnswer {
     pub time: u64,
 }
 
-/// `POST /api/v1/helpdesk/code`
+/// `POST /api/v1/helpdesk/code`: the code (200), or — when the policy
+/// asks a second operator — `202 {"kind": "approval_required", "id", …}`.
 pub async fn code(
     auth: Auth<need::HelpdeskCode>,
     Json(request): Json<CodeRequest>,
 ) -> ApiResult<Json<CodeAnswer>> {
+    if request.verified_by.is_some() {
+        return Err(ApiError::bad_request(
+            "verified_by is no longer accepted: send verifications \
+             [{\"method\", \"confirmed\": [one flag per step], \"evidence\"}] \
+             (GET /api/v1/helpdesk/policy lists the methods and their steps)",
+        ));
+    }
     let verifier: Verifier = request
         .verifier
         .as_deref()
@@ -55,19 +104,23 @@ pub async fn code(
         .parse()
         .map_err(|e| ApiError::bad_request(format!("verifier: {e}")))?;
     let token = request
-        .token
+        .serial
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(|t| t.parse::<TokenRef>())
         .transpose()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(format!("serial: {e}")))?;
     if request.valid_for.is_some_and(|s| s > 24 * 3600) {
         return Err(ApiError::bad_request("valid_for: at most a day"));
     }
     let vault_request = HelpdeskRequest {
         user: request.user.trim().to_owned(),
-        verified_by: request.verified_by.trim().to_owned(),
+        verifications: request
+            .verifications
+            .into_iter()
+            .map(VerificationInput::into_vault)
+            .collect(),
         ticket: request.ticket.trim().to_owned(),
         token,
         valid_for: request.valid_for.filter(|s| *s > 0),
@@ -77,6 +130,226 @@ pub async fn code(
         .run(move |session| {
             let time = now();
             Ok((session.helpdesk_code(&vault_request, time)?, time))
+        })
+        .await?;
+    Ok(Json(CodeAnswer { grant, time }))
+}
+
+/// `GET /api/v1/helpdesk/policy`: the verification policy (the default
+/// until an admin sets one).
+pub async fn policy(auth: Auth<need::HelpdeskCode>) -> ApiResult<Json<Policy>> {
+    let policy = auth.run(|session| Ok(session.helpdesk_policy()?)).await?;
+    Ok(Json(policy))
+}
+
+/// The body of `PUT /api/v1/helpdesk/policy`: the whole policy, as `GET`
+/// answers it; fields left out take their defaults.
+pub struct PolicyBody;
+
+impl JsonSchema for PolicyBody {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HelpdeskPolicy".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // The schema of the vault's own type, read off an example of it:
+        // a field the vault adds shows up here without an edit.
+        let mut example = Policy::default();
+        example.accepted = example.methods.iter().map(|m| m.name.clone()).collect();
+        example.four_eyes.valid_longer_than_minutes = Some(15);
+        example.four_eyes.after_codes_per_day = Some(3);
+        example.four_eyes.users = vec!["ceo@contoso.com".into()];
+        example.four_eyes.groups = vec!["Executive Board".into()];
+        example.notify.channel = Some("mail".into());
+        example.notify.mail_from = Some("helpdesk@contoso.com".into());
+        example.notify.webhook_url = Some("https://hooks.contoso.com/oathdesk".into());
+        example.notify.report_to = Some("security@contoso.com".into());
+        example.notify.organisation = Some("Contoso".into());
+        let mut schema = generator
+            .root_schema_for_value(&example)
+            .unwrap_or_else(|_| schemars::json_schema!({"type": "object"}));
+        schema.insert(
+            "description".into(),
+            json!(
+                "The helpdesk's verification policy, as GET /api/v1/helpdesk/policy answers it. \
+                 It replaces the current one; fields left out take their defaults, unknown \
+                 fields are refused."
+            ),
+        );
+        schema
+    }
+}
+
+/// Names of the fields in `sent` that deserialising into `parsed` dropped
+/// (a misspelt `four_eye` would otherwise leave four eyes off unseen).
+fn unknown_fields(sent: &Value, parsed: &Value, path: &str, found: &mut Vec<String>) {
+    match (sent, parsed) {
+        (Value::Object(sent), Value::Object(parsed)) => {
+            for (key, value) in sent {
+                let here = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match parsed.get(key) {
+                    Some(known) => unknown_fields(value, known, &here, found),
+                    None => found.push(here),
+                }
+            }
+        }
+        (Value::Array(sent), Value::Array(parsed)) => {
+            for (index, (value, known)) in sent.iter().zip(parsed).enumerate() {
+                unknown_fields(value, known, &format!("{path}[{index}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `PUT /api/v1/helpdesk/policy` (admins): replaces the policy; the vault
+/// checks it and says what to fix.
+pub async fn set_policy(
+    auth: Auth<need::Admin>,
+    Json(sent): Json<Value>,
+) -> ApiResult<Json<Policy>> {
+    let policy: Policy = serde_json::from_value(sent.clone())
+        .map_err(|e| ApiError::bad_request(format!("policy: {e}")))?;
+    let parsed = serde_json::to_value(&policy).map_err(ApiError::internal)?;
+    let mut unknown = Vec::new();
+    unknown_fields(&sent, &parsed, "", &mut unknown);
+    if !unknown.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "policy: unknown field(s) {}; GET /api/v1/helpdesk/policy shows the fields",
+            unknown.join(", ")
+        )));
+    }
+    let stored = auth
+        .run(move |session| {
+            session.set_helpdesk_policy(&policy, now())?;
+            Ok(session.helpdesk_policy()?)
+        })
+        .await?;
+    Ok(Json(stored))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct VerificationQuery {
+    /// The caller's UPN.
+    #[serde(default)]
+    pub user: String,
+    /// One of the policy's methods.
+    #[serde(default)]
+    pub method: String,
+}
+
+/// `GET /api/v1/helpdesk/verification?user=&method=`: the method's steps
+/// with the user's data on file, partly masked (each view is audited).
+pub async fn verification(
+    auth: Auth<need::HelpdeskCode>,
+    Query(query): Query<VerificationQuery>,
+) -> ApiResult<Json<VerificationView>> {
+    let user = query.user.trim().to_owned();
+    let method = query.method.trim().to_owned();
+    if user.is_empty() || method.is_empty() {
+        return Err(ApiError::bad_request(
+            "give user=UPN and method=NAME (GET /api/v1/helpdesk/policy lists the methods)",
+        ));
+    }
+    // It writes an audit entry: take the writer's turn like a change.
+    let view = auth
+        .writing()
+        .run(move |session| Ok(session.verification_view(&user, &method, now())?))
+        .await?;
+    Ok(Json(view))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct ApprovalQuery {
+    /// `pending`, `approved`, `denied`, `used` or `expired`; all when left out.
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+/// Approval requests and the server's clock.
+#[derive(Serialize)]
+pub struct ApprovalList {
+    pub approvals: Vec<Approval>,
+    pub time: u64,
+}
+
+/// `GET /api/v1/helpdesk/approvals?state=`: approval requests, newest first.
+pub async fn approvals(
+    auth: Auth<need::HelpdeskCode>,
+    Query(query): Query<ApprovalQuery>,
+) -> ApiResult<Json<ApprovalList>> {
+    let state = query
+        .state
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let (approvals, time) = auth
+        .run(move |session| {
+            let time = now();
+            Ok((session.approvals(state.as_deref(), time)?, time))
+        })
+        .await?;
+    Ok(Json(ApprovalList { approvals, time }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// Why, for the audit log (optional).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+async fn decide(
+    auth: Auth<need::HelpdeskCode>,
+    id: String,
+    approve: bool,
+    decision: Decision,
+) -> ApiResult<Json<Approval>> {
+    let note = decision
+        .note
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    let decided = auth
+        .run(move |session| {
+            Ok(session.decide_approval(id.trim(), approve, note.as_deref(), now())?)
+        })
+        .await?;
+    Ok(Json(decided))
+}
+
+/// `POST /api/v1/helpdesk/approvals/{id}/approve`: another operator's
+/// request may go ahead (never one's own; not once expired).
+pub async fn approve(
+    auth: Auth<need::HelpdeskCode>,
+    Path(id): Path<String>,
+    Json(decision): Json<Decision>,
+) -> ApiResult<Json<Approval>> {
+    decide(auth, id, true, decision).await
+}
+
+/// `POST /api/v1/helpdesk/approvals/{id}/deny`
+pub async fn deny(
+    auth: Auth<need::HelpdeskCode>,
+    Path(id): Path<String>,
+    Json(decision): Json<Decision>,
+) -> ApiResult<Json<Approval>> {
+    decide(auth, id, false, decision).await
+}
+
+/// `POST /api/v1/helpdesk/approvals/{id}/collect`: the code of an approved
+/// request — for the operator who asked, once.
+pub async fn collect(
+    auth: Auth<need::HelpdeskCode>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CodeAnswer>> {
+    let (grant, time) = auth
+        .run(move |session| {
+            let time = now();
+            Ok((session.helpdesk_collect(id.trim(), time)?, time))
         })
         .await?;
     Ok(Json(CodeAnswer { grant, time }))

@@ -280,7 +280,50 @@ pub const API_ROUTES: &[ApiRoute] = &[
         "POST",
         "/api/v1/helpdesk/code",
         Some(Permission::HelpdeskCode),
-        "A code for a user, with identity verification and ticket (audited, rate-limited)",
+        "A code for a user, verified by the policy's methods, with a ticket (audited, \
+         rate-limited); 202 when a second operator must approve it",
+    ),
+    route(
+        "GET",
+        "/api/v1/helpdesk/policy",
+        Some(Permission::HelpdeskCode),
+        "The verification policy: methods and their steps, ticket pattern, four eyes, notices",
+    ),
+    route(
+        "PUT",
+        "/api/v1/helpdesk/policy",
+        Some(Permission::Admin),
+        "Replace the verification policy (the vault checks it and says what to fix)",
+    ),
+    route(
+        "GET",
+        "/api/v1/helpdesk/verification",
+        Some(Permission::HelpdeskCode),
+        "A method's steps with the user's data on file, masked (user=, method=; audited)",
+    ),
+    route(
+        "GET",
+        "/api/v1/helpdesk/approvals",
+        Some(Permission::HelpdeskCode),
+        "Requests waiting for (or given) a second operator's approval, newest first (state=)",
+    ),
+    route(
+        "POST",
+        "/api/v1/helpdesk/approvals/{id}/approve",
+        Some(Permission::HelpdeskCode),
+        "Approve another operator's request (never one's own; audited)",
+    ),
+    route(
+        "POST",
+        "/api/v1/helpdesk/approvals/{id}/deny",
+        Some(Permission::HelpdeskCode),
+        "Deny another operator's request (audited)",
+    ),
+    route(
+        "POST",
+        "/api/v1/helpdesk/approvals/{id}/collect",
+        Some(Permission::HelpdeskCode),
+        "The code of one's own approved request, once (audited, rate-limited)",
     ),
     route(
         "POST",
@@ -428,6 +471,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/export", post(inventory::export))
         .route("/api/v1/helpdesk/code", post(helpdesk::code))
+        .route(
+            "/api/v1/helpdesk/policy",
+            get(helpdesk::policy).put(helpdesk::set_policy),
+        )
+        .route("/api/v1/helpdesk/verification", get(helpdesk::verification))
+        .route("/api/v1/helpdesk/approvals", get(helpdesk::approvals))
+        .route(
+            "/api/v1/helpdesk/approvals/{id}/approve",
+            post(helpdesk::approve),
+        )
+        .route("/api/v1/helpdesk/approvals/{id}/deny", post(helpdesk::deny))
+        .route(
+            "/api/v1/helpdesk/approvals/{id}/collect",
+            post(helpdesk::collect),
+        )
         .route("/api/v1/identify", post(helpdesk::identify))
         .route("/api/v1/audit", get(auditlog::list))
         .route("/api/v1/audit/verify", get(auditlog::verify))

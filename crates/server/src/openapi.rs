@@ -39,6 +39,9 @@ pub fn request_schema(method: &str, path: &str, generator: &mut SchemaGenerator)
         }
         ("POST", "/api/v1/export") => body::<inventory::ExportRequest>(generator),
         ("POST", "/api/v1/helpdesk/code") => body::<helpdesk::CodeRequest>(generator),
+        ("PUT", "/api/v1/helpdesk/policy") => body::<helpdesk::PolicyBody>(generator),
+        ("POST", "/api/v1/helpdesk/approvals/{id}/approve")
+        | ("POST", "/api/v1/helpdesk/approvals/{id}/deny") => body::<helpdesk::Decision>(generator),
         ("POST", "/api/v1/identify") => body::<helpdesk::IdentifyRequest>(generator),
         ("POST", "/api/v1/accounts") => body::<admin::NewAccount>(generator),
         ("PATCH", "/api/v1/accounts/{name}") => body::<admin::AccountChange>(generator),
@@ -55,6 +58,8 @@ fn query_schema(path: &str, generator: &mut SchemaGenerator) -> Option<Value> {
         "/api/v1/users" => body::<inventory::UserQuery>(generator),
         "/api/v1/audit" => body::<crate::auditlog::AuditQuery>(generator),
         "/api/v1/audit/verify" => body::<crate::auditlog::VerifyQuery>(generator),
+        "/api/v1/helpdesk/verification" => body::<helpdesk::VerificationQuery>(generator),
+        "/api/v1/helpdesk/approvals" => body::<helpdesk::ApprovalQuery>(generator),
         _ => None,
     }
 }
@@ -114,13 +119,19 @@ pub fn document() -> Value {
                 json!({"required": true, "content": {"application/json": {"schema": schema}}}),
             );
         }
-        operation.insert(
-            "responses".into(),
-            json!({
-                "200": {"description": "Done; JSON (201 for what was created, 204 for nothing to say)."},
-                "400": error, "401": error, "403": error, "404": error, "409": error, "429": error,
-            }),
-        );
+        let mut responses = json!({
+            "200": {"description": "Done; JSON (201 for what was created, 204 for nothing to say)."},
+            "400": error, "401": error, "403": error, "404": error, "409": error, "429": error,
+        });
+        if (route.method, route.path) == ("POST", "/api/v1/helpdesk/code") {
+            responses["202"] = json!({
+                "description": "The policy asks a second operator to approve this release: the \
+                    request waits as `id` until another operator approves it (then collect the \
+                    code with POST /api/v1/helpdesk/approvals/{id}/collect) or it expires.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApprovalRequired"}}}
+            });
+        }
+        operation.insert("responses".into(), responses);
         let entry = paths
             .entry(route.path.to_owned())
             .or_insert_with(|| json!({}));
@@ -130,7 +141,22 @@ pub fn document() -> Value {
     schemas.insert(
         "Error".into(),
         json!({"type": "object", "required": ["error", "status"], "properties": {
-            "error": {"type": "string"}, "status": {"type": "integer"}}}),
+            "error": {"type": "string"}, "status": {"type": "integer"},
+            "kind": {"type": "string", "description": "The vault's kind of refusal, for clients \
+                that branch on it: forbidden, rate_limited, refused, altered, code_released, \
+                sealed, no_key_slot"}}}),
+    );
+    schemas.insert(
+        "ApprovalRequired".into(),
+        json!({"type": "object", "required": ["kind", "id", "reason", "expires_at", "message"],
+            "properties": {
+                "kind": {"const": "approval_required"},
+                "id": {"type": "string", "description": "The approval request, e.g. A-3f9c2a10"},
+                "reason": {"type": "string", "description": "Why the policy asks for approval"},
+                "expires_at": {"type": "integer", "description": "Unix seconds"},
+                "until": {"type": "string", "description": "expires_at as HH:MM UTC"},
+                "message": {"type": "string"},
+                "status": {"type": "integer"}}}),
     );
     json!({
         "openapi": "3.1.0",

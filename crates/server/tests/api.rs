@@ -121,6 +121,7 @@ fn example_path(path: &str) -> String {
     path.replace("{handle}", "0011223344556677")
         .replace("{name}", "ada")
         .replace("{ref}", "2100123456")
+        .replace("{id}", "A-0011223344")
 }
 
 fn error(answer: &Answer) -> &str {
@@ -582,23 +583,33 @@ fn every_permission_is_a_route_requirement_or_the_admin_s() {
 async fn helpdesk_codes_need_verification_and_a_ticket_and_are_rate_limited() {
     let fixture = staffed();
     ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    give_facts(
+        &fixture,
+        "bob@contoso.com",
+        &[("mobile_phone", "+44 7700 900123")],
+    );
     let mut hal = Client::login(fixture.app(), HELPDESK).await;
     let unverified = hal
         .send(
             Method::POST,
             "/api/v1/helpdesk/code",
-            Some(json!({"user": "bob@contoso.com", "verified_by": " ", "ticket": "INC-1"})),
+            Some(json!({"user": "bob@contoso.com", "verifications": [], "ticket": "INC0012345"})),
         )
         .await;
     assert_eq!(unverified.status, StatusCode::CONFLICT);
-    assert!(error(&unverified).contains("identity verification is required"));
+    assert_eq!(unverified.body["kind"], "refused");
+    assert!(
+        error(&unverified).starts_with("say how the caller was verified"),
+        "{}",
+        error(&unverified)
+    );
     let granted = hal
         .send(
             Method::POST,
             "/api/v1/helpdesk/code",
             Some(
-                json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-1",
-                        "valid_for": 120}),
+                json!({"user": "bob@contoso.com", "verifications": call_back(EVIDENCE),
+                        "ticket": "INC0012345", "valid_for": 120}),
             ),
         )
         .await;
@@ -616,20 +627,33 @@ async fn helpdesk_codes_need_verification_and_a_ticket_and_are_rate_limited() {
             .send(
                 Method::POST,
                 "/api/v1/helpdesk/code",
-                Some(json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-1"})),
+                Some(
+                    json!({"user": "bob@contoso.com", "verifications": call_back(EVIDENCE),
+                            "ticket": "INC0012345", "serial": "2100123456"}),
+                ),
             )
             .await;
-        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     }
     let limited = hal
         .send(
             Method::POST,
             "/api/v1/helpdesk/code",
-            Some(json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-1"})),
+            Some(
+                json!({"user": "bob@contoso.com", "verifications": call_back(EVIDENCE),
+                        "ticket": "INC0012345"}),
+            ),
         )
         .await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.body["kind"], "rate_limited");
     assert!(error(&limited).starts_with("rate limit"));
+    assert!(
+        error(&limited).contains("next code allowed at"),
+        "{}",
+        error(&limited)
+    );
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
 
     // Identify the token from its current code, then confirm its delivery.
     let code = totp(SEED).generate_at(now()).unwrap().to_string();
@@ -685,7 +709,7 @@ async fn helpdesk_codes_need_verification_and_a_ticket_and_are_rate_limited() {
         )
         .await;
     assert_eq!(granted_log.body["total"], 7);
-    assert_eq!(granted_log.body["entries"][0]["ticket"], "INC-1");
+    assert_eq!(granted_log.body["entries"][0]["ticket"], "INC0012345");
     assert_eq!(granted_log.body["entries"][0]["operator"], "hal");
     let verified = auditor
         .send(Method::GET, "/api/v1/audit/verify", None)
@@ -704,7 +728,7 @@ async fn helpdesk_codes_need_verification_and_a_ticket_and_are_rate_limited() {
     // An entry edited in the database is found.
     rusqlite_edit(
         &fixture,
-        "UPDATE audit SET ticket = 'INC-2' WHERE ticket = 'INC-1'",
+        "UPDATE audit SET ticket = 'INC0099999' WHERE ticket = 'INC0012345'",
     );
     let broken = auditor
         .send(Method::GET, "/api/v1/audit/verify", None)
@@ -941,6 +965,7 @@ async fn the_openapi_document_lists_every_route_with_its_request_schema() {
         }
         let takes_body = matches!(route.method, "POST" | "PUT" | "PATCH")
             && !route.path.ends_with("/purge")
+            && !route.path.ends_with("/collect")
             && route.path != "/api/v1/logout";
         assert_eq!(
             operation["requestBody"].is_object(),
@@ -951,12 +976,43 @@ async fn the_openapi_document_lists_every_route_with_its_request_schema() {
         );
     }
     let schemas = &document["components"]["schemas"];
-    assert!(schemas["CodeRequest"]["properties"]["verified_by"].is_object());
+    let code = &schemas["CodeRequest"];
+    // The free-text verification is gone: methods, steps and evidence.
+    assert!(code["properties"]["verified_by"].is_null(), "{code}");
+    assert!(code["properties"]["verifications"].is_object(), "{code}");
+    assert!(code["properties"]["serial"].is_object(), "{code}");
+    let required = code["required"].as_array().unwrap();
+    assert!(required.contains(&json!("ticket")) && required.contains(&json!("user")));
+    let input = &schemas["VerificationInput"]["properties"];
+    for field in ["method", "confirmed", "evidence"] {
+        assert!(input[field].is_object(), "{field}: {input}");
+    }
+    // A request held for four eyes is documented as 202.
+    let held = &document["paths"]["/api/v1/helpdesk/code"]["post"]["responses"]["202"];
+    assert_eq!(
+        held["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ApprovalRequired"
+    );
     assert!(
-        schemas["CodeRequest"]["required"]
+        schemas["ApprovalRequired"]["required"]
             .as_array()
             .unwrap()
-            .contains(&json!("ticket"))
+            .contains(&json!("id"))
+    );
+    // The policy's body is the vault's type, read off an example of it.
+    let policy = &schemas["HelpdeskPolicy"]["properties"];
+    for field in [
+        "methods",
+        "accepted",
+        "ticket_pattern",
+        "four_eyes",
+        "approval_expires_minutes",
+    ] {
+        assert!(policy[field].is_object(), "{field}: {policy}");
+    }
+    assert_eq!(
+        document["paths"]["/api/v1/helpdesk/verification"]["get"]["parameters"][0]["schema"]["$ref"],
+        "#/components/schemas/VerificationQuery"
     );
 }
 
@@ -1006,6 +1062,11 @@ async fn guessing_the_current_password_locks_the_account_like_failed_sign_ins() 
 async fn a_sealed_console_serves_helpdesk_accounts_once_an_admin_unsealed_it() {
     let fixture = staffed();
     ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    give_facts(
+        &fixture,
+        "bob@contoso.com",
+        &[("mobile_phone", "+44 7700 900123")],
+    );
     // A session started before the restart.
     let mut hal = Client::login(fixture.app(), HELPDESK).await;
     // The console restarts: same database, nothing in memory.
@@ -1078,7 +1139,10 @@ async fn a_sealed_console_serves_helpdesk_accounts_once_an_admin_unsealed_it() {
         .send(
             Method::POST,
             "/api/v1/helpdesk/code",
-            Some(json!({"user": "bob@contoso.com", "verified_by": "call-back", "ticket": "INC-7"})),
+            Some(
+                json!({"user": "bob@contoso.com", "verifications": call_back(EVIDENCE),
+                        "ticket": "INC-4711"}),
+            ),
         )
         .await;
     assert_eq!(code.status, StatusCode::OK, "{}", code.body);
@@ -1152,4 +1216,556 @@ async fn a_console_refusal_is_audited_like_the_command_lines() {
     assert_eq!(log.body["total"], 1, "{}", log.body);
     assert_eq!(log.body["entries"][0]["operator"], HELPDESK.0);
     assert_eq!(log.body["entries"][0]["detail"]["permission"], "audit.read");
+}
+
+/// A second helpdesk operator, for four eyes.
+const HELPDESK_B: (&str, &str) = ("hel", "hel's long password");
+
+async fn ask_code(client: &mut Client, user: &str, verifications: Value, ticket: &str) -> Answer {
+    client
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/code",
+            Some(json!({"user": user, "verifications": verifications, "ticket": ticket})),
+        )
+        .await
+}
+
+/// Promise 4: "x" is no verification. The vault refuses a ticket or
+/// evidence that means nothing, an unconfirmed step, a method whose data is
+/// not on file; the console answers with the vault's words and kind, and
+/// shows the operator each method's steps with the data on file, masked.
+#[tokio::test]
+async fn a_verification_that_means_nothing_is_refused() {
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    ship_token(&fixture, "2100123457", "carol@contoso.com", SEED);
+    give_facts(
+        &fixture,
+        "bob@contoso.com",
+        &[("mobile_phone", "+44 7700 900123")],
+    );
+    let mut hal = Client::login(fixture.app(), HELPDESK).await;
+    let bob = "bob@contoso.com";
+
+    let ticket_x = ask_code(&mut hal, bob, call_back(EVIDENCE), "x").await;
+    assert_eq!(ticket_x.status, StatusCode::CONFLICT, "{}", ticket_x.body);
+    assert_eq!(ticket_x.body["kind"], "refused");
+    assert!(
+        error(&ticket_x).starts_with("'x' is not a ticket id"),
+        "{}",
+        error(&ticket_x)
+    );
+    let evidence_x = ask_code(&mut hal, bob, call_back("x"), "INC0012345").await;
+    assert_eq!(
+        evidence_x.status,
+        StatusCode::CONFLICT,
+        "{}",
+        evidence_x.body
+    );
+    assert_eq!(evidence_x.body["kind"], "refused");
+    assert!(
+        error(&evidence_x).contains("write what you saw or heard"),
+        "{}",
+        error(&evidence_x)
+    );
+    let half = json!([{"method": "call-back", "confirmed": [true, false], "evidence": EVIDENCE}]);
+    let unconfirmed = ask_code(&mut hal, bob, half, "INC0012345").await;
+    assert_eq!(unconfirmed.status, StatusCode::CONFLICT);
+    assert_eq!(unconfirmed.body["kind"], "refused");
+    assert!(
+        error(&unconfirmed).starts_with("step 2 of 'call-back' is not confirmed"),
+        "{}",
+        error(&unconfirmed)
+    );
+    let unknown = json!([{"method": "horoscope", "confirmed": [true], "evidence": EVIDENCE}]);
+    let unknown = ask_code(&mut hal, bob, unknown, "INC0012345").await;
+    assert_eq!(unknown.status, StatusCode::CONFLICT);
+    assert!(
+        error(&unknown).starts_with("no verification method 'horoscope'"),
+        "{}",
+        error(&unknown)
+    );
+    // Carol has no number on file: a call-back cannot be done for her.
+    let carol = ask_code(
+        &mut hal,
+        "carol@contoso.com",
+        call_back(EVIDENCE),
+        "INC0012345",
+    )
+    .await;
+    assert_eq!(carol.status, StatusCode::CONFLICT, "{}", carol.body);
+    assert_eq!(carol.body["kind"], "refused");
+    assert!(
+        error(&carol).contains("has no mobile phone or office phone on file"),
+        "{}",
+        error(&carol)
+    );
+    // The free text of old is refused with what to send instead.
+    let old = hal
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/code",
+            Some(json!({"user": bob, "verified_by": "call-back", "ticket": "INC0012345"})),
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::BAD_REQUEST);
+    assert!(
+        error(&old).contains("send verifications"),
+        "{}",
+        error(&old)
+    );
+
+    // What the operator sees: the steps, the number on file (masked).
+    let view = hal
+        .send(
+            Method::GET,
+            "/api/v1/helpdesk/verification?user=bob%40contoso.com&method=call-back",
+            None,
+        )
+        .await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.body);
+    assert_eq!(view.body["unusable"], Value::Null);
+    assert_eq!(view.body["evidence_required"], true);
+    assert_eq!(view.body["steps"].as_array().unwrap().len(), 2);
+    let shown = &view.body["steps"][0]["data"][0];
+    assert_eq!(shown["name"], "mobile_phone");
+    assert_eq!(shown["shown"], "•••••••••0123");
+    assert_eq!(shown["source"], "csv:users.csv");
+    assert!(!view.body.to_string().contains("7700"), "masked");
+    let unusable = hal
+        .send(
+            Method::GET,
+            "/api/v1/helpdesk/verification?user=carol%40contoso.com&method=call-back",
+            None,
+        )
+        .await;
+    assert_eq!(unusable.status, StatusCode::OK, "{}", unusable.body);
+    assert!(
+        unusable.body["unusable"]
+            .as_str()
+            .unwrap()
+            .contains("has no mobile phone or office phone on file"),
+        "{}",
+        unusable.body
+    );
+    let missing = hal
+        .send(
+            Method::GET,
+            "/api/v1/helpdesk/verification?user=bob%40contoso.com",
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    let nobody = hal
+        .send(
+            Method::GET,
+            "/api/v1/helpdesk/verification?user=nobody%40contoso.com&method=call-back",
+            None,
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND, "{}", nobody.body);
+    let policy = hal.send(Method::GET, "/api/v1/helpdesk/policy", None).await;
+    assert_eq!(policy.status, StatusCode::OK, "{}", policy.body);
+    assert_eq!(policy.body["methods"][0]["name"], "call-back");
+    assert_eq!(policy.body["four_eyes"]["always"], false);
+
+    // Every refusal is in the audit log, and each view of data on file.
+    let mut auditor = Client::login(fixture.app(), AUDITOR).await;
+    let refused = auditor
+        .send(
+            Method::GET,
+            "/api/v1/audit?action=helpdesk.code&outcome=refused",
+            None,
+        )
+        .await;
+    assert_eq!(refused.body["total"], 5, "{}", refused.body);
+    let views = auditor
+        .send(
+            Method::GET,
+            "/api/v1/audit?action=helpdesk.verification_view",
+            None,
+        )
+        .await;
+    assert_eq!(views.body["total"], 2, "{}", views.body);
+}
+
+/// The command line's `--server` mode works with an API token scoped to
+/// helpdesk.code: the steps, the code, the approvals and collecting.
+#[tokio::test]
+async fn a_helpdesk_code_token_works_the_helpdesk_routes() {
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    give_facts(
+        &fixture,
+        "bob@contoso.com",
+        &[("mobile_phone", "+44 7700 900123")],
+    );
+    add_account(&fixture, HELPDESK_B, "helpdesk");
+    let app = fixture.app();
+    let mut hal = Client::login(app.clone(), HELPDESK).await;
+    let made = hal
+        .send(
+            Method::POST,
+            "/api/v1/me/tokens",
+            Some(json!({"name": "cli", "scopes": ["helpdesk.code"], "days": 1})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let mut script = Client::new(app.clone());
+    script.bearer = Some(made.body["token"].as_str().unwrap().to_owned());
+    let view = script
+        .send(
+            Method::GET,
+            "/api/v1/helpdesk/verification?user=bob%40contoso.com&method=call-back",
+            None,
+        )
+        .await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.body);
+    let code = ask_code(
+        &mut script,
+        "bob@contoso.com",
+        call_back(EVIDENCE),
+        "INC-4711",
+    )
+    .await;
+    assert_eq!(code.status, StatusCode::OK, "{}", code.body);
+    let listed = script
+        .send(Method::GET, "/api/v1/helpdesk/approvals", None)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["approvals"], json!([]));
+    // The policy is readable with the helpdesk.code scope alone (what the
+    // CLI's --server mode reads first to count each method's steps).
+    let policy = script
+        .send(Method::GET, "/api/v1/helpdesk/policy", None)
+        .await;
+    assert_eq!(policy.status, StatusCode::OK, "{}", policy.body);
+    assert_eq!(policy.body["methods"][0]["name"], "call-back");
+
+    // Four eyes through the token: asked, approved by hel, collected.
+    let mut ada = Client::login(app.clone(), ADMIN).await;
+    let set = ada
+        .send(
+            Method::PUT,
+            "/api/v1/helpdesk/policy",
+            Some(json!({"four_eyes": {"always": true}})),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let held = ask_code(
+        &mut script,
+        "bob@contoso.com",
+        call_back(EVIDENCE),
+        "INC-4712",
+    )
+    .await;
+    assert_eq!(held.status, StatusCode::ACCEPTED, "{}", held.body);
+    let id = held.body["id"].as_str().unwrap().to_owned();
+    let mut hel = Client::login(app.clone(), HELPDESK_B).await;
+    let approved = hel
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{id}/approve"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    let collected = script
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{id}/collect"),
+            None,
+        )
+        .await;
+    assert_eq!(collected.status, StatusCode::OK, "{}", collected.body);
+    assert_eq!(
+        collected.body["code"],
+        totp(SEED)
+            .hotp()
+            .generate(collected.body["counter"].as_u64().unwrap())
+            .to_string()
+    );
+}
+
+/// Four eyes: with a policy that asks for a second operator, a release
+/// waits (202 with the request's id); nobody approves their own; another
+/// operator approves; the requester collects the code once; a denied or
+/// expired request gives none.
+#[tokio::test]
+async fn four_eyes_hold_a_code_until_another_operator_approves() {
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    give_facts(
+        &fixture,
+        "bob@contoso.com",
+        &[("mobile_phone", "+44 7700 900123")],
+    );
+    add_account(&fixture, HELPDESK_B, "helpdesk");
+    let app = fixture.app();
+    let mut ada = Client::login(app.clone(), ADMIN).await;
+    let mut hal = Client::login(app.clone(), HELPDESK).await;
+    let mut hel = Client::login(app.clone(), HELPDESK_B).await;
+    let bob = "bob@contoso.com";
+
+    // Only an admin sets the policy; the vault checks it.
+    let four_eyes = json!({"four_eyes": {"always": true}, "approval_expires_minutes": 20});
+    let by_helpdesk = hal
+        .send(
+            Method::PUT,
+            "/api/v1/helpdesk/policy",
+            Some(four_eyes.clone()),
+        )
+        .await;
+    assert_eq!(by_helpdesk.status, StatusCode::FORBIDDEN);
+    assert_eq!(by_helpdesk.body["kind"], "forbidden");
+    let misspelt = ada
+        .send(
+            Method::PUT,
+            "/api/v1/helpdesk/policy",
+            Some(json!({"four_eye": {"always": true}})),
+        )
+        .await;
+    assert_eq!(misspelt.status, StatusCode::BAD_REQUEST);
+    assert!(
+        error(&misspelt).contains("four_eye"),
+        "{}",
+        error(&misspelt)
+    );
+    let nested = ada
+        .send(
+            Method::PUT,
+            "/api/v1/helpdesk/policy",
+            Some(json!({"four_eyes": {"alway": true}})),
+        )
+        .await;
+    assert_eq!(nested.status, StatusCode::BAD_REQUEST);
+    assert!(
+        error(&nested).contains("four_eyes.alway"),
+        "{}",
+        error(&nested)
+    );
+    let invalid = ada
+        .send(
+            Method::PUT,
+            "/api/v1/helpdesk/policy",
+            Some(json!({"ticket_pattern": "^(INC"})),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert!(
+        error(&invalid).starts_with("ticket_pattern does not compile"),
+        "{}",
+        error(&invalid)
+    );
+    let set = ada
+        .send(Method::PUT, "/api/v1/helpdesk/policy", Some(four_eyes))
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["four_eyes"]["always"], true);
+    assert_eq!(set.body["approval_expires_minutes"], 20);
+    let read = hal.send(Method::GET, "/api/v1/helpdesk/policy", None).await;
+    assert_eq!(read.body, set.body);
+
+    // hal asks: the request waits.
+    let held = ask_code(&mut hal, bob, call_back(EVIDENCE), "INC0012345").await;
+    assert_eq!(held.status, StatusCode::ACCEPTED, "{}", held.body);
+    assert_eq!(held.body["kind"], "approval_required");
+    assert!(held.body.get("code").is_none(), "no code while it waits");
+    assert!(held.body.get("error").is_none(), "{}", held.body);
+    let id = held.body["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("A-"), "{id}");
+    let expires_at = held.body["expires_at"].as_u64().unwrap();
+    assert!(expires_at > now() + 19 * 60 && expires_at <= now() + 20 * 60);
+    assert!(
+        held.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("second operator")
+    );
+    assert!(held.body["message"].as_str().unwrap().contains(&id));
+    assert!(held.body["until"].as_str().unwrap().ends_with("UTC"));
+
+    // Not by himself; and no code before another operator approved.
+    let own = hal
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{id}/approve"),
+            Some(json!({"note": "looks fine to me"})),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::CONFLICT, "{}", own.body);
+    assert_eq!(own.body["kind"], "refused");
+    assert!(error(&own).contains("yourself"), "{}", error(&own));
+    let early = hal
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{id}/collect"),
+            None,
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+    assert!(
+        error(&early).contains("waits for another operator's approval"),
+        "{}",
+        error(&early)
+    );
+
+    // hel sees it, approves it; only hal collects, once.
+    let pending = hel
+        .send(
+            Method::GET,
+            "/api/v1/helpdesk/approvals?state=pending",
+            None,
+        )
+        .await;
+    assert_eq!(pending.status, StatusCode::OK, "{}", pending.body);
+    let listed = &pending.body["approvals"][0];
+    assert_eq!(listed["id"], id.as_str());
+    assert_eq!(listed["requester"], HELPDESK.0);
+    assert_eq!(listed["user"], bob);
+    assert_eq!(listed["methods"], json!(["call-back"]));
+    let approved = hel
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{id}/approve"),
+            Some(json!({"note": "call-back record checked"})),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(approved.body["state"], "approved");
+    assert_eq!(approved.body["decided_by"], HELPDESK_B.0);
+    assert_eq!(approved.body["note"], "call-back record checked");
+    let not_hers = hel
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{id}/collect"),
+            None,
+        )
+        .await;
+    assert_eq!(not_hers.status, StatusCode::CONFLICT, "{}", not_hers.body);
+    assert!(
+        error(&not_hers).contains("only they collect"),
+        "{}",
+        error(&not_hers)
+    );
+    let collected = hal
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{id}/collect"),
+            None,
+        )
+        .await;
+    assert_eq!(collected.status, StatusCode::OK, "{}", collected.body);
+    let counter = collected.body["counter"].as_u64().unwrap();
+    assert_eq!(
+        collected.body["code"],
+        totp(SEED).hotp().generate(counter).to_string()
+    );
+    assert!(collected.body["time"].as_u64().is_some());
+    let twice = hal
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{id}/collect"),
+            None,
+        )
+        .await;
+    assert_eq!(twice.status, StatusCode::CONFLICT, "{}", twice.body);
+    assert_eq!(twice.body["kind"], "refused");
+    let late = hel
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{id}/deny"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.body);
+    let used = hal
+        .send(Method::GET, "/api/v1/helpdesk/approvals?state=used", None)
+        .await;
+    assert_eq!(used.body["approvals"][0]["id"], id.as_str());
+
+    // A denied request gives no code.
+    let again = ask_code(&mut hal, bob, call_back(EVIDENCE), "INC0012346").await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    let second = again.body["id"].as_str().unwrap().to_owned();
+    let denied = hel
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{second}/deny"),
+            Some(json!({"note": "the caller hung up on the call-back"})),
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::OK, "{}", denied.body);
+    assert_eq!(denied.body["state"], "denied");
+    let refused = hal
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{second}/collect"),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(error(&refused).contains("denied"), "{}", error(&refused));
+    let unknown = hel
+        .send(
+            Method::POST,
+            "/api/v1/helpdesk/approvals/A-0000000000/approve",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+
+    // An expired request cannot be approved. The console reads the wall
+    // clock, so the request is made at the library an hour ago (its 20
+    // minutes are over), and approved through the console now.
+    let stale = admin_session(&fixture).helpdesk_code(
+        &oathdesk_vault::HelpdeskRequest {
+            user: bob.into(),
+            verifications: vec![oathdesk_vault::verification::Verification {
+                method: "call-back".into(),
+                confirmed: vec![true, true],
+                evidence: EVIDENCE.into(),
+            }],
+            ticket: "INC0012347".into(),
+            token: None,
+            valid_for: None,
+            verifier: "entra".parse().unwrap(),
+        },
+        now() - 3600,
+    );
+    let Err(oathdesk_vault::Error::ApprovalRequired { id: stale, .. }) = stale else {
+        panic!("the request should wait for approval: {stale:?}");
+    };
+    let expired = hel
+        .send(
+            Method::POST,
+            &format!("/api/v1/helpdesk/approvals/{stale}/approve"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(expired.status, StatusCode::CONFLICT, "{}", expired.body);
+    assert_eq!(expired.body["kind"], "refused");
+    assert!(error(&expired).contains("expired"), "{}", error(&expired));
+    let listed = hel
+        .send(
+            Method::GET,
+            "/api/v1/helpdesk/approvals?state=expired",
+            None,
+        )
+        .await;
+    assert_eq!(listed.body["approvals"][0]["id"], stale.as_str());
+
+    // Each request, decision and collection is in the audit log.
+    let mut auditor = Client::login(app, AUDITOR).await;
+    for (action, total) in [
+        ("helpdesk.approval_request", 3),
+        ("helpdesk.approve", 3),
+        ("helpdesk.deny", 2),
+    ] {
+        let log = auditor
+            .send(Method::GET, &format!("/api/v1/audit?action={action}"), None)
+            .await;
+        assert_eq!(log.body["total"], total, "{action}: {}", log.body);
+    }
 }

@@ -445,36 +445,138 @@ async fn helpdesk_role_is_refused_an_admin_action() {
     client.close().await.unwrap();
 }
 
+/// A field's current value.
+async fn value_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no '{css}': {e}"))
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+async fn click(client: &Client, css: &str) {
+    wait_for(client, css).await.click().await.unwrap();
+}
+
+/// The id of the element that has the focus.
+async fn focused(client: &Client) -> String {
+    client
+        .execute(
+            "return document.activeElement ? document.activeElement.id : ''",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Scrolls an element to the top of the window (below the sticky header).
+async fn scroll_to(client: &Client, id: &str) {
+    client
+        .execute(
+            "document.getElementById(arguments[0]).scrollIntoView({block: 'start'})",
+            vec![json!(id)],
+        )
+        .await
+        .unwrap();
+}
+
+/// Searches for a caller and chooses the first match.
+async fn choose_caller(client: &Client, query: &str, upn: &str) {
+    fill(client, "#search", query).await;
+    wait_for_text(client, "#results", upn).await;
+    click(
+        client,
+        &format!("#results button[aria-label='Choose {upn}']"),
+    )
+    .await;
+    let started = Instant::now();
+    while value_of(client, "#user").await != upn {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{upn} not chosen"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Chooses a method and waits for its steps.
+async fn choose_method(client: &Client, method: &str) {
+    wait_for(client, "#method:not([disabled])").await;
+    client
+        .find(Locator::Css("#method"))
+        .await
+        .unwrap()
+        .select_by_value(method)
+        .await
+        .unwrap();
+    wait_for(client, "#steps li").await;
+}
+
+/// Confirms every shown step, writes the evidence and the ticket.
+async fn verify(client: &Client, evidence: &str, ticket: &str) {
+    for checkbox in client
+        .find_all(Locator::Css("#steps input[type=checkbox]"))
+        .await
+        .unwrap()
+    {
+        checkbox.click().await.unwrap();
+    }
+    fill(client, "#evidence", evidence).await;
+    fill(client, "#ticket", ticket).await;
+}
+
+/// The code the page shows, once it shows one.
+async fn shown_code(client: &Client) -> String {
+    let shown = wait_for(client, "#grant-code").await;
+    let started = Instant::now();
+    loop {
+        let code = shown.attr("data-code").await.unwrap().unwrap_or_default();
+        if !code.is_empty() {
+            return code;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no code shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const EVIDENCE_TEXT: &str = "called the mobile on file, the user answered and confirmed the ticket";
+
 /// A helpdesk account finds the caller, is refused without verification,
-/// reveals the code with it, and sees the library's code for the token.
+/// walks through the method's steps against the data on file, and sees the
+/// library's code for the token beside the button, with the focus on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helpdesk_reveals_a_code_after_verification() {
     let _one = BROWSER.lock().await;
     let fixture = staffed();
     ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    give_facts(
+        &fixture,
+        "bob@contoso.com",
+        &[("mobile_phone", "+44 7700 900123")],
+    );
     let (address, _stop) = fixture.serve().await;
     let driver = driver();
     let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
     let base = base(address);
     sign_in(&client, &base, HELPDESK).await;
     wait_for_path(&client, "/helpdesk").await;
-    fill(&client, "#search", "bob").await;
-    let choose = wait_for(&client, "#results button").await;
-    wait_for_text(&client, "#results", "2100123456").await;
-    choose.click().await.unwrap();
-    let user = client.find(Locator::Css("#user")).await.unwrap();
-    assert_eq!(
-        user.prop("value").await.unwrap().unwrap(),
-        "bob@contoso.com"
-    );
-    // Without the verification the browser's own form check stops it; the
-    // server refuses too (tested in the API tests), so go around the form.
-    fill(&client, "#ticket", "INC-4711").await;
+    choose_caller(&client, "bob", "bob@contoso.com").await;
+    // The next thing to do has the focus: the method.
+    assert_eq!(focused(&client).await, "method");
+    // Without a verification the server refuses (the page's own API helper,
+    // with the session cookie and CSRF token).
     let refused = client
         .execute_async(
             "const done = arguments[arguments.length - 1];
-             od.api('POST', '/api/v1/helpdesk/code', {user: 'bob@contoso.com', verified_by: '', ticket: 'INC-4711'})
-               .then(() => done('granted'), (e) => done(e.status + ' ' + e.message));",
+             od.api('POST', '/api/v1/helpdesk/code', {user: 'bob@contoso.com', verifications: [], ticket: 'INC-4711'})
+               .then(() => done('granted'), (e) => done(e.status + ' ' + e.kind + ' ' + e.message));",
             vec![],
         )
         .await
@@ -483,42 +585,54 @@ async fn helpdesk_reveals_a_code_after_verification() {
         refused
             .as_str()
             .unwrap()
-            .starts_with("409 identity verification is required"),
+            .starts_with("409 refused say how the caller was verified"),
         "{refused}"
     );
-    fill(
-        &client,
-        "#verified-by",
-        "call-back to the mobile number on file",
-    )
-    .await;
-    client
-        .find(Locator::Css("#reveal-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let shown = wait_for(&client, "#grant-code").await;
-    let started = Instant::now();
-    let code = loop {
-        let code = shown.attr("data-code").await.unwrap().unwrap_or_default();
-        if !code.is_empty() {
-            break code;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no code shown");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    choose_method(&client, "call-back").await;
+    // The step shows the number on file, masked.
+    let steps = wait_for_text(&client, "#steps", "•••••••••0123").await;
+    assert!(steps.contains("never a number the caller gives"), "{steps}");
+    assert!(!steps.contains("7700"), "{steps}");
+    wait_for_text(&client, "#evidence-need", "required").await;
+    assert!(
+        client
+            .find(Locator::Css("#ticket"))
+            .await
+            .unwrap()
+            .attr("placeholder")
+            .await
+            .unwrap()
+            .unwrap()
+            .starts_with("e.g. ")
+    );
+    verify(&client, EVIDENCE_TEXT, "INC-4711").await;
+    scroll_to(&client, "reveal-card").await;
+    screenshot(&client, "helpdesk-steps.png").await;
+    client.set_window_size(390, 844).await.unwrap();
+    scroll_to(&client, "methods").await;
+    screenshot(&client, "helpdesk-steps-phone.png").await;
+    client.set_window_size(1366, 900).await.unwrap();
+    click(&client, "#reveal-button").await;
+    let code = shown_code(&client).await;
     wait_for_text(&client, "#grant-countdown", "accepted until").await;
-    screenshot(&client, "helpdesk.png").await;
-    // The code is the library's for the counter the vault audited.
-    let mut admin = oathdesk_vault::Vault::open(&fixture.path)
-        .unwrap()
-        .unlock(
-            ADMIN.0,
-            oathdesk_vault::Unlock::Passphrase(ADMIN.1.as_bytes()),
+    // In the polite live region, with the focus on it.
+    let live = client
+        .execute(
+            "const code = document.querySelector('#outcome[aria-live=\"polite\"] #grant-code');
+             return code ? code.textContent : null;",
+            vec![],
         )
+        .await
         .unwrap();
+    assert_eq!(live.as_str().unwrap().replace(' ', ""), code);
+    assert_eq!(focused(&client).await, "grant-code");
+    screenshot(&client, "helpdesk.png").await;
+    client.set_window_size(390, 844).await.unwrap();
+    scroll_to(&client, "reveal-button").await;
+    screenshot(&client, "helpdesk-phone.png").await;
+    client.set_window_size(1366, 900).await.unwrap();
+    // The code is the library's for the counter the vault audited.
+    let mut admin = admin_session(&fixture);
     let entry = admin.audit_entries().unwrap().pop().unwrap();
     assert_eq!(
         (entry.action.as_str(), entry.outcome.as_str()),
@@ -526,6 +640,7 @@ async fn helpdesk_reveals_a_code_after_verification() {
     );
     assert_eq!(entry.ticket.as_deref(), Some("INC-4711"));
     let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
+    assert_eq!(detail["methods"], json!(["call-back"]));
     let counter = detail["counter"].as_u64().unwrap();
     assert_eq!(code, totp(SEED).hotp().generate(counter).to_string());
 
@@ -543,6 +658,222 @@ async fn helpdesk_reveals_a_code_after_verification() {
     );
     client.goto(&format!("{base}/operators")).await.unwrap();
     wait_for_text(&client, "main", "The helpdesk role may not manage accounts").await;
+    client.close().await.unwrap();
+}
+
+/// Choosing another caller clears the whole form and the code: nothing of
+/// alice's verification is left for carol. A method whose data is not on
+/// file cannot be used, and "x" as evidence shows the vault's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helpdesk_form_starts_over_for_each_caller() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "alice@contoso.com", SEED);
+    ship_token(&fixture, "2100123457", "carol@contoso.com", SEED);
+    give_facts(
+        &fixture,
+        "alice@contoso.com",
+        &[("mobile_phone", "+44 7700 900456")],
+    );
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    sign_in(&client, &base, HELPDESK).await;
+    wait_for_path(&client, "/helpdesk").await;
+
+    choose_caller(&client, "alice", "alice@contoso.com").await;
+    choose_method(&client, "call-back").await;
+    verify(&client, EVIDENCE_TEXT, "INC0012345").await;
+    client
+        .find(Locator::Css("#valid-for"))
+        .await
+        .unwrap()
+        .select_by_value("120")
+        .await
+        .unwrap();
+    click(&client, "#reveal-button").await;
+    shown_code(&client).await;
+
+    choose_caller(&client, "carol", "carol@contoso.com").await;
+    assert_eq!(value_of(&client, "#method").await, "");
+    assert_eq!(value_of(&client, "#evidence").await, "");
+    assert_eq!(value_of(&client, "#ticket").await, "");
+    assert_eq!(value_of(&client, "#valid-for").await, "0");
+    assert!(
+        client
+            .find_all(Locator::Css("#steps input[type=checkbox]"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "alice's steps are gone"
+    );
+    let grant = client.find(Locator::Css("#grant")).await.unwrap();
+    assert!(
+        !grant.is_displayed().await.unwrap(),
+        "alice's code is hidden"
+    );
+    assert_eq!(
+        client
+            .find(Locator::Css("#grant-code"))
+            .await
+            .unwrap()
+            .attr("data-code")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        client
+            .find(Locator::Css("#grant-code"))
+            .await
+            .unwrap()
+            .prop("textContent")
+            .await
+            .unwrap()
+            .unwrap_or_default(),
+        ""
+    );
+    let reveal = client.find(Locator::Css("#reveal-button")).await.unwrap();
+    assert!(!reveal.is_enabled().await.unwrap());
+
+    // Carol has no number on file: the call-back is not possible.
+    choose_method(&client, "call-back").await;
+    wait_for_text(
+        &client,
+        "#method-message",
+        "has no mobile phone or office phone on file",
+    )
+    .await;
+    assert!(!reveal.is_enabled().await.unwrap());
+    screenshot(&client, "helpdesk-unusable.png").await;
+
+    // Typing another user starts over too; "x" is no evidence.
+    fill(&client, "#user", "alice@contoso.com").await;
+    assert_eq!(value_of(&client, "#method").await, "");
+    choose_method(&client, "call-back").await;
+    verify(&client, "x", "INC0012345").await;
+    click(&client, "#reveal-button").await;
+    wait_for_text(&client, "#reveal-message", "write what you saw or heard").await;
+    let grant = client.find(Locator::Css("#grant")).await.unwrap();
+    assert!(!grant.is_displayed().await.unwrap());
+    // And an unconfirmed step is the vault's refusal as well.
+    click(&client, "#step-2").await;
+    fill(&client, "#evidence", EVIDENCE_TEXT).await;
+    click(&client, "#reveal-button").await;
+    wait_for_text(
+        &client,
+        "#reveal-message",
+        "step 2 of 'call-back' is not confirmed",
+    )
+    .await;
+    client.close().await.unwrap();
+}
+
+/// Four eyes in the console: hal's request waits; hel sees it among the
+/// requests of others and approves it; hal collects the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waits_for_another_operator_in_the_console() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    give_facts(
+        &fixture,
+        "bob@contoso.com",
+        &[("mobile_phone", "+44 7700 900123")],
+    );
+    let second = ("hel", "hel's long password");
+    add_account(&fixture, second, "helpdesk");
+    let mut policy = oathdesk_vault::verification::Policy::default();
+    policy.four_eyes.always = true;
+    admin_session(&fixture)
+        .set_helpdesk_policy(&policy, now())
+        .unwrap();
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    sign_in(&client, &base, HELPDESK).await;
+    wait_for_path(&client, "/helpdesk").await;
+    choose_caller(&client, "bob", "bob@contoso.com").await;
+    choose_method(&client, "call-back").await;
+    verify(&client, EVIDENCE_TEXT, "INC0012345").await;
+    click(&client, "#reveal-button").await;
+    let waiting = wait_for_text(
+        &client,
+        "#outcome",
+        "Waiting for approval by another operator: request A-",
+    )
+    .await;
+    assert!(waiting.contains("expires"), "{waiting}");
+    let id = waiting
+        .split("request ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    wait_for_text(&client, "#approvals-mine", &id).await;
+    wait_for_text(&client, "#approvals-mine", "pending").await;
+    // Not approved yet: collecting says so.
+    click(&client, "#collect-button").await;
+    wait_for_text(
+        &client,
+        "#reveal-message",
+        "waits for another operator's approval",
+    )
+    .await;
+    // Asked once: the button does not ask again while the request waits.
+    let reveal = client.find(Locator::Css("#reveal-button")).await.unwrap();
+    assert!(!reveal.is_enabled().await.unwrap());
+    screenshot(&client, "helpdesk-waiting.png").await;
+
+    // hel approves it in the console.
+    click(&client, "#sign-out").await;
+    wait_for_path(&client, "/login").await;
+    sign_in(&client, &base, second).await;
+    wait_for_path(&client, "/helpdesk").await;
+    wait_for_text(&client, "#approvals-others", &id).await;
+    fill(&client, &format!("#note-{id}"), "call-back record checked").await;
+    screenshot(&client, "helpdesk-approve.png").await;
+    client.set_window_size(390, 844).await.unwrap();
+    scroll_to(&client, "approvals-others").await;
+    screenshot(&client, "helpdesk-approve-phone.png").await;
+    client.set_window_size(1366, 900).await.unwrap();
+    click(&client, &format!("button[data-approve='{id}']")).await;
+    wait_for_text(
+        &client,
+        "#approvals-others",
+        "No request of another operator",
+    )
+    .await;
+
+    // hal collects it from his list.
+    click(&client, "#sign-out").await;
+    wait_for_path(&client, "/login").await;
+    sign_in(&client, &base, HELPDESK).await;
+    wait_for_path(&client, "/helpdesk").await;
+    wait_for_text(&client, "#approvals-mine", "approved").await;
+    click(&client, "#approvals-mine button").await;
+    let code = shown_code(&client).await;
+    assert_eq!(focused(&client).await, "grant-code");
+    assert_eq!(value_of(&client, "#user").await, "bob@contoso.com");
+    let detail: serde_json::Value = serde_json::from_str(
+        &admin_session(&fixture)
+            .audit_entries()
+            .unwrap()
+            .pop()
+            .unwrap()
+            .detail,
+    )
+    .unwrap();
+    assert_eq!(detail["approved_by"], "hel");
+    let counter = detail["counter"].as_u64().unwrap();
+    assert_eq!(code, totp(SEED).hotp().generate(counter).to_string());
+    wait_for_text(&client, "#approvals-mine", "used").await;
     client.close().await.unwrap();
 }
 

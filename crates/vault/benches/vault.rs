@@ -16,7 +16,8 @@ use oathdesk_vault::crypto::KdfParams;
 use oathdesk_vault::identify::IdentifyIndex;
 use oathdesk_vault::model::{DeviceKind, State};
 use oathdesk_vault::testing::ScratchSchema;
-use oathdesk_vault::{HelpdeskRequest, Location, NewToken, Session, Unlock, Vault};
+use oathdesk_vault::verification::Verification;
+use oathdesk_vault::{FactsUpdate, HelpdeskRequest, Location, NewToken, Session, Unlock, Vault};
 
 const NOW: u64 = 1_750_000_000;
 
@@ -162,10 +163,27 @@ fn databases(c: &mut Criterion) {
         session
             .add_tokens((0..10_000).map(token).collect(), NOW, "bench")
             .unwrap();
+        // The method checks the data on file (the badge's employee id).
+        session
+            .update_user_facts(
+                vec![FactsUpdate {
+                    upn: "user4242@contoso.com".into(),
+                    display_name: None,
+                    values: [("employee_id".to_owned(), Some("E4242".to_owned()))].into(),
+                }],
+                "bench",
+                false,
+                NOW,
+            )
+            .unwrap();
         let request = HelpdeskRequest {
             user: "user4242@contoso.com".into(),
-            verified_by: "call-back".into(),
-            ticket: "BENCH".into(),
+            verifications: vec![Verification {
+                method: "in-person".into(),
+                confirmed: vec![true],
+                evidence: String::new(),
+            }],
+            ticket: "BENCH-0001".into(),
             token: None,
             valid_for: Some(60),
             verifier: Verifier::Entra,

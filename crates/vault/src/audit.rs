@@ -43,6 +43,23 @@ pub enum Action {
     RowAltered,
     /// A console took the vault key into memory.
     ConsoleUnseal,
+    /// The helpdesk's verification policy changed.
+    HelpdeskPolicy,
+    /// A verification step showed a user's data on file.
+    VerificationView,
+    /// Someone read a user's whole data on file.
+    UserFactsView,
+    /// Users' data on file imported or synced.
+    UserFactsUpdate,
+    /// A release waits for a second operator.
+    HelpdeskApprovalRequest,
+    HelpdeskApprove,
+    HelpdeskDeny,
+    /// A Temporary Access Pass, asked of Entra after a verification.
+    HelpdeskTap,
+    /// A notice to the user was sent, or not.
+    NoticeSent,
+    NoticeFailed,
 }
 
 impl Action {
@@ -56,6 +73,16 @@ impl Action {
             Action::Forbidden => "forbidden",
             Action::RowAltered => "row.altered",
             Action::ConsoleUnseal => "console.unseal",
+            Action::HelpdeskPolicy => "helpdesk.policy",
+            Action::VerificationView => "helpdesk.verification_view",
+            Action::UserFactsView => "user.facts_view",
+            Action::UserFactsUpdate => "user.facts_update",
+            Action::HelpdeskApprovalRequest => "helpdesk.approval_request",
+            Action::HelpdeskApprove => "helpdesk.approve",
+            Action::HelpdeskDeny => "helpdesk.deny",
+            Action::HelpdeskTap => "helpdesk.tap",
+            Action::NoticeSent => "notice.sent",
+            Action::NoticeFailed => "notice.failed",
         }
     }
 }

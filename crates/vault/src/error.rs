@@ -42,6 +42,20 @@ pub enum Error {
     /// A limit was reached; it lifts at `retry_at` (Unix seconds).
     #[error("{reason}")]
     RateLimited { reason: String, retry_at: u64 },
+    /// The policy asks a second operator to approve this release: the
+    /// request waits as `id` until another operator approves it (then the
+    /// requester collects the code) or it expires.
+    #[error(
+        "{reason}: request {id} waits for another helpdesk operator's approval until {until} \
+         (they approve it with 'oathdesk helpdesk approve {id}' or in the console; then collect the code \
+         with 'oathdesk helpdesk collect {id}')"
+    )]
+    ApprovalRequired {
+        id: String,
+        reason: String,
+        expires_at: u64,
+        until: String,
+    },
     /// A row that decides an action does not carry the vault's signature:
     /// someone changed the database without oathdesk. Nothing is done with it.
     #[error(

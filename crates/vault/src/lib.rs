@@ -31,6 +31,7 @@ pub mod model;
 pub mod policy;
 pub mod signed;
 pub mod store;
+pub mod verification;
 pub use store::{any, migrations, postgres, sqlite};
 mod session;
 #[cfg(feature = "testing")]
@@ -40,6 +41,9 @@ pub use any::AnyStore;
 pub use error::{Error, Result};
 pub use location::Location;
 pub use policy::{Permission, Role};
+pub use session::verification::{
+    Approval, FactView, FactsReport, FactsUpdate, Notice, StepView, VerificationView,
+};
 pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
     NewToken, OperatorInfo, Session, TokenInfo, Unlock, Vault, VaultReport, defaults, settings,

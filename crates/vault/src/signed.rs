@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::crypto::VaultKey;
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Device, EntraLink, User};
-use crate::store::{CredentialFilter, OperatorRow, StoreTx};
+use crate::store::{CredentialFilter, OperatorRow, RecordRow, StoreTx};
 
 type HmacSha256 = Hmac<sha2::Sha256>;
 
@@ -40,8 +40,15 @@ pub mod kind {
     pub const OPERATOR: &str = "operator";
     pub const ENTRA_LINK: &str = "entra_link";
     pub const RELEASED: &str = "released_step";
-    pub const ALL: [&str; 7] = [
-        CREDENTIAL, USER, DEVICE, SETTING, OPERATOR, ENTRA_LINK, RELEASED,
+    /// Records (see `crate::session::records`), one kind each.
+    pub const USER_FACTS: &str = "user_facts";
+    pub const POLICY: &str = "policy";
+    pub const APPROVAL: &str = "approval";
+    pub const NOTICE: &str = "notice";
+    pub const RECORDS: [&str; 4] = [USER_FACTS, POLICY, APPROVAL, NOTICE];
+    pub const ALL: [&str; 11] = [
+        CREDENTIAL, USER, DEVICE, SETTING, OPERATOR, ENTRA_LINK, RELEASED, USER_FACTS, POLICY,
+        APPROVAL, NOTICE,
     ];
 }
 
@@ -202,6 +209,11 @@ impl Signer {
         (id, mac)
     }
 
+    /// A record: its state and body, bound to its kind and id.
+    pub(crate) fn record(&self, row: &RecordRow) -> Vec<u8> {
+        self.mac(&row.kind, &row.id, &[text(&row.state), text(&row.body)])
+    }
+
     /// Signs rows of one kind in the transaction.
     pub(crate) fn put(
         &self,
@@ -318,6 +330,15 @@ pub(crate) fn check_all(tx: &impl StoreTx, enforced: bool, rows: &[Expected]) ->
     Ok(())
 }
 
+/// What a record is called in messages: `approval A-17`, `data on file of user 4`.
+pub fn record_name(kind: &str, id: &str) -> String {
+    match kind {
+        kind::USER_FACTS => format!("data on file of user {}", id.trim_start_matches('0')),
+        kind::POLICY => format!("{id} policy"),
+        _ => format!("{} {id}", kind.replace('_', " ")),
+    }
+}
+
 /// What a credential is called in messages: `credential 17 (serial X:3)`.
 pub fn credential_name(row: &CredentialRow) -> String {
     match (&row.serial, row.slot) {
@@ -414,6 +435,13 @@ fn expected_all(tx: &impl StoreTx, signer: &Signer, settings: &[&str]) -> Result
             link.credential_id, link.tenant
         );
         all.push((kind::ENTRA_LINK, id, name, mac));
+    }
+    for record_kind in kind::RECORDS {
+        for row in tx.records(record_kind, None)? {
+            let mac = signer.record(&row);
+            let name = record_name(&row.kind, &row.id);
+            all.push((record_kind, row.id, name, mac));
+        }
     }
     for (credential_id, counter, at) in tx.released_all()? {
         let (id, mac) = signer.released(credential_id, counter, at);

@@ -129,15 +129,16 @@ fn helpdesk_codes_need_verification_and_obey_the_rate_limit(backend: Backend) {
         .unwrap();
 
     let mut missing = helpdesk("carol@contoso.com");
-    missing.verified_by = " ".into();
-    assert_eq!(
-        refusal(s.helpdesk_code(&missing, NOW)),
-        "identity verification is required: say how the caller was verified (--verified-by) and give the ticket (--ticket)"
+    missing.verifications.clear();
+    assert!(
+        refusal(s.helpdesk_code(&missing, NOW))
+            .starts_with("say how the caller was verified: choose a method (call-back, manager,")
     );
     let mut no_ticket = helpdesk("carol@contoso.com");
     no_ticket.ticket = String::new();
-    assert!(
-        refusal(s.helpdesk_code(&no_ticket, NOW)).starts_with("identity verification is required")
+    assert_eq!(
+        refusal(s.helpdesk_code(&no_ticket, NOW)),
+        "give the ticket id of this call (--ticket)"
     );
     assert_eq!(
         refusal(s.helpdesk_code(&helpdesk("nobody@contoso.com"), NOW)),
@@ -1052,8 +1053,8 @@ fn a_burn_is_recorded_before_it_happens_and_finished_after(backend: Backend) {
     // No helpdesk codes for a secret the token may not hold yet.
     let request = oathdesk_vault::HelpdeskRequest {
         user: "bob@contoso.com".into(),
-        verified_by: "call-back".into(),
-        ticket: "T-1".into(),
+        verifications: common::desk_check(),
+        ticket: "T-1001".into(),
         token: None,
         valid_for: None,
         verifier: oathdesk_otp::Verifier::Exact,

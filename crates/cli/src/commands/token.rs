@@ -26,6 +26,31 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Import users' data on file (phones, manager, employee id…) from CSV.
+    #[command(after_help = "\
+The first line names the columns: a user column (upn, username, email…) and any of \
+mobile_phone, office_phone, mail, manager, employee_id, department, location, groups — \
+headers such as 'Mobile Phone' or 'employeeId' are understood — plus any other column, kept \
+under its own name (Cost Centre → cost_centre). An empty cell removes that value. Users not in \
+the vault are listed and skipped, unless --create. Every value records where it came from.
+
+Example:
+  oathdesk user import directory.csv")]
+    Import {
+        file: std::path::PathBuf,
+        /// Create users the vault does not have yet.
+        #[arg(long)]
+        create: bool,
+        /// Import the good rows when some are bad (each bad one is named).
+        #[arg(long)]
+        skip_bad: bool,
+    },
+    /// A user's whole data on file (audited).
+    Facts {
+        upn: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,6 +179,51 @@ pub fn run_user(command: UserCommand, options: &VaultOptions) -> Result<()> {
     match command {
         UserCommand::Add { upn, name } => {
             session.add_user(&upn, name.as_deref(), input::now())?;
+        }
+        UserCommand::Import {
+            file,
+            create,
+            skip_bad,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let name = file.display().to_string();
+            let directory =
+                oathdesk_formats::directory::read(&bytes).map_err(|e| anyhow!("{name}: {e}"))?;
+            for problem in &directory.problems {
+                eprintln!("{name}: {problem}");
+            }
+            if !directory.problems.is_empty() && !skip_bad {
+                bail!(
+                    "{} problem(s) in {name}; nothing was imported (fix them, or pass --skip-bad)",
+                    directory.problems.len()
+                );
+            }
+            let source = format!(
+                "csv:{}",
+                file.file_name()
+                    .map_or(name.clone(), |n| n.to_string_lossy().into_owned())
+            );
+            let report = import_directory(&mut session, &directory, &source, create)?;
+            print_facts_report(&report, &name);
+        }
+        UserCommand::Facts { upn, json } => {
+            let facts = session.user_facts(&upn, input::now())?;
+            if json {
+                println!("{}", serde_json::to_string(&facts)?);
+            } else if facts.is_empty() {
+                println!("no data on file for {upn}");
+            } else {
+                for (name, fact) in facts {
+                    println!(
+                        "{:<14} {:<32} from {} at {}",
+                        name,
+                        fact.value,
+                        fact.source,
+                        input::rfc3339(fact.at)
+                    );
+                }
+            }
         }
         UserCommand::List { json } => {
             let users = session.users()?;
@@ -395,9 +465,54 @@ pub fn import_spreadsheet(
     let mut session = options.unlock()?;
     let count = session.import_sheet(sheet, skip_bad, input::now())?;
     println!("imported {count} credential(s) from {name}, {bad} skipped");
+    // The sheet's other columns (mobile, manager…) are the users' data on file.
+    if let Ok(directory) = oathdesk_formats::directory::read(&bytes)
+        && !directory.columns.is_empty()
+    {
+        let source = format!(
+            "csv:{}",
+            file.file_name()
+                .map_or(name.clone(), |n| n.to_string_lossy().into_owned())
+        );
+        let report = import_directory(&mut session, &directory, &source, false)?;
+        print_facts_report(&report, &name);
+    }
     eprintln!(
         "oathdesk: the secrets are now in the vault. Destroy the plaintext file {name} and every copy of it \
          (mail attachments, shares, backups): it still holds every secret in clear text."
     );
     Ok(())
+}
+
+/// Writes a directory file's rows as data on file.
+pub fn import_directory(
+    session: &mut oathdesk_vault::Session,
+    directory: &oathdesk_formats::directory::Directory,
+    source: &str,
+    create: bool,
+) -> Result<oathdesk_vault::FactsReport> {
+    let updates = directory
+        .rows
+        .iter()
+        .map(|row| oathdesk_vault::FactsUpdate {
+            upn: row.user.clone(),
+            display_name: row.display_name.clone(),
+            values: row.values.iter().cloned().collect(),
+        })
+        .collect();
+    Ok(session.update_user_facts(updates, source, create, input::now())?)
+}
+
+/// Says what an import of data on file did; every skipped user is named.
+pub fn print_facts_report(report: &oathdesk_vault::FactsReport, name: &str) {
+    println!(
+        "data on file from {name}: {} user(s) updated, {} unchanged, {} created, {} not in the vault",
+        report.updated,
+        report.unchanged,
+        report.created,
+        report.not_in_vault.len()
+    );
+    for upn in &report.not_in_vault {
+        eprintln!("oathdesk: {upn} is not in the vault: skipped (add them, or pass --create)");
+    }
 }

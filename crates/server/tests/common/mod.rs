@@ -188,3 +188,48 @@ pub fn totp(seed: &[u8]) -> oathdesk_otp::Totp {
         TimeStep::DEFAULT,
     )
 }
+
+/// An admin's session on the fixture's vault (for setting up what a test needs).
+pub fn admin_session(fixture: &Fixture) -> oathdesk_vault::Session {
+    Vault::open(&fixture.path)
+        .unwrap()
+        .unlock(ADMIN.0, Unlock::Passphrase(ADMIN.1.as_bytes()))
+        .unwrap()
+}
+
+/// Another web account (no password change due).
+pub fn add_account(fixture: &Fixture, (name, password): (&str, &str), role: &str) {
+    admin_session(fixture)
+        .add_web_account(name, password.as_bytes(), KDF, role, false, now())
+        .unwrap();
+}
+
+/// Data on file for a user already in the vault (a call-back needs a phone
+/// number on file).
+pub fn give_facts(fixture: &Fixture, upn: &str, values: &[(&str, &str)]) {
+    use oathdesk_vault::FactsUpdate;
+    let report = admin_session(fixture)
+        .update_user_facts(
+            vec![FactsUpdate {
+                upn: upn.into(),
+                display_name: None,
+                values: values
+                    .iter()
+                    .map(|(name, value)| ((*name).to_owned(), Some((*value).to_owned())))
+                    .collect(),
+            }],
+            "csv:users.csv",
+            false,
+            now(),
+        )
+        .unwrap();
+    assert!(report.not_in_vault.is_empty(), "{upn} is not in the vault");
+}
+
+/// A call-back verification as the default policy wants it.
+pub fn call_back(evidence: &str) -> serde_json::Value {
+    serde_json::json!([{"method": "call-back", "confirmed": [true, true], "evidence": evidence}])
+}
+
+/// Evidence the default policy accepts.
+pub const EVIDENCE: &str = "called the mobile on file, Bob answered and confirmed the ticket";

@@ -2,14 +2,19 @@
 //! decided by a pure function; a thin transactional shell reads the rows,
 //! audits, and enforces the rate limit where writers are serialised.
 
+use super::records;
+use super::verification::{self as on_file, Approval, read_facts, read_policy};
 use super::*;
+use crate::verification::{Facts, Policy, Verification};
 
 /// A helpdesk code request.
 #[derive(Clone, Debug)]
 pub struct HelpdeskRequest {
     pub user: String,
-    /// How the caller's identity was verified (call-back number, manager...).
-    pub verified_by: String,
+    /// How the caller was verified: one or more of the policy's methods,
+    /// each with its steps confirmed and its evidence.
+    pub verifications: Vec<Verification>,
+    /// The ticket id (it must match the policy's pattern).
     pub ticket: String,
     pub token: Option<TokenRef>,
     /// Hand out a code that stays accepted this long.
@@ -161,30 +166,37 @@ pub(crate) fn decide<'a>(
     }
 }
 
+/// Everything a release decides on, read in one snapshot and checked.
+struct Reading {
+    policy: Policy,
+    limit: u64,
+    user: Option<User>,
+    facts: Facts,
+    candidates: Vec<CredentialRow>,
+    granted_last_hour: u64,
+    granted_last_day: u64,
+    /// The grants of the last hour, oldest first (when the limit lifts).
+    granted_times: Vec<u64>,
+}
+
 impl<S: Store> Session<S> {
     /// A code for a user who cannot read their own token yet (it is in the
-    /// post): granted only with identity verification and a ticket, for a
-    /// held credential that is neither lost nor retired, within the
-    /// per-user rate limit. Every request is audited, granted or refused.
+    /// post): granted only after a verification by the policy's methods
+    /// (steps confirmed, evidence, data on file) and with a ticket id that
+    /// matches its pattern, for a held credential that is neither lost nor
+    /// retired, within the per-user rate limit — and, where the policy asks
+    /// for four eyes, only once another operator approved it
+    /// ([`Error::ApprovalRequired`]; then [`Session::helpdesk_collect`]).
+    /// Every request is audited, granted or refused.
     pub fn helpdesk_code(&mut self, request: &HelpdeskRequest, now: u64) -> Result<HelpdeskGrant> {
         self.require(Permission::HelpdeskCode)?;
-        let mut event = AuditEvent {
-            action: Action::HelpdeskCode.name().into(),
-            outcome: "granted".into(),
-            user: Some(request.user.clone()),
-            credential: request.token.as_ref().map(ToString::to_string),
-            ticket: Some(request.ticket.clone()).filter(|t| !t.trim().is_empty()),
-            detail: json!({"verified_by": request.verified_by}),
-        };
-        if request.verified_by.trim().is_empty() || request.ticket.trim().is_empty() {
-            return self.refuse(
-                now,
-                event,
-                "identity verification is required: say how the caller was verified (--verified-by) \
-                 and give the ticket (--ticket)"
-                    .into(),
-            );
-        }
+        self.release(request, None, now)
+    }
+
+    /// The code of a request another operator approved: only for the
+    /// operator who asked, once, before the request expires.
+    pub fn helpdesk_collect(&mut self, id: &str, now: u64) -> Result<HelpdeskGrant> {
+        self.require(Permission::HelpdeskCode)?;
         let read = {
             let keys = Keys {
                 key: &self.key,
@@ -192,29 +204,222 @@ impl<S: Store> Session<S> {
                 enforced: self.signed,
             };
             let tx = self.store.read()?;
-            helpdesk_candidates(&tx, &keys, &request.user, now)
+            records::read_one(&tx, &keys, kind::APPROVAL, id)
         };
-        let (limit, user, candidates, granted_last_hour) = self.audited(now, read)?;
+        let row = self
+            .audited(now, read)?
+            .ok_or_else(|| Error::NotFound(format!("approval request {id}")))?;
+        let approval: Approval = records::body(&row)?;
+        let mut event = AuditEvent::of(Action::HelpdeskCode)
+            .detail(json!({"approval": id, "methods": approval.methods}));
+        event.user = Some(approval.user.clone());
+        event.ticket = Some(approval.ticket.clone());
+        let refusal = if approval.requester != self.operator() {
+            Some(format!(
+                "{id} was asked for by {}: only they collect its code",
+                approval.requester
+            ))
+        } else if row.state == "pending" && approval.expires_at > now {
+            Some(format!(
+                "{id} waits for another operator's approval (until {})",
+                on_file::clock(approval.expires_at)
+            ))
+        } else if row.state != "approved" {
+            Some(format!("{id} is {}: no code comes from it", row.state))
+        } else if approval.expires_at <= now {
+            Some(format!(
+                "{id} expired at {}: ask again",
+                on_file::clock(approval.expires_at)
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            return self.refuse(now, event, reason);
+        }
+        let request = HelpdeskRequest {
+            user: approval.user.clone(),
+            verifications: approval.verifications.clone(),
+            ticket: approval.ticket.clone(),
+            token: approval.token.as_deref().map(str::parse).transpose()?,
+            valid_for: approval.valid_for,
+            verifier: approval
+                .verifier
+                .parse()
+                .map_err(|e: oathdesk_otp::VerifierError| Error::Invalid(e.to_string()))?,
+        };
+        self.release(&request, Some(approval), now)
+    }
+
+    fn read_for_release(&mut self, upn: &str, now: u64) -> Result<Reading> {
+        let read = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            (|| {
+                let policy = read_policy(&tx, &keys)?;
+                let (limit, user, candidates, granted_last_hour) =
+                    helpdesk_candidates(&tx, &keys, upn, now)?;
+                let facts = match &user {
+                    Some(user) => read_facts(&tx, &keys, user)?,
+                    None => Facts::new(),
+                };
+                let granted_last_day = if policy.four_eyes.after_codes_per_day.is_some() {
+                    tx.audit_count(
+                        Action::HelpdeskCode.name(),
+                        "granted",
+                        upn,
+                        now.saturating_sub(86_400),
+                    )?
+                } else {
+                    0
+                };
+                let granted_times = if granted_last_hour >= limit {
+                    tx.audit_times(
+                        Action::HelpdeskCode.name(),
+                        "granted",
+                        upn,
+                        now.saturating_sub(3600),
+                    )?
+                } else {
+                    Vec::new()
+                };
+                Ok(Reading {
+                    policy,
+                    limit,
+                    user,
+                    facts,
+                    candidates,
+                    granted_last_hour,
+                    granted_last_day,
+                    granted_times,
+                })
+            })()
+        };
+        self.audited(now, read)
+    }
+
+    /// A refusal that names a user: audited, and the user told when the
+    /// policy says so.
+    fn refuse_release<T>(
+        &mut self,
+        now: u64,
+        event: AuditEvent,
+        error: Error,
+        told: Option<(&Policy, &User, &Facts, &[String])>,
+    ) -> Result<T> {
+        let mut event = event;
+        event.outcome = "refused".into();
+        if let serde_json::Value::Object(map) = &mut event.detail {
+            map.insert("reason".into(), json!(error.to_string()));
+        }
+        let operator = self.operator().to_owned();
+        let ticket = event.ticket.clone().unwrap_or_default();
+        self.change(now, |tx, keys| {
+            if let Some((policy, user, facts, methods)) = told {
+                let notice = on_file::notice(
+                    "code_refused",
+                    user,
+                    facts,
+                    &operator,
+                    None,
+                    &ticket,
+                    methods,
+                    Some(error.to_string()),
+                    now,
+                )?;
+                on_file::queue_notice(tx, keys, policy, notice)?;
+            }
+            Ok(((), event))
+        })?;
+        Err(error)
+    }
+
+    fn release(
+        &mut self,
+        request: &HelpdeskRequest,
+        approval: Option<Approval>,
+        now: u64,
+    ) -> Result<HelpdeskGrant> {
+        let asked: Vec<&str> = request
+            .verifications
+            .iter()
+            .map(|v| v.method.as_str())
+            .collect();
+        let mut event = AuditEvent {
+            action: Action::HelpdeskCode.name().into(),
+            outcome: "granted".into(),
+            user: Some(request.user.clone()),
+            credential: request.token.as_ref().map(ToString::to_string),
+            ticket: Some(request.ticket.clone()).filter(|t| !t.trim().is_empty()),
+            detail: json!({"methods": asked}),
+        };
+        if let Some(approval) = &approval {
+            event.detail = json!({
+                "methods": asked,
+                "approval": approval.id,
+                "approved_by": approval.decided_by,
+            });
+        }
+        let reading = self.read_for_release(&request.user, now)?;
+        let Reading {
+            policy,
+            limit,
+            user,
+            facts,
+            candidates,
+            granted_last_hour,
+            granted_last_day,
+            granted_times,
+        } = reading;
+        if let Err(reason) = policy.check_ticket(&request.ticket) {
+            return self.refuse(now, event, reason);
+        }
+        let methods = match policy.check_verification(&request.user, &request.verifications, &facts)
+        {
+            Ok(methods) => methods,
+            Err(reason) => {
+                let told = user
+                    .as_ref()
+                    .map(|u| (&policy, u, &facts, &[] as &[String]));
+                return self.refuse_release(now, event, Error::Refused(reason), told);
+            }
+        };
+        let evidence: Vec<&str> = request
+            .verifications
+            .iter()
+            .map(|v| v.evidence.as_str())
+            .collect();
+        event.detail["methods"] = json!(methods);
+        event.detail["evidence"] = json!(evidence);
         let Some(user) = user else {
             let reason = format!("no user '{}' in the vault", request.user);
             return self.refuse(now, event, reason);
         };
+        event.user = Some(user.upn.clone());
+        let told = Some((&policy, &user, &facts, methods.as_slice()));
         let row = match decide(&user.upn, &candidates, request.token.as_ref()) {
             Ok(row) => row.clone(),
-            Err(reason) => return self.refuse(now, event, reason),
+            Err(reason) => return self.refuse_release(now, event, Error::Refused(reason), told),
         };
         let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
         event.credential = Some(reference.clone());
         if granted_last_hour >= limit {
-            let reason = rate_limit_reason(&user.upn, granted_last_hour, limit);
-            return self.refuse_with(
-                now,
-                event,
-                Error::RateLimited {
-                    reason,
-                    retry_at: now.saturating_add(3600),
-                },
+            // The limit lifts when enough of the last hour's grants age out.
+            let index = (granted_last_hour - limit) as usize;
+            let retry_at = granted_times
+                .get(index)
+                .map_or(now + 3600, |at| at + 3600)
+                .max(now + 1);
+            let reason = format!(
+                "{}; next code allowed at {}",
+                rate_limit_reason(&user.upn, granted_last_hour, limit),
+                on_file::clock(retry_at)
             );
+            return self.refuse_release(now, event, Error::RateLimited { reason, retry_at }, told);
         }
         let secret = held_secret(&self.key, &row)?;
         let (algorithm, digits, kind) = otp_parts(&row)?;
@@ -235,6 +440,64 @@ impl<S: Store> Session<S> {
         let LastingCode { code, accepted } = totp
             .code_valid_for(now, request.valid_for.unwrap_or(0), window)
             .map_err(|e| Error::Invalid(e.to_string()))?;
+        let operator = self.operator().to_owned();
+        if approval.is_none()
+            && let Some(reason) = policy.approval_needed(
+                &user.upn,
+                &facts,
+                accepted.until.saturating_sub(now),
+                granted_last_day,
+            )
+        {
+            let id = on_file::new_approval_id()?;
+            let expires_at = now + policy.approval_expires_minutes * 60;
+            let waiting = Approval {
+                id: id.clone(),
+                state: "pending".into(),
+                requester: operator.clone(),
+                user: user.upn.clone(),
+                methods: methods.clone(),
+                verifications: request.verifications.clone(),
+                ticket: request.ticket.trim().to_owned(),
+                token: request.token.as_ref().map(ToString::to_string),
+                valid_for: request.valid_for,
+                verifier: request.verifier.to_string(),
+                reason: reason.clone(),
+                created_at: now,
+                expires_at,
+                decided_by: None,
+                decided_at: None,
+                note: None,
+            };
+            let mut asked = event.clone();
+            asked.action = Action::HelpdeskApprovalRequest.name().into();
+            asked.outcome = "requested".into();
+            asked.detail["approval"] = json!(id);
+            asked.detail["reason"] = json!(reason);
+            self.change(now, |tx, keys| {
+                let row = records::record(kind::APPROVAL, &id, "pending", &waiting, now)?;
+                records::put(tx, keys, vec![row])?;
+                let notice = on_file::notice(
+                    "approval_requested",
+                    &user,
+                    &facts,
+                    &operator,
+                    None,
+                    &waiting.ticket,
+                    &methods,
+                    None,
+                    now,
+                )?;
+                on_file::queue_notice(tx, keys, &policy, notice)?;
+                Ok(((), asked))
+            })?;
+            return Err(Error::ApprovalRequired {
+                id,
+                reason,
+                expires_at,
+                until: on_file::clock(expires_at),
+            });
+        }
         let grant = HelpdeskGrant {
             user: user.upn.clone(),
             serial: row.serial.clone(),
@@ -249,13 +512,9 @@ impl<S: Store> Session<S> {
             verifier: request.verifier.to_string(),
             remaining_this_hour: limit - granted_last_hour - 1,
         };
-        event.user = Some(user.upn.clone());
-        event.detail = json!({
-            "verified_by": request.verified_by,
-            "counter": grant.counter,
-            "accepted_until": grant.accepted_until,
-            "verifier": grant.verifier,
-        });
+        event.detail["counter"] = json!(grant.counter);
+        event.detail["accepted_until"] = json!(grant.accepted_until);
+        event.detail["verifier"] = json!(grant.verifier);
         // The count above was read outside the write transaction; another
         // process may have granted codes since. Count again where writers
         // are serialised, so concurrent requests cannot pass the limit.
@@ -267,11 +526,37 @@ impl<S: Store> Session<S> {
                 let reason = rate_limit_reason(&user.upn, granted, limit);
                 let mut refusal = event;
                 refusal.outcome = "refused".into();
-                refusal.detail = json!({"verified_by": request.verified_by, "reason": reason});
+                refusal.detail["reason"] = json!(reason);
                 return Ok((Some(reason), refusal));
+            }
+            if let Some(approval) = &approval {
+                // Used once: collected in the transaction that releases.
+                let current = records::read_one(tx, keys, kind::APPROVAL, &approval.id)?;
+                if current.as_ref().map(|r| r.state.as_str()) != Some("approved") {
+                    return Err(Error::Refused(format!(
+                        "{} was collected already",
+                        approval.id
+                    )));
+                }
+                let mut used = approval.clone();
+                used.state = "used".into();
+                let row = records::record(kind::APPROVAL, &used.id, "used", &used, now)?;
+                records::put(tx, keys, vec![row])?;
             }
             // The step whose code is shown can never prove a delivery.
             release_step(tx, keys, grant.credential_id, step, grant.counter, now)?;
+            let notice = on_file::notice(
+                "code_released",
+                &user,
+                &facts,
+                &operator,
+                approval.as_ref().and_then(|a| a.decided_by.as_deref()),
+                request.ticket.trim(),
+                &methods,
+                None,
+                now,
+            )?;
+            on_file::queue_notice(tx, keys, &policy, notice)?;
             Ok((None, event))
         })?;
         match refused {

@@ -40,10 +40,12 @@ pub mod exchange;
 mod helpdesk;
 mod identify;
 mod keys;
+mod records;
 mod roles;
 mod secrets;
 mod signin;
 mod tokens;
+pub mod verification;
 pub mod web;
 
 #[allow(unused_imports)]

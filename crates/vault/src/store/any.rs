@@ -15,8 +15,8 @@ use crate::model::{CredentialRow, Device, EntraLink, Event, User};
 use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
-    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, Store, StoreTx, ThrottleRow,
-    WebAccountRow,
+    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
+    ThrottleRow, WebAccountRow,
 };
 
 /// A vault's database, whichever it is.
@@ -151,6 +151,7 @@ impl StoreTx for AnyTx<'_> {
         fn audit_insert(&self, row: &AuditRow) -> Result<()>;
         fn audit_all(&self) -> Result<Vec<AuditRow>>;
         fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64>;
+        fn audit_times(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<Vec<u64>>;
         fn audit_count_action(&self, action: &str) -> Result<u64>;
         fn entra_links_all(&self) -> Result<Vec<EntraLink>>;
         fn row_macs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>>;
@@ -168,6 +169,10 @@ impl StoreTx for AnyTx<'_> {
         fn entra_link_put(&self, link: &EntraLink) -> Result<()>;
         fn entra_link_delete(&self, tenant: &str, credential_id: i64) -> Result<bool>;
         fn devices(&self) -> Result<Vec<Device>>;
+        fn records_of(&self, kind: &str, ids: &[String]) -> Result<Vec<RecordRow>>;
+        fn records(&self, kind: &str, state: Option<&str>) -> Result<Vec<RecordRow>>;
+        fn records_put(&self, rows: &[RecordRow]) -> Result<()>;
+        fn record_delete(&self, kind: &str, id: &str) -> Result<bool>;
         fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>>;
         fn web_accounts(&self) -> Result<Vec<WebAccountRow>>;
         fn web_account_put(&self, row: &WebAccountRow) -> Result<()>;

@@ -361,6 +361,36 @@ CREATE TABLE released_steps (
 CREATE INDEX released_steps_at ON released_steps(at);
 ",
     },
+    Migration {
+        version: 6,
+        name: "verification: signed records (users' data on file, helpdesk policy, approvals, notices)",
+        // One table of small JSON documents the library interprets, each
+        // signed in `row_macs` under its kind: what a verification checks
+        // against, the policy that says what it needs, the requests waiting
+        // for a second operator and the notices waiting to be sent.
+        sqlite: "
+CREATE TABLE records (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE INDEX records_state ON records(kind, state);
+",
+        postgres: "
+CREATE TABLE records (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX records_state ON records(kind, state);
+",
+    },
 ];
 
 /// The schema version this oathdesk writes.

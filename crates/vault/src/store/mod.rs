@@ -119,6 +119,20 @@ pub struct HeldSecret {
     pub sealed_secret: Vec<u8>,
 }
 
+/// A small signed document the library interprets (see
+/// `crate::session::records`): a user's data on file, the helpdesk policy,
+/// an approval request, a notice to send. Keyed by (kind, id); `state`
+/// is what lists filter on (`pending`, `queued`…).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRow {
+    pub kind: String,
+    pub id: String,
+    pub state: String,
+    /// JSON.
+    pub body: String,
+    pub updated_at: u64,
+}
+
 /// Which credentials to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CredentialFilter {
@@ -214,6 +228,8 @@ pub trait StoreTx {
     fn audit_all(&self) -> Result<Vec<AuditRow>>;
     /// Entries with this action and outcome about `user` at or after `since`.
     fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64>;
+    /// The times of those entries, oldest first.
+    fn audit_times(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<Vec<u64>>;
     /// Entries with this action, whoever and whenever.
     fn audit_count_action(&self, action: &str) -> Result<u64>;
 
@@ -267,6 +283,17 @@ pub trait StoreTx {
     /// Forgets a credential's released steps below `below` (all of them with
     /// `None`); returns their counters, so their MACs go too.
     fn released_forget(&self, credential_id: i64, below: Option<u64>) -> Result<Vec<u64>>;
+
+    // ----- signed records (see crate::session::records) --------------------
+
+    /// The records of `kind` with these ids (those that exist), by id.
+    fn records_of(&self, kind: &str, ids: &[String]) -> Result<Vec<RecordRow>>;
+    /// The records of `kind`, all or those in `state`, by id.
+    fn records(&self, kind: &str, state: Option<&str>) -> Result<Vec<RecordRow>>;
+    /// Inserts or replaces records (keyed by kind and id), in bulk.
+    fn records_put(&self, rows: &[RecordRow]) -> Result<()>;
+    /// Forgets a record; true if there was one.
+    fn record_delete(&self, kind: &str, id: &str) -> Result<bool>;
 
     // ----- web console (see crate::web) -----------------------------------
 

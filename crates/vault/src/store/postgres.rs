@@ -74,8 +74,8 @@ use crate::location::mask_password;
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
-    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, Store, StoreTx, ThrottleRow,
-    WebAccountRow,
+    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
+    ThrottleRow, WebAccountRow,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -1211,6 +1211,17 @@ impl StoreTx for PgTx<'_> {
         Columns(&row).unsigned(0)
     }
 
+    fn audit_times(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<Vec<u64>> {
+        self.query(
+            "SELECT at FROM audit WHERE action = $1 AND outcome = $2 \
+             AND lower(\"user\") = lower($3) AND at >= $4 ORDER BY at",
+            &[&action, &outcome, &user, &big(since)?],
+        )?
+        .iter()
+        .map(|row| Columns(row).unsigned(0))
+        .collect()
+    }
+
     fn audit_count_action(&self, action: &str) -> Result<u64> {
         let row = self.query_one("SELECT count(*) FROM audit WHERE action = $1", &[&action])?;
         Columns(&row).unsigned(0)
@@ -1440,6 +1451,58 @@ impl StoreTx for PgTx<'_> {
         .collect()
     }
 
+    fn records_of(&self, kind: &str, ids: &[String]) -> Result<Vec<RecordRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(
+            "SELECT kind, id, state, body, updated_at FROM records \
+             WHERE kind = $1 AND id = ANY($2) ORDER BY id COLLATE \"C\"",
+            &[&kind, &ids],
+        )?
+        .iter()
+        .map(record_from_row)
+        .collect()
+    }
+
+    fn records(&self, kind: &str, state: Option<&str>) -> Result<Vec<RecordRow>> {
+        self.query(
+            "SELECT kind, id, state, body, updated_at FROM records \
+             WHERE kind = $1 AND ($2::text IS NULL OR state = $2) ORDER BY id COLLATE \"C\"",
+            &[&kind, &state],
+        )?
+        .iter()
+        .map(record_from_row)
+        .collect()
+    }
+
+    fn records_put(&self, rows: &[RecordRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // One round trip for a batch (a directory sync writes thousands).
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
+        let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+        let at: Vec<i64> = rows.iter().map(|r| r.updated_at as i64).collect();
+        self.execute(
+            "INSERT INTO records (kind, id, state, body, updated_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
+             ON CONFLICT (kind, id) DO UPDATE SET state = EXCLUDED.state, body = EXCLUDED.body, \
+             updated_at = EXCLUDED.updated_at",
+            &[&kinds, &ids, &states, &bodies, &at],
+        )?;
+        Ok(())
+    }
+
+    fn record_delete(&self, kind: &str, id: &str) -> Result<bool> {
+        Ok(self.execute(
+            "DELETE FROM records WHERE kind = $1 AND id = $2",
+            &[&kind, &id],
+        )? > 0)
+    }
+
     fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>> {
         self.query_opt(
             &format!("SELECT {WEB_ACCOUNT_COLUMNS} FROM web_accounts WHERE name = $1"),
@@ -1652,4 +1715,15 @@ mod tests {
             );
         }
     }
+}
+
+fn record_from_row(row: &Row) -> Result<RecordRow> {
+    let c = Columns(row);
+    Ok(RecordRow {
+        kind: c.get(0)?,
+        id: c.get(1)?,
+        state: c.get(2)?,
+        body: c.get(3)?,
+        updated_at: c.unsigned(4)?,
+    })
 }

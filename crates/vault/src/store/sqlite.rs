@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
-    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, Store, StoreTx, ThrottleRow,
-    WebAccountRow,
+    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
+    ThrottleRow, WebAccountRow,
 };
 
 /// A vault in one SQLite file.
@@ -785,6 +785,15 @@ impl StoreTx for SqliteTx<'_> {
         .query_row(params![action, outcome, user, since], |r| r.get(0))?)
     }
 
+    fn audit_times(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<Vec<u64>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT at FROM audit WHERE action = ? AND outcome = ? AND user = ? COLLATE NOCASE AND at >= ? \
+             ORDER BY at",
+        )?;
+        let rows = statement.query_map(params![action, outcome, user, since], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn audit_count_action(&self, action: &str) -> Result<u64> {
         Ok(self
             .tx
@@ -977,6 +986,58 @@ impl StoreTx for SqliteTx<'_> {
             > 0)
     }
 
+    fn records_of(&self, kind: &str, ids: &[String]) -> Result<Vec<RecordRow>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT kind, id, state, body, updated_at FROM records WHERE kind = ? AND id = ?",
+        )?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(row) = statement
+                .query_row(params![kind, id], record_from_row)
+                .optional()?
+            {
+                found.push(row);
+            }
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found.dedup_by(|a, b| a.id == b.id);
+        Ok(found)
+    }
+
+    fn records(&self, kind: &str, state: Option<&str>) -> Result<Vec<RecordRow>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT kind, id, state, body, updated_at FROM records \
+             WHERE kind = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY id",
+        )?;
+        let rows = statement.query_map(params![kind, state], record_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn records_put(&self, rows: &[RecordRow]) -> Result<()> {
+        let mut statement = self.tx.prepare_cached(
+            "INSERT INTO records (kind, id, state, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(kind, id) DO UPDATE SET state = ?3, body = ?4, updated_at = ?5",
+        )?;
+        for row in rows {
+            statement.execute(params![
+                row.kind,
+                row.id,
+                row.state,
+                row.body,
+                row.updated_at
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn record_delete(&self, kind: &str, id: &str) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM records WHERE kind = ? AND id = ?")?
+            .execute(params![kind, id])?
+            > 0)
+    }
+
     fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>> {
         Ok(self
             .query_one(
@@ -1152,5 +1213,15 @@ fn grant_from_row(row: &Row<'_>) -> rusqlite::Result<GrantRow> {
         created_at: row.get(6)?,
         expires_at: row.get(7)?,
         last_used_at: row.get(8)?,
+    })
+}
+
+fn record_from_row(r: &Row<'_>) -> rusqlite::Result<RecordRow> {
+    Ok(RecordRow {
+        kind: r.get(0)?,
+        id: r.get(1)?,
+        state: r.get(2)?,
+        body: r.get(3)?,
+        updated_at: r.get(4)?,
     })
 }

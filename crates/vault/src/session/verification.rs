@@ -1,0 +1,639 @@
+//! Promise 4 in the session: data on file, the signed helpdesk policy,
+//! verification steps shown (and audited), four eyes, and notices to the
+//! user. The rules themselves are pure ([`crate::verification`]).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::records;
+use super::*;
+use crate::verification::{self as rules, Fact, Facts, Policy, fact};
+
+/// The id of the helpdesk policy record.
+const POLICY_ID: &str = "helpdesk";
+
+/// The record id of a user's data on file.
+fn facts_id(user_id: i64) -> String {
+    signed::row_id(user_id)
+}
+
+/// New values for a user's data on file: `None` removes a value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FactsUpdate {
+    pub upn: String,
+    pub display_name: Option<String>,
+    pub values: BTreeMap<String, Option<String>>,
+}
+
+/// What an import or a directory sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FactsReport {
+    /// Users whose data on file changed.
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Users created (only when asked).
+    pub created: u64,
+    /// UPNs not in the vault, skipped (none is dropped silently).
+    pub not_in_vault: Vec<String>,
+}
+
+/// One step of a method, with the data on file it shows (masked).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepView {
+    pub number: usize,
+    pub text: String,
+    pub data: Vec<FactView>,
+}
+
+/// A value on file as an operator sees it inside a verification step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactView {
+    pub name: String,
+    pub shown: String,
+    pub source: String,
+    pub at: u64,
+}
+
+/// What an operator sees when they start a verification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationView {
+    pub user: String,
+    pub display_name: Option<String>,
+    pub method: String,
+    pub title: String,
+    pub steps: Vec<StepView>,
+    pub evidence_required: bool,
+    pub sufficient: bool,
+    /// Why the method cannot be used for this user (data missing), if so.
+    pub unusable: Option<String>,
+}
+
+/// A release waiting for a second operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: String,
+    /// `pending`, `approved`, `denied`, `used` or `expired`.
+    pub state: String,
+    pub requester: String,
+    pub user: String,
+    pub methods: Vec<String>,
+    pub verifications: Vec<rules::Verification>,
+    pub ticket: String,
+    pub token: Option<String>,
+    pub valid_for: Option<u64>,
+    pub verifier: String,
+    /// Why the policy asks for approval.
+    pub reason: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<u64>,
+    pub note: Option<String>,
+}
+
+/// A notice for the user, waiting to be sent (nothing secret in it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub id: String,
+    /// `code_released`, `code_refused`, `approval_requested`, `temporary_access_pass_issued`.
+    pub event: String,
+    pub at: u64,
+    pub user: String,
+    pub display_name: Option<String>,
+    /// Where to send it: the mail on file, else the UPN.
+    pub address: String,
+    pub operator: String,
+    pub approver: Option<String>,
+    pub ticket: Option<String>,
+    pub methods: Vec<String>,
+    pub reason: Option<String>,
+    /// `queued`, `sent` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// A random record id with a prefix: `A-3f9c2a10`.
+fn new_id(prefix: &str) -> Result<String> {
+    let mut bytes = [0u8; 5];
+    crypto::random(&mut bytes)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{prefix}-{hex}"))
+}
+
+/// `14:05 UTC` of a Unix time.
+pub(crate) fn clock(at: u64) -> String {
+    let minutes = (at % 86_400) / 60;
+    format!("{:02}:{:02} UTC", minutes / 60, minutes % 60)
+}
+
+/// The signed policy, or the default when none was ever set.
+pub(crate) fn read_policy(tx: &impl StoreTx, keys: &Keys<'_>) -> Result<Policy> {
+    match records::read_one(tx, keys, kind::POLICY, POLICY_ID)? {
+        Some(row) => records::body(&row),
+        None => Ok(Policy::default()),
+    }
+}
+
+/// A user's data on file, checked.
+pub(crate) fn read_facts(tx: &impl StoreTx, keys: &Keys<'_>, user: &User) -> Result<Facts> {
+    match records::read_one(tx, keys, kind::USER_FACTS, &facts_id(user.id))? {
+        Some(row) => records::body(&row),
+        None => Ok(Facts::new()),
+    }
+}
+
+/// Queues a notice in the transaction that releases (or refuses), when the
+/// policy asks for one; returns its id.
+pub(crate) fn queue_notice(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    policy: &Policy,
+    notice: Notice,
+) -> Result<Option<String>> {
+    let wanted = match notice.event.as_str() {
+        "code_refused" => policy.notify.on_refusal,
+        _ => policy.notify.on_release,
+    };
+    if !wanted || policy.notify.channel.is_none() {
+        return Ok(None);
+    }
+    let id = notice.id.clone();
+    let row = records::record(kind::NOTICE, &id, "queued", &notice, notice.at)?;
+    records::put(tx, keys, vec![row])?;
+    Ok(Some(id))
+}
+
+impl<S: Store> Session<S> {
+    /// The helpdesk's verification policy (the default until an admin sets one).
+    pub fn helpdesk_policy(&mut self) -> Result<Policy> {
+        // Not secret: whoever may ask for codes (an API token scoped to
+        // helpdesk.code included) or use the toolset may read it.
+        if !self.may(Permission::HelpdeskCode) {
+            self.require(Permission::Toolset)?;
+        }
+        let outcome = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            read_policy(&tx, &keys)
+        };
+        self.audited(wall_clock(), outcome)
+    }
+
+    /// Replaces the helpdesk's verification policy (admins), signed.
+    pub fn set_helpdesk_policy(&mut self, policy: &Policy, now: u64) -> Result<()> {
+        self.require(Permission::Admin)?;
+        policy.check().map_err(Error::Invalid)?;
+        self.change(now, |tx, keys| {
+            let row = records::record(kind::POLICY, POLICY_ID, "active", policy, now)?;
+            records::put(tx, keys, vec![row])?;
+            Ok((
+                (),
+                AuditEvent::of(Action::HelpdeskPolicy).detail(json!({
+                    "accepted": policy.accepted_names(),
+                    "ticket_pattern": policy.ticket_pattern,
+                    "four_eyes": policy.four_eyes,
+                    "notify": policy.notify.channel,
+                    "tap": policy.tap.enabled,
+                })),
+            ))
+        })
+    }
+
+    /// A user's data on file, whole (provisioners and admins; audited).
+    pub fn user_facts(&mut self, upn: &str, now: u64) -> Result<Facts> {
+        self.require(Permission::InventoryWrite)?;
+        let outcome = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            match tx.user_by_upn(upn)? {
+                Some(user) => read_facts(&tx, &keys, &user).map(|facts| (user, facts)),
+                None => Err(Error::NotFound(format!("user '{upn}'"))),
+            }
+        };
+        let (user, facts) = self.audited(now, outcome)?;
+        let mut event = AuditEvent::of(Action::UserFactsView)
+            .detail(json!({"names": facts.keys().collect::<Vec<_>>()}));
+        event.user = Some(user.upn);
+        self.write_audit(now, event)?;
+        Ok(facts)
+    }
+
+    /// Writes users' data on file from an import or a directory sync,
+    /// recording where each value came from. Users not in the vault are
+    /// created with `create`, else listed in the report.
+    pub fn update_user_facts(
+        &mut self,
+        updates: Vec<FactsUpdate>,
+        source: &str,
+        create: bool,
+        now: u64,
+    ) -> Result<FactsReport> {
+        self.require(Permission::InventoryWrite)?;
+        for update in &updates {
+            check_text("UPN", &update.upn)?;
+            for (name, value) in &update.values {
+                rules::check_fact_name(name).map_err(Error::Invalid)?;
+                if let Some(value) = value {
+                    check_text(name, value)?;
+                    if value.len() > 1024 {
+                        return Err(Error::Invalid(format!(
+                            "{}: the {name} is longer than 1024 characters",
+                            update.upn
+                        )));
+                    }
+                }
+            }
+        }
+        self.change(now, |tx, keys| {
+            let upns: Vec<String> = updates.iter().map(|u| u.upn.clone()).collect();
+            let mut users: BTreeMap<String, User> = tx
+                .users_by_upn(&upns)?
+                .into_iter()
+                .map(|u| (u.upn.to_lowercase(), u))
+                .collect();
+            let mut report = FactsReport::default();
+            if create {
+                let mut fresh: Vec<User> = Vec::new();
+                for update in &updates {
+                    let lower = update.upn.to_lowercase();
+                    if !users.contains_key(&lower)
+                        && !fresh.iter().any(|u| u.upn.to_lowercase() == lower)
+                    {
+                        fresh.push(User {
+                            id: 0,
+                            upn: update.upn.clone(),
+                            display_name: update.display_name.clone(),
+                            created_at: now,
+                        });
+                    }
+                }
+                let ids = tx.users_insert(&fresh)?;
+                let mut macs = Vec::with_capacity(fresh.len());
+                for (mut user, id) in fresh.into_iter().zip(ids) {
+                    user.id = id;
+                    macs.push(keys.signer.user(&user));
+                    users.insert(user.upn.to_lowercase(), user);
+                    report.created += 1;
+                }
+                keys.signer.put_new(tx, kind::USER, macs)?;
+            }
+            let known: Vec<&User> = updates
+                .iter()
+                .filter_map(|u| users.get(&u.upn.to_lowercase()))
+                .collect();
+            let ids: Vec<String> = known.iter().map(|u| facts_id(u.id)).collect();
+            let mut current: BTreeMap<String, Facts> = BTreeMap::new();
+            for row in records::read(tx, keys, kind::USER_FACTS, &ids)? {
+                let facts: Facts = records::body(&row)?;
+                current.insert(row.id, facts);
+            }
+            let mut rows = Vec::new();
+            for update in &updates {
+                let Some(user) = users.get(&update.upn.to_lowercase()) else {
+                    report.not_in_vault.push(update.upn.clone());
+                    continue;
+                };
+                let id = facts_id(user.id);
+                let before = current.get(&id).cloned().unwrap_or_default();
+                let mut after = before.clone();
+                for (name, value) in &update.values {
+                    match value.as_deref().map(str::trim) {
+                        Some(value) if !value.is_empty() => {
+                            if after.get(name).map(|f| f.value.as_str()) != Some(value) {
+                                after.insert(
+                                    name.clone(),
+                                    Fact {
+                                        value: value.to_owned(),
+                                        source: source.to_owned(),
+                                        at: now,
+                                    },
+                                );
+                            }
+                        }
+                        _ => {
+                            after.remove(name);
+                        }
+                    }
+                }
+                if after == before {
+                    report.unchanged += 1;
+                    continue;
+                }
+                report.updated += 1;
+                rows.push(records::record(
+                    kind::USER_FACTS,
+                    &id,
+                    "active",
+                    &after,
+                    now,
+                )?);
+                current.insert(id, after);
+            }
+            records::put(tx, keys, rows)?;
+            let event = AuditEvent::of(Action::UserFactsUpdate).detail(json!({
+                "source": source,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "created": report.created,
+                "not_in_vault": report.not_in_vault.len(),
+            }));
+            Ok((report, event))
+        })
+    }
+
+    /// Starts a verification: the method's steps with the user's data on
+    /// file, partly masked. Each view is audited (who looked at whose data).
+    pub fn verification_view(
+        &mut self,
+        upn: &str,
+        method: &str,
+        now: u64,
+    ) -> Result<VerificationView> {
+        self.require(Permission::HelpdeskCode)?;
+        let outcome = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            (|| {
+                let policy = read_policy(&tx, &keys)?;
+                let user = tx
+                    .user_by_upn(upn)?
+                    .ok_or_else(|| Error::NotFound(format!("user '{upn}'")))?;
+                let (id, mac) = keys.signer.user(&user);
+                signed::check(
+                    &tx,
+                    keys.enforced,
+                    kind::USER,
+                    &[(id, format!("user {} ({})", user.id, user.upn), mac)],
+                )?;
+                let facts = read_facts(&tx, &keys, &user)?;
+                Ok((policy, user, facts))
+            })()
+        };
+        let (policy, user, facts) = self.audited(now, outcome)?;
+        let method = policy.method(method).map_err(Error::Invalid)?.clone();
+        let mut unusable = None;
+        let steps = method
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                let data: Vec<FactView> = step
+                    .shows
+                    .iter()
+                    .filter_map(|name| {
+                        facts.get(name).map(|f| FactView {
+                            name: name.clone(),
+                            shown: rules::masked(name, &f.value),
+                            source: f.source.clone(),
+                            at: f.at,
+                        })
+                    })
+                    .collect();
+                if !step.shows.is_empty() && data.is_empty() && unusable.is_none() {
+                    unusable = Some(format!(
+                        "{} has no {} on file",
+                        user.upn,
+                        step.shows.join(" or ").replace('_', " ")
+                    ));
+                }
+                StepView {
+                    number: index + 1,
+                    text: step.text.clone(),
+                    data,
+                }
+            })
+            .collect();
+        let view = VerificationView {
+            user: user.upn.clone(),
+            display_name: user.display_name.clone(),
+            method: method.name.clone(),
+            title: method.title.clone(),
+            steps,
+            evidence_required: method.evidence_required,
+            sufficient: method.sufficient,
+            unusable,
+        };
+        let shown: Vec<&str> = view
+            .steps
+            .iter()
+            .flat_map(|s| s.data.iter().map(|d| d.name.as_str()))
+            .collect();
+        let mut event = AuditEvent::of(Action::VerificationView)
+            .detail(json!({"method": view.method, "shown": shown}));
+        event.user = Some(user.upn);
+        self.write_audit(now, event)?;
+        Ok(view)
+    }
+
+    /// Approval requests (all, or in one state), newest first.
+    pub fn approvals(&mut self, state: Option<&str>, now: u64) -> Result<Vec<Approval>> {
+        self.require(Permission::HelpdeskCode)?;
+        let outcome = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            records::list(&tx, &keys, kind::APPROVAL, None).and_then(|rows| {
+                rows.iter()
+                    .map(records::body::<Approval>)
+                    .collect::<Result<Vec<_>>>()
+            })
+        };
+        let mut all = self.audited(now, outcome)?;
+        for approval in &mut all {
+            if approval.state == "pending" && approval.expires_at <= now {
+                approval.state = "expired".into();
+            }
+        }
+        all.retain(|a| state.is_none_or(|s| a.state == s));
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(all)
+    }
+
+    /// Approves or denies another operator's request. Nobody decides their
+    /// own; an expired request cannot be approved. Audited either way.
+    pub fn decide_approval(
+        &mut self,
+        id: &str,
+        approve: bool,
+        note: Option<&str>,
+        now: u64,
+    ) -> Result<Approval> {
+        self.require(Permission::HelpdeskCode)?;
+        let operator = self.operator().to_owned();
+        let action = if approve {
+            Action::HelpdeskApprove
+        } else {
+            Action::HelpdeskDeny
+        };
+        let read = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            records::read_one(&tx, &keys, kind::APPROVAL, id)
+        };
+        let row = self
+            .audited(now, read)?
+            .ok_or_else(|| Error::NotFound(format!("approval request {id}")))?;
+        let approval: Approval = records::body(&row)?;
+        let mut event = AuditEvent::of(action).detail(json!({
+            "request": id,
+            "requester": approval.requester,
+            "methods": approval.methods,
+            "note": note,
+        }));
+        event.user = Some(approval.user.clone());
+        event.ticket = Some(approval.ticket.clone());
+        let refusal = if approval.requester == operator {
+            Some(format!(
+                "you asked for {id} yourself: another operator must decide it"
+            ))
+        } else if row.state != "pending" {
+            Some(format!("{id} is {} already", row.state))
+        } else if approval.expires_at <= now {
+            Some(format!(
+                "{id} expired at {}: the operator asks again",
+                clock(approval.expires_at)
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            return self.refuse(now, event, reason);
+        }
+        self.change(now, |tx, keys| {
+            // Decided in the write transaction: two approvers cannot both win.
+            let current = records::read_one(tx, keys, kind::APPROVAL, id)?
+                .ok_or_else(|| Error::NotFound(format!("approval request {id}")))?;
+            if current.state != "pending" {
+                return Err(Error::Refused(format!("{id} is {} already", current.state)));
+            }
+            let mut decided = approval;
+            decided.state = if approve { "approved" } else { "denied" }.into();
+            decided.decided_by = Some(operator.clone());
+            decided.decided_at = Some(now);
+            decided.note = note.map(str::to_owned);
+            let row = records::record(kind::APPROVAL, id, &decided.state, &decided, now)?;
+            records::put(tx, keys, vec![row])?;
+            Ok((decided, event))
+        })
+    }
+
+    /// Notices waiting to be sent.
+    pub fn notices(&mut self, state: Option<&str>) -> Result<Vec<Notice>> {
+        self.require(Permission::HelpdeskCode)?;
+        let outcome = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            records::list(&tx, &keys, kind::NOTICE, state).and_then(|rows| {
+                rows.iter()
+                    .map(records::body::<Notice>)
+                    .collect::<Result<Vec<_>>>()
+            })
+        };
+        self.audited(wall_clock(), outcome)
+    }
+
+    /// Records the outcome of sending a notice (audited): `Ok(attempts)` or
+    /// the reason it failed; a failed notice stays queued for the next try
+    /// until `give_up`.
+    pub fn notice_outcome(
+        &mut self,
+        id: &str,
+        outcome: std::result::Result<u32, String>,
+        give_up: bool,
+        now: u64,
+    ) -> Result<()> {
+        self.require(Permission::HelpdeskCode)?;
+        self.change(now, |tx, keys| {
+            let row = records::read_one(tx, keys, kind::NOTICE, id)?
+                .ok_or_else(|| Error::NotFound(format!("notice {id}")))?;
+            let mut notice: Notice = records::body(&row)?;
+            let (action, detail) = match &outcome {
+                Ok(attempts) => {
+                    notice.state = "sent".into();
+                    notice.attempts += attempts;
+                    notice.last_error = None;
+                    (Action::NoticeSent, json!({"notice": id, "event": notice.event}))
+                }
+                Err(reason) => {
+                    notice.attempts += 1;
+                    notice.last_error = Some(reason.clone());
+                    notice.state = if give_up { "failed" } else { "queued" }.into();
+                    (
+                        Action::NoticeFailed,
+                        json!({"notice": id, "event": notice.event, "reason": reason, "gave_up": give_up}),
+                    )
+                }
+            };
+            let mut event = AuditEvent::of(action).detail(detail);
+            if outcome.is_err() {
+                event.outcome = "failed".into();
+            }
+            event.user = Some(notice.user.clone());
+            let row = records::record(kind::NOTICE, id, &notice.state, &notice, now)?;
+            records::put(tx, keys, vec![row])?;
+            Ok(((), event))
+        })
+    }
+}
+
+/// The notice of a release, a refusal or a request.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn notice(
+    event: &str,
+    user: &User,
+    facts: &Facts,
+    operator: &str,
+    approver: Option<&str>,
+    ticket: &str,
+    methods: &[String],
+    reason: Option<String>,
+    now: u64,
+) -> Result<Notice> {
+    Ok(Notice {
+        id: new_id("N")?,
+        event: event.to_owned(),
+        at: now,
+        user: user.upn.clone(),
+        display_name: user.display_name.clone(),
+        address: facts
+            .get(fact::MAIL)
+            .map_or_else(|| user.upn.clone(), |f| f.value.clone()),
+        operator: operator.to_owned(),
+        approver: approver.map(str::to_owned),
+        ticket: Some(ticket.to_owned()).filter(|t| !t.is_empty()),
+        methods: methods.to_vec(),
+        reason,
+        state: "queued".into(),
+        attempts: 0,
+        last_error: None,
+    })
+}
+
+pub(crate) fn new_approval_id() -> Result<String> {
+    new_id("A")
+}
