@@ -104,17 +104,27 @@ impl Desk {
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
     }
 
-    /// The code the vault gives the helpdesk for `user`.
+    /// The code the vault gives the helpdesk for `user`, after a call-back
+    /// to the mobile phone on file (given to them first).
     fn vault_code(&self, user: &str) -> String {
+        let directory = self.path("directory.csv");
+        std::fs::write(&directory, format!("upn,mobile\n{user},+44 7700 900123\n")).unwrap();
+        self.run(&["user", "import", directory.to_str().unwrap()])
+            .assert()
+            .success();
         let grant = self.json(&[
             "helpdesk",
             "code",
             "--user",
             user,
-            "--verified-by",
-            "test",
+            "--method",
+            "call-back",
+            "--confirm",
+            "all",
+            "--evidence",
+            "called the mobile on file, the user answered",
             "--ticket",
-            "T-1",
+            "INC0000001",
             "--json",
         ]);
         grant["code"].as_str().unwrap().to_owned()

@@ -262,13 +262,66 @@ fn totp() -> Totp {
     )
 }
 
+/// A call-back verification, as the default policy asks for it.
+const EVIDENCE: &str = "called the mobile on file, Bob answered and confirmed";
+
 fn code_request(ticket: &str) -> Option<Value> {
-    Some(json!({"user": USER, "verified_by": "call-back", "ticket": ticket}))
+    Some(json!({
+        "user": USER,
+        "verifications": [{"method": "call-back", "confirmed": [true, true], "evidence": EVIDENCE}],
+        "ticket": ticket,
+    }))
+}
+
+/// `helpdesk code` arguments for USER, verified by a call-back.
+fn code_args(ticket: &str) -> Vec<&str> {
+    vec![
+        "helpdesk",
+        "code",
+        "--user",
+        USER,
+        "--method",
+        "call-back",
+        "--confirm",
+        "all",
+        "--evidence",
+        EVIDENCE,
+        "--ticket",
+        ticket,
+    ]
+}
+
+/// Gives USER a mobile phone on file with `user import`, as the operator
+/// `as_admin` on the vault `vault` (the call-back method needs one).
+fn give_user_a_phone(vault: &[String], dir: &Path, as_admin: (&str, &str)) {
+    let csv = dir.join("directory.csv");
+    std::fs::write(&csv, format!("UPN,Mobile Phone\n{USER},+44 7700 900123\n")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_oathdesk"))
+        .args(vault)
+        .args(["user", "import"])
+        .arg(&csv)
+        .env_remove("OATHDESK_DATABASE_URL")
+        .env_remove("OATHDESK_VAULT")
+        .env_remove("OATHDESK_SERVER")
+        .env("OATHDESK_OPERATOR", as_admin.0)
+        .env("OATHDESK_PASSPHRASE", as_admin.1)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 user(s) updated"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 /// Everything one server does holds on the other. `admin` is signed in
 /// (through setup on `b`).
-fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[String]) {
+fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[String], dir: &Path) {
     // The session made by setup on B opens A.
     let me = send(a, admin_from_setup, "GET", "/api/v1/me", None);
     assert_eq!(me.status, 200, "{}", me.body);
@@ -333,6 +386,8 @@ fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[Str
         })),
     );
     assert_eq!(token.status, 201, "{}", token.body);
+    // The user's data on file, from the command line: the call-back needs it.
+    give_user_a_phone(vault, dir, ADMIN);
     let shipped = send(
         a,
         &admin,
@@ -367,7 +422,7 @@ fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[Str
         &first,
         "POST",
         "/api/v1/helpdesk/code",
-        code_request("X-0"),
+        code_request("X-0000"),
     );
     assert_eq!(blocked.status, 403, "{}", blocked.body);
     let changed = send(
@@ -382,7 +437,7 @@ fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[Str
     assert_eq!(ended.status, 401, "the old session ended on B too");
 
     // The helpdesk rate limit (3 an hour) counts the codes of both servers.
-    for (server, ticket) in [(a, "A-1"), (b, "B-2"), (a, "A-3")] {
+    for (server, ticket) in [(a, "A-0001"), (b, "B-0002"), (a, "A-0003")] {
         let granted = send(
             server,
             &hal,
@@ -397,7 +452,7 @@ fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[Str
             totp().hotp().generate(counter).to_string()
         );
     }
-    for (server, ticket) in [(b, "B-4"), (a, "A-5")] {
+    for (server, ticket) in [(b, "B-0004"), (a, "A-0005")] {
         let limited = send(
             server,
             &hal,
@@ -485,7 +540,12 @@ fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[Str
         .rev()
         .map(|e| e["ticket"].as_str().unwrap())
         .collect();
-    assert_eq!(tickets, ["A-1", "B-2", "A-3", "B-4", "A-5"], "{}", log.body);
+    assert_eq!(
+        tickets,
+        ["A-0001", "B-0002", "A-0003", "B-0004", "A-0005"],
+        "{}",
+        log.body
+    );
     let on_a = send(a, &admin, "GET", "/api/v1/audit/verify", None);
     let on_b = send(b, &admin, "GET", "/api/v1/audit/verify", None);
     assert_eq!(on_a.body["intact"], true, "{}", on_a.body);
@@ -562,7 +622,7 @@ fn two_servers_on_one_postgresql_database_behave_as_one() {
         Some(json!({"code": code, "name": "eve", "password": "eve's long password"})),
     );
     assert_eq!(again.status, 409, "setup is done once: {}", again.body);
-    behave_as_one(&a, &b, &admin, &vault);
+    behave_as_one(&a, &b, &admin, &vault, dir.path());
 }
 
 /// Two servers on one SQLite file (a vault made on the command line): an
@@ -613,7 +673,7 @@ fn two_servers_on_one_sqlite_file_behave_as_one() {
     let admin = signed_in(&setup);
     let done = send(&a, &Caller::default(), "GET", "/api/v1/setup", None);
     assert_eq!(done.body["open"], false, "{}", done.body);
-    behave_as_one(&a, &b, &admin, &vault);
+    behave_as_one(&a, &b, &admin, &vault, dir.path());
 }
 
 /// Runs the oathdesk binary with `args` and the environment `env`.
@@ -682,10 +742,14 @@ fn a_helpdesk_operator_works_through_an_unsealed_console() {
             "code",
             "--user",
             USER,
-            "--verified-by",
+            "--method",
+            "call-back",
+            "--confirm",
+            "all",
+            "--evidence",
             "x",
             "--ticket",
-            "y",
+            "x",
         ],
         &[
             ("OATHDESK_OPERATOR", HELPDESK.0),
@@ -698,6 +762,7 @@ fn a_helpdesk_operator_works_through_an_unsealed_console() {
         "{}",
         String::from_utf8_lossy(&hal_local.stderr)
     );
+    give_user_a_phone(std::slice::from_ref(&vault_arg), dir.path(), ADMIN);
     let key_file = dir.path().join("unseal.key");
     let key_arg = key_file.display().to_string();
     ok(oathdesk(
@@ -753,20 +818,9 @@ fn a_helpdesk_operator_works_through_an_unsealed_console() {
         ("OATHDESK_TOKEN", token.as_str()),
     ];
 
-    let grant = ok(oathdesk(
-        &[
-            "helpdesk",
-            "code",
-            "--user",
-            USER,
-            "--verified-by",
-            "call-back",
-            "--ticket",
-            "INC-8",
-            "--json",
-        ],
-        &remote,
-    ));
+    let mut json_args = code_args("INC-0008");
+    json_args.push("--json");
+    let grant = ok(oathdesk(&json_args, &remote));
     let grant: Value = serde_json::from_slice(&grant.stdout).unwrap();
     let totp = Totp::new(
         &Secret::from_bytes(SEED.to_vec()),
@@ -782,19 +836,7 @@ fn a_helpdesk_operator_works_through_an_unsealed_console() {
         "the same JSON as the local command"
     );
     // The text is the local command's.
-    let text = ok(oathdesk(
-        &[
-            "helpdesk",
-            "code",
-            "--user",
-            USER,
-            "--verified-by",
-            "call-back",
-            "--ticket",
-            "INC-8",
-        ],
-        &remote,
-    ));
+    let text = ok(oathdesk(&code_args("INC-0008"), &remote));
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(
         text.contains(&format!("  for {USER} ({SERIAL}), accepted until "))

@@ -11,6 +11,17 @@ use serde_json::Value;
 
 const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
+/// How the helpdesk verified the caller, as the default policy asks: the
+/// call-back method, both steps confirmed, what was heard.
+const CALL_BACK: [&str; 6] = [
+    "--method",
+    "call-back",
+    "--confirm",
+    "all",
+    "--evidence",
+    "called the mobile on file, the user answered and confirmed",
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Backend {
     Sqlite,
@@ -98,6 +109,33 @@ impl Desk {
         Command::from_std(cmd)
     }
 
+    /// Gives users a mobile phone on file (`user import`), which the
+    /// call-back method needs.
+    fn on_file(&self, users: &[&str]) {
+        let csv = self.file("directory.csv");
+        let mut text = String::from("upn,mobile_phone\n");
+        for (i, user) in users.iter().enumerate() {
+            text.push_str(&format!("{user},+44 7700 90{i:04}\n"));
+        }
+        std::fs::write(&csv, text).unwrap();
+        self.run(&["user", "import", csv.to_str().unwrap()])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "{} user(s) updated",
+                users.len()
+            )));
+    }
+
+    /// `helpdesk code` for `user` with a call-back verification and `extra`.
+    fn helpdesk_code(&self, user: &str, ticket: &str, extra: &[&str]) -> Command {
+        let mut args = vec!["helpdesk", "code", "--user", user];
+        args.extend(CALL_BACK);
+        args.extend(["--ticket", ticket]);
+        args.extend(extra);
+        self.run(&args)
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let output = self.run(args).output().unwrap();
         assert!(
@@ -144,6 +182,7 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
     desk.run(&["user", "add", "bob@contoso.com", "--name", "Bob"])
         .assert()
         .success();
+    desk.on_file(&["bob@contoso.com"]);
     desk.run(&[
         "token",
         "add",
@@ -161,25 +200,33 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
         .success();
 
     // Helpdesk: refused without verification, granted with it.
-    desk.run(&["helpdesk", "code", "--user", "bob@contoso.com"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "identity verification is required",
-        ));
-    let grant = desk.json(&[
+    desk.run(&[
         "helpdesk",
         "code",
         "--user",
         "bob@contoso.com",
-        "--verified-by",
-        "call-back",
         "--ticket",
-        "INC-1",
-        "--valid-for",
-        "60",
-        "--json",
-    ]);
+        "INC0001001",
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains(
+        "say how the caller was verified: choose a method (call-back, manager, video-id, in-person)",
+    ));
+    let output = desk
+        .helpdesk_code(
+            "bob@contoso.com",
+            "INC0001001",
+            &["--valid-for", "60", "--json"],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let grant: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(grant["user"], "bob@contoso.com");
     assert_eq!(grant["serial"], "2100001");
     assert_eq!(grant["slot"], Value::Null);
@@ -209,19 +256,10 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
         .map(|e| e["to_state"].as_str().unwrap())
         .collect();
     assert_eq!(history, vec!["assigned", "shipped", "delivered"]);
-    desk.run(&[
-        "helpdesk",
-        "code",
-        "--user",
-        "bob@contoso.com",
-        "--verified-by",
-        "call-back",
-        "--ticket",
-        "INC-2",
-    ])
-    .assert()
-    .code(1)
-    .stderr(predicate::str::contains("was purged after delivery"));
+    desk.helpdesk_code("bob@contoso.com", "INC0001002", &[])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("was purged after delivery"));
 
     // The audit log holds all of it, and is intact.
     let audit = desk.json(&["audit", "list", "--json"]);
@@ -237,6 +275,7 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
             "vault.init",
             "vault.sign_rows",
             "user.add",
+            "user.facts_update",
             "token.add",
             "token.shipped",
             "helpdesk.code",
@@ -246,11 +285,18 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
             "helpdesk.code"
         ]
     );
-    assert_eq!(audit[7]["outcome"], "refused", "the released code");
+    assert_eq!(audit[8]["outcome"], "refused", "the released code");
+    // The grant records how the caller was verified.
+    assert_eq!(audit[7]["ticket"], "INC0001001");
+    assert_eq!(
+        audit[7]["detail"]["methods"],
+        serde_json::json!(["call-back"])
+    );
+    assert_eq!(audit[7]["detail"]["evidence"][0], CALL_BACK[5]);
     desk.run(&["audit", "verify"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("audit log intact: 10 entries"));
+        .stdout(predicate::str::contains("audit log intact: 11 entries"));
 }
 
 fn wrong_passphrase_and_missing_vault_are_clear(backend: Backend) {
@@ -384,27 +430,19 @@ fn rows_edited_in_the_database_are_refused_and_listed(backend: Backend) {
     .write_stdin(format!("{SECRET}\n"))
     .assert()
     .success();
+    desk.on_file(&["bob@contoso.com"]);
     desk.run(&["token", "lost", "2100001"]).assert().success();
     desk.run(&["vault", "verify"])
         .assert()
         .success()
         .stdout(predicate::str::contains("vault intact"));
     desk.edit("UPDATE credentials SET state = 'assigned'");
-    desk.run(&[
-        "helpdesk",
-        "code",
-        "--user",
-        "bob@contoso.com",
-        "--verified-by",
-        "call-back",
-        "--ticket",
-        "INC-9",
-    ])
-    .assert()
-    .code(2)
-    .stderr(predicate::str::contains(
-        "credential 1 (serial 2100001) was altered outside oathdesk",
-    ));
+    desk.helpdesk_code("bob@contoso.com", "INC0001009", &[])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "credential 1 (serial 2100001) was altered outside oathdesk",
+        ));
     desk.run(&["vault", "verify"])
         .assert()
         .code(2)
@@ -459,24 +497,25 @@ fn racing_processes_keep_one_history(backend: Backend) {
             .assert()
             .success();
     }
-    let spawn = |line: &str| {
+    desk.on_file(&["carol@contoso.com"]);
+    let spawn = |args: &[&str]| {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("oathdesk"));
         desk.point_at_vault(&mut cmd);
         cmd.env("OATHDESK_OPERATOR", "alice")
             .env("OATHDESK_PASSPHRASE", "alice's passphrase")
-            .args(line.split(' '))
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
-        let command = line.split(' ').next().unwrap().to_owned();
-        (command, cmd.spawn().unwrap())
+        (args[0].to_owned(), cmd.spawn().unwrap())
     };
     let mut children = Vec::new();
     for i in 0..4 {
-        children.push(spawn(
-            "helpdesk code --user carol@contoso.com --verified-by call-back --ticket INC-9",
-        ));
-        children.push(spawn("token ship T-1"));
-        children.push(spawn(&format!("user add p{i}@contoso.com")));
+        let mut helpdesk = vec!["helpdesk", "code", "--user", "carol@contoso.com"];
+        helpdesk.extend(CALL_BACK);
+        helpdesk.extend(["--ticket", "INC0000009"]);
+        children.push(spawn(&helpdesk));
+        children.push(spawn(&["token", "ship", "T-1"]));
+        children.push(spawn(&["user", "add", &format!("p{i}@contoso.com")]));
     }
     let mut succeeded: std::collections::HashMap<String, usize> = Default::default();
     for (command, child) in children {
@@ -502,15 +541,16 @@ fn racing_processes_keep_one_history(backend: Backend) {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     let count = |action: &str| actions.iter().filter(|a| **a == action).count();
-    // init, signing, set, 2 token.add; then 4 codes (granted or refused), 1 ship, 4 users.
-    assert_eq!(actions.len(), 5 + 4 + 1 + 4, "{actions:?}");
+    // init, signing, set, 2 token.add, carol's data on file; then 4 codes
+    // (granted or refused), 1 ship, 4 users.
+    assert_eq!(actions.len(), 6 + 4 + 1 + 4, "{actions:?}");
     assert_eq!(count("helpdesk.code"), 4);
     assert_eq!(count("token.shipped"), 1);
     assert_eq!(count("user.add"), 4);
     desk.run(&["audit", "verify"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("audit log intact: 14 entries"));
+        .stdout(predicate::str::contains("audit log intact: 15 entries"));
 }
 
 fn spreadsheet_import_is_all_or_nothing(backend: Backend) {
@@ -751,6 +791,7 @@ fn a_postgres_vault_lives_in_its_schema() {
             "events",
             "meta",
             "operators",
+            "records",
             "released_steps",
             "row_macs",
             "schema_migrations",
@@ -908,10 +949,14 @@ fn the_command_line_decides_by_the_vaults_table(backend: Backend) {
                 "code",
                 "--user",
                 "bob@contoso.com",
-                "--verified-by",
-                "x",
+                "--method",
+                "call-back",
+                "--confirm",
+                "all",
+                "--evidence",
+                "called the mobile on file, Bob answered",
                 "--ticket",
-                "T-1",
+                "INC0000001",
             ],
         ),
     ];

@@ -49,7 +49,8 @@ fn many_clients_keep_one_history(backend: Backend) {
         .unwrap();
     }
     // vault.init and vault.sign_rows, the setting, the tokens.
-    let setup_entries = 2 + 1 + TOKENS + 1;
+    // init, signing, the tests' policy, the setting, the tokens, …
+    let setup_entries = 3 + 1 + TOKENS + 1;
 
     // Every worker unlocks first, then all start at once.
     let start = Arc::new(Barrier::new(WORKERS));

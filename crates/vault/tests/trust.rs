@@ -802,6 +802,7 @@ fn a_vault_of_version_4_migrates_signs_its_rows_and_verifies() {
             .unlock("hd", Unlock::Passphrase(b"hd pass long")),
         Err(Error::NoKeySlot { .. })
     ));
+    alice.set_helpdesk_policy(&desk_policy(), NOW).unwrap();
     // The old rows decide as before: a lost token gets no code, the others do.
     assert!(matches!(
         alice.helpdesk_code(&helpdesk("dave@contoso.com"), NOW),

@@ -101,6 +101,9 @@ pub struct PgStore {
     /// When the connection last began a transaction, and after how long
     /// idle it is checked.
     last_used: Instant,
+    /// A transaction failed to begin: check the connection before the next
+    /// one (a terminated backend may not have closed the socket yet).
+    suspect: bool,
     idle_check: Duration,
 }
 
@@ -209,6 +212,7 @@ impl PgStore {
                 config,
                 schema,
                 last_used: Instant::now(),
+                suspect: false,
                 idle_check: IDLE_CHECK,
             },
             schema_exists,
@@ -222,7 +226,8 @@ impl PgStore {
     /// checked with an empty query and, if the server closed it, replaced
     /// by a new one (nothing was begun on it, so nothing is lost).
     fn ready(&mut self) -> Result<()> {
-        let idle = self.last_used.elapsed() >= self.idle_check;
+        let idle = self.last_used.elapsed() >= self.idle_check || self.suspect;
+        self.suspect = false;
         if self.client.is_closed() || (idle && self.client.is_valid(CHECK_TIMEOUT).is_err()) {
             self.client = session(&self.config, self.schema.as_deref(), &self.shown)?;
             self.statements.get_mut().clear();
@@ -387,11 +392,18 @@ impl Store for PgStore {
 
     fn write(&mut self) -> Result<PgTx<'_>> {
         self.ready()?;
-        let mut tx = self
+        let started = self
             .client
             .build_transaction()
             .isolation_level(IsolationLevel::ReadCommitted)
-            .start()?;
+            .start();
+        let mut tx = match started {
+            Ok(tx) => tx,
+            Err(error) => {
+                self.suspect = true;
+                return Err(error.into());
+            }
+        };
         tx.batch_execute("LOCK TABLE audit IN EXCLUSIVE MODE")
             .map_err(|e| {
                 if e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
@@ -412,12 +424,19 @@ impl Store for PgStore {
 
     fn read(&mut self) -> Result<PgTx<'_>> {
         self.ready()?;
-        let tx = self
+        let started = self
             .client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
-            .start()?;
+            .start();
+        let tx = match started {
+            Ok(tx) => tx,
+            Err(error) => {
+                self.suspect = true;
+                return Err(error.into());
+            }
+        };
         Ok(PgTx {
             tx: RefCell::new(tx),
             statements: &self.statements,
