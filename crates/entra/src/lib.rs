@@ -21,6 +21,7 @@
 pub mod activation;
 pub mod assertion;
 pub mod auth;
+pub mod directory;
 pub mod error;
 pub mod graph;
 pub mod http;

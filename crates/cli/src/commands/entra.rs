@@ -141,6 +141,31 @@ vault. Exit code 2 when there are differences.")]
     Delete(DeleteArgs),
     /// Show, enable or disable the tenant's hardware OATH authentication method.
     Policy(PolicyArgs),
+    /// Users' data on file from Entra (phones, manager, employee id…).
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Take the directory's mobilePhone, businessPhones, mail, employeeId, department,
+    /// officeLocation and manager into the vault's data on file.
+    #[command(after_help = "\
+Reads every user page by page (User.Read.All) and records each value with its source 'entra' \
+and the time. A value Entra no longer holds is removed from file. Users not in the vault are \
+counted and listed (--json), or created with --create. The helpdesk's verification methods \
+show these values, partly masked (the number to call back).
+
+Example:
+  oathdesk entra users sync")]
+    Sync {
+        /// Create vault users for directory users the vault does not have.
+        #[arg(long)]
+        create: bool,
+        /// Users per Graph page (1-999; Graph sends at most 100 with the manager).
+        #[arg(long, value_name = "N")]
+        page_size: Option<u32>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -377,6 +402,41 @@ fn dispatch(
                 )?);
             }
             print_lines(&lines, options.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EntraCommand::Users(UsersCommand::Sync { create, page_size }) => {
+            let mut session = vault.unlock()?;
+            let report = oathdesk_entra::directory::sync_users(
+                &mut session,
+                &graph,
+                create,
+                page_size,
+                &input::now,
+            )?;
+            if options.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} directory user(s) in {} page(s): {} updated, {} unchanged, {} created, \
+                     {} not in the vault, {} without a manager",
+                    report.directory_users,
+                    report.pages,
+                    report.facts.updated,
+                    report.facts.unchanged,
+                    report.facts.created,
+                    report.facts.not_in_vault.len(),
+                    report.without_manager
+                );
+                for id in &report.without_upn {
+                    eprintln!("oathdesk: directory user {id} has no UPN: skipped");
+                }
+                if !report.facts.not_in_vault.is_empty() {
+                    eprintln!(
+                        "oathdesk: {} directory user(s) are not in the vault (list them with --json; add them with --create)",
+                        report.facts.not_in_vault.len()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         EntraCommand::Policy(args) => {
