@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    code, device, entra, files, helpdesk, qr, seed, selftest, serve, token, uri, vault, verify,
+    code, device, entra, files, helpdesk, notify, qr, seed, selftest, serve, token, uri, vault,
+    verify,
 };
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
@@ -70,6 +71,9 @@ pub(crate) enum Command {
     /// Codes for users whose token is not with them yet.
     #[command(subcommand)]
     Helpdesk(helpdesk::HelpdeskCommand),
+    /// Tell users what the helpdesk did in their name (queued notices).
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Find which token shows a code.
     Identify(helpdesk::IdentifyArgs),
     /// The tamper-evident audit log.
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
             | Command::User(_)
             | Command::Token(_)
             | Command::Helpdesk(_)
+            | Command::Notify(_)
             | Command::Identify(_)
             | Command::Audit(_)
             | Command::Import(_)
@@ -216,6 +221,7 @@ fn main() -> ExitCode {
             token::run_token(command, &cli.vault).map(|()| ExitCode::SUCCESS)
         }
         Command::Helpdesk(command) => helpdesk::run_helpdesk(command, &cli.vault),
+        Command::Notify(command) => notify::run(command, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Identify(args) => {
             helpdesk::run_identify(args, &cli.vault).map(|()| ExitCode::SUCCESS)
         }

@@ -5,6 +5,7 @@ pub mod device;
 pub mod entra;
 pub mod files;
 pub mod helpdesk;
+pub mod notify;
 pub mod qr;
 pub mod seed;
 pub mod selftest;
