@@ -46,6 +46,7 @@ pub use session::verification::{
 };
 pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
-    NewToken, OperatorInfo, Session, TokenInfo, Unlock, Vault, VaultReport, defaults, settings,
+    NewToken, OperatorInfo, Session, TapPermit, TokenInfo, Unlock, Vault, VaultReport, defaults,
+    settings,
 };
 pub use session::{exchange, web};

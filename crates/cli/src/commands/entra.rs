@@ -336,7 +336,23 @@ fn save_cache(path: &Path, auth: &Authenticator<'_>) -> Result<()> {
 }
 
 pub fn run(args: EntraArgs, vault: &VaultOptions) -> Result<ExitCode> {
-    let options = &args.options;
+    let device_code = matches!(
+        &args.command,
+        EntraCommand::Login(LoginArgs { device_code: true })
+    );
+    let options = args.options.clone();
+    with_graph(&options, device_code, |auth, http, tenant| {
+        dispatch(args.command, &options, auth, http, tenant, vault)
+    })
+}
+
+/// Signs in as the options say and runs `work` with the connection; the
+/// tokens fetched are kept even when the work failed later.
+fn with_graph<T>(
+    options: &EntraOptions,
+    device_code: bool,
+    work: impl FnOnce(&Authenticator<'_>, &Http, &str) -> Result<T>,
+) -> Result<T> {
     let connection = options.connection()?;
     let http = Http::new(RetryPolicy::default());
     let delegated = connection.credential.is_none();
@@ -348,15 +364,63 @@ pub fn run(args: EntraArgs, vault: &VaultOptions) -> Result<ExitCode> {
         connection.credential,
     )?;
     let tenant = connection.endpoints.tenant.clone();
-    let device_code = matches!(
-        &args.command,
-        EntraCommand::Login(LoginArgs { device_code: true })
-    );
     let auth = Authenticator::new(sign_in, delegated || device_code, cache);
-    let outcome = dispatch(args.command, options, &auth, &http, &tenant, vault);
-    // Tokens fetched are kept even when the command failed later.
+    let outcome = work(&auth, &http, &tenant);
     save_cache(&connection.cache_path, &auth)?;
     outcome
+}
+
+/// `oathdesk helpdesk tap`: the vault decides, Entra issues, the vault
+/// records Entra's answer; the pass is printed once and kept nowhere.
+pub fn run_tap(args: crate::commands::helpdesk::TapArgs, vault: &VaultOptions) -> Result<ExitCode> {
+    let mut session = vault.unlock()?;
+    let policy = session.helpdesk_policy()?;
+    let request = crate::commands::helpdesk::caller_request(&args.caller, &policy)?;
+    let permit = session.helpdesk_tap(&request, input::now())?;
+    with_graph(&args.entra, false, |auth, http, _| {
+        let graph = Graph::new(http, auth);
+        let issued = graph.user(&permit.user).and_then(|user| {
+            graph.create_temporary_access_pass(
+                &user.id,
+                Some(permit.lifetime_minutes),
+                permit.usable_once,
+            )
+        });
+        match issued {
+            Ok(pass) => {
+                session.helpdesk_tap_outcome(&permit, Ok(&pass.id), input::now())?;
+                if args.entra.json {
+                    println!(
+                        "{}",
+                        json!({"user": permit.user, "temporary_access_pass": pass.pass.as_str(),
+                               "lifetime_minutes": pass.lifetime_in_minutes,
+                               "usable_once": pass.is_usable_once,
+                               "start": pass.start_date_time})
+                    );
+                } else {
+                    println!(
+                        "{}  Temporary Access Pass for {}: {} minute(s){}; read it to the caller now, it is not kept",
+                        pass.pass.as_str(),
+                        permit.user,
+                        pass.lifetime_in_minutes,
+                        if pass.is_usable_once {
+                            ", one sign-in"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                let reason = error
+                    .entra_message()
+                    .map_or_else(|| error.to_string(), str::to_owned);
+                session.helpdesk_tap_outcome(&permit, Err(&reason), input::now())?;
+                Err(error.into())
+            }
+        }
+    })
 }
 
 fn dispatch(

@@ -68,12 +68,33 @@ Example:
         #[arg(long)]
         note: Option<String>,
     },
+    /// An Entra Temporary Access Pass for a verified caller (shown once, never stored).
+    #[command(after_help = "\
+The same verification as a code (methods, steps, evidence, ticket) decides it, and the policy \
+must allow passes (tap.enabled, with its lifetime and one-time use). oathdesk asks Entra for the \
+pass with the app's credential (UserAuthenticationMethod.ReadWrite.All) and prints it once; the \
+audit log records the request and Entra's answer, never the pass. When Entra refuses (its \
+policy is off, the lifetime is out of range), its reason is shown.
+
+Example:
+  oathdesk helpdesk tap --user bob@contoso.com --method call-back --confirm all \\
+      --evidence 'called the mobile on file, Bob answered' --ticket INC0012345")]
+    Tap(Box<TapArgs>),
     /// The code of your request once another operator approved it (once).
     Collect {
         id: String,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct TapArgs {
+    #[command(flatten)]
+    pub caller: CallerArgs,
+    /// (--json, and how to reach Entra.)
+    #[command(flatten)]
+    pub entra: crate::commands::entra::EntraOptions,
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,8 +108,9 @@ pub enum PolicyCommand {
     Set { file: std::path::PathBuf },
 }
 
+/// Who is calling and how they were verified.
 #[derive(Args, Debug)]
-pub struct CodeArgs {
+pub struct CallerArgs {
     /// The user's UPN.
     #[arg(long, value_name = "UPN")]
     pub user: String,
@@ -104,6 +126,12 @@ pub struct CodeArgs {
     /// The ticket this is for (it must match the policy's pattern).
     #[arg(long, value_name = "ID")]
     pub ticket: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CodeArgs {
+    #[command(flatten)]
+    pub caller: CallerArgs,
     #[arg(
         long,
         value_name = "TOKEN",
@@ -206,6 +234,19 @@ fn confirmed(text: &str, steps: usize, method: &str) -> Result<Vec<bool>> {
 /// The request the arguments describe (the policy says how many steps each
 /// method has).
 pub fn request_of(args: &CodeArgs, policy: &Policy) -> Result<HelpdeskRequest> {
+    let mut request = caller_request(&args.caller, policy)?;
+    request.token = args.serial.clone();
+    request.valid_for = args
+        .valid_for
+        .as_deref()
+        .map(input::parse_duration)
+        .transpose()?;
+    request.verifier = args.verifier;
+    Ok(request)
+}
+
+/// The verification the caller arguments describe.
+pub fn caller_request(args: &CallerArgs, policy: &Policy) -> Result<HelpdeskRequest> {
     if args.confirms.len() > args.methods.len() || args.evidences.len() > args.methods.len() {
         bail!("give one --confirm and one --evidence for each --method, in the same order");
     }
@@ -227,13 +268,9 @@ pub fn request_of(args: &CodeArgs, policy: &Policy) -> Result<HelpdeskRequest> {
         user: args.user.clone(),
         verifications,
         ticket: args.ticket.clone().unwrap_or_default(),
-        token: args.serial.clone(),
-        valid_for: args
-            .valid_for
-            .as_deref()
-            .map(input::parse_duration)
-            .transpose()?,
-        verifier: args.verifier,
+        token: None,
+        valid_for: None,
+        verifier: Verifier::Entra,
     })
 }
 
@@ -318,6 +355,10 @@ pub fn run_at(command: HelpdeskCommand, desk: &mut dyn Desk) -> Result<std::proc
             let decided = desk.decide(&id, false, note.as_deref())?;
             println!("denied {} for {}", decided.id, decided.user);
         }
+        HelpdeskCommand::Tap(_) => bail!(
+            "a Temporary Access Pass is asked of Entra with the app's credential, from the vault \
+             itself: run 'oathdesk helpdesk tap' without --server"
+        ),
         HelpdeskCommand::Collect { id, json } => {
             let grant = desk.collect(&id)?;
             print_grant(&grant, json)?;
@@ -330,6 +371,9 @@ pub fn run_helpdesk(
     command: HelpdeskCommand,
     options: &VaultOptions,
 ) -> Result<std::process::ExitCode> {
+    if let HelpdeskCommand::Tap(args) = command {
+        return crate::commands::entra::run_tap(*args, options);
+    }
     let mut session = options.unlock()?;
     run_at(command, &mut session)
 }

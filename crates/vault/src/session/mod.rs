@@ -44,6 +44,7 @@ mod records;
 mod roles;
 mod secrets;
 mod signin;
+mod tap;
 mod tokens;
 pub mod verification;
 pub mod web;
@@ -55,6 +56,7 @@ pub use copying::CopyReport;
 pub use delivery::{Delivery, EnrolmentCode};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::IdentifyHit;
+pub use tap::TapPermit;
 pub use tokens::{NewToken, TokenInfo, defaults};
 
 /// Settings kept in the vault, with their defaults.
