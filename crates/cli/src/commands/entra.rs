@@ -753,3 +753,41 @@ fn print_lines(lines: &[Line], as_json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// Sends the queued notices as mail through Graph (`oathdesk notify send`
+/// when the policy's channel is mail); returns (sent, not sent).
+pub fn send_notices_by_mail(
+    session: &mut oathdesk_vault::Session,
+    options: &EntraOptions,
+) -> Result<(u64, u64)> {
+    let policy = session.helpdesk_policy()?;
+    let from = policy
+        .notify
+        .mail_from
+        .clone()
+        .ok_or_else(|| anyhow!("the policy's notify.mail_from is not set"))?;
+    let queued = session.notices(Some("queued"))?;
+    if queued.is_empty() {
+        return Ok((0, 0));
+    }
+    with_graph(options, false, |auth, http, _| {
+        let graph = Graph::new(http, auth);
+        let (mut sent, mut failed) = (0, 0);
+        for notice in &queued {
+            let mail =
+                oathdesk_notify::render_mail(&crate::commands::notify::notice_of(notice, &policy)?);
+            let outcome = graph
+                .send_mail(&from, &notice.address, &mail.subject, &mail.text)
+                .map(|()| 1)
+                .map_err(|e| e.to_string());
+            crate::commands::notify::record_outcome(
+                session,
+                notice,
+                outcome,
+                &mut sent,
+                &mut failed,
+            )?;
+        }
+        Ok((sent, failed))
+    })
+}

@@ -25,7 +25,9 @@ pub enum NotifyCommand {
     /// Send the queued notices through the policy's channel.
     #[command(after_help = "\
 The webhook's signing secret comes from OATHDESK_WEBHOOK_SECRET or --secret-file (at least 16 \
-bytes), never from an argument. A notice that cannot be sent stays queued for the next run and \
+bytes), never from an argument. Mail goes through Microsoft Graph from the policy's \
+notify.mail_from mailbox to the user's mail on file (else their UPN), with the app's \
+credential as for 'oathdesk entra' (Mail.Send). A notice that cannot be sent stays queued for the next run and \
 is marked failed after 10 attempts; every outcome is audited. Run it from cron or a systemd \
 timer, or after each helpdesk session.
 
@@ -35,6 +37,9 @@ Example:
         /// Read the webhook's signing secret from FILE.
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
+        /// (For the mail channel: how to reach Entra; the app needs Mail.Send.)
+        #[command(flatten)]
+        entra: crate::commands::entra::EntraOptions,
     },
     /// List notices (queued, sent, failed).
     List {
@@ -68,8 +73,13 @@ pub fn run(command: NotifyCommand, options: &VaultOptions) -> Result<()> {
                 }
             }
         }
-        NotifyCommand::Send { secret_file } => {
-            let (sent, failed) = send_queued(&mut session, secret_file.as_deref())?;
+        NotifyCommand::Send { secret_file, entra } => {
+            let (sent, failed) =
+                if session.helpdesk_policy()?.notify.channel.as_deref() == Some("mail") {
+                    crate::commands::entra::send_notices_by_mail(&mut session, &entra)?
+                } else {
+                    send_queued(&mut session, secret_file.as_deref())?
+                };
             println!("{sent} notice(s) sent, {failed} not sent (still queued or given up)");
             if failed > 0 {
                 bail!("{failed} notice(s) could not be sent: see 'oathdesk notify list'");
@@ -79,8 +89,8 @@ pub fn run(command: NotifyCommand, options: &VaultOptions) -> Result<()> {
     Ok(())
 }
 
-/// The webhook document of a queued notice.
-fn notice_of(queued: &oathdesk_vault::Notice, policy: &Policy) -> Result<Notice> {
+/// The notice document of a queued notice.
+pub fn notice_of(queued: &oathdesk_vault::Notice, policy: &Policy) -> Result<Notice> {
     let event: Event = serde_json::from_value(serde_json::json!(queued.event)).map_err(|_| {
         anyhow!(
             "notice {} has an unknown event '{}'",
@@ -135,28 +145,35 @@ pub fn send_queued(
             };
             Webhook::new(url, secret)?
         }
-        Some("mail") => bail!(
-            "the policy sends notices by mail through Graph, which this command does not do yet; \
-             use the webhook channel (a mail relay can receive it)"
-        ),
         _ => bail!("the policy names no channel for notices (notify.channel)"),
     };
     let (mut sent, mut failed) = (0, 0);
     for queued in queued {
         let notice = notice_of(&queued, &policy)?;
-        let now = input::now();
-        match webhook.send(&notice, now) {
-            Ok(delivered) => {
-                session.notice_outcome(&queued.id, Ok(delivered.attempts), false, now)?;
-                sent += 1;
-            }
-            Err(error) => {
-                let give_up = queued.attempts + 1 >= GIVE_UP_AFTER;
-                session.notice_outcome(&queued.id, Err(error.to_string()), give_up, now)?;
-                eprintln!("oathdesk: notice {} to {}: {error}", queued.id, queued.user);
-                failed += 1;
-            }
-        }
+        let outcome = webhook
+            .send(&notice, input::now())
+            .map(|delivered| delivered.attempts)
+            .map_err(|e| e.to_string());
+        record_outcome(session, &queued, outcome, &mut sent, &mut failed)?;
     }
     Ok((sent, failed))
+}
+
+/// Records one notice's outcome (audited) and counts it.
+pub fn record_outcome(
+    session: &mut Session,
+    queued: &oathdesk_vault::Notice,
+    outcome: std::result::Result<u32, String>,
+    sent: &mut u64,
+    failed: &mut u64,
+) -> Result<()> {
+    let give_up = queued.attempts + 1 >= GIVE_UP_AFTER;
+    if let Err(error) = &outcome {
+        eprintln!("oathdesk: notice {} to {}: {error}", queued.id, queued.user);
+        *failed += 1;
+    } else {
+        *sent += 1;
+    }
+    session.notice_outcome(&queued.id, outcome, give_up, input::now())?;
+    Ok(())
 }

@@ -1,6 +1,6 @@
-//! `oathdesk helpdesk tap`: a Temporary Access Pass for a verified caller,
-//! decided by the vault's policy, issued by Entra (the Graph simulator),
-//! printed once and recorded nowhere but in Entra.
+//! The helpdesk through Microsoft Graph (the simulator): a Temporary Access
+//! Pass for a verified caller, printed once and kept nowhere but in Entra;
+//! and the user told by mail.
 
 use std::path::PathBuf;
 
@@ -147,4 +147,75 @@ fn a_verified_caller_gets_a_pass_that_is_kept_nowhere() {
             "refused"
         ]
     );
+}
+
+#[test]
+fn the_user_is_told_by_mail_through_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault.db");
+    let sim = Simulator::start();
+    sim.add_app(CLIENT_ID, CLIENT_SECRET, &permissions::ALL);
+    sim.add_user("helpdesk@contoso.com", false);
+    let desk = Desk { dir, vault, sim };
+    desk.run(&[
+        "vault",
+        "init",
+        "--kdf-memory-mib",
+        "1",
+        "--kdf-iterations",
+        "1",
+    ])
+    .assert()
+    .success();
+    let sheet = desk.write(
+        "sheet.csv",
+        "username,secret,serial,mobile,mail\n\
+         bob@contoso.com,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,2100001,+1 555 0100,bob@example.org\n",
+    );
+    desk.run(&["import", "spreadsheet", &sheet])
+        .assert()
+        .success();
+    let policy = desk.write(
+        "policy.json",
+        r#"{"notify": {"on_release": true, "channel": "mail", "mail_from": "helpdesk@contoso.com",
+             "organisation": "Contoso IT", "report_to": "+1 555 0199"}}"#,
+    );
+    desk.run(&["helpdesk", "policy", "set", &policy])
+        .assert()
+        .success();
+    let out = desk
+        .run(&[
+            "helpdesk",
+            "code",
+            "--user",
+            "bob@contoso.com",
+            "--method",
+            "call-back",
+            "--confirm",
+            "all",
+            "--evidence",
+            "called the mobile on file, Bob answered",
+            "--ticket",
+            "INC0012345",
+            "--json",
+        ])
+        .assert()
+        .success();
+    let grant: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let code = grant["code"].as_str().unwrap();
+    desk.run(&["notify", "send"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("1 notice(s) sent"));
+    let mail = desk.sim.sent_mail();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].to, ["bob@example.org"]);
+    assert!(mail[0].body.contains("INC0012345"), "{}", mail[0].body);
+    assert!(
+        mail[0].body.contains("If you did not call the helpdesk"),
+        "{}",
+        mail[0].body
+    );
+    assert!(mail[0].body.contains("+1 555 0199"));
+    assert!(!mail[0].body.contains(code) && !mail[0].subject.contains(code));
 }
