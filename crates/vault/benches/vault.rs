@@ -17,7 +17,9 @@ use oathdesk_vault::identify::IdentifyIndex;
 use oathdesk_vault::model::{DeviceKind, State};
 use oathdesk_vault::testing::ScratchSchema;
 use oathdesk_vault::verification::Verification;
-use oathdesk_vault::{FactsUpdate, HelpdeskRequest, Location, NewToken, Session, Unlock, Vault};
+use oathdesk_vault::{
+    FactsUpdate, HelpdeskRequest, Location, NewOperator, NewToken, Role, Session, Unlock, Vault,
+};
 
 const NOW: u64 = 1_750_000_000;
 
@@ -191,7 +193,37 @@ fn databases(c: &mut Criterion) {
         group.bench_function("helpdesk code (10k-token vault, audited)", |b| {
             b.iter(|| session.helpdesk_code(black_box(&request), NOW).unwrap())
         });
-        drop(session);
+        // Four eyes: the request, another operator's approval, the collection.
+        session
+            .add_operator(
+                "bea",
+                NewOperator::Passphrase(b"bea passphrase", FAST),
+                Role::Admin,
+                NOW,
+            )
+            .unwrap();
+        let mut bea = Vault::open_at(&desk.location())
+            .unwrap()
+            .unlock("bea", Unlock::Passphrase(b"bea passphrase"))
+            .unwrap();
+        let mut policy = session.helpdesk_policy().unwrap();
+        policy.four_eyes.always = true;
+        session.set_helpdesk_policy(&policy, NOW).unwrap();
+        group.bench_function(
+            "helpdesk code with four eyes (request, approve, collect)",
+            |b| {
+                b.iter(|| {
+                    let Err(oathdesk_vault::Error::ApprovalRequired { id, .. }) =
+                        session.helpdesk_code(black_box(&request), NOW)
+                    else {
+                        panic!("four eyes")
+                    };
+                    bea.decide_approval(&id, true, None, NOW).unwrap();
+                    session.helpdesk_collect(&id, NOW).unwrap()
+                })
+            },
+        );
+        drop((session, bea));
 
         group.bench_function("import 100k credentials (one transaction)", |b| {
             b.iter_batched(

@@ -770,11 +770,15 @@ mod tests {
 
     #[test]
     fn bad_policies_are_refused_with_what_to_fix() {
-        let mut policy = Policy::default();
-        policy.ticket_pattern = "^(INC".into();
+        let policy = Policy {
+            ticket_pattern: "^(INC".into(),
+            ..Policy::default()
+        };
         assert!(policy.check().unwrap_err().starts_with("ticket_pattern"));
-        let mut policy = Policy::default();
-        policy.accepted = vec!["carrier-pigeon".into()];
+        let policy = Policy {
+            accepted: vec!["carrier-pigeon".into()],
+            ..Policy::default()
+        };
         assert!(policy.check().unwrap_err().contains("not defined"));
         let mut policy = Policy::default();
         policy.notify.channel = Some("webhook".into());

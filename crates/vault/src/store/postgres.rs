@@ -1705,6 +1705,17 @@ fn grant_from_row(row: &Row) -> Result<GrantRow> {
     })
 }
 
+fn record_from_row(row: &Row) -> Result<RecordRow> {
+    let c = Columns(row);
+    Ok(RecordRow {
+        kind: c.get(0)?,
+        id: c.get(1)?,
+        state: c.get(2)?,
+        body: c.get(3)?,
+        updated_at: c.unsigned(4)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1734,15 +1745,4 @@ mod tests {
             );
         }
     }
-}
-
-fn record_from_row(row: &Row) -> Result<RecordRow> {
-    let c = Columns(row);
-    Ok(RecordRow {
-        kind: c.get(0)?,
-        id: c.get(1)?,
-        state: c.get(2)?,
-        body: c.get(3)?,
-        updated_at: c.unsigned(4)?,
-    })
 }
