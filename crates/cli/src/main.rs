@@ -5,7 +5,7 @@
 //! call too.
 //!
 //! Exit codes (oathtool's convention): 0 success, 1 bad usage or input,
-//! 2 a code that does not verify.
+//! 2 a code that does not verify, 3 a helpdesk request waiting for approval.
 
 mod commands;
 mod input;
@@ -29,7 +29,8 @@ use commands::{
 Secrets can come from an argument, '-' (standard input), @FILE or the OATHDESK_SECRET \
 environment variable; prefer the last three on shared machines. Errors never print secrets.
 
-Exit codes: 0 success, 1 bad usage or input, 2 code not verified.")]
+Exit codes: 0 success, 1 bad usage or input or refused, 2 code not verified (or a code the \
+helpdesk gave out, or a row altered outside oathdesk), 3 waiting for a second operator's approval.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -191,3 +191,30 @@ fn oathdesk_notify_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+#[test]
+fn a_misspelt_policy_field_is_refused_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let oathdesk = || {
+        let mut command = Command::cargo_bin("oathdesk").unwrap();
+        command
+            .env("OATHDESK_VAULT", dir.path().join("vault.db"))
+            .env("OATHDESK_OPERATOR", "alice")
+            .env("OATHDESK_PASSPHRASE", "alice passphrase long")
+            .env_remove("OATHDESK_DATABASE_URL")
+            .env_remove("OATHDESK_SERVER");
+        command
+    };
+    oathdesk()
+        .args(["vault", "init", "--kdf-memory-mib", "8"])
+        .assert()
+        .success();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, r#"{"four_eyes": {"alway": true}}"#).unwrap();
+    oathdesk()
+        .args(["helpdesk", "policy", "set"])
+        .arg(&policy)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("unknown field `alway`"));
+}

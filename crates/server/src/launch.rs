@@ -298,6 +298,54 @@ pub fn fill_demo(vault: &Location, setup_code: &str) -> Result<(), String> {
     session
         .add_tokens(tokens, at, "demo.fill")
         .map_err(|e| e.to_string())?;
+    // Data on file, so that the helpdesk's verification methods can be tried
+    // (the number to call back, the manager, the badge's employee id).
+    let on_file = |upn: &str, mobile: &str, manager: &str, id: &str| oathdesk_vault::FactsUpdate {
+        upn: upn.to_owned(),
+        display_name: None,
+        values: [
+            ("mobile_phone", mobile),
+            ("manager", manager),
+            ("employee_id", id),
+            ("department", "Sales"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), Some(value.to_owned())))
+        .collect(),
+    };
+    session
+        .update_user_facts(
+            vec![
+                on_file(
+                    "alice@contoso.com",
+                    "+44 7700 900101",
+                    "dana@contoso.com",
+                    "E1001",
+                ),
+                on_file(
+                    "bob@contoso.com",
+                    "+44 7700 900102",
+                    "dana@contoso.com",
+                    "E1002",
+                ),
+                on_file(
+                    "carol@contoso.com",
+                    "+44 7700 900103",
+                    "dana@contoso.com",
+                    "E1003",
+                ),
+                on_file(
+                    "dana@contoso.com",
+                    "+44 7700 900104",
+                    "alice@contoso.com",
+                    "E1004",
+                ),
+            ],
+            "demo",
+            false,
+            at,
+        )
+        .map_err(|e| e.to_string())?;
     for (serial, note) in [
         ("2100123456", "DHL 00340434161094042557"),
         ("2100123457", "internal mail"),

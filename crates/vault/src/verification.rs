@@ -105,6 +105,7 @@ pub fn masked(name: &str, value: &str) -> String {
 
 /// One thing the operator does and confirms.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Step {
     pub text: String,
     /// Data on file shown with this step; at least one of them must be on
@@ -115,6 +116,7 @@ pub struct Step {
 
 /// A way of verifying a caller, defined by an admin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Method {
     /// Short name used on the command line and in the audit log.
     pub name: String,
@@ -134,6 +136,7 @@ fn yes() -> bool {
 
 /// When a second operator must approve a release.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct FourEyes {
     /// Every release.
@@ -150,6 +153,7 @@ pub struct FourEyes {
 
 /// Telling the user after a release or a refusal that names them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct Notify {
     pub on_release: bool,
@@ -165,6 +169,7 @@ pub struct Notify {
 
 /// Entra's Temporary Access Pass, offered beside the code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct TapPolicy {
     pub enabled: bool,
@@ -184,6 +189,7 @@ impl Default for TapPolicy {
 
 /// The helpdesk's verification policy: one signed record of the vault.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct Policy {
     pub methods: Vec<Method>,
