@@ -397,7 +397,7 @@ impl Policy {
         if ticket.is_empty() {
             return Err("give the ticket id of this call (--ticket)".into());
         }
-        let pattern = regex::Regex::new(&self.ticket_pattern)
+        let pattern = compiled(&self.ticket_pattern)
             .map_err(|e| format!("the policy's ticket_pattern does not compile: {e}"))?;
         let whole = pattern
             .find(ticket)
@@ -532,6 +532,22 @@ impl Policy {
         }
         None
     }
+}
+
+/// The ticket pattern, compiled once per process (not once per request).
+fn compiled(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    static LAST: std::sync::Mutex<Option<(String, regex::Regex)>> = std::sync::Mutex::new(None);
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((text, regex)) = last.as_ref()
+        && text == pattern
+    {
+        return Ok(regex.clone());
+    }
+    let regex = regex::Regex::new(pattern)?;
+    *last = Some((pattern.to_owned(), regex.clone()));
+    Ok(regex)
 }
 
 fn normalised(text: &str) -> String {

@@ -3,7 +3,7 @@
 //! audits, and enforces the rate limit where writers are serialised.
 
 use super::records;
-use super::verification::{self as on_file, Approval, read_facts, read_policy};
+use super::verification::{self as on_file, Approval};
 use super::*;
 use crate::verification::{Facts, Policy, Verification};
 
@@ -50,15 +50,25 @@ pub(crate) fn rate_limit_reason(upn: &str, granted: u64, limit: u64) -> String {
     )
 }
 
-/// The user a helpdesk code is asked for, their credentials and the codes
-/// granted for them in the last hour; the rows that decide are checked.
-#[allow(clippy::type_complexity)]
+/// What a helpdesk request decides on, read in one snapshot.
+pub(crate) struct Candidates {
+    pub limit: u64,
+    pub user: Option<User>,
+    pub candidates: Vec<CredentialRow>,
+    pub granted_last_hour: u64,
+    pub policy: Policy,
+    pub facts: Facts,
+}
+
+/// The user a helpdesk code is asked for, their credentials, their data on
+/// file, the policy and the codes granted for them in the last hour; every
+/// row that decides is checked in one round trip.
 pub(crate) fn helpdesk_candidates(
     tx: &impl StoreTx,
     keys: &Keys<'_>,
     upn: &str,
     now: u64,
-) -> Result<(u64, Option<User>, Vec<CredentialRow>, u64)> {
+) -> Result<Candidates> {
     let (setting, default) = settings::RATE_LIMIT;
     let limit_text = tx.meta_get(&format!("setting.{setting}"))?;
     let user = tx.user_by_upn(upn)?;
@@ -69,22 +79,48 @@ pub(crate) fn helpdesk_candidates(
         })?,
         None => Vec::new(),
     };
-    // Every row that decides — the limit, the user, the candidates — is
-    // checked in one round trip. A deleted limit must carry no signature.
+    let policy_id = on_file::POLICY_ID.to_owned();
+    let policy_row = tx
+        .records_of(kind::POLICY, std::slice::from_ref(&policy_id))?
+        .pop();
+    let facts_id = user.as_ref().map(|u| signed::row_id(u.id));
+    let facts_row = match &facts_id {
+        Some(id) => tx
+            .records_of(kind::USER_FACTS, std::slice::from_ref(id))?
+            .pop(),
+        None => None,
+    };
+    // Every row that decides — the limit, the policy, the user, their data
+    // on file, the candidates — is checked in one round trip. A deleted
+    // limit, policy or data on file must carry no signature.
     let signer = keys.signer;
-    let mut expected: Vec<signed::Expected> = vec![(
-        kind::SETTING,
-        setting.to_owned(),
-        format!("setting {setting}"),
-        limit_text.as_deref().map(|v| signer.setting(setting, v).1),
-    )];
-    if let Some(user) = &user {
-        let (id, mac) = signer.user(user);
+    let mut expected: Vec<signed::Expected> = vec![
+        (
+            kind::SETTING,
+            setting.to_owned(),
+            format!("setting {setting}"),
+            limit_text.as_deref().map(|v| signer.setting(setting, v).1),
+        ),
+        (
+            kind::POLICY,
+            policy_id.clone(),
+            signed::record_name(kind::POLICY, &policy_id),
+            policy_row.as_ref().map(|row| signer.record(row)),
+        ),
+    ];
+    if let (Some(user), Some(id)) = (&user, &facts_id) {
+        let (user_id, mac) = signer.user(user);
         expected.push((
             kind::USER,
-            id,
+            user_id,
             format!("user {} ({})", user.id, user.upn),
             Some(mac),
+        ));
+        expected.push((
+            kind::USER_FACTS,
+            id.clone(),
+            signed::record_name(kind::USER_FACTS, id),
+            facts_row.as_ref().map(|row| signer.record(row)),
         ));
     }
     for row in &candidates {
@@ -103,9 +139,24 @@ pub(crate) fn helpdesk_candidates(
         })?,
         None => default,
     };
+    let policy = match &policy_row {
+        Some(row) => records::body(row)?,
+        None => Policy::default(),
+    };
+    let facts = match &facts_row {
+        Some(row) => records::body(row)?,
+        None => Facts::new(),
+    };
     let since = now.saturating_sub(3600);
-    let granted = tx.audit_count(Action::HelpdeskCode.name(), "granted", upn, since)?;
-    Ok((limit, user, candidates, granted))
+    let granted_last_hour = tx.audit_count(Action::HelpdeskCode.name(), "granted", upn, since)?;
+    Ok(Candidates {
+        limit,
+        user,
+        candidates,
+        granted_last_hour,
+        policy,
+        facts,
+    })
 }
 
 /// Which of a user's credentials a helpdesk code may come from — the rule,
@@ -260,13 +311,14 @@ impl<S: Store> Session<S> {
             };
             let tx = self.store.read()?;
             (|| {
-                let policy = read_policy(&tx, &keys)?;
-                let (limit, user, candidates, granted_last_hour) =
-                    helpdesk_candidates(&tx, &keys, upn, now)?;
-                let facts = match &user {
-                    Some(user) => read_facts(&tx, &keys, user)?,
-                    None => Facts::new(),
-                };
+                let Candidates {
+                    limit,
+                    user,
+                    candidates,
+                    granted_last_hour,
+                    policy,
+                    facts,
+                } = helpdesk_candidates(&tx, &keys, upn, now)?;
                 let granted_last_day = if policy.four_eyes.after_codes_per_day.is_some() {
                     tx.audit_count(
                         Action::HelpdeskCode.name(),

@@ -11,7 +11,7 @@ use super::*;
 use crate::verification::{self as rules, Fact, Facts, Policy, fact};
 
 /// The id of the helpdesk policy record.
-const POLICY_ID: &str = "helpdesk";
+pub(crate) const POLICY_ID: &str = "helpdesk";
 
 /// The record id of a user's data on file.
 fn facts_id(user_id: i64) -> String {
