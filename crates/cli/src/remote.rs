@@ -357,6 +357,14 @@ impl Desk for &Console {
         )?;
         Ok(serde_json::from_value(answer)?)
     }
+    fn reveal(&mut self, user: &str, method: &str, name: &str) -> Result<String> {
+        let answer = self.send(
+            "POST",
+            "/api/v1/helpdesk/reveal",
+            Some(json!({"user": user, "method": method, "name": name})),
+        )?;
+        Ok(answer["value"].as_str().unwrap_or_default().to_owned())
+    }
     fn code(&mut self, request: &HelpdeskRequest) -> Result<Released> {
         let answer = self.send(
             "POST",

@@ -103,10 +103,26 @@ document.addEventListener("DOMContentLoaded", () => {
     const s = suffix(block.index);
     for (const step of view.steps) {
       const id = "step" + s + "-" + step.number;
-      const facts = step.data.map((fact) => el("span", { class: "fact" },
-        el("span", { class: "fact-name" }, fact.name.replace(/_/g, " ")), " ",
-        el("span", { class: "fact-value" }, fact.shown), " ",
-        el("span", { class: "hint" }, "(" + fact.source + ", " + od.utc(fact.at).slice(0, 10) + ")")));
+      const facts = step.data.map((fact) => {
+        const value = el("span", { class: "fact-value" }, fact.shown);
+        // The whole value only to dial it: fetched on demand, audited by the vault.
+        const reveal = el("button", {
+          type: "button", class: "small", "data-reveal": fact.name,
+          onclick: async () => {
+            try {
+              const answer = await od.api("POST", "/api/v1/helpdesk/reveal",
+                { user: view.user, method: view.method, name: fact.name });
+              value.textContent = answer.value;
+              reveal.remove();
+            } catch (e) { show(block.message.id, e.message, "error"); }
+          },
+        }, "Show to dial");
+        return el("span", { class: "fact" },
+          el("span", { class: "fact-name" }, fact.name.replace(/_/g, " ")), " ",
+          value, " ",
+          el("span", { class: "hint" }, "(" + fact.source + ", " + od.utc(fact.at).slice(0, 10) + ")"), " ",
+          reveal);
+      });
       block.steps.append(el("li", {},
         el("label", { class: "check" },
           el("input", { type: "checkbox", id, name: id, disabled: !!view.unusable }),

@@ -263,6 +263,29 @@ pub async fn verification(
     Ok(Json(view))
 }
 
+/// Which value on file to show whole.
+#[derive(Deserialize, JsonSchema)]
+pub struct RevealRequest {
+    pub user: String,
+    pub method: String,
+    /// `mobile_phone`, `office_phone`…: one a step of the method shows.
+    pub name: String,
+}
+
+/// A value on file, whole (to dial it). Audited as `helpdesk.reveal`.
+pub async fn reveal(
+    auth: Auth<need::HelpdeskCode>,
+    Json(request): Json<RevealRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let value = auth
+        .writing()
+        .run(move |session| {
+            Ok(session.reveal_fact(&request.user, &request.method, &request.name, now())?)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({"value": value})))
+}
+
 #[derive(Deserialize, JsonSchema)]
 pub struct ApprovalQuery {
     /// `pending`, `approved`, `denied`, `used` or `expired`; all when left out.

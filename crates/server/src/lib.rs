@@ -302,6 +302,12 @@ pub const API_ROUTES: &[ApiRoute] = &[
         "A method's steps with the user's data on file, masked (user=, method=; audited)",
     ),
     route(
+        "POST",
+        "/api/v1/helpdesk/reveal",
+        Some(Permission::HelpdeskCode),
+        "One value on file shown whole, to dial it ({user, method, name}; audited on its own)",
+    ),
+    route(
         "GET",
         "/api/v1/helpdesk/approvals",
         Some(Permission::HelpdeskCode),
@@ -476,6 +482,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(helpdesk::policy).put(helpdesk::set_policy),
         )
         .route("/api/v1/helpdesk/verification", get(helpdesk::verification))
+        .route("/api/v1/helpdesk/reveal", post(helpdesk::reveal))
         .route("/api/v1/helpdesk/approvals", get(helpdesk::approvals))
         .route(
             "/api/v1/helpdesk/approvals/{id}/approve",

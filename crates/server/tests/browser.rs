@@ -593,6 +593,9 @@ async fn helpdesk_reveals_a_code_after_verification() {
     let steps = wait_for_text(&client, "#steps", "•••••••••0123").await;
     assert!(steps.contains("never a number the caller gives"), "{steps}");
     assert!(!steps.contains("7700"), "{steps}");
+    // Shown whole only on demand, to dial it (the vault audits it).
+    click(&client, "button[data-reveal='mobile_phone']").await;
+    wait_for_text(&client, "#steps", "+44 7700 900123").await;
     wait_for_text(&client, "#evidence-need", "required").await;
     assert!(
         client

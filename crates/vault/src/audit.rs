@@ -49,6 +49,8 @@ pub enum Action {
     VerificationView,
     /// Someone read a user's whole data on file.
     UserFactsView,
+    /// One value on file shown whole inside a verification (to dial it).
+    FactReveal,
     /// Users' data on file imported or synced.
     UserFactsUpdate,
     /// A release waits for a second operator.
@@ -76,6 +78,7 @@ impl Action {
             Action::HelpdeskPolicy => "helpdesk.policy",
             Action::VerificationView => "helpdesk.verification_view",
             Action::UserFactsView => "user.facts_view",
+            Action::FactReveal => "helpdesk.reveal",
             Action::UserFactsUpdate => "user.facts_update",
             Action::HelpdeskApprovalRequest => "helpdesk.approval_request",
             Action::HelpdeskApprove => "helpdesk.approve",

@@ -209,6 +209,29 @@ fn data_on_file_is_imported_masked_and_audited(backend: Backend) {
     assert_eq!(views.len(), 2);
     assert_eq!(views[0].user.as_deref(), Some("carol@contoso.com"));
     assert!(views[0].detail.contains("mobile_phone"));
+    // To dial it, the operator reveals the number: only one the method
+    // shows, and each reveal is audited on its own.
+    assert_eq!(
+        s.reveal_fact("carol@contoso.com", "call-back", "mobile_phone", NOW)
+            .unwrap(),
+        "+44 7700 900123"
+    );
+    assert!(matches!(
+        s.reveal_fact("carol@contoso.com", "call-back", "department", NOW),
+        Err(Error::Refused(_))
+    ));
+    let reveals: Vec<_> = s
+        .audit_entries()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "helpdesk.reveal")
+        .collect();
+    assert_eq!(reveals.len(), 1);
+    assert!(
+        !reveals[0].detail.contains("900123"),
+        "{}",
+        reveals[0].detail
+    );
     // A helpdesk operator may not read the whole data on file.
     assert!(matches!(
         helpdesk_session(&_f).user_facts("carol@contoso.com", NOW),

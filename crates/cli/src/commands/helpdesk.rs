@@ -42,6 +42,9 @@ Example:
         user: String,
         #[arg(long, value_name = "METHOD")]
         method: String,
+        /// Show this value whole, to dial it (e.g. mobile_phone); audited on its own.
+        #[arg(long, value_name = "NAME")]
+        reveal: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -153,6 +156,7 @@ pub trait Desk {
     fn policy(&mut self) -> Result<Policy>;
     fn set_policy(&mut self, policy: &Policy) -> Result<()>;
     fn steps(&mut self, user: &str, method: &str) -> Result<VerificationView>;
+    fn reveal(&mut self, user: &str, method: &str, name: &str) -> Result<String>;
     /// A code, or the id of the request waiting for approval.
     fn code(&mut self, request: &HelpdeskRequest) -> Result<Released>;
     fn approvals(&mut self, state: Option<&str>) -> Result<Vec<Approval>>;
@@ -179,6 +183,9 @@ impl Desk for oathdesk_vault::Session {
     }
     fn steps(&mut self, user: &str, method: &str) -> Result<VerificationView> {
         Ok(self.verification_view(user, method, input::now())?)
+    }
+    fn reveal(&mut self, user: &str, method: &str, name: &str) -> Result<String> {
+        Ok(self.reveal_fact(user, method, name, input::now())?)
     }
     fn code(&mut self, request: &HelpdeskRequest) -> Result<Released> {
         match self.helpdesk_code(request, input::now()) {
@@ -296,7 +303,28 @@ pub fn run_at(command: HelpdeskCommand, desk: &mut dyn Desk) -> Result<std::proc
                 }
             }
         }
-        HelpdeskCommand::Steps { user, method, json } => {
+        HelpdeskCommand::Steps {
+            user,
+            method,
+            reveal: Some(name),
+            json,
+        } => {
+            let value = desk.reveal(&user, &method, &name)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"user": user, "name": name, "value": value})
+                );
+            } else {
+                println!("{}: {value}", name.replace('_', " "));
+            }
+        }
+        HelpdeskCommand::Steps {
+            user,
+            method,
+            reveal: None,
+            json,
+        } => {
             let view = desk.steps(&user, &method)?;
             print_view(&view, json)?;
         }

@@ -439,6 +439,51 @@ impl<S: Store> Session<S> {
         Ok(view)
     }
 
+    /// One value on file, whole, for the operator to dial or say — only one
+    /// that a step of `method` shows, and audited as its own entry (who saw
+    /// whose number, for which method), so the masked view stays the
+    /// default and every full view is accounted for.
+    pub fn reveal_fact(&mut self, upn: &str, method: &str, name: &str, now: u64) -> Result<String> {
+        self.require(Permission::HelpdeskCode)?;
+        let outcome = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let tx = self.store.read()?;
+            (|| {
+                let policy = read_policy(&tx, &keys)?;
+                let user = tx
+                    .user_by_upn(upn)?
+                    .ok_or_else(|| Error::NotFound(format!("user '{upn}'")))?;
+                let facts = read_facts(&tx, &keys, &user)?;
+                Ok((policy, user, facts))
+            })()
+        };
+        let (policy, user, facts) = self.audited(now, outcome)?;
+        let method = policy.method(method).map_err(Error::Invalid)?.clone();
+        if !method
+            .steps
+            .iter()
+            .any(|s| s.shows.iter().any(|n| n == name))
+        {
+            return Err(Error::Refused(format!(
+                "'{}' shows no {}: only the data a step of the method uses is revealed",
+                method.name,
+                name.replace('_', " ")
+            )));
+        }
+        let value = facts.get(name).map(|f| f.value.clone()).ok_or_else(|| {
+            Error::NotFound(format!("{} of {}", name.replace('_', " "), user.upn))
+        })?;
+        let mut event =
+            AuditEvent::of(Action::FactReveal).detail(json!({"method": method.name, "name": name}));
+        event.user = Some(user.upn);
+        self.write_audit(now, event)?;
+        Ok(value)
+    }
+
     /// Approval requests (all, or in one state), newest first.
     pub fn approvals(&mut self, state: Option<&str>, now: u64) -> Result<Vec<Approval>> {
         self.require(Permission::HelpdeskCode)?;
