@@ -40,6 +40,7 @@ pub fn request_schema(method: &str, path: &str, generator: &mut SchemaGenerator)
         ("POST", "/api/v1/export") => body::<inventory::ExportRequest>(generator),
         ("POST", "/api/v1/helpdesk/code") => body::<helpdesk::CodeRequest>(generator),
         ("PUT", "/api/v1/helpdesk/policy") => body::<helpdesk::PolicyBody>(generator),
+        ("POST", "/api/v1/helpdesk/reveal") => body::<helpdesk::RevealRequest>(generator),
         ("POST", "/api/v1/helpdesk/approvals/{id}/approve")
         | ("POST", "/api/v1/helpdesk/approvals/{id}/deny") => body::<helpdesk::Decision>(generator),
         ("POST", "/api/v1/identify") => body::<helpdesk::IdentifyRequest>(generator),
