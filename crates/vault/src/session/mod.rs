@@ -618,6 +618,25 @@ impl<S: Store> Session<S> {
         Ok(())
     }
 
+    /// Runs `read` on a snapshot with the keys that check signatures; an
+    /// altered row met on the way is audited, as [`Session::change`] does
+    /// for writes.
+    pub(crate) fn checked_read<T>(
+        &mut self,
+        now: u64,
+        read: impl FnOnce(&S::Tx<'_>, &Keys<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let outcome = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            self.store.read().and_then(|tx| read(&tx, &keys))
+        };
+        self.audited(now, outcome)
+    }
+
     /// Passes `outcome` through; an altered row is recorded in the audit
     /// log first (what was refused, and which row).
     pub(crate) fn audited<T>(&mut self, now: u64, outcome: Result<T>) -> Result<T> {

@@ -26,25 +26,19 @@ impl<S: Store> Session<S> {
         let mut event = AuditEvent::of(Action::HelpdeskTap);
         event.user = Some(request.user.clone());
         event.ticket = Some(request.ticket.clone()).filter(|t| !t.trim().is_empty());
-        let read = {
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
-            };
-            let tx = self.store.read()?;
+        let (policy, user, today) = self.checked_read(now, |tx, keys| {
             (|| {
-                let policy = on_file::read_policy(&tx, &keys)?;
+                let policy = on_file::read_policy(tx, keys)?;
                 let user = match tx.user_by_upn(&request.user)? {
                     Some(user) => {
                         let (id, mac) = keys.signer.user(&user);
                         signed::check(
-                            &tx,
+                            tx,
                             keys.enforced,
                             kind::USER,
                             &[(id, format!("user {} ({})", user.id, user.upn), mac)],
                         )?;
-                        let facts = on_file::read_facts(&tx, &keys, &user)?;
+                        let facts = on_file::read_facts(tx, keys, &user)?;
                         Some((user, facts))
                     }
                     None => None,
@@ -57,8 +51,7 @@ impl<S: Store> Session<S> {
                 )?;
                 Ok((policy, user, today))
             })()
-        };
-        let (policy, user, today) = self.audited(now, read)?;
+        })?;
         if !policy.tap.enabled {
             return self.refuse(
                 now,

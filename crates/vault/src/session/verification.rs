@@ -173,16 +173,7 @@ impl<S: Store> Session<S> {
         if !self.may(Permission::HelpdeskCode) {
             self.require(Permission::Toolset)?;
         }
-        let outcome = {
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
-            };
-            let tx = self.store.read()?;
-            read_policy(&tx, &keys)
-        };
-        self.audited(wall_clock(), outcome)
+        self.checked_read(wall_clock(), |tx, keys| read_policy(tx, keys))
     }
 
     /// Replaces the helpdesk's verification policy (admins), signed.
@@ -208,19 +199,10 @@ impl<S: Store> Session<S> {
     /// A user's data on file, whole (provisioners and admins; audited).
     pub fn user_facts(&mut self, upn: &str, now: u64) -> Result<Facts> {
         self.require(Permission::InventoryWrite)?;
-        let outcome = {
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
-            };
-            let tx = self.store.read()?;
-            match tx.user_by_upn(upn)? {
-                Some(user) => read_facts(&tx, &keys, &user).map(|facts| (user, facts)),
-                None => Err(Error::NotFound(format!("user '{upn}'"))),
-            }
-        };
-        let (user, facts) = self.audited(now, outcome)?;
+        let (user, facts) = self.checked_read(now, |tx, keys| match tx.user_by_upn(upn)? {
+            Some(user) => read_facts(tx, keys, &user).map(|facts| (user, facts)),
+            None => Err(Error::NotFound(format!("user '{upn}'"))),
+        })?;
         let mut event = AuditEvent::of(Action::UserFactsView)
             .detail(json!({"names": facts.keys().collect::<Vec<_>>()}));
         event.user = Some(user.upn);
@@ -360,30 +342,23 @@ impl<S: Store> Session<S> {
         now: u64,
     ) -> Result<VerificationView> {
         self.require(Permission::HelpdeskCode)?;
-        let outcome = {
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
-            };
-            let tx = self.store.read()?;
+        let (policy, user, facts) = self.checked_read(now, |tx, keys| {
             (|| {
-                let policy = read_policy(&tx, &keys)?;
+                let policy = read_policy(tx, keys)?;
                 let user = tx
                     .user_by_upn(upn)?
                     .ok_or_else(|| Error::NotFound(format!("user '{upn}'")))?;
                 let (id, mac) = keys.signer.user(&user);
                 signed::check(
-                    &tx,
+                    tx,
                     keys.enforced,
                     kind::USER,
                     &[(id, format!("user {} ({})", user.id, user.upn), mac)],
                 )?;
-                let facts = read_facts(&tx, &keys, &user)?;
+                let facts = read_facts(tx, keys, &user)?;
                 Ok((policy, user, facts))
             })()
-        };
-        let (policy, user, facts) = self.audited(now, outcome)?;
+        })?;
         let method = policy.method(method).map_err(Error::Invalid)?.clone();
         let mut unusable = None;
         let steps = method
@@ -445,23 +420,16 @@ impl<S: Store> Session<S> {
     /// default and every full view is accounted for.
     pub fn reveal_fact(&mut self, upn: &str, method: &str, name: &str, now: u64) -> Result<String> {
         self.require(Permission::HelpdeskCode)?;
-        let outcome = {
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
-            };
-            let tx = self.store.read()?;
+        let (policy, user, facts) = self.checked_read(now, |tx, keys| {
             (|| {
-                let policy = read_policy(&tx, &keys)?;
+                let policy = read_policy(tx, keys)?;
                 let user = tx
                     .user_by_upn(upn)?
                     .ok_or_else(|| Error::NotFound(format!("user '{upn}'")))?;
-                let facts = read_facts(&tx, &keys, &user)?;
+                let facts = read_facts(tx, keys, &user)?;
                 Ok((policy, user, facts))
             })()
-        };
-        let (policy, user, facts) = self.audited(now, outcome)?;
+        })?;
         let method = policy.method(method).map_err(Error::Invalid)?.clone();
         if !method
             .steps
@@ -487,20 +455,13 @@ impl<S: Store> Session<S> {
     /// Approval requests (all, or in one state), newest first.
     pub fn approvals(&mut self, state: Option<&str>, now: u64) -> Result<Vec<Approval>> {
         self.require(Permission::HelpdeskCode)?;
-        let outcome = {
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
-            };
-            let tx = self.store.read()?;
-            records::list(&tx, &keys, kind::APPROVAL, None).and_then(|rows| {
+        let mut all = self.checked_read(now, |tx, keys| {
+            records::list(tx, keys, kind::APPROVAL, None).and_then(|rows| {
                 rows.iter()
                     .map(records::body::<Approval>)
                     .collect::<Result<Vec<_>>>()
             })
-        };
-        let mut all = self.audited(now, outcome)?;
+        })?;
         for approval in &mut all {
             if approval.state == "pending" && approval.expires_at <= now {
                 approval.state = "expired".into();
@@ -586,20 +547,13 @@ impl<S: Store> Session<S> {
     /// Notices waiting to be sent.
     pub fn notices(&mut self, state: Option<&str>) -> Result<Vec<Notice>> {
         self.require(Permission::HelpdeskCode)?;
-        let outcome = {
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
-            };
-            let tx = self.store.read()?;
-            records::list(&tx, &keys, kind::NOTICE, state).and_then(|rows| {
+        self.checked_read(wall_clock(), |tx, keys| {
+            records::list(tx, keys, kind::NOTICE, state).and_then(|rows| {
                 rows.iter()
                     .map(records::body::<Notice>)
                     .collect::<Result<Vec<_>>>()
             })
-        };
-        self.audited(wall_clock(), outcome)
+        })
     }
 
     /// Records the outcome of sending a notice (audited): `Ok(attempts)` or
