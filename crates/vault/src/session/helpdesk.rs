@@ -248,17 +248,10 @@ impl<S: Store> Session<S> {
     /// operator who asked, once, before the request expires.
     pub fn helpdesk_collect(&mut self, id: &str, now: u64) -> Result<HelpdeskGrant> {
         self.require(Permission::HelpdeskCode)?;
-        let read = {
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
-            };
-            let tx = self.store.read()?;
-            records::read_one(&tx, &keys, kind::APPROVAL, id)
-        };
         let row = self
-            .audited(now, read)?
+            .checked_read(now, |tx, keys| {
+                records::read_one(tx, keys, kind::APPROVAL, id)
+            })?
             .ok_or_else(|| Error::NotFound(format!("approval request {id}")))?;
         let approval: Approval = records::body(&row)?;
         let mut event = AuditEvent::of(Action::HelpdeskCode)
@@ -303,55 +296,46 @@ impl<S: Store> Session<S> {
     }
 
     fn read_for_release(&mut self, upn: &str, now: u64) -> Result<Reading> {
-        let read = {
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
+        self.checked_read(now, |tx, keys| {
+            let Candidates {
+                limit,
+                user,
+                candidates,
+                granted_last_hour,
+                policy,
+                facts,
+            } = helpdesk_candidates(tx, keys, upn, now)?;
+            let granted_last_day = if policy.four_eyes.after_codes_per_day.is_some() {
+                tx.audit_count(
+                    Action::HelpdeskCode.name(),
+                    "granted",
+                    upn,
+                    now.saturating_sub(86_400),
+                )?
+            } else {
+                0
             };
-            let tx = self.store.read()?;
-            (|| {
-                let Candidates {
-                    limit,
-                    user,
-                    candidates,
-                    granted_last_hour,
-                    policy,
-                    facts,
-                } = helpdesk_candidates(&tx, &keys, upn, now)?;
-                let granted_last_day = if policy.four_eyes.after_codes_per_day.is_some() {
-                    tx.audit_count(
-                        Action::HelpdeskCode.name(),
-                        "granted",
-                        upn,
-                        now.saturating_sub(86_400),
-                    )?
-                } else {
-                    0
-                };
-                let granted_times = if granted_last_hour >= limit {
-                    tx.audit_times(
-                        Action::HelpdeskCode.name(),
-                        "granted",
-                        upn,
-                        now.saturating_sub(3600),
-                    )?
-                } else {
-                    Vec::new()
-                };
-                Ok(Reading {
-                    policy,
-                    limit,
-                    user,
-                    facts,
-                    candidates,
-                    granted_last_hour,
-                    granted_last_day,
-                    granted_times,
-                })
-            })()
-        };
-        self.audited(now, read)
+            let granted_times = if granted_last_hour >= limit {
+                tx.audit_times(
+                    Action::HelpdeskCode.name(),
+                    "granted",
+                    upn,
+                    now.saturating_sub(3600),
+                )?
+            } else {
+                Vec::new()
+            };
+            Ok(Reading {
+                policy,
+                limit,
+                user,
+                facts,
+                candidates,
+                granted_last_hour,
+                granted_last_day,
+                granted_times,
+            })
+        })
     }
 
     /// A refusal that names a user: audited, and the user told when the

@@ -58,8 +58,36 @@ pub(crate) fn put(tx: &impl StoreTx, keys: &Keys<'_>, rows: Vec<RecordRow>) -> R
     Ok(())
 }
 
-/// The records of `kind` with these ids, each checked; an id without a
-/// record must carry no signature either (a deleted record is altered).
+/// Checks `rows` of `kind`, and that each of `absent` (ids without a
+/// record) carries no signature either: a deleted record is altered.
+fn check(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    kind: &'static str,
+    rows: &[RecordRow],
+    absent: &[&String],
+) -> Result<()> {
+    let name = |id: &str| signed::record_name(kind, id);
+    let mut expected: Vec<signed::Expected> = rows
+        .iter()
+        .map(|row| {
+            (
+                kind,
+                row.id.clone(),
+                name(&row.id),
+                Some(keys.signer.record(row)),
+            )
+        })
+        .collect();
+    expected.extend(
+        absent
+            .iter()
+            .map(|id| (kind, (*id).clone(), name(id), None)),
+    );
+    signed::check_all(tx, keys.enforced, &expected)
+}
+
+/// The records of `kind` with these ids, each checked.
 pub(crate) fn read(
     tx: &impl StoreTx,
     keys: &Keys<'_>,
@@ -67,23 +95,11 @@ pub(crate) fn read(
     ids: &[String],
 ) -> Result<Vec<RecordRow>> {
     let rows = tx.records_of(kind, ids)?;
-    let mut expected: Vec<signed::Expected> = rows
+    let absent: Vec<&String> = ids
         .iter()
-        .map(|row| {
-            (
-                kind,
-                row.id.clone(),
-                signed::record_name(kind, &row.id),
-                Some(keys.signer.record(row)),
-            )
-        })
+        .filter(|id| !rows.iter().any(|row| &row.id == *id))
         .collect();
-    for id in ids {
-        if !rows.iter().any(|row| &row.id == id) {
-            expected.push((kind, id.clone(), signed::record_name(kind, id), None));
-        }
-    }
-    signed::check_all(tx, keys.enforced, &expected)?;
+    check(tx, keys, kind, &rows, &absent)?;
     Ok(rows)
 }
 
@@ -105,17 +121,6 @@ pub(crate) fn list(
     state: Option<&str>,
 ) -> Result<Vec<RecordRow>> {
     let rows = tx.records(kind, state)?;
-    let expected: Vec<signed::Expected> = rows
-        .iter()
-        .map(|row| {
-            (
-                kind,
-                row.id.clone(),
-                signed::record_name(kind, &row.id),
-                Some(keys.signer.record(row)),
-            )
-        })
-        .collect();
-    signed::check_all(tx, keys.enforced, &expected)?;
+    check(tx, keys, kind, &rows, &[])?;
     Ok(rows)
 }
