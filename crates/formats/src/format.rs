@@ -147,6 +147,102 @@ impl Default for WriteOptions {
     }
 }
 
+/// The protection asked for an output: what [`check_protection`] judges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Protection {
+    /// A password for the output was given (`Some(true)` when it is empty).
+    pub password: Option<bool>,
+    /// A pre-shared key for the output was given: its length in bytes.
+    pub key_len: Option<usize>,
+    /// A plaintext file of secrets is allowed.
+    pub plaintext: bool,
+}
+
+impl Protection {
+    /// What `options` asks (the plaintext allowance is the caller's).
+    pub fn of(options: &WriteOptions, plaintext: bool) -> Protection {
+        Protection {
+            password: options.password.as_ref().map(|p| p.is_empty()),
+            key_len: options.key.as_ref().map(|k| k.len()),
+            plaintext,
+        }
+    }
+
+    fn encrypts(&self) -> bool {
+        self.password.is_some() || self.key_len.is_some()
+    }
+}
+
+/// Why an output cannot be written as asked. Every case where secrets
+/// would be written in plain text although encryption was asked for is
+/// one of these: an encrypted output is encrypted or refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtectionError {
+    /// Encryption (a password or key) and a plaintext file were both asked.
+    #[error("both an encrypted and a plaintext {0} file were asked for")]
+    EncryptedAndPlaintext(Format),
+    /// A password or key for a format that holds secrets in plain text.
+    #[error("{0} files cannot be encrypted")]
+    CannotEncrypt(Format),
+    /// A pre-shared key for a format that encrypts with a password only.
+    #[error("{0} files are encrypted with a password; only PSKC takes a pre-shared key")]
+    KeyNeedsPskc(Format),
+    /// A password and a pre-shared key at once: which one should encrypt?
+    #[error("both a password and a pre-shared key were given; PSKC is encrypted with one")]
+    PasswordAndKey,
+    /// The password is empty.
+    #[error("the password is empty")]
+    EmptyPassword,
+    /// A pre-shared key that is no AES key.
+    #[error(
+        "the pre-shared key is {0} bytes long; an AES key is 16, 24 or 32 bytes (AES-128, -192, -256)"
+    )]
+    KeyLength(usize),
+    /// A plaintext-only format without the plaintext allowance.
+    #[error("{0} files hold secrets in plain text, and a plaintext file was not allowed")]
+    PlaintextNotAllowed(Format),
+    /// An encrypting format without a password or key, nor the allowance.
+    #[error("{0} output is encrypted, and neither a password or key nor plain text was given")]
+    NoEncryption(Format),
+}
+
+/// Judges a request for a `format` output before anything is written.
+/// Encryption asked for is never dropped: with a format that cannot carry
+/// it, or together with the plaintext allowance, the request is refused.
+pub fn check_protection(format: Format, asked: Protection) -> Result<(), ProtectionError> {
+    check_encryption(format, asked)?;
+    match (asked.encrypts(), asked.plaintext) {
+        (true, true) => Err(ProtectionError::EncryptedAndPlaintext(format)),
+        (false, false) if format.can_encrypt() => Err(ProtectionError::NoEncryption(format)),
+        (false, false) => Err(ProtectionError::PlaintextNotAllowed(format)),
+        _ => Ok(()),
+    }
+}
+
+/// The part of [`check_protection`] that [`write()`] enforces itself: a
+/// password or key it is given is one it can honour.
+fn check_encryption(format: Format, asked: Protection) -> Result<(), ProtectionError> {
+    if !asked.encrypts() {
+        return Ok(());
+    }
+    if !format.can_encrypt() {
+        return Err(ProtectionError::CannotEncrypt(format));
+    }
+    if asked.key_len.is_some() && format != Format::Pskc {
+        return Err(ProtectionError::KeyNeedsPskc(format));
+    }
+    if asked.password.is_some() && asked.key_len.is_some() {
+        return Err(ProtectionError::PasswordAndKey);
+    }
+    if asked.password == Some(true) {
+        return Err(ProtectionError::EmptyPassword);
+    }
+    match asked.key_len {
+        Some(len) if !pskc::KEY_LENGTHS.contains(&len) => Err(ProtectionError::KeyLength(len)),
+        _ => Ok(()),
+    }
+}
+
 /// Reads `bytes` as `format`.
 pub fn read(format: Format, bytes: &[u8], keys: &Keys) -> Result<Vec<Record>, FormatError> {
     match format {
@@ -164,12 +260,17 @@ pub fn read(format: Format, bytes: &[u8], keys: &Keys) -> Result<Vec<Record>, Fo
     }
 }
 
-/// Writes `records` as `format`.
+/// Writes `records` as `format`. A password or key in `options` is always
+/// honoured: one `format` cannot use (a key for Aegis, a password for the
+/// Entra CSV, both for PSKC, a key of the wrong length) is an error, never
+/// a plaintext file.
 pub fn write(
     format: Format,
     records: &[Record],
     options: &WriteOptions,
 ) -> Result<Written, FormatError> {
+    check_encryption(format, Protection::of(options, false))
+        .map_err(|e| FormatError::new(e.to_string()))?;
     let password = options.password.as_ref().map(|p| p.as_str());
     match format {
         Format::Pskc => {
@@ -178,6 +279,7 @@ pub fn write(
                 (None, Some(password)) => pskc::Encryption::password(password.to_string()),
                 (None, None) => pskc::Encryption::None,
             };
+            // Always with a MAC (RFC 6030 figure 6 for a pre-shared key).
             pskc::write(records, &pskc::WriteOptions::new(encryption))
         }
         Format::Aegis => aegis::write(records, password),

@@ -55,7 +55,11 @@
 //! Encrypted files encrypt the secret (`Counter`, `Time` and
 //! `TimeInterval` stay plain) with a fresh random IV per value, and, when
 //! [`WriteOptions::mac`] is set, carry `MACMethod` HMAC-SHA-256 with a
-//! random 32-byte `MACKey` and a `ValueMAC` on every encrypted value.
+//! random 32-byte `MACKey` and a `ValueMAC` on every encrypted value. With a
+//! pre-shared key (16, 24 or 32 bytes: AES-128/192/256-CBC) that is the
+//! layout of RFC 6030 figure 6: the `MACKey` is encrypted with the
+//! pre-shared key, and each `Secret` holds an `EncryptedValue` and its
+//! `ValueMAC` = HMAC(MACKey, IV ‖ ciphertext).
 //! Records PSKC cannot carry (an empty secret, a counter over 2^63 - 1, a
 //! period or T0 over 2^31 - 1, text with characters XML 1.0 forbids) are
 //! returned in [`Written::skipped`].
@@ -91,6 +95,9 @@ const URI_PBKDF2: &str = "http://www.rsasecurity.com/rsalabs/pkcs/schemas/pkcs-5
 const URI_HMAC_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256";
 const URN_HOTP: &str = "urn:ietf:params:xml:ns:keyprov:pskc:hotp";
 const URN_TOTP: &str = "urn:ietf:params:xml:ns:keyprov:pskc:totp";
+
+/// The lengths of a pre-shared AES key, in bytes (AES-128, -192, -256).
+pub const KEY_LENGTHS: [usize; 3] = [16, 24, 32];
 
 /// PBKDF2 iterations used by [`Encryption::password`].
 pub const DEFAULT_ITERATIONS: u32 = 100_000;
@@ -1351,7 +1358,8 @@ fn sealer(options: &WriteOptions) -> Result<Option<(Sealer, String)>, FormatErro
         Encryption::PreSharedKey { key, key_name } => {
             if cbc_uri(key.len()).is_none() {
                 return Err(FormatError::new(format!(
-                    "the pre-shared key is {} bytes long; AES needs 16, 24 or 32 bytes",
+                    "the pre-shared key is {} bytes long; an AES key is 16, 24 or 32 bytes \
+                     (AES-128, -192, -256)",
                     key.len()
                 )));
             }

@@ -735,6 +735,19 @@ pub async fn export(
         ..CredentialFilter::default()
     };
     let written = auth
+    // An encrypted output is encrypted or refused, never silently plain.
+    if password.is_some() && (request.plaintext || !format.can_encrypt()) {
+        return Err(ApiError::bad_request(if request.plaintext {
+            "a password and 'plain text' contradict each other: clear the password or untick \
+             'plain text'"
+                .to_owned()
+        } else {
+            format!(
+                "{format} files cannot be encrypted: clear the password to write a plain-text \
+                 file, or choose PSKC, Aegis, 2FAS or andOTP"
+            )
+        }));
+    }
         .run(move |session| Ok(session.export(&filter, format, &options, now())?))
         .await?;
     let extension = match format {

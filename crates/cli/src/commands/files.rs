@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use oathdesk_formats::entra::DEFAULT_PROFILE_SERIAL;
-use oathdesk_formats::format::{self, Format, WriteOptions};
+use oathdesk_formats::format::{self, Format, Protection, ProtectionError, WriteOptions};
 use oathdesk_formats::lint::{self, Target};
 use oathdesk_formats::{Keys, Record, Written};
 use oathdesk_vault::model::State;
@@ -75,7 +75,8 @@ pub struct OutputArgs {
     /// Write to FILE (created readable by its owner only) instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Allow secrets in a plaintext file (formats that cannot encrypt need this).
+    /// Allow secrets in a plaintext file (formats that cannot encrypt need this). Refused
+    /// together with a password or key for the output: an encrypted output is never plain.
     #[arg(long)]
     pub plaintext: bool,
     /// Serial of a multi-profile device's profile for Entra: {serial} and {slot} (two digits).
@@ -90,9 +91,13 @@ Formats: entra-csv, entra-json, pskc, privacyidea, privacyidea-v2, linotp, otpau
 2fas, andotp, oathdesk. Without --from the format is detected. Records the output format cannot \
 take are listed on stderr with the reason, and the exit code is then 2.
 
+--password-file and --key-file open the input only; the output is encrypted with \
+--out-password-file or --out-key-file (give the same file to re-use a password or key).
+
 Examples:
   oathdesk convert vendor.pskc --key-file psk.hex --to entra-csv --plaintext --out entra.csv
-  oathdesk convert tokens.csv --to pskc --password-file pw.txt --out tokens.pskc")]
+  oathdesk convert tokens.csv --to pskc --out-password-file pw.txt --out tokens.pskc
+  oathdesk convert tokens.csv --to pskc --out-key-file transport.hex --out tokens.pskc")]
 pub struct ConvertArgs {
     pub input: PathBuf,
     #[arg(long, value_name = "FORMAT")]
@@ -101,9 +106,13 @@ pub struct ConvertArgs {
     pub to: Format,
     #[command(flatten)]
     pub keys: KeyArgs,
-    /// Password for an encrypted output (else the input's password is used).
+    /// Password for an encrypted output (PSKC, Aegis, 2FAS, andOTP), first line of FILE.
     #[arg(long, value_name = "FILE")]
     pub out_password_file: Option<PathBuf>,
+    /// Pre-shared AES key for an encrypted PSKC output: hex in FILE, 16, 24 or 32 bytes
+    /// (AES-CBC, with an encrypted MAC key and a MAC on every secret, as RFC 6030 figure 6).
+    #[arg(long, value_name = "FILE")]
+    pub out_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -159,7 +168,8 @@ pub struct ExportArgs {
     /// Password for an encrypted output, first line of FILE [else env OATHDESK_FILE_PASSWORD].
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Pre-shared key for an encrypted PSKC output, hex in FILE [else env OATHDESK_FILE_KEY].
+    /// Pre-shared AES key for an encrypted PSKC output: hex in FILE, 16, 24 or 32 bytes
+    /// [else env OATHDESK_FILE_KEY].
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
     /// Only this user's.
@@ -223,30 +233,167 @@ fn emit(written: Written, output: &OutputArgs, what: &str) -> Result<ExitCode> {
     }
 }
 
-fn write_options(format: Format, output: &OutputArgs, keys: Keys) -> Result<WriteOptions> {
-    let encrypted = keys.password.is_some() || keys.key.is_some();
-    if !format.can_encrypt() && !output.plaintext {
-        bail!(
-            "{format} files hold secrets in plain text: pass --plaintext to write one (and protect the file)"
-        );
+/// Where a command takes the output's password and key from.
+struct OutputSources {
+    password_flag: &'static str,
+    key_flag: &'static str,
+    /// OATHDESK_FILE_PASSWORD / OATHDESK_FILE_KEY stand in for the flags.
+    environment: bool,
+    /// The command also has the input's --password-file / --key-file.
+    has_input_keys: bool,
+}
+
+const CONVERT_OUTPUT: OutputSources = OutputSources {
+    password_flag: "--out-password-file",
+    key_flag: "--out-key-file",
+    environment: false,
+    has_input_keys: true,
+};
+
+const EXPORT_OUTPUT: OutputSources = OutputSources {
+    password_flag: "--password-file",
+    key_flag: "--key-file",
+    environment: true,
+    has_input_keys: false,
+};
+
+/// A password and key asked for the output, each with where it came from
+/// (a flag or the environment), for messages. Never the value.
+struct OutputSecrets {
+    password: Option<(Zeroizing<String>, String)>,
+    key: Option<(Zeroizing<Vec<u8>>, String)>,
+}
+
+impl OutputSecrets {
+    fn load(
+        sources: &OutputSources,
+        password_file: Option<&Path>,
+        key_file: Option<&Path>,
+    ) -> Result<OutputSecrets> {
+        let from_env = |name: &str| {
+            sources
+                .environment
+                .then(|| std::env::var(name).ok())
+                .flatten()
+                .map(|value| {
+                    (
+                        Zeroizing::new(value),
+                        format!("{name} (set in the environment)"),
+                    )
+                })
+        };
+        let password = match password_file {
+            Some(path) => Some((first_line(path)?, sources.password_flag.to_owned())),
+            None => from_env("OATHDESK_FILE_PASSWORD"),
+        };
+        let key_text = match key_file {
+            Some(path) => Some((first_line(path)?, sources.key_flag.to_owned())),
+            None => from_env("OATHDESK_FILE_KEY"),
+        };
+        let key = match key_text {
+            Some((text, source)) => {
+                let key = oathdesk_otp::Secret::from_hex(&text)
+                    .map_err(|e| anyhow!("{source}: the key is not hex: {e}"))?;
+                Some((Zeroizing::new(key.as_bytes().to_vec()), source))
+            }
+            None => None,
+        };
+        Ok(OutputSecrets { password, key })
     }
-    if format.can_encrypt() && !encrypted && !output.plaintext {
-        bail!(
-            "{format} output is encrypted: give --password-file (or --key-file for PSKC), or pass --plaintext"
-        );
+
+    /// Where the encryption asked for comes from: "--password-file", …
+    fn sources(&self) -> String {
+        let password = self.password.iter().map(|(_, source)| source.as_str());
+        let key = self.key.iter().map(|(_, source)| source.as_str());
+        password.chain(key).collect::<Vec<_>>().join(" and ")
+    }
+}
+
+/// Judges the output's protection (the formats crate's policy) and builds
+/// the write options; the refusals name the flags of this command.
+fn write_options(
+    format: Format,
+    output: &OutputArgs,
+    secrets: OutputSecrets,
+    sources: &OutputSources,
+) -> Result<WriteOptions> {
+    let asked = Protection {
+        password: secrets.password.as_ref().map(|(p, _)| p.is_empty()),
+        key_len: secrets.key.as_ref().map(|(k, _)| k.len()),
+        plaintext: output.plaintext,
+    };
+    if let Err(error) = format::check_protection(format, asked) {
+        bail!("{}", refusal(error, &secrets, sources));
     }
     let mut batch = [0u8; 4];
     getrandom_fill(&mut batch);
     Ok(WriteOptions {
         profile_serial: output.profile_serial.clone(),
-        password: if output.plaintext {
-            None
-        } else {
-            keys.password
-        },
-        key: if output.plaintext { None } else { keys.key },
+        password: secrets.password.map(|(p, _)| p),
+        key: secrets.key.map(|(k, _)| k),
         batch_id: i32::from_le_bytes(batch) & i32::MAX,
     })
+}
+
+/// Why the output is not written, in this command's words.
+fn refusal(error: ProtectionError, secrets: &OutputSecrets, sources: &OutputSources) -> String {
+    let asked = secrets.sources();
+    let password = secrets
+        .password
+        .as_ref()
+        .map_or(sources.password_flag, |(_, s)| s.as_str());
+    let key = secrets
+        .key
+        .as_ref()
+        .map_or(sources.key_flag, |(_, s)| s.as_str());
+    let (password_flag, key_flag) = (sources.password_flag, sources.key_flag);
+    match error {
+        ProtectionError::EncryptedAndPlaintext(format) => format!(
+            "{asked} asks for an encrypted {format} file, and --plaintext for a plaintext one; \
+             nothing was written: drop --plaintext to write it encrypted, or drop {asked} to \
+             write it in plain text"
+        ),
+        ProtectionError::CannotEncrypt(format) => format!(
+            "{format} files cannot be encrypted, but {asked} asks for encryption; nothing was \
+             written: choose a format that encrypts (pskc, aegis, 2fas, andotp), or drop {asked} \
+             and pass --plaintext to write a plaintext {format} file"
+        ),
+        ProtectionError::KeyNeedsPskc(format) => format!(
+            "{key} gives a pre-shared key, but {format} files are encrypted with a password (only \
+             pskc takes a key): give {password_flag} instead"
+        ),
+        ProtectionError::PasswordAndKey => format!(
+            "{password} and {key} both ask to encrypt the output, and a PSKC file is encrypted \
+             with one of them: give only one"
+        ),
+        ProtectionError::EmptyPassword => format!("{password}: the password is empty"),
+        ProtectionError::KeyLength(len) => format!(
+            "{key}: the key is {len} bytes ({} hex digits); a pre-shared AES key is 16, 24 or 32 \
+             bytes (32, 48 or 64 hex digits)",
+            len * 2
+        ),
+        ProtectionError::PlaintextNotAllowed(format) => format!(
+            "{format} files hold secrets in plain text: pass --plaintext to write one (and \
+             protect the file)"
+        ),
+        ProtectionError::NoEncryption(format) => {
+            let hint = if sources.has_input_keys {
+                " (--password-file and --key-file open the input only)"
+            } else {
+                ""
+            };
+            if format == Format::Pskc {
+                format!(
+                    "{format} output is encrypted: give {password_flag} or {key_flag}, or pass \
+                     --plaintext{hint}"
+                )
+            } else {
+                format!(
+                    "{format} output is encrypted: give {password_flag}, or pass --plaintext{hint}"
+                )
+            }
+        }
+    }
 }
 
 fn getrandom_fill(buffer: &mut [u8]) {
@@ -257,13 +404,21 @@ fn getrandom_fill(buffer: &mut [u8]) {
 }
 
 pub fn run_convert(args: ConvertArgs) -> Result<ExitCode> {
+    // The output is encrypted with what is given for it (--out-password-file,
+    // --out-key-file) and nothing else. The input's password or key is not
+    // re-used: it belongs to whoever sent the file (a vendor's transport
+    // key), and handing it on with another file is a decision the admin
+    // makes by naming it again, not a default. Re-using it would also make
+    // the usual `--key-file vendor.hex --to entra-csv --plaintext` a
+    // contradiction, or silently drop a key that was asked for.
+    let secrets = OutputSecrets::load(
+        &CONVERT_OUTPUT,
+        args.out_password_file.as_deref(),
+        args.out_key_file.as_deref(),
+    )?;
+    let options = write_options(args.to, &args.output, secrets, &CONVERT_OUTPUT)?;
     let keys = args.keys.keys()?;
     let (_, records) = read_records(&args.input, args.from, &keys)?;
-    let mut out_keys = keys.clone();
-    if let Some(path) = &args.out_password_file {
-        out_keys.password = Some(first_line(path)?);
-    }
-    let options = write_options(args.to, &args.output, out_keys)?;
     let written = format::write(args.to, &records, &options).map_err(|e| anyhow!("{e}"))?;
     eprintln!(
         "oathdesk: {} of {} record(s) written as {}",
@@ -341,12 +496,12 @@ pub fn run_import(args: ImportArgs, options: &VaultOptions) -> Result<()> {
 }
 
 pub fn run_export(args: ExportArgs, options: &VaultOptions) -> Result<ExitCode> {
-    let keys = KeyArgs {
-        password_file: args.password_file.clone(),
-        key_file: args.key_file.clone(),
-    }
-    .keys()?;
-    let write = write_options(args.format, &args.output, keys)?;
+    let secrets = OutputSecrets::load(
+        &EXPORT_OUTPUT,
+        args.password_file.as_deref(),
+        args.key_file.as_deref(),
+    )?;
+    let write = write_options(args.format, &args.output, secrets, &EXPORT_OUTPUT)?;
     let mut session = options.unlock()?;
     let filter = CredentialFilter {
         user_upn: args.user.clone(),
