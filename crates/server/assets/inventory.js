@@ -168,6 +168,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   }
 
   let pending = null;
+  let plan = null;
   async function readFile(input) {
     const file = input.files[0];
     const buffer = new Uint8Array(await file.arrayBuffer());
@@ -185,8 +186,11 @@ document.addEventListener("DOMContentLoaded", async () => {
         $("import-summary").textContent = preview.records + " record(s) read as " + preview.format + ".";
         const problems = $("import-problems").querySelector("tbody");
         problems.replaceChildren();
-        const all = preview.findings.map((f) => [f.severity, f.location || "", f.field || "", f.message])
-          .concat(preview.problems.map((p) => ["error", p, "", ""]));
+        // Every problem by line (the server's plan: lint errors, the serial
+        // rule, the spreadsheet's checks), then the lint's warnings.
+        const all = (preview.blocking || []).map((b) => ["error", "", "", b])
+          .concat((preview.skipped || []).flatMap((row) => row.problems.map((p) => ["error", row.location, "", p])))
+          .concat(preview.findings.filter((f) => f.severity !== "error").map((f) => [f.severity, f.location || "", f.field || "", f.message]));
         for (const row of all) problems.append(el("tr", {}, ...row.map((c) => el("td", {}, c))));
         $("import-problems").classList.toggle("hidden", !all.length);
         const rows = $("import-rows").querySelector("tbody");
@@ -195,23 +199,60 @@ document.addEventListener("DOMContentLoaded", async () => {
           rows.append(el("tr", {}, el("td", {}, r.location || ""), el("td", { class: "mono" }, r.serial || "—"), el("td", {}, r.slot ?? ""),
             el("td", {}, r.user || "—"), el("td", {}, r.account || ""), el("td", {}, r.type), el("td", {}, r.algorithm || "sha1"), el("td", {}, r.digits || 6), el("td", {}, r.period || "")));
         }
-        $("skip-bad-label").classList.toggle("hidden", !preview.problems.length);
-        const errors = preview.findings.filter((f) => f.severity === "error").length;
-        $("import-go").textContent = "Import " + preview.records + " record(s)";
-        $("import-go").disabled = preview.records === 0;
-        show("import-message", errors ? errors + " error(s) found: the codes of those records would be wrong. Fix the file first." : (all.length ? "Warnings only: check them before importing." : "No problems found."), errors ? "error" : (all.length ? "warn" : "ok"));
+        // What the server will refuse and what it would leave out: the
+        // page asks before a single bad row is skipped.
+        plan = { importable: preview.importable ?? preview.records, skipped: preview.skipped || [], blocking: preview.blocking || [] };
+        const skippedAt = new Set(plan.skipped.map((row) => row.location));
+        for (const tr of rows.querySelectorAll("tr")) {
+          const where = tr.firstChild;
+          if (skippedAt.has(where.textContent)) { tr.classList.add("skipped"); where.textContent += " (skipped)"; }
+        }
+        $("import-skip").classList.add("hidden");
+        const go = $("import-go");
+        if (plan.blocking.length) {
+          go.textContent = "Import";
+          go.disabled = true;
+          show("import-message", "The file has problems that no skip can get past: " + plan.blocking.join("; ") + ". Fix the file first.", "error");
+        } else if (plan.skipped.length) {
+          go.textContent = "Import " + plan.importable + " record(s), skip " + plan.skipped.length + " row(s)…";
+          go.disabled = plan.importable === 0;
+          show("import-message", plan.skipped.length + " row(s) have problems and would be left out (" + plan.skipped.map((r) => r.location).join(", ") + "); " + plan.importable + " record(s) can be imported.", "error");
+        } else {
+          go.textContent = "Import " + plan.importable + " record(s)";
+          go.disabled = plan.importable === 0;
+          show("import-message", all.length ? "Warnings only: check them before importing." : "No problems found.", all.length ? "warn" : "ok");
+        }
         $("import-preview").classList.remove("hidden");
       } catch (e) { $("import-preview").classList.add("hidden"); show("import-message", e.message, "error"); }
     });
-    $("import-go").addEventListener("click", async () => {
+    async function runImport(skipBad) {
       if (!pending) return;
+      $("import-skip").classList.add("hidden");
       try {
-        const done = await api("POST", "/api/v1/import", Object.assign({}, pending, { skip_bad: $("skip-bad").checked }));
-        show("import-message", "Imported " + done.imported + " credential(s) (" + done.format + ").", "ok");
+        const done = await api("POST", "/api/v1/import", Object.assign({}, pending, { skip_bad: skipBad }));
+        const left = (done.skipped || []).map((r) => r.location);
+        show("import-message", "Imported " + done.imported + " credential(s) (" + done.format + ")." + (left.length ? " Left out: " + left.join(", ") + "." : ""), left.length ? "warn" : "ok");
         $("import-preview").classList.add("hidden");
         pending = null;
         load();
       } catch (e) { show("import-message", e.message, "error"); }
+    }
+    $("import-go").addEventListener("click", () => {
+      if (!pending || !plan) return;
+      if (!plan.skipped.length) { runImport(false); return; }
+      // Ask, naming every row that would be left out.
+      $("import-skip-text").textContent = plan.skipped.length + " row(s) have problems. Import the other " + plan.importable + " record(s) and leave these out?";
+      const list = $("import-skip-list");
+      list.replaceChildren(...plan.skipped.map((row) => el("li", {}, row.location + ": " + row.problems.join("; "))));
+      $("import-skip-confirm").textContent = "Skip " + plan.skipped.length + " and import " + plan.importable;
+      $("import-skip").classList.remove("hidden");
+      $("import-skip-cancel").focus();
+    });
+    $("import-skip-confirm").addEventListener("click", () => runImport(true));
+    $("import-skip-cancel").addEventListener("click", () => {
+      $("import-skip").classList.add("hidden");
+      show("import-message", "Nothing was imported.", "warn");
+      $("import-go").focus();
     });
   }
 

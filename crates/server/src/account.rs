@@ -49,7 +49,7 @@ fn me_of(grant: &Grant, role: Role, csrf: Option<String>) -> Me {
 }
 
 /// `GET /api/v1/me`
-pub async fn me(auth: Auth<need::Account>) -> ApiResult<Json<Me>> {
+pub async fn me(auth: Auth<need::PasswordChange>) -> ApiResult<Json<Me>> {
     let csrf = auth.csrf().map(str::to_owned);
     Ok(Json(me_of(&auth.grant, auth.role, csrf)))
 }
@@ -94,6 +94,27 @@ fn locked_out(until: u64) -> ApiError {
     )
 }
 
+/// Counts an attempt against each key before its password is checked
+/// (the vault reserves it atomically), or refuses it while a key is locked
+/// out or its limit is taken by attempts still being checked.
+async fn reserve_attempt(
+    state: &Arc<AppState>,
+    policies: Vec<(String, oathdesk_vault::web::ThrottlePolicy)>,
+) -> ApiResult<()> {
+    let worker = state.clone();
+    let refused = blocking(move || {
+        let mut vault = worker.vault()?;
+        let refused = vault.login_attempt(&policies, now())?;
+        worker.recycle(vault.into_store());
+        Ok(refused)
+    })
+    .await?;
+    match refused {
+        Some(until) => Err(locked_out(until)),
+        None => Ok(()),
+    }
+}
+
 /// A signed-in answer: the session cookie and who signed in.
 fn signed_in(state: &AppState, secret: &[u8; 32], grant: &Grant) -> ApiResult<Response> {
     let role = Role::parse(&grant.role)
@@ -126,15 +147,17 @@ pub async fn login(
     }
     let client = client_address(&state, connection.as_ref(), &headers);
     let (account_key, client_key) = throttle_keys(&name, &client);
-    let keys = vec![account_key.clone(), client_key.clone()];
-    let checked = state.clone();
-    let locked = blocking(move || Ok(checked.vault()?.login_locked(&keys, now())?)).await?;
-    if let Some(until) = locked {
-        return Err(locked_out(until));
-    }
+    let policies = vec![
+        (account_key.clone(), state.settings.account_throttle),
+        (client_key.clone(), state.settings.client_throttle),
+    ];
+    // The attempt counts before the password is checked: a burst of
+    // attempts sent at once gets no more tries than the limit.
+    reserve_attempt(&state, policies.clone()).await?;
     // Each login holds Argon2id's memory (256 MiB by default): a few at a time.
     let _slot = state.logins.acquire().await.map_err(ApiError::internal)?;
     let worker = state.clone();
+    let keys = vec![account_key.clone(), client_key.clone()];
     let outcome = blocking(move || {
         let settings = &worker.settings;
         let vault = worker.vault()?;
@@ -164,7 +187,9 @@ pub async fn login(
                     worker.unseal(session.unseal_key("sign-in", now())?);
                     tracing::info!(admin = %session.operator(), "console unsealed");
                 }
-                let failures = worker.vault()?.login_succeeded(&account_key)?;
+                let failures = worker
+                    .vault()?
+                    .login_attempt_succeeded(&account_key, &[client_key])?;
                 let started = session.start_web_session(settings.session_lifetime, failures, now());
                 worker.recycle(session.into_store());
                 Ok(Ok(started?))
@@ -184,13 +209,11 @@ pub async fn login(
                         | VaultError::NeedsIdentity(_)
                         | VaultError::WrongIdentity(_)
                 ) {
+                    // No password was found wrong: the attempt does not count.
+                    worker.vault()?.login_attempt_void(&keys)?;
                     return Err(error.into());
                 }
-                let policies = vec![
-                    (account_key, settings.account_throttle),
-                    (client_key, settings.client_throttle),
-                ];
-                let locked = worker.vault()?.login_failed(&policies, now())?;
+                let locked = worker.vault()?.login_attempt_failed(&policies, now())?;
                 tracing::warn!(client = %client, "failed sign-in");
                 Ok(Err(locked))
             }
@@ -230,16 +253,15 @@ pub async fn unseal(
     }
     let client = client_address(&state, connection.as_ref(), &headers);
     let (account_key, client_key) = throttle_keys(&name, &client);
-    let keys = vec![account_key.clone(), client_key.clone()];
-    let checked = state.clone();
-    let locked = blocking(move || Ok(checked.vault()?.login_locked(&keys, now())?)).await?;
-    if let Some(until) = locked {
-        return Err(locked_out(until));
-    }
+    let policies = vec![
+        (account_key.clone(), state.settings.account_throttle),
+        (client_key.clone(), state.settings.client_throttle),
+    ];
+    reserve_attempt(&state, policies.clone()).await?;
     let _slot = state.logins.acquire().await.map_err(ApiError::internal)?;
     let worker = state.clone();
+    let keys = vec![account_key.clone(), client_key.clone()];
     let outcome = blocking(move || {
-        let settings = &worker.settings;
         let unlocked = worker
             .vault()?
             .unlock(&name, Unlock::Passphrase(request.password.as_bytes()));
@@ -248,26 +270,30 @@ pub async fn unseal(
                 let key = session.unseal_key("unseal page", now());
                 worker.recycle(session.into_store());
                 worker.unseal(key?);
-                worker.vault()?.login_succeeded(&account_key)?;
+                worker
+                    .vault()?
+                    .login_attempt_succeeded(&account_key, &[client_key])?;
                 tracing::info!(admin = %name, "console unsealed");
                 Ok(None)
             }
-            Err(error @ VaultError::NoKeySlot { .. }) => Err(ApiError::forbidden(format!(
-                "{error}; an admin unseals the console"
-            ))),
+            Err(error @ VaultError::NoKeySlot { .. }) => {
+                worker.vault()?.login_attempt_void(&keys)?;
+                Err(ApiError::forbidden(format!(
+                    "{error}; an admin unseals the console"
+                )))
+            }
             Err(
                 VaultError::UnknownOperator(_)
                 | VaultError::WrongPassphrase(_)
                 | VaultError::NeedsIdentity(_)
                 | VaultError::WrongIdentity(_),
-            ) => {
-                let policies = vec![
-                    (account_key, settings.account_throttle),
-                    (client_key, settings.client_throttle),
-                ];
-                Ok(Some(worker.vault()?.login_failed(&policies, now())?))
+            ) => Ok(Some(
+                worker.vault()?.login_attempt_failed(&policies, now())?,
+            )),
+            Err(error) => {
+                worker.vault()?.login_attempt_void(&keys)?;
+                Err(error.into())
             }
-            Err(error) => Err(error.into()),
         }
     })
     .await?;
@@ -280,7 +306,7 @@ pub async fn unseal(
 
 /// `POST /api/v1/logout`: ends the session in the database (not just the
 /// cookie) and clears the cookie.
-pub async fn logout(auth: Auth<need::Account>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn logout(auth: Auth<need::PasswordChange>, headers: HeaderMap) -> ApiResult<Response> {
     let secure = auth.state.settings.secure_cookies;
     let secret = session_secret(&headers, secure)
         .ok_or_else(|| ApiError::bad_request("no session cookie to end"))?;
@@ -456,7 +482,7 @@ pub struct PasswordRequest {
 /// session left open on a desk is not enough); every session of the account
 /// ends, and this one is replaced by a new one.
 pub async fn change_password(
-    auth: Auth<need::Account>,
+    auth: Auth<need::PasswordChange>,
     Json(request): Json<PasswordRequest>,
 ) -> ApiResult<Response> {
     if request.current == request.new {
@@ -470,12 +496,8 @@ pub async fn change_password(
     // count against the account like failed sign-ins, and the check runs
     // before the write (Argon2id must not hold the writer's turn).
     let (account_key, _) = throttle_keys(&name, "");
-    let keys = vec![account_key.clone()];
-    let checked = state.clone();
-    let locked = blocking(move || Ok(checked.vault()?.login_locked(&keys, now())?)).await?;
-    if let Some(until) = locked {
-        return Err(locked_out(until));
-    }
+    let policies = vec![(account_key.clone(), state.settings.account_throttle)];
+    reserve_attempt(&state, policies.clone()).await?;
     let slot = state.logins.acquire().await.map_err(ApiError::internal)?;
     let worker = state.clone();
     let (operator, current) = (name.clone(), request.current.clone());
@@ -484,12 +506,17 @@ pub async fn change_password(
         let check = vault.check_unlock(&operator, Unlock::Passphrase(current.as_bytes()));
         worker.recycle(vault.into_store());
         match check {
-            Ok(()) => Ok(None),
-            Err(VaultError::WrongPassphrase(_)) => {
-                let policies = vec![(account_key, worker.settings.account_throttle)];
-                Ok(Some(worker.vault()?.login_failed(&policies, now())?))
+            Ok(()) => {
+                worker.vault()?.login_attempt_succeeded(&account_key, &[])?;
+                Ok(None)
             }
-            Err(other) => Err(other.into()),
+            Err(VaultError::WrongPassphrase(_)) => Ok(Some(
+                worker.vault()?.login_attempt_failed(&policies, now())?,
+            )),
+            Err(other) => {
+                worker.vault()?.login_attempt_void(&[account_key])?;
+                Err(other.into())
+            }
         }
     })
     .await?;

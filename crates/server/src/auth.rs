@@ -35,6 +35,19 @@ pub mod need {
     /// A permission at the type level.
     pub trait Need: Send + Sync + 'static {
         const PERMISSION: Permission;
+        /// Whether the route is part of changing one's own password, which
+        /// is all a session whose password an admin set may do (the vault
+        /// decides: `Session::authorize_password_change`).
+        const DURING_PASSWORD_CHANGE: bool = false;
+    }
+
+    /// Who am I, the password change itself, signing out and the pages
+    /// (which send such a session to its Account page): [`Permission::Account`],
+    /// and allowed while a password change is pending.
+    pub struct PasswordChange;
+    impl Need for PasswordChange {
+        const PERMISSION: Permission = Permission::Account;
+        const DURING_PASSWORD_CHANGE: bool = true;
     }
 
     macro_rules! needs {
@@ -322,11 +335,15 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
                     Err(other) => return Err(other.into()),
                 };
             // The vault's table decides, and audits a refusal, as it does
-            // for the command line (a must-change-password session is held
-            // back below, before anything else).
-            let held_back =
-                grant.must_change_password && permission != Permission::Account && !is_token;
-            if !held_back && let Err(refusal) = session.authorize(permission) {
+            // for the command line; while the account's password is one an
+            // admin set, the vault refuses all but the password change
+            // (sessions and API tokens alike).
+            let checked = if N::DURING_PASSWORD_CHANGE {
+                session.authorize_password_change()
+            } else {
+                session.authorize(permission)
+            };
+            if let Err(refusal) = checked {
                 opened.recycle(session.into_store());
                 return Err(refusal.into());
             }
@@ -343,14 +360,6 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
             writes: state_changing,
             need: PhantomData,
         };
-        if auth.grant.must_change_password
-            && permission != Permission::Account
-            && auth.via != Via::Token
-        {
-            return Err(ApiError::forbidden(
-                "an admin set your password: choose your own on the Account page first",
-            ));
-        }
         Ok(auth)
     }
 }

@@ -22,7 +22,8 @@ pub struct ApiError {
     /// Seconds, for 429 answers.
     pub retry_after: Option<u64>,
     /// The vault's kind of refusal (`forbidden`, `rate_limited`, `refused`,
-    /// `altered`, `code_released`, `sealed`, `no_key_slot`) or of a held-back
+    /// `altered`, `code_released`, `sealed`, `no_key_slot`,
+    /// `password_change_required`, `import_problems`) or of a held-back
     /// answer (`approval_required`), for clients that branch on it — the
     /// command line's exit codes, the console's pages — rather than on the
     /// words.
@@ -133,6 +134,9 @@ impl From<oathdesk_vault::Error> for ApiError {
             e @ E::CodeReleased { .. } => {
                 ApiError::conflict(e.to_string()).of_kind("code_released")
             }
+            e @ E::PasswordChangeRequired => {
+                ApiError::forbidden(e.to_string()).of_kind("password_change_required")
+            }
             e @ E::Sealed => ApiError::unavailable(e.to_string()).of_kind("sealed"),
             e @ E::NoKeySlot { .. } => ApiError::forbidden(e.to_string()).of_kind("no_key_slot"),
             ref e @ E::ApprovalRequired {
@@ -147,6 +151,28 @@ impl From<oathdesk_vault::Error> for ApiError {
                 until.clone(),
                 e.to_string(),
             ),
+            ref e @ E::ImportProblems {
+                ref problems,
+                importable,
+            } => {
+                let mut body = Map::new();
+                body.insert("error".into(), json!(e.to_string()));
+                body.insert(
+                    "status".into(),
+                    json!(StatusCode::UNPROCESSABLE_ENTITY.as_u16()),
+                );
+                body.insert("kind".into(), json!("import_problems"));
+                body.insert("problems".into(), json!(problems));
+                body.insert("importable".into(), json!(importable));
+                ApiError {
+                    body: Some(body),
+                    ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                        .of_kind("import_problems")
+                }
+            }
+            e @ E::InvalidSerial { .. } => {
+                ApiError::bad_request(e.to_string()).of_kind("invalid_serial")
+            }
             E::Refused(reason) => ApiError::conflict(reason).of_kind("refused"),
             E::Unauthenticated(reason) => ApiError::unauthorized(reason),
             e @ (E::UnknownOperator(_)

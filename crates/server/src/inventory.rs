@@ -11,7 +11,7 @@ use oathdesk_formats::{Keys, Record, spreadsheet};
 use oathdesk_otp::{Credential, Kind};
 use oathdesk_vault::model::{DeviceKind, State, TokenRef};
 use oathdesk_vault::store::CredentialFilter;
-use oathdesk_vault::{Delivery, NewToken, TokenInfo, defaults};
+use oathdesk_vault::{Delivery, NewToken, TokenInfo, defaults, exchange};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -500,7 +500,9 @@ pub struct ImportRequest {
     #[schemars(with = "Option<String>")]
     #[serde(default)]
     pub key: Option<Zeroizing<String>>,
-    /// Spreadsheets only: import the good rows, leave the bad ones out.
+    /// Import the good records and leave out the rows with problems (the
+    /// preview's `skipped`). Without it, a file with any problem is refused
+    /// (422, `kind: import_problems`, every problem by line).
     #[serde(default)]
     pub skip_bad: bool,
 }
@@ -611,27 +613,42 @@ pub async fn import_preview(
             format,
             records,
             findings,
-        } => json!({
-            "format": format.name(),
-            "records": records.len(),
-            "preview": records.iter().take(500).map(preview_row).collect::<Vec<_>>(),
-            "findings": findings,
-            "problems": [],
-        }),
-        Parsed::Sheet(sheet) => json!({
-            "format": "spreadsheet",
-            "records": sheet.rows.len(),
-            "preview": sheet.rows.iter().take(500).map(|row| json!({
-                "serial": row.serial, "user": row.user, "type": "totp", "period": row.period,
-                "manufacturer": row.manufacturer, "model": row.model,
-            })).collect::<Vec<_>>(),
-            "findings": [],
-            "problems": sheet.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        }),
+        } => {
+            let plan = exchange::plan_records(&records, &findings);
+            json!({
+                "format": format.name(),
+                "records": records.len(),
+                "preview": records.iter().take(500).map(preview_row).collect::<Vec<_>>(),
+                "findings": findings,
+                "problems": plan.problems(),
+                "importable": plan.good.len(),
+                "skipped": plan.skipped,
+                "blocking": plan.blocking,
+            })
+        }
+        Parsed::Sheet(sheet) => {
+            let plan = exchange::plan_sheet(&sheet);
+            json!({
+                "format": "spreadsheet",
+                "records": sheet.rows.len(),
+                "preview": sheet.rows.iter().take(500).map(|row| json!({
+                    "serial": row.serial, "user": row.user, "type": "totp", "period": row.period,
+                    "manufacturer": row.manufacturer, "model": row.model,
+                    "location": format!("line {}", row.line),
+                })).collect::<Vec<_>>(),
+                "findings": [],
+                "problems": plan.problems(),
+                "importable": plan.good.len(),
+                "skipped": plan.skipped,
+                "blocking": plan.blocking,
+            })
+        }
     }))
 }
 
-/// `POST /api/v1/import`: all or nothing.
+/// `POST /api/v1/import`: all or nothing. A file with problems is refused
+/// (422, every problem by line) unless the request says `skip_bad`; then
+/// the answer names the rows left out.
 pub async fn import(
     auth: Auth<need::InventoryWrite>,
     Json(request): Json<ImportRequest>,
@@ -640,31 +657,48 @@ pub async fn import(
     let parsed = tokio::task::spawn_blocking(move || parse_import(&request))
         .await
         .map_err(ApiError::internal)??;
-    let (count, format) = auth
+    let (imported, format) = auth
         .run(move |session| match parsed {
             Parsed::Records {
-                format, records, ..
+                format,
+                records,
+                findings,
             } => {
-                let count = records.len();
-                session
-                    .import_records(records, format, now())
+                let imported = session
+                    .import_file(records, &findings, format, skip_bad, now())
                     .map_err(|e| nothing_imported(e.into()))?;
-                Ok((count, format.name().to_owned()))
+                Ok((imported, format.name().to_owned()))
             }
             Parsed::Sheet(sheet) => {
-                let count = session.import_sheet(sheet, skip_bad, now())?;
-                Ok((count, "spreadsheet".to_owned()))
+                let plan = exchange::plan_sheet(&sheet);
+                let count = session
+                    .import_sheet(sheet, skip_bad, now())
+                    .map_err(|e| nothing_imported(e.into()))?;
+                let imported = exchange::Imported {
+                    imported: count,
+                    skipped: plan.skipped,
+                };
+                Ok((imported, "spreadsheet".to_owned()))
             }
         })
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"imported": count, "format": format})),
+        Json(json!({
+            "imported": imported.imported,
+            "skipped": imported.skipped,
+            "format": format,
+        })),
     ))
 }
 
 fn nothing_imported(mut error: ApiError) -> ApiError {
-    error.message = format!("{}; nothing was imported", error.message);
+    if !error.message.contains("nothing was imported") {
+        error.message = format!("{}; nothing was imported", error.message);
+        if let Some(body) = error.body.as_mut() {
+            body.insert("error".into(), json!(error.message));
+        }
+    }
     error
 }
 
@@ -701,6 +735,19 @@ pub async fn export(
         .parse()
         .map_err(|e: oathdesk_formats::FormatError| ApiError::bad_request(e.to_string()))?;
     let password = request.password.clone().filter(|p| !p.is_empty());
+    // An encrypted output is encrypted or refused, never silently plain.
+    if password.is_some() && (request.plaintext || !format.can_encrypt()) {
+        return Err(ApiError::bad_request(if request.plaintext {
+            "a password and 'plain text' contradict each other: clear the password or untick \
+             'plain text'"
+                .to_owned()
+        } else {
+            format!(
+                "{format} files cannot be encrypted: clear the password to write a plain-text \
+                 file, or choose PSKC, Aegis, 2FAS or andOTP"
+            )
+        }));
+    }
     if !format.can_encrypt() && !request.plaintext {
         return Err(ApiError::bad_request(format!(
             "{format} files hold secrets in plain text: tick 'plain text' to write one (and protect the file)"
@@ -735,19 +782,6 @@ pub async fn export(
         ..CredentialFilter::default()
     };
     let written = auth
-    // An encrypted output is encrypted or refused, never silently plain.
-    if password.is_some() && (request.plaintext || !format.can_encrypt()) {
-        return Err(ApiError::bad_request(if request.plaintext {
-            "a password and 'plain text' contradict each other: clear the password or untick \
-             'plain text'"
-                .to_owned()
-        } else {
-            format!(
-                "{format} files cannot be encrypted: clear the password to write a plain-text \
-                 file, or choose PSKC, Aegis, 2FAS or andOTP"
-            )
-        }));
-    }
         .run(move |session| Ok(session.export(&filter, format, &options, now())?))
         .await?;
     let extension = match format {

@@ -14,7 +14,7 @@ use oathdesk_vault::{NewToken, Unlock, Vault};
 
 use crate::state::{AppState, Settings, now};
 use crate::tls::Tls;
-use crate::{FirstRun, SETUP_KDF, prepare, router, serve, serve_tls};
+use crate::{FirstRun, SETUP_KDF, prepare, router};
 
 /// What `oathdesk serve` asks for.
 #[derive(Clone, Debug)]
@@ -151,17 +151,20 @@ pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String
                 demo: launch.demo,
                 fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
             });
-            match tls {
-                Some(prepared) => {
-                    serve_tls(listener, router(state), prepared.config, shutdown_signal()).await
-                }
-                None => {
-                    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-                    serve(listener, router(state), shutdown_signal()).await
-                }
-            }
+            // Time-outs for headers and bodies and a cap per address:
+            // slow or hostile clients cannot hold connections forever.
+            let limits = state.settings.connections;
+            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+            crate::listen::serve(
+                listener,
+                router(state),
+                tls.map(|prepared| prepared.config),
+                limits,
+                shutdown_signal(),
+            )
+            .await
             .map_err(|e| format!("server: {e}"))
         })
     })();

@@ -36,7 +36,9 @@ pub mod error;
 pub mod helpdesk;
 pub mod inventory;
 pub mod launch;
+pub mod listen;
 pub mod openapi;
+pub mod outbound;
 pub mod pages;
 pub mod proxy;
 pub mod security;
@@ -45,7 +47,6 @@ pub mod tls;
 pub mod toolset;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -632,17 +633,20 @@ fn new_setup_code() -> Result<String, String> {
     Ok(data_encoding::BASE32_NOPAD.encode(&bytes))
 }
 
-/// Serves the console on `listener` until `shutdown` completes.
+/// Serves the console on `listener` until `shutdown` completes, within the
+/// default [`listen::ConnectionLimits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    listen::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        None,
+        listen::ConnectionLimits::default(),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }
 
@@ -655,17 +659,13 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-    });
-    axum_server::from_tcp_rustls(
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    listen::serve(
         listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(config),
-    )?
-    .handle(handle)
-    .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        app,
+        Some(config),
+        listen::ConnectionLimits::default(),
+        shutdown,
+    )
     .await
 }

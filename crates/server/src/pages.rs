@@ -203,7 +203,7 @@ fn error_page(status: StatusCode, message: &str) -> Response {
 }
 
 /// Renders a page for a signed-in viewer, or sends them where they belong.
-fn render(auth: Result<Auth<need::Account>, ApiError>, page: &PageDef) -> Response {
+fn render(auth: Result<Auth<need::PasswordChange>, ApiError>, page: &PageDef) -> Response {
     let auth = match auth {
         Ok(auth) => auth,
         Err(error) if error.status == StatusCode::UNAUTHORIZED => {
@@ -211,10 +211,11 @@ fn render(auth: Result<Auth<need::Account>, ApiError>, page: &PageDef) -> Respon
         }
         Err(error) => return error_page(error.status, &error.message),
     };
-    if auth.grant.must_change_password && page.path != "/account" {
+    let pending = auth.grant.must_change_password;
+    if pending && page.path != "/account" {
         return Redirect::to("/account").into_response();
     }
-    if !auth.may(page.permission) {
+    if !pending && !auth.may(page.permission) {
         return error_page(
             StatusCode::FORBIDDEN,
             &format!(
@@ -248,32 +249,32 @@ fn page(path: &str) -> &'static PageDef {
         .expect("every routed page is in PAGES")
 }
 
-pub async fn toolset(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+pub async fn toolset(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {
     render(auth, page("/toolset"))
 }
 
-pub async fn helpdesk(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+pub async fn helpdesk(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {
     render(auth, page("/helpdesk"))
 }
 
-pub async fn inventory(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+pub async fn inventory(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {
     render(auth, page("/inventory"))
 }
 
-pub async fn audit(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+pub async fn audit(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {
     render(auth, page("/audit"))
 }
 
-pub async fn operators(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+pub async fn operators(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {
     render(auth, page("/operators"))
 }
 
-pub async fn account(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+pub async fn account(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {
     render(auth, page("/account"))
 }
 
 /// `GET /`: the first page the viewer may open.
-pub async fn home(auth: Result<Auth<need::Account>, ApiError>) -> Response {
+pub async fn home(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {
     match auth {
         Ok(auth) => {
             let first = PAGES

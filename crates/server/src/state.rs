@@ -11,6 +11,7 @@ use oathdesk_vault::web::ThrottlePolicy;
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, ApiResult};
+use crate::outbound::OutboundHook;
 use crate::proxy::TrustedProxy;
 
 /// How the console behaves.
@@ -35,6 +36,11 @@ pub struct Settings {
     /// Load balancers and reverse proxies whose `X-Forwarded-For` names
     /// the client (for the per-address throttle).
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// Header and body read time-outs and the per-address connection cap.
+    pub connections: crate::listen::ConnectionLimits,
+    /// Entra's Temporary Access Pass and the user notices, when the binary
+    /// that starts the console wires them in.
+    pub outbound: OutboundHook,
 }
 
 impl Default for Settings {
@@ -57,6 +63,8 @@ impl Default for Settings {
             },
             concurrent_logins: 2,
             trusted_proxies: Vec::new(),
+            connections: crate::listen::ConnectionLimits::default(),
+            outbound: OutboundHook::default(),
         }
     }
 }

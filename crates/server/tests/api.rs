@@ -1769,3 +1769,542 @@ async fn four_eyes_hold_a_code_until_another_operator_approves() {
         assert_eq!(log.body["total"], total, "{action}: {}", log.body);
     }
 }
+
+// ----- issue 14: security findings and imports -------------------------------------
+
+/// An API token of `account`, made outside the console (as an older
+/// console or a script could have): the vault's own call.
+fn token_of(fixture: &Fixture, (name, password): (&str, &str), scopes: &[&str]) -> String {
+    let console = fixture.state.console_key().unwrap();
+    let mut session = oathdesk_vault::Vault::open(&fixture.path)
+        .unwrap()
+        .unlock_with(
+            name,
+            oathdesk_vault::Unlock::Passphrase(password.as_bytes()),
+            &console,
+        )
+        .unwrap();
+    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+    let (secret, _) = session
+        .create_api_token("made earlier", &scopes, 86_400, now())
+        .unwrap();
+    format!(
+        "odk_{}",
+        data_encoding::BASE64URL_NOPAD.encode(secret.as_slice())
+    )
+}
+
+#[tokio::test]
+async fn a_password_an_admin_set_opens_nothing_but_its_own_change() {
+    let fixture = staffed();
+    let app = fixture.app();
+    let mut ada = Client::login(app.clone(), ADMIN).await;
+    let first = ("nia", "nia's first password");
+    let made = ada
+        .send(
+            Method::POST,
+            "/api/v1/accounts",
+            Some(json!({"name": first.0, "role": "helpdesk", "password": first.1})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    // A token the account got before its first sign-in (the account still
+    // has the password an admin set).
+    let earlier = token_of(&fixture, first, &["inventory.read", "helpdesk.code"]);
+    let mut nia = Client::login(app.clone(), first).await;
+    let me = nia.send(Method::GET, "/api/v1/me", None).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["must_change_password"], true);
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/me/tokens",
+            Some(json!({"name": "mine", "scopes": ["inventory.read"]})),
+        ),
+        (Method::GET, "/api/v1/me/tokens", None),
+        (Method::GET, "/api/v1/users", None),
+        (Method::GET, "/api/v1/tokens", None),
+    ] {
+        let refused = nia.send(method.clone(), path, body).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(
+            refused.body["kind"], "password_change_required",
+            "{method} {path}: {}",
+            refused.body
+        );
+    }
+    // The token is held back as well.
+    let mut script = Client::new(app.clone());
+    script.bearer = Some(earlier.clone());
+    for path in ["/api/v1/users", "/api/v1/tokens"] {
+        let refused = script.send(Method::GET, path, None).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            refused.body
+        );
+        assert_eq!(refused.body["kind"], "password_change_required");
+    }
+    // Signing out works (another session of the same account).
+    let mut other = Client::login(app.clone(), first).await;
+    assert_eq!(
+        other
+            .send(Method::POST, "/api/v1/logout", None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    // The change itself works, and then the account works.
+    let changed = nia
+        .send(
+            Method::POST,
+            "/api/v1/me/password",
+            Some(json!({"current": first.1, "new": "nia's own password"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["must_change_password"], false);
+    let token = nia
+        .send(
+            Method::POST,
+            "/api/v1/me/tokens",
+            Some(json!({"name": "mine", "scopes": ["inventory.read"]})),
+        )
+        .await;
+    assert_eq!(token.status, StatusCode::CREATED, "{}", token.body);
+    assert_eq!(
+        nia.send(Method::GET, "/api/v1/users", None).await.status,
+        StatusCode::OK
+    );
+    // The change ended every earlier grant of the account.
+    assert_eq!(
+        script.send(Method::GET, "/api/v1/users", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_serial_that_would_collide_with_a_reference_is_refused_at_every_entry() {
+    let fixture = staffed();
+    let mut pia = Client::login(fixture.app(), PROVISIONER).await;
+    // token add
+    for serial in ["CONF:1", "S3javascript:alert(4)", "a/b", "#7", "two words"] {
+        let refused = pia
+            .send(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"kind": "classic", "serial": serial, "generate": true})),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{serial}");
+        assert_eq!(refused.body["kind"], "invalid_serial", "{}", refused.body);
+        assert!(error(&refused).contains(serial), "{}", error(&refused));
+    }
+    // import, every format: the preview names the row, the import refuses it.
+    let csv = "upn,serial number,secret key,time interval,manufacturer,model\r\n\
+               a@contoso.com,2100000001,JBSWY3DPEHPK3PXP,30,Token2,C202\r\n\
+               b@contoso.com,S3javascript:alert(4),GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,30,Token2,C202\r\n";
+    let content = data_encoding::BASE64.encode(csv.as_bytes());
+    let preview = pia
+        .send(
+            Method::POST,
+            "/api/v1/import/preview",
+            Some(json!({"content": content})),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["importable"], 1, "{}", preview.body);
+    assert_eq!(preview.body["skipped"][0]["location"], "line 3");
+    let refused = pia
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            Some(json!({"content": content})),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("line 3: serial: serial 'S3javascript:alert(4)' is refused"),
+        "{}",
+        refused.body
+    );
+    // the helpdesk's spreadsheet
+    let sheet = "username,secret,serial\nbob@contoso.com,JBSWY3DPEHPK3PXP,CONF:1\n";
+    let refused = pia
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            Some(json!({"content": data_encoding::BASE64.encode(sheet.as_bytes()), "format": "spreadsheet"})),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(error(&refused).contains("'CONF:1'"), "{}", refused.body);
+    assert_eq!(
+        pia.send(Method::GET, "/api/v1/tokens", None).await.body["total"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn serials_from_before_the_rule_stay_addressable_and_never_name_another_token() {
+    use oathdesk_otp::{Credential, Secret};
+    use oathdesk_vault::NewToken;
+    use oathdesk_vault::model::{DeviceKind, State};
+    let fixture = staffed();
+    let new = |serial: &str, slot: Option<u32>, kind: DeviceKind, user: &str| NewToken {
+        serial: Some(serial.into()),
+        slot,
+        device_kind: kind,
+        manufacturer: Some("Token2".into()),
+        model: None,
+        device_slots: if kind == DeviceKind::MultiProfile {
+            100
+        } else {
+            1
+        },
+        credential: Credential::totp(Secret::from_bytes(SEED.to_vec())),
+        label: None,
+        user: Some(user.into()),
+        state: State::Assigned,
+    };
+    let mut admin = admin_session(&fixture);
+    let molto = admin
+        .add_token(
+            new(
+                "CONF",
+                Some(1),
+                DeviceKind::MultiProfile,
+                "carol@contoso.com",
+            ),
+            now(),
+        )
+        .unwrap();
+    let classic = admin
+        .add_token_from_before_the_serial_rule(
+            new("CONF:1", None, DeviceKind::Classic, "bob@contoso.com"),
+            now(),
+        )
+        .unwrap();
+    let script = admin
+        .add_token_from_before_the_serial_rule(
+            new(
+                "S3javascript:alert(4)",
+                None,
+                DeviceKind::Classic,
+                "eve@contoso.com",
+            ),
+            now(),
+        )
+        .unwrap();
+    // vault verify names them, and how to address them.
+    let report = admin.verify_vault().unwrap();
+    assert_eq!(report.serials.len(), 2, "{:?}", report.serials);
+    assert!(
+        report
+            .serials
+            .iter()
+            .any(|s| s.serial == "CONF:1" && s.references == vec![format!("#{}", classic.id)])
+    );
+    drop(admin);
+
+    let mut pia = Client::login(fixture.app(), PROVISIONER).await;
+    let listed = pia.send(Method::GET, "/api/v1/tokens", None).await;
+    let references: Vec<&str> = listed.body["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["reference"].as_str().unwrap())
+        .collect();
+    assert!(references.contains(&"CONF:1"), "{references:?}");
+    assert!(references.contains(&format!("#{}", classic.id).as_str()));
+    assert!(references.contains(&format!("#{}", script.id).as_str()));
+    // CONF:1 is the Molto-2's slot 1, and only that.
+    let marked = pia
+        .send(
+            Method::POST,
+            "/api/v1/tokens/CONF%3A1/state",
+            Some(json!({"state": "lost"})),
+        )
+        .await;
+    assert_eq!(marked.status, StatusCode::OK, "{}", marked.body);
+    let molto_now = pia
+        .send(
+            Method::GET,
+            &format!("/api/v1/tokens/%23{}", molto.id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        molto_now.body["token"]["state"], "lost",
+        "{}",
+        molto_now.body
+    );
+    let classic_now = pia
+        .send(
+            Method::GET,
+            &format!("/api/v1/tokens/%23{}", classic.id),
+            None,
+        )
+        .await;
+    assert_eq!(classic_now.status, StatusCode::OK, "{}", classic_now.body);
+    assert_eq!(classic_now.body["token"]["state"], "assigned");
+    // The other stuck serial is addressable by its id.
+    let script_now = pia
+        .send(
+            Method::POST,
+            &format!("/api/v1/tokens/%23{}/state", script.id),
+            Some(json!({"state": "retired"})),
+        )
+        .await;
+    assert_eq!(script_now.status, StatusCode::OK, "{}", script_now.body);
+}
+
+/// One request over a real connection; the status code.
+async fn raw_post(address: std::net::SocketAddr, path: &str, body: &Value) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_sign_ins_gets_no_more_tries_than_the_lockout() {
+    let fixture = staffed();
+    let (address, _stop) = fixture.serve().await;
+    let limit = settings().account_throttle.max_failures as usize;
+    let mut burst = Vec::new();
+    for i in 0..21 {
+        let password = if i == 20 {
+            HELPDESK.1.to_owned()
+        } else {
+            format!("wrong password number {i}")
+        };
+        burst.push(tokio::spawn(async move {
+            raw_post(
+                address,
+                "/api/v1/login",
+                &json!({"name": HELPDESK.0, "password": password}),
+            )
+            .await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for request in burst {
+        statuses.push(request.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| matches!(s, 200 | 401)).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(
+        checked <= limit,
+        "{checked} passwords checked with a lockout of {limit}: {statuses:?}"
+    );
+    assert_eq!(checked + refused, 21, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn an_import_with_problems_needs_an_explicit_skip_of_the_bad_rows() {
+    let fixture = staffed();
+    let mut pia = Client::login(fixture.app(), PROVISIONER).await;
+    // A rounded serial and two rows sharing one secret: the file reads, but
+    // two of its rows are wrong.
+    let csv = "upn,serial number,secret key,time interval,manufacturer,model\r\n\
+               a@contoso.com,2100000001,JBSWY3DPEHPK3PXP,30,Token2,C202\r\n\
+               b@contoso.com,2.10012E+09,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,30,Token2,C202\r\n\
+               c@contoso.com,2100000003,JBSWY3DPEHPK3PXP,30,Token2,C202\r\n";
+    let content = data_encoding::BASE64.encode(csv.as_bytes());
+    let preview = pia
+        .send(
+            Method::POST,
+            "/api/v1/import/preview",
+            Some(json!({"content": content})),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["records"], 3);
+    assert_eq!(preview.body["importable"], 1, "{}", preview.body);
+    let skipped: Vec<&str> = preview.body["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["location"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["line 3", "line 4"], "{}", preview.body);
+    let refused = pia
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            Some(json!({"content": content})),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["kind"], "import_problems");
+    assert_eq!(refused.body["importable"], 1);
+    let problems: Vec<&str> = refused.body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        problems.iter().any(|p| p.starts_with("line 3: serial:")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.starts_with("line 4: secret")),
+        "{problems:?}"
+    );
+    assert!(error(&refused).contains("nothing was imported"));
+    assert_eq!(
+        pia.send(Method::GET, "/api/v1/tokens", None).await.body["total"],
+        0
+    );
+    let imported = pia
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            Some(json!({"content": content, "skip_bad": true})),
+        )
+        .await;
+    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.body);
+    assert_eq!(imported.body["imported"], 1);
+    assert_eq!(imported.body["skipped"].as_array().unwrap().len(), 2);
+    let listed = pia.send(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(listed.body["total"], 1);
+    assert_eq!(listed.body["tokens"][0]["serial"], "2100000001");
+}
+
+/// A connection from `from` (any loopback address) to the server.
+async fn connect_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Whether the server closes `stream` within `within` (whatever it says first).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = Vec::new();
+    matches!(
+        tokio::time::timeout(within, stream.read_to_end(&mut sink)).await,
+        Ok(Ok(_) | Err(_))
+    )
+}
+
+/// A whole request over a new connection from `from`; the status code.
+async fn get_from(from: &str, to: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = connect_from(from, to).await;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_one_address_cannot_take_every_connection() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let fixture = staffed();
+    let limits = oathdesk_server::listen::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(2),
+        body_read_timeout: Duration::from_secs(2),
+        per_address: 60,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(oathdesk_server::listen::serve(
+        listener,
+        fixture.app(),
+        None,
+        limits,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let started = Instant::now();
+    // 50 connections that send half their headers...
+    let mut half_headers = Vec::new();
+    for _ in 0..50 {
+        let mut stream = connect_from("127.0.0.1", address).await;
+        stream
+            .write_all(b"POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-")
+            .await
+            .unwrap();
+        half_headers.push(stream);
+    }
+    // ...and 10 that announce a body and never send it: 60, the cap.
+    let mut no_body = Vec::new();
+    for _ in 0..10 {
+        let mut stream = connect_from("127.0.0.1", address).await;
+        stream
+            .write_all(
+                b"POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                  Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"na",
+            )
+            .await
+            .unwrap();
+        no_body.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Over the cap: closed at once.
+    for _ in 0..5 {
+        let mut over = connect_from("127.0.0.1", address).await;
+        assert!(
+            closed_within(&mut over, Duration::from_millis(500)).await,
+            "a connection over the cap was not refused quickly"
+        );
+    }
+    // Another address is served meanwhile.
+    assert_eq!(get_from("127.0.0.2", address, "/api/v1/setup").await, 200);
+    // The slow ones are closed after their time-outs (2 s), not held.
+    for stream in half_headers.iter_mut().chain(no_body.iter_mut()) {
+        let left = Duration::from_secs(6).saturating_sub(started.elapsed());
+        assert!(
+            closed_within(stream, left).await,
+            "a slow connection was held after {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "closed before the time-out"
+    );
+    // Their places are free again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get_from("127.0.0.1", address, "/api/v1/setup").await, 200);
+}

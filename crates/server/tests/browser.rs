@@ -1081,3 +1081,82 @@ async fn the_inventory_marks_a_row_altered_outside_oathdesk() {
     screenshot(&client, "inventory-altered-detail.png").await;
     client.close().await.unwrap();
 }
+
+/// The text of an element, or "" when it is hidden or missing.
+async fn visible_text(client: &Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(element) if element.is_displayed().await.unwrap_or(false) => {
+            element.text().await.unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+fn tokens_in(fixture: &Fixture) -> usize {
+    admin_session(fixture)
+        .tokens(&oathdesk_vault::store::CredentialFilter::default())
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_with_bad_rows_says_what_it_skips_and_asks_first() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    // A rounded serial (line 3) and a secret shared with line 2 (line 4).
+    let file = fixture.dir.path().join("tokens.csv");
+    std::fs::write(
+        &file,
+        "upn,serial number,secret key,time interval,manufacturer,model\r\n\
+         a@contoso.com,2100000001,JBSWY3DPEHPK3PXP,30,Token2,C202\r\n\
+         b@contoso.com,2.10012E+09,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,30,Token2,C202\r\n\
+         c@contoso.com,2100000003,JBSWY3DPEHPK3PXP,30,Token2,C202\r\n",
+    )
+    .unwrap();
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    let base = base(address);
+    sign_in(&client, &base, PROVISIONER).await;
+    client.goto(&format!("{base}/inventory")).await.unwrap();
+    click(&client, ".tabs button[data-tab=import]").await;
+    wait_for(&client, "#import-file")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    click(&client, "#import-form button[type=submit]").await;
+    let message = wait_for_text(&client, "#import-message", "left out").await;
+    assert!(
+        message.contains("line 3") && message.contains("line 4"),
+        "{message}"
+    );
+    let button = wait_for_text(&client, "#import-go", "Import 1").await;
+    assert!(button.contains("skip 2"), "{button}");
+    let rows = visible_text(&client, "#import-rows tbody").await;
+    assert_eq!(rows.matches("(skipped)").count(), 2, "{rows}");
+    screenshot(&client, "inventory-import-skips.png").await;
+
+    // The button asks first, naming every row it would leave out; cancel
+    // imports nothing.
+    click(&client, "#import-go").await;
+    let asked = wait_for_text(&client, "#import-skip", "line 3").await;
+    assert!(
+        asked.contains("line 4") && asked.contains("secret"),
+        "{asked}"
+    );
+    assert_eq!(focused(&client).await, "import-skip-cancel");
+    screenshot(&client, "inventory-import-ask.png").await;
+    click(&client, "#import-skip-cancel").await;
+    wait_for_text(&client, "#import-message", "Nothing was imported").await;
+    assert_eq!(visible_text(&client, "#import-skip").await, "");
+    assert_eq!(tokens_in(&fixture), 0);
+
+    // Confirmed: the good record only.
+    click(&client, "#import-go").await;
+    click(&client, "#import-skip-confirm").await;
+    let done = wait_for_text(&client, "#import-message", "Imported 1 credential").await;
+    assert!(done.contains("Left out: line 3, line 4"), "{done}");
+    assert_eq!(tokens_in(&fixture), 1);
+    client.close().await.unwrap();
+}

@@ -39,6 +39,28 @@ pub enum Error {
         /// Refused by an API token's scopes, not by the role.
         token: bool,
     },
+    /// The account's password was set by an admin: until its owner chose
+    /// their own, its sessions and API tokens may do nothing else.
+    #[error(
+        "an admin set this account's password: choose your own on the console's Account page \
+         first; until then every other request is refused"
+    )]
+    PasswordChangeRequired,
+    /// A serial that could not be told apart from another token's reference
+    /// (`SERIAL:SLOT`, `#ID`) or addressed in a URL
+    /// ([`crate::model::serial_problem`]).
+    #[error("serial '{serial}' is refused: {rule}")]
+    InvalidSerial { serial: String, rule: &'static str },
+    /// A file to import has problems (by line); nothing was imported. Skip
+    /// the bad rows explicitly to import the others.
+    #[error("{}", import_problems_message(problems, *importable))]
+    ImportProblems {
+        /// Every problem, by line (`line 4: …`).
+        problems: Vec<String>,
+        /// The records that would be imported without the bad ones
+        /// (`None`: a problem of the whole file, which cannot be skipped).
+        importable: Option<usize>,
+    },
     /// A limit was reached; it lifts at `retry_at` (Unix seconds).
     #[error("{reason}")]
     RateLimited { reason: String, retry_at: u64 },
@@ -115,6 +137,22 @@ fn forbidden_message(
     } else {
         format!("the {} role may not {}", role.name(), permission.describe())
     }
+}
+
+fn import_problems_message(problems: &[String], importable: Option<usize>) -> String {
+    let head = match importable {
+        Some(good) => format!(
+            "{} problem(s) in the file; nothing was imported (fix them, or skip the bad rows \
+             explicitly to import the {good} good record(s))",
+            problems.len()
+        ),
+        None => format!(
+            "{} problem(s) in the file, not all of them in a row that could be skipped; \
+             nothing was imported",
+            problems.len()
+        ),
+    };
+    format!("{head}: {}", problems.join("; "))
 }
 
 /// Results of this crate.

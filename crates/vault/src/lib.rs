@@ -46,7 +46,7 @@ pub use session::verification::{
 };
 pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
-    NewToken, OperatorInfo, Session, TapPermit, TokenInfo, Unlock, Vault, VaultReport, defaults,
-    settings,
+    NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
+    VaultReport, defaults, settings,
 };
 pub use session::{exchange, web};

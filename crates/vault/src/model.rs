@@ -298,6 +298,58 @@ pub struct EntraLink {
     pub updated_at: u64,
 }
 
+/// Why a serial cannot be a device's serial, if it cannot: the one rule
+/// for every way a token enters the vault (an import of any format, the
+/// helpdesk's spreadsheet, `token add`, a burn). A serial must stay
+/// addressable as a [`TokenRef`] and in a URL, and never collide with
+/// another token's reference:
+///
+/// - `:` separates a serial from its slot (`SERIAL:SLOT`): a classic token
+///   `CONF:1` would share its reference with slot 1 of a Molto-2 `CONF`;
+/// - `#` starts a credential id (`#ID`);
+/// - `/`, `\`, `?` and `%` would make it ambiguous in a URL or a path;
+/// - spaces and control characters cannot be told apart when read out;
+/// - at most 64 characters.
+///
+/// A vault may hold serials from before this rule: their credentials are
+/// addressed by `#ID` (their [`reference`](crate::TokenInfo::reference)
+/// says so) and `oathdesk vault verify` names them.
+pub fn serial_problem(serial: &str) -> Option<&'static str> {
+    if serial.is_empty() {
+        return Some("a serial cannot be empty");
+    }
+    if serial.chars().count() > 64 {
+        return Some("a serial has at most 64 characters");
+    }
+    for c in serial.chars() {
+        let why = match c {
+            ':' => {
+                "':' separates a serial from its slot (SERIAL:SLOT), so a serial may not contain it"
+            }
+            '#' => "'#' starts a credential id (#ID), so a serial may not contain it",
+            '/' | '\\' | '?' | '%' => {
+                "'/', '\\', '?' and '%' would make the serial ambiguous in a URL, so a serial may not contain them"
+            }
+            c if c.is_control() => "a serial may not contain control characters",
+            c if c.is_whitespace() => "a serial may not contain spaces",
+            _ => continue,
+        };
+        return Some(why);
+    }
+    None
+}
+
+/// [`serial_problem`] as an error naming the serial.
+pub fn check_serial(serial: &str) -> Result<()> {
+    match serial_problem(serial) {
+        Some(rule) => Err(Error::InvalidSerial {
+            serial: serial.escape_debug().to_string(),
+            rule,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Names a credential: `SERIAL`, `SERIAL:SLOT` or `#ID`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenRef {
@@ -358,6 +410,39 @@ impl fmt::Display for TokenRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serials_that_would_collide_with_references_are_refused() {
+        for good in [
+            "2100123456",
+            "M2-00071",
+            "NFC-4410",
+            "2.10012E+09",
+            "S3_x.y",
+        ] {
+            assert_eq!(serial_problem(good), None, "{good}");
+        }
+        for bad in [
+            "CONF:1",
+            "S3javascript:alert(4)",
+            "#12",
+            "a/b",
+            "a%2F",
+            "a?b",
+            "a b",
+            "a\tb",
+            "",
+        ] {
+            assert!(serial_problem(bad).is_some(), "{bad:?}");
+        }
+        let error = check_serial("CONF:1").unwrap_err();
+        assert!(matches!(error, Error::InvalidSerial { .. }));
+        let text = error.to_string();
+        assert!(
+            text.contains("'CONF:1'") && text.contains("SERIAL:SLOT"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn lifecycle_refusals_explain_the_way() {

@@ -42,6 +42,9 @@ on_both_backends!(
     burning_an_occupied_slot_needs_replace_and_retires_the_old_credential,
     an_interrupted_burn_is_superseded_without_replace,
     an_export_audits_what_it_wrote_and_no_more,
+    serials_that_collide_with_references_are_refused_at_every_entry,
+    serials_from_before_the_rule_are_named_and_addressed_by_id,
+    a_file_with_problems_is_imported_only_when_told_to_skip_them,
 );
 
 fn wrong_passphrase_is_refused_and_writes_nothing(backend: Backend) {
@@ -1219,4 +1222,154 @@ fn an_export_audits_what_it_wrote_and_no_more(backend: Backend) {
 fn oathdesk_vault_clock(at: u64) -> String {
     let minutes = (at % 86_400) / 60;
     format!("{:02}:{:02} UTC", minutes / 60, minutes % 60)
+}
+
+fn serials_that_collide_with_references_are_refused_at_every_entry(backend: Backend) {
+    use oathdesk_formats::Record;
+    use oathdesk_formats::format::Format;
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let refused = |result: Result<(), Error>, serial: &str| match result {
+        Err(Error::InvalidSerial {
+            serial: named,
+            rule,
+        }) => {
+            assert_eq!(named, serial);
+            assert!(!rule.is_empty());
+        }
+        other => panic!("{serial}: {other:?}"),
+    };
+    for serial in [
+        "CONF:1",
+        "S3javascript:alert(4)",
+        "#12",
+        "a/b",
+        "50%",
+        "a b",
+    ] {
+        // token add
+        refused(
+            s.add_token(token(serial, None, SEED, None), NOW).map(drop),
+            serial,
+        );
+        // a batch (and every seed-file import, which adds through it)
+        refused(
+            s.add_tokens(
+                vec![
+                    token("OK-1", None, SEED, None),
+                    token(serial, None, b"abcdefghijklmnopqrst", None),
+                ],
+                NOW,
+                "import.test",
+            )
+            .map(drop),
+            serial,
+        );
+        let mut record = Record::new(oathdesk_otp::Credential::totp(
+            oathdesk_otp::Secret::from_bytes(SEED.to_vec()),
+        ));
+        record.serial = Some(serial.to_owned());
+        refused(
+            s.import_records(vec![record], Format::EntraCsv, NOW)
+                .map(drop),
+            serial,
+        );
+        // a burn
+        refused(
+            s.begin_burn(token(serial, Some(1), SEED, None), false, NOW)
+                .map(drop),
+            serial,
+        );
+    }
+    // The helpdesk's spreadsheet: the row is named by line.
+    let sheet = oathdesk_formats::spreadsheet::read(
+        b"username,secret,serial\nbob@contoso.com,JBSWY3DPEHPK3PXP,CONF:1\n",
+    )
+    .unwrap();
+    match s.import_sheet(sheet, false, NOW) {
+        Err(Error::ImportProblems {
+            problems,
+            importable,
+        }) => {
+            assert_eq!(importable, Some(0));
+            assert!(
+                problems[0].starts_with("line 2: serial: serial 'CONF:1'"),
+                "{problems:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.tokens(&CredentialFilter::default()).unwrap().is_empty());
+}
+
+fn serials_from_before_the_rule_are_named_and_addressed_by_id(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let molto = s
+        .add_token(token("CONF", Some(1), SEED, Some("carol@contoso.com")), NOW)
+        .unwrap();
+    let classic = s
+        .add_token_from_before_the_serial_rule(
+            token(
+                "CONF:1",
+                None,
+                b"abcdefghijklmnopqrst",
+                Some("bob@contoso.com"),
+            ),
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(molto.reference(), "CONF:1");
+    assert_eq!(classic.reference(), format!("#{}", classic.id));
+    // 'CONF:1' names the Molto-2's slot, and only it.
+    let (found, _) = s.token(&serial("CONF:1")).unwrap();
+    assert_eq!(found.id, molto.id);
+    let (found, _) = s.token(&serial(&format!("#{}", classic.id))).unwrap();
+    assert_eq!(found.user.as_deref(), Some("bob@contoso.com"));
+    let report = s.verify_vault().unwrap();
+    assert!(report.intact, "an old serial is not an alteration");
+    assert_eq!(report.serials.len(), 1);
+    assert_eq!(report.serials[0].serial, "CONF:1");
+    assert_eq!(
+        report.serials[0].references,
+        vec![format!("#{}", classic.id)]
+    );
+}
+
+fn a_file_with_problems_is_imported_only_when_told_to_skip_them(backend: Backend) {
+    use oathdesk_formats::format::{self, Format};
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let file = b"upn,serial number,secret key,time interval,manufacturer,model\r\n\
+        a@contoso.com,2100000001,JBSWY3DPEHPK3PXP,30,Token2,C202\r\n\
+        b@contoso.com,2.10012E+09,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,30,Token2,C202\r\n\
+        c@contoso.com,2100000003,JBSWY3DPEHPK3PXP,30,Token2,C202\r\n";
+    let keys = oathdesk_formats::Keys::default();
+    let records = format::read(Format::EntraCsv, file, &keys).unwrap();
+    let findings = oathdesk_formats::lint::lint(file, Some(Format::EntraCsv), &keys, None)
+        .unwrap()
+        .findings;
+    let plan = oathdesk_vault::exchange::plan_records(&records, &findings);
+    assert_eq!(plan.good, vec![0]);
+    let places: Vec<&str> = plan.skipped.iter().map(|r| r.location.as_str()).collect();
+    assert_eq!(places, ["line 3", "line 4"]);
+    match s.import_file(records.clone(), &findings, Format::EntraCsv, false, NOW) {
+        Err(Error::ImportProblems {
+            problems,
+            importable,
+        }) => {
+            assert_eq!(importable, Some(1));
+            assert_eq!(problems.len(), 2, "{problems:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.tokens(&CredentialFilter::default()).unwrap().is_empty());
+    let done = s
+        .import_file(records, &findings, Format::EntraCsv, true, NOW)
+        .unwrap();
+    assert_eq!(done.imported, 1);
+    assert_eq!(done.skipped.len(), 2);
+    let tokens = s.tokens(&CredentialFilter::default()).unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].serial.as_deref(), Some("2100000001"));
 }

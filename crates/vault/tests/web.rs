@@ -18,6 +18,8 @@ on_both_backends!(
     failed_logins_lock_a_key_out_and_a_success_clears_it,
     a_command_line_operator_becomes_the_first_admin,
     bulk_transitions_are_all_or_nothing_and_devices_are_listed,
+    a_password_an_admin_set_opens_nothing_but_its_own_change,
+    a_burst_of_attempts_reserves_no_more_than_the_limit,
 );
 
 /// A vault made the way `oathdesk serve` makes one, set up with admin "ada".
@@ -401,4 +403,127 @@ fn bulk_transitions_are_all_or_nothing_and_devices_are_listed(backend: Backend) 
         .map(|d| d.serial)
         .collect();
     assert_eq!(devices, ["A1", "A2", "A3"]);
+}
+
+fn a_password_an_admin_set_opens_nothing_but_its_own_change(backend: Backend) {
+    use oathdesk_vault::Permission;
+    let (fixture, secret) = set_up(backend);
+    let mut admin = open(&fixture, &secret, NOW).unwrap();
+    admin
+        .add_web_account("hal", b"hal's initial pw", KDF, "helpdesk", true, NOW)
+        .unwrap();
+    let console = admin.unseal_key("test", NOW).unwrap();
+    // A session and a token of the account, both from before the change.
+    let mut hal = hal_signs_in(&fixture, b"hal's initial pw", &console);
+    let (session, _) = hal.start_web_session(DAY, 0, NOW).unwrap();
+    let (token, _) = hal
+        .create_api_token("script", &["inventory.read".to_owned()], DAY, NOW)
+        .unwrap();
+    for grant in [&session, &token] {
+        let mut opened = open_via(&fixture, grant, NOW + 1, &console).unwrap();
+        assert!(opened.password_change_pending());
+        assert!(!opened.may(Permission::InventoryRead));
+        assert!(matches!(
+            opened.authorize(Permission::InventoryRead),
+            Err(Error::PasswordChangeRequired)
+        ));
+        assert!(matches!(opened.users(), Err(Error::PasswordChangeRequired)));
+        assert!(matches!(
+            opened.create_api_token("more", &["inventory.read".to_owned()], DAY, NOW),
+            Err(Error::PasswordChangeRequired)
+        ));
+        assert!(matches!(
+            opened.web_grants(Some("hal")),
+            Err(Error::PasswordChangeRequired)
+        ));
+    }
+    // A token has no 'account' scope: it cannot even change the password.
+    let mut by_token = open_via(&fixture, &token, NOW + 1, &console).unwrap();
+    assert!(by_token.authorize_password_change().is_err());
+    // The session may read its account and change its password, and then
+    // start a session that works.
+    let mut opened = open_via(&fixture, &session, NOW + 1, &console).unwrap();
+    opened.authorize_password_change().unwrap();
+    assert!(opened.web_account().unwrap().must_change_password);
+    opened
+        .set_web_password("hal", b"hal's own password", KDF, false, NOW + 2)
+        .unwrap();
+    assert!(!opened.password_change_pending());
+    let (fresh, _) = opened.start_web_session(DAY, 0, NOW + 2).unwrap();
+    let mut fresh = open_via(&fixture, &fresh, NOW + 3, &console).unwrap();
+    assert!(fresh.users().is_ok());
+    // The change ended the token made before it.
+    assert!(open_via(&fixture, &token, NOW + 3, &console).is_err());
+}
+
+fn a_burst_of_attempts_reserves_no_more_than_the_limit(backend: Backend) {
+    let (fixture, _) = set_up(backend);
+    let policy = ThrottlePolicy {
+        max_failures: 5,
+        window: 900,
+        lockout: 600,
+    };
+    let keys = vec![
+        ("account:ada".to_owned(), policy),
+        (
+            "client:127.0.0.1".to_owned(),
+            ThrottlePolicy {
+                max_failures: 20,
+                ..policy
+            },
+        ),
+    ];
+    // 21 attempts at once: five are let through to the password check,
+    // from as many threads as there are attempts.
+    let granted: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..21)
+            .map(|_| {
+                let location = fixture.location.clone();
+                let keys = keys.clone();
+                scope.spawn(move || {
+                    let mut vault = Vault::open_at(&location).unwrap();
+                    vault.login_attempt(&keys, NOW).unwrap().is_none()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| usize::from(w.join().unwrap()))
+            .sum()
+    });
+    assert_eq!(granted, 5);
+    let mut vault = Vault::open_at(&fixture.location).unwrap();
+    // A failure while the limit is taken locks the account at once (the
+    // attempts still being checked count)...
+    for _ in 0..4 {
+        assert_eq!(
+            vault.login_attempt_failed(&keys, NOW + 1).unwrap(),
+            Some(NOW + 1 + 600)
+        );
+    }
+    assert!(vault.login_attempt(&keys, NOW + 1).unwrap().is_some());
+    // ...but the fifth, with the right password, still signs in: the
+    // account's failures and lock end, the client's attempt is taken back.
+    vault
+        .login_attempt_succeeded("account:ada", &["client:127.0.0.1".to_owned()])
+        .unwrap();
+    assert!(vault.login_attempt(&keys, NOW + 2).unwrap().is_none());
+    // Five wrong ones in a row lock the account.
+    vault.login_attempt_failed(&keys, NOW + 2).unwrap();
+    for _ in 0..4 {
+        assert!(vault.login_attempt(&keys, NOW + 3).unwrap().is_none());
+        vault.login_attempt_failed(&keys, NOW + 3).unwrap();
+    }
+    assert_eq!(
+        vault.login_attempt(&keys, NOW + 4).unwrap(),
+        Some(NOW + 3 + 600)
+    );
+    // An attempt that checked no password does not count.
+    let other = vec![("account:hal".to_owned(), policy)];
+    for _ in 0..10 {
+        assert!(vault.login_attempt(&other, NOW).unwrap().is_none());
+        vault
+            .login_attempt_void(&["account:hal".to_owned()])
+            .unwrap();
+    }
 }

@@ -65,6 +65,18 @@ pub struct ServeArgs {
     /// X-Forwarded-For names the client, for the per-address sign-in throttle (repeatable).
     #[arg(long, value_name = "ADDR[/BITS]")]
     pub trusted_proxy: Vec<TrustedProxy>,
+    /// Seconds a client may take to send a request's headers (and the TLS
+    /// handshake); slower connections are closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a client may leave a request's body waiting for its next part;
+    /// slower connections are closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub body_timeout: u64,
+    /// Connections one client address may hold open at once (0: no cap; behind
+    /// a load balancer every connection comes from the balancer's address).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections_per_address: usize,
     /// Append the audit log's head to FILE after every entry (it is always
     /// logged too).
     #[arg(long, value_name = "FILE", env = "OATHDESK_AUDIT_HEAD_FILE")]
@@ -87,6 +99,9 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
     if args.session_idle == 0 || args.session_hours == 0 {
         bail!("--session-idle and --session-hours must be at least 1");
     }
+    if args.header_timeout == 0 || args.body_timeout == 0 {
+        bail!("--header-timeout and --body-timeout must be at least 1 second");
+    }
     if args.kdf_memory_mib < 19 {
         bail!("--kdf-memory-mib: at least 19 MiB (OWASP's floor for Argon2id)");
     }
@@ -98,6 +113,11 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         session_idle: args.session_idle * 60,
         session_lifetime: args.session_hours * 3600,
         trusted_proxies: args.trusted_proxy,
+        connections: oathdesk_server::listen::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(args.header_timeout),
+            body_read_timeout: std::time::Duration::from_secs(args.body_timeout),
+            per_address: args.max_connections_per_address,
+        },
         ..Settings::default()
     };
     let tls = match (&args.tls_cert, &args.tls_key) {

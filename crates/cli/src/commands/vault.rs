@@ -272,6 +272,20 @@ pub fn print_vault_report(report: &serde_json::Value, json: bool) -> ExitCode {
                 "rows are not signed yet: this vault is from before signed rows; an admin's unlock signs them"
             );
         }
+        for serial in report["serials"].as_array().into_iter().flatten() {
+            println!(
+                "device serial '{}' is from before the serial rule ({}): address its credential(s) as {}",
+                serial["serial"].as_str().unwrap_or("-"),
+                serial["rule"].as_str().unwrap_or("-"),
+                serial["references"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         let audit = &report["audit"];
         if let Some([seq, why]) = audit["first_bad"].as_array().map(Vec::as_slice) {
             println!("audit entry {seq} is bad: {}", why.as_str().unwrap_or("-"));

@@ -20,6 +20,7 @@ impl<S: Store> Session<S> {
                 "a burn needs the device serial (read from the token)".into(),
             ));
         };
+        crate::model::check_serial(serial.trim())?;
         self.require(Permission::InventoryWrite)?;
         let slot = token.slot;
         let operator = self.operator.clone();

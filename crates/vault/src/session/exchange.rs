@@ -5,14 +5,17 @@
 use std::collections::HashSet;
 
 use oathdesk_formats::format::{self, Format, WriteOptions};
+use oathdesk_formats::lint::{Finding, Severity};
 use oathdesk_formats::spreadsheet::{Sheet, SheetRow};
 use oathdesk_formats::{Record, Written};
 use oathdesk_otp::{Credential, Kind, TimeStep};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, State};
+use crate::policy::Permission;
 use crate::session::{NewToken, Session, TokenInfo, defaults};
 use crate::store::{CredentialFilter, Store};
 
@@ -67,23 +70,195 @@ pub fn token_to_record(info: &TokenInfo, credential: Credential) -> Record {
     record
 }
 
-impl<S: Store> Session<S> {
-    /// Imports the helpdesk's plaintext spreadsheet, all or nothing: a sheet
-    /// with bad rows is refused unless `skip_bad`, and then the skipped rows
-    /// are named in the audit entry (line and reason) — never dropped
-    /// silently. Returns how many credentials were added.
-    pub fn import_sheet(&mut self, sheet: Sheet, skip_bad: bool, now: u64) -> Result<usize> {
-        let bad = sheet.problems.len();
-        if bad > 0 && !skip_bad {
-            return Err(Error::Invalid(format!(
-                "{bad} bad row(s); nothing was imported (fix them, or skip them to import the {} \
-                 good row(s))",
-                sheet.rows.len()
-            )));
+/// A row an import leaves out when told to skip bad rows: where, and every
+/// problem found there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkippedRow {
+    /// `line 4`, `KeyPackage 2`, …
+    pub location: String,
+    pub problems: Vec<String>,
+}
+
+/// What importing a file would do, decided once for every front-end: the
+/// records it would add, the rows a skip of bad rows leaves out, and the
+/// problems of the whole file that no skip can get past. A file with any
+/// problem is imported only when the request explicitly skips bad rows
+/// ([`Session::import_file`], [`Session::import_sheet`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportPlan {
+    /// Indexes (into the file's records or the sheet's rows) of what would be imported.
+    pub good: Vec<usize>,
+    pub skipped: Vec<SkippedRow>,
+    /// Problems of the whole file: it is refused whatever the request says.
+    pub blocking: Vec<String>,
+}
+
+impl ImportPlan {
+    /// Every problem, by place, as a person reads them.
+    pub fn problems(&self) -> Vec<String> {
+        let mut all = self.blocking.clone();
+        for row in &self.skipped {
+            for problem in &row.problems {
+                all.push(format!("{}: {problem}", row.location));
+            }
         }
-        let skipped: Vec<String> = sheet.problems.iter().map(ToString::to_string).collect();
-        let count = sheet.rows.len();
-        let tokens = sheet.rows.into_iter().map(sheet_row_to_token).collect();
+        all
+    }
+
+    /// The refusal of an import that did not skip bad rows (or of a file
+    /// whose problems cannot be skipped), if it is refused.
+    pub fn check(&self, skip_bad: bool) -> Result<()> {
+        if !self.blocking.is_empty() {
+            return Err(Error::ImportProblems {
+                problems: self.problems(),
+                importable: None,
+            });
+        }
+        if !self.skipped.is_empty() && !skip_bad {
+            return Err(Error::ImportProblems {
+                problems: self.problems(),
+                importable: Some(self.good.len()),
+            });
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, location: String, problem: String) {
+        match self.skipped.iter_mut().find(|row| row.location == location) {
+            Some(row) => row.problems.push(problem),
+            None => self.skipped.push(SkippedRow {
+                location,
+                problems: vec![problem],
+            }),
+        }
+    }
+}
+
+fn serial_refusal(serial: Option<&str>) -> Option<String> {
+    let serial = serial?.trim();
+    crate::model::check_serial(serial)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// The plan of a seed file: its records, and the lint's findings about it
+/// (`oathdesk lint`; its errors are problems, its warnings are not) and the
+/// serial rule ([`crate::model::serial_problem`]).
+pub fn plan_records(records: &[Record], findings: &[Finding]) -> ImportPlan {
+    let mut plan = ImportPlan::default();
+    for finding in findings.iter().filter(|f| f.severity == Severity::Error) {
+        let message = match &finding.field {
+            Some(field) => format!("{field}: {}", finding.message),
+            None => finding.message.clone(),
+        };
+        match &finding.location {
+            Some(location) => plan.add(location.clone(), message),
+            None => plan.blocking.push(message),
+        }
+    }
+    for record in records {
+        if let Some(problem) = serial_refusal(record.serial.as_deref()) {
+            let location = record
+                .location
+                .describe()
+                .unwrap_or_else(|| "a record".to_owned());
+            plan.add(location, format!("serial: {problem}"));
+        }
+    }
+    for (index, record) in records.iter().enumerate() {
+        let bad = record.location.describe().is_some_and(|place| {
+            plan.skipped
+                .iter()
+                .any(|row| row.location == place && !row.problems.is_empty())
+        }) || serial_refusal(record.serial.as_deref()).is_some();
+        if !bad {
+            plan.good.push(index);
+        }
+    }
+    plan
+}
+
+/// The plan of the helpdesk's spreadsheet: the reader's problems and the
+/// serial rule, by line.
+pub fn plan_sheet(sheet: &Sheet) -> ImportPlan {
+    let mut plan = ImportPlan::default();
+    for problem in &sheet.problems {
+        plan.add(
+            format!("line {}", problem.line),
+            format!("{}: {}", problem.field, problem.problem),
+        );
+    }
+    for (index, row) in sheet.rows.iter().enumerate() {
+        match serial_refusal(row.serial.as_deref()) {
+            Some(problem) => plan.add(format!("line {}", row.line), format!("serial: {problem}")),
+            None => plan.good.push(index),
+        }
+    }
+    plan
+}
+
+/// What an import did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Imported {
+    pub imported: usize,
+    /// The rows left out (the request skipped bad rows), by place.
+    pub skipped: Vec<SkippedRow>,
+}
+
+impl<S: Store> Session<S> {
+    /// Imports a seed file's records as [`plan_records`] plans it: a file
+    /// with problems is refused ([`Error::ImportProblems`], every problem by
+    /// line) unless `skip_bad`, and then the skipped rows are named in the
+    /// audit entry. The rest is all or nothing.
+    pub fn import_file(
+        &mut self,
+        records: Vec<Record>,
+        findings: &[Finding],
+        format: Format,
+        skip_bad: bool,
+        now: u64,
+    ) -> Result<Imported> {
+        self.require(Permission::InventoryWrite)?;
+        let plan = plan_records(&records, findings);
+        plan.check(skip_bad)?;
+        let good: HashSet<usize> = plan.good.iter().copied().collect();
+        let tokens: Vec<NewToken> = records
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| good.contains(index))
+            .map(|(_, record)| record_to_token(record))
+            .collect();
+        let imported = tokens.len();
+        self.add_tokens_audited(
+            tokens,
+            now,
+            &format!("import.{format}"),
+            json!({"skipped": plan.problems()}),
+        )?;
+        Ok(Imported {
+            imported,
+            skipped: plan.skipped,
+        })
+    }
+
+    /// Imports the helpdesk's plaintext spreadsheet, all or nothing: a sheet
+    /// with bad rows (the reader's problems, the serial rule) is refused
+    /// unless `skip_bad`, and then the skipped rows are named in the audit
+    /// entry (line and reason) — never dropped silently. Returns how many
+    /// credentials were added.
+    pub fn import_sheet(&mut self, sheet: Sheet, skip_bad: bool, now: u64) -> Result<usize> {
+        let plan = plan_sheet(&sheet);
+        plan.check(skip_bad)?;
+        let skipped = plan.problems();
+        let good: HashSet<usize> = plan.good.iter().copied().collect();
+        let tokens: Vec<NewToken> = sheet
+            .rows
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| good.contains(index))
+            .map(|(_, row)| sheet_row_to_token(row))
+            .collect();
+        let count = tokens.len();
         self.add_tokens_audited(
             tokens,
             now,

@@ -371,7 +371,11 @@ impl<S: Store> Session<S> {
             key,
             signer,
             signed: enforced,
-            principal: Principal { role, scopes },
+            principal: Principal {
+                role,
+                scopes,
+                password_change_pending: false,
+            },
             audit_keys,
             epoch,
         };
@@ -479,6 +483,15 @@ pub(crate) fn append_audit(
     Ok(audit::AuditHead::of(&row))
 }
 
+/// A device serial the serial rule would refuse today.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SerialFinding {
+    pub serial: String,
+    pub rule: &'static str,
+    /// How its credentials are addressed instead (`#ID`).
+    pub references: Vec<String>,
+}
+
 /// What `vault verify` found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VaultReport {
@@ -486,6 +499,10 @@ pub struct VaultReport {
     pub intact: bool,
     pub rows: signed::RowReport,
     pub audit: ChainReport,
+    /// Device serials from before the serial rule
+    /// ([`crate::model::serial_problem`]): their credentials are addressed
+    /// by `#ID`. Not an alteration; worth renaming on the device's label.
+    pub serials: Vec<SerialFinding>,
 }
 
 /// An unlocked vault.
@@ -565,6 +582,37 @@ impl<S: Store> Session<S> {
         let Err(refusal) = self.principal.check(permission) else {
             return Ok(());
         };
+        self.refused(permission, refusal)
+    }
+
+    /// Whether this session's account must first replace the password an
+    /// admin set (then only [`Session::authorize_password_change`] passes).
+    pub fn password_change_pending(&self) -> bool {
+        self.principal.password_change_pending
+    }
+
+    /// The check of a request that is part of changing one's own password
+    /// (who am I, the change itself, signing out, the pages that lead there):
+    /// what a session whose password an admin set may still do.
+    pub fn authorize_password_change(&mut self) -> Result<()> {
+        self.require_during_password_change(Permission::Account)
+    }
+
+    /// [`Session::require`] for the operations a pending password change
+    /// allows.
+    pub(crate) fn require_during_password_change(&mut self, permission: Permission) -> Result<()> {
+        let Err(refusal) = self.principal.check_during_password_change(permission) else {
+            return Ok(());
+        };
+        self.refused(permission, refusal)
+    }
+
+    /// Audits a refusal and returns it. A pending password change is not
+    /// audited: it is the account's state, not an attempt beyond its role.
+    fn refused(&mut self, permission: Permission, refusal: Error) -> Result<()> {
+        if matches!(refusal, Error::PasswordChangeRequired) {
+            return Err(refusal);
+        }
         let event = AuditEvent {
             outcome: "refused".into(),
             ..AuditEvent::of(Action::Forbidden)
@@ -749,11 +797,41 @@ impl<S: Store> Session<S> {
     pub fn verify_vault(&mut self) -> Result<VaultReport> {
         let rows = self.verify_rows()?;
         let audit = self.audit_verify()?;
+        let serials = self.serial_findings()?;
         Ok(VaultReport {
             intact: rows.bad.is_empty() && !rows.marker_missing && audit.first_bad.is_none(),
             rows,
             audit,
+            serials,
         })
+    }
+
+    /// The devices whose serial the serial rule would refuse (kept from
+    /// before it), with the `#ID` references of their credentials.
+    pub fn serial_findings(&mut self) -> Result<Vec<SerialFinding>> {
+        self.require(Permission::InventoryRead)?;
+        let tx = self.store.read()?;
+        let mut found = Vec::new();
+        for device in tx.devices()? {
+            let Some(rule) = crate::model::serial_problem(&device.serial) else {
+                continue;
+            };
+            let references = tx
+                .credentials(&CredentialFilter {
+                    device_serial: Some(device.serial.clone()),
+                    ..CredentialFilter::default()
+                })?
+                .iter()
+                .filter(|row| row.serial.as_deref() == Some(device.serial.as_str()))
+                .map(|row| format!("#{}", row.id))
+                .collect();
+            found.push(SerialFinding {
+                serial: device.serial.escape_debug().to_string(),
+                rule,
+                references,
+            });
+        }
+        Ok(found)
     }
 
     /// Records an event that happened outside the vault's own operations

@@ -4,6 +4,38 @@
 use super::web::*;
 use super::*;
 
+/// A key's throttle row as it stands at `now`: a window that is over
+/// starts again (a lockout's window starts when it ends).
+fn current_throttle(
+    row: Option<ThrottleRow>,
+    key: &str,
+    policy: &ThrottlePolicy,
+    now: u64,
+) -> ThrottleRow {
+    match row {
+        Some(row) if row.first_at.saturating_add(policy.window) > now => row,
+        _ => ThrottleRow {
+            key: key.to_owned(),
+            failures: 0,
+            first_at: now,
+            locked_until: 0,
+        },
+    }
+}
+
+/// Takes one reserved attempt back from each key.
+fn release(tx: &impl StoreTx, keys: &[String]) -> Result<()> {
+    for key in keys {
+        if let Some(mut row) = tx.web_throttle(key)?
+            && row.failures > 0
+        {
+            row.failures -= 1;
+            tx.web_throttle_put(&row)?;
+        }
+    }
+    Ok(())
+}
+
 impl<S: Store> Vault<S> {
     /// A vault on a store that is already open (a server keeps a pool of
     /// them).
@@ -78,6 +110,94 @@ impl<S: Store> Vault<S> {
         }
         tx.commit()?;
         Ok(until)
+    }
+
+    /// Reserves one attempt against each key before the password is
+    /// checked: the attempt counts as a failure from now on, so a burst of
+    /// concurrent attempts gets no more tries than the limit, whatever the
+    /// password check takes. Returns `Some(until)` — nothing reserved, the
+    /// attempt is refused — when a key is locked out or its attempts in
+    /// this window (those still being checked included) reached the limit.
+    /// Settle a reserved attempt with [`Vault::login_attempt_failed`],
+    /// [`Vault::login_attempt_succeeded`] or [`Vault::login_attempt_void`].
+    pub fn login_attempt(
+        &mut self,
+        keys: &[(String, ThrottlePolicy)],
+        now: u64,
+    ) -> Result<Option<u64>> {
+        let tx = self.store.write()?;
+        let mut rows = Vec::with_capacity(keys.len());
+        let mut refused = None;
+        for (key, policy) in keys {
+            let row = current_throttle(tx.web_throttle(key)?, key, policy, now);
+            if row.locked_until > now {
+                refused = refused.max(Some(row.locked_until));
+            } else if row.failures >= policy.max_failures {
+                // The limit is taken by attempts still being checked: if
+                // they fail, the key is locked for the lockout from then.
+                refused = refused.max(Some(now.saturating_add(policy.lockout)));
+            }
+            rows.push(row);
+        }
+        if refused.is_some() {
+            return Ok(refused);
+        }
+        for mut row in rows {
+            row.failures += 1;
+            tx.web_throttle_put(&row)?;
+        }
+        tx.commit()?;
+        Ok(None)
+    }
+
+    /// Settles a reserved attempt whose password was wrong: it stays
+    /// counted, and a key whose failures reached its limit is locked out.
+    /// Returns the time until which the worst key is now locked, if one is.
+    pub fn login_attempt_failed(
+        &mut self,
+        keys: &[(String, ThrottlePolicy)],
+        now: u64,
+    ) -> Result<Option<u64>> {
+        let tx = self.store.write()?;
+        let mut until = None;
+        for (key, policy) in keys {
+            let mut row = current_throttle(tx.web_throttle(key)?, key, policy, now);
+            if row.locked_until <= now && row.failures >= policy.max_failures {
+                row.locked_until = now.saturating_add(policy.lockout);
+                // The next window starts after the lockout.
+                row.failures = 0;
+                row.first_at = row.locked_until;
+                tx.web_throttle_put(&row)?;
+            }
+            if row.locked_until > now {
+                until = until.max(Some(row.locked_until));
+            }
+        }
+        tx.commit()?;
+        Ok(until)
+    }
+
+    /// Settles a reserved attempt whose password was right: the failures
+    /// of `cleared` (the account) end, and the attempt is taken back from
+    /// `released` (the client address). Returns how many failures the
+    /// account had before this attempt (its audit entry records them).
+    pub fn login_attempt_succeeded(&mut self, cleared: &str, released: &[String]) -> Result<u64> {
+        let tx = self.store.write()?;
+        let failures = tx
+            .web_throttle(cleared)?
+            .map_or(0, |row| row.failures.saturating_sub(1));
+        tx.web_throttle_delete(cleared)?;
+        release(&tx, released)?;
+        tx.commit()?;
+        Ok(failures)
+    }
+
+    /// Takes a reserved attempt back that checked no password (the console
+    /// was sealed, the database failed): it does not count.
+    pub fn login_attempt_void(&mut self, keys: &[String]) -> Result<()> {
+        let tx = self.store.write()?;
+        release(&tx, keys)?;
+        tx.commit()
     }
 
     /// Clears a key's failures after a successful login; returns how many
@@ -182,7 +302,10 @@ impl<S: Store> Vault<S> {
                     .collect(),
             ),
         };
-        let session = Session::open(self.store, &operator, scopes, key, audit_keys)?;
+        let mut session = Session::open(self.store, &operator, scopes, key, audit_keys)?;
+        // A password an admin set opens nothing but its own replacement,
+        // for the account's sessions and its API tokens alike.
+        session.principal.password_change_pending = account.must_change_password;
         Ok((session, grant))
     }
 }

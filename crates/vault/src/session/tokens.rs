@@ -105,6 +105,11 @@ impl TokenInfo {
 
 pub(crate) fn reference_of(serial: Option<&str>, slot: Option<u32>, id: i64) -> String {
     match (serial, slot) {
+        // A serial from before the serial rule (`CONF:1`) would name
+        // another credential, or none: such credentials go by their id.
+        (Some(serial), _) if id != 0 && crate::model::serial_problem(serial).is_some() => {
+            format!("#{id}")
+        }
         (Some(serial), Some(slot)) => format!("{serial}:{slot}"),
         (Some(serial), None) => serial.to_owned(),
         (None, _) => format!("#{id}"),
@@ -292,6 +297,16 @@ pub(crate) fn insert_tokens(
     tokens: Vec<NewToken>,
     now: u64,
 ) -> Result<Vec<CredentialRow>> {
+    insert_tokens_with(tx, key, tokens, now, true)
+}
+
+fn insert_tokens_with(
+    tx: &impl StoreTx,
+    key: &Keys<'_>,
+    tokens: Vec<NewToken>,
+    now: u64,
+    serial_rule: bool,
+) -> Result<Vec<CredentialRow>> {
     let mut serials: Vec<String> = Vec::new();
     let mut upns: Vec<String> = Vec::new();
     for token in &tokens {
@@ -309,6 +324,10 @@ pub(crate) fn insert_tokens(
             let serial = serial.trim();
             if serial.is_empty() {
                 return Err(Error::Invalid("the serial is empty".into()));
+            }
+            // The one serial rule, for every way a token comes in.
+            if serial_rule {
+                crate::model::check_serial(serial)?;
             }
             serials.push(serial.to_owned());
         }
@@ -548,6 +567,22 @@ impl<S: Store> Session<S> {
     pub fn add_token(&mut self, token: NewToken, now: u64) -> Result<TokenInfo> {
         let rows = self.add_tokens(vec![token], now, "token.add")?;
         Ok(info(&rows[0]))
+    }
+
+    /// For tests: adds a token as a vault from before the serial rule
+    /// could hold it (a serial like `CONF:1`), signed like any other.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn add_token_from_before_the_serial_rule(
+        &mut self,
+        token: NewToken,
+        now: u64,
+    ) -> Result<TokenInfo> {
+        self.require(Permission::InventoryWrite)?;
+        self.change(now, |tx, key| {
+            let row = insert_tokens_with(tx, key, vec![token], now, false)?.remove(0);
+            Ok((info(&row), AuditEvent::ok("token.add")))
+        })
     }
 
     /// Adds many tokens in one transaction: all of them or none.

@@ -499,7 +499,7 @@ impl<S: Store> Session<S> {
 
     /// This session's own web account.
     pub fn web_account(&mut self) -> Result<WebAccount> {
-        self.require(Permission::Account)?;
+        self.require_during_password_change(Permission::Account)?;
         let operator = self.operator().to_owned();
         let tx = self.store.read()?;
         own_account(&tx, &self.key, &operator)
@@ -702,9 +702,14 @@ impl<S: Store> Session<S> {
         now: u64,
     ) -> Result<WebAccount> {
         check_password(password)?;
-        self.require_own_or_admin(Some(name))?;
+        if name == self.operator() {
+            // Replacing the password an admin set is what a pending change allows.
+            self.require_during_password_change(Permission::Account)?;
+        } else {
+            self.require(Permission::Admin)?;
+        }
         let by = self.operator().to_owned();
-        self.change(now, |tx, key| {
+        let account = self.change(now, |tx, key| {
             let row = tx
                 .web_account(name)?
                 .ok_or_else(|| Error::NotFound(format!("web account '{name}'")))?;
@@ -732,7 +737,11 @@ impl<S: Store> Session<S> {
                 "name": name, "by": by, "reset": must_change_password,
             }));
             Ok((account, event))
-        })
+        })?;
+        if name == self.operator() {
+            self.principal.password_change_pending = account.must_change_password;
+        }
+        Ok(account)
     }
 
     /// Removes a web account, its grants and (with `remove_operator`) its
