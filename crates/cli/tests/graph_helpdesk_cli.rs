@@ -203,6 +203,9 @@ fn the_user_is_told_by_mail_through_graph() {
         .success();
     let grant: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let code = grant["code"].as_str().unwrap();
+    // A passing Exchange outage: the first sendMail answers 503 and the
+    // client's retry carries the notice through, sent once.
+    desk.sim.fail_next_sends(1);
     desk.run(&["notify", "send"])
         .assert()
         .success()

@@ -18,6 +18,10 @@ document.addEventListener("DOMContentLoaded", () => {
   // earlier caller is dropped, never shown beside the new one.
   let flow = 0;
   let grant = null;
+  // A Temporary Access Pass on screen (shown once; never fetched again).
+  let pass = null;
+  // Whether the policy allows passes and this console is connected to Entra.
+  let tapOffered = false;
   // The approval request this caller's flow waits for, and its state.
   let waitingFor = null;
   let waitingState = null;
@@ -92,6 +96,8 @@ document.addEventListener("DOMContentLoaded", () => {
     const waiting = !!waitingFor && (waitingState === "pending" || waitingState === "approved");
     const ready = !waiting && !!$("user").value.trim() && blocks.length > 0 && blocks.every((b) => b.view && !b.view.unusable);
     $("reveal-button").disabled = !ready;
+    $("tap-button").disabled = !ready;
+    $("tap-button").classList.toggle("hidden", !tapOffered);
     $("reveal-hint").classList.toggle("hidden", ready);
     const unusable = blocks.some((b) => b.view && b.view.unusable);
     $("reveal-hint").textContent = waiting ? "A request for this caller waits for approval: collect its code."
@@ -175,6 +181,11 @@ document.addEventListener("DOMContentLoaded", () => {
     $("waiting").classList.add("hidden");
     $("waiting-text").textContent = "";
     $("waiting-reason").textContent = "";
+    pass = null;
+    $("tap").classList.add("hidden");
+    $("tap-pass").textContent = "";
+    $("tap-for").textContent = "";
+    $("tap-note").textContent = "";
   }
 
   // A change of the caller starts over: nothing of the previous caller's
@@ -263,10 +274,10 @@ document.addEventListener("DOMContentLoaded", () => {
     refreshApprovals();
   }
 
-  $("reveal-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const mine = flow;
-    const request = {
+  // The caller, how they were verified and the ticket: the same for a
+  // code and for a pass.
+  function callerRequest() {
+    return {
       user: $("user").value.trim(),
       verifications: blocks.map((block) => ({
         method: block.select.value,
@@ -274,8 +285,14 @@ document.addEventListener("DOMContentLoaded", () => {
         evidence: block.evidence.value,
       })),
       ticket: $("ticket").value,
-      verifier: $("verifier").value,
     };
+  }
+
+  $("reveal-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const mine = flow;
+    const request = callerRequest();
+    request.verifier = $("verifier").value;
     if ($("token").value) request.serial = $("token").value;
     if (Number($("valid-for").value) > 0) request.valid_for = Number($("valid-for").value);
     $("reveal-button").disabled = true;
@@ -291,6 +308,36 @@ document.addEventListener("DOMContentLoaded", () => {
     } finally { updateReveal(); }
   });
   $("grant-copy").addEventListener("click", () => { if (grant) od.copy(grant.code, "Code"); });
+
+  function showPass(answer) {
+    hideOutcome();
+    pass = answer;
+    show("reveal-message", "");
+    $("tap-for").textContent = "Temporary Access Pass for " + answer.user;
+    $("tap-pass").textContent = answer.temporary_access_pass;
+    $("tap-note").textContent = "Valid " + answer.lifetime_minutes + " minute(s)" +
+      (answer.usable_once ? ", for one sign-in" : "") +
+      (answer.start ? ", from " + od.utc(Date.parse(answer.start) / 1000) : "") +
+      ". Read it to the caller now: it is not kept and cannot be shown again.";
+    $("tap").classList.remove("hidden");
+    $("tap-pass").focus();
+  }
+
+  $("tap-button").addEventListener("click", async () => {
+    const mine = flow;
+    $("tap-button").disabled = true;
+    $("reveal-button").disabled = true;
+    try {
+      const answer = await api("POST", "/api/v1/helpdesk/tap", callerRequest());
+      if (mine !== flow) return;
+      showPass(answer);
+    } catch (e) {
+      if (mine !== flow) return;
+      hideOutcome();
+      show("reveal-message", e.message, "error");
+    } finally { updateReveal(); }
+  });
+  $("tap-copy").addEventListener("click", () => { if (pass) od.copy(pass.temporary_access_pass, "Pass"); });
 
   async function collect(id) {
     const mine = flow;
@@ -459,6 +506,8 @@ document.addEventListener("DOMContentLoaded", () => {
   (async () => {
     try {
       policy = await api("GET", "/api/v1/helpdesk/policy");
+      const tap = await api("GET", "/api/v1/helpdesk/tap");
+      tapOffered = tap.enabled && tap.connected;
       if (!blocks[0].select.value) newBlocks();
       updateReveal();
     } catch (e) {

@@ -228,6 +228,9 @@ fn check_csrf(headers: &HeaderMap, secret: &[u8; 32]) -> ApiResult<()> {
 
 // ----- the extractor ----------------------------------------------------------
 
+/// Work handed the session after a request is answered (see [`Auth::run_then`]).
+pub type AfterAnswer = Box<dyn FnOnce(&mut Session) + Send + 'static>;
+
 /// An authenticated, authorised request with the vault opened for it.
 pub struct Auth<N: Need> {
     session: Option<Session>,
@@ -263,6 +266,52 @@ impl<N: Need> Auth<N> {
             result
         })
         .await
+    }
+
+    /// Like [`Auth::run`], then hands the session to `after` on another
+    /// blocking thread without waiting for it: work that must hold up
+    /// neither the answer nor other requests' writes (sending the notices a
+    /// release queued; a slow webhook must not delay the code). `after`
+    /// runs outside the writer's turn: its writes wait on the database like
+    /// another process's.
+    pub async fn run_then<T: Send + 'static>(
+        mut self,
+        work: impl FnOnce(&mut Session) -> ApiResult<T> + Send + 'static,
+        after: Option<AfterAnswer>,
+    ) -> ApiResult<T> {
+        let mut session = self
+            .session
+            .take()
+            .expect("an Auth holds its session until run");
+        let state = self.state.clone();
+        let queued = self.writes;
+        blocking(move || {
+            let result = if queued {
+                state.writing(|| work(&mut session))
+            } else {
+                work(&mut session)
+            };
+            match after {
+                Some(after) => {
+                    tokio::task::spawn_blocking(move || {
+                        after(&mut session);
+                        state.recycle(session.into_store());
+                    });
+                }
+                None => state.recycle(session.into_store()),
+            }
+            result
+        })
+        .await
+    }
+
+    /// Runs work that waits on something outside the vault (Entra) between
+    /// its vault writes without taking the writer's turn, so the wait does
+    /// not hold up other requests; its writes wait on the database like
+    /// another process's.
+    pub fn outside_queue(mut self) -> Self {
+        self.writes = false;
+        self
     }
 
     /// Takes the writer's turn for a reading request whose work writes

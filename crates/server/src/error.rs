@@ -44,7 +44,7 @@ impl ApiError {
         }
     }
 
-    fn of_kind(mut self, kind: &'static str) -> ApiError {
+    pub fn of_kind(mut self, kind: &'static str) -> ApiError {
         self.kind = Some(kind);
         self
     }

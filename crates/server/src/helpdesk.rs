@@ -20,8 +20,9 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::auth::{Auth, need};
+use crate::auth::{AfterAnswer, Auth, need};
 use crate::error::{ApiError, ApiResult};
+use crate::outbound::IssuedPass;
 use crate::state::now;
 
 /// What the operator did for one verification method.
@@ -83,56 +84,183 @@ pub struct CodeAnswer {
     pub time: u64,
 }
 
+impl CodeRequest {
+    /// The vault's request (the shapes are checked here, the rules there).
+    fn into_vault(self) -> ApiResult<HelpdeskRequest> {
+        if self.verified_by.is_some() {
+            return Err(ApiError::bad_request(
+                "verified_by is no longer accepted: send verifications \
+                 [{\"method\", \"confirmed\": [one flag per step], \"evidence\"}] \
+                 (GET /api/v1/helpdesk/policy lists the methods and their steps)",
+            ));
+        }
+        let verifier: Verifier = self
+            .verifier
+            .as_deref()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or("entra")
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("verifier: {e}")))?;
+        let token = self
+            .serial
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse::<TokenRef>())
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("serial: {e}")))?;
+        if self.valid_for.is_some_and(|s| s > 24 * 3600) {
+            return Err(ApiError::bad_request("valid_for: at most a day"));
+        }
+        Ok(HelpdeskRequest {
+            user: self.user.trim().to_owned(),
+            verifications: self
+                .verifications
+                .into_iter()
+                .map(VerificationInput::into_vault)
+                .collect(),
+            ticket: self.ticket.trim().to_owned(),
+            token,
+            valid_for: self.valid_for.filter(|s| *s > 0),
+            verifier,
+        })
+    }
+}
+
+/// Sends the notices a helpdesk action queued, after the answer, when the
+/// console is wired to send them (else `oathdesk notify send` does, from a
+/// timer). A notice that cannot be sent stays queued, its failure audited.
+fn send_notices_after<N: need::Need>(auth: &Auth<N>) -> Option<AfterAnswer> {
+    let outbound = auth.state.settings.outbound.0.clone()?;
+    Some(Box::new(move |session| {
+        // Most requests queue nothing: then nothing is read or sent.
+        if !session.queued_notices() {
+            return;
+        }
+        match outbound.send_notices(session) {
+            Ok((0, 0)) => {}
+            Ok((sent, failed)) => tracing::info!(sent, failed, "user notices"),
+            Err(error) => tracing::warn!(%error, "user notices not sent; they stay queued"),
+        }
+    }))
+}
+
 /// `POST /api/v1/helpdesk/code`: the code (200), or — when the policy
 /// asks a second operator — `202 {"kind": "approval_required", "id", …}`.
 pub async fn code(
     auth: Auth<need::HelpdeskCode>,
     Json(request): Json<CodeRequest>,
 ) -> ApiResult<Json<CodeAnswer>> {
-    if request.verified_by.is_some() {
-        return Err(ApiError::bad_request(
-            "verified_by is no longer accepted: send verifications \
-             [{\"method\", \"confirmed\": [one flag per step], \"evidence\"}] \
-             (GET /api/v1/helpdesk/policy lists the methods and their steps)",
-        ));
-    }
-    let verifier: Verifier = request
-        .verifier
-        .as_deref()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or("entra")
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("verifier: {e}")))?;
-    let token = request
-        .serial
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| t.parse::<TokenRef>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("serial: {e}")))?;
-    if request.valid_for.is_some_and(|s| s > 24 * 3600) {
-        return Err(ApiError::bad_request("valid_for: at most a day"));
-    }
-    let vault_request = HelpdeskRequest {
-        user: request.user.trim().to_owned(),
-        verifications: request
-            .verifications
-            .into_iter()
-            .map(VerificationInput::into_vault)
-            .collect(),
-        ticket: request.ticket.trim().to_owned(),
-        token,
-        valid_for: request.valid_for.filter(|s| *s > 0),
-        verifier,
-    };
+    let vault_request = request.into_vault()?;
+    let after = send_notices_after(&auth);
     let (grant, time) = auth
-        .run(move |session| {
-            let time = now();
-            Ok((session.helpdesk_code(&vault_request, time)?, time))
-        })
+        .run_then(
+            move |session| {
+                let time = now();
+                Ok((session.helpdesk_code(&vault_request, time)?, time))
+            },
+            after,
+        )
         .await?;
     Ok(Json(CodeAnswer { grant, time }))
+}
+
+/// Whether this console can issue Temporary Access Passes.
+#[derive(Serialize)]
+pub struct TapState {
+    /// The helpdesk policy allows passes (`tap.enabled`).
+    pub enabled: bool,
+    /// The console is connected to Entra (`oathdesk serve --tenant …`).
+    pub connected: bool,
+    pub lifetime_minutes: u32,
+    pub usable_once: bool,
+}
+
+/// `GET /api/v1/helpdesk/tap`: whether a pass can be offered beside the code.
+pub async fn tap_state(auth: Auth<need::HelpdeskCode>) -> ApiResult<Json<TapState>> {
+    let connected = auth
+        .state
+        .settings
+        .outbound
+        .0
+        .as_ref()
+        .is_some_and(|o| o.tap_connected());
+    let policy = auth.run(|session| Ok(session.helpdesk_policy()?)).await?;
+    Ok(Json(TapState {
+        enabled: policy.tap.enabled,
+        connected,
+        lifetime_minutes: policy.tap.lifetime_minutes,
+        usable_once: policy.tap.usable_once,
+    }))
+}
+
+/// A pass for one caller, shown once.
+#[derive(Serialize)]
+pub struct TapAnswer {
+    pub user: String,
+    #[serde(flatten)]
+    pub pass: IssuedPass,
+}
+
+/// `POST /api/v1/helpdesk/tap`: a Temporary Access Pass for a verified
+/// caller (the same body as a code, without token and validity). The vault
+/// permits or refuses it; Entra issues it; both are audited; the pass is
+/// in this answer only.
+pub async fn tap(
+    auth: Auth<need::HelpdeskCode>,
+    Json(request): Json<CodeRequest>,
+) -> ApiResult<Json<TapAnswer>> {
+    let outbound = auth
+        .state
+        .settings
+        .outbound
+        .0
+        .clone()
+        .filter(|o| o.tap_connected())
+        .ok_or_else(|| {
+            ApiError::unavailable(
+                "this console is not connected to Entra: start 'oathdesk serve' with \
+                 --tenant, --client-id and --client-secret-file (or --certificate) to issue \
+                 passes here, or use 'oathdesk helpdesk tap'",
+            )
+        })?;
+    if request.serial.is_some() || request.valid_for.is_some() {
+        return Err(ApiError::bad_request(
+            "a Temporary Access Pass is for the user, not a token: send no serial or valid_for \
+             (the policy's tap.lifetime_minutes decides how long it lasts)",
+        ));
+    }
+    let vault_request = request.into_vault()?;
+    let after = send_notices_after(&auth);
+    // Entra is asked between two vault writes: outside the writer's turn,
+    // so that the wait does not hold up other operators.
+    let answer = auth
+        .outside_queue()
+        .run_then(
+            move |session| {
+                let permit = session.helpdesk_tap(&vault_request, now())?;
+                match outbound.issue_tap(&permit) {
+                    Ok(pass) => {
+                        session.helpdesk_tap_outcome(&permit, Ok(&pass.method_id), now())?;
+                        Ok(TapAnswer {
+                            user: permit.user,
+                            pass,
+                        })
+                    }
+                    Err(reason) => {
+                        session.helpdesk_tap_outcome(&permit, Err(&reason), now())?;
+                        Err(ApiError::new(
+                            axum::http::StatusCode::BAD_GATEWAY,
+                            format!("Entra refused the Temporary Access Pass: {reason}"),
+                        )
+                        .of_kind("entra_refused"))
+                    }
+                }
+            },
+            after,
+        )
+        .await?;
+    Ok(Json(answer))
 }
 
 /// `GET /api/v1/helpdesk/policy`: the verification policy (the default
@@ -336,11 +464,15 @@ pub async fn collect(
     auth: Auth<need::HelpdeskCode>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CodeAnswer>> {
+    let after = send_notices_after(&auth);
     let (grant, time) = auth
-        .run(move |session| {
-            let time = now();
-            Ok((session.helpdesk_collect(id.trim(), time)?, time))
-        })
+        .run_then(
+            move |session| {
+                let time = now();
+                Ok((session.helpdesk_collect(id.trim(), time)?, time))
+            },
+            after,
+        )
         .await?;
     Ok(Json(CodeAnswer { grant, time }))
 }

@@ -298,6 +298,18 @@ pub const API_ROUTES: &[ApiRoute] = &[
     ),
     route(
         "GET",
+        "/api/v1/helpdesk/tap",
+        Some(Permission::HelpdeskCode),
+        "Whether this console can issue Entra Temporary Access Passes (policy and connection)",
+    ),
+    route(
+        "POST",
+        "/api/v1/helpdesk/tap",
+        Some(Permission::HelpdeskCode),
+        "A Temporary Access Pass from Entra for a verified caller, shown once (audited)",
+    ),
+    route(
+        "GET",
         "/api/v1/helpdesk/verification",
         Some(Permission::HelpdeskCode),
         "A method's steps with the user's data on file, masked (user=, method=; audited)",
@@ -484,6 +496,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/helpdesk/verification", get(helpdesk::verification))
         .route("/api/v1/helpdesk/reveal", post(helpdesk::reveal))
+        .route(
+            "/api/v1/helpdesk/tap",
+            get(helpdesk::tap_state).post(helpdesk::tap),
+        )
         .route("/api/v1/helpdesk/approvals", get(helpdesk::approvals))
         .route(
             "/api/v1/helpdesk/approvals/{id}/approve",

@@ -38,7 +38,9 @@ pub fn request_schema(method: &str, path: &str, generator: &mut SchemaGenerator)
             body::<inventory::ImportRequest>(generator)
         }
         ("POST", "/api/v1/export") => body::<inventory::ExportRequest>(generator),
-        ("POST", "/api/v1/helpdesk/code") => body::<helpdesk::CodeRequest>(generator),
+        ("POST", "/api/v1/helpdesk/code" | "/api/v1/helpdesk/tap") => {
+            body::<helpdesk::CodeRequest>(generator)
+        }
         ("PUT", "/api/v1/helpdesk/policy") => body::<helpdesk::PolicyBody>(generator),
         ("POST", "/api/v1/helpdesk/reveal") => body::<helpdesk::RevealRequest>(generator),
         ("POST", "/api/v1/helpdesk/approvals/{id}/approve")

@@ -1160,3 +1160,192 @@ async fn an_import_with_bad_rows_says_what_it_skips_and_asks_first() {
     assert_eq!(tokens_in(&fixture), 1);
     client.close().await.unwrap();
 }
+
+/// The console's outbound calls as `oathdesk serve --tenant …` wires them:
+/// Microsoft Graph's client against the Entra simulator, signed in as an app.
+struct GraphOutbound {
+    sim_url: String,
+    tenant: String,
+}
+
+const TAP_APP: (&str, &str) = ("0a1b2c3d-0000-4000-8000-0000000b0a1d", "browser~secret");
+
+impl oathdesk_server::outbound::Outbound for GraphOutbound {
+    fn tap_connected(&self) -> bool {
+        true
+    }
+
+    fn issue_tap(
+        &self,
+        permit: &oathdesk_vault::TapPermit,
+    ) -> Result<oathdesk_server::outbound::IssuedPass, String> {
+        use oathdesk_entra::auth::{
+            Authenticator, ClientCredential, Endpoints, SignIn, TokenCache,
+        };
+        let http = oathdesk_entra::http::Http::new(oathdesk_entra::http::RetryPolicy::default());
+        let sign_in = SignIn::new(
+            &http,
+            Endpoints::new(&self.sim_url, &self.sim_url, &self.tenant).unwrap(),
+            TAP_APP.0,
+            Some(ClientCredential::Secret(zeroize::Zeroizing::new(
+                TAP_APP.1.into(),
+            ))),
+        )
+        .map_err(|e| e.to_string())?;
+        let auth = Authenticator::new(sign_in, false, TokenCache::default());
+        let graph = oathdesk_entra::graph::Graph::new(&http, &auth);
+        let user = graph.user(&permit.user).map_err(|e| e.to_string())?;
+        let pass = graph
+            .create_temporary_access_pass(
+                &user.id,
+                Some(permit.lifetime_minutes),
+                permit.usable_once,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(oathdesk_server::outbound::IssuedPass {
+            method_id: pass.id,
+            temporary_access_pass: pass.pass,
+            lifetime_minutes: pass.lifetime_in_minutes,
+            usable_once: pass.is_usable_once,
+            start: pass.start_date_time,
+        })
+    }
+
+    fn send_notices(&self, _: &mut oathdesk_vault::Session) -> Result<(u64, u64), String> {
+        Ok((0, 0))
+    }
+}
+
+/// With passes on in the policy and the console connected to Entra, the
+/// helpdesk page offers a Temporary Access Pass beside the code, after the
+/// same verification; the pass is Entra's, shown once, focused, and gone
+/// when the operator turns to the next caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_access_pass_from_the_helpdesk_page() {
+    let _one = BROWSER.lock().await;
+    let sim = oathdesk_entra_sim::Simulator::start();
+    sim.add_app(TAP_APP.0, TAP_APP.1, &oathdesk_entra_sim::permissions::ALL);
+    sim.add_user("bob@contoso.com", false);
+    let outbound = GraphOutbound {
+        sim_url: sim.url(),
+        tenant: sim.tenant().to_owned(),
+    };
+    let fixture = staffed().with_settings(oathdesk_server::Settings {
+        outbound: oathdesk_server::outbound::OutboundHook(Some(std::sync::Arc::new(outbound))),
+        ..settings()
+    });
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    ship_token(&fixture, "2100123457", "carol@contoso.com", SEED);
+    give_facts(
+        &fixture,
+        "bob@contoso.com",
+        &[("mobile_phone", "+44 7700 900123")],
+    );
+    let mut policy = oathdesk_vault::verification::Policy::default();
+    policy.tap.enabled = true;
+    policy.tap.lifetime_minutes = 90;
+    admin_session(&fixture)
+        .set_helpdesk_policy(&policy, now())
+        .unwrap();
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    sign_in(&client, &base, HELPDESK).await;
+    wait_for_path(&client, "/helpdesk").await;
+    wait_for(&client, "#tap-button:not(.hidden)").await;
+    choose_caller(&client, "bob", "bob@contoso.com").await;
+    // Not before the caller is verified.
+    assert!(
+        wait_for(&client, "#tap-button")
+            .await
+            .attr("disabled")
+            .await
+            .unwrap()
+            .is_some(),
+        "the pass button waits for a method"
+    );
+    choose_method(&client, "call-back").await;
+    verify(&client, EVIDENCE_TEXT, "INC-4712").await;
+    click(&client, "#tap-button:not([disabled])").await;
+    let shown = wait_for(&client, "#tap:not(.hidden) #tap-pass").await;
+    let started = Instant::now();
+    let mut pass = String::new();
+    while pass.is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no pass shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        pass = shown.text().await.unwrap();
+    }
+    assert_eq!(
+        pass,
+        sim.temporary_access_pass("bob@contoso.com").unwrap().pass
+    );
+    assert_eq!(focused(&client).await, "tap-pass");
+    let note = wait_for_text(&client, "#tap-note", "90 minute(s)").await;
+    assert!(
+        note.contains("for one sign-in") && note.contains("not kept"),
+        "{note}"
+    );
+    screenshot(&client, "helpdesk-tap.png").await;
+    client.set_window_size(390, 844).await.unwrap();
+    scroll_to(&client, "reveal-button").await;
+    screenshot(&client, "helpdesk-tap-phone.png").await;
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the phone layout scrolls sideways: {overflow}"
+    );
+    client.set_window_size(1366, 900).await.unwrap();
+    // The next caller: the pass is gone from the page.
+    choose_caller(&client, "carol", "carol@contoso.com").await;
+    assert!(
+        wait_for(&client, "#tap")
+            .await
+            .attr("class")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("hidden")
+    );
+    assert_eq!(
+        client
+            .execute(
+                "return document.getElementById('tap-pass').textContent",
+                vec![]
+            )
+            .await
+            .unwrap(),
+        json!("")
+    );
+    // Entra's refusal is shown as Entra's.
+    sim.set_tap_policy(oathdesk_entra_sim::TapPolicy {
+        enabled: false,
+        ..oathdesk_entra_sim::TapPolicy::default()
+    });
+    choose_caller(&client, "bob", "bob@contoso.com").await;
+    choose_method(&client, "call-back").await;
+    verify(&client, EVIDENCE_TEXT, "INC-4713").await;
+    click(&client, "#tap-button:not([disabled])").await;
+    wait_for_text(
+        &client,
+        "#reveal-message",
+        "Entra refused the Temporary Access Pass",
+    )
+    .await;
+    let taps: Vec<String> = admin_session(&fixture)
+        .audit_entries()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "helpdesk.tap")
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(taps, ["requested", "granted", "requested", "refused"]);
+    client.close().await.unwrap();
+}

@@ -18,6 +18,7 @@ on_both_backends!(
     four_eyes_approval_by_another_operator,
     edited_policy_data_and_approvals_are_refused,
     the_user_is_told_and_nothing_secret_is_in_the_notice,
+    a_temporary_access_pass_follows_the_same_rules_and_never_four_eyes,
 );
 
 const EVIDENCE: &str = "called the mobile on file, Carol answered and confirmed";
@@ -474,4 +475,80 @@ fn the_user_is_told_and_nothing_secret_is_in_the_notice(backend: Backend) {
         .map(|e| format!("{} {}", e.action, e.outcome))
         .collect();
     assert_eq!(actions, ["notice.failed failed", "notice.sent ok"]);
+}
+
+fn a_temporary_access_pass_follows_the_same_rules_and_never_four_eyes(backend: Backend) {
+    let (_f, mut s) = desk(backend);
+    let carol = "carol@contoso.com";
+    let asked = request(carol, call_back(EVIDENCE), "INC0012345");
+    // Off by default: the policy decides, not the front-end.
+    assert!(refusal(s.helpdesk_tap(&asked, NOW)).contains("tap.enabled"));
+    let mut policy = s.helpdesk_policy().unwrap();
+    policy.tap.enabled = true;
+    policy.tap.lifetime_minutes = 120;
+    policy.notify.on_release = true;
+    policy.notify.channel = Some("webhook".into());
+    policy.notify.webhook_url = Some("https://hooks.example/oathdesk".into());
+    s.set_helpdesk_policy(&policy, NOW).unwrap();
+    // The same verification as a code: "x" and a bad ticket are refused.
+    assert!(
+        refusal(s.helpdesk_tap(&request(carol, call_back("x"), "INC0012345"), NOW))
+            .starts_with("call-back: write what you saw")
+    );
+    assert!(
+        refusal(s.helpdesk_tap(&request(carol, call_back(EVIDENCE), "x"), NOW))
+            .contains("is not a ticket id")
+    );
+    let permit = s.helpdesk_tap(&asked, NOW).unwrap();
+    assert_eq!(permit.lifetime_minutes, 120);
+    assert!(permit.usable_once);
+    assert_eq!(permit.methods, ["call-back"]);
+    s.helpdesk_tap_outcome(&permit, Ok("tap-method-1"), NOW + 1)
+        .unwrap();
+    let told = s.notices(Some("queued")).unwrap();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].event, "temporary_access_pass_issued");
+    // A pass valid for two hours falls under "four eyes for anything valid
+    // longer than an hour": a pass cannot wait for an approver, so it is
+    // refused with the way forward, and no pass is asked of Entra.
+    policy.four_eyes.valid_longer_than_minutes = Some(60);
+    s.set_helpdesk_policy(&policy, NOW).unwrap();
+    let reason = refusal(s.helpdesk_tap(&asked, NOW + 10));
+    assert!(reason.contains("not given under four eyes"), "{reason}");
+    policy.four_eyes.valid_longer_than_minutes = None;
+    policy.four_eyes.users = vec![carol.into()];
+    s.set_helpdesk_policy(&policy, NOW).unwrap();
+    assert!(refusal(s.helpdesk_tap(&asked, NOW + 20)).contains("not given under four eyes"));
+    // Entra's own refusal is recorded as such.
+    policy.four_eyes.users.clear();
+    s.set_helpdesk_policy(&policy, NOW).unwrap();
+    let permit = s.helpdesk_tap(&asked, NOW + 30).unwrap();
+    s.helpdesk_tap_outcome(&permit, Err("the TAP policy is disabled"), NOW + 31)
+        .unwrap();
+    let outcomes: Vec<String> = s
+        .audit_entries()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "helpdesk.tap")
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "refused",
+            "refused",
+            "refused",
+            "requested",
+            "granted",
+            "refused",
+            "refused",
+            "requested",
+            "refused"
+        ]
+    );
+    assert_eq!(
+        s.notices(Some("queued")).unwrap().len(),
+        1,
+        "no notice for a refused pass"
+    );
 }

@@ -13,7 +13,7 @@ use oathdesk_entra::auth::{
     Authenticator, ClientCredential, DEFAULT_AUTHORITY, DEFAULT_GRAPH, Endpoints, SignIn,
     TokenCache,
 };
-use oathdesk_entra::graph::Graph;
+use oathdesk_entra::graph::{Graph, TemporaryAccessPass};
 use oathdesk_entra::http::{Http, RetryPolicy};
 use oathdesk_entra::sync::{self, Clock, Line, PushOptions};
 use oathdesk_formats::entra::DEFAULT_PROFILE_SERIAL;
@@ -245,6 +245,17 @@ struct Connection {
 }
 
 impl EntraOptions {
+    /// Whether an app credential for Graph is configured (a console signs
+    /// in as the app, never as a person).
+    pub fn app_configured(&self) -> bool {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+        set(&self.tenant)
+            && set(&self.client_id)
+            && (self.certificate.is_some()
+                || self.client_secret_file.is_some()
+                || std::env::var(CLIENT_SECRET_ENV).is_ok_and(|s| !s.is_empty()))
+    }
+
     fn connection(&self) -> Result<Connection> {
         let tenant = self
             .tenant
@@ -377,50 +388,63 @@ pub fn run_tap(args: crate::commands::helpdesk::TapArgs, vault: &VaultOptions) -
     let policy = session.helpdesk_policy()?;
     let request = crate::commands::helpdesk::caller_request(&args.caller, &policy)?;
     let permit = session.helpdesk_tap(&request, input::now())?;
-    with_graph(&args.entra, false, |auth, http, _| {
+    match issue_tap(&args.entra, &permit)? {
+        Ok(pass) => {
+            session.helpdesk_tap_outcome(&permit, Ok(&pass.id), input::now())?;
+            if args.entra.json {
+                println!(
+                    "{}",
+                    json!({"user": permit.user, "temporary_access_pass": pass.pass.as_str(),
+                           "lifetime_minutes": pass.lifetime_in_minutes,
+                           "usable_once": pass.is_usable_once,
+                           "start": pass.start_date_time})
+                );
+            } else {
+                println!(
+                    "{}  Temporary Access Pass for {}: {} minute(s){}; read it to the caller now, it is not kept",
+                    pass.pass.as_str(),
+                    permit.user,
+                    pass.lifetime_in_minutes,
+                    if pass.is_usable_once {
+                        ", one sign-in"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            session.helpdesk_tap_outcome(&permit, Err(&tap_refusal(&error)), input::now())?;
+            Err(error.into())
+        }
+    }
+}
+
+/// Asks Entra for a pass the vault permitted. The outer error is ours
+/// (no connection configured, sign-in failed); the inner one is Graph's
+/// answer, which the vault records as the outcome.
+pub fn issue_tap(
+    options: &EntraOptions,
+    permit: &oathdesk_vault::TapPermit,
+) -> Result<std::result::Result<TemporaryAccessPass, oathdesk_entra::Error>> {
+    with_graph(options, false, |auth, http, _| {
         let graph = Graph::new(http, auth);
-        let issued = graph.user(&permit.user).and_then(|user| {
+        Ok(graph.user(&permit.user).and_then(|user| {
             graph.create_temporary_access_pass(
                 &user.id,
                 Some(permit.lifetime_minutes),
                 permit.usable_once,
             )
-        });
-        match issued {
-            Ok(pass) => {
-                session.helpdesk_tap_outcome(&permit, Ok(&pass.id), input::now())?;
-                if args.entra.json {
-                    println!(
-                        "{}",
-                        json!({"user": permit.user, "temporary_access_pass": pass.pass.as_str(),
-                               "lifetime_minutes": pass.lifetime_in_minutes,
-                               "usable_once": pass.is_usable_once,
-                               "start": pass.start_date_time})
-                    );
-                } else {
-                    println!(
-                        "{}  Temporary Access Pass for {}: {} minute(s){}; read it to the caller now, it is not kept",
-                        pass.pass.as_str(),
-                        permit.user,
-                        pass.lifetime_in_minutes,
-                        if pass.is_usable_once {
-                            ", one sign-in"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(error) => {
-                let reason = error
-                    .entra_message()
-                    .map_or_else(|| error.to_string(), str::to_owned);
-                session.helpdesk_tap_outcome(&permit, Err(&reason), input::now())?;
-                Err(error.into())
-            }
-        }
+        }))
     })
+}
+
+/// Entra's reason for refusing a pass, in its own words when it gave some.
+pub fn tap_refusal(error: &oathdesk_entra::Error) -> String {
+    error
+        .entra_message()
+        .map_or_else(|| error.to_string(), str::to_owned)
 }
 
 fn dispatch(

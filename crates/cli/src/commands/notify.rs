@@ -74,12 +74,7 @@ pub fn run(command: NotifyCommand, options: &VaultOptions) -> Result<()> {
             }
         }
         NotifyCommand::Send { secret_file, entra } => {
-            let (sent, failed) =
-                if session.helpdesk_policy()?.notify.channel.as_deref() == Some("mail") {
-                    crate::commands::entra::send_notices_by_mail(&mut session, &entra)?
-                } else {
-                    send_queued(&mut session, secret_file.as_deref())?
-                };
+            let (sent, failed) = send_by_policy(&mut session, secret_file.as_deref(), &entra)?;
             println!("{sent} notice(s) sent, {failed} not sent (still queued or given up)");
             if failed > 0 {
                 bail!("{failed} notice(s) could not be sent: see 'oathdesk notify list'");
@@ -109,7 +104,21 @@ pub fn notice_of(queued: &oathdesk_vault::Notice, policy: &Policy) -> Result<Not
     Ok(notice)
 }
 
-/// Sends every queued notice; returns (sent, not sent).
+/// Sends the queued notices through the policy's channel (mail through
+/// Graph, or the webhook); returns (sent, not sent).
+pub fn send_by_policy(
+    session: &mut Session,
+    secret_file: Option<&std::path::Path>,
+    entra: &crate::commands::entra::EntraOptions,
+) -> Result<(u64, u64)> {
+    if session.helpdesk_policy()?.notify.channel.as_deref() == Some("mail") {
+        crate::commands::entra::send_notices_by_mail(session, entra)
+    } else {
+        send_queued(session, secret_file)
+    }
+}
+
+/// Sends every queued notice by webhook; returns (sent, not sent).
 pub fn send_queued(
     session: &mut Session,
     secret_file: Option<&std::path::Path>,

@@ -2,15 +2,18 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use oathdesk_server::Settings;
 use oathdesk_server::launch::{Launch, run as launch};
+use oathdesk_server::outbound::{IssuedPass, OutboundHook};
 use oathdesk_server::proxy::TrustedProxy;
 use oathdesk_server::tls::Tls;
 use oathdesk_vault::crypto::KdfParams;
 use oathdesk_vault::location::Location;
+use oathdesk_vault::{Session, TapPermit};
 
 use crate::unlock::VaultOptions;
 
@@ -87,6 +90,65 @@ pub struct ServeArgs {
     /// (a systemd credential).
     #[arg(long, value_name = "FILE", env = "OATHDESK_UNSEAL_KEY_FILE")]
     pub unseal_key_file: Option<PathBuf>,
+    /// Sign user notices sent by webhook with the secret in FILE [else env
+    /// OATHDESK_WEBHOOK_SECRET]; the console then sends each notice as it is queued.
+    #[arg(long, value_name = "FILE")]
+    pub notify_secret_file: Option<PathBuf>,
+    /// Entra, for Temporary Access Passes from the helpdesk page and notices by mail
+    /// (the app's credential as for 'oathdesk entra'; the console signs in as the app).
+    #[command(
+        flatten,
+        next_help_heading = "Entra (passes and mail from the console)"
+    )]
+    pub entra: crate::commands::entra::EntraOptions,
+}
+
+/// The console's calls to Entra and the notice channels: the same code as
+/// `oathdesk helpdesk tap` and `oathdesk notify send`.
+struct Outbound {
+    entra: crate::commands::entra::EntraOptions,
+    notify_secret_file: Option<PathBuf>,
+    /// One sender at a time: two releases in quick succession must not
+    /// both send the same queued notice.
+    sending: Mutex<()>,
+}
+
+impl oathdesk_server::outbound::Outbound for Outbound {
+    fn tap_connected(&self) -> bool {
+        self.entra.app_configured()
+    }
+
+    fn issue_tap(&self, permit: &TapPermit) -> std::result::Result<IssuedPass, String> {
+        match crate::commands::entra::issue_tap(&self.entra, permit) {
+            Ok(Ok(pass)) => Ok(IssuedPass {
+                method_id: pass.id,
+                temporary_access_pass: pass.pass,
+                lifetime_minutes: pass.lifetime_in_minutes,
+                usable_once: pass.is_usable_once,
+                start: pass.start_date_time,
+            }),
+            Ok(Err(refused)) => Err(crate::commands::entra::tap_refusal(&refused)),
+            Err(ours) => Err(format!("{ours:#}")),
+        }
+    }
+
+    fn send_notices(&self, session: &mut Session) -> std::result::Result<(u64, u64), String> {
+        let _turn = self.sending.lock().unwrap_or_else(|p| p.into_inner());
+        let channel = session
+            .helpdesk_policy()
+            .map_err(|e| e.to_string())?
+            .notify
+            .channel;
+        if channel.is_none() {
+            return Ok((0, 0));
+        }
+        crate::commands::notify::send_by_policy(
+            session,
+            self.notify_secret_file.as_deref(),
+            &self.entra,
+        )
+        .map_err(|e| format!("{e:#}"))
+    }
 }
 
 pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
@@ -118,6 +180,11 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
             body_read_timeout: std::time::Duration::from_secs(args.body_timeout),
             per_address: args.max_connections_per_address,
         },
+        outbound: OutboundHook(Some(Arc::new(Outbound {
+            entra: args.entra,
+            notify_secret_file: args.notify_secret_file,
+            sending: Mutex::new(()),
+        }))),
         ..Settings::default()
     };
     let tls = match (&args.tls_cert, &args.tls_key) {

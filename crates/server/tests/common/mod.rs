@@ -233,3 +233,15 @@ pub fn call_back(evidence: &str) -> serde_json::Value {
 
 /// Evidence the default policy accepts.
 pub const EVIDENCE: &str = "called the mobile on file, Bob answered and confirmed the ticket";
+
+impl Fixture {
+    /// The same vault served with other settings (the console stays unsealed).
+    pub fn with_settings(mut self, settings: Settings) -> Fixture {
+        let state = Arc::new(AppState::new(self.path.clone(), settings));
+        if let Some(key) = self.state.console_key() {
+            state.unseal(key);
+        }
+        self.state = state;
+        self
+    }
+}

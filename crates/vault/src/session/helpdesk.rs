@@ -354,6 +354,7 @@ impl<S: Store> Session<S> {
         }
         let operator = self.operator().to_owned();
         let ticket = event.ticket.clone().unwrap_or_default();
+        let mut queued = false;
         self.change(now, |tx, keys| {
             if let Some((policy, user, facts, methods)) = told {
                 let notice = on_file::notice(
@@ -367,10 +368,11 @@ impl<S: Store> Session<S> {
                     Some(error.to_string()),
                     now,
                 )?;
-                on_file::queue_notice(tx, keys, policy, notice)?;
+                queued |= on_file::queue_notice(tx, keys, policy, notice)?.is_some();
             }
             Ok(((), event))
         })?;
+        self.notices_queued |= queued;
         Err(error)
     }
 
@@ -510,6 +512,7 @@ impl<S: Store> Session<S> {
             asked.outcome = "requested".into();
             asked.detail["approval"] = json!(id);
             asked.detail["reason"] = json!(reason);
+            let mut queued = false;
             self.change(now, |tx, keys| {
                 let row = records::record(kind::APPROVAL, &id, "pending", &waiting, now)?;
                 records::put(tx, keys, vec![row])?;
@@ -524,9 +527,10 @@ impl<S: Store> Session<S> {
                     None,
                     now,
                 )?;
-                on_file::queue_notice(tx, keys, &policy, notice)?;
+                queued |= on_file::queue_notice(tx, keys, &policy, notice)?.is_some();
                 Ok(((), asked))
             })?;
+            self.notices_queued |= queued;
             return Err(Error::ApprovalRequired {
                 id,
                 reason,
@@ -555,6 +559,7 @@ impl<S: Store> Session<S> {
         // process may have granted codes since. Count again where writers
         // are serialised, so concurrent requests cannot pass the limit.
         let since = now.saturating_sub(3600);
+        let mut queued = false;
         let refused = self.change(now, |tx, keys| {
             let granted =
                 tx.audit_count(Action::HelpdeskCode.name(), "granted", &request.user, since)?;
@@ -592,9 +597,10 @@ impl<S: Store> Session<S> {
                 None,
                 now,
             )?;
-            on_file::queue_notice(tx, keys, &policy, notice)?;
+            queued |= on_file::queue_notice(tx, keys, &policy, notice)?.is_some();
             Ok((None, event))
         })?;
+        self.notices_queued |= queued;
         match refused {
             Some(reason) => Err(Error::RateLimited {
                 reason,

@@ -378,6 +378,7 @@ impl<S: Store> Session<S> {
             },
             audit_keys,
             epoch,
+            notices_queued: false,
         };
         if !enforced && role == Role::Admin {
             session.sign_old_rows(wall_clock())?;
@@ -518,6 +519,9 @@ pub struct Session<S: Store = AnyStore> {
     pub(crate) principal: Principal,
     audit_keys: HashMap<i64, Zeroizing<[u8; 32]>>,
     epoch: i64,
+    /// A notice to a user was queued through this session (see
+    /// [`Session::queued_notices`]).
+    pub(crate) notices_queued: bool,
 }
 
 /// A setting's value from its signed row. A setting that was signed and is

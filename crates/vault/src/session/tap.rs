@@ -128,6 +128,7 @@ impl<S: Store> Session<S> {
                 event.detail = json!({"methods": permit.methods, "reason": format!("Entra refused: {reason}")});
             }
         }
+        let mut queued = false;
         self.change(now, |tx, keys| {
             if issued {
                 let policy = on_file::read_policy(tx, keys)?;
@@ -144,10 +145,12 @@ impl<S: Store> Session<S> {
                         None,
                         now,
                     )?;
-                    on_file::queue_notice(tx, keys, &policy, notice)?;
+                    queued |= on_file::queue_notice(tx, keys, &policy, notice)?.is_some();
                 }
             }
             Ok(((), event))
-        })
+        })?;
+        self.notices_queued |= queued;
+        Ok(())
     }
 }

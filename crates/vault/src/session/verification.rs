@@ -166,6 +166,13 @@ pub(crate) fn queue_notice(
 }
 
 impl<S: Store> Session<S> {
+    /// Whether a notice to a user was queued through this session since it
+    /// was opened: a front-end that sends notices itself (the console) need
+    /// not look for queued ones after a request that queued none.
+    pub fn queued_notices(&self) -> bool {
+        self.notices_queued
+    }
+
     /// The helpdesk's verification policy (the default until an admin sets one).
     pub fn helpdesk_policy(&mut self) -> Result<Policy> {
         // Not secret: whoever may ask for codes (an API token scoped to
