@@ -10,6 +10,11 @@ fuzz_target!(|data: &[u8]| {
     let keys = Keys::default();
     let _ = format::detect(data);
     let _ = lint::lint(data, None, &keys, Some(lint::Target::Entra));
+    let _ = lint::lint_spreadsheet(data, Some(lint::Target::Entra));
+    let _ = oathdesk_formats::comma_separated(data);
+    for format in [Format::Aegis, Format::TwoFas, Format::AndOtp] {
+        let _ = format::read_all(format, data, &keys);
+    }
     for format in [
         Format::EntraCsv,
         Format::EntraJson,

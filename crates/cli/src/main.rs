@@ -227,7 +227,7 @@ fn main() -> ExitCode {
             helpdesk::run_identify(args, &cli.vault).map(|()| ExitCode::SUCCESS)
         }
         Command::Audit(command) => vault::run_audit(command, &cli.vault),
-        Command::Import(args) => files::run_import(args, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => files::run_import(args, &cli.vault),
         Command::Export(args) => files::run_export(args, &cli.vault),
         Command::Convert(args) => files::run_convert(args),
         Command::Lint(args) => files::run_lint(args),

@@ -21,7 +21,7 @@ use sha1::Sha1;
 use zeroize::Zeroizing;
 
 use crate::aegis::common::{self, Obj};
-use crate::record::{FormatError, Keys, Location, Record, Written, check_size};
+use crate::record::{FormatError, Keys, Location, Read, Record, Skipped, Written, check_size};
 
 const ITERATIONS_LEN: usize = 4;
 const SALT_LEN: usize = 12;
@@ -36,12 +36,19 @@ const MAX_ITERATIONS: u32 = 160_000;
 /// allows 10,000,000, which costs ten seconds; the fuzzer found such files).
 const MAX_FILE_ITERATIONS: u32 = 1_000_000;
 
-/// Reads every entry of a plain or encrypted backup.
+/// Reads every entry of a plain or encrypted backup; a Steam entry is an
+/// error. See [`read_all`] to read the others and list those.
 pub fn read(bytes: &[u8], keys: &Keys) -> Result<Vec<Record>, FormatError> {
+    common::strict(read_all(bytes, keys)?, "entries")
+}
+
+/// Reads every TOTP and HOTP entry of a plain or encrypted backup, and lists
+/// the entries of other kinds (Steam) with their place, issuer and reason.
+pub fn read_all(bytes: &[u8], keys: &Keys) -> Result<Read, FormatError> {
     let mut entries = entries(bytes, keys)?;
-    let records = records(&entries);
+    let read = records(&entries);
     common::wipe(&mut entries);
-    records
+    read
 }
 
 /// Writes a backup: plain JSON with `None`, encrypted with `Some`.
@@ -193,31 +200,40 @@ fn entries(bytes: &[u8], keys: &Keys) -> Result<Value, FormatError> {
     Ok(value)
 }
 
-fn records(entries: &Value) -> Result<Vec<Record>, FormatError> {
+fn records(entries: &Value) -> Result<Read, FormatError> {
     let Value::Array(entries) = entries else {
         return Err(FormatError::new(
             "not an andOTP backup: the content must be a JSON array of entries",
         ));
     };
-    let mut records = Vec::with_capacity(entries.len());
+    let mut read = Read::default();
     for (index, entry) in entries.iter().enumerate() {
         let location = Location::element(format!("entries[{index}]"));
         let Value::Object(map) = entry else {
             return Err(FormatError::at(location, "must be an object"));
         };
-        records.push(entry_record(Obj::new(map, location, ""))?);
+        match entry_record(Obj::new(map, location, ""), index)? {
+            Ok(record) => read.records.push(record),
+            Err(skipped) => read.skipped.push(skipped),
+        }
     }
-    Ok(records)
+    Ok(read)
 }
 
-fn entry_record(entry: Obj<'_>) -> Result<Record, FormatError> {
+fn entry_record(entry: Obj<'_>, index: usize) -> Result<Result<Record, Skipped>, FormatError> {
     let kind = entry.str_req("type")?;
     let hotp = if kind.eq_ignore_ascii_case("totp") {
         false
     } else if kind.eq_ignore_ascii_case("hotp") {
         true
     } else {
-        return Err(common::unsupported_type(&entry, "type", kind));
+        return Ok(Err(common::skipped_entry(
+            &entry,
+            index,
+            kind,
+            entry.str_opt("issuer").ok().flatten(),
+            entry.str_opt("label").ok().flatten(),
+        )));
     };
     let secret = entry.str_req("secret")?;
     let algorithm = entry.str_req("algorithm")?;
@@ -247,7 +263,7 @@ fn entry_record(entry: Obj<'_>) -> Result<Record, FormatError> {
     )?;
     let mut record = Record::new(credential);
     record.location = entry.location().clone();
-    Ok(record)
+    Ok(Ok(record))
 }
 
 fn entry_json(credential: &Credential) -> Value {

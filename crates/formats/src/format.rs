@@ -6,7 +6,7 @@ use std::str::FromStr;
 use zeroize::Zeroizing;
 
 use crate::oathcsv::Dialect;
-use crate::record::{FormatError, Keys, Record, Written};
+use crate::record::{FormatError, Keys, Read, Record, Written};
 use crate::{aegis, andotp, canonical, entra, oathcsv, otpauth, pskc, twofas};
 
 /// A file format.
@@ -243,8 +243,34 @@ fn check_encryption(format: Format, asked: Protection) -> Result<(), ProtectionE
     }
 }
 
-/// Reads `bytes` as `format`.
+/// Reads `bytes` as `format`, keeping going past entries oathdesk does not
+/// handle (an authenticator app's Steam or Yandex entry): those are listed
+/// in [`Read::skipped`] with their place, issuer and reason. Every other
+/// problem is an error.
+pub fn read_all(format: Format, bytes: &[u8], keys: &Keys) -> Result<Read, FormatError> {
+    match format {
+        Format::Aegis => aegis::read_all(bytes, keys),
+        Format::TwoFas => twofas::read_all(bytes, keys),
+        Format::AndOtp => andotp::read_all(bytes, keys),
+        other => read(other, bytes, keys).map(Read::all),
+    }
+}
+
+/// Reads `bytes` as `format`: every entry, or an error (an entry oathdesk
+/// does not handle is one; [`read_all`] lists those instead).
 pub fn read(format: Format, bytes: &[u8], keys: &Keys) -> Result<Vec<Record>, FormatError> {
+    // A `;`- or tab-separated CSV from a European Excel reads as its
+    // comma-separated self.
+    let csv = matches!(
+        format,
+        Format::EntraCsv | Format::PrivacyIdea | Format::PrivacyIdeaV2 | Format::LinOtp
+    );
+    let commas = if csv {
+        crate::comma_separated(bytes)
+    } else {
+        None
+    };
+    let bytes = commas.as_deref().map_or(bytes, Vec::as_slice);
     match format {
         Format::Pskc => pskc::read(bytes, keys),
         Format::Aegis => aegis::read(bytes, keys),
@@ -296,6 +322,44 @@ pub fn write(
     }
 }
 
+/// What writing `records` as `format` loses without leaving a record out:
+/// the fields the format has no place for (an Aegis vault keeps no serial
+/// or user). One note per kind of loss, with how many records it touches.
+pub fn write_notes(format: Format, records: &[Record]) -> Vec<String> {
+    let app = matches!(
+        format,
+        Format::Aegis | Format::TwoFas | Format::AndOtp | Format::Otpauth | Format::Google
+    );
+    if !app {
+        return Vec::new();
+    }
+    type Has = fn(&Record) -> bool;
+    let fields: [(&str, Has); 5] = [
+        ("serial", |r| r.serial.is_some()),
+        ("slot", |r| r.slot.is_some()),
+        ("manufacturer", |r| r.manufacturer.is_some()),
+        ("model", |r| r.model.is_some()),
+        ("user", |r| r.user.is_some()),
+    ];
+    let dropped: Vec<&str> = fields
+        .iter()
+        .filter(|(_, has)| records.iter().any(has))
+        .map(|(name, _)| *name)
+        .collect();
+    if dropped.is_empty() {
+        return Vec::new();
+    }
+    let touched = records
+        .iter()
+        .filter(|r| fields.iter().any(|(_, has)| has(r)))
+        .count();
+    vec![format!(
+        "{format} files have no place for a token's {}: dropped from {touched} record(s); \
+         write pskc or oathdesk to keep them",
+        dropped.join(", ")
+    )]
+}
+
 /// Guesses the format from the content, or says why it cannot.
 pub fn detect(bytes: &[u8]) -> Result<Format, FormatError> {
     let candidates = candidates(bytes);
@@ -317,6 +381,8 @@ pub fn detect(bytes: &[u8]) -> Result<Format, FormatError> {
 
 /// The formats `bytes` could be.
 pub fn candidates(bytes: &[u8]) -> Vec<Format> {
+    let commas = crate::comma_separated(bytes);
+    let bytes = commas.as_deref().map_or(bytes, Vec::as_slice);
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
     let trimmed = head.trim_start();

@@ -36,7 +36,61 @@ pub mod record;
 pub mod spreadsheet;
 pub mod twofas;
 
-pub use record::{FormatError, Keys, Location, Record, Skipped, Written};
+pub use record::{FormatError, Keys, Location, Read, Record, Skipped, Written};
+
+/// The separator of a CSV file saved by a spreadsheet in a locale where the
+/// comma is the decimal mark (`;`), or as "Unicode text" (a tab), when its
+/// first data line has no comma: `None` for a comma-separated file and for
+/// files that are not CSV (XML, JSON, `otpauth://` lists).
+pub fn csv_separator(bytes: &[u8]) -> Option<u8> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let lower = first.to_ascii_lowercase();
+    if first.starts_with(['<', '{', '[']) || lower.starts_with("otpauth") || first.contains(',') {
+        return None;
+    }
+    [b';', b'\t']
+        .into_iter()
+        .max_by_key(|d| first.bytes().filter(|b| b == d).count())
+        .filter(|d| first.as_bytes().contains(d))
+}
+
+/// The file with its `;` or tab separators (see [`csv_separator`]) turned
+/// into commas, quoting as needed; `None` when it needs no change. Line
+/// numbers stay as they were.
+pub fn comma_separated(bytes: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let separator = csv_separator(bytes)?;
+    let bom = bytes.starts_with(b"\xEF\xBB\xBF");
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(separator)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(bytes.len() + 16));
+    if bom {
+        out.extend_from_slice(b"\xEF\xBB\xBF");
+    }
+    {
+        let mut writer = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(&mut *out);
+        let mut record = csv::ByteRecord::new();
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => writer.write_byte_record(&record).ok()?,
+                Ok(false) => break,
+                Err(_) => return None,
+            }
+        }
+        writer.flush().ok()?;
+    }
+    Some(out)
+}
 
 /// A secret error as a reader reports it, with the fix for the usual
 /// mistake (a hex seed where Base32 belongs).
@@ -44,14 +98,16 @@ pub(crate) fn secret_hint(error: oathdesk_otp::SecretError) -> String {
     match error {
         oathdesk_otp::SecretError::LooksLikeHex => {
             "the secret looks like hex, but this format needs Base32: \
-             convert it with 'oathdesk seed convert --hex VALUE --to base32'"
+             convert it with 'oathdesk seed convert --hex - --to base32' (it reads the secret \
+             from standard input: keep secrets off the command line)"
                 .into()
         }
         oathdesk_otp::SecretError::Base32Character {
             class: oathdesk_otp::CharClass::DigitNotInBase32,
             ..
         } => format!(
-            "{error}; if it is hex, convert it with 'oathdesk seed convert --hex VALUE --to base32'"
+            "{error}; if it is hex, convert it with 'oathdesk seed convert --hex - --to base32' \
+             (it reads the secret from standard input)"
         ),
         other => other.to_string(),
     }

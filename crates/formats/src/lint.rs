@@ -134,15 +134,32 @@ pub fn lint(
         None => format::detect(bytes)?,
     };
     let mut findings = file_damage(bytes, format);
+    // A `;`- or tab-separated file is read as its comma-separated self
+    // (file_damage has said so); its lines stay where they were.
+    let commas = crate::comma_separated(bytes);
+    let bytes = commas.as_deref().map_or(bytes, Vec::as_slice);
+    let mut unread_serials = Vec::new();
     let records = match format {
         Format::EntraCsv
         | Format::PrivacyIdea
         | Format::PrivacyIdeaV2
         | Format::LinOtp
         | Format::Otpauth
-        | Format::Google => read_line_by_line(bytes, format, keys, &mut findings)?,
-        _ => match format::read(format, bytes, keys) {
-            Ok(records) => records,
+        | Format::Google => {
+            read_line_by_line(bytes, format, keys, &mut findings, &mut unread_serials)?
+        }
+        _ => match format::read_all(format, bytes, keys) {
+            Ok(read) => {
+                for skipped in &read.skipped {
+                    findings.push(finding(
+                        Severity::Warning,
+                        &Location::default(),
+                        None,
+                        format!("{}: left out: {}", skipped.reference, skipped.reason),
+                    ));
+                }
+                read.records
+            }
             Err(e) if e.location == Location::default() => return Err(e),
             Err(e) => {
                 findings.push(finding(
@@ -156,6 +173,7 @@ pub fn lint(
         },
     };
     findings.extend(record_findings(&records, format, bytes));
+    findings.extend(duplicate_serials(&records, &unread_serials));
     if let Some(target) = target {
         for record in &records {
             if let Some(message) = target_refusal(record, target) {
@@ -170,6 +188,64 @@ pub fn lint(
     })
 }
 
+/// Lints the helpdesk's `username,secret` spreadsheet (what `oathdesk
+/// import spreadsheet` takes): every bad row, then the checks every record
+/// gets. `Err` when it cannot be read as a spreadsheet at all.
+pub fn lint_spreadsheet(bytes: &[u8], target: Option<Target>) -> Result<Report, FormatError> {
+    let sheet = crate::spreadsheet::read(bytes).map_err(|e| FormatError::new(e.to_string()))?;
+    let mut findings = Vec::new();
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        findings.push(finding(
+            Severity::Warning,
+            &Location::default(),
+            None,
+            "the file starts with a byte-order mark (Excel's 'CSV UTF-8'); oathdesk reads it, \
+             some importers read it as part of the first column",
+        ));
+    }
+    for problem in &sheet.problems {
+        findings.push(finding(
+            Severity::Error,
+            &Location::line(problem.line),
+            Some(problem.field),
+            problem.problem.clone(),
+        ));
+    }
+    let records: Vec<Record> = sheet
+        .rows
+        .iter()
+        .map(|row| {
+            let mut credential = oathdesk_otp::Credential::totp(row.secret.clone());
+            if let Ok(step) = oathdesk_otp::TimeStep::new(row.period, 0) {
+                credential.kind = Kind::Totp { step };
+            }
+            credential.account = row.user.clone();
+            Record {
+                credential,
+                serial: row.serial.clone(),
+                slot: None,
+                manufacturer: row.manufacturer.clone(),
+                model: row.model.clone(),
+                user: Some(row.user.clone()),
+                location: Location::line(row.line),
+            }
+        })
+        .collect();
+    findings.extend(record_findings(&records, Format::Oathdesk, bytes));
+    if let Some(target) = target {
+        for record in &records {
+            if let Some(message) = target_refusal(record, target) {
+                findings.push(finding(Severity::Error, &record.location, None, message));
+            }
+        }
+    }
+    Ok(Report {
+        format: "spreadsheet".into(),
+        records: records.len(),
+        findings,
+    })
+}
+
 /// Reads a line-oriented file one data line at a time (with its header, if
 /// it has one), so every bad line is reported.
 fn read_line_by_line(
@@ -177,6 +253,7 @@ fn read_line_by_line(
     format: Format,
     keys: &Keys,
     findings: &mut Vec<Finding>,
+    unread_serials: &mut Vec<(Location, String)>,
 ) -> Result<Vec<Record>, FormatError> {
     let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
         .map_err(|e| FormatError::new(format!("not UTF-8 text: {e}")))?;
@@ -204,6 +281,10 @@ fn read_line_by_line(
                 records.extend(found);
             }
             Err(e) => {
+                // The row still counts for duplicate serials.
+                if let Some(serial) = raw_field(line, serial_column(format)) {
+                    unread_serials.push((Location::line(line_number), serial));
+                }
                 let mut location = e.location.clone();
                 if location.line.is_some() {
                     location.line = Some(line_number);
@@ -244,15 +325,27 @@ fn file_damage(bytes: &[u8], format: Format) -> Vec<Finding> {
     }
     let text = String::from_utf8_lossy(bytes);
     let first = text.lines().next().unwrap_or_default();
-    if first.contains(';') && !first.contains(',') {
+    if let Some(separator) = crate::csv_separator(bytes) {
+        let (name, origin) = match separator {
+            b';' => ("';'", "Excel in a European locale"),
+            _ => ("tabs", "a spreadsheet's 'Unicode text'"),
+        };
         found.push(finding(
-            Severity::Error,
+            Severity::Warning,
             &Location::line(1),
             None,
-            "fields are separated by ';' (Excel in a European locale): save as 'CSV UTF-8 (comma delimited)' or convert",
+            format!(
+                "fields are separated by {name} ({origin}); oathdesk reads it, but other importers \
+                 (Entra's upload among them) need commas: save as 'CSV UTF-8 (comma delimited)' or \
+                 rewrite it with 'oathdesk convert --to {}'",
+                format.name()
+            ),
         ));
     }
-    if format == Format::EntraCsv && first.trim_start_matches('\u{feff}') != entra::CSV_HEADER {
+    if format == Format::EntraCsv
+        && crate::csv_separator(bytes).is_none()
+        && first.trim_start_matches('\u{feff}') != entra::CSV_HEADER
+    {
         found.push(finding(
             Severity::Warning,
             &Location::line(1),
@@ -264,11 +357,7 @@ fn file_damage(bytes: &[u8], format: Format) -> Vec<Finding> {
         ));
     }
     // Serials: scientific notation and lost leading zeros.
-    let serial_column = match format {
-        Format::EntraCsv => 1,
-        Format::PrivacyIdeaV2 => 3,
-        _ => 0,
-    };
+    let serial_column = serial_column(format);
     let data_start = usize::from(format == Format::EntraCsv);
     let mut digit_lengths: HashMap<usize, usize> = HashMap::new();
     let mut numeric_serials = Vec::new();
@@ -318,6 +407,59 @@ fn file_damage(bytes: &[u8], format: Format) -> Vec<Finding> {
     found
 }
 
+/// The column of the serial in a CSV format's rows.
+fn serial_column(format: Format) -> usize {
+    match format {
+        Format::EntraCsv => 1,
+        Format::PrivacyIdeaV2 => 3,
+        _ => 0,
+    }
+}
+
+/// A CSV row's field, trimmed and unquoted; `None` when empty or absent.
+fn raw_field(line: &str, column: usize) -> Option<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    let row = reader.records().next()?.ok()?;
+    let field = row.get(column)?.trim();
+    (!field.is_empty()).then(|| field.to_owned())
+}
+
+/// Serials used twice, counting rows that could not be read (a row with a
+/// bad secret is still a row with a serial).
+fn duplicate_serials(records: &[Record], unread: &[(Location, String)]) -> Vec<Finding> {
+    let mut rows: Vec<(&Location, &str, Option<u32>)> = records
+        .iter()
+        .filter_map(|r| r.serial.as_deref().map(|s| (&r.location, s, r.slot)))
+        .chain(
+            unread
+                .iter()
+                .map(|(at, serial)| (at, serial.as_str(), None)),
+        )
+        .collect();
+    rows.sort_by_key(|(at, ..)| at.line);
+    let mut seen: HashMap<(&str, Option<u32>), &Location> = HashMap::new();
+    let mut found = Vec::new();
+    for (at, serial, slot) in rows {
+        if let Some(first) = seen.insert((serial, slot), at) {
+            found.push(finding(
+                Severity::Error,
+                at,
+                Some("serial"),
+                format!(
+                    "serial {serial} is also at {}",
+                    first.describe().unwrap_or_else(|| "another record".into())
+                ),
+            ));
+            // Later rows are reported against the first one.
+            seen.insert((serial, slot), first);
+        }
+    }
+    found
+}
+
 fn is_scientific(text: &str) -> bool {
     let upper = text.to_ascii_uppercase();
     let Some((mantissa, exponent)) = upper.split_once('E') else {
@@ -338,7 +480,6 @@ fn record_findings(records: &[Record], format: Format, bytes: &[u8]) -> Vec<Find
     let base32_source = matches!(format, Format::EntraCsv | Format::EntraJson);
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().collect();
-    let mut serials: HashMap<(String, Option<u32>), &Location> = HashMap::new();
     let mut secrets: HashMap<Vec<u8>, &Location> = HashMap::new();
     for record in records {
         let at = &record.location;
@@ -372,7 +513,9 @@ fn record_findings(records: &[Record], format: Format, bytes: &[u8]) -> Vec<Find
                     at,
                     Some("secret key"),
                     "the secret is made only of hex characters: if the vendor meant hex, convert it \
-                     ('oathdesk seed convert --hex VALUE --to base32'); Base32 read from hex gives wrong codes",
+                     with 'oathdesk seed convert --hex - --to base32' (it reads the secret from \
+                     standard input; keep secrets off the command line); Base32 read from hex gives \
+                     wrong codes",
                 ));
             }
         }
@@ -407,19 +550,6 @@ fn record_findings(records: &[Record], format: Format, bytes: &[u8]) -> Vec<Find
                 Some("secret"),
                 format!(
                     "a {length}-byte key is shorter than the 16 bytes (128 bits) RFC 4226 requires"
-                ),
-            ));
-        }
-        if let Some(serial) = &record.serial
-            && let Some(first) = serials.insert((serial.clone(), record.slot), at)
-        {
-            found.push(finding(
-                Severity::Error,
-                at,
-                Some("serial"),
-                format!(
-                    "serial {serial} is also at {}",
-                    first.describe().unwrap_or_else(|| "another record".into())
                 ),
             ));
         }

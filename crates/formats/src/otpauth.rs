@@ -98,6 +98,26 @@ pub fn write_migration(records: &[Record], batch_id: i32) -> Result<Written, For
         migration::format(&probe).map(|link| link.len() <= crate::qr::MAX_TEXT_BYTES)
     };
     for (index, record) in records.iter().enumerate() {
+        if let oathdesk_otp::Kind::Totp { step } = record.credential.kind
+            && (step.period() != 30 || step.t0() != 0)
+        {
+            let what = if step.t0() != 0 {
+                format!("its TOTP start time T0 is {}", step.t0())
+            } else {
+                format!("its period is {} s", step.period())
+            };
+            skipped.push(Skipped {
+                index,
+                reference: record.reference(index),
+                reason: format!(
+                    "{what}, and a Google Authenticator export has no period or start-time field \
+                     (the app reads every entry as 30 s from T0 = 0, so it would show wrong codes): \
+                     write it as an otpauth URI instead (--to otpauth; 'oathdesk qr' shows one as a \
+                     QR code)"
+                ),
+            });
+            continue;
+        }
         let credential = labelled(record);
         let alone = [credential.clone()];
         match fits(&alone) {

@@ -869,7 +869,26 @@ impl Crypto {
             },
         };
         let mac = match mac_method {
-            None => None,
+            // The drafts name the MAC algorithm in a MACAlgorithm element,
+            // with the encryption key as the MAC key.
+            None => match container.child("MACAlgorithm").and_then(Element::trimmed) {
+                None => None,
+                Some(uri) => {
+                    let hash = HashFn::from_hmac_name(&fragment(uri)).ok_or_else(|| {
+                        FormatError::at(
+                            Location::element("MACAlgorithm"),
+                            format!(
+                                "MAC algorithm '{}' is not supported (use HMAC-SHA-1, -256 or -512)",
+                                shown(uri)
+                            ),
+                        )
+                    })?;
+                    Some(MacCheck {
+                        hash,
+                        key: key.clone(),
+                    })
+                }
+            },
             Some(method) => {
                 let place = || Location::element("MACMethod");
                 let uri = method.attribute("Algorithm").unwrap_or_default();
@@ -1007,6 +1026,9 @@ enum KeyAlgorithm {
 
 fn key_algorithm(uri: &str) -> Option<KeyAlgorithm> {
     let lower = uri.trim().to_ascii_lowercase();
+    // RFC 6030's `urn:ietf:params:xml:ns:keyprov:pskc:hotp`, and the drafts'
+    // `urn:ietf:params:xml:ns:keyprov:pskc#hotp` and
+    // `http://www.ietf.org/keyprov/pskc#hotp`.
     if !lower.contains("pskc") {
         return None;
     }
@@ -1023,7 +1045,7 @@ fn read_key_package(
     number: usize,
     crypto: &Crypto,
 ) -> Result<Option<Record>, FormatError> {
-    let location = Location::element(format!("KeyPackage {number}"));
+    let location = Location::element(format!("{} {number}", package.name));
     let err = |field: &str, message: String| {
         let error = FormatError::at(location.clone(), message);
         if field.is_empty() {
@@ -1042,7 +1064,11 @@ fn read_key_package(
             "the KeyPackage has more than one Key; RFC 6030 allows one".into(),
         ));
     }
-    let algorithm_uri = key.attribute("Algorithm").unwrap_or_default();
+    // Drafts before RFC 6030 name it KeyAlgorithm.
+    let algorithm_uri = key
+        .attribute("Algorithm")
+        .or_else(|| key.attribute("KeyAlgorithm"))
+        .unwrap_or_default();
     let kind = key_algorithm(algorithm_uri).ok_or_else(|| {
         err(
             "Key Algorithm",
@@ -1065,7 +1091,12 @@ fn read_key_package(
 
     let mut algorithm = Algorithm::Sha1;
     let mut digits = Digits::SIX;
-    if let Some(params) = key.child("AlgorithmParameters") {
+    // The drafts put ResponseFormat under Usage.
+    let params = key.child("AlgorithmParameters").or_else(|| {
+        key.child("Usage")
+            .filter(|u| u.child("ResponseFormat").is_some())
+    });
+    if let Some(params) = params {
         if let Some(suite) = params.child_text("Suite") {
             algorithm = suite.parse().map_err(|_| {
                 err(
@@ -1078,7 +1109,10 @@ fn read_key_package(
             })?;
         }
         if let Some(format) = params.child("ResponseFormat") {
-            if let Some(encoding) = format.attribute("Encoding")
+            if let Some(encoding) = format
+                .attribute("Encoding")
+                .or_else(|| format.attribute("Format"))
+                .or_else(|| format.attribute("format"))
                 && !encoding.eq_ignore_ascii_case("DECIMAL")
             {
                 return Err(err(
@@ -1100,7 +1134,10 @@ fn read_key_package(
                     ));
                 }
             }
-            if let Some(length) = format.attribute("Length") {
+            if let Some(length) = format
+                .attribute("Length")
+                .or_else(|| format.attribute("length"))
+            {
                 digits = length
                     .parse::<u64>()
                     .ok()
@@ -1143,7 +1180,14 @@ fn read_key_package(
     let secret = match field("Secret")? {
         Some(value) => value.bytes().map_err(|m| err("Secret", m))?,
         None => {
+            let named_data = key
+                .children_named("Data")
+                .any(|d| d.attribute("Name").is_some());
             let message = match key.child_text("KeyReference") {
+                _ if named_data => "the key is in the 2007 draft form (<Data Name=\"SECRET\">), \
+                                    which oathdesk does not read; ask the vendor for an RFC 6030 \
+                                    file"
+                    .to_owned(),
                 Some(reference) => format!(
                     "the key has no Secret: it is derived from the master key '{}', which a \
                      PSKC file does not carry",
@@ -1222,10 +1266,32 @@ pub fn read(bytes: &[u8], keys: &Keys) -> Result<Vec<Record>, FormatError> {
         .field("Version"));
     }
     let crypto = Crypto::setup(&container, keys)?;
+    // RFC 6030's KeyPackage, or the drafts' Device (draft-ietf-keyprov-pskc-02).
+    let packages: Vec<&Element> = container
+        .children
+        .iter()
+        .filter(|c| c.name == "KeyPackage" || c.name == "Device")
+        .collect();
     let mut records = Vec::new();
-    for (index, package) in container.children_named("KeyPackage").enumerate() {
-        if let Some(record) = read_key_package(package, index + 1, &crypto)? {
-            records.push(record);
+    let mut pins = 0usize;
+    for (index, package) in packages.iter().enumerate() {
+        match read_key_package(package, index + 1, &crypto)? {
+            Some(record) => records.push(record),
+            None => pins += 1,
+        }
+    }
+    if records.is_empty() {
+        // Never an empty success for a file that holds keys.
+        if pins > 0 {
+            return Err(FormatError::new(format!(
+                "the file's {pins} key package(s) hold PINs, not HOTP or TOTP keys: nothing to read"
+            )));
+        }
+        if container.contains("Key") || container.contains("Secret") {
+            return Err(FormatError::new(
+                "the file holds keys, but not in a KeyPackage (RFC 6030) or Device (draft) \
+                 element oathdesk reads: nothing was read",
+            ));
         }
     }
     Ok(records)

@@ -184,6 +184,27 @@ pub struct Written {
     pub skipped: Vec<Skipped>,
 }
 
+/// What a reader produced: every record it could read, and the entries it
+/// left out (an authenticator app's Steam or Yandex entry, …), each with its
+/// place and the reason. Never a secret in either list's texts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Read {
+    pub records: Vec<Record>,
+    /// Entries not read: `index` is the entry's position in the file,
+    /// `reference` its place and issuer.
+    pub skipped: Vec<Skipped>,
+}
+
+impl Read {
+    /// All records, nothing skipped.
+    pub fn all(records: Vec<Record>) -> Read {
+        Read {
+            records,
+            skipped: Vec::new(),
+        }
+    }
+}
+
 /// Input larger than this is refused before parsing (no admin seed file comes
 /// near it; a hostile one must not exhaust memory).
 pub const MAX_INPUT_BYTES: usize = 256 * 1024 * 1024;

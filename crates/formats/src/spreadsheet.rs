@@ -171,7 +171,9 @@ pub fn read(bytes: &[u8]) -> Result<Sheet, SheetError> {
                 Err(SecretError::LooksLikeHex) => {
                     problem(
                         "secret",
-                        "looks like hex, not Base32: convert it with 'oathdesk seed convert --hex VALUE --to base32'"
+                        "looks like hex, not Base32: convert it with 'oathdesk seed convert --hex - \
+                         --to base32' (it reads the secret from standard input; keep secrets off \
+                         the command line)"
                             .into(),
                     );
                     None
@@ -245,7 +247,9 @@ mod tests {
         assert_eq!(
             problems,
             vec![
-                "line 3, secret: looks like hex, not Base32: convert it with 'oathdesk seed convert --hex VALUE --to base32'",
+                "line 3, secret: looks like hex, not Base32: convert it with 'oathdesk seed \
+                 convert --hex - --to base32' (it reads the secret from standard input; keep \
+                 secrets off the command line)",
                 "line 4, username: is empty",
                 "line 5, serial: 2100001 is also on line 2",
                 "line 6, interval: 'half a minute' is not a number of seconds (30 or 60)",

@@ -22,7 +22,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::aegis::common::{self, Obj};
-use crate::record::{FormatError, Keys, Location, Record, Written, check_size};
+use crate::record::{FormatError, Keys, Location, Read, Record, Skipped, Written, check_size};
 
 /// PBKDF2-HMAC-SHA256 iterations, fixed by the format.
 const ITERATIONS: u32 = 10_000;
@@ -36,12 +36,20 @@ const MAX_SALT_LEN: usize = 4096;
 /// password (as found in 2FAS's own encrypted backups).
 const REFERENCE: &str = "tRViSsLKzd86Hprh4ceC2OP7xazn4rrt4xhfEUbOjxLX8Rc3mkISXE0lWbmnWfggogbBJhtYgpK6fMl1D6mtsy92R3HkdGfwuXbzLebqVFJsR7IZ2w58t938iymwG4824igYy1wi6n2WDpO1Q1P69zwJGs2F5a1qP4MyIiDSD7NCV2OvidXQCBnDlGfmz0f1BQySRkkt4ryiJeCjD2o4QsveJ9uDBUn8ELyOrESv5R5DMDkD4iAF8TXU7KyoJujd";
 
-/// Reads every service of a plain or encrypted backup.
+/// Reads every service of a plain or encrypted backup; a Steam service is
+/// an error. See [`read_all`] to read the others and list those.
 pub fn read(bytes: &[u8], keys: &Keys) -> Result<Vec<Record>, FormatError> {
+    common::strict(read_all(bytes, keys)?, "services")
+}
+
+/// Reads every TOTP and HOTP service of a plain or encrypted backup, and
+/// lists the services of other kinds (Steam) with their place, issuer and
+/// reason.
+pub fn read_all(bytes: &[u8], keys: &Keys) -> Result<Read, FormatError> {
     let mut services = services(bytes, keys)?;
-    let records = records(&services);
+    let read = records(&services);
     common::wipe(&mut services);
-    records
+    read
 }
 
 /// Writes a schema-4 backup: plain with `None`, encrypted with `Some`.
@@ -190,22 +198,25 @@ fn derive(password: &[u8], salt: &[u8]) -> Zeroizing<[u8; 32]> {
     key
 }
 
-fn records(services: &Value) -> Result<Vec<Record>, FormatError> {
+fn records(services: &Value) -> Result<Read, FormatError> {
     let Value::Array(services) = services else {
         return Err(FormatError::new("services must be an array").field("services"));
     };
-    let mut records = Vec::with_capacity(services.len());
+    let mut read = Read::default();
     for (index, service) in services.iter().enumerate() {
         let location = Location::element(format!("services[{index}]"));
         let Value::Object(map) = service else {
             return Err(FormatError::at(location, "must be an object"));
         };
-        records.push(service_record(Obj::new(map, location, ""))?);
+        match service_record(Obj::new(map, location, ""), index)? {
+            Ok(record) => read.records.push(record),
+            Err(skipped) => read.skipped.push(skipped),
+        }
     }
-    Ok(records)
+    Ok(read)
 }
 
-fn service_record(service: Obj<'_>) -> Result<Record, FormatError> {
+fn service_record(service: Obj<'_>, index: usize) -> Result<Result<Record, Skipped>, FormatError> {
     let empty = Map::new();
     let otp = service
         .obj_opt("otp")?
@@ -214,7 +225,18 @@ fn service_record(service: Obj<'_>) -> Result<Record, FormatError> {
         None => false,
         Some(kind) if kind.eq_ignore_ascii_case("totp") => false,
         Some(kind) if kind.eq_ignore_ascii_case("hotp") => true,
-        Some(kind) => return Err(common::unsupported_type(&otp, "tokenType", kind)),
+        Some(kind) => {
+            return Ok(Err(common::skipped_entry(
+                &otp,
+                index,
+                kind,
+                otp.str_opt("issuer")
+                    .ok()
+                    .flatten()
+                    .or(service.str_opt("name").ok().flatten()),
+                otp.str_opt("account").ok().flatten(),
+            )));
+        }
     };
     let secret = service.str_req("secret")?;
     let algorithm = otp.str_opt("algorithm")?.unwrap_or("SHA1");
@@ -244,7 +266,7 @@ fn service_record(service: Obj<'_>) -> Result<Record, FormatError> {
     )?;
     let mut record = Record::new(credential);
     record.location = service.location().clone();
-    Ok(record)
+    Ok(Ok(record))
 }
 
 fn service_json(credential: &Credential, position: usize, now: u64) -> Value {

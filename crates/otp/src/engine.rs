@@ -410,9 +410,17 @@ impl Totp {
             .accepted_interval(last, window)
             .until
             .saturating_sub(time);
+        // At the very start of a step, the latest accepted code stays
+        // accepted for `ahead + behind + 1` whole steps: no code lasts longer.
+        let most = window
+            .ahead
+            .saturating_add(window.behind)
+            .saturating_add(1)
+            .saturating_mul(self.step.period());
         Err(ValidForError::TooLong {
             wanted: min_seconds,
             longest,
+            most,
         })
     }
 }
@@ -449,10 +457,28 @@ pub enum ValidForError {
     #[error(transparent)]
     Time(#[from] TimeStepError),
     #[error(
-        "no code stays accepted for {wanted} s under this verifier; the longest-lasting code \
-         right now is accepted for {longest} s more (ask for less, or use a more tolerant verifier)"
+        "no code stays accepted for {wanted} s under this verifier: with its window and this \
+         token's time step, a code lasts at most {most} s ({}), and the longest-lasting code right \
+         now is accepted for {longest} s more (ask for less, or use a more tolerant verifier)",
+        minutes(*most)
     )]
-    TooLong { wanted: u64, longest: u64 },
+    TooLong {
+        wanted: u64,
+        /// How long the longest-lasting code is accepted from now.
+        longest: u64,
+        /// The most any code lasts under this verifier (from the start of a step).
+        most: u64,
+    },
+}
+
+/// `2½ min`, `1 min 10 s`, `45 s`.
+fn minutes(seconds: u64) -> String {
+    match (seconds / 60, seconds % 60) {
+        (0, s) => format!("{s} s"),
+        (m, 0) => format!("{m} min"),
+        (m, 30) => format!("{m}½ min"),
+        (m, s) => format!("{m} min {s} s"),
+    }
 }
 
 #[cfg(test)]
@@ -642,8 +668,17 @@ mod tests {
             totp.code_valid_for(305, 146, window),
             Err(ValidForError::TooLong {
                 wanted: 146,
-                longest: 145
+                longest: 145,
+                most: 150,
             })
+        );
+        // Entra's ±1 minute with a 30 s token: at most 2½ minutes.
+        let error = totp.code_valid_for(305, 600, window).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("a code lasts at most 150 s (2½ min)"),
+            "{error}"
         );
     }
 

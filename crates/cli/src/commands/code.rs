@@ -3,7 +3,10 @@
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
-use oathdesk_otp::{Credential, Interval, Kind, TimedCode, Verifier, Window};
+use oathdesk_otp::{
+    Algorithm, Credential, Interval, Kind, STEAM_CODE_LEN, Steam, TimeStep, TimedCode, Verifier,
+    Window,
+};
 use serde::Serialize;
 
 use crate::input::{self, EncodingArgs, ParamArgs};
@@ -22,7 +25,11 @@ Examples:
   oathdesk code JBSWY3DPEHPK3PXP
   oathdesk code --past 2 --future 2 @secret.txt
   oathdesk code --valid-for 3m --verifier entra -      (a code to send by e-mail)
-  oathdesk code --hex --algorithm sha256 --digits 8 --at 2009-02-13T23:31:30Z -")]
+  oathdesk code --hex --algorithm sha256 --digits 8 --at 2009-02-13T23:31:30Z -
+  oathdesk code --steam @steam-secret.txt          (a Steam Guard code, e.g. from an Aegis backup)
+
+A Steam Guard URI (otpauth://steam/..., or otpauth://totp/...&encoder=steam) gives Steam Guard \
+codes without --steam.")]
 pub struct CodeArgs {
     /// The secret (see below); OATHDESK_SECRET when left out.
     #[arg(value_name = "SECRET")]
@@ -48,6 +55,10 @@ pub struct CodeArgs {
     /// exact, steps=K or seconds=S. Adds acceptance times to the output.
     #[arg(long, value_name = "PROFILE")]
     pub verifier: Option<Verifier>,
+    /// Steam Guard codes: five characters of 23456789BCDFGHJKMNPQRTVWXY (SHA-1, 30 s); implied
+    /// by an otpauth://steam/ URI.
+    #[arg(long, conflicts_with_all = ["valid_for", "verifier"])]
+    pub steam: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -92,7 +103,25 @@ struct Row {
 }
 
 pub fn run(args: CodeArgs) -> Result<()> {
-    let credential = input::credential(args.secret.as_deref(), &args.encoding, &args.params)?;
+    let text = input::secret_text(args.secret.as_deref())?;
+    // Steam Guard URIs: `otpauth://steam/…` (Aegis, andOTP) or a TOTP URI
+    // with `encoder=steam` (KeePassXC).
+    let lower = text.to_ascii_lowercase();
+    let steam_scheme = lower.starts_with("otpauth://steam/");
+    let steam_uri =
+        steam_scheme || (lower.starts_with("otpauth://") && lower.contains("encoder=steam"));
+    let text = match text.get("otpauth://steam/".len()..) {
+        Some(rest) if steam_scheme => zeroize::Zeroizing::new(format!("otpauth://totp/{rest}")),
+        _ => text,
+    };
+    let mut credential = input::credential_from_text(&text, &args.encoding)?;
+    input::apply_params(&mut credential, &args.params)?;
+    if args.steam || steam_uri {
+        if args.valid_for.is_some() || args.verifier.is_some() {
+            bail!("--valid-for and --verifier do not apply to Steam Guard codes");
+        }
+        return run_steam(&args, &credential);
+    }
     match credential.kind {
         Kind::Hotp { counter } => {
             if args.at.is_some() || args.valid_for.is_some() || args.verifier.is_some() {
@@ -148,6 +177,41 @@ pub fn run(args: CodeArgs) -> Result<()> {
     }
 }
 
+/// Steam Guard codes: SHA-1, 30 s steps from 0, five letters.
+fn run_steam(args: &CodeArgs, credential: &Credential) -> Result<()> {
+    match credential.kind {
+        Kind::Totp { step } if step == TimeStep::DEFAULT => {}
+        Kind::Totp { step } => bail!(
+            "Steam Guard codes use 30-second steps from T0 = 0, not {} s from {}",
+            step.period(),
+            step.t0()
+        ),
+        Kind::Hotp { .. } => bail!("Steam Guard codes are time-based; this is an HOTP credential"),
+    }
+    if credential.algorithm != Algorithm::Sha1 {
+        bail!("Steam Guard codes use SHA-1, not {}", credential.algorithm);
+    }
+    let time = match &args.at {
+        Some(text) => input::parse_time(text)?,
+        None => input::now(),
+    };
+    let step = TimeStep::DEFAULT;
+    let counter = step.counter_at(time)?;
+    let steam = Steam::new(&credential.secret);
+    let first = counter.saturating_sub(args.past);
+    let last = counter.saturating_add(args.future);
+    let rows = (first..=last)
+        .map(|c| Row {
+            offset: c.wrapping_sub(counter) as i64,
+            counter: c,
+            code: steam.generate(c).to_string(),
+            current: Some(step.interval(c)),
+            accepted: None,
+        })
+        .collect();
+    print(args, credential, Some(time), rows)
+}
+
 fn row(timed: &TimedCode, accepted: Option<Interval>) -> Row {
     Row {
         offset: timed.offset,
@@ -170,9 +234,17 @@ fn print(
             Kind::Hotp { .. } => (None, None),
         };
         let output = OutputJson {
-            r#type: credential.kind.name(),
+            r#type: if args.steam {
+                "steam"
+            } else {
+                credential.kind.name()
+            },
             algorithm: credential.algorithm.to_string(),
-            digits: credential.digits.get(),
+            digits: if args.steam {
+                STEAM_CODE_LEN as u8
+            } else {
+                credential.digits.get()
+            },
             period,
             t0,
             time,
@@ -211,7 +283,11 @@ fn print(
         );
         return Ok(());
     }
-    let width = credential.digits.get() as usize;
+    let width = if args.steam {
+        STEAM_CODE_LEN
+    } else {
+        credential.digits.get() as usize
+    };
     let timed = rows.first().is_some_and(|r| r.current.is_some());
     let mut header = format!("{:>6}  {:<width$}  {:>12}", "OFFSET", "CODE", "COUNTER");
     if timed {

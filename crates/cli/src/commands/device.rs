@@ -347,12 +347,19 @@ fn factory_key_warning(token: &Token<'_>) {
 /// Authenticates: Molto-2 with the customer key, single-profile with its
 /// fixed key.
 fn authenticate(token: &mut Token<'_>, connection: &ConnectionArgs) -> Result<()> {
+    authenticate_quietly(token, connection)?;
+    factory_key_warning(token);
+    Ok(())
+}
+
+/// [`authenticate`] without the factory-key warning (for `set-key`, which
+/// is what the warning asks for).
+fn authenticate_quietly(token: &mut Token<'_>, connection: &ConnectionArgs) -> Result<()> {
     let key = match token.family() {
         Family::Molto2 => Some(connection.customer_key()?),
         Family::SingleProfile => None,
     };
     token.authenticate(key)?;
-    factory_key_warning(token);
     Ok(())
 }
 
@@ -833,7 +840,7 @@ fn set_key(connection: &ConnectionArgs, new_key_file: Option<PathBuf>) -> Result
             new_text.len()
         );
     }
-    authenticate(&mut token, connection)?;
+    authenticate_quietly(&mut token, connection)?;
     token.set_key(&new_key)?;
     println!(
         "press ▲ on the token to confirm the new customer key; until then the old key stays in force. Keep the key \

@@ -10,7 +10,7 @@ use clap::Args;
 use oathdesk_formats::entra::DEFAULT_PROFILE_SERIAL;
 use oathdesk_formats::format::{self, Format, Protection, ProtectionError, WriteOptions};
 use oathdesk_formats::lint::{self, Target};
-use oathdesk_formats::{Keys, Record, Written};
+use oathdesk_formats::{Keys, Read, Record, Written};
 use oathdesk_vault::model::State;
 use oathdesk_vault::store::CredentialFilter;
 use zeroize::Zeroizing;
@@ -120,14 +120,19 @@ pub struct ConvertArgs {
 /// Check a seed file before importing it. Exit 0 clean, 2 with findings, 1 unreadable.
 #[derive(Args, Debug)]
 #[command(after_help = "\
+Formats: 'spreadsheet' (the helpdesk's username,secret CSV that 'oathdesk import spreadsheet' \
+takes) or any convert format (see 'oathdesk convert --help'); without --from the format is \
+detected. ';'- and tab-separated files are read (and reported).
+
 Targets: entra, entra-graph, privacyidea, linotp, molto2, single-profile.
 
-Example:
-  oathdesk lint vendor-seeds.csv --target entra")]
+Examples:
+  oathdesk lint vendor-seeds.csv --target entra
+  oathdesk lint helpdesk.csv --from spreadsheet")]
 pub struct LintArgs {
     pub input: PathBuf,
     #[arg(long, value_name = "FORMAT")]
-    pub from: Option<Format>,
+    pub from: Option<String>,
     /// Also check what this system cannot take.
     #[arg(long, value_name = "TARGET")]
     pub target: Option<Target>,
@@ -161,6 +166,15 @@ pub struct ImportArgs {
 
 /// Export credentials whose secrets the vault holds. Audited.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Formats: entra-csv, entra-json, pskc, privacyidea, privacyidea-v2, linotp, otpauth, google, aegis, \
+2fas, andotp, oathdesk. pskc, aegis, 2fas and andotp are encrypted with --password-file (pskc also \
+with --key-file); the others hold secrets in plain text and need --plaintext. Credentials the \
+format cannot take are listed on stderr with the reason, and the exit code is then 2.
+
+Examples:
+  oathdesk export pskc --password-file pw.txt --out tokens.pskc
+  oathdesk export entra-csv --plaintext --state assigned --out entra.csv")]
 pub struct ExportArgs {
     pub format: Format,
     #[command(flatten)]
@@ -199,15 +213,35 @@ fn read_input(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     })?))
 }
 
-fn read_records(path: &Path, from: Option<Format>, keys: &Keys) -> Result<(Format, Vec<Record>)> {
+/// Reads every record the file holds; entries oathdesk does not handle (an
+/// app backup's Steam or Yandex entry) are listed on stderr, each with its
+/// place, issuer and reason, and returned in [`Read::skipped`].
+fn read_records(path: &Path, from: Option<Format>, keys: &Keys) -> Result<(Format, Read)> {
     let bytes = read_input(path)?;
     let name = path.display();
     let format = match from {
         Some(format) => format,
         None => format::detect(&bytes).map_err(|e| anyhow!("{name}: {e}"))?,
     };
-    let records = format::read(format, &bytes, keys).map_err(|e| anyhow!("{name}: {e}"))?;
-    Ok((format, records))
+    let read = format::read_all(format, &bytes, keys).map_err(|e| anyhow!("{name}: {e}"))?;
+    for skipped in &read.skipped {
+        eprintln!(
+            "oathdesk: {name}: not read: {}: {}",
+            skipped.reference, skipped.reason
+        );
+    }
+    Ok((format, read))
+}
+
+/// The line saying how many entries were left out of the input, if any.
+fn report_unread(read: &Read, name: &str) {
+    if !read.skipped.is_empty() {
+        eprintln!(
+            "oathdesk: {} entr{} of {name} left out (see above); the others were read",
+            read.skipped.len(),
+            if read.skipped.len() == 1 { "y" } else { "ies" }
+        );
+    }
 }
 
 /// Writes the output and reports skipped records; exit 2 when any was skipped.
@@ -418,23 +452,44 @@ pub fn run_convert(args: ConvertArgs) -> Result<ExitCode> {
     )?;
     let options = write_options(args.to, &args.output, secrets, &CONVERT_OUTPUT)?;
     let keys = args.keys.keys()?;
-    let (_, records) = read_records(&args.input, args.from, &keys)?;
-    let written = format::write(args.to, &records, &options).map_err(|e| anyhow!("{e}"))?;
+    let (_, read) = read_records(&args.input, args.from, &keys)?;
+    let records = &read.records;
+    let written = format::write(args.to, records, &options).map_err(|e| anyhow!("{e}"))?;
+    for note in format::write_notes(args.to, records) {
+        eprintln!("oathdesk: note: {note}");
+    }
     eprintln!(
         "oathdesk: {} of {} record(s) written as {}",
         records.len() - written.skipped.len(),
         records.len(),
         args.to
     );
-    emit(written, &args.output, "output")
+    let code = emit(written, &args.output, "output")?;
+    report_unread(&read, &args.input.display().to_string());
+    Ok(if read.skipped.is_empty() {
+        code
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 pub fn run_lint(args: LintArgs) -> Result<ExitCode> {
     let keys = args.keys.keys()?;
     let bytes = read_input(&args.input)?;
     let name = args.input.display();
-    let report =
-        lint::lint(&bytes, args.from, &keys, args.target).map_err(|e| anyhow!("{name}: {e}"))?;
+    let report = match args.from.as_deref() {
+        Some(from) if from.eq_ignore_ascii_case("spreadsheet") => {
+            lint::lint_spreadsheet(&bytes, args.target)
+        }
+        Some(from) => {
+            let format = from
+                .parse::<Format>()
+                .map_err(|e| anyhow!("{e}, or spreadsheet (the helpdesk's username,secret CSV)"))?;
+            lint::lint(&bytes, Some(format), &keys, args.target)
+        }
+        None => lint::lint(&bytes, None, &keys, args.target),
+    }
+    .map_err(|e| anyhow!("{name}: {e}"))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -455,14 +510,15 @@ pub fn run_lint(args: LintArgs) -> Result<ExitCode> {
     })
 }
 
-pub fn run_import(args: ImportArgs, options: &VaultOptions) -> Result<()> {
+pub fn run_import(args: ImportArgs, options: &VaultOptions) -> Result<ExitCode> {
     if args.format.eq_ignore_ascii_case("spreadsheet") {
         return crate::commands::token::import_spreadsheet(
             &args.file,
             args.dry_run,
             args.skip_bad,
             options,
-        );
+        )
+        .map(|()| ExitCode::SUCCESS);
     }
     if args.skip_bad {
         bail!(
@@ -475,24 +531,85 @@ pub fn run_import(args: ImportArgs, options: &VaultOptions) -> Result<()> {
         Some(args.format.parse::<Format>().map_err(|e| anyhow!("{e}"))?)
     };
     let keys = args.keys.keys()?;
-    let (format, records) = read_records(&args.file, from, &keys)?;
+    let (format, read) = read_records(&args.file, from, &keys)?;
+    let name = args.file.display().to_string();
+    let exit = if read.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    };
     if args.dry_run {
+        preview(&args.file, format, &keys, &read)?;
         println!(
-            "{} record(s) read as {format}; nothing imported (--dry-run)",
-            records.len()
+            "{} record(s) read as {format}, {} entr{} left out; nothing imported (--dry-run)",
+            read.records.len(),
+            read.skipped.len(),
+            if read.skipped.len() == 1 { "y" } else { "ies" }
         );
-        return Ok(());
+        return Ok(exit);
     }
-    let count = records.len();
+    if read.records.is_empty() {
+        bail!("{name}: no record to import; nothing was imported");
+    }
+    let count = read.records.len();
+    let Read { records, skipped } = read;
+    let read = Read {
+        records: Vec::new(),
+        skipped,
+    };
     let mut session = options.unlock()?;
     session
         .import_records(records, format, input::now())
-        .map_err(|e| anyhow!("{}: {e}; nothing was imported", args.file.display()))?;
-    println!(
-        "imported {count} credential(s) from {} ({format})",
-        args.file.display()
-    );
+        .map_err(|e| anyhow!("{name}: {e}; nothing was imported"))?;
+    println!("imported {count} credential(s) from {name} ({format})");
+    report_unread(&read, &name);
+    Ok(exit)
+}
+
+/// What an import would bring in: every record (secret masked) and every
+/// finding of the linter.
+fn preview(path: &Path, format: Format, keys: &Keys, read: &Read) -> Result<()> {
+    let name = path.display();
+    for (index, record) in read.records.iter().enumerate() {
+        println!("{name}: {}", describe_record(record, index));
+    }
+    let bytes = read_input(path)?;
+    let report =
+        lint::lint(&bytes, Some(format), keys, None).map_err(|e| anyhow!("{name}: {e}"))?;
+    for finding in &report.findings {
+        println!("{name}: {finding}");
+    }
     Ok(())
+}
+
+/// One record for a preview: where, who, what, and the secret masked.
+pub(crate) fn describe_record(record: &Record, index: usize) -> String {
+    let c = &record.credential;
+    let place = record
+        .location
+        .describe()
+        .unwrap_or_else(|| format!("record {}", index + 1));
+    let mut parts = vec![place];
+    if let Some(serial) = &record.serial {
+        parts.push(match record.slot {
+            Some(slot) => format!("serial {serial} slot {slot}"),
+            None => format!("serial {serial}"),
+        });
+    }
+    if let Some(user) = &record.user {
+        parts.push(format!("user {user}"));
+    }
+    let name = c.display_name();
+    if !name.is_empty() {
+        parts.push(format!("{name:?}"));
+    }
+    let kind = match c.kind {
+        oathdesk_otp::Kind::Totp { step } => format!("totp {} s", step.period()),
+        oathdesk_otp::Kind::Hotp { counter } => format!("hotp counter {counter}"),
+    };
+    parts.push(format!("{kind}, {}, {} digits", c.algorithm, c.digits));
+    parts.push(format!("secret ******** ({} bytes)", c.secret.len()));
+    parts.join(", ")
 }
 
 pub fn run_export(args: ExportArgs, options: &VaultOptions) -> Result<ExitCode> {
@@ -510,5 +627,18 @@ pub fn run_export(args: ExportArgs, options: &VaultOptions) -> Result<ExitCode> 
         ..CredentialFilter::default()
     };
     let written = session.export(&filter, args.format, &write, input::now())?;
-    emit(written, &args.output, "export")
+    let code = emit(written, &args.output, "export")?;
+    // On stderr: standard output may be the export itself.
+    match &args.output.out {
+        Some(path) => eprintln!(
+            "oathdesk: {} export written to {} (audited)",
+            args.format,
+            path.display()
+        ),
+        None => eprintln!(
+            "oathdesk: {} export written to standard output (audited)",
+            args.format
+        ),
+    }
+    Ok(code)
 }

@@ -449,15 +449,44 @@ pub fn import_spreadsheet(
         eprintln!("{name}: {problem}");
     }
     let bad = sheet.problems.len();
-    if bad > 0 && !skip_bad {
-        bail!(
+    let refuse = || {
+        anyhow!(
             "{bad} bad row(s) in {name}; nothing was imported (fix them, or pass --skip-bad to import the {} good row(s))",
             sheet.rows.len()
-        );
+        )
+    };
+    if bad > 0 && !skip_bad && !dry_run {
+        return Err(refuse());
     }
     if dry_run {
+        for row in &sheet.rows {
+            let mut line = format!("{name}: line {}, user {}", row.line, row.user);
+            if let Some(serial) = &row.serial {
+                line.push_str(&format!(", serial {serial}"));
+            }
+            line.push_str(&format!(
+                ", totp {} s, secret ******** ({} bytes)",
+                row.period,
+                row.secret.len()
+            ));
+            println!("{line}");
+        }
+        let report = oathdesk_formats::lint::lint_spreadsheet(&bytes, None)
+            .map_err(|e| anyhow!("{name}: {e}"))?;
+        // Row problems were listed above; the rest of the linter's findings here.
+        for finding in report.findings.iter().filter(|f| {
+            !sheet.problems.iter().any(|p| {
+                f.location.as_deref() == Some(&format!("line {}", p.line))
+                    && f.field.as_deref() == Some(p.field)
+            })
+        }) {
+            println!("{name}: {finding}");
+        }
+        if bad > 0 && !skip_bad {
+            return Err(refuse());
+        }
         println!(
-            "{} row(s) would be imported, {bad} skipped",
+            "{} row(s) would be imported, {bad} skipped; nothing imported (--dry-run)",
             sheet.rows.len()
         );
         return Ok(());

@@ -213,6 +213,7 @@ fn run_vault_change(command: VaultCommand, options: &VaultOptions) -> Result<()>
         }
         VaultCommand::Set { name, value } => {
             options.unlock()?.set_setting(&name, value, input::now())?;
+            println!("{name} set to {value} (audited)");
             Ok(())
         }
         VaultCommand::Copy(args) => copy(args, options),

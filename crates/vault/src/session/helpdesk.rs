@@ -475,9 +475,16 @@ impl<S: Store> Session<S> {
             .verifier
             .window(step.period())
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let LastingCode { code, accepted } = totp
-            .code_valid_for(now, request.valid_for.unwrap_or(0), window)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let LastingCode { code, accepted } =
+            match totp.code_valid_for(now, request.valid_for.unwrap_or(0), window) {
+                Ok(lasting) => lasting,
+                // Asking for longer than the verifier accepts any code is
+                // refused with the limit, and audited like every refusal.
+                Err(e @ oathdesk_otp::ValidForError::TooLong { .. }) => {
+                    return self.refuse(now, event, e.to_string());
+                }
+                Err(e) => return Err(Error::Invalid(e.to_string())),
+            };
         let operator = self.operator().to_owned();
         if approval.is_none()
             && let Some(reason) = policy.approval_needed(
