@@ -11,9 +11,11 @@ const od = (() => {
   // Calls the JSON API; throws an Error with the server's message (and
   // its status and kind). A 202 (a helpdesk code waiting for approval) is
   // an answer, not an error: its body has kind "approval_required".
-  async function api(method, path, body) {
+  // options.signal (an AbortController's) cancels the request.
+  async function api(method, path, body, options) {
     const headers = { Accept: "application/json" };
     const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    if (options && options.signal) init.signal = options.signal;
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -65,11 +67,78 @@ const od = (() => {
     toastTimer = setTimeout(() => box.classList.remove("show"), 2200);
   }
 
+  // A page's message box. It is a live region: a screen reader reads out
+  // results, and errors and refusals at once.
   function show(id, text, kind) {
     const box = document.getElementById(id);
     if (!box) return;
+    box.setAttribute("role", kind === "error" ? "alert" : "status");
     box.textContent = text || "";
     box.className = "message" + (kind ? " " + kind : "");
+  }
+
+  // Asks in the page (never the browser's prompt() or confirm()): resolves
+  // to null when the person cancels (the Cancel button, Escape, or the
+  // close), or to {value} (the note typed, "" without a field) when they
+  // confirm. The focus goes back to what had it.
+  //   ask({title, text, confirm: "Mark lost", danger: true,
+  //        field: {label: "Note", placeholder: "…", type: "text", required: false}})
+  function ask(options) {
+    const opener = document.activeElement;
+    const id = "ask-" + Math.random().toString(36).slice(2);
+    const input = options.field ? el("input", {
+      id: id + "-field", type: options.field.type || "text", placeholder: options.field.placeholder || null,
+      autocomplete: "off", required: !!options.field.required, minlength: options.field.minlength || null,
+    }) : null;
+    const confirmButton = el("button", { type: "submit", value: "confirm", class: options.danger ? "danger-solid" : null, id: id + "-confirm" }, options.confirm || "OK");
+    const cancelButton = el("button", { type: "button", class: "secondary", id: id + "-cancel" }, options.cancel || "Cancel");
+    const dialog = el("dialog", { class: "ask", "aria-labelledby": id + "-title", "aria-describedby": options.text ? id + "-text" : null },
+      el("form", { method: "dialog" },
+        el("h2", { id: id + "-title" }, options.title || "Are you sure?"),
+        options.text ? el("p", { id: id + "-text" }, options.text) : null,
+        input ? el("div", { class: "field wide" }, el("label", { for: input.id }, options.field.label), input) : null,
+        el("div", { class: "actions" }, confirmButton, cancelButton)));
+    document.body.append(dialog);
+    return new Promise((resolve) => {
+      let answer = null;
+      dialog.querySelector("form").addEventListener("submit", (event) => {
+        if (input && !input.checkValidity()) { event.preventDefault(); input.reportValidity(); return; }
+        answer = { value: input ? input.value : "" };
+      });
+      cancelButton.addEventListener("click", () => dialog.close());
+      // Escape fires "cancel", then "close": nothing was confirmed.
+      dialog.addEventListener("close", () => {
+        dialog.remove();
+        if (opener && typeof opener.focus === "function" && document.contains(opener)) opener.focus();
+        resolve(answer);
+      });
+      dialog.showModal();
+      (input || cancelButton).focus();
+    });
+  }
+
+  // Runs a slow action with its button disabled and marked busy, and the
+  // page's old message cleared meanwhile: one click, one request.
+  async function busy(button, messageId, action) {
+    if (button && button.disabled) return undefined;
+    const label = button ? button.textContent : "";
+    if (messageId) show(messageId, "");
+    if (button) {
+      button.disabled = true;
+      button.setAttribute("aria-busy", "true");
+      button.classList.add("busy");
+      button.textContent = label.replace(/\u2026$/, "") + "\u2026";
+    }
+    try {
+      return await action();
+    } finally {
+      if (button) {
+        button.disabled = false;
+        button.removeAttribute("aria-busy");
+        button.classList.remove("busy");
+        button.textContent = label;
+      }
+    }
   }
 
   async function copy(text, what) {
@@ -90,6 +159,12 @@ const od = (() => {
   // "2026-11-22 14:03:30 UTC".
   function utc(unix) {
     return new Date(unix * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  }
+  // "2026-11-22 15:03:30" in local time, with UTC on hover.
+  function when(unix) {
+    const d = new Date(unix * 1000);
+    const text = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + clock(unix);
+    return el("time", { datetime: d.toISOString(), title: utc(unix) }, text);
   }
   function span(from, until) {
     return clock(from) + " – " + clock(until);
@@ -124,7 +199,35 @@ const od = (() => {
     return values;
   }
 
+  // Tabs: the arrow keys, Home and End move between a tab list's tabs (and
+  // choose them), as the ARIA tabs pattern has it.
+  document.addEventListener("keydown", (event) => {
+    const tab = event.target.closest && event.target.closest('[role="tab"]');
+    if (!tab) return;
+    const list = tab.closest('[role="tablist"]');
+    if (!list) return;
+    const tabs = [...list.querySelectorAll('[role="tab"]')].filter((t) => !t.disabled && !t.hidden);
+    const at = tabs.indexOf(tab);
+    let next = null;
+    if (event.key === "ArrowRight" || event.key === "ArrowDown") next = tabs[(at + 1) % tabs.length];
+    else if (event.key === "ArrowLeft" || event.key === "ArrowUp") next = tabs[(at - 1 + tabs.length) % tabs.length];
+    else if (event.key === "Home") next = tabs[0];
+    else if (event.key === "End") next = tabs[tabs.length - 1];
+    if (!next) return;
+    event.preventDefault();
+    next.focus();
+    next.click();
+  });
+  // The selected tab is the one reached with Tab; the others by the arrows.
+  function rovingTabs() {
+    for (const tab of document.querySelectorAll('[role="tab"]')) {
+      tab.tabIndex = tab.getAttribute("aria-selected") === "true" ? 0 : -1;
+    }
+  }
+  new MutationObserver(rovingTabs).observe(document.documentElement, { subtree: true, attributes: true, attributeFilter: ["aria-selected"] });
+
   document.addEventListener("DOMContentLoaded", () => {
+    rovingTabs();
     const signOut = document.getElementById("sign-out");
     if (signOut) {
       signOut.addEventListener("click", async () => {
@@ -134,5 +237,5 @@ const od = (() => {
     }
   });
 
-  return { api, el, toast, show, copy, clock, utc, span, seconds, grouped, learnTime, now, form };
+  return { api, el, toast, show, ask, busy, copy, clock, utc, when, span, seconds, grouped, learnTime, now, form };
 })();

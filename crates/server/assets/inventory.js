@@ -18,6 +18,9 @@ document.addEventListener("DOMContentLoaded", async () => {
     });
   }
 
+  // Selecting rows is for the bulk change: only for those who may make it.
+  const canMove = may("inventory.write");
+  if (!canMove) $("select-all").closest("th").remove();
   const selected = new Set();
   function updateBulk() {
     const bar = $("bulk");
@@ -43,7 +46,7 @@ document.addEventListener("DOMContentLoaded", async () => {
           updateBulk();
         } });
         body.append(el("tr", { class: "clickable" },
-          el("td", {}, box),
+          canMove ? el("td", {}, box) : null,
           el("td", { class: "mono" }, el("a", { href: "#", onclick: (e) => { e.preventDefault(); detail(token.reference); } }, token.reference)),
           el("td", {}, token.user || "—"),
           el("td", {}, el("span", { class: "pill state-" + token.state }, token.state),
@@ -59,14 +62,14 @@ document.addEventListener("DOMContentLoaded", async () => {
   }
   $("filter-form").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(load, 250); });
   $("filter-form").addEventListener("submit", (e) => { e.preventDefault(); load(); });
-  $("select-all").addEventListener("change", (e) => {
+  if (canMove) $("select-all").addEventListener("change", (e) => {
     for (const box of $("tokens").querySelectorAll("tbody input[type=checkbox]")) {
       box.checked = e.target.checked;
       box.dispatchEvent(new Event("change"));
     }
   });
   if ($("bulk-apply")) {
-    $("bulk-apply").addEventListener("click", async () => {
+    $("bulk-apply").addEventListener("click", (event) => od.busy(event.currentTarget, "list-message", async () => {
       try {
         const done = await api("POST", "/api/v1/tokens/bulk", { tokens: [...selected], state: $("bulk-state").value, note: $("bulk-note").value });
         show("list-message", done.moved + " credential(s) moved.", "ok");
@@ -74,10 +77,10 @@ document.addEventListener("DOMContentLoaded", async () => {
         await load();
         show("list-message", done.moved + " credential(s) moved.", "ok");
       } catch (e) { show("list-message", e.message, "error"); }
-    });
+    }));
   }
 
-  async function detail(reference) {
+  async function detail(reference, again) {
     try {
       const answer = await api("GET", "/api/v1/tokens/" + encodeURIComponent(reference));
       const t = answer.token;
@@ -90,25 +93,57 @@ document.addEventListener("DOMContentLoaded", async () => {
         ["Added", od.utc(t.created_at)]];
       for (const [k, v] of rows) kv.append(el("dt", {}, k), el("dd", {}, v));
       const actions = $("detail-actions");
+      const canWrite = may("inventory.write") && !t.altered;
+      // A lost or retired token whose secret the vault still holds: say so
+      // beside "Secret", and offer the purge right there.
+      const gone = t.state === "lost" || t.state === "retired";
+      if (gone && t.custody === "held") {
+        const secret = kv.querySelectorAll("dd")[2];
+        secret.append(el("div", { class: "hint", id: "purge-hint" },
+          "The token is " + t.state + ", but the vault still holds its secret: anyone who may reveal codes could still get codes for it. " +
+          (canWrite ? "Purge the secret unless the token may come back." : "Ask a provisioner or admin to purge it.")));
+        if (canWrite) secret.append(el("button", { type: "button", class: "danger small", id: "purge-now", onclick: (e) => purge(e.currentTarget) }, "Purge secret now"));
+      }
       if (actions) {
         actions.replaceChildren();
         for (const next of answer.next_states) {
           if (next === "delivered" || next === "assigned") continue;
-          actions.append(el("button", { type: "button", class: next === "lost" || next === "retired" ? "danger small" : "secondary small", onclick: () => act("/state", { state: next, note: prompt("Note for '" + next + "' (optional)") || undefined }) }, "→ " + next));
+          const risky = next === "lost" || next === "retired";
+          actions.append(el("button", { type: "button", class: risky ? "danger small" : "secondary small", "data-state": next, onclick: async (e) => {
+            const opener = e.currentTarget;
+            const answer = await od.ask({
+              title: "Mark " + t.reference + " " + next + "?",
+              text: "It is " + t.state + " now." + (next === "lost" ? " A lost token's secret stays held until you purge it." : ""),
+              field: { label: "Note (optional)", placeholder: next === "shipped" ? "tracking number…" : "why, ticket…" },
+              confirm: "Mark " + next, danger: risky,
+            });
+            if (answer === null) return;
+            act("/state", { state: next, note: answer.value.trim() || undefined }, t.reference + " is now " + next + ".", opener);
+          } }, "→ " + next));
         }
         if (answer.next_states.includes("assigned")) {
-          const user = el("input", { placeholder: "user UPN", class: "inline" });
-          actions.append(user, el("button", { type: "button", class: "secondary small", onclick: () => act("/assign", { user: user.value }) }, "Assign"));
+          const user = el("input", { id: "assign-user", placeholder: "user UPN", class: "inline", "aria-label": "User to assign " + t.reference + " to (UPN)" });
+          actions.append(user, el("button", { type: "button", class: "secondary small", onclick: (e) => act("/assign", { user: user.value }, t.reference + " assigned to " + user.value + ".", e.currentTarget) }, "Assign"));
         }
-        if (t.custody === "held" && !t.altered) actions.append(el("button", { type: "button", class: "danger small", onclick: () => { if (confirm("Purge the secret of " + t.reference + "? This cannot be undone.")) act("/purge"); } }, "Purge secret"));
+        if (t.custody === "held" && !t.altered && !gone) actions.append(el("button", { type: "button", class: "danger small", onclick: (e) => purge(e.currentTarget) }, "Purge secret"));
       }
-      async function act(path, body) {
-        try {
-          await api("POST", "/api/v1/tokens/" + encodeURIComponent(reference) + path, body === undefined ? undefined : body);
-          await detail(reference);
-          await load();
-          show("detail-message", "Done.", "ok");
-        } catch (e) { show("detail-message", e.message, "error"); }
+      async function purge(opener) {
+        const answer = await od.ask({
+          title: "Purge the secret of " + t.reference + "?",
+          text: "Nobody can get a code for this token afterwards, and the secret cannot be brought back.",
+          confirm: "Purge secret", danger: true,
+        });
+        if (answer !== null) act("/purge", undefined, "The secret of " + t.reference + " is purged.", opener);
+      }
+      async function act(path, body, done, button) {
+        await od.busy(button, "detail-message", async () => {
+          try {
+            await api("POST", "/api/v1/tokens/" + encodeURIComponent(reference) + path, body === undefined ? undefined : body);
+            await detail(reference, true);
+            await load();
+            show("detail-message", done, "ok");
+          } catch (e) { show("detail-message", e.message, "error"); }
+        });
       }
       const events = $("events").querySelector("tbody");
       events.replaceChildren();
@@ -117,7 +152,7 @@ document.addEventListener("DOMContentLoaded", async () => {
       }
       show("detail-message", "");
       $("detail").classList.remove("hidden");
-      $("detail").scrollIntoView({ behavior: "smooth" });
+      if (!again) $("detail").scrollIntoView({ behavior: "smooth" });
     } catch (e) { show("list-message", e.message, "error"); }
   }
   $("detail-close").addEventListener("click", () => $("detail").classList.add("hidden"));

@@ -31,8 +31,18 @@ pub struct AuditQuery {
     pub until: Option<u64>,
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Skips this many of the matching entries. Entries written meanwhile
+    /// shift an offset: page with `before` instead.
     #[serde(default)]
     pub offset: Option<usize>,
+    /// Only entries older than this one (its `seq`): the next page starts
+    /// after the last entry of the one before, whatever was written since.
+    #[serde(default)]
+    pub before: Option<i64>,
+    /// Only entries up to this one (`seq`, as `through` of the first page):
+    /// keeps `total` the same from page to page.
+    #[serde(default)]
+    pub through: Option<i64>,
 }
 
 fn contains(field: &Option<String>, wanted: &str) -> bool {
@@ -80,14 +90,32 @@ pub async fn list(
         })
         .filter(|r| query.since.is_none_or(|t| r.at >= t))
         .filter(|r| query.until.is_none_or(|t| r.at < t))
+        .filter(|r| query.through.is_none_or(|s| r.seq <= s))
         .collect();
     let total = chosen.len();
-    let limit = query.limit.unwrap_or(200).min(2000);
+    // The newest entry this listing counts: later pages pass it back as
+    // `through`, so entries written meanwhile change neither total nor pages.
+    let through = query
+        .through
+        .or_else(|| rows.last().map(|r| r.seq))
+        .unwrap_or(0);
+    let limit = query.limit.unwrap_or(200).clamp(1, 2000);
     let offset = query.offset.unwrap_or(0);
-    let entries: Vec<Value> = chosen
+    let older: Vec<_> = chosen
         .into_iter()
+        .filter(|r| query.before.is_none_or(|b| r.seq < b))
         .skip(offset)
-        .take(limit)
+        .collect();
+    let more = older.len() > limit;
+    let page: Vec<_> = older.into_iter().take(limit).collect();
+    // Where the next page starts: `before` the last entry shown.
+    let next_before = if more {
+        page.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    let entries: Vec<Value> = page
+        .into_iter()
         .map(oathdesk_vault::audit::entry_json)
         .collect();
     let actions: std::collections::BTreeSet<&str> =
@@ -96,6 +124,7 @@ pub async fn list(
         rows.iter().map(|r| r.operator.as_str()).collect();
     Ok(Json(json!({
         "total": total, "offset": offset, "entries": entries,
+        "through": through, "next_before": next_before,
         "actions": actions, "operators": operators,
     })))
 }

@@ -122,11 +122,24 @@ impl From<oathdesk_vault::Error> for ApiError {
             E::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             E::Exists(what) => ApiError::conflict(format!("{what} already exists")),
             // Typed refusals: the answer follows the kind, never the words.
-            E::RateLimited { reason, retry_at } => {
+            E::RateLimited {
+                reason,
+                retry_at,
+                raise,
+            } => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
-                ApiError::too_many(reason, retry_at.saturating_sub(now).max(1))
+                // The console's advice, not the command line's: where an
+                // admin raises the limit here.
+                let message = match raise {
+                    Some(setting) => format!(
+                        "{reason}; wait, or ask an admin to raise '{setting}' under Settings on \
+                         the console's Operators page"
+                    ),
+                    None => reason,
+                };
+                ApiError::too_many(message, retry_at.saturating_sub(now).max(1))
                     .of_kind("rate_limited")
             }
             e @ E::Forbidden { .. } => ApiError::forbidden(e.to_string()).of_kind("forbidden"),

@@ -136,7 +136,7 @@ fn layout(
     active: &str,
     viewer: Option<&Viewer<'_>>,
     body: &str,
-    script: &str,
+    script: Option<&str>,
 ) -> String {
     let mut nav = String::new();
     let mut meta = String::new();
@@ -183,23 +183,42 @@ fn layout(
          <title>{title} · oathdesk</title>\n{meta}\
          <link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\">\n\
          <link rel=\"stylesheet\" href=\"/assets/app.css\">\n\
-         <script src=\"/assets/app.js\" defer></script>\n\
-         <script src=\"/assets/{script}\" defer></script>\n</head>\n<body>\n\
+         <script src=\"/assets/app.js\" defer></script>\n{page_script}</head>\n<body>\n\
          <header class=\"top\"><a class=\"brand\" href=\"/\"><span class=\"logo\" aria-hidden=\"true\"></span>oathdesk</a>\
          <nav>{nav}</nav>{who}</header>\n<main id=\"main\">\n{body}\n</main>\n\
          <div id=\"toast\" role=\"status\" aria-live=\"polite\"></div>\n</body>\n</html>\n",
         title = escape(title),
+        // app.js is every page's; a page's own script comes after it, once.
+        page_script = script
+            .filter(|s| *s != "app.js")
+            .map(|s| format!("<script src=\"/assets/{}\" defer></script>\n", escape(s)))
+            .unwrap_or_default(),
     )
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+/// A refusal or a missing page, in the layout: with the navigation when
+/// someone is signed in, and app.js once (for the sign-out button).
+fn error_page(status: StatusCode, message: &str, viewer: Option<&Viewer<'_>>) -> Response {
     let body = format!(
-        "<section class=\"card narrow\"><h1>{}</h1><p class=\"error-text\">{}</p>\
+        "<section class=\"card narrow\"><h1>{}</h1><p class=\"error-text\" role=\"alert\">{}</p>\
          <p><a href=\"/\">Back to the console</a></p></section>",
         status.canonical_reason().unwrap_or("Error"),
         escape(message)
     );
-    (status, Html(layout("Error", "", None, &body, "app.js"))).into_response()
+    let title = status.canonical_reason().unwrap_or("Error");
+    (status, Html(layout(title, "", viewer, &body, None))).into_response()
+}
+
+/// Renders `make` with the viewer `auth` describes.
+fn with_viewer<T>(auth: &Auth<need::PasswordChange>, make: impl FnOnce(&Viewer<'_>) -> T) -> T {
+    let may = |p: Permission| auth.may(p);
+    let viewer = Viewer {
+        account: &auth.grant.account,
+        role: auth.role.name(),
+        csrf: auth.csrf().unwrap_or_default(),
+        may: &may,
+    };
+    make(&viewer)
 }
 
 /// Renders a page for a signed-in viewer, or sends them where they belong.
@@ -209,37 +228,32 @@ fn render(auth: Result<Auth<need::PasswordChange>, ApiError>, page: &PageDef) ->
         Err(error) if error.status == StatusCode::UNAUTHORIZED => {
             return Redirect::to("/login").into_response();
         }
-        Err(error) => return error_page(error.status, &error.message),
+        Err(error) => return error_page(error.status, &error.message, None),
     };
     let pending = auth.grant.must_change_password;
     if pending && page.path != "/account" {
         return Redirect::to("/account").into_response();
     }
     if !pending && !auth.may(page.permission) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "The {} role may not {}. Ask an admin if you need to.",
-                auth.role.name(),
-                page.permission.describe()
-            ),
+        let message = format!(
+            "The {} role may not {}. Ask an admin if you need to.",
+            auth.role.name(),
+            page.permission.describe()
         );
+        return with_viewer(&auth, |viewer| {
+            error_page(StatusCode::FORBIDDEN, &message, Some(viewer))
+        });
     }
-    let may = |p: Permission| auth.may(p);
-    let viewer = Viewer {
-        account: &auth.grant.account,
-        role: auth.role.name(),
-        csrf: auth.csrf().unwrap_or_default(),
-        may: &may,
-    };
-    Html(layout(
-        page.title,
-        page.path,
-        Some(&viewer),
-        page.body,
-        page.script,
-    ))
-    .into_response()
+    with_viewer(&auth, |viewer| {
+        Html(layout(
+            page.title,
+            page.path,
+            Some(viewer),
+            page.body,
+            Some(page.script),
+        ))
+        .into_response()
+    })
 }
 
 fn page(path: &str) -> &'static PageDef {
@@ -294,7 +308,7 @@ pub async fn login() -> Html<String> {
         "/login",
         None,
         include_str!("../assets/login.html"),
-        "login.js",
+        Some("login.js"),
     ))
 }
 
@@ -305,7 +319,7 @@ pub async fn unseal() -> Html<String> {
         "/unseal",
         None,
         include_str!("../assets/unseal.html"),
-        "unseal.js",
+        Some("unseal.js"),
     ))
 }
 
@@ -316,12 +330,15 @@ pub async fn setup() -> Html<String> {
         "/setup",
         None,
         include_str!("../assets/setup.html"),
-        "setup.js",
+        Some("setup.js"),
     ))
 }
 
-/// Anything else.
-pub async fn not_found(uri: axum::http::Uri) -> Response {
+/// Anything else (with the navigation for whoever is signed in).
+pub async fn not_found(
+    uri: axum::http::Uri,
+    auth: Result<Auth<need::PasswordChange>, ApiError>,
+) -> Response {
     if uri.path().starts_with("/api/") {
         ApiError::not_found(format!(
             "no API route {}; the routes are listed in /api/v1/openapi.json",
@@ -329,7 +346,15 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
         ))
         .into_response()
     } else {
-        error_page(StatusCode::NOT_FOUND, "There is no page here.")
+        let message = "There is no page here.";
+        match auth {
+            // A pending password change shows no navigation: every page but
+            // the account's sends it there.
+            Ok(auth) if !auth.grant.must_change_password => with_viewer(&auth, |viewer| {
+                error_page(StatusCode::NOT_FOUND, message, Some(viewer))
+            }),
+            _ => error_page(StatusCode::NOT_FOUND, message, None),
+        }
     }
 }
 

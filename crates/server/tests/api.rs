@@ -653,6 +653,13 @@ async fn helpdesk_codes_need_verification_and_a_ticket_and_are_rate_limited() {
         "{}",
         error(&limited)
     );
+    // The console's advice names its own page, not a command line.
+    assert!(
+        error(&limited).contains("Operators page")
+            && !error(&limited).contains("oathdesk vault set"),
+        "{}",
+        error(&limited)
+    );
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
 
     // Identify the token from its current code, then confirm its delivery.

@@ -120,6 +120,8 @@ async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
         "goog:chromeOptions".into(),
         json!({"binary": binary, "args": args}),
     );
+    // The page's console (script errors) for `script_errors`.
+    capabilities.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
         .connect(&format!("http://127.0.0.1:{}", driver.port))
@@ -1347,5 +1349,462 @@ async fn a_temporary_access_pass_from_the_helpdesk_page() {
         .map(|e| e.outcome)
         .collect();
     assert_eq!(taps, ["requested", "granted", "requested", "refused"]);
+    client.close().await.unwrap();
+}
+
+/// The script errors (uncaught exceptions, console.error) the browser
+/// logged since the last call, from chromedriver's log endpoint.
+async fn script_errors(driver: &Driver, client: &Client) -> Vec<String> {
+    use std::io::{Read, Write};
+    let session = client.session_id().await.unwrap().expect("a session");
+    let body = r#"{"type":"browser"}"#;
+    let mut stream = TcpStream::connect(("127.0.0.1", driver.port)).unwrap();
+    write!(
+        stream,
+        "POST /session/{session}/se/log HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // chromedriver may keep the connection open: read up to Content-Length.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let text = loop {
+        let n = stream.read(&mut buffer).unwrap();
+        answer.extend_from_slice(&buffer[..n]);
+        let whole = String::from_utf8_lossy(&answer).into_owned();
+        if let Some(at) = whole.find("\r\n\r\n") {
+            let length = whole[..at]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .expect("a Content-Length");
+            if answer.len() >= at + 4 + length {
+                break String::from_utf8_lossy(&answer[at + 4..at + 4 + length]).into_owned();
+            }
+        }
+        assert!(n > 0, "chromedriver closed the log answer early");
+    };
+    let log: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    log["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| {
+            entry["level"] == "SEVERE"
+                && (entry["source"] == "javascript" || entry["source"] == "console-api")
+        })
+        .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Screenshots at the desk and on a phone.
+async fn screenshots(client: &Client, name: &str) {
+    screenshot(client, &format!("{name}.png")).await;
+    client.set_window_size(390, 844).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    screenshot(client, &format!("{name}-phone.png")).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Waits until `script` (an expression) is true in the page.
+async fn wait_until(client: &Client, script: &str, what: &str) {
+    let started = Instant::now();
+    loop {
+        let value = client
+            .execute(&format!("return !!({script})"), vec![])
+            .await
+            .unwrap();
+        if value.as_bool() == Some(true) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn state_of(fixture: &Fixture, reference: &str) -> (String, String) {
+    let token = admin_session(fixture)
+        .tokens(&oathdesk_vault::store::CredentialFilter::default())
+        .unwrap()
+        .into_iter()
+        .find(|t| t.reference() == reference)
+        .unwrap_or_else(|| panic!("no token {reference}"));
+    (token.state.to_string(), token.custody.name().to_owned())
+}
+
+/// Cancel in the note dialog of "→ lost" changes nothing and says nothing;
+/// Escape cancels too; confirming marks it lost, and the lost token offers
+/// the purge beside its "Secret: held", with an in-page confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_state_change_changes_nothing_and_a_lost_token_offers_its_purge() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    sign_in(&client, &base, ADMIN).await;
+    client.goto(&format!("{base}/inventory")).await.unwrap();
+    wait_for_text(&client, "#tokens tbody", "2100123456").await;
+    client
+        .find(Locator::LinkText("2100123456"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(&client, "#detail-actions button[data-state='lost']").await;
+    // An in-page dialog, not the browser's prompt().
+    assert!(
+        client.get_alert_text().await.is_err(),
+        "a native dialog opened"
+    );
+    wait_for(&client, "dialog[open]").await;
+    screenshots(&client, "inventory-state-dialog").await;
+    click(&client, "dialog[open] button.secondary").await;
+    wait_until(
+        &client,
+        "!document.querySelector('dialog')",
+        "the dialog stayed",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(state_of(&fixture, "2100123456").0, "shipped");
+    assert_eq!(visible_text(&client, "#detail-message").await, "");
+    // The focus is back on the button that opened it.
+    let back = client
+        .execute("return document.activeElement.dataset.state || ''", vec![])
+        .await
+        .unwrap();
+    assert_eq!(back.as_str(), Some("lost"));
+    // Escape cancels as well.
+    click(&client, "#detail-actions button[data-state='lost']").await;
+    let note = wait_for(&client, "dialog[open] input").await;
+    note.send_keys("left on a train").await.unwrap();
+    note.send_keys(&fantoccini::key::Key::Escape.to_string())
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "!document.querySelector('dialog')",
+        "Escape did not close",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(state_of(&fixture, "2100123456").0, "shipped");
+    assert_eq!(visible_text(&client, "#detail-message").await, "");
+    // Confirmed, with a note.
+    click(&client, "#detail-actions button[data-state='lost']").await;
+    fill(&client, "dialog[open] input", "left on a train").await;
+    click(&client, "dialog[open] button[type=submit]").await;
+    wait_for_text(&client, "#detail-message", "is now lost").await;
+    assert_eq!(
+        state_of(&fixture, "2100123456"),
+        ("lost".into(), "held".into())
+    );
+    wait_for_text(&client, "#events", "left on a train").await;
+    // Lost, secret held: the purge is offered right there.
+    wait_for_text(&client, "#purge-hint", "still holds its secret").await;
+    scroll_to(&client, "detail").await;
+    screenshots(&client, "inventory-lost-purge").await;
+    click(&client, "#purge-now").await;
+    wait_for(&client, "dialog[open]").await;
+    click(&client, "dialog[open] button[type=submit]").await;
+    wait_for_text(&client, "#detail-message", "purged").await;
+    assert_eq!(state_of(&fixture, "2100123456").1, "purged");
+    assert!(
+        script_errors(&driver, &client).await.is_empty(),
+        "script errors"
+    );
+    client.close().await.unwrap();
+}
+
+/// Moving through a role drop-down with the keyboard saves nothing; Save
+/// does, and making someone admin asks first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_changes_only_on_save_and_admin_asks_first() {
+    use fantoccini::key::Key;
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    sign_in(&client, &base, ADMIN).await;
+    client.goto(&format!("{base}/operators")).await.unwrap();
+    wait_for_text(&client, "#accounts tbody", AUDITOR.0).await;
+    let role_of = |name: &str| {
+        admin_session(&fixture)
+            .web_accounts()
+            .unwrap()
+            .into_iter()
+            .find(|a| a.name == name)
+            .unwrap()
+            .role
+            .clone()
+    };
+    let select = wait_for(&client, &format!("select[data-account='{}']", AUDITOR.0)).await;
+    client
+        .execute(
+            "document.querySelector(arguments[0]).focus()",
+            vec![json!(format!("select[data-account='{}']", AUDITOR.0))],
+        )
+        .await
+        .unwrap();
+    for key in [Key::Home, Key::Down, Key::Down, Key::End, Key::Up] {
+        select.send_keys(&key.to_string()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(role_of(AUDITOR.0), "auditor");
+    assert!(
+        !visible_text(&client, "#accounts-message")
+            .await
+            .contains("is now"),
+        "a keypress saved a role"
+    );
+    // Save shows only beside a changed role.
+    let pia_save = wait_for(
+        &client,
+        &format!("button[data-save-role='{}']", PROVISIONER.0),
+    )
+    .await;
+    assert!(!pia_save.is_displayed().await.unwrap());
+    screenshots(&client, "operators-role-unsaved").await;
+    // Save saves.
+    select.select_by_value("provisioner").await.unwrap();
+    click(&client, &format!("button[data-save-role='{}']", AUDITOR.0)).await;
+    wait_for_text(&client, "#accounts-message", "is now provisioner").await;
+    assert_eq!(role_of(AUDITOR.0), "provisioner");
+    // Admin asks; Cancel keeps the role.
+    let select = wait_for(&client, &format!("select[data-account='{}']", AUDITOR.0)).await;
+    select.select_by_value("admin").await.unwrap();
+    click(&client, &format!("button[data-save-role='{}']", AUDITOR.0)).await;
+    wait_for(&client, "dialog[open]").await;
+    screenshots(&client, "operators-admin-confirm").await;
+    click(&client, "dialog[open] button.secondary").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(role_of(AUDITOR.0), "provisioner");
+    click(&client, &format!("button[data-save-role='{}']", AUDITOR.0)).await;
+    click(&client, "dialog[open] button[type=submit]").await;
+    wait_for_text(&client, "#accounts-message", "is now admin").await;
+    assert_eq!(role_of(AUDITOR.0), "admin");
+    assert!(script_errors(&driver, &client).await.is_empty());
+    client.close().await.unwrap();
+}
+
+/// Typing fast into the filter shows one answer, the latest; paging goes
+/// by the last entry shown, so entries written meanwhile neither repeat nor
+/// skip rows; times in the detail read as local time with UTC on hover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_page_debounces_drops_stale_answers_and_pages_by_entry() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    const FILLERS: usize = 450;
+    let at = now();
+    {
+        let mut admin = admin_session(&fixture);
+        for i in 0..FILLERS {
+            admin
+                .record(
+                    oathdesk_vault::audit::AuditEvent::ok("test.filler")
+                        .user(format!("filler{i:03}@contoso.com"))
+                        .detail(json!({"accepted_until": 1796320530u64, "n": i})),
+                    at,
+                )
+                .unwrap();
+        }
+    }
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    sign_in(&client, &base, AUDITOR).await;
+    client.goto(&format!("{base}/audit")).await.unwrap();
+    wait_for_text(&client, "#audit-total", "shown").await;
+    // Typed as fast as the driver types.
+    let subject = wait_for(&client, "#subject").await;
+    subject.send_keys("filler").await.unwrap();
+    wait_for_text(&client, "#audit-total", &format!("{FILLERS} matching")).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let rows = |client: &Client| {
+        let client = client.clone();
+        async move {
+            client
+                .execute(
+                    "return [...document.querySelectorAll('#audit tbody tr')].map((tr) => Number(tr.dataset.seq))",
+                    vec![],
+                )
+                .await
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        visible_text(&client, "#audit-total").await,
+        format!("{FILLERS} matching entries, 200 shown")
+    );
+    assert_eq!(rows(&client).await.len(), 200);
+    // A time in the detail: local time, UTC on hover.
+    let time = wait_for(&client, "#audit tbody td.detail time").await;
+    assert!(
+        time.attr("title")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .ends_with(" UTC")
+    );
+    let detail = visible_text(&client, "#audit tbody td.detail").await;
+    assert!(!detail.contains("1796320530"), "{detail}");
+    screenshots(&client, "audit-filtered").await;
+    // Entries written between pages shift nothing.
+    {
+        let mut admin = admin_session(&fixture);
+        for i in 0..7 {
+            admin
+                .record(
+                    oathdesk_vault::audit::AuditEvent::ok("test.filler")
+                        .user(format!("filler-late{i}@contoso.com")),
+                    at,
+                )
+                .unwrap();
+        }
+    }
+    click(&client, "#more").await;
+    wait_for_text(&client, "#audit-total", "400 shown").await;
+    click(&client, "#more:not([disabled])").await;
+    wait_for_text(&client, "#audit-total", &format!("{FILLERS} shown")).await;
+    assert_eq!(
+        visible_text(&client, "#audit-total").await,
+        format!("{FILLERS} matching entries, {FILLERS} shown")
+    );
+    let seqs = rows(&client).await;
+    assert_eq!(seqs.len(), FILLERS);
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "rows repeated or out of order"
+    );
+    assert_eq!(
+        seqs[0] - seqs[FILLERS - 1],
+        FILLERS as i64 - 1,
+        "rows skipped"
+    );
+    assert!(
+        !client
+            .find(Locator::Css("#more"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    assert!(script_errors(&driver, &client).await.is_empty());
+    client.close().await.unwrap();
+}
+
+/// Every console page loads without a script error; the 403 and 404 pages
+/// have the navigation; roles that may not move tokens see no checkboxes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pages_load_without_script_errors_and_show_only_usable_controls() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    sign_in(&client, &base, ADMIN).await;
+    for path in [
+        "/helpdesk",
+        "/inventory",
+        "/toolset",
+        "/audit",
+        "/operators",
+        "/account",
+        "/no-such-page",
+    ] {
+        client.goto(&format!("{base}{path}")).await.unwrap();
+        wait_for(&client, "header.top nav a").await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let errors = script_errors(&driver, &client).await;
+        assert!(errors.is_empty(), "{path}: {errors:?}");
+    }
+    // The 404 page: navigation, no script error.
+    let nav = visible_text(&client, "header.top nav").await;
+    assert!(
+        nav.contains("Inventory") && nav.contains("Operators"),
+        "{nav}"
+    );
+    screenshots(&client, "not-found").await;
+    // Admins select rows; the checkboxes are there.
+    client.goto(&format!("{base}/inventory")).await.unwrap();
+    wait_for_text(&client, "#tokens tbody", "2100123456").await;
+    assert!(
+        client
+            .find(Locator::Css("#tokens input[type=checkbox]"))
+            .await
+            .is_ok()
+    );
+    client
+        .find(Locator::Css("#sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/login").await;
+
+    for who in [AUDITOR, HELPDESK] {
+        sign_in(&client, &base, who).await;
+        client.goto(&format!("{base}/inventory")).await.unwrap();
+        wait_for_text(&client, "#tokens tbody", "2100123456").await;
+        assert!(
+            client
+                .find_all(Locator::Css("#tokens input[type=checkbox]"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{} sees checkboxes that do nothing",
+            who.0
+        );
+        screenshots(&client, &format!("inventory-{}", who.0)).await;
+        // The 403 page: navigation, app.js once.
+        client.goto(&format!("{base}/operators")).await.unwrap();
+        wait_for_text(&client, "main", "may not").await;
+        let nav = visible_text(&client, "header.top nav").await;
+        assert!(nav.contains("Inventory"), "{nav}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let errors = script_errors(&driver, &client).await;
+        assert!(errors.is_empty(), "403 page: {errors:?}");
+        if who == AUDITOR {
+            screenshots(&client, "forbidden").await;
+        }
+        client
+            .find(Locator::Css("#sign-out"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for_path(&client, "/login").await;
+    }
     client.close().await.unwrap();
 }

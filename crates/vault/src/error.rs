@@ -61,9 +61,16 @@ pub enum Error {
         /// (`None`: a problem of the whole file, which cannot be skipped).
         importable: Option<usize>,
     },
-    /// A limit was reached; it lifts at `retry_at` (Unix seconds).
-    #[error("{reason}")]
-    RateLimited { reason: String, retry_at: u64 },
+    /// A limit was reached; it lifts at `retry_at` (Unix seconds), or when
+    /// an admin raises the setting `raise`. The message gives the command
+    /// line's advice; the console names its own page instead (by this field,
+    /// not by the words).
+    #[error("{reason}{}", raise.map(|s| format!("; wait, or raise '{s}' with 'oathdesk vault set'")).unwrap_or_default())]
+    RateLimited {
+        reason: String,
+        retry_at: u64,
+        raise: Option<&'static str>,
+    },
     /// The policy asks a second operator to approve this release: the
     /// request waits as `id` until another operator approves it (then the
     /// requester collects the code) or it expires.

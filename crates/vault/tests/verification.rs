@@ -141,7 +141,9 @@ fn the_default_methods_need_data_steps_evidence_and_a_ticket(backend: Backend) {
     // The rate limit says when the next code is allowed.
     s.set_setting("helpdesk.codes_per_hour", 1, NOW).unwrap();
     match s.helpdesk_code(&request(carol, call_back(EVIDENCE), "INC0012345"), NOW + 60) {
-        Err(Error::RateLimited { reason, retry_at }) => {
+        Err(Error::RateLimited {
+            reason, retry_at, ..
+        }) => {
             assert_eq!(retry_at, NOW + 3600);
             assert!(reason.contains("next code allowed at"), "{reason}");
         }

@@ -42,11 +42,11 @@ pub struct HelpdeskGrant {
     pub remaining_this_hour: u64,
 }
 
+/// What the rate limit says, without advice: the error adds where to raise
+/// [`settings::RATE_LIMIT`] in the words of the front-end that shows it.
 pub(crate) fn rate_limit_reason(upn: &str, granted: u64, limit: u64) -> String {
     format!(
-        "rate limit: {upn} already had {granted} helpdesk code(s) in the last hour (limit {limit}); \
-         wait, or raise '{}' with 'oathdesk vault set'",
-        settings::RATE_LIMIT.0
+        "rate limit: {upn} already had {granted} helpdesk code(s) in the last hour (limit {limit})"
     )
 }
 
@@ -457,7 +457,17 @@ impl<S: Store> Session<S> {
                 rate_limit_reason(&user.upn, granted_last_hour, limit),
                 on_file::clock(retry_at)
             );
-            return self.refuse_release(now, event, Error::RateLimited { reason, retry_at }, told);
+            let raise = Some(settings::RATE_LIMIT.0);
+            return self.refuse_release(
+                now,
+                event,
+                Error::RateLimited {
+                    reason,
+                    retry_at,
+                    raise,
+                },
+                told,
+            );
         }
         let secret = held_secret(&self.key, &row)?;
         let (algorithm, digits, kind) = otp_parts(&row)?;
@@ -612,6 +622,7 @@ impl<S: Store> Session<S> {
             Some(reason) => Err(Error::RateLimited {
                 reason,
                 retry_at: now.saturating_add(3600),
+                raise: Some(settings::RATE_LIMIT.0),
             }),
             None => Ok(grant),
         }
