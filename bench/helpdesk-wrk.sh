@@ -14,6 +14,7 @@
 #   bash bench/helpdesk-wrk.sh          # needs wrk (apt-get install wrk); ~1 minute
 #   USERS=10000 DURATION=30s CONNECTIONS=32 bash bench/helpdesk-wrk.sh
 #   POSTGRES=postgres://postgres@127.0.0.1:5432/test bash bench/helpdesk-wrk.sh
+#   OATHDESK_BIN=/tmp/oathdesk-before bash bench/helpdesk-wrk.sh   # another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
@@ -23,10 +24,15 @@ connections=${CONNECTIONS:-16}
 port=${PORT:-18443}
 threads=$(( connections < 2 ? connections : 2 ))
 
-cargo build --release -q -p oathdesk
-target=${CARGO_TARGET_DIR:-target}
-case $target in /*) ;; *) target=$PWD/$target ;; esac
-oathdesk=$target/release/oathdesk
+# OATHDESK_BIN=PATH runs that binary instead (to compare two builds).
+if [ -n "${OATHDESK_BIN:-}" ]; then
+    oathdesk=$OATHDESK_BIN
+else
+    cargo build --release -q -p oathdesk
+    target=${CARGO_TARGET_DIR:-target}
+    case $target in /*) ;; *) target=$PWD/$target ;; esac
+    oathdesk=$target/release/oathdesk
+fi
 work=$(mktemp -d)
 server=
 schema=

@@ -238,8 +238,6 @@ pub struct Auth<N: Need> {
     pub role: Role,
     pub via: Via,
     pub state: Arc<AppState>,
-    /// A state-changing request (not GET or HEAD).
-    writes: bool,
     need: PhantomData<N>,
 }
 
@@ -255,13 +253,8 @@ impl<N: Need> Auth<N> {
             .take()
             .expect("an Auth holds its session until run");
         let state = self.state.clone();
-        let writes = self.writes;
         blocking(move || {
-            let result = if writes {
-                state.writing(|| work(&mut session))
-            } else {
-                work(&mut session)
-            };
+            let result = work(&mut session);
             state.recycle(session.into_store());
             result
         })
@@ -271,9 +264,7 @@ impl<N: Need> Auth<N> {
     /// Like [`Auth::run`], then hands the session to `after` on another
     /// blocking thread without waiting for it: work that must hold up
     /// neither the answer nor other requests' writes (sending the notices a
-    /// release queued; a slow webhook must not delay the code). `after`
-    /// runs outside the writer's turn: its writes wait on the database like
-    /// another process's.
+    /// release queued; a slow webhook must not delay the code).
     pub async fn run_then<T: Send + 'static>(
         mut self,
         work: impl FnOnce(&mut Session) -> ApiResult<T> + Send + 'static,
@@ -284,13 +275,8 @@ impl<N: Need> Auth<N> {
             .take()
             .expect("an Auth holds its session until run");
         let state = self.state.clone();
-        let queued = self.writes;
         blocking(move || {
-            let result = if queued {
-                state.writing(|| work(&mut session))
-            } else {
-                work(&mut session)
-            };
+            let result = work(&mut session);
             match after {
                 Some(after) => {
                     tokio::task::spawn_blocking(move || {
@@ -303,22 +289,6 @@ impl<N: Need> Auth<N> {
             result
         })
         .await
-    }
-
-    /// Runs work that waits on something outside the vault (Entra) between
-    /// its vault writes without taking the writer's turn, so the wait does
-    /// not hold up other requests; its writes wait on the database like
-    /// another process's.
-    pub fn outside_queue(mut self) -> Self {
-        self.writes = false;
-        self
-    }
-
-    /// Takes the writer's turn for a reading request whose work writes
-    /// anyway (a view the vault audits), as state-changing requests do.
-    pub fn writing(mut self) -> Self {
-        self.writes = true;
-        self
     }
 
     /// Whether this request's principal has a permission (role, and a
@@ -406,7 +376,6 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
             grant,
             via,
             state: state.clone(),
-            writes: state_changing,
             need: PhantomData,
         };
         Ok(auth)

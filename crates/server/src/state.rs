@@ -77,14 +77,6 @@ pub struct AppState {
     pool: Mutex<Vec<AnyStore>>,
     /// Bounds the memory of concurrent Argon2id computations.
     pub logins: Semaphore,
-    /// Serialises this process's state-changing requests on a SQLite vault.
-    /// SQLite has one writer at a time, and a writer that finds the file
-    /// locked sleeps in its busy handler with growing pauses: requests
-    /// queued here instead are served in order without those pauses (the
-    /// p99 of helpdesk codes under load fell from over a second to a few
-    /// milliseconds; BENCHMARKS.md). Other processes still meet the busy
-    /// timeout; PostgreSQL needs no such queue.
-    writer: Option<Mutex<()>>,
     /// The vault key once the console was unsealed (by an admin's sign-in
     /// or a key file): only in this process's memory, never on disk. Helpdesk
     /// and auditor accounts, who hold no key, are served with it.
@@ -98,13 +90,11 @@ impl AppState {
     pub fn new(location: impl Into<Location>, settings: Settings) -> AppState {
         let logins = Semaphore::new(settings.concurrent_logins.max(1));
         let location = location.into();
-        let writer = matches!(location, Location::Sqlite(_)).then(|| Mutex::new(()));
         AppState {
             location,
             settings,
             pool: Mutex::new(Vec::new()),
             logins,
-            writer,
             console_key: RwLock::new(None),
         }
     }
@@ -149,15 +139,6 @@ impl AppState {
             Some(store) => Ok(Vault::from_store(store)),
             None => Vault::open_at(&self.location).map_err(ApiError::internal),
         }
-    }
-
-    /// Holds the writer's turn (SQLite) while `work` runs. Blocking.
-    pub fn writing<T>(&self, work: impl FnOnce() -> T) -> T {
-        let _turn = self
-            .writer
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        work()
     }
 
     /// Returns a connection to the pool.

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
+use crate::store::writer_turn::WriterTurn;
 use crate::store::{
     AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
     ThrottleRow, WebAccountRow,
@@ -189,16 +190,21 @@ fn restrict_permissions(_path: &Path) {}
 /// A transaction on a [`SqliteStore`].
 pub struct SqliteTx<'a> {
     pub(crate) tx: rusqlite::Transaction<'a>,
+    /// A write transaction's turn among this process's writers (declared
+    /// after `tx`: released once the transaction has ended).
+    _turn: Option<WriterTurn>,
 }
 
 impl Store for SqliteStore {
     type Tx<'a> = SqliteTx<'a>;
 
     fn write(&mut self) -> Result<SqliteTx<'_>> {
+        let turn = WriterTurn::take(&self.path);
         Ok(SqliteTx {
             tx: self
                 .connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            _turn: Some(turn),
         })
     }
 
@@ -207,6 +213,7 @@ impl Store for SqliteStore {
             tx: self
                 .connection
                 .transaction_with_behavior(TransactionBehavior::Deferred)?,
+            _turn: None,
         })
     }
 
