@@ -40,6 +40,11 @@ document.addEventListener("DOMContentLoaded", async () => {
       body.replaceChildren();
       selected.clear();
       updateBulk();
+      // A UPN may wrap before its "@" on a phone, never inside a name.
+      const breakable = (upn) => {
+        const at = upn.indexOf("@");
+        return at > 0 ? [upn.slice(0, at), el("wbr"), upn.slice(at)] : upn;
+      };
       for (const token of answer.tokens) {
         const box = el("input", { type: "checkbox", "aria-label": "select " + token.reference, onchange: (e) => {
           if (e.target.checked) selected.add(token.reference); else selected.delete(token.reference);
@@ -48,13 +53,13 @@ document.addEventListener("DOMContentLoaded", async () => {
         body.append(el("tr", { class: "clickable" },
           canMove ? el("td", {}, box) : null,
           el("td", { class: "mono" }, el("a", { href: "#", onclick: (e) => { e.preventDefault(); detail(token.reference); } }, token.reference)),
-          el("td", {}, token.user || "—"),
+          el("td", {}, token.user ? breakable(token.user) : "—"),
           el("td", {}, el("span", { class: "pill state-" + token.state }, token.state),
             token.altered ? el("span", { class: "pill state-lost", title: "This row was edited outside oathdesk: nothing is done with it until it is restored (oathdesk vault verify)" }, "altered") : ""),
           el("td", {}, token.custody),
-          el("td", {}, token.type.toUpperCase() + " " + token.algorithm + " " + token.digits + (token.period ? "/" + token.period + "s" : "")),
-          el("td", {}, [token.manufacturer, token.model].filter(Boolean).join(" ") || "—"),
-          el("td", {}, od.utc(token.updated_at))));
+          el("td", { class: "wide-only" }, token.type.toUpperCase() + " " + token.algorithm + " " + token.digits + (token.period ? "/" + token.period + "s" : "")),
+          el("td", { class: "wide-only" }, [token.manufacturer, token.model].filter(Boolean).join(" ") || "—"),
+          el("td", { class: "wide-only" }, od.utc(token.updated_at))));
       }
       $("list-total").textContent = answer.total + " credential(s)" + (answer.total > answer.tokens.length ? ", first " + answer.tokens.length + " shown" : "");
       show("list-message", "");
@@ -225,8 +230,12 @@ document.addEventListener("DOMContentLoaded", async () => {
         // rule, the spreadsheet's checks), then the lint's warnings.
         const all = (preview.blocking || []).map((b) => ["error", "", "", b])
           .concat((preview.skipped || []).flatMap((row) => row.problems.map((p) => ["error", row.location, "", p])))
-          .concat(preview.findings.filter((f) => f.severity !== "error").map((f) => [f.severity, f.location || "", f.field || "", f.message]));
-        for (const row of all) problems.append(el("tr", {}, ...row.map((c) => el("td", {}, c))));
+          .concat(preview.findings.filter((f) => f.severity !== "error").map((f) => [f.severity, f.location || "", f.field || "", f.message, f.fix]));
+        // A fix the console has a page for is offered as a link to it.
+        for (const [severity, where, field, message, fix] of all) {
+          problems.append(el("tr", {}, el("td", {}, severity), el("td", { class: "nowrap" }, where), el("td", {}, field),
+            el("td", {}, message, fix ? [" ", el("a", { href: fix.href, target: "_blank", rel: "noopener" }, fix.label)] : null)));
+        }
         $("import-problems").classList.toggle("hidden", !all.length);
         const rows = $("import-rows").querySelector("tbody");
         rows.replaceChildren();

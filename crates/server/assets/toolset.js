@@ -164,6 +164,12 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("seed-copy").addEventListener("click", () => { if (seed) od.copy(seed.base32, "Seed"); });
 
+  // The import preview's "Open the Toolset's converter": Hex to Base32.
+  if (location.hash === "#convert") {
+    $("convert-from").value = "hex";
+    $("convert-to").value = "base32";
+    $("convert-value").focus();
+  }
   $("convert-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     try {

@@ -599,6 +599,30 @@ fn parse_import(request: &ImportRequest) -> ApiResult<Parsed> {
     })
 }
 
+/// The lint's findings as the console shows them: advice that names a
+/// command line the console has a page for names that page instead, with
+/// `fix` (a link and its label) for the page to offer.
+fn console_findings(findings: &[oathdesk_formats::lint::Finding]) -> Vec<Value> {
+    findings
+        .iter()
+        .map(|finding| {
+            let mut shown = json!(finding);
+            if finding.message.contains("'oathdesk seed convert") {
+                shown["message"] = json!(
+                    "the secret is made only of hex characters: if the vendor meant hex, convert \
+                     it from Hex to Base32 with the Toolset's converter and put the Base32 in the \
+                     file; Base32 read from hex gives wrong codes"
+                );
+                shown["fix"] = json!({
+                    "href": "/toolset#convert",
+                    "label": "Open the Toolset's converter",
+                });
+            }
+            shown
+        })
+        .collect()
+}
+
 /// `POST /api/v1/import/preview`: reads the file and shows what would be
 /// imported (no secrets) and every problem, by line; imports nothing.
 pub async fn import_preview(
@@ -619,7 +643,7 @@ pub async fn import_preview(
                 "format": format.name(),
                 "records": records.len(),
                 "preview": records.iter().take(500).map(preview_row).collect::<Vec<_>>(),
-                "findings": findings,
+                "findings": console_findings(&findings),
                 "problems": plan.problems(),
                 "importable": plan.good.len(),
                 "skipped": plan.skipped,

@@ -1808,3 +1808,283 @@ async fn console_pages_load_without_script_errors_and_show_only_usable_controls(
     }
     client.close().await.unwrap();
 }
+
+/// The console's pages as an admin sees them: path, and an element that is
+/// there once the page has filled in.
+const ADMIN_PAGES: &[(&str, &str)] = &[
+    ("/helpdesk", "#search-form"),
+    ("/inventory", "#tokens tbody tr"),
+    ("/toolset", "#convert-form"),
+    ("/audit", "#audit tbody tr"),
+    ("/operators", "#accounts tbody tr"),
+    ("/account", "#grants tbody tr"),
+];
+
+/// What overflows a phone's width on the page shown: the page itself, a
+/// navigation link or account control cut off or pushed off screen, and
+/// (on the inventory) a state column out of sight or rows taller than two
+/// lines of text.
+const PHONE_CHECK: &str = r##"
+const width = window.innerWidth;
+const wrong = [];
+const page = document.documentElement.scrollWidth;
+if (page > width) wrong.push("the page is " + page + " px wide on a " + width + " px screen");
+for (const a of document.querySelectorAll("header.top nav a, header.top .who a, header.top .who button")) {
+  const r = a.getBoundingClientRect();
+  if (r.left < 0 || r.right > width + 0.5 || r.top < 0 || r.width === 0)
+    wrong.push("'" + a.textContent + "' is outside the screen (" + Math.round(r.left) + "–" + Math.round(r.right) + ")");
+  if (a.scrollWidth > a.clientWidth + 1) wrong.push("'" + a.textContent + "' is cut");
+}
+const list = document.querySelector("#tokens");
+const listBox = list && list.closest(".scroll");
+if (listBox && listBox.scrollWidth > listBox.clientWidth + 1)
+  wrong.push("the inventory's columns are " + listBox.scrollWidth + " px wide in " + listBox.clientWidth + " px");
+for (const tr of document.querySelectorAll("#tokens tbody tr")) {
+  const h = tr.getBoundingClientRect().height;
+  if (h > 90) wrong.push("an inventory row is " + Math.round(h) + " px tall");
+  const state = tr.querySelector(".pill[class*=state-]");
+  if (state) {
+    const r = state.getBoundingClientRect();
+    const box = state.closest(".scroll");
+    const right = Math.min(width, box ? box.getBoundingClientRect().right : width);
+    if (r.left < 0 || r.right > right + 0.5) wrong.push("the state '" + state.textContent + "' is cut off at " + Math.round(right) + " px");
+  }
+}
+return wrong;
+"##;
+
+/// Issue 14, item 11: at 390×844 no page scrolls sideways, the navigation
+/// shows every link whole, and inventory rows are short with the state in
+/// sight. Screenshots of every page at the desk and on the phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    ship_token(
+        &fixture,
+        "2100123457",
+        "dana@contoso.com",
+        b"abcdefghijabcdefghij",
+    );
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    let base = base(address);
+    client.set_window_size(390, 844).await.unwrap();
+    client.goto(&format!("{base}/login")).await.unwrap();
+    wait_for(&client, "#login-button").await;
+    let wrong = client.execute(PHONE_CHECK, vec![]).await.unwrap();
+    assert_eq!(wrong, json!([]), "/login at 390 px");
+    sign_in(&client, &base, ADMIN).await;
+    for (path, ready) in ADMIN_PAGES {
+        client.set_window_size(390, 844).await.unwrap();
+        client.goto(&format!("{base}{path}")).await.unwrap();
+        wait_for(&client, ready).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let wrong = client.execute(PHONE_CHECK, vec![]).await.unwrap();
+        assert_eq!(wrong, json!([]), "{path} at 390 px");
+        let name = path.trim_start_matches('/');
+        screenshot(&client, &format!("page-{name}-phone.png")).await;
+        client.set_window_size(1366, 900).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        screenshot(&client, &format!("page-{name}.png")).await;
+    }
+    // The inventory's other tabs too.
+    client.set_window_size(390, 844).await.unwrap();
+    client.goto(&format!("{base}/inventory")).await.unwrap();
+    wait_for(&client, "#tokens tbody tr").await;
+    for tab in ["devices", "add", "import", "export"] {
+        click(&client, &format!(".tabs button[data-tab={tab}]")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let wrong = client.execute(PHONE_CHECK, vec![]).await.unwrap();
+        assert_eq!(wrong, json!([]), "/inventory {tab} tab at 390 px");
+    }
+    client.close().await.unwrap();
+}
+
+/// axe-core's browser build: OATHDESK_AXE names axe.min.js, or it is in
+/// target/axe (`npm install --prefix target/axe axe-core@4`). The tests
+/// inject it; the console never serves it.
+fn axe_source() -> String {
+    let path = std::env::var_os("OATHDESK_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/axe/node_modules/axe-core/axe.min.js")
+        });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core not found at {} ({e}): install it with \
+             'npm install --prefix target/axe axe-core@4' in the workspace, \
+             or set OATHDESK_AXE to its axe.min.js",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core on the page shown; the serious and critical violations,
+/// one line each with the elements they concern.
+async fn axe_violations(client: &Client, axe: &str) -> Vec<String> {
+    client.execute(axe, vec![]).await.unwrap();
+    let found = client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               axe.run(document, { resultTypes: ["violations"] }).then((r) => done(
+                 r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+                   .map((v) => v.impact + " " + v.id + ": " + v.help + " — " +
+                     v.nodes.map((n) => n.target.join(" ")).join(", "))),
+                 (e) => done(["axe failed: " + e]));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// Issue 14, item 13: axe-core finds no serious or critical violation on
+/// any page (signed out, and every page as an admin, the inventory's tabs
+/// and detail panel and an import preview among them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_finds_nothing_serious_on_any_page() {
+    let axe = axe_source();
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    ship_token(&fixture, "2100123456", "bob@contoso.com", SEED);
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    let mut all = Vec::new();
+    client.goto(&format!("{base}/login")).await.unwrap();
+    wait_for(&client, "#login-button").await;
+    all.extend(
+        axe_violations(&client, &axe)
+            .await
+            .into_iter()
+            .map(|v| format!("/login: {v}")),
+    );
+    sign_in(&client, &base, ADMIN).await;
+    for (path, ready) in ADMIN_PAGES {
+        client.goto(&format!("{base}{path}")).await.unwrap();
+        wait_for(&client, ready).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        all.extend(
+            axe_violations(&client, &axe)
+                .await
+                .into_iter()
+                .map(|v| format!("{path}: {v}")),
+        );
+    }
+    // The inventory's tabs, and a token's detail panel.
+    client.goto(&format!("{base}/inventory")).await.unwrap();
+    wait_for_text(&client, "#tokens tbody", "2100123456").await;
+    for tab in ["devices", "add", "import", "export"] {
+        click(&client, &format!(".tabs button[data-tab={tab}]")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        all.extend(
+            axe_violations(&client, &axe)
+                .await
+                .into_iter()
+                .map(|v| format!("/inventory {tab}: {v}")),
+        );
+    }
+    click(&client, ".tabs button[data-tab=credentials]").await;
+    click(&client, "#tokens tbody tr td:nth-child(2)").await;
+    wait_for_text(&client, "#detail-title", "2100123456").await;
+    all.extend(
+        axe_violations(&client, &axe)
+            .await
+            .into_iter()
+            .map(|v| format!("/inventory detail: {v}")),
+    );
+    client.close().await.unwrap();
+    assert!(all.is_empty(), "axe-core:\n{}", all.join("\n"));
+}
+
+/// Issue 14, item 5: a file with problems on lines 2, 3, 5 and 6 shows
+/// every one of them by line, and the records that would be imported; the
+/// hex-looking secret's fix is the Toolset's converter, not a command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_preview_shows_every_problem_by_line_and_offers_the_converter() {
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    // Line 2: a secret of hex characters only (a warning); line 3: a
+    // serial Excel rounded; line 5: spaces in the secret; line 6: line 4's
+    // secret again.
+    let file = fixture.dir.path().join("problems.csv");
+    std::fs::write(
+        &file,
+        "upn,serial number,secret key,time interval,manufacturer,model\r\n\
+         a@contoso.com,2100000001,ABCDEF2345ABCDEF2345ABCDEF2345AB,30,Token2,C202\r\n\
+         b@contoso.com,2.10012E+09,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,30,Token2,C202\r\n\
+         c@contoso.com,2100000003,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,30,Token2,C202\r\n\
+         d@contoso.com,2100000004,MFRG GZDF MZTW Q2LK MFRG GZDF MZTW Q2LK,30,Token2,C202\r\n\
+         e@contoso.com,2100000005,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,30,Token2,C202\r\n",
+    )
+    .unwrap();
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    sign_in(&client, &base, PROVISIONER).await;
+    client.goto(&format!("{base}/inventory")).await.unwrap();
+    click(&client, ".tabs button[data-tab=import]").await;
+    wait_for(&client, "#import-file")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    click(&client, "#import-form button[type=submit]").await;
+    wait_for_text(&client, "#import-message", "left out").await;
+    let problems = visible_text(&client, "#import-problems tbody").await;
+    for line in ["line 2", "line 3", "line 5", "line 6"] {
+        assert!(problems.contains(line), "no {line} in:\n{problems}");
+    }
+    assert!(
+        !problems.contains("oathdesk "),
+        "a command line: {problems}"
+    );
+    // The records: every line, those left out marked.
+    let rows = visible_text(&client, "#import-rows tbody").await;
+    for serial in ["2100000001", "2100000003", "2100000004", "2100000005"] {
+        assert!(rows.contains(serial), "{serial} missing from:\n{rows}");
+    }
+    assert_eq!(rows.matches("(skipped)").count(), 3, "{rows}");
+    let go = visible_text(&client, "#import-go").await;
+    assert!(go.contains("Import 2"), "{go}");
+    // The fix offered is the Toolset's converter.
+    let link = wait_for(&client, "#import-problems a[href^='/toolset']").await;
+    assert!(link.is_displayed().await.unwrap());
+    screenshots(&client, "inventory-import-problems").await;
+    // In a new tab: the preview stays where it is.
+    let preview = client.window().await.unwrap();
+    link.click().await.unwrap();
+    let started = Instant::now();
+    let toolset = loop {
+        let windows = client.windows().await.unwrap();
+        if let Some(other) = windows.into_iter().find(|w| *w != preview) {
+            break other;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no new tab");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    client.switch_to_window(toolset).await.unwrap();
+    wait_for_path(&client, "/toolset").await;
+    wait_for(&client, "#convert-value").await;
+    wait_until(
+        &client,
+        "document.activeElement && document.activeElement.id === 'convert-value'",
+        "the converter's field is not focused",
+    )
+    .await;
+    assert_eq!(value_of(&client, "#convert-from").await, "hex");
+    let target = client
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(target, json!("convert-value"));
+    client.close().await.unwrap();
+}
