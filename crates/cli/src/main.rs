@@ -126,9 +126,9 @@ fn parse_arguments() -> Result<Cli, clap::Error> {
     Cli::from_arg_matches(&matches)
 }
 
-/// Exit 2 where the vault found a code or a row it cannot vouch for (a
-/// delivery code it gave out itself, a row altered outside oathdesk),
-/// like a code that did not verify; 1 for every other error. Decided by
+/// Exit 2 for a code that did not verify (a wrong delivery code) and where
+/// the vault found a code or a row it cannot vouch for (a delivery code it
+/// gave out itself, a row altered outside oathdesk); 1 for every other error. Decided by
 /// the error's type, never its words.
 fn exit_code_of(error: &anyhow::Error) -> ExitCode {
     use oathdesk_vault::Error as E;
@@ -136,7 +136,9 @@ fn exit_code_of(error: &anyhow::Error) -> ExitCode {
         return remote.exit_code();
     }
     match error.downcast_ref::<E>() {
-        Some(E::CodeReleased { .. } | E::Altered { .. }) => ExitCode::from(2),
+        Some(E::CodeReleased { .. } | E::CodeMismatch { .. } | E::Altered { .. }) => {
+            ExitCode::from(2)
+        }
         _ => ExitCode::from(1),
     }
 }

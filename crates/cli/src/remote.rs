@@ -69,7 +69,7 @@ impl RemoteError {
     /// The exit code a local command would give for the same refusal.
     pub fn exit_code(&self) -> ExitCode {
         match self.kind.as_deref() {
-            Some("altered" | "code_released") => ExitCode::from(2),
+            Some("altered" | "code_released" | "code_mismatch") => ExitCode::from(2),
             Some("approval_required") => ExitCode::from(helpdesk::EXIT_WAITING),
             _ => ExitCode::from(1),
         }
@@ -261,7 +261,7 @@ pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
             let answer = console.send("GET", &path, None)?;
             let info: TokenInfo = serde_json::from_value(answer["token"].clone())?;
             let history: Vec<Event> = serde_json::from_value(answer["events"].clone())?;
-            token::print_token(info, history, json);
+            token::print_token(info, history, None, json);
         }
         Command::Vault(crate::commands::vault::VaultCommand::Verify { json }) => {
             let report = console.send("GET", "/api/v1/vault/verify", None)?;
@@ -408,5 +408,26 @@ impl Desk for &Console {
     fn collect(&mut self, id: &str) -> Result<HelpdeskGrant> {
         let path = format!("/api/v1/helpdesk/approvals/{}/collect", encode_part(id));
         Ok(serde_json::from_value(self.send("POST", &path, None)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_consoles_kinds_give_the_local_exit_codes() {
+        let code = |kind: Option<&str>| {
+            RemoteError {
+                message: String::new(),
+                kind: kind.map(str::to_owned),
+            }
+            .exit_code()
+        };
+        // A delivery code that did not verify: 2, like the local command.
+        assert_eq!(code(Some("code_mismatch")), ExitCode::from(2));
+        assert_eq!(code(Some("code_released")), ExitCode::from(2));
+        assert_eq!(code(Some("refused")), ExitCode::from(1));
+        assert_eq!(code(None), ExitCode::from(1));
     }
 }

@@ -293,3 +293,210 @@ fn an_admin_signs_in_with_a_device_code_and_later_commands_use_it() {
         .success()
         .stdout(predicate::str::contains("admin@contoso.com (delegated"));
 }
+
+/// The code a secret shows now (`oathdesk code`), for a delivery.
+fn current_code(secret: &str) -> String {
+    let output = Command::cargo_bin("oathdesk")
+        .unwrap()
+        .args(["code", secret])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn push_leaves_out_lost_retired_and_delivered_tokens_and_refuses_only_real_refusals() {
+    let desk = Desk::new(&permissions::ALL);
+    // Retired (and 8 digits: the reason given must be that it is retired).
+    desk.add("OLD-8", SEED_1, &["--digits", "8"]);
+    desk.run(&["token", "retire", "OLD-8"]).assert().success();
+    desk.add("LOST-1", SEED_2, &[]);
+    desk.run(&["token", "lost", "LOST-1"]).assert().success();
+    // In Entra and assigned, then delivered: its secret is purged.
+    desk.add("DELIV-1", SEED_1, &["--user", "bob@contoso.com"]);
+    desk.run(&["entra", "push", "--assign"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("2 left out (--explain lists them"));
+    desk.run(&["token", "ship", "DELIV-1"]).assert().success();
+    desk.run(&[
+        "token",
+        "deliver",
+        "DELIV-1",
+        "--code",
+        &current_code(SEED_1),
+    ])
+    .assert()
+    .success();
+    let shown: Value = serde_json::from_slice(
+        &desk
+            .run(&["token", "show", "DELIV-1", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(shown["token"]["custody"], "purged", "{shown}");
+
+    // Nothing here is a refusal: exit 0, every run.
+    for _ in 0..2 {
+        desk.run(&["entra", "push", "--activate"])
+            .assert()
+            .success()
+            .stderr(
+                predicate::str::contains("3 left out")
+                    .and(predicate::str::contains("refused").not()),
+            );
+    }
+    let explained = desk
+        .run(&["entra", "push", "--activate", "--explain"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let explained = String::from_utf8(explained).unwrap();
+    let line = |reference: &str| {
+        explained
+            .lines()
+            .find(|l| l.starts_with(reference))
+            .unwrap_or_else(|| panic!("no line for {reference}: {explained}"))
+            .to_owned()
+    };
+    assert!(
+        line("OLD-8").contains("left out") && line("OLD-8").contains("retired"),
+        "{explained}"
+    );
+    assert!(!line("OLD-8").contains("6-digit"), "{explained}");
+    assert!(line("LOST-1").contains("lost"), "{explained}");
+    assert!(
+        line("DELIV-1").contains("purged after delivery"),
+        "{explained}"
+    );
+    let report: Value = serde_json::from_slice(
+        &desk
+            .run(&["entra", "push", "--activate", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(report["left_out"].as_array().unwrap().len(), 3, "{report}");
+    assert_eq!(desk.sim.devices().len(), 1);
+
+    // A real refusal still exits 2.
+    desk.add("EIGHT", SEED_2, &["--digits", "8"]);
+    desk.run(&["entra", "push"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("Entra takes 6-digit codes, not 8"))
+        .stderr(predicate::str::contains("1 refused"));
+}
+
+#[test]
+fn dry_run_says_create_assign_or_activate_and_list_and_show_tell_the_link() {
+    let desk = Desk::new(&permissions::ALL);
+    desk.add("NEW-1", SEED_1, &["--user", "bob@contoso.com"]);
+    desk.add("CREATED-1", SEED_2, &["--user", "bob@contoso.com"]);
+    desk.run(&["entra", "push", "--serial", "CREATED-1"])
+        .assert()
+        .success();
+    desk.sim.clear_log();
+    let planned = desk
+        .run(&["entra", "push", "--activate", "--dry-run"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("1 to create, 1 to activate"))
+        .get_output()
+        .stdout
+        .clone();
+    let planned = String::from_utf8(planned).unwrap();
+    let line = |reference: &str| {
+        planned
+            .lines()
+            .find(|l| l.starts_with(reference))
+            .unwrap_or_else(|| panic!("no line for {reference}: {planned}"))
+            .to_owned()
+    };
+    assert!(
+        line("NEW-1").contains("to create")
+            && line("NEW-1").contains("create, then assign to bob@contoso.com, then activate"),
+        "{planned}"
+    );
+    assert!(
+        line("CREATED-1").contains("to activate")
+            && line("CREATED-1").contains("assign to bob@contoso.com, then activate"),
+        "{planned}"
+    );
+    assert!(
+        desk.sim
+            .log()
+            .iter()
+            .all(|l| l.method == "GET" || l.path.contains("oauth2")),
+        "a dry run sends nothing"
+    );
+    desk.run(&["entra", "push", "--assign", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("to assign"));
+    assert_eq!(desk.sim.devices().len(), 1);
+
+    // Push for real; bob also has an authenticator app.
+    desk.run(&["entra", "push", "--activate"])
+        .assert()
+        .success();
+    desk.sim.set_software_oath("bob@contoso.com", 1);
+    let listed = desk
+        .run(&["entra", "list", "--user", "bob@contoso.com"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "2 hardware token(s) and 1 authenticator app(s)",
+        ))
+        .get_output()
+        .stdout
+        .clone();
+    let listed = String::from_utf8(listed).unwrap();
+    assert!(
+        listed.contains("NEW-1") && listed.contains("CREATED-1") && listed.contains("activated"),
+        "{listed}"
+    );
+    assert!(listed.contains("software  authenticator app"), "{listed}");
+    assert!(!listed.contains(SEED_1) && !listed.contains(SEED_2));
+    let json: Value = serde_json::from_slice(
+        &desk
+            .run(&["entra", "list", "--user", "bob@contoso.com", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["hardware"].as_array().unwrap().len(), 2, "{json}");
+    assert_eq!(json["software"].as_array().unwrap().len(), 1, "{json}");
+
+    // token show names the link.
+    let shown = desk
+        .run(&["token", "show", "NEW-1"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(
+        shown.contains("entra")
+            && shown.contains("serial NEW-1 activated")
+            && shown.contains("user bob@contoso.com"),
+        "{shown}"
+    );
+    let shown: Value = serde_json::from_slice(
+        &desk
+            .run(&["token", "show", "NEW-1", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(shown["entra"][0]["status"], "activated", "{shown}");
+    assert_eq!(shown["entra"][0]["serial"], "NEW-1", "{shown}");
+}

@@ -242,6 +242,15 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
         .stderr(predicate::str::contains(
             "this code was given out by the helpdesk",
         ));
+    // A code the token does not show (here: the one of 1970) did not
+    // verify: exit 2, by the error's type, and nothing changes.
+    let wrong = code_at(SECRET, 0);
+    desk.run(&["token", "deliver", "2100001", "--code", &wrong])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the code does not match 2100001"));
+    let shown = desk.json(&["token", "show", "2100001", "--json"]);
+    assert_eq!(shown["token"]["state"], "shipped");
     // ...the next one the token shows does.
     let next = code_at(SECRET, (grant["counter"].as_u64().unwrap() + 1) * 30);
     let delivered = desk.json(&["token", "deliver", "2100001", "--code", &next, "--json"]);
@@ -282,10 +291,12 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
             "helpdesk.code",
             "token.deliver",
             "token.deliver",
+            "token.deliver",
             "helpdesk.code"
         ]
     );
     assert_eq!(audit[8]["outcome"], "refused", "the released code");
+    assert_eq!(audit[9]["outcome"], "refused", "the wrong code");
     // The grant records how the caller was verified.
     assert_eq!(audit[7]["ticket"], "INC0001001");
     assert_eq!(
@@ -296,7 +307,7 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
     desk.run(&["audit", "verify"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("audit log intact: 11 entries"));
+        .stdout(predicate::str::contains("audit log intact: 12 entries"));
 }
 
 fn wrong_passphrase_and_missing_vault_are_clear(backend: Backend) {

@@ -235,6 +235,16 @@ pub struct HardwareOathMethod {
     pub device: Option<GraphDevice>,
 }
 
+/// A user's authenticator app (`softwareOathAuthenticationMethod`). Its
+/// `secretKey` (which Graph returns as null anyway) is never read.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SoftwareOathMethod {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
+}
+
 /// The hardware OATH authentication method policy.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -561,14 +571,17 @@ impl<'a> Graph<'a> {
     /// How many authenticator apps (software OATH methods) a user has: they
     /// count towards the five OATH methods Entra allows.
     pub fn software_oath_methods(&self, user_id: &str) -> Result<usize> {
+        Ok(self.software_oath_method_list(user_id)?.len())
+    }
+
+    /// A user's authenticator apps (software OATH methods).
+    pub fn software_oath_method_list(&self, user_id: &str) -> Result<Vec<SoftwareOathMethod>> {
         let url = format!(
             "{}/users/{}/authentication/softwareOathMethods",
             self.base,
             utf8_percent_encode(user_id, ENCODE)
         );
-        Ok(self
-            .list::<serde_json::Value>(Operation::ListMethods, url)?
-            .len())
+        self.list(Operation::ListMethods, url)
     }
 
     /// Assigns a token to a user without activating it.

@@ -23,8 +23,14 @@
 //! What Entra cannot take is refused before anything is sent, with the
 //! reason: HOTP, periods other than 30/60 s, SHA-512, other than 6 digits,
 //! secrets Entra's rules exclude, a serial two credentials would share, more
-//! than five OATH methods for one user, and tokens whose codes the vault
-//! cannot vouch for (lost, retired, or a burn never confirmed).
+//! than five OATH methods for one user, a burn never confirmed, and a secret
+//! purged before the token was ever in Entra.
+//!
+//! What is not meant to be pushed is left out, not refused
+//! ([`PushReport::left_out`], with the reason): lost and retired tokens, and
+//! tokens in Entra already whose secret was purged after delivery when an
+//! activation code would be needed (they are still assigned if they are
+//! not yet).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -126,8 +132,10 @@ pub struct Line {
     pub credential: String,
     /// The serial Entra knows.
     pub serial: String,
-    /// `created`, `adopted`, `present`, `assigned`, `activated`, `planned`,
-    /// `refused` or `failed`.
+    /// `created`, `adopted`, `present`, `assigned`, `activated`, `refused`
+    /// or `failed`; `left out` (in [`PushReport::left_out`]); in a dry run,
+    /// `to create`, `to assign` or `to activate` (the detail lists every
+    /// step).
     pub result: String,
     /// Why, for refusals and failures; what else happened otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,6 +146,11 @@ pub struct Line {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PushReport {
     pub lines: Vec<Line>,
+    /// Credentials the filters selected that are not meant to go to Entra
+    /// (retired, lost, or linked already with their secret purged after
+    /// delivery), each with the reason (`result` is `left out`). They are
+    /// not refusals.
+    pub left_out: Vec<Line>,
     /// Why the push stopped early, if it did (a re-run resumes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
@@ -194,6 +207,23 @@ pub fn parameter_refusal(token: &TokenInfo) -> Option<String> {
         Err(reason) => Some(reason),
     }
 }
+
+/// Why a credential in `state` is not meant to go to Entra at all (it is
+/// left out, not refused).
+fn state_left_out(state: State, reference: &str) -> Option<String> {
+    matches!(state, State::Lost | State::Retired).then(|| {
+        format!(
+            "the token is {state} in the vault: it is not pushed (if Entra still has it, remove it \
+             there with 'oathdesk entra delete {reference}')"
+        )
+    })
+}
+
+/// The reason a token whose secret was purged after delivery, linked in
+/// Entra already, is not activated by this push.
+pub const PURGED_NOT_ACTIVATED: &str = "not activated by oathdesk: its secret was purged after \
+     delivery, so the vault cannot compute an activation code (the user activates it in Security \
+     info)";
 
 /// Why a credential in `state` does not go to Entra, and what to do.
 fn state_refusal(state: State, reference: &str) -> String {
@@ -287,9 +317,20 @@ pub fn push<S: Store>(
             result: "refused".into(),
             detail: Some(reason),
         };
-        let needs_secret = linked
-            .as_ref()
-            .is_none_or(|l| l.device_id.is_none() || (options.activate && l.status != "activated"));
+        // Not meant to be pushed: left out, with the true reason, before
+        // any parameter is judged.
+        if let Some(reason) = state_left_out(token.state, &reference) {
+            report.left_out.push(Line {
+                result: "left out".into(),
+                ..refuse(reason)
+            });
+            continue;
+        }
+        // A token in Entra already needs its secret only to be activated;
+        // one whose secret was purged after delivery is left as Entra has
+        // it (see the second phase). Creating one needs the secret.
+        let in_entra = linked.as_ref().is_some_and(|l| l.device_id.is_some());
+        let needs_secret = !in_entra;
         let reason = parameter_refusal(&token)
             .or_else(|| {
                 (!token.state.vouches_for_codes()).then(|| state_refusal(token.state, &reference))
@@ -405,6 +446,14 @@ pub fn push<S: Store>(
                     item.link.serial
                 ));
             }
+            None if item.token.custody == Custody::Purged => {
+                item.line.result = "refused".into();
+                item.line.detail = Some(
+                    "Entra no longer has it, and the vault no longer holds its secret (purged \
+                     after delivery): it cannot be created again"
+                        .into(),
+                );
+            }
             None => {
                 item.link.device_id = None;
                 item.link.status = "pending".into();
@@ -413,12 +462,21 @@ pub fn push<S: Store>(
         }
     }
     if options.dry_run {
+        // What a run would do, token by token: create, assign, activate.
         for item in &mut work {
             if item.line.result == "present" && item.link.device_id.is_none() {
-                item.line.result = "planned".into();
+                item.line.result = "to create".into();
+                item.line.detail = Some("create".into());
             }
         }
-        report.lines.extend(work.into_iter().map(|w| w.line));
+        if options.assign || options.activate {
+            let counts = whole.then_some(&inventory);
+            let targets = plan_second_phase(graph, &mut work, &by_id, counts, options, true)?;
+            for target in targets {
+                describe_plan(&mut work[target.index], &target);
+            }
+        }
+        settle(&mut report, work);
         return Ok(finish(report, graph));
     }
     if !adopted.is_empty() {
@@ -581,8 +639,55 @@ pub fn push<S: Store>(
             session, graph, tenant, &mut work, &by_id, counts, options, clock,
         )?;
     }
-    report.lines.extend(work.into_iter().map(|w| w.line));
+    settle(&mut report, work);
     Ok(finish(report, graph))
+}
+
+/// The lines of a run into the report: what was left out apart.
+fn settle(report: &mut PushReport, work: Vec<Work>) {
+    for item in work {
+        if item.line.result == "left out" {
+            report.left_out.push(item.line);
+        } else {
+            report.lines.push(item.line);
+        }
+    }
+}
+
+/// A dry run's line for a token the second phase would handle.
+fn describe_plan(item: &mut Work, target: &Target) {
+    let creating = item.line.result == "to create";
+    let mut steps: Vec<String> = Vec::new();
+    if creating {
+        steps.push("create".into());
+    }
+    let result = match target.step {
+        Step::Assign => {
+            steps.push(format!("assign to {}", target.upn));
+            "to assign"
+        }
+        Step::Activate { assigned } => {
+            if !assigned {
+                steps.push(format!("assign to {}", target.upn));
+            }
+            steps.push("activate".into());
+            "to activate"
+        }
+        Step::Note => return,
+    };
+    if !creating {
+        item.line.result = result.into();
+    }
+    let mut detail = steps.join(", then ");
+    if let Some(note) = item
+        .line
+        .detail
+        .as_deref()
+        .filter(|d| *d == PURGED_NOT_ACTIVATED)
+    {
+        detail = format!("{detail} ({note})");
+    }
+    item.line.detail = Some(detail);
 }
 
 fn finish(mut report: PushReport, graph: &Graph<'_>) -> PushReport {
@@ -610,26 +715,29 @@ struct Target {
     step: Step,
 }
 
-/// Assigns (and activates) every token that is in Entra now. `inventory`
-/// is the whole tenant's, when it was read, for counting users' tokens.
-#[allow(clippy::too_many_arguments)]
-fn assign_and_activate<S: Store>(
-    session: &mut Session<S>,
+/// What the second phase would do with each token in Entra (with
+/// `planning`, also with each token a run would create): refusals and
+/// what is left out go on their lines. Reads Entra, changes nothing.
+/// `inventory` is the whole tenant's, when it was read, for counting
+/// users' tokens.
+fn plan_second_phase(
     graph: &Graph<'_>,
-    tenant: &str,
     work: &mut [Work],
     by_id: &HashMap<String, GraphDevice>,
     inventory: Option<&Vec<GraphDevice>>,
     options: &PushOptions,
-    clock: &Clock<'_>,
-) -> Result<()> {
+    planning: bool,
+) -> Result<Vec<Target>> {
     let mut users: HashMap<String, std::result::Result<String, String>> = HashMap::new();
     // OATH methods each user holds, counted when first needed.
     let mut held: HashMap<String, usize> = HashMap::new();
     let mut targets = Vec::new();
     for (index, item) in work.iter_mut().enumerate() {
-        let Some(device_id) = item.link.device_id.clone() else {
-            continue;
+        // A dry run plans for the tokens it would create too.
+        let device_id = match item.link.device_id.clone() {
+            Some(id) => id,
+            None if planning && item.line.result == "to create" => String::new(),
+            None => continue,
         };
         if matches!(item.line.result.as_str(), "refused" | "failed") {
             continue;
@@ -644,7 +752,20 @@ fn assign_and_activate<S: Store>(
             .and_then(|d| d.assigned_to.as_ref())
             .and_then(|a| a.id.clone());
         let status = item.link.status.clone();
-        let done = status == "activated" || !options.activate;
+        let mut activate = options.activate;
+        // Its secret was purged after delivery: no activation code can be
+        // computed. Assigned already, it is left as Entra has it; else it
+        // is assigned only.
+        if activate && status != "activated" && item.token.custody == Custody::Purged {
+            activate = false;
+            if entra_user.is_some() {
+                item.line.result = "left out".into();
+                item.line.detail = Some(format!("{PURGED_NOT_ACTIVATED}; Entra has it {status}"));
+                continue;
+            }
+            item.line.detail = Some(PURGED_NOT_ACTIVATED.into());
+        }
+        let done = status == "activated" || !activate;
         // Nothing to do, and known to be so without asking Entra who the user is.
         if done
             && entra_user.is_some()
@@ -714,7 +835,7 @@ fn assign_and_activate<S: Store>(
             }
             held.insert(user_id.clone(), count + 1);
         }
-        let step = if options.activate && status != "activated" {
+        let step = if activate && status != "activated" {
             Step::Activate { assigned }
         } else if !assigned {
             Step::Assign
@@ -728,7 +849,23 @@ fn assign_and_activate<S: Store>(
             step,
         });
     }
+    Ok(targets)
+}
 
+/// Assigns (and activates) every token that is in Entra now. `inventory`
+/// is the whole tenant's, when it was read, for counting users' tokens.
+#[allow(clippy::too_many_arguments)]
+fn assign_and_activate<S: Store>(
+    session: &mut Session<S>,
+    graph: &Graph<'_>,
+    tenant: &str,
+    work: &mut [Work],
+    by_id: &HashMap<String, GraphDevice>,
+    inventory: Option<&Vec<GraphDevice>>,
+    options: &PushOptions,
+    clock: &Clock<'_>,
+) -> Result<()> {
+    let targets = plan_second_phase(graph, work, by_id, inventory, options, false)?;
     let (activations, others): (Vec<Target>, Vec<Target>) = targets
         .into_iter()
         .partition(|t| matches!(t.step, Step::Activate { .. }));

@@ -22,7 +22,7 @@ pub struct ApiError {
     /// Seconds, for 429 answers.
     pub retry_after: Option<u64>,
     /// The vault's kind of refusal (`forbidden`, `rate_limited`, `refused`,
-    /// `altered`, `code_released`, `sealed`, `no_key_slot`,
+    /// `altered`, `code_released`, `code_mismatch`, `sealed`, `no_key_slot`,
     /// `password_change_required`, `import_problems`) or of a held-back
     /// answer (`approval_required`), for clients that branch on it — the
     /// command line's exit codes, the console's pages — rather than on the
@@ -147,6 +147,10 @@ impl From<oathdesk_vault::Error> for ApiError {
             e @ E::CodeReleased { .. } => {
                 ApiError::conflict(e.to_string()).of_kind("code_released")
             }
+            // 409 as before (it was a plain refusal), now with its own kind.
+            e @ E::CodeMismatch { .. } => {
+                ApiError::conflict(e.to_string()).of_kind("code_mismatch")
+            }
             e @ E::PasswordChangeRequired => {
                 ApiError::forbidden(e.to_string()).of_kind("password_change_required")
             }
@@ -221,3 +225,19 @@ impl IntoResponse for ApiError {
 
 /// Results of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_code_that_did_not_verify_is_a_409_code_mismatch() {
+        let error = ApiError::from(oathdesk_vault::Error::CodeMismatch {
+            credential: "2100001".into(),
+            steps: 3,
+        });
+        assert_eq!(error.status, StatusCode::CONFLICT);
+        assert_eq!(error.kind, Some("code_mismatch"));
+        assert!(error.message.starts_with("the code does not match 2100001"));
+    }
+}

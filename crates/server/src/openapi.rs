@@ -147,7 +147,8 @@ pub fn document() -> Value {
             "error": {"type": "string"}, "status": {"type": "integer"},
             "kind": {"type": "string", "description": "The vault's kind of refusal, for clients \
                 that branch on it: forbidden, rate_limited, refused, altered, code_released, \
-                sealed, no_key_slot"}}}),
+                code_mismatch, sealed, no_key_slot, password_change_required, invalid_serial, \
+                import_problems, entra_refused"}}}),
     );
     schemas.insert(
         "ApprovalRequired".into(),

@@ -98,6 +98,14 @@ pub enum Error {
          nothing about the token; ask the user for the next code the token shows"
     )]
     CodeReleased { credential: String },
+    /// The code offered as proof of delivery did not verify: it is not one
+    /// the token shows within the delivery window. Front-ends answer it like
+    /// any code that did not verify (exit 2, 409 `code_mismatch`).
+    #[error(
+        "the code does not match {credential} within ±{steps} steps: check the serial and slot, \
+         or read the next code off the token"
+    )]
+    CodeMismatch { credential: String, steps: u64 },
     /// A helpdesk or auditor operator holds no key of the vault: they work
     /// through a console that an admin unsealed.
     #[error(

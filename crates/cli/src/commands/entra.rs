@@ -120,16 +120,29 @@ Examples:
 Tokens are created in batches; each is then assigned to its vault user (--assign) and \
 activated with a code oathdesk computes from the vault at the moment it sends it (--activate). \
 What Entra cannot take (HOTP, SHA-512, not 6 digits, not 30/60 s, a sixth OATH method for a \
-user, a serial two tokens would share) is refused first, with the reason. A run that stops \
-half-way resumes when run again and never creates a token twice. Every secret sent and every \
-code computed is in the audit log.
+user, a serial two tokens would share) is refused first, with the reason. What is not meant to \
+be pushed is left out without being a refusal: lost and retired tokens, and tokens in Entra \
+already whose secret was purged after delivery (they cannot be activated by oathdesk); \
+--explain lists them with the reason. --dry-run says per token whether a run would create, \
+assign or activate it. A run that stops half-way resumes when run again and never creates a \
+token twice. Every secret sent and every code computed is in the audit log.
 
 Exit codes: 0 done, 1 a failure (run again to resume), 2 some tokens were refused.
 
 Examples:
   oathdesk entra push --user bob@contoso.com --activate
-  oathdesk entra push --serial 2100123456 --dry-run")]
+  oathdesk entra push --serial 2100123456 --dry-run
+  oathdesk entra push --activate --explain")]
     Push(PushArgs),
+    /// A user's OATH methods in Entra: hardware tokens and authenticator apps.
+    #[command(after_help = "\
+Reads the user's hardware OATH methods (with each token's serial and status) and software OATH \
+methods (authenticator apps) through Graph; together they count towards Entra's limit of five \
+per user. Needs UserAuthenticationMethod.Read.All (or ReadWrite.All).
+
+Example:
+  oathdesk entra list --user bob@contoso.com")]
+    List(ListArgs),
     /// Compare the vault with Entra: missing, extra and changed tokens.
     #[command(after_help = "\
 Entra's current status and assignment of every token this vault put there are recorded in the \
@@ -198,12 +211,22 @@ pub struct PushArgs {
     /// Link tokens Entra already has under the same serial (only if you know they are this vault's).
     #[arg(long)]
     pub adopt: bool,
-    /// Show what would be done; send and record nothing.
+    /// Show what would be done (create, assign, activate, per token); send and record nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also list the tokens left out (lost, retired, secret purged after delivery) and why.
+    #[arg(long)]
+    pub explain: bool,
     /// Serial of a multi-profile device's profile in Entra: {serial} and {slot} (two digits).
     #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_PROFILE_SERIAL)]
     pub profile_serial: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// The user (UPN or object id).
+    #[arg(long, value_name = "UPN")]
+    pub user: String,
 }
 
 #[derive(Args, Debug)]
@@ -461,6 +484,7 @@ fn dispatch(
         EntraCommand::Status => status(options, auth, &graph),
         EntraCommand::Push(args) => push(args, options, &graph, tenant, vault),
         EntraCommand::Sync(args) => run_sync(args, options, &graph, tenant, vault),
+        EntraCommand::List(args) => list(&args, options, &graph),
         EntraCommand::Unassign(args) => {
             let mut session = vault.unlock()?;
             let mut lines = Vec::new();
@@ -682,6 +706,9 @@ fn push(
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_lines(&report.lines, false)?;
+        if args.explain {
+            print_lines(&report.left_out, false)?;
+        }
         let mut counts: Vec<String> = Vec::new();
         for result in [
             "created",
@@ -689,7 +716,9 @@ fn push(
             "assigned",
             "activated",
             "present",
-            "planned",
+            "to create",
+            "to assign",
+            "to activate",
             "refused",
             "failed",
         ] {
@@ -697,6 +726,20 @@ fn push(
             if n > 0 {
                 counts.push(format!("{n} {result}"));
             }
+        }
+        if !report.left_out.is_empty() {
+            counts.push(format!(
+                "{} left out{}",
+                report.left_out.len(),
+                if args.explain {
+                    ""
+                } else {
+                    " (--explain lists them and why)"
+                }
+            ));
+        }
+        if counts.is_empty() {
+            counts.push("nothing to push".into());
         }
         eprintln!(
             "oathdesk: {}; {} request(s) to Entra, {} retried",
@@ -717,6 +760,73 @@ fn push(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `entra list --user UPN`: the user's hardware and software OATH methods.
+fn list(args: &ListArgs, options: &EntraOptions, graph: &Graph<'_>) -> Result<ExitCode> {
+    let user = graph.user(&args.user)?;
+    let upn = user
+        .user_principal_name
+        .clone()
+        .unwrap_or_else(|| args.user.clone());
+    let hardware = graph.methods(&user.id)?;
+    let software = graph.software_oath_method_list(&user.id)?;
+    // Named fields only: a device's secret is never printed (Graph does
+    // not return it, and this would not show it if it did).
+    let hardware_json: Vec<serde_json::Value> = hardware
+        .iter()
+        .map(|m| {
+            let device = m.device.as_ref();
+            json!({"method_id": m.id,
+                   "device_id": device.and_then(|d| d.id.clone()),
+                   "serial": device.and_then(|d| d.serial_number.clone()),
+                   "status": device.and_then(|d| d.status.clone()),
+                   "display_name": device.and_then(|d| d.display_name.clone()),
+                   "manufacturer": device.and_then(|d| d.manufacturer.clone()),
+                   "model": device.and_then(|d| d.model.clone()),
+                   "created": m.created_date_time})
+        })
+        .collect();
+    if options.json {
+        println!(
+            "{}",
+            json!({"user": upn, "user_id": user.id, "hardware": hardware_json,
+                   "software": software})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (method, shown) in hardware.iter().zip(&hardware_json) {
+        let field = |name: &str| shown[name].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{}",
+            format!(
+                "hardware  {:<20} {:<10} {:<36} {}",
+                printable(&field("serial")),
+                printable(&field("status")),
+                printable(&method.id),
+                printable(&field("display_name"))
+            )
+            .trim_end()
+        );
+    }
+    for method in &software {
+        println!(
+            "software  {:<20} {:<10} {}",
+            "authenticator app",
+            "-",
+            printable(&method.id)
+        );
+    }
+    eprintln!(
+        "oathdesk: {} has {} hardware token(s) and {} authenticator app(s) in Entra \
+         ({} of {} OATH methods)",
+        printable(&upn),
+        hardware.len(),
+        software.len(),
+        hardware.len() + software.len(),
+        sync::MAX_OATH_METHODS_PER_USER
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_sync(

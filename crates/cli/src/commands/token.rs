@@ -330,7 +330,8 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
         }
         TokenCommand::Show { token, json } => {
             let (info, history) = session.token(&token)?;
-            print_token(info, history, json);
+            let entra = session.entra_links_of(info.id)?;
+            print_token(info, history, Some(&entra), json);
         }
         TokenCommand::Assign { token, user } => {
             let info = session.assign(&token, &user, now)?;
@@ -365,11 +366,48 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
 }
 
 /// Prints one credential and its history (`token show`, local or remote).
-pub fn print_token(info: TokenInfo, history: Vec<oathdesk_vault::model::Event>, json: bool) {
+/// Prints a credential, its Entra links (`None`: not known here, as through
+/// a console) and its history.
+pub fn print_token(
+    info: TokenInfo,
+    history: Vec<oathdesk_vault::model::Event>,
+    entra: Option<&[oathdesk_vault::model::EntraLink]>,
+    json: bool,
+) {
     if json {
-        println!("{}", serde_json::json!({"token": info, "history": history}));
+        let mut shown = serde_json::json!({"token": info, "history": history});
+        if let Some(links) = entra {
+            shown["entra"] = serde_json::json!(links);
+        }
+        println!("{shown}");
     } else {
         print_tokens(std::slice::from_ref(&info));
+        if let Some(links) = entra {
+            if links.is_empty() {
+                println!("entra    not pushed to Entra (as far as this vault knows)");
+            }
+            for link in links {
+                let mut parts = vec![format!(
+                    "tenant {} serial {} {}",
+                    input::printable(&link.tenant),
+                    input::printable(&link.serial),
+                    link.status
+                )];
+                if let Some(user) = link.user_upn.as_deref().or(link.user_id.as_deref()) {
+                    parts.push(format!("user {}", input::printable(user)));
+                }
+                if let Some(device) = &link.device_id {
+                    parts.push(format!("device {}", input::printable(device)));
+                }
+                if let Some(at) = link.last_sync {
+                    parts.push(format!("checked {}", rfc3339(at)));
+                }
+                if let Some(error) = &link.last_error {
+                    parts.push(format!("last error: {}", input::printable(error)));
+                }
+                println!("entra    {}", parts.join(", "));
+            }
+        }
         println!();
         for event in history {
             println!(

@@ -101,7 +101,8 @@ impl<S: Store> Session<S> {
     /// The code must be one the vault never showed anyone: a code whose time
     /// step was released (a helpdesk code, an enrolment code) proves only
     /// that someone saw it, not that the token arrived (threat model,
-    /// promise 5), and is refused with [`Error::CodeReleased`].
+    /// promise 5), and is refused with [`Error::CodeReleased`]. A code that
+    /// does not verify is refused with [`Error::CodeMismatch`].
     pub fn deliver(&mut self, token: &TokenRef, code: &str, now: u64) -> Result<Delivery> {
         self.require(Permission::Deliver)?;
         let grace = self.setting_value(settings::PURGE_GRACE)?;
@@ -194,10 +195,7 @@ impl<S: Store> Session<S> {
                 Ok(delivery)
             }
             Err(Refusal::Released(credential)) => Err(Error::CodeReleased { credential }),
-            Err(Refusal::NoMatch(reference)) => Err(Error::Refused(format!(
-                "the code does not match {reference} within ±{steps} steps: check the serial and slot, \
-                 or read the next code off the token"
-            ))),
+            Err(Refusal::NoMatch(credential)) => Err(Error::CodeMismatch { credential, steps }),
         }
     }
 

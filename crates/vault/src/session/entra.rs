@@ -16,6 +16,23 @@ impl<S: Store> Session<S> {
         self.audited(wall_clock(), checked)
     }
 
+    /// What Entra holds of one credential, in every tenant it was pushed to.
+    pub fn entra_links_of(&mut self, credential_id: i64) -> Result<Vec<EntraLink>> {
+        self.require(Permission::InventoryRead)?;
+        let checked = {
+            let tx = self.store.read()?;
+            tx.entra_links_all().and_then(|links| {
+                let links: Vec<EntraLink> = links
+                    .into_iter()
+                    .filter(|l| l.credential_id == credential_id)
+                    .collect();
+                check_entra_links(&tx, &self.signer, self.signed, &links)?;
+                Ok(links)
+            })
+        };
+        self.audited(wall_clock(), checked)
+    }
+
     /// What Entra holds of one credential in `tenant`, if anything.
     pub fn entra_link(&mut self, tenant: &str, credential_id: i64) -> Result<Option<EntraLink>> {
         self.require(Permission::InventoryRead)?;
