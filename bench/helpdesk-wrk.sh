@@ -15,6 +15,7 @@
 #   USERS=10000 DURATION=30s CONNECTIONS=32 bash bench/helpdesk-wrk.sh
 #   POSTGRES=postgres://postgres@127.0.0.1:5432/test bash bench/helpdesk-wrk.sh
 #   OATHDESK_BIN=/tmp/oathdesk-before bash bench/helpdesk-wrk.sh   # another build
+#   OLD_API=1 OATHDESK_BIN=…   # a build from before the verification protocol (verified_by)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
@@ -77,6 +78,7 @@ TOKEN=$(curl -sf -b "$work/jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: appli
 export TOKEN USERS=$users
 # One request by hand, to see that it is granted (the same body as bench/helpdesk.lua's).
 check='{"user":"user0000001@contoso.com","ticket":"CHECK-0001","verifications":[{"method":"call-back","confirmed":[true,true],"evidence":"called the mobile on file, the user answered"}]}'
+[ -n "${OLD_API:-}" ] && check='{"user":"user0000001@contoso.com","verified_by":"check","ticket":"CHECK-0001"}'
 answer=$(curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
     -d "$check" "$base/api/v1/helpdesk/code")
 case $answer in

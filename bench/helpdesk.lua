@@ -11,7 +11,11 @@ local headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Be
 request = function()
   n = n + 1
   local body
-  if path == "/api/v1/helpdesk/code" then
+  if path == "/api/v1/helpdesk/code" and os.getenv("OLD_API") then
+    -- Builds from before the verification protocol took a free-text verified_by.
+    body = string.format('{"user":"user%07d@contoso.com","verified_by":"wrk","ticket":"BENCH-%07d"}',
+      (n % users) + 1, n)
+  elseif path == "/api/v1/helpdesk/code" then
     body = string.format('{"user":"user%07d@contoso.com","ticket":"BENCH-%07d","verifications":'
       .. '[{"method":"call-back","confirmed":[true,true],'
       .. '"evidence":"called the mobile on file, the user answered"}]}',

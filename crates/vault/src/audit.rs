@@ -232,7 +232,14 @@ pub fn verify_chain(rows: &[AuditRow], keys: &dyn Fn(i64) -> Option<[u8; 32]>) -
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    // By table: a `format!` per byte was 4 % of a helpdesk code's work.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// The head of the chain after an entry was committed: nothing secret,

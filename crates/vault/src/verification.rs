@@ -18,6 +18,7 @@
 //! the signed rows, applies these functions and audits the outcome.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -534,18 +535,18 @@ impl Policy {
     }
 }
 
-/// The ticket pattern, compiled once per process (not once per request).
-fn compiled(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    static LAST: std::sync::Mutex<Option<(String, regex::Regex)>> = std::sync::Mutex::new(None);
-    let mut last = LAST
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+/// The ticket pattern, compiled once per process (not once per request)
+/// and shared, not cloned: a clone of a `Regex` starts with empty search
+/// caches, which cost more than the match itself.
+fn compiled(pattern: &str) -> Result<Arc<regex::Regex>, regex::Error> {
+    static LAST: Mutex<Option<(String, Arc<regex::Regex>)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((text, regex)) = last.as_ref()
         && text == pattern
     {
         return Ok(regex.clone());
     }
-    let regex = regex::Regex::new(pattern)?;
+    let regex = Arc::new(regex::Regex::new(pattern)?);
     *last = Some((pattern.to_owned(), regex.clone()));
     Ok(regex)
 }
