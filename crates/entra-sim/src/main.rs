@@ -13,7 +13,7 @@
 
 use std::process::ExitCode;
 
-use oathdesk_entra_sim::{Simulator, UserProfile, permissions, roles};
+use oathdesk_entra_sim::{Simulator, permissions, roles};
 
 const CLIENT_ID: &str = "0a1b2c3d-0000-4000-8000-0000000000d1";
 
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     for upn in &users {
         simulator.add_user(upn, false);
     }
-    seed_directory(&simulator, directory);
+    simulator.seed_directory(directory);
     println!("export OATHDESK_GRAPH_URL={}", simulator.url());
     println!("export OATHDESK_AUTHORITY_URL={}", simulator.url());
     println!("export OATHDESK_ENTRA_TENANT={}", simulator.tenant());
@@ -75,30 +75,6 @@ fn main() -> ExitCode {
     );
     loop {
         std::thread::park();
-    }
-}
-
-/// A directory of `n` users with their data on file and a tree of
-/// managers (ten reports each), for trying and timing `entra users sync`.
-fn seed_directory(simulator: &Simulator, n: usize) {
-    let ids: Vec<String> = (0..n)
-        .map(|i| {
-            simulator.add_user_with_profile(
-                &format!("user{i}@contoso.com"),
-                &UserProfile {
-                    display_name: Some(format!("User {i}")),
-                    mail: Some(format!("user{i}@contoso.com")),
-                    mobile_phone: Some(format!("+1 555 {i:06}")),
-                    business_phones: vec![format!("+1 425 {i:06}")],
-                    employee_id: Some(format!("E{i:06}")),
-                    department: Some(["IT", "Finance", "Sales"][i % 3].into()),
-                    office_location: Some("HQ".into()),
-                },
-            )
-        })
-        .collect();
-    for (i, id) in ids.iter().enumerate().skip(1) {
-        simulator.set_manager(id, Some(&ids[(i - 1) / 10]));
     }
 }
 

@@ -75,6 +75,33 @@ impl Simulator {
         id
     }
 
+    /// A directory of `n` users (`user0@contoso.com` …) with phones, mail,
+    /// employee ids, departments (IT, Finance, Sales in turn), a location
+    /// and a tree of managers, ten reports each: for trying and timing
+    /// `entra users sync`. Returns the users' ids in order.
+    pub fn seed_directory(&self, n: usize) -> Vec<String> {
+        let ids: Vec<String> = (0..n)
+            .map(|i| {
+                self.add_user_with_profile(
+                    &format!("user{i}@contoso.com"),
+                    &UserProfile {
+                        display_name: Some(format!("User {i}")),
+                        mail: Some(format!("user{i}@contoso.com")),
+                        mobile_phone: Some(format!("+1 555 {i:06}")),
+                        business_phones: vec![format!("+1 425 {i:06}")],
+                        employee_id: Some(format!("E{i:06}")),
+                        department: Some(["IT", "Finance", "Sales"][i % 3].into()),
+                        office_location: Some("HQ".into()),
+                    },
+                )
+            })
+            .collect();
+        for (i, id) in ids.iter().enumerate().skip(1) {
+            self.set_manager(id, Some(&ids[(i - 1) / 10]));
+        }
+        ids
+    }
+
     /// Adds a directory user with its data on file; returns the object id.
     pub fn add_user_with_profile(&self, upn: &str, profile: &UserProfile) -> String {
         self.state().insert_user(upn, profile)

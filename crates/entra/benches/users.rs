@@ -12,7 +12,7 @@ use std::time::Instant;
 use oathdesk_entra::auth::{Authenticator, ClientCredential, Endpoints, SignIn, TokenCache};
 use oathdesk_entra::graph::Graph;
 use oathdesk_entra::http::{Http, RetryPolicy};
-use oathdesk_entra_sim::{Simulator, UserProfile, permissions};
+use oathdesk_entra_sim::{Simulator, permissions};
 use zeroize::Zeroizing;
 
 fn main() {
@@ -25,25 +25,7 @@ fn main() {
     let sim = Simulator::start();
     sim.add_app("bench", "secret", &permissions::ALL);
     let started = Instant::now();
-    let ids: Vec<String> = (0..n)
-        .map(|i| {
-            sim.add_user_with_profile(
-                &format!("user{i}@contoso.com"),
-                &UserProfile {
-                    display_name: Some(format!("User {i}")),
-                    mail: Some(format!("user{i}@contoso.com")),
-                    mobile_phone: Some(format!("+1 555 {i:06}")),
-                    business_phones: vec![format!("+1 425 {i:06}")],
-                    employee_id: Some(format!("E{i:06}")),
-                    department: Some("IT".into()),
-                    office_location: Some("HQ".into()),
-                },
-            )
-        })
-        .collect();
-    for (i, id) in ids.iter().enumerate().skip(1) {
-        sim.set_manager(id, Some(&ids[(i - 1) / 10]));
-    }
+    sim.seed_directory(n);
     println!(
         "seeded {n} users in {:.3} s",
         started.elapsed().as_secs_f64()

@@ -245,20 +245,10 @@ impl<N: Need> Auth<N> {
     /// Runs vault work on the opened session, off the async threads, and
     /// gives the connection back to the pool.
     pub async fn run<T: Send + 'static>(
-        mut self,
+        self,
         work: impl FnOnce(&mut Session) -> ApiResult<T> + Send + 'static,
     ) -> ApiResult<T> {
-        let mut session = self
-            .session
-            .take()
-            .expect("an Auth holds its session until run");
-        let state = self.state.clone();
-        blocking(move || {
-            let result = work(&mut session);
-            state.recycle(session.into_store());
-            result
-        })
-        .await
+        self.run_then(work, None).await
     }
 
     /// Like [`Auth::run`], then hands the session to `after` on another
