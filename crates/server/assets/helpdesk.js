@@ -472,6 +472,12 @@ document.addEventListener("DOMContentLoaded", () => {
 
   // ----- identify and deliver ------------------------------------------
 
+  // Where the code the caller read stands from now: not the token's drift.
+  function codePosition(offset) {
+    const steps = Math.abs(offset) === 1 ? "1 step" : Math.abs(offset) + " steps";
+    return offset === 0 ? "the current code" : "the code of " + steps + (offset > 0 ? " ahead" : " behind");
+  }
+
   $("identify-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const codes = [$("code1").value, $("code2").value].map((c) => c.trim()).filter(Boolean);
@@ -481,7 +487,10 @@ document.addEventListener("DOMContentLoaded", () => {
       body.replaceChildren();
       for (const hit of hits) {
         body.append(el("tr", {}, el("td", { class: "mono" }, hit.credential), el("td", {}, hit.user || "—"),
-          el("td", {}, el("span", { class: "pill" }, hit.state)), el("td", { class: "mono" }, hit.offset > 0 ? "+" + hit.offset : hit.offset)));
+          el("td", {}, el("span", { class: "pill" }, hit.state)),
+          el("td", { class: "nowrap" }, codePosition(hit.offset)),
+          el("td", { class: "nowrap" }, hit.drift_steps === null || hit.drift_steps === undefined
+            ? "not recorded" : (hit.drift_steps > 0 ? "+" : "") + hit.drift_steps + " step(s)")));
       }
       $("identify-table").classList.toggle("hidden", !hits.length);
       show("identify-message", hits.length ? (hits.length === 1 ? "One token matches." : hits.length + " tokens match: ask for the next code to tell them apart.") : "No held secret shows this code within ±2 steps.", hits.length === 1 ? "ok" : "warn");

@@ -673,6 +673,9 @@ async fn helpdesk_codes_need_verification_and_a_ticket_and_are_rate_limited() {
         .await;
     assert_eq!(hits.status, StatusCode::OK, "{}", hits.body);
     assert_eq!(hits.body[0]["credential"], "2100123456");
+    // Where the code stands, apart from the token's drift (none recorded yet).
+    assert_eq!(hits.body[0]["offset"], 0);
+    assert!(hits.body[0]["drift_steps"].is_null(), "{}", hits.body);
     // The current code was read out by the helpdesk: it proves nothing
     // about the token's arrival.
     let refused = hal

@@ -649,6 +649,18 @@ async fn helpdesk_reveals_a_code_after_verification() {
     let counter = detail["counter"].as_u64().unwrap();
     assert_eq!(code, totp(SEED).hotp().generate(counter).to_string());
 
+    // Identify the token from the code of the next step: the table says
+    // where the code stands, and keeps the token's drift apart.
+    // (Two steps ahead: still ahead if a step boundary passes meanwhile.)
+    let next = totp(SEED).generate_at(now() + 60).unwrap().to_string();
+    fill(&client, "#code1", &next).await;
+    click(&client, "#identify-form button[type=submit]").await;
+    let row = wait_for_text(&client, "#identify-table tbody", "2100123456").await;
+    assert!(
+        row.contains("the code of ") && row.contains(" ahead"),
+        "{row}"
+    );
+    assert!(row.contains("not recorded"), "{row}");
     // The operators page is not for the helpdesk: no link, and a refusal.
     let nav = client
         .find(Locator::Css("header nav"))

@@ -47,6 +47,6 @@ pub use session::verification::{
 pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
-    VaultReport, defaults, settings,
+    VaultReport, code_position, defaults, settings,
 };
 pub use session::{exchange, web};

@@ -586,11 +586,15 @@ pub fn print_hits(hits: &[IdentifyHit], codes: &[&str], window: u64, json: bool)
     }
     for hit in hits {
         println!(
-            "{:<22} {:<10} offset {:+}  {}",
+            "{:<22} {:<10} {:<22} {:<28} {}",
             hit.credential,
             hit.state.name(),
-            hit.offset,
-            hit.user.as_deref().unwrap_or("-")
+            oathdesk_vault::code_position(hit.offset),
+            hit.user.as_deref().unwrap_or("-"),
+            hit.drift_steps.map_or_else(
+                || "drift not recorded".to_owned(),
+                |d| format!("drift {d:+} step(s) recorded")
+            )
         );
     }
     if hits.len() > 1 && codes.len() == 1 {

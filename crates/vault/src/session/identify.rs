@@ -11,7 +11,29 @@ pub struct IdentifyHit {
     pub slot: Option<u32>,
     pub user: Option<String>,
     pub state: State,
+    /// Where the matching code stands from the time of the request, in
+    /// steps (+2: the code of two steps ahead) — not the token's drift.
     pub offset: i64,
+    /// The token's clock drift in steps as last recorded (at delivery or
+    /// a check), if ever.
+    #[serde(default)]
+    pub drift_steps: Option<i64>,
+}
+
+/// "current code", "code of 2 steps ahead", "code of 1 step behind".
+pub fn code_position(offset: i64) -> String {
+    let steps = |n: i64| {
+        if n.abs() == 1 {
+            "1 step".to_owned()
+        } else {
+            format!("{} steps", n.abs())
+        }
+    };
+    match offset {
+        0 => "current code".to_owned(),
+        n if n > 0 => format!("code of {} ahead", steps(n)),
+        n => format!("code of {} behind", steps(n)),
+    }
 }
 
 impl<S: Store> Session<S> {
@@ -103,6 +125,7 @@ impl<S: Store> Session<S> {
                     user: row.upn.clone(),
                     state: row.state,
                     offset: m.offset,
+                    drift_steps: row.drift_steps,
                 })
             })
             .collect();

@@ -55,7 +55,7 @@ pub use copying::CopyReport;
 // (VaultReport is defined below.)
 pub use delivery::{Delivery, EnrolmentCode};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
-pub use identify::IdentifyHit;
+pub use identify::{IdentifyHit, code_position};
 pub use tap::TapPermit;
 pub use tokens::{NewToken, TokenInfo, defaults};
 
