@@ -16,13 +16,13 @@ document.addEventListener("DOMContentLoaded", async () => {
       event.preventDefault();
       const values = od.form(form);
       if (values.password !== values.password2) { od.show("setup-message", "The two passwords differ.", "error"); return; }
-      const button = document.getElementById("setup-button");
-      button.disabled = true;
-      od.show("setup-message", "Creating the admin…");
-      try {
-        await od.api("POST", "/api/v1/setup", { code: values.code, name: values.name, password: values.password });
-        location.assign("/");
-      } catch (e) { od.show("setup-message", e.message, "error"); button.disabled = false; }
+      // Argon2id takes a few seconds: the button says it is working.
+      await od.busy(document.getElementById("setup-button"), "setup-message", async () => {
+        try {
+          await od.api("POST", "/api/v1/setup", { code: values.code, name: values.name, password: values.password });
+          location.assign("/");
+        } catch (e) { od.show("setup-message", e.message, "error"); }
+      });
     });
   } else {
     const form = document.getElementById("setup-operator-form");
@@ -30,10 +30,12 @@ document.addEventListener("DOMContentLoaded", async () => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const values = od.form(form);
-      try {
-        await od.api("POST", "/api/v1/setup", { operator: values.operator, passphrase: values.passphrase });
-        location.assign("/");
-      } catch (e) { od.show("operator-message", e.message, "error"); }
+      await od.busy(document.getElementById("operator-button"), "operator-message", async () => {
+        try {
+          await od.api("POST", "/api/v1/setup", { operator: values.operator, passphrase: values.passphrase });
+          location.assign("/");
+        } catch (e) { od.show("operator-message", e.message, "error"); }
+      });
     });
   }
 });

@@ -240,6 +240,18 @@ async fn first_run_setup_then_sign_out_and_in() {
     fill(&client, "#admin-name", ADMIN.0).await;
     fill(&client, "#admin-password", ADMIN.1).await;
     fill(&client, "#admin-password2", ADMIN.1).await;
+    // The slow step (Argon2id) shows it is working: the button is disabled
+    // and marked busy while it runs (noted where the next page can read it).
+    client
+        .execute(
+            "const b = document.getElementById('setup-button');
+             new MutationObserver(() => {
+               if (b.disabled && b.getAttribute('aria-busy') === 'true') sessionStorage.setItem('setup-busy', 'seen');
+             }).observe(b, {attributes: true});",
+            vec![],
+        )
+        .await
+        .unwrap();
     client
         .find(Locator::Css("#setup-button"))
         .await
@@ -250,6 +262,13 @@ async fn first_run_setup_then_sign_out_and_in() {
     wait_for_path(&client, "/helpdesk").await;
     let who = wait_for_text(&client, ".who", ADMIN.0).await;
     assert!(who.to_lowercase().contains("admin"), "{who}");
+    assert_eq!(
+        client
+            .execute("return sessionStorage.getItem('setup-busy')", vec![])
+            .await
+            .unwrap(),
+        json!("seen")
+    );
 
     // Sign out ends the session; the setup page is closed now.
     client
