@@ -488,9 +488,10 @@ document.addEventListener("DOMContentLoaded", () => {
       for (const hit of hits) {
         body.append(el("tr", {}, el("td", { class: "mono" }, hit.credential), el("td", {}, hit.user || "—"),
           el("td", {}, el("span", { class: "pill" }, hit.state)),
-          el("td", { class: "nowrap" }, codePosition(hit.offset)),
-          el("td", { class: "nowrap" }, hit.drift_steps === null || hit.drift_steps === undefined
-            ? "not recorded" : (hit.drift_steps > 0 ? "+" : "") + hit.drift_steps + " step(s)")));
+          // The token's own drift on a line of its own: a code ahead is not drift.
+          el("td", {}, codePosition(hit.offset),
+            el("div", { class: "hint" }, "recorded drift: " + (hit.drift_steps === null || hit.drift_steps === undefined
+              ? "not recorded" : (hit.drift_steps > 0 ? "+" : "") + hit.drift_steps + " step(s)")))));
       }
       $("identify-table").classList.toggle("hidden", !hits.length);
       show("identify-message", hits.length ? (hits.length === 1 ? "One token matches." : hits.length + " tokens match: ask for the next code to tell them apart.") : "No held secret shows this code within ±2 steps.", hits.length === 1 ? "ok" : "warn");

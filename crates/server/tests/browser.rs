@@ -680,6 +680,12 @@ async fn helpdesk_reveals_a_code_after_verification() {
         "{row}"
     );
     assert!(row.contains("not recorded"), "{row}");
+    scroll_to(&client, "identify-table").await;
+    screenshot(&client, "helpdesk-identify.png").await;
+    client.set_window_size(390, 844).await.unwrap();
+    scroll_to(&client, "identify-table").await;
+    screenshot(&client, "helpdesk-identify-phone.png").await;
+    client.set_window_size(1366, 900).await.unwrap();
     // The operators page is not for the helpdesk: no link, and a refusal.
     let nav = client
         .find(Locator::Css("header nav"))
