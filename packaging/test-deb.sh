@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs the package built by build-deb.sh on this machine and checks it as
+# an admin would meet it: the unit verifies, the service user and the config
+# file's permissions are right, completions and man pages are in place, the
+# installed `oathdesk selftest` passes, and the installed binary serves the
+# console as the service user from the installed config against a scratch
+# vault. Then removes and purges the package. Needs root (dpkg); CI runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deb=$(ls -t target/debian/oathdesk_*.deb | head -1)
+fail() { echo "test-deb: $*" >&2; exit 1; }
+step() { printf -- '-- %s\n' "$*"; }
+
+step "install $deb"
+dpkg -i "$deb" >/dev/null
+trap 'dpkg -P oathdesk >/dev/null 2>&1 || true' EXIT
+
+unit=$(dpkg -L oathdesk | grep -E '/systemd/system/oathdesk\.service$') || fail "no unit installed"
+step "systemd-analyze verify $unit"
+systemd-analyze verify "$unit"
+step "systemd-analyze security (exposure must stay at or below 2.0)"
+systemd-analyze security --offline=yes --threshold=20 "$unit" | tail -1
+
+step "service user and config"
+getent passwd oathdesk >/dev/null || fail "no oathdesk user"
+[ "$(stat -c %U:%G:%a /etc/oathdesk/oathdesk.toml)" = root:oathdesk:640 ] \
+    || fail "/etc/oathdesk/oathdesk.toml is $(stat -c %U:%G:%a /etc/oathdesk/oathdesk.toml), not root:oathdesk:640"
+
+step "completions and man pages"
+[ -s /usr/share/bash-completion/completions/oathdesk ] || fail "no bash completion"
+[ -s /usr/share/zsh/vendor-completions/_oathdesk ] || fail "no zsh completion"
+[ -s /usr/share/fish/vendor_completions.d/oathdesk.fish ] || fail "no fish completion"
+bash -c 'source /usr/share/bash-completion/completions/oathdesk && complete -p oathdesk' >/dev/null \
+    || fail "the bash completion does not register"
+for page in oathdesk oathdesk-serve oathdesk-token; do
+    ls /usr/share/man/man1/"$page".1* >/dev/null 2>&1 || fail "no man page $page"
+done
+man -l /usr/share/man/man1/oathdesk-serve.1* 2>/dev/null | grep -q -- '--listen' || fail "oathdesk-serve(1) does not render"
+
+step "installed selftest"
+/usr/bin/oathdesk selftest
+
+step "installed serve, as the service user, from the installed config"
+scratch=$(mktemp -d)
+chown oathdesk:oathdesk "$scratch"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log=$scratch/serve.log
+runuser -u oathdesk -- /usr/bin/oathdesk serve --config /etc/oathdesk/oathdesk.toml \
+    --vault "$scratch/vault.db" --listen "127.0.0.1:$port" >"$log" 2>&1 &
+serve=$!
+trap 'kill $serve 2>/dev/null || true; dpkg -P oathdesk >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    kill -0 $serve 2>/dev/null || { cat "$log"; fail "serve ended"; }
+    sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || { cat "$log"; fail "/healthz does not answer"; }
+curl -fsS "http://127.0.0.1:$port/login" | grep -qi '<html' || fail "the console's login page does not load"
+grep -q '/setup' "$log" || { cat "$log"; fail "the first start printed no setup link"; }
+[ "$(stat -c %U:%a "$scratch/vault.db")" = oathdesk:600 ] \
+    || fail "the new vault is $(stat -c %U:%a "$scratch/vault.db"), not oathdesk:600"
+kill $serve
+wait $serve 2>/dev/null || true
+rm -rf "$scratch"
+
+step "remove and purge"
+dpkg -r oathdesk >/dev/null
+dpkg -P oathdesk >/dev/null
+! getent passwd oathdesk >/dev/null || fail "purge left the oathdesk user"
+trap - EXIT
+echo "package: installed, served, removed"
