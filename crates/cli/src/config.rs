@@ -505,3 +505,7 @@ pub fn merge(
         file: file.path().to_owned(),
     }))
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -112,8 +112,12 @@ pub(crate) enum Command {
 /// on purpose: the process ends soon after, and freeing hundreds of small
 /// allocations is measurable too.
 fn parse_arguments() -> Result<Cli, clap::Error> {
+    parse_from(std::env::args_os().collect())
+}
+
+/// [`parse_arguments`] of `args` (the program name first).
+fn parse_from(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     use clap::{Args, CommandFactory, FromArgMatches};
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let wants_help = args.iter().any(|a| a == "--help" || a == "-h");
     if args.get(1).is_some_and(|a| a == "code") && !wants_help {
         let code = code::CodeArgs::augment_args(clap::Command::new("code"));
