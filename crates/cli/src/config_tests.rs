@@ -184,8 +184,7 @@ fn the_command_lines_vault_beats_the_files_database() {
 fn checked(text: &str) -> ConfigError {
     ConfigFile::parse(Path::new("/etc/oathdesk/oathdesk.toml"), text)
         .and_then(|file| file.arguments(&Cli::command(), &given(&["oathdesk", "serve"])))
-        .err()
-        .expect("an error")
+        .expect_err("an error")
 }
 
 #[test]
