@@ -393,17 +393,7 @@ fn as_arguments(long: &str, arg: &Arg, values: Vec<String>) -> Vec<OsString> {
 /// One value as text, if its TOML type fits the flag: a whole number for
 /// numeric flags, a string for every other.
 fn scalar(arg: &Arg, value: &Value) -> Result<String, &'static str> {
-    let numeric = [
-        TypeId::of::<u8>(),
-        TypeId::of::<u16>(),
-        TypeId::of::<u32>(),
-        TypeId::of::<u64>(),
-        TypeId::of::<usize>(),
-        TypeId::of::<i32>(),
-        TypeId::of::<i64>(),
-    ]
-    .iter()
-    .any(|id| arg.get_value_parser().type_id() == *id);
+    let numeric = is_numeric(arg);
     let list = matches!(arg.get_action(), ArgAction::Append);
     match value {
         Value::Integer(number) if numeric => Ok(number.to_string()),
@@ -430,10 +420,32 @@ fn validate(arg: &Arg, value: &str) -> Result<(), String> {
         let names: Vec<String> = possible.map(|p| p.get_name().to_owned()).collect();
         return Err(format!("use one of: {}", names.join(", ")));
     }
-    Err(match std::error::Error::source(&error) {
+    let reason = match std::error::Error::source(&error) {
         Some(reason) => reason.to_string(),
         None => "the flag does not accept this value".to_owned(),
+    };
+    // Rust's number parser says "invalid digit found in string" of -3;
+    // say what a good value looks like too.
+    Err(if is_numeric(arg) {
+        format!("{value}: {reason}; expected a whole number of 0 or more")
+    } else {
+        reason
     })
+}
+
+/// Whether the flag takes a whole number.
+fn is_numeric(arg: &Arg) -> bool {
+    [
+        TypeId::of::<u8>(),
+        TypeId::of::<u16>(),
+        TypeId::of::<u32>(),
+        TypeId::of::<u64>(),
+        TypeId::of::<usize>(),
+        TypeId::of::<i32>(),
+        TypeId::of::<i64>(),
+    ]
+    .iter()
+    .any(|id| arg.get_value_parser().type_id() == *id)
 }
 
 /// The valid key closest in spelling to a wrong one, if any is close.

@@ -230,6 +230,13 @@ fn a_wrong_type_or_value_names_key_file_and_line() {
         checked("trusted-proxy = [\"10.0.0.0/8\", 8]\n"),
         ConfigError::WrongType { .. }
     ));
+    match checked("session-hours = -3\n") {
+        ConfigError::InvalidValue { line, reason, .. } => {
+            assert_eq!(line, 1);
+            assert!(reason.contains("whole number of 0 or more"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
     match checked("\n\nlog-format = \"xml\"\n") {
         ConfigError::InvalidValue {
             line, key, reason, ..
