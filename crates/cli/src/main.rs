@@ -8,6 +8,7 @@
 //! 2 a code that does not verify, 3 a helpdesk request waiting for approval.
 
 mod commands;
+mod config;
 mod input;
 mod remote;
 mod unlock;
@@ -17,8 +18,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    code, device, entra, files, helpdesk, notify, qr, seed, selftest, serve, token, uri, vault,
-    verify,
+    code, device, entra, files, helpdesk, notify, ops, qr, seed, selftest, serve, token, uri,
+    vault, verify,
 };
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
@@ -96,6 +97,10 @@ pub(crate) enum Command {
     Entra(entra::EntraArgs),
     /// Run the web console and REST API over the vault (creates the vault on first start).
     Serve(serve::ServeArgs),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(ops::CompletionsArgs),
+    /// Write the man pages (all of them with --out DIR, else the top page to stdout).
+    Man(ops::ManArgs),
 }
 
 /// Parses the command line.
@@ -107,8 +112,12 @@ pub(crate) enum Command {
 /// on purpose: the process ends soon after, and freeing hundreds of small
 /// allocations is measurable too.
 fn parse_arguments() -> Result<Cli, clap::Error> {
+    parse_from(std::env::args_os().collect())
+}
+
+/// [`parse_arguments`] of `args` (the program name first).
+fn parse_from(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     use clap::{Args, CommandFactory, FromArgMatches};
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let wants_help = args.iter().any(|a| a == "--help" || a == "-h");
     if args.get(1).is_some_and(|a| a == "code") && !wants_help {
         let code = code::CodeArgs::augment_args(clap::Command::new("code"));
@@ -122,8 +131,45 @@ fn parse_arguments() -> Result<Cli, clap::Error> {
         });
     }
     let command = Box::leak(Box::new(Cli::command()));
-    let matches = command.try_get_matches_from_mut(args)?;
-    Cli::from_arg_matches(&matches)
+    let matches = command.try_get_matches_from_mut(args.clone());
+    // `serve --config FILE`: the file's settings join the command line.
+    if let Some(merged) = with_config_file(&args, matches.as_ref().ok())? {
+        let matches = Cli::command()
+            .try_get_matches_from(&merged.arguments)
+            .map_err(|e| merged.blame(e))?;
+        return Cli::from_arg_matches(&matches);
+    }
+    Cli::from_arg_matches(&matches?)
+}
+
+/// The command line with the settings of `serve --config FILE` added, or
+/// `None` when no config file is named.
+///
+/// `matches` is the strict parse of the command line alone; when that
+/// failed (the file may supply what the command line lacks, such as the
+/// --tls-key that goes with a given --tls-cert), a lenient parse tells
+/// whether a config file is named and which flags the user gave.
+fn with_config_file(
+    args: &[std::ffi::OsString],
+    matches: Option<&clap::ArgMatches>,
+) -> Result<Option<config::Merged>, clap::Error> {
+    use clap::CommandFactory;
+    let lenient;
+    let given = match matches {
+        Some(matches) => matches,
+        None => match Cli::command()
+            .ignore_errors(true)
+            .try_get_matches_from(args)
+        {
+            Ok(matches) => {
+                lenient = matches;
+                &lenient
+            }
+            // Help and version: the strict parse's answer stands.
+            Err(_) => return Ok(None),
+        },
+    };
+    config::merge(&Cli::command(), args, given)
 }
 
 /// Exit 2 for a code that did not verify (a wrong delivery code) and where
@@ -237,6 +283,13 @@ fn main() -> ExitCode {
         Command::Enroll(args) => device::enroll(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Entra(args) => entra::run(args, &cli.vault),
         Command::Serve(args) => serve::run(args, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Completions(args) => {
+            ops::completions(args, <Cli as clap::CommandFactory>::command())
+                .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Man(args) => {
+            ops::man(args, <Cli as clap::CommandFactory>::command()).map(|()| ExitCode::SUCCESS)
+        }
     };
     match outcome {
         Ok(code) => code,

@@ -31,6 +31,20 @@ pub struct Launch {
     pub audit_head_file: Option<std::path::PathBuf>,
     /// Unseal at start with the age identity of an admin operator in this file.
     pub unseal_key_file: Option<std::path::PathBuf>,
+    /// How the log on standard error is written.
+    pub log_format: LogFormat,
+}
+
+/// How the console writes its log (standard error).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people: time, level, message, `key=value` fields.
+    #[default]
+    Text,
+    /// One JSON object per line, the event's fields as top-level keys
+    /// (`"audit_head"`, `"action"`, …), for a log shipper or SIEM that
+    /// would otherwise have to parse the text.
+    Json,
 }
 
 /// What the console tells the person who started it.
@@ -96,13 +110,7 @@ fn unseal_with_file(vault: &Location, path: &std::path::Path) -> Result<VaultKey
 
 /// Runs the console until Ctrl-C (or SIGTERM).
 pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String> {
-    let _ = tracing_subscriber::fmt()
-        .with_target(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal: a log shipper reads plain fields.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    init_log(launch.log_format);
     // The audit log's head leaves the database with every entry: one
     // structured log line (for the log shipper and the SIEM), and a file
     // if asked. Cutting the newest entries off is then caught by
@@ -172,6 +180,23 @@ pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String
         let _ = std::fs::remove_dir_all(dir);
     }
     outcome
+}
+
+/// Sends the log to standard error in `format`. A second call (tests that
+/// start several consoles in one process) keeps the first set-up.
+fn init_log(format: LogFormat) {
+    let log = tracing_subscriber::fmt()
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log shipper reads plain fields.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Text => log.try_init(),
+        // Fields at the top level of each object, not under "fields":
+        // `jq .audit_head` rather than `jq .fields.audit_head`.
+        LogFormat::Json => log.json().flatten_event(true).try_init(),
+    };
 }
 
 /// Deletes ended sessions and tokens every hour (an ended grant opens

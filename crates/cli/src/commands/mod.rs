@@ -6,6 +6,7 @@ pub mod entra;
 pub mod files;
 pub mod helpdesk;
 pub mod notify;
+pub mod ops;
 pub mod qr;
 pub mod seed;
 pub mod selftest;

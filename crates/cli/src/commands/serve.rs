@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use oathdesk_server::Settings;
-use oathdesk_server::launch::{Launch, run as launch};
+use oathdesk_server::launch::{Launch, LogFormat, run as launch};
 use oathdesk_server::outbound::{IssuedPass, OutboundHook};
 use oathdesk_server::proxy::TrustedProxy;
 use oathdesk_server::tls::Tls;
@@ -30,6 +30,20 @@ Examples:
   oathdesk serve --demo                   # a throw-away vault with sample tokens
   oathdesk serve --listen 0.0.0.0:8443 --tls-self-signed")]
 pub struct ServeArgs {
+    /// Read settings from this TOML file (keys: the long flags below, plus 'vault' or
+    /// 'database'); flags and environment variables override it.
+    #[arg(long, value_name = "FILE", env = crate::config::CONFIG_ENV)]
+    pub config: Option<PathBuf>,
+    /// How the log on standard error is written: 'text' for people, 'json' (one object
+    /// per line) for a log shipper.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        env = "OATHDESK_LOG_FORMAT",
+        default_value_t = LogFormatArg::Text
+    )]
+    pub log_format: LogFormatArg,
     /// Address and port to listen on (loopback by default).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -101,6 +115,24 @@ pub struct ServeArgs {
         next_help_heading = "Entra (passes and mail from the console)"
     )]
     pub entra: crate::commands::entra::EntraOptions,
+}
+
+/// `--log-format`: the command line's name for the server's [`LogFormat`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormatArg {
+    /// Lines for people (coloured only on a terminal).
+    Text,
+    /// One JSON object per line, the event's fields as its keys.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(format: LogFormatArg) -> LogFormat {
+        match format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
 }
 
 /// The console's calls to Entra and the notice channels: the same code as
@@ -219,6 +251,7 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         tls,
         audit_head_file: args.audit_head_file,
         unseal_key_file: args.unseal_key_file,
+        log_format: args.log_format.into(),
     };
     launch(launch_options, |started| {
         println!("{}", started.announcement());
