@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks the built book: every relative link must reach a file, and every
-#anchor an element with that id; every chapter under src/ must be in SUMMARY.md.
+#anchor an element with that id; every chapter under src/ must be in SUMMARY.md;
+every relative link of the repository's README.md must reach a file.
 
 Usage: check-links.py [DOCS_DIR]   (default: the folder this script is in)
 
@@ -90,12 +91,28 @@ def check_summary(src):
     return problems
 
 
+def check_readme(root):
+    """The repository's README.md links into the book's sources: those files must exist."""
+    readme = root / "README.md"
+    if not readme.exists():
+        return []
+    problems = []
+    for m in re.finditer(r"\]\(([^)\s]+)\)", readme.read_text(encoding="utf-8")):
+        link = m.group(1)
+        target = link.partition("#")[0]
+        if is_external(link) or not target:
+            continue
+        if not (root / urllib.parse.unquote(target)).exists():
+            problems.append(f"README.md: {link}: no such file")
+    return problems
+
+
 def main():
     docs = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).parent)
     book = docs / "book"
     if not (book / "index.html").exists():
         sys.exit(f"check-links.py: no built book at {book}: run 'mdbook build {docs}' first")
-    problems = check_links(book) + check_summary(docs / "src")
+    problems = check_links(book) + check_summary(docs / "src") + check_readme(docs.resolve().parent)
     for problem in problems:
         print(problem)
     if problems:
