@@ -450,7 +450,7 @@ async fn toolset_answers_like_oathdesk_code() {
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    // The README's example of `oathdesk code … --verifier entra`.
+    // The book's example (docs/src/command-line.md) of `oathdesk code … --verifier entra`.
     let codes: Vec<&str> = answer.body["codes"]
         .as_array()
         .unwrap()

@@ -919,7 +919,7 @@ async fn a_request_waits_for_another_operator_in_the_console() {
     client.close().await.unwrap();
 }
 
-/// Every page, as an admin sees it (the screenshots in docs/).
+/// Every page, as an admin sees it (the screenshots in docs/src/screenshots/).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_renders_for_an_admin() {
     let _one = BROWSER.lock().await;

@@ -292,7 +292,7 @@ fn delivery_records_drift_and_purge_overwrites_the_secret(backend: Backend) {
             // The purge's VACUUM pruned the old row versions: nothing else
             // runs in this database that could have held it back. (Pruned
             // bytes may stay in the page's free space until it is reused;
-            // README: rekey makes such leftovers unreadable.)
+            // docs/src/postgresql.md: rekey makes such leftovers unreadable.)
             let schema = f.schema.as_ref().unwrap();
             assert_eq!(
                 row_versions_holding(schema, "credentials", &sealed),

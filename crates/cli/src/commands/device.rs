@@ -211,7 +211,7 @@ pub enum SimCommand {
         family: Family,
         #[arg(long)]
         serial: Option<String>,
-        /// A simulator option as NAME=VALUE (see README: open questions of the spec).
+        /// A simulator option as NAME=VALUE (see docs/src/devices.md: simulators).
         #[arg(long = "option", value_name = "NAME=VALUE")]
         options: Vec<String>,
         /// Replace an existing file.

@@ -107,7 +107,7 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Replace the policy with a JSON file (admins); see docs/verification.md.
+    /// Replace the policy with a JSON file (admins); see docs/src/verification.md.
     Set { file: std::path::PathBuf },
 }
 

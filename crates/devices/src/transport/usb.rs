@@ -377,7 +377,7 @@ fn held(name: &str, e: &nusb::Error) -> TransportError {
              pcscd'), or the vendor's tool; or use that stack with --transport pcsc"
         )),
         nusb::ErrorKind::PermissionDenied => TransportError::Busy(format!(
-            "no permission to open {name}: add a udev rule giving your user access to USB 349E:0300 (see README), \
+            "no permission to open {name}: add a udev rule giving your user access to USB 349E:0300 (see docs/src/devices.md), \
              or run as root"
         )),
         nusb::ErrorKind::Disconnected => TransportError::Lost(format!("{name} was unplugged")),
