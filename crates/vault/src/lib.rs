@@ -49,4 +49,5 @@ pub use session::{
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
-pub use session::{exchange, web};
+pub use session::{BackupReport, RestoreReport, restore};
+pub use session::{exchange, recovery, web};

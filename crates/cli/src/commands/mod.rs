@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod backup;
 pub mod code;
 pub mod device;
 pub mod entra;
@@ -7,6 +8,7 @@ pub mod files;
 pub mod helpdesk;
 pub mod notify;
 pub mod qr;
+pub mod recovery;
 pub mod seed;
 pub mod selftest;
 pub mod serve;
