@@ -120,9 +120,18 @@ fn label(share: &RecoveryShare, status: &RecoveryStatus, vault: &str) -> String 
 /// The words in numbered rows of six, to copy by hand.
 fn numbered(words: &str) -> Zeroizing<String> {
     let mut out = Zeroizing::new(String::new());
-    for (i, word) in words.split(' ').enumerate() {
-        out.push_str(&format!("{:>2}. {word:<9}", i + 1));
-        out.push(if i % 6 == 5 { '\n' } else { ' ' });
+    let words: Vec<&str> = words.split(' ').collect();
+    for (row, chunk) in words.chunks(6).enumerate() {
+        let line = Zeroizing::new(
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, word)| format!("{:>2}. {word:<9}", row * 6 + i + 1))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
@@ -194,7 +203,7 @@ fn use_shares(args: UseArgs, options: &VaultOptions) -> Result<()> {
     };
     let needed = usize::from(status.threshold);
     let mut shares: Vec<ParsedShare> = Vec::new();
-    let mut have = |share: ParsedShare, shares: &mut Vec<ParsedShare>| {
+    let have = |share: ParsedShare, shares: &mut Vec<ParsedShare>| {
         if shares.iter().any(|s| s.number() == share.number()) {
             eprintln!(
                 "oathdesk: share {} was given already; it counts once",

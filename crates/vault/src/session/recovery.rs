@@ -217,9 +217,6 @@ impl<S: Store> Vault<S> {
         now: u64,
     ) -> Result<Session<S>> {
         check_operator_name(new_admin)?;
-        if passphrase.is_empty() {
-            return Err(Error::Invalid("the passphrase is empty".into()));
-        }
         let (key, audit_keys, body) = {
             let tx = self.store.read()?;
             let Some((_, body)) = slot_record(&tx)? else {
@@ -237,6 +234,9 @@ impl<S: Store> Vault<S> {
                     given: numbers.len(),
                     threshold: usize::from(body.threshold),
                 });
+            }
+            if passphrase.is_empty() {
+                return Err(Error::Invalid("the new admin's passphrase is empty".into()));
             }
             let pieces: Vec<blahaj::Share> = shares
                 .iter()

@@ -33,9 +33,26 @@ pub(crate) fn online_copy(source: &Path, target: &Path) -> Result<()> {
     from.busy_timeout(Duration::from_secs(30))?;
     let mut to = Connection::open(target)?;
     {
-        let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
-        // -1: every page in one step, so one snapshot of the source.
-        backup.run_to_completion(-1, Duration::ZERO, None)?;
+        use rusqlite::backup::{Backup, StepResult};
+        let backup = Backup::new(&from, &mut to)?;
+        // -1: every page in one step, so one snapshot of the source. Busy
+        // or locked (a writer mid-checkpoint): wait a moment, try again.
+        let mut tries = 0;
+        loop {
+            match backup.step(-1)? {
+                StepResult::Done => break,
+                StepResult::More | StepResult::Busy | StepResult::Locked if tries < 300 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                _ => {
+                    return Err(Error::Database(format!(
+                        "{} stayed busy for 30 seconds: try the backup again",
+                        source.display()
+                    )));
+                }
+            }
+        }
     }
     to.close().map_err(|(_, e)| Error::from(e))?;
     sync(target)
