@@ -67,8 +67,11 @@ fn verify_file(
     };
     let mut store = SqliteStore::open(path).map_err(|e| unverified(e.to_string()))?;
     let tx = store.read()?;
-    let audit_keys = open_audit_keys(&tx, key)
-        .map_err(|e| unverified(format!("its audit keys do not open with this vault's key ({e})")))?;
+    let audit_keys = open_audit_keys(&tx, key).map_err(|e| {
+        unverified(format!(
+            "its audit keys do not open with this vault's key ({e})"
+        ))
+    })?;
     let chain = audit::verify_chain(&tx.audit_all()?, &|epoch| {
         audit_keys.get(&epoch).map(|k| **k)
     });

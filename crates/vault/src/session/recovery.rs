@@ -112,8 +112,8 @@ pub fn parse_share(label: &str, text: &str) -> Result<ParsedShare> {
     }
     let phrase = Zeroizing::new(words.join(" "));
     drop(words);
-    let mnemonic =
-        bip39::Mnemonic::parse_in_normalized(bip39::Language::English, &phrase).map_err(|e| {
+    let mnemonic = bip39::Mnemonic::parse_in_normalized(bip39::Language::English, &phrase)
+        .map_err(|e| {
             bad(match e {
                 bip39::Error::UnknownWord(index) => format!(
                     "word {} is not in the word list: check its spelling on the printed share",
@@ -256,15 +256,13 @@ impl<S: Store> Vault<S> {
                     set_name(&body.recipient)
                 )));
             }
-            let wrapped = unhex(&body.wrapped_vault_key)
-                .ok_or_else(|| Error::Altered {
+            let wrapped = unhex(&body.wrapped_vault_key).ok_or_else(|| Error::Altered {
+                row: signed::record_name(kind::RECOVERY, SLOT_ID),
+            })?;
+            let key =
+                crypto::unwrap_vault_key(&identity, &wrapped).ok_or_else(|| Error::Altered {
                     row: signed::record_name(kind::RECOVERY, SLOT_ID),
                 })?;
-            let key = crypto::unwrap_vault_key(&identity, &wrapped).ok_or_else(|| {
-                Error::Altered {
-                    row: signed::record_name(kind::RECOVERY, SLOT_ID),
-                }
-            })?;
             let audit_keys = open_audit_keys(&tx, &key)?;
             (key, audit_keys, body)
         };
@@ -284,8 +282,15 @@ impl<S: Store> Vault<S> {
                     "operator '{new_admin}' (choose another name for the new admin)"
                 )));
             }
-            let row =
-                passphrase_slot(new_admin, passphrase, kdf, &key, "recovery", Role::Admin, now)?;
+            let row = passphrase_slot(
+                new_admin,
+                passphrase,
+                kdf,
+                &key,
+                "recovery",
+                Role::Admin,
+                now,
+            )?;
             put_operator(&tx, &keys, row.clone())?;
             let event = AuditEvent::ok("recovery.use").detail(json!({
                 "break_glass": true,
