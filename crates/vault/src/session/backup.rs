@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn stamps_are_utc_dates() {
         assert_eq!(file_stamp(0), "19700101T000000Z");
-        assert_eq!(file_stamp(1_796_300_000), "20261204T115320Z");
+        assert_eq!(file_stamp(1_796_385_200), "20261204T115320Z");
         assert_eq!(file_stamp(951_782_400), "20000229T000000Z");
     }
 }

@@ -75,6 +75,15 @@ pub struct ParsedShare {
     bytes: Zeroizing<Vec<u8>>,
 }
 
+/// Shows the share's number only: its bytes are part of a secret.
+impl std::fmt::Debug for ParsedShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedShare")
+            .field("number", &self.number())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ParsedShare {
     /// Its number (1 to N).
     pub fn number(&self) -> u8 {
