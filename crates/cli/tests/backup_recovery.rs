@@ -211,6 +211,17 @@ fn a_backup_during_a_stream_of_helpdesk_codes_holds_every_answered_one_and_resto
         let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the backup is owner-only");
     }
+    // One whole file: no WAL beside it, no partial copy left behind.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("backup.db-") || n.contains(".partial-")),
+        "{names:?}"
+    );
     // The copy verifies and holds every code answered before it began.
     let verified = ok(run(&backup, &["vault", "verify"]));
     assert!(verified.starts_with("vault intact"), "{verified}");

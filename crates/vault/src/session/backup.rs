@@ -130,8 +130,11 @@ impl Session<AnyStore> {
             )));
         }
         let partial = partial_name(file);
+        // Opening it to verify puts it in WAL mode: settle makes it one
+        // whole file again before it is named.
         let written = files::online_copy(&source, &partial)
-            .and_then(|()| verify_file(&partial, file, &self.key));
+            .and_then(|()| verify_file(&partial, file, &self.key))
+            .and_then(|checked| files::settle(&partial).map(|()| checked));
         let (rows, chain) = match written {
             Ok(checked) => checked,
             Err(error) => {
@@ -139,8 +142,6 @@ impl Session<AnyStore> {
                 return Err(error);
             }
         };
-        // Opening it to verify may have left WAL side files: none now.
-        files::sync(&partial)?;
         files::rename_durably(&partial, file)?;
         let report = BackupReport {
             file: file.display().to_string(),
@@ -239,7 +240,7 @@ fn restore_through(
     let key = session.key.clone();
     drop(session);
     let (rows, chain) = verify_file(partial, file, &key)?;
-    files::sync(partial)?;
+    files::settle(partial)?;
     if let Some(kept) = &kept_as {
         files::rename_durably(vault, kept)?;
     }

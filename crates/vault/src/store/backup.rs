@@ -58,6 +58,24 @@ pub(crate) fn online_copy(source: &Path, target: &Path) -> Result<()> {
     sync(target)
 }
 
+/// Folds a closed database's WAL into its main file and leaves WAL mode,
+/// so the file is whole on its own before it is renamed (a `-wal` file
+/// left beside the old name would be lost), then syncs it. Opening it as
+/// a vault later puts it back in WAL mode.
+pub(crate) fn settle(path: &Path) -> Result<()> {
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    connection.busy_timeout(Duration::from_secs(30))?;
+    let mode: String = connection.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))?;
+    connection.close().map_err(|(_, e)| Error::from(e))?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(Error::Database(format!(
+            "{} could not leave WAL mode ({mode}): something else has it open",
+            path.display()
+        )));
+    }
+    sync(path)
+}
+
 /// Flushes a file's content to disk.
 pub(crate) fn sync(path: &Path) -> Result<()> {
     File::open(path)
