@@ -30,6 +30,20 @@ pub enum Error {
     Exists(String),
     #[error("{0}")]
     Refused(String),
+    /// A backup (or a file offered to restore) did not pass the checks of
+    /// `vault verify`: nothing was replaced.
+    #[error("{file} does not verify: {problem}; nothing was replaced")]
+    Unverified { file: String, problem: String },
+    /// A recovery share could not be read (`share` says which one, as the
+    /// operator gave it; `problem` names the word).
+    #[error("{share}: {problem}")]
+    BadShare { share: String, problem: String },
+    /// Too few recovery shares to rebuild the recovery key.
+    #[error(
+        "{given} share(s) given, the recovery slot needs {threshold}: nothing was opened; \
+         fetch more shares from their holders"
+    )]
+    NotEnoughShares { given: usize, threshold: usize },
     /// The operator's role (or an API token's scopes) does not allow the
     /// operation. The words are the same in every front-end.
     #[error("{}", forbidden_message(*permission, *role, *token))]

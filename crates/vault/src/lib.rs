@@ -44,9 +44,10 @@ pub use policy::{Permission, Role};
 pub use session::verification::{
     Approval, FactView, FactsReport, FactsUpdate, Notice, StepView, VerificationView,
 };
+pub use session::{BackupReport, RestoreReport, restore};
 pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
-pub use session::{exchange, web};
+pub use session::{exchange, recovery, web};

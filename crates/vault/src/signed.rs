@@ -45,10 +45,14 @@ pub mod kind {
     pub const POLICY: &str = "policy";
     pub const APPROVAL: &str = "approval";
     pub const NOTICE: &str = "notice";
-    pub const RECORDS: [&str; 4] = [USER_FACTS, POLICY, APPROVAL, NOTICE];
-    pub const ALL: [&str; 11] = [
+    /// The break-glass recovery slot (`crate::session::recovery`): its
+    /// recipient is signed so that a rekey never wraps the key to a
+    /// recipient someone wrote into the database.
+    pub const RECOVERY: &str = "recovery_slot";
+    pub const RECORDS: [&str; 5] = [USER_FACTS, POLICY, APPROVAL, NOTICE, RECOVERY];
+    pub const ALL: [&str; 12] = [
         CREDENTIAL, USER, DEVICE, SETTING, OPERATOR, ENTRA_LINK, RELEASED, USER_FACTS, POLICY,
-        APPROVAL, NOTICE,
+        APPROVAL, NOTICE, RECOVERY,
     ];
 }
 

@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod backup;
 pub mod code;
 pub mod device;
 pub mod entra;
@@ -8,6 +9,7 @@ pub mod helpdesk;
 pub mod notify;
 pub mod ops;
 pub mod qr;
+pub mod recovery;
 pub mod seed;
 pub mod selftest;
 pub mod serve;

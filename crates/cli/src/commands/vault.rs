@@ -54,6 +54,29 @@ on). Exit 0: all intact; 2: something was altered.")]
         #[arg(long)]
         json: bool,
     },
+    /// Write a verified copy of a SQLite vault while a console keeps running.
+    #[command(after_help = "\
+Takes one consistent snapshot with SQLite's backup API, writes it beside FILE, checks it as \
+'vault verify' does (every signed row and the audit chain, with the vault key), then gives it \
+its name, readable by you only. Admins only; audited (vault.backup). For a PostgreSQL vault use \
+pg_dump or 'vault copy --to sqlite://FILE'.
+
+Example:
+  oathdesk vault backup /var/backups/oathdesk/vault-$(date +%F).db")]
+    Backup(crate::commands::backup::BackupArgs),
+    /// Replace a SQLite vault with a backup, after checking the backup.
+    #[command(after_help = "\
+You unlock the backup (as an admin, with the passphrase you had then); it is checked as \
+'vault verify' does before anything is replaced. Refused while a console or another command has \
+the vault open. The replaced file is kept as VAULT.before-restore-TIME; the restore is audited \
+in the restored vault (vault.restore).
+
+Example:
+  oathdesk vault restore /var/backups/oathdesk/vault-2026-12-04.db --to /var/lib/oathdesk/vault.db")]
+    Restore(crate::commands::backup::RestoreArgs),
+    /// Break-glass recovery: shares of a key that make a new admin.
+    #[command(subcommand)]
+    Recovery(crate::commands::recovery::RecoveryCommand),
 }
 
 #[derive(Args, Debug)]
@@ -85,7 +108,7 @@ pub struct InitArgs {
 }
 
 impl InitArgs {
-    fn kdf(&self) -> KdfParams {
+    pub(crate) fn kdf(&self) -> KdfParams {
         KdfParams {
             memory_kib: self.kdf_memory_mib.max(1) * 1024,
             iterations: self.kdf_iterations,
@@ -217,6 +240,9 @@ fn run_vault_change(command: VaultCommand, options: &VaultOptions) -> Result<()>
             Ok(())
         }
         VaultCommand::Copy(args) => copy(args, options),
+        VaultCommand::Backup(args) => crate::commands::backup::backup(args, options),
+        VaultCommand::Restore(args) => crate::commands::backup::restore(args, options),
+        VaultCommand::Recovery(command) => crate::commands::recovery::run(command, options),
         VaultCommand::Verify { .. } => unreachable!("answered above"),
     }
 }
@@ -314,7 +340,9 @@ pub fn print_vault_report(report: &serde_json::Value, json: bool) -> ExitCode {
 pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<()> {
     match command {
         OperatorCommand::List { json } => {
-            let operators = options.open()?.operators()?;
+            let mut vault = options.open()?;
+            let operators = vault.operators()?;
+            let recovery = vault.recovery_status()?;
             if json {
                 println!("{}", serde_json::to_string(&operators)?);
             } else {
@@ -326,6 +354,13 @@ pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<
                         o.unlock,
                         rfc3339(o.created_at),
                         o.created_by
+                    );
+                }
+                if let Some(status) = recovery {
+                    println!(
+                        "{:<20} {}",
+                        "(recovery)",
+                        crate::commands::recovery::describe(&status)
                     );
                 }
             }

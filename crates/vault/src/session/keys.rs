@@ -271,6 +271,9 @@ impl<S: Store> Session<S> {
                 operator.wrapped_vault_key = crypto::wrap_vault_key(&new_key, &operator.recipient)?;
                 tx.operator_put(&operator)?;
             }
+            // The recovery slot is a public key: its shares open the new
+            // key too (its recipient was checked by `verify_rows` above).
+            let recovery = super::recovery::rewrap(&tx, &new_key, now)?;
             let new_signer = Signer::new(&new_key);
             signed::sign_all(&tx, &new_signer, &setting_names())?;
             // Web accounts are MAC'd under the vault key and web grants
@@ -292,8 +295,9 @@ impl<S: Store> Session<S> {
                 new_epoch,
                 &self.operator,
                 now,
-                &AuditEvent::ok("vault.rekey")
-                    .detail(json!({"secrets": count, "epoch": new_epoch})),
+                &AuditEvent::ok("vault.rekey").detail(
+                    json!({"secrets": count, "epoch": new_epoch, "recovery_slot_rewrapped": recovery}),
+                ),
             )?;
             tx.commit()?;
             audit::anchor(&head);

@@ -29,9 +29,12 @@ use crate::policy::{Permission, Role};
 use crate::signed::{self, Signer, kind};
 use crate::store::any::AnyStore;
 use crate::store::copy;
-use crate::store::{AuditRow, CredentialFilter, HeldSecret, OperatorRow, Store, StoreTx};
+use crate::store::{
+    AuditRow, CredentialFilter, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
+};
 pub(crate) use roles::Principal;
 
+mod backup;
 mod burns;
 mod copying;
 mod delivery;
@@ -41,6 +44,7 @@ mod helpdesk;
 mod identify;
 mod keys;
 mod records;
+pub mod recovery;
 mod roles;
 mod secrets;
 mod signin;
@@ -51,6 +55,7 @@ pub mod web;
 
 #[allow(unused_imports)]
 pub(crate) use self::{delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, tokens::*};
+pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;
 // (VaultReport is defined below.)
 pub use delivery::{Delivery, EnrolmentCode};

@@ -19,6 +19,7 @@
 //! serialised, so the audit chain and the rate limits see one order.
 
 pub mod any;
+pub(crate) mod backup;
 pub(crate) mod copy;
 pub mod migrations;
 pub mod postgres;
