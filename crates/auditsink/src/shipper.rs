@@ -62,6 +62,7 @@ type Reporter = Arc<dyn Fn(&Report) + Send + Sync>;
 /// Sends committed entries to its sinks; clone-free, share it in an `Arc`.
 pub struct Shipper {
     lanes: Vec<Lane>,
+    report: Reporter,
 }
 
 struct Lane {
@@ -112,21 +113,38 @@ impl Shipper {
                     ..LaneState::default()
                 });
                 let sender_state = state.clone();
-                let report = report.clone();
+                let lane_report = report.clone();
                 std::thread::Builder::new()
                     .name(format!("audit sink {spec}"))
                     .spawn(move || {
-                        send_all(Connection::new(spec), receiver, &sender_state, &*report)
+                        send_all(
+                            Connection::new(spec),
+                            receiver,
+                            &sender_state,
+                            &*lane_report,
+                        )
                     })
                     .expect("a thread starts");
                 Lane { queue, state }
             })
             .collect();
-        Shipper { lanes }
+        Shipper { lanes, report }
+    }
+
+    /// Starts a shipper and makes it the vault's record sink: from now on
+    /// every entry this process commits is queued for `sinks`.
+    pub fn install(
+        sinks: Vec<SinkSpec>,
+        report: impl Fn(&Report) + Send + Sync + 'static,
+    ) -> Arc<Shipper> {
+        let shipper = Arc::new(Shipper::start(sinks, report));
+        let queued = shipper.clone();
+        oathdesk_vault::audit::set_record_sink(move |record| queued.submit(record));
+        shipper
     }
 
     /// Queues a committed entry for every sink; returns at once.
-    pub fn submit(&self, record: &AuditRecord, report: impl Fn(&Report)) {
+    pub fn submit(&self, record: &AuditRecord) {
         for lane in &self.lanes {
             lane.state.pending.fetch_add(1, Ordering::SeqCst);
             match lane.queue.try_send(record.clone()) {
@@ -141,7 +159,7 @@ impl Shipper {
                     });
                     drop(gap);
                     if first {
-                        report(&Report::Dropped {
+                        (self.report)(&Report::Dropped {
                             sink: lane.state.name.clone(),
                             seq: record.seq,
                         });
@@ -290,4 +308,33 @@ fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+impl std::fmt::Display for Report {
+    /// A sentence for the process log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Report::Down { sink, seq, error } => {
+                let what = seq.map_or("a gap report".to_owned(), |seq| {
+                    format!("audit entry {seq}")
+                });
+                write!(
+                    f,
+                    "audit sink {sink} is down ({error}): {what} is kept and retried, later entries wait behind it"
+                )
+            }
+            Report::Back { sink } => write!(f, "audit sink {sink} takes entries again"),
+            Report::Dropped { sink, seq } => write!(
+                f,
+                "audit sink {sink}: its queue is full, entry {seq} and those after it until it drains \
+                 will not be sent (they stay in the vault; the sink gets a gap line with the range, \
+                 and 'oathdesk audit ship --to {sink} --from {seq}' sends them)"
+            ),
+            Report::GapReported { sink, from, to } => write!(
+                f,
+                "audit sink {sink} is told that entries {from} to {to} are missing; \
+                 send them with 'oathdesk audit ship --to {sink} --from {from}'"
+            ),
+        }
+    }
 }

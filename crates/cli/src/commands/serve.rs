@@ -101,6 +101,16 @@ pub struct ServeArgs {
         next_help_heading = "Entra (passes and mail from the console)"
     )]
     pub entra: crate::commands::entra::EntraOptions,
+    /// Send every audit entry, as it is committed, to SPEC (repeatable, or
+    /// comma-separated in the variable): file:PATH, stdout, syslog+udp://HOST:PORT,
+    /// syslog+tcp://HOST:PORT, syslog+unix:///dev/log. Fields in docs/siem.md.
+    #[arg(
+        long,
+        value_name = "SPEC",
+        env = "OATHDESK_AUDIT_SINK",
+        value_delimiter = ','
+    )]
+    pub audit_sink: Vec<oathdesk_auditsink::SinkSpec>,
 }
 
 /// The console's calls to Entra and the notice channels: the same code as
@@ -218,6 +228,7 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         demo: args.demo,
         tls,
         audit_head_file: args.audit_head_file,
+        audit_sinks: args.audit_sink,
         unseal_key_file: args.unseal_key_file,
     };
     launch(launch_options, |started| {
