@@ -110,10 +110,7 @@ fn tcp_receiver(listener: TcpListener) -> Arc<Mutex<Vec<String>>> {
                     break;
                 }
                 bytes.extend_from_slice(&buffer[..n]);
-                loop {
-                    let Some(space) = bytes.iter().position(|b| *b == b' ') else {
-                        break;
-                    };
+                while let Some(space) = bytes.iter().position(|b| *b == b' ') {
                     let length: usize = std::str::from_utf8(&bytes[..space])
                         .unwrap()
                         .parse()
