@@ -218,6 +218,15 @@ fn main() -> ExitCode {
             }
         });
     }
+    // Every audit entry to a SIEM as it is committed ('serve' takes the
+    // same variable through --audit-sink).
+    let audit_shipper = match audit_sinks_from_env(&cli.command) {
+        Ok(shipper) => shipper,
+        Err(error) => {
+            eprintln!("oathdesk: error: OATHDESK_AUDIT_SINK: {error}");
+            return ExitCode::from(1);
+        }
+    };
     // With a console named (--server, OATHDESK_SERVER), what works on the
     // vault goes through it; the offline tools stay local.
     let works_on_vault = matches!(
@@ -291,11 +300,53 @@ fn main() -> ExitCode {
             ops::man(args, <Cli as clap::CommandFactory>::command()).map(|()| ExitCode::SUCCESS)
         }
     };
+    if let Some(shipper) = audit_shipper {
+        finish_shipping(&shipper);
+    }
     match outcome {
         Ok(code) => code,
         Err(error) => {
             eprintln!("oathdesk: error: {error:#}");
             exit_code_of(&error)
         }
+    }
+}
+
+/// The shipper for OATHDESK_AUDIT_SINK (comma-separated sinks), if set and
+/// this is not 'serve'.
+fn audit_sinks_from_env(
+    command: &Command,
+) -> Result<Option<std::sync::Arc<oathdesk_auditsink::Shipper>>, oathdesk_auditsink::SpecError> {
+    let Some(text) = std::env::var("OATHDESK_AUDIT_SINK")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    if matches!(command, Command::Serve(_)) {
+        return Ok(None);
+    }
+    let sinks = text
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<oathdesk_auditsink::SinkSpec>, _>>()?;
+    Ok(Some(oathdesk_auditsink::Shipper::install(
+        sinks,
+        |report| {
+            eprintln!("oathdesk: warning: {report}");
+        },
+    )))
+}
+
+/// A command's entries reach its sinks before it exits, or it says which
+/// did not (they are in the vault; 'audit ship' sends them).
+fn finish_shipping(shipper: &oathdesk_auditsink::Shipper) {
+    for missing in shipper.flush(std::time::Duration::from_secs(5)) {
+        eprintln!(
+            "oathdesk: warning: audit entries from {} on did not reach {}; they are in the vault: \
+             send them with 'oathdesk audit ship --to {} --from {}'",
+            missing.from, missing.sink, missing.sink, missing.from
+        );
     }
 }

@@ -29,6 +29,8 @@ pub struct Launch {
     pub tls: Option<Tls>,
     /// Also append each new audit head to this file (it is always logged).
     pub audit_head_file: Option<std::path::PathBuf>,
+    /// Every committed audit entry also goes to these SIEM sinks.
+    pub audit_sinks: Vec<oathdesk_auditsink::SinkSpec>,
     /// Unseal at start with the age identity of an admin operator in this file.
     pub unseal_key_file: Option<std::path::PathBuf>,
     /// How the log on standard error is written.
@@ -124,6 +126,13 @@ pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String
             tracing::error!(file = %path.display(), %error, "cannot append the audit head");
         }
     });
+    // Every entry to the SIEM sinks, queued off the request threads.
+    let shipper = (!launch.audit_sinks.is_empty()).then(|| {
+        oathdesk_auditsink::Shipper::install(launch.audit_sinks.clone(), |report| match report {
+            oathdesk_auditsink::Report::Back { .. } => tracing::info!("{report}"),
+            _ => tracing::warn!("{report}"),
+        })
+    });
     let demo_dir = launch.demo.then(demo_folder).transpose()?;
     let vault = match &demo_dir {
         Some(dir) => Location::Sqlite(dir.join("vault.db")),
@@ -178,6 +187,19 @@ pub fn run(launch: Launch, announce: impl FnOnce(&Started)) -> Result<(), String
     })();
     if let Some(dir) = demo_dir {
         let _ = std::fs::remove_dir_all(dir);
+    }
+    // On the way out, the queued entries get a few seconds to leave.
+    if let Some(shipper) = shipper {
+        for missing in shipper.flush(std::time::Duration::from_secs(5)) {
+            tracing::warn!(
+                "audit entries from {} on did not reach {}; they are in the vault: send them with \
+                 'oathdesk audit ship --to {} --from {}'",
+                missing.from,
+                missing.sink,
+                missing.sink,
+                missing.from
+            );
+        }
     }
     outcome
 }

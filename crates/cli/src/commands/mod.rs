@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod audit_ship;
 pub mod backup;
 pub mod code;
 pub mod device;

@@ -115,6 +115,16 @@ pub struct ServeArgs {
         next_help_heading = "Entra (passes and mail from the console)"
     )]
     pub entra: crate::commands::entra::EntraOptions,
+    /// Send every audit entry, as it is committed, to SPEC (repeatable, or
+    /// comma-separated in the variable): file:PATH, stdout, syslog+udp://HOST:PORT,
+    /// syslog+tcp://HOST:PORT, syslog+unix:///dev/log. Fields in docs/siem.md.
+    #[arg(
+        long,
+        value_name = "SPEC",
+        env = "OATHDESK_AUDIT_SINK",
+        value_delimiter = ','
+    )]
+    pub audit_sink: Vec<oathdesk_auditsink::SinkSpec>,
 }
 
 /// `--log-format`: the command line's name for the server's [`LogFormat`].
@@ -250,6 +260,7 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         demo: args.demo,
         tls,
         audit_head_file: args.audit_head_file,
+        audit_sinks: args.audit_sink,
         unseal_key_file: args.unseal_key_file,
         log_format: args.log_format.into(),
     };

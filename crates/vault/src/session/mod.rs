@@ -215,7 +215,7 @@ impl<S: Store> Vault<S> {
             )?;
             let audit_key = key.audit_key();
             tx.audit_key_put(1, &key.seal_data(audit_key.as_ref(), "audit key 1")?)?;
-            append_audit(
+            let first = append_audit(
                 &tx,
                 &audit_key,
                 1,
@@ -227,7 +227,7 @@ impl<S: Store> Vault<S> {
             // Signed from the start: the audit entry keeps row checking on
             // even if someone deletes the marker.
             signed::sign_all(&tx, &signer, &setting_names())?;
-            let head = append_audit(
+            let second = append_audit(
                 &tx,
                 &audit_key,
                 1,
@@ -236,7 +236,8 @@ impl<S: Store> Vault<S> {
                 &AuditEvent::ok(signed::SIGN_ACTION).detail(json!({"new_vault": true})),
             )?;
             tx.commit()?;
-            audit::anchor(&head);
+            audit::anchor(&first);
+            audit::anchor(&second);
         }
         Ok(Vault { store })
     }
@@ -457,7 +458,7 @@ impl std::ops::Deref for Keys<'_> {
 }
 
 /// Appends an entry to the audit chain inside `tx`; the caller hands the
-/// head to [`audit::anchor`] once the transaction is committed.
+/// row to [`audit::anchor`] once the transaction is committed.
 pub(crate) fn append_audit(
     tx: &impl StoreTx,
     key: &[u8; 32],
@@ -465,7 +466,7 @@ pub(crate) fn append_audit(
     operator: &str,
     at: u64,
     event: &AuditEvent,
-) -> Result<audit::AuditHead> {
+) -> Result<AuditRow> {
     let (seq, prev_hash) = match tx.audit_last()? {
         Some(last) => (last.seq + 1, last.hash),
         None => (1, GENESIS.to_vec()),
@@ -486,7 +487,7 @@ pub(crate) fn append_audit(
     };
     row.hash = audit::entry_hash(key, &row);
     tx.audit_insert(&row)?;
-    Ok(audit::AuditHead::of(&row))
+    Ok(row)
 }
 
 /// A device serial the serial rule would refuse today.

@@ -10,8 +10,15 @@
 //! logs it as one structured line, and either front-end can append it to a
 //! file — so a copy of the newest head lives outside the database (a log
 //! shipper takes it to a SIEM). `audit verify --expect-head` takes it back.
+//! The whole committed entry also goes to the process's
+//! [record sink](set_record_sink), as an [`AuditRecord`]: the stable,
+//! versioned line a SIEM ingests (`docs/siem.md`).
+
+mod record;
 
 use std::sync::{Arc, RwLock};
+
+pub use record::{AuditRecord, RECORD_SCHEMA, rfc3339, set_record_sink};
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -336,12 +343,16 @@ pub fn set_head_sink(sink: impl Fn(&AuditHead) + Send + Sync + 'static) {
     *HEAD_SINK.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(sink));
 }
 
-/// Hands a committed head to the sink, if there is one.
-pub(crate) fn anchor(head: &AuditHead) {
+/// Hands a committed entry to the sinks: its head to the head sink, the
+/// whole entry to the record sink. Called after the commit, on the
+/// committing thread: sinks must return at once (the record sinks of
+/// `oathdesk-auditsink` only queue).
+pub(crate) fn anchor(row: &AuditRow) {
     let sink = HEAD_SINK.read().unwrap_or_else(|e| e.into_inner()).clone();
     if let Some(sink) = sink {
-        sink(head);
+        sink(&AuditHead::of(row));
     }
+    record::deliver(row);
 }
 
 #[cfg(test)]
