@@ -153,7 +153,12 @@ pub async fn login(
     ];
     // The attempt counts before the password is checked: a burst of
     // attempts sent at once gets no more tries than the limit.
-    reserve_attempt(&state, policies.clone()).await?;
+    if let Err(refused) = reserve_attempt(&state, policies.clone()).await {
+        if refused.status == StatusCode::TOO_MANY_REQUESTS {
+            state.metrics.login("locked_out");
+        }
+        return Err(refused);
+    }
     // Each login holds Argon2id's memory (256 MiB by default): a few at a time.
     let _slot = state.logins.acquire().await.map_err(ApiError::internal)?;
     let worker = state.clone();
@@ -223,10 +228,18 @@ pub async fn login(
     match outcome {
         Ok((secret, grant)) => {
             tracing::info!(account = %grant.account, "signed in");
+            state.metrics.login("succeeded");
             signed_in(&state, &secret, &grant)
         }
-        Err(Some(until)) => Err(locked_out(until)),
-        Err(None) => Err(ApiError::unauthorized("wrong account name or password")),
+        Err(Some(until)) => {
+            state.metrics.login("failed");
+            state.metrics.lockout();
+            Err(locked_out(until))
+        }
+        Err(None) => {
+            state.metrics.login("failed");
+            Err(ApiError::unauthorized("wrong account name or password"))
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{AfterAnswer, Auth, need};
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::helpdesk_outcome;
 use crate::outbound::IssuedPass;
 use crate::state::now;
 
@@ -153,11 +154,14 @@ pub async fn code(
 ) -> ApiResult<Json<CodeAnswer>> {
     let vault_request = request.into_vault()?;
     let after = send_notices_after(&auth);
+    let state = auth.state.clone();
     let (grant, time) = auth
         .run_then(
             move |session| {
                 let time = now();
-                Ok((session.helpdesk_code(&vault_request, time)?, time))
+                let decided = session.helpdesk_code(&vault_request, time);
+                state.metrics.helpdesk_code(helpdesk_outcome(&decided));
+                Ok((decided?, time))
             },
             after,
         )
@@ -462,11 +466,14 @@ pub async fn collect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CodeAnswer>> {
     let after = send_notices_after(&auth);
+    let state = auth.state.clone();
     let (grant, time) = auth
         .run_then(
             move |session| {
                 let time = now();
-                Ok((session.helpdesk_collect(id.trim(), time)?, time))
+                let decided = session.helpdesk_collect(id.trim(), time);
+                state.metrics.helpdesk_code(helpdesk_outcome(&decided));
+                Ok((decided?, time))
             },
             after,
         )

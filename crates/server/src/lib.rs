@@ -33,10 +33,12 @@ pub mod admin;
 pub mod auditlog;
 pub mod auth;
 pub mod error;
+pub mod health;
 pub mod helpdesk;
 pub mod inventory;
 pub mod launch;
 pub mod listen;
+pub mod metrics;
 pub mod openapi;
 pub mod outbound;
 pub mod pages;
@@ -91,6 +93,25 @@ const fn route(
 /// Every API route. The router below registers each one; tests walk this
 /// table to check that every role without a route's permission is refused.
 pub const API_ROUTES: &[ApiRoute] = &[
+    route(
+        "GET",
+        "/healthz",
+        None,
+        "Liveness: 200 'ok' while the process serves",
+    ),
+    route(
+        "GET",
+        "/readyz",
+        None,
+        "Readiness: 200 {\"status\":\"ready\"}, or 503 with reason database, migrations or sealed",
+    ),
+    route(
+        "GET",
+        "/metrics",
+        Some(Permission::Metrics),
+        "Prometheus (OpenMetrics) text: requests, latencies, helpdesk outcomes, sign-ins, \
+         audit head, database connections (a token with scope metrics, or --metrics-from)",
+    ),
     route(
         "POST",
         "/api/v1/login",
@@ -442,6 +463,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/account", get(pages::account))
         .route("/assets/{file}", get(pages::asset))
         .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::serve))
         .route("/api/v1/login", post(account::login))
         .route(
             "/api/v1/unseal",
@@ -533,6 +557,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security::headers,
+        ))
+        // Outermost, so that every answer is counted (with the route the
+        // router matched, which `Router::layer` sees).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
         ))
         .with_state(state)
 }

@@ -81,12 +81,11 @@ pub fn document() -> Value {
     for route in API_ROUTES {
         let mut operation = Map::new();
         operation.insert("summary".into(), json!(route.summary));
+        // Probes and metrics sit outside /api/v1, under one tag.
         let tag = route
             .path
-            .trim_start_matches("/api/v1/")
-            .split('/')
-            .next()
-            .unwrap_or("api");
+            .strip_prefix("/api/v1/")
+            .map_or("operations", |rest| rest.split('/').next().unwrap_or("api"));
         operation.insert("tags".into(), json!([tag]));
         match route.permission {
             Some(permission) => {

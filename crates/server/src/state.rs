@@ -11,6 +11,7 @@ use oathdesk_vault::web::ThrottlePolicy;
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
 use crate::outbound::OutboundHook;
 use crate::proxy::TrustedProxy;
 
@@ -36,6 +37,9 @@ pub struct Settings {
     /// Load balancers and reverse proxies whose `X-Forwarded-For` names
     /// the client (for the per-address throttle).
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// Addresses and networks that may read `GET /metrics` without a token
+    /// (`oathdesk serve --metrics-from`; the client address as above).
+    pub metrics_from: Vec<TrustedProxy>,
     /// Header and body read time-outs and the per-address connection cap.
     pub connections: crate::listen::ConnectionLimits,
     /// Entra's Temporary Access Pass and the user notices, when the binary
@@ -63,6 +67,7 @@ impl Default for Settings {
             },
             concurrent_logins: 2,
             trusted_proxies: Vec::new(),
+            metrics_from: Vec::new(),
             connections: crate::listen::ConnectionLimits::default(),
             outbound: OutboundHook::default(),
         }
@@ -81,6 +86,8 @@ pub struct AppState {
     /// or a key file): only in this process's memory, never on disk. Helpdesk
     /// and auditor accounts, who hold no key, are served with it.
     console_key: RwLock<Option<VaultKey>>,
+    /// What `GET /metrics` reports.
+    pub metrics: Metrics,
 }
 
 /// Idle connections kept open.
@@ -96,6 +103,7 @@ impl AppState {
             pool: Mutex::new(Vec::new()),
             logins,
             console_key: RwLock::new(None),
+            metrics: Metrics::new(),
         }
     }
 
@@ -135,10 +143,16 @@ impl AppState {
     /// `spawn_blocking`.
     pub fn vault(&self) -> ApiResult<Vault> {
         let pooled = self.pool.lock().map_err(ApiError::internal)?.pop();
+        self.metrics.checkout(pooled.is_some());
         match pooled {
             Some(store) => Ok(Vault::from_store(store)),
             None => Vault::open_at(&self.location).map_err(ApiError::internal),
         }
+    }
+
+    /// Connections waiting in the pool.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.lock().map_or(0, |pool| pool.len())
     }
 
     /// Returns a connection to the pool.

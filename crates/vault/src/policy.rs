@@ -38,13 +38,17 @@ pub enum Permission {
     AuditRead,
     /// Operators, web accounts, roles, settings, rekey, copies of the vault.
     Admin,
+    /// The console's operational metrics (`GET /metrics`): request counts,
+    /// latencies, helpdesk grants and refusals, sign-ins — counts and
+    /// route templates only, never a name, serial or code.
+    Metrics,
     /// One's own password, API tokens and logout (sessions only: never a
     /// token scope).
     Account,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::Toolset,
         Permission::InventoryRead,
         Permission::HelpdeskCode,
@@ -54,6 +58,7 @@ impl Permission {
         Permission::Export,
         Permission::AuditRead,
         Permission::Admin,
+        Permission::Metrics,
         Permission::Account,
     ];
 
@@ -69,6 +74,7 @@ impl Permission {
             Permission::Export => "export",
             Permission::AuditRead => "audit.read",
             Permission::Admin => "admin",
+            Permission::Metrics => "metrics",
             Permission::Account => "account",
         }
     }
@@ -85,6 +91,7 @@ impl Permission {
             Permission::Export => "export secrets",
             Permission::AuditRead => "read the audit log",
             Permission::Admin => "manage accounts, operators and settings",
+            Permission::Metrics => "read the console's metrics",
             Permission::Account => "manage their own account",
         }
     }
@@ -119,7 +126,7 @@ pub enum Role {
 }
 
 /// The policy, as data: each permission and the roles that have it.
-pub const TABLE: [(Permission, &[Role]); 10] = {
+pub const TABLE: [(Permission, &[Role]); 11] = {
     use Role::*;
     [
         (
@@ -137,6 +144,11 @@ pub const TABLE: [(Permission, &[Role]); 10] = {
         (Permission::Export, &[Admin, Provisioner]),
         (Permission::AuditRead, &[Admin, Auditor]),
         (Permission::Admin, &[Admin]),
+        // Admins run the console; auditors watch it — how many codes were
+        // granted or refused and why is oversight, like the audit log. The
+        // helpdesk and provisioners have no use for it, and a scrape token
+        // made by them would widen who sees the activity of the whole desk.
+        (Permission::Metrics, &[Admin, Auditor]),
         (
             Permission::Account,
             &[Admin, Helpdesk, Provisioner, Auditor],
@@ -221,6 +233,9 @@ mod tests {
         assert!(Role::Provisioner.permits(Permission::Export));
         assert!(!Role::Auditor.permits(Permission::Deliver));
         assert!(Role::Auditor.permits(Permission::AuditRead));
+        assert!(Role::Auditor.permits(Permission::Metrics));
+        assert!(!Role::Helpdesk.permits(Permission::Metrics));
+        assert!(!Role::Provisioner.permits(Permission::Metrics));
         for role in Role::ALL {
             assert!(role.permits(Permission::Toolset) && role.permits(Permission::Account));
             assert_eq!(Role::parse(role.name()), Some(role));
@@ -231,5 +246,6 @@ mod tests {
             Permission::scope("helpdesk.code"),
             Some(Permission::HelpdeskCode)
         );
+        assert_eq!(Permission::scope("metrics"), Some(Permission::Metrics));
     }
 }

@@ -125,6 +125,12 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub audit_sink: Vec<oathdesk_auditsink::SinkSpec>,
+    /// An address or network (e.g. 10.0.0.5 or 10.0.0.0/8) that may read GET /metrics
+    /// without an API token, for a Prometheus server (repeatable). The client address
+    /// is the one --trusted-proxy finds. Otherwise /metrics needs a token with scope
+    /// metrics.
+    #[arg(long, value_name = "ADDR[/BITS]")]
+    pub metrics_from: Vec<TrustedProxy>,
 }
 
 /// `--log-format`: the command line's name for the server's [`LogFormat`].
@@ -217,6 +223,7 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
         session_idle: args.session_idle * 60,
         session_lifetime: args.session_hours * 3600,
         trusted_proxies: args.trusted_proxy,
+        metrics_from: args.metrics_from,
         connections: oathdesk_server::listen::ConnectionLimits {
             header_read_timeout: std::time::Duration::from_secs(args.header_timeout),
             body_read_timeout: std::time::Duration::from_secs(args.body_timeout),

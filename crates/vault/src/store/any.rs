@@ -50,6 +50,18 @@ impl AnyStore {
         })
     }
 
+    /// The schema version the database holds now, read on this connection
+    /// and never migrated: `Some(0)` when the vault's tables are gone,
+    /// `None` for tables of something else. A readiness probe compares it
+    /// with [`LATEST`](crate::migrations::LATEST): another server may have
+    /// migrated the database past this one since the connection opened.
+    pub fn schema_version(&mut self) -> Result<Option<i64>> {
+        match self {
+            AnyStore::Sqlite(store) => store.version(),
+            AnyStore::Postgres(store) => store.version(),
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -292,7 +292,7 @@ impl PgStore {
 
     /// The schema version: `Some(0)` for an empty database, `None` for one
     /// that holds tables of something else.
-    fn version(&mut self) -> Result<Option<i64>> {
+    pub(crate) fn version(&mut self) -> Result<Option<i64>> {
         version_in(&mut self.client)
     }
 

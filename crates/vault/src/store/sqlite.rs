@@ -87,7 +87,7 @@ impl SqliteStore {
     /// The schema version: from `schema_migrations`, else (vaults from
     /// before it) `PRAGMA user_version`; `Some(0)` for an empty file, `None`
     /// for a file with other tables.
-    fn version(&self) -> Result<Option<i64>> {
+    pub(crate) fn version(&self) -> Result<Option<i64>> {
         version_in(&self.connection)
     }
 
