@@ -3,11 +3,11 @@
 
 use std::sync::{Mutex, RwLock};
 
-use oathdesk_vault::Vault;
 use oathdesk_vault::any::AnyStore;
 use oathdesk_vault::crypto::{KdfParams, VaultKey};
 use oathdesk_vault::location::Location;
 use oathdesk_vault::web::ThrottlePolicy;
+use oathdesk_vault::{IdentifyCache, Vault};
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, ApiResult};
@@ -81,6 +81,10 @@ pub struct AppState {
     /// or a key file): only in this process's memory, never on disk. Helpdesk
     /// and auditor accounts, who hold no key, are served with it.
     console_key: RwLock<Option<VaultKey>>,
+    /// The identify index, built by the first identify and kept current
+    /// by the vault's change marker (see `oathdesk_vault::identify_cache`).
+    /// It holds no more than the vault key opens; sealing drops it.
+    pub identify: IdentifyCache,
 }
 
 /// Idle connections kept open.
@@ -96,6 +100,7 @@ impl AppState {
             pool: Mutex::new(Vec::new()),
             logins,
             console_key: RwLock::new(None),
+            identify: IdentifyCache::new(),
         }
     }
 
@@ -121,6 +126,7 @@ impl AppState {
             .console_key
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        self.identify.clear();
     }
 
     /// Keeps the vault key in memory (unsealing).
@@ -129,6 +135,8 @@ impl AppState {
             .console_key
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(key);
+        // A new key may be of a rekeyed vault: build the index afresh.
+        self.identify.clear();
     }
 
     /// A locked vault on a pooled connection. Blocking: call it inside
