@@ -246,6 +246,19 @@ mod tests {
     }
 
     #[test]
+    fn memory_per_credential_is_what_the_docs_say() {
+        // docs/identify-index.md states this figure (x86-64): keep them equal.
+        assert_eq!(IdentifyIndex::BYTES_PER_CREDENTIAL, 224);
+        let mut index = IdentifyIndex::with_capacity(3);
+        for seed in 0..3u8 {
+            index.push_totp(i64::from(seed), hotp(seed), TimeStep::DEFAULT);
+        }
+        assert_eq!(index.memory_bytes(), 3 * 224);
+        index.remove(&[1]);
+        assert_eq!(index.credential_ids(), vec![0, 2]);
+    }
+
+    #[test]
     fn hotp_is_searched_forward() {
         let mut index = IdentifyIndex::default();
         index.push_hotp(1, hotp(1), 10);
