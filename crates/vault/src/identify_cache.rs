@@ -1,9 +1,10 @@
 //! The identify index kept between requests, and the rule that keeps it
 //! current.
 //!
-//! Building the index opens every held secret and keys HMAC with it: about
-//! a second per million credentials on two cores, while the scan itself is
-//! a fifth of that. A console answers many identify requests with one
+//! Building the index reads every held secret, opens it and keys HMAC with
+//! it: about three seconds per million credentials on two cores (the
+//! one-shot `oathdesk identify` in BENCHMARKS.md), while the scan itself
+//! takes under 0.2 s. A console answers many identify requests with one
 //! vault, so it keeps the index in an [`IdentifyCache`] (in its state, next
 //! to the vault key it holds) and [`Session::identify_cached`] only brings
 //! it up to date before scanning.
