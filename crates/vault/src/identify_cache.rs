@@ -60,6 +60,9 @@ pub struct IdentifyCache {
     /// Secrets opened to build or patch the index, ever: how tests tell a
     /// reused index from a rebuilt one without timing anything.
     secrets_opened: AtomicU64,
+    /// Raised by every [`IdentifyCache::clear`]: a refresh that started
+    /// before it does not put back what the clear dropped.
+    clears: AtomicU64,
 }
 
 impl IdentifyCache {
@@ -70,9 +73,17 @@ impl IdentifyCache {
 
     /// Drops the index (sealing the console; a rekey elsewhere). The next
     /// identify builds it again.
+    ///
+    /// It does not wait for a refresh under way (sealing must not wait for a
+    /// build of a million secrets): that refresh sees the clear and throws
+    /// its result away.
     pub fn clear(&self) {
-        let _turn = self.refresh_turn();
+        self.clears.fetch_add(1, Ordering::SeqCst);
         *self.write() = None;
+    }
+
+    pub(crate) fn clears(&self) -> u64 {
+        self.clears.load(Ordering::SeqCst)
     }
 
     /// The vault generation the index reflects; `None` before it is built.

@@ -94,6 +94,7 @@ impl<S: Store> Session<S> {
             return Ok(());
         }
         let _turn = cache.refresh_turn();
+        let clears = cache.clears();
         // Under the turn: the generation, and what changed up to it, from
         // one snapshot (another request may have refreshed meanwhile).
         let known = cache.generation();
@@ -114,6 +115,10 @@ impl<S: Store> Session<S> {
         let added = self.key_secrets(&held)?;
         cache.count_opened(held.len());
         let mut current = cache.write();
+        if cache.clears() != clears {
+            // Sealed meanwhile: keep nothing.
+            return Ok(());
+        }
         match (touched, current.as_mut()) {
             (Some(touched), Some(indexed)) => {
                 indexed.index.remove(&touched);
