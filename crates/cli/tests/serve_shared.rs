@@ -141,8 +141,8 @@ fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[Str
     );
     assert_eq!(hal.status, 201, "{}", hal.body);
 
-    // Nothing is cached per process: A finds no token for a code, B adds
-    // the token, and A finds it at once.
+    // What A keeps (its identify index) follows the vault: A finds no
+    // token for a code, B adds the token, and A finds it at once.
     let code_now = totp().generate_at(now()).unwrap().to_string();
     let none = send(
         a,
