@@ -3,7 +3,8 @@
 # vault of COUNT credentials (default 1,000,000): the first request (which
 # builds the console's identify index) and then REQUESTS more, one at a
 # time, each two consecutive codes of a credential picked from the vault;
-# prints the first request's time and p50 / p99 / max of the others.
+# prints the first request's time, p50 / p99 / max of the others, and the
+# time of the request after `oathdesk token purge` changed the vault.
 #
 # The vault takes minutes to make, so it is made once into BENCH_DATA
 # (default target/bench-data) and copied for each run: a run writes audit
@@ -97,3 +98,7 @@ sort -n "$work/times" | awk -v n="$requests" '
         printf "next %d requests, one at a time: p50 %.3f s, p99 %.3f s, max %.3f s\n", n, p50, p99, t[n]
     }'
 echo "console memory: $(grep VmRSS /proc/$server/status)"
+# Another process changes the vault: the next request patches the index.
+"$oathdesk" token purge "$(printf 'S%07d' $(( 2 * 48611 % count + 1 )))" >/dev/null 2>&1
+echo "first request after a purge by the command line: $(identify "${bodies[1]}") s"
+[ "$(cat "$work/answer.json")" = "[]" ] || { echo "the purged token was still found: $(cat "$work/answer.json")"; exit 1; }
