@@ -87,6 +87,25 @@ fn give_user_a_phone(vault: &[String], dir: &Path, as_admin: (&str, &str)) {
     );
 }
 
+/// Runs `oathdesk ARGS` on `vault` as the admin; it must succeed.
+fn as_cli_admin(vault: &[String], args: &[&str]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_oathdesk"))
+        .args(vault)
+        .args(args)
+        .env_remove("OATHDESK_DATABASE_URL")
+        .env_remove("OATHDESK_VAULT")
+        .env_remove("OATHDESK_SERVER")
+        .env("OATHDESK_OPERATOR", ADMIN.0)
+        .env("OATHDESK_PASSPHRASE", ADMIN.1)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "oathdesk {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Everything one server does holds on the other. `admin` is signed in
 /// (through setup on `b`).
 fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[String], dir: &Path) {
@@ -122,8 +141,8 @@ fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[Str
     );
     assert_eq!(hal.status, 201, "{}", hal.body);
 
-    // Nothing is cached per process: A finds no token for a code, B adds
-    // the token, and A finds it at once.
+    // What A keeps (its identify index) follows the vault: A finds no
+    // token for a code, B adds the token, and A finds it at once.
     let code_now = totp().generate_at(now()).unwrap().to_string();
     let none = send(
         a,
@@ -174,6 +193,34 @@ fn behave_as_one(a: &Server, b: &Server, admin_from_setup: &Caller, vault: &[Str
     );
     assert_eq!(hits.status, 200, "{}", hits.body);
     assert_eq!(hits.body[0]["credential"], SERIAL, "{}", hits.body);
+    // A change made with the command line is seen by A's next search too
+    // (A keeps its identify index; the vault's change marker says when).
+    let other_seed = b"abcdefghijabcdefghij";
+    let other = Secret::from_bytes(other_seed.to_vec()).to_base32();
+    as_cli_admin(vault, &["token", "add", "2100555009", "--secret", &other]);
+    let identify_other = || {
+        let code = Totp::new(
+            &Secret::from_bytes(other_seed.to_vec()),
+            Algorithm::Sha1,
+            Digits::new(6).unwrap(),
+            TimeStep::DEFAULT,
+        )
+        .generate_at(now())
+        .unwrap()
+        .to_string();
+        let hits = send(
+            a,
+            &admin,
+            "POST",
+            "/api/v1/identify",
+            Some(json!({"codes": [code]})),
+        );
+        assert_eq!(hits.status, 200, "{}", hits.body);
+        hits.body
+    };
+    assert_eq!(identify_other()[0]["credential"], "2100555009");
+    as_cli_admin(vault, &["token", "purge", "2100555009"]);
+    assert_eq!(identify_other(), json!([]));
     let limit = send(
         a,
         &admin,

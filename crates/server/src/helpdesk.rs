@@ -513,11 +513,15 @@ pub async fn identify(
     if steps > 100 {
         return Err(ApiError::bad_request("window: at most 100 steps"));
     }
+    // The console's index, kept between requests (the vault crate brings
+    // it up to date with the vault's change marker before each search).
+    let state = auth.state.clone();
     let hits = auth
         .run(move |session| {
             let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
             let time = now();
-            Ok(session.identify(
+            Ok(session.identify_cached(
+                &state.identify,
                 &codes,
                 request.at.unwrap_or(time),
                 Window::symmetric(steps),

@@ -3,11 +3,11 @@
 
 use std::sync::{Mutex, RwLock};
 
-use oathdesk_vault::Vault;
 use oathdesk_vault::any::AnyStore;
 use oathdesk_vault::crypto::{KdfParams, VaultKey};
 use oathdesk_vault::location::Location;
 use oathdesk_vault::web::ThrottlePolicy;
+use oathdesk_vault::{IdentifyCache, Vault};
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, ApiResult};
@@ -88,6 +88,10 @@ pub struct AppState {
     console_key: RwLock<Option<VaultKey>>,
     /// What `GET /metrics` reports.
     pub metrics: Metrics,
+    /// The identify index, built by the first identify and kept current
+    /// by the vault's change marker (see `oathdesk_vault::identify_cache`).
+    /// It holds no more than the vault key opens; sealing drops it.
+    pub identify: IdentifyCache,
 }
 
 /// Idle connections kept open.
@@ -104,6 +108,7 @@ impl AppState {
             logins,
             console_key: RwLock::new(None),
             metrics: Metrics::new(),
+            identify: IdentifyCache::new(),
         }
     }
 
@@ -129,6 +134,7 @@ impl AppState {
             .console_key
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        self.identify.clear();
     }
 
     /// Keeps the vault key in memory (unsealing).
@@ -137,6 +143,8 @@ impl AppState {
             .console_key
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(key);
+        // A new key may be of a rekeyed vault: build the index afresh.
+        self.identify.clear();
     }
 
     /// A locked vault on a pooled connection. Blocking: call it inside

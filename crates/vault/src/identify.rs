@@ -80,6 +80,36 @@ impl IdentifyIndex {
         self.entries.append(&mut other.entries);
     }
 
+    /// Drops the entries of these credentials (changed or deleted since
+    /// the index was built; those still held are pushed again). One pass
+    /// over the entries: no per-credential lookup table, so the index
+    /// costs no memory beyond its entries.
+    pub fn remove(&mut self, credential_ids: &[i64]) {
+        if credential_ids.is_empty() {
+            return;
+        }
+        let gone: std::collections::HashSet<i64> = credential_ids.iter().copied().collect();
+        self.entries
+            .retain(|entry| !gone.contains(&entry.credential_id));
+    }
+
+    /// The credentials indexed, in no particular order (for tests and
+    /// checks: the index of a vault equals a fresh build's).
+    pub fn credential_ids(&self) -> Vec<i64> {
+        self.entries.iter().map(|e| e.credential_id).collect()
+    }
+
+    /// Bytes one indexed credential takes: its keyed HMAC states (inner and
+    /// outer, sized for the largest algorithm, SHA-512), digits, id and
+    /// clock. The index is one `Vec` of these, so this is the memory per
+    /// credential, plus the vector's spare capacity.
+    pub const BYTES_PER_CREDENTIAL: usize = std::mem::size_of::<Entry>();
+
+    /// Bytes the index holds (entries and spare capacity).
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.capacity() * Self::BYTES_PER_CREDENTIAL
+    }
+
     /// Number of credentials.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -213,6 +243,19 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn memory_per_credential_is_what_the_docs_say() {
+        // docs/identify-index.md states this figure (x86-64): keep them equal.
+        assert_eq!(IdentifyIndex::BYTES_PER_CREDENTIAL, 224);
+        let mut index = IdentifyIndex::with_capacity(3);
+        for seed in 0..3u8 {
+            index.push_totp(i64::from(seed), hotp(seed), TimeStep::DEFAULT);
+        }
+        assert_eq!(index.memory_bytes(), 3 * 224);
+        index.remove(&[1]);
+        assert_eq!(index.credential_ids(), vec![0, 2]);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod crypto;
 mod error;
 pub mod identify;
+pub mod identify_cache;
 pub mod location;
 pub mod model;
 pub mod policy;
@@ -39,6 +40,7 @@ pub mod testing;
 
 pub use any::AnyStore;
 pub use error::{Error, Result};
+pub use identify_cache::IdentifyCache;
 pub use location::Location;
 pub use policy::{Permission, Role};
 pub use session::verification::{

@@ -1,6 +1,7 @@
 //! Finding the token that shows a code, over every held secret.
 
 use super::*;
+use crate::identify_cache::{IdentifyCache, Indexed};
 
 /// A credential found by its code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -41,11 +42,12 @@ impl<S: Store> Session<S> {
     /// are opened and HMAC-keyed on all cores.
     pub fn identify_index(&mut self) -> Result<IdentifyIndex> {
         self.require(Permission::Identify)?;
-        self.build_identify_index()
+        let held = self.store.read()?.held_secrets()?;
+        self.key_secrets(&held)
     }
 
-    pub(crate) fn build_identify_index(&mut self) -> Result<IdentifyIndex> {
-        let held = self.store.read()?.held_secrets()?;
+    /// Opens `held` secrets and keys HMAC with each, split over all cores.
+    fn key_secrets(&self, held: &[HeldSecret]) -> Result<IdentifyIndex> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = held.len().div_ceil(threads).max(1);
         let key = &self.key;
@@ -82,8 +84,61 @@ impl<S: Store> Session<S> {
         Ok(index)
     }
 
+    /// Brings `cache` to the vault's current generation (see
+    /// [`crate::identify_cache`] for the rule): nothing when it is current,
+    /// the changed rows when it is behind, everything when it is empty or
+    /// the vault went back (a restored backup).
+    fn refresh_identify_cache(&mut self, cache: &IdentifyCache) -> Result<()> {
+        let now_at = self.store.read()?.identify_generation()?;
+        if cache.generation() == Some(now_at) {
+            return Ok(());
+        }
+        let _turn = cache.refresh_turn();
+        let clears = cache.clears();
+        // Under the turn: the generation, and what changed up to it, from
+        // one snapshot (another request may have refreshed meanwhile).
+        let known = cache.generation();
+        let (generation, touched, held) = {
+            let tx = self.store.read()?;
+            let generation = tx.identify_generation()?;
+            match known {
+                Some(known) if known == generation => return Ok(()),
+                Some(known) if known < generation => {
+                    let changes = tx.identify_changes(known)?;
+                    (changes.generation, Some(changes.touched), changes.held)
+                }
+                _ => (generation, None, tx.held_secrets()?),
+            }
+        };
+        // The slow part (opening secrets, keying HMAC) holds no lock on
+        // the index: scans go on meanwhile.
+        let added = self.key_secrets(&held)?;
+        cache.count_opened(held.len());
+        let mut current = cache.write();
+        if cache.clears() != clears {
+            // Sealed meanwhile: keep nothing.
+            return Ok(());
+        }
+        match (touched, current.as_mut()) {
+            (Some(touched), Some(indexed)) => {
+                indexed.index.remove(&touched);
+                indexed.index.append(added);
+                indexed.generation = generation;
+            }
+            _ => {
+                *current = Some(Indexed {
+                    generation,
+                    index: added,
+                })
+            }
+        }
+        Ok(())
+    }
+
     /// Finds which held credentials produce `codes` (one, or consecutive
-    /// ones) around `at`. The search is audited.
+    /// ones) around `at`. The search is audited. Builds the index for this
+    /// one search: a process that identifies more than once keeps an
+    /// [`IdentifyCache`] and calls [`Session::identify_cached`].
     pub fn identify(
         &mut self,
         codes: &[&str],
@@ -91,11 +146,30 @@ impl<S: Store> Session<S> {
         window: Window,
         now: u64,
     ) -> Result<Vec<IdentifyHit>> {
+        self.identify_cached(&IdentifyCache::new(), codes, at, window, now)
+    }
+
+    /// [`Session::identify`] with an index kept in `cache` (the cache of
+    /// this vault: the console keeps one for its vault), brought up to date
+    /// first, so a change by any process is seen.
+    pub fn identify_cached(
+        &mut self,
+        cache: &IdentifyCache,
+        codes: &[&str],
+        at: u64,
+        window: Window,
+        now: u64,
+    ) -> Result<Vec<IdentifyHit>> {
         self.require(Permission::Identify)?;
-        let index = self.build_identify_index()?;
-        let matches = index
-            .identify(codes, at, window)
-            .ok_or_else(|| Error::Invalid("a code is 4 to 10 digits".into()))?;
+        self.refresh_identify_cache(cache)?;
+        let (matches, searched) = {
+            let current = cache.read();
+            let index = current.as_ref().map(|i| &i.index);
+            let empty = IdentifyIndex::default();
+            let index = index.unwrap_or(&empty);
+            (index.identify(codes, at, window), index.len())
+        };
+        let matches = matches.ok_or_else(|| Error::Invalid("a code is 4 to 10 digits".into()))?;
         let mut rows = HashMap::new();
         let checked = {
             let tx = self.store.read()?;
@@ -132,7 +206,7 @@ impl<S: Store> Session<S> {
         let found: Vec<&str> = hits.iter().map(|h| h.credential.as_str()).collect();
         let event = AuditEvent::ok("identify").detail(json!({
             "codes": codes.len(),
-            "searched": index.len(),
+            "searched": searched,
             "found": found,
         }));
         self.change(now, |_, _| Ok(((), event)))?;

@@ -15,8 +15,8 @@ use crate::model::{CredentialRow, Device, EntraLink, Event, User};
 use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
-    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
-    ThrottleRow, WebAccountRow,
+    AuditRow, CredentialFilter, GrantRow, HeldSecret, IdentifyChanges, OperatorRow, RecordRow,
+    Store, StoreTx, ThrottleRow, WebAccountRow,
 };
 
 /// A vault's database, whichever it is.
@@ -149,6 +149,8 @@ impl StoreTx for AnyTx<'_> {
         fn credential_detach(&self, id: i64, at: u64) -> Result<()>;
         fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;
         fn held_secrets(&self) -> Result<Vec<HeldSecret>>;
+        fn identify_generation(&self) -> Result<i64>;
+        fn identify_changes(&self, since: i64) -> Result<IdentifyChanges>;
         fn event_insert(&self, event: &Event) -> Result<()>;
         fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>>;
         fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;

@@ -152,8 +152,9 @@ fn column_list(table: &Table) -> String {
         .join(", ")
 }
 
-/// The vault's tables (not the migration bookkeeping), parents before
-/// children.
+/// The vault's tables (not the migration bookkeeping, nor the identify
+/// marker's tables, which the target's own triggers fill as the
+/// credentials arrive), parents before children.
 pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
     let mut found = Vec::new();
     match tx {
@@ -162,7 +163,8 @@ pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
             let names: Vec<String> = tx
                 .prepare(
                     "SELECT name FROM sqlite_master WHERE type = 'table' \
-                     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> 'schema_migrations'",
+                     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> 'schema_migrations' \
+                     AND name NOT LIKE 'identify\\_%' ESCAPE '\\'",
                 )?
                 .query_map([], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -187,7 +189,8 @@ pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
             let names: Vec<String> = tx
                 .query(
                     "SELECT relname::text FROM pg_class WHERE relnamespace = current_schema()::regnamespace \
-                     AND relkind = 'r' AND relname <> 'schema_migrations'",
+                     AND relkind = 'r' AND relname <> 'schema_migrations' \
+                     AND relname NOT LIKE 'identify\\_%'",
                     &[],
                 )?
                 .iter()

@@ -391,6 +391,116 @@ CREATE TABLE records (
 CREATE INDEX records_state ON records(kind, state);
 ",
     },
+    Migration {
+        version: 7,
+        name: "identify marker: a generation bumped with every change identify depends on",
+        // The console keeps an identify index in memory (see
+        // `crate::identify_cache`). To know whether it is current it reads
+        // one number, `identify_marker.generation`, which these triggers
+        // raise in the same transaction as any change to what the index
+        // holds: a credential inserted or deleted, or its kind, algorithm,
+        // digits, period, t0, counter, custody or sealed secret changed
+        // (a purge, a rekey, a lost token's secret dropped). The changed
+        // row gets the new generation in `changed_gen` and a deleted one a
+        // tombstone in `identify_gone`, so a refresh loads only what
+        // changed. Triggers, not code, so that no path (CLI, console,
+        // import, `vault copy`, a PostgreSQL peer) can forget; a helpdesk
+        // code touches none of these columns and so bumps nothing. The
+        // marker row is created by the first bump (an absent row is
+        // generation 0), so `vault copy` into a fresh vault never meets a
+        // row the migration made; the `identify_` tables are not copied
+        // (the target's triggers rebuild them).
+        sqlite: "
+ALTER TABLE credentials ADD COLUMN changed_gen INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX credentials_changed_gen ON credentials(changed_gen);
+CREATE TABLE identify_marker (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+CREATE TABLE identify_gone (credential_id INTEGER PRIMARY KEY, changed_gen INTEGER NOT NULL);
+CREATE INDEX identify_gone_changed_gen ON identify_gone(changed_gen);
+CREATE TRIGGER identify_credential_inserted AFTER INSERT ON credentials BEGIN
+    INSERT INTO identify_marker (id, generation) VALUES (1, 1)
+        ON CONFLICT (id) DO UPDATE SET generation = generation + 1;
+    UPDATE credentials SET changed_gen = (SELECT generation FROM identify_marker WHERE id = 1)
+        WHERE id = NEW.id;
+END;
+CREATE TRIGGER identify_credential_changed
+    AFTER UPDATE OF kind, algorithm, digits, period, t0, counter, custody, sealed_secret ON credentials
+    WHEN NEW.kind IS NOT OLD.kind OR NEW.algorithm IS NOT OLD.algorithm
+        OR NEW.digits IS NOT OLD.digits OR NEW.period IS NOT OLD.period OR NEW.t0 IS NOT OLD.t0
+        OR NEW.counter IS NOT OLD.counter OR NEW.custody IS NOT OLD.custody
+        OR NEW.sealed_secret IS NOT OLD.sealed_secret
+BEGIN
+    INSERT INTO identify_marker (id, generation) VALUES (1, 1)
+        ON CONFLICT (id) DO UPDATE SET generation = generation + 1;
+    UPDATE credentials SET changed_gen = (SELECT generation FROM identify_marker WHERE id = 1)
+        WHERE id = NEW.id;
+END;
+CREATE TRIGGER identify_credential_deleted AFTER DELETE ON credentials BEGIN
+    INSERT INTO identify_marker (id, generation) VALUES (1, 1)
+        ON CONFLICT (id) DO UPDATE SET generation = generation + 1;
+    INSERT INTO identify_gone (credential_id, changed_gen)
+        VALUES (OLD.id, (SELECT generation FROM identify_marker WHERE id = 1))
+        ON CONFLICT (credential_id) DO UPDATE SET changed_gen = excluded.changed_gen;
+END;
+",
+        // PostgreSQL: one generation per statement, not per row (a bulk
+        // import is one statement of thousands of rows; bumping one marker
+        // row per credential would leave a dead row version per credential
+        // in the transaction). A BEFORE trigger stamps each changed row
+        // with the next generation; an AFTER statement trigger raises the
+        // marker to it if any row of the statement was stamped.
+        postgres: "
+ALTER TABLE credentials ADD COLUMN changed_gen BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX credentials_changed_gen ON credentials(changed_gen);
+CREATE TABLE identify_marker (id BIGINT PRIMARY KEY CHECK (id = 1), generation BIGINT NOT NULL);
+CREATE TABLE identify_gone (credential_id BIGINT PRIMARY KEY, changed_gen BIGINT NOT NULL);
+CREATE INDEX identify_gone_changed_gen ON identify_gone(changed_gen);
+CREATE FUNCTION identify_next_generation() RETURNS BIGINT LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT m.generation FROM identify_marker m WHERE m.id = 1), 0) + 1
+$$;
+CREATE FUNCTION identify_stamp_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR ROW(NEW.kind, NEW.algorithm, NEW.digits, NEW.period, NEW.t0,
+            NEW.counter, NEW.custody, NEW.sealed_secret)
+        IS DISTINCT FROM ROW(OLD.kind, OLD.algorithm, OLD.digits, OLD.period, OLD.t0,
+            OLD.counter, OLD.custody, OLD.sealed_secret) THEN
+        NEW.changed_gen := identify_next_generation();
+    ELSE
+        NEW.changed_gen := OLD.changed_gen;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE FUNCTION identify_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM stamped_rows s WHERE s.changed_gen >= identify_next_generation()) THEN
+        INSERT INTO identify_marker (id, generation) VALUES (1, 1)
+            ON CONFLICT (id) DO UPDATE SET generation = identify_marker.generation + 1;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION identify_bury() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM gone_rows) THEN
+        INSERT INTO identify_gone (credential_id, changed_gen)
+            SELECT g.id, identify_next_generation() FROM gone_rows g
+            ON CONFLICT (credential_id) DO UPDATE SET changed_gen = excluded.changed_gen;
+        INSERT INTO identify_marker (id, generation) VALUES (1, 1)
+            ON CONFLICT (id) DO UPDATE SET generation = identify_marker.generation + 1;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER identify_stamp BEFORE INSERT OR UPDATE ON credentials
+    FOR EACH ROW EXECUTE FUNCTION identify_stamp_row();
+CREATE TRIGGER identify_inserted AFTER INSERT ON credentials
+    REFERENCING NEW TABLE AS stamped_rows FOR EACH STATEMENT EXECUTE FUNCTION identify_bump();
+CREATE TRIGGER identify_changed AFTER UPDATE ON credentials
+    REFERENCING NEW TABLE AS stamped_rows FOR EACH STATEMENT EXECUTE FUNCTION identify_bump();
+CREATE TRIGGER identify_deleted AFTER DELETE ON credentials
+    REFERENCING OLD TABLE AS gone_rows FOR EACH STATEMENT EXECUTE FUNCTION identify_bury();
+",
+    },
 ];
 
 /// The schema version this oathdesk writes.

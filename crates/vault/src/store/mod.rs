@@ -121,6 +121,18 @@ pub struct HeldSecret {
     pub sealed_secret: Vec<u8>,
 }
 
+/// What changed for identify after a generation (see
+/// [`StoreTx::identify_changes`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdentifyChanges {
+    /// The generation these changes bring the reader to.
+    pub generation: i64,
+    /// Every credential changed or deleted since: an index drops these...
+    pub touched: Vec<i64>,
+    /// ...and adds back those of them whose secret is still held.
+    pub held: Vec<HeldSecret>,
+}
+
 /// A small signed document the library interprets (see
 /// `crate::session::records`): a user's data on file, the helpdesk policy,
 /// an approval request, a notice to send. Keyed by (kind, id); `state`
@@ -296,6 +308,17 @@ pub trait StoreTx {
     fn records_put(&self, rows: &[RecordRow]) -> Result<()>;
     /// Forgets a record; true if there was one.
     fn record_delete(&self, kind: &str, id: &str) -> Result<bool>;
+
+    // ----- identify marker (see crate::identify_cache) ---------------------
+
+    /// The identify generation: raised by the database's own triggers in
+    /// the transaction of every change to what the identify index holds
+    /// (migration 7). One primary-key read, cheap enough for each request.
+    fn identify_generation(&self) -> Result<i64>;
+    /// The credentials changed or deleted after generation `since`, and
+    /// the generation they bring the reader to, from this transaction's
+    /// snapshot.
+    fn identify_changes(&self, since: i64) -> Result<IdentifyChanges>;
 
     // ----- web console (see crate::web) -----------------------------------
 

@@ -60,6 +60,8 @@
 //! until they are recycled. What makes every such leftover unreadable is
 //! `vault rekey`: the old vault key is then in no operator's slot.
 
+mod identify_marker;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -939,6 +941,14 @@ impl StoreTx for PgTx<'_> {
             })
         })
         .collect()
+    }
+
+    fn identify_generation(&self) -> Result<i64> {
+        self.marker_generation()
+    }
+
+    fn identify_changes(&self, since: i64) -> Result<crate::store::IdentifyChanges> {
+        self.marker_changes(since)
     }
 
     fn event_insert(&self, event: &Event) -> Result<()> {

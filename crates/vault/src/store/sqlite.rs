@@ -7,6 +7,8 @@
 //! - `secure_delete` zeroes freed cells, so a purged secret does not linger
 //!   in free pages; [`Store::scrub`] checkpoints and truncates the WAL.
 
+mod identify_marker;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -618,6 +620,14 @@ impl StoreTx for SqliteTx<'_> {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn identify_generation(&self) -> Result<i64> {
+        self.marker_generation()
+    }
+
+    fn identify_changes(&self, since: i64) -> Result<crate::store::IdentifyChanges> {
+        self.marker_changes(since)
     }
 
     fn event_insert(&self, event: &Event) -> Result<()> {

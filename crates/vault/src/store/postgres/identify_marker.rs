@@ -1,0 +1,56 @@
+//! The identify marker's reads on PostgreSQL (the triggers that write it
+//! are migration 7).
+
+use super::{Columns, PgTx};
+use crate::error::Result;
+use crate::store::{HeldSecret, IdentifyChanges};
+
+impl PgTx<'_> {
+    pub(super) fn marker_generation(&self) -> Result<i64> {
+        // No row yet: nothing was ever changed since the migration.
+        let row = self.query_one(
+            "SELECT coalesce((SELECT generation FROM identify_marker WHERE id = 1), 0)",
+            &[],
+        )?;
+        Columns(&row).get(0)
+    }
+
+    pub(super) fn marker_changes(&self, since: i64) -> Result<IdentifyChanges> {
+        let generation = self.marker_generation()?;
+        let mut touched: Vec<i64> = self
+            .query(
+                "SELECT credential_id FROM identify_gone WHERE changed_gen > $1",
+                &[&since],
+            )?
+            .iter()
+            .map(|row| Columns(row).get(0))
+            .collect::<Result<_>>()?;
+        let mut held = Vec::new();
+        for row in self.query(
+            "SELECT id, custody = 'held' AND sealed_secret IS NOT NULL, kind, algorithm, digits, \
+             period, t0, counter, sealed_secret FROM credentials WHERE changed_gen > $1",
+            &[&since],
+        )? {
+            let c = Columns(&row);
+            let id: i64 = c.get(0)?;
+            touched.push(id);
+            if c.get::<bool>(1)? {
+                held.push(HeldSecret {
+                    id,
+                    kind: c.get(2)?,
+                    algorithm: c.get(3)?,
+                    digits: c.unsigned(4)?,
+                    period: c.unsigned_opt(5)?,
+                    t0: c.unsigned_opt(6)?,
+                    counter: c.unsigned_opt(7)?,
+                    sealed_secret: c.get(8)?,
+                });
+            }
+        }
+        Ok(IdentifyChanges {
+            generation,
+            touched,
+            held,
+        })
+    }
+}
