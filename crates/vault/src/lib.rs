@@ -44,6 +44,7 @@ pub use policy::{Permission, Role};
 pub use session::verification::{
     Approval, FactView, FactsReport, FactsUpdate, Notice, StepView, VerificationView,
 };
+pub use session::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,

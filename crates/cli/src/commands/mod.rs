@@ -3,6 +3,7 @@
 pub mod code;
 pub mod device;
 pub mod entra;
+pub mod entra_lifecycle;
 pub mod files;
 pub mod helpdesk;
 pub mod notify;

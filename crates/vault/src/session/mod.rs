@@ -54,6 +54,7 @@ pub(crate) use self::{delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, t
 pub use copying::CopyReport;
 // (VaultReport is defined below.)
 pub use delivery::{Delivery, EnrolmentCode};
+pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::{IdentifyHit, code_position};
 pub use tap::TapPermit;
@@ -70,8 +71,39 @@ pub mod settings {
     /// The widest delivery window: released steps are remembered this far
     /// back, so a wider one could take a code the helpdesk gave out for proof.
     pub const DELIVERY_WINDOW_MAX: u64 = 100;
+    /// What `token lost`/`retire` do in Entra ([`super::entra::OnLost`]:
+    /// 0 report, 1 unassign, 2 delete).
+    pub const ENTRA_ON_LOST: (&str, u64) = ("entra.on_lost", 0);
     /// All settings.
-    pub const ALL: [(&str, u64); 3] = [RATE_LIMIT, PURGE_GRACE, DELIVERY_WINDOW];
+    pub const ALL: [(&str, u64); 4] = [RATE_LIMIT, PURGE_GRACE, DELIVERY_WINDOW, ENTRA_ON_LOST];
+
+    /// A setting's value from its text: a number, or for `entra.on_lost`
+    /// one of its policy names.
+    pub fn parse_value(name: &str, text: &str) -> crate::Result<u64> {
+        if !ALL.iter().any(|(known, _)| *known == name) {
+            let names: Vec<&str> = ALL.iter().map(|(n, _)| *n).collect();
+            return Err(crate::Error::Invalid(format!(
+                "unknown setting '{name}': use one of {}",
+                names.join(", ")
+            )));
+        }
+        if name == ENTRA_ON_LOST.0 {
+            return text
+                .parse::<super::entra::OnLost>()
+                .map(super::entra::OnLost::setting_value);
+        }
+        text.trim().parse().map_err(|_| {
+            crate::Error::Invalid(format!("{name} takes a whole number, not '{text}'"))
+        })
+    }
+
+    /// A setting's value as people read it (`entra.on_lost` by name).
+    pub fn describe(name: &str, value: u64) -> String {
+        if name == ENTRA_ON_LOST.0 {
+            return super::entra::OnLost::from_setting(value).to_string();
+        }
+        value.to_string()
+    }
 }
 
 /// A vault that is not unlocked.
@@ -753,6 +785,12 @@ impl<S: Store> Session<S> {
             return Err(Error::Invalid(format!(
                 "unknown setting '{name}': use one of {}",
                 names.join(", ")
+            )));
+        }
+        if name == settings::ENTRA_ON_LOST.0 && OnLost::from_setting(value).setting_value() != value
+        {
+            return Err(Error::Invalid(format!(
+                "{name} is report, unassign or delete (0, 1 or 2), not {value}"
             )));
         }
         if name == settings::DELIVERY_WINDOW.0 && value > settings::DELIVERY_WINDOW_MAX {
