@@ -248,6 +248,14 @@ fn an_uploaded_csv_export_is_this_vaults_and_reimports_with_device_and_slot() {
             .seed_device(fields[1], fields[2], fields[3].parse().unwrap());
     }
 
+    // Sync already tells them apart from a stranger's tokens.
+    desk.run(&["entra", "sync"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains(
+            "uploaded from this vault's Entra CSV export: 'oathdesk entra push' links it",
+        ));
+
     // The push knows these tokens as its own: no --adopt, no refusal.
     let push = desk
         .run(&["entra", "push", "--activate"])

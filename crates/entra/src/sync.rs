@@ -1270,6 +1270,7 @@ pub fn sync<S: Store>(
         updates.push(link);
     }
     // What Entra has that no link names.
+    let exported = crate::lifecycle::csv_exported(session)?;
     let candidates: HashMap<String, String> = tokens
         .values()
         .filter_map(|t| {
@@ -1284,6 +1285,12 @@ pub fn sync<S: Store>(
         }
         let serial = device.serial_number.clone().unwrap_or_default();
         let (kind, credential, detail) = match candidates.get(&serial) {
+            Some(reference) if exported.contains_key(&serial) => (
+                "unlinked",
+                Some(reference.clone()),
+                "uploaded from this vault's Entra CSV export: 'oathdesk entra push' links it"
+                    .to_owned(),
+            ),
             Some(reference) => (
                 "unlinked",
                 Some(reference.clone()),
