@@ -423,6 +423,21 @@ mod tests {
     }
 
     #[test]
+    fn one_argon2id_minimum_for_new_passphrases() {
+        let with = |memory_kib| KdfParams {
+            memory_kib,
+            ..KdfParams::DEFAULT
+        };
+        for weak in [8 * 1024, KdfParams::MIN_MEMORY_KIB - 1] {
+            let error = with(weak).check_minimum().unwrap_err();
+            assert!(matches!(error, Error::Invalid(_)), "{error}");
+            assert!(error.to_string().contains("at least 19 MiB"), "{error}");
+        }
+        assert!(with(KdfParams::MIN_MEMORY_KIB).check_minimum().is_ok());
+        assert!(KdfParams::DEFAULT.check_minimum().is_ok());
+    }
+
+    #[test]
     fn passphrase_slots_open_only_with_the_passphrase() {
         let fast = KdfParams {
             memory_kib: 64,
