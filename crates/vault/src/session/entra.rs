@@ -164,6 +164,32 @@ impl std::str::FromStr for OnLost {
     }
 }
 
+/// A setting's value from its text: a number, or for `entra.on_lost`
+/// one of its policy names.
+pub fn parse_value(name: &str, text: &str) -> Result<u64> {
+    if !settings::ALL.iter().any(|(known, _)| *known == name) {
+        let names: Vec<&str> = settings::ALL.iter().map(|(n, _)| *n).collect();
+        return Err(Error::Invalid(format!(
+            "unknown setting '{name}': use one of {}",
+            names.join(", ")
+        )));
+    }
+    if name == settings::ENTRA_ON_LOST.0 {
+        return text.parse::<OnLost>().map(OnLost::setting_value);
+    }
+    text.trim()
+        .parse()
+        .map_err(|_| Error::Invalid(format!("{name} takes a whole number, not '{text}'")))
+}
+
+/// A setting's value as people read it (`entra.on_lost` by name).
+pub fn describe(name: &str, value: u64) -> String {
+    if name == settings::ENTRA_ON_LOST.0 {
+        return OnLost::from_setting(value).to_string();
+    }
+    value.to_string()
+}
+
 /// The tenant name under which `export entra-csv` (and `entra-json`)
 /// records the serials it wrote: not a real tenant (those are ids or domains, never in
 /// parentheses), so Graph work never touches these links; a push to any

@@ -77,33 +77,8 @@ pub mod settings {
     /// All settings.
     pub const ALL: [(&str, u64); 4] = [RATE_LIMIT, PURGE_GRACE, DELIVERY_WINDOW, ENTRA_ON_LOST];
 
-    /// A setting's value from its text: a number, or for `entra.on_lost`
-    /// one of its policy names.
-    pub fn parse_value(name: &str, text: &str) -> crate::Result<u64> {
-        if !ALL.iter().any(|(known, _)| *known == name) {
-            let names: Vec<&str> = ALL.iter().map(|(n, _)| *n).collect();
-            return Err(crate::Error::Invalid(format!(
-                "unknown setting '{name}': use one of {}",
-                names.join(", ")
-            )));
-        }
-        if name == ENTRA_ON_LOST.0 {
-            return text
-                .parse::<super::entra::OnLost>()
-                .map(super::entra::OnLost::setting_value);
-        }
-        text.trim().parse().map_err(|_| {
-            crate::Error::Invalid(format!("{name} takes a whole number, not '{text}'"))
-        })
-    }
-
-    /// A setting's value as people read it (`entra.on_lost` by name).
-    pub fn describe(name: &str, value: u64) -> String {
-        if name == ENTRA_ON_LOST.0 {
-            return super::entra::OnLost::from_setting(value).to_string();
-        }
-        value.to_string()
-    }
+    /// Settings read and shown by name where they have names.
+    pub use super::entra::{describe, parse_value};
 }
 
 /// A vault that is not unlocked.
