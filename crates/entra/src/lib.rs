@@ -12,7 +12,9 @@
 //! - [`error`] — errors that name the missing permission and least role;
 //! - [`activation`] — the code to send, computed at send time;
 //! - [`sync`] — push, assign, activate, compare, unassign and delete against
-//!   the vault, idempotent and resumable.
+//!   the vault, idempotent and resumable;
+//! - [`lifecycle`] — lost and retired tokens in Entra, by the vault's
+//!   `entra.on_lost` policy.
 //!
 //! The facts this follows are in `../shared/specs/entra.md` §2–§3. The
 //! `oathdesk-entra-sim` crate is a loopback simulator of the same API that
@@ -25,6 +27,7 @@ pub mod directory;
 pub mod error;
 pub mod graph;
 pub mod http;
+pub mod lifecycle;
 pub mod sync;
 
 pub use error::{Error, GraphError, Operation, Rejection, Result};

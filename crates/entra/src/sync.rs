@@ -409,6 +409,7 @@ pub fn push<S: Store>(
 
     let mut to_create: Vec<usize> = Vec::new();
     let mut adopted: Vec<EntraLink> = Vec::new();
+    let exported = crate::lifecycle::csv_exported(session)?;
     for (index, item) in work.iter_mut().enumerate() {
         if let Some(id) = &item.link.device_id
             && let Some(device) = by_id.get(id)
@@ -421,7 +422,13 @@ pub fn push<S: Store>(
             Some([device]) => {
                 // A pending link means this vault sent the create and never
                 // saw the answer: the token is its own.
-                if (item.recorded && item.link.status == "pending") || options.adopt {
+                // So is one uploaded from this vault's own Entra CSV export.
+                let uploaded = exported.get(&item.link.serial) == Some(&item.token.id);
+                if (item.recorded && item.link.status == "pending") || options.adopt || uploaded {
+                    if uploaded {
+                        item.line.detail =
+                            Some("uploaded from this vault's Entra CSV export".into());
+                    }
                     item.link.device_id = device.id.clone();
                     item.link.status = device.status.clone().unwrap_or_default();
                     item.link.last_error = None;
@@ -1121,7 +1128,8 @@ pub struct Difference {
     /// `missing` (linked, gone from Entra), `pending` (create never
     /// confirmed), `status` (Entra's state changed), `user` (assigned to
     /// someone else than the vault says), `unlinked` (Entra has a vault
-    /// credential's serial, not linked), `extra` (not in this vault).
+    /// credential's serial, not linked), `extra` (not in this vault), `lost`
+    /// (lost or retired in the vault, still assigned or activated in Entra).
     pub kind: String,
     pub credential: Option<String>,
     pub serial: String,
@@ -1238,6 +1246,13 @@ pub fn sync<S: Store>(
             link.method_id = None;
             changed = true;
         }
+        if let Some(detail) = tokens
+            .get(&link.credential_id)
+            .and_then(|token| crate::lifecycle::lost_detail(token, device))
+        {
+            difference("lost", detail);
+            changed = true;
+        }
         let vault_user = tokens.get(&link.credential_id).and_then(|t| t.user.clone());
         if let (Some(vault), Some(recorded)) = (&vault_user, &link.user_upn)
             && !vault.eq_ignore_ascii_case(recorded)
@@ -1255,6 +1270,7 @@ pub fn sync<S: Store>(
         updates.push(link);
     }
     // What Entra has that no link names.
+    let exported = crate::lifecycle::csv_exported(session)?;
     let candidates: HashMap<String, String> = tokens
         .values()
         .filter_map(|t| {
@@ -1269,6 +1285,12 @@ pub fn sync<S: Store>(
         }
         let serial = device.serial_number.clone().unwrap_or_default();
         let (kind, credential, detail) = match candidates.get(&serial) {
+            Some(reference) if exported.contains_key(&serial) => (
+                "unlinked",
+                Some(reference.clone()),
+                "uploaded from this vault's Entra CSV export: 'oathdesk entra push' links it"
+                    .to_owned(),
+            ),
             Some(reference) => (
                 "unlinked",
                 Some(reference.clone()),

@@ -42,6 +42,46 @@ pub fn profile_serial(serial: &str, slot: Option<u32>, template: &str) -> String
     }
 }
 
+/// The device serial and slot a profile serial names under `template`
+/// (the inverse of [`profile_serial`]): `2100123456-07` is slot 7 of
+/// device `2100123456` under the default `{serial}-{slot}`. The slot must be
+/// the two digits `profile_serial` writes; anything else is not a profile
+/// serial, and `None` says to keep it whole.
+pub fn split_profile_serial(serial: &str, template: &str) -> Option<(String, u32)> {
+    let (before, rest) = template.split_once("{serial}")?;
+    let (between, after) = rest.split_once("{slot}")?;
+    let inner = serial.strip_prefix(before)?.strip_suffix(after)?;
+    let digits_at = inner.len().checked_sub(2)?;
+    let digits = inner.get(digits_at..)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let device = inner[..digits_at].strip_suffix(between)?;
+    if device.is_empty() {
+        return None;
+    }
+    Some((device.to_owned(), digits.parse().ok()?))
+}
+
+/// Gives records read from an Entra file (which knows serials only) their
+/// device and slot back where the serial has the profile form of
+/// `template`, as oathdesk writes it for multi-profile devices; returns
+/// how many it changed.
+pub fn restore_profiles(records: &mut [Record], template: &str) -> usize {
+    let mut restored = 0;
+    for record in records.iter_mut().filter(|r| r.slot.is_none()) {
+        let Some(serial) = record.serial.as_deref() else {
+            continue;
+        };
+        if let Some((device, slot)) = split_profile_serial(serial, template) {
+            record.serial = Some(device);
+            record.slot = Some(slot);
+            restored += 1;
+        }
+    }
+    restored
+}
+
 /// Why Entra cannot take a record, if it cannot. `graph` allows SHA-256.
 pub fn entra_refusal(record: &Record, graph: bool) -> Option<String> {
     let c = &record.credential;
@@ -524,6 +564,38 @@ mod tests {
         assert_eq!(back[0].serial.as_deref(), Some("MOLTO/07"));
         assert_eq!(back[1].credential.algorithm, Algorithm::Sha256);
         assert_eq!(back[1].credential.secret.as_bytes(), &[2; 32]);
+    }
+
+    #[test]
+    fn profile_serials_split_back_into_device_and_slot() {
+        let template = DEFAULT_PROFILE_SERIAL;
+        assert_eq!(
+            split_profile_serial("2100123456-07", template),
+            Some(("2100123456".into(), 7))
+        );
+        assert_eq!(
+            split_profile_serial(
+                &profile_serial("MOLTO", Some(0), "P{serial}/{slot}x"),
+                "P{serial}/{slot}x"
+            ),
+            Some(("MOLTO".into(), 0))
+        );
+        for whole in ["2100123456", "ABC-7", "ABC-1x", "-07", "ABC_07"] {
+            assert_eq!(split_profile_serial(whole, template), None, "{whole}");
+        }
+        let mut records = vec![
+            record("M2-00", None, b"12345678901234567890"),
+            record("1234", None, b"12345678901234567890"),
+        ];
+        assert_eq!(restore_profiles(&mut records, template), 1);
+        assert_eq!(
+            (records[0].serial.as_deref(), records[0].slot),
+            (Some("M2"), Some(0))
+        );
+        assert_eq!(
+            (records[1].serial.as_deref(), records[1].slot),
+            (Some("1234"), None)
+        );
     }
 
     #[test]

@@ -213,6 +213,40 @@ impl KdfParams {
         parallelism: 2,
     };
 
+    /// The least memory a new passphrase slot may use: OWASP's floor for
+    /// Argon2id (19 MiB with 2 passes). Below it a stolen vault file's
+    /// passphrases are cheap to guess on GPUs, so every front-end (`vault
+    /// init`, `serve`) checks new parameters with [`KdfParams::check_minimum`].
+    pub const MIN_MEMORY_KIB: u32 = 19 * 1024;
+
+    /// With the `testing` feature, test suites may still create vaults with
+    /// this little memory (or less) so that thousands of unlocks stay fast;
+    /// production builds never compile this exception in.
+    #[cfg(feature = "testing")]
+    pub const TESTING_MEMORY_KIB: u32 = 1024;
+
+    /// Refuses parameters below [`KdfParams::MIN_MEMORY_KIB`], saying what
+    /// to choose instead. Existing slots are not checked: they open with the
+    /// parameters they were sealed with.
+    pub fn check_minimum(&self) -> Result<()> {
+        #[cfg(feature = "testing")]
+        if self.memory_kib <= Self::TESTING_MEMORY_KIB {
+            return Ok(());
+        }
+        if self.memory_kib >= Self::MIN_MEMORY_KIB {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "Argon2id memory of {} KiB ({} MiB) is below the minimum of {} MiB (OWASP's floor for \
+             Argon2id): choose at least {} MiB (the default is {} MiB)",
+            self.memory_kib,
+            self.memory_kib / 1024,
+            Self::MIN_MEMORY_KIB / 1024,
+            Self::MIN_MEMORY_KIB / 1024,
+            Self::DEFAULT.memory_kib / 1024
+        )))
+    }
+
     fn argon2(&self) -> Result<argon2::Argon2<'static>> {
         let params =
             argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
@@ -386,6 +420,21 @@ mod tests {
         assert!(key.open_secret(&flipped, &binding(7)).is_err());
         let stranger = VaultKey::generate().unwrap();
         assert!(stranger.open_secret(&sealed, &binding(7)).is_err());
+    }
+
+    #[test]
+    fn one_argon2id_minimum_for_new_passphrases() {
+        let with = |memory_kib| KdfParams {
+            memory_kib,
+            ..KdfParams::DEFAULT
+        };
+        for weak in [8 * 1024, KdfParams::MIN_MEMORY_KIB - 1] {
+            let error = with(weak).check_minimum().unwrap_err();
+            assert!(matches!(error, Error::Invalid(_)), "{error}");
+            assert!(error.to_string().contains("at least 19 MiB"), "{error}");
+        }
+        assert!(with(KdfParams::MIN_MEMORY_KIB).check_minimum().is_ok());
+        assert!(KdfParams::DEFAULT.check_minimum().is_ok());
     }
 
     #[test]

@@ -382,7 +382,7 @@ pub fn run(args: EntraArgs, vault: &VaultOptions) -> Result<ExitCode> {
 
 /// Signs in as the options say and runs `work` with the connection; the
 /// tokens fetched are kept even when the work failed later.
-fn with_graph<T>(
+pub(crate) fn with_graph<T>(
     options: &EntraOptions,
     device_code: bool,
     work: impl FnOnce(&Authenticator<'_>, &Http, &str) -> Result<T>,
@@ -751,6 +751,16 @@ fn push(
     if let Some(reason) = &report.stopped {
         eprintln!("oathdesk: the push stopped: {}", printable(reason));
     }
+    if !args.dry_run {
+        let on_lost = oathdesk_entra::lifecycle::apply_on_lost(
+            &mut session,
+            graph,
+            tenant,
+            None,
+            input::now(),
+        )?;
+        crate::commands::entra_lifecycle::print_outcome(&on_lost, options.json)?;
+    }
     if report.failed() {
         eprintln!("oathdesk: some tokens failed; run the same command again to resume");
         return Ok(ExitCode::from(1));
@@ -837,7 +847,7 @@ fn run_sync(
     vault: &VaultOptions,
 ) -> Result<ExitCode> {
     let mut session = vault.unlock()?;
-    let report = sync::sync(
+    let (report, on_lost) = oathdesk_entra::lifecycle::sync_with_policy(
         &mut session,
         graph,
         tenant,
@@ -845,8 +855,12 @@ fn run_sync(
         input::now(),
     )?;
     if options.json {
-        println!("{}", serde_json::to_string(&report)?);
+        // The report as before, with what the policy did added.
+        let mut shown = serde_json::to_value(&report)?;
+        shown["on_lost"] = serde_json::to_value(&on_lost)?;
+        println!("{shown}");
     } else {
+        crate::commands::entra_lifecycle::print_outcome(&on_lost, false)?;
         for d in &report.differences {
             println!(
                 "{:<9} {:<20} {:<16} {}",
@@ -870,7 +884,7 @@ fn run_sync(
     })
 }
 
-fn print_lines(lines: &[Line], as_json: bool) -> Result<()> {
+pub(crate) fn print_lines(lines: &[Line], as_json: bool) -> Result<()> {
     if as_json {
         println!("{}", serde_json::to_string(lines)?);
         return Ok(());

@@ -148,9 +148,13 @@ pub struct LintArgs {
 FORMAT is 'spreadsheet' (the helpdesk's username,secret CSV) or any convert format (see \
 'oathdesk convert --help'); 'auto' detects it.
 
+An Entra CSV or JSON that oathdesk exported names a multi-profile device's profile SERIAL-NN: \
+it is imported as device SERIAL, slot NN (--whole-serials keeps serials whole).
+
 Examples:
   oathdesk import spreadsheet helpdesk.csv --dry-run
-  oathdesk import pskc vendor.pskc --key-file psk.hex")]
+  oathdesk import pskc vendor.pskc --key-file psk.hex
+  oathdesk import entra-csv entra.csv")]
 pub struct ImportArgs {
     pub format: String,
     pub file: PathBuf,
@@ -160,6 +164,13 @@ pub struct ImportArgs {
     /// Spreadsheet only: import the good rows even if some are bad.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Entra files: the form of a multi-profile device's profile serial, read back into
+    /// device and slot ({serial} and {slot}, two digits).
+    #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_PROFILE_SERIAL)]
+    pub profile_serial: String,
+    /// Entra files: keep every serial whole (a vendor's own serial that ends in -NN).
+    #[arg(long)]
+    pub whole_serials: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
 }
@@ -531,8 +542,21 @@ pub fn run_import(args: ImportArgs, options: &VaultOptions) -> Result<ExitCode> 
         Some(args.format.parse::<Format>().map_err(|e| anyhow!("{e}"))?)
     };
     let keys = args.keys.keys()?;
-    let (format, read) = read_records(&args.file, from, &keys)?;
+    let (format, mut read) = read_records(&args.file, from, &keys)?;
     let name = args.file.display().to_string();
+    if matches!(format, Format::EntraCsv | Format::EntraJson) && !args.whole_serials {
+        // Entra knows serials only: oathdesk wrote a profile of a
+        // multi-profile device as SERIAL-NN, which is device and slot.
+        let restored =
+            oathdesk_formats::entra::restore_profiles(&mut read.records, &args.profile_serial);
+        if restored > 0 {
+            eprintln!(
+                "oathdesk: {name}: {restored} serial(s) of the form {} read as device and slot \
+                 (--whole-serials keeps them whole)",
+                args.profile_serial
+            );
+        }
+    }
     let exit = if read.skipped.is_empty() {
         ExitCode::SUCCESS
     } else {

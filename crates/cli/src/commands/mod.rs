@@ -5,6 +5,7 @@ pub mod backup;
 pub mod code;
 pub mod device;
 pub mod entra;
+pub mod entra_lifecycle;
 pub mod files;
 pub mod helpdesk;
 pub mod notify;

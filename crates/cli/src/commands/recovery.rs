@@ -242,6 +242,7 @@ fn use_shares(args: UseArgs, options: &VaultOptions) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
+    let kdf = args.kdf.kdf()?;
     // Fewer than needed: the vault refuses, saying how many it needs.
     let passphrase = if shares.len() >= needed {
         read_passphrase(
@@ -252,7 +253,6 @@ fn use_shares(args: UseArgs, options: &VaultOptions) -> Result<()> {
     } else {
         Zeroizing::new(String::new())
     };
-    let kdf = args.kdf.kdf();
     let session = vault.recover(
         &shares,
         &args.name,

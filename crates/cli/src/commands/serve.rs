@@ -212,14 +212,14 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
     if args.header_timeout == 0 || args.body_timeout == 0 {
         bail!("--header-timeout and --body-timeout must be at least 1 second");
     }
-    if args.kdf_memory_mib < 19 {
-        bail!("--kdf-memory-mib: at least 19 MiB (OWASP's floor for Argon2id)");
-    }
+    let kdf = KdfParams {
+        memory_kib: args.kdf_memory_mib.saturating_mul(1024),
+        ..KdfParams::DEFAULT
+    };
+    kdf.check_minimum()
+        .map_err(|e| anyhow!("--kdf-memory-mib: {e}"))?;
     let settings = Settings {
-        kdf: KdfParams {
-            memory_kib: args.kdf_memory_mib * 1024,
-            ..KdfParams::DEFAULT
-        },
+        kdf,
         session_idle: args.session_idle * 60,
         session_lifetime: args.session_hours * 3600,
         trusted_proxies: args.trusted_proxy,

@@ -344,10 +344,12 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
         TokenCommand::Lost { token, note } => {
             let info = session.transition(&token, State::Lost, note.as_deref(), now)?;
             eprintln!("oathdesk: {} marked lost", info.reference());
+            crate::commands::entra_lifecycle::after_lost(&mut session, &info, now)?;
         }
         TokenCommand::Retire { token, note } => {
             let info = session.transition(&token, State::Retired, note.as_deref(), now)?;
             eprintln!("oathdesk: {} retired", info.reference());
+            crate::commands::entra_lifecycle::after_lost(&mut session, &info, now)?;
         }
         TokenCommand::Deliver { token, code, json } => {
             let delivery = session.deliver(&token, &code, now)?;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use oathdesk_vault::audit::AuditHead;
 use oathdesk_vault::crypto::KdfParams;
@@ -32,8 +32,9 @@ Example:
         #[arg(long)]
         json: bool,
     },
-    /// Change a setting (helpdesk.codes_per_hour, purge.grace_seconds, deliver.window_steps).
-    Set { name: String, value: u64 },
+    /// Change a setting (helpdesk.codes_per_hour, purge.grace_seconds, deliver.window_steps,
+    /// entra.on_lost = report | unassign | delete).
+    Set { name: String, value: String },
     /// Copy the vault to another database (SQLite ⇄ PostgreSQL), secrets still sealed.
     #[command(after_help = "\
 Unlocks the source as you (so the copy is recorded in its audit log), checks its audit chain, \
@@ -108,12 +109,17 @@ pub struct InitArgs {
 }
 
 impl InitArgs {
-    pub(crate) fn kdf(&self) -> KdfParams {
-        KdfParams {
-            memory_kib: self.kdf_memory_mib.max(1) * 1024,
+    /// The parameters asked for, checked against the vault's minimum
+    /// before any passphrase is asked for.
+    pub(crate) fn kdf(&self) -> Result<KdfParams> {
+        let kdf = KdfParams {
+            memory_kib: self.kdf_memory_mib.max(1).saturating_mul(1024),
             iterations: self.kdf_iterations,
             parallelism: self.kdf_parallelism,
-        }
+        };
+        kdf.check_minimum()
+            .map_err(|e| anyhow!("--kdf-memory-mib: {e}"))?;
+        Ok(kdf)
     }
 }
 
@@ -209,6 +215,7 @@ pub fn run_vault(command: VaultCommand, options: &VaultOptions) -> Result<ExitCo
 fn run_vault_change(command: VaultCommand, options: &VaultOptions) -> Result<()> {
     match command {
         VaultCommand::Init(args) => {
+            let kdf = args.kdf()?;
             let location = options.location()?;
             let operator = options.operator()?;
             let passphrase = options.passphrase(&format!("New passphrase for {operator}: "))?;
@@ -224,7 +231,7 @@ fn run_vault_change(command: VaultCommand, options: &VaultOptions) -> Result<()>
                 &location,
                 &operator,
                 passphrase.as_bytes(),
-                args.kdf(),
+                kdf,
                 input::now(),
             )?;
             eprintln!("oathdesk: created {location} with operator {operator}");
@@ -240,20 +247,35 @@ fn run_vault_change(command: VaultCommand, options: &VaultOptions) -> Result<()>
             let mut session = options.unlock()?;
             let mut values = serde_json::Map::new();
             for setting in settings::ALL {
-                values.insert(setting.0.to_owned(), json!(session.setting(setting)?));
+                let value = session.setting(setting)?;
+                values.insert(
+                    setting.0.to_owned(),
+                    if setting.0 == settings::ENTRA_ON_LOST.0 {
+                        json!(settings::describe(setting.0, value))
+                    } else {
+                        json!(value)
+                    },
+                );
             }
             if json {
                 println!("{}", serde_json::Value::Object(values));
             } else {
                 for (name, value) in values {
-                    println!("{name:<26} {value}");
+                    let shown = value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_owned);
+                    println!("{name:<26} {shown}");
                 }
             }
             Ok(())
         }
         VaultCommand::Set { name, value } => {
-            options.unlock()?.set_setting(&name, value, input::now())?;
-            println!("{name} set to {value} (audited)");
+            let number = settings::parse_value(&name, &value)?;
+            options.unlock()?.set_setting(&name, number, input::now())?;
+            println!(
+                "{name} set to {} (audited)",
+                settings::describe(&name, number)
+            );
             Ok(())
         }
         VaultCommand::Copy(args) => copy(args, options),
@@ -384,6 +406,7 @@ pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<
             Ok(())
         }
         OperatorCommand::Add(args) => {
+            let kdf = args.kdf.kdf()?;
             let mut session = options.unlock()?;
             let recipient = match &args.new_identity_file {
                 Some(path) => Some(write_new_identity(path)?),
@@ -404,7 +427,7 @@ pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<
                     )?;
                     session.add_operator(
                         &args.name,
-                        NewOperator::Passphrase(passphrase.as_bytes(), args.kdf.kdf()),
+                        NewOperator::Passphrase(passphrase.as_bytes(), kdf),
                         args.role,
                         input::now(),
                     )?

@@ -307,15 +307,31 @@ impl<S: Store> Session<S> {
             .filter(|(i, _)| !skipped.contains(i))
             .map(|(_, info)| info.reference())
             .collect();
-        self.record(
-            AuditEvent::ok("export").detail(json!({
-                "format": format.name(),
-                "encrypted": options.password.is_some() || options.key.is_some(),
-                "count": exported.len(),
-                "credentials": exported,
-            })),
-            now,
-        )?;
+        let mut event = AuditEvent::ok("export").detail(json!({
+            "format": format.name(),
+            "encrypted": options.password.is_some() || options.key.is_some(),
+            "count": exported.len(),
+            "credentials": exported,
+        }));
+        if matches!(format, Format::EntraCsv | Format::EntraJson) {
+            // An admin uploads this file to Entra: record the serials it
+            // holds, so that a push links those tokens as this vault's own.
+            let serials: Vec<(i64, String)> = tokens
+                .iter()
+                .zip(&records)
+                .enumerate()
+                .filter(|(i, _)| !skipped.contains(i))
+                .filter_map(|(_, (info, record))| {
+                    oathdesk_formats::entra::entra_serial(record, &options.profile_serial)
+                        .map(|serial| (info.id, serial))
+                })
+                .collect();
+            event.detail["entra_serials"] =
+                json!(serials.iter().map(|(_, s)| s).collect::<Vec<_>>());
+            self.entra_record_csv_export(&serials, event, now)?;
+        } else {
+            self.record(event, now)?;
+        }
         Ok(written)
     }
 }

@@ -59,6 +59,7 @@ pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;
 // (VaultReport is defined below.)
 pub use delivery::{Delivery, EnrolmentCode};
+pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::{IdentifyHit, code_position};
 pub use tap::TapPermit;
@@ -75,8 +76,14 @@ pub mod settings {
     /// The widest delivery window: released steps are remembered this far
     /// back, so a wider one could take a code the helpdesk gave out for proof.
     pub const DELIVERY_WINDOW_MAX: u64 = 100;
+    /// What `token lost`/`retire` do in Entra ([`super::entra::OnLost`]:
+    /// 0 report, 1 unassign, 2 delete).
+    pub const ENTRA_ON_LOST: (&str, u64) = ("entra.on_lost", 0);
     /// All settings.
-    pub const ALL: [(&str, u64); 3] = [RATE_LIMIT, PURGE_GRACE, DELIVERY_WINDOW];
+    pub const ALL: [(&str, u64); 4] = [RATE_LIMIT, PURGE_GRACE, DELIVERY_WINDOW, ENTRA_ON_LOST];
+
+    /// Settings read and shown by name where they have names.
+    pub use super::entra::{describe, parse_value};
 }
 
 /// A vault that is not unlocked.
@@ -759,6 +766,12 @@ impl<S: Store> Session<S> {
             return Err(Error::Invalid(format!(
                 "unknown setting '{name}': use one of {}",
                 names.join(", ")
+            )));
+        }
+        if name == settings::ENTRA_ON_LOST.0 && OnLost::from_setting(value).setting_value() != value
+        {
+            return Err(Error::Invalid(format!(
+                "{name} is report, unassign or delete (0, 1 or 2), not {value}"
             )));
         }
         if name == settings::DELIVERY_WINDOW.0 && value > settings::DELIVERY_WINDOW_MAX {
