@@ -112,7 +112,7 @@ fn serve_with(text: &str, rest: &[&str]) -> Result<(ServeArgs, Cli), clap::Error
     ) else {
         panic!("not serve");
     };
-    Ok((serve, cli))
+    Ok((*serve, cli))
 }
 
 #[test]

@@ -96,7 +96,7 @@ pub(crate) enum Command {
     /// Microsoft Entra ID: push tokens, assign and activate them, compare, unassign, delete.
     Entra(entra::EntraArgs),
     /// Run the web console and REST API over the vault (creates the vault on first start).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(ops::CompletionsArgs),
     /// Write the man pages (all of them with --out DIR, else the top page to stdout).
@@ -291,7 +291,7 @@ fn main() -> ExitCode {
         Command::Device(args) => device::run(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Enroll(args) => device::enroll(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Entra(args) => entra::run(args, &cli.vault),
-        Command::Serve(args) => serve::run(args, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(*args, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Completions(args) => {
             ops::completions(args, <Cli as clap::CommandFactory>::command())
                 .map(|()| ExitCode::SUCCESS)
