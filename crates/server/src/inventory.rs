@@ -547,6 +547,8 @@ enum Parsed {
         format: Format,
         records: Vec<Record>,
         findings: Vec<oathdesk_formats::lint::Finding>,
+        /// Entries the vault cannot take (`{entry, reference, reason}`).
+        left_out: Vec<Value>,
     },
     Sheet(spreadsheet::Sheet),
 }
@@ -587,15 +589,39 @@ fn parse_import(request: &ImportRequest) -> ApiResult<Parsed> {
         name.parse::<Format>()
             .map_err(|e| ApiError::bad_request(e.to_string()))?
     };
-    let records =
-        format::read(format, &bytes, &keys).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let findings = oathdesk_formats::lint::lint(&bytes, Some(format), &keys, None)
-        .map(|report| report.findings)
-        .unwrap_or_default();
+    // Every entry the vault can take is read; one it cannot (a Steam or
+    // Yandex entry in an app backup) is named among the findings with its
+    // reason, as `oathdesk import` does, instead of sinking the file.
+    let read = format::read_all(format, &bytes, &keys)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let records = read.records;
+    let left_out: Vec<Value> = read
+        .skipped
+        .iter()
+        .map(|skipped| {
+            json!({"entry": skipped.index + 1, "reference": skipped.reference, "reason": skipped.reason})
+        })
+        .collect();
+    let mut findings: Vec<oathdesk_formats::lint::Finding> = read
+        .skipped
+        .into_iter()
+        .map(|skipped| oathdesk_formats::lint::Finding {
+            severity: oathdesk_formats::lint::Severity::Warning,
+            location: Some(skipped.reference),
+            field: None,
+            message: format!("left out: {}", skipped.reason),
+        })
+        .collect();
+    findings.extend(
+        oathdesk_formats::lint::lint(&bytes, Some(format), &keys, None)
+            .map(|report| report.findings)
+            .unwrap_or_default(),
+    );
     Ok(Parsed::Records {
         format,
         records,
         findings,
+        left_out,
     })
 }
 
@@ -637,6 +663,7 @@ pub async fn import_preview(
             format,
             records,
             findings,
+            left_out,
         } => {
             let plan = exchange::plan_records(&records, &findings);
             json!({
@@ -648,6 +675,7 @@ pub async fn import_preview(
                 "importable": plan.good.len(),
                 "skipped": plan.skipped,
                 "blocking": plan.blocking,
+                "left_out": left_out,
             })
         }
         Parsed::Sheet(sheet) => {
@@ -681,17 +709,18 @@ pub async fn import(
     let parsed = tokio::task::spawn_blocking(move || parse_import(&request))
         .await
         .map_err(ApiError::internal)??;
-    let (imported, format) = auth
+    let (imported, format, left_out) = auth
         .run(move |session| match parsed {
             Parsed::Records {
                 format,
                 records,
                 findings,
+                left_out,
             } => {
                 let imported = session
                     .import_file(records, &findings, format, skip_bad, now())
                     .map_err(|e| nothing_imported(e.into()))?;
-                Ok((imported, format.name().to_owned()))
+                Ok((imported, format.name().to_owned(), left_out))
             }
             Parsed::Sheet(sheet) => {
                 let plan = exchange::plan_sheet(&sheet);
@@ -702,7 +731,7 @@ pub async fn import(
                     imported: count,
                     skipped: plan.skipped,
                 };
-                Ok((imported, "spreadsheet".to_owned()))
+                Ok((imported, "spreadsheet".to_owned(), Vec::new()))
             }
         })
         .await?;
@@ -712,6 +741,7 @@ pub async fn import(
             "imported": imported.imported,
             "skipped": imported.skipped,
             "format": format,
+            "left_out": left_out,
         })),
     ))
 }

@@ -2325,3 +2325,47 @@ async fn slow_clients_are_cut_off_and_one_address_cannot_take_every_connection()
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(get_from("127.0.0.1", address, "/api/v1/setup").await, 200);
 }
+
+#[tokio::test]
+async fn an_app_backup_with_a_steam_entry_imports_the_rest_and_names_it() {
+    // A real-world-shaped Aegis export: TOTP and HOTP entries mixed with
+    // Steam, Yandex and mOTP ones. The console imports what the vault can
+    // take and names each entry left out, with its reason, as the command
+    // line does; before, the whole file was refused.
+    let fixture = staffed();
+    let mut pia = Client::login(fixture.app(), PROVISIONER).await;
+    let file = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../formats/tests/data/aegis_mixed_plain.json"),
+    )
+    .unwrap();
+    let content = data_encoding::BASE64.encode(&file);
+    let preview = pia
+        .send(
+            Method::POST,
+            "/api/v1/import/preview",
+            Some(json!({"content": content, "format": "aegis"})),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    let left_out = preview.body["left_out"].as_array().unwrap().clone();
+    assert!(!left_out.is_empty(), "{}", preview.body);
+    assert!(
+        left_out
+            .iter()
+            .any(|entry| entry["reference"].as_str().unwrap().contains("Steam")),
+        "{left_out:?}"
+    );
+    let readable = preview.body["records"].as_u64().unwrap();
+    assert!(readable > 0, "{}", preview.body);
+    let imported = pia
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            Some(json!({"content": content, "format": "aegis"})),
+        )
+        .await;
+    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.body);
+    assert_eq!(imported.body["imported"].as_u64(), Some(readable));
+    assert_eq!(imported.body["left_out"].as_array().unwrap(), &left_out);
+}
