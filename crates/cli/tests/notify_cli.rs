@@ -71,7 +71,7 @@ fn a_release_is_told_to_the_user_through_a_signed_webhook() {
         command
     };
     oathdesk()
-        .args(["vault", "init", "--kdf-memory-mib", "8"])
+        .args(["vault", "init", "--kdf-memory-mib", "1"])
         .assert()
         .success();
     let sheet = dir.path().join("sheet.csv");
@@ -206,7 +206,7 @@ fn a_misspelt_policy_field_is_refused_not_dropped() {
         command
     };
     oathdesk()
-        .args(["vault", "init", "--kdf-memory-mib", "8"])
+        .args(["vault", "init", "--kdf-memory-mib", "1"])
         .assert()
         .success();
     let policy = dir.path().join("policy.json");
