@@ -800,6 +800,8 @@ fn a_postgres_vault_lives_in_its_schema() {
             "devices",
             "entra_links",
             "events",
+            "identify_gone",
+            "identify_marker",
             "meta",
             "operators",
             "records",
