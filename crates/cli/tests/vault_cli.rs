@@ -646,6 +646,34 @@ fn a_second_operator_and_rekey(backend: Backend) {
     assert_eq!(operators.as_array().unwrap().len(), 2);
     assert_eq!(operators[0]["role"], "admin");
     assert_eq!(operators[1]["role"], "provisioner");
+    assert_eq!(operators[1]["key_slot"], true);
+    // A helpdesk operator signs in with a passphrase but holds no key, and
+    // the list says so rather than only "passphrase".
+    let hana_pass = desk.file("hana.pass");
+    std::fs::write(&hana_pass, "hana's passphrase\n").unwrap();
+    desk.run(&[
+        "operator",
+        "add",
+        "hana",
+        "--role",
+        "helpdesk",
+        "--new-passphrase-file",
+        hana_pass.to_str().unwrap(),
+        "--kdf-memory-mib",
+        "1",
+        "--kdf-iterations",
+        "1",
+    ])
+    .assert()
+    .success();
+    let operators = desk.json(&["operator", "list", "--json"]);
+    assert_eq!(operators[2]["key_slot"], false);
+    desk.run(&["operator", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^hana +helpdesk +passphrase, no key ").unwrap())
+        .stdout(predicate::str::is_match(r"(?m)^bob +provisioner +passphrase +added").unwrap());
+    desk.run(&["operator", "remove", "hana"]).assert().success();
     let audit = desk.json(&["audit", "list", "--json"]);
     let refusal = audit
         .as_array()

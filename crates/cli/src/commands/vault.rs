@@ -386,11 +386,18 @@ pub fn run_operator(command: OperatorCommand, options: &VaultOptions) -> Result<
                 println!("{}", serde_json::to_string(&operators)?);
             } else {
                 for o in operators {
+                    // Helpdesk and auditor operators sign in with their
+                    // passphrase but hold no key: say so, not just "passphrase".
+                    let unlock = if o.key_slot {
+                        o.unlock.to_owned()
+                    } else {
+                        format!("{}, no key", o.unlock)
+                    };
                     println!(
-                        "{:<20} {:<12} {:<13} added {} by {}",
+                        "{:<20} {:<12} {:<22} added {} by {}",
                         o.name,
                         o.role,
-                        o.unlock,
+                        unlock,
                         rfc3339(o.created_at),
                         o.created_by
                     );

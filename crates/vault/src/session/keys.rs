@@ -85,6 +85,7 @@ pub(crate) fn operator_info(row: OperatorRow) -> OperatorInfo {
         recipient: row.recipient,
         created_at: row.created_at,
         created_by: row.created_by,
+        key_slot: Role::parse(&row.role).is_some_and(Role::may_hold_key),
         role: row.role,
     }
 }

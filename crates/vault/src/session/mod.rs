@@ -123,6 +123,9 @@ pub struct OperatorInfo {
     pub created_by: String,
     /// `admin`, `provisioner`, `helpdesk` or `auditor`.
     pub role: String,
+    /// Whether the slot opens the vault key (admins and provisioners);
+    /// helpdesk and auditor operators work only through an unsealed console.
+    pub key_slot: bool,
 }
 
 impl Vault<AnyStore> {
