@@ -80,7 +80,10 @@ pub fn readiness(state: &AppState) -> Result<(), Unready> {
     {
         return Err(Unready::Database);
     }
-    let mut store = state.vault().map_err(|_| Unready::Database)?.into_store();
+    let mut store = state
+        .checkout()
+        .map_err(|_| Unready::Database)?
+        .into_store();
     match store.schema_version() {
         Ok(Some(version)) if version == LATEST => state.recycle(store),
         // Dropped, not recycled: a connection that failed may be broken.

@@ -150,11 +150,22 @@ impl AppState {
     /// A locked vault on a pooled connection. Blocking: call it inside
     /// `spawn_blocking`.
     pub fn vault(&self) -> ApiResult<Vault> {
-        let pooled = self.pool.lock().map_err(ApiError::internal)?.pop();
+        self.checkout().map_err(ApiError::internal)
+    }
+
+    /// A pooled or new connection, its failure returned rather than logged:
+    /// the readiness probe asks every second and reports an unreachable
+    /// database as its answer, not as an internal error in the log.
+    pub fn checkout(&self) -> oathdesk_vault::Result<Vault> {
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
         self.metrics.checkout(pooled.is_some());
         match pooled {
             Some(store) => Ok(Vault::from_store(store)),
-            None => Vault::open_at(&self.location).map_err(ApiError::internal),
+            None => Vault::open_at(&self.location),
         }
     }
 
