@@ -9,7 +9,8 @@
 //!   tokens' MAC and padding rules, and what each family can be programmed
 //!   with. No I/O.
 //! - [`transport`] — one trait, [`transport::Transport`], over which APDUs
-//!   travel: direct USB CCID (`nusb`, feature `usb`), PC/SC (feature `pcsc`),
+//!   travel: direct USB CCID (`nusb`, feature `usb`), PC/SC (feature `pcsc`, on by
+//!   default, loaded at run time),
 //!   an exec bridge to another program, and the simulators.
 //! - [`sim`] — simulators of both families that behave as the spec says
 //!   (status words, attempt counters, MAC checks, de-padding, restricted
@@ -20,7 +21,9 @@
 //! - `recorded` (feature `vault`, on by default) — burns recorded in the
 //!   vault before their first write: what the CLI and the web console call
 //!   for `burn`, `enroll` and `provision`.
-#![forbid(unsafe_code)]
+// Only the PC/SC loader (`transport::pcsc::sys`) calls C, and says why each
+// call is sound.
+#![deny(unsafe_code)]
 
 pub mod apdu;
 pub mod crypto;
@@ -33,6 +36,7 @@ pub mod recorded;
 pub mod sim;
 pub mod single;
 pub mod transport;
+pub mod vpcd;
 
 pub use params::{DisplayTimeout, Family, ProfileConfig, Unsupported};
 pub use programmer::{BurnReport, BurnRequest, Confirmation, DeviceError, PreparedBurn, Token};

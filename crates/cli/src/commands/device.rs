@@ -41,7 +41,7 @@ pub struct ConnectionArgs {
         long,
         global = true,
         value_name = "SPEC",
-        help = "usb[:N], pcsc[:READER], exec:COMMAND or sim:FILE [env: OATHDESK_TRANSPORT; default: usb]"
+        help = "auto, pcsc[:READER], usb[:N], exec:COMMAND or sim:FILE [env: OATHDESK_TRANSPORT; default: auto, the one Token2 token PC/SC or USB reaches]"
     )]
     pub transport: Option<String>,
     /// The token family when the transport cannot tell: molto2 or single-profile.
@@ -267,11 +267,16 @@ pub struct EnrollArgs {
 // ----------------------------------------------------------------- connecting
 
 impl ConnectionArgs {
-    fn spec(&self) -> String {
+    /// The transport the user chose: --transport, else OATHDESK_TRANSPORT.
+    /// Every device command, `device list` included, goes through here.
+    fn chosen_spec(&self) -> Option<String> {
         self.transport
             .clone()
             .or_else(|| std::env::var(TRANSPORT_ENV).ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "usb".into())
+    }
+
+    fn spec(&self) -> String {
+        self.chosen_spec().unwrap_or_else(|| "auto".into())
     }
 
     /// Opens the transport and reads the token's identity.
@@ -404,9 +409,15 @@ pub fn run(args: DeviceArgs, vault: &VaultOptions) -> Result<()> {
 }
 
 fn list(connection: &ConnectionArgs, json: bool) -> Result<()> {
-    let specs: Vec<String> = match &connection.transport {
-        Some(spec) => vec![spec.clone()],
-        None => transport::discover()?,
+    let specs: Vec<String> = match connection.chosen_spec() {
+        Some(spec) if spec != "auto" => vec![spec],
+        _ => {
+            let discovery = transport::discover();
+            for note in &discovery.notes {
+                eprintln!("oathdesk: {note}");
+            }
+            discovery.specs
+        }
     };
     let mut found = Vec::new();
     for spec in &specs {

@@ -5,8 +5,9 @@
 //!
 //! | spec | what |
 //! | --- | --- |
-//! | `usb[:N]` | direct USB CCID with `nusb` (feature `usb`): no pcscd, no Info.plist edit |
-//! | `pcsc[:READER]` | the system's PC/SC stack (feature `pcsc`) |
+//! | `auto` (default) | the one Token2 token PC/SC or direct USB reaches, PC/SC first |
+//! | `usb[:N]` | direct USB CCID with `nusb` (feature `usb`): Token2 devices only, `usb:N` from `device list`, or `usb:VID:PID` for a reader the user names |
+//! | `pcsc[:READER]` | the system's PC/SC stack (feature `pcsc`, loaded at run time) |
 //! | `exec:COMMAND` | another program: one line of upper-case hex per APDU each way |
 //! | `sim:FILE` | a simulated token kept in FILE (created on first use) |
 //!
@@ -97,23 +98,72 @@ pub enum TransportError {
 /// The transports this build has, for help texts.
 pub fn available() -> &'static str {
     match (cfg!(feature = "usb"), cfg!(feature = "pcsc")) {
-        (true, true) => "usb[:N], pcsc[:READER], exec:COMMAND, sim:FILE",
-        (true, false) => "usb[:N], exec:COMMAND, sim:FILE (PC/SC: build with --features pcsc)",
-        (false, true) => "pcsc[:READER], exec:COMMAND, sim:FILE",
+        (true, true) => "auto, pcsc[:READER], usb[:N], exec:COMMAND, sim:FILE",
+        (true, false) => "auto, usb[:N], exec:COMMAND, sim:FILE (this build has no PC/SC)",
+        (false, true) => "auto, pcsc[:READER], exec:COMMAND, sim:FILE",
         (false, false) => "exec:COMMAND, sim:FILE",
     }
 }
 
-/// The specs of the tokens this build can find by itself (USB Molto-2s,
-/// PC/SC readers), for `device list`.
-pub fn discover() -> Result<Vec<String>, TransportError> {
+/// What `device list` found without a transport being chosen: the specs to
+/// open, and why a transport found nothing (PC/SC not installed, no USB).
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub specs: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// The tokens this build can find by itself, PC/SC readers and direct-USB
+/// Token2 devices together, for `device list` and `auto`.
+pub fn discover() -> Discovery {
     #[allow(unused_mut)]
-    let mut found = Vec::new();
-    #[cfg(feature = "usb")]
-    found.extend((0..usb::find()?.len()).map(|i| format!("usb:{i}")));
+    let mut found = Discovery::default();
     #[cfg(feature = "pcsc")]
-    found.extend(pcsc::readers()?.into_iter().map(|r| format!("pcsc:{r}")));
-    Ok(found)
+    match pcsc::readers() {
+        Ok(readers) => found
+            .specs
+            .extend(readers.into_iter().map(|r| format!("pcsc:{r}"))),
+        Err(e) => found.notes.push(format!("PC/SC: {e}")),
+    }
+    #[cfg(feature = "usb")]
+    match usb::find() {
+        Ok(devices) => found
+            .specs
+            .extend((0..devices.len()).map(|i| format!("usb:{i}"))),
+        Err(e) => found.notes.push(format!("USB: {e}")),
+    }
+    found
+}
+
+/// `auto`: PC/SC first (on Windows and macOS, and on Linux with pcscd
+/// running, the system holds the token), then direct USB; the reasons of
+/// both when neither reaches a token.
+fn open_auto() -> Result<Box<dyn Transport>, TransportError> {
+    #[allow(unused_mut)]
+    let mut reasons: Vec<String> = Vec::new();
+    #[cfg(feature = "pcsc")]
+    match pcsc::PcscTransport::open(None) {
+        Ok(transport) => return Ok(Box::new(transport)),
+        // Several tokens, or one held by another program: the user decides.
+        Err(e @ (TransportError::Spec(_) | TransportError::Busy(_))) => return Err(e),
+        Err(e) => reasons.push(format!("PC/SC: {e}")),
+    }
+    #[cfg(feature = "usb")]
+    match usb::UsbTransport::open(None) {
+        Ok(transport) => return Ok(Box::new(transport)),
+        Err(e @ TransportError::Busy(_)) => return Err(e),
+        Err(e) => reasons.push(format!("USB: {e}")),
+    }
+    if reasons.is_empty() {
+        return Err(TransportError::Spec(format!(
+            "this build reaches no hardware: use {}",
+            available()
+        )));
+    }
+    Err(TransportError::NotFound(format!(
+        "no token found. {}",
+        reasons.join(". ")
+    )))
 }
 
 /// Options of a `sim:` spec, after a `?`: `family=`, `serial=`, and the
@@ -176,6 +226,7 @@ impl SimSpec {
 pub fn open(spec: &str) -> Result<Box<dyn Transport>, TransportError> {
     let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
+        "auto" if rest.is_empty() => open_auto(),
         "sim" => {
             let sim = SimSpec::parse(rest)?;
             let transport = SimTransport::open_file(&sim.path, sim.family, sim.serial.as_deref())?;
@@ -197,6 +248,10 @@ pub fn open(spec: &str) -> Result<Box<dyn Transport>, TransportError> {
         "pcsc" => Ok(Box::new(pcsc::PcscTransport::open(
             Some(rest).filter(|s| !s.is_empty()),
         )?)),
+        #[cfg(not(feature = "pcsc"))]
+        "pcsc" => Err(TransportError::Spec(
+            "this oathdesk was built without PC/SC (cargo feature 'pcsc', on by default)".into(),
+        )),
         _ => Err(TransportError::Spec(format!(
             "unknown transport '{spec}': use {}",
             available()
