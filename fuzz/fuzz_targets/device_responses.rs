@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.as_ref(), Ok(&block));
     }
     if let Some(&seq) = data.first() {
-        let _ = ccid::parse_reply(&data[1..], seq);
+        let _ = ccid::parse_reply(&data[1..], ccid::PC_TO_RDR_XFR_BLOCK, seq);
     }
     let _ = ccid::features(data);
     // Commands split at 0xFF bytes, fed to fresh simulators in order.

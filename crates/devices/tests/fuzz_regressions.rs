@@ -19,7 +19,7 @@ fn check(data: &[u8]) {
         assert_eq!(again.as_ref(), Ok(&block));
     }
     if let Some(&seq) = data.first() {
-        let _ = ccid::parse_reply(&data[1..], seq);
+        let _ = ccid::parse_reply(&data[1..], ccid::PC_TO_RDR_XFR_BLOCK, seq);
     }
     let _ = ccid::features(data);
     let mut molto = Molto2Sim::new("826658719844499", Molto2Options::default());
@@ -37,12 +37,23 @@ fn check(data: &[u8]) {
 fn ccid_reply_with_an_absurd_length() {
     check(&[0x00, 0x80, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0]);
     assert_eq!(
-        ccid::parse_reply(&[0x80, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0], 0),
+        ccid::parse_reply(
+            &[0x80, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0],
+            ccid::PC_TO_RDR_XFR_BLOCK,
+            0
+        ),
         Err(ccid::ReplyError::Length(u32::MAX))
     );
     assert_eq!(
-        ccid::parse_reply(&[0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0),
-        Err(ccid::ReplyError::Kind(0x42))
+        ccid::parse_reply(
+            &[0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ccid::PC_TO_RDR_XFR_BLOCK,
+            0
+        ),
+        Err(ccid::ReplyError::Kind {
+            expected: 0x80,
+            found: 0x42
+        })
     );
 }
 

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 pub use pcsc_sys::{DWORD, LONG, SCARD_IO_REQUEST, SCARDCONTEXT, SCARDHANDLE};
 
 #[cfg(not(any(windows, target_os = "macos")))]
+#[allow(clippy::upper_case_acronyms)]
 mod types {
     use std::ffi::{c_long, c_ulong};
     // pcsc-lite's ABI on Linux and the BSDs (pcsclite.h, wintypes.h).

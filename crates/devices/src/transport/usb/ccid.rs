@@ -226,7 +226,7 @@ impl Sequence {
         Sequence::starting_at(byte[0])
     }
 
-    pub fn next(&mut self) -> u8 {
+    pub fn advance(&mut self) -> u8 {
         self.0 = self.0.wrapping_add(1);
         self.0
     }
@@ -361,10 +361,10 @@ mod tests {
     #[test]
     fn sequences_start_anywhere_and_wrap() {
         let mut seq = Sequence::starting_at(0xFF);
-        assert_eq!((seq.next(), seq.next()), (0xFF, 0x00));
+        assert_eq!((seq.advance(), seq.advance()), (0xFF, 0x00));
         // Random starts: 16 sessions do not all start at the same number.
         let starts: std::collections::HashSet<u8> =
-            (0..16).map(|_| Sequence::random().next()).collect();
+            (0..16).map(|_| Sequence::random().advance()).collect();
         assert!(starts.len() > 1, "{starts:?}");
     }
 

@@ -313,14 +313,14 @@ impl UsbTransport {
         build: impl Fn(u8) -> Vec<u8>,
     ) -> Result<ccid::Reply, TransportError> {
         let deadline = std::time::Instant::now() + COMMAND_DEADLINE;
-        let mut seq = self.seq.next();
+        let mut seq = self.seq.advance();
         self.send(&build(seq))?;
         let mut chained: Vec<u8> = Vec::new();
         loop {
             match self.receive(request, seq, deadline)? {
                 ccid::Reply::Data(data, ccid::Chain::More) => {
                     chained.extend_from_slice(&data);
-                    seq = self.seq.next();
+                    seq = self.seq.advance();
                     self.send(&ccid::continue_chain(seq))?;
                 }
                 ccid::Reply::Data(data, ccid::Chain::Last) => {
