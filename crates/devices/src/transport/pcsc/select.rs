@@ -109,6 +109,11 @@ pub fn choose(probed: &[(String, Probe)]) -> Result<usize, String> {
         .collect();
     match tokens.as_slice() {
         [one] => Ok(*one),
+        [] if probed.len() == 1 => match &probed[0] {
+            (reader, Probe::NoCard(why)) => Err(format!("'{reader}': {why}")),
+            (reader, Probe::Other(why)) => Err(format!("'{reader}' holds no Token2 token: {why}")),
+            (_, Probe::Token2 { .. }) => unreachable!("no token among these"),
+        },
         [] => {
             let lines: Vec<String> = probed
                 .iter()
@@ -225,8 +230,9 @@ mod tests {
             choose(&[yubikey.clone(), empty.clone(), token.clone()]),
             Ok(2)
         );
-        let none = choose(&[yubikey.clone(), empty]).unwrap_err();
+        let none = choose(&[yubikey.clone(), empty.clone()]).unwrap_err();
         assert!(none.contains("'Yubico': not a Token2 token"), "{none}");
+        assert_eq!(choose(&[empty]).unwrap_err(), "'NFC': no card");
         let two = choose(&[token.clone(), yubikey, token]).unwrap_err();
         assert!(two.starts_with("2 Token2 tokens"), "{two}");
     }

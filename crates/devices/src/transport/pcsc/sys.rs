@@ -161,8 +161,12 @@ const LIBRARY_NAMES: [&str; 2] = ["libpcsclite.so.1", "libpcsclite.so"];
 #[cfg(not(any(windows, target_os = "macos")))]
 impl Api {
     fn load() -> Result<Api, String> {
+        Api::load_from(&LIBRARY_NAMES)
+    }
+
+    fn load_from(names: &[&str]) -> Result<Api, String> {
         let mut errors = Vec::new();
-        for name in LIBRARY_NAMES {
+        for &name in names {
             // SAFETY: loading pcsc-lite runs no initialiser with preconditions.
             match unsafe { libloading::Library::new(name) } {
                 Ok(library) => return Api::from_library(library).map_err(|e| e.to_string()),
@@ -445,6 +449,25 @@ mod tests {
         );
         assert!(split_multi_string(b"\0").is_empty());
         assert!(split_multi_string(b"").is_empty());
+    }
+
+    /// A machine without libpcsclite: the device commands say what to
+    /// install (the binary itself does not need the library to start).
+    #[cfg(not(any(windows, target_os = "macos")))]
+    #[test]
+    fn a_missing_library_says_what_to_install() {
+        let Err(message) = Api::load_from(&["libpcsclite-not-here.so.1"]) else {
+            panic!("a library that does not exist was loaded");
+        };
+        assert!(
+            message.starts_with("PC/SC is not installed here"),
+            "{message}"
+        );
+        assert!(
+            message.contains("sudo apt install pcscd libpcsclite1"),
+            "{message}"
+        );
+        assert!(message.contains("--transport usb"), "{message}");
     }
 
     #[test]
