@@ -87,6 +87,13 @@ impl DisplayTimeout {
     pub fn seconds(self) -> u32 {
         [15, 30, 60, 120][self as usize]
     }
+
+    /// From seconds (15, 30, 60 or 120), as the vault records it.
+    pub fn from_seconds(seconds: u64) -> Option<DisplayTimeout> {
+        [Self::Secs15, Self::Secs30, Self::Secs60, Self::Secs120]
+            .into_iter()
+            .find(|t| u64::from(t.seconds()) == seconds)
+    }
 }
 
 impl FromStr for DisplayTimeout {

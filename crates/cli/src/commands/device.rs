@@ -12,9 +12,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use oathdesk_devices::crypto::DeviceKey;
-use oathdesk_devices::params::{DisplayTimeout, Family, truncate_utf8};
+use oathdesk_devices::params::{DisplayTimeout, Family};
 use oathdesk_devices::programmer::{BurnReport, BurnRequest, Confirmation, DeviceError, Token};
-use oathdesk_devices::recorded;
+use oathdesk_devices::{enrolment, recorded};
 use oathdesk_devices::sim::{ButtonOutcome, Display, Simulator};
 use oathdesk_devices::transport::{self, Link, SimTransport, TraceDirection, Transport};
 use oathdesk_otp::{Algorithm, Credential, Kind, Secret, Totp, Verifier, seed};
@@ -100,12 +100,37 @@ Examples:
   oathdesk device burn --slot 3 @seed.txt --title Contoso --user bob@contoso.com
   oathdesk device burn --slot 3 --generate --algorithm sha256 --transport sim:molto.json")]
     Burn(Box<BurnArgs>),
-    /// Set a slot's clock to the host's (Molto-2: --slot N or --all).
+    /// Set a slot's clock to the host's, or to --at TIME (Molto-2: --slot N or --all).
+    #[command(after_help = "\
+--all carries on past a slot the token refuses and reports each; the exit status says whether \
+every slot was set. A single-profile token's clock comes with its whole configuration: its \
+display time-out is kept as the vault recorded it (or --display-timeout).")]
     SyncTime {
         #[arg(long, value_name = "N", conflicts_with = "all")]
         slot: Option<u8>,
         #[arg(long)]
         all: bool,
+        /// Set the clock to TIME instead of now: Unix seconds or RFC 3339 (for tests, or a
+        /// verifier that runs on another clock).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Single-profile tokens: the display time-out to write with the clock [default: the
+        /// vault's record of the last burn or configuration].
+        #[arg(long, value_name = "S")]
+        display_timeout: Option<DisplayTimeout>,
+    },
+    /// Change a slot's algorithm, digits, period or display time-out without a new seed.
+    #[command(after_help = "\
+Config only: the seed stays; the vault's credential in the slot takes the new parameters (its \
+codes follow the token's) and its history records the change. Unset values keep the vault's. \
+The write also sets the slot's clock. Restricted-sync single-profile tokens are refused: a \
+configuration write clears their seed (burn them again instead).")]
+    Configure(ConfigureArgs),
+    /// Change a Molto-2 slot's title only (1 to 12 bytes); recorded in the vault's history.
+    Title {
+        #[arg(long, value_name = "N")]
+        slot: u8,
+        title: String,
     },
     /// Delete a Molto-2 slot's seed (its title stays).
     Delete {
@@ -171,8 +196,33 @@ pub struct BurnArgs {
     /// Burn without recording the secret in the vault (nothing will know it).
     #[arg(long)]
     pub no_vault: bool,
+    /// Single-profile tokens: write the seed only, leaving the clock and settings as they are.
+    #[arg(long)]
+    pub seed_only: bool,
+    /// Burn even if the vault holds this secret on another credential already.
+    #[arg(long)]
+    pub force: bool,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigureArgs {
+    /// The slot (Molto-2; leave out for single-profile tokens).
+    #[arg(long, value_name = "N")]
+    pub slot: Option<u8>,
+    /// sha1 or sha256 [default: the vault's].
+    #[arg(long, value_name = "ALG")]
+    pub algorithm: Option<Algorithm>,
+    /// 4, 6, 8 or 10 on a Molto-2 [default: the vault's].
+    #[arg(long, value_name = "N")]
+    pub digits: Option<u64>,
+    /// 30 or 60 seconds [default: the vault's].
+    #[arg(long, value_name = "S")]
+    pub period: Option<u64>,
+    /// 15, 30, 60 or 120 seconds [default: the vault's record, else 30].
+    #[arg(long, value_name = "S")]
+    pub display_timeout: Option<DisplayTimeout>,
 }
 
 #[derive(Args, Debug)]
@@ -250,14 +300,22 @@ pub struct EnrollArgs {
     /// Molto-2 slot [default: the first free one].
     #[arg(long, value_name = "N")]
     pub slot: Option<u8>,
-    /// Molto-2 title [default: the issuer, cut to 12 bytes].
-    #[arg(long)]
+    /// Molto-2 title, 1 to 12 bytes [default: from --title-template].
+    #[arg(long, conflicts_with = "title_template")]
     pub title: Option<String>,
+    /// Molto-2 title from {org} (the QR label's organisation), {upn} and {upn-local}, fitted
+    /// into 12 bytes.
+    #[arg(long, value_name = "TEMPLATE", default_value = enrolment::DEFAULT_TITLE_TEMPLATE)]
+    pub title_template: String,
     #[arg(long, value_name = "S", default_value = "30")]
     pub display_timeout: DisplayTimeout,
     /// Replace what the slot holds.
     #[arg(long)]
     pub overwrite: bool,
+    /// Enrol even when the QR code's account differs from --user, or the vault holds this
+    /// secret on another credential already.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     #[arg(long)]
@@ -380,7 +438,17 @@ pub fn run(args: DeviceArgs, vault: &VaultOptions) -> Result<()> {
         DeviceCommand::Info { json } => info(connection, json),
         DeviceCommand::Slots { all, json } => slots(connection, all, json),
         DeviceCommand::Burn(burn_args) => burn(*burn_args, connection, vault),
-        DeviceCommand::SyncTime { slot, all } => sync_time(connection, vault, slot, all),
+        DeviceCommand::SyncTime {
+            slot,
+            all,
+            at,
+            display_timeout,
+        } => {
+            let at = at.as_deref().map(input::parse_time).transpose()?;
+            sync_time(connection, vault, slot, all, at, display_timeout)
+        }
+        DeviceCommand::Configure(args) => configure(args, connection, vault),
+        DeviceCommand::Title { slot, title } => retitle(connection, vault, slot, &title),
         DeviceCommand::Delete { slot } => delete(connection, slot),
         DeviceCommand::SetKey { new_key_file } => set_key(connection, new_key_file),
         DeviceCommand::Reset => reset(connection),
@@ -580,12 +648,15 @@ fn burn_job(
             (burned.report, Some(burned.info))
         }
         None => {
-            let request = BurnRequest::new(
+            let mut request = BurnRequest::new(
                 token.family(),
                 &job.credential,
                 job.title.as_deref(),
                 job.display_timeout,
             )?;
+            if job.seed_only {
+                request = request.seed_only(token.family())?;
+            }
             (token.burn(job.slot, &request, job.overwrite, now)?, None)
         }
     };
@@ -593,6 +664,42 @@ fn burn_job(
         eprintln!("oathdesk: warning: {warning}");
     }
     Ok((report, info))
+}
+
+/// Refuses (without `force`) a secret the vault holds on another live
+/// credential already: two tokens with one secret show the same codes, so
+/// neither proves who signs in. The same slot being burned again is not
+/// "another".
+fn refuse_known_secret(
+    session: &mut Session,
+    credential: &Credential,
+    token: &Token<'_>,
+    slot: u8,
+    force: bool,
+) -> Result<()> {
+    let here = recorded::slot_reference(token, slot);
+    let others: Vec<String> = session
+        .secret_holders(&credential.secret, credential.algorithm)?
+        .iter()
+        .map(TokenInfo::reference)
+        .filter(|reference| *reference != here)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    if force {
+        eprintln!(
+            "oathdesk: warning: --force: the vault holds this secret on {} already; both will show the same codes",
+            others.join(", ")
+        );
+        return Ok(());
+    }
+    bail!(
+        "the vault holds this secret on {} already: two tokens with one secret show the same codes, so neither \
+         proves who signs in. Capture a fresh QR code (or --generate a secret); pass --force if a second copy is \
+         really meant",
+        others.join(", ")
+    )
 }
 
 fn credential_for_burn(args: &BurnArgs) -> Result<Credential> {
@@ -618,24 +725,17 @@ fn credential_for_burn(args: &BurnArgs) -> Result<Credential> {
 fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Result<()> {
     let credential = credential_for_burn(&args)?;
     let mut token = connection.connect()?;
-    let slot = match (token.family(), args.slot) {
-        (Family::Molto2, Some(slot)) => slot,
-        (Family::Molto2, None) => bail!(
-            "which slot? pass --slot N (0-{}); 'oathdesk device slots --all' shows them",
-            token.profiles() - 1
-        ),
-        (Family::SingleProfile, None | Some(0)) => 0,
-        (Family::SingleProfile, Some(slot)) => {
-            bail!("a single-profile token has one profile: drop --slot {slot}")
-        }
-    };
+    let slot = slot_for(&token, args.slot)?;
     // Refuse what the token cannot take before asking for any key.
-    BurnRequest::new(
+    let request = BurnRequest::new(
         token.family(),
         &credential,
         args.title.as_deref(),
         args.display_timeout,
     )?;
+    if args.seed_only {
+        request.seed_only(token.family())?;
+    }
     let mut session = if args.no_vault {
         eprintln!(
             "oathdesk: warning: --no-vault: nothing records this secret; the token is the only place it will be"
@@ -644,6 +744,9 @@ fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Re
     } else {
         Some(vault.unlock()?)
     };
+    if let Some(session) = session.as_mut() {
+        refuse_known_secret(session, &credential, &token, slot, args.force)?;
+    }
     authenticate(&mut token, connection)?;
     let now = input::now();
     let job = recorded::Burn {
@@ -654,6 +757,7 @@ fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Re
         user: args.user.clone(),
         label: args.label.clone(),
         overwrite: args.overwrite,
+        seed_only: args.seed_only,
     };
     let (report, info) = burn_job(&mut token, session.as_mut(), job, now)?;
     let reference = recorded::slot_reference(&token, slot);
@@ -710,14 +814,26 @@ fn current_code(credential: &Credential, now: u64) -> Option<String> {
     .map(|c| c.to_string())
 }
 
+/// The clock to set: `--at` as given, else the host's now at each write.
+fn clock_at(at: Option<u64>) -> impl Fn() -> u64 {
+    move || at.unwrap_or_else(input::now)
+}
+
 fn sync_time(
     connection: &ConnectionArgs,
     vault: &VaultOptions,
     slot: Option<u8>,
     all: bool,
+    at: Option<u64>,
+    display_timeout: Option<DisplayTimeout>,
 ) -> Result<()> {
     let mut token = connection.connect()?;
     let before = token.drift(input::now());
+    let clock = clock_at(at);
+    let target = match at {
+        Some(at) => format!(" to {}", rfc3339(at)),
+        None => String::new(),
+    };
     match token.family() {
         Family::Molto2 => {
             let slots: Vec<u8> = match (slot, all) {
@@ -727,18 +843,33 @@ fn sync_time(
             };
             authenticate(&mut token, connection)?;
             let bar = progress(slots.len() as u64, "syncing");
-            for slot in &slots {
-                bar.set_message(format!("slot {slot}"));
-                token.sync_time(*slot, input::now())?;
-                bar.inc(1);
-            }
+            let outcomes = bar.suspend(|| token.sync_time_slots(&slots, &clock));
             bar.finish_and_clear();
+            let mut failed = 0;
+            for outcome in &outcomes {
+                if let Err(e) = &outcome.result {
+                    failed += 1;
+                    eprintln!("oathdesk: slot {}: {e}", outcome.slot);
+                }
+            }
+            let untried = slots.len() - outcomes.len();
+            let set = outcomes.len() - failed;
             println!(
-                "set the clock of {} slot(s) of {} (it was {})",
+                "set the clock of {set} of {} slot(s) of {}{target} (it was {})",
                 slots.len(),
                 token.serial(),
                 drift_text(before)
             );
+            if failed > 0 || untried > 0 {
+                bail!(
+                    "{failed} slot(s) refused{}; the others are set — run the command again for the slots named above",
+                    if untried > 0 {
+                        format!(", {untried} not tried after the connection was lost")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
         }
         Family::SingleProfile => {
             if slot.is_some_and(|s| s != 0) {
@@ -759,29 +890,37 @@ fn sync_time(
                     }
                 )
             })?;
-            let request = BurnRequest::new(
-                Family::SingleProfile,
-                &credential,
-                None,
-                DisplayTimeout::Secs30,
-            )?;
+            // The write carries the display time-out: keep the one the
+            // token has, as the vault recorded it.
+            let display_timeout = match display_timeout {
+                Some(timeout) => timeout,
+                None => session
+                    .recorded_display_timeout(info.id)?
+                    .and_then(DisplayTimeout::from_seconds)
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "the vault has no record of {}'s display time-out, which this write sets too: pass \
+                             --display-timeout S (15, 30, 60 or 120) with the one the token has",
+                            info.reference()
+                        )
+                    })?,
+            };
+            let request =
+                BurnRequest::new(Family::SingleProfile, &credential, None, display_timeout)?;
             let restricted = token.model().is_some_and(|m| m.restricted_sync);
-            session.record(
-                oathdesk_vault::audit::AuditEvent::ok("device.sync-time")
-                    .credential(info.reference())
-                    .detail(serde_json::json!({"reburn": restricted})),
-                input::now(),
-            )?;
+            let time = clock();
             authenticate(&mut token, connection)?;
-            token.sync_time_single(
-                &request.config,
-                restricted.then_some(&request),
+            token.sync_time_single(&request.config, restricted.then_some(&request), time)?;
+            session.record_device_write(
+                &TokenRef::Id(info.id),
+                &oathdesk_vault::DeviceWrite::Clock { time },
                 input::now(),
             )?;
             println!(
-                "set the clock of {} (it was {}){}",
+                "set the clock of {}{target} (it was {}; display time-out {} s kept){}",
                 token.serial(),
                 drift_text(before),
+                display_timeout.seconds(),
                 if restricted {
                     "; its seed was written again from the vault"
                 } else {
@@ -791,6 +930,79 @@ fn sync_time(
         }
     }
     Ok(())
+}
+
+fn configure(args: ConfigureArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Result<()> {
+    let mut token = connection.connect()?;
+    let slot = slot_for(&token, args.slot)?;
+    let mut session = vault.unlock()?;
+    let current = recorded::credential_in(&mut session, &token, slot)?;
+    // Unset values keep the vault's: a template credential with them
+    // (its secret is never written: config only).
+    let mut template = Credential::totp(Secret::from_bytes(vec![0x5A; 20]));
+    input::apply_params(
+        &mut template,
+        &ParamArgs {
+            algorithm: Some(match args.algorithm {
+                Some(algorithm) => algorithm,
+                None => current.algorithm.parse().map_err(|_| {
+                    anyhow!("{} has algorithm {} in the vault", current.reference(), current.algorithm)
+                })?,
+            }),
+            digits: Some(args.digits.unwrap_or(u64::from(current.digits))),
+            period: Some(args.period.or(current.period).unwrap_or(30)),
+            ..ParamArgs::default()
+        },
+    )?;
+    let display_timeout = match args.display_timeout {
+        Some(timeout) => timeout,
+        None => session
+            .recorded_display_timeout(current.id)?
+            .and_then(DisplayTimeout::from_seconds)
+            .unwrap_or_default(),
+    };
+    let config = BurnRequest::new(token.family(), &template, None, display_timeout)?.config;
+    authenticate(&mut token, connection)?;
+    let info = recorded::configure(&mut token, &mut session, slot, &config, input::now())?;
+    println!(
+        "configured {}: {}, {} digits, {} s, display {} s (seed kept; clock set to now); vault: {}",
+        info.reference(),
+        info.algorithm,
+        info.digits,
+        info.period.unwrap_or(30),
+        display_timeout.seconds(),
+        info.state
+    );
+    Ok(())
+}
+
+fn retitle(connection: &ConnectionArgs, vault: &VaultOptions, slot: u8, title: &str) -> Result<()> {
+    let mut token = connection.connect()?;
+    if token.family() != Family::Molto2 {
+        bail!("single-profile tokens have no title");
+    }
+    oathdesk_devices::params::check_title(title)?;
+    let mut session = vault.unlock()?;
+    authenticate(&mut token, connection)?;
+    let info = recorded::retitle(&mut token, &mut session, slot, title, input::now())?;
+    println!("{} is titled '{}'", info.reference(), input::printable(title));
+    Ok(())
+}
+
+/// The slot a command works on: `--slot N` on a Molto-2, none on a
+/// single-profile token.
+fn slot_for(token: &Token<'_>, slot: Option<u8>) -> Result<u8> {
+    match (token.family(), slot) {
+        (Family::Molto2, Some(slot)) => Ok(slot),
+        (Family::Molto2, None) => bail!(
+            "which slot? pass --slot N (0-{}); 'oathdesk device slots --all' shows them",
+            token.profiles() - 1
+        ),
+        (Family::SingleProfile, None | Some(0)) => Ok(0),
+        (Family::SingleProfile, Some(slot)) => {
+            bail!("a single-profile token has one profile: drop --slot {slot}")
+        }
+    }
 }
 
 fn delete(connection: &ConnectionArgs, slot: u8) -> Result<()> {
@@ -912,8 +1124,9 @@ fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOpti
         );
     }
     // Check the parameters once, before the key or the vault is touched.
+    // Only its parameters are used: each user gets a fresh secret.
     let mut template = Credential::totp(Secret::from_bytes(vec![
-        0;
+        0x5A;
         seed::default_len(args.algorithm)
     ]));
     input::apply_params(
@@ -1030,19 +1243,31 @@ fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOpti
 /// the code the user types to finish the setup.
 pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
     let mut credential = enrollment_credential(&args)?;
-    credential.account = args.user.clone();
+    // Microsoft's QR codes name the account (the UPN) in their label: one
+    // for somebody else is refused before anything is touched.
+    if let Err(mismatch) = enrolment::check_account(&credential, &args.user) {
+        if !args.force {
+            return Err(mismatch.into());
+        }
+        eprintln!(
+            "oathdesk: warning: --force: the QR code is for {}, enrolled for {} as asked",
+            mismatch.qr_account, mismatch.user
+        );
+    }
+    // The vault keeps the QR code's issuer and label as they were.
+    let label = enrolment::qr_label(&credential);
+    if credential.account.is_empty() {
+        credential.account = args.user.clone();
+    }
     let connection = &args.connection;
     let mut token = connection.connect()?;
     let title = match (&args.title, token.family()) {
         (Some(title), _) => Some(title.clone()),
-        (None, Family::Molto2) => Some(
-            credential
-                .issuer
-                .as_deref()
-                .map(|i| truncate_utf8(i, 12).to_owned())
-                .filter(|t| !t.is_empty() && !t.chars().any(char::is_control))
-                .unwrap_or_else(|| recorded::title_for(&args.user)),
-        ),
+        (None, Family::Molto2) => Some(enrolment::title(
+            &args.title_template,
+            &enrolment::organisation(&credential, &args.user),
+            &args.user,
+        )?),
         (None, Family::SingleProfile) => None,
     };
     BurnRequest::new(
@@ -1061,6 +1286,7 @@ pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
         (Family::Molto2, Some(slot)) => slot,
         (Family::Molto2, None) => recorded::first_free_slot(&mut token, &mut session)?,
     };
+    refuse_known_secret(&mut session, &credential, &token, slot, args.force)?;
     let now = input::now();
     let job = recorded::Burn {
         credential: credential.clone(),
@@ -1068,11 +1294,22 @@ pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
         title,
         display_timeout: args.display_timeout,
         user: Some(args.user.clone()),
-        label: credential.issuer.clone(),
+        label,
         overwrite: args.overwrite,
+        seed_only: false,
     };
     let (_, info) = burn_job(&mut token, Some(&mut session), job, now)?;
     let info = info.expect("enroll records in the vault");
+    // A code with under 10 s left is gone before the user has typed it:
+    // wait for the next step (the vault's rule).
+    let wait = oathdesk_vault::enrolment_wait(period_of(&credential), input::now());
+    if wait > 0 {
+        eprintln!(
+            "oathdesk: the current code has only {wait} s left: waiting {wait} s for the next one, so the user has \
+             time to type it"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(wait));
+    }
     // The code comes from the vault's copy (what the provider will check);
     // the vault records its time step as released, so it never proves a
     // delivery, and audits the showing.
