@@ -106,10 +106,21 @@ impl<S: Store> Session<S> {
                         "{reference} is not a time-based credential"
                     )));
                 }
+                // The sealed secret is bound to its parameters: open it
+                // under the old ones, seal it under the new.
+                let secret = match row.custody {
+                    Custody::Held => Some(held_secret(keys.key, &row)?),
+                    _ => None,
+                };
                 row.algorithm = algorithm.to_string();
                 row.digits = *digits;
                 row.period = Some(*period);
                 row.updated_at = now;
+                if let Some(secret) = secret {
+                    row.sealed_secret =
+                        Some(keys.key.seal_secret(secret.as_bytes(), &binding(&row))?);
+                }
+                tx.credential_set_params(row.id, &row.algorithm, row.digits, row.period)?;
                 update_credential(tx, keys, &row)?;
             }
             let mut detail = write.detail();
