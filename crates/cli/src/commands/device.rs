@@ -744,6 +744,14 @@ fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Re
     } else {
         Some(vault.unlock()?)
     };
+    if token.family() == Family::SingleProfile && token.model().is_none() {
+        // Said first: nothing else matters for a token that is never written.
+        return Err(DeviceError::UnknownModel {
+            serial: token.serial().to_owned(),
+            known: oathdesk_devices::single::known_prefixes(),
+        }
+        .into());
+    }
     if let Some(session) = session.as_mut() {
         refuse_known_secret(session, &credential, &token, slot, args.force)?;
     }
@@ -993,6 +1001,10 @@ fn retitle(connection: &ConnectionArgs, vault: &VaultOptions, slot: u8, title: &
 /// single-profile token.
 fn slot_for(token: &Token<'_>, slot: Option<u8>) -> Result<u8> {
     match (token.family(), slot) {
+        (Family::Molto2, Some(slot)) if slot >= token.profiles() => bail!(
+            "slot {slot} does not exist: this token has slots 0 to {}",
+            token.profiles() - 1
+        ),
         (Family::Molto2, Some(slot)) => Ok(slot),
         (Family::Molto2, None) => bail!(
             "which slot? pass --slot N (0-{}); 'oathdesk device slots --all' shows them",
