@@ -423,9 +423,15 @@ mod tests {
                 .map(|e| e.to_string())
         };
         let zero = check(vec![0; 20]).unwrap();
-        assert!(zero.contains("all zero") && zero.contains("delete"), "{zero}");
+        assert!(
+            zero.contains("all zero") && zero.contains("delete"),
+            "{zero}"
+        );
         let short = check(vec![7; 9]).unwrap();
-        assert!(short.contains("9 byte(s)") && short.contains("at least 10"), "{short}");
+        assert!(
+            short.contains("9 byte(s)") && short.contains("at least 10"),
+            "{short}"
+        );
         assert_eq!(check(vec![7; 10]), None);
         let mut mostly_zero = vec![0; 20];
         mostly_zero[19] = 1;

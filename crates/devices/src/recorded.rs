@@ -173,13 +173,17 @@ pub fn credential_in(
             )),
         )),
         [one] => Ok(one.clone()),
-        [] => Err(RecordedError::Vault(oathdesk_vault::Error::NotFound(format!(
-            "a credential of {reference} in the vault (burn it with 'oathdesk device burn', or pass --no-vault)"
-        )))),
-        _ => Err(RecordedError::Vault(oathdesk_vault::Error::Refused(format!(
-            "the vault records {} live credentials in {reference}: retire the stale one first",
-            live.len()
-        )))),
+        [] => Err(RecordedError::Vault(oathdesk_vault::Error::NotFound(
+            format!(
+                "a credential of {reference} in the vault (burn it with 'oathdesk device burn', or pass --no-vault)"
+            ),
+        ))),
+        _ => Err(RecordedError::Vault(oathdesk_vault::Error::Refused(
+            format!(
+                "the vault records {} live credentials in {reference}: retire the stale one first",
+                live.len()
+            ),
+        ))),
     }
 }
 

@@ -7,7 +7,9 @@ use std::cell::RefCell;
 
 use oathdesk_devices::params::{DisplayTimeout, Family, ProfileConfig};
 use oathdesk_devices::programmer::{BurnRequest, DeviceError, Token};
-use oathdesk_devices::sim::{Display, Molto2Options, Molto2Sim, Simulator, SingleOptions, SingleSim};
+use oathdesk_devices::sim::{
+    Display, Molto2Options, Molto2Sim, Simulator, SingleOptions, SingleSim,
+};
 use oathdesk_devices::transport::{Clock, Link, SimTransport, TraceDirection};
 use oathdesk_otp::{Algorithm, Credential, Digits, Kind, Secret, TimeStep, Totp};
 
@@ -70,7 +72,10 @@ fn molto2_v1_is_told_from_v2() {
     assert_eq!(token.profiles(), 50);
     assert!(matches!(
         token.slot(50),
-        Err(DeviceError::NoSuchSlot { slot: 50, profiles: 50 })
+        Err(DeviceError::NoSuchSlot {
+            slot: 50,
+            profiles: 50
+        })
     ));
     assert!(token.slot(49).is_ok());
     let mut v2 = molto(100);
@@ -88,9 +93,15 @@ fn sync_over_many_slots_carries_on_past_a_refusal() {
     token.set_profiles(100);
     token.authenticate(None).unwrap();
     let outcomes = token.sync_time_slots(&[48, 50, 49], &|| T - 60);
-    let summary: Vec<(u8, bool)> = outcomes.iter().map(|o| (o.slot, o.result.is_ok())).collect();
+    let summary: Vec<(u8, bool)> = outcomes
+        .iter()
+        .map(|o| (o.slot, o.result.is_ok()))
+        .collect();
     assert_eq!(summary, [(48, true), (50, false), (49, true)]);
-    assert!(matches!(outcomes[1].result, Err(DeviceError::Refused { .. })));
+    assert!(matches!(
+        outcomes[1].result,
+        Err(DeviceError::Refused { .. })
+    ));
     assert_eq!(token.slot(49).unwrap().time_b, (T - 60) as u32);
 }
 
@@ -108,7 +119,11 @@ fn molto2_config_only_and_title_only() {
             .burn(3, &request(Family::Molto2, &sha1_30), false, T)
             .unwrap();
         let block = token
-            .write_config(3, &config(&sha1_60, Family::Molto2, DisplayTimeout::Secs60), T)
+            .write_config(
+                3,
+                &config(&sha1_60, Family::Molto2, DisplayTimeout::Secs60),
+                T,
+            )
             .unwrap()
             .unwrap();
         assert!(block.seed_present);
@@ -118,7 +133,10 @@ fn molto2_config_only_and_title_only() {
         assert!(block.seed_present);
     }
     // Spec §5.4: the same seed with a 60 s step shows 508648 at T.
-    assert_eq!(transport.simulator.display(3, T), Display::Code("508648".into()));
+    assert_eq!(
+        transport.simulator.display(3, T),
+        Display::Code("508648".into())
+    );
     assert_eq!(code_at(&sha1_60, T), Display::Code("508648".into()));
     let Simulator::Molto2(sim) = &transport.simulator else {
         unreachable!()
@@ -129,7 +147,10 @@ fn molto2_config_only_and_title_only() {
     token.authenticate(None).unwrap();
     token.sync_time(3, T + 3600).unwrap();
     drop(token);
-    assert_eq!(transport.simulator.display(3, T), code_at(&sha1_60, T + 3600));
+    assert_eq!(
+        transport.simulator.display(3, T),
+        code_at(&sha1_60, T + 3600)
+    );
 }
 
 /// Item 6: on single-profile tokens, config only (refused where it would
@@ -143,7 +164,9 @@ fn single_profile_config_only_and_seed_only() {
     {
         let mut token = Token::connect(Link::new(&mut c302), None).unwrap();
         token.authenticate(None).unwrap();
-        token.burn(0, &request(Family::SingleProfile, &c), false, T).unwrap();
+        token
+            .burn(0, &request(Family::SingleProfile, &c), false, T)
+            .unwrap();
         let cfg = config(&sha256, Family::SingleProfile, DisplayTimeout::Secs120);
         assert_eq!(token.write_config(0, &cfg, T).unwrap(), None);
     }
@@ -154,7 +177,9 @@ fn single_profile_config_only_and_seed_only() {
     {
         let mut token = Token::connect(Link::new(&mut p2), None).unwrap();
         token.authenticate(None).unwrap();
-        token.burn(0, &request(Family::SingleProfile, &c), false, T).unwrap();
+        token
+            .burn(0, &request(Family::SingleProfile, &c), false, T)
+            .unwrap();
         let cfg = config(&sha256, Family::SingleProfile, DisplayTimeout::Secs30);
         assert!(matches!(
             token.write_config(0, &cfg, T),
@@ -184,7 +209,11 @@ fn single_profile_config_only_and_seed_only() {
         unreachable!()
     };
     assert_eq!((sim.clock_offset, sim.display_timeout), (-600, 3));
-    assert!(request(Family::Molto2, &c).seed_only(Family::Molto2).is_err());
+    assert!(
+        request(Family::Molto2, &c)
+            .seed_only(Family::Molto2)
+            .is_err()
+    );
 }
 
 /// Item 10: a single-profile burn proves the key again between the
@@ -196,14 +225,20 @@ fn single_profile_burn_reauthenticates_between_config_and_seed() {
     {
         let link = Link::new(&mut transport).with_trace(|direction, text| {
             if direction == TraceDirection::Command {
-                sent.borrow_mut().push(text.chars().take(5).collect::<String>());
+                sent.borrow_mut()
+                    .push(text.chars().take(5).collect::<String>());
             }
         });
         let mut token = Token::connect(link, None).unwrap();
         token.authenticate(None).unwrap();
         sent.borrow_mut().clear();
         token
-            .burn(0, &request(Family::SingleProfile, &credential(Algorithm::Sha1, 6, 30)), false, T)
+            .burn(
+                0,
+                &request(Family::SingleProfile, &credential(Algorithm::Sha1, 6, 30)),
+                false,
+                T,
+            )
             .unwrap();
     }
     assert_eq!(
@@ -219,7 +254,8 @@ fn single_profile_burn_reauthenticates_between_config_and_seed() {
 fn zero_and_short_seeds_never_reach_the_token() {
     let mut zero = credential(Algorithm::Sha1, 6, 30);
     zero.secret = Secret::from_bytes(vec![0; 20]);
-    let refusal = BurnRequest::new(Family::Molto2, &zero, None, DisplayTimeout::Secs30).unwrap_err();
+    let refusal =
+        BurnRequest::new(Family::Molto2, &zero, None, DisplayTimeout::Secs30).unwrap_err();
     assert!(refusal.to_string().contains("delete"), "{refusal}");
     let mut short = zero.clone();
     short.secret = Secret::from_bytes(vec![1; 5]);
@@ -244,8 +280,12 @@ fn simulators_have_fresh_serials_and_one_clock() {
     {
         let mut token = Token::connect(Link::new(&mut transport), None).unwrap();
         token.authenticate(None).unwrap();
-        token.burn(0, &request(Family::Molto2, &c), false, T).unwrap();
-        token.burn(1, &request(Family::Molto2, &c), false, T).unwrap();
+        token
+            .burn(0, &request(Family::Molto2, &c), false, T)
+            .unwrap();
+        token
+            .burn(1, &request(Family::Molto2, &c), false, T)
+            .unwrap();
         token.sync_time(1, T - 300).unwrap();
     }
     let Simulator::Molto2(sim) = &mut transport.simulator else {

@@ -125,7 +125,11 @@ impl IdentifyIndex {
     /// match of one other secret is about 10^-24 with 6 digits). Secrets
     /// are never compared or opened here: the index's keyed HMAC states
     /// answer, as they do for [`IdentifyIndex::identify`].
-    pub fn same_secret(&self, secret: &oathdesk_otp::Secret, algorithm: oathdesk_otp::Algorithm) -> Vec<i64> {
+    pub fn same_secret(
+        &self,
+        secret: &oathdesk_otp::Secret,
+        algorithm: oathdesk_otp::Algorithm,
+    ) -> Vec<i64> {
         const PROBES: [u64; 4] = [0, 1, 1 << 20, 1 << 40];
         let mut probes: Vec<(u8, Hotp, [u32; 4])> = Vec::new();
         let mut found = Vec::new();

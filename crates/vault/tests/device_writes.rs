@@ -28,7 +28,9 @@ fn burned(serial: &str, slot: Option<u32>, seed: &[u8]) -> NewToken {
 fn a_configuration_write_is_recorded_and_the_codes_follow(backend: Backend) {
     let f = fixture(backend);
     let mut s = session(&f.location);
-    let begun = s.begin_burn(burned("826658719844499", Some(3), SEED), false, NOW).unwrap();
+    let begun = s
+        .begin_burn(burned("826658719844499", Some(3), SEED), false, NOW)
+        .unwrap();
     s.finish_burn_with(begun.id, "ok", Some(30), NOW).unwrap();
     let write = DeviceWrite::Config {
         algorithm: Algorithm::Sha256,
@@ -36,8 +38,13 @@ fn a_configuration_write_is_recorded_and_the_codes_follow(backend: Backend) {
         period: 60,
         display_timeout: 120,
     };
-    let info = s.record_device_write(&TokenRef::Id(begun.id), &write, NOW + 5).unwrap();
-    assert_eq!((info.algorithm.as_str(), info.digits, info.period), ("sha256", 8, Some(60)));
+    let info = s
+        .record_device_write(&TokenRef::Id(begun.id), &write, NOW + 5)
+        .unwrap();
+    assert_eq!(
+        (info.algorithm.as_str(), info.digits, info.period),
+        ("sha256", 8, Some(60))
+    );
     // The row is signed again: it still verifies, and its code is the
     // token's (RFC 6238 vector shape: SHA-256, 8 digits, 60 s).
     assert!(s.verify_vault().unwrap().intact);
@@ -61,7 +68,12 @@ fn a_configuration_write_is_recorded_and_the_codes_follow(backend: Backend) {
         .collect();
     assert_eq!(
         actions,
-        ["device.burn.begin", "device.burn", "device.config", "device.title"]
+        [
+            "device.burn.begin",
+            "device.burn",
+            "device.config",
+            "device.title"
+        ]
     );
     assert_eq!(s.audit_verify().unwrap().first_bad, None);
 }
@@ -69,12 +81,20 @@ fn a_configuration_write_is_recorded_and_the_codes_follow(backend: Backend) {
 fn the_display_timeout_of_the_last_write_is_recorded(backend: Backend) {
     let f = fixture(backend);
     let mut s = session(&f.location);
-    let begun = s.begin_burn(burned("86596220000001", None, SEED), false, NOW).unwrap();
+    let begun = s
+        .begin_burn(burned("86596220000001", None, SEED), false, NOW)
+        .unwrap();
     assert_eq!(s.recorded_display_timeout(begun.id).unwrap(), None);
     s.finish_burn_with(begun.id, "ok", Some(60), NOW).unwrap();
     assert_eq!(s.recorded_display_timeout(begun.id).unwrap(), Some(60));
     // Another credential's record is not this one's.
-    let other = s.begin_burn(burned("86596220000002", None, b"another secret here!"), false, NOW).unwrap();
+    let other = s
+        .begin_burn(
+            burned("86596220000002", None, b"another secret here!"),
+            false,
+            NOW,
+        )
+        .unwrap();
     s.finish_burn_with(other.id, "ok", Some(15), NOW).unwrap();
     assert_eq!(s.recorded_display_timeout(begun.id).unwrap(), Some(60));
     s.record_device_write(
@@ -90,25 +110,39 @@ fn the_display_timeout_of_the_last_write_is_recorded(backend: Backend) {
     .unwrap();
     assert_eq!(s.recorded_display_timeout(begun.id).unwrap(), Some(120));
     // A clock write records no time-out: the last one stays.
-    s.record_device_write(&TokenRef::Id(begun.id), &DeviceWrite::Clock { time: NOW }, NOW + 2)
-        .unwrap();
+    s.record_device_write(
+        &TokenRef::Id(begun.id),
+        &DeviceWrite::Clock { time: NOW },
+        NOW + 2,
+    )
+    .unwrap();
     assert_eq!(s.recorded_display_timeout(begun.id).unwrap(), Some(120));
 }
 
 fn a_secret_on_another_credential_is_found_without_comparing_secrets(backend: Backend) {
     let f = fixture(backend);
     let mut s = session(&f.location);
-    let first = s.add_token(token("826658719844499", Some(1), SEED, None), NOW).unwrap();
-    s.add_token(token("826658719844499", Some(2), b"a different secret!!", None), NOW)
+    let first = s
+        .add_token(token("826658719844499", Some(1), SEED, None), NOW)
         .unwrap();
-    let holders = s.secret_holders(&Secret::from_bytes(SEED.to_vec()), Algorithm::Sha1).unwrap();
+    s.add_token(
+        token("826658719844499", Some(2), b"a different secret!!", None),
+        NOW,
+    )
+    .unwrap();
+    let holders = s
+        .secret_holders(&Secret::from_bytes(SEED.to_vec()), Algorithm::Sha1)
+        .unwrap();
     let references: Vec<String> = holders.iter().map(|h| h.reference()).collect();
     assert_eq!(references, ["826658719844499:1"]);
     assert_eq!(holders[0].id, first.id);
     assert!(
-        s.secret_holders(&Secret::from_bytes(b"nobody holds this one".to_vec()), Algorithm::Sha1)
-            .unwrap()
-            .is_empty()
+        s.secret_holders(
+            &Secret::from_bytes(b"nobody holds this one".to_vec()),
+            Algorithm::Sha1
+        )
+        .unwrap()
+        .is_empty()
     );
     // A retired credential is no longer a holder.
     s.transition(&TokenRef::Id(first.id), State::Retired, None, NOW + 1)
@@ -124,7 +158,11 @@ fn a_secret_on_another_credential_is_found_without_comparing_secrets(backend: Ba
 fn no_enrolment_code_with_under_ten_seconds_left() {
     // 30 s steps: 21 s into the step, 9 s are left: wait 9.
     assert_eq!(enrolment_wait(30, 1_700_000_010 + 21), 9);
-    assert_eq!(enrolment_wait(30, 1_700_000_010 + 20), 0, "10 s left is enough");
+    assert_eq!(
+        enrolment_wait(30, 1_700_000_010 + 20),
+        0,
+        "10 s left is enough"
+    );
     assert_eq!(enrolment_wait(30, 1_700_000_010 + 29), 1);
     assert_eq!(enrolment_wait(60, 1_700_000_040 + 51), 9);
     assert_eq!(enrolment_wait(60, 1_700_000_040), 0);

@@ -14,9 +14,9 @@ use clap::{Args, Subcommand};
 use oathdesk_devices::crypto::DeviceKey;
 use oathdesk_devices::params::{DisplayTimeout, Family};
 use oathdesk_devices::programmer::{BurnReport, BurnRequest, Confirmation, DeviceError, Token};
-use oathdesk_devices::{enrolment, recorded};
 use oathdesk_devices::sim::{ButtonOutcome, Display, Simulator};
 use oathdesk_devices::transport::{self, Link, SimTransport, TraceDirection, Transport};
+use oathdesk_devices::{enrolment, recorded};
 use oathdesk_otp::{Algorithm, Credential, Kind, Secret, Totp, Verifier, seed};
 use oathdesk_vault::model::TokenRef;
 use oathdesk_vault::{Session, TokenInfo};
@@ -954,7 +954,11 @@ fn configure(args: ConfigureArgs, connection: &ConnectionArgs, vault: &VaultOpti
             algorithm: Some(match args.algorithm {
                 Some(algorithm) => algorithm,
                 None => current.algorithm.parse().map_err(|_| {
-                    anyhow!("{} has algorithm {} in the vault", current.reference(), current.algorithm)
+                    anyhow!(
+                        "{} has algorithm {} in the vault",
+                        current.reference(),
+                        current.algorithm
+                    )
                 })?,
             }),
             digits: Some(args.digits.unwrap_or(u64::from(current.digits))),
@@ -993,7 +997,11 @@ fn retitle(connection: &ConnectionArgs, vault: &VaultOptions, slot: u8, title: &
     let mut session = vault.unlock()?;
     authenticate(&mut token, connection)?;
     let info = recorded::retitle(&mut token, &mut session, slot, title, input::now())?;
-    println!("{} is titled '{}'", info.reference(), input::printable(title));
+    println!(
+        "{} is titled '{}'",
+        info.reference(),
+        input::printable(title)
+    );
     Ok(())
 }
 

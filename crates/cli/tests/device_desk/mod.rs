@@ -162,4 +162,3 @@ pub fn sim_apdus(path: &Path) -> u64 {
     let sim: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     sim["apdus_received"].as_u64().unwrap()
 }
-

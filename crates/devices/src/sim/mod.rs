@@ -70,10 +70,9 @@ impl Simulator {
     pub fn new(family: Family, serial: Option<&str>) -> Simulator {
         let serial = serial.map_or_else(|| fresh_serial(family), str::to_owned);
         match family {
-            Family::Molto2 => Simulator::Molto2(Box::new(Molto2Sim::new(
-                &serial,
-                Molto2Options::default(),
-            ))),
+            Family::Molto2 => {
+                Simulator::Molto2(Box::new(Molto2Sim::new(&serial, Molto2Options::default())))
+            }
             Family::SingleProfile => Simulator::SingleProfile(Box::new(SingleSim::new(
                 &serial,
                 SingleOptions::default(),

@@ -573,7 +573,9 @@ impl StoreTx for SqliteTx<'_> {
     ) -> Result<()> {
         let changed = self
             .tx
-            .prepare_cached("UPDATE credentials SET algorithm = ?, digits = ?, period = ? WHERE id = ?")?
+            .prepare_cached(
+                "UPDATE credentials SET algorithm = ?, digits = ?, period = ? WHERE id = ?",
+            )?
             .execute(params![algorithm, digits, period, id])?;
         if changed != 1 {
             return Err(Error::NotFound(format!("credential #{id}")));
