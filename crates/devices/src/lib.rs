@@ -27,6 +27,7 @@
 
 pub mod apdu;
 pub mod crypto;
+pub mod enrolment;
 pub mod hex;
 pub mod molto2;
 pub mod params;

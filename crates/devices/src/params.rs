@@ -87,6 +87,13 @@ impl DisplayTimeout {
     pub fn seconds(self) -> u32 {
         [15, 30, 60, 120][self as usize]
     }
+
+    /// From seconds (15, 30, 60 or 120), as the vault records it.
+    pub fn from_seconds(seconds: u64) -> Option<DisplayTimeout> {
+        [Self::Secs15, Self::Secs30, Self::Secs60, Self::Secs120]
+            .into_iter()
+            .find(|t| u64::from(t.seconds()) == seconds)
+    }
 }
 
 impl FromStr for DisplayTimeout {
@@ -271,7 +278,7 @@ impl ProfileConfig {
                 ),
             ));
         }
-        check_seed_len(credential.secret.len())?;
+        check_seed(credential.secret.as_bytes())?;
         Ok(ProfileConfig {
             hmac,
             digits,
@@ -281,11 +288,32 @@ impl ProfileConfig {
     }
 }
 
-/// Seeds are 1 to 63 bytes on both families (spec §3.5, §4.4).
-pub fn check_seed_len(len: usize) -> Result<(), Unsupported> {
+/// The shortest seed oathdesk writes: Token2's own NFC Burner refuses
+/// secrets under 10 bytes (spec §4.4), and RFC 4226 asks for at least 16.
+pub const MIN_SEED_LEN: usize = 10;
+
+/// Seeds are 10 to 63 bytes and not all zero (spec §2.5, §3.5, §4.4): the
+/// tokens hold at most 63; Token2's tools treat an all-zero seed as "delete
+/// this profile", so burning one as a secret would leave a token whose
+/// vendor software thinks it empty.
+pub fn check_seed(seed: &[u8]) -> Result<(), Unsupported> {
+    let len = seed.len();
     match len {
         0 => Err(unsupported("seed", "the seed is empty".into())),
-        1..=63 => Ok(()),
+        _ if seed.iter().all(|&b| b == 0) => Err(unsupported(
+            "seed",
+            "the seed is all zero bytes, which Token2's tools treat as 'delete this profile', not as a \
+             secret: generate a real one (--generate)"
+                .into(),
+        )),
+        1..MIN_SEED_LEN => Err(unsupported(
+            "seed",
+            format!(
+                "the seed has {len} byte(s); oathdesk writes at least {MIN_SEED_LEN} (Token2's tools refuse \
+                 shorter ones, and RFC 4226 asks for 16 or more): generate a longer one (--generate)"
+            ),
+        )),
+        MIN_SEED_LEN..=63 => Ok(()),
         _ => Err(unsupported(
             "seed",
             format!(
@@ -381,6 +409,33 @@ mod tests {
         let mut long = credential(Algorithm::Sha1, 6, 30);
         long.secret = Secret::from_bytes(vec![1; 64]);
         assert!(check(Family::Molto2, &long).contains("at most 63"));
+    }
+
+    /// Issue 15 item 9: Token2's tools read an all-zero seed as "delete",
+    /// and refuse seeds under 10 bytes.
+    #[test]
+    fn zero_and_short_seeds_are_refused_with_the_reason() {
+        let check = |seed: Vec<u8>| {
+            let mut c = credential(Algorithm::Sha1, 6, 30);
+            c.secret = Secret::from_bytes(seed);
+            ProfileConfig::check(Family::Molto2, &c, DisplayTimeout::Secs30)
+                .err()
+                .map(|e| e.to_string())
+        };
+        let zero = check(vec![0; 20]).unwrap();
+        assert!(
+            zero.contains("all zero") && zero.contains("delete"),
+            "{zero}"
+        );
+        let short = check(vec![7; 9]).unwrap();
+        assert!(
+            short.contains("9 byte(s)") && short.contains("at least 10"),
+            "{short}"
+        );
+        assert_eq!(check(vec![7; 10]), None);
+        let mut mostly_zero = vec![0; 20];
+        mostly_zero[19] = 1;
+        assert_eq!(check(mostly_zero), None);
     }
 
     #[test]

@@ -79,6 +79,10 @@ pub struct BurnRequest {
     pub config: ProfileConfig,
     /// Molto-2 only: 1..12 bytes shown on the display.
     pub title: Option<String>,
+    /// Whether the configuration (and clock) is written before the seed.
+    /// `false` is a seed-only write, for single-profile tokens: the clock
+    /// and settings stay as they are (see [`BurnRequest::seed_only`]).
+    pub with_config: bool,
 }
 
 impl BurnRequest {
@@ -103,7 +107,24 @@ impl BurnRequest {
             secret: credential.secret.clone(),
             config,
             title: title.map(str::to_owned),
+            with_config: true,
         })
+    }
+
+    /// Makes this a seed-only write (single-profile tokens: the vendor's
+    /// "seed only"). A Molto-2 burn always writes the configuration with the
+    /// seed: change its settings alone with [`Token::write_config`].
+    pub fn seed_only(mut self, family: Family) -> Result<BurnRequest, Unsupported> {
+        if family == Family::Molto2 {
+            return Err(Unsupported {
+                what: "seed-only write",
+                reason: "a Molto-2 burn writes the slot's configuration with its seed; change settings alone \
+                         with 'oathdesk device configure'"
+                    .into(),
+            });
+        }
+        self.with_config = false;
+        Ok(self)
     }
 }
 
@@ -112,6 +133,7 @@ impl std::fmt::Debug for BurnRequest {
         f.debug_struct("BurnRequest")
             .field("config", &self.config)
             .field("title", &self.title)
+            .field("with_config", &self.with_config)
             .finish_non_exhaustive()
     }
 }
@@ -159,8 +181,18 @@ pub struct Token<'a> {
     profiles: u8,
 }
 
-/// The Molto-2 v2's profiles (a v1 has 50; the info response does not say).
+/// The Molto-2 v2's profiles.
 pub const MOLTO2_PROFILES: u8 = 100;
+/// The Molto-2 v1's profiles (0..49). The info response does not tell the
+/// two apart; [`Token::connect`] reads slot 50, which only a v2 has.
+pub const MOLTO2_V1_PROFILES: u8 = 50;
+
+/// One slot's outcome in a run over many (`sync-time --all`).
+#[derive(Debug)]
+pub struct SlotOutcome {
+    pub slot: u8,
+    pub result: Result<(), DeviceError>,
+}
 
 fn refused(command: &str, response: &Response) -> DeviceError {
     DeviceError::Refused {
@@ -190,13 +222,14 @@ impl<'a> Token<'a> {
         } else {
             Family::Molto2
         });
+        let profiles = match family {
+            Family::Molto2 => probe_profiles(&mut link)?,
+            Family::SingleProfile => 1,
+        };
         Ok(Token {
             link,
             family,
-            profiles: match family {
-                Family::Molto2 => MOLTO2_PROFILES,
-                Family::SingleProfile => 1,
-            },
+            profiles,
             model: model.filter(|_| family == Family::SingleProfile),
             info,
             key: None,
@@ -368,7 +401,7 @@ impl<'a> Token<'a> {
         request: &BurnRequest,
         overwrite: bool,
     ) -> Result<PreparedBurn, DeviceError> {
-        params::check_seed_len(request.secret.len())?;
+        params::check_seed(request.secret.as_bytes())?;
         let start = self.apdus();
         match self.family {
             Family::Molto2 => {
@@ -472,20 +505,17 @@ impl<'a> Token<'a> {
                 model.name
             ));
         }
-        self.expect_ok(
-            &single::write_config(&request.config, time),
-            "the configuration",
-        )?;
-        let seed = single::write_seed(request.secret.as_bytes());
-        let response = self.link.exchange(&seed)?;
-        if response.sw == StatusWord::AUTH_BLOCKED {
+        if request.with_config {
+            self.expect_ok(
+                &single::write_config(&request.config, time),
+                "the configuration",
+            )?;
             // A real token may end the session after a config write (spec
-            // §4.6): authenticate again and write the seed once more.
+            // §4.6; Token2's reference host test does the same): prove the
+            // key again before the seed.
             self.authenticate(None)?;
-            self.expect_ok(&seed, "the seed")?;
-        } else if response.sw != StatusWord::OK {
-            return Err(refused("the seed", &response));
         }
+        self.expect_ok(&single::write_seed(request.secret.as_bytes()), "the seed")?;
         Ok(BurnReport {
             slot: 0,
             apdus: 0,
@@ -530,6 +560,97 @@ impl<'a> Token<'a> {
             &format!("the time sync of slot {slot}"),
         )?;
         Ok(())
+    }
+
+    /// Sets the clocks of `slots` to `time()` each, carrying on past a slot
+    /// the token refuses (as Token2's script does), one outcome per slot. A
+    /// lost connection ends the run: the slots after it are not tried (the
+    /// outcomes are then fewer than `slots`).
+    pub fn sync_time_slots(&mut self, slots: &[u8], time: &dyn Fn() -> u64) -> Vec<SlotOutcome> {
+        let mut outcomes = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let result = self.sync_time(slot, time());
+            let lost = matches!(result, Err(DeviceError::Transport(_)));
+            outcomes.push(SlotOutcome { slot, result });
+            if lost {
+                break;
+            }
+        }
+        outcomes
+    }
+
+    /// Config only: changes a profile's algorithm, digits, period and
+    /// display time-out without a new seed. The write carries the clock
+    /// (set to `now`). A Molto-2 slot is read back: settings as written,
+    /// and a seed that was there is still there. A restricted-sync
+    /// single-profile token is refused: the write would clear its seed.
+    pub fn write_config(
+        &mut self,
+        slot: u8,
+        config: &ProfileConfig,
+        now: u64,
+    ) -> Result<Option<ProfileBlock>, DeviceError> {
+        let time = wire_time(now)?;
+        match self.family {
+            Family::Molto2 => {
+                self.check_slot(slot)?;
+                let key = self.key("a configuration write")?.clone();
+                let before = self.slot(slot)?;
+                self.expect_ok(
+                    &molto2::write_config(&key, slot, config, time),
+                    &format!("the configuration of slot {slot}"),
+                )?;
+                let after = self.slot(slot)?;
+                let fail = |reason: String| DeviceError::VerifyFailed { slot, reason };
+                let expected = (config.hmac.wire(), config.period.wire(), config.digits);
+                if (after.hmac, after.step, after.digits) != expected {
+                    return Err(fail(format!(
+                        "HMAC/step/digits are {:02X}/{:02X}/{}, {:02X}/{:02X}/{} was written",
+                        after.hmac, after.step, after.digits, expected.0, expected.1, expected.2
+                    )));
+                }
+                if before.seed_present && !after.seed_present {
+                    return Err(fail(
+                        "the token cleared the seed when its configuration was written: burn the slot again".into(),
+                    ));
+                }
+                Ok(Some(after))
+            }
+            Family::SingleProfile => {
+                let model = self.require_model()?;
+                if model.restricted_sync {
+                    return Err(DeviceError::RestrictedSync { model: model.name });
+                }
+                self.key("a configuration write")?;
+                self.expect_ok(&single::write_config(config, time), "the configuration")?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Title only: writes a Molto-2 slot's title (1..12 bytes) and reads it
+    /// back; the seed and settings stay.
+    pub fn write_title(&mut self, slot: u8, title: &str) -> Result<ProfileBlock, DeviceError> {
+        self.molto2_only("title")?;
+        self.check_slot(slot)?;
+        check_title(title)?;
+        let key = self.key("a title write")?.clone();
+        self.expect_ok(
+            &molto2::write_title(&key, slot, title.as_bytes()),
+            &format!("the title of slot {slot}"),
+        )?;
+        let after = self.slot(slot)?;
+        if after.title != title.as_bytes() {
+            return Err(DeviceError::VerifyFailed {
+                slot,
+                reason: format!(
+                    "the title reads '{}', '{}' was written",
+                    after.title_text().escape_default(),
+                    title.escape_default()
+                ),
+            });
+        }
+        Ok(after)
     }
 
     /// Sets a single-profile token's clock, which means writing its whole
@@ -610,6 +731,18 @@ impl<'a> Token<'a> {
         }
         Err(refused("the screen unlock", &response))
     }
+}
+
+/// How many profiles a Molto-2 has: a v2 answers the public block of slot
+/// 50, a v1 (0..49) refuses it. Any refusal means v1; a lost link is an
+/// error.
+fn probe_profiles(link: &mut Link<'_>) -> Result<u8, DeviceError> {
+    let response = link.exchange(&molto2::public_block(MOLTO2_V1_PROFILES))?;
+    Ok(if response.sw == StatusWord::OK {
+        MOLTO2_PROFILES
+    } else {
+        MOLTO2_V1_PROFILES
+    })
 }
 
 fn confirmation(what: &str, response: &Response) -> Result<Confirmation, DeviceError> {

@@ -52,6 +52,9 @@ pub struct Burn {
     pub label: Option<String>,
     /// Delete a seed in the slot first, and retire the vault's credential there.
     pub overwrite: bool,
+    /// Single-profile tokens: write the seed only, leaving the token's
+    /// clock and settings as they are ([`BurnRequest::seed_only`]).
+    pub seed_only: bool,
 }
 
 /// A finished burn.
@@ -97,13 +100,18 @@ pub fn burn(
     job: &Burn,
     now: u64,
 ) -> Result<Burned, RecordedError> {
-    let request = BurnRequest::new(
+    let mut request = BurnRequest::new(
         token.family(),
         &job.credential,
         job.title.as_deref(),
         job.display_timeout,
     )
     .map_err(DeviceError::from)?;
+    if job.seed_only {
+        request = request
+            .seed_only(token.family())
+            .map_err(DeviceError::from)?;
+    }
     // A slot marked burning holds something unknown: it is rewritten.
     let resume = interrupted(session, token, job.slot)?;
     let prepared = token.prepare_burn(job.slot, &request, job.overwrite || resume)?;
@@ -130,12 +138,94 @@ pub fn burn(
     let report = token
         .burn_prepared(prepared, &request, now)
         .map_err(|cause| RecordedError::Unfinished { reference, cause })?;
-    let note = match &report.read_back {
-        Some(_) => "burned; the slot reads back as written",
-        None => "burned (single-profile tokens cannot be read back)",
+    let note = match (&report.read_back, job.seed_only) {
+        (Some(_), _) => "burned; the slot reads back as written",
+        (None, false) => "burned (single-profile tokens cannot be read back)",
+        (None, true) => "seed written alone; the token's clock and settings were left as they were",
     };
-    let info = session.finish_burn(begun.id, note, now)?;
+    // A seed-only write leaves settings the vault may not know.
+    let display_timeout = (!job.seed_only).then(|| u64::from(job.display_timeout.seconds()));
+    let info = session.finish_burn_with(begun.id, note, display_timeout, now)?;
     Ok(Burned { report, info })
+}
+
+/// The vault's live credential on this token's `slot` (Molto-2) or on the
+/// token (single-profile): what a partial write changes.
+pub fn credential_in(
+    session: &mut Session,
+    token: &Token<'_>,
+    slot: u8,
+) -> Result<TokenInfo, RecordedError> {
+    let reference = slot_reference(token, slot);
+    let live: Vec<TokenInfo> = session
+        .tokens(&CredentialFilter {
+            device_serial: Some(token.serial().to_owned()),
+            slot: vault_slot(token, slot),
+            ..CredentialFilter::default()
+        })?
+        .into_iter()
+        .filter(|t| t.state != State::Retired && t.slot == vault_slot(token, slot))
+        .collect();
+    match live.as_slice() {
+        [one] if one.state == State::Burning => Err(RecordedError::Vault(
+            oathdesk_vault::Error::Refused(format!(
+                "the vault marks {reference} as burning (a burn cut short): finish it by burning again"
+            )),
+        )),
+        [one] => Ok(one.clone()),
+        [] => Err(RecordedError::Vault(oathdesk_vault::Error::NotFound(
+            format!(
+                "a credential of {reference} in the vault (burn it with 'oathdesk device burn', or pass --no-vault)"
+            ),
+        ))),
+        _ => Err(RecordedError::Vault(oathdesk_vault::Error::Refused(
+            format!(
+                "the vault records {} live credentials in {reference}: retire the stale one first",
+                live.len()
+            ),
+        ))),
+    }
+}
+
+/// Config only, recorded: writes a profile's algorithm, digits, period and
+/// display time-out without a new seed (the clock is set to `now` with
+/// them), then records it on the vault's credential there, whose codes
+/// follow. The token is written only after the vault's checks (the
+/// credential exists, its row verifies) and recorded after the token
+/// confirmed; if recording fails, the error says so.
+pub fn configure(
+    token: &mut Token<'_>,
+    session: &mut Session,
+    slot: u8,
+    config: &crate::params::ProfileConfig,
+    now: u64,
+) -> Result<TokenInfo, RecordedError> {
+    let info = credential_in(session, token, slot)?;
+    token.write_config(slot, config, now)?;
+    let write = oathdesk_vault::DeviceWrite::Config {
+        algorithm: config.hmac.algorithm(),
+        digits: config.digits,
+        period: config.period.seconds(),
+        display_timeout: u64::from(config.display_timeout.seconds()),
+    };
+    Ok(session.record_device_write(&TokenRef::Id(info.id), &write, now)?)
+}
+
+/// Title only, recorded: writes a Molto-2 slot's title, reads it back and
+/// records it on the vault's credential there.
+pub fn retitle(
+    token: &mut Token<'_>,
+    session: &mut Session,
+    slot: u8,
+    title: &str,
+    now: u64,
+) -> Result<TokenInfo, RecordedError> {
+    let info = credential_in(session, token, slot)?;
+    token.write_title(slot, title)?;
+    let write = oathdesk_vault::DeviceWrite::Title {
+        title: title.to_owned(),
+    };
+    Ok(session.record_device_write(&TokenRef::Id(info.id), &write, now)?)
 }
 
 /// The first Molto-2 slot that is free in the vault and on the token.
@@ -403,6 +493,7 @@ pub fn provision(
                 user: Some(user.upn.clone()),
                 label: None,
                 overwrite: false,
+                seed_only: false,
             };
             // The burn's own occupancy read finds seeds the vault does not
             // know: such a slot is left alone and the next one tried.

@@ -53,4 +53,5 @@ pub use session::{
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
+pub use session::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
 pub use session::{exchange, recovery, web};

@@ -12,18 +12,20 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use oathdesk_devices::crypto::DeviceKey;
-use oathdesk_devices::params::{DisplayTimeout, Family, truncate_utf8};
+use oathdesk_devices::params::{DisplayTimeout, Family};
 use oathdesk_devices::programmer::{BurnReport, BurnRequest, Confirmation, DeviceError, Token};
 use oathdesk_devices::recorded;
 use oathdesk_devices::sim::{ButtonOutcome, Display, Simulator};
 use oathdesk_devices::transport::{self, Link, SimTransport, TraceDirection, Transport};
-use oathdesk_otp::{Algorithm, Credential, Kind, Secret, Totp, Verifier, seed};
+use oathdesk_otp::{Algorithm, Credential, Kind, Secret, Totp, seed};
 use oathdesk_vault::model::TokenRef;
 use oathdesk_vault::{Session, TokenInfo};
 use zeroize::Zeroizing;
 
 use crate::input::{self, EncodingArgs, ParamArgs, rfc3339};
 use crate::unlock::{VaultOptions, read_passphrase};
+
+pub use super::enroll::{EnrollArgs, enroll};
 
 /// The environment variable of the transport spec.
 pub const TRANSPORT_ENV: &str = "OATHDESK_TRANSPORT";
@@ -100,12 +102,37 @@ Examples:
   oathdesk device burn --slot 3 @seed.txt --title Contoso --user bob@contoso.com
   oathdesk device burn --slot 3 --generate --algorithm sha256 --transport sim:molto.json")]
     Burn(Box<BurnArgs>),
-    /// Set a slot's clock to the host's (Molto-2: --slot N or --all).
+    /// Set a slot's clock to the host's, or to --at TIME (Molto-2: --slot N or --all).
+    #[command(after_help = "\
+--all carries on past a slot the token refuses and reports each; the exit status says whether \
+every slot was set. A single-profile token's clock comes with its whole configuration: its \
+display time-out is kept as the vault recorded it (or --display-timeout).")]
     SyncTime {
         #[arg(long, value_name = "N", conflicts_with = "all")]
         slot: Option<u8>,
         #[arg(long)]
         all: bool,
+        /// Set the clock to TIME instead of now: Unix seconds or RFC 3339 (for tests, or a
+        /// verifier that runs on another clock).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Single-profile tokens: the display time-out to write with the clock [default: the
+        /// vault's record of the last burn or configuration].
+        #[arg(long, value_name = "S")]
+        display_timeout: Option<DisplayTimeout>,
+    },
+    /// Change a slot's algorithm, digits, period or display time-out without a new seed.
+    #[command(after_help = "\
+Config only: the seed stays; the vault's credential in the slot takes the new parameters (its \
+codes follow the token's) and its history records the change. Unset values keep the vault's. \
+The write also sets the slot's clock. Restricted-sync single-profile tokens are refused: a \
+configuration write clears their seed (burn them again instead).")]
+    Configure(ConfigureArgs),
+    /// Change a Molto-2 slot's title only (1 to 12 bytes); recorded in the vault's history.
+    Title {
+        #[arg(long, value_name = "N")]
+        slot: u8,
+        title: String,
     },
     /// Delete a Molto-2 slot's seed (its title stays).
     Delete {
@@ -171,8 +198,33 @@ pub struct BurnArgs {
     /// Burn without recording the secret in the vault (nothing will know it).
     #[arg(long)]
     pub no_vault: bool,
+    /// Single-profile tokens: write the seed only, leaving the clock and settings as they are.
+    #[arg(long)]
+    pub seed_only: bool,
+    /// Burn even if the vault holds this secret on another credential already.
+    #[arg(long)]
+    pub force: bool,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigureArgs {
+    /// The slot (Molto-2; leave out for single-profile tokens).
+    #[arg(long, value_name = "N")]
+    pub slot: Option<u8>,
+    /// sha1 or sha256 [default: the vault's].
+    #[arg(long, value_name = "ALG")]
+    pub algorithm: Option<Algorithm>,
+    /// 4, 6, 8 or 10 on a Molto-2 [default: the vault's].
+    #[arg(long, value_name = "N")]
+    pub digits: Option<u64>,
+    /// 30 or 60 seconds [default: the vault's].
+    #[arg(long, value_name = "S")]
+    pub period: Option<u64>,
+    /// 15, 30, 60 or 120 seconds [default: the vault's record, else 30].
+    #[arg(long, value_name = "S")]
+    pub display_timeout: Option<DisplayTimeout>,
 }
 
 #[derive(Args, Debug)]
@@ -229,39 +281,6 @@ pub enum SimCommand {
     },
     /// Serve the simulated token on standard input/output as an exec bridge.
     Serve { file: PathBuf },
-}
-
-#[derive(Args, Debug)]
-pub struct EnrollArgs {
-    /// The user whose account is being set up.
-    #[arg(long, value_name = "UPN")]
-    pub user: String,
-    /// A screenshot of the QR code on the user's setup page (PNG or JPEG).
-    #[arg(long, value_name = "IMAGE", group = "source")]
-    pub qr: Option<PathBuf>,
-    /// The otpauth:// URI ('-' or @FILE keep it out of the process list).
-    #[arg(long, value_name = "URI", group = "source")]
-    pub uri: Option<String>,
-    /// The secret ('-', @FILE or the value).
-    #[arg(long, value_name = "SECRET", group = "source")]
-    pub secret: Option<String>,
-    #[command(flatten)]
-    pub encoding: EncodingArgs,
-    /// Molto-2 slot [default: the first free one].
-    #[arg(long, value_name = "N")]
-    pub slot: Option<u8>,
-    /// Molto-2 title [default: the issuer, cut to 12 bytes].
-    #[arg(long)]
-    pub title: Option<String>,
-    #[arg(long, value_name = "S", default_value = "30")]
-    pub display_timeout: DisplayTimeout,
-    /// Replace what the slot holds.
-    #[arg(long)]
-    pub overwrite: bool,
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[arg(long)]
-    pub json: bool,
 }
 
 // ----------------------------------------------------------------- connecting
@@ -351,7 +370,7 @@ fn factory_key_warning(token: &Token<'_>) {
 
 /// Authenticates: Molto-2 with the customer key, single-profile with its
 /// fixed key.
-fn authenticate(token: &mut Token<'_>, connection: &ConnectionArgs) -> Result<()> {
+pub(super) fn authenticate(token: &mut Token<'_>, connection: &ConnectionArgs) -> Result<()> {
     authenticate_quietly(token, connection)?;
     factory_key_warning(token);
     Ok(())
@@ -385,7 +404,17 @@ pub fn run(args: DeviceArgs, vault: &VaultOptions) -> Result<()> {
         DeviceCommand::Info { json } => info(connection, json),
         DeviceCommand::Slots { all, json } => slots(connection, all, json),
         DeviceCommand::Burn(burn_args) => burn(*burn_args, connection, vault),
-        DeviceCommand::SyncTime { slot, all } => sync_time(connection, vault, slot, all),
+        DeviceCommand::SyncTime {
+            slot,
+            all,
+            at,
+            display_timeout,
+        } => {
+            let at = at.as_deref().map(input::parse_time).transpose()?;
+            sync_time(connection, vault, slot, all, at, display_timeout)
+        }
+        DeviceCommand::Configure(args) => configure(args, connection, vault),
+        DeviceCommand::Title { slot, title } => retitle(connection, vault, slot, &title),
         DeviceCommand::Delete { slot } => delete(connection, slot),
         DeviceCommand::SetKey { new_key_file } => set_key(connection, new_key_file),
         DeviceCommand::Reset => reset(connection),
@@ -579,7 +608,7 @@ fn slots(connection: &ConnectionArgs, all: bool, json: bool) -> Result<()> {
 
 /// A burn: recorded in the vault (`recorded::burn`, the path the web
 /// console takes too) unless `--no-vault`. Warnings go to stderr.
-fn burn_job(
+pub(super) fn burn_job(
     token: &mut Token<'_>,
     session: Option<&mut Session>,
     job: recorded::Burn,
@@ -591,12 +620,15 @@ fn burn_job(
             (burned.report, Some(burned.info))
         }
         None => {
-            let request = BurnRequest::new(
+            let mut request = BurnRequest::new(
                 token.family(),
                 &job.credential,
                 job.title.as_deref(),
                 job.display_timeout,
             )?;
+            if job.seed_only {
+                request = request.seed_only(token.family())?;
+            }
             (token.burn(job.slot, &request, job.overwrite, now)?, None)
         }
     };
@@ -604,6 +636,42 @@ fn burn_job(
         eprintln!("oathdesk: warning: {warning}");
     }
     Ok((report, info))
+}
+
+/// Refuses (without `force`) a secret the vault holds on another live
+/// credential already: two tokens with one secret show the same codes, so
+/// neither proves who signs in. The same slot being burned again is not
+/// "another".
+pub(super) fn refuse_known_secret(
+    session: &mut Session,
+    credential: &Credential,
+    token: &Token<'_>,
+    slot: u8,
+    force: bool,
+) -> Result<()> {
+    let here = recorded::slot_reference(token, slot);
+    let others: Vec<String> = session
+        .secret_holders(&credential.secret, credential.algorithm)?
+        .iter()
+        .map(TokenInfo::reference)
+        .filter(|reference| *reference != here)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    if force {
+        eprintln!(
+            "oathdesk: warning: --force: the vault holds this secret on {} already; both will show the same codes",
+            others.join(", ")
+        );
+        return Ok(());
+    }
+    bail!(
+        "the vault holds this secret on {} already: two tokens with one secret show the same codes, so neither \
+         proves who signs in. Capture a fresh QR code (or --generate a secret); pass --force if a second copy is \
+         really meant",
+        others.join(", ")
+    )
 }
 
 fn credential_for_burn(args: &BurnArgs) -> Result<Credential> {
@@ -629,24 +697,17 @@ fn credential_for_burn(args: &BurnArgs) -> Result<Credential> {
 fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Result<()> {
     let credential = credential_for_burn(&args)?;
     let mut token = connection.connect()?;
-    let slot = match (token.family(), args.slot) {
-        (Family::Molto2, Some(slot)) => slot,
-        (Family::Molto2, None) => bail!(
-            "which slot? pass --slot N (0-{}); 'oathdesk device slots --all' shows them",
-            token.profiles() - 1
-        ),
-        (Family::SingleProfile, None | Some(0)) => 0,
-        (Family::SingleProfile, Some(slot)) => {
-            bail!("a single-profile token has one profile: drop --slot {slot}")
-        }
-    };
+    let slot = slot_for(&token, args.slot)?;
     // Refuse what the token cannot take before asking for any key.
-    BurnRequest::new(
+    let request = BurnRequest::new(
         token.family(),
         &credential,
         args.title.as_deref(),
         args.display_timeout,
     )?;
+    if args.seed_only {
+        request.seed_only(token.family())?;
+    }
     let mut session = if args.no_vault {
         eprintln!(
             "oathdesk: warning: --no-vault: nothing records this secret; the token is the only place it will be"
@@ -655,6 +716,17 @@ fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Re
     } else {
         Some(vault.unlock()?)
     };
+    if token.family() == Family::SingleProfile && token.model().is_none() {
+        // Said first: nothing else matters for a token that is never written.
+        return Err(DeviceError::UnknownModel {
+            serial: token.serial().to_owned(),
+            known: oathdesk_devices::single::known_prefixes(),
+        }
+        .into());
+    }
+    if let Some(session) = session.as_mut() {
+        refuse_known_secret(session, &credential, &token, slot, args.force)?;
+    }
     authenticate(&mut token, connection)?;
     let now = input::now();
     let job = recorded::Burn {
@@ -665,6 +737,7 @@ fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Re
         user: args.user.clone(),
         label: args.label.clone(),
         overwrite: args.overwrite,
+        seed_only: args.seed_only,
     };
     let (report, info) = burn_job(&mut token, session.as_mut(), job, now)?;
     let reference = recorded::slot_reference(&token, slot);
@@ -699,7 +772,7 @@ fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Re
     Ok(())
 }
 
-fn period_of(credential: &Credential) -> u64 {
+pub(super) fn period_of(credential: &Credential) -> u64 {
     match credential.kind {
         Kind::Totp { step } => step.period(),
         Kind::Hotp { .. } => 0,
@@ -721,14 +794,26 @@ fn current_code(credential: &Credential, now: u64) -> Option<String> {
     .map(|c| c.to_string())
 }
 
+/// The clock to set: `--at` as given, else the host's now at each write.
+fn clock_at(at: Option<u64>) -> impl Fn() -> u64 {
+    move || at.unwrap_or_else(input::now)
+}
+
 fn sync_time(
     connection: &ConnectionArgs,
     vault: &VaultOptions,
     slot: Option<u8>,
     all: bool,
+    at: Option<u64>,
+    display_timeout: Option<DisplayTimeout>,
 ) -> Result<()> {
     let mut token = connection.connect()?;
     let before = token.drift(input::now());
+    let clock = clock_at(at);
+    let target = match at {
+        Some(at) => format!(" to {}", rfc3339(at)),
+        None => String::new(),
+    };
     match token.family() {
         Family::Molto2 => {
             let slots: Vec<u8> = match (slot, all) {
@@ -738,18 +823,33 @@ fn sync_time(
             };
             authenticate(&mut token, connection)?;
             let bar = progress(slots.len() as u64, "syncing");
-            for slot in &slots {
-                bar.set_message(format!("slot {slot}"));
-                token.sync_time(*slot, input::now())?;
-                bar.inc(1);
-            }
+            let outcomes = bar.suspend(|| token.sync_time_slots(&slots, &clock));
             bar.finish_and_clear();
+            let mut failed = 0;
+            for outcome in &outcomes {
+                if let Err(e) = &outcome.result {
+                    failed += 1;
+                    eprintln!("oathdesk: slot {}: {e}", outcome.slot);
+                }
+            }
+            let untried = slots.len() - outcomes.len();
+            let set = outcomes.len() - failed;
             println!(
-                "set the clock of {} slot(s) of {} (it was {})",
+                "set the clock of {set} of {} slot(s) of {}{target} (it was {})",
                 slots.len(),
                 token.serial(),
                 drift_text(before)
             );
+            if failed > 0 || untried > 0 {
+                bail!(
+                    "{failed} slot(s) refused{}; the others are set — run the command again for the slots named above",
+                    if untried > 0 {
+                        format!(", {untried} not tried after the connection was lost")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
         }
         Family::SingleProfile => {
             if slot.is_some_and(|s| s != 0) {
@@ -770,29 +870,37 @@ fn sync_time(
                     }
                 )
             })?;
-            let request = BurnRequest::new(
-                Family::SingleProfile,
-                &credential,
-                None,
-                DisplayTimeout::Secs30,
-            )?;
+            // The write carries the display time-out: keep the one the
+            // token has, as the vault recorded it.
+            let display_timeout = match display_timeout {
+                Some(timeout) => timeout,
+                None => session
+                    .recorded_display_timeout(info.id)?
+                    .and_then(DisplayTimeout::from_seconds)
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "the vault has no record of {}'s display time-out, which this write sets too: pass \
+                             --display-timeout S (15, 30, 60 or 120) with the one the token has",
+                            info.reference()
+                        )
+                    })?,
+            };
+            let request =
+                BurnRequest::new(Family::SingleProfile, &credential, None, display_timeout)?;
             let restricted = token.model().is_some_and(|m| m.restricted_sync);
-            session.record(
-                oathdesk_vault::audit::AuditEvent::ok("device.sync-time")
-                    .credential(info.reference())
-                    .detail(serde_json::json!({"reburn": restricted})),
-                input::now(),
-            )?;
+            let time = clock();
             authenticate(&mut token, connection)?;
-            token.sync_time_single(
-                &request.config,
-                restricted.then_some(&request),
+            token.sync_time_single(&request.config, restricted.then_some(&request), time)?;
+            session.record_device_write(
+                &TokenRef::Id(info.id),
+                &oathdesk_vault::DeviceWrite::Clock { time },
                 input::now(),
             )?;
             println!(
-                "set the clock of {} (it was {}){}",
+                "set the clock of {}{target} (it was {}; display time-out {} s kept){}",
                 token.serial(),
                 drift_text(before),
+                display_timeout.seconds(),
                 if restricted {
                     "; its seed was written again from the vault"
                 } else {
@@ -802,6 +910,91 @@ fn sync_time(
         }
     }
     Ok(())
+}
+
+fn configure(args: ConfigureArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Result<()> {
+    let mut token = connection.connect()?;
+    let slot = slot_for(&token, args.slot)?;
+    let mut session = vault.unlock()?;
+    let current = recorded::credential_in(&mut session, &token, slot)?;
+    // Unset values keep the vault's: a template credential with them
+    // (its secret is never written: config only).
+    let mut template = Credential::totp(Secret::from_bytes(vec![0x5A; 20]));
+    input::apply_params(
+        &mut template,
+        &ParamArgs {
+            algorithm: Some(match args.algorithm {
+                Some(algorithm) => algorithm,
+                None => current.algorithm.parse().map_err(|_| {
+                    anyhow!(
+                        "{} has algorithm {} in the vault",
+                        current.reference(),
+                        current.algorithm
+                    )
+                })?,
+            }),
+            digits: Some(args.digits.unwrap_or(u64::from(current.digits))),
+            period: Some(args.period.or(current.period).unwrap_or(30)),
+            ..ParamArgs::default()
+        },
+    )?;
+    let display_timeout = match args.display_timeout {
+        Some(timeout) => timeout,
+        None => session
+            .recorded_display_timeout(current.id)?
+            .and_then(DisplayTimeout::from_seconds)
+            .unwrap_or_default(),
+    };
+    let config = BurnRequest::new(token.family(), &template, None, display_timeout)?.config;
+    authenticate(&mut token, connection)?;
+    let info = recorded::configure(&mut token, &mut session, slot, &config, input::now())?;
+    println!(
+        "configured {}: {}, {} digits, {} s, display {} s (seed kept; clock set to now); vault: {}",
+        info.reference(),
+        info.algorithm,
+        info.digits,
+        info.period.unwrap_or(30),
+        display_timeout.seconds(),
+        info.state
+    );
+    Ok(())
+}
+
+fn retitle(connection: &ConnectionArgs, vault: &VaultOptions, slot: u8, title: &str) -> Result<()> {
+    let mut token = connection.connect()?;
+    if token.family() != Family::Molto2 {
+        bail!("single-profile tokens have no title");
+    }
+    oathdesk_devices::params::check_title(title)?;
+    let mut session = vault.unlock()?;
+    authenticate(&mut token, connection)?;
+    let info = recorded::retitle(&mut token, &mut session, slot, title, input::now())?;
+    println!(
+        "{} is titled '{}'",
+        info.reference(),
+        input::printable(title)
+    );
+    Ok(())
+}
+
+/// The slot a command works on: `--slot N` on a Molto-2, none on a
+/// single-profile token.
+fn slot_for(token: &Token<'_>, slot: Option<u8>) -> Result<u8> {
+    match (token.family(), slot) {
+        (Family::Molto2, Some(slot)) if slot >= token.profiles() => bail!(
+            "slot {slot} does not exist: this token has slots 0 to {}",
+            token.profiles() - 1
+        ),
+        (Family::Molto2, Some(slot)) => Ok(slot),
+        (Family::Molto2, None) => bail!(
+            "which slot? pass --slot N (0-{}); 'oathdesk device slots --all' shows them",
+            token.profiles() - 1
+        ),
+        (Family::SingleProfile, None | Some(0)) => Ok(0),
+        (Family::SingleProfile, Some(slot)) => {
+            bail!("a single-profile token has one profile: drop --slot {slot}")
+        }
+    }
 }
 
 fn delete(connection: &ConnectionArgs, slot: u8) -> Result<()> {
@@ -923,8 +1116,9 @@ fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOpti
         );
     }
     // Check the parameters once, before the key or the vault is touched.
+    // Only its parameters are used: each user gets a fresh secret.
     let mut template = Credential::totp(Secret::from_bytes(vec![
-        0;
+        0x5A;
         seed::default_len(args.algorithm)
     ]));
     input::apply_params(
@@ -1031,127 +1225,6 @@ fn provision(args: ProvisionArgs, connection: &ConnectionArgs, vault: &VaultOpti
         elapsed.as_secs_f64()
     );
     Ok(())
-}
-
-// ----------------------------------------------------------------- enroll
-
-/// `oathdesk enroll`: the remote-enrolment flow. The user opens Microsoft's
-/// (or another provider's) setup page and shares the screen; the admin
-/// captures the QR code, oathdesk stores the secret, burns it, and prints
-/// the code the user types to finish the setup.
-pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
-    let mut credential = enrollment_credential(&args)?;
-    credential.account = args.user.clone();
-    let connection = &args.connection;
-    let mut token = connection.connect()?;
-    let title = match (&args.title, token.family()) {
-        (Some(title), _) => Some(title.clone()),
-        (None, Family::Molto2) => Some(
-            credential
-                .issuer
-                .as_deref()
-                .map(|i| truncate_utf8(i, 12).to_owned())
-                .filter(|t| !t.is_empty() && !t.chars().any(char::is_control))
-                .unwrap_or_else(|| recorded::title_for(&args.user)),
-        ),
-        (None, Family::SingleProfile) => None,
-    };
-    BurnRequest::new(
-        token.family(),
-        &credential,
-        title.as_deref(),
-        args.display_timeout,
-    )?;
-    let mut session = vault.unlock()?;
-    authenticate(&mut token, connection)?;
-    let slot = match (token.family(), args.slot) {
-        (Family::SingleProfile, None | Some(0)) => 0,
-        (Family::SingleProfile, Some(slot)) => {
-            bail!("a single-profile token has one profile: drop --slot {slot}")
-        }
-        (Family::Molto2, Some(slot)) => slot,
-        (Family::Molto2, None) => recorded::first_free_slot(&mut token, &mut session)?,
-    };
-    let now = input::now();
-    let job = recorded::Burn {
-        credential: credential.clone(),
-        slot,
-        title,
-        display_timeout: args.display_timeout,
-        user: Some(args.user.clone()),
-        label: credential.issuer.clone(),
-        overwrite: args.overwrite,
-    };
-    let (_, info) = burn_job(&mut token, Some(&mut session), job, now)?;
-    let info = info.expect("enroll records in the vault");
-    // The code comes from the vault's copy (what the provider will check);
-    // the vault records its time step as released, so it never proves a
-    // delivery, and audits the showing.
-    let now = input::now();
-    let code = session.enrolment_code(&TokenRef::Id(info.id), Verifier::Entra, now)?;
-    let seconds_left = code.valid_until.saturating_sub(now);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "token": info.reference(),
-                "user": args.user,
-                "code": code.code,
-                "valid_until": code.valid_until,
-                "seconds_left": seconds_left,
-                "accepted_until": code.accepted_until,
-            })
-        );
-    } else {
-        println!("burned {} for {}", info.reference(), args.user);
-        println!(
-            "code {}  — the user types this into the setup page now: the token shows it for {seconds_left} more \
-             second(s), and Entra accepts it until {}",
-            code.code,
-            rfc3339(code.accepted_until)
-        );
-    }
-    Ok(())
-}
-
-fn enrollment_credential(args: &EnrollArgs) -> Result<Credential> {
-    if let Some(path) = &args.qr {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let texts = oathdesk_formats::qr::decode_image(&bytes)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let mut found = Vec::new();
-        for text in &texts {
-            let lower = text.to_ascii_lowercase();
-            if lower.starts_with("otpauth://") || lower.starts_with("otpauth-migration://") {
-                found.push(input::credential_from_text(text, &EncodingArgs::default())?);
-            } else if lower.starts_with("phonefactor://") {
-                bail!(
-                    "{}: this QR code is for the Microsoft Authenticator app (phonefactor://), not for a hardware \
-                     token: on the setup page choose 'I want to use a different authenticator app' and capture \
-                     that QR code",
-                    path.display()
-                );
-            }
-        }
-        return match found.len() {
-            1 => Ok(found.remove(0)),
-            0 if texts.is_empty() => bail!(
-                "{}: no QR code found (crop the screenshot to the code or take it at a larger size)",
-                path.display()
-            ),
-            0 => bail!("{}: the QR code holds no otpauth:// URI", path.display()),
-            n => bail!(
-                "{}: {n} accounts found; crop the screenshot to the one QR code to enrol",
-                path.display()
-            ),
-        };
-    }
-    let text = match (&args.uri, &args.secret) {
-        (Some(uri), _) => input::secret_text(Some(uri))?,
-        (None, secret) => input::secret_text(secret.as_deref())?,
-    };
-    input::credential_from_text(&text, &args.encoding)
 }
 
 // ----------------------------------------------------------------- simulators

@@ -4,6 +4,7 @@ pub mod audit_ship;
 pub mod backup;
 pub mod code;
 pub mod device;
+pub mod enroll;
 pub mod entra;
 pub mod entra_lifecycle;
 pub mod files;

@@ -64,15 +64,17 @@ pub enum SimFileError {
 }
 
 impl Simulator {
-    /// A new simulated token.
+    /// A new simulated token, with `serial` or a fresh random one (two
+    /// simulators are two tokens: a shared serial would make oathdesk take
+    /// the second for the first).
     pub fn new(family: Family, serial: Option<&str>) -> Simulator {
+        let serial = serial.map_or_else(|| fresh_serial(family), str::to_owned);
         match family {
-            Family::Molto2 => Simulator::Molto2(Box::new(Molto2Sim::new(
-                serial.unwrap_or(molto2::DEFAULT_SERIAL),
-                Molto2Options::default(),
-            ))),
+            Family::Molto2 => {
+                Simulator::Molto2(Box::new(Molto2Sim::new(&serial, Molto2Options::default())))
+            }
             Family::SingleProfile => Simulator::SingleProfile(Box::new(SingleSim::new(
-                serial.unwrap_or(single::DEFAULT_SERIAL),
+                &serial,
                 SingleOptions::default(),
             ))),
         }
@@ -240,6 +242,24 @@ pub(crate) mod hex_bytes {
             }
         }
     }
+}
+
+/// A random serial shaped like the family's: the Molto-2's 15 digits
+/// (prefix of the README's `826658719844499`), or an OTPC-P2-i's 14 (the
+/// reference firmware's prefix, so it is a known programmable model).
+pub fn fresh_serial(family: Family) -> String {
+    let (prefix, len) = match family {
+        Family::Molto2 => ("8266587", molto2::DEFAULT_SERIAL.len()),
+        Family::SingleProfile => ("8659622", single::DEFAULT_SERIAL.len()),
+    };
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).expect("the OS random number generator works");
+    let digits: String = random
+        .iter()
+        .take(len - prefix.len())
+        .map(|b| char::from(b'0' + b % 10))
+        .collect();
+    format!("{prefix}{digits}")
 }
 
 /// A fresh random challenge.

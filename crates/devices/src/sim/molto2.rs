@@ -142,9 +142,12 @@ pub struct Profile {
     pub title: Vec<u8>,
     /// `None` until a configuration is written.
     pub config: Option<StoredConfig>,
-    /// This profile's clock minus host time, once set (simulator choice: a
-    /// profile without its own clock runs on the system clock).
-    pub clock_offset: Option<i64>,
+    /// This profile's clock minus the token's system clock (simulator
+    /// choice: profiles run on the system clock, each with its own skew, so
+    /// moving the system clock — `clock_offset` — moves every profile's codes
+    /// with what the info command reports).
+    #[serde(default)]
+    pub skew: i64,
     /// The last time written by a config or time sync (time field B).
     pub last_set: u32,
 }
@@ -268,9 +271,9 @@ impl Molto2Sim {
 
     /// The time a profile's clock shows.
     pub fn profile_time(&self, profile: usize, now: u64) -> u32 {
-        let offset = self.profiles[profile]
+        let offset = self
             .clock_offset
-            .unwrap_or(self.clock_offset);
+            .saturating_add(self.profiles[profile].skew);
         offset_time(now, offset)
     }
 
@@ -561,9 +564,13 @@ impl Molto2Sim {
         }
         if let Some(time) = tlv.time {
             let offset = i64::from(time) - now.min(i64::MAX as u64) as i64;
-            profile.clock_offset = Some(offset);
             profile.last_set = time;
-            // Simulator choice: the system clock follows the last time set.
+            // Simulator choice: the system clock follows the last time set;
+            // the other profiles keep the time they show.
+            let moved = offset - self.clock_offset;
+            for (i, other) in self.profiles.iter_mut().enumerate() {
+                other.skew = if i == p { 0 } else { other.skew - moved };
+            }
             self.clock_offset = offset;
         }
         status(StatusWord::OK)

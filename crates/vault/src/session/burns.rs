@@ -89,6 +89,20 @@ impl<S: Store> Session<S> {
     /// Marks a burn confirmed by the token: `burning → burned`, then
     /// `assigned` when the credential is for a user.
     pub fn finish_burn(&mut self, credential_id: i64, note: &str, now: u64) -> Result<TokenInfo> {
+        self.finish_burn_with(credential_id, note, None, now)
+    }
+
+    /// [`Session::finish_burn`], recording the display time-out (seconds)
+    /// the burn wrote: a later clock write to a single-profile token, which
+    /// rewrites its whole configuration, keeps it
+    /// ([`Session::recorded_display_timeout`]).
+    pub fn finish_burn_with(
+        &mut self,
+        credential_id: i64,
+        note: &str,
+        display_timeout: Option<u64>,
+        now: u64,
+    ) -> Result<TokenInfo> {
         self.require(Permission::InventoryWrite)?;
         let operator = self.operator.clone();
         self.change(now, |tx, keys| {
@@ -105,9 +119,13 @@ impl<S: Store> Session<S> {
                 move_state(tx, &mut row, State::Assigned, &operator, Some(&upn), now)?;
             }
             update_credential(tx, keys, &row)?;
+            let mut detail = json!({"note": note, "credential_id": row.id});
+            if let Some(seconds) = display_timeout {
+                detail["display_timeout"] = json!(seconds);
+            }
             let mut event = AuditEvent::ok("device.burn")
                 .credential(reference)
-                .detail(json!({"note": note}));
+                .detail(detail);
             event.user = row.upn.clone();
             Ok((info(&row), event))
         })

@@ -88,7 +88,7 @@ impl<S: Store> Session<S> {
     /// [`crate::identify_cache`] for the rule): nothing when it is current,
     /// the changed rows when it is behind, everything when it is empty or
     /// the vault went back (a restored backup).
-    fn refresh_identify_cache(&mut self, cache: &IdentifyCache) -> Result<()> {
+    pub(super) fn refresh_identify_cache(&mut self, cache: &IdentifyCache) -> Result<()> {
         let now_at = self.store.read()?.identify_generation()?;
         if cache.generation() == Some(now_at) {
             return Ok(());

@@ -38,6 +38,7 @@ mod backup;
 mod burns;
 mod copying;
 mod delivery;
+mod device_writes;
 mod entra;
 pub mod exchange;
 mod helpdesk;
@@ -59,6 +60,7 @@ pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;
 // (VaultReport is defined below.)
 pub use delivery::{Delivery, EnrolmentCode};
+pub use device_writes::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
 pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::{IdentifyHit, code_position};

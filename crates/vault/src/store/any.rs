@@ -145,6 +145,7 @@ impl StoreTx for AnyTx<'_> {
         fn device_insert(&self, device: &Device) -> Result<i64>;
         fn device_by_serial(&self, serial: &str) -> Result<Option<Device>>;
         fn credential_update(&self, row: &CredentialRow) -> Result<()>;
+        fn credential_set_params(&self, id: i64, algorithm: &str, digits: u8, period: Option<u64>) -> Result<()>;
         fn credential_purge(&self, id: i64, at: u64) -> Result<()>;
         fn credential_detach(&self, id: i64, at: u64) -> Result<()>;
         fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>>;

@@ -203,6 +203,15 @@ pub trait StoreTx {
 
     /// Writes every mutable field of a credential.
     fn credential_update(&self, row: &CredentialRow) -> Result<()>;
+    /// Sets a credential's code parameters (a token reconfigured without a
+    /// new seed); the caller re-seals its secret to them and re-signs the row.
+    fn credential_set_params(
+        &self,
+        id: i64,
+        algorithm: &str,
+        digits: u8,
+        period: Option<u64>,
+    ) -> Result<()>;
     /// Overwrites a sealed secret with zeros, then drops it.
     fn credential_purge(&self, id: i64, at: u64) -> Result<()>;
     /// Detaches a credential from its device and slot (both become empty;

@@ -862,6 +862,23 @@ impl StoreTx for PgTx<'_> {
         .transpose()
     }
 
+    fn credential_set_params(
+        &self,
+        id: i64,
+        algorithm: &str,
+        digits: u8,
+        period: Option<u64>,
+    ) -> Result<()> {
+        let changed = self.execute(
+            "UPDATE credentials SET algorithm = $1, digits = $2, period = $3 WHERE id = $4",
+            &[&algorithm, &i64::from(digits), &big_opt(period)?, &id],
+        )?;
+        if changed != 1 {
+            return Err(Error::NotFound(format!("credential #{id}")));
+        }
+        Ok(())
+    }
+
     fn credential_update(&self, row: &CredentialRow) -> Result<()> {
         let changed = self.execute(
             "UPDATE credentials SET counter = $1, issuer = $2, label = $3, state = $4, custody = $5, \

@@ -564,6 +564,25 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn credential_set_params(
+        &self,
+        id: i64,
+        algorithm: &str,
+        digits: u8,
+        period: Option<u64>,
+    ) -> Result<()> {
+        let changed = self
+            .tx
+            .prepare_cached(
+                "UPDATE credentials SET algorithm = ?, digits = ?, period = ? WHERE id = ?",
+            )?
+            .execute(params![algorithm, digits, period, id])?;
+        if changed != 1 {
+            return Err(Error::NotFound(format!("credential #{id}")));
+        }
+        Ok(())
+    }
+
     fn credential_purge(&self, id: i64, at: u64) -> Result<()> {
         // Overwrite the bytes in place first, so the page that held the
         // ciphertext is rewritten with zeros, then drop the value.
