@@ -949,7 +949,7 @@ fn macs_kept_in_row_macs_move_into_their_rows(backend: Backend) {
     );
     // The moved MACs are checked: one edited after the move is caught.
     refused_after(&f, "UPDATE users SET upn = 'x' || upn WHERE id = 2", |s| {
-        s.helpdesk_code(&helpdesk("carol@contoso.com"), NOW + 60)
+        s.helpdesk_code(&helpdesk("xcarol@contoso.com"), NOW + 60)
             .map(drop)
     });
 }
