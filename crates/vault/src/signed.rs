@@ -231,19 +231,6 @@ impl Signer {
         tx.row_macs_put(kind, &macs)
     }
 
-    /// Signs rows of one kind that are new in the transaction, in bulk.
-    pub(crate) fn put_new(
-        &self,
-        tx: &impl StoreTx,
-        kind: &str,
-        macs: Vec<(String, Vec<u8>)>,
-    ) -> Result<()> {
-        if macs.is_empty() {
-            return Ok(());
-        }
-        tx.row_macs_insert(kind, &macs)
-    }
-
     /// Signs credentials as they are now in the database (after an update
     /// that SQL made, such as a purge or a detach).
     pub(crate) fn resign_credentials(&self, tx: &impl StoreTx, ids: &[i64]) -> Result<()> {
@@ -268,11 +255,9 @@ pub(crate) fn released_id(credential_id: i64, counter: u64) -> String {
     format!("{}:{counter:020}", row_id(credential_id))
 }
 
-/// A numeric row id as the key of its MAC: zero-padded, so that ids in
-/// ascending order are keys in ascending order and an import appends to
-/// the index instead of scattering into it.
+/// A numeric row id as the key of its MAC (see [`crate::store::row_key`]).
 pub(crate) fn row_id(id: i64) -> String {
-    format!("{id:020}")
+    crate::store::row_key(id)
 }
 
 /// Whether this vault's rows are signed (a missing MAC is then an altered

@@ -21,6 +21,8 @@ on_both_backends!(
     random_single_field_edits_are_never_acted_upon,
     a_released_step_never_proves_delivery,
     the_last_admin_keeps_the_role,
+    swapped_row_macs_are_refused_and_listed,
+    macs_kept_in_row_macs_move_into_their_rows,
 );
 
 const OTHER_SEED: &[u8] = b"another secret 12345";
@@ -463,6 +465,10 @@ const COLUMNS: &[Column] = &[
             "kind = 'hotp'",
             "algorithm = 'sha256'",
             "sealed_secret = NULL",
+            // The MAC is kept in the row: deleting it, or taking another
+            // row's, is caught like any other edit.
+            "mac = NULL",
+            "mac = (SELECT c.mac FROM credentials c WHERE c.id = 1 + (credentials.id % 4))",
         ],
         probe: reveal_id,
     },
@@ -470,7 +476,12 @@ const COLUMNS: &[Column] = &[
         table: "users",
         key: "id",
         ids: &["1", "2"],
-        set: &["upn = upn || '.evil'", "upn = 'x' || upn"],
+        set: &[
+            "upn = upn || '.evil'",
+            "upn = 'x' || upn",
+            "mac = NULL",
+            "mac = (SELECT u.mac FROM users u WHERE u.id = 1 + (users.id % 2))",
+        ],
         probe: |s, id| {
             let upn = match id {
                 "1" => "bob@contoso.com",
@@ -492,6 +503,8 @@ const COLUMNS: &[Column] = &[
             "slots = slots + 50",
             "kind = 'classic'",
             "serial = serial || 'X'",
+            "mac = NULL",
+            "mac = (SELECT d.mac FROM devices d WHERE d.id <> devices.id ORDER BY d.id LIMIT 1)",
         ],
         probe: |s, id| {
             let device = s
@@ -831,4 +844,118 @@ fn a_vault_of_version_4_migrates_signs_its_rows_and_verifies() {
         bob.helpdesk_code(&helpdesk("dave@contoso.com"), NOW),
         Err(Error::Altered { .. })
     ));
+}
+
+/// Swaps the `mac` column of two rows of `table` (ids `a` and `b`).
+fn swap_macs(table: &str, a: i64, b: i64) -> String {
+    format!(
+        "CREATE TABLE swap AS SELECT id, mac FROM {table} WHERE id IN ({a}, {b}); \
+         UPDATE {table} SET mac = (SELECT s.mac FROM swap s WHERE s.id <> {table}.id) \
+         WHERE id IN ({a}, {b}); DROP TABLE swap"
+    )
+}
+
+/// The MACs of credentials, users and devices are kept in their rows: two
+/// rows' MACs swapped (each a genuine MAC of the vault) are refused and
+/// listed, whichever of the two is acted on.
+fn swapped_row_macs_are_refused_and_listed(backend: Backend) {
+    refused_as_altered(
+        backend,
+        &swap_macs("credentials", 1, 2),
+        "credential 1",
+        |s| reveal_id(s, "1"),
+    );
+    refused_as_altered(
+        backend,
+        &swap_macs("credentials", 1, 2),
+        "credential 2",
+        |s| reveal_id(s, "2"),
+    );
+    refused_as_altered(
+        backend,
+        &swap_macs("users", 1, 2),
+        "carol@contoso.com",
+        |s| {
+            s.helpdesk_code(&helpdesk("carol@contoso.com"), NOW + 60)
+                .map(drop)
+        },
+    );
+    refused_as_altered(backend, &swap_macs("devices", 1, 2), "device 1", |s| {
+        s.add_token(token("2100001", Some(5), SEED, None), NOW)
+            .map(drop)
+    });
+    // Both rows are listed by `vault verify`.
+    let f = populated(backend);
+    f.execute(&swap_macs("credentials", 1, 2));
+    let report = session(&f.location).verify_rows().unwrap();
+    let mut bad: Vec<&str> = report.bad.iter().map(|b| b.id.as_str()).collect();
+    bad.sort();
+    assert_eq!(
+        bad,
+        ["00000000000000000001", "00000000000000000002"],
+        "{report:?}"
+    );
+}
+
+/// A vault whose MACs of credentials, users and devices are rows of
+/// `row_macs` (as every vault before they moved into their rows) is
+/// migrated: the MACs move, nothing needs re-signing, every row verifies
+/// and is acted on; a MAC whose row was deleted stays and is reported.
+fn macs_kept_in_row_macs_move_into_their_rows(backend: Backend) {
+    let f = populated(backend);
+    let key = match backend {
+        Backend::Sqlite => "printf('%020d', id)",
+        Backend::Postgres => "lpad(id::text, 20, '0')",
+    };
+    // Back to the layout before the move.
+    for (kind, table) in [
+        ("credential", "credentials"),
+        ("user", "users"),
+        ("device", "devices"),
+    ] {
+        f.execute(&format!(
+            "INSERT INTO row_macs (kind, id, mac) SELECT '{kind}', {key}, mac FROM {table}; \
+             ALTER TABLE {table} DROP COLUMN mac"
+        ));
+    }
+    // A credential deleted behind the vault's back, before the move.
+    f.execute(&format!(
+        "INSERT INTO row_macs (kind, id, mac) SELECT 'credential', '00000000000000000099', mac \
+         FROM row_macs WHERE kind = 'credential' AND id = '00000000000000000001'; \
+         DELETE FROM schema_migrations WHERE name = '{}'",
+        "signed rows: the MACs of credentials, users and devices kept in their rows"
+    ));
+    let mut s = session(&f.location);
+    let report = s.verify_rows().unwrap();
+    assert!(report.signed);
+    let bad: Vec<(&str, &str, &str)> = report
+        .bad
+        .iter()
+        .map(|b| (b.kind, b.id.as_str(), b.problem))
+        .collect();
+    assert_eq!(
+        bad,
+        [("credential", "00000000000000000099", "deleted")],
+        "{report:?}"
+    );
+    assert!(report.checked > 10, "{report:?}");
+    reveal_id(&mut s, "2").unwrap();
+    s.helpdesk_code(&helpdesk("carol@contoso.com"), NOW + 60)
+        .unwrap();
+    drop(s);
+    assert_eq!(
+        count_rows(&f, "row_macs WHERE kind IN ('user', 'device')"),
+        0
+    );
+    // The moved MACs are checked: one edited after the move is caught.
+    refused_after(&f, "UPDATE users SET upn = 'x' || upn WHERE id = 2", |s| {
+        s.helpdesk_code(&helpdesk("xcarol@contoso.com"), NOW + 60)
+            .map(drop)
+    });
+}
+
+fn refused_after(f: &Fixture, sql: &str, act: impl FnOnce(&mut Session) -> Result<(), Error>) {
+    f.execute(sql);
+    let mut s = session(&f.location);
+    assert!(matches!(act(&mut s), Err(Error::Altered { .. })), "{sql}");
 }

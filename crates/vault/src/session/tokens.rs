@@ -447,26 +447,19 @@ fn insert_tokens_with(
     }
 
     // The writes.
-    let new_device_ids = tx.devices_insert(&new_devices)?;
-    let new_user_ids = tx.users_insert(&new_users)?;
-    let device_macs = new_devices
-        .iter_mut()
-        .zip(&new_device_ids)
-        .map(|(device, id)| {
-            device.id = *id;
-            key.signer.device(device)
-        })
-        .collect();
-    key.signer.put_new(tx, kind::DEVICE, device_macs)?;
-    let user_macs = new_users
-        .iter_mut()
-        .zip(&new_user_ids)
-        .map(|(user, id)| {
-            user.id = *id;
-            key.signer.user(user)
-        })
-        .collect();
-    key.signer.put_new(tx, kind::USER, user_macs)?;
+    // Ids first: a MAC is bound to its row's id, and is written by the
+    // row's own INSERT.
+    let new_device_ids = tx.device_ids(new_devices.len())?;
+    for (device, id) in new_devices.iter_mut().zip(&new_device_ids) {
+        device.id = *id;
+    }
+    let new_user_ids = tx.user_ids(new_users.len())?;
+    for (user, id) in new_users.iter_mut().zip(&new_user_ids) {
+        user.id = *id;
+    }
+    let (device_macs, user_macs) = sign_new(key, &new_devices, &new_users);
+    tx.devices_insert(&new_devices, &device_macs)?;
+    tx.users_insert(&new_users, &user_macs)?;
     let ids = tx.credential_ids(tokens.len())?;
     let mut rows = Vec::with_capacity(tokens.len());
     let mut secrets = Vec::with_capacity(tokens.len());
@@ -512,8 +505,7 @@ fn insert_tokens_with(
         secrets.push(token.credential.secret);
     }
     let macs = seal_and_sign(key, &mut rows, &secrets)?;
-    tx.credentials_insert(&rows)?;
-    key.signer.put_new(tx, kind::CREDENTIAL, macs)?;
+    tx.credentials_insert(&rows, &macs)?;
     let events: Vec<Event> = rows
         .iter()
         .map(|row| Event {
@@ -811,12 +803,12 @@ fn seal_and_sign(
     keys: &Keys<'_>,
     rows: &mut [CredentialRow],
     secrets: &[Secret],
-) -> Result<Vec<(String, Vec<u8>)>> {
-    let work = |rows: &mut [CredentialRow], secrets: &[Secret]| -> Result<Vec<(String, Vec<u8>)>> {
+) -> Result<Vec<Vec<u8>>> {
+    let work = |rows: &mut [CredentialRow], secrets: &[Secret]| -> Result<Vec<Vec<u8>>> {
         let mut macs = Vec::with_capacity(rows.len());
         for (row, secret) in rows.iter_mut().zip(secrets) {
             row.sealed_secret = Some(keys.seal_secret(secret.as_bytes(), &binding(row))?);
-            macs.push(keys.signer.credential(row));
+            macs.push(keys.signer.credential(row).1);
         }
         Ok(macs)
     };
@@ -836,5 +828,21 @@ fn seal_and_sign(
             macs.extend(worker.join().expect("a sealing worker panicked")?);
         }
         Ok(macs)
+    })
+}
+
+/// The MACs of new devices and users (their ids set), the two kinds
+/// side by side on two cores when there are many.
+fn sign_new(keys: &Keys<'_>, devices: &[Device], users: &[User]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let sign_devices =
+        || -> Vec<Vec<u8>> { devices.iter().map(|d| keys.signer.device(d).1).collect() };
+    let sign_users = || -> Vec<Vec<u8>> { users.iter().map(|u| keys.signer.user(u).1).collect() };
+    if devices.len().min(users.len()) < 1000 {
+        return (sign_devices(), sign_users());
+    }
+    std::thread::scope(|scope| {
+        let devices = scope.spawn(sign_devices);
+        let users = sign_users();
+        (devices.join().expect("a signing worker panicked"), users)
     })
 }

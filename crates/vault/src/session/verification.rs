@@ -266,15 +266,17 @@ impl<S: Store> Session<S> {
                         });
                     }
                 }
-                let ids = tx.users_insert(&fresh)?;
+                let ids = tx.user_ids(fresh.len())?;
                 let mut macs = Vec::with_capacity(fresh.len());
-                for (mut user, id) in fresh.into_iter().zip(ids) {
+                for (user, id) in fresh.iter_mut().zip(ids) {
                     user.id = id;
-                    macs.push(keys.signer.user(&user));
+                    macs.push(keys.signer.user(user).1);
+                }
+                tx.users_insert(&fresh, &macs)?;
+                for user in fresh {
                     users.insert(user.upn.to_lowercase(), user);
                     report.created += 1;
                 }
-                keys.signer.put_new(tx, kind::USER, macs)?;
             }
             let known: Vec<&User> = updates
                 .iter()

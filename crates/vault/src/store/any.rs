@@ -156,10 +156,12 @@ impl StoreTx for AnyTx<'_> {
         fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>>;
         fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;
         fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>>;
-        fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>>;
-        fn users_insert(&self, users: &[User]) -> Result<Vec<i64>>;
+        fn device_ids(&self, count: usize) -> Result<Vec<i64>>;
+        fn devices_insert(&self, devices: &[Device], macs: &[Vec<u8>]) -> Result<()>;
+        fn user_ids(&self, count: usize) -> Result<Vec<i64>>;
+        fn users_insert(&self, users: &[User], macs: &[Vec<u8>]) -> Result<()>;
         fn credential_ids(&self, count: usize) -> Result<Vec<i64>>;
-        fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()>;
+        fn credentials_insert(&self, rows: &[CredentialRow], macs: &[Vec<u8>]) -> Result<()>;
         fn events_insert(&self, events: &[Event]) -> Result<()>;
         fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
         fn audit_last(&self) -> Result<Option<AuditRow>>;
@@ -171,7 +173,6 @@ impl StoreTx for AnyTx<'_> {
         fn entra_links_all(&self) -> Result<Vec<EntraLink>>;
         fn row_macs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>>;
         fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
-        fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
         fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()>;
         fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>>;
         fn released_record(&self, credential_id: i64, counter: u64, at: u64, mac_kind: &str, mac_id: &str, mac: &[u8], below: u64, mac_range: (&str, &str)) -> Result<()>;

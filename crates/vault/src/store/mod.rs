@@ -147,6 +147,52 @@ pub struct RecordRow {
     pub updated_at: u64,
 }
 
+/// The table whose `mac` column holds the MACs of signed rows of `kind`,
+/// if they are kept in the row itself (credentials, users, devices: the
+/// many rows an import writes and every check reads).
+pub(crate) fn mac_table(kind: &str) -> Option<&'static str> {
+    match kind {
+        "credential" => Some("credentials"),
+        "user" => Some("users"),
+        "device" => Some("devices"),
+        _ => None,
+    }
+}
+
+/// A numeric row id as the key of its MAC: zero-padded, so that ids in
+/// ascending order are keys in ascending order.
+pub(crate) fn row_key(id: i64) -> String {
+    format!("{id:020}")
+}
+
+/// The numeric id of a row of a kind kept in its rows, from its key.
+pub(crate) fn row_id_of(kind: &str, key: &str) -> Result<i64> {
+    row_of_key(key).ok_or_else(|| {
+        crate::error::Error::Database(format!("'{key}' is not the key of a {kind} row"))
+    })
+}
+
+/// Rows and their MACs, one each (a caller's mistake otherwise).
+pub(crate) fn same_length<'a, T>(rows: &[T], macs: &'a [Vec<u8>]) -> Result<&'a [Vec<u8>]> {
+    if rows.len() == macs.len() {
+        Ok(macs)
+    } else {
+        Err(crate::error::Error::Database(format!(
+            "{} rows but {} MACs to insert",
+            rows.len(),
+            macs.len()
+        )))
+    }
+}
+
+/// The numeric id of a key [`row_key`] wrote (`None` for any other text:
+/// no row has it).
+pub(crate) fn row_of_key(key: &str) -> Option<i64> {
+    (key.len() == 20 && key.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| key.parse().ok())
+        .flatten()
+}
+
 /// Which credentials to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CredentialFilter {
@@ -233,16 +279,22 @@ pub trait StoreTx {
     fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;
     /// The slots taken on these devices, as (device id, slot).
     fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>>;
-    /// Inserts devices (their `id` is ignored); returns the new ids in order.
-    fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>>;
-    /// Inserts users (their `id` is ignored); returns the new ids in order.
-    fn users_insert(&self, users: &[User]) -> Result<Vec<i64>>;
+    /// Reserves `count` new device ids, for rows inserted in this
+    /// transaction with [`StoreTx::devices_insert`] (a MAC is bound to
+    /// its row's id, so the id comes first).
+    fn device_ids(&self, count: usize) -> Result<Vec<i64>>;
+    /// Inserts devices with their reserved ids and their MACs (one each).
+    fn devices_insert(&self, devices: &[Device], macs: &[Vec<u8>]) -> Result<()>;
+    /// Reserves `count` new user ids (see [`StoreTx::device_ids`]).
+    fn user_ids(&self, count: usize) -> Result<Vec<i64>>;
+    /// Inserts users with their reserved ids and their MACs (one each).
+    fn users_insert(&self, users: &[User], macs: &[Vec<u8>]) -> Result<()>;
     /// Reserves `count` new credential ids, for rows inserted in this
     /// transaction with [`StoreTx::credentials_insert`] (a sealed secret
     /// is bound to its id, so the id comes first).
     fn credential_ids(&self, count: usize) -> Result<Vec<i64>>;
-    /// Inserts credentials with their ids and sealed secrets.
-    fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()>;
+    /// Inserts credentials with their ids, sealed secrets and MACs (one each).
+    fn credentials_insert(&self, rows: &[CredentialRow], macs: &[Vec<u8>]) -> Result<()>;
     fn events_insert(&self, events: &[Event]) -> Result<()>;
     fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
 
@@ -268,14 +320,16 @@ pub trait StoreTx {
     fn entra_links_all(&self) -> Result<Vec<EntraLink>>;
 
     // ----- row MACs (see crate::signed) ------------------------------------
+    //
+    // The MACs of credentials, users and devices are a column (`mac`) of
+    // the rows they sign ([`mac_table`]); every other kind's are rows of
+    // `row_macs`. These methods take any kind and go to the right place;
+    // a row's id is its key as [`row_key`] writes it.
 
     /// The MACs of every row of `kind` (`credential`, `user`…), for `vault verify`.
     fn row_macs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Inserts or replaces the MACs of rows of `kind`.
     fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
-    /// Inserts the MACs of rows new in this transaction (none has one yet):
-    /// in bulk, for imports.
-    fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
     /// The MACs of these (kind, id) rows, in one round trip; rows without
     /// one are absent from the answer.
     fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>>;

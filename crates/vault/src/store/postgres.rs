@@ -77,7 +77,7 @@ use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
     AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
-    ThrottleRow, WebAccountRow,
+    ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -500,6 +500,21 @@ impl Columns<'_> {
 }
 
 impl PgTx<'_> {
+    /// One block of `table`'s id sequence: writers are serialised, so
+    /// nobody draws from it between the nextval and the setval.
+    fn next_ids(&self, table: &str, count: usize) -> Result<Vec<i64>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let row = self.query_one(
+            "SELECT setval(seq, nextval(seq) + $2 - 1) \
+             FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass AS seq) AS s",
+            &[&table, &(count as i64)],
+        )?;
+        let last: i64 = Columns(&row).get(0)?;
+        Ok((last - count as i64 + 1..=last).collect())
+    }
+
     /// The prepared statement of `sql`, from the connection's cache.
     fn statement(&self, sql: &str) -> Result<Statement> {
         if let Some(statement) = self.statements.borrow().get(sql) {
@@ -656,25 +671,6 @@ fn device_from_row(row: &Row) -> Result<Device> {
         slots: c.unsigned(5)?,
         created_at: c.unsigned(6)?,
     })
-}
-
-/// The ids of `RETURNING key, id` rows in the order of `keys` (PostgreSQL
-/// does not promise to return rows in the order they went in).
-fn in_order<'k>(rows: Vec<Row>, keys: impl Iterator<Item = &'k str>) -> Result<Vec<i64>> {
-    let by_key: HashMap<String, i64> = rows
-        .iter()
-        .map(|row| {
-            let c = Columns(row);
-            Ok((c.get(0)?, c.get(1)?))
-        })
-        .collect::<Result<_>>()?;
-    keys.map(|key| {
-        by_key
-            .get(key)
-            .copied()
-            .ok_or_else(|| Error::Database(format!("no id came back for '{key}'")))
-    })
-    .collect()
 }
 
 /// The WHERE clause of a credential filter, with `$n` placeholders.
@@ -1028,10 +1024,19 @@ impl StoreTx for PgTx<'_> {
         .collect()
     }
 
-    fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>> {
+    fn device_ids(&self, count: usize) -> Result<Vec<i64>> {
+        self.next_ids("devices", count)
+    }
+
+    fn devices_insert(&self, devices: &[Device], macs: &[Vec<u8>]) -> Result<()> {
         if devices.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
+        let macs: Vec<&[u8]> = same_length(devices, macs)?
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        let ids: Vec<i64> = devices.iter().map(|d| d.id).collect();
         let column = |f: fn(&Device) -> Option<String>| devices.iter().map(f).collect::<Vec<_>>();
         let serials = column(|d| Some(d.serial.clone()));
         let manufacturers = column(|d| d.manufacturer.clone());
@@ -1042,52 +1047,60 @@ impl StoreTx for PgTx<'_> {
             .iter()
             .map(|d| big(d.created_at))
             .collect::<Result<_>>()?;
-        let rows = self.query(
-            "INSERT INTO devices (serial, manufacturer, model, kind, slots, created_at) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
-             RETURNING serial, id",
-            &[&serials, &manufacturers, &models, &kinds, &slots, &created],
+        self.execute(
+            "INSERT INTO devices (id, serial, manufacturer, model, kind, slots, created_at, mac) \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::bigint[], $7::bigint[], $8::bytea[])",
+            &[
+                &ids,
+                &serials,
+                &manufacturers,
+                &models,
+                &kinds,
+                &slots,
+                &created,
+                &macs,
+            ],
         )?;
-        in_order(rows, devices.iter().map(|d| d.serial.as_str()))
+        Ok(())
     }
 
-    fn users_insert(&self, users: &[User]) -> Result<Vec<i64>> {
+    fn user_ids(&self, count: usize) -> Result<Vec<i64>> {
+        self.next_ids("users", count)
+    }
+
+    fn users_insert(&self, users: &[User], macs: &[Vec<u8>]) -> Result<()> {
         if users.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
+        let macs: Vec<&[u8]> = same_length(users, macs)?
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
         let upns: Vec<&str> = users.iter().map(|u| u.upn.as_str()).collect();
         let names: Vec<Option<&str>> = users.iter().map(|u| u.display_name.as_deref()).collect();
         let created: Vec<i64> = users
             .iter()
             .map(|u| big(u.created_at))
             .collect::<Result<_>>()?;
-        let rows = self.query(
-            "INSERT INTO users (upn, display_name, created_at) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) RETURNING upn, id",
-            &[&upns, &names, &created],
+        self.execute(
+            "INSERT INTO users (id, upn, display_name, created_at, mac) \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])",
+            &[&ids, &upns, &names, &created, &macs],
         )?;
-        in_order(rows, upns.iter().copied())
+        Ok(())
     }
 
     fn credential_ids(&self, count: usize) -> Result<Vec<i64>> {
-        if count == 0 {
-            return Ok(Vec::new());
-        }
-        // One block of the sequence: writers are serialised, so nobody
-        // draws from it between the nextval and the setval.
-        let row = self.query_one(
-            "SELECT setval(seq, nextval(seq) + $1 - 1) \
-             FROM (SELECT pg_get_serial_sequence('credentials', 'id')::regclass AS seq) AS s",
-            &[&(count as i64)],
-        )?;
-        let last: i64 = Columns(&row).get(0)?;
-        Ok((last - count as i64 + 1..=last).collect())
+        self.next_ids("credentials", count)
     }
 
-    fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()> {
+    fn credentials_insert(&self, rows: &[CredentialRow], macs: &[Vec<u8>]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
+        let macs = same_length(rows, macs)?;
         use ::postgres::types::Type;
         let (int, text, bytes) = (Type::INT8, Type::TEXT, Type::BYTEA);
         let types = [
@@ -1110,17 +1123,18 @@ impl StoreTx for PgTx<'_> {
             int.clone(),
             int.clone(),
             int,
+            Type::BYTEA,
         ];
         let mut tx = self.tx.borrow_mut();
         let mut writer = BinaryCopyInWriter::new(
             tx.copy_in(
                 "COPY credentials (id, device_id, slot, kind, algorithm, digits, period, t0, counter, \
                  issuer, label, state, custody, sealed_secret, user_id, drift_steps, purge_after, \
-                 created_at, updated_at) FROM STDIN BINARY",
+                 created_at, updated_at, mac) FROM STDIN BINARY",
             )?,
             &types,
         );
-        for row in rows {
+        for (row, mac) in rows.iter().zip(macs) {
             writer.write(&[
                 &row.id,
                 &row.device_id,
@@ -1141,6 +1155,7 @@ impl StoreTx for PgTx<'_> {
                 &big_opt(row.purge_after)?,
                 &big(row.created_at)?,
                 &big(row.updated_at)?,
+                mac,
             ])?;
         }
         writer.finish()?;
@@ -1286,20 +1301,47 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn row_macs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.query("SELECT id, mac FROM row_macs WHERE kind = $1", &[&kind])?
+        // For a kind kept in its rows: what `row_macs` still holds of it
+        // (MACs of rows deleted before the move), then the rows' own.
+        let mut all: Vec<(String, Vec<u8>)> = self
+            .query("SELECT id, mac FROM row_macs WHERE kind = $1", &[&kind])?
             .iter()
             .map(|row| {
                 let c = Columns(row);
                 Ok((c.get(0)?, c.get(1)?))
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        if let Some(table) = mac_table(kind) {
+            for row in self.query(
+                &format!("SELECT id, mac FROM {table} WHERE mac IS NOT NULL ORDER BY id"),
+                &[],
+            )? {
+                let c = Columns(&row);
+                all.push((row_key(c.get(0)?), c.get(1)?));
+            }
+        }
+        Ok(all)
     }
 
     fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()> {
         // In batches: one statement per few thousand rows, not per row.
         for batch in macs.chunks(2000) {
-            let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
             let values: Vec<&[u8]> = batch.iter().map(|(_, mac)| mac.as_slice()).collect();
+            if let Some(table) = mac_table(kind) {
+                let ids: Vec<i64> = batch
+                    .iter()
+                    .map(|(id, _)| row_id_of(kind, id))
+                    .collect::<Result<_>>()?;
+                self.execute(
+                    &format!(
+                        "UPDATE {table} SET mac = m.mac \
+                         FROM unnest($1::bigint[], $2::bytea[]) AS m (id, mac) WHERE {table}.id = m.id"
+                    ),
+                    &[&ids, &values],
+                )?;
+                continue;
+            }
+            let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
             self.execute(
                 "INSERT INTO row_macs (kind, id, mac) SELECT $1, * FROM unnest($2::text[], $3::bytea[]) \
                  ON CONFLICT (kind, id) DO UPDATE SET mac = EXCLUDED.mac",
@@ -1309,33 +1351,37 @@ impl StoreTx for PgTx<'_> {
         Ok(())
     }
 
-    fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()> {
-        if macs.is_empty() {
-            return Ok(());
-        }
-        use ::postgres::types::Type;
-        let mut tx = self.tx.borrow_mut();
-        let mut writer = BinaryCopyInWriter::new(
-            tx.copy_in("COPY row_macs (kind, id, mac) FROM STDIN BINARY")?,
-            &[Type::TEXT, Type::TEXT, Type::BYTEA],
-        );
-        for (id, mac) in macs {
-            writer.write(&[&kind, id, mac])?;
-        }
-        writer.finish()?;
-        Ok(())
-    }
-
     fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let kinds: Vec<&str> = rows.iter().map(|(kind, _)| *kind).collect();
-        let ids: Vec<&str> = rows.iter().map(|(_, id)| id.as_str()).collect();
+        // One round trip: `row_macs` for most kinds, the rows' own column
+        // for credentials, users and devices.
+        let mut kinds: Vec<&str> = Vec::new();
+        let mut ids: Vec<&str> = Vec::new();
+        let (mut credentials, mut users, mut devices) = (Vec::new(), Vec::new(), Vec::new());
+        for (kind, id) in rows {
+            match (mac_table(kind), row_of_key(id)) {
+                (Some("credentials"), Some(row)) => credentials.push(row),
+                (Some("users"), Some(row)) => users.push(row),
+                (Some(_), Some(row)) => devices.push(row),
+                (Some(_), None) => {}
+                (None, _) => {
+                    kinds.push(*kind);
+                    ids.push(id.as_str());
+                }
+            }
+        }
         self.query(
             "SELECT kind, id, mac FROM row_macs WHERE (kind, id) IN \
-             (SELECT * FROM unnest($1::text[], $2::text[]))",
-            &[&kinds, &ids],
+             (SELECT * FROM unnest($1::text[], $2::text[])) \
+             UNION ALL SELECT 'credential', lpad(id::text, 20, '0'), mac FROM credentials \
+             WHERE id = ANY($3) AND mac IS NOT NULL \
+             UNION ALL SELECT 'user', lpad(id::text, 20, '0'), mac FROM users \
+             WHERE id = ANY($4) AND mac IS NOT NULL \
+             UNION ALL SELECT 'device', lpad(id::text, 20, '0'), mac FROM devices \
+             WHERE id = ANY($5) AND mac IS NOT NULL",
+            &[&kinds, &ids, &credentials, &users, &devices],
         )?
         .iter()
         .map(|row| {
@@ -1382,6 +1428,13 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {
+        if let Some(table) = mac_table(kind) {
+            self.execute(
+                &format!("UPDATE {table} SET mac = NULL WHERE id = $1"),
+                &[&row_id_of(kind, id)?],
+            )?;
+            return Ok(());
+        }
         self.execute(
             "DELETE FROM row_macs WHERE kind = $1 AND id = $2",
             &[&kind, &id],

@@ -20,7 +20,7 @@ use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::writer_turn::WriterTurn;
 use crate::store::{
     AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
-    ThrottleRow, WebAccountRow,
+    ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
 };
 
 /// A vault in one SQLite file.
@@ -336,6 +336,20 @@ const AUDIT_COLUMNS: &str =
     "seq, at, operator, action, outcome, user, credential, ticket, detail, epoch, prev_hash, hash";
 
 impl SqliteTx<'_> {
+    /// `count` ids after the highest of `table` (writers are serialised,
+    /// so nobody else takes these meanwhile).
+    fn next_ids(&self, table: &str, count: usize) -> Result<Vec<i64>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let highest: i64 = self.query_one(
+            &format!("SELECT coalesce(max(id), 0) FROM {table}"),
+            [],
+            |r| r.get(0),
+        )?;
+        Ok((1..=count as i64).map(|n| highest + n).collect())
+    }
+
     /// One row or none, through the statement cache.
     fn query_one<T, P: rusqlite::Params>(
         &self,
@@ -692,33 +706,61 @@ impl StoreTx for SqliteTx<'_> {
         Ok(taken)
     }
 
-    fn devices_insert(&self, devices: &[Device]) -> Result<Vec<i64>> {
-        devices.iter().map(|d| self.device_insert(d)).collect()
+    fn device_ids(&self, count: usize) -> Result<Vec<i64>> {
+        self.next_ids("devices", count)
     }
 
-    fn users_insert(&self, users: &[User]) -> Result<Vec<i64>> {
-        users
-            .iter()
-            .map(|u| self.user_insert(&u.upn, u.display_name.as_deref(), u.created_at))
-            .collect()
+    fn devices_insert(&self, devices: &[Device], macs: &[Vec<u8>]) -> Result<()> {
+        let mut statement = self.tx.prepare_cached(
+            "INSERT INTO devices (id, serial, manufacturer, model, kind, slots, created_at, mac) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for (device, mac) in devices.iter().zip(same_length(devices, macs)?) {
+            statement.execute(params![
+                device.id,
+                device.serial,
+                device.manufacturer,
+                device.model,
+                device.kind.name(),
+                device.slots,
+                device.created_at,
+                mac
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn user_ids(&self, count: usize) -> Result<Vec<i64>> {
+        self.next_ids("users", count)
+    }
+
+    fn users_insert(&self, users: &[User], macs: &[Vec<u8>]) -> Result<()> {
+        let mut statement = self.tx.prepare_cached(
+            "INSERT INTO users (id, upn, display_name, created_at, mac) VALUES (?, ?, ?, ?, ?)",
+        )?;
+        for (user, mac) in users.iter().zip(same_length(users, macs)?) {
+            statement.execute(params![
+                user.id,
+                user.upn,
+                user.display_name,
+                user.created_at,
+                mac
+            ])?;
+        }
+        Ok(())
     }
 
     fn credential_ids(&self, count: usize) -> Result<Vec<i64>> {
-        // Writers are serialised, so nobody else takes these meanwhile.
-        let highest: i64 =
-            self.query_one("SELECT coalesce(max(id), 0) FROM credentials", [], |r| {
-                r.get(0)
-            })?;
-        Ok((1..=count as i64).map(|n| highest + n).collect())
+        self.next_ids("credentials", count)
     }
 
-    fn credentials_insert(&self, rows: &[CredentialRow]) -> Result<()> {
+    fn credentials_insert(&self, rows: &[CredentialRow], macs: &[Vec<u8>]) -> Result<()> {
         let mut statement = self.tx.prepare_cached(
             "INSERT INTO credentials (id, device_id, slot, kind, algorithm, digits, period, t0, counter, \
              issuer, label, state, custody, sealed_secret, user_id, drift_steps, purge_after, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             updated_at, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?;
-        for row in rows {
+        for (row, mac) in rows.iter().zip(same_length(rows, macs)?) {
             statement.execute(params![
                 row.id,
                 row.device_id,
@@ -738,7 +780,8 @@ impl StoreTx for SqliteTx<'_> {
                 row.drift_steps,
                 row.purge_after,
                 row.created_at,
-                row.updated_at
+                row.updated_at,
+                mac
             ])?;
         }
         Ok(())
@@ -850,36 +893,34 @@ impl StoreTx for SqliteTx<'_> {
             .tx
             .prepare_cached("SELECT id, mac FROM row_macs WHERE kind = ?")?;
         let rows = statement.query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        // For a kind kept in its rows: what `row_macs` still holds of it
+        // (MACs of rows deleted before the move), then the rows' own.
+        let mut all: Vec<(String, Vec<u8>)> = rows.collect::<rusqlite::Result<_>>()?;
+        if let Some(table) = mac_table(kind) {
+            let mut statement = self.tx.prepare_cached(&format!(
+                "SELECT id, mac FROM {table} WHERE mac IS NOT NULL ORDER BY id"
+            ))?;
+            let rows = statement.query_map([], |r| Ok((row_key(r.get(0)?), r.get(1)?)))?;
+            all.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        Ok(all)
     }
 
     fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()> {
+        if let Some(table) = mac_table(kind) {
+            let mut statement = self
+                .tx
+                .prepare_cached(&format!("UPDATE {table} SET mac = ? WHERE id = ?"))?;
+            for (id, mac) in macs {
+                statement.execute(params![mac, row_id_of(kind, id)?])?;
+            }
+            return Ok(());
+        }
         let mut statement = self
             .tx
             .prepare_cached("INSERT OR REPLACE INTO row_macs (kind, id, mac) VALUES (?, ?, ?)")?;
         for (id, mac) in macs {
             statement.execute(params![kind, id, mac])?;
-        }
-        Ok(())
-    }
-
-    fn row_macs_insert(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()> {
-        // Many rows a statement: a statement per row was most of the cost
-        // of signing a large import.
-        const ROWS: usize = 200;
-        for batch in macs.chunks(ROWS) {
-            let sql = format!(
-                "INSERT INTO row_macs (kind, id, mac) VALUES {}",
-                vec!["(?, ?, ?)"; batch.len()].join(", ")
-            );
-            let mut statement = self.tx.prepare_cached(&sql)?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(batch.len() * 3);
-            for (id, mac) in batch {
-                values.push(&kind);
-                values.push(id);
-                values.push(mac);
-            }
-            statement.execute(values.as_slice())?;
         }
         Ok(())
     }
@@ -890,10 +931,19 @@ impl StoreTx for SqliteTx<'_> {
             .prepare_cached("SELECT mac FROM row_macs WHERE kind = ? AND id = ?")?;
         let mut found = Vec::with_capacity(rows.len());
         for (kind, id) in rows {
-            if let Some(mac) = statement
-                .query_row(params![kind, id], |r| r.get::<_, Vec<u8>>(0))
-                .optional()?
-            {
+            let mac = match (mac_table(kind), row_of_key(id)) {
+                (Some(table), Some(row)) => self
+                    .tx
+                    .prepare_cached(&format!("SELECT mac FROM {table} WHERE id = ?"))?
+                    .query_row([row], |r| r.get::<_, Option<Vec<u8>>>(0))
+                    .optional()?
+                    .flatten(),
+                (Some(_), None) => None,
+                (None, _) => statement
+                    .query_row(params![kind, id], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()?,
+            };
+            if let Some(mac) = mac {
                 found.push(((*kind).to_owned(), id.clone(), mac));
             }
         }
@@ -930,6 +980,12 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {
+        if let Some(table) = mac_table(kind) {
+            self.tx
+                .prepare_cached(&format!("UPDATE {table} SET mac = NULL WHERE id = ?"))?
+                .execute([row_id_of(kind, id)?])?;
+            return Ok(());
+        }
         self.tx
             .prepare_cached("DELETE FROM row_macs WHERE kind = ? AND id = ?")?
             .execute([kind, id])?;
