@@ -22,7 +22,8 @@ fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_ex
     };
     {
         let mut s = session(&f.location);
-        s.set_setting("helpdesk.codes_per_hour", LIMIT, NOW).unwrap();
+        s.set_setting("helpdesk.codes_per_hour", LIMIT, NOW)
+            .unwrap();
         s.add_token(token("LIM-1", None, SEED, Some("limited@contoso.com")), NOW)
             .unwrap();
         for i in 0..THREADS {
@@ -41,7 +42,10 @@ fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_ex
                 start.wait();
                 for n in 0..REQUESTS {
                     // One request on the shared, limited user, one on the worker's own.
-                    for user in ["limited@contoso.com".to_owned(), format!("u{worker}@contoso.com")] {
+                    for user in [
+                        "limited@contoso.com".to_owned(),
+                        format!("u{worker}@contoso.com"),
+                    ] {
                         let mut request = helpdesk(&user);
                         request.ticket = format!("INC-{worker:02}{n:02}");
                         let answer = s.helpdesk_code(&request, NOW);
@@ -58,7 +62,10 @@ fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_ex
                                 |r| r.get(0),
                             )
                             .unwrap_or_else(|e| {
-                                panic!("{} for {user} answered before its commit: {e}", request.ticket)
+                                panic!(
+                                    "{} for {user} answered before its commit: {e}",
+                                    request.ticket
+                                )
                             });
                         assert_eq!(outcome == "granted", answer.is_ok(), "{answer:?}");
                         if !user.starts_with("limited") {

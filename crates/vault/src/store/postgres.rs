@@ -393,7 +393,10 @@ pub(crate) struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     /// Runs `begin` (a `BEGIN …` and the statements that go with it).
-    fn begin(client: &'a mut Client, begin: &str) -> std::result::Result<Txn<'a>, ::postgres::Error> {
+    fn begin(
+        client: &'a mut Client,
+        begin: &str,
+    ) -> std::result::Result<Txn<'a>, ::postgres::Error> {
         match client.batch_execute(begin) {
             Ok(()) => Ok(Txn { client, open: true }),
             Err(error) => {

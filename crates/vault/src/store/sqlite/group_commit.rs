@@ -170,7 +170,9 @@ impl Writer {
         let outcome = group.outcome.clone();
         let members = group.members;
         let result = if lost {
-            Some(Err("the transaction was rolled back by the database".to_owned()))
+            Some(Err(
+                "the transaction was rolled back by the database".to_owned()
+            ))
         } else if self.queued.load(Ordering::SeqCst) > 0 && members < MAX_MEMBERS {
             None
         } else if members > 0 {

@@ -28,9 +28,11 @@ fn open(path: &Path) -> Result<Connection> {
 fn rows_of(path: &Path, who: usize) -> usize {
     let reader = Connection::open(path).unwrap();
     reader
-        .query_row("SELECT count(*) FROM rows WHERE who = ?", [who as i64], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT count(*) FROM rows WHERE who = ?",
+            [who as i64],
+            |r| r.get(0),
+        )
         .unwrap()
 }
 
@@ -54,9 +56,11 @@ fn members_run_one_at_a_time_share_commits_and_are_answered_after_them() {
                     most.fetch_max(now, Ordering::SeqCst);
                     // Each member sees the rows of those before it in its group.
                     let mine: usize = member
-                        .query_row("SELECT count(*) FROM rows WHERE who = ?", [who as i64], |r| {
-                            r.get(0)
-                        })
+                        .query_row(
+                            "SELECT count(*) FROM rows WHERE who = ?",
+                            [who as i64],
+                            |r| r.get(0),
+                        )
                         .unwrap();
                     assert_eq!(mine, n);
                     member
@@ -66,7 +70,11 @@ fn members_run_one_at_a_time_share_commits_and_are_answered_after_them() {
                     inside.fetch_sub(1, Ordering::SeqCst);
                     member.commit().unwrap();
                     // Answered only once committed: another connection sees it.
-                    assert_eq!(rows_of(path, who), n + 1, "member {who}/{n} answered before its commit");
+                    assert_eq!(
+                        rows_of(path, who),
+                        n + 1,
+                        "member {who}/{n} answered before its commit"
+                    );
                 }
             });
         }
@@ -113,7 +121,11 @@ fn a_member_that_gives_up_loses_only_its_own_changes() {
     }
     let reader = Connection::open(&path).unwrap();
     let odd_given_up: i64 = reader
-        .query_row("SELECT count(*) FROM rows WHERE who % 2 = 1 AND n % 2 = 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM rows WHERE who % 2 = 1 AND n % 2 = 1",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(odd_given_up, 0);
 }
@@ -142,13 +154,17 @@ fn a_failed_commit_is_reported_to_every_member_of_the_group() {
     let outcomes = std::thread::scope(|scope| {
         let bad = scope.spawn(|| {
             let member = writer.begin(open_fk).unwrap();
-            member.execute("INSERT INTO child (parent) VALUES (42)", []).unwrap();
+            member
+                .execute("INSERT INTO child (parent) VALUES (42)", [])
+                .unwrap();
             member.commit()
         });
         while writer.queued.load(Ordering::SeqCst) == 0 {
             std::thread::yield_now();
         }
-        first.execute("INSERT INTO rows (who, n) VALUES (1, 1)", []).unwrap();
+        first
+            .execute("INSERT INTO rows (who, n) VALUES (1, 1)", [])
+            .unwrap();
         let good = first.commit();
         (good, bad.join().unwrap())
     });
@@ -157,7 +173,9 @@ fn a_failed_commit_is_reported_to_every_member_of_the_group() {
     assert_eq!(rows_of(&path, 1), 0, "nothing of the failed group was kept");
     // The writer goes on with a fresh transaction.
     let member = writer.begin(open_fk).unwrap();
-    member.execute("INSERT INTO rows (who, n) VALUES (2, 1)", []).unwrap();
+    member
+        .execute("INSERT INTO rows (who, n) VALUES (2, 1)", [])
+        .unwrap();
     member.commit().unwrap();
     assert_eq!(rows_of(&path, 2), 1);
 }
@@ -173,6 +191,9 @@ fn one_writer_per_file_and_a_new_file_at_the_same_path_gets_its_own() {
     // A vault restored over the path is another file.
     let moved = dir.path().join("moved.db");
     std::fs::rename(&path, &moved).unwrap();
-    Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
     assert!(!Arc::ptr_eq(&writer, &Writer::of(&path)));
 }
