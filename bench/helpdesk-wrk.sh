@@ -16,6 +16,12 @@
 #   POSTGRES=postgres://postgres@127.0.0.1:5432/test bash bench/helpdesk-wrk.sh
 #   OATHDESK_BIN=/tmp/oathdesk-before bash bench/helpdesk-wrk.sh   # another build
 #   OLD_API=1 OATHDESK_BIN=…   # a build from before the verification protocol (verified_by)
+#   DURATION=60s ALONGSIDE_IMPORT=100000 bash bench/helpdesk-wrk.sh
+#       # a spreadsheet import of that many new users into the same vault by
+#       # another process, started 10 s into the helpdesk run (its time is
+#       # printed): the helpdesk's tail while the file's write lock is taken
+#       # from outside
+#   TOOLSET=0   # skip the toolset comparison run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
@@ -86,12 +92,27 @@ case $answer in
     *) echo "helpdesk code refused: $answer"; cat "$work/serve.log"; exit 1 ;;
 esac
 
+alongside=
+if [ -n "${ALONGSIDE_IMPORT:-}" ]; then
+    "$oathdesk" seed new --count "$ALONGSIDE_IMPORT" |
+        awk 'BEGIN { print "username,secret,serial,mobile" }
+             { printf "bulk%07d@contoso.com,%s,B%07d,+44 7700 %07d\n", NR, $0, NR, NR }' \
+        > "$work/bulk.csv"
+    ( sleep 10; start=$(date +%s.%N)
+      "$oathdesk" import spreadsheet "$work/bulk.csv" > "$work/bulk.out" 2>&1 || cat "$work/bulk.out"
+      echo "alongside: import of $ALONGSIDE_IMPORT rows by another process took $(echo "$(date +%s.%N) - $start" | bc) s" ) &
+    alongside=$!
+fi
+
 echo
 echo "== POST /api/v1/helpdesk/code ($connections connections, $duration)"
 API_PATH=/api/v1/helpdesk/code wrk -t"$threads" -c"$connections" -d"$duration" --latency -s bench/helpdesk.lua "$base"
-echo
-echo "== POST /api/v1/toolset/codes ($connections connections, $duration)"
-API_PATH=/api/v1/toolset/codes wrk -t"$threads" -c"$connections" -d"$duration" --latency -s bench/helpdesk.lua "$base"
+[ -n "$alongside" ] && wait "$alongside"
+if [ "${TOOLSET:-1}" != 0 ]; then
+    echo
+    echo "== POST /api/v1/toolset/codes ($connections connections, $duration)"
+    API_PATH=/api/v1/toolset/codes wrk -t"$threads" -c"$connections" -d"$duration" --latency -s bench/helpdesk.lua "$base"
+fi
 echo
 kill "$server"; wait "$server" 2>/dev/null || true; server=
 # Every granted code is in the audit chain, and the chain is intact.

@@ -24,7 +24,6 @@ pub(crate) mod copy;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
-mod writer_turn;
 
 use crate::error::Result;
 use crate::model::{CredentialRow, Device, EntraLink, Event, State, User};

@@ -69,7 +69,7 @@ use std::time::{Duration, Instant};
 
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::types::ToSql;
-use ::postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transaction};
+use ::postgres::{Client, Config, NoTls, Row, Statement};
 
 use crate::error::{Error, Result};
 use crate::location::mask_password;
@@ -383,10 +383,67 @@ fn version_in(client: &mut impl ::postgres::GenericClient) -> Result<Option<i64>
     Ok(if has_meta { None } else { Some(0) })
 }
 
+/// A transaction begun by hand rather than with `Client::transaction`, so
+/// that a writer's `LOCK TABLE` travels with its `BEGIN` in one round trip;
+/// rolled back if dropped before [`Txn::commit`].
+pub(crate) struct Txn<'a> {
+    client: &'a mut Client,
+    open: bool,
+}
+
+impl<'a> Txn<'a> {
+    /// Runs `begin` (a `BEGIN …` and the statements that go with it).
+    fn begin(
+        client: &'a mut Client,
+        begin: &str,
+    ) -> std::result::Result<Txn<'a>, ::postgres::Error> {
+        match client.batch_execute(begin) {
+            Ok(()) => Ok(Txn { client, open: true }),
+            Err(error) => {
+                // A statement after BEGIN failed: the transaction is open, and aborted.
+                let _ = client.batch_execute("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
+    fn commit(mut self) -> std::result::Result<(), ::postgres::Error> {
+        self.open = false;
+        self.client.batch_execute("COMMIT")
+    }
+}
+
+impl std::ops::Deref for Txn<'_> {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.client
+    }
+}
+
+impl std::ops::DerefMut for Txn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.client.is_closed() {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+}
+
 /// A transaction on a [`PgStore`].
 pub struct PgTx<'a> {
-    pub(crate) tx: RefCell<Transaction<'a>>,
+    pub(crate) tx: RefCell<Txn<'a>>,
     statements: &'a RefCell<HashMap<String, Statement>>,
+    /// A write transaction holds the audit table's lock: no one else
+    /// appends, so the chain's tail read with a rate-limit count (one round
+    /// trip for both) stays the tail until this transaction appends, which
+    /// keeps it current. `None` until such a count; reads never keep it.
+    tail: Option<RefCell<Option<Option<AuditRow>>>>,
 }
 
 impl Store for PgStore {
@@ -394,44 +451,38 @@ impl Store for PgStore {
 
     fn write(&mut self) -> Result<PgTx<'_>> {
         self.ready()?;
-        let started = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start();
-        let mut tx = match started {
+        // BEGIN and the lock travel in one round trip.
+        let started = Txn::begin(
+            &mut self.client,
+            "BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE audit IN EXCLUSIVE MODE",
+        );
+        let tx = match started {
             Ok(tx) => tx,
             Err(error) => {
+                if error.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                    return Err(Error::Database(format!(
+                        "another oathdesk has been changing the vault for more than {} s \
+                         (an import?); nothing was changed: try again when it has finished",
+                        LOCK_TIMEOUT.as_secs()
+                    )));
+                }
                 self.suspect = true;
                 return Err(error.into());
             }
         };
-        tx.batch_execute("LOCK TABLE audit IN EXCLUSIVE MODE")
-            .map_err(|e| {
-                if e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-                    Error::Database(format!(
-                        "another oathdesk has been changing the vault for more than {} s \
-                         (an import?); nothing was changed: try again when it has finished",
-                        LOCK_TIMEOUT.as_secs()
-                    ))
-                } else {
-                    e.into()
-                }
-            })?;
         Ok(PgTx {
             tx: RefCell::new(tx),
             statements: &self.statements,
+            tail: Some(RefCell::new(None)),
         })
     }
 
     fn read(&mut self) -> Result<PgTx<'_>> {
         self.ready()?;
-        let started = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start();
+        let started = Txn::begin(
+            &mut self.client,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        );
         let tx = match started {
             Ok(tx) => tx,
             Err(error) => {
@@ -442,6 +493,7 @@ impl Store for PgStore {
         Ok(PgTx {
             tx: RefCell::new(tx),
             statements: &self.statements,
+            tail: None,
         })
     }
 
@@ -1220,6 +1272,9 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn audit_last(&self) -> Result<Option<AuditRow>> {
+        if let Some(known) = self.tail.as_ref().and_then(|t| t.borrow().clone()) {
+            return Ok(known);
+        }
         self.query_opt(
             &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"),
             &[],
@@ -1250,6 +1305,12 @@ impl StoreTx for PgTx<'_> {
                 &row.hash,
             ],
         )?;
+        if let Some(tail) = &self.tail {
+            let mut tail = tail.borrow_mut();
+            if tail.is_some() {
+                *tail = Some(Some(row.clone()));
+            }
+        }
         Ok(())
     }
 
@@ -1264,6 +1325,21 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64> {
+        if let Some(tail) = &self.tail {
+            // In a write transaction the append follows: read the tail too.
+            let row = self.query_one(
+                &format!(
+                    "SELECT t.*, n.count FROM (SELECT count(*) FROM audit WHERE action = $1 \
+                     AND outcome = $2 AND lower(\"user\") = lower($3) AND at >= $4) n \
+                     LEFT JOIN (SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1) t ON true"
+                ),
+                &[&action, &outcome, &user, &big(since)?],
+            )?;
+            let seq: Option<i64> = Columns(&row).get(0)?;
+            let last = seq.map(|_| audit_from_row(&row)).transpose()?;
+            *tail.borrow_mut() = Some(last);
+            return Columns(&row).unsigned(12);
+        }
         let row = self.query_one(
             "SELECT count(*) FROM audit WHERE action = $1 AND outcome = $2 \
              AND lower(\"user\") = lower($3) AND at >= $4",

@@ -7,9 +7,11 @@
 //! - `secure_delete` zeroes freed cells, so a purged secret does not linger
 //!   in free pages; [`Store::scrub`] checkpoints and truncates the WAL.
 
+mod group_commit;
 mod identify_marker;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
@@ -17,7 +19,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
-use crate::store::writer_turn::WriterTurn;
+use group_commit::{Member, Writer};
+
 use crate::store::{
     AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
     ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
@@ -25,8 +28,12 @@ use crate::store::{
 
 /// A vault in one SQLite file.
 pub struct SqliteStore {
+    /// Reads (and migrations, scrubbing) go through this connection.
     connection: Connection,
     path: PathBuf,
+    /// Write transactions go through the file's shared writer (group
+    /// commit with this process's other stores of the same file).
+    writer: Arc<Writer>,
 }
 
 impl SqliteStore {
@@ -142,15 +149,11 @@ impl SqliteStore {
     }
 
     fn configure(connection: Connection, path: &Path) -> Result<SqliteStore> {
-        connection.busy_timeout(Duration::from_secs(30))?;
-        connection.set_prepared_statement_cache_capacity(64);
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        connection.pragma_update(None, "secure_delete", "ON")?;
-        connection.pragma_update(None, "foreign_keys", "ON")?;
+        configure_connection(&connection)?;
         Ok(SqliteStore {
             connection,
             path: path.to_owned(),
+            writer: Writer::of(path),
         })
     }
 
@@ -158,6 +161,24 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The settings of every connection to a vault file.
+fn configure_connection(connection: &Connection) -> Result<()> {
+    connection.busy_timeout(Duration::from_secs(30))?;
+    connection.set_prepared_statement_cache_capacity(64);
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "secure_delete", "ON")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// The writer connection of a vault file (see [`group_commit`]).
+fn open_writer(path: &Path) -> Result<Connection> {
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    configure_connection(&connection)?;
+    Ok(connection)
 }
 
 fn version_in(connection: &Connection) -> Result<Option<i64>> {
@@ -191,31 +212,42 @@ fn restrict_permissions(_path: &Path) {}
 
 /// A transaction on a [`SqliteStore`].
 pub struct SqliteTx<'a> {
-    pub(crate) tx: rusqlite::Transaction<'a>,
-    /// A write transaction's turn among this process's writers (declared
-    /// after `tx`: released once the transaction has ended).
-    _turn: Option<WriterTurn>,
+    pub(crate) tx: TxConnection<'a>,
+}
+
+/// A read transaction on the store's connection, or a writer's part of a
+/// group transaction on the file's writer connection.
+pub(crate) enum TxConnection<'a> {
+    Read(rusqlite::Transaction<'a>),
+    Write(Member<'a>),
+}
+
+impl std::ops::Deref for TxConnection<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            TxConnection::Read(tx) => tx,
+            TxConnection::Write(member) => member,
+        }
+    }
 }
 
 impl Store for SqliteStore {
     type Tx<'a> = SqliteTx<'a>;
 
     fn write(&mut self) -> Result<SqliteTx<'_>> {
-        let turn = WriterTurn::take(&self.path);
         Ok(SqliteTx {
-            tx: self
-                .connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)?,
-            _turn: Some(turn),
+            tx: TxConnection::Write(self.writer.begin(open_writer)?),
         })
     }
 
     fn read(&mut self) -> Result<SqliteTx<'_>> {
         Ok(SqliteTx {
-            tx: self
-                .connection
-                .transaction_with_behavior(TransactionBehavior::Deferred)?,
-            _turn: None,
+            tx: TxConnection::Read(
+                self.connection
+                    .transaction_with_behavior(TransactionBehavior::Deferred)?,
+            ),
         })
     }
 
@@ -402,8 +434,10 @@ impl SqliteTx<'_> {
 
 impl StoreTx for SqliteTx<'_> {
     fn commit(self) -> Result<()> {
-        self.tx.commit()?;
-        Ok(())
+        match self.tx {
+            TxConnection::Read(tx) => Ok(tx.commit()?),
+            TxConnection::Write(member) => member.commit(),
+        }
     }
 
     fn meta_get(&self, key: &str) -> Result<Option<String>> {

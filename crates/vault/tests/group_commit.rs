@@ -1,0 +1,93 @@
+//! Group commit on a SQLite vault (helpdesk codes from many connections of
+//! one process share commits): every request is answered only after the
+//! commit that holds its audit entry, the chain stays one line, and the
+//! per-user rate limit holds exactly under concurrency.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use common::*;
+use oathdesk_vault::Location;
+
+const THREADS: usize = 16;
+const REQUESTS: usize = 4;
+const LIMIT: u64 = 23;
+
+#[test]
+fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_exact() {
+    let f = fixture(Backend::Sqlite);
+    let Location::Sqlite(path) = f.location.clone() else {
+        panic!("a SQLite fixture");
+    };
+    {
+        let mut s = session(&f.location);
+        s.set_setting("helpdesk.codes_per_hour", LIMIT, NOW)
+            .unwrap();
+        s.add_token(token("LIM-1", None, SEED, Some("limited@contoso.com")), NOW)
+            .unwrap();
+        for i in 0..THREADS {
+            let user = format!("u{i}@contoso.com");
+            s.add_token(token(&format!("FREE-{i}"), None, SEED, Some(&user)), NOW)
+                .unwrap();
+        }
+    }
+    let start = Arc::new(Barrier::new(THREADS));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|worker| {
+            let (location, path, start) = (f.location.clone(), path.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut s = session(&location);
+                let mut granted = 0;
+                start.wait();
+                for n in 0..REQUESTS {
+                    // One request on the shared, limited user, one on the worker's own.
+                    for user in [
+                        "limited@contoso.com".to_owned(),
+                        format!("u{worker}@contoso.com"),
+                    ] {
+                        let mut request = helpdesk(&user);
+                        request.ticket = format!("INC-{worker:02}{n:02}");
+                        let answer = s.helpdesk_code(&request, NOW);
+                        if answer.is_ok() {
+                            granted += usize::from(user.starts_with("limited"));
+                        }
+                        // Answered only after the commit: another connection
+                        // (not of this process's writer) reads the entry.
+                        let reader = rusqlite::Connection::open(&path).unwrap();
+                        let outcome: String = reader
+                            .query_row(
+                                "SELECT outcome FROM audit WHERE ticket = ? AND lower(user) = ?",
+                                [&request.ticket, &user],
+                                |r| r.get(0),
+                            )
+                            .unwrap_or_else(|e| {
+                                panic!(
+                                    "{} for {user} answered before its commit: {e}",
+                                    request.ticket
+                                )
+                            });
+                        assert_eq!(outcome == "granted", answer.is_ok(), "{answer:?}");
+                        if !user.starts_with("limited") {
+                            answer.unwrap();
+                        }
+                    }
+                }
+                granted
+            })
+        })
+        .collect();
+    let granted: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    // Exactly the limit, though 64 requests raced for it.
+    assert_eq!(granted as u64, LIMIT);
+    let mut s = session(&f.location);
+    let report = s.audit_verify().unwrap();
+    assert_eq!(report.first_bad, None, "the chain is one line");
+    let entries = s.audit_entries().unwrap();
+    let codes = entries
+        .iter()
+        .filter(|e| e.action == "helpdesk.code")
+        .count();
+    assert_eq!(codes, THREADS * REQUESTS * 2, "every request audited once");
+    assert_eq!(report.entries as usize, entries.len());
+}
