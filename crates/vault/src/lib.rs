@@ -53,4 +53,4 @@ pub use session::{
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
-pub use session::{exchange, recovery, web};
+pub use session::{exchange, oidc, recovery, web};
