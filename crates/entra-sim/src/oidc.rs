@@ -248,10 +248,7 @@ impl State {
         if get("response_type") != "code" || !get("scope").split(' ').any(|s| s == "openid") {
             return redirect(
                 &redirect_uri,
-                &[
-                    ("error", "unsupported_response_type"),
-                    ("state", &state),
-                ],
+                &[("error", "unsupported_response_type"), ("state", &state)],
             );
         }
         let Some(user_id) = self.oidc.browser_user.clone() else {
@@ -318,17 +315,23 @@ impl State {
         };
         let client_id = form.get("client_id").cloned().unwrap_or_default();
         if grant.client_id != client_id || grant.expires_at <= now {
-            return invalid("AADSTS70008: The authorization code was issued to another client or has expired.");
+            return invalid(
+                "AADSTS70008: The authorization code was issued to another client or has expired.",
+            );
         }
         if form.get("redirect_uri") != Some(&grant.redirect_uri) {
-            return invalid("AADSTS50148: The redirect_uri does not match the authorization request.");
+            return invalid(
+                "AADSTS50148: The redirect_uri does not match the authorization request.",
+            );
         }
         if let Some(challenge) = &grant.challenge {
             let verifier = form.get("code_verifier").cloned().unwrap_or_default();
-            let computed = data_encoding::BASE64URL_NOPAD
-                .encode(&sha2::Sha256::digest(verifier.as_bytes()));
+            let computed =
+                data_encoding::BASE64URL_NOPAD.encode(&sha2::Sha256::digest(verifier.as_bytes()));
             if &computed != challenge {
-                return invalid("AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.");
+                return invalid(
+                    "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                );
             }
         }
         let Some(user) = self.users.get(&grant.user_id) else {
@@ -370,7 +373,8 @@ impl State {
             && let Some(previous) = self.oidc.last_id_token.clone()
         {
             id_token = previous;
-        } else {
+        } else if fault.is_none() {
+            // Only a good token is worth replaying.
             self.oidc.last_id_token = Some(id_token.clone());
         }
         let access = format!("sim.{}", random_hex(24));

@@ -154,11 +154,11 @@ impl OidcClient {
     }
 
     fn get_json(&self, url: &str, what: &str) -> Result<Value, OidcError> {
-        let mut response = self
-            .agent
-            .get(url)
-            .call()
-            .map_err(|e| fail(format!("the identity provider's {what} is unreachable: {e}")))?;
+        let mut response = self.agent.get(url).call().map_err(|e| {
+            fail(format!(
+                "the identity provider's {what} is unreachable: {e}"
+            ))
+        })?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -196,6 +196,26 @@ impl OidcClient {
         }
         *self.discovery.lock().expect("discovery") = Some(found.clone());
         Ok(found)
+    }
+
+    /// Where sign-out sends the browser so that the provider's session
+    /// ends too (RP-initiated logout), if the provider advertises it; it
+    /// comes back to this console's sign-in page.
+    pub fn end_session_url(&self) -> Option<String> {
+        let endpoint = self.discovery().ok()?.end_session_endpoint?;
+        let redirect = &self.config.redirect_url;
+        let origin_end = redirect
+            .find("://")
+            .and_then(|scheme| redirect[scheme + 3..].find('/').map(|p| p + scheme + 3))
+            .unwrap_or(redirect.len());
+        let back = format!("{}/login", &redirect[..origin_end]);
+        Some(with_query(
+            &endpoint,
+            &[
+                ("client_id", &self.config.client_id),
+                ("post_logout_redirect_uri", &back),
+            ],
+        ))
     }
 
     /// Starts a sign-in: remembers a fresh state, nonce and PKCE verifier
@@ -299,7 +319,11 @@ impl OidcClient {
             .post(&discovery.token_endpoint)
             .content_type("application/x-www-form-urlencoded")
             .send(body.as_bytes())
-            .map_err(|e| fail(format!("the identity provider's token endpoint is unreachable: {e}")))?;
+            .map_err(|e| {
+                fail(format!(
+                    "the identity provider's token endpoint is unreachable: {e}"
+                ))
+            })?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
@@ -340,8 +364,11 @@ impl OidcClient {
                     )));
                 }
                 let value = self.get_json(&discovery.jwks_uri, "key set")?;
-                let set: JwkSet = serde_json::from_value(value)
-                    .map_err(|e| fail(format!("the identity provider's key set is unreadable: {e}")))?;
+                let set: JwkSet = serde_json::from_value(value).map_err(|e| {
+                    fail(format!(
+                        "the identity provider's key set is unreadable: {e}"
+                    ))
+                })?;
                 let found = set.find(kid).cloned();
                 *keys = Some(Keys {
                     set,
@@ -355,7 +382,8 @@ impl OidcClient {
                 })?
             }
         };
-        DecodingKey::from_jwk(&jwk).map_err(|e| fail(format!("the provider's key '{kid}' is unusable: {e}")))
+        DecodingKey::from_jwk(&jwk)
+            .map_err(|e| fail(format!("the provider's key '{kid}' is unusable: {e}")))
     }
 
     /// Checks an ID token and reads the identity from it.
@@ -428,7 +456,10 @@ pub fn identity_of(claims: &Value, nonce: &str, now: u64) -> Result<OidcIdentity
             "the ID token is refused: it belongs to another sign-in (its nonce does not match)",
         ));
     }
-    if claims.get("_claim_names").is_some_and(|c| c.get("groups").is_some()) {
+    if claims
+        .get("_claim_names")
+        .is_some_and(|c| c.get("groups").is_some())
+    {
         return Err(fail(
             "the user is in too many groups for the ID token to list them: have the app \
              registration emit only the groups assigned to the application",
@@ -475,10 +506,25 @@ mod tests {
         assert_eq!(who.groups, vec!["g1".to_owned()]);
         assert_eq!(who.app_roles, vec!["Desk".to_owned()]);
         assert_eq!(who.expires_at, 1000);
-        assert!(identity_of(&claims, "n2", 900).unwrap_err().0.contains("nonce"));
-        assert!(identity_of(&claims, "n1", 1060).unwrap_err().0.contains("expired"));
+        assert!(
+            identity_of(&claims, "n2", 900)
+                .unwrap_err()
+                .0
+                .contains("nonce")
+        );
+        assert!(
+            identity_of(&claims, "n1", 1060)
+                .unwrap_err()
+                .0
+                .contains("expired")
+        );
         let overage = json!({"exp": 1000, "nonce": "n1", "preferred_username": "x",
             "_claim_names": {"groups": "src1"}});
-        assert!(identity_of(&overage, "n1", 900).unwrap_err().0.contains("too many groups"));
+        assert!(
+            identity_of(&overage, "n1", 900)
+                .unwrap_err()
+                .0
+                .contains("too many groups")
+        );
     }
 }

@@ -75,7 +75,10 @@ pub struct Callback {
 }
 
 /// `GET /oidc/callback`
-pub async fn callback(State(state): State<Arc<AppState>>, Query(answer): Query<Callback>) -> Response {
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    Query(answer): Query<Callback>,
+) -> Response {
     let Some(client) = state.settings.oidc.clone() else {
         return not_configured();
     };
