@@ -158,9 +158,7 @@ impl<S: Store> Session<S> {
         self.require(Permission::Admin)?;
         self.change(now, |tx, keys| {
             if records::read_one(tx, keys, kind::OIDC_MAP, &claim)?.is_none() {
-                return Err(Error::NotFound(format!(
-                    "a mapping of '{claim}' (list them with 'oathdesk oidc list')"
-                )));
+                return Err(Error::NotFound(format!("a mapping of '{claim}'")));
             }
             tx.record_delete(kind::OIDC_MAP, &claim)?;
             tx.row_mac_delete(kind::OIDC_MAP, &claim)?;
