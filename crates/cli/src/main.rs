@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    code, device, entra, files, helpdesk, notify, ops, qr, seed, selftest, serve, token, uri,
+    code, device, entra, files, helpdesk, notify, oidc, ops, qr, seed, selftest, serve, token, uri,
     vault, verify,
 };
 
@@ -76,6 +76,9 @@ pub(crate) enum Command {
     /// Tell users what the helpdesk did in their name (queued notices).
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// Which groups of the organisation's identity provider sign in as which role.
+    #[command(subcommand)]
+    Oidc(oidc::OidcCommand),
     /// Find which token shows a code.
     Identify(helpdesk::IdentifyArgs),
     /// The tamper-evident audit log.
@@ -280,6 +283,7 @@ fn main() -> ExitCode {
         }
         Command::Helpdesk(command) => helpdesk::run_helpdesk(command, &cli.vault),
         Command::Notify(command) => notify::run(command, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Oidc(command) => oidc::run(command, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Identify(args) => {
             helpdesk::run_identify(args, &cli.vault).map(|()| ExitCode::SUCCESS)
         }

@@ -37,7 +37,8 @@
 //! - `oath` — the hardware OATH inventory, methods, activation, policy;
 //! - `users` — directory users, `$select`/`$expand=manager`/paging;
 //! - `mail` — `sendMail`, kept for tests to read;
-//! - `tap` — Temporary Access Passes and their policy.
+//! - `tap` — Temporary Access Passes and their policy;
+//! - `oidc` — OpenID Connect for apps: discovery, keys, authorize, ID tokens.
 //!
 //! Tests add apps, users (with their data on file and managers) and admins,
 //! set policies, inject faults (throttling with `Retry-After`, server errors
@@ -48,6 +49,7 @@
 mod access;
 mod mail;
 mod oath;
+mod oidc;
 mod server;
 mod signin;
 mod simulator;
@@ -57,6 +59,7 @@ mod users;
 
 pub use mail::SentMail;
 pub use oath::{SimDevice, activation_window_steps};
+pub use oidc::IdTokenFault;
 pub use simulator::Simulator;
 pub use state::{FaultKind, Logged};
 pub use tap::{SimTap, TAP_LIFETIME_BOUNDS, TapPolicy};

@@ -22,6 +22,8 @@ pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: Option<Value>,
     pub(crate) retry_after: Option<u64>,
+    /// A redirect's target (`302 Found`).
+    pub(crate) location: Option<String>,
 }
 
 /// A handler's outcome: the answer, or an error answer (so handlers can use
@@ -34,6 +36,7 @@ impl Reply {
             status,
             body: Some(body),
             retry_after: None,
+            location: None,
         }
     }
 
@@ -42,6 +45,15 @@ impl Reply {
             status,
             body: None,
             retry_after: None,
+            location: None,
+        }
+    }
+
+    /// `302 Found` to `url` (the browser's part of OpenID Connect).
+    pub(crate) fn redirect(url: &str) -> Reply {
+        Reply {
+            location: Some(url.to_owned()),
+            ..Reply::empty(302)
         }
     }
 
@@ -129,6 +141,9 @@ pub(crate) async fn handle(
             .into_response(),
         None => status.into_response(),
     };
+    if let Some(location) = reply.location.as_deref().and_then(|l| l.parse().ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
     if let Some(seconds) = reply.retry_after {
         response.headers_mut().insert(
             header::RETRY_AFTER,

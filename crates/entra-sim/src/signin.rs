@@ -190,6 +190,21 @@ impl State {
                 self.device_codes.remove(&code);
                 self.user_tokens(&user_id, now)
             }
+            "authorization_code" => {
+                let Some(app) = self.apps.get(&client_id) else {
+                    return Reply::oauth(
+                        400,
+                        "unauthorized_client",
+                        &format!(
+                            "AADSTS700016: Application with identifier '{client_id}' was not found in the directory."
+                        ),
+                    );
+                };
+                if let Err(reply) = self.check_client(app, &client_id, tenant, &form, now) {
+                    return reply;
+                }
+                self.oidc_code_grant(tenant, &form, now)
+            }
             "refresh_token" => {
                 let refresh = form.get("refresh_token").cloned().unwrap_or_default();
                 let Some(user_id) = self.refresh_tokens.remove(&refresh) else {

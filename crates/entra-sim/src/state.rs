@@ -69,6 +69,7 @@ pub(crate) struct State {
     pub(crate) faults: Vec<Fault>,
     pub(crate) log: Vec<Logged>,
     pub(crate) ids: u64,
+    pub(crate) oidc: crate::oidc::Oidc,
 }
 
 /// A Graph request, once the token is checked.
@@ -113,6 +114,7 @@ impl State {
             faults: Vec::new(),
             log: Vec::new(),
             ids: 0,
+            oidc: Default::default(),
         }
     }
 
@@ -182,6 +184,18 @@ impl State {
                     &format!("AADSTS90002: Tenant '{tenant}' not found."),
                 );
             }
+            [tenant, "v2.0", ".well-known", "openid-configuration"]
+                if self.tenant_matches(tenant) =>
+            {
+                return self.oidc_discovery();
+            }
+            [tenant, "discovery", "v2.0", "keys"] if self.tenant_matches(tenant) => {
+                return self.oidc_keys();
+            }
+            [_, "oauth2", "v2.0", "authorize"] if method == Method::GET => {
+                return self.oidc_authorize(query);
+            }
+            [_, "oauth2", "v2.0", "logout"] => return self.oidc_logout(query),
             [tenant, "oauth2", "v2.0", "token"] if method == Method::POST => {
                 return self.token(tenant, body);
             }

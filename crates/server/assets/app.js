@@ -231,8 +231,13 @@ const od = (() => {
     const signOut = document.getElementById("sign-out");
     if (signOut) {
       signOut.addEventListener("click", async () => {
-        try { await api("POST", "/api/v1/logout"); } catch (e) { /* gone already */ }
-        location.assign("/login");
+        let next = "/login";
+        try {
+          const data = await api("POST", "/api/v1/logout");
+          // Signed in through the organisation: end that session too.
+          if (data && data.end_session) next = data.end_session;
+        } catch (e) { /* gone already */ }
+        location.assign(next);
       });
     }
   });

@@ -321,11 +321,25 @@ pub async fn unseal(
 /// cookie) and clears the cookie.
 pub async fn logout(auth: Auth<need::PasswordChange>, headers: HeaderMap) -> ApiResult<Response> {
     let secure = auth.state.settings.secure_cookies;
+    let oidc = auth.state.settings.oidc.clone();
     let secret = session_secret(&headers, secure)
         .ok_or_else(|| ApiError::bad_request("no session cookie to end"))?;
-    auth.run(move |session| Ok(session.end_grant(&secret, now())?))
+    let via_provider = auth
+        .run(move |session| {
+            let account = session.web_account()?;
+            session.end_grant(&secret, now())?;
+            Ok(account.created_by == oathdesk_vault::oidc::CREATED_BY)
+        })
         .await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
+    // Sign-out ends the provider's session too: the page goes there next.
+    let end_session = match oidc.filter(|_| via_provider) {
+        Some(client) => blocking(move || Ok(client.end_session_url())).await?,
+        None => None,
+    };
+    let mut response = match end_session {
+        Some(url) => Json(json!({ "end_session": url })).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&clear_cookie(secure)).map_err(ApiError::internal)?,

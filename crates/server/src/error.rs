@@ -192,6 +192,7 @@ impl From<oathdesk_vault::Error> for ApiError {
             }
             E::Refused(reason) => ApiError::conflict(reason).of_kind("refused"),
             E::Unauthenticated(reason) => ApiError::unauthorized(reason),
+            E::SignInRefused(reason) => ApiError::forbidden(reason).of_kind("sign_in_refused"),
             e @ (E::UnknownOperator(_)
             | E::WrongPassphrase(_)
             | E::NeedsIdentity(_)

@@ -39,6 +39,8 @@ pub mod inventory;
 pub mod launch;
 pub mod listen;
 pub mod metrics;
+pub mod oidc;
+pub mod oidc_pages;
 pub mod openapi;
 pub mod outbound;
 pub mod pages;
@@ -453,6 +455,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login))
+        .route("/oidc/login", get(oidc_pages::login))
+        .route("/oidc/callback", get(oidc_pages::callback))
         .route("/setup", get(pages::setup))
         .route("/unseal", get(pages::unseal))
         .route("/toolset", get(pages::toolset))

@@ -301,15 +301,26 @@ pub async fn home(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Respons
     }
 }
 
-/// `GET /login`
-pub async fn login() -> Html<String> {
-    Html(layout(
-        "Sign in",
-        "/login",
-        None,
-        include_str!("../assets/login.html"),
-        Some("login.js"),
-    ))
+/// A page for someone not signed in (the OpenID Connect answers).
+pub(crate) fn public_page(title: &str, body: &str) -> String {
+    layout(title, "/login", None, body, None)
+}
+
+/// `GET /login`: with an identity provider, also a way to sign in through it.
+pub async fn login(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::state::AppState>>,
+) -> Html<String> {
+    let mut body = include_str!("../assets/login.html").to_owned();
+    if state.settings.oidc.is_some() {
+        body.push_str(
+            "<section class=\"card narrow\"><h2>Helpdesk and auditor staff</h2>\
+             <p class=\"muted\">Sign in with your organisation's account instead of a \
+             password here (the console must be unsealed).</p>\
+             <div class=\"actions\"><a class=\"button\" id=\"oidc-sign-in\" \
+             href=\"/oidc/login\">Sign in with your organisation</a></div></section>",
+        );
+    }
+    Html(layout("Sign in", "/login", None, &body, Some("login.js")))
 }
 
 /// `GET /unseal`

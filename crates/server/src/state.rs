@@ -45,6 +45,9 @@ pub struct Settings {
     /// Entra's Temporary Access Pass and the user notices, when the binary
     /// that starts the console wires them in.
     pub outbound: OutboundHook,
+    /// Sign-in through the organisation's identity provider
+    /// (`serve --oidc-issuer`), if configured.
+    pub oidc: Option<std::sync::Arc<crate::oidc::OidcClient>>,
 }
 
 impl Default for Settings {
@@ -70,6 +73,7 @@ impl Default for Settings {
             metrics_from: Vec::new(),
             connections: crate::listen::ConnectionLimits::default(),
             outbound: OutboundHook::default(),
+            oidc: None,
         }
     }
 }

@@ -140,6 +140,11 @@ pub enum Error {
     /// vault: unknown, expired, revoked, or from before a rekey.
     #[error("{0}")]
     Unauthenticated(String),
+    /// An OpenID Connect sign-in the vault refuses: the identity is valid
+    /// but no admin mapped its groups or app roles to a role, they map to a
+    /// role that holds a key, or its account is disabled.
+    #[error("{0}")]
+    SignInRefused(String),
     #[error("cryptography: {0}")]
     Crypto(String),
     #[error("database: {0}")]

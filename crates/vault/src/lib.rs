@@ -54,4 +54,4 @@ pub use session::{
     VaultReport, code_position, defaults, settings,
 };
 pub use session::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
-pub use session::{exchange, recovery, web};
+pub use session::{exchange, oidc, recovery, web};

@@ -198,6 +198,14 @@ impl Role {
     pub fn may_hold_key(self) -> bool {
         matches!(self, Role::Admin | Role::Provisioner)
     }
+
+    /// Whether an OpenID Connect sign-in may act in this role. Only roles
+    /// that hold no key: the provider proves who someone is, never that
+    /// they may open the vault, so admins and provisioners still unseal
+    /// and unlock with their own key.
+    pub fn may_sign_in_with_oidc(self) -> bool {
+        !self.may_hold_key()
+    }
 }
 
 impl fmt::Display for Role {
@@ -241,6 +249,9 @@ mod tests {
             assert_eq!(Role::parse(role.name()), Some(role));
         }
         assert_eq!(Role::parse("root"), None);
+        assert!(Role::Helpdesk.may_sign_in_with_oidc() && Role::Auditor.may_sign_in_with_oidc());
+        assert!(!Role::Admin.may_sign_in_with_oidc());
+        assert!(!Role::Provisioner.may_sign_in_with_oidc());
         assert_eq!(Permission::scope("account"), None);
         assert_eq!(
             Permission::scope("helpdesk.code"),

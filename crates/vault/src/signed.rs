@@ -49,10 +49,16 @@ pub mod kind {
     /// recipient is signed so that a rekey never wraps the key to a
     /// recipient someone wrote into the database.
     pub const RECOVERY: &str = "recovery_slot";
-    pub const RECORDS: [&str; 5] = [USER_FACTS, POLICY, APPROVAL, NOTICE, RECOVERY];
-    pub const ALL: [&str; 12] = [
+    /// OpenID Connect (`crate::session::oidc`): which group or app role
+    /// gives which role, and which provider identity is which account.
+    pub const OIDC_MAP: &str = "oidc_map";
+    pub const OIDC_LINK: &str = "oidc_link";
+    pub const RECORDS: [&str; 7] = [
+        USER_FACTS, POLICY, APPROVAL, NOTICE, RECOVERY, OIDC_MAP, OIDC_LINK,
+    ];
+    pub const ALL: [&str; 14] = [
         CREDENTIAL, USER, DEVICE, SETTING, OPERATOR, ENTRA_LINK, RELEASED, USER_FACTS, POLICY,
-        APPROVAL, NOTICE, RECOVERY,
+        APPROVAL, NOTICE, RECOVERY, OIDC_MAP, OIDC_LINK,
     ];
 }
 

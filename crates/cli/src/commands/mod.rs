@@ -10,6 +10,7 @@ pub mod entra_lifecycle;
 pub mod files;
 pub mod helpdesk;
 pub mod notify;
+pub mod oidc;
 pub mod ops;
 pub mod qr;
 pub mod recovery;

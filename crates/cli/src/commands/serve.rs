@@ -131,6 +131,11 @@ pub struct ServeArgs {
     /// metrics.
     #[arg(long, value_name = "ADDR[/BITS]")]
     pub metrics_from: Vec<TrustedProxy>,
+    #[command(
+        flatten,
+        next_help_heading = "Sign-in through the organisation (OpenID Connect)"
+    )]
+    pub oidc: crate::commands::oidc::OidcServeOptions,
 }
 
 /// `--log-format`: the command line's name for the server's [`LogFormat`].
@@ -218,7 +223,9 @@ pub fn run(args: ServeArgs, vault: &VaultOptions) -> Result<()> {
     };
     kdf.check_minimum()
         .map_err(|e| anyhow!("--kdf-memory-mib: {e}"))?;
+    let oidc = args.oidc.client()?;
     let settings = Settings {
+        oidc,
         kdf,
         session_idle: args.session_idle * 60,
         session_lifetime: args.session_hours * 3600,

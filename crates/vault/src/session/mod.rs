@@ -44,6 +44,7 @@ pub mod exchange;
 mod helpdesk;
 mod identify;
 mod keys;
+pub mod oidc;
 mod records;
 pub mod recovery;
 mod roles;

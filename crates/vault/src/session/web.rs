@@ -286,7 +286,7 @@ pub(crate) fn enabled_admins(tx: &impl StoreTx) -> Result<usize> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn new_grant(
+pub(crate) fn new_grant(
     tx: &impl StoreTx,
     key: &VaultKey,
     kind: GrantKind,
@@ -795,7 +795,7 @@ fn check_password(password: &[u8]) -> Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn put_account(
+pub(crate) fn put_account(
     tx: &impl StoreTx,
     key: &VaultKey,
     name: &str,
