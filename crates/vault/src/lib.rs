@@ -53,4 +53,5 @@ pub use session::{
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
+pub use session::{DeliveryLink, LinkPage, LinkProblem, selfservice};
 pub use session::{exchange, recovery, web};

@@ -49,10 +49,36 @@ pub mod kind {
     /// recipient is signed so that a rekey never wraps the key to a
     /// recipient someone wrote into the database.
     pub const RECOVERY: &str = "recovery_slot";
-    pub const RECORDS: [&str; 5] = [USER_FACTS, POLICY, APPROVAL, NOTICE, RECOVERY];
-    pub const ALL: [&str; 12] = [
-        CREDENTIAL, USER, DEVICE, SETTING, OPERATOR, ENTRA_LINK, RELEASED, USER_FACTS, POLICY,
-        APPROVAL, NOTICE, RECOVERY,
+    /// A self-service delivery link (`crate::session::selfservice`), by
+    /// the SHA-256 of its secret: whether it still confirms a delivery.
+    pub const DELIVERY_LINK: &str = "delivery_link";
+    /// Custody of an exported token (`crate::session::custody`): to whom
+    /// its secret went, when, in which file.
+    pub const CUSTODY: &str = "custody";
+    pub const RECORDS: [&str; 7] = [
+        USER_FACTS,
+        POLICY,
+        APPROVAL,
+        NOTICE,
+        RECOVERY,
+        DELIVERY_LINK,
+        CUSTODY,
+    ];
+    pub const ALL: [&str; 14] = [
+        CREDENTIAL,
+        USER,
+        DEVICE,
+        SETTING,
+        OPERATOR,
+        ENTRA_LINK,
+        RELEASED,
+        USER_FACTS,
+        POLICY,
+        APPROVAL,
+        NOTICE,
+        RECOVERY,
+        DELIVERY_LINK,
+        CUSTODY,
     ];
 }
 
