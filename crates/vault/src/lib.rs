@@ -53,5 +53,6 @@ pub use session::{
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
+pub use session::{CustodyEntry, CustodyExport, SerialSelector, custody};
 pub use session::{DeliveryLink, LinkPage, LinkProblem, selfservice};
 pub use session::{exchange, recovery, web};
