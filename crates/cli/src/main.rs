@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    code, device, entra, files, helpdesk, notify, oidc, ops, qr, seed, selftest, serve, token, uri,
-    vault, verify,
+    code, custody, device, entra, files, helpdesk, notify, oidc, ops, qr, seed, selftest, serve,
+    token, uri, vault, verify,
 };
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the
@@ -70,6 +70,9 @@ pub(crate) enum Command {
     /// Tokens and their lifecycle: add, assign, ship, deliver, lost, retire, purge.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Custody of serial ranges: encrypted export to a recipient, recorded per token; check a file.
+    #[command(subcommand)]
+    Custody(custody::CustodyCommand),
     /// Codes for users whose token is not with them yet.
     #[command(subcommand)]
     Helpdesk(helpdesk::HelpdeskCommand),
@@ -282,6 +285,7 @@ fn main() -> ExitCode {
             token::run_token(command, &cli.vault).map(|()| ExitCode::SUCCESS)
         }
         Command::Helpdesk(command) => helpdesk::run_helpdesk(command, &cli.vault),
+        Command::Custody(command) => custody::run(command, &cli.vault),
         Command::Notify(command) => notify::run(command, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Oidc(command) => oidc::run(command, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Identify(args) => {

@@ -83,6 +83,13 @@ pub struct Console {
     agent: ureq::Agent,
 }
 
+impl Console {
+    /// The console's address, as named with --server.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+}
+
 impl RemoteOptions {
     /// The console, if one was named (`--server` or OATHDESK_SERVER).
     pub fn console(&self) -> Result<Option<Console>> {
@@ -235,6 +242,38 @@ pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
             let answer = console.send("POST", &path, Some(json!({"code": code})))?;
             let delivery: oathdesk_vault::Delivery = serde_json::from_value(answer)?;
             token::print_delivery(&delivery, json)?;
+        }
+        Command::Token(TokenCommand::DeliveryLink(args)) => {
+            if args.send_mail {
+                bail!(
+                    "--send-mail works on the vault itself; through a console, read the link out"
+                );
+            }
+            let path = format!(
+                "/api/v1/tokens/{}/delivery-link",
+                encode_part(&args.token.to_string())
+            );
+            let answer = console.send("POST", &path, None)?;
+            let text = |key: &str| answer[key].as_str().unwrap_or_default().to_owned();
+            let link = oathdesk_vault::DeliveryLink {
+                secret: text("path").trim_start_matches("/d/").to_owned(),
+                handle: text("handle"),
+                credential: text("credential"),
+                user: text("user"),
+                first_name: answer["first_name"].as_str().map(str::to_owned),
+                expires_at: answer["expires_at"].as_u64().unwrap_or_default(),
+            };
+            let base = args
+                .base_url
+                .clone()
+                .unwrap_or_else(|| console.base().to_owned());
+            crate::commands::selfservice::hand_over(
+                None,
+                &link,
+                &base,
+                &args,
+                crate::input::now(),
+            )?;
         }
         Command::Token(TokenCommand::List(args)) => {
             let state = args.state.map(|s| s.name());

@@ -66,6 +66,7 @@ pub mod need {
         HelpdeskCode,
         Identify,
         Deliver,
+        DeliveryLink,
         InventoryWrite,
         Export,
         AuditRead,

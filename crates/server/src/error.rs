@@ -154,6 +154,9 @@ impl From<oathdesk_vault::Error> for ApiError {
             e @ E::PasswordChangeRequired => {
                 ApiError::forbidden(e.to_string()).of_kind("password_change_required")
             }
+            e @ E::DeliveryLink(_) => {
+                ApiError::new(StatusCode::GONE, e.to_string()).of_kind("delivery_link")
+            }
             e @ E::Sealed => ApiError::unavailable(e.to_string()).of_kind("sealed"),
             e @ E::NoKeySlot { .. } => ApiError::forbidden(e.to_string()).of_kind("no_key_slot"),
             ref e @ E::ApprovalRequired {

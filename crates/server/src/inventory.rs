@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::now;
 use crate::toolset::SecretInput;
 
-fn token_ref(text: &str) -> ApiResult<TokenRef> {
+pub(crate) fn token_ref(text: &str) -> ApiResult<TokenRef> {
     text.parse()
         .map_err(|e: oathdesk_vault::Error| ApiError::bad_request(e.to_string()))
 }

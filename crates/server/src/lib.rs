@@ -46,6 +46,7 @@ pub mod outbound;
 pub mod pages;
 pub mod proxy;
 pub mod security;
+pub mod selfservice;
 pub mod state;
 pub mod tls;
 pub mod toolset;
@@ -275,6 +276,12 @@ pub const API_ROUTES: &[ApiRoute] = &[
         "/api/v1/tokens/{ref}/deliver",
         Some(Permission::Deliver),
         "Confirm delivery with a code read off the token (drift recorded, secret purged)",
+    ),
+    route(
+        "POST",
+        "/api/v1/tokens/{ref}/delivery-link",
+        Some(Permission::DeliveryLink),
+        "A one-time link with which the token's user confirms its delivery (shown once)",
     ),
     route(
         "GET",
@@ -507,6 +514,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/tokens/{ref}/assign", post(inventory::assign))
         .route("/api/v1/tokens/{ref}/purge", post(inventory::purge))
         .route("/api/v1/tokens/{ref}/deliver", post(inventory::deliver))
+        .route(
+            "/api/v1/tokens/{ref}/delivery-link",
+            post(selfservice::create),
+        )
+        .route(
+            "/d/{secret}",
+            get(selfservice::page).post(selfservice::submit),
+        )
         .route("/api/v1/devices", get(inventory::devices))
         .route(
             "/api/v1/import/preview",

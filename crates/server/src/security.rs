@@ -21,9 +21,19 @@ use crate::state::AppState;
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The path as the log may name it: a self-service link's secret is its
+/// only credential, so `/d/<secret>` is logged as `/d/{secret}`.
+pub fn loggable_path(path: &str) -> String {
+    if path.starts_with(crate::selfservice::PREFIX) {
+        format!("{}{{secret}}", crate::selfservice::PREFIX)
+    } else {
+        path.to_owned()
+    }
+}
+
 pub async fn headers(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = loggable_path(request.uri().path());
     let started = Instant::now();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();

@@ -120,6 +120,9 @@ pub enum Error {
          or read the next code off the token"
     )]
     CodeMismatch { credential: String, steps: u64 },
+    /// A self-service delivery link that does not (or no longer) work.
+    #[error("{}", .0.describe())]
+    DeliveryLink(crate::session::LinkProblem),
     /// A helpdesk or auditor operator holds no key of the vault: they work
     /// through a console that an admin unsealed.
     #[error(

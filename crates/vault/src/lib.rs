@@ -53,5 +53,7 @@ pub use session::{
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
+pub use session::{CustodyEntry, CustodyExport, SerialSelector, custody};
+pub use session::{DeliveryLink, LinkPage, LinkProblem, selfservice};
 pub use session::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
 pub use session::{exchange, oidc, recovery, web};

@@ -30,6 +30,9 @@ pub enum Permission {
     Identify,
     /// Confirm a delivery by a code read off the token.
     Deliver,
+    /// Make a one-time self-service link with which the user confirms
+    /// their own delivery (and mail it to them).
+    DeliveryLink,
     /// Add tokens, change lifecycle states, assign, import, purge, burn.
     InventoryWrite,
     /// Open secrets: export seed files, burn devices, push to Entra.
@@ -48,12 +51,13 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::Toolset,
         Permission::InventoryRead,
         Permission::HelpdeskCode,
         Permission::Identify,
         Permission::Deliver,
+        Permission::DeliveryLink,
         Permission::InventoryWrite,
         Permission::Export,
         Permission::AuditRead,
@@ -70,6 +74,7 @@ impl Permission {
             Permission::HelpdeskCode => "helpdesk.code",
             Permission::Identify => "identify",
             Permission::Deliver => "deliver",
+            Permission::DeliveryLink => "delivery.link",
             Permission::InventoryWrite => "inventory.write",
             Permission::Export => "export",
             Permission::AuditRead => "audit.read",
@@ -87,6 +92,7 @@ impl Permission {
             Permission::HelpdeskCode => "reveal helpdesk codes",
             Permission::Identify => "identify tokens by their codes",
             Permission::Deliver => "confirm deliveries",
+            Permission::DeliveryLink => "send users self-service delivery links",
             Permission::InventoryWrite => "change the inventory",
             Permission::Export => "export secrets",
             Permission::AuditRead => "read the audit log",
@@ -126,7 +132,7 @@ pub enum Role {
 }
 
 /// The policy, as data: each permission and the roles that have it.
-pub const TABLE: [(Permission, &[Role]); 11] = {
+pub const TABLE: [(Permission, &[Role]); 12] = {
     use Role::*;
     [
         (
@@ -140,6 +146,8 @@ pub const TABLE: [(Permission, &[Role]); 11] = {
         (Permission::HelpdeskCode, &[Admin, Helpdesk]),
         (Permission::Identify, &[Admin, Helpdesk, Provisioner]),
         (Permission::Deliver, &[Admin, Helpdesk, Provisioner]),
+        // Who may confirm a delivery may let the user confirm it.
+        (Permission::DeliveryLink, &[Admin, Helpdesk, Provisioner]),
         (Permission::InventoryWrite, &[Admin, Provisioner]),
         (Permission::Export, &[Admin, Provisioner]),
         (Permission::AuditRead, &[Admin, Auditor]),

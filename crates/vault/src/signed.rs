@@ -53,12 +53,40 @@ pub mod kind {
     /// gives which role, and which provider identity is which account.
     pub const OIDC_MAP: &str = "oidc_map";
     pub const OIDC_LINK: &str = "oidc_link";
-    pub const RECORDS: [&str; 7] = [
-        USER_FACTS, POLICY, APPROVAL, NOTICE, RECOVERY, OIDC_MAP, OIDC_LINK,
+    /// A self-service delivery link (`crate::session::selfservice`), by
+    /// the SHA-256 of its secret: whether it still confirms a delivery.
+    pub const DELIVERY_LINK: &str = "delivery_link";
+    /// Custody of an exported token (`crate::session::custody`): to whom
+    /// its secret went, when, in which file.
+    pub const CUSTODY: &str = "custody";
+    pub const RECORDS: [&str; 9] = [
+        USER_FACTS,
+        POLICY,
+        APPROVAL,
+        NOTICE,
+        RECOVERY,
+        OIDC_MAP,
+        OIDC_LINK,
+        DELIVERY_LINK,
+        CUSTODY,
     ];
-    pub const ALL: [&str; 14] = [
-        CREDENTIAL, USER, DEVICE, SETTING, OPERATOR, ENTRA_LINK, RELEASED, USER_FACTS, POLICY,
-        APPROVAL, NOTICE, RECOVERY, OIDC_MAP, OIDC_LINK,
+    pub const ALL: [&str; 16] = [
+        CREDENTIAL,
+        USER,
+        DEVICE,
+        SETTING,
+        OPERATOR,
+        ENTRA_LINK,
+        RELEASED,
+        USER_FACTS,
+        POLICY,
+        APPROVAL,
+        NOTICE,
+        RECOVERY,
+        OIDC_MAP,
+        OIDC_LINK,
+        DELIVERY_LINK,
+        CUSTODY,
     ];
 }
 

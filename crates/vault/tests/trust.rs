@@ -178,6 +178,9 @@ const OPERATIONS: &[Operation] = &[
         // Not the code of any step around NOW: refused, not forbidden.
         s.deliver(&serial("2100002"), "0000000000", NOW).map(drop)
     }),
+    (Permission::DeliveryLink, "delivery link", |s| {
+        s.create_delivery_link(&serial("2100002"), NOW).map(drop)
+    }),
     (Permission::Export, "reveal", |s| {
         s.reveal(&serial("2100002")).map(drop)
     }),

@@ -902,6 +902,21 @@ pub(crate) fn print_lines(lines: &[Line], as_json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Sends one mail through Graph (a self-service delivery link).
+pub fn send_mail(
+    options: &EntraOptions,
+    from: &str,
+    to: &str,
+    subject: &str,
+    text: &str,
+) -> Result<()> {
+    with_graph(options, false, |auth, http, _| {
+        Graph::new(http, auth)
+            .send_mail(from, to, subject, text)
+            .map_err(|e| anyhow!("{e}"))
+    })
+}
+
 /// Sends the queued notices as mail through Graph (`oathdesk notify send`
 /// when the policy's channel is mail); returns (sent, not sent).
 pub fn send_notices_by_mail(

@@ -3,6 +3,7 @@
 pub mod audit_ship;
 pub mod backup;
 pub mod code;
+pub mod custody;
 pub mod device;
 pub mod enroll;
 pub mod entra;
@@ -15,6 +16,7 @@ pub mod ops;
 pub mod qr;
 pub mod recovery;
 pub mod seed;
+pub mod selfservice;
 pub mod selftest;
 pub mod serve;
 pub mod token;

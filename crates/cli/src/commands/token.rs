@@ -92,15 +92,32 @@ Examples:
         #[arg(long)]
         json: bool,
     },
+    /// Make a one-time link with which the token's user confirms its delivery
+    /// (prints it, or mails it with --send-mail).
+    #[command(after_help = "\
+The user opens the link, sees their first name and the token's serial, and types the code the \
+token shows: a code nobody was given marks it delivered and purges the secret, as 'token \
+deliver' does. The link works once, expires after selfservice.link_lifetime_seconds (14 days) \
+and locks after selfservice.max_wrong_codes (5) wrong codes; a new link replaces the old one.
+
+Examples:
+  oathdesk token delivery-link 2100001 --base-url https://otp.example.com
+  oathdesk token delivery-link 2100001 --base-url https://otp.example.com --send-mail")]
+    DeliveryLink(Box<crate::commands::selfservice::DeliveryLinkArgs>),
     /// Mark a credential as lost (no helpdesk codes any more).
     Lost {
         token: TokenRef,
         #[arg(long)]
         note: Option<String>,
     },
-    /// Retire a credential for good.
+    /// Retire a credential for good; with --serial, every token of a serial range or
+    /// pattern at once (all or none, one audit entry listing them).
     Retire {
-        token: TokenRef,
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        token: Option<TokenRef>,
+        /// FIRST..LAST (OATH0001..OATH0500), a pattern with * and ?, or one serial.
+        #[arg(long, value_name = "SERIALS")]
+        serial: Option<String>,
         #[arg(long)]
         note: Option<String>,
     },
@@ -346,14 +363,48 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
             eprintln!("oathdesk: {} marked lost", info.reference());
             crate::commands::entra_lifecycle::after_lost(&mut session, &info, now)?;
         }
-        TokenCommand::Retire { token, note } => {
+        TokenCommand::Retire {
+            token: Some(token),
+            note,
+            ..
+        } => {
             let info = session.transition(&token, State::Retired, note.as_deref(), now)?;
             eprintln!("oathdesk: {} retired", info.reference());
             crate::commands::entra_lifecycle::after_lost(&mut session, &info, now)?;
         }
+        TokenCommand::Retire { serial, note, .. } => {
+            let selector =
+                oathdesk_vault::SerialSelector::parse(serial.as_deref().unwrap_or_default())?;
+            let chosen: Vec<TokenRef> = session
+                .tokens_by_serial(&selector)?
+                .iter()
+                .map(|t| t.reference().parse())
+                .collect::<std::result::Result<_, _>>()?;
+            if chosen.is_empty() {
+                anyhow::bail!("no token's serial matches '{}'", serial.unwrap_or_default());
+            }
+            let moved = session.transition_all(&chosen, State::Retired, note.as_deref(), now)?;
+            for info in &moved {
+                crate::commands::entra_lifecycle::after_lost(&mut session, info, now)?;
+            }
+            eprintln!(
+                "oathdesk: {} token(s) retired (one audit entry)",
+                moved.len()
+            );
+        }
         TokenCommand::Deliver { token, code, json } => {
             let delivery = session.deliver(&token, &code, now)?;
             print_delivery(&delivery, json)?;
+        }
+        TokenCommand::DeliveryLink(args) => {
+            let base = args.base_url.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--base-url is needed: the console's address as users reach it (https://otp.example.com)"
+                )
+            })?;
+            crate::commands::selfservice::link_url(&base, "/")?;
+            let link = session.create_delivery_link(&args.token, now)?;
+            crate::commands::selfservice::hand_over(Some(&mut session), &link, &base, &args, now)?;
         }
         TokenCommand::Purge { token, due } => {
             if due {

@@ -94,6 +94,117 @@ pub(crate) fn released_steps(
     Ok(steps.into_iter().map(|(counter, _)| counter).collect())
 }
 
+/// Why a delivery check refused a code (the caller turns it into an
+/// [`Error`] after the refusal's audit entry is written).
+pub(crate) enum Refusal {
+    NoMatch(String),
+    Released(String),
+}
+
+impl Refusal {
+    pub(crate) fn into_error(self, steps: u64) -> Error {
+        match self {
+            Refusal::Released(credential) => Error::CodeReleased { credential },
+            Refusal::NoMatch(credential) => Error::CodeMismatch { credential, steps },
+        }
+    }
+}
+
+/// The delivery policy in force: the window searched and the purge grace.
+#[derive(Clone, Copy)]
+pub(crate) struct DeliveryTerms {
+    pub steps: u64,
+    pub grace: u64,
+}
+
+/// The delivery check inside a change: the helpdesk's `token deliver` and
+/// a user's self-service link share it, so both refuse released codes and
+/// purge alike. Refusals come back as `Ok(Err(..))` with their audit entry.
+pub(crate) fn deliver_in(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    token: &TokenRef,
+    code: &str,
+    terms: DeliveryTerms,
+    operator: &str,
+    now: u64,
+) -> Result<(std::result::Result<Delivery, Refusal>, AuditEvent)> {
+    let DeliveryTerms { steps, grace } = terms;
+    let mut row = resolve_checked(tx, keys, token)?;
+    let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+    row.state.check_transition(State::Delivered)?;
+    let secret = held_secret(keys, &row)?;
+    let (algorithm, digits, kind) = otp_parts(&row)?;
+    let hotp = Hotp::new(&secret, algorithm, digits);
+    let window = Window::symmetric(steps);
+    let expected = match kind {
+        Kind::Totp { step } => step
+            .counter_at(now)
+            .map_err(|e| Error::Invalid(e.to_string()))?,
+        Kind::Hotp { counter } => counter,
+    };
+    let found = hotp
+        .verify(code, expected, window)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let refused = |reason: &str| {
+        AuditEvent {
+            outcome: "refused".into(),
+            ..AuditEvent::of(Action::TokenDeliver)
+        }
+        .credential(reference.clone())
+        .detail(json!({"reason": reason}))
+    };
+    let Some(found) = found else {
+        return Ok((
+            Err(Refusal::NoMatch(reference.clone())),
+            refused("code does not match"),
+        ));
+    };
+    // A step is released if its row is there, or its signature is:
+    // deleting the row alone does not make its code a proof.
+    if matches!(kind, Kind::Totp { .. })
+        && (released_steps(tx, keys, row.id)?.contains(&found.counter)
+            || !tx
+                .row_macs_of(&[(kind::RELEASED, signed::released_id(row.id, found.counter))])?
+                .is_empty())
+    {
+        let mut event = refused("the code's time step was released by the vault");
+        event.detail["counter"] = json!(found.counter);
+        event.user = row.upn.clone();
+        return Ok((Err(Refusal::Released(reference.clone())), event));
+    }
+    move_state(tx, &mut row, State::Delivered, operator, None, now)?;
+    row.drift_steps = Some(found.offset);
+    if let Kind::Hotp { .. } = kind {
+        row.counter = Some(found.counter + 1);
+    }
+    let purged = grace == 0;
+    if purged {
+        row.purge_after = None;
+    } else {
+        row.purge_after = Some(now.saturating_add(grace));
+    }
+    update_credential(tx, keys, &row)?;
+    if purged {
+        purge_credential(tx, keys, row.id, now)?;
+    }
+    let mut event = AuditEvent::of(Action::TokenDeliver)
+        .credential(reference.clone())
+        .detail(
+            json!({"drift_steps": found.offset, "purged": purged, "purge_after": row.purge_after}),
+        );
+    event.user = row.upn.clone();
+    Ok((
+        Ok(Delivery {
+            credential: reference,
+            drift_steps: found.offset,
+            purged,
+            purge_after: row.purge_after,
+        }),
+        event,
+    ))
+}
+
 impl<S: Store> Session<S> {
     /// Checks a code read off the delivered token, records its drift, marks
     /// it delivered, and purges the secret now or after the grace period.
@@ -112,80 +223,16 @@ impl<S: Store> Session<S> {
             .setting_value(settings::DELIVERY_WINDOW)?
             .min(settings::DELIVERY_WINDOW_MAX);
         let operator = self.operator.clone();
-        enum Refusal {
-            NoMatch(String),
-            Released(String),
-        }
         let outcome = self.change(now, |tx, keys| {
-            let mut row = resolve_checked(tx, keys, token)?;
-            let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
-            row.state.check_transition(State::Delivered)?;
-            let secret = held_secret(keys, &row)?;
-            let (algorithm, digits, kind) = otp_parts(&row)?;
-            let hotp = Hotp::new(&secret, algorithm, digits);
-            let window = Window::symmetric(steps);
-            let expected = match kind {
-                Kind::Totp { step } => step.counter_at(now).map_err(|e| Error::Invalid(e.to_string()))?,
-                Kind::Hotp { counter } => counter,
-            };
-            let found = hotp
-                .verify(code, expected, window)
-                .map_err(|e| Error::Invalid(e.to_string()))?;
-            let refused = |reason: &str| {
-                AuditEvent {
-                    outcome: "refused".into(),
-                    ..AuditEvent::of(Action::TokenDeliver)
-                }
-                .credential(reference.clone())
-                .detail(json!({"reason": reason}))
-            };
-            let Some(found) = found else {
-                return Ok((Err(Refusal::NoMatch(reference.clone())), refused("code does not match")));
-            };
-            // A step is released if its row is there, or its signature is:
-            // deleting the row alone does not make its code a proof.
-            if matches!(kind, Kind::Totp { .. })
-                && (released_steps(tx, keys, row.id)?.contains(&found.counter)
-                    || !tx
-                        .row_macs_of(&[(
-                            kind::RELEASED,
-                            signed::released_id(row.id, found.counter),
-                        )])?
-                        .is_empty())
-            {
-                let mut event = refused("the code's time step was released by the vault");
-                event.detail["counter"] = json!(found.counter);
-                event.user = row.upn.clone();
-                return Ok((Err(Refusal::Released(reference.clone())), event));
-            }
-            move_state(tx, &mut row, State::Delivered, &operator, None, now)?;
-            row.drift_steps = Some(found.offset);
-            if let Kind::Hotp { .. } = kind {
-                row.counter = Some(found.counter + 1);
-            }
-            let purged = grace == 0;
-            if purged {
-                row.purge_after = None;
-            } else {
-                row.purge_after = Some(now.saturating_add(grace));
-            }
-            update_credential(tx, keys, &row)?;
-            if purged {
-                purge_credential(tx, keys, row.id, now)?;
-            }
-            let mut event = AuditEvent::of(Action::TokenDeliver)
-                .credential(reference.clone())
-                .detail(json!({"drift_steps": found.offset, "purged": purged, "purge_after": row.purge_after}));
-            event.user = row.upn.clone();
-            Ok((
-                Ok(Delivery {
-                    credential: reference,
-                    drift_steps: found.offset,
-                    purged,
-                    purge_after: row.purge_after,
-                }),
-                event,
-            ))
+            deliver_in(
+                tx,
+                keys,
+                token,
+                code,
+                DeliveryTerms { steps, grace },
+                &operator,
+                now,
+            )
         })?;
         match outcome {
             Ok(delivery) => {
@@ -194,8 +241,7 @@ impl<S: Store> Session<S> {
                 }
                 Ok(delivery)
             }
-            Err(Refusal::Released(credential)) => Err(Error::CodeReleased { credential }),
-            Err(Refusal::NoMatch(credential)) => Err(Error::CodeMismatch { credential, steps }),
+            Err(refusal) => Err(refusal.into_error(steps)),
         }
     }
 

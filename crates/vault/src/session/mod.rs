@@ -37,6 +37,7 @@ pub(crate) use roles::Principal;
 mod backup;
 mod burns;
 mod copying;
+pub mod custody;
 mod delivery;
 mod device_writes;
 mod entra;
@@ -49,6 +50,7 @@ mod records;
 pub mod recovery;
 mod roles;
 mod secrets;
+pub mod selfservice;
 mod signin;
 mod tap;
 mod tokens;
@@ -60,11 +62,13 @@ pub(crate) use self::{delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, t
 pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;
 // (VaultReport is defined below.)
+pub use custody::{CustodyEntry, CustodyExport, SerialSelector};
 pub use delivery::{Delivery, EnrolmentCode};
 pub use device_writes::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
 pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::{IdentifyHit, code_position};
+pub use selfservice::{DeliveryLink, LinkPage, LinkProblem};
 pub use tap::TapPermit;
 pub use tokens::{NewToken, TokenInfo, defaults};
 
@@ -82,8 +86,20 @@ pub mod settings {
     /// What `token lost`/`retire` do in Entra ([`super::entra::OnLost`]:
     /// 0 report, 1 unassign, 2 delete).
     pub const ENTRA_ON_LOST: (&str, u64) = ("entra.on_lost", 0);
+    /// Seconds a self-service delivery link stays valid (14 days).
+    pub const DELIVERY_LINK_LIFETIME: (&str, u64) =
+        ("selfservice.link_lifetime_seconds", 14 * 86_400);
+    /// Wrong codes a self-service delivery link takes before it is locked.
+    pub const DELIVERY_LINK_ATTEMPTS: (&str, u64) = ("selfservice.max_wrong_codes", 5);
     /// All settings.
-    pub const ALL: [(&str, u64); 4] = [RATE_LIMIT, PURGE_GRACE, DELIVERY_WINDOW, ENTRA_ON_LOST];
+    pub const ALL: [(&str, u64); 6] = [
+        RATE_LIMIT,
+        PURGE_GRACE,
+        DELIVERY_WINDOW,
+        ENTRA_ON_LOST,
+        DELIVERY_LINK_LIFETIME,
+        DELIVERY_LINK_ATTEMPTS,
+    ];
 
     /// Settings read and shown by name where they have names.
     pub use super::entra::{describe, parse_value};

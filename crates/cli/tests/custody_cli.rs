@@ -1,0 +1,223 @@
+//! Custody of serial ranges and self-service delivery links as an operator
+//! uses them: real processes on a SQLite vault.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+struct Desk {
+    dir: tempfile::TempDir,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        let desk = Desk {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        desk.run(&[
+            "vault",
+            "init",
+            "--kdf-memory-mib",
+            "1",
+            "--kdf-iterations",
+            "1",
+        ])
+        .assert()
+        .success();
+        desk
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("oathdesk").unwrap();
+        cmd.env("OATHDESK_VAULT", self.file("vault.db"))
+            .env_remove("OATHDESK_DATABASE_URL")
+            .env_remove("OATHDESK_SERVER")
+            .env("OATHDESK_OPERATOR", "alice")
+            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
+            .env("OATHDESK_SECRET", SECRET)
+            .args(args);
+        cmd
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let output = self.run(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+#[test]
+fn a_range_is_exported_to_a_recipient_checked_and_retired_in_one_entry() {
+    let desk = Desk::new();
+    for serial in ["OATH0001", "OATH0002", "OATH0003", "OATH0010", "TOKN0002"] {
+        desk.run(&["token", "add", serial, "--kind", "classic"])
+            .assert()
+            .success();
+    }
+    let chosen = desk.json(&[
+        "custody",
+        "select",
+        "--serial",
+        "OATH0001..OATH0003",
+        "--json",
+    ]);
+    let serials: Vec<&str> = chosen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(serials, ["OATH0001", "OATH0002", "OATH0003"]);
+    desk.run(&["custody", "select", "--serial", "OATH0003..OATH0001"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "the first serial comes after the last",
+        ));
+
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let out = desk.file("batch.csv.age");
+    let exported = desk.json(&[
+        "custody",
+        "export",
+        "--serial",
+        "OATH*",
+        "--recipient",
+        &recipient,
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(exported["tokens"].as_array().unwrap().len(), 4);
+    // The recipient opens it; it holds the four serials and their secrets.
+    let plain = age::decrypt(&identity, &std::fs::read(&out).unwrap()).unwrap();
+    let text = String::from_utf8(plain).unwrap();
+    for serial in ["OATH0001", "OATH0002", "OATH0003", "OATH0010"] {
+        assert!(text.contains(serial), "{text}");
+    }
+    assert!(!text.contains("TOKN0002"));
+    // A bad recipient is refused before anything is written.
+    desk.run(&[
+        "custody",
+        "export",
+        "--serial",
+        "OATH*",
+        "--recipient",
+        "age1nope",
+        "--out",
+        desk.file("x.age").to_str().unwrap(),
+    ])
+    .assert()
+    .failure();
+    assert!(!desk.file("x.age").exists());
+
+    let checked = desk.json(&["custody", "check", out.to_str().unwrap(), "--json"]);
+    let entries = checked["tokens"].as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries.iter().all(|e| e["recipient"] == recipient.as_str()));
+    assert_eq!(checked["file_sha256"], exported["file_sha256"]);
+    // A changed file matches no record: exit 2.
+    let mut bytes = std::fs::read(&out).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    let altered = desk.file("altered.age");
+    std::fs::write(&altered, bytes).unwrap();
+    desk.run(&["custody", "check", altered.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "is not a file this vault exported",
+        ));
+
+    desk.run(&[
+        "token",
+        "retire",
+        "--serial",
+        "OATH0001..OATH0003",
+        "--note",
+        "batch recalled",
+    ])
+    .assert()
+    .success()
+    .stderr(predicate::str::contains(
+        "3 token(s) retired (one audit entry)",
+    ));
+    let audit = desk.json(&["audit", "list", "--json"]);
+    let retired: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "token.retired")
+        .collect();
+    assert_eq!(retired.len(), 1, "{audit}");
+    assert_eq!(
+        retired[0]["detail"]["credentials"],
+        serde_json::json!(["OATH0001", "OATH0002", "OATH0003"])
+    );
+    let exports: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "custody.export")
+        .collect();
+    assert_eq!(exports.len(), 1);
+    let _ = age::x25519::Recipient::from_str(&recipient).unwrap();
+}
+
+#[test]
+fn a_delivery_link_is_printed_and_never_audited() {
+    let desk = Desk::new();
+    desk.run(&["user", "add", "ada@contoso.com", "--name", "Ada Lovelace"])
+        .assert()
+        .success();
+    desk.run(&[
+        "token",
+        "add",
+        "2400001",
+        "--kind",
+        "classic",
+        "--user",
+        "ada@contoso.com",
+    ])
+    .assert()
+    .success();
+    desk.run(&["token", "delivery-link", "2400001"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--base-url is needed"));
+    desk.run(&["token", "ship", "2400001"]).assert().success();
+    let link = desk.json(&[
+        "token",
+        "delivery-link",
+        "2400001",
+        "--base-url",
+        "https://otp.example.com/",
+        "--json",
+    ]);
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://otp.example.com/d/") && url.len() == 26 + 24,
+        "{url}"
+    );
+    let secret = url.rsplit('/').next().unwrap();
+    let audit = desk.run(&["audit", "list", "--json"]).output().unwrap();
+    let audit = String::from_utf8(audit.stdout).unwrap();
+    assert!(audit.contains("delivery_link.create"));
+    assert!(
+        !audit.contains(secret),
+        "the audit log holds the link's secret"
+    );
+}
