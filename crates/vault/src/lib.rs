@@ -33,6 +33,7 @@ pub mod policy;
 pub mod signed;
 pub mod store;
 pub mod verification;
+pub mod verify_state;
 pub use store::{any, migrations, postgres, sqlite};
 mod session;
 #[cfg(feature = "testing")]
@@ -47,6 +48,7 @@ pub use session::verification::{
     Approval, FactView, FactsReport, FactsUpdate, Notice, StepView, VerificationView,
 };
 pub use session::{BackupReport, RestoreReport, restore};
+pub use session::{SEED_RNG, SeedProvenance};
 pub use session::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,

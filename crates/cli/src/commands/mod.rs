@@ -19,3 +19,4 @@ pub mod token;
 pub mod uri;
 pub mod vault;
 pub mod verify;
+pub mod verify_state;

@@ -284,8 +284,7 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
             } else {
                 None
             };
-            let info = session.add_token(
-                NewToken {
+            let token = NewToken {
                     serial,
                     slot,
                     device_kind: kind,
@@ -295,10 +294,13 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
                     credential,
                     label: args.label,
                     user: args.user,
-                    state: args.state.unwrap_or(defaults::first_state(kind)),
-                },
-                now,
-            )?;
+                state: args.state.unwrap_or(defaults::first_state(kind)),
+            };
+            let info = if args.generate {
+                session.add_generated_token(token, "oathdesk token add --generate", now)?
+            } else {
+                session.add_token(token, now)?
+            };
             if args.json {
                 println!("{}", serde_json::to_string(&info)?);
             } else {
@@ -331,7 +333,8 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
         TokenCommand::Show { token, json } => {
             let (info, history) = session.token(&token)?;
             let entra = session.entra_links_of(info.id)?;
-            print_token(info, history, Some(&entra), json);
+            let seed = session.seed_provenance(&token)?;
+            print_token(info, history, Some(&entra), seed.as_ref(), json);
         }
         TokenCommand::Assign { token, user } => {
             let info = session.assign(&token, &user, now)?;
@@ -374,10 +377,14 @@ pub fn print_token(
     info: TokenInfo,
     history: Vec<oathdesk_vault::model::Event>,
     entra: Option<&[oathdesk_vault::model::EntraLink]>,
+    seed: Option<&oathdesk_vault::SeedProvenance>,
     json: bool,
 ) {
     if json {
         let mut shown = serde_json::json!({"token": info, "history": history});
+        if let Some(seed) = seed {
+            shown["seed"] = serde_json::json!(seed);
+        }
         if let Some(links) = entra {
             shown["entra"] = serde_json::json!(links);
         }
@@ -409,6 +416,15 @@ pub fn print_token(
                 }
                 println!("entra    {}", parts.join(", "));
             }
+        }
+        if let Some(seed) = seed {
+            println!(
+                "seed     generated {} by {} with '{}'; RNG: {}",
+                rfc3339(seed.generated_at),
+                input::printable(&seed.operator),
+                input::printable(&seed.command),
+                seed.rng
+            );
         }
         println!();
         for event in history {

@@ -43,6 +43,7 @@ pub mod exchange;
 mod helpdesk;
 mod identify;
 mod keys;
+mod provenance;
 mod records;
 pub mod recovery;
 mod roles;
@@ -62,6 +63,7 @@ pub use delivery::{Delivery, EnrolmentCode};
 pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::{IdentifyHit, code_position};
+pub use provenance::{SEED_RNG, SeedProvenance};
 pub use tap::TapPermit;
 pub use tokens::{NewToken, TokenInfo, defaults};
 
