@@ -48,11 +48,11 @@ pub use session::verification::{
     Approval, FactView, FactsReport, FactsUpdate, Notice, StepView, VerificationView,
 };
 pub use session::{BackupReport, RestoreReport, restore};
-pub use session::{SEED_RNG, SeedProvenance};
 pub use session::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use session::{
     CopyReport, Delivery, EnrolmentCode, HelpdeskGrant, HelpdeskRequest, IdentifyHit, NewOperator,
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
+pub use session::{SEED_RNG, SeedProvenance};
 pub use session::{exchange, recovery, web};

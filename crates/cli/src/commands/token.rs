@@ -285,15 +285,15 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
                 None
             };
             let token = NewToken {
-                    serial,
-                    slot,
-                    device_kind: kind,
-                    manufacturer: args.manufacturer,
-                    model: args.model,
-                    device_slots: slots,
-                    credential,
-                    label: args.label,
-                    user: args.user,
+                serial,
+                slot,
+                device_kind: kind,
+                manufacturer: args.manufacturer,
+                model: args.model,
+                device_slots: slots,
+                credential,
+                label: args.label,
+                user: args.user,
                 state: args.state.unwrap_or(defaults::first_state(kind)),
             };
             let info = if args.generate {
