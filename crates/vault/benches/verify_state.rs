@@ -34,26 +34,29 @@ fn stateful_verify(c: &mut Criterion) {
         }
     }
     let mut step = 60_000_000u64;
-    c.bench_function("verify --state: lock, open, check, commit (100 credentials)", |b| {
-        b.iter(|| {
-            step += 1;
-            let code = hotp.generate(step).to_string();
-            let mut state = StateFile::open(&path, &key).unwrap();
-            let outcome = verify_remembering(
-                &hotp,
-                &code,
-                step,
-                Window::symmetric(1),
-                state.get(&name),
-                true,
-            )
-            .unwrap();
-            let oathdesk_otp::Outcome::Accepted { remember, .. } = outcome else {
-                panic!("fresh code refused: {outcome:?}");
-            };
-            state.commit(&key, &name, remember, step * 30).unwrap();
-        })
-    });
+    c.bench_function(
+        "verify --state: lock, open, check, commit (100 credentials)",
+        |b| {
+            b.iter(|| {
+                step += 1;
+                let code = hotp.generate(step).to_string();
+                let mut state = StateFile::open(&path, &key).unwrap();
+                let outcome = verify_remembering(
+                    &hotp,
+                    &code,
+                    step,
+                    Window::symmetric(1),
+                    state.get(&name),
+                    true,
+                )
+                .unwrap();
+                let oathdesk_otp::Outcome::Accepted { remember, .. } = outcome else {
+                    panic!("fresh code refused: {outcome:?}");
+                };
+                state.commit(&key, &name, remember, step * 30).unwrap();
+            })
+        },
+    );
     let mut step = 70_000_000u64;
     let mut remembered = Remembered::default();
     c.bench_function("verify --state: the check alone (no file)", |b| {

@@ -54,5 +54,5 @@ pub use session::{
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
-pub use session::{SEED_RNG, SeedProvenance};
+pub use session::{RESYNC_LOOK_AHEAD, SEED_RNG, SeedProvenance};
 pub use session::{exchange, recovery, web};

@@ -45,10 +45,14 @@ pub enum Permission {
     /// One's own password, API tokens and logout (sessions only: never a
     /// token scope).
     Account,
+    /// Set an HOTP token's counter outright (`token set-counter`): moving
+    /// it back makes used codes valid again. Re-synchronising by two codes
+    /// read off the token is [`Permission::Deliver`].
+    Counter,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::Toolset,
         Permission::InventoryRead,
         Permission::HelpdeskCode,
@@ -60,6 +64,7 @@ impl Permission {
         Permission::Admin,
         Permission::Metrics,
         Permission::Account,
+        Permission::Counter,
     ];
 
     /// The scope name.
@@ -76,6 +81,7 @@ impl Permission {
             Permission::Admin => "admin",
             Permission::Metrics => "metrics",
             Permission::Account => "account",
+            Permission::Counter => "hotp.counter",
         }
     }
 
@@ -93,6 +99,7 @@ impl Permission {
             Permission::Admin => "manage accounts, operators and settings",
             Permission::Metrics => "read the console's metrics",
             Permission::Account => "manage their own account",
+            Permission::Counter => "set HOTP counters",
         }
     }
 
@@ -126,7 +133,7 @@ pub enum Role {
 }
 
 /// The policy, as data: each permission and the roles that have it.
-pub const TABLE: [(Permission, &[Role]); 11] = {
+pub const TABLE: [(Permission, &[Role]); 12] = {
     use Role::*;
     [
         (
@@ -153,6 +160,7 @@ pub const TABLE: [(Permission, &[Role]); 11] = {
             Permission::Account,
             &[Admin, Helpdesk, Provisioner, Auditor],
         ),
+        (Permission::Counter, &[Admin]),
     ]
 };
 
@@ -247,5 +255,7 @@ mod tests {
             Some(Permission::HelpdeskCode)
         );
         assert_eq!(Permission::scope("metrics"), Some(Permission::Metrics));
+        assert!(!Role::Provisioner.permits(Permission::Counter));
+        assert!(!Role::Helpdesk.permits(Permission::Counter));
     }
 }

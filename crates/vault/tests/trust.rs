@@ -176,6 +176,17 @@ const OPERATIONS: &[Operation] = &[
         // Not the code of any step around NOW: refused, not forbidden.
         s.deliver(&serial("2100002"), "0000000000", NOW).map(drop)
     }),
+    (Permission::Deliver, "resync", |s| {
+        // A TOTP token: refused as such, not forbidden.
+        s.resync_hotp(&serial("2100002"), "000000", "000001", NOW)
+            .map(drop)
+    }),
+    (Permission::Counter, "set counter", |s| {
+        s.set_hotp_counter(&serial("2100002"), 5, NOW).map(drop)
+    }),
+    (Permission::InventoryRead, "seed provenance", |s| {
+        s.seed_provenance(&serial("2100002")).map(drop)
+    }),
     (Permission::Export, "reveal", |s| {
         s.reveal(&serial("2100002")).map(drop)
     }),

@@ -92,6 +92,27 @@ Examples:
         #[arg(long)]
         json: bool,
     },
+    /// Re-synchronise an HOTP token: two consecutive codes read off it,
+    /// found within 1,000 presses ahead of the vault's counter, move the
+    /// counter to just after them.
+    Resync {
+        token: TokenRef,
+        /// A code from the token.
+        code1: String,
+        /// The code after it (press the button again).
+        code2: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set an HOTP token's counter (admins only; audited, and said so when
+    /// it moves back, which makes used codes valid again).
+    SetCounter {
+        token: TokenRef,
+        /// The counter of the next code the token will show.
+        counter: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Mark a credential as lost (no helpdesk codes any more).
     Lost {
         token: TokenRef,
@@ -354,6 +375,23 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
             eprintln!("oathdesk: {} retired", info.reference());
             crate::commands::entra_lifecycle::after_lost(&mut session, &info, now)?;
         }
+        TokenCommand::Resync {
+            token,
+            code1,
+            code2,
+            json,
+        } => {
+            let info = session.resync_hotp(&token, &code1, &code2, now)?;
+            print_counter(&info, json)?;
+        }
+        TokenCommand::SetCounter {
+            token,
+            counter,
+            json,
+        } => {
+            let info = session.set_hotp_counter(&token, counter, now)?;
+            print_counter(&info, json)?;
+        }
         TokenCommand::Deliver { token, code, json } => {
             let delivery = session.deliver(&token, &code, now)?;
             print_delivery(&delivery, json)?;
@@ -442,6 +480,20 @@ pub fn print_token(
             );
         }
     }
+}
+
+/// An HOTP token's counter after `token resync` or `token set-counter`.
+fn print_counter(info: &TokenInfo, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(info)?);
+    } else {
+        eprintln!(
+            "oathdesk: {} counter is {} (the next code the vault accepts)",
+            info.reference(),
+            info.counter.map_or("-".to_owned(), |c| c.to_string())
+        );
+    }
+    Ok(())
 }
 
 /// Prints a delivery (`token deliver`, local or remote).

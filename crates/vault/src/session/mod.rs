@@ -37,6 +37,7 @@ pub(crate) use roles::Principal;
 mod backup;
 mod burns;
 mod copying;
+mod counters;
 mod delivery;
 mod entra;
 pub mod exchange;
@@ -59,6 +60,7 @@ pub(crate) use self::{delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, t
 pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;
 // (VaultReport is defined below.)
+pub use counters::RESYNC_LOOK_AHEAD;
 pub use delivery::{Delivery, EnrolmentCode};
 pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
