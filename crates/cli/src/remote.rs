@@ -300,7 +300,7 @@ pub fn run(command: crate::Command, console: &Console) -> Result<ExitCode> {
             let answer = console.send("GET", &path, None)?;
             let info: TokenInfo = serde_json::from_value(answer["token"].clone())?;
             let history: Vec<Event> = serde_json::from_value(answer["events"].clone())?;
-            token::print_token(info, history, None, json);
+            token::print_token(info, history, None, None, json);
         }
         Command::Vault(crate::commands::vault::VaultCommand::Verify { json }) => {
             let report = console.send("GET", "/api/v1/vault/verify", None)?;

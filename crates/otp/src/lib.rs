@@ -23,6 +23,7 @@ mod credential;
 mod engine;
 mod params;
 mod secret;
+mod stateful;
 mod steam;
 mod text;
 mod verifier;
@@ -40,5 +41,6 @@ pub use params::{
     Algorithm, BadDigits, Digits, Interval, TimeStep, TimeStepError, UnknownAlgorithm,
 };
 pub use secret::{CharClass, Encoding, Secret, SecretError, looks_like_hex};
+pub use stateful::{Outcome, Remembered, verify_remembering};
 pub use steam::{STEAM_ALPHABET, STEAM_CODE_LEN, Steam, SteamCode};
 pub use verifier::{Verifier, VerifierError};

@@ -354,8 +354,16 @@ pub async fn add_token(
         user: request.user.clone().filter(|u| !u.trim().is_empty()),
         state: first,
     };
+    let generated = request.generate;
     let info = auth
-        .run(move |session| Ok(session.add_token(token, now())?))
+        .run(move |session| {
+            Ok(if generated {
+                // The seed's provenance goes into the audit entry.
+                session.add_generated_token(token, "POST /api/v1/tokens generate", now())?
+            } else {
+                session.add_token(token, now())?
+            })
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(listed(info))))
 }

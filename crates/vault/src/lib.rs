@@ -33,6 +33,7 @@ pub mod policy;
 pub mod signed;
 pub mod store;
 pub mod verification;
+pub mod verify_state;
 pub use store::{any, migrations, postgres, sqlite};
 mod session;
 #[cfg(feature = "testing")]
@@ -57,3 +58,4 @@ pub use session::{CustodyEntry, CustodyExport, SerialSelector, custody};
 pub use session::{DeliveryLink, LinkPage, LinkProblem, selfservice};
 pub use session::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
 pub use session::{exchange, oidc, recovery, web};
+pub use session::{RESYNC_LOOK_AHEAD, SEED_RNG, SeedProvenance};

@@ -48,10 +48,14 @@ pub enum Permission {
     /// One's own password, API tokens and logout (sessions only: never a
     /// token scope).
     Account,
+    /// Set an HOTP token's counter outright (`token set-counter`): moving
+    /// it back makes used codes valid again. Re-synchronising by two codes
+    /// read off the token is [`Permission::Deliver`].
+    Counter,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::Toolset,
         Permission::InventoryRead,
         Permission::HelpdeskCode,
@@ -64,6 +68,7 @@ impl Permission {
         Permission::Admin,
         Permission::Metrics,
         Permission::Account,
+        Permission::Counter,
     ];
 
     /// The scope name.
@@ -81,6 +86,7 @@ impl Permission {
             Permission::Admin => "admin",
             Permission::Metrics => "metrics",
             Permission::Account => "account",
+            Permission::Counter => "hotp.counter",
         }
     }
 
@@ -99,6 +105,7 @@ impl Permission {
             Permission::Admin => "manage accounts, operators and settings",
             Permission::Metrics => "read the console's metrics",
             Permission::Account => "manage their own account",
+            Permission::Counter => "set HOTP counters",
         }
     }
 
@@ -132,7 +139,7 @@ pub enum Role {
 }
 
 /// The policy, as data: each permission and the roles that have it.
-pub const TABLE: [(Permission, &[Role]); 12] = {
+pub const TABLE: [(Permission, &[Role]); 13] = {
     use Role::*;
     [
         (
@@ -161,6 +168,7 @@ pub const TABLE: [(Permission, &[Role]); 12] = {
             Permission::Account,
             &[Admin, Helpdesk, Provisioner, Auditor],
         ),
+        (Permission::Counter, &[Admin]),
     ]
 };
 
@@ -266,5 +274,7 @@ mod tests {
             Some(Permission::HelpdeskCode)
         );
         assert_eq!(Permission::scope("metrics"), Some(Permission::Metrics));
+        assert!(!Role::Provisioner.permits(Permission::Counter));
+        assert!(!Role::Helpdesk.permits(Permission::Counter));
     }
 }

@@ -181,6 +181,17 @@ const OPERATIONS: &[Operation] = &[
     (Permission::DeliveryLink, "delivery link", |s| {
         s.create_delivery_link(&serial("2100002"), NOW).map(drop)
     }),
+    (Permission::Deliver, "resync", |s| {
+        // A TOTP token: refused as such, not forbidden.
+        s.resync_hotp(&serial("2100002"), "000000", "000001", NOW)
+            .map(drop)
+    }),
+    (Permission::Counter, "set counter", |s| {
+        s.set_hotp_counter(&serial("2100002"), 5, NOW).map(drop)
+    }),
+    (Permission::InventoryRead, "seed provenance", |s| {
+        s.seed_provenance(&serial("2100002")).map(drop)
+    }),
     (Permission::Export, "reveal", |s| {
         s.reveal(&serial("2100002")).map(drop)
     }),

@@ -23,3 +23,4 @@ pub mod token;
 pub mod uri;
 pub mod vault;
 pub mod verify;
+pub mod verify_state;

@@ -104,6 +104,27 @@ Examples:
   oathdesk token delivery-link 2100001 --base-url https://otp.example.com
   oathdesk token delivery-link 2100001 --base-url https://otp.example.com --send-mail")]
     DeliveryLink(Box<crate::commands::selfservice::DeliveryLinkArgs>),
+    /// Re-synchronise an HOTP token: two consecutive codes read off it,
+    /// found within 1,000 presses ahead of the vault's counter, move the
+    /// counter to just after them.
+    Resync {
+        token: TokenRef,
+        /// A code from the token.
+        code1: String,
+        /// The code after it (press the button again).
+        code2: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set an HOTP token's counter (admins only; audited, and said so when
+    /// it moves back, which makes used codes valid again).
+    SetCounter {
+        token: TokenRef,
+        /// The counter of the next code the token will show.
+        counter: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Mark a credential as lost (no helpdesk codes any more).
     Lost {
         token: TokenRef,
@@ -301,21 +322,23 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
             } else {
                 None
             };
-            let info = session.add_token(
-                NewToken {
-                    serial,
-                    slot,
-                    device_kind: kind,
-                    manufacturer: args.manufacturer,
-                    model: args.model,
-                    device_slots: slots,
-                    credential,
-                    label: args.label,
-                    user: args.user,
-                    state: args.state.unwrap_or(defaults::first_state(kind)),
-                },
-                now,
-            )?;
+            let token = NewToken {
+                serial,
+                slot,
+                device_kind: kind,
+                manufacturer: args.manufacturer,
+                model: args.model,
+                device_slots: slots,
+                credential,
+                label: args.label,
+                user: args.user,
+                state: args.state.unwrap_or(defaults::first_state(kind)),
+            };
+            let info = if args.generate {
+                session.add_generated_token(token, "oathdesk token add --generate", now)?
+            } else {
+                session.add_token(token, now)?
+            };
             if args.json {
                 println!("{}", serde_json::to_string(&info)?);
             } else {
@@ -348,7 +371,8 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
         TokenCommand::Show { token, json } => {
             let (info, history) = session.token(&token)?;
             let entra = session.entra_links_of(info.id)?;
-            print_token(info, history, Some(&entra), json);
+            let seed = session.seed_provenance(&token)?;
+            print_token(info, history, Some(&entra), seed.as_ref(), json);
         }
         TokenCommand::Assign { token, user } => {
             let info = session.assign(&token, &user, now)?;
@@ -392,6 +416,23 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
                 moved.len()
             );
         }
+        TokenCommand::Resync {
+            token,
+            code1,
+            code2,
+            json,
+        } => {
+            let info = session.resync_hotp(&token, &code1, &code2, now)?;
+            print_counter(&info, json)?;
+        }
+        TokenCommand::SetCounter {
+            token,
+            counter,
+            json,
+        } => {
+            let info = session.set_hotp_counter(&token, counter, now)?;
+            print_counter(&info, json)?;
+        }
         TokenCommand::Deliver { token, code, json } => {
             let delivery = session.deliver(&token, &code, now)?;
             print_delivery(&delivery, json)?;
@@ -425,10 +466,14 @@ pub fn print_token(
     info: TokenInfo,
     history: Vec<oathdesk_vault::model::Event>,
     entra: Option<&[oathdesk_vault::model::EntraLink]>,
+    seed: Option<&oathdesk_vault::SeedProvenance>,
     json: bool,
 ) {
     if json {
         let mut shown = serde_json::json!({"token": info, "history": history});
+        if let Some(seed) = seed {
+            shown["seed"] = serde_json::json!(seed);
+        }
         if let Some(links) = entra {
             shown["entra"] = serde_json::json!(links);
         }
@@ -461,6 +506,15 @@ pub fn print_token(
                 println!("entra    {}", parts.join(", "));
             }
         }
+        if let Some(seed) = seed {
+            println!(
+                "seed     generated {} by {} with '{}'; RNG: {}",
+                rfc3339(seed.generated_at),
+                input::printable(&seed.operator),
+                input::printable(&seed.command),
+                seed.rng
+            );
+        }
         println!();
         for event in history {
             println!(
@@ -477,6 +531,20 @@ pub fn print_token(
             );
         }
     }
+}
+
+/// An HOTP token's counter after `token resync` or `token set-counter`.
+fn print_counter(info: &TokenInfo, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(info)?);
+    } else {
+        eprintln!(
+            "oathdesk: {} counter is {} (the next code the vault accepts)",
+            info.reference(),
+            info.counter.map_or("-".to_owned(), |c| c.to_string())
+        );
+    }
+    Ok(())
 }
 
 /// Prints a delivery (`token deliver`, local or remote).

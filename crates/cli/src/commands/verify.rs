@@ -1,5 +1,6 @@
 //! `oathdesk verify`: does a code match, and how far off is the token?
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
@@ -22,7 +23,12 @@ the offset says how many codes the token has moved on.
 
 Examples:
   oathdesk verify @secret.txt 287082 --counter 0 --window 3     (prints 1)
-  OATHDESK_SECRET=... oathdesk verify 123456 --behind 4 --ahead 1 --json")]
+  OATHDESK_SECRET=... oathdesk verify 123456 --behind 4 --ahead 1 --json
+  OATHDESK_SECRET=... oathdesk verify 123456 --state verify.state --state-key-file verify.key
+
+With --state, a code already accepted exits 2 (replay), as does a code older than the \
+last accepted one; the window is centred on the drift learned from the last accepted code. \
+Concurrent verifiers sharing the file take turns (a lock on FILE.lock).")]
 pub struct VerifyArgs {
     /// SECRET CODE, or just CODE with the secret in OATHDESK_SECRET.
     #[arg(value_name = "SECRET CODE", num_args = 1..=2, required = true)]
@@ -46,6 +52,15 @@ pub struct VerifyArgs {
     /// Print {"valid":…,"offset":…,"counter":…}.
     #[arg(long)]
     pub json: bool,
+    /// Remember accepted codes in this encrypted state file: each code is
+    /// accepted once, never an older one, and the window follows the
+    /// token's drift. Needs --state-key-file or OATHDESK_STATE_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// The state file's key: 32 random bytes in base64 or hex, in a file
+    /// only you can read (or in OATHDESK_STATE_KEY).
+    #[arg(long, value_name = "FILE", requires = "state")]
+    pub state_key_file: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -69,6 +84,32 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
             ahead: ahead.unwrap_or(0),
         },
     };
+    if let Some(state) = &args.state {
+        let key = super::verify_state::load_key(args.state_key_file.as_deref())?;
+        let (expected, now) = match credential.kind {
+            Kind::Hotp { counter } => {
+                if args.at.is_some() {
+                    bail!("--at applies to TOTP; this is an HOTP credential");
+                }
+                (counter, input::now())
+            }
+            Kind::Totp { step } => {
+                let time = match &args.at {
+                    Some(text) => input::parse_time(text)?,
+                    None => input::now(),
+                };
+                (step.counter_at(time)?, time)
+            }
+        };
+        let check = super::verify_state::Check {
+            credential: &credential,
+            code,
+            expected,
+            window,
+            now,
+        };
+        return super::verify_state::run(state, &key, check, args.json);
+    }
     let (expected, found) = match credential.kind {
         Kind::Hotp { counter } => {
             if args.at.is_some() {
