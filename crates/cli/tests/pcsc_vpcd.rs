@@ -218,10 +218,18 @@ impl Desk {
 
 /// Polls `reader` with challenge requests through `scriptor` (another PC/SC
 /// client, no transaction) until stopped; counts the polls started.
-fn poller(reader: &str, stop: Arc<AtomicBool>, polls: Arc<AtomicUsize>) -> JoinHandle<()> {
+/// Runs `scriptor` against `reader` again and again until `stop`; `polls`
+/// counts the runs started, `busy` says whether one is running now.
+fn poller(
+    reader: &str,
+    stop: Arc<AtomicBool>,
+    polls: Arc<AtomicUsize>,
+    busy: Arc<AtomicBool>,
+) -> JoinHandle<()> {
     let reader = reader.to_owned();
     std::thread::spawn(move || {
         while !stop.load(Ordering::SeqCst) {
+            busy.store(true, Ordering::SeqCst);
             polls.fetch_add(1, Ordering::SeqCst);
             let mut child = Process::new("scriptor")
                 .args(["-r", &reader])
@@ -234,6 +242,7 @@ fn poller(reader: &str, stop: Arc<AtomicBool>, polls: Arc<AtomicUsize>) -> JoinH
             let _ = stdin.write_all("80 4B 08 00 00\n".repeat(10).as_bytes());
             drop(stdin);
             let _ = child.wait();
+            busy.store(false, Ordering::SeqCst);
         }
     })
 }
@@ -309,9 +318,11 @@ fn tokens_through_pcscd_and_a_virtual_reader() {
     // session's transaction keeps them out of its challenge and answer.
     let stop = Arc::new(AtomicBool::new(false));
     let polls = Arc::new(AtomicUsize::new(0));
-    let polling = poller("Virtual PCD 00 01", stop.clone(), polls.clone());
+    let busy = Arc::new(AtomicBool::new(false));
+    let polling = poller("Virtual PCD 00 01", stop.clone(), polls.clone(), busy.clone());
     std::thread::sleep(Duration::from_millis(1500));
     let before = polls.load(Ordering::SeqCst);
+    let busy_at_start = busy.load(Ordering::SeqCst);
     let burned = desk
         .run(&[
             "device",
@@ -335,7 +346,12 @@ fn tokens_through_pcscd_and_a_virtual_reader() {
         "the burn failed while another client polled: {}",
         String::from_utf8_lossy(&burned.stderr)
     );
-    assert!(during > 0, "the poller never ran during the burn");
+    // On a loaded machine one scriptor run can outlast the whole burn: then
+    // it was running when the burn began, which overlaps as well.
+    assert!(
+        during > 0 || busy_at_start,
+        "the poller never ran during the burn"
+    );
     let shown = display(&desk, &molto_file, 3);
     assert!(
         shown.chars().all(|c| c.is_ascii_digit()) && shown.len() == 6,
