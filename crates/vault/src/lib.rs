@@ -24,6 +24,7 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod fleet;
 mod error;
 pub mod identify;
 pub mod identify_cache;
@@ -54,3 +55,4 @@ pub use session::{
     VaultReport, code_position, defaults, settings,
 };
 pub use session::{exchange, recovery, web};
+pub use session::{FORENSIC_QUIET_S, ForensicHit, ForensicReport, ForensicTarget, TokenCheck};

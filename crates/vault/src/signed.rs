@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::crypto::VaultKey;
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Device, EntraLink, User};
-use crate::store::{CredentialFilter, OperatorRow, RecordRow, StoreTx};
+use crate::store::{CredentialFilter, OperatorRow, RecordRow, SightingRow, StoreTx};
 
 type HmacSha256 = Hmac<sha2::Sha256>;
 
@@ -49,10 +49,14 @@ pub mod kind {
     /// recipient is signed so that a rekey never wraps the key to a
     /// recipient someone wrote into the database.
     pub const RECOVERY: &str = "recovery_slot";
+    /// A drift sighting (`crate::session::fleet`): which step a token
+    /// showed and when — signed, since it decides which tokens are
+    /// replaced.
+    pub const SIGHTING: &str = "drift_sighting";
     pub const RECORDS: [&str; 5] = [USER_FACTS, POLICY, APPROVAL, NOTICE, RECOVERY];
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         CREDENTIAL, USER, DEVICE, SETTING, OPERATOR, ENTRA_LINK, RELEASED, USER_FACTS, POLICY,
-        APPROVAL, NOTICE, RECOVERY,
+        APPROVAL, NOTICE, RECOVERY, SIGHTING,
     ];
 }
 
@@ -213,6 +217,13 @@ impl Signer {
         (id, mac)
     }
 
+    /// A drift sighting: its id binds credential, moment and source.
+    pub(crate) fn sighting(&self, row: &SightingRow) -> (String, Vec<u8>) {
+        let id = sighting_id(row);
+        let mac = self.mac(kind::SIGHTING, &id, &[number(row.offset_steps)]);
+        (id, mac)
+    }
+
     /// A record: its state and body, bound to its kind and id.
     pub(crate) fn record(&self, row: &RecordRow) -> Vec<u8> {
         self.mac(&row.kind, &row.id, &[text(&row.state), text(&row.body)])
@@ -262,6 +273,23 @@ impl Signer {
 
 pub(crate) fn entra_link_id(tenant: &str, credential_id: i64) -> String {
     format!("{tenant}/{credential_id}")
+}
+
+pub(crate) fn sighting_id(row: &SightingRow) -> String {
+    format!(
+        "{}@{:020}:{}",
+        row_id(row.credential_id),
+        row.at,
+        row.source
+    )
+}
+
+/// What a sighting is called in messages.
+pub(crate) fn sighting_name(row: &SightingRow) -> String {
+    format!(
+        "drift sighting of credential {} at {} ({})",
+        row.credential_id, row.at, row.source
+    )
 }
 
 pub(crate) fn released_id(credential_id: i64, counter: u64) -> String {
@@ -451,6 +479,10 @@ fn expected_all(tx: &impl StoreTx, signer: &Signer, settings: &[&str]) -> Result
         let (id, mac) = signer.released(credential_id, counter, at);
         let name = format!("released step {counter} of credential {credential_id}");
         all.push((kind::RELEASED, id, name, mac));
+    }
+    for row in tx.sightings(None)? {
+        let (id, mac) = signer.sighting(&row);
+        all.push((kind::SIGHTING, id, sighting_name(&row), mac));
     }
     Ok(all)
 }

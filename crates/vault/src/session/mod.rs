@@ -40,6 +40,7 @@ mod copying;
 mod delivery;
 mod entra;
 pub mod exchange;
+mod fleet;
 mod helpdesk;
 mod identify;
 mod keys;
@@ -59,6 +60,10 @@ pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;
 // (VaultReport is defined below.)
 pub use delivery::{Delivery, EnrolmentCode};
+pub use fleet::{
+    FORENSIC_QUIET_S, ForensicHit, ForensicReport, ForensicTarget, TokenCheck,
+};
+pub(crate) use fleet::{record_sighting, source as sighting_source};
 pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::{IdentifyHit, code_position};

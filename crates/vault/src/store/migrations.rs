@@ -501,6 +501,33 @@ CREATE TRIGGER identify_deleted AFTER DELETE ON credentials
     REFERENCING OLD TABLE AS gone_rows FOR EACH STATEMENT EXECUTE FUNCTION identify_bury();
 ",
     },
+    Migration {
+        version: 8,
+        name: "drift sightings: which time step a token showed, and when (signed)",
+        // Each time the vault sees a token's code at a known time — a
+        // delivery, a `token check`, an identify of a fresh code — it
+        // keeps the step offset it saw, so `fleet drift` can fit each
+        // clock's rate. One row per credential, moment and source; signed
+        // in `row_macs` (kind `drift_sighting`).
+        sqlite: "
+CREATE TABLE drift_sightings (
+    credential_id INTEGER NOT NULL REFERENCES credentials(id),
+    at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    offset_steps INTEGER NOT NULL,
+    PRIMARY KEY (credential_id, at, source)
+);
+",
+        postgres: "
+CREATE TABLE drift_sightings (
+    credential_id BIGINT NOT NULL REFERENCES credentials(id),
+    at BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    offset_steps BIGINT NOT NULL,
+    PRIMARY KEY (credential_id, at, source)
+);
+",
+    },
 ];
 
 /// The schema version this oathdesk writes.
