@@ -308,11 +308,25 @@ mod tests {
             span_s: 365 * DAY,
         };
         // Entra ±2 steps of 30 s: the edge is 60 s, a year away.
-        let f = forecast(Some(&fitted), 0.0, 30, Window::symmetric(2), START, 400 * DAY);
+        let f = forecast(
+            Some(&fitted),
+            0.0,
+            30,
+            Window::symmetric(2),
+            START,
+            400 * DAY,
+        );
         assert_eq!(f.standing, Standing::Near);
         let at = f.outside_at.unwrap();
         assert!(at.abs_diff(START + SECONDS_PER_YEAR as u64) < 2, "{at}");
-        let f = forecast(Some(&fitted), 0.0, 30, Window::symmetric(2), START, 300 * DAY);
+        let f = forecast(
+            Some(&fitted),
+            0.0,
+            30,
+            Window::symmetric(2),
+            START,
+            300 * DAY,
+        );
         assert_eq!(f.standing, Standing::Inside);
         let f = forecast(Some(&fitted), 0.0, 30, Window::symmetric(0), START, DAY);
         assert_eq!(f.standing, Standing::Outside);

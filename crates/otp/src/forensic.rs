@@ -69,9 +69,7 @@ pub fn search(
         .filter_map(|counter| {
             let current = step.interval(counter);
             let accepted = Interval {
-                from: step
-                    .interval(counter.saturating_sub(window.ahead))
-                    .from,
+                from: step.interval(counter.saturating_sub(window.ahead)).from,
                 until: step.interval(counter.saturating_add(window.behind)).until,
             };
             (accepted.from < range.until && accepted.until > range.from).then_some(CodeSighting {
@@ -104,7 +102,13 @@ fn scan(hotp: &Hotp, wanted: u32, low: u64, high: u64) -> Vec<u64> {
             .map(|i| {
                 let from = low + i * chunk;
                 let to = (from + chunk - 1).min(high);
-                scope.spawn(move || if from > high { Vec::new() } else { part(from, to) })
+                scope.spawn(move || {
+                    if from > high {
+                        Vec::new()
+                    } else {
+                        part(from, to)
+                    }
+                })
             })
             .collect();
         workers
@@ -145,7 +149,11 @@ mod tests {
         assert_eq!(ours[0].accepted.from, step.interval(counter - 2).from);
         assert_eq!(ours[0].accepted.until, step.interval(counter + 2).until);
         // Every hit really is the code.
-        assert!(found.iter().all(|s| hotp.generate(s.counter).value() == wanted));
+        assert!(
+            found
+                .iter()
+                .all(|s| hotp.generate(s.counter).value() == wanted)
+        );
     }
 
     #[test]
@@ -180,7 +188,10 @@ mod tests {
     fn bad_ranges_are_refused() {
         let hotp = rfc();
         let step = TimeStep::DEFAULT;
-        let empty = Interval { from: 10, until: 10 };
+        let empty = Interval {
+            from: 10,
+            until: 10,
+        };
         assert_eq!(
             search(&hotp, step, 1, Window::EXACT, empty),
             Err(ForensicError::EmptyRange)

@@ -183,7 +183,11 @@ pub fn drift_report(
     tokens.sort_by(|a, b| {
         rank(a)
             .cmp(&rank(b))
-            .then(a.outside_at.unwrap_or(u64::MAX).cmp(&b.outside_at.unwrap_or(u64::MAX)))
+            .then(
+                a.outside_at
+                    .unwrap_or(u64::MAX)
+                    .cmp(&b.outside_at.unwrap_or(u64::MAX)),
+            )
             .then(a.credential.cmp(&b.credential))
     });
     DriftReport {
@@ -367,9 +371,15 @@ mod tests {
         };
         let rows = vec![
             // due in 30 days
-            entered(credential(1, 1, "Token2", State::Delivered), NOW - 5 * year + 30 * DAY),
+            entered(
+                credential(1, 1, "Token2", State::Delivered),
+                NOW - 5 * year + 30 * DAY,
+            ),
             // overdue
-            entered(credential(2, 2, "Token2", State::Stock), NOW - 5 * year - DAY),
+            entered(
+                credential(2, 2, "Token2", State::Stock),
+                NOW - 5 * year - DAY,
+            ),
             // due in 3 years, though a later profile of device 1 is not
             entered(credential(3, 3, "Token2", State::Delivered), NOW - 2 * year),
             entered(credential(5, 1, "Token2", State::Delivered), NOW - year),
@@ -429,7 +439,14 @@ mod tests {
             credential(2, 2, "Token2", State::Delivered),
             credential(3, 1, "Token2", State::Delivered),
         ];
-        let report = drift_report(&rows, &hardware, &sightings, Verifier::Entra, 365 * DAY, NOW);
+        let report = drift_report(
+            &rows,
+            &hardware,
+            &sightings,
+            Verifier::Entra,
+            365 * DAY,
+            NOW,
+        );
         assert_eq!(report.without_sightings, 1);
         assert_eq!(report.tokens.len(), 2);
         let first = &report.tokens[0];

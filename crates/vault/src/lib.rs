@@ -24,8 +24,8 @@
 
 pub mod audit;
 pub mod crypto;
-pub mod fleet;
 mod error;
+pub mod fleet;
 pub mod identify;
 pub mod identify_cache;
 pub mod location;
@@ -54,5 +54,5 @@ pub use session::{
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
-pub use session::{exchange, recovery, web};
 pub use session::{FORENSIC_QUIET_S, ForensicHit, ForensicReport, ForensicTarget, TokenCheck};
+pub use session::{exchange, recovery, web};

@@ -100,7 +100,12 @@ fn delivery_and_fresh_identify_are_sightings(backend: Backend) {
     assert_eq!(report.tokens[0].standing, "no-rate");
     let later = NOW + 40 * DAY;
     let hits = s
-        .identify(&[&code_at(SEED, later + 30)], later, Window::symmetric(2), later)
+        .identify(
+            &[&code_at(SEED, later + 30)],
+            later,
+            Window::symmetric(2),
+            later,
+        )
         .unwrap();
     assert_eq!(hits.len(), 1);
     let report = s.fleet_drift(Verifier::Entra, DAY, later).unwrap();
@@ -190,7 +195,8 @@ fn end_of_life_lists_tokens_due_and_token_show_has_it(backend: Backend) {
     let old = NOW - 5 * year + 60 * DAY;
     s.add_token(token("OLD-1", None, SEED, None), old).unwrap();
     s.add_token(token("NEW-1", None, OTHER, None), NOW).unwrap();
-    s.add_token(token("GONE-1", None, OTHER, None), old).unwrap();
+    s.add_token(token("GONE-1", None, OTHER, None), old)
+        .unwrap();
     s.transition(&serial("GONE-1"), State::Retired, None, NOW)
         .unwrap();
     let due = s.fleet_eol(NOW + 90 * DAY, NOW).unwrap();

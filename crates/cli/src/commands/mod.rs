@@ -7,6 +7,8 @@ pub mod device;
 pub mod entra;
 pub mod entra_lifecycle;
 pub mod files;
+pub mod fleet;
+pub mod forensic;
 pub mod helpdesk;
 pub mod notify;
 pub mod ops;

@@ -216,8 +216,11 @@ impl<S: Store> Session<S> {
         // A fresh code that names one time-based token is a sighting of
         // its clock; an old code, or one several tokens show, is not.
         let sighting = match hits.as_slice() {
-            [hit] if at.abs_diff(now) <= SIGHTING_FRESH_S
-                && rows.get(&hit.credential_id).is_some_and(|r| r.kind == "totp") =>
+            [hit]
+                if at.abs_diff(now) <= SIGHTING_FRESH_S
+                    && rows
+                        .get(&hit.credential_id)
+                        .is_some_and(|r| r.kind == "totp") =>
             {
                 Some((hit.credential_id, hit.offset))
             }
@@ -225,7 +228,14 @@ impl<S: Store> Session<S> {
         };
         self.change(now, |tx, keys| {
             if let Some((credential_id, offset)) = sighting {
-                record_sighting(tx, keys, credential_id, now, offset, sighting_source::IDENTIFY)?;
+                record_sighting(
+                    tx,
+                    keys,
+                    credential_id,
+                    now,
+                    offset,
+                    sighting_source::IDENTIFY,
+                )?;
             }
             Ok(((), event))
         })?;

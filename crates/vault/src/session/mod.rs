@@ -60,11 +60,9 @@ pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;
 // (VaultReport is defined below.)
 pub use delivery::{Delivery, EnrolmentCode};
-pub use fleet::{
-    FORENSIC_QUIET_S, ForensicHit, ForensicReport, ForensicTarget, TokenCheck,
-};
-pub(crate) use fleet::{record_sighting, source as sighting_source};
 pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
+pub use fleet::{FORENSIC_QUIET_S, ForensicHit, ForensicReport, ForensicTarget, TokenCheck};
+pub(crate) use fleet::{record_sighting, source as sighting_source};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::{IdentifyHit, code_position};
 pub use tap::TapPermit;

@@ -1207,7 +1207,12 @@ impl StoreTx for SqliteTx<'_> {
                 "INSERT INTO drift_sightings (credential_id, at, source, offset_steps) \
                  VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )?
-            .execute(params![row.credential_id, row.at, row.source, row.offset_steps])?
+            .execute(params![
+                row.credential_id,
+                row.at,
+                row.source,
+                row.offset_steps
+            ])?
             > 0)
     }
 
