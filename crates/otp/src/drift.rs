@@ -292,7 +292,8 @@ mod tests {
     fn the_offset_is_the_middle_of_the_step_seen() {
         let step = TimeStep::DEFAULT;
         // At 10 s into a step, the token showing the next step is 20..50 s fast.
-        let at = 1_700_000_010 - 1_700_000_010 % 30 + 10;
+        let at = 1_700_000_010 + 10; // 1_700_000_010 starts a step
+        assert_eq!(1_700_000_010 % 30, 0);
         assert_eq!(clock_offset(step, at, 1), 35.0);
         assert_eq!(clock_offset(step, at, 0), 5.0);
         assert_eq!(clock_offset(step, at, -2), -55.0);
