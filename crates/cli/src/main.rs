@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    code, custody, device, entra, files, helpdesk, notify, oidc, ops, qr, seed, selftest, serve,
+    code, custody, device, entra, files, fleet, forensic, helpdesk, notify, oidc, ops, qr, seed,
+    selftest, serve,
     token, uri, vault, verify,
 };
 
@@ -84,6 +85,11 @@ pub(crate) enum Command {
     Oidc(oidc::OidcCommand),
     /// Find which token shows a code.
     Identify(helpdesk::IdentifyArgs),
+    /// The fleet's clocks and batteries: drift report, end-of-life forecast.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
+    /// When was this code valid? Past intervals of a user's or token's code (audited).
+    Forensic(forensic::ForensicArgs),
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(vault::AuditCommand),
@@ -244,6 +250,8 @@ fn main() -> ExitCode {
             | Command::Helpdesk(_)
             | Command::Notify(_)
             | Command::Identify(_)
+            | Command::Fleet(_)
+            | Command::Forensic(_)
             | Command::Audit(_)
             | Command::Import(_)
             | Command::Export(_)
@@ -291,6 +299,8 @@ fn main() -> ExitCode {
         Command::Identify(args) => {
             helpdesk::run_identify(args, &cli.vault).map(|()| ExitCode::SUCCESS)
         }
+        Command::Fleet(command) => fleet::run(command, &cli.vault).map(|()| ExitCode::SUCCESS),
+        Command::Forensic(args) => forensic::run(args, &cli.vault).map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => vault::run_audit(command, &cli.vault),
         Command::Import(args) => files::run_import(args, &cli.vault),
         Command::Export(args) => files::run_export(args, &cli.vault),

@@ -126,7 +126,8 @@ pub enum CodeError {
 }
 
 /// Parses a typed code (`"123 456"` is fine) into its value.
-fn parse_code(text: &str, digits: Digits) -> Result<u32, CodeError> {
+/// A typed code's value, checked against the credential's digits.
+pub fn parse_code(text: &str, digits: Digits) -> Result<u32, CodeError> {
     let mut value: u64 = 0;
     let mut count = 0usize;
     for c in text.chars() {

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod credential;
+pub mod drift;
 mod engine;
 mod params;
 mod secret;
@@ -28,6 +29,7 @@ mod steam;
 mod text;
 mod verifier;
 
+pub mod forensic;
 pub mod migration;
 pub mod seed;
 pub mod selftest;
@@ -36,6 +38,7 @@ pub mod uri;
 pub use credential::{Credential, Kind};
 pub use engine::{
     Code, CodeError, Hotp, LastingCode, Match, TimedCode, Totp, ValidForError, VerifyError, Window,
+    parse_code,
 };
 pub use params::{
     Algorithm, BadDigits, Digits, Interval, TimeStep, TimeStepError, UnknownAlgorithm,

@@ -25,6 +25,7 @@
 pub mod audit;
 pub mod crypto;
 mod error;
+pub mod fleet;
 pub mod identify;
 pub mod identify_cache;
 pub mod location;
@@ -59,3 +60,4 @@ pub use session::{DeliveryLink, LinkPage, LinkProblem, selfservice};
 pub use session::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
 pub use session::{exchange, oidc, recovery, web};
 pub use session::{RESYNC_LOOK_AHEAD, SEED_RNG, SeedProvenance};
+pub use session::{FORENSIC_QUIET_S, ForensicHit, ForensicReport, ForensicTarget, TokenCheck};

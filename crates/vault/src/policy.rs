@@ -52,10 +52,12 @@ pub enum Permission {
     /// it back makes used codes valid again. Re-synchronising by two codes
     /// read off the token is [`Permission::Deliver`].
     Counter,
+    /// "When was this code valid?" over a past range (`oathdesk forensic`).
+    Forensic,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::Toolset,
         Permission::InventoryRead,
         Permission::HelpdeskCode,
@@ -69,6 +71,7 @@ impl Permission {
         Permission::Metrics,
         Permission::Account,
         Permission::Counter,
+        Permission::Forensic,
     ];
 
     /// The scope name.
@@ -87,6 +90,7 @@ impl Permission {
             Permission::Metrics => "metrics",
             Permission::Account => "account",
             Permission::Counter => "hotp.counter",
+            Permission::Forensic => "forensic",
         }
     }
 
@@ -106,6 +110,7 @@ impl Permission {
             Permission::Metrics => "read the console's metrics",
             Permission::Account => "manage their own account",
             Permission::Counter => "set HOTP counters",
+            Permission::Forensic => "search when a code was valid",
         }
     }
 
@@ -139,7 +144,7 @@ pub enum Role {
 }
 
 /// The policy, as data: each permission and the roles that have it.
-pub const TABLE: [(Permission, &[Role]); 13] = {
+pub const TABLE: [(Permission, &[Role]); 14] = {
     use Role::*;
     [
         (
@@ -169,6 +174,11 @@ pub const TABLE: [(Permission, &[Role]); 13] = {
             &[Admin, Helpdesk, Provisioner, Auditor],
         ),
         (Permission::Counter, &[Admin]),
+        // Investigations belong to those who already read the audit log.
+        // Never the helpdesk: a code they could test against "now" would
+        // be a code oracle beside the rate-limited helpdesk code (and the
+        // session refuses ranges that reach the present anyway).
+        (Permission::Forensic, &[Admin, Auditor]),
     ]
 };
 
@@ -260,6 +270,10 @@ mod tests {
         assert!(Role::Auditor.permits(Permission::Metrics));
         assert!(!Role::Helpdesk.permits(Permission::Metrics));
         assert!(!Role::Provisioner.permits(Permission::Metrics));
+        // "When was this code valid?" is never the helpdesk's.
+        assert!(Role::Auditor.permits(Permission::Forensic));
+        assert!(!Role::Helpdesk.permits(Permission::Forensic));
+        assert!(!Role::Provisioner.permits(Permission::Forensic));
         for role in Role::ALL {
             assert!(role.permits(Permission::Toolset) && role.permits(Permission::Account));
             assert_eq!(Role::parse(role.name()), Some(role));

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::crypto::VaultKey;
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Device, EntraLink, User};
-use crate::store::{CredentialFilter, OperatorRow, RecordRow, StoreTx};
+use crate::store::{CredentialFilter, OperatorRow, RecordRow, SightingRow, StoreTx};
 
 type HmacSha256 = Hmac<sha2::Sha256>;
 
@@ -59,6 +59,10 @@ pub mod kind {
     /// Custody of an exported token (`crate::session::custody`): to whom
     /// its secret went, when, in which file.
     pub const CUSTODY: &str = "custody";
+    /// A drift sighting (`crate::session::fleet`): which step a token
+    /// showed and when — signed, since it decides which tokens are
+    /// replaced.
+    pub const SIGHTING: &str = "drift_sighting";
     pub const RECORDS: [&str; 9] = [
         USER_FACTS,
         POLICY,
@@ -70,7 +74,7 @@ pub mod kind {
         DELIVERY_LINK,
         CUSTODY,
     ];
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         CREDENTIAL,
         USER,
         DEVICE,
@@ -87,6 +91,7 @@ pub mod kind {
         OIDC_LINK,
         DELIVERY_LINK,
         CUSTODY,
+        SIGHTING,
     ];
 }
 
@@ -247,6 +252,13 @@ impl Signer {
         (id, mac)
     }
 
+    /// A drift sighting: its id binds credential, moment and source.
+    pub(crate) fn sighting(&self, row: &SightingRow) -> (String, Vec<u8>) {
+        let id = sighting_id(row);
+        let mac = self.mac(kind::SIGHTING, &id, &[number(row.offset_steps)]);
+        (id, mac)
+    }
+
     /// A record: its state and body, bound to its kind and id.
     pub(crate) fn record(&self, row: &RecordRow) -> Vec<u8> {
         self.mac(&row.kind, &row.id, &[text(&row.state), text(&row.body)])
@@ -283,6 +295,23 @@ impl Signer {
 
 pub(crate) fn entra_link_id(tenant: &str, credential_id: i64) -> String {
     format!("{tenant}/{credential_id}")
+}
+
+pub(crate) fn sighting_id(row: &SightingRow) -> String {
+    format!(
+        "{}@{:020}:{}",
+        row_id(row.credential_id),
+        row.at,
+        row.source
+    )
+}
+
+/// What a sighting is called in messages.
+pub(crate) fn sighting_name(row: &SightingRow) -> String {
+    format!(
+        "drift sighting of credential {} at {} ({})",
+        row.credential_id, row.at, row.source
+    )
 }
 
 pub(crate) fn released_id(credential_id: i64, counter: u64) -> String {
@@ -470,6 +499,10 @@ fn expected_all(tx: &impl StoreTx, signer: &Signer, settings: &[&str]) -> Result
         let (id, mac) = signer.released(credential_id, counter, at);
         let name = format!("released step {counter} of credential {credential_id}");
         all.push((kind::RELEASED, id, name, mac));
+    }
+    for row in tx.sightings(None)? {
+        let (id, mac) = signer.sighting(&row);
+        all.push((kind::SIGHTING, id, sighting_name(&row), mac));
     }
     Ok(all)
 }

@@ -192,6 +192,29 @@ const OPERATIONS: &[Operation] = &[
     (Permission::InventoryRead, "seed provenance", |s| {
         s.seed_provenance(&serial("2100002")).map(drop)
     }),
+    (Permission::Deliver, "token check", |s| {
+        s.check_token(&serial("2100002"), "0000000000", NOW)
+            .map(drop)
+    }),
+    (Permission::InventoryRead, "fleet drift", |s| {
+        s.fleet_drift(Verifier::Entra, 86_400, NOW).map(drop)
+    }),
+    (Permission::InventoryRead, "fleet eol", |s| {
+        s.fleet_eol(NOW, NOW).map(drop)
+    }),
+    (Permission::Forensic, "forensic", |s| {
+        s.forensic(
+            &oathdesk_vault::ForensicTarget::Token(serial("2100002")),
+            "000000",
+            oathdesk_otp::Interval {
+                from: NOW - 7200,
+                until: NOW - 3600,
+            },
+            Verifier::Entra,
+            NOW,
+        )
+        .map(drop)
+    }),
     (Permission::Export, "reveal", |s| {
         s.reveal(&serial("2100002")).map(drop)
     }),

@@ -9,6 +9,8 @@ pub mod enroll;
 pub mod entra;
 pub mod entra_lifecycle;
 pub mod files;
+pub mod fleet;
+pub mod forensic;
 pub mod helpdesk;
 pub mod notify;
 pub mod oidc;

@@ -125,6 +125,15 @@ Examples:
         #[arg(long)]
         json: bool,
     },
+    /// Check a code read off a token now: records where its clock stands
+    /// (for 'oathdesk fleet drift'), changes nothing else.
+    Check {
+        token: TokenRef,
+        /// The code the token shows now.
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Mark a credential as lost (no helpdesk codes any more).
     Lost {
         token: TokenRef,
@@ -447,6 +456,22 @@ pub fn run_token(command: TokenCommand, options: &VaultOptions) -> Result<()> {
             let link = session.create_delivery_link(&args.token, now)?;
             crate::commands::selfservice::hand_over(Some(&mut session), &link, &base, &args, now)?;
         }
+        TokenCommand::Check { token, code, json } => {
+            let checked = session.check_token(&token, &code, now)?;
+            if json {
+                println!("{}", serde_json::to_string(&checked)?);
+            } else {
+                let drift = match checked.offset_steps {
+                    0 => "its clock is within the current step".to_owned(),
+                    n if n < 0 => format!("its clock is {} step(s) behind", -n),
+                    n => format!("its clock is {n} step(s) ahead"),
+                };
+                println!(
+                    "{}: the code matches; {drift} (recorded for 'oathdesk fleet drift')",
+                    checked.credential
+                );
+            }
+        }
         TokenCommand::Purge { token, due } => {
             if due {
                 // purge_due ran above.
@@ -568,10 +593,15 @@ pub fn print_delivery(delivery: &oathdesk_vault::Delivery, json: bool) -> Result
 }
 
 pub fn print_tokens(tokens: &[TokenInfo]) {
-    println!("TOKEN                  TYPE  ALG     DIG STEP  STATE      SECRET  USER");
+    println!("TOKEN                  TYPE  ALG     DIG STEP  STATE      SECRET  BATTERY     USER");
     for t in tokens {
+        // The battery's forecast end of life (`oathdesk fleet eol`).
+        let battery: String = t.battery_due.map_or_else(
+            || "-".to_owned(),
+            |at| rfc3339(at).chars().take(10).collect(),
+        );
         println!(
-            "{:<22} {:<5} {:<7} {:>3} {:>4}  {:<10} {:<7} {}",
+            "{:<22} {:<5} {:<7} {:>3} {:>4}  {:<10} {:<7} {:<11} {}",
             t.reference(),
             t.r#type,
             t.algorithm,
@@ -581,6 +611,7 @@ pub fn print_tokens(tokens: &[TokenInfo]) {
                 .unwrap_or_else(|| "-".into()),
             t.state.name(),
             t.custody.name(),
+            battery,
             t.user.as_deref().unwrap_or("-")
         );
         if t.altered {

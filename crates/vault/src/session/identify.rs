@@ -21,6 +21,10 @@ pub struct IdentifyHit {
     pub drift_steps: Option<i64>,
 }
 
+/// How close to now an identified code's moment must be for the hit to
+/// count as a sighting of the token's clock (a code read off it just now).
+const SIGHTING_FRESH_S: u64 = 60;
+
 /// "current code", "code of 2 steps ahead", "code of 1 step behind".
 pub fn code_position(offset: i64) -> String {
     let steps = |n: i64| {
@@ -209,7 +213,32 @@ impl<S: Store> Session<S> {
             "searched": searched,
             "found": found,
         }));
-        self.change(now, |_, _| Ok(((), event)))?;
+        // A fresh code that names one time-based token is a sighting of
+        // its clock; an old code, or one several tokens show, is not.
+        let sighting = match hits.as_slice() {
+            [hit]
+                if at.abs_diff(now) <= SIGHTING_FRESH_S
+                    && rows
+                        .get(&hit.credential_id)
+                        .is_some_and(|r| r.kind == "totp") =>
+            {
+                Some((hit.credential_id, hit.offset))
+            }
+            _ => None,
+        };
+        self.change(now, |tx, keys| {
+            if let Some((credential_id, offset)) = sighting {
+                record_sighting(
+                    tx,
+                    keys,
+                    credential_id,
+                    now,
+                    offset,
+                    sighting_source::IDENTIFY,
+                )?;
+            }
+            Ok(((), event))
+        })?;
         Ok(hits)
     }
 

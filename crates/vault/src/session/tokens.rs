@@ -89,6 +89,10 @@ pub struct TokenInfo {
     pub purge_after: Option<u64>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// When the token's battery reaches the low end of its stated life
+    /// (see `crate::fleet`): hardware tokens in use only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_due: Option<u64>,
     /// The row does not carry the vault's signature (edited outside
     /// oathdesk): shown so that nobody trusts what it says; nothing is done
     /// with it. Absent from JSON unless true.
@@ -138,6 +142,7 @@ pub(crate) fn info(row: &CredentialRow) -> TokenInfo {
         purge_after: row.purge_after,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        battery_due: crate::fleet::due_of(row),
         altered: false,
     }
 }

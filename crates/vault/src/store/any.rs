@@ -16,7 +16,7 @@ use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
     AuditRow, CredentialFilter, GrantRow, HeldSecret, IdentifyChanges, OperatorRow, RecordRow,
-    Store, StoreTx, ThrottleRow, WebAccountRow,
+    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
 };
 
 /// A vault's database, whichever it is.
@@ -202,5 +202,7 @@ impl StoreTx for AnyTx<'_> {
         fn web_throttle(&self, key: &str) -> Result<Option<ThrottleRow>>;
         fn web_throttle_put(&self, row: &ThrottleRow) -> Result<()>;
         fn web_throttle_delete(&self, key: &str) -> Result<()>;
+        fn sighting_insert(&self, row: &SightingRow) -> Result<bool>;
+        fn sightings(&self, credential_id: Option<i64>) -> Result<Vec<SightingRow>>;
     }
 }

@@ -539,6 +539,33 @@ DELETE FROM row_macs WHERE kind = 'user' AND id IN (SELECT lpad(id::text, 20, '0
 DELETE FROM row_macs WHERE kind = 'device' AND id IN (SELECT lpad(id::text, 20, '0') FROM devices);
 ",
     },
+    Migration {
+        version: 9,
+        name: "drift sightings: which time step a token showed, and when (signed)",
+        // Each time the vault sees a token's code at a known time — a
+        // delivery, a `token check`, an identify of a fresh code — it
+        // keeps the step offset it saw, so `fleet drift` can fit each
+        // clock's rate. One row per credential, moment and source; signed
+        // in `row_macs` (kind `drift_sighting`).
+        sqlite: "
+CREATE TABLE drift_sightings (
+    credential_id INTEGER NOT NULL REFERENCES credentials(id),
+    at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    offset_steps INTEGER NOT NULL,
+    PRIMARY KEY (credential_id, at, source)
+);
+",
+        postgres: "
+CREATE TABLE drift_sightings (
+    credential_id BIGINT NOT NULL REFERENCES credentials(id),
+    at BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    offset_steps BIGINT NOT NULL,
+    PRIMARY KEY (credential_id, at, source)
+);
+",
+    },
 ];
 
 /// The schema version this oathdesk writes.

@@ -192,6 +192,18 @@ pub(crate) fn row_of_key(key: &str) -> Option<i64> {
         .flatten()
 }
 
+/// A drift sighting as stored (see `crate::session::fleet`): at `at` the
+/// credential's token showed the step `offset_steps` away from the step of
+/// that moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SightingRow {
+    pub credential_id: i64,
+    pub at: u64,
+    /// `deliver`, `check` or `identify`.
+    pub source: String,
+    pub offset_steps: i64,
+}
+
 /// Which credentials to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CredentialFilter {
@@ -407,4 +419,12 @@ pub trait StoreTx {
     /// Inserts or replaces a throttle row (keyed by key).
     fn web_throttle_put(&self, row: &ThrottleRow) -> Result<()>;
     fn web_throttle_delete(&self, key: &str) -> Result<()>;
+
+    // ----- drift sightings (see crate::session::fleet) ---------------------
+
+    /// Keeps a sighting; false if one of the same credential, moment and
+    /// source was there already (it is left as it was).
+    fn sighting_insert(&self, row: &SightingRow) -> Result<bool>;
+    /// The sightings of one credential, or of all, by credential and time.
+    fn sightings(&self, credential_id: Option<i64>) -> Result<Vec<SightingRow>>;
 }

@@ -76,8 +76,8 @@ use crate::location::mask_password;
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
-    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
-    ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
+    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, SightingRow, Store,
+    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -1824,6 +1824,37 @@ impl StoreTx for PgTx<'_> {
     fn web_throttle_delete(&self, key: &str) -> Result<()> {
         self.execute("DELETE FROM web_throttle WHERE key = $1", &[&key])?;
         Ok(())
+    }
+
+    fn sighting_insert(&self, row: &SightingRow) -> Result<bool> {
+        let at = i64::try_from(row.at)
+            .map_err(|_| Error::Invalid(format!("time {} is out of range", row.at)))?;
+        Ok(self.execute(
+            "INSERT INTO drift_sightings (credential_id, at, source, offset_steps) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&row.credential_id, &at, &row.source, &row.offset_steps],
+        )? > 0)
+    }
+
+    fn sightings(&self, credential_id: Option<i64>) -> Result<Vec<SightingRow>> {
+        // Sorted as SQLite sorts: `source` in byte order.
+        self.query(
+            "SELECT credential_id, at, source, offset_steps FROM drift_sightings \
+             WHERE $1::BIGINT IS NULL OR credential_id = $1 \
+             ORDER BY credential_id, at, source COLLATE \"C\"",
+            &[&credential_id],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok(SightingRow {
+                credential_id: c.get(0)?,
+                at: c.unsigned(1)?,
+                source: c.get(2)?,
+                offset_steps: c.get(3)?,
+            })
+        })
+        .collect()
     }
 }
 

@@ -22,8 +22,8 @@ use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use group_commit::{Member, Writer};
 
 use crate::store::{
-    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, Store, StoreTx,
-    ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
+    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, SightingRow, Store,
+    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
 };
 
 /// A vault in one SQLite file.
@@ -1307,6 +1307,38 @@ impl StoreTx for SqliteTx<'_> {
             .prepare_cached("DELETE FROM web_throttle WHERE key = ?")?
             .execute([key])?;
         Ok(())
+    }
+
+    fn sighting_insert(&self, row: &SightingRow) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "INSERT INTO drift_sightings (credential_id, at, source, offset_steps) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                row.credential_id,
+                row.at,
+                row.source,
+                row.offset_steps
+            ])?
+            > 0)
+    }
+
+    fn sightings(&self, credential_id: Option<i64>) -> Result<Vec<SightingRow>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT credential_id, at, source, offset_steps FROM drift_sightings \
+             WHERE ?1 IS NULL OR credential_id = ?1 ORDER BY credential_id, at, source",
+        )?;
+        let rows = statement.query_map([credential_id], |r| {
+            Ok(SightingRow {
+                credential_id: r.get(0)?,
+                at: r.get(1)?,
+                source: r.get(2)?,
+                offset_steps: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 

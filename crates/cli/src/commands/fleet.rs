@@ -1,0 +1,265 @@
+//! `oathdesk fleet drift` and `oathdesk fleet eol`: the fleet's clocks and
+//! batteries. The reports come from the vault (`oathdesk_vault::fleet`);
+//! this only prints them.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use oathdesk_otp::Verifier;
+use oathdesk_vault::fleet::{BATTERY_LIFE, DriftReport, EolLine};
+
+use crate::input::{self, rfc3339};
+use crate::unlock::VaultOptions;
+
+#[derive(Subcommand, Debug)]
+pub enum FleetCommand {
+    /// Each token's clock drift: its rate in s/year (a robust fit over the
+    /// codes the vault saw it show), where it stands against a verifier's
+    /// window, when it falls outside, and what to do.
+    #[command(after_help = "\
+Sightings come from 'token deliver', 'token check' and 'identify' of a code read off the token \
+just now. One sighting gives an offset but no rate; a rate needs sightings a day or more apart.
+
+Examples:
+  oathdesk fleet drift
+  oathdesk fleet drift --verifier steps=1 --horizon-days 90 --csv > drift.csv")]
+    Drift {
+        /// The verifier whose window counts: entra (±1 min for 30 s tokens),
+        /// exact, steps=K or seconds=S.
+        #[arg(long, default_value = "entra")]
+        verifier: String,
+        /// How far ahead "near the edge" looks, in days.
+        #[arg(long, default_value_t = 180)]
+        horizon_days: u64,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Tokens whose battery reaches the end of its stated life within the
+    /// next N months (overdue ones too), by model and stock/burn date.
+    #[command(after_help = "\
+Battery life per maker is a table with its sources ('oathdesk fleet batteries'); the forecast \
+takes the low end of the stated life from the date the token entered the vault.
+
+Example:
+  oathdesk fleet eol --months 6")]
+    Eol {
+        #[arg(long, default_value_t = 6)]
+        months: u64,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// The battery-life table the end-of-life forecast uses, with its sources.
+    Batteries {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A verifier profile from the command line.
+pub fn verifier(text: &str) -> Result<Verifier> {
+    text.parse().with_context(|| format!("--verifier '{text}'"))
+}
+
+pub fn run(command: FleetCommand, options: &VaultOptions) -> Result<()> {
+    if let FleetCommand::Batteries { json } = command {
+        return print_batteries(json);
+    }
+    let mut session = options.unlock()?;
+    let now = input::now();
+    match command {
+        FleetCommand::Drift {
+            verifier: profile,
+            horizon_days,
+            json,
+            csv,
+        } => {
+            let report = session.fleet_drift(verifier(&profile)?, horizon_days * 86_400, now)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else if csv {
+                print_drift_csv(&report)?;
+            } else {
+                print_drift(&report);
+            }
+        }
+        FleetCommand::Eol { months, json, csv } => {
+            if months > 1200 {
+                bail!("--months {months} is more than a century: give the months ahead to look");
+            }
+            // Months of 30.44 days, as a calendar would average them.
+            let until = now.saturating_add(months * 2_629_746);
+            let due = session.fleet_eol(until, now)?;
+            if json {
+                println!("{}", serde_json::to_string(&due)?);
+            } else if csv {
+                print_eol_csv(&due)?;
+            } else {
+                print_eol(&due, months, now);
+            }
+        }
+        FleetCommand::Batteries { .. } => unreachable!("answered above"),
+    }
+    Ok(())
+}
+
+fn date(at: u64) -> String {
+    rfc3339(at).chars().take(10).collect()
+}
+
+fn rate(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_owned(), |r| format!("{r:+.1}"))
+}
+
+fn print_drift(report: &DriftReport) {
+    println!(
+        "verifier {}; near the edge = outside within {} days",
+        report.verifier, report.horizon_days
+    );
+    println!(
+        "{:<22} {:>4} {:>11} {:>9} {:<10} {:<10}  ADVICE",
+        "TOKEN", "SEEN", "RATE s/yr", "OFFSET s", "STANDING", "OUTSIDE"
+    );
+    for line in &report.tokens {
+        println!(
+            "{:<22} {:>4} {:>11} {:>9} {:<10} {:<10}  {}",
+            line.credential,
+            line.sightings,
+            rate(line.rate_s_per_year),
+            format!("{:+.0}", line.offset_s),
+            line.standing,
+            line.outside_at.map_or_else(|| "-".to_owned(), date),
+            line.advice
+        );
+    }
+    let count = |s: &str| report.tokens.iter().filter(|l| l.standing == s).count();
+    eprintln!(
+        "oathdesk: {} token(s) with sightings: {} outside, {} near the edge, {} inside, {} without a \
+         rate yet; {} time-based token(s) never seen",
+        report.tokens.len(),
+        count("outside"),
+        count("near-edge"),
+        count("inside"),
+        count("no-rate"),
+        report.without_sightings
+    );
+}
+
+fn print_drift_csv(report: &DriftReport) -> Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record([
+        "token",
+        "serial",
+        "user",
+        "model",
+        "device_kind",
+        "sightings",
+        "span_days",
+        "rate_s_per_year",
+        "offset_s",
+        "edge_s",
+        "standing",
+        "outside_on",
+        "advice",
+    ])?;
+    for l in &report.tokens {
+        out.write_record([
+            l.credential.clone(),
+            l.serial.clone().unwrap_or_default(),
+            l.user.clone().unwrap_or_default(),
+            l.model.clone().unwrap_or_default(),
+            l.device_kind.clone(),
+            l.sightings.to_string(),
+            l.span_days.to_string(),
+            l.rate_s_per_year.map(|r| r.to_string()).unwrap_or_default(),
+            l.offset_s.to_string(),
+            l.edge_s.to_string(),
+            l.standing.to_owned(),
+            l.outside_at.map(date).unwrap_or_default(),
+            l.advice.clone(),
+        ])?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_eol(due: &[EolLine], months: u64, now: u64) {
+    println!(
+        "{:<22} {:<10} {:<12} {:<10} {:<10} {:<10}  USER",
+        "TOKEN", "STATE", "MODEL", "ENTERED", "DUE", "LIFE (y)"
+    );
+    for line in due {
+        println!(
+            "{:<22} {:<10} {:<12} {:<10} {:<10} {:<10}  {}",
+            line.credential,
+            line.state.name(),
+            line.model.as_deref().unwrap_or("-"),
+            date(line.entered),
+            if line.due <= now {
+                format!("{} !", date(line.due))
+            } else {
+                date(line.due)
+            },
+            line.life_years,
+            line.user.as_deref().unwrap_or("-")
+        );
+    }
+    let overdue = due.iter().filter(|l| l.due <= now).count();
+    eprintln!(
+        "oathdesk: {} token(s) due for replacement within {months} month(s), {overdue} of them \
+         overdue (!); sources: 'oathdesk fleet batteries'",
+        due.len()
+    );
+}
+
+fn print_eol_csv(due: &[EolLine]) -> Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record([
+        "token",
+        "serial",
+        "user",
+        "manufacturer",
+        "model",
+        "state",
+        "entered",
+        "due",
+        "life_years",
+        "source",
+    ])?;
+    for l in due {
+        out.write_record([
+            l.credential.clone(),
+            l.serial.clone().unwrap_or_default(),
+            l.user.clone().unwrap_or_default(),
+            l.manufacturer.clone().unwrap_or_default(),
+            l.model.clone().unwrap_or_default(),
+            l.state.name().to_owned(),
+            date(l.entered),
+            date(l.due),
+            l.life_years.clone(),
+            l.source.to_owned(),
+        ])?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_batteries(json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(BATTERY_LIFE)?);
+        return Ok(());
+    }
+    for row in BATTERY_LIFE {
+        println!(
+            "{:<8} {:<8} {}–{} years  {}",
+            row.manufacturer.unwrap_or("(other)"),
+            row.model_prefix.unwrap_or("(any)"),
+            row.years_low,
+            row.years_high,
+            row.source
+        );
+    }
+    Ok(())
+}

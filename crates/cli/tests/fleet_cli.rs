@@ -1,0 +1,160 @@
+//! `token check`, `fleet drift`, `fleet eol` and `forensic` as an admin
+//! runs them: a real process on a SQLite vault (the vault's own tests run
+//! the same operations on PostgreSQL too).
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+struct Desk {
+    dir: tempfile::TempDir,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        let desk = Desk {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        desk.run(&[
+            "vault",
+            "init",
+            "--kdf-memory-mib",
+            "1",
+            "--kdf-iterations",
+            "1",
+        ])
+        .assert()
+        .success();
+        desk
+    }
+
+    fn run(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("oathdesk").unwrap();
+        cmd.env("OATHDESK_VAULT", self.dir.path().join("vault.db"))
+            .env_remove("OATHDESK_DATABASE_URL")
+            .env_remove("OATHDESK_SERVER")
+            .env("OATHDESK_OPERATOR", "alice")
+            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
+            .env("OATHDESK_SECRET", SECRET)
+            .args(args);
+        cmd
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let output = self.run(args).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn code_at(&self, at: u64) -> String {
+        let output = self
+            .run(&["code", "--at", &at.to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_checked_token_shows_in_the_drift_report_and_forensic_answers_for_the_past() {
+    let desk = Desk::new();
+    desk.run(&[
+        "token",
+        "add",
+        "2100000001",
+        "--kind",
+        "classic",
+        "--user",
+        "ann@contoso.com",
+    ])
+    .assert()
+    .success();
+
+    // Two steps fast: outside Entra's ±1 minute.
+    let code = desk.code_at(now() + 65);
+    desk.run(&["token", "check", "2100000001", &code])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 step(s) ahead"));
+    desk.run(&["token", "check", "2100000001", "000000"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("does not match 2100000001"));
+
+    let report = desk.json(&["fleet", "drift", "--json"]);
+    let line = &report["tokens"][0];
+    assert_eq!(line["credential"], "2100000001", "{report}");
+    assert_eq!(line["standing"], "outside", "{report}");
+    assert_eq!(
+        line["advice"],
+        "replace it: a classic token's clock cannot be set"
+    );
+    desk.run(&["fleet", "drift", "--csv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "token,serial,user,model,device_kind",
+        ))
+        .stdout(predicate::str::contains(
+            "2100000001,2100000001,ann@contoso.com",
+        ));
+    desk.run(&["fleet", "drift", "--verifier", "okta"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unknown verifier"));
+
+    // The battery is due five years on; 100 months ahead lists it.
+    let due = desk.json(&["fleet", "eol", "--months", "100", "--json"]);
+    assert_eq!(due[0]["serial"], "2100000001", "{due}");
+    let due = desk.json(&["fleet", "eol", "--months", "6", "--json"]);
+    assert_eq!(due, serde_json::json!([]));
+    desk.run(&["token", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("BATTERY"));
+
+    let then = now() - 86_400;
+    let old = desk.code_at(then);
+    let found = desk.json(&[
+        "forensic",
+        &old,
+        "--serial",
+        "2100000001",
+        "--from",
+        &(then - 600).to_string(),
+        "--to",
+        &(then + 600).to_string(),
+        "--json",
+    ]);
+    let step = then - then % 30;
+    assert!(
+        found["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["current_from"] == step),
+        "{found}"
+    );
+    desk.run(&[
+        "forensic",
+        &code,
+        "--user",
+        "ann@contoso.com",
+        "--from",
+        &(now() - 600).to_string(),
+        "--to",
+        "now",
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains("at least 10 minutes ago"));
+}

@@ -1,0 +1,341 @@
+//! The fleet's clocks and batteries, and "when was this code valid?".
+//!
+//! Drift sightings are kept wherever the vault sees a token's own code at
+//! a known moment: a delivery, a `token check`, an identify of a fresh
+//! code. A code the vault computed itself (a helpdesk code, an Entra
+//! activation sent by oathdesk) says nothing of the token's clock and is
+//! never a sighting. The reports are computed by [`crate::fleet`].
+
+use oathdesk_otp::forensic::{self, CodeSighting};
+use oathdesk_otp::{Interval, parse_code};
+
+use super::*;
+use crate::fleet::{self as reports, DriftReport, EolLine, Hardware};
+use crate::store::SightingRow;
+
+/// Where a sighting came from.
+pub(crate) mod source {
+    pub const DELIVER: &str = "deliver";
+    pub const CHECK: &str = "check";
+    pub const IDENTIFY: &str = "identify";
+}
+
+/// Keeps a sighting of a time-based credential, signed, in the caller's
+/// transaction (a second one of the same moment and source is dropped).
+pub(crate) fn record_sighting(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    credential_id: i64,
+    at: u64,
+    offset_steps: i64,
+    source: &str,
+) -> Result<()> {
+    let row = SightingRow {
+        credential_id,
+        at,
+        source: source.to_owned(),
+        offset_steps,
+    };
+    if tx.sighting_insert(&row)? {
+        keys.signer
+            .put(tx, kind::SIGHTING, vec![keys.signer.sighting(&row)])?;
+    }
+    Ok(())
+}
+
+/// Every sighting, each checked against its signature: one read of the
+/// kind's MACs, compared in memory (a fleet has millions).
+fn checked_sightings(tx: &impl StoreTx, keys: &Keys<'_>) -> Result<Vec<SightingRow>> {
+    let rows = tx.sightings(None)?;
+    if keys.enforced {
+        let stored: HashMap<String, Vec<u8>> = tx.row_macs(kind::SIGHTING)?.into_iter().collect();
+        for row in &rows {
+            let (id, mac) = keys.signer.sighting(row);
+            if !stored.get(&id).is_some_and(|m| signed::same(m, &mac)) {
+                return Err(Error::Altered {
+                    row: signed::sighting_name(row),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// What a `token check` found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TokenCheck {
+    pub credential: String,
+    /// Steps the token is off (negative: behind).
+    pub offset_steps: i64,
+}
+
+/// How far back a forensic range must end: it answers for the past, never
+/// whether a code works now (no oracle for a live code).
+pub const FORENSIC_QUIET_S: u64 = 600;
+
+/// Which credentials a forensic search covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForensicTarget {
+    User(String),
+    Token(TokenRef),
+}
+
+/// One interval a code was valid in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ForensicHit {
+    pub credential: String,
+    pub user: Option<String>,
+    pub counter: u64,
+    /// When it was the current code (a correct clock).
+    pub current_from: u64,
+    pub current_until: u64,
+    /// When the verifier profile accepted it.
+    pub accepted_from: u64,
+    pub accepted_until: u64,
+}
+
+/// The answer of a forensic search.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ForensicReport {
+    pub from: u64,
+    pub to: u64,
+    pub verifier: String,
+    /// Credentials searched.
+    pub searched: Vec<String>,
+    /// Credentials that could not be searched, and why (a purged secret).
+    pub skipped: Vec<(String, String)>,
+    pub hits: Vec<ForensicHit>,
+}
+
+impl<S: Store> Session<S> {
+    /// Checks a code read off a token now: records where its clock stands
+    /// (a sighting) and its last drift, changing nothing else. A code the
+    /// vault gave out (a released step) says nothing of the token and is
+    /// refused, as at delivery. The same permission as a delivery: it is
+    /// the same act, repeated.
+    pub fn check_token(&mut self, token: &TokenRef, code: &str, now: u64) -> Result<TokenCheck> {
+        self.require(Permission::Deliver)?;
+        let steps = settings::DELIVERY_WINDOW_MAX;
+        enum Refusal {
+            NoMatch(String),
+            Released(String),
+        }
+        let outcome = self.change(now, |tx, keys| {
+            let mut row = resolve_checked(tx, keys, token)?;
+            let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+            let (algorithm, digits, kind) = otp_parts(&row)?;
+            let Kind::Totp { step } = kind else {
+                return Err(Error::Invalid(format!(
+                    "{reference} is an HOTP (event) token: it has no clock to check"
+                )));
+            };
+            let secret = held_secret(keys, &row)?;
+            let hotp = Hotp::new(&secret, algorithm, digits);
+            let expected = step
+                .counter_at(now)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let found = hotp
+                .verify(code, expected, Window::symmetric(steps))
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let refused = |reason: &str| {
+                let mut event = AuditEvent {
+                    outcome: "refused".into(),
+                    ..AuditEvent::ok("token.check")
+                }
+                .credential(reference.clone())
+                .detail(json!({"reason": reason}));
+                event.user = row.upn.clone();
+                event
+            };
+            let Some(found) = found else {
+                return Ok((
+                    Err(Refusal::NoMatch(reference.clone())),
+                    refused("code does not match"),
+                ));
+            };
+            if released_steps(tx, keys, row.id)?.contains(&found.counter)
+                || !tx
+                    .row_macs_of(&[(kind::RELEASED, signed::released_id(row.id, found.counter))])?
+                    .is_empty()
+            {
+                return Ok((
+                    Err(Refusal::Released(reference.clone())),
+                    refused("the code's time step was released by the vault"),
+                ));
+            }
+            record_sighting(tx, keys, row.id, now, found.offset, source::CHECK)?;
+            row.drift_steps = Some(found.offset);
+            update_credential(tx, keys, &row)?;
+            let mut event = AuditEvent::ok("token.check")
+                .credential(reference.clone())
+                .detail(json!({"drift_steps": found.offset}));
+            event.user = row.upn.clone();
+            Ok((
+                Ok(TokenCheck {
+                    credential: reference,
+                    offset_steps: found.offset,
+                }),
+                event,
+            ))
+        })?;
+        outcome.map_err(|refusal| match refusal {
+            Refusal::Released(credential) => Error::CodeReleased { credential },
+            Refusal::NoMatch(credential) => Error::CodeMismatch { credential, steps },
+        })
+    }
+
+    /// The drift report of every time-based token with sightings, against
+    /// `verifier`; "near the edge" looks `horizon_s` ahead.
+    pub fn fleet_drift(
+        &mut self,
+        verifier: Verifier,
+        horizon_s: u64,
+        now: u64,
+    ) -> Result<DriftReport> {
+        self.require(Permission::InventoryRead)?;
+        let keys = Keys {
+            key: &self.key,
+            signer: &self.signer,
+            enforced: self.signed,
+        };
+        let read = (|| {
+            let tx = self.store.read()?;
+            let rows = tx.credentials(&CredentialFilter::default())?;
+            let refs: Vec<&CredentialRow> = rows.iter().collect();
+            signed::check_credentials(&tx, keys.signer, keys.enforced, &refs)?;
+            let sightings = checked_sightings(&tx, &keys)?;
+            let hardware: HashMap<i64, Hardware> = tx
+                .devices()?
+                .into_iter()
+                .map(|d| (d.id, Hardware { kind: d.kind }))
+                .collect();
+            Ok((rows, sightings, hardware))
+        })();
+        let (rows, sightings, hardware) = self.audited(now, read)?;
+        Ok(reports::drift_report(
+            &rows, &hardware, &sightings, verifier, horizon_s, now,
+        ))
+    }
+
+    /// The tokens whose battery is due by `until` (overdue included).
+    pub fn fleet_eol(&mut self, until: u64, now: u64) -> Result<Vec<EolLine>> {
+        self.require(Permission::InventoryRead)?;
+        let read = (|| {
+            let tx = self.store.read()?;
+            let rows = tx.credentials(&CredentialFilter::default())?;
+            let refs: Vec<&CredentialRow> = rows.iter().collect();
+            signed::check_credentials(&tx, &self.signer, self.signed, &refs)?;
+            Ok(rows)
+        })();
+        let rows = self.audited(now, read)?;
+        Ok(reports::eol_report(&rows, until))
+    }
+
+    /// Every interval of `range` in which `code` was the current code of
+    /// the target's credentials, or accepted by `verifier`. For the past
+    /// only: the range must end [`FORENSIC_QUIET_S`] before `now`. Audited
+    /// (the code itself is not written down), admins and auditors only.
+    pub fn forensic(
+        &mut self,
+        target: &ForensicTarget,
+        code: &str,
+        range: Interval,
+        verifier: Verifier,
+        now: u64,
+    ) -> Result<ForensicReport> {
+        self.require(Permission::Forensic)?;
+        if range.until > now.saturating_sub(FORENSIC_QUIET_S) {
+            return Err(Error::Invalid(format!(
+                "the range must end at least {} minutes ago: forensic answers for the past, \
+                 never whether a code works now (set --to earlier)",
+                FORENSIC_QUIET_S / 60
+            )));
+        }
+        self.change(now, |tx, keys| {
+            let rows = match target {
+                ForensicTarget::Token(token) => vec![resolve_checked(tx, keys, token)?],
+                ForensicTarget::User(upn) => {
+                    let rows = tx.credentials(&CredentialFilter {
+                        user_upn: Some(upn.clone()),
+                        ..CredentialFilter::default()
+                    })?;
+                    if rows.is_empty() {
+                        return Err(Error::NotFound(format!("a credential of user {upn}")));
+                    }
+                    let refs: Vec<&CredentialRow> = rows.iter().collect();
+                    signed::check_credentials(tx, keys.signer, keys.enforced, &refs)?;
+                    rows
+                }
+            };
+            let mut report = ForensicReport {
+                from: range.from,
+                to: range.until,
+                verifier: verifier.to_string(),
+                searched: Vec::new(),
+                skipped: Vec::new(),
+                hits: Vec::new(),
+            };
+            for row in &rows {
+                let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
+                match search_one(keys, row, code, range, verifier) {
+                    Ok(found) => {
+                        report.searched.push(reference.clone());
+                        report.hits.extend(found.into_iter().map(|s| ForensicHit {
+                            credential: reference.clone(),
+                            user: row.upn.clone(),
+                            counter: s.counter,
+                            current_from: s.current.from,
+                            current_until: s.current.until,
+                            accepted_from: s.accepted.from,
+                            accepted_until: s.accepted.until,
+                        }));
+                    }
+                    // One bad range or code is everyone's problem.
+                    Err(e @ Error::Invalid(_)) => return Err(e),
+                    Err(e) => report.skipped.push((reference, e.to_string())),
+                }
+            }
+            let mut event = AuditEvent::ok("forensic").detail(json!({
+                "target": match target {
+                    ForensicTarget::User(upn) => upn.clone(),
+                    ForensicTarget::Token(t) => t.to_string(),
+                },
+                "from": range.from,
+                "to": range.until,
+                "verifier": verifier.to_string(),
+                "code_digits": code.trim().len(),
+                "searched": report.searched,
+                "hits": report.hits.len(),
+            }));
+            if let ForensicTarget::User(upn) = target {
+                event.user = Some(upn.clone());
+            }
+            Ok((report, event))
+        })
+    }
+}
+
+/// One credential's search.
+fn search_one(
+    keys: &Keys<'_>,
+    row: &CredentialRow,
+    code: &str,
+    range: Interval,
+    verifier: Verifier,
+) -> Result<Vec<CodeSighting>> {
+    let (algorithm, digits, kind) = otp_parts(row)?;
+    let Kind::Totp { step } = kind else {
+        return Err(Error::Refused(
+            "an HOTP (event) token: its codes have no time".into(),
+        ));
+    };
+    // A code of another length, or a profile that does not take the
+    // period, skips this credential only (a user may hold several kinds).
+    let wanted = parse_code(code.trim(), digits).map_err(|e| Error::Refused(e.to_string()))?;
+    let window = verifier
+        .window(step.period())
+        .map_err(|e| Error::Refused(e.to_string()))?;
+    let secret = held_secret(keys.key, row)?;
+    let hotp = Hotp::new(&secret, algorithm, digits);
+    forensic::search(&hotp, step, wanted, window, range).map_err(|e| Error::Invalid(e.to_string()))
+}
