@@ -30,6 +30,7 @@ mod verifier;
 pub mod migration;
 pub mod seed;
 pub mod selftest;
+pub mod sha1_pads;
 pub mod uri;
 
 pub use credential::{Credential, Kind};
