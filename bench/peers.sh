@@ -8,7 +8,8 @@
 #
 # privacyIDEA and pyotp are installed from PyPI into a virtual environment
 # under PEERS_CACHE (default ~/.cache/oathdesk-peers; reused by later runs).
-# privacyIDEA runs under gunicorn (2 workers, 127.0.0.1) on SQLite, which is
+# privacyIDEA runs under gunicorn (2 workers, 127.0.0.1, no worker timeout
+# so its bulk load can finish) on SQLite, which is
 # its simplest set-up, not its production one (say so next to the figures).
 # oathtool comes from apt (`apt-get install oathtool`); wrk and hyperfine too.
 #
@@ -109,7 +110,7 @@ pim setup create_enckey || pim create_enckey
 pim setup create_audit_keys || pim create_audit_keys
 pim setup create_tables || pim createdb
 pim admin add admin -p bench-admin-password || { cat "$work/pi/manage.log"; exit 1; }
-"$venv/bin/gunicorn" -w 2 -b "127.0.0.1:$pi_port" \
+"$venv/bin/gunicorn" -w 2 --timeout 7200 -b "127.0.0.1:$pi_port" \
     "privacyidea.app:create_app(config_name='production', config_file='$work/pi/pi.cfg', silent=True)" \
     > "$work/pi/gunicorn.log" 2>&1 &
 pi_server=$!

@@ -98,13 +98,16 @@ pub fn truncated_batch<const N: usize>(jobs: [(&Sha1Pads, u64); N]) -> [u32; N] 
         *state = pads.outer;
         compress(state, &block);
     }
-    states.map(|state| {
-        let mut mac = [0u8; 20];
-        for (bytes, word) in mac.chunks_exact_mut(4).zip(state.iter()) {
-            bytes.copy_from_slice(&word.to_be_bytes());
-        }
-        crate::engine::dynamic_truncation(&mac)
-    })
+    states.map(|state| truncate_words(&state))
+}
+
+/// RFC 4226 §5.3 dynamic truncation read straight from the digest's
+/// big-endian words (the same bytes as serialising them first).
+#[inline(always)]
+fn truncate_words(words: &[u32; 5]) -> u32 {
+    let offset = (words[4] & 0x0f) as usize;
+    let pair = (u64::from(words[offset / 4]) << 32) | u64::from(words[offset / 4 + 1]);
+    ((pair >> (32 - 8 * (offset % 4))) as u32) & 0x7fff_ffff
 }
 
 #[cfg(test)]
@@ -137,6 +140,23 @@ mod tests {
         for (counter, want) in truncated.iter().enumerate() {
             assert_eq!(pads.truncated(counter as u64), *want, "counter {counter}");
         }
+    }
+
+    #[test]
+    fn truncation_reads_every_offset_like_the_byte_form() {
+        let pads = Sha1Pads::new(b"offsets");
+        let mut offsets_seen = [false; 16];
+        for counter in 0..400u64 {
+            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"offsets").unwrap();
+            mac.update(&counter.to_be_bytes());
+            let digest = mac.finalize().into_bytes();
+            offsets_seen[usize::from(digest[19] & 0x0f)] = true;
+            assert_eq!(pads.truncated(counter), reference(b"offsets", counter));
+        }
+        assert!(
+            offsets_seen.iter().all(|&seen| seen),
+            "not every offset was tried"
+        );
     }
 
     #[test]
