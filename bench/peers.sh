@@ -78,7 +78,7 @@ unset OATHDESK_DATABASE_URL
 "$oathdesk" vault init --kdf-memory-mib 64 >/dev/null
 start=$(date +%s.%N)
 "$oathdesk" import spreadsheet "$work/sheet.csv" >/dev/null 2>&1
-od_import=$(echo "$(date +%s.%N) - $start" | bc)
+od_import=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$(date +%s.%N)" "$start")
 "$oathdesk" vault set helpdesk.codes_per_hour 1000000000 >/dev/null
 "$oathdesk" serve --listen "127.0.0.1:$port" > "$work/serve.out" 2> "$work/serve.log" &
 server=$!
@@ -122,7 +122,7 @@ jwt=$(curl -sf -d username=admin -d password=bench-admin-password "$pi/auth" \
 start=$(date +%s.%N)
 curl -sf -H "Authorization: $jwt" -F type=oathcsv -F "file=@$work/pi.csv" "$pi/token/load/tokens.csv" > "$work/pi/load.json" \
     || { echo "privacyIDEA token load failed"; exit 1; }
-pi_import=$(echo "$(date +%s.%N) - $start" | bc)
+pi_import=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$(date +%s.%N)" "$start")
 loaded=$(curl -sf -H "Authorization: $jwt" "$pi/token/?pagesize=1" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["value"]["count"])')
 [ "$loaded" = "$n" ] || { echo "privacyIDEA holds $loaded tokens, not $n"; exit 1; }

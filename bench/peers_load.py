@@ -61,7 +61,9 @@ def request(conn, i):
     if kind == "privacyidea-getserial":
         conn.request("GET", "/token/getserial/%s?window=1" % code, headers={"Authorization": auth})
         reply = json.loads(conn.getresponse().read())
-        return reply.get("result", {}).get("status") is True
+        # The token found (any match counts: by chance another token may
+        # give the same code, as with oathdesk's identify).
+        return bool(reply.get("result", {}).get("value", {}).get("serial"))
     raise SystemExit("unknown kind " + kind)
 
 
