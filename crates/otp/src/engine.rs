@@ -16,6 +16,7 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::params::{Algorithm, Digits, Interval, TimeStep, TimeStepError};
 use crate::secret::Secret;
+use crate::sha1_pads::Sha1Pads;
 
 /// An HMAC keyed with a secret, pads already absorbed.
 ///
@@ -27,7 +28,9 @@ use crate::secret::Secret;
 /// `Hmac::finalize` ends in); about 15% of a SHA-1 code.
 #[derive(Clone)]
 enum KeyedMac {
-    Sha1(HmacCore<sha1::Sha1>),
+    /// SHA-1 at the compression level, so a scan can batch codes
+    /// ([`crate::sha1_pads`]).
+    Sha1(Sha1Pads),
     Sha256(HmacCore<sha2::Sha256>),
     Sha512(HmacCore<sha2::Sha512>),
 }
@@ -37,7 +40,7 @@ impl KeyedMac {
         // HMAC takes keys of any length, so these cannot fail.
         const ANY_LENGTH: &str = "HMAC accepts keys of any length";
         match algorithm {
-            Algorithm::Sha1 => KeyedMac::Sha1(KeyInit::new_from_slice(key).expect(ANY_LENGTH)),
+            Algorithm::Sha1 => KeyedMac::Sha1(Sha1Pads::new(key)),
             Algorithm::Sha256 => KeyedMac::Sha256(KeyInit::new_from_slice(key).expect(ANY_LENGTH)),
             Algorithm::Sha512 => KeyedMac::Sha512(KeyInit::new_from_slice(key).expect(ANY_LENGTH)),
         }
@@ -61,7 +64,7 @@ impl KeyedMac {
             dynamic_truncation(&out)
         }
         match self {
-            KeyedMac::Sha1(mac) => run(mac, counter),
+            KeyedMac::Sha1(pads) => pads.truncated(counter),
             KeyedMac::Sha256(mac) => run(mac, counter),
             KeyedMac::Sha512(mac) => run(mac, counter),
         }
@@ -69,7 +72,7 @@ impl KeyedMac {
 }
 
 #[inline(always)]
-fn dynamic_truncation(hmac: &[u8]) -> u32 {
+pub(crate) fn dynamic_truncation(hmac: &[u8]) -> u32 {
     let offset = usize::from(hmac[hmac.len() - 1] & 0x0f);
     let word = [
         hmac[offset],
@@ -239,15 +242,18 @@ impl Hotp {
         self.digits
     }
 
-    /// The 31-bit value of RFC 4226 §5.3 before the decimal reduction.
-    pub fn truncated_value(&self, counter: u64) -> u32 {
-        self.mac.truncated(counter)
+    /// The keyed SHA-1 states of a SHA-1 generator, for scans that batch
+    /// codes of many secrets ([`crate::sha1_pads::truncated_batch`]).
+    pub fn sha1_pads(&self) -> Option<&Sha1Pads> {
+        match &self.mac {
+            KeyedMac::Sha1(pads) => Some(pads),
+            _ => None,
+        }
     }
 
-    /// The code for `counter`.
+    /// The code of a truncated value (RFC 4226 §5.3's last step).
     #[inline]
-    pub fn generate(&self, counter: u64) -> Code {
-        let raw = self.mac.truncated(counter);
+    pub fn code_of_truncated(&self, raw: u32) -> Code {
         let value = match self.digits.modulus() {
             Some(modulus) => raw % modulus,
             None => raw,
@@ -256,6 +262,17 @@ impl Hotp {
             value,
             digits: self.digits,
         }
+    }
+
+    /// The 31-bit value of RFC 4226 §5.3 before the decimal reduction.
+    pub fn truncated_value(&self, counter: u64) -> u32 {
+        self.mac.truncated(counter)
+    }
+
+    /// The code for `counter`.
+    #[inline]
+    pub fn generate(&self, counter: u64) -> Code {
+        self.code_of_truncated(self.mac.truncated(counter))
     }
 
     /// Checks `code` against the counters `expected - behind ..= expected +

@@ -33,6 +33,7 @@ pub mod forensic;
 pub mod migration;
 pub mod seed;
 pub mod selftest;
+pub mod sha1_pads;
 pub mod uri;
 
 pub use credential::{Credential, Kind};

@@ -6,7 +6,13 @@
 //! secrets by chance (a 6-digit code collides with probability 10^-6 per
 //! counter); two consecutive codes make the answer unique.
 
+use oathdesk_otp::sha1_pads::{Sha1Pads, truncated_batch};
 use oathdesk_otp::{Hotp, TimeStep, Window};
+
+/// SHA-1 codes computed together in the scan: four keep the core busiest
+/// (bench `sha1_limit` in crates/otp; BENCHMARKS.md, "identify close to the
+/// limit").
+const BATCH: usize = 4;
 use serde::Serialize;
 
 /// How one indexed credential counts.
@@ -22,6 +28,27 @@ struct Entry {
     credential_id: i64,
     hotp: Hotp,
     clock: Clock,
+}
+
+impl Entry {
+    /// The expected counter and the first and last counters to try:
+    /// `window` around the time's counter, or forward only from an event
+    /// token's next counter. `None` before the time step's T0.
+    fn counters(&self, time: u64, window: Window) -> Option<(u64, u64, u64)> {
+        match self.clock {
+            Clock::Time(step) => {
+                let expected = step.counter_at(time).ok()?;
+                Some((
+                    expected,
+                    expected.saturating_sub(window.behind),
+                    expected.saturating_add(window.ahead),
+                ))
+            }
+            Clock::Events(counter) => {
+                Some((counter, counter, counter.saturating_add(window.ahead)))
+            }
+        }
+    }
 }
 
 /// Keyed HMAC states of every held secret, ready to scan.
@@ -178,44 +205,60 @@ impl IdentifyIndex {
         let chunk = self.entries.len().div_ceil(threads).max(1024);
         let scan = |entries: &[Entry]| -> Vec<IdentifyMatch> {
             let mut found = Vec::new();
+            // SHA-1 probes wait here until a batch is full (see `sha1_pads`).
+            let mut pending: Vec<(&Entry, &Sha1Pads, u64, u64)> = Vec::with_capacity(BATCH);
+            let mut check = |entry: &Entry, expected: u64, counter: u64, raw: Option<u32>| {
+                let code = match raw {
+                    Some(raw) => entry.hotp.code_of_truncated(raw),
+                    None => entry.hotp.generate(counter),
+                };
+                if code.value() != first_value {
+                    return;
+                }
+                let rest_match = wanted[1..].iter().enumerate().all(|(i, &(value, _))| {
+                    entry
+                        .hotp
+                        .generate(counter.saturating_add(i as u64 + 1))
+                        .value()
+                        == value
+                });
+                if rest_match {
+                    found.push(IdentifyMatch {
+                        credential_id: entry.credential_id,
+                        offset: counter.wrapping_sub(expected) as i64,
+                        counter,
+                    });
+                }
+            };
             for entry in entries {
                 if entry.hotp.digits().get() != length {
                     continue;
                 }
-                let (expected, first, last) = match entry.clock {
-                    Clock::Time(step) => {
-                        let Ok(expected) = step.counter_at(time) else {
-                            continue;
-                        };
-                        (
-                            expected,
-                            expected.saturating_sub(window.behind),
-                            expected.saturating_add(window.ahead),
-                        )
-                    }
-                    Clock::Events(counter) => {
-                        (counter, counter, counter.saturating_add(window.ahead))
-                    }
+                let Some((expected, first, last)) = entry.counters(time, window) else {
+                    continue;
+                };
+                let Some(pads) = entry.hotp.sha1_pads() else {
+                    (first..=last).for_each(|counter| check(entry, expected, counter, None));
+                    continue;
                 };
                 for counter in first..=last {
-                    if entry.hotp.generate(counter).value() != first_value {
-                        continue;
-                    }
-                    let rest_match = wanted[1..].iter().enumerate().all(|(i, &(value, _))| {
-                        entry
-                            .hotp
-                            .generate(counter.saturating_add(i as u64 + 1))
-                            .value()
-                            == value
-                    });
-                    if rest_match {
-                        found.push(IdentifyMatch {
-                            credential_id: entry.credential_id,
-                            offset: counter.wrapping_sub(expected) as i64,
-                            counter,
+                    pending.push((entry, pads, expected, counter));
+                    if pending.len() == BATCH {
+                        let jobs: [(&Sha1Pads, u64); BATCH] = std::array::from_fn(|i| {
+                            let (_, pads, _, counter) = pending[i];
+                            (pads, counter)
                         });
+                        for (raw, &(entry, _, expected, counter)) in
+                            truncated_batch(jobs).into_iter().zip(&pending)
+                        {
+                            check(entry, expected, counter, Some(raw));
+                        }
+                        pending.clear();
                     }
                 }
+            }
+            for (entry, _, expected, counter) in pending.drain(..) {
+                check(entry, expected, counter, None);
             }
             found
         };
@@ -280,6 +323,68 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn batched_scan_finds_what_one_code_at_a_time_finds() {
+        // SHA-1 entries are scanned in batches, the others one by one: mix
+        // them, with a count that leaves a partial batch, and hide the
+        // wanted codes at the start, the middle and the end.
+        let mut index = IdentifyIndex::default();
+        let mut all = Vec::new();
+        for seed in 0..203u8 {
+            let algorithm = match seed % 5 {
+                3 => Algorithm::Sha256,
+                4 => Algorithm::Sha512,
+                _ => Algorithm::Sha1,
+            };
+            let hotp = Hotp::new(&Secret::from_bytes(vec![seed; 20]), algorithm, Digits::SIX);
+            all.push(hotp.clone());
+            if seed % 7 == 6 {
+                index.push_hotp(i64::from(seed), hotp, 40);
+            } else {
+                index.push_totp(i64::from(seed), hotp, TimeStep::DEFAULT);
+            }
+        }
+        let time = 1_700_000_000;
+        let now = time / 30;
+        for (seed, counter) in [
+            (0usize, now - 1),
+            (101, now + 1),
+            (201, now),
+            (200, now),
+            (13, 41),
+        ] {
+            let code = all[seed].generate(counter).to_string();
+            let found = index
+                .identify(&[&code], time, Window::symmetric(1))
+                .unwrap();
+            let mut naive = Vec::new();
+            for (id, hotp) in all.iter().enumerate() {
+                let (expected, counters) = if id % 7 == 6 {
+                    (40, 40..=41)
+                } else {
+                    (now, now - 1..=now + 1)
+                };
+                for c in counters {
+                    if hotp.generate(c).to_string() == code {
+                        naive.push((id as i64, c.wrapping_sub(expected) as i64));
+                    }
+                }
+            }
+            let mut got: Vec<(i64, i64)> =
+                found.iter().map(|m| (m.credential_id, m.offset)).collect();
+            got.sort();
+            naive.sort();
+            assert!(
+                naive.contains(&(
+                    seed as i64,
+                    counter.wrapping_sub(if seed % 7 == 6 { 40 } else { now }) as i64
+                )),
+                "credential {seed}: {naive:?}"
+            );
+            assert_eq!(got, naive, "code of credential {seed}");
+        }
     }
 
     #[test]
