@@ -19,8 +19,7 @@ use clap::{Parser, Subcommand};
 
 use commands::{
     code, custody, device, entra, files, fleet, forensic, helpdesk, notify, oidc, ops, qr, seed,
-    selftest, serve,
-    token, uri, vault, verify,
+    selftest, serve, token, uri, vault, verify,
 };
 
 /// oathdesk — OATH HOTP/TOTP codes, secrets, URIs and QR codes for the

@@ -319,7 +319,12 @@ fn tokens_through_pcscd_and_a_virtual_reader() {
     let stop = Arc::new(AtomicBool::new(false));
     let polls = Arc::new(AtomicUsize::new(0));
     let busy = Arc::new(AtomicBool::new(false));
-    let polling = poller("Virtual PCD 00 01", stop.clone(), polls.clone(), busy.clone());
+    let polling = poller(
+        "Virtual PCD 00 01",
+        stop.clone(),
+        polls.clone(),
+        busy.clone(),
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let before = polls.load(Ordering::SeqCst);
     let busy_at_start = busy.load(Ordering::SeqCst);

@@ -58,6 +58,6 @@ pub use session::{
 pub use session::{CustodyEntry, CustodyExport, SerialSelector, custody};
 pub use session::{DeliveryLink, LinkPage, LinkProblem, selfservice};
 pub use session::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
-pub use session::{exchange, oidc, recovery, web};
-pub use session::{RESYNC_LOOK_AHEAD, SEED_RNG, SeedProvenance};
 pub use session::{FORENSIC_QUIET_S, ForensicHit, ForensicReport, ForensicTarget, TokenCheck};
+pub use session::{RESYNC_LOOK_AHEAD, SEED_RNG, SeedProvenance};
+pub use session::{exchange, oidc, recovery, web};

@@ -176,7 +176,14 @@ pub(crate) fn deliver_in(
     move_state(tx, &mut row, State::Delivered, operator, None, now)?;
     row.drift_steps = Some(found.offset);
     if let Kind::Totp { .. } = kind {
-        record_sighting(tx, keys, row.id, now, found.offset, sighting_source::DELIVER)?;
+        record_sighting(
+            tx,
+            keys,
+            row.id,
+            now,
+            found.offset,
+            sighting_source::DELIVER,
+        )?;
     }
     if let Kind::Hotp { .. } = kind {
         row.counter = Some(found.counter + 1);

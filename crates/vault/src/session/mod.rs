@@ -37,8 +37,8 @@ pub(crate) use roles::Principal;
 mod backup;
 mod burns;
 mod copying;
-pub mod custody;
 mod counters;
+pub mod custody;
 mod delivery;
 mod device_writes;
 mod entra;
@@ -65,8 +65,8 @@ pub(crate) use self::{delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, t
 pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;
 // (VaultReport is defined below.)
-pub use custody::{CustodyEntry, CustodyExport, SerialSelector};
 pub use counters::RESYNC_LOOK_AHEAD;
+pub use custody::{CustodyEntry, CustodyExport, SerialSelector};
 pub use delivery::{Delivery, EnrolmentCode};
 pub use device_writes::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
 pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
@@ -74,8 +74,8 @@ pub use fleet::{FORENSIC_QUIET_S, ForensicHit, ForensicReport, ForensicTarget, T
 pub(crate) use fleet::{record_sighting, source as sighting_source};
 pub use helpdesk::{HelpdeskGrant, HelpdeskRequest};
 pub use identify::{IdentifyHit, code_position};
-pub use selfservice::{DeliveryLink, LinkPage, LinkProblem};
 pub use provenance::{SEED_RNG, SeedProvenance};
+pub use selfservice::{DeliveryLink, LinkPage, LinkProblem};
 pub use tap::TapPermit;
 pub use tokens::{NewToken, TokenInfo, defaults};
 
