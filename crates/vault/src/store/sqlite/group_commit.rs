@@ -201,7 +201,7 @@ impl Writer {
     }
 }
 
-fn connection<'s>(state: &'s State) -> &'s Connection {
+fn connection(state: &State) -> &Connection {
     state
         .connection
         .as_ref()
