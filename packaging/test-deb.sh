@@ -38,6 +38,12 @@ for page in oathdesk oathdesk-serve oathdesk-token; do
 done
 man -l /usr/share/man/man1/oathdesk-serve.1* 2>/dev/null | grep -q -- '--listen' || fail "oathdesk-serve(1) does not render"
 
+step "the packaged binary starts without relocating itself"
+# crates/cli/build.rs links it non-PIE (the one-shot `oathdesk code` starts as
+# fast as oathtool; BENCHMARKS.md): a PIE here means that link flag was lost.
+readelf -h /usr/bin/oathdesk | grep -q 'Type:.*EXEC' \
+    || { echo "/usr/bin/oathdesk is position-independent; crates/cli/build.rs should link it -no-pie"; exit 1; }
+
 step "installed selftest"
 /usr/bin/oathdesk selftest
 
