@@ -616,3 +616,34 @@ fn simulator_options_from_the_command_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_generated_burn_records_the_seeds_provenance() {
+    let desk = Desk::new();
+    let sim = desk.sim("molto.json", &[]);
+    let burn = |secret: Option<&str>, extra: &[&str]| {
+        let mut args = vec!["device", "burn", "--slot", "4"];
+        args.extend(secret.map_or(["--generate"], |s| [s]));
+        args.extend_from_slice(&["--transport", &sim, "--factory-key"]);
+        args.extend_from_slice(extra);
+        desk.run(&args).assert().success();
+    };
+    burn(None, &[]);
+    let shown = desk.json(&["token", "show", &format!("{MOLTO}:4"), "--json"]);
+    let seed = &shown["seed"];
+    assert_eq!(
+        seed["command"], "oathdesk device burn --generate",
+        "{shown}"
+    );
+    assert_eq!(seed["operator"], "alice");
+    assert_eq!(seed["rng"], oathdesk_vault::SEED_RNG);
+    assert!(seed["generated_at"].as_u64().unwrap() > 1_700_000_000);
+    // The seed itself is never part of its provenance.
+    assert!(!shown.to_string().contains("secret"), "{shown}");
+
+    // A seed from elsewhere burned over it has no provenance: the earlier
+    // burn's belongs to the retired credential.
+    burn(Some(SECRET), &["--overwrite"]);
+    let shown = desk.json(&["token", "show", &format!("{MOLTO}:4"), "--json"]);
+    assert!(shown.get("seed").is_none(), "{shown}");
+}

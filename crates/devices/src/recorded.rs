@@ -55,6 +55,9 @@ pub struct Burn {
     /// Single-profile tokens: write the seed only, leaving the token's
     /// clock and settings as they are ([`BurnRequest::seed_only`]).
     pub seed_only: bool,
+    /// The command that just generated the seed (`None`: it came from
+    /// elsewhere): the vault records the seed's provenance with the burn.
+    pub generated_by: Option<String>,
 }
 
 /// A finished burn.
@@ -116,25 +119,25 @@ pub fn burn(
     let resume = interrupted(session, token, job.slot)?;
     let prepared = token.prepare_burn(job.slot, &request, job.overwrite || resume)?;
     let reference = slot_reference(token, job.slot);
-    let begun = session.begin_burn(
-        NewToken {
-            serial: Some(token.serial().to_owned()),
-            slot: vault_slot(token, job.slot),
-            device_kind: match token.family() {
-                Family::Molto2 => DeviceKind::MultiProfile,
-                Family::SingleProfile => DeviceKind::SingleProfile,
-            },
-            manufacturer: Some("Token2".into()),
-            model: Some(token.model_name().to_owned()),
-            device_slots: u32::from(token.profiles()),
-            credential: job.credential.clone(),
-            label: job.label.clone(),
-            user: job.user.clone(),
-            state: State::Burning,
+    let new = NewToken {
+        serial: Some(token.serial().to_owned()),
+        slot: vault_slot(token, job.slot),
+        device_kind: match token.family() {
+            Family::Molto2 => DeviceKind::MultiProfile,
+            Family::SingleProfile => DeviceKind::SingleProfile,
         },
-        job.overwrite,
-        now,
-    )?;
+        manufacturer: Some("Token2".into()),
+        model: Some(token.model_name().to_owned()),
+        device_slots: u32::from(token.profiles()),
+        credential: job.credential.clone(),
+        label: job.label.clone(),
+        user: job.user.clone(),
+        state: State::Burning,
+    };
+    let begun = match &job.generated_by {
+        Some(command) => session.begin_generated_burn(new, job.overwrite, command, now)?,
+        None => session.begin_burn(new, job.overwrite, now)?,
+    };
     let report = token
         .burn_prepared(prepared, &request, now)
         .map_err(|cause| RecordedError::Unfinished { reference, cause })?;
@@ -494,6 +497,7 @@ pub fn provision(
                 label: None,
                 overwrite: false,
                 seed_only: false,
+                generated_by: None,
             };
             // The burn's own occupancy read finds seeds the vault does not
             // know: such a slot is left alone and the next one tried.

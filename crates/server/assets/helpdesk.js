@@ -356,6 +356,14 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function tick() {
     if (!grant) return;
+    if (grant.event_based) {
+      // An HOTP code has no time limit: it stays good until a later one is used.
+      $("grant-fill").style.width = "100%";
+      $("grant-bar").classList.remove("late");
+      $("grant-code").classList.remove("expired");
+      $("grant-countdown").textContent = "HOTP counter " + grant.counter + ": accepted until a later code of the token is used";
+      return;
+    }
     const now = od.now();
     const left = grant.accepted_until - now;
     const span = grant.accepted_until - grant.valid_from;

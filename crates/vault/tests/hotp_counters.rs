@@ -1,6 +1,6 @@
 //! HOTP counters: `token resync` by two consecutive codes within the
 //! look-ahead, `token set-counter` for admins only; both signed and
-//! audited. On both databases.
+//! audited; helpdesk codes of HOTP tokens. On both databases.
 
 mod common;
 
@@ -34,7 +34,8 @@ fn audit_details(
 
 on_both_backends!(
     resync_finds_two_consecutive_codes_within_the_look_ahead,
-    only_admins_set_counters_and_moving_back_is_said
+    only_admins_set_counters_and_moving_back_is_said,
+    hotp_helpdesk_codes_are_ahead_of_the_counter_and_never_prove_delivery
 );
 
 fn hotp_token(serial: &str) -> oathdesk_vault::NewToken {
@@ -142,4 +143,50 @@ fn only_admins_set_counters_and_moving_back_is_said(backend: Backend) {
         Err(Error::Forbidden { .. })
     ));
     assert_eq!(s.token(&serial("HOTP0002")).unwrap().0.counter, Some(7));
+}
+
+/// The helpdesk gives an HOTP token the code at its stored counter and
+/// moves the counter past it; each code shown is a released counter, so a
+/// delivery with it is refused and the next, never-shown code proves it.
+fn hotp_helpdesk_codes_are_ahead_of_the_counter_and_never_prove_delivery(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let mut t = token("HOTP0003", None, SEED, Some("bob@contoso.com"));
+    t.credential.kind = Kind::Hotp { counter: 10 };
+    s.add_token(t, NOW).unwrap();
+
+    let first = s.helpdesk_code(&helpdesk("bob@contoso.com"), NOW).unwrap();
+    assert_eq!(first.code, hotp_code(10), "RFC 4226 HOTP at the counter");
+    assert_eq!(first.counter, 10);
+    assert!(first.event_based);
+    assert_eq!(s.token(&serial("HOTP0003")).unwrap().0.counter, Some(11));
+
+    let second = s
+        .helpdesk_code(&helpdesk("bob@contoso.com"), NOW + 1)
+        .unwrap();
+    assert_eq!(
+        (second.code.as_str(), second.counter),
+        (hotp_code(11).as_str(), 11)
+    );
+    assert_eq!(s.token(&serial("HOTP0003")).unwrap().0.counter, Some(12));
+    // Audited like a TOTP helpdesk code, with the counter released.
+    let granted: Vec<u64> = audit_details(&mut s, "helpdesk.code")
+        .into_iter()
+        .filter(|(outcome, _)| outcome == "granted")
+        .map(|(_, detail)| detail["counter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(granted, vec![10, 11]);
+
+    for released in [10, 11] {
+        let refused = s.deliver(&serial("HOTP0003"), &hotp_code(released), NOW + 2);
+        assert!(
+            matches!(refused, Err(Error::CodeReleased { .. })),
+            "counter {released}: {refused:?}"
+        );
+    }
+    let delivered = s
+        .deliver(&serial("HOTP0003"), &hotp_code(12), NOW + 3)
+        .unwrap();
+    assert_eq!(delivered.drift_steps, 0);
+    assert!(session(&f.location).verify_rows().unwrap().bad.is_empty());
 }

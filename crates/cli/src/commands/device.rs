@@ -738,6 +738,9 @@ fn burn(args: BurnArgs, connection: &ConnectionArgs, vault: &VaultOptions) -> Re
         label: args.label.clone(),
         overwrite: args.overwrite,
         seed_only: args.seed_only,
+        generated_by: args
+            .generate
+            .then(|| "oathdesk device burn --generate".to_owned()),
     };
     let (report, info) = burn_job(&mut token, session.as_mut(), job, now)?;
     let reference = recorded::slot_reference(&token, slot);

@@ -117,6 +117,8 @@ pub fn enroll(args: EnrollArgs, vault: &VaultOptions) -> Result<()> {
         label,
         overwrite: args.overwrite,
         seed_only: false,
+        // Enrolment burns the seed the identity provider's QR code carries.
+        generated_by: None,
     };
     let (_, info) = burn_job(&mut token, Some(&mut session), job, now)?;
     let info = info.expect("enroll records in the vault");

@@ -546,13 +546,22 @@ pub fn print_grant(grant: &HelpdeskGrant, json: bool) -> Result<()> {
             (Some(serial), None) => serial.clone(),
             (None, _) => format!("#{}", grant.credential_id),
         };
+        // An HOTP code has no time limit: it stays good until a later one is used.
+        let until = if grant.event_based {
+            format!(
+                "HOTP counter {}, accepted until a later code of the token is used",
+                grant.counter
+            )
+        } else {
+            format!(
+                "accepted until {} (verifier {})",
+                rfc3339(grant.accepted_until),
+                grant.verifier
+            )
+        };
         println!(
-            "{}  for {} ({token}), accepted until {} (verifier {}); {} more this hour",
-            grant.code,
-            grant.user,
-            rfc3339(grant.accepted_until),
-            grant.verifier,
-            grant.remaining_this_hour
+            "{}  for {} ({token}), {until}; {} more this hour",
+            grant.code, grant.user, grant.remaining_this_hour
         );
     }
     Ok(())

@@ -15,6 +15,31 @@ impl<S: Store> Session<S> {
     /// cut short — is always superseded: the token never confirmed it. A
     /// retired credential left in the slot is detached.
     pub fn begin_burn(&mut self, token: NewToken, replace: bool, now: u64) -> Result<TokenInfo> {
+        self.begin_burn_of(token, replace, None, now)
+    }
+
+    /// [`Session::begin_burn`] of a seed the caller just generated with
+    /// `oathdesk_otp::seed::generate`: the burn's audit entry records the
+    /// seed's provenance ([`Session::seed_provenance`]); `command` names the
+    /// command, e.g. `oathdesk device burn --generate`.
+    pub fn begin_generated_burn(
+        &mut self,
+        token: NewToken,
+        replace: bool,
+        command: &str,
+        now: u64,
+    ) -> Result<TokenInfo> {
+        let provenance = self.provenance_of(command, now);
+        self.begin_burn_of(token, replace, Some(provenance), now)
+    }
+
+    fn begin_burn_of(
+        &mut self,
+        token: NewToken,
+        replace: bool,
+        seed: Option<super::SeedProvenance>,
+        now: u64,
+    ) -> Result<TokenInfo> {
         let Some(serial) = token.serial.clone() else {
             return Err(Error::Invalid(
                 "a burn needs the device serial (read from the token)".into(),
@@ -77,6 +102,9 @@ impl<S: Store> Session<S> {
             let mut event = AuditEvent::ok("device.burn.begin")
                 .credential(reference_of(row.serial.as_deref(), row.slot, row.id))
                 .detail(json!({"credential_id": row.id, "superseded": superseded}));
+            if let Some(seed) = &seed {
+                event.detail["seed"] = json!(seed);
+            }
             event.user = row.upn.clone();
             Ok(((row, purged), event))
         })?;

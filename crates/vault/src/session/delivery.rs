@@ -28,20 +28,18 @@ pub struct EnrolmentCode {
 /// Records that the code of `counter` was shown, and forgets the
 /// credential's steps that no delivery check can reach any more: those more
 /// than the largest delivery window ([`settings::DELIVERY_WINDOW_MAX`])
-/// behind the step of `now`, with a step to spare.
+/// behind `current` (the step of now for TOTP, the stored counter for
+/// HOTP — where a delivery check searches from), with a step to spare.
 pub(crate) fn release_step(
     tx: &impl StoreTx,
     keys: &Keys<'_>,
     credential_id: i64,
-    step: TimeStep,
+    current: u64,
     counter: u64,
     now: u64,
 ) -> Result<()> {
     let (mac_id, mac) = keys.signer.released(credential_id, counter, now);
     // No delivery check reaches further back than the largest window.
-    let current = step
-        .counter_at(now)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
     let below = current.saturating_sub(settings::DELIVERY_WINDOW_MAX + 1);
     let (lowest, bound) = (
         signed::released_id(credential_id, 0),
@@ -162,13 +160,17 @@ pub(crate) fn deliver_in(
     };
     // A step is released if its row is there, or its signature is:
     // deleting the row alone does not make its code a proof.
-    if matches!(kind, Kind::Totp { .. })
-        && (released_steps(tx, keys, row.id)?.contains(&found.counter)
-            || !tx
-                .row_macs_of(&[(kind::RELEASED, signed::released_id(row.id, found.counter))])?
-                .is_empty())
+    // HOTP counters the helpdesk showed are released steps too.
+    if released_steps(tx, keys, row.id)?.contains(&found.counter)
+        || !tx
+            .row_macs_of(&[(kind::RELEASED, signed::released_id(row.id, found.counter))])?
+            .is_empty()
     {
-        let mut event = refused("the code's time step was released by the vault");
+        let reason = match kind {
+            Kind::Totp { .. } => "the code's time step was released by the vault",
+            Kind::Hotp { .. } => "the code's counter was released by the vault",
+        };
+        let mut event = refused(reason);
         event.detail["counter"] = json!(found.counter);
         event.user = row.upn.clone();
         return Ok((Err(Refusal::Released(reference.clone())), event));
@@ -284,7 +286,7 @@ impl<S: Store> Session<S> {
                 .window(step.period())
                 .map_err(|e| Error::Invalid(e.to_string()))?;
             let accepted = totp.accepted_interval(counter, window);
-            release_step(tx, keys, row.id, step, counter, now)?;
+            release_step(tx, keys, row.id, counter, counter, now)?;
             let mut event = AuditEvent::of(Action::EnrollCode)
                 .credential(reference.clone())
                 .detail(json!({"counter": counter}));

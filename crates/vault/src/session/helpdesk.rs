@@ -2,6 +2,7 @@
 //! decided by a pure function; a thin transactional shell reads the rows,
 //! audits, and enforces the rate limit where writers are serialised.
 
+use super::helpdesk_issue::{Issue, issue};
 use super::records;
 use super::verification::{self as on_file, Approval};
 use super::*;
@@ -40,6 +41,11 @@ pub struct HelpdeskGrant {
     pub verifier: String,
     /// Codes this user may still get this hour.
     pub remaining_this_hour: u64,
+    /// An HOTP (event) code: accepted until a later code of the token is
+    /// used, not until a time (`valid_until` and `accepted_until` are then
+    /// `u64::MAX`).
+    #[serde(default)]
+    pub event_based: bool,
 }
 
 /// What the rate limit says, without advice: the error adds where to raise
@@ -470,37 +476,19 @@ impl<S: Store> Session<S> {
             );
         }
         let secret = held_secret(&self.key, &row)?;
-        let (algorithm, digits, kind) = otp_parts(&row)?;
-        let Kind::Totp { step } = kind else {
-            return self.refuse(
-                now,
-                event,
-                format!(
-                    "{reference} is an HOTP (event) token: helpdesk codes are for time-based tokens"
-                ),
-            );
+        let issued = match issue(&secret, &row, request, now) {
+            Ok(issued) => issued,
+            // Asking for longer than the verifier accepts any code is
+            // refused with the limit, and audited like every refusal.
+            Err(Issue::Refused(reason)) => return self.refuse(now, event, reason),
+            Err(Issue::Invalid(error)) => return Err(error),
         };
-        let totp = Totp::new(&secret, algorithm, digits, step);
-        let window = request
-            .verifier
-            .window(step.period())
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        let LastingCode { code, accepted } =
-            match totp.code_valid_for(now, request.valid_for.unwrap_or(0), window) {
-                Ok(lasting) => lasting,
-                // Asking for longer than the verifier accepts any code is
-                // refused with the limit, and audited like every refusal.
-                Err(e @ oathdesk_otp::ValidForError::TooLong { .. }) => {
-                    return self.refuse(now, event, e.to_string());
-                }
-                Err(e) => return Err(Error::Invalid(e.to_string())),
-            };
         let operator = self.operator().to_owned();
         if approval.is_none()
             && let Some(reason) = policy.approval_needed(
                 &user.upn,
                 &facts,
-                accepted.until.saturating_sub(now),
+                issued.accepted_until.saturating_sub(now),
                 granted_last_day,
             )
         {
@@ -555,19 +543,20 @@ impl<S: Store> Session<S> {
                 until: on_file::clock(expires_at),
             });
         }
-        let grant = HelpdeskGrant {
+        let mut grant = HelpdeskGrant {
             user: user.upn.clone(),
             serial: row.serial.clone(),
             slot: row.slot,
             credential_id: row.id,
-            code: code.code.to_string(),
-            counter: code.counter,
-            offset: code.offset,
-            valid_from: code.current.from,
-            valid_until: code.current.until,
-            accepted_until: accepted.until,
+            code: issued.code,
+            counter: issued.counter,
+            offset: issued.offset,
+            valid_from: issued.valid_from,
+            valid_until: issued.valid_until,
+            accepted_until: issued.accepted_until,
             verifier: request.verifier.to_string(),
             remaining_this_hour: limit - granted_last_hour - 1,
+            event_based: issued.hotp.is_some(),
         };
         event.detail["counter"] = json!(grant.counter);
         event.detail["accepted_until"] = json!(grant.accepted_until);
@@ -601,8 +590,34 @@ impl<S: Store> Session<S> {
                 let row = records::record(kind::APPROVAL, &used.id, "used", &used, now)?;
                 records::put(tx, keys, vec![row])?;
             }
+            let mut event = event;
+            let current = match &issued.hotp {
+                Some(hotp) => {
+                    // Read the counter again where writers are serialised:
+                    // two requests at once get two codes, never the same.
+                    let mut row = resolve_checked(tx, keys, &TokenRef::Id(grant.credential_id))?;
+                    let Kind::Hotp { counter } = otp_parts(&row)?.2 else {
+                        return Err(Error::Refused(format!(
+                            "{} changed kind during the request: ask again",
+                            reference_of(row.serial.as_deref(), row.slot, row.id)
+                        )));
+                    };
+                    grant.counter = counter;
+                    grant.code = hotp.generate(counter).to_string();
+                    event.detail["counter"] = json!(counter);
+                    // Past the code shown: the verifier never accepts it
+                    // again once a later one is used.
+                    row.counter =
+                        Some(counter.checked_add(1).ok_or_else(|| {
+                            Error::Invalid("the HOTP counter is at its end".into())
+                        })?);
+                    update_credential(tx, keys, &row)?;
+                    counter + 1
+                }
+                None => issued.current,
+            };
             // The step whose code is shown can never prove a delivery.
-            release_step(tx, keys, grant.credential_id, step, grant.counter, now)?;
+            release_step(tx, keys, grant.credential_id, current, grant.counter, now)?;
             let notice = on_file::notice(
                 "code_released",
                 &user,

@@ -45,6 +45,7 @@ mod entra;
 pub mod exchange;
 mod fleet;
 mod helpdesk;
+mod helpdesk_issue;
 mod identify;
 mod keys;
 pub mod oidc;

@@ -23,6 +23,19 @@ pub struct SeedProvenance {
 }
 
 impl<S: Store> Session<S> {
+    /// The provenance of a seed this session's caller generated now with
+    /// `oathdesk_otp::seed::generate`, for `command`: every path that
+    /// records a generated seed (token add, burns, the REST generate)
+    /// builds it here.
+    pub(crate) fn provenance_of(&self, command: &str, now: u64) -> SeedProvenance {
+        SeedProvenance {
+            rng: SEED_RNG.to_owned(),
+            operator: self.operator.clone(),
+            command: command.to_owned(),
+            generated_at: now,
+        }
+    }
+
     /// Adds a token whose seed this vault's caller just generated with
     /// [`defaults::generated_secret`]; `command` names the command or
     /// console action, for the audit entry's provenance.
@@ -32,12 +45,7 @@ impl<S: Store> Session<S> {
         command: &str,
         now: u64,
     ) -> Result<TokenInfo> {
-        let provenance = SeedProvenance {
-            rng: SEED_RNG.to_owned(),
-            operator: self.operator.clone(),
-            command: command.to_owned(),
-            generated_at: now,
-        };
+        let provenance = self.provenance_of(command, now);
         let rows =
             self.add_tokens_audited(vec![token], now, "token.add", json!({"seed": provenance}))?;
         Ok(info(&rows[0]))
@@ -59,6 +67,13 @@ impl<S: Store> Session<S> {
             .filter(|entry| entry.credential.as_deref() == Some(reference.as_str()))
             .find_map(|entry| {
                 let detail: serde_json::Value = serde_json::from_str(&entry.detail).ok()?;
+                // A burn names its credential: a slot burned again in the
+                // same second keeps the earlier seed's provenance apart.
+                if let Some(id) = detail.get("credential_id").and_then(|v| v.as_i64())
+                    && id != row.id
+                {
+                    return None;
+                }
                 serde_json::from_value(detail.get("seed")?.clone()).ok()
             });
         Ok(found)
