@@ -23,6 +23,7 @@ on_both_backends!(
     the_last_admin_keeps_the_role,
     swapped_row_macs_are_refused_and_listed,
     macs_kept_in_row_macs_move_into_their_rows,
+    a_large_import_is_written_whole_signed_and_sealed,
 );
 
 const OTHER_SEED: &[u8] = b"another secret 12345";
@@ -999,4 +1000,37 @@ fn refused_after(f: &Fixture, sql: &str, act: impl FnOnce(&mut Session) -> Resul
     f.execute(sql);
     let mut s = session(&f.location);
     assert!(matches!(act(&mut s), Err(Error::Altered { .. })), "{sql}");
+}
+
+/// An import large enough to be sealed and signed by a worker while the
+/// writer writes (several chunks): every row arrives, in order, signed,
+/// with a secret that opens to its own seed.
+fn a_large_import_is_written_whole_signed_and_sealed(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let count = 9_000;
+    let seed_of = |i: usize| format!("seed of token {i:05} 1234").into_bytes();
+    let tokens: Vec<_> = (0..count)
+        .map(|i| {
+            let serial = format!("{:07}", 3_000_000 + i);
+            let user = format!("user{i}@contoso.com");
+            token(&serial, None, &seed_of(i), Some(&user))
+        })
+        .collect();
+    let rows = s.add_tokens(tokens, NOW, "token.import").unwrap();
+    assert_eq!(rows.len(), count);
+    assert!(rows.windows(2).all(|w| w[0].id < w[1].id), "in order");
+    let report = s.verify_rows().unwrap();
+    assert!(
+        report.bad.is_empty(),
+        "{:?}",
+        &report.bad[..3.min(report.bad.len())]
+    );
+    assert!(report.checked >= 3 * count as u64, "{report:?}");
+    // The first, a middle and the last secret open, each to its own seed.
+    for i in [0, 4_500, count - 1] {
+        let upn = format!("user{i}@contoso.com");
+        let grant = s.helpdesk_code(&helpdesk(&upn), NOW).unwrap();
+        assert_eq!(grant.code, code_at(&seed_of(i), NOW), "token {i}");
+    }
 }

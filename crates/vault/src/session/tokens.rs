@@ -462,12 +462,9 @@ fn insert_tokens_with(
     for (user, id) in new_users.iter_mut().zip(&new_user_ids) {
         user.id = *id;
     }
-    let (device_macs, user_macs) = sign_new(key, &new_devices, &new_users);
-    tx.devices_insert(&new_devices, &device_macs)?;
-    tx.users_insert(&new_users, &user_macs)?;
-    let ids = tx.credential_ids(tokens.len())?;
     let mut rows = Vec::with_capacity(tokens.len());
     let mut secrets = Vec::with_capacity(tokens.len());
+    let ids = tx.credential_ids(tokens.len())?;
     for ((token, (device, user)), id) in tokens.into_iter().zip(plans).zip(ids) {
         let user_id = user.map(|u| u.id(&new_user_ids));
         let c = &token.credential;
@@ -509,8 +506,7 @@ fn insert_tokens_with(
         rows.push(row);
         secrets.push(token.credential.secret);
     }
-    let macs = seal_and_sign(key, &mut rows, &secrets)?;
-    tx.credentials_insert(&rows, &macs)?;
+    let rows = write_signed(tx, key, &new_devices, &new_users, rows, &secrets)?;
     let events: Vec<Event> = rows
         .iter()
         .map(|row| Event {
@@ -801,15 +797,25 @@ impl<S: Store> Session<S> {
     // ----- device burns ----------------------------------------------------
 }
 
-/// Seals each new credential's secret (its id, reserved first, is part of
-/// the associated data) and signs the row: independent per row, so a large
-/// import does it on every core.
-fn seal_and_sign(
+/// Seals and signs new rows and writes them, the work on two cores: a
+/// worker computes the MACs of the devices, then the users, then seals and
+/// signs the credentials chunk by chunk, while this thread writes each part
+/// as soon as it is ready. The database writer is the bottleneck of a large
+/// import; this way the sealing and signing mostly hide behind its writes
+/// instead of adding to them. Small batches are done in line.
+fn write_signed(
+    tx: &impl StoreTx,
     keys: &Keys<'_>,
-    rows: &mut [CredentialRow],
+    devices: &[Device],
+    users: &[User],
+    mut rows: Vec<CredentialRow>,
     secrets: &[Secret],
-) -> Result<Vec<Vec<u8>>> {
-    let work = |rows: &mut [CredentialRow], secrets: &[Secret]| -> Result<Vec<Vec<u8>>> {
+) -> Result<Vec<CredentialRow>> {
+    const CHUNK: usize = 4096;
+    let sign_devices =
+        || -> Vec<Vec<u8>> { devices.iter().map(|d| keys.signer.device(d).1).collect() };
+    let sign_users = || -> Vec<Vec<u8>> { users.iter().map(|u| keys.signer.user(u).1).collect() };
+    let seal_and_sign = |rows: &mut [CredentialRow], secrets: &[Secret]| -> Result<Vec<Vec<u8>>> {
         let mut macs = Vec::with_capacity(rows.len());
         for (row, secret) in rows.iter_mut().zip(secrets) {
             row.sealed_secret = Some(keys.seal_secret(secret.as_bytes(), &binding(row))?);
@@ -817,37 +823,62 @@ fn seal_and_sign(
         }
         Ok(macs)
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if rows.len() < 1000 || threads == 1 {
-        return work(rows, secrets);
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+    if !parallel || rows.len() + devices.len() + users.len() < 1000 {
+        tx.devices_insert(devices, &sign_devices())?;
+        tx.users_insert(users, &sign_users())?;
+        let macs = seal_and_sign(&mut rows, secrets)?;
+        tx.credentials_insert(&rows, &macs)?;
+        return Ok(rows);
     }
-    let chunk = rows.len().div_ceil(threads);
+    enum Part {
+        Devices(Vec<Vec<u8>>),
+        Users(Vec<Vec<u8>>),
+        Credentials(Result<(Vec<CredentialRow>, Vec<Vec<u8>>)>),
+    }
+    let total = rows.len();
     std::thread::scope(|scope| {
-        let workers: Vec<_> = rows
-            .chunks_mut(chunk)
-            .zip(secrets.chunks(chunk))
-            .map(|(rows, secrets)| scope.spawn(move || work(rows, secrets)))
-            .collect();
-        let mut macs = Vec::with_capacity(secrets.len());
-        for worker in workers {
-            macs.extend(worker.join().expect("a sealing worker panicked")?);
+        // Two parts ahead at most: the worker never runs far ahead of the
+        // writer, so memory stays that of the batch itself.
+        let (send, receive) = std::sync::mpsc::sync_channel::<Part>(2);
+        scope.spawn(move || {
+            if send.send(Part::Devices(sign_devices())).is_err()
+                || send.send(Part::Users(sign_users())).is_err()
+            {
+                return;
+            }
+            let mut rest = rows;
+            let mut secrets = secrets;
+            while !rest.is_empty() {
+                let tail = rest.split_off(CHUNK.min(rest.len()));
+                let mut chunk = std::mem::replace(&mut rest, tail);
+                let (these, others) = secrets.split_at(chunk.len());
+                secrets = others;
+                let part = seal_and_sign(&mut chunk, these).map(|macs| (chunk, macs));
+                let failed = part.is_err();
+                // The writer stopped (it failed): nothing more to do.
+                if send.send(Part::Credentials(part)).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut written = Vec::with_capacity(total);
+        for part in receive {
+            match part {
+                Part::Devices(macs) => tx.devices_insert(devices, &macs)?,
+                Part::Users(macs) => tx.users_insert(users, &macs)?,
+                Part::Credentials(part) => {
+                    let (chunk, macs) = part?;
+                    tx.credentials_insert(&chunk, &macs)?;
+                    written.extend(chunk);
+                }
+            }
         }
-        Ok(macs)
-    })
-}
-
-/// The MACs of new devices and users (their ids set), the two kinds
-/// side by side on two cores when there are many.
-fn sign_new(keys: &Keys<'_>, devices: &[Device], users: &[User]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let sign_devices =
-        || -> Vec<Vec<u8>> { devices.iter().map(|d| keys.signer.device(d).1).collect() };
-    let sign_users = || -> Vec<Vec<u8>> { users.iter().map(|u| keys.signer.user(u).1).collect() };
-    if devices.len().min(users.len()) < 1000 {
-        return (sign_devices(), sign_users());
-    }
-    std::thread::scope(|scope| {
-        let devices = scope.spawn(sign_devices);
-        let users = sign_users();
-        (devices.join().expect("a signing worker panicked"), users)
+        if written.len() != total {
+            return Err(Error::Database(
+                "a sealing worker stopped before the import was written".into(),
+            ));
+        }
+        Ok(written)
     })
 }
