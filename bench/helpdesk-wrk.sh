@@ -22,6 +22,9 @@
 #       # printed): the helpdesk's tail while the file's write lock is taken
 #       # from outside
 #   TOOLSET=0   # skip the toolset comparison run
+#   PROBE=1     # also one helpdesk request every 100 ms by curl, alongside
+#               # wrk: prints the seconds in which one took over 50 ms (a
+#               # timeline of any stall, which wrk's percentiles do not show)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
@@ -104,10 +107,29 @@ if [ -n "${ALONGSIDE_IMPORT:-}" ]; then
     alongside=$!
 fi
 
+probe=
+if [ -n "${PROBE:-}" ]; then
+    ( t0=$(date +%s.%N); i=0
+      while kill -0 "$server" 2>/dev/null; do
+          i=$((i + 1))
+          body=${check//CHECK-0001/PROBE-$i}
+          took=$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $TOKEN" \
+              -H 'Content-Type: application/json' -d "$body" "$base/api/v1/helpdesk/code")
+          echo "$(echo "$(date +%s.%N) - $t0" | bc) $took"
+          sleep 0.1
+      done > "$work/probe.log" ) &
+    probe=$!
+fi
+
 echo
 echo "== POST /api/v1/helpdesk/code ($connections connections, $duration)"
 API_PATH=/api/v1/helpdesk/code wrk -t"$threads" -c"$connections" -d"$duration" --latency -s bench/helpdesk.lua "$base"
 [ -n "$alongside" ] && wait "$alongside"
+if [ -n "$probe" ]; then
+    kill "$probe" 2>/dev/null; wait "$probe" 2>/dev/null || true
+    echo "probe: $(wc -l < "$work/probe.log") requests; those over 50 ms (second of the run, seconds taken):"
+    awk '$2 > 0.05 { printf "  %5.1f s  %.3f s\n", $1, $2 }' "$work/probe.log"
+fi
 if [ "${TOOLSET:-1}" != 0 ]; then
     echo
     echo "== POST /api/v1/toolset/codes ($connections connections, $duration)"
