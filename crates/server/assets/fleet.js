@@ -221,7 +221,7 @@ document.addEventListener("DOMContentLoaded", () => {
     lastWidth = box.clientWidth;
     const W = Math.round(Math.max(300, Math.min(900, box.clientWidth || 760)));
     const H = W < 520 ? 280 : 340;
-    const M = { left: W < 520 ? 46 : 58, right: 14, top: 14, bottom: 38 };
+    const M = { left: W < 520 ? 46 : 58, right: 14, top: 22, bottom: 30 };
     const points = d.sightings;
     const half = d.period / 2;
     // Time: from the first sighting to past now, and to the crossing when
@@ -269,7 +269,7 @@ document.addEventListener("DOMContentLoaded", () => {
       for (const [edge, label] of [[d.window.ahead_s, "window edge " + signed(d.window.ahead_s) + " s"], [d.window.behind_s, "window edge " + signed(d.window.behind_s) + " s"]]) {
         if (edge < yMin || edge > yMax) continue;
         graph.append(svg("line", { class: "edge", x1: area.x, x2: area.x + area.w, y1: r(y(edge)), y2: r(y(edge)) }),
-          svg("text", { class: "edge-label", x: area.x + area.w - 4, y: r(y(edge) + (edge > 0 ? -4 : 12)), "text-anchor": "end" }, label));
+          svg("text", { class: "edge-label", x: area.x + 6, y: r(y(edge) + (edge > 0 ? -5 : 13)) }, label));
       }
     }
 
@@ -292,11 +292,11 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       tick = Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1) / 1000;
     }
-    graph.append(svg("text", { class: "axis-label", x: 12, y: area.y + area.h / 2, transform: "rotate(-90 12 " + r(area.y + area.h / 2) + ")", "text-anchor": "middle" }, "offset"));
+    graph.append(svg("text", { class: "axis-label", x: 4, y: 13 }, "clock offset (+ fast, \u2212 slow)"));
 
     // Now.
     graph.append(svg("line", { class: "now", x1: r(x(now)), x2: r(x(now)), y1: area.y, y2: area.y + area.h }),
-      svg("text", { class: "now-label", x: r(x(now) + 4), y: area.y + 12 }, "now"));
+      svg("text", { class: "now-label", x: r(x(now) + 4), y: area.y + area.h - 6 }, "now"));
 
     // The fitted line up to now, and its forecast beyond.
     if (d.fit) {
@@ -318,9 +318,12 @@ document.addEventListener("DOMContentLoaded", () => {
     if (crossing && line.standing !== "outside") {
       const cx = r(x(crossing));
       const cy = r(y(line.edge_s));
-      const leftSide = cx > area.x + area.w * 0.7;
+      // The label goes on the side of the edge the line is not on: before
+      // the crossing the line is inside the window, after it outside.
+      const leftSide = cx > area.x + area.w * 0.6;
+      const above = leftSide === line.edge_s > 0;
       graph.append(svg("circle", { class: "cross", cx, cy, r: 6 }, svg("title", {}, "leaves the window on " + day(crossing))),
-        svg("text", { class: "cross-label", x: leftSide ? cx - 9 : cx + 9, y: cy + (line.edge_s > 0 ? 16 : -9), "text-anchor": leftSide ? "end" : "start" }, "leaves " + day(crossing)));
+        svg("text", { class: "cross-label", x: leftSide ? cx - 10 : cx + 10, y: cy + (above ? -10 : 18), "text-anchor": leftSide ? "end" : "start" }, "leaves " + day(crossing)));
     }
 
     box.replaceChildren(graph);

@@ -61,7 +61,10 @@ fn verifier(text: Option<&str>) -> ApiResult<Verifier> {
     }
 }
 
-async fn drift_report(auth: Auth<need::InventoryRead>, query: &DriftQuery) -> ApiResult<DriftReport> {
+async fn drift_report(
+    auth: Auth<need::InventoryRead>,
+    query: &DriftQuery,
+) -> ApiResult<DriftReport> {
     let (verifier, horizon_s) = (query.verifier()?, query.horizon_s());
     auth.run(move |session| Ok(session.fleet_drift(verifier, horizon_s, now())?))
         .await
@@ -133,10 +136,8 @@ pub async fn sightings(
     let reference = token_ref(&reference)?;
     let (verifier, horizon_s) = (query.verifier()?, query.horizon_s());
     Ok(Json(
-        auth.run(move |session| {
-            Ok(session.token_drift(&reference, verifier, horizon_s, now())?)
-        })
-        .await?,
+        auth.run(move |session| Ok(session.token_drift(&reference, verifier, horizon_s, now())?))
+            .await?,
     ))
 }
 

@@ -133,7 +133,11 @@ impl Api {
             }
             None => Full::new(Bytes::new()),
         };
-        let response = self.http.request(request.body(body).unwrap()).await.unwrap();
+        let response = self
+            .http
+            .request(request.body(body).unwrap())
+            .await
+            .unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -155,10 +159,7 @@ impl Api {
     async fn sign_in(address: SocketAddr, (name, password): (&str, &str)) -> Api {
         let mut api = Api::new(address);
         let answer = api
-            .post(
-                "/api/v1/login",
-                json!({"name": name, "password": password}),
-            )
+            .post("/api/v1/login", json!({"name": name, "password": password}))
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
         let cookie = answer.headers[header::SET_COOKIE].to_str().unwrap();
@@ -200,7 +201,13 @@ async fn a_simulated_fleet_comes_back_over_rest_within_tolerance() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["at", "horizon_days", "tokens", "verifier", "without_sightings"]
+        [
+            "at",
+            "horizon_days",
+            "tokens",
+            "verifier",
+            "without_sightings"
+        ]
     );
     assert_eq!(report["verifier"], "entra");
     assert_eq!(report["horizon_days"], 365);
@@ -225,7 +232,12 @@ async fn a_simulated_fleet_comes_back_over_rest_within_tolerance() {
     // Worst first: outside, near the edge (soonest first), inside.
     let order: Vec<(&str, &str)> = tokens
         .iter()
-        .map(|l| (l["serial"].as_str().unwrap(), l["standing"].as_str().unwrap()))
+        .map(|l| {
+            (
+                l["serial"].as_str().unwrap(),
+                l["standing"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         order,
@@ -270,7 +282,10 @@ async fn a_simulated_fleet_comes_back_over_rest_within_tolerance() {
     }
 
     // Another profile is another window: at ±3 steps only …106 is outside.
-    let wide = desk.get("/api/v1/fleet/drift?verifier=steps=3").await.json();
+    let wide = desk
+        .get("/api/v1/fleet/drift?verifier=steps=3")
+        .await
+        .json();
     assert_eq!(wide["verifier"], "steps=3");
     assert_eq!(wide["horizon_days"], 180);
     let outside = |r: &Value| {
@@ -338,15 +353,25 @@ async fn a_tokens_sightings_are_the_plots_data() {
     assert_eq!(plot["fit"]["reference"], times[19]);
     assert_eq!(plot["line"]["sightings"], 20);
     // The same token's line of the report.
-    let report = auditor.get("/api/v1/fleet/drift?horizon_days=365").await.json();
-    assert_eq!(report["tokens"][0]["rate_s_per_year"], plot["line"]["rate_s_per_year"]);
+    let report = auditor
+        .get("/api/v1/fleet/drift?horizon_days=365")
+        .await
+        .json();
+    assert_eq!(
+        report["tokens"][0]["rate_s_per_year"],
+        plot["line"]["rate_s_per_year"]
+    );
 
     let missing = auditor.get("/api/v1/tokens/2199999999/sightings").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text());
     let bad = auditor
         .get("/api/v1/tokens/2100000105/sightings?horizon=3")
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "unknown parameters are refused");
+    assert_eq!(
+        bad.status,
+        StatusCode::BAD_REQUEST,
+        "unknown parameters are refused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +401,12 @@ async fn batteries_due_within_months() {
     assert_eq!(all.as_array().unwrap().len(), 2);
     let century = provisioner.get("/api/v1/fleet/eol?months=1201").await;
     assert_eq!(century.status, StatusCode::BAD_REQUEST);
-    assert!(century.json()["error"].as_str().unwrap().contains("century"));
+    assert!(
+        century.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("century")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,11 +102,22 @@ async fn the_fleet_page_plots_a_chosen_tokens_clock() {
     let _one = BROWSER.lock().await;
     let fixture = staffed();
     let today = now() - now() % DAY;
-    simulate_fleet(&fixture, FLEET, SIGHTINGS, today - 2 * 365 * DAY, today - DAY);
+    simulate_fleet(
+        &fixture,
+        FLEET,
+        SIGHTINGS,
+        today - 2 * 365 * DAY,
+        today - DAY,
+    );
     // A battery due in three weeks.
     add_stock_token(&fixture, "2100000499", now() - 5 * YEAR + 21 * DAY);
     let expected = admin_session(&fixture)
-        .token_drift(&"2100000402".parse().unwrap(), Verifier::Entra, 180 * DAY, now())
+        .token_drift(
+            &"2100000402".parse().unwrap(),
+            Verifier::Entra,
+            180 * DAY,
+            now(),
+        )
         .unwrap();
     let (address, _stop) = fixture.serve().await;
     let driver = driver();
@@ -210,7 +221,10 @@ async fn the_fleet_page_plots_a_chosen_tokens_clock() {
     );
     assert_eq!(visible_text(&client, "#plot-summary").await, words);
     let advice = visible_text(&client, "#plot-advice").await;
-    assert!(advice.contains("near the edge") && advice.contains("replace"), "{advice}");
+    assert!(
+        advice.contains("near the edge") && advice.contains("replace"),
+        "{advice}"
+    );
     assert_eq!(
         count(&client, "#sightings tbody tr").await,
         SIGHTINGS as usize
@@ -218,14 +232,24 @@ async fn the_fleet_page_plots_a_chosen_tokens_clock() {
 
     assert!(script_errors(&driver, &client).await.is_empty());
     let shots = |name: &str| format!("fleet-{name}");
+    run(&client, "window.scrollTo(0, 0)").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     screenshot(&client, &format!("{}.png", shots("desk"))).await;
-    run(&client, "document.getElementById('plot-card').scrollIntoView({block: 'start'})").await;
+    run(
+        &client,
+        "document.getElementById('plot-card').scrollIntoView({block: 'start'})",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     screenshot(&client, &format!("{}.png", shots("desk-plot"))).await;
 
     // axe-core: nothing serious, with the plot shown.
     let violations = axe_violations(&client, &axe).await;
-    assert!(violations.is_empty(), "axe-core:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "axe-core:\n{}",
+        violations.join("\n")
+    );
 
     // On a phone the table keeps its key columns and the plot fits.
     client.set_window_size(390, 844).await.unwrap();
@@ -233,22 +257,35 @@ async fn the_fleet_page_plots_a_chosen_tokens_clock() {
     let wrong = run(&client, FITS).await;
     assert_eq!(wrong, json!([]), "at 390 px");
     let width: f64 = serde_json::from_value(
-        run(&client, "return Number(document.getElementById('plot').dataset.width)").await,
+        run(
+            &client,
+            "return Number(document.getElementById('plot').dataset.width)",
+        )
+        .await,
     )
     .unwrap();
     assert!(width < 400.0, "the plot was redrawn for the phone: {width}");
     run(&client, "window.scrollTo(0, 0)").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     screenshot(&client, &format!("{}.png", shots("phone"))).await;
-    run(&client, "document.getElementById('plot-card').scrollIntoView({block: 'start'})").await;
+    run(
+        &client,
+        "document.getElementById('plot-card').scrollIntoView({block: 'start'})",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     screenshot(&client, &format!("{}.png", shots("phone-plot"))).await;
-    run(&client, "document.getElementById('eol-heading').scrollIntoView({block: 'start'})").await;
+    run(
+        &client,
+        "document.getElementById('eol-heading').scrollIntoView({block: 'start'})",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     screenshot(&client, &format!("{}.png", shots("phone-eol"))).await;
     client.set_window_size(1366, 900).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    run(&client, "window.scrollTo(0, 0)").await;
     // Sorting by the forecast: latest first puts the inside token on top;
     // no forecast at all stays last either way.
     click(&client, "#sort-forecast").await;

@@ -233,6 +233,7 @@ async fn an_expired_link_and_a_replaced_one_are_closed() {
     std::thread::sleep(Duration::from_millis(1100));
     let driver = driver();
     let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
     client.goto(&expired).await.unwrap();
     assert!(text_of(&client, "#d-closed").await.contains("has expired"));
     screenshot(&client, "self-service-expired-1366.png").await;

@@ -659,7 +659,9 @@ mod tests {
         assert!(line.advice.contains("device sync-time"), "{line:?}");
         let mut hotp = row.clone();
         hotp.kind = "hotp".into();
-        assert!(token_drift(&hotp, DeviceKind::Classic, &seen, Verifier::Entra, DAY, NOW).is_none());
+        assert!(
+            token_drift(&hotp, DeviceKind::Classic, &seen, Verifier::Entra, DAY, NOW).is_none()
+        );
     }
 
     #[test]

@@ -275,19 +275,29 @@ fn one_tokens_drift_for_a_plot_is_signed_sorted_and_fitted(backend: Backend) {
         // The midpoint of the step shown, within half a period of the truth.
         let years = (point.at - NOW) as f64 / SECONDS_PER_YEAR;
         let truth = 30.0 * years - 20.0;
-        assert!((point.offset_s - truth).abs() <= 15.0, "{point:?} vs {truth}");
+        assert!(
+            (point.offset_s - truth).abs() <= 15.0,
+            "{point:?} vs {truth}"
+        );
     }
     let fit = plot.fit.unwrap();
     assert!((fit.rate_s_per_year - 30.0).abs() < 8.0, "{fit:?}");
     assert_eq!(fit.reference, last);
     let line = plot.line.unwrap();
     assert_eq!(line.sightings, 10);
-    assert_eq!(line.rate_s_per_year, Some((fit.rate_s_per_year * 10.0).round() / 10.0));
+    assert_eq!(
+        line.rate_s_per_year,
+        Some((fit.rate_s_per_year * 10.0).round() / 10.0)
+    );
     // The report's line for the same token is the same line.
     let report = s
         .fleet_drift(Verifier::Entra, 365 * DAY, last + DAY)
         .unwrap();
-    let same = report.tokens.iter().find(|l| l.credential == "PL-1").unwrap();
+    let same = report
+        .tokens
+        .iter()
+        .find(|l| l.credential == "PL-1")
+        .unwrap();
     assert_eq!(same, &line);
     // Another profile, another window.
     let other = s
@@ -334,7 +344,9 @@ fn forensic_refuses_an_empty_range(backend: Backend) {
         Verifier::Entra,
         NOW + DAY,
     ) {
-        Err(Error::Invalid(message)) => assert!(message.contains("end after it starts"), "{message}"),
+        Err(Error::Invalid(message)) => {
+            assert!(message.contains("end after it starts"), "{message}")
+        }
         other => panic!("expected an empty range refused, got {other:?}"),
     }
 }

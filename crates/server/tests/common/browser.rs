@@ -351,4 +351,3 @@ pub async fn axe_violations(client: &Client, axe: &str) -> Vec<String> {
         .unwrap();
     serde_json::from_value(found).unwrap()
 }
-

@@ -268,7 +268,13 @@ pub fn drifting_seed(serial: &str) -> Vec<u8> {
 /// when a user reads a code) `sightings` times at moments spread over
 /// `[from, until]`, showing the code of its drifting clock with ±3 s of
 /// jitter. A fixed generator (xorshift), so a failure repeats.
-pub fn simulate_fleet(fixture: &Fixture, fleet: &[Drifting], sightings: u64, from: u64, until: u64) {
+pub fn simulate_fleet(
+    fixture: &Fixture,
+    fleet: &[Drifting],
+    sightings: u64,
+    from: u64,
+    until: u64,
+) {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -277,7 +283,12 @@ pub fn simulate_fleet(fixture: &Fixture, fleet: &[Drifting], sightings: u64, fro
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
     for token in fleet {
-        ship_token(fixture, token.serial, token.user, &drifting_seed(token.serial));
+        ship_token(
+            fixture,
+            token.serial,
+            token.user,
+            &drifting_seed(token.serial),
+        );
     }
     let mut admin = admin_session(fixture);
     for token in fleet {
