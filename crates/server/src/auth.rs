@@ -71,7 +71,8 @@ pub mod need {
         Export,
         AuditRead,
         Admin,
-        Account
+        Account,
+        Forensic
     );
 }
 

@@ -33,6 +33,7 @@ pub mod admin;
 pub mod auditlog;
 pub mod auth;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod helpdesk;
 pub mod inventory;
@@ -285,6 +286,40 @@ pub const API_ROUTES: &[ApiRoute] = &[
     ),
     route(
         "GET",
+        "/api/v1/tokens/{ref}/sightings",
+        Some(Permission::InventoryRead),
+        "A token's drift sightings, fitted line and standing against a verifier (verifier=, \
+         horizon_days=): a plot's data",
+    ),
+    route(
+        "GET",
+        "/api/v1/fleet/drift",
+        Some(Permission::InventoryRead),
+        "Every token's clock drift against a verifier (verifier=, horizon_days=), worst first \
+         (as `oathdesk fleet drift --json`)",
+    ),
+    route(
+        "GET",
+        "/api/v1/fleet/drift.csv",
+        Some(Permission::InventoryRead),
+        "The drift report as a CSV file (as `oathdesk fleet drift --csv`)",
+    ),
+    route(
+        "GET",
+        "/api/v1/fleet/eol",
+        Some(Permission::InventoryRead),
+        "Tokens whose battery is due within months= (6 if left out), overdue ones too \
+         (as `oathdesk fleet eol --json`)",
+    ),
+    route(
+        "POST",
+        "/api/v1/forensic",
+        Some(Permission::Forensic),
+        "When was a code valid: every interval of a past range in which it was current or \
+         accepted, for a user's or one token's credentials (audited; the code never in a URL)",
+    ),
+    route(
+        "GET",
         "/api/v1/devices",
         Some(Permission::InventoryRead),
         "Devices and the slots in use",
@@ -469,6 +504,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/toolset", get(pages::toolset))
         .route("/helpdesk", get(pages::helpdesk))
         .route("/inventory", get(pages::inventory))
+        .route("/fleet", get(pages::fleet))
         .route("/audit", get(pages::audit))
         .route("/operators", get(pages::operators))
         .route("/account", get(pages::account))
@@ -522,6 +558,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/d/{secret}",
             get(selfservice::page).post(selfservice::submit),
         )
+        .route("/api/v1/tokens/{ref}/sightings", get(fleet::sightings))
+        .route("/api/v1/fleet/drift", get(fleet::drift))
+        .route("/api/v1/fleet/drift.csv", get(fleet::drift_csv))
+        .route("/api/v1/fleet/eol", get(fleet::eol))
+        .route("/api/v1/forensic", post(fleet::forensic))
         .route("/api/v1/devices", get(inventory::devices))
         .route(
             "/api/v1/import/preview",

@@ -8,7 +8,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use crate::{API_ROUTES, account, admin, helpdesk, inventory, toolset};
+use crate::{API_ROUTES, account, admin, fleet, helpdesk, inventory, toolset};
 
 fn body<T: JsonSchema>(generator: &mut SchemaGenerator) -> Option<Value> {
     Some(generator.subschema_for::<T>().to_value())
@@ -46,6 +46,7 @@ pub fn request_schema(method: &str, path: &str, generator: &mut SchemaGenerator)
         ("POST", "/api/v1/helpdesk/approvals/{id}/approve")
         | ("POST", "/api/v1/helpdesk/approvals/{id}/deny") => body::<helpdesk::Decision>(generator),
         ("POST", "/api/v1/identify") => body::<helpdesk::IdentifyRequest>(generator),
+        ("POST", "/api/v1/forensic") => body::<fleet::ForensicRequest>(generator),
         ("POST", "/api/v1/accounts") => body::<admin::NewAccount>(generator),
         ("PATCH", "/api/v1/accounts/{name}") => body::<admin::AccountChange>(generator),
         ("POST", "/api/v1/accounts/{name}/password") => body::<admin::PasswordReset>(generator),
@@ -63,6 +64,10 @@ fn query_schema(path: &str, generator: &mut SchemaGenerator) -> Option<Value> {
         "/api/v1/audit/verify" => body::<crate::auditlog::VerifyQuery>(generator),
         "/api/v1/helpdesk/verification" => body::<helpdesk::VerificationQuery>(generator),
         "/api/v1/helpdesk/approvals" => body::<helpdesk::ApprovalQuery>(generator),
+        "/api/v1/fleet/drift" | "/api/v1/fleet/drift.csv" | "/api/v1/tokens/{ref}/sightings" => {
+            body::<fleet::DriftQuery>(generator)
+        }
+        "/api/v1/fleet/eol" => body::<fleet::EolQuery>(generator),
         _ => None,
     }
 }

@@ -30,6 +30,7 @@ const ASSETS: &[(&str, &str)] = assets!(
     "toolset.js",
     "helpdesk.js",
     "inventory.js",
+    "fleet.js",
     "audit.js",
     "operators.js",
     "account.js",
@@ -93,6 +94,13 @@ pub const PAGES: &[PageDef] = &[
         permission: Permission::InventoryRead,
         body: include_str!("../assets/inventory.html"),
         script: "inventory.js",
+    },
+    PageDef {
+        path: "/fleet",
+        title: "Fleet",
+        permission: Permission::InventoryRead,
+        body: include_str!("../assets/fleet.html"),
+        script: "fleet.js",
     },
     PageDef {
         path: "/toolset",
@@ -273,6 +281,10 @@ pub async fn helpdesk(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Res
 
 pub async fn inventory(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {
     render(auth, page("/inventory"))
+}
+
+pub async fn fleet(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {
+    render(auth, page("/fleet"))
 }
 
 pub async fn audit(auth: Result<Auth<need::PasswordChange>, ApiError>) -> Response {

@@ -5,112 +5,17 @@
 //! or used link. These tests fail (never skip) when the browser is missing.
 
 mod common;
+#[path = "common/browser.rs"]
+mod kit;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+use kit::{BROWSER, browser, driver, screenshot};
 use oathdesk_otp::Verifier;
 use oathdesk_vault::model::{Custody, State};
-use serde_json::json;
-
-const INSTALL: &str = "the browser tests need headless Chromium and its driver: \
-                       apt-get install -y chromium chromium-driver";
-
-/// One browser at a time: the machine has two cores.
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn find(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-/// chromedriver on a free loopback port, killed (with its Chromium, found
-/// by this test's own profile folder) when dropped.
-struct Driver {
-    child: Child,
-    port: u16,
-    profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let marker = format!("--user-data-dir={}", self.profile.path().display());
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if cmdline
-                .split(|b| *b == 0)
-                .any(|arg| arg == marker.as_bytes())
-            {
-                let _ = Command::new("kill").arg(pid.to_string()).status();
-            }
-        }
-    }
-}
-
-fn driver() -> Driver {
-    let chromedriver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
-        .unwrap_or_else(|| panic!("chromedriver not found; {INSTALL}"));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(chromedriver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start chromedriver ({e}); {INSTALL}"));
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "chromedriver did not start listening within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Driver {
-        child,
-        port,
-        profile: tempfile::tempdir().unwrap(),
-    }
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let binary = find(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"])
-        .unwrap_or_else(|| panic!("chromium not found; {INSTALL}"));
-    let args = vec![
-        "--headless".to_owned(),
-        "--no-sandbox".into(),
-        "--disable-gpu".into(),
-        "--disable-dev-shm-usage".into(),
-        "--no-first-run".into(),
-        "--hide-scrollbars".into(),
-        "--window-size=1366,900".into(),
-        format!("--user-data-dir={}", driver.profile.path().display()),
-    ];
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": binary, "args": args}),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .unwrap_or_else(|e| panic!("chromedriver could not start Chromium ({e}); {INSTALL}"))
-}
 
 async fn text_of(client: &Client, css: &str) -> String {
     client
@@ -146,14 +51,6 @@ async fn type_code(client: &Client, code: &str) {
     while field.prop("id").await.is_ok() {
         assert!(started.elapsed() < Duration::from_secs(10), "no answer");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Saves a screenshot when OATHDESK_SCREENSHOTS names a folder.
-async fn screenshot(client: &Client, name: &str) {
-    if let Some(dir) = std::env::var_os("OATHDESK_SCREENSHOTS") {
-        let png = client.screenshot().await.unwrap();
-        std::fs::write(Path::new(&dir).join(name), png).unwrap();
     }
 }
 
@@ -336,6 +233,7 @@ async fn an_expired_link_and_a_replaced_one_are_closed() {
     std::thread::sleep(Duration::from_millis(1100));
     let driver = driver();
     let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
     client.goto(&expired).await.unwrap();
     assert!(text_of(&client, "#d-closed").await.contains("has expired"));
     screenshot(&client, "self-service-expired-1366.png").await;

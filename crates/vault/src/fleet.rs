@@ -199,6 +199,18 @@ pub fn drift_report(
     }
 }
 
+/// A time-based credential's step, if it has a usable one.
+fn step_of(row: &CredentialRow) -> Option<TimeStep> {
+    TimeStep::new(row.period?, row.t0.unwrap_or(0)).ok()
+}
+
+/// The sightings as `(time, clock offset in seconds)` points.
+fn points_of(step: TimeStep, seen: &[SightingRow]) -> Vec<(u64, f64)> {
+    seen.iter()
+        .map(|s| (s.at, drift::clock_offset(step, s.at, s.offset_steps)))
+        .collect()
+}
+
 fn drift_line(
     row: &CredentialRow,
     hardware: &HashMap<i64, Hardware>,
@@ -207,11 +219,8 @@ fn drift_line(
     horizon_s: u64,
     now: u64,
 ) -> Option<DriftLine> {
-    let step = TimeStep::new(row.period?, row.t0.unwrap_or(0)).ok()?;
-    let points: Vec<(u64, f64)> = seen
-        .iter()
-        .map(|s| (s.at, drift::clock_offset(step, s.at, s.offset_steps)))
-        .collect();
+    let step = step_of(row)?;
+    let points = points_of(step, seen);
     let fit = drift::fit(&points);
     let last = points.iter().max_by_key(|p| p.0)?;
     let kind = row
@@ -250,6 +259,211 @@ fn drift_line(
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+/// One sighting as a plot shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SightingPoint {
+    pub at: u64,
+    /// The step the token showed, counted from the step of `at`
+    /// (negative: behind).
+    pub offset_steps: i64,
+    /// The clock offset that step places the token at (its midpoint), in
+    /// seconds; the true offset lies within half a period of it.
+    pub offset_s: f64,
+    /// `deliver`, `check` or `identify`.
+    pub source: String,
+}
+
+/// The fitted line: `offset_s` at `reference`, gaining `rate_s_per_year`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct FitLine {
+    pub rate_s_per_year: f64,
+    pub offset_s: f64,
+    pub reference: u64,
+}
+
+/// A verifier's window around the correct time, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct WindowEdges {
+    /// The earliest offset it accepts (negative: behind).
+    pub behind_s: f64,
+    pub ahead_s: f64,
+}
+
+/// One token's sightings, its fitted drift and where it stands against a
+/// verifier: what a plot of its clock needs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenDrift {
+    pub credential: String,
+    pub period: u64,
+    pub verifier: String,
+    /// `None` when the verifier does not take the token's period.
+    pub window: Option<WindowEdges>,
+    /// Oldest first.
+    pub sightings: Vec<SightingPoint>,
+    /// `None` without two sightings a day or more apart.
+    pub fit: Option<FitLine>,
+    /// The token's line of the drift report; `None` without sightings.
+    pub line: Option<DriftLine>,
+}
+
+/// The drift of one time-based credential from its sightings (any order);
+/// `None` for a credential without a clock (HOTP, or no usable period).
+pub fn token_drift(
+    row: &CredentialRow,
+    kind: DeviceKind,
+    seen: &[SightingRow],
+    verifier: Verifier,
+    horizon_s: u64,
+    now: u64,
+) -> Option<TokenDrift> {
+    if row.kind != "totp" {
+        return None;
+    }
+    let step = step_of(row)?;
+    let mut seen = seen.to_vec();
+    seen.sort_by_key(|s| s.at);
+    let points = points_of(step, &seen);
+    let fit = drift::fit(&points).map(|f| FitLine {
+        rate_s_per_year: f.rate_s_per_year,
+        offset_s: f.offset_s,
+        reference: f.reference,
+    });
+    let period = step.period();
+    let window = verifier.window(period).ok().map(|w| WindowEdges {
+        behind_s: -(w.behind as f64) * period as f64,
+        ahead_s: w.ahead as f64 * period as f64,
+    });
+    let hardware: HashMap<i64, Hardware> = row
+        .device_id
+        .map(|id| (id, Hardware { kind }))
+        .into_iter()
+        .collect();
+    let line = drift_line(row, &hardware, &seen, verifier, horizon_s, now);
+    Some(TokenDrift {
+        credential: reference_of(row.serial.as_deref(), row.slot, row.id),
+        period,
+        verifier: verifier.to_string(),
+        window,
+        sightings: seen
+            .iter()
+            .zip(&points)
+            .map(|(s, p)| SightingPoint {
+                at: s.at,
+                offset_steps: s.offset_steps,
+                offset_s: p.1,
+                source: s.source.clone(),
+            })
+            .collect(),
+        fit,
+        line,
+    })
+}
+
+/// A day as the CSV files write it (`2026-12-04`, UTC).
+fn day(at: u64) -> String {
+    crate::audit::rfc3339(at).chars().take(10).collect()
+}
+
+/// Rows into CSV text (a header first).
+fn csv_text<const N: usize>(header: [&str; N], rows: impl Iterator<Item = [String; N]>) -> String {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    // Writing into memory fails only on a bug: nothing here does I/O.
+    out.write_record(header).expect("CSV into memory");
+    for row in rows {
+        out.write_record(&row).expect("CSV into memory");
+    }
+    String::from_utf8(out.into_inner().expect("CSV into memory")).expect("CSV of UTF-8 text")
+}
+
+/// The drift report as CSV (`oathdesk fleet drift --csv`, and the API's
+/// `fleet/drift.csv`): one line per token, dates as days in UTC.
+pub fn drift_csv(report: &DriftReport) -> String {
+    csv_text(
+        [
+            "token",
+            "serial",
+            "user",
+            "model",
+            "device_kind",
+            "sightings",
+            "span_days",
+            "rate_s_per_year",
+            "offset_s",
+            "edge_s",
+            "standing",
+            "outside_on",
+            "advice",
+        ],
+        report.tokens.iter().map(|l| {
+            [
+                l.credential.clone(),
+                l.serial.clone().unwrap_or_default(),
+                l.user.clone().unwrap_or_default(),
+                l.model.clone().unwrap_or_default(),
+                l.device_kind.clone(),
+                l.sightings.to_string(),
+                l.span_days.to_string(),
+                l.rate_s_per_year.map(|r| r.to_string()).unwrap_or_default(),
+                l.offset_s.to_string(),
+                l.edge_s.to_string(),
+                l.standing.to_owned(),
+                l.outside_at.map(day).unwrap_or_default(),
+                l.advice.clone(),
+            ]
+        }),
+    )
+}
+
+/// The end-of-life forecast as CSV (`oathdesk fleet eol --csv`).
+pub fn eol_csv(due: &[EolLine]) -> String {
+    csv_text(
+        [
+            "token",
+            "serial",
+            "user",
+            "manufacturer",
+            "model",
+            "state",
+            "entered",
+            "due",
+            "life_years",
+            "source",
+        ],
+        due.iter().map(|l| {
+            [
+                l.credential.clone(),
+                l.serial.clone().unwrap_or_default(),
+                l.user.clone().unwrap_or_default(),
+                l.manufacturer.clone().unwrap_or_default(),
+                l.model.clone().unwrap_or_default(),
+                l.state.name().to_owned(),
+                day(l.entered),
+                day(l.due),
+                l.life_years.clone(),
+                l.source.to_owned(),
+            ]
+        }),
+    )
+}
+
+/// A month as the end-of-life forecast counts it: 30.44 days, as a
+/// calendar averages them.
+pub const MONTH_S: u64 = 2_629_746;
+
+/// The longest look ahead of the end-of-life forecast, in months.
+pub const EOL_MONTHS_MAX: u64 = 1200;
+
+/// The moment `months` ahead of `now`, for [`eol_report`].
+pub fn months_ahead(now: u64, months: u64) -> crate::Result<u64> {
+    if months > EOL_MONTHS_MAX {
+        return Err(crate::Error::Invalid(format!(
+            "{months} months is more than a century: give the months ahead to look \
+             (at most {EOL_MONTHS_MAX})"
+        )));
+    }
+    Ok(now.saturating_add(months * MONTH_S))
 }
 
 /// One token due for replacement.
@@ -352,6 +566,102 @@ mod tests {
             manufacturer: Some(manufacturer.into()),
             model: Some("C202".into()),
         }
+    }
+
+    #[test]
+    fn drift_csv_quotes_and_writes_days() {
+        let report = DriftReport {
+            at: NOW,
+            verifier: "entra".into(),
+            horizon_days: 180,
+            without_sightings: 0,
+            tokens: vec![DriftLine {
+                credential: "T0001".into(),
+                credential_id: 1,
+                serial: Some("T0001".into()),
+                user: Some("ann, \"the boss\"@contoso.com".into()),
+                model: None,
+                device_kind: "classic".into(),
+                sightings: 3,
+                span_days: 40,
+                rate_s_per_year: Some(12.5),
+                offset_s: -3.0,
+                edge_s: 60.0,
+                standing: "inside",
+                outside_at: Some(1_800_000_000),
+                advice: "nothing to do".into(),
+            }],
+        };
+        let text = drift_csv(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "token,serial,user,model,device_kind,sightings,span_days,rate_s_per_year,\
+                 offset_s,edge_s,standing,outside_on,advice",
+                "T0001,T0001,\"ann, \"\"the boss\"\"@contoso.com\",,classic,3,40,12.5,-3,60,\
+                 inside,2027-01-15,nothing to do",
+            ]
+        );
+    }
+
+    #[test]
+    fn months_ahead_stops_at_a_century() {
+        assert_eq!(months_ahead(NOW, 6).unwrap(), NOW + 6 * MONTH_S);
+        assert!(matches!(
+            months_ahead(NOW, EOL_MONTHS_MAX + 1),
+            Err(crate::Error::Invalid(m)) if m.contains("century")
+        ));
+    }
+
+    #[test]
+    fn token_drift_sorts_places_and_fits() {
+        let step = TimeStep::DEFAULT;
+        let row = credential(7, 7, "Token2", State::Delivered);
+        // 60 s/year, seen newest first; the step shown as a clock 0..60 s fast.
+        let seen: Vec<SightingRow> = (0..6u64)
+            .rev()
+            .map(|i| {
+                let at = NOW + i * 73 * DAY + 11;
+                let offset = 60.0 * (i * 73 * DAY) as f64 / drift::SECONDS_PER_YEAR;
+                SightingRow {
+                    credential_id: 7,
+                    at,
+                    source: "check".into(),
+                    offset_steps: step.counter_at(at + offset as u64).unwrap() as i64
+                        - step.counter_at(at).unwrap() as i64,
+                }
+            })
+            .collect();
+        let plot = token_drift(
+            &row,
+            DeviceKind::MultiProfile,
+            &seen,
+            Verifier::Steps(3),
+            365 * DAY,
+            NOW + 365 * DAY,
+        )
+        .unwrap();
+        assert!(plot.sightings.windows(2).all(|w| w[0].at < w[1].at));
+        let first = &plot.sightings[0];
+        // Seen at 11 s into a step, in that step: its midpoint is 4 s ahead.
+        assert_eq!((first.offset_steps, first.offset_s), (0, 4.0));
+        assert_eq!(
+            plot.window,
+            Some(WindowEdges {
+                behind_s: -90.0,
+                ahead_s: 90.0
+            })
+        );
+        let fit = plot.fit.unwrap();
+        assert!((fit.rate_s_per_year - 60.0).abs() < 15.0, "{fit:?}");
+        let line = plot.line.unwrap();
+        assert!(line.advice.contains("device sync-time"), "{line:?}");
+        let mut hotp = row.clone();
+        hotp.kind = "hotp".into();
+        assert!(
+            token_drift(&hotp, DeviceKind::Classic, &seen, Verifier::Entra, DAY, NOW).is_none()
+        );
     }
 
     #[test]

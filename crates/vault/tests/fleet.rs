@@ -16,6 +16,8 @@ on_both_backends!(
     forensic_finds_past_intervals_and_refuses_the_present,
     end_of_life_lists_tokens_due_and_token_show_has_it,
     vault_copy_carries_sightings,
+    one_tokens_drift_for_a_plot_is_signed_sorted_and_fitted,
+    forensic_refuses_an_empty_range,
 );
 
 const DAY: u64 = 86_400;
@@ -230,4 +232,121 @@ fn vault_copy_carries_sightings(backend: Backend) {
     let report = copy.fleet_drift(Verifier::Entra, DAY, NOW).unwrap();
     assert_eq!(report.tokens.len(), 1);
     assert!(copy.verify_rows().unwrap().bad.is_empty());
+}
+
+/// A token gaining 30 s/year, checked out of order: its sightings come back
+/// oldest first with the offset each places the clock at, the fitted line,
+/// Entra's window and the report's line; an edited sighting is refused by
+/// name, and an HOTP token has no clock to plot.
+fn one_tokens_drift_for_a_plot_is_signed_sorted_and_fitted(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    s.add_token(token("PL-1", None, SEED, Some("ann@contoso.com")), NOW)
+        .unwrap();
+    s.add_token(token("PL-2", None, OTHER, None), NOW).unwrap();
+    let times: Vec<u64> = [5u64, 0, 9, 2, 7, 4, 1, 8, 3, 6]
+        .iter()
+        .map(|i| NOW + i * 73 * DAY + i * 311)
+        .collect();
+    for &at in &times {
+        let years = (at - NOW) as f64 / SECONDS_PER_YEAR;
+        s.check_token(&serial("PL-1"), &code_of(SEED, at, 30.0 * years - 20.0), at)
+            .unwrap();
+    }
+    // The other token's sighting is not this one's.
+    s.check_token(&serial("PL-2"), &code_at(OTHER, NOW), NOW)
+        .unwrap();
+    let last = *times.iter().max().unwrap();
+    let plot = s
+        .token_drift(&serial("PL-1"), Verifier::Entra, 365 * DAY, last + DAY)
+        .unwrap();
+    assert_eq!(plot.credential, "PL-1");
+    assert_eq!(plot.period, 30);
+    assert_eq!(plot.verifier, "entra");
+    let window = plot.window.unwrap();
+    assert_eq!((window.behind_s, window.ahead_s), (-60.0, 60.0));
+    assert_eq!(plot.sightings.len(), 10);
+    let mut sorted = times.clone();
+    sorted.sort_unstable();
+    let seen: Vec<u64> = plot.sightings.iter().map(|p| p.at).collect();
+    assert_eq!(seen, sorted);
+    for point in &plot.sightings {
+        assert_eq!(point.source, "check");
+        // The midpoint of the step shown, within half a period of the truth.
+        let years = (point.at - NOW) as f64 / SECONDS_PER_YEAR;
+        let truth = 30.0 * years - 20.0;
+        assert!(
+            (point.offset_s - truth).abs() <= 15.0,
+            "{point:?} vs {truth}"
+        );
+    }
+    let fit = plot.fit.unwrap();
+    assert!((fit.rate_s_per_year - 30.0).abs() < 8.0, "{fit:?}");
+    assert_eq!(fit.reference, last);
+    let line = plot.line.unwrap();
+    assert_eq!(line.sightings, 10);
+    assert_eq!(
+        line.rate_s_per_year,
+        Some((fit.rate_s_per_year * 10.0).round() / 10.0)
+    );
+    // The report's line for the same token is the same line.
+    let report = s
+        .fleet_drift(Verifier::Entra, 365 * DAY, last + DAY)
+        .unwrap();
+    let same = report
+        .tokens
+        .iter()
+        .find(|l| l.credential == "PL-1")
+        .unwrap();
+    assert_eq!(same, &line);
+    // Another profile, another window.
+    let other = s
+        .token_drift(&serial("PL-1"), Verifier::Steps(1), DAY, last + DAY)
+        .unwrap();
+    assert_eq!(other.window.unwrap().ahead_s, 30.0);
+    // An HOTP token has no clock.
+    let mut hotp = token("PL-3", None, OTHER, None);
+    hotp.credential.kind = oathdesk_otp::Kind::Hotp { counter: 0 };
+    s.add_token(hotp, NOW).unwrap();
+    match s.token_drift(&serial("PL-3"), Verifier::Entra, DAY, NOW) {
+        Err(Error::Invalid(message)) => assert!(message.contains("HOTP"), "{message}"),
+        other => panic!("expected an HOTP token refused, got {other:?}"),
+    }
+    drop(s);
+
+    f.execute("UPDATE drift_sightings SET offset_steps = offset_steps + 1 WHERE at = (SELECT MAX(at) FROM drift_sightings)");
+    let mut s = session(&f.location);
+    match s.token_drift(&serial("PL-1"), Verifier::Entra, DAY, last + DAY) {
+        Err(Error::Altered { row }) => assert!(row.contains("drift sighting"), "{row}"),
+        other => panic!("expected an altered row, got {other:?}"),
+    }
+    // The untouched token still plots.
+    assert_eq!(
+        s.token_drift(&serial("PL-2"), Verifier::Entra, DAY, NOW)
+            .unwrap()
+            .sightings
+            .len(),
+        1
+    );
+}
+
+fn forensic_refuses_an_empty_range(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    s.add_token(token("FE-1", None, SEED, None), NOW).unwrap();
+    match s.forensic(
+        &ForensicTarget::Token(serial("FE-1")),
+        &code_at(SEED, NOW),
+        Interval {
+            from: NOW + 3600,
+            until: NOW,
+        },
+        Verifier::Entra,
+        NOW + DAY,
+    ) {
+        Err(Error::Invalid(message)) => {
+            assert!(message.contains("end after it starts"), "{message}")
+        }
+        other => panic!("expected an empty range refused, got {other:?}"),
+    }
 }

@@ -2,10 +2,10 @@
 //! batteries. The reports come from the vault (`oathdesk_vault::fleet`);
 //! this only prints them.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use oathdesk_otp::Verifier;
-use oathdesk_vault::fleet::{BATTERY_LIFE, DriftReport, EolLine};
+use oathdesk_vault::fleet::{self, BATTERY_LIFE, DriftReport, EolLine};
 
 use crate::input::{self, rfc3339};
 use crate::unlock::VaultOptions;
@@ -80,22 +80,18 @@ pub fn run(command: FleetCommand, options: &VaultOptions) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else if csv {
-                print_drift_csv(&report)?;
+                print!("{}", fleet::drift_csv(&report));
             } else {
                 print_drift(&report);
             }
         }
         FleetCommand::Eol { months, json, csv } => {
-            if months > 1200 {
-                bail!("--months {months} is more than a century: give the months ahead to look");
-            }
-            // Months of 30.44 days, as a calendar would average them.
-            let until = now.saturating_add(months * 2_629_746);
+            let until = fleet::months_ahead(now, months).context("--months")?;
             let due = session.fleet_eol(until, now)?;
             if json {
                 println!("{}", serde_json::to_string(&due)?);
             } else if csv {
-                print_eol_csv(&due)?;
+                print!("{}", fleet::eol_csv(&due));
             } else {
                 print_eol(&due, months, now);
             }
@@ -147,44 +143,6 @@ fn print_drift(report: &DriftReport) {
     );
 }
 
-fn print_drift_csv(report: &DriftReport) -> Result<()> {
-    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-    out.write_record([
-        "token",
-        "serial",
-        "user",
-        "model",
-        "device_kind",
-        "sightings",
-        "span_days",
-        "rate_s_per_year",
-        "offset_s",
-        "edge_s",
-        "standing",
-        "outside_on",
-        "advice",
-    ])?;
-    for l in &report.tokens {
-        out.write_record([
-            l.credential.clone(),
-            l.serial.clone().unwrap_or_default(),
-            l.user.clone().unwrap_or_default(),
-            l.model.clone().unwrap_or_default(),
-            l.device_kind.clone(),
-            l.sightings.to_string(),
-            l.span_days.to_string(),
-            l.rate_s_per_year.map(|r| r.to_string()).unwrap_or_default(),
-            l.offset_s.to_string(),
-            l.edge_s.to_string(),
-            l.standing.to_owned(),
-            l.outside_at.map(date).unwrap_or_default(),
-            l.advice.clone(),
-        ])?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
 fn print_eol(due: &[EolLine], months: u64, now: u64) {
     println!(
         "{:<22} {:<10} {:<12} {:<10} {:<10} {:<10}  USER",
@@ -212,38 +170,6 @@ fn print_eol(due: &[EolLine], months: u64, now: u64) {
          overdue (!); sources: 'oathdesk fleet batteries'",
         due.len()
     );
-}
-
-fn print_eol_csv(due: &[EolLine]) -> Result<()> {
-    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-    out.write_record([
-        "token",
-        "serial",
-        "user",
-        "manufacturer",
-        "model",
-        "state",
-        "entered",
-        "due",
-        "life_years",
-        "source",
-    ])?;
-    for l in due {
-        out.write_record([
-            l.credential.clone(),
-            l.serial.clone().unwrap_or_default(),
-            l.user.clone().unwrap_or_default(),
-            l.manufacturer.clone().unwrap_or_default(),
-            l.model.clone().unwrap_or_default(),
-            l.state.name().to_owned(),
-            date(l.entered),
-            date(l.due),
-            l.life_years.clone(),
-            l.source.to_owned(),
-        ])?;
-    }
-    out.flush()?;
-    Ok(())
 }
 
 fn print_batteries(json: bool) -> Result<()> {

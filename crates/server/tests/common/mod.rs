@@ -245,3 +245,92 @@ impl Fixture {
         self
     }
 }
+
+/// Seconds in the mean Gregorian year the drift rates are counted in.
+pub const YEAR: u64 = 31_556_952;
+
+/// A token of a simulated fleet: its clock is `initial_s + rate·t` seconds
+/// off (t in years since the first sighting), plus jitter.
+pub struct Drifting {
+    pub serial: &'static str,
+    pub user: &'static str,
+    pub rate_s_per_year: f64,
+    pub initial_s: f64,
+}
+
+/// The seed of a simulated token (its serial's digits, repeated).
+pub fn drifting_seed(serial: &str) -> Vec<u8> {
+    serial.bytes().cycle().take(20).collect()
+}
+
+/// Issue 18, item 1: a simulated fleet with known drift rates. Each token
+/// is shipped to its user, then checked (`token check`, as the desk does
+/// when a user reads a code) `sightings` times at moments spread over
+/// `[from, until]`, showing the code of its drifting clock with ±3 s of
+/// jitter. A fixed generator (xorshift), so a failure repeats.
+pub fn simulate_fleet(
+    fixture: &Fixture,
+    fleet: &[Drifting],
+    sightings: u64,
+    from: u64,
+    until: u64,
+) {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for token in fleet {
+        ship_token(
+            fixture,
+            token.serial,
+            token.user,
+            &drifting_seed(token.serial),
+        );
+    }
+    let mut admin = admin_session(fixture);
+    for token in fleet {
+        let seed = drifting_seed(token.serial);
+        let mut times: Vec<u64> = (0..sightings)
+            .map(|_| from + (next() * (until - from) as f64) as u64)
+            .collect();
+        times.sort_unstable();
+        for at in times {
+            let years = (at - from) as f64 / YEAR as f64;
+            let jitter = (next() * 2.0 - 1.0) * 3.0;
+            let offset = token.initial_s + token.rate_s_per_year * years + jitter;
+            let shown = (at as f64 + offset).floor() as u64;
+            let code = totp(&seed).generate_at(shown).unwrap().to_string();
+            admin
+                .check_token(&token.serial.parse().unwrap(), &code, at)
+                .unwrap_or_else(|e| panic!("{} at {at}: {e}", token.serial));
+        }
+    }
+}
+
+/// Adds a classic Token2 token in stock that entered the vault at
+/// `entered` (its battery is counted from then).
+pub fn add_stock_token(fixture: &Fixture, serial: &str, entered: u64) {
+    use oathdesk_otp::{Credential, Secret};
+    use oathdesk_vault::NewToken;
+    use oathdesk_vault::model::{DeviceKind, State};
+    admin_session(fixture)
+        .add_token(
+            NewToken {
+                serial: Some(serial.into()),
+                slot: None,
+                device_kind: DeviceKind::Classic,
+                manufacturer: Some("Token2".into()),
+                model: Some("C202".into()),
+                device_slots: 1,
+                credential: Credential::totp(Secret::from_bytes(drifting_seed(serial))),
+                label: None,
+                user: None,
+                state: State::Stock,
+            },
+            entered,
+        )
+        .unwrap();
+}

@@ -10,7 +10,7 @@ use oathdesk_otp::forensic::{self, CodeSighting};
 use oathdesk_otp::{Interval, parse_code};
 
 use super::*;
-use crate::fleet::{self as reports, DriftReport, EolLine, Hardware};
+use crate::fleet::{self as reports, DriftReport, EolLine, Hardware, TokenDrift};
 use crate::store::SightingRow;
 
 /// Where a sighting came from.
@@ -49,6 +49,35 @@ fn checked_sightings(tx: &impl StoreTx, keys: &Keys<'_>) -> Result<Vec<SightingR
     let rows = tx.sightings(None)?;
     if keys.enforced {
         let stored: HashMap<String, Vec<u8>> = tx.row_macs(kind::SIGHTING)?.into_iter().collect();
+        for row in &rows {
+            let (id, mac) = keys.signer.sighting(row);
+            if !stored.get(&id).is_some_and(|m| signed::same(m, &mac)) {
+                return Err(Error::Altered {
+                    row: signed::sighting_name(row),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// One credential's sightings, each checked against its signature.
+fn checked_sightings_of(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    credential_id: i64,
+) -> Result<Vec<SightingRow>> {
+    let rows = tx.sightings(Some(credential_id))?;
+    if keys.enforced && !rows.is_empty() {
+        let wanted: Vec<(&str, String)> = rows
+            .iter()
+            .map(|row| (kind::SIGHTING, signed::sighting_id(row)))
+            .collect();
+        let stored: HashMap<String, Vec<u8>> = tx
+            .row_macs_of(&wanted)?
+            .into_iter()
+            .map(|(_, id, mac)| (id, mac))
+            .collect();
         for row in &rows {
             let (id, mac) = keys.signer.sighting(row);
             if !stored.get(&id).is_some_and(|m| signed::same(m, &mac)) {
@@ -217,6 +246,45 @@ impl<S: Store> Session<S> {
         ))
     }
 
+    /// One token's sightings, fitted drift and standing against `verifier`
+    /// (what a plot of its clock needs): the same permission as the drift
+    /// report, of which it is one line. An HOTP token has no clock.
+    pub fn token_drift(
+        &mut self,
+        token: &TokenRef,
+        verifier: Verifier,
+        horizon_s: u64,
+        now: u64,
+    ) -> Result<TokenDrift> {
+        self.require(Permission::InventoryRead)?;
+        let keys = Keys {
+            key: &self.key,
+            signer: &self.signer,
+            enforced: self.signed,
+        };
+        let read = (|| {
+            let tx = self.store.read()?;
+            let row = resolve_checked(&tx, &keys, token)?;
+            let sightings = checked_sightings_of(&tx, &keys, row.id)?;
+            let kind = match row.device_id {
+                Some(id) => tx
+                    .devices()?
+                    .into_iter()
+                    .find(|d| d.id == id)
+                    .map_or(DeviceKind::Unknown, |d| d.kind),
+                None => DeviceKind::Unknown,
+            };
+            Ok((row, sightings, kind))
+        })();
+        let (row, sightings, kind) = self.audited(now, read)?;
+        reports::token_drift(&row, kind, &sightings, verifier, horizon_s, now).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} is an HOTP (event) token: it has no clock to drift",
+                reference_of(row.serial.as_deref(), row.slot, row.id)
+            ))
+        })
+    }
+
     /// The tokens whose battery is due by `until` (overdue included).
     pub fn fleet_eol(&mut self, until: u64, now: u64) -> Result<Vec<EolLine>> {
         self.require(Permission::InventoryRead)?;
@@ -244,6 +312,13 @@ impl<S: Store> Session<S> {
         now: u64,
     ) -> Result<ForensicReport> {
         self.require(Permission::Forensic)?;
+        if range.until <= range.from {
+            return Err(Error::Invalid(format!(
+                "the range must end after it starts (from {}, to {})",
+                audit::rfc3339(range.from),
+                audit::rfc3339(range.until)
+            )));
+        }
         if range.until > now.saturating_sub(FORENSIC_QUIET_S) {
             return Err(Error::Invalid(format!(
                 "the range must end at least {} minutes ago: forensic answers for the past, \
