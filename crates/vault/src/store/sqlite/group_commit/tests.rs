@@ -202,32 +202,54 @@ fn one_writer_per_file_and_a_new_file_at_the_same_path_gets_its_own() {
 fn the_first_writer_works_without_a_savepoint_and_a_later_one_in_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let (path, writer) = scratch(&dir);
+    let wait_for_a_queued_writer = || {
+        while writer.queued.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    // The first writer gives up with another queued: its change is rolled
+    // back, and the other starts a group of its own.
     let first = writer.begin(open).unwrap();
-    // No savepoint is open for the first writer (SQLite writes a page
-    // twice inside one): releasing one fails.
-    assert!(first.execute_batch("RELEASE member").is_err());
+    // No savepoint is open for the first writer (SQLite writes each page
+    // twice inside one): rolling back to one fails.
+    assert!(first.execute_batch("ROLLBACK TO member").is_err());
     first
         .execute("INSERT INTO rows (who, n) VALUES (1, 1)", [])
         .unwrap();
     std::thread::scope(|scope| {
-        let second = scope.spawn(|| {
+        let next = scope.spawn(|| {
             let member = writer.begin(open).unwrap();
-            // A later member of the group has its own savepoint (rolling
-            // back to it, with nothing done yet, keeps it open).
-            member.execute_batch("ROLLBACK TO member").unwrap();
             member
                 .execute("INSERT INTO rows (who, n) VALUES (2, 1)", [])
                 .unwrap();
             member.commit().unwrap();
         });
-        while writer.queued.load(Ordering::SeqCst) == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        // The first writer gives up with the second queued: its change is
-        // rolled back, and the second starts a clean transaction.
+        wait_for_a_queued_writer();
         drop(first);
-        second.join().unwrap();
+        next.join().unwrap();
     });
-    assert_eq!(rows_of(&path, 1), 0);
-    assert_eq!(rows_of(&path, 2), 1);
+    assert_eq!((rows_of(&path, 1), rows_of(&path, 2)), (0, 1));
+
+    // The first writer commits with another queued: the other joins the
+    // same transaction in a savepoint, and giving up undoes only its own.
+    let first = writer.begin(open).unwrap();
+    first
+        .execute("INSERT INTO rows (who, n) VALUES (3, 1)", [])
+        .unwrap();
+    std::thread::scope(|scope| {
+        let later = scope.spawn(|| {
+            let member = writer.begin(open).unwrap();
+            // Its savepoint is open (rolling back to it, with nothing done
+            // yet, keeps it).
+            member.execute_batch("ROLLBACK TO member").unwrap();
+            member
+                .execute("INSERT INTO rows (who, n) VALUES (4, 1)", [])
+                .unwrap();
+            drop(member);
+        });
+        wait_for_a_queued_writer();
+        first.commit().unwrap();
+        later.join().unwrap();
+    });
+    assert_eq!((rows_of(&path, 3), rows_of(&path, 4)), (1, 0));
 }
