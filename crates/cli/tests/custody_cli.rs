@@ -177,6 +177,136 @@ fn a_range_is_exported_to_a_recipient_checked_and_retired_in_one_entry() {
     let _ = age::x25519::Recipient::from_str(&recipient).unwrap();
 }
 
+/// A file that is not the one exported — decrypted, cut down, a serial
+/// renamed, a token added — is still recognised token by token by its
+/// secrets, and an import of a returned token says where it went before.
+#[test]
+fn a_changed_file_is_matched_by_its_tokens_and_an_import_says_so() {
+    let desk = Desk::new();
+    for serial in ["OATH0101", "OATH0102", "OATH0103"] {
+        desk.run(&["token", "add", serial, "--kind", "classic", "--generate"])
+            .assert()
+            .success();
+    }
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let out = desk.file("batch.csv.age");
+    desk.run(&[
+        "custody",
+        "export",
+        "--serial",
+        "OATH01*",
+        "--recipient",
+        &recipient,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let plain = age::decrypt(&identity, &std::fs::read(&out).unwrap()).unwrap();
+    let text = String::from_utf8(plain).unwrap();
+    // Two of the three, one renamed, and a token of elsewhere.
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with('#') || l.contains("OATH0101") || l.contains("OATH0102"))
+        .map(|l| l.replace("OATH0102", "RETURNED02"))
+        .collect();
+    let returned = lines
+        .iter()
+        .find(|l| l.contains("RETURNED02"))
+        .unwrap()
+        .clone();
+    lines.push("FOREIGN1,3132333435363738393031323334353637383930,TOTP,6,30".into());
+    let changed = desk.file("changed.csv");
+    std::fs::write(&changed, lines.join("\n") + "\n").unwrap();
+
+    let checked = desk.json(&[
+        "custody",
+        "check",
+        changed.to_str().unwrap(),
+        "--format",
+        "oath-csv",
+        "--json",
+    ]);
+    assert_eq!(
+        checked["tokens"],
+        serde_json::json!([]),
+        "not the file exported"
+    );
+    let content = &checked["content"];
+    assert_eq!(content["total"], 3, "{checked}");
+    let found: Vec<(&str, &str, &str)> = content["found"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["token"].as_str().unwrap(),
+                f["matched_by"].as_str().unwrap(),
+                f["custody"]["credential"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("OATH0101", "secret", "OATH0101"),
+            ("RETURNED02", "secret", "OATH0102")
+        ],
+        "{checked}"
+    );
+    assert_eq!(content["not_found"], serde_json::json!(["FOREIGN1"]));
+    assert_eq!(checked["batches"][0]["tokens"], 2);
+    assert_eq!(checked["batches"][0]["recipient"], recipient.as_str());
+    // The custody record keeps a fingerprint, never the secret.
+    let audit = desk.json(&["audit", "list", "--json"]);
+    assert!(!audit.to_string().contains("3132333435"), "{audit}");
+    desk.run(&[
+        "custody",
+        "check",
+        changed.to_str().unwrap(),
+        "--format",
+        "oath-csv",
+    ])
+    .assert()
+    .success()
+    .stderr(predicate::str::contains("2 of 3 token(s) were exported on"))
+    .stderr(predicate::str::contains(recipient.as_str()));
+    // A file with none of them: exit 2.
+    let foreign = desk.file("foreign.csv");
+    std::fs::write(
+        &foreign,
+        "FOREIGN2,3132333435363738393031323334353637383931,TOTP,6,30\n",
+    )
+    .unwrap();
+    desk.run(&[
+        "custody",
+        "check",
+        foreign.to_str().unwrap(),
+        "--format",
+        "oath-csv",
+    ])
+    .assert()
+    .code(2)
+    .stderr(predicate::str::contains(
+        "none of its 1 token(s) has a custody record",
+    ));
+
+    // The returned token imported again: the import says where it went.
+    let back = desk.file("returned.csv");
+    let header: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    let mut file = header.join("\n");
+    if !file.is_empty() {
+        file.push('\n');
+    }
+    std::fs::write(&back, file + &returned + "\n").unwrap();
+    desk.run(&["import", "oath-csv", back.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("1 of 1 token(s) were exported on"))
+        .stderr(predicate::str::contains(recipient.as_str()));
+}
+
 #[test]
 fn a_delivery_link_is_printed_and_never_audited() {
     let desk = Desk::new();

@@ -165,6 +165,51 @@ fn configure_title_and_a_clock_at_a_given_time() {
     );
     let slots = desk.json(&["device", "slots", "--json", "--transport", &sim]);
     assert_eq!(slots[0]["last_set"], 1_893_456_000u64);
+    // The vault recorded the clock set: the drift report starts the
+    // profile's history again from it (and the history says so).
+    let report = desk.json(&["fleet", "drift", "--json"]);
+    let line = &report["tokens"][0];
+    assert_eq!(line["credential"], "826658719844499:2", "{report}");
+    assert_eq!(line["sightings"], 0, "{report}");
+    assert!(line["resynced_at"].is_u64(), "{report}");
+    assert!(
+        line["resync_note"]
+            .as_str()
+            .unwrap()
+            .ends_with("0 sightings since"),
+        "{report}"
+    );
+    assert!(audit_clock_entries(&desk) >= 1);
+    // Without the vault the clock is set and nothing is recorded.
+    let before = audit_clock_entries(&desk);
+    let output = desk
+        .run(&[
+            "device",
+            "sync-time",
+            "--slot",
+            "2",
+            "--no-vault",
+            "--transport",
+            &sim,
+            key,
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--no-vault"));
+    assert_eq!(audit_clock_entries(&desk), before);
+}
+
+/// `device.clock` entries of the audit log that restarted a drift history.
+fn audit_clock_entries(desk: &Desk) -> usize {
+    let audit = desk.json(&["audit", "list", "--json"]);
+    audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "device.clock")
+        .filter(|e| e["detail"].to_string().contains("drift_history_reset"))
+        .count()
 }
 
 /// Item 8: a single-profile clock write keeps the display time-out burned.

@@ -332,6 +332,8 @@ document.addEventListener("DOMContentLoaded", () => {
     $("plot-advice").replaceChildren();
     if (line) {
       $("plot-advice").append(el("span", { class: "pill standing-" + line.standing }, STANDING[line.standing] || line.standing), " ", line.advice);
+      // The fit starts again where oathdesk last set the clock.
+      if (line.resync_note) $("plot-advice").append(" (" + line.resync_note + ")");
     }
     const table = $("sightings").querySelector("tbody");
     table.replaceChildren();

@@ -269,15 +269,15 @@ async fn a_simulated_fleet_comes_back_over_rest_within_tolerance() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "token,serial,user,model,device_kind,sightings,span_days,rate_s_per_year,offset_s,\
-         edge_s,standing,outside_on,advice"
+        "token,serial,user,model,device_kind,sightings,resynced_on,sightings_before_resync,\
+         span_days,rate_s_per_year,offset_s,edge_s,standing,outside_on,advice"
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), FLEET.len());
     for (row, line) in rows.iter().zip(tokens) {
         assert_eq!(row[0], line["credential"].as_str().unwrap());
         assert_eq!(row[2], line["user"].as_str().unwrap());
-        let rate: f64 = row[7].parse().unwrap();
+        let rate: f64 = row[9].parse().unwrap();
         assert_eq!(rate, line["rate_s_per_year"].as_f64().unwrap());
     }
 

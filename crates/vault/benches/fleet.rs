@@ -1,6 +1,9 @@
 //! The fleet drift report over 100,000 tokens with 20 sightings each: the
 //! fit, forecast and ranking (`oathdesk_vault::fleet::drift_report`), on
-//! rows already read and checked.
+//! rows already read and checked; and the check of the 2,000,000 sightings'
+//! signatures that `Session::fleet_drift` makes before it
+//! (`oathdesk_vault::bulk_check::first_mismatch`), on one thread (what it
+//! did before) and on every core.
 //!
 //! `cargo bench -p oathdesk-vault --bench fleet`
 
@@ -9,8 +12,11 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use oathdesk_otp::{TimeStep, Verifier};
+use oathdesk_vault::bulk_check::{cores, first_mismatch};
+use oathdesk_vault::crypto::VaultKey;
 use oathdesk_vault::fleet::{Hardware, drift_report};
 use oathdesk_vault::model::{CredentialRow, Custody, DeviceKind, State};
+use oathdesk_vault::signed::Signer;
 use oathdesk_vault::store::SightingRow;
 
 const NOW: u64 = 1_800_000_000;
@@ -100,6 +106,7 @@ fn drift(c: &mut Criterion) {
                 black_box(&rows),
                 &hardware,
                 black_box(&sightings),
+                &HashMap::new(),
                 Verifier::Entra,
                 180 * 86_400,
                 NOW,
@@ -111,5 +118,26 @@ fn drift(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, drift);
+fn signatures(c: &mut Criterion) {
+    let (_, _, sightings) = fleet();
+    let signer = Signer::new(&VaultKey::generate().unwrap());
+    let stored: HashMap<String, Vec<u8>> = sightings.iter().map(|s| signer.sighting(s)).collect();
+    let mut group = c.benchmark_group("fleet");
+    group.sample_size(10);
+    let mut threads = vec![1];
+    if cores() > 1 {
+        threads.push(cores());
+    }
+    for n in threads {
+        group.bench_function(format!("sighting signatures, 2M, {n} thread(s)"), |b| {
+            b.iter(|| {
+                let bad = first_mismatch(black_box(&sightings), &stored, n, |s| signer.sighting(s));
+                assert_eq!(bad, None);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, drift, signatures);
 criterion_main!(benches);

@@ -4,12 +4,17 @@
 //! ([`eol_report`]), and the battery table with its sources
 //! ([`BATTERY_LIFE`]). The session reads the rows (checking their
 //! signatures) and calls these; the bench calls them directly.
+//!
+//! A clock that oathdesk set ([`ClockSync`]: `device sync-time`, or a
+//! configuration write, which sets it too) starts the token's drift history
+//! again: the fit uses only the sightings from then on, since the older
+//! ones forecast a drift the token no longer has.
 
 use std::collections::HashMap;
 
 use oathdesk_otp::drift::{self, Standing};
 use oathdesk_otp::{TimeStep, Verifier};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{CredentialRow, DeviceKind, State};
 use crate::session::reference_of;
@@ -79,6 +84,34 @@ pub fn battery_due(entered: u64, life: &BatteryLife) -> u64 {
     entered.saturating_add(u64::from(life.years_low) * YEAR)
 }
 
+/// A token's clock set by oathdesk (a signed record per credential, the
+/// latest): sightings from before it say nothing of the clock since.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSync {
+    pub credential_id: i64,
+    /// When the clock was set (the host's clock, Unix seconds).
+    pub synced_at: u64,
+    /// What the token's clock was set to: `synced_at`, or another time
+    /// given on purpose (`sync-time --at`).
+    pub set_to: u64,
+    pub operator: String,
+    /// The write that set it: `device.clock` or `device.config`.
+    pub via: String,
+}
+
+impl ClockSync {
+    /// The token's offset just after the write, in seconds.
+    pub fn offset_s(&self) -> f64 {
+        self.set_to as f64 - self.synced_at as f64
+    }
+
+    /// Whether a sighting at `at` counts: one in the second of the write or
+    /// later (a check right after `sync-time` is the new clock's first).
+    pub fn covers(&self, at: u64) -> bool {
+        at >= self.synced_at
+    }
+}
+
 /// What the drift report needs of a credential's hardware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hardware {
@@ -94,7 +127,14 @@ pub struct DriftLine {
     pub user: Option<String>,
     pub model: Option<String>,
     pub device_kind: String,
+    /// Sightings the fit used: since the clock was last set, if it was.
     pub sightings: usize,
+    /// When oathdesk last set the token's clock, if it did.
+    pub resynced_at: Option<u64>,
+    /// Sightings from before that, left out of the fit.
+    pub sightings_before_resync: usize,
+    /// `re-synced on 2026-12-04, 3 sightings since` (none if never set).
+    pub resync_note: Option<String>,
     /// Days between the first and the last sighting.
     pub span_days: u64,
     /// Seconds gained per year (negative: losing); `None` without a rate.
@@ -140,12 +180,14 @@ pub fn advice(standing: &str, kind: DeviceKind) -> String {
     }
 }
 
-/// The drift report: one line per time-based credential with sightings.
-/// `sightings` must be sorted by credential (as the store returns them).
+/// The drift report: one line per time-based credential with sightings
+/// or a clock set by oathdesk (`resyncs`, by credential id). `sightings`
+/// must be sorted by credential (as the store returns them).
 pub fn drift_report(
     credentials: &[CredentialRow],
     hardware: &HashMap<i64, Hardware>,
     sightings: &[SightingRow],
+    resyncs: &HashMap<i64, ClockSync>,
     verifier: Verifier,
     horizon_s: u64,
     now: u64,
@@ -165,11 +207,13 @@ pub fn drift_report(
         if row.kind != "totp" || matches!(row.state, State::Retired | State::Lost) {
             continue;
         }
-        let Some(seen) = by_credential.get(&row.id) else {
+        let seen = by_credential.get(&row.id).copied().unwrap_or_default();
+        let resync = resyncs.get(&row.id);
+        if seen.is_empty() && resync.is_none() {
             without += 1;
             continue;
-        };
-        let Some(line) = drift_line(row, hardware, seen, verifier, horizon_s, now) else {
+        }
+        let Some(line) = drift_line(row, hardware, seen, resync, verifier, horizon_s, now) else {
             continue;
         };
         tokens.push(line);
@@ -211,18 +255,39 @@ fn points_of(step: TimeStep, seen: &[SightingRow]) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// What the report says of a clock oathdesk set.
+pub fn resync_note(resync: &ClockSync, since: usize) -> String {
+    let date: String = crate::audit::rfc3339(resync.synced_at)
+        .chars()
+        .take(10)
+        .collect();
+    format!(
+        "re-synced on {date}, {since} sighting{} since",
+        if since == 1 { "" } else { "s" }
+    )
+}
+
 fn drift_line(
     row: &CredentialRow,
     hardware: &HashMap<i64, Hardware>,
     seen: &[SightingRow],
+    resync: Option<&ClockSync>,
     verifier: Verifier,
     horizon_s: u64,
     now: u64,
 ) -> Option<DriftLine> {
     let step = step_of(row)?;
-    let points = points_of(step, seen);
+    // Only what the clock showed since oathdesk last set it.
+    let points: Vec<(u64, f64)> = points_of(step, seen)
+        .into_iter()
+        .filter(|(at, _)| resync.is_none_or(|r| r.covers(*at)))
+        .collect();
     let fit = drift::fit(&points);
-    let last = points.iter().max_by_key(|p| p.0)?;
+    // The latest offset known: the last sighting, else the clock as set.
+    let last = match points.iter().max_by_key(|p| p.0) {
+        Some(point) => *point,
+        None => resync.map(|r| (r.synced_at, r.offset_s()))?,
+    };
     let kind = row
         .device_id
         .and_then(|id| hardware.get(&id))
@@ -234,7 +299,12 @@ fn drift_line(
         }
         Err(_) => ("unsupported", None),
     };
-    let first = points.iter().map(|p| p.0).min()?;
+    let first = points.iter().map(|p| p.0).min().unwrap_or(last.0);
+    let advice = if points.is_empty() && standing != "outside" {
+        "check it again later: no sighting since its clock was set".to_owned()
+    } else {
+        advice(standing, kind)
+    };
     Some(DriftLine {
         credential: reference_of(row.serial.as_deref(), row.slot, row.id),
         credential_id: row.id,
@@ -243,6 +313,9 @@ fn drift_line(
         model: row.model.clone(),
         device_kind: kind.name().to_owned(),
         sightings: points.len(),
+        resynced_at: resync.map(|r| r.synced_at),
+        sightings_before_resync: seen.len() - points.len(),
+        resync_note: resync.map(|r| resync_note(r, points.len())),
         span_days: (last.0 - first) / 86_400,
         rate_s_per_year: fit.map(|f| round1(f.rate_s_per_year)),
         offset_s: round1(forecast.map_or(last.1, |f| f.offset_s)),
@@ -253,7 +326,7 @@ fn drift_line(
                 .then_some(f.outside_at)
                 .flatten()
         }),
-        advice: advice(standing, kind),
+        advice,
     })
 }
 
@@ -314,6 +387,7 @@ pub fn token_drift(
     row: &CredentialRow,
     kind: DeviceKind,
     seen: &[SightingRow],
+    resync: Option<&ClockSync>,
     verifier: Verifier,
     horizon_s: u64,
     now: u64,
@@ -325,7 +399,14 @@ pub fn token_drift(
     let mut seen = seen.to_vec();
     seen.sort_by_key(|s| s.at);
     let points = points_of(step, &seen);
-    let fit = drift::fit(&points).map(|f| FitLine {
+    // Every sighting is plotted; the line is fitted to those since the
+    // clock was last set, as the report's is.
+    let since_resync: Vec<(u64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(at, _)| resync.is_none_or(|r| r.covers(*at)))
+        .collect();
+    let fit = drift::fit(&since_resync).map(|f| FitLine {
         rate_s_per_year: f.rate_s_per_year,
         offset_s: f.offset_s,
         reference: f.reference,
@@ -340,7 +421,7 @@ pub fn token_drift(
         .map(|id| (id, Hardware { kind }))
         .into_iter()
         .collect();
-    let line = drift_line(row, &hardware, &seen, verifier, horizon_s, now);
+    let line = drift_line(row, &hardware, &seen, resync, verifier, horizon_s, now);
     Some(TokenDrift {
         credential: reference_of(row.serial.as_deref(), row.slot, row.id),
         period,
@@ -388,6 +469,8 @@ pub fn drift_csv(report: &DriftReport) -> String {
             "model",
             "device_kind",
             "sightings",
+            "resynced_on",
+            "sightings_before_resync",
             "span_days",
             "rate_s_per_year",
             "offset_s",
@@ -404,6 +487,8 @@ pub fn drift_csv(report: &DriftReport) -> String {
                 l.model.clone().unwrap_or_default(),
                 l.device_kind.clone(),
                 l.sightings.to_string(),
+                l.resynced_at.map(day).unwrap_or_default(),
+                l.sightings_before_resync.to_string(),
                 l.span_days.to_string(),
                 l.rate_s_per_year.map(|r| r.to_string()).unwrap_or_default(),
                 l.offset_s.to_string(),
@@ -583,6 +668,9 @@ mod tests {
                 model: None,
                 device_kind: "classic".into(),
                 sightings: 3,
+                resynced_at: Some(1_700_000_000),
+                sightings_before_resync: 2,
+                resync_note: None,
                 span_days: 40,
                 rate_s_per_year: Some(12.5),
                 offset_s: -3.0,
@@ -597,10 +685,11 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "token,serial,user,model,device_kind,sightings,span_days,rate_s_per_year,\
-                 offset_s,edge_s,standing,outside_on,advice",
-                "T0001,T0001,\"ann, \"\"the boss\"\"@contoso.com\",,classic,3,40,12.5,-3,60,\
-                 inside,2027-01-15,nothing to do",
+                "token,serial,user,model,device_kind,sightings,resynced_on,\
+                 sightings_before_resync,span_days,rate_s_per_year,offset_s,edge_s,standing,\
+                 outside_on,advice",
+                "T0001,T0001,\"ann, \"\"the boss\"\"@contoso.com\",,classic,3,2023-11-14,2,40,\
+                 12.5,-3,60,inside,2027-01-15,nothing to do",
             ]
         );
     }
@@ -637,6 +726,7 @@ mod tests {
             &row,
             DeviceKind::MultiProfile,
             &seen,
+            None,
             Verifier::Steps(3),
             365 * DAY,
             NOW + 365 * DAY,
@@ -660,7 +750,16 @@ mod tests {
         let mut hotp = row.clone();
         hotp.kind = "hotp".into();
         assert!(
-            token_drift(&hotp, DeviceKind::Classic, &seen, Verifier::Entra, DAY, NOW).is_none()
+            token_drift(
+                &hotp,
+                DeviceKind::Classic,
+                &seen,
+                None,
+                Verifier::Entra,
+                DAY,
+                NOW
+            )
+            .is_none()
         );
     }
 
@@ -753,6 +852,7 @@ mod tests {
             &rows,
             &hardware,
             &sightings,
+            &HashMap::new(),
             Verifier::Entra,
             365 * DAY,
             NOW,
@@ -770,5 +870,95 @@ mod tests {
         assert_eq!(second.standing, "near-edge", "{second:?}");
         assert!(second.advice.contains("device sync-time"), "{second:?}");
         assert!(second.outside_at.unwrap() > NOW, "{second:?}");
+    }
+
+    /// What the vault sees of a token whose clock is `offset` s off at `at`.
+    fn sighting_at(id: i64, at: u64, offset: f64) -> SightingRow {
+        let step = TimeStep::DEFAULT;
+        let k = step.counter_at((at as f64 + offset) as u64).unwrap() as i64
+            - step.counter_at(at).unwrap() as i64;
+        SightingRow {
+            credential_id: id,
+            at,
+            source: "check".into(),
+            offset_steps: k,
+        }
+    }
+
+    /// A token 70 s fast for two years, its clock set right, then seen on
+    /// time (steady since): counted from the re-sync it has no drift;
+    /// counted whole, the old sightings forecast one of about −30 s/year
+    /// that it does not have.
+    #[test]
+    fn a_resync_starts_the_drift_history_again() {
+        let synced_at = NOW - 200 * DAY;
+        let mut sightings: Vec<SightingRow> = (0..10u64)
+            .map(|i| sighting_at(1, synced_at - 700 * DAY + i * 70 * DAY + i * 7, 70.0))
+            .collect();
+        sightings.extend((0..5u64).map(|i| sighting_at(1, synced_at + i * 40 * DAY, 0.0)));
+        let rows = vec![credential(1, 1, "Token2", State::Delivered)];
+        let hardware: HashMap<i64, Hardware> = [(
+            1,
+            Hardware {
+                kind: DeviceKind::MultiProfile,
+            },
+        )]
+        .into_iter()
+        .collect();
+        let resync = ClockSync {
+            credential_id: 1,
+            synced_at,
+            set_to: synced_at,
+            operator: "alice".into(),
+            via: "device.clock".into(),
+        };
+        let report = |resyncs: &HashMap<i64, ClockSync>, sightings: &[SightingRow]| {
+            drift_report(
+                &rows,
+                &hardware,
+                sightings,
+                resyncs,
+                Verifier::Entra,
+                365 * DAY,
+                NOW,
+            )
+        };
+        let whole = report(&HashMap::new(), &sightings);
+        let line = &whole.tokens[0];
+        assert_eq!(line.sightings, 15);
+        assert!(line.rate_s_per_year.unwrap() < -20.0, "{line:?}");
+        assert_eq!(line.resync_note, None);
+
+        let resyncs: HashMap<i64, ClockSync> = [(1, resync)].into_iter().collect();
+        let since = report(&resyncs, &sightings);
+        let line = &since.tokens[0];
+        assert_eq!(line.standing, "inside", "{line:?}");
+        assert_eq!(line.sightings, 5);
+        assert_eq!(line.sightings_before_resync, 10);
+        assert_eq!(line.resynced_at, Some(synced_at));
+        // Each of the five saw the same phase of the step: no drift, and
+        // the midpoint of the step as the offset.
+        assert_eq!(line.rate_s_per_year, Some(0.0), "{line:?}");
+        assert_eq!(line.offset_s, 15.0, "{line:?}");
+        let date: String = crate::audit::rfc3339(synced_at).chars().take(10).collect();
+        assert_eq!(
+            line.resync_note.as_deref(),
+            Some(format!("re-synced on {date}, 5 sightings since").as_str())
+        );
+
+        // Re-synced and not seen since: listed, with no rate, not outside.
+        let before = &sightings[..10];
+        let unseen = report(&resyncs, before);
+        assert_eq!(unseen.without_sightings, 0);
+        let line = &unseen.tokens[0];
+        assert_eq!((line.standing, line.sightings), ("no-rate", 0), "{line:?}");
+        assert_eq!(line.offset_s, 0.0);
+        assert!(line.advice.contains("no sighting since its clock was set"));
+        assert!(
+            line.resync_note
+                .as_ref()
+                .unwrap()
+                .ends_with("0 sightings since")
+        );
     }
 }

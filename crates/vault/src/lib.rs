@@ -23,6 +23,7 @@
 //! keep their schema with the versioned [`migrations`].
 
 pub mod audit;
+pub mod bulk_check;
 pub mod crypto;
 mod error;
 pub mod fleet;
@@ -55,7 +56,10 @@ pub use session::{
     NewToken, OperatorInfo, SerialFinding, Session, TapPermit, TokenInfo, Unlock, Vault,
     VaultReport, code_position, defaults, settings,
 };
-pub use session::{CustodyEntry, CustodyExport, SerialSelector, custody};
+pub use session::{
+    CustodyBatch, CustodyCheck, CustodyEntry, CustodyExport, CustodyFound, MatchedBy,
+    SerialSelector, custody,
+};
 pub use session::{DeliveryLink, LinkPage, LinkProblem, selfservice};
 pub use session::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
 pub use session::{FORENSIC_QUIET_S, ForensicHit, ForensicReport, ForensicTarget, TokenCheck};

@@ -63,7 +63,13 @@ pub mod kind {
     /// showed and when — signed, since it decides which tokens are
     /// replaced.
     pub const SIGHTING: &str = "drift_sighting";
-    pub const RECORDS: [&str; 9] = [
+    /// A token's clock set by oathdesk (`crate::session::device_writes`):
+    /// the drift fit starts again from it. One per credential, the latest.
+    pub const CLOCK_SYNC: &str = "clock_sync";
+    /// Where a generated seed came from (`crate::session::provenance`),
+    /// one per credential, written with the credential.
+    pub const SEED_PROVENANCE: &str = "seed_provenance";
+    pub const RECORDS: [&str; 11] = [
         USER_FACTS,
         POLICY,
         APPROVAL,
@@ -73,8 +79,10 @@ pub mod kind {
         OIDC_LINK,
         DELIVERY_LINK,
         CUSTODY,
+        CLOCK_SYNC,
+        SEED_PROVENANCE,
     ];
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 19] = [
         CREDENTIAL,
         USER,
         DEVICE,
@@ -92,6 +100,8 @@ pub mod kind {
         DELIVERY_LINK,
         CUSTODY,
         SIGHTING,
+        CLOCK_SYNC,
+        SEED_PROVENANCE,
     ];
 }
 
@@ -258,7 +268,8 @@ impl Signer {
     }
 
     /// A drift sighting: its id binds credential, moment and source.
-    pub(crate) fn sighting(&self, row: &SightingRow) -> (String, Vec<u8>) {
+    /// Public for the fleet bench, which checks millions of them.
+    pub fn sighting(&self, row: &SightingRow) -> (String, Vec<u8>) {
         let id = sighting_id(row);
         let mac = self.mac(kind::SIGHTING, &id, &[number(row.offset_steps)]);
         (id, mac)

@@ -7,7 +7,7 @@ use common::*;
 use oathdesk_otp::drift::SECONDS_PER_YEAR;
 use oathdesk_otp::{Interval, Verifier, Window};
 use oathdesk_vault::model::{DeviceKind, State};
-use oathdesk_vault::{Error, ForensicTarget, Location};
+use oathdesk_vault::{DeviceWrite, Error, ForensicTarget, Location};
 
 on_both_backends!(
     checks_feed_the_drift_report_with_signed_sightings,
@@ -18,6 +18,7 @@ on_both_backends!(
     vault_copy_carries_sightings,
     one_tokens_drift_for_a_plot_is_signed_sorted_and_fitted,
     forensic_refuses_an_empty_range,
+    a_clock_set_by_oathdesk_restarts_the_drift_history,
 );
 
 const DAY: u64 = 86_400;
@@ -348,5 +349,83 @@ fn forensic_refuses_an_empty_range(backend: Backend) {
             assert!(message.contains("end after it starts"), "{message}")
         }
         other => panic!("expected an empty range refused, got {other:?}"),
+    }
+}
+
+/// A Molto-2 profile gaining 60 s/year, checked over two years (outside
+/// Entra's window by then), its clock set (`device sync-time`), then seen
+/// on time: the report fits only the sightings since the re-sync and says
+/// so; the re-sync is a signed record.
+fn a_clock_set_by_oathdesk_restarts_the_drift_history(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    s.add_token(token("MOLTO-7", Some(2), SEED, None), NOW)
+        .unwrap();
+    let profile = serial("MOLTO-7:2");
+    for i in 0..8u64 {
+        let at = NOW + i * 90 * DAY + i * 7;
+        let years = (at - NOW) as f64 / SECONDS_PER_YEAR;
+        s.check_token(&profile, &code_of(SEED, at, 60.0 * years), at)
+            .unwrap();
+    }
+    let synced = NOW + 800 * DAY;
+    let before = s.fleet_drift(Verifier::Entra, 365 * DAY, synced).unwrap();
+    assert_eq!(before.tokens[0].standing, "outside", "{before:?}");
+    assert_eq!(before.tokens[0].resync_note, None);
+
+    s.record_device_write(&profile, &DeviceWrite::Clock { time: synced }, synced)
+        .unwrap();
+    // Not seen since: listed as re-synced, no rate yet.
+    let unseen = s.fleet_drift(Verifier::Entra, 365 * DAY, synced).unwrap();
+    let line = &unseen.tokens[0];
+    assert_eq!((line.standing, line.sightings), ("no-rate", 0), "{line:?}");
+    assert_eq!(line.sightings_before_resync, 8);
+    let mut last = synced;
+    for i in 1..=3u64 {
+        last = synced + i * 30 * DAY;
+        s.check_token(&profile, &code_of(SEED, last, 0.0), last)
+            .unwrap();
+    }
+    let after = s.fleet_drift(Verifier::Entra, 365 * DAY, last).unwrap();
+    let line = &after.tokens[0];
+    assert_eq!(line.sightings, 3, "{line:?}");
+    assert_eq!(line.resynced_at, Some(synced));
+    assert_eq!(line.standing, "inside", "{line:?}");
+    assert_eq!(line.rate_s_per_year, Some(0.0), "{line:?}");
+    let note = line.resync_note.as_deref().unwrap();
+    assert!(
+        note.starts_with("re-synced on 20") && note.ends_with(", 3 sightings since"),
+        "{note}"
+    );
+    // The history says the drift history restarted, and who did it.
+    let entry = s
+        .audit_entries()
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.action == "device.clock")
+        .unwrap();
+    assert_eq!(entry.operator, "alice");
+    assert!(
+        entry.detail.contains("\"drift_history_reset\":true"),
+        "{}",
+        entry.detail
+    );
+    assert!(s.verify_rows().unwrap().bad.is_empty());
+    drop(s);
+
+    // The record is signed: edited, or deleted (its MAC stays), the report
+    // is refused rather than fitting the old sightings again.
+    f.execute("UPDATE records SET body = replace(body, '\"alice\"', '\"mallory\"') WHERE kind = 'clock_sync'");
+    let mut s = session(&f.location);
+    match s.fleet_drift(Verifier::Entra, 365 * DAY, last) {
+        Err(Error::Altered { row }) => assert!(row.contains("clock sync"), "{row}"),
+        other => panic!("expected an altered record, got {other:?}"),
+    }
+    drop(s);
+    f.execute("DELETE FROM records WHERE kind = 'clock_sync'");
+    let mut s = session(&f.location);
+    match s.fleet_drift(Verifier::Entra, 365 * DAY, last) {
+        Err(Error::Altered { row }) => assert!(row.contains("clock sync"), "{row}"),
+        other => panic!("expected a deleted record to count as altered, got {other:?}"),
     }
 }

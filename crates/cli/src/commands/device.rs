@@ -106,7 +106,10 @@ Examples:
     #[command(after_help = "\
 --all carries on past a slot the token refuses and reports each; the exit status says whether \
 every slot was set. A single-profile token's clock comes with its whole configuration: its \
-display time-out is kept as the vault recorded it (or --display-timeout).")]
+display time-out is kept as the vault recorded it (or --display-timeout).
+
+The vault records each clock set on its credential there: 'oathdesk fleet drift' then fits the \
+token's drift from the codes seen since, not before.")]
     SyncTime {
         #[arg(long, value_name = "N", conflicts_with = "all")]
         slot: Option<u8>,
@@ -120,6 +123,10 @@ display time-out is kept as the vault recorded it (or --display-timeout).")]
         /// vault's record of the last burn or configuration].
         #[arg(long, value_name = "S")]
         display_timeout: Option<DisplayTimeout>,
+        /// Molto-2: set the clock without recording it in the vault (the drift report then
+        /// keeps counting the codes seen before).
+        #[arg(long)]
+        no_vault: bool,
     },
     /// Change a slot's algorithm, digits, period or display time-out without a new seed.
     #[command(after_help = "\
@@ -409,8 +416,10 @@ pub fn run(args: DeviceArgs, vault: &VaultOptions) -> Result<()> {
             all,
             at,
             display_timeout,
+            no_vault,
         } => {
             let at = at.as_deref().map(input::parse_time).transpose()?;
+            let vault = (!no_vault).then_some(vault);
             sync_time(connection, vault, slot, all, at, display_timeout)
         }
         DeviceCommand::Configure(args) => configure(args, connection, vault),
@@ -802,9 +811,59 @@ fn clock_at(at: Option<u64>) -> impl Fn() -> u64 {
     move || at.unwrap_or_else(input::now)
 }
 
+/// Tells the vault which Molto-2 slots' clocks were set: the drift report
+/// starts their history again. A slot the vault has no credential in is
+/// counted, not an error (a token programmed elsewhere).
+fn record_slot_clocks(
+    session: &mut Session,
+    token: &Token<'_>,
+    outcomes: &[oathdesk_devices::programmer::SlotOutcome],
+    at: Option<u64>,
+) -> Result<()> {
+    let mut unknown = 0;
+    for outcome in outcomes.iter().filter(|o| o.result.is_ok()) {
+        let info = match recorded::credential_in(session, token, outcome.slot) {
+            Ok(info) => info,
+            Err(recorded::RecordedError::Vault(oathdesk_vault::Error::NotFound(_))) => {
+                unknown += 1;
+                continue;
+            }
+            Err(e) => {
+                eprintln!(
+                    "oathdesk: slot {}: its clock is set, but not recorded in the vault: {e}",
+                    outcome.slot
+                );
+                continue;
+            }
+        };
+        let now = input::now();
+        session
+            .record_device_write(
+                &TokenRef::Id(info.id),
+                &oathdesk_vault::DeviceWrite::Clock {
+                    time: at.unwrap_or(now),
+                },
+                now,
+            )
+            .with_context(|| {
+                format!(
+                    "the clock of {} is set, but the vault could not record it (run the command again)",
+                    info.reference()
+                )
+            })?;
+    }
+    if unknown > 0 {
+        eprintln!(
+            "oathdesk: the vault has no credential in {unknown} of the slot(s) set: nothing recorded for them"
+        );
+    }
+    Ok(())
+}
+
+/// `vault` is `None` with `--no-vault`.
 fn sync_time(
     connection: &ConnectionArgs,
-    vault: &VaultOptions,
+    vault: Option<&VaultOptions>,
     slot: Option<u8>,
     all: bool,
     at: Option<u64>,
@@ -823,6 +882,17 @@ fn sync_time(
                 (Some(slot), _) => vec![slot],
                 (None, true) => (0..token.profiles()).collect(),
                 (None, false) => bail!("which slot? pass --slot N, or --all for every slot"),
+            };
+            // Unlocked first: a wrong passphrase stops before any write.
+            let mut session = match vault {
+                Some(vault) => Some(vault.unlock()?),
+                None => {
+                    eprintln!(
+                        "oathdesk: warning: --no-vault: the vault does not learn of this; its drift report \
+                         keeps counting the codes seen before"
+                    );
+                    None
+                }
             };
             authenticate(&mut token, connection)?;
             let bar = progress(slots.len() as u64, "syncing");
@@ -843,6 +913,9 @@ fn sync_time(
                 token.serial(),
                 drift_text(before)
             );
+            if let Some(session) = session.as_mut() {
+                record_slot_clocks(session, &token, &outcomes, at)?;
+            }
             if failed > 0 || untried > 0 {
                 bail!(
                     "{failed} slot(s) refused{}; the others are set — run the command again for the slots named above",
@@ -860,6 +933,12 @@ fn sync_time(
             }
             // Its clock comes with the whole configuration, and restricted
             // models lose the seed: the vault's credential supplies both.
+            let Some(vault) = vault else {
+                bail!(
+                    "a single-profile token's clock is written with its whole configuration, which \
+                     oathdesk reads from the vault: drop --no-vault"
+                );
+            };
             let mut session = vault.unlock()?;
             let reference: TokenRef = token.serial().parse()?;
             let (info, credential) = session.reveal(&reference).map_err(|e| {

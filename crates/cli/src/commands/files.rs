@@ -227,7 +227,11 @@ fn read_input(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
 /// Reads every record the file holds; entries oathdesk does not handle (an
 /// app backup's Steam or Yandex entry) are listed on stderr, each with its
 /// place, issuer and reason, and returned in [`Read::skipped`].
-fn read_records(path: &Path, from: Option<Format>, keys: &Keys) -> Result<(Format, Read)> {
+pub(crate) fn read_records(
+    path: &Path,
+    from: Option<Format>,
+    keys: &Keys,
+) -> Result<(Format, Read)> {
     let bytes = read_input(path)?;
     let name = path.display();
     let format = match from {
@@ -582,6 +586,9 @@ pub fn run_import(args: ImportArgs, options: &VaultOptions) -> Result<ExitCode> 
         skipped,
     };
     let mut session = options.unlock()?;
+    // Tokens this vault handed over before: say so (to whom, when).
+    let sha = oathdesk_vault::custody::file_sha256(&read_input(&args.file)?);
+    crate::commands::custody::note_on_import(&mut session, &name, &sha, &records);
     session
         .import_records(records, format, input::now())
         .map_err(|e| anyhow!("{name}: {e}; nothing was imported"))?;

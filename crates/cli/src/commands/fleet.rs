@@ -17,7 +17,9 @@ pub enum FleetCommand {
     /// window, when it falls outside, and what to do.
     #[command(after_help = "\
 Sightings come from 'token deliver', 'token check' and 'identify' of a code read off the token \
-just now. One sighting gives an offset but no rate; a rate needs sightings a day or more apart.
+just now. One sighting gives an offset but no rate; a rate needs sightings a day or more apart. \
+After 'device sync-time' (or 'device configure', which sets the clock too) only the sightings \
+since count: the report says 're-synced on DATE, N sightings since'.
 
 Examples:
   oathdesk fleet drift
@@ -127,7 +129,10 @@ fn print_drift(report: &DriftReport) {
             format!("{:+.0}", line.offset_s),
             line.standing,
             line.outside_at.map_or_else(|| "-".to_owned(), date),
-            line.advice
+            match &line.resync_note {
+                Some(note) => format!("{} ({note})", line.advice),
+                None => line.advice.clone(),
+            }
         );
     }
     let count = |s: &str| report.tokens.iter().filter(|l| l.standing == s).count();

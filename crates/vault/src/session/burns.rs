@@ -19,8 +19,8 @@ impl<S: Store> Session<S> {
     }
 
     /// [`Session::begin_burn`] of a seed the caller just generated with
-    /// `oathdesk_otp::seed::generate`: the burn's audit entry records the
-    /// seed's provenance ([`Session::seed_provenance`]); `command` names the
+    /// `oathdesk_otp::seed::generate`: the burn's audit entry and a signed
+    /// record keep the seed's provenance ([`Session::seed_provenance`]); `command` names the
     /// command, e.g. `oathdesk device burn --generate`.
     pub fn begin_generated_burn(
         &mut self,
@@ -103,6 +103,7 @@ impl<S: Store> Session<S> {
                 .credential(reference_of(row.serial.as_deref(), row.slot, row.id))
                 .detail(json!({"credential_id": row.id, "superseded": superseded}));
             if let Some(seed) = &seed {
+                super::provenance::record_provenance(tx, key, row.id, seed, now)?;
                 event.detail["seed"] = json!(seed);
             }
             event.user = row.upn.clone();

@@ -2,8 +2,9 @@
 //! export their secrets encrypted to one recipient (an age X25519 key), and
 //! record for each token to whom, when and in which file (by SHA-256) its
 //! secret went — signed records ([`kind::CUSTODY`]), copied with the vault.
-//! Whoever receives the file later checks it against that record
-//! ([`Session::custody_of_file`]).
+//! Whoever receives the file later checks it against that record: by the
+//! file's hash ([`Session::custody_of_file`]) or by its tokens' secrets and
+//! serials ([`Session::custody_check`], in `custody_match`).
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -125,6 +126,9 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 pub struct CustodyEntry {
     pub credential: String,
     pub serial: Option<String>,
+    /// The profile of a multi-profile token (none in records from before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
     pub exported_on: u64,
     pub exported_by: String,
     /// The age recipient (`age1…`).
@@ -132,6 +136,11 @@ pub struct CustodyEntry {
     pub format: String,
     /// SHA-256 of the encrypted file, hex.
     pub file_sha256: String,
+    /// The secret's keyed fingerprint, hex (see `custody_match`): how the
+    /// token is recognised in a file that is not this one. None in records
+    /// from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_fingerprint: Option<String>,
 }
 
 /// An encrypted export and its custody record.
@@ -199,18 +208,23 @@ impl<S: Store> Session<S> {
             .map(|s| chosen[s.index].0.reference())
             .collect();
         let operator = self.operator.clone();
+        let fingerprint_key = super::custody_match::fingerprint_key(&self.audit_keys)?;
         let entries: Vec<CustodyEntry> = chosen
             .iter()
-            .map(|(info, _)| info)
-            .filter(|info| !skipped.contains(&info.reference()))
-            .map(|info| CustodyEntry {
+            .filter(|(info, _)| !skipped.contains(&info.reference()))
+            .map(|(info, credential)| CustodyEntry {
                 credential: info.reference(),
                 serial: info.serial.clone(),
+                slot: info.slot,
                 exported_on: now,
                 exported_by: operator.clone(),
                 recipient: age_recipient.to_string(),
                 format: format.name().to_owned(),
                 file_sha256: sha.clone(),
+                secret_fingerprint: Some(super::custody_match::fingerprint(
+                    &fingerprint_key,
+                    credential.secret.as_bytes(),
+                )),
             })
             .collect();
         let ids: Vec<i64> = chosen

@@ -3,6 +3,7 @@
 //! come before a burn: is this secret in the vault already, and how long
 //! may an enrolment code still be shown.
 
+use super::fleet::record_clock_sync;
 use super::*;
 use crate::identify_cache::IdentifyCache;
 
@@ -38,7 +39,7 @@ pub enum DeviceWrite {
     },
     /// The title shown on a Molto-2.
     Title { title: String },
-    /// The token's clock.
+    /// The token's clock, set to `time` (the drift history starts again).
     Clock { time: u64 },
 }
 
@@ -69,6 +70,17 @@ impl DeviceWrite {
             DeviceWrite::Clock { time } => json!({"time": time}),
         }
     }
+
+    /// What the token's clock was set to, at `now`: a clock write sets it
+    /// to its time, a configuration write to now (the token takes the time
+    /// with the settings).
+    fn clock_set_to(&self, now: u64) -> Option<u64> {
+        match self {
+            DeviceWrite::Clock { time } => Some(*time),
+            DeviceWrite::Config { .. } => Some(now),
+            DeviceWrite::Title { .. } => None,
+        }
+    }
 }
 
 /// The audit actions that carry a display time-out for a credential.
@@ -78,7 +90,9 @@ impl<S: Store> Session<S> {
     /// Records a write to the token of `credential` after it was made and
     /// verified. A configuration write changes the credential's algorithm,
     /// digits and period in the vault too (the row is signed again): its
-    /// codes are the token's from now on.
+    /// codes are the token's from now on. A clock or configuration write
+    /// sets the token's clock: a signed record says so, and the fleet drift
+    /// report fits only the sightings from then on.
     pub fn record_device_write(
         &mut self,
         credential: &TokenRef,
@@ -86,6 +100,7 @@ impl<S: Store> Session<S> {
         now: u64,
     ) -> Result<TokenInfo> {
         self.require(Permission::InventoryWrite)?;
+        let operator = self.operator.clone();
         self.change(now, |tx, keys| {
             let mut row = resolve_checked(tx, keys, credential)?;
             let reference = reference_of(row.serial.as_deref(), row.slot, row.id);
@@ -125,6 +140,13 @@ impl<S: Store> Session<S> {
             }
             let mut detail = write.detail();
             detail["credential_id"] = json!(row.id);
+            if let Some(set_to) = write.clock_set_to(now)
+                && record_clock_sync(tx, keys, &row, set_to, &operator, write.action(), now)?
+                    .is_some()
+            {
+                // Said in the history too: why the drift report restarts.
+                detail["drift_history_reset"] = json!(true);
+            }
             let mut event = AuditEvent::ok(write.action())
                 .credential(reference)
                 .detail(detail);

@@ -9,8 +9,10 @@
 use oathdesk_otp::forensic::{self, CodeSighting};
 use oathdesk_otp::{Interval, parse_code};
 
+use super::records;
 use super::*;
-use crate::fleet::{self as reports, DriftReport, EolLine, Hardware, TokenDrift};
+use crate::bulk_check::{cores, first_mismatch};
+use crate::fleet::{self as reports, ClockSync, DriftReport, EolLine, Hardware, TokenDrift};
 use crate::store::SightingRow;
 
 /// Where a sighting came from.
@@ -44,18 +46,16 @@ pub(crate) fn record_sighting(
 }
 
 /// Every sighting, each checked against its signature: one read of the
-/// kind's MACs, compared in memory (a fleet has millions).
+/// kind's MACs, compared in memory on every core (a fleet has millions).
 fn checked_sightings(tx: &impl StoreTx, keys: &Keys<'_>) -> Result<Vec<SightingRow>> {
     let rows = tx.sightings(None)?;
     if keys.enforced {
         let stored: HashMap<String, Vec<u8>> = tx.row_macs(kind::SIGHTING)?.into_iter().collect();
-        for row in &rows {
-            let (id, mac) = keys.signer.sighting(row);
-            if !stored.get(&id).is_some_and(|m| signed::same(m, &mac)) {
-                return Err(Error::Altered {
-                    row: signed::sighting_name(row),
-                });
-            }
+        let signer = keys.signer;
+        if let Some(bad) = first_mismatch(&rows, &stored, cores(), |row| signer.sighting(row)) {
+            return Err(Error::Altered {
+                row: signed::sighting_name(&rows[bad]),
+            });
         }
     }
     Ok(rows)
@@ -88,6 +88,81 @@ fn checked_sightings_of(
         }
     }
     Ok(rows)
+}
+
+/// Every credential, each checked against its signature the same way: a
+/// report over the whole fleet reads all of the kind's MACs at once rather
+/// than looking up each.
+fn checked_credentials(tx: &impl StoreTx, keys: &Keys<'_>) -> Result<Vec<CredentialRow>> {
+    let rows = tx.credentials(&CredentialFilter::default())?;
+    if keys.enforced {
+        let stored: HashMap<String, Vec<u8>> = tx.row_macs(kind::CREDENTIAL)?.into_iter().collect();
+        let signer = keys.signer;
+        if let Some(bad) = first_mismatch(&rows, &stored, cores(), |row| signer.credential(row)) {
+            return Err(Error::Altered {
+                row: signed::credential_name(&rows[bad]),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The latest clock set by oathdesk of each credential, checked — a
+/// record deleted behind the vault's back too (its MAC stays): without it
+/// the old sightings would count again.
+pub(crate) fn clock_syncs(tx: &impl StoreTx, keys: &Keys<'_>) -> Result<HashMap<i64, ClockSync>> {
+    let rows = records::list(tx, keys, kind::CLOCK_SYNC, None)?;
+    if keys.enforced {
+        let kept: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        if let Some((id, _)) = tx
+            .row_macs(kind::CLOCK_SYNC)?
+            .into_iter()
+            .find(|(id, _)| !kept.contains(id.as_str()))
+        {
+            return Err(Error::Altered {
+                row: signed::record_name(kind::CLOCK_SYNC, &id),
+            });
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let sync: ClockSync = records::body(row)?;
+            Ok((sync.credential_id, sync))
+        })
+        .collect()
+}
+
+/// Records that oathdesk set the clock of `row`'s token to `set_to` at
+/// `now` (signed, in the caller's transaction): its drift history starts
+/// again. Only time-based credentials have a clock to speak of.
+pub(crate) fn record_clock_sync(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    row: &CredentialRow,
+    set_to: u64,
+    operator: &str,
+    via: &str,
+    now: u64,
+) -> Result<Option<ClockSync>> {
+    if row.kind != "totp" {
+        return Ok(None);
+    }
+    let sync = ClockSync {
+        credential_id: row.id,
+        synced_at: now,
+        set_to,
+        operator: operator.to_owned(),
+        via: via.to_owned(),
+    };
+    let record = records::record(
+        kind::CLOCK_SYNC,
+        &signed::row_id(row.id),
+        "synced",
+        &sync,
+        now,
+    )?;
+    records::put(tx, keys, vec![record])?;
+    Ok(Some(sync))
 }
 
 /// What a `token check` found.
@@ -229,20 +304,19 @@ impl<S: Store> Session<S> {
         };
         let read = (|| {
             let tx = self.store.read()?;
-            let rows = tx.credentials(&CredentialFilter::default())?;
-            let refs: Vec<&CredentialRow> = rows.iter().collect();
-            signed::check_credentials(&tx, keys.signer, keys.enforced, &refs)?;
+            let rows = checked_credentials(&tx, &keys)?;
             let sightings = checked_sightings(&tx, &keys)?;
+            let resyncs = clock_syncs(&tx, &keys)?;
             let hardware: HashMap<i64, Hardware> = tx
                 .devices()?
                 .into_iter()
                 .map(|d| (d.id, Hardware { kind: d.kind }))
                 .collect();
-            Ok((rows, sightings, hardware))
+            Ok((rows, sightings, resyncs, hardware))
         })();
-        let (rows, sightings, hardware) = self.audited(now, read)?;
+        let (rows, sightings, resyncs, hardware) = self.audited(now, read)?;
         Ok(reports::drift_report(
-            &rows, &hardware, &sightings, verifier, horizon_s, now,
+            &rows, &hardware, &sightings, &resyncs, verifier, horizon_s, now,
         ))
     }
 
@@ -266,6 +340,7 @@ impl<S: Store> Session<S> {
             let tx = self.store.read()?;
             let row = resolve_checked(&tx, &keys, token)?;
             let sightings = checked_sightings_of(&tx, &keys, row.id)?;
+            let resync = clock_syncs(&tx, &keys)?.remove(&row.id);
             let kind = match row.device_id {
                 Some(id) => tx
                     .devices()?
@@ -274,10 +349,19 @@ impl<S: Store> Session<S> {
                     .map_or(DeviceKind::Unknown, |d| d.kind),
                 None => DeviceKind::Unknown,
             };
-            Ok((row, sightings, kind))
+            Ok((row, sightings, kind, resync))
         })();
-        let (row, sightings, kind) = self.audited(now, read)?;
-        reports::token_drift(&row, kind, &sightings, verifier, horizon_s, now).ok_or_else(|| {
+        let (row, sightings, kind, resync) = self.audited(now, read)?;
+        reports::token_drift(
+            &row,
+            kind,
+            &sightings,
+            resync.as_ref(),
+            verifier,
+            horizon_s,
+            now,
+        )
+        .ok_or_else(|| {
             Error::Invalid(format!(
                 "{} is an HOTP (event) token: it has no clock to drift",
                 reference_of(row.serial.as_deref(), row.slot, row.id)
@@ -288,13 +372,12 @@ impl<S: Store> Session<S> {
     /// The tokens whose battery is due by `until` (overdue included).
     pub fn fleet_eol(&mut self, until: u64, now: u64) -> Result<Vec<EolLine>> {
         self.require(Permission::InventoryRead)?;
-        let read = (|| {
-            let tx = self.store.read()?;
-            let rows = tx.credentials(&CredentialFilter::default())?;
-            let refs: Vec<&CredentialRow> = rows.iter().collect();
-            signed::check_credentials(&tx, &self.signer, self.signed, &refs)?;
-            Ok(rows)
-        })();
+        let keys = Keys {
+            key: &self.key,
+            signer: &self.signer,
+            enforced: self.signed,
+        };
+        let read = (|| checked_credentials(&self.store.read()?, &keys))();
         let rows = self.audited(now, read)?;
         Ok(reports::eol_report(&rows, until))
     }

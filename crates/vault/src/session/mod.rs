@@ -39,6 +39,7 @@ mod burns;
 mod copying;
 mod counters;
 pub mod custody;
+mod custody_match;
 mod delivery;
 mod device_writes;
 mod entra;
@@ -68,6 +69,7 @@ pub use copying::CopyReport;
 // (VaultReport is defined below.)
 pub use counters::RESYNC_LOOK_AHEAD;
 pub use custody::{CustodyEntry, CustodyExport, SerialSelector};
+pub use custody_match::{CustodyBatch, CustodyCheck, CustodyFound, MatchedBy};
 pub use delivery::{Delivery, EnrolmentCode};
 pub use device_writes::{DeviceWrite, ENROLMENT_MIN_SECONDS_LEFT, enrolment_wait};
 pub use entra::{CSV_EXPORT_TENANT, LostInEntra, OnLost, link_is_live};
@@ -261,6 +263,8 @@ impl<S: Store> Vault<S> {
                 &AuditEvent::ok("vault.init")
                     .detail(json!({"kdf": kdf.to_string(), "role": "admin"})),
             )?;
+            // A new vault's seed provenance is in records from the start.
+            tx.records_put(&[provenance::complete_record(now)?])?;
             // Signed from the start: the audit entry keeps row checking on
             // even if someone deletes the marker.
             signed::sign_all(&tx, &signer, &setting_names())?;
