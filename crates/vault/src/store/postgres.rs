@@ -614,14 +614,14 @@ impl PgTx<'_> {
 
     /// The prepared statement of `sql`, from the connection's cache.
     fn statement(&self, sql: &str) -> Result<Statement> {
-        if let Some(used) = &self.single {
-            if used.replace(true) {
-                return Err(Error::Database(
-                    "a second statement in a read of one statement: it would see another \
-                     snapshot (a bug in oathdesk: use a read transaction)"
-                        .into(),
-                ));
-            }
+        if let Some(used) = &self.single
+            && used.replace(true)
+        {
+            return Err(Error::Database(
+                "a second statement in a read of one statement: it would see another \
+                 snapshot (a bug in oathdesk: use a read transaction)"
+                    .into(),
+            ));
         }
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
