@@ -38,23 +38,68 @@ pub(crate) fn release_step(
     counter: u64,
     now: u64,
 ) -> Result<()> {
-    let (mac_id, mac) = keys.signer.released(credential_id, counter, now);
-    // No delivery check reaches further back than the largest window.
-    let below = current.saturating_sub(settings::DELIVERY_WINDOW_MAX + 1);
-    let (lowest, bound) = (
-        signed::released_id(credential_id, 0),
-        signed::released_id(credential_id, below),
-    );
+    let record = StepRecord::new(keys.signer, credential_id, current, counter, now);
+    let step = record.step();
     tx.released_record(
-        credential_id,
-        counter,
-        now,
-        kind::RELEASED,
-        &mac_id,
-        &mac,
-        below,
-        (&lowest, &bound),
+        step.credential_id,
+        step.counter,
+        step.at,
+        step.mac_kind,
+        step.mac_id,
+        step.mac,
+        step.below,
+        step.mac_range,
     )
+}
+
+/// What [`release_step`] writes: the step, its MAC, and the range of older
+/// steps (and their MACs) to forget.
+pub(crate) struct StepRecord {
+    credential_id: i64,
+    counter: u64,
+    at: u64,
+    mac_id: String,
+    mac: Vec<u8>,
+    below: u64,
+    lowest: String,
+    bound: String,
+}
+
+impl StepRecord {
+    pub(crate) fn new(
+        signer: &Signer,
+        credential_id: i64,
+        current: u64,
+        counter: u64,
+        now: u64,
+    ) -> StepRecord {
+        let (mac_id, mac) = signer.released(credential_id, counter, now);
+        // No delivery check reaches further back than the largest window.
+        let below = current.saturating_sub(settings::DELIVERY_WINDOW_MAX + 1);
+        StepRecord {
+            credential_id,
+            counter,
+            at: now,
+            mac_id,
+            mac,
+            below,
+            lowest: signed::released_id(credential_id, 0),
+            bound: signed::released_id(credential_id, below),
+        }
+    }
+
+    pub(crate) fn step(&self) -> crate::store::ReleasedStep<'_> {
+        crate::store::ReleasedStep {
+            credential_id: self.credential_id,
+            counter: self.counter,
+            at: self.at,
+            mac_kind: kind::RELEASED,
+            mac_id: &self.mac_id,
+            mac: &self.mac,
+            below: self.below,
+            mac_range: (&self.lowest, &self.bound),
+        }
+    }
 }
 
 /// Forgets a credential's released steps below `below` (all with `None`:

@@ -2,10 +2,12 @@
 //! decided by a pure function; a thin transactional shell reads the rows,
 //! audits, and enforces the rate limit where writers are serialised.
 
+use super::delivery::StepRecord;
 use super::helpdesk_issue::{Issue, issue};
 use super::records;
 use super::verification::{self as on_file, Approval};
 use super::*;
+use crate::store::{AuditCount, HelpdeskQuery, HelpdeskRows};
 use crate::verification::{Facts, Policy, Verification};
 
 /// A helpdesk code request.
@@ -56,19 +58,21 @@ pub(crate) fn rate_limit_reason(upn: &str, granted: u64, limit: u64) -> String {
     )
 }
 
-/// What a helpdesk request decides on, read in one snapshot.
+/// What a helpdesk request decides on, read in one snapshot and checked.
 pub(crate) struct Candidates {
     pub limit: u64,
     pub user: Option<User>,
     pub candidates: Vec<CredentialRow>,
     pub granted_last_hour: u64,
+    pub granted_last_day: u64,
     pub policy: Policy,
     pub facts: Facts,
 }
 
 /// The user a helpdesk code is asked for, their credentials, their data on
-/// file, the policy and the codes granted for them in the last hour; every
-/// row that decides is checked in one round trip.
+/// file, the policy and the codes granted for them in the last hour and
+/// day, read together ([`StoreTx::helpdesk_rows`]: one statement on
+/// PostgreSQL); every row that decides is checked against its stored MAC.
 pub(crate) fn helpdesk_candidates(
     tx: &impl StoreTx,
     keys: &Keys<'_>,
@@ -76,29 +80,29 @@ pub(crate) fn helpdesk_candidates(
     now: u64,
 ) -> Result<Candidates> {
     let (setting, default) = settings::RATE_LIMIT;
-    let limit_text = tx.meta_get(&format!("setting.{setting}"))?;
-    let user = tx.user_by_upn(upn)?;
-    let candidates = match &user {
-        Some(user) => tx.credentials(&CredentialFilter {
-            user_upn: Some(user.upn.clone()),
-            ..CredentialFilter::default()
-        })?,
-        None => Vec::new(),
-    };
-    let policy_id = on_file::POLICY_ID.to_owned();
-    let policy_row = tx
-        .records_of(kind::POLICY, std::slice::from_ref(&policy_id))?
-        .pop();
-    let facts_id = user.as_ref().map(|u| signed::row_id(u.id));
-    let facts_row = match &facts_id {
-        Some(id) => tx
-            .records_of(kind::USER_FACTS, std::slice::from_ref(id))?
-            .pop(),
-        None => None,
-    };
+    let policy_id = on_file::POLICY_ID;
+    let rows = tx.helpdesk_rows(&HelpdeskQuery {
+        upn,
+        setting,
+        policy_id,
+        action: Action::HelpdeskCode.name(),
+        outcome: "granted",
+        since: now.saturating_sub(3600),
+        since_day: now.saturating_sub(86_400),
+    })?;
+    let HelpdeskRows {
+        limit_text,
+        user,
+        candidates,
+        policy: policy_row,
+        facts: facts_row,
+        macs,
+        granted_last_hour,
+        granted_last_day,
+    } = rows;
     // Every row that decides — the limit, the policy, the user, their data
-    // on file, the candidates — is checked in one round trip. A deleted
-    // limit, policy or data on file must carry no signature.
+    // on file, the candidates — is checked. A deleted limit, policy or data
+    // on file must carry no signature.
     let signer = keys.signer;
     let mut expected: Vec<signed::Expected> = vec![
         (
@@ -109,12 +113,13 @@ pub(crate) fn helpdesk_candidates(
         ),
         (
             kind::POLICY,
-            policy_id.clone(),
-            signed::record_name(kind::POLICY, &policy_id),
+            policy_id.to_owned(),
+            signed::record_name(kind::POLICY, policy_id),
             policy_row.as_ref().map(|row| signer.record(row)),
         ),
     ];
-    if let (Some(user), Some(id)) = (&user, &facts_id) {
+    if let Some(user) = &user {
+        let id = signed::row_id(user.id);
         let (user_id, mac) = signer.user(user);
         expected.push((
             kind::USER,
@@ -125,7 +130,7 @@ pub(crate) fn helpdesk_candidates(
         expected.push((
             kind::USER_FACTS,
             id.clone(),
-            signed::record_name(kind::USER_FACTS, id),
+            signed::record_name(kind::USER_FACTS, &id),
             facts_row.as_ref().map(|row| signer.record(row)),
         ));
     }
@@ -138,7 +143,7 @@ pub(crate) fn helpdesk_candidates(
             Some(mac),
         ));
     }
-    signed::check_all(tx, keys.enforced, &expected)?;
+    signed::check_stored(keys.enforced, &expected, macs)?;
     let limit = match limit_text {
         Some(text) => text.parse().map_err(|_| Error::Altered {
             row: format!("setting {setting}"),
@@ -153,13 +158,12 @@ pub(crate) fn helpdesk_candidates(
         Some(row) => records::body(row)?,
         None => Facts::new(),
     };
-    let since = now.saturating_sub(3600);
-    let granted_last_hour = tx.audit_count(Action::HelpdeskCode.name(), "granted", upn, since)?;
     Ok(Candidates {
         limit,
         user,
         candidates,
         granted_last_hour,
+        granted_last_day,
         policy,
         facts,
     })
@@ -236,6 +240,30 @@ struct Reading {
     granted_times: Vec<u64>,
 }
 
+impl Reading {
+    fn of(candidates: Candidates, granted_times: Vec<u64>) -> Reading {
+        let Candidates {
+            limit,
+            user,
+            candidates,
+            granted_last_hour,
+            granted_last_day,
+            policy,
+            facts,
+        } = candidates;
+        Reading {
+            policy,
+            limit,
+            user,
+            facts,
+            candidates,
+            granted_last_hour,
+            granted_last_day,
+            granted_times,
+        }
+    }
+}
+
 impl<S: Store> Session<S> {
     /// A code for a user who cannot read their own token yet (it is in the
     /// post): granted only after a verification by the policy's methods
@@ -301,27 +329,28 @@ impl<S: Store> Session<S> {
         self.release(&request, Some(approval), now)
     }
 
+    /// Reads what a release decides on: one statement (on PostgreSQL no
+    /// transaction around it), unless the limit is reached, when the
+    /// snapshot also gives the times of the last hour's grants (when the
+    /// limit lifts).
     fn read_for_release(&mut self, upn: &str, now: u64) -> Result<Reading> {
-        self.checked_read(now, |tx, keys| {
-            let Candidates {
-                limit,
-                user,
-                candidates,
-                granted_last_hour,
-                policy,
-                facts,
-            } = helpdesk_candidates(tx, keys, upn, now)?;
-            let granted_last_day = if policy.four_eyes.after_codes_per_day.is_some() {
-                tx.audit_count(
-                    Action::HelpdeskCode.name(),
-                    "granted",
-                    upn,
-                    now.saturating_sub(86_400),
-                )?
-            } else {
-                0
+        let reading = {
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
             };
-            let granted_times = if granted_last_hour >= limit {
+            self.store
+                .read_single()
+                .and_then(|tx| helpdesk_candidates(&tx, &keys, upn, now))
+        };
+        let candidates = self.audited(now, reading)?;
+        if candidates.granted_last_hour < candidates.limit {
+            return Ok(Reading::of(candidates, Vec::new()));
+        }
+        self.checked_read(now, |tx, keys| {
+            let candidates = helpdesk_candidates(tx, keys, upn, now)?;
+            let granted_times = if candidates.granted_last_hour >= candidates.limit {
                 tx.audit_times(
                     Action::HelpdeskCode.name(),
                     "granted",
@@ -331,16 +360,7 @@ impl<S: Store> Session<S> {
             } else {
                 Vec::new()
             };
-            Ok(Reading {
-                policy,
-                limit,
-                user,
-                facts,
-                candidates,
-                granted_last_hour,
-                granted_last_day,
-                granted_times,
-            })
+            Ok(Reading::of(candidates, granted_times))
         })
     }
 
@@ -565,6 +585,32 @@ impl<S: Store> Session<S> {
         // process may have granted codes since. Count again where writers
         // are serialised, so concurrent requests cannot pass the limit.
         let since = now.saturating_sub(3600);
+        if approval.is_none()
+            && issued.hotp.is_none()
+            && !on_file::notice_wanted(&policy, "code_released")
+        {
+            let count = AuditCount {
+                action: Action::HelpdeskCode.name(),
+                outcome: "granted",
+                user: &request.user,
+                since,
+            };
+            let step = StepRecord::new(
+                &self.signer,
+                grant.credential_id,
+                issued.current,
+                grant.counter,
+                now,
+            );
+            return match self.release_plain(now, &count, limit, event, &step, &user.upn)? {
+                Some(reason) => Err(Error::RateLimited {
+                    reason,
+                    retry_at: now.saturating_add(3600),
+                    raise: Some(settings::RATE_LIMIT.0),
+                }),
+                None => Ok(grant),
+            };
+        }
         let mut queued = false;
         let refused = self.change(now, |tx, keys| {
             let granted =
@@ -641,6 +687,43 @@ impl<S: Store> Session<S> {
             }),
             None => Ok(grant),
         }
+    }
+
+    /// The write of a plain release — a time-based code, no approval to use
+    /// up, no notice to queue: the recount where writers are serialised,
+    /// the granted entry and the released step in one call of the store
+    /// (one statement on PostgreSQL). A recount at the limit appends the
+    /// refusal instead, and its reason is returned.
+    fn release_plain(
+        &mut self,
+        now: u64,
+        count: &AuditCount<'_>,
+        limit: u64,
+        event: AuditEvent,
+        step: &StepRecord,
+        upn: &str,
+    ) -> Result<Option<String>> {
+        let audit_key = self.audit_keys[&self.epoch].clone();
+        let outcome = {
+            let tx = self.store.write()?;
+            let entry = audit_entry(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
+            let found = tx.audit_append_if_below(count, limit, &entry, &step.step())?;
+            let (head, refused) = if found < limit {
+                (entry, None)
+            } else {
+                let reason = rate_limit_reason(upn, found, limit);
+                let mut refusal = event;
+                refusal.outcome = "refused".into();
+                refusal.detail["reason"] = json!(reason);
+                let head =
+                    append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &refusal)?;
+                (head, Some(reason))
+            };
+            tx.commit()?;
+            audit::anchor(&head);
+            Ok(refused)
+        };
+        self.audited(now, outcome)
     }
 }
 

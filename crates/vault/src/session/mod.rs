@@ -508,6 +508,21 @@ pub(crate) fn append_audit(
     at: u64,
     event: &AuditEvent,
 ) -> Result<AuditRow> {
+    let row = audit_entry(tx, key, epoch, operator, at, event)?;
+    tx.audit_insert(&row)?;
+    Ok(row)
+}
+
+/// The entry that would append `event` to the chain's tail, hashed, not
+/// yet written.
+pub(crate) fn audit_entry(
+    tx: &impl StoreTx,
+    key: &[u8; 32],
+    epoch: i64,
+    operator: &str,
+    at: u64,
+    event: &AuditEvent,
+) -> Result<AuditRow> {
     let (seq, prev_hash) = match tx.audit_last()? {
         Some(last) => (last.seq + 1, last.hash),
         None => (1, GENESIS.to_vec()),
@@ -527,7 +542,6 @@ pub(crate) fn append_audit(
         hash: Vec::new(),
     };
     row.hash = audit::entry_hash(key, &row);
-    tx.audit_insert(&row)?;
     Ok(row)
 }
 

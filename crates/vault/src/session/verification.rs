@@ -144,6 +144,15 @@ pub(crate) fn read_facts(tx: &impl StoreTx, keys: &Keys<'_>, user: &User) -> Res
     }
 }
 
+/// Whether the policy has a notice of `event` sent to the user.
+pub(crate) fn notice_wanted(policy: &Policy, event: &str) -> bool {
+    let wanted = match event {
+        "code_refused" => policy.notify.on_refusal,
+        _ => policy.notify.on_release,
+    };
+    wanted && policy.notify.channel.is_some()
+}
+
 /// Queues a notice in the transaction that releases (or refuses), when the
 /// policy asks for one; returns its id.
 pub(crate) fn queue_notice(
@@ -152,11 +161,7 @@ pub(crate) fn queue_notice(
     policy: &Policy,
     notice: Notice,
 ) -> Result<Option<String>> {
-    let wanted = match notice.event.as_str() {
-        "code_refused" => policy.notify.on_refusal,
-        _ => policy.notify.on_release,
-    };
-    if !wanted || policy.notify.channel.is_none() {
+    if !notice_wanted(policy, &notice.event) {
         return Ok(None);
     }
     let id = notice.id.clone();

@@ -15,8 +15,9 @@ use crate::model::{CredentialRow, Device, EntraLink, Event, User};
 use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
-    AuditRow, CredentialFilter, GrantRow, HeldSecret, IdentifyChanges, OperatorRow, RecordRow,
-    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
+    AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
+    IdentifyChanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx,
+    ThrottleRow, WebAccountRow,
 };
 
 /// A vault's database, whichever it is.
@@ -103,6 +104,13 @@ impl Store for AnyStore {
         })
     }
 
+    fn read_single(&mut self) -> Result<AnyTx<'_>> {
+        Ok(match self {
+            AnyStore::Sqlite(store) => AnyTx::Sqlite(store.read_single()?),
+            AnyStore::Postgres(store) => AnyTx::Postgres(store.read_single()?),
+        })
+    }
+
     fn scrub(&mut self) -> Result<()> {
         match self {
             AnyStore::Sqlite(store) => store.scrub(),
@@ -156,6 +164,7 @@ impl StoreTx for AnyTx<'_> {
         fn identify_generation(&self) -> Result<i64>;
         fn identify_changes(&self, since: i64) -> Result<IdentifyChanges>;
         fn event_insert(&self, event: &Event) -> Result<()>;
+        fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows>;
         fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>>;
         fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;
         fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>>;
@@ -180,6 +189,7 @@ impl StoreTx for AnyTx<'_> {
         fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>>;
         fn released_record(&self, credential_id: i64, counter: u64, at: u64, mac_kind: &str, mac_id: &str, mac: &[u8], below: u64, mac_range: (&str, &str)) -> Result<()>;
 
+        fn audit_append_if_below(&self, count: &AuditCount<'_>, limit: u64, entry: &AuditRow, step: &ReleasedStep<'_>) -> Result<u64>;
         fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>>;
         fn released_all(&self) -> Result<Vec<(i64, u64, u64)>>;
         fn released_forget(&self, credential_id: i64, below: Option<u64>) -> Result<Vec<u64>>;

@@ -21,12 +21,14 @@
 pub mod any;
 pub(crate) mod backup;
 pub(crate) mod copy;
+pub mod helpdesk;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
 
 use crate::error::Result;
 use crate::model::{CredentialRow, Device, EntraLink, Event, State, User};
+pub use helpdesk::{HelpdeskQuery, HelpdeskRows};
 
 /// A web account as stored (see `crate::web`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,6 +206,55 @@ pub struct SightingRow {
     pub offset_steps: i64,
 }
 
+/// Which audit entries a rate limit counts: `action` with `outcome` about
+/// `user` (compared without case) at or after `since`.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditCount<'a> {
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub user: &'a str,
+    pub since: u64,
+}
+
+/// A released time step, its MAC and the pruning that goes with it (the
+/// arguments of [`StoreTx::released_record`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ReleasedStep<'a> {
+    pub credential_id: i64,
+    pub counter: u64,
+    pub at: u64,
+    pub mac_kind: &'a str,
+    pub mac_id: &'a str,
+    pub mac: &'a [u8],
+    pub below: u64,
+    pub mac_range: (&'a str, &'a str),
+}
+
+/// [`StoreTx::audit_append_if_below`] as the store's own calls.
+pub(crate) fn append_if_below_one_by_one(
+    tx: &impl StoreTx,
+    count: &AuditCount<'_>,
+    limit: u64,
+    entry: &AuditRow,
+    step: &ReleasedStep<'_>,
+) -> Result<u64> {
+    let found = tx.audit_count(count.action, count.outcome, count.user, count.since)?;
+    if found < limit {
+        tx.released_record(
+            step.credential_id,
+            step.counter,
+            step.at,
+            step.mac_kind,
+            step.mac_id,
+            step.mac,
+            step.below,
+            step.mac_range,
+        )?;
+        tx.audit_insert(entry)?;
+    }
+    Ok(found)
+}
+
 /// Which credentials to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CredentialFilter {
@@ -228,6 +279,12 @@ pub trait Store {
     fn write(&mut self) -> Result<Self::Tx<'_>>;
     /// Starts a read-only transaction (a consistent snapshot).
     fn read(&mut self) -> Result<Self::Tx<'_>>;
+    /// A read of one statement (such as [`StoreTx::helpdesk_rows`]): as
+    /// [`Store::read`], but a database that gives each statement a snapshot
+    /// of its own needs no transaction around it (PostgreSQL: no `BEGIN`
+    /// and no `ROLLBACK`, two round trips fewer). A second statement in it
+    /// is refused, since it would see another snapshot.
+    fn read_single(&mut self) -> Result<Self::Tx<'_>>;
     /// After secrets were purged: remove what the database keeps of the old
     /// values (SQLite: journal and free pages; PostgreSQL: dead row versions).
     fn scrub(&mut self) -> Result<()>;
@@ -309,6 +366,11 @@ pub trait StoreTx {
     fn events_insert(&self, events: &[Event]) -> Result<()>;
     fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
 
+    /// Everything a helpdesk code request is decided on, with the stored
+    /// MACs of those rows: one statement on PostgreSQL (see
+    /// [`helpdesk::read_one_by_one`] for its meaning).
+    fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows>;
+
     fn audit_last(&self) -> Result<Option<AuditRow>>;
     fn audit_insert(&self, row: &AuditRow) -> Result<()>;
     fn audit_all(&self) -> Result<Vec<AuditRow>>;
@@ -364,6 +426,18 @@ pub trait StoreTx {
         below: u64,
         mac_range: (&str, &str),
     ) -> Result<()>;
+    /// Counts the audit entries of `count` and, if fewer than `limit`,
+    /// records `step` (as [`StoreTx::released_record`]) and appends `entry`
+    /// (made on the chain's tail); returns the count, so a caller that
+    /// finds the limit reached appends its refusal instead. One statement
+    /// on PostgreSQL, where the count is taken under the writers' lock.
+    fn audit_append_if_below(
+        &self,
+        count: &AuditCount<'_>,
+        limit: u64,
+        entry: &AuditRow,
+        step: &ReleasedStep<'_>,
+    ) -> Result<u64>;
     /// The released steps of a credential, as (counter, at).
     fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>>;
     /// Every released step, as (credential id, counter, at).

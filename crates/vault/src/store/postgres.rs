@@ -40,6 +40,16 @@
 //! Read transactions are `REPEATABLE READ READ ONLY`: one consistent
 //! snapshot, like a SQLite read transaction, and they never wait.
 //!
+//! # Round trips
+//!
+//! Each statement is a round trip to the server, where SQLite's is a
+//! library call, so the frequent paths send few: a writer's `BEGIN`, lock
+//! and the audit chain's tail go in one simple query (`postgres/chain.rs`); a
+//! helpdesk code reads what it decides on in one statement with no
+//! transaction around it ([`Store::read_single`], `postgres/helpdesk.rs`), then
+//! recounts, appends its entry and records the released step in one more;
+//! an import writes its rows with binary `COPY` (`postgres/bulk.rs`).
+//!
 //! # Where the vault is
 //!
 //! `postgres://USER@HOST:PORT/DATABASE?schema=NAME`: the tables live in
@@ -60,24 +70,27 @@
 //! until they are recycled. What makes every such leftover unreadable is
 //! `vault rekey`: the old vault key is then in no operator's slot.
 
+mod bulk;
+mod chain;
+mod helpdesk;
 mod identify_marker;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::types::ToSql;
-use ::postgres::{Client, Config, NoTls, Row, Statement};
+use ::postgres::{Client, Config, NoTls, Row, SimpleQueryMessage, Statement};
 
 use crate::error::{Error, Result};
 use crate::location::mask_password;
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
-    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, SightingRow, Store,
-    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
+    AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
+    OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
+    mac_table, row_id_of, row_key, row_of_key,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -392,13 +405,14 @@ pub(crate) struct Txn<'a> {
 }
 
 impl<'a> Txn<'a> {
-    /// Runs `begin` (a `BEGIN …` and the statements that go with it).
+    /// Runs `begin` (a `BEGIN …` and the statements that go with it, in
+    /// one simple query), with what they answered.
     fn begin(
         client: &'a mut Client,
         begin: &str,
-    ) -> std::result::Result<Txn<'a>, ::postgres::Error> {
-        match client.batch_execute(begin) {
-            Ok(()) => Ok(Txn { client, open: true }),
+    ) -> std::result::Result<(Txn<'a>, Vec<SimpleQueryMessage>), ::postgres::Error> {
+        match client.simple_query(begin) {
+            Ok(answer) => Ok((Txn { client, open: true }, answer)),
             Err(error) => {
                 // A statement after BEGIN failed: the transaction is open, and aborted.
                 let _ = client.batch_execute("ROLLBACK");
@@ -440,10 +454,14 @@ pub struct PgTx<'a> {
     pub(crate) tx: RefCell<Txn<'a>>,
     statements: &'a RefCell<HashMap<String, Statement>>,
     /// A write transaction holds the audit table's lock: no one else
-    /// appends, so the chain's tail read with a rate-limit count (one round
-    /// trip for both) stays the tail until this transaction appends, which
-    /// keeps it current. `None` until such a count; reads never keep it.
-    tail: Option<RefCell<Option<Option<AuditRow>>>>,
+    /// appends, so the chain's tail, read with the lock (see
+    /// `postgres/chain.rs`), stays the tail until this transaction appends, which
+    /// keeps it current (`None` inside: the chain is empty). Reads have
+    /// none and ask the database.
+    tail: Option<RefCell<Option<AuditRow>>>,
+    /// A read of one statement ([`Store::read_single`]): no transaction
+    /// around it; `Some(true)` once its statement ran.
+    single: Option<Cell<bool>>,
 }
 
 impl Store for PgStore {
@@ -451,13 +469,16 @@ impl Store for PgStore {
 
     fn write(&mut self) -> Result<PgTx<'_>> {
         self.ready()?;
-        // BEGIN and the lock travel in one round trip.
+        // BEGIN, the lock and the chain's tail travel in one round trip.
         let started = Txn::begin(
             &mut self.client,
-            "BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE audit IN EXCLUSIVE MODE",
+            &format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE audit IN EXCLUSIVE MODE; {}",
+                chain::TAIL_SQL
+            ),
         );
-        let tx = match started {
-            Ok(tx) => tx,
+        let (tx, answer) = match started {
+            Ok(started) => started,
             Err(error) => {
                 if error.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
                     return Err(Error::Database(format!(
@@ -470,10 +491,12 @@ impl Store for PgStore {
                 return Err(error.into());
             }
         };
+        let tail = chain::tail_of(&answer)?;
         Ok(PgTx {
             tx: RefCell::new(tx),
             statements: &self.statements,
-            tail: Some(RefCell::new(None)),
+            tail: Some(RefCell::new(tail)),
+            single: None,
         })
     }
 
@@ -484,7 +507,7 @@ impl Store for PgStore {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         );
         let tx = match started {
-            Ok(tx) => tx,
+            Ok((tx, _)) => tx,
             Err(error) => {
                 self.suspect = true;
                 return Err(error.into());
@@ -494,6 +517,21 @@ impl Store for PgStore {
             tx: RefCell::new(tx),
             statements: &self.statements,
             tail: None,
+            single: None,
+        })
+    }
+
+    fn read_single(&mut self) -> Result<PgTx<'_>> {
+        self.ready()?;
+        // One statement sees one snapshot of its own: no BEGIN, no ROLLBACK.
+        Ok(PgTx {
+            tx: RefCell::new(Txn {
+                client: &mut self.client,
+                open: false,
+            }),
+            statements: &self.statements,
+            tail: None,
+            single: Some(Cell::new(false)),
         })
     }
 
@@ -567,8 +605,24 @@ impl PgTx<'_> {
         Ok((last - count as i64 + 1..=last).collect())
     }
 
+    /// The chain's new tail, after this transaction appended `row`.
+    fn set_tail(&self, row: &AuditRow) {
+        if let Some(tail) = &self.tail {
+            *tail.borrow_mut() = Some(row.clone());
+        }
+    }
+
     /// The prepared statement of `sql`, from the connection's cache.
     fn statement(&self, sql: &str) -> Result<Statement> {
+        if let Some(used) = &self.single
+            && used.replace(true)
+        {
+            return Err(Error::Database(
+                "a second statement in a read of one statement: it would see another \
+                 snapshot (a bug in oathdesk: use a read transaction)"
+                    .into(),
+            ));
+        }
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
@@ -638,33 +692,38 @@ fn entra_link_from_row(row: &Row) -> Result<EntraLink> {
 }
 
 fn credential_from_row(row: &Row) -> Result<CredentialRow> {
+    credential_at(row, 0)
+}
+
+/// A credential from [`CREDENTIAL_COLUMNS`] starting at column `at`.
+fn credential_at(row: &Row, at: usize) -> Result<CredentialRow> {
     let c = Columns(row);
-    let state: String = c.get(11)?;
-    let custody: String = c.get(12)?;
+    let state: String = c.get(at + 11)?;
+    let custody: String = c.get(at + 12)?;
     Ok(CredentialRow {
-        id: c.get(0)?,
-        device_id: c.get(1)?,
-        slot: c.unsigned_opt(2)?,
-        kind: c.get(3)?,
-        algorithm: c.get(4)?,
-        digits: c.unsigned(5)?,
-        period: c.unsigned_opt(6)?,
-        t0: c.unsigned_opt(7)?,
-        counter: c.unsigned_opt(8)?,
-        issuer: c.get(9)?,
-        label: c.get(10)?,
+        id: c.get(at)?,
+        device_id: c.get(at + 1)?,
+        slot: c.unsigned_opt(at + 2)?,
+        kind: c.get(at + 3)?,
+        algorithm: c.get(at + 4)?,
+        digits: c.unsigned(at + 5)?,
+        period: c.unsigned_opt(at + 6)?,
+        t0: c.unsigned_opt(at + 7)?,
+        counter: c.unsigned_opt(at + 8)?,
+        issuer: c.get(at + 9)?,
+        label: c.get(at + 10)?,
         state: state.parse()?,
         custody: Custody::parse(&custody)?,
-        sealed_secret: c.get(13)?,
-        user_id: c.get(14)?,
-        drift_steps: c.get(15)?,
-        purge_after: c.unsigned_opt(16)?,
-        created_at: c.unsigned(17)?,
-        updated_at: c.unsigned(18)?,
-        serial: c.get(19)?,
-        upn: c.get(20)?,
-        manufacturer: c.get(21)?,
-        model: c.get(22)?,
+        sealed_secret: c.get(at + 13)?,
+        user_id: c.get(at + 14)?,
+        drift_steps: c.get(at + 15)?,
+        purge_after: c.unsigned_opt(at + 16)?,
+        created_at: c.unsigned(at + 17)?,
+        updated_at: c.unsigned(at + 18)?,
+        serial: c.get(at + 19)?,
+        upn: c.get(at + 20)?,
+        manufacturer: c.get(at + 21)?,
+        model: c.get(at + 22)?,
     })
 }
 
@@ -767,6 +826,9 @@ fn filter_sql(filter: &CredentialFilter) -> Result<(String, Vec<Box<dyn ToSql + 
 
 impl StoreTx for PgTx<'_> {
     fn commit(self) -> Result<()> {
+        if self.single.is_some() {
+            return Ok(());
+        }
         self.tx.into_inner().commit()?;
         Ok(())
     }
@@ -1081,40 +1143,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn devices_insert(&self, devices: &[Device], macs: &[Vec<u8>]) -> Result<()> {
-        if devices.is_empty() {
-            return Ok(());
-        }
-        let macs: Vec<&[u8]> = same_length(devices, macs)?
-            .iter()
-            .map(Vec::as_slice)
-            .collect();
-        let ids: Vec<i64> = devices.iter().map(|d| d.id).collect();
-        let column = |f: fn(&Device) -> Option<String>| devices.iter().map(f).collect::<Vec<_>>();
-        let serials = column(|d| Some(d.serial.clone()));
-        let manufacturers = column(|d| d.manufacturer.clone());
-        let models = column(|d| d.model.clone());
-        let kinds = column(|d| Some(d.kind.name().to_owned()));
-        let slots: Vec<i64> = devices.iter().map(|d| i64::from(d.slots)).collect();
-        let created: Vec<i64> = devices
-            .iter()
-            .map(|d| big(d.created_at))
-            .collect::<Result<_>>()?;
-        self.execute(
-            "INSERT INTO devices (id, serial, manufacturer, model, kind, slots, created_at, mac) \
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::bigint[], $7::bigint[], $8::bytea[])",
-            &[
-                &ids,
-                &serials,
-                &manufacturers,
-                &models,
-                &kinds,
-                &slots,
-                &created,
-                &macs,
-            ],
-        )?;
-        Ok(())
+        self.insert_devices(devices, macs)
     }
 
     fn user_ids(&self, count: usize) -> Result<Vec<i64>> {
@@ -1122,26 +1151,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn users_insert(&self, users: &[User], macs: &[Vec<u8>]) -> Result<()> {
-        if users.is_empty() {
-            return Ok(());
-        }
-        let macs: Vec<&[u8]> = same_length(users, macs)?
-            .iter()
-            .map(Vec::as_slice)
-            .collect();
-        let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-        let upns: Vec<&str> = users.iter().map(|u| u.upn.as_str()).collect();
-        let names: Vec<Option<&str>> = users.iter().map(|u| u.display_name.as_deref()).collect();
-        let created: Vec<i64> = users
-            .iter()
-            .map(|u| big(u.created_at))
-            .collect::<Result<_>>()?;
-        self.execute(
-            "INSERT INTO users (id, upn, display_name, created_at, mac) \
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])",
-            &[&ids, &upns, &names, &created, &macs],
-        )?;
-        Ok(())
+        self.insert_users(users, macs)
     }
 
     fn credential_ids(&self, count: usize) -> Result<Vec<i64>> {
@@ -1149,103 +1159,15 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn credentials_insert(&self, rows: &[CredentialRow], macs: &[Vec<u8>]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let macs = same_length(rows, macs)?;
-        use ::postgres::types::Type;
-        let (int, text, bytes) = (Type::INT8, Type::TEXT, Type::BYTEA);
-        let types = [
-            int.clone(),
-            int.clone(),
-            int.clone(),
-            text.clone(),
-            text.clone(),
-            int.clone(),
-            int.clone(),
-            int.clone(),
-            int.clone(),
-            text.clone(),
-            text.clone(),
-            text.clone(),
-            text.clone(),
-            bytes,
-            int.clone(),
-            int.clone(),
-            int.clone(),
-            int.clone(),
-            int,
-            Type::BYTEA,
-        ];
-        let mut tx = self.tx.borrow_mut();
-        let mut writer = BinaryCopyInWriter::new(
-            tx.copy_in(
-                "COPY credentials (id, device_id, slot, kind, algorithm, digits, period, t0, counter, \
-                 issuer, label, state, custody, sealed_secret, user_id, drift_steps, purge_after, \
-                 created_at, updated_at, mac) FROM STDIN BINARY",
-            )?,
-            &types,
-        );
-        for (row, mac) in rows.iter().zip(macs) {
-            writer.write(&[
-                &row.id,
-                &row.device_id,
-                &row.slot.map(i64::from),
-                &row.kind,
-                &row.algorithm,
-                &i64::from(row.digits),
-                &big_opt(row.period)?,
-                &big_opt(row.t0)?,
-                &big_opt(row.counter)?,
-                &row.issuer,
-                &row.label,
-                &row.state.name(),
-                &row.custody.name(),
-                &row.sealed_secret,
-                &row.user_id,
-                &row.drift_steps,
-                &big_opt(row.purge_after)?,
-                &big(row.created_at)?,
-                &big(row.updated_at)?,
-                mac,
-            ])?;
-        }
-        writer.finish()?;
-        Ok(())
+        self.insert_credentials(rows, macs)
     }
 
     fn events_insert(&self, events: &[Event]) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        use ::postgres::types::Type;
-        let types = [
-            Type::INT8,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT8,
-            Type::TEXT,
-        ];
-        let mut tx = self.tx.borrow_mut();
-        let mut writer = BinaryCopyInWriter::new(
-            tx.copy_in(
-                "COPY events (credential_id, from_state, to_state, operator, at, note) FROM STDIN BINARY",
-            )?,
-            &types,
-        );
-        for event in events {
-            writer.write(&[
-                &event.credential_id,
-                &event.from_state.map(|s| s.name()),
-                &event.to_state.name(),
-                &event.operator,
-                &big(event.at)?,
-                &event.note,
-            ])?;
-        }
-        writer.finish()?;
-        Ok(())
+        self.insert_events(events)
+    }
+
+    fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {
+        self.helpdesk_snapshot(query)
     }
 
     fn events(&self, credential_id: i64) -> Result<Vec<Event>> {
@@ -1272,8 +1194,8 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn audit_last(&self) -> Result<Option<AuditRow>> {
-        if let Some(known) = self.tail.as_ref().and_then(|t| t.borrow().clone()) {
-            return Ok(known);
+        if let Some(known) = &self.tail {
+            return Ok(known.borrow().clone());
         }
         self.query_opt(
             &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"),
@@ -1305,12 +1227,7 @@ impl StoreTx for PgTx<'_> {
                 &row.hash,
             ],
         )?;
-        if let Some(tail) = &self.tail {
-            let mut tail = tail.borrow_mut();
-            if tail.is_some() {
-                *tail = Some(Some(row.clone()));
-            }
-        }
+        self.set_tail(row);
         Ok(())
     }
 
@@ -1325,21 +1242,6 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn audit_count(&self, action: &str, outcome: &str, user: &str, since: u64) -> Result<u64> {
-        if let Some(tail) = &self.tail {
-            // In a write transaction the append follows: read the tail too.
-            let row = self.query_one(
-                &format!(
-                    "SELECT t.*, n.count FROM (SELECT count(*) FROM audit WHERE action = $1 \
-                     AND outcome = $2 AND lower(\"user\") = lower($3) AND at >= $4) n \
-                     LEFT JOIN (SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1) t ON true"
-                ),
-                &[&action, &outcome, &user, &big(since)?],
-            )?;
-            let seq: Option<i64> = Columns(&row).get(0)?;
-            let last = seq.map(|_| audit_from_row(&row)).transpose()?;
-            *tail.borrow_mut() = Some(last);
-            return Columns(&row).unsigned(12);
-        }
         let row = self.query_one(
             "SELECT count(*) FROM audit WHERE action = $1 AND outcome = $2 \
              AND lower(\"user\") = lower($3) AND at >= $4",
@@ -1516,6 +1418,16 @@ impl StoreTx for PgTx<'_> {
             &[&kind, &id],
         )?;
         Ok(())
+    }
+
+    fn audit_append_if_below(
+        &self,
+        count: &AuditCount<'_>,
+        limit: u64,
+        entry: &AuditRow,
+        step: &ReleasedStep<'_>,
+    ) -> Result<u64> {
+        self.append_if_below(count, limit, entry, step)
     }
 
     fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>> {

@@ -22,8 +22,9 @@ use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use group_commit::{Member, Writer};
 
 use crate::store::{
-    AuditRow, CredentialFilter, GrantRow, HeldSecret, OperatorRow, RecordRow, SightingRow, Store,
-    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
+    AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
+    OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
+    mac_table, row_id_of, row_key, row_of_key, same_length,
 };
 
 /// A vault in one SQLite file.
@@ -259,6 +260,11 @@ impl Store for SqliteStore {
                     .transaction_with_behavior(TransactionBehavior::Deferred)?,
             ),
         })
+    }
+
+    fn read_single(&mut self) -> Result<SqliteTx<'_>> {
+        // A read transaction costs SQLite no round trip.
+        self.read()
     }
 
     fn scrub(&mut self) -> Result<()> {
@@ -848,6 +854,10 @@ impl StoreTx for SqliteTx<'_> {
         events.iter().try_for_each(|e| self.event_insert(e))
     }
 
+    fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {
+        crate::store::helpdesk::read_one_by_one(self, query)
+    }
+
     fn events(&self, credential_id: i64) -> Result<Vec<Event>> {
         let mut statement = self.tx.prepare_cached(
             "SELECT credential_id, from_state, to_state, operator, at, note FROM events \
@@ -1047,6 +1057,16 @@ impl StoreTx for SqliteTx<'_> {
             .prepare_cached("DELETE FROM row_macs WHERE kind = ? AND id = ?")?
             .execute([kind, id])?;
         Ok(())
+    }
+
+    fn audit_append_if_below(
+        &self,
+        count: &AuditCount<'_>,
+        limit: u64,
+        entry: &AuditRow,
+        step: &ReleasedStep<'_>,
+    ) -> Result<u64> {
+        crate::store::append_if_below_one_by_one(self, count, limit, entry, step)
     }
 
     fn released(&self, credential_id: i64) -> Result<Vec<(u64, u64)>> {
