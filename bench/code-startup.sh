@@ -49,13 +49,14 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), load before: $(cut -d' ' -f1-3 /pr
 printf '%s\t%s\t%s\t%s\t%s\t%s\n' command libraries imports relocations instructions page-faults
 for i in "${!commands[@]}"; do
     read -ra cmd <<<"${commands[$i]}"
+    # Shared libraries besides the loader and the vDSO.
     libs=$(LD_TRACE_LOADED_OBJECTS=1 "${cmd[0]}" | grep -c '=>' || true)
     # The executable's imports plus those of every library it loads.
     imports=$(for f in "${cmd[0]}" $(LD_TRACE_LOADED_OBJECTS=1 "${cmd[0]}" | awk '/=>/ {print $3}'); do
         nm -D --undefined-only "$f" | grep -vc ' w ' || true
     done | awk '{s += $1} END {print s}')
     relocations=$(LD_DEBUG=statistics "${cmd[@]}" 2>&1 >/dev/null \
-        | awk -F: '/number of relocations:/ {gsub(/ /, "", $3); print $3}')
+        | awk -F: '/number of relocations:/ {gsub(/ /, "", $3); print $3; exit}')
     instructions=$(valgrind --tool=callgrind --callgrind-out-file="$work/cg" "${cmd[@]}" 2>&1 >/dev/null \
         | awk '/Collected/ {print $NF}')
     faults=$(for _ in 1 2 3 4 5 6 7 8 9; do
@@ -67,7 +68,7 @@ done
 for round in $(seq 1 "$rounds"); do
     for i in "${!commands[@]}"; do
         hyperfine -N --warmup 20 --runs "$runs" --style none \
-            --export-json "$work/r$round-c$i.json" "${commands[$i]}" >/dev/null
+            --export-json "$work/r$round-c$i.json" "${commands[$i]}" >/dev/null 2>&1
     done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
