@@ -75,15 +75,20 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$work" "$rounds" "${#commands[@]}" "${names[@]}" <<'EOF'
 import json, statistics, sys
 work, rounds, count, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
-medians = []
+rows = []
 for i in range(count):
-    times = []
+    times, user, system = [], [], []
     for r in range(1, rounds + 1):
         with open(f"{work}/r{r}-c{i}.json") as f:
-            times += json.load(f)["results"][0]["times"]
-    medians.append((statistics.median(times), statistics.mean(times), statistics.stdev(times), len(times)))
-base = medians[-1][0]
-print("command\tmedian\tmean ± σ\truns\tratio to oathtool")
-for name, (med, mean, sd, n) in zip(names, medians):
-    print(f"{name}\t{med*1e3:.3f} ms\t{mean*1e3:.3f} ± {sd*1e3:.3f} ms\t{n}\t{med/base:.2f}×")
+            result = json.load(f)["results"][0]
+        times += result["times"]
+        user.append(result["user"])
+        system.append(result["system"])
+    rows.append((statistics.median(times), statistics.mean(times), statistics.stdev(times),
+                 statistics.mean(user), statistics.mean(system), len(times)))
+base = rows[-1][0]
+print("command\tmedian\tmean ± σ\tuser\tsys\truns\tratio to oathtool")
+for name, (med, mean, sd, user, system, n) in zip(names, rows):
+    print(f"{name}\t{med*1e3:.3f} ms\t{mean*1e3:.3f} ± {sd*1e3:.3f} ms\t{user*1e3:.3f} ms\t"
+          f"{system*1e3:.3f} ms\t{n}\t{med/base:.2f}×")
 EOF
