@@ -41,8 +41,8 @@ fn main() {
     }
     // Segments placed at addresses congruent to their file offsets modulo
     // 2 MiB (the file is not padded). Measured, not explained: the one-shot
-    // `code` runs about 7 % faster, with less user time and the same page
-    // faults (BENCHMARKS.md); no huge page gets mapped (FilePmdMapped stays 0).
+    // `code` runs 6–12 % faster, with less user time and the same instructions
+    // and page faults (BENCHMARKS.md); no huge page gets mapped.
     if std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "x86_64") {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,max-page-size=0x200000");
     }
