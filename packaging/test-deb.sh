@@ -44,6 +44,24 @@ step "the packaged binary starts without relocating itself"
 readelf -h /usr/bin/oathdesk | grep -q 'Type:.*EXEC' \
     || { echo "/usr/bin/oathdesk is position-independent; crates/cli/build.rs should link it -no-pie"; exit 1; }
 
+step "the packaged binary loads no unwinder or libm and starts 'code' short"
+# crates/cli/build.rs links the unwinder in (libgcc_eh), src/math.rs defines the
+# libm functions the build uses, and main is wrapped so that `code` skips std's
+# start-up (src/start.rs): two libraries fewer to load at each start. The
+# short start-up leaves SIGPIPE at its default: a reader that leaves early ends
+# `code` quietly with 141, where std's start-up would make it panic (101).
+! readelf -d /usr/bin/oathdesk | grep -q 'NEEDED.*libgcc_s' \
+    || fail "/usr/bin/oathdesk loads libgcc_s; crates/cli/build.rs should link libgcc_eh"
+! readelf -d /usr/bin/oathdesk | grep -q 'NEEDED.*libm\.so' \
+    || fail "/usr/bin/oathdesk loads libm.so.6: a dependency now calls a libm function that crates/cli/src/math.rs does not define (nm -D --undefined-only names it); add it there"
+set +o pipefail
+/usr/bin/oathdesk code GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ --at 2000000000 --past 5000 2>/dev/null \
+    | head -c1 >/dev/null
+status=${PIPESTATUS[0]}
+set -o pipefail
+[ "$status" = 141 ] \
+    || fail "'oathdesk code | head -c1' exited $status, not 141; is main still wrapped (crates/cli/build.rs)?"
+
 step "installed selftest"
 /usr/bin/oathdesk selftest
 

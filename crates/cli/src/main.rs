@@ -10,7 +10,13 @@
 mod commands;
 mod config;
 mod input;
+// pow, exp2 and log without libm.so.6 (see there).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod math;
 mod remote;
+// The executable's entry for the one-shot `code` (linked in by build.rs).
+#[cfg(oathdesk_wrap_main)]
+mod start;
 mod unlock;
 
 use std::process::ExitCode;
@@ -118,7 +124,8 @@ pub(crate) enum Command {
 ///
 /// `oathdesk code` is what scripts run in loops, so it gets a parser of its
 /// own: building clap's tree for every subcommand is most of the run time of
-/// a one-shot call (see BENCHMARKS.md). Help requests take the full parser,
+/// a one-shot call (see BENCHMARKS.md), and its plainest form needs no clap
+/// at all ([`plain_code`]). Help requests take the full parser,
 /// which knows every command's description. The clap command tree is leaked
 /// on purpose: the process ends soon after, and freeing hundreds of small
 /// allocations is measurable too.
@@ -129,6 +136,13 @@ fn parse_arguments() -> Result<Cli, clap::Error> {
 /// [`parse_arguments`] of `args` (the program name first).
 fn parse_from(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     use clap::{Args, CommandFactory, FromArgMatches};
+    if let Some(code) = plain_code(&args) {
+        return Ok(Cli {
+            command: Command::Code(code),
+            vault: unlock::VaultOptions::default(),
+            remote: remote::RemoteOptions::default(),
+        });
+    }
     let wants_help = args.iter().any(|a| a == "--help" || a == "-h");
     if args.get(1).is_some_and(|a| a == "code") && !wants_help {
         let code = code::CodeArgs::augment_args(clap::Command::new("code"));
@@ -151,6 +165,24 @@ fn parse_from(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
         return Cli::from_arg_matches(&matches);
     }
     Cli::from_arg_matches(&matches?)
+}
+
+/// `oathdesk code` or `oathdesk code SECRET` and nothing else: the form
+/// scripts loop over, read without clap (whose parse is a tenth of such a
+/// run). Anything more — a flag, a second value, a value that starts with
+/// '-' other than '-' itself, an empty or non-UTF-8 one — is left to clap,
+/// so every message and corner case stays clap's; `plain_code_parses_as_clap`
+/// holds the two to the same answer.
+fn plain_code(args: &[std::ffi::OsString]) -> Option<code::CodeArgs> {
+    let secret = match args {
+        [_, command] if command == "code" => None,
+        [_, command, secret] if command == "code" => match secret.to_str() {
+            Some(s) if s == "-" || !(s.is_empty() || s.starts_with('-')) => Some(s.to_owned()),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(code::CodeArgs::of_secret(secret))
 }
 
 /// The command line with the settings of `serve --config FILE` added, or
@@ -201,6 +233,12 @@ fn exit_code_of(error: &anyhow::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    run()
+}
+
+/// The command line's work, from its arguments to its exit code; `main`,
+/// or for the one-shot `code` the short start-up of `start`, calls it.
+pub(crate) fn run() -> ExitCode {
     let cli = match parse_arguments() {
         Ok(cli) => cli,
         Err(error) => {
@@ -365,5 +403,73 @@ fn finish_shipping(shipper: &oathdesk_auditsink::Shipper) {
              send them with 'oathdesk audit ship --to {} --from {}'",
             missing.from, missing.sink, missing.sink, missing.from
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<std::ffi::OsString> {
+        args.iter().map(Into::into).collect()
+    }
+
+    /// What clap's full parser makes of a `code` command line.
+    fn clap_code(args: &[&str]) -> String {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches_from(os(args)).unwrap();
+        match Cli::from_arg_matches(&matches).unwrap().command {
+            Command::Code(code) => format!("{code:?}"),
+            other => panic!("{args:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_code_parses_as_clap() {
+        let plain = [
+            &["oathdesk", "code"][..],
+            &["oathdesk", "code", "JBSWY3DPEHPK3PXP"],
+            &["oathdesk", "code", "-"],
+            &["oathdesk", "code", "@secret.txt"],
+            &[
+                "oathdesk",
+                "code",
+                "otpauth://totp/a?secret=JBSWY3DPEHPK3PXP&digits=8",
+            ],
+            &["oathdesk", "code", "help"],
+            &["oathdesk", "code", "code"],
+        ];
+        for args in plain {
+            let ours = plain_code(&os(args)).unwrap_or_else(|| panic!("{args:?} not plain"));
+            assert_eq!(format!("{ours:?}"), clap_code(args), "{args:?}");
+        }
+        let left_to_clap = [
+            &["oathdesk", "code", "--json", "JBSWY3DPEHPK3PXP"][..],
+            &["oathdesk", "code", "JBSWY3DPEHPK3PXP", "--hex"],
+            &["oathdesk", "code", "--help"],
+            &["oathdesk", "code", "-h"],
+            &["oathdesk", "code", "--"],
+            &["oathdesk", "code", "-J"],
+            &["oathdesk", "code", ""],
+            &["oathdesk", "code", "a", "b"],
+            &["oathdesk", "verify", "JBSWY3DPEHPK3PXP"],
+            &["oathdesk", "--vault", "v.db", "code"],
+            &["oathdesk"],
+        ];
+        for args in left_to_clap {
+            assert!(plain_code(&os(args)).is_none(), "{args:?} taken as plain");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn plain_code_leaves_non_utf8_to_clap() {
+        use std::os::unix::ffi::OsStringExt;
+        let args = vec![
+            "oathdesk".into(),
+            "code".into(),
+            std::ffi::OsString::from_vec(vec![0xff]),
+        ];
+        assert!(plain_code(&args).is_none());
     }
 }

@@ -479,3 +479,63 @@ fn selftest_passes_and_help_documents_the_contract() {
         .stdout(predicate::str::contains("--valid-for"));
     oathdesk().arg("--version").assert().success();
 }
+
+/// Runs `oathdesk ARGS` with its stdout a pipe that is closed before the
+/// command has written it all (`oathdesk … | head -c1`), and returns how it
+/// ended. `args` must print more than a pipe holds (64 KiB on Linux), so the
+/// command meets the closed pipe whatever the timing.
+#[cfg(unix)]
+fn with_reader_gone(args: &[&str]) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("oathdesk"))
+        .args(args)
+        .env_remove("OATHDESK_SECRET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// The one-shot `code` leaves SIGPIPE at its default (src/start.rs): a
+/// reader that goes early ends it quietly, as it ends oathtool, rather than
+/// with a panic about a failed print.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn code_ends_quietly_when_its_reader_leaves() {
+    use std::os::unix::process::ExitStatusExt;
+    const SIGPIPE: i32 = 13;
+    let args = ["code", RFC_B32, "--at", "2000000000", "--past", "5000"];
+    let output = with_reader_gone(&args);
+    assert_eq!(
+        output.status.signal(),
+        Some(SIGPIPE),
+        "{:?}, stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stderr.is_empty());
+}
+
+/// Every other command keeps std's start-up, which ignores SIGPIPE (the
+/// console must outlive a client that hangs up): a closed pipe is an error
+/// the command meets, never a signal that kills it. `completions` treats
+/// that error as the end of its work (src/commands/ops.rs).
+#[cfg(unix)]
+#[test]
+fn other_commands_are_not_killed_by_a_closed_pipe() {
+    use std::os::unix::process::ExitStatusExt;
+    let args = ["completions", "zsh"];
+    let full = stdout_of(oathdesk().args(args));
+    assert!(full.len() > 1 << 16, "{} bytes fit in a pipe", full.len());
+    let output = with_reader_gone(&args);
+    assert_eq!(output.status.signal(), None, "{:?}", output.status);
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "{:?}, stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -64,6 +64,24 @@ pub struct CodeArgs {
     pub json: bool,
 }
 
+impl CodeArgs {
+    /// `oathdesk code [SECRET]` with every option at its default.
+    pub fn of_secret(secret: Option<String>) -> Self {
+        CodeArgs {
+            secret,
+            encoding: EncodingArgs::default(),
+            params: ParamArgs::default(),
+            at: None,
+            past: 0,
+            future: 0,
+            valid_for: None,
+            verifier: None,
+            steam: false,
+            json: false,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct CodeJson {
     offset: i64,
