@@ -4,20 +4,20 @@
 //! person signs in and out.
 
 mod common;
+#[path = "common/browser.rs"]
+mod kit;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
+use kit::{browser, click, driver, wait_for_path};
 use oathdesk_entra::auth::ClientCredential;
 use oathdesk_entra_sim::{IdTokenFault, Simulator};
 use oathdesk_server::oidc::{OidcClient, OidcConfig};
 use oathdesk_server::{Settings, router};
-use serde_json::json;
 use zeroize::Zeroizing;
 
 const CLIENT_ID: &str = "11111111-2222-4333-8444-555555555555";
@@ -249,104 +249,7 @@ async fn a_sealed_console_signs_nobody_in() {
 
 // ----- in Chromium -------------------------------------------------------------
 
-struct Driver {
-    child: Child,
-    port: u16,
-    profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn driver() -> Driver {
-    let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("chromedriver (apt-get install -y chromium chromium-driver)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(chromedriver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "chromedriver did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Driver {
-        child,
-        port,
-        profile: tempfile::tempdir().unwrap(),
-    }
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let binary = ["/usr/lib/chromium/chromium", "/usr/bin/chromium"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("chromium");
-    let args = json!([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--window-size=1366,900",
-        format!("--user-data-dir={}", driver.profile.path().display())
-    ]);
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": binary, "args": args}),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("Chromium starts")
-}
-
-async fn wait_for_path(client: &Client, path: &str) {
-    let started = Instant::now();
-    loop {
-        let url = client.current_url().await.unwrap();
-        if url.path() == path {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still at {url}, expected {path}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no '{css}': {e}"))
-        .click()
-        .await
-        .unwrap();
-}
+// The chromedriver and Chromium helpers are the shared kit's (`kit::`).
 
 #[tokio::test(flavor = "multi_thread")]
 async fn in_chromium_staff_sign_in_and_out_through_their_organisation() {
