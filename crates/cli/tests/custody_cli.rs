@@ -1,67 +1,17 @@
 //! Custody of serial ranges and self-service delivery links as an operator
 //! uses them: real processes on a SQLite vault.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
-const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-
-struct Desk {
-    dir: tempfile::TempDir,
-}
-
-impl Desk {
-    fn new() -> Desk {
-        let desk = Desk {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        desk.run(&[
-            "vault",
-            "init",
-            "--kdf-memory-mib",
-            "1",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
-        desk
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn run(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("oathdesk").unwrap();
-        cmd.env("OATHDESK_VAULT", self.file("vault.db"))
-            .env_remove("OATHDESK_DATABASE_URL")
-            .env_remove("OATHDESK_SERVER")
-            .env("OATHDESK_OPERATOR", "alice")
-            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
-            .env("OATHDESK_SECRET", SECRET)
-            .args(args);
-        cmd
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let output = self.run(args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-}
+mod common;
+use common::desk::{Desk, SECRET};
 
 #[test]
 fn a_range_is_exported_to_a_recipient_checked_and_retired_in_one_entry() {
-    let desk = Desk::new();
+    let desk = Desk::new().with_secret_env(SECRET);
     for serial in ["OATH0001", "OATH0002", "OATH0003", "OATH0010", "TOKN0002"] {
         desk.run(&["token", "add", serial, "--kind", "classic"])
             .assert()
@@ -182,7 +132,7 @@ fn a_range_is_exported_to_a_recipient_checked_and_retired_in_one_entry() {
 /// secrets, and an import of a returned token says where it went before.
 #[test]
 fn a_changed_file_is_matched_by_its_tokens_and_an_import_says_so() {
-    let desk = Desk::new();
+    let desk = Desk::new().with_secret_env(SECRET);
     for serial in ["OATH0101", "OATH0102", "OATH0103"] {
         desk.run(&["token", "add", serial, "--kind", "classic", "--generate"])
             .assert()
@@ -309,7 +259,7 @@ fn a_changed_file_is_matched_by_its_tokens_and_an_import_says_so() {
 
 #[test]
 fn a_delivery_link_is_printed_and_never_audited() {
-    let desk = Desk::new();
+    let desk = Desk::new().with_secret_env(SECRET);
     desk.run(&["user", "add", "ada@contoso.com", "--name", "Ada Lovelace"])
         .assert()
         .success();

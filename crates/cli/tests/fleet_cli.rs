@@ -2,59 +2,18 @@
 //! runs them: a real process on a SQLite vault (the vault's own tests run
 //! the same operations on PostgreSQL too).
 
-use assert_cmd::Command;
 use predicates::prelude::*;
-use serde_json::Value;
 
-const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+mod common;
+use common::desk::{Desk, SECRET};
 
-struct Desk {
-    dir: tempfile::TempDir,
-}
-
-impl Desk {
-    fn new() -> Desk {
-        let desk = Desk {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        desk.run(&[
-            "vault",
-            "init",
-            "--kdf-memory-mib",
-            "1",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
-        desk
-    }
-
-    fn run(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("oathdesk").unwrap();
-        cmd.env("OATHDESK_VAULT", self.dir.path().join("vault.db"))
-            .env_remove("OATHDESK_DATABASE_URL")
-            .env_remove("OATHDESK_SERVER")
-            .env("OATHDESK_OPERATOR", "alice")
-            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
-            .env("OATHDESK_SECRET", SECRET)
-            .args(args);
-        cmd
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let output = self.run(args).output().unwrap();
-        assert!(output.status.success(), "{output:?}");
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    fn code_at(&self, at: u64) -> String {
-        let output = self
-            .run(&["code", "--at", &at.to_string()])
-            .output()
-            .unwrap();
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    }
+/// The code of the desk's token seed at `at`, from `oathdesk code`.
+fn code_at(desk: &Desk, at: u64) -> String {
+    let output = desk
+        .run(&["code", "--at", &at.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 fn now() -> u64 {
@@ -66,7 +25,7 @@ fn now() -> u64 {
 
 #[test]
 fn a_checked_token_shows_in_the_drift_report_and_forensic_answers_for_the_past() {
-    let desk = Desk::new();
+    let desk = Desk::new().with_secret_env(SECRET);
     desk.run(&[
         "token",
         "add",
@@ -82,7 +41,7 @@ fn a_checked_token_shows_in_the_drift_report_and_forensic_answers_for_the_past()
     // Three steps fast, whatever the second within the step: the middle of
     // the step shown is 75–105 s ahead, outside Entra's ±1 minute. (Two
     // steps were 45–75 s, inside or out by the moment the test ran.)
-    let code = desk.code_at(now() + 90);
+    let code = code_at(&desk, now() + 90);
     desk.run(&["token", "check", "2100000001", &code])
         .assert()
         .success()
@@ -125,7 +84,7 @@ fn a_checked_token_shows_in_the_drift_report_and_forensic_answers_for_the_past()
         .stdout(predicate::str::contains("BATTERY"));
 
     let then = now() - 86_400;
-    let old = desk.code_at(then);
+    let old = code_at(&desk, then);
     let found = desk.json(&[
         "forensic",
         &old,

@@ -2,14 +2,13 @@
 //! vault, passphrases from the environment. Every test runs on a SQLite file
 //! (`sqlite::NAME`) and on PostgreSQL (`postgres::NAME`).
 
-use std::path::PathBuf;
-
 use assert_cmd::Command;
-use oathdesk_vault::testing::ScratchSchema;
 use predicates::prelude::*;
 use serde_json::Value;
 
-const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+mod common;
+use common::desk::{Backend, Desk, SECRET};
+use oathdesk_vault::testing::ScratchSchema;
 
 /// How the helpdesk verified the caller, as the default policy asks: the
 /// call-back method, both steps confirmed, what was heard.
@@ -21,12 +20,6 @@ const CALL_BACK: [&str; 6] = [
     "--evidence",
     "called the mobile on file, the user answered and confirmed",
 ];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// Generates `sqlite::NAME` and `postgres::NAME` tests from each
 /// `fn NAME(backend: Backend)`.
@@ -55,60 +48,13 @@ on_both_backends!(
     racing_processes_keep_one_history,
 );
 
-/// A vault on one backend, and a folder for the files a test writes.
-struct Desk {
-    dir: tempfile::TempDir,
-    /// The vault file (SQLite) or the scratch schema (PostgreSQL).
-    vault: PathBuf,
-    schema: Option<ScratchSchema>,
+/// What these tests do at a desk besides running commands.
+trait VaultDesk {
+    fn on_file(&self, users: &[&str]);
+    fn helpdesk_code(&self, user: &str, ticket: &str, extra: &[&str]) -> Command;
 }
 
-impl Desk {
-    fn new(backend: Backend) -> Desk {
-        let dir = tempfile::tempdir().unwrap();
-        let vault = dir.path().join("vault.db");
-        let schema = (backend == Backend::Postgres).then(ScratchSchema::new);
-        let desk = Desk { dir, vault, schema };
-        desk.run(&[
-            "vault",
-            "init",
-            "--kdf-memory-mib",
-            "1",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
-        desk
-    }
-
-    /// A file in the test's folder.
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The environment that points oathdesk at this vault.
-    fn point_at_vault(&self, cmd: &mut std::process::Command) {
-        match &self.schema {
-            Some(schema) => cmd
-                .env("OATHDESK_DATABASE_URL", schema.url())
-                .env_remove("OATHDESK_VAULT"),
-            None => cmd
-                .env("OATHDESK_VAULT", &self.vault)
-                .env_remove("OATHDESK_DATABASE_URL"),
-        };
-    }
-
-    fn run(&self, args: &[&str]) -> Command {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("oathdesk"));
-        self.point_at_vault(&mut cmd);
-        cmd.env_remove("OATHDESK_SECRET")
-            .env("OATHDESK_OPERATOR", "alice")
-            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
-            .args(args);
-        Command::from_std(cmd)
-    }
-
+impl VaultDesk for Desk {
     /// Gives users a mobile phone on file (`user import`), which the
     /// call-back method needs.
     fn on_file(&self, users: &[&str]) {
@@ -135,28 +81,6 @@ impl Desk {
         args.extend(extra);
         self.run(&args)
     }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let output = self.run(args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    /// Changes the vault behind oathdesk's back, as someone with write
-    /// access to the database but no key could.
-    fn edit(&self, sql: &str) {
-        match &self.schema {
-            Some(schema) => schema.execute(sql),
-            None => rusqlite::Connection::open(&self.vault)
-                .unwrap()
-                .execute_batch(sql)
-                .unwrap(),
-        }
-    }
 }
 
 fn code_at(secret: &str, at: u64) -> String {
@@ -178,7 +102,7 @@ fn current_code(secret: &str) -> String {
 }
 
 fn a_token_from_stock_to_delivery(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     desk.run(&["user", "add", "bob@contoso.com", "--name", "Bob"])
         .assert()
         .success();
@@ -311,7 +235,7 @@ fn a_token_from_stock_to_delivery(backend: Backend) {
 }
 
 fn wrong_passphrase_and_missing_vault_are_clear(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     desk.run(&["token", "list"])
         .env("OATHDESK_PASSPHRASE", "not it")
         .assert()
@@ -335,7 +259,7 @@ fn wrong_passphrase_and_missing_vault_are_clear(backend: Backend) {
 }
 
 fn audit_verify_names_a_tampered_entry(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     desk.run(&["user", "add", "carol@contoso.com"])
         .assert()
         .success();
@@ -360,7 +284,7 @@ fn audit_verify_names_a_tampered_entry(backend: Backend) {
 }
 
 fn removing_the_newest_entries_is_caught_with_the_kept_head(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     desk.run(&["user", "add", "carol@contoso.com"])
         .assert()
         .success();
@@ -381,7 +305,7 @@ fn removing_the_newest_entries_is_caught_with_the_kept_head(backend: Backend) {
 /// Every entry's head goes to OATHDESK_AUDIT_HEAD_FILE as it is written:
 /// cutting the newest entries off is caught from that file alone.
 fn the_head_file_catches_a_cut_without_a_hand_kept_head(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     let heads = desk.file("heads.jsonl");
     let with_heads = |args: &[&str]| {
         let mut cmd = desk.run(args);
@@ -428,7 +352,7 @@ fn the_head_file_catches_a_cut_without_a_hand_kept_head(backend: Backend) {
 /// The red team's edit through the command line: refused with exit 2,
 /// and 'vault verify' names the row (exit 2).
 fn rows_edited_in_the_database_are_refused_and_listed(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     desk.run(&[
         "token",
         "add",
@@ -468,7 +392,7 @@ fn rows_edited_in_the_database_are_refused_and_listed(backend: Backend) {
 }
 
 fn two_processes_changing_the_vault_lose_nothing(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     let spawn = |prefix: &str| {
         let mut children = Vec::new();
         for i in 0..6 {
@@ -498,7 +422,7 @@ fn two_processes_changing_the_vault_lose_nothing(backend: Backend) {
 /// same token shipped four times, users added. Exactly three codes, one
 /// shipment, every user, and one verifiable chain with every request in it.
 fn racing_processes_keep_one_history(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     desk.run(&["vault", "set", "helpdesk.codes_per_hour", "3"])
         .assert()
         .success();
@@ -565,7 +489,7 @@ fn racing_processes_keep_one_history(backend: Backend) {
 }
 
 fn spreadsheet_import_is_all_or_nothing(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     let sheet = desk.file("helpdesk.csv");
     std::fs::write(
         &sheet,
@@ -604,7 +528,7 @@ fn spreadsheet_import_is_all_or_nothing(backend: Backend) {
 }
 
 fn a_second_operator_and_rekey(backend: Backend) {
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     let bob_pass = desk.file("bob.pass");
     std::fs::write(&bob_pass, "bob's passphrase\n").unwrap();
     desk.run(&[
@@ -847,7 +771,7 @@ fn a_postgres_vault_lives_in_its_schema() {
 
 #[test]
 fn vault_copy_there_and_back() {
-    let desk = Desk::new(Backend::Sqlite);
+    let desk = Desk::new();
     desk.run(&[
         "token",
         "add",
@@ -930,7 +854,7 @@ fn vault_copy_there_and_back() {
 /// operators hold no key, so their passphrase opens nothing here.
 fn the_command_line_decides_by_the_vaults_table(backend: Backend) {
     use oathdesk_vault::{Permission, Role};
-    let desk = Desk::new(backend);
+    let desk = Desk::on(backend);
     desk.run(&[
         "token",
         "add",

@@ -16,69 +16,22 @@ use oathdesk_otp::{Algorithm, Digits, Secret, TimeStep, Totp};
 use predicates::prelude::*;
 use serde_json::{Value, json};
 
-const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+mod common;
+use common::desk::{Desk, SECRET};
+
 const PHONE: &str = "+44 7700 900123";
 const EVIDENCE: &str = "called the mobile on file, Bob answered and confirmed";
 const DEFAULT_PATTERN: &str = "^[A-Za-z]{0,12}[-_#]?[0-9][0-9-]{2,}$";
 
-/// A vault in a temporary folder, opened by admin alice.
-struct Desk {
-    dir: tempfile::TempDir,
-    vault: PathBuf,
+/// What these tests do at a desk besides running commands.
+trait VerificationDesk {
+    fn token(&self, serial: &str, user: &str);
+    fn import(&self, name: &str, csv: &str);
+    fn call_back(&self, user: &str, ticket: &str, extra: &[&str]) -> Command;
+    fn audit(&self) -> Vec<Value>;
 }
 
-impl Desk {
-    fn new() -> Desk {
-        let dir = tempfile::tempdir().unwrap();
-        let vault = dir.path().join("vault.db");
-        let desk = Desk { dir, vault };
-        desk.run(&[
-            "vault",
-            "init",
-            "--kdf-memory-mib",
-            "1",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
-        desk
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes a file into the test's folder and returns its path as text.
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.file(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-
-    fn run(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("oathdesk").unwrap();
-        cmd.env_remove("OATHDESK_SECRET")
-            .env_remove("OATHDESK_DATABASE_URL")
-            .env_remove("OATHDESK_SERVER")
-            .env_remove("OATHDESK_TOKEN")
-            .env("OATHDESK_VAULT", &self.vault)
-            .env("OATHDESK_OPERATOR", "alice")
-            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
-            .args(args);
-        cmd
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let output = self.run(args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
+impl VerificationDesk for Desk {
     /// Adds a token for `user` (created if new).
     fn token(&self, serial: &str, user: &str) {
         self.run(&["token", "add", serial, "--secret", SECRET, "--user", user])
