@@ -21,6 +21,7 @@
 pub mod any;
 pub(crate) mod backup;
 pub(crate) mod copy;
+pub(crate) mod group_commit;
 pub mod helpdesk;
 pub mod migrations;
 pub mod postgres;

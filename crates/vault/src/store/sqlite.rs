@@ -7,8 +7,8 @@
 //! - `secure_delete` zeroes freed cells, so a purged secret does not linger
 //!   in free pages; [`Store::scrub`] checkpoints and truncates the WAL.
 
-mod group_commit;
 mod identify_marker;
+pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
+use crate::store::group_commit::{Member, Writer};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
-use group_commit::{Member, Writer};
 
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
@@ -34,7 +34,7 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Write transactions go through the file's shared writer (group
     /// commit with this process's other stores of the same file).
-    writer: Arc<Writer>,
+    writer: Arc<Writer<Connection>>,
 }
 
 impl SqliteStore {
@@ -152,7 +152,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             connection,
             path: path.to_owned(),
-            writer: Writer::of(path),
+            writer: writer::writer_of(path),
         })
     }
 
@@ -185,7 +185,7 @@ fn configure_connection(connection: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// The writer connection of a vault file (see [`group_commit`]).
+/// The writer connection of a vault file (see `store::group_commit`).
 fn open_writer(path: &Path) -> Result<Connection> {
     let connection = Connection::open_with_flags(path, OPEN_EXISTING)?;
     configure_connection(&connection)?;
@@ -230,7 +230,7 @@ pub struct SqliteTx<'a> {
 /// group transaction on the file's writer connection.
 pub(crate) enum TxConnection<'a> {
     Read(rusqlite::Transaction<'a>),
-    Write(Member<'a>),
+    Write(Member<'a, Connection>),
 }
 
 impl std::ops::Deref for TxConnection<'_> {
@@ -249,7 +249,7 @@ impl Store for SqliteStore {
 
     fn write(&mut self) -> Result<SqliteTx<'_>> {
         Ok(SqliteTx {
-            tx: TxConnection::Write(self.writer.begin(open_writer)?),
+            tx: TxConnection::Write(self.writer.begin(|| open_writer(&self.path))?),
         })
     }
 

@@ -2,10 +2,15 @@ use std::sync::Barrier;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
 use super::*;
+use crate::store::sqlite::writer::writer_of;
 
 /// A scratch vault-like file with one table, and its writer.
-fn scratch(dir: &tempfile::TempDir) -> (PathBuf, Arc<Writer>) {
+fn scratch(dir: &tempfile::TempDir) -> (PathBuf, Arc<Writer<Connection>>) {
     let path = dir.path().join("group.db");
     let connection = Connection::open(&path).unwrap();
     connection
@@ -14,7 +19,7 @@ fn scratch(dir: &tempfile::TempDir) -> (PathBuf, Arc<Writer>) {
              CREATE TABLE rows (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL);",
         )
         .unwrap();
-    let writer = Writer::of(&path);
+    let writer = writer_of(&path);
     (path, writer)
 }
 
@@ -51,7 +56,7 @@ fn members_run_one_at_a_time_share_commits_and_are_answered_after_them() {
             scope.spawn(move || {
                 start.wait();
                 for n in 0..ROUNDS {
-                    let member = writer.begin(open).unwrap();
+                    let member = writer.begin(|| open(path)).unwrap();
                     let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     // Each member sees the rows of those before it in its group.
@@ -97,11 +102,11 @@ fn a_member_that_gives_up_loses_only_its_own_changes() {
     let start = Barrier::new(THREADS);
     std::thread::scope(|scope| {
         for who in 0..THREADS {
-            let (writer, start) = (&writer, &start);
+            let (writer, start, path) = (&writer, &start, &path);
             scope.spawn(move || {
                 start.wait();
                 for n in 0..30 {
-                    let member = writer.begin(open).unwrap();
+                    let member = writer.begin(|| open(path)).unwrap();
                     member
                         .execute("INSERT INTO rows (who, n) VALUES (?, ?)", [who, n])
                         .unwrap();
@@ -150,10 +155,10 @@ fn a_failed_commit_is_reported_to_every_member_of_the_group() {
         Ok(connection)
     };
     // Hold the turn so that both writers below queue into one group.
-    let first = writer.begin(open_fk).unwrap();
+    let first = writer.begin(|| open_fk(&path)).unwrap();
     let outcomes = std::thread::scope(|scope| {
         let bad = scope.spawn(|| {
-            let member = writer.begin(open_fk).unwrap();
+            let member = writer.begin(|| open_fk(&path)).unwrap();
             member
                 .execute("INSERT INTO child (parent) VALUES (42)", [])
                 .unwrap();
@@ -172,7 +177,7 @@ fn a_failed_commit_is_reported_to_every_member_of_the_group() {
     assert!(outcomes.1.is_err());
     assert_eq!(rows_of(&path, 1), 0, "nothing of the failed group was kept");
     // The writer goes on with a fresh transaction.
-    let member = writer.begin(open_fk).unwrap();
+    let member = writer.begin(|| open_fk(&path)).unwrap();
     member
         .execute("INSERT INTO rows (who, n) VALUES (2, 1)", [])
         .unwrap();
@@ -184,10 +189,10 @@ fn a_failed_commit_is_reported_to_every_member_of_the_group() {
 fn one_writer_per_file_and_a_new_file_at_the_same_path_gets_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let (path, writer) = scratch(&dir);
-    assert!(Arc::ptr_eq(&writer, &Writer::of(&path)));
+    assert!(Arc::ptr_eq(&writer, &writer_of(&path)));
     let other = dir.path().join("other.db");
     Connection::open(&other).unwrap();
-    assert!(!Arc::ptr_eq(&writer, &Writer::of(&other)));
+    assert!(!Arc::ptr_eq(&writer, &writer_of(&other)));
     // A vault restored over the path is another file.
     let moved = dir.path().join("moved.db");
     std::fs::rename(&path, &moved).unwrap();
@@ -195,7 +200,7 @@ fn one_writer_per_file_and_a_new_file_at_the_same_path_gets_its_own() {
         .unwrap()
         .execute_batch("CREATE TABLE t (x)")
         .unwrap();
-    assert!(!Arc::ptr_eq(&writer, &Writer::of(&path)));
+    assert!(!Arc::ptr_eq(&writer, &writer_of(&path)));
 }
 
 #[test]
@@ -209,7 +214,7 @@ fn the_first_writer_works_without_a_savepoint_and_a_later_one_in_its_own() {
     };
     // The first writer gives up with another queued: its change is rolled
     // back, and the other starts a group of its own.
-    let first = writer.begin(open).unwrap();
+    let first = writer.begin(|| open(&path)).unwrap();
     // No savepoint is open for the first writer (SQLite writes each page
     // twice inside one): rolling back to one fails.
     assert!(first.execute_batch("ROLLBACK TO member").is_err());
@@ -218,7 +223,7 @@ fn the_first_writer_works_without_a_savepoint_and_a_later_one_in_its_own() {
         .unwrap();
     std::thread::scope(|scope| {
         let next = scope.spawn(|| {
-            let member = writer.begin(open).unwrap();
+            let member = writer.begin(|| open(&path)).unwrap();
             member
                 .execute("INSERT INTO rows (who, n) VALUES (2, 1)", [])
                 .unwrap();
@@ -232,13 +237,13 @@ fn the_first_writer_works_without_a_savepoint_and_a_later_one_in_its_own() {
 
     // The first writer commits with another queued: the other joins the
     // same transaction in a savepoint, and giving up undoes only its own.
-    let first = writer.begin(open).unwrap();
+    let first = writer.begin(|| open(&path)).unwrap();
     first
         .execute("INSERT INTO rows (who, n) VALUES (3, 1)", [])
         .unwrap();
     std::thread::scope(|scope| {
         let later = scope.spawn(|| {
-            let member = writer.begin(open).unwrap();
+            let member = writer.begin(|| open(&path)).unwrap();
             // Its savepoint is open (rolling back to it, with nothing done
             // yet, keeps it).
             member.execute_batch("ROLLBACK TO member").unwrap();
