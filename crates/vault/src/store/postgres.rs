@@ -74,18 +74,22 @@ mod bulk;
 mod chain;
 mod helpdesk;
 mod identify_marker;
+mod writer;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::postgres::types::ToSql;
 use ::postgres::{Client, Config, NoTls, Row, SimpleQueryMessage, Statement};
+use writer::PgConn;
 
 use crate::error::{Error, Result};
 use crate::location::mask_password;
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
+use crate::store::group_commit::{Member, Writer};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
@@ -107,7 +111,10 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PgStore {
     client: Client,
     /// Prepared statements of this connection, by SQL text.
-    statements: RefCell<HashMap<String, Statement>>,
+    statements: HashMap<String, Statement>,
+    /// The vault's writer connection in this process, shared with the
+    /// other stores of it (see `postgres/writer.rs`).
+    writer: Arc<Writer<PgConn>>,
     /// The URL with its password masked, for messages.
     shown: String,
     /// What a new connection needs: the settings and the schema.
@@ -222,7 +229,8 @@ impl PgStore {
         Ok((
             PgStore {
                 client,
-                statements: RefCell::new(HashMap::new()),
+                statements: HashMap::new(),
+                writer: writer::writer_of(url),
                 shown,
                 config,
                 schema,
@@ -245,7 +253,7 @@ impl PgStore {
         self.suspect = false;
         if self.client.is_closed() || (idle && self.client.is_valid(CHECK_TIMEOUT).is_err()) {
             self.client = session(&self.config, self.schema.as_deref(), &self.shown)?;
-            self.statements.get_mut().clear();
+            self.statements.clear();
         }
         self.last_used = Instant::now();
         Ok(())
@@ -396,23 +404,61 @@ fn version_in(client: &mut impl ::postgres::GenericClient) -> Result<Option<i64>
     Ok(if has_meta { None } else { Some(0) })
 }
 
-/// A transaction begun by hand rather than with `Client::transaction`, so
-/// that a writer's `LOCK TABLE` travels with its `BEGIN` in one round trip;
-/// rolled back if dropped before [`Txn::commit`].
-pub(crate) struct Txn<'a> {
+/// What a write transaction sends first, in one simple query: `BEGIN`, the
+/// lock, and the chain's tail.
+fn write_begin_sql() -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE audit IN EXCLUSIVE MODE; {}",
+        chain::TAIL_SQL
+    )
+}
+
+/// What a write transaction that could not begin says.
+fn begin_write_error(error: ::postgres::Error) -> Error {
+    if error.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+        return Error::Database(format!(
+            "another oathdesk has been changing the vault for more than {} s \
+             (an import?); nothing was changed: try again when it has finished",
+            LOCK_TIMEOUT.as_secs()
+        ));
+    }
+    error.into()
+}
+
+/// A transaction: begun by hand on a store's own connection rather than
+/// with `Client::transaction` (so that a writer's `LOCK TABLE` travels with
+/// its `BEGIN` in one round trip; rolled back if dropped before
+/// [`Txn::commit`]), or a member's turn in a group on the vault's writer
+/// connection (see `postgres/writer.rs`).
+pub(crate) enum Txn<'a> {
+    Own(Own<'a>),
+    Member(Member<'a, PgConn>),
+}
+
+/// A transaction on a store's own connection.
+pub(crate) struct Own<'a> {
     client: &'a mut Client,
+    statements: &'a mut HashMap<String, Statement>,
     open: bool,
 }
 
 impl<'a> Txn<'a> {
     /// Runs `begin` (a `BEGIN …` and the statements that go with it, in
-    /// one simple query), with what they answered.
+    /// one simple query) on a store's own connection, with what they answered.
     fn begin(
         client: &'a mut Client,
+        statements: &'a mut HashMap<String, Statement>,
         begin: &str,
     ) -> std::result::Result<(Txn<'a>, Vec<SimpleQueryMessage>), ::postgres::Error> {
         match client.simple_query(begin) {
-            Ok(answer) => Ok((Txn { client, open: true }, answer)),
+            Ok(answer) => Ok((
+                Txn::Own(Own {
+                    client,
+                    statements,
+                    open: true,
+                }),
+                answer,
+            )),
             Err(error) => {
                 // A statement after BEGIN failed: the transaction is open, and aborted.
                 let _ = client.batch_execute("ROLLBACK");
@@ -421,9 +467,12 @@ impl<'a> Txn<'a> {
         }
     }
 
-    fn commit(mut self) -> std::result::Result<(), ::postgres::Error> {
-        self.open = false;
-        self.client.batch_execute("COMMIT")
+    /// The connection's prepared statements.
+    fn statements(&mut self) -> &mut HashMap<String, Statement> {
+        match self {
+            Txn::Own(own) => own.statements,
+            Txn::Member(member) => &mut member.statements,
+        }
     }
 }
 
@@ -431,17 +480,23 @@ impl std::ops::Deref for Txn<'_> {
     type Target = Client;
 
     fn deref(&self) -> &Client {
-        self.client
+        match self {
+            Txn::Own(own) => own.client,
+            Txn::Member(member) => &member.client,
+        }
     }
 }
 
 impl std::ops::DerefMut for Txn<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client
+        match self {
+            Txn::Own(own) => own.client,
+            Txn::Member(member) => &mut member.client,
+        }
     }
 }
 
-impl Drop for Txn<'_> {
+impl Drop for Own<'_> {
     fn drop(&mut self) {
         if self.open && !self.client.is_closed() {
             let _ = self.client.batch_execute("ROLLBACK");
@@ -452,7 +507,6 @@ impl Drop for Txn<'_> {
 /// A transaction on a [`PgStore`].
 pub struct PgTx<'a> {
     pub(crate) tx: RefCell<Txn<'a>>,
-    statements: &'a RefCell<HashMap<String, Statement>>,
     /// A write transaction holds the audit table's lock: no one else
     /// appends, so the chain's tail, read with the lock (see
     /// `postgres/chain.rs`), stays the tail until this transaction appends, which
@@ -468,33 +522,33 @@ impl Store for PgStore {
     type Tx<'a> = PgTx<'a>;
 
     fn write(&mut self) -> Result<PgTx<'_>> {
+        if Arc::strong_count(&self.writer) > 1 {
+            // Other stores of this vault in this process: write in a group
+            // on the shared writer connection.
+            let (config, schema, shown) = (&self.config, self.schema.as_deref(), &self.shown);
+            let member = self.writer.begin(|| PgConn::open(config, schema, shown))?;
+            let tail = member.tail.clone();
+            return Ok(PgTx {
+                tx: RefCell::new(Txn::Member(member)),
+                tail: Some(RefCell::new(tail)),
+                single: None,
+            });
+        }
         self.ready()?;
         // BEGIN, the lock and the chain's tail travel in one round trip.
-        let started = Txn::begin(
-            &mut self.client,
-            &format!(
-                "BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE audit IN EXCLUSIVE MODE; {}",
-                chain::TAIL_SQL
-            ),
-        );
+        let started = Txn::begin(&mut self.client, &mut self.statements, &write_begin_sql());
         let (tx, answer) = match started {
             Ok(started) => started,
             Err(error) => {
-                if error.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-                    return Err(Error::Database(format!(
-                        "another oathdesk has been changing the vault for more than {} s \
-                         (an import?); nothing was changed: try again when it has finished",
-                        LOCK_TIMEOUT.as_secs()
-                    )));
+                if error.code() != Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                    self.suspect = true;
                 }
-                self.suspect = true;
-                return Err(error.into());
+                return Err(begin_write_error(error));
             }
         };
         let tail = chain::tail_of(&answer)?;
         Ok(PgTx {
             tx: RefCell::new(tx),
-            statements: &self.statements,
             tail: Some(RefCell::new(tail)),
             single: None,
         })
@@ -504,6 +558,7 @@ impl Store for PgStore {
         self.ready()?;
         let started = Txn::begin(
             &mut self.client,
+            &mut self.statements,
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         );
         let tx = match started {
@@ -515,7 +570,6 @@ impl Store for PgStore {
         };
         Ok(PgTx {
             tx: RefCell::new(tx),
-            statements: &self.statements,
             tail: None,
             single: None,
         })
@@ -525,11 +579,11 @@ impl Store for PgStore {
         self.ready()?;
         // One statement sees one snapshot of its own: no BEGIN, no ROLLBACK.
         Ok(PgTx {
-            tx: RefCell::new(Txn {
+            tx: RefCell::new(Txn::Own(Own {
                 client: &mut self.client,
+                statements: &mut self.statements,
                 open: false,
-            }),
-            statements: &self.statements,
+            })),
             tail: None,
             single: Some(Cell::new(false)),
         })
@@ -623,13 +677,12 @@ impl PgTx<'_> {
                     .into(),
             ));
         }
-        if let Some(statement) = self.statements.borrow().get(sql) {
+        let mut tx = self.tx.borrow_mut();
+        if let Some(statement) = tx.statements().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.tx.borrow_mut().prepare(sql)?;
-        self.statements
-            .borrow_mut()
-            .insert(sql.to_owned(), statement.clone());
+        let statement = tx.prepare(sql)?;
+        tx.statements().insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
 
@@ -829,8 +882,19 @@ impl StoreTx for PgTx<'_> {
         if self.single.is_some() {
             return Ok(());
         }
-        self.tx.into_inner().commit()?;
-        Ok(())
+        let tail = self.tail.map(RefCell::into_inner).unwrap_or_default();
+        match self.tx.into_inner() {
+            Txn::Member(mut member) => {
+                // The next member appends after this one's entries.
+                member.tail = tail;
+                member.commit()
+            }
+            Txn::Own(mut own) => {
+                own.open = false;
+                own.client.batch_execute("COMMIT")?;
+                Ok(())
+            }
+        }
     }
 
     fn meta_get(&self, key: &str) -> Result<Option<String>> {

@@ -1,0 +1,124 @@
+//! The PostgreSQL side of group commit (`store::group_commit`): the
+//! writers of one process on one vault (URL and schema) share one writer
+//! connection, so that writers that queue share the audit table's lock,
+//! the round trips of `BEGIN` and `COMMIT`, and one WAL flush. The lock
+//! is taken once per group; a later member costs a `SAVEPOINT` and a
+//! `RELEASE` (a round trip each) around its own statements.
+//!
+//! A process with one store of a vault (a command-line run) writes on the
+//! store's own connection as before: a second connection would cost it a
+//! connection set-up and could share nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use ::postgres::{Client, Config, Statement};
+
+use super::{CHECK_TIMEOUT, IDLE_CHECK, begin_write_error, chain, session, write_begin_sql};
+use crate::error::Result;
+use crate::store::AuditRow;
+use crate::store::group_commit::{GroupConnection, Registry, Writer};
+
+/// A writer connection: the client, its prepared statements, and the audit
+/// chain's tail as the group's members have left it.
+pub(crate) struct PgConn {
+    pub(crate) client: Client,
+    pub(crate) statements: HashMap<String, Statement>,
+    /// The chain's tail: read with the lock when the group begins, then
+    /// handed from member to member ([`super::PgTx::commit`] writes back
+    /// the tail a member leaves; one that gives up leaves it as it was).
+    pub(crate) tail: Option<AuditRow>,
+    open: bool,
+    last_used: Instant,
+}
+
+impl PgConn {
+    pub(crate) fn open(config: &Config, schema: Option<&str>, shown: &str) -> Result<PgConn> {
+        Ok(PgConn {
+            client: session(config, schema, shown)?,
+            statements: HashMap::new(),
+            tail: None,
+            open: false,
+            last_used: Instant::now(),
+        })
+    }
+
+    fn run(&mut self, sql: &str) -> Result<()> {
+        let result = self.client.batch_execute(sql);
+        if self.client.is_closed() {
+            self.open = false;
+        }
+        Ok(result?)
+    }
+}
+
+impl GroupConnection for PgConn {
+    fn begin(&mut self) -> Result<()> {
+        self.last_used = Instant::now();
+        let answer = match self.client.simple_query(&write_begin_sql()) {
+            Ok(answer) => answer,
+            Err(error) => {
+                // A statement after BEGIN failed: the transaction is open, and aborted.
+                let _ = self.client.batch_execute("ROLLBACK");
+                return Err(begin_write_error(error));
+            }
+        };
+        match chain::tail_of(&answer) {
+            Ok(tail) => {
+                self.tail = tail;
+                self.open = true;
+                Ok(())
+            }
+            Err(error) => {
+                let _ = self.client.batch_execute("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
+    fn savepoint(&mut self) -> Result<()> {
+        self.run("SAVEPOINT member")
+    }
+
+    fn release(&mut self) -> Result<()> {
+        self.run("RELEASE member")
+    }
+
+    fn rollback_to_savepoint(&mut self) {
+        let _ = self.run("ROLLBACK TO member; RELEASE member");
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.open = false;
+        Ok(self.client.batch_execute("COMMIT")?)
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.open = false;
+        Ok(self.client.batch_execute("ROLLBACK")?)
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.open && !self.client.is_closed()
+    }
+
+    /// Checked like a store's own connection (`PgStore::ready`): closed, or
+    /// idle for [`IDLE_CHECK`] and not answering, it is replaced.
+    fn usable(&mut self) -> bool {
+        !self.client.is_closed()
+            && (self.last_used.elapsed() < IDLE_CHECK
+                || self.client.is_valid(CHECK_TIMEOUT).is_ok())
+    }
+}
+
+/// One writer per vault: by its URL as given (with the schema parameter).
+static WRITERS: LazyLock<Registry<String, PgConn>> = LazyLock::new(Registry::default);
+
+/// The writer of the vault at `url`.
+pub(crate) fn writer_of(url: &str) -> Arc<Writer<PgConn>> {
+    WRITERS.writer(url.to_owned())
+}
+
+#[cfg(test)]
+mod tests;
