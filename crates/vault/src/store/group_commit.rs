@@ -134,6 +134,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<C: GroupConnection> Writer<C> {
+    /// Writers waiting for their turn (for the tests).
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
     /// Commits made on this writer so far.
     #[cfg(test)]
     pub(crate) fn commits(&self) -> usize {

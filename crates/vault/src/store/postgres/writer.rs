@@ -2,8 +2,9 @@
 //! writers of one process on one vault (URL and schema) share one writer
 //! connection, so that writers that queue share the audit table's lock,
 //! the round trips of `BEGIN` and `COMMIT`, and one WAL flush. The lock
-//! is taken once per group; a later member costs a `SAVEPOINT` and a
-//! `RELEASE` (a round trip each) around its own statements.
+//! is taken once per group; a later member costs one round trip more than
+//! its own statements, its `SAVEPOINT` (kept until the group commits: no
+//! `RELEASE`, see [`PgConn::release`]).
 //!
 //! A process with one store of a vault (a command-line run) writes on the
 //! store's own connection as before: a second connection would cost it a
@@ -81,17 +82,28 @@ impl GroupConnection for PgConn {
         self.run("SAVEPOINT member")
     }
 
+    /// Nothing to send: the savepoint stays until the group commits (a
+    /// round trip less per member; a group has at most 32). A member that
+    /// left the transaction aborted is caught at the commit.
     fn release(&mut self) -> Result<()> {
-        self.run("RELEASE member")
+        Ok(())
     }
 
+    /// Back to the newest savepoint named `member`: this member's own.
     fn rollback_to_savepoint(&mut self) {
         let _ = self.run("ROLLBACK TO member; RELEASE member");
     }
 
+    /// `COMMIT` of an aborted transaction answers `ROLLBACK` without an
+    /// error; the `SELECT` before it fails instead (and the `COMMIT` is not
+    /// run), so a group that cannot commit is told so.
     fn commit(&mut self) -> Result<()> {
+        let committed = self.client.batch_execute("SELECT 1; COMMIT");
         self.open = false;
-        Ok(self.client.batch_execute("COMMIT")?)
+        if committed.is_err() && !self.client.is_closed() {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        Ok(committed?)
     }
 
     fn rollback(&mut self) -> Result<()> {

@@ -146,3 +146,39 @@ fn a_lone_store_writes_on_its_own_connection() {
     assert_eq!(store.writer.commits(), 2);
     assert_one_chain(&mut store, 5);
 }
+
+#[test]
+fn a_member_that_commits_an_aborted_transaction_fails_its_whole_group() {
+    // A member that meets an error must give up (drop its transaction). One
+    // that commits anyway, with the database's transaction aborted, must not
+    // be told its change was saved — nor may the members before it in the
+    // group, whose changes the database has thrown away with it.
+    let schema = ScratchSchema::new();
+    let url = schema.url();
+    let mut first = PgStore::create(&url).unwrap();
+    let mut second = PgStore::open(&url).unwrap();
+    let writer = first.writer.clone();
+    let outcomes = std::thread::scope(|scope| {
+        let tx = first.write().unwrap();
+        let bad = scope.spawn(|| {
+            let tx = second.write().unwrap();
+            assert!(tx.audit_insert(&entry(None, 9, 0)).is_err());
+            tx.commit()
+        });
+        while writer.queued() == 0 {
+            std::thread::yield_now();
+        }
+        tx.audit_insert(&entry(None, 1, 0)).unwrap();
+        let good = tx.commit();
+        (good, bad.join().unwrap())
+    });
+    assert!(
+        outcomes.0.is_err(),
+        "the first member was told: {outcomes:?}"
+    );
+    assert!(outcomes.1.is_err());
+    assert_eq!(entries_of(&mut first, 1), 0);
+    // The writer goes on with a new group.
+    append(&mut first, 2, 0, true);
+    assert_one_chain(&mut first, 1);
+}
