@@ -1,7 +1,7 @@
-//! Group commit on a SQLite vault (helpdesk codes from many connections of
-//! one process share commits): every request is answered only after the
-//! commit that holds its audit entry, the chain stays one line, and the
-//! per-user rate limit holds exactly under concurrency.
+//! Group commit (helpdesk codes from many sessions of one process share
+//! commits), on SQLite and on PostgreSQL: every request is answered only
+//! after the commit that holds its audit entry, the chain stays one line,
+//! and the per-user rate limit holds exactly under concurrency.
 
 mod common;
 
@@ -14,12 +14,44 @@ const THREADS: usize = 16;
 const REQUESTS: usize = 4;
 const LIMIT: u64 = 23;
 
-#[test]
-fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_exact() {
-    let f = fixture(Backend::Sqlite);
-    let Location::Sqlite(path) = f.location.clone() else {
-        panic!("a SQLite fixture");
-    };
+on_both_backends!(concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_exact);
+
+/// The outcome of the audit entry of `ticket` for `user`, read on a
+/// connection of its own (not this process's writer): committed data only.
+fn committed_outcome(location: &Location, ticket: &str, user: &str) -> Result<String, String> {
+    match location {
+        Location::Sqlite(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT outcome FROM audit WHERE ticket = ? AND lower(user) = ?",
+                [ticket, user],
+                |r| r.get(0),
+            )
+            .map_err(|e| e.to_string()),
+        Location::Postgres(url) => {
+            // The scratch schema's URL ends with its `schema` parameter.
+            let at = url.rfind("schema=").expect("a scratch schema");
+            let (base, schema) = (&url[..at - 1], &url[at + "schema=".len()..]);
+            let mut client = ::postgres::Client::connect(base, ::postgres::NoTls).unwrap();
+            client
+                .query_opt(
+                    &format!(
+                        "SELECT outcome FROM \"{schema}\".audit \
+                         WHERE ticket = $1 AND lower(\"user\") = $2"
+                    ),
+                    &[&ticket, &user],
+                )
+                .unwrap()
+                .map(|row| row.get(0))
+                .ok_or_else(|| "no entry".to_owned())
+        }
+    }
+}
+
+fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_exact(
+    backend: Backend,
+) {
+    let f = fixture(backend);
     {
         let mut s = session(&f.location);
         s.set_setting("helpdesk.codes_per_hour", LIMIT, NOW)
@@ -35,7 +67,7 @@ fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_ex
     let start = Arc::new(Barrier::new(THREADS));
     let workers: Vec<_> = (0..THREADS)
         .map(|worker| {
-            let (location, path, start) = (f.location.clone(), path.clone(), start.clone());
+            let (location, start) = (f.location.clone(), start.clone());
             std::thread::spawn(move || {
                 let mut s = session(&location);
                 let mut granted = 0;
@@ -54,13 +86,7 @@ fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_ex
                         }
                         // Answered only after the commit: another connection
                         // (not of this process's writer) reads the entry.
-                        let reader = rusqlite::Connection::open(&path).unwrap();
-                        let outcome: String = reader
-                            .query_row(
-                                "SELECT outcome FROM audit WHERE ticket = ? AND lower(user) = ?",
-                                [&request.ticket, &user],
-                                |r| r.get(0),
-                            )
+                        let outcome = committed_outcome(&location, &request.ticket, &user)
                             .unwrap_or_else(|e| {
                                 panic!(
                                     "{} for {user} answered before its commit: {e}",
