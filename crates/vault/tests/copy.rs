@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use oathdesk_otp::Kind;
+use oathdesk_otp::{Kind, Window};
 use oathdesk_vault::model::State;
 use oathdesk_vault::store::{CredentialFilter, Store, StoreTx};
-use oathdesk_vault::{AnyStore, Error, NewOperator, Session, Unlock, Vault};
+use oathdesk_vault::{AnyStore, Error, IdentifyCache, NewOperator, Session, Unlock, Vault};
 
 #[test]
 fn sqlite_to_postgres() {
@@ -168,6 +168,28 @@ fn copy_between(from: Backend, to: Backend) {
         .helpdesk_code(&helpdesk("bob@contoso.com"), NOW + 6)
         .unwrap_err();
     assert!(err.to_string().starts_with("rate limit"), "{err}");
+    // The copy's identify index: built whole on the copy, then kept current
+    // by the copy's own marker (the copied rows keep the source's change
+    // numbers) — a token added after the copy is found by the same index.
+    let cache = IdentifyCache::new();
+    let codes = [code_at(SEED, NOW + 11), code_at(SEED, NOW + 41)];
+    let found = |c: &mut Session| -> Vec<String> {
+        let mut hits: Vec<String> = c
+            .identify_cached(
+                &cache,
+                &[&codes[0], &codes[1]],
+                NOW + 11,
+                Window::symmetric(1),
+                NOW + 11,
+            )
+            .unwrap()
+            .into_iter()
+            .map(|hit| hit.credential)
+            .collect();
+        hits.sort();
+        hits
+    };
+    assert_eq!(found(&mut c), ["SHIP-1"]);
     let added = c
         .add_token(
             token("NEW-1", None, SEED, Some("erin@contoso.com")),
@@ -175,6 +197,7 @@ fn copy_between(from: Backend, to: Backend) {
         )
         .unwrap();
     assert_eq!(added.id, 8);
+    assert_eq!(found(&mut c), ["NEW-1", "SHIP-1"]);
     c.add_user("frank@contoso.com", None, NOW + 11).unwrap();
     assert_eq!(c.audit_verify().unwrap().first_bad, None);
     let mut as_carl = Vault::open_at(&target.location)
