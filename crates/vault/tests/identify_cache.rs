@@ -168,7 +168,7 @@ fn a_bulk_import_by_another_session_is_seen_by_the_next_identify(backend: Backen
     }
     // Patched with the new rows only, not rebuilt.
     assert_eq!(cache.len(), TOKENS as usize + 1);
-    assert_eq!(cache.secrets_opened(), TOKENS as usize + 1);
+    assert_eq!(cache.secrets_opened(), u64::from(TOKENS) + 1);
 }
 
 fn helpdesk_codes_do_not_move_the_marker(backend: Backend) {

@@ -596,8 +596,8 @@ CREATE TABLE drift_sightings (
         // SQLite. Updates and deletes keep their triggers.
         sqlite: "DROP TRIGGER IF EXISTS identify_credential_inserted;",
         postgres: "
-DROP TRIGGER identify_inserted ON credentials;
-DROP TRIGGER identify_stamp ON credentials;
+DROP TRIGGER IF EXISTS identify_inserted ON credentials;
+DROP TRIGGER IF EXISTS identify_stamp ON credentials;
 CREATE TRIGGER identify_stamp BEFORE UPDATE ON credentials
     FOR EACH ROW EXECUTE FUNCTION identify_stamp_row();
 ",

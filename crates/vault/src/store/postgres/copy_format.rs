@@ -85,7 +85,10 @@ impl<'c> CopyRows<'c> {
     }
 
     pub(super) fn int8(&mut self, value: Option<i64>) -> Result<()> {
-        self.value(&Type::INT8, value.map(i64::to_be_bytes).as_ref().map(|b| &b[..]))
+        self.value(
+            &Type::INT8,
+            value.map(i64::to_be_bytes).as_ref().map(|b| &b[..]),
+        )
     }
 
     pub(super) fn text(&mut self, value: Option<&str>) -> Result<()> {
