@@ -1,9 +1,9 @@
 //! PostgreSQL's binary COPY format, written into memory.
 //!
-//! The client's `BinaryCopyInWriter` encodes one row per call through its
-//! runtime (a `block_on` and a type check per value, per row): for the
-//! 400,000 rows of a 100k import that was a second of the writer thread's
-//! time on a two-core machine, next to a server that needs the other core.
+//! The client's `BinaryCopyInWriter` goes through its runtime once per row
+//! (a `block_on`, and a type check of every value): 400,000 times for a
+//! 100k import, on a two-core machine where the server needs the other
+//! core and is the bottleneck (see BENCHMARKS.md).
 //! Here a batch is encoded into one buffer, as plain bytes, and handed to
 //! the COPY in large pieces. Each value is written by the method of its
 //! column's type, checked against the column list, so a row that does not
