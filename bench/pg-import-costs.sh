@@ -160,5 +160,7 @@ for round in $(seq "$rounds"); do
                 for (i = 1; i <= n; i++) line = line sprintf("  %s %.0f", order[i], ms[order[i]])
                 print line "  WAL " wal " MB  (load " loadavg ")"
             }'
+        # Also when a statement failed and psql stopped before its own DROP.
+        psql_run -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $schema CASCADE"
     done
 done
