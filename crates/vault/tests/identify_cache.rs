@@ -13,6 +13,7 @@ use oathdesk_vault::{AnyStore, IdentifyCache, Location, Session};
 on_both_backends!(
     index_is_built_once_and_reused,
     changes_by_another_session_are_seen_by_the_next_identify,
+    a_bulk_import_by_another_session_is_seen_by_the_next_identify,
     helpdesk_codes_do_not_move_the_marker,
     a_row_deleted_behind_oathdesks_back_leaves_the_index,
     the_kept_index_equals_a_fresh_build_after_random_changes,
@@ -132,6 +133,42 @@ fn changes_by_another_session_are_seen_by_the_next_identify(backend: Backend) {
     assert!(find(&mut console, &cache, &seed(2)).is_empty());
     assert_eq!(cache.len(), 1);
     assert_eq!(cache.secrets_opened(), 2);
+}
+
+/// An import large enough to be written in several chunks (and on
+/// PostgreSQL by COPY): the store stamps its rows itself, with no insert
+/// trigger (migrations 10 and 11), and every row must be stamped above the
+/// generation the console last saw.
+fn a_bulk_import_by_another_session_is_seen_by_the_next_identify(backend: Backend) {
+    const TOKENS: u32 = 9_000;
+    let f = fixture(backend);
+    let mut console = session(&f.location);
+    console
+        .add_token(token("BULK-0", None, &seed(0), None), NOW)
+        .unwrap();
+    let cache = IdentifyCache::new();
+    assert_eq!(find(&mut console, &cache, &seed(0)).len(), 1);
+    let before = marker(&f.location);
+
+    let mut other = session(&f.location);
+    let tokens = (1..=TOKENS)
+        .map(|i| token(&format!("BULK-{i}"), None, &seed(i), None))
+        .collect();
+    assert_eq!(
+        other.add_tokens(tokens, NOW, "import").unwrap().len(),
+        TOKENS as usize
+    );
+    assert!(marker(&f.location) > before);
+    for i in [1, 4096, 4097, TOKENS] {
+        assert_eq!(
+            find(&mut console, &cache, &seed(i)),
+            vec![(format!("BULK-{i}"), State::Burned, None)],
+            "token {i}"
+        );
+    }
+    // Patched with the new rows only, not rebuilt.
+    assert_eq!(cache.len(), TOKENS as usize + 1);
+    assert_eq!(cache.secrets_opened(), u64::from(TOKENS) + 1);
 }
 
 fn helpdesk_codes_do_not_move_the_marker(backend: Backend) {

@@ -582,6 +582,26 @@ CREATE TABLE drift_sightings (
         sqlite: "DROP TRIGGER IF EXISTS identify_credential_inserted;",
         postgres: "SELECT 1;",
     },
+    Migration {
+        version: 11,
+        name: "identify marker on PostgreSQL: inserted credentials are stamped by the store's insert",
+        // Migration 10 for PostgreSQL. Migration 7's BEFORE INSERT row
+        // trigger ran PL/pgSQL and a query of the marker for every new
+        // credential, and any BEFORE row trigger makes COPY insert row by
+        // row instead of a page at a time; the AFTER INSERT statement
+        // trigger kept every inserted row (sealed secrets included) in a
+        // transition table, spilled to a temporary file past `work_mem`.
+        // The store's credential insert now bumps the marker once per
+        // batch and writes the generation in the rows it copies, as on
+        // SQLite. Updates and deletes keep their triggers.
+        sqlite: "DROP TRIGGER IF EXISTS identify_credential_inserted;",
+        postgres: "
+DROP TRIGGER IF EXISTS identify_inserted ON credentials;
+DROP TRIGGER IF EXISTS identify_stamp ON credentials;
+CREATE TRIGGER identify_stamp BEFORE UPDATE ON credentials
+    FOR EACH ROW EXECUTE FUNCTION identify_stamp_row();
+",
+    },
 ];
 
 /// The schema version this oathdesk writes.

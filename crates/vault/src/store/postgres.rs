@@ -72,6 +72,7 @@
 
 mod bulk;
 mod chain;
+mod copy_format;
 mod helpdesk;
 mod identify_marker;
 mod writer;

@@ -12,19 +12,23 @@
 //! that fails half-way (a bad value, a broken connection) aborts the
 //! transaction, and nothing of the batch stays.
 
-use ::postgres::binary_copy::BinaryCopyInWriter;
+use std::io::Write;
+
 use ::postgres::types::Type;
 
+use super::copy_format::{Column, CopyRows};
 use super::{PgTx, big, big_opt};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Device, Event, User};
 use crate::store::same_length;
 
 /// From this many rows on, a batch goes in a binary COPY.
 pub(super) const COPY_FROM_ROWS: usize = 64;
 
-/// A column's name and type in a COPY.
-type Column = (&'static str, Type);
+/// The COPY is sent in pieces of about this many bytes: large enough
+/// that the client's runtime is entered rarely, small enough that the
+/// server starts on the rows while the rest are being encoded.
+const SEND_AT: usize = 64 * 1024;
 
 const DEVICE_COLUMNS: [Column; 8] = [
     ("id", Type::INT8),
@@ -45,7 +49,7 @@ const USER_COLUMNS: [Column; 5] = [
     ("mac", Type::BYTEA),
 ];
 
-const CREDENTIAL_COLUMNS: [Column; 20] = [
+const CREDENTIAL_COLUMNS: [Column; 21] = [
     ("id", Type::INT8),
     ("device_id", Type::INT8),
     ("slot", Type::INT8),
@@ -66,9 +70,11 @@ const CREDENTIAL_COLUMNS: [Column; 20] = [
     ("created_at", Type::INT8),
     ("updated_at", Type::INT8),
     ("mac", Type::BYTEA),
+    ("changed_gen", Type::INT8),
 ];
 
-const EVENT_COLUMNS: [Column; 6] = [
+const EVENT_COLUMNS: [Column; 7] = [
+    ("id", Type::INT8),
     ("credential_id", Type::INT8),
     ("from_state", Type::TEXT),
     ("to_state", Type::TEXT),
@@ -92,18 +98,24 @@ impl PgTx<'_> {
         table: &str,
         columns: &[Column],
         items: &[T],
-        mut write: impl FnMut(&mut BinaryCopyInWriter<'_>, &T) -> Result<()>,
+        mut write: impl FnMut(&mut CopyRows<'_>, &T) -> Result<()>,
     ) -> Result<()> {
         let statement = self.statement(&copy_sql(table, columns))?;
-        let types: Vec<Type> = columns.iter().map(|(_, t)| t.clone()).collect();
         let mut tx = self.tx.borrow_mut();
-        let mut writer = BinaryCopyInWriter::new(tx.copy_in(&statement)?, &types);
+        // An error before `finish` drops the writer unfinished: the COPY
+        // is aborted, and with it the transaction.
+        let mut sink = tx.copy_in(&statement)?;
+        let sent = |e: std::io::Error| Error::Database(format!("sending the rows of {table}: {e}"));
+        let mut rows = CopyRows::new(columns);
         for item in items {
-            // An error here drops the writer unfinished: the COPY is
-            // aborted, and with it the transaction.
-            write(&mut writer, item)?;
+            rows.row()?;
+            write(&mut rows, item)?;
+            if rows.buffered() >= SEND_AT {
+                sink.write_all(&rows.take()?).map_err(sent)?;
+            }
         }
-        writer.finish()?;
+        sink.write_all(&rows.finish()?).map_err(sent)?;
+        sink.finish()?;
         Ok(())
     }
 
@@ -115,16 +127,14 @@ impl PgTx<'_> {
         if devices.len() >= COPY_FROM_ROWS {
             let rows: Vec<(&Device, &Vec<u8>)> = devices.iter().zip(macs).collect();
             return self.copy_rows("devices", &DEVICE_COLUMNS, &rows, |w, (d, mac)| {
-                Ok(w.write(&[
-                    &d.id,
-                    &d.serial,
-                    &d.manufacturer,
-                    &d.model,
-                    &d.kind.name(),
-                    &i64::from(d.slots),
-                    &big(d.created_at)?,
-                    mac,
-                ])?)
+                w.int8(Some(d.id))?;
+                w.text(Some(d.serial.as_str()))?;
+                w.text(d.manufacturer.as_deref())?;
+                w.text(d.model.as_deref())?;
+                w.text(Some(d.kind.name()))?;
+                w.int8(Some(i64::from(d.slots)))?;
+                w.int8(Some(big(d.created_at)?))?;
+                w.bytea(Some(mac.as_slice()))
             });
         }
         let macs: Vec<&[u8]> = macs.iter().map(Vec::as_slice).collect();
@@ -165,7 +175,11 @@ impl PgTx<'_> {
         if users.len() >= COPY_FROM_ROWS {
             let rows: Vec<(&User, &Vec<u8>)> = users.iter().zip(macs).collect();
             return self.copy_rows("users", &USER_COLUMNS, &rows, |w, (u, mac)| {
-                Ok(w.write(&[&u.id, &u.upn, &u.display_name, &big(u.created_at)?, mac])?)
+                w.int8(Some(u.id))?;
+                w.text(Some(u.upn.as_str()))?;
+                w.text(u.display_name.as_deref())?;
+                w.int8(Some(big(u.created_at)?))?;
+                w.bytea(Some(mac.as_slice()))
             });
         }
         let macs: Vec<&[u8]> = macs.iter().map(Vec::as_slice).collect();
@@ -193,34 +207,37 @@ impl PgTx<'_> {
             return Ok(());
         }
         let macs = same_length(rows, macs)?;
+        // One generation of the identify marker for the whole batch,
+        // written by the rows' own COPY (migration 11: no insert trigger,
+        // which made COPY go row by row and run PL/pgSQL for each).
+        let generation = self.bump_marker()?;
         let rows: Vec<(&CredentialRow, &Vec<u8>)> = rows.iter().zip(macs).collect();
         self.copy_rows(
             "credentials",
             &CREDENTIAL_COLUMNS,
             &rows,
             |w, (row, mac)| {
-                Ok(w.write(&[
-                    &row.id,
-                    &row.device_id,
-                    &row.slot.map(i64::from),
-                    &row.kind,
-                    &row.algorithm,
-                    &i64::from(row.digits),
-                    &big_opt(row.period)?,
-                    &big_opt(row.t0)?,
-                    &big_opt(row.counter)?,
-                    &row.issuer,
-                    &row.label,
-                    &row.state.name(),
-                    &row.custody.name(),
-                    &row.sealed_secret,
-                    &row.user_id,
-                    &row.drift_steps,
-                    &big_opt(row.purge_after)?,
-                    &big(row.created_at)?,
-                    &big(row.updated_at)?,
-                    mac,
-                ])?)
+                w.int8(Some(row.id))?;
+                w.int8(row.device_id)?;
+                w.int8(row.slot.map(i64::from))?;
+                w.text(Some(row.kind.as_str()))?;
+                w.text(Some(row.algorithm.as_str()))?;
+                w.int8(Some(i64::from(row.digits)))?;
+                w.int8(big_opt(row.period)?)?;
+                w.int8(big_opt(row.t0)?)?;
+                w.int8(big_opt(row.counter)?)?;
+                w.text(row.issuer.as_deref())?;
+                w.text(row.label.as_deref())?;
+                w.text(Some(row.state.name()))?;
+                w.text(Some(row.custody.name()))?;
+                w.bytea(row.sealed_secret.as_deref())?;
+                w.int8(row.user_id)?;
+                w.int8(row.drift_steps)?;
+                w.int8(big_opt(row.purge_after)?)?;
+                w.int8(Some(big(row.created_at)?))?;
+                w.int8(Some(big(row.updated_at)?))?;
+                w.bytea(Some(mac.as_slice()))?;
+                w.int8(Some(generation))
             },
         )
     }
@@ -229,15 +246,35 @@ impl PgTx<'_> {
         if events.is_empty() {
             return Ok(());
         }
-        self.copy_rows("events", &EVENT_COLUMNS, events, |w, event| {
-            Ok(w.write(&[
-                &event.credential_id,
-                &event.from_state.map(|s| s.name()),
-                &event.to_state.name(),
-                &event.operator,
-                &big(event.at)?,
-                &event.note,
-            ])?)
+        if events.len() < COPY_FROM_ROWS {
+            let ids: Vec<i64> = events.iter().map(|e| e.credential_id).collect();
+            let from: Vec<Option<&str>> = events
+                .iter()
+                .map(|e| e.from_state.map(|s| s.name()))
+                .collect();
+            let to: Vec<&str> = events.iter().map(|e| e.to_state.name()).collect();
+            let operators: Vec<&str> = events.iter().map(|e| e.operator.as_str()).collect();
+            let at: Vec<i64> = events.iter().map(|e| big(e.at)).collect::<Result<_>>()?;
+            let notes: Vec<Option<&str>> = events.iter().map(|e| e.note.as_deref()).collect();
+            self.execute(
+                "INSERT INTO events (credential_id, from_state, to_state, operator, at, note) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], \
+                 $5::bigint[], $6::text[])",
+                &[&ids, &from, &to, &operators, &at, &notes],
+            )?;
+            return Ok(());
+        }
+        // Ids in one block, not a `nextval` per row.
+        let ids = self.next_ids("events", events.len())?;
+        let rows: Vec<(i64, &Event)> = ids.into_iter().zip(events).collect();
+        self.copy_rows("events", &EVENT_COLUMNS, &rows, |w, (id, event)| {
+            w.int8(Some(*id))?;
+            w.int8(Some(event.credential_id))?;
+            w.text(event.from_state.map(|s| s.name()))?;
+            w.text(Some(event.to_state.name()))?;
+            w.text(Some(event.operator.as_str()))?;
+            w.int8(Some(big(event.at)?))?;
+            w.text(event.note.as_deref())
         })
     }
 }
@@ -252,6 +289,6 @@ mod tests {
             copy_sql("users", &USER_COLUMNS),
             "COPY users (id, upn, display_name, created_at, mac) FROM STDIN BINARY"
         );
-        assert_eq!(CREDENTIAL_COLUMNS.last().map(|c| c.0), Some("mac"));
+        assert_eq!(CREDENTIAL_COLUMNS.last().map(|c| c.0), Some("changed_gen"));
     }
 }

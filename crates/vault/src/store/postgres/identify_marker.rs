@@ -1,11 +1,24 @@
-//! The identify marker's reads on PostgreSQL (the triggers that write it
-//! are migration 7).
+//! The identify marker on PostgreSQL: its reads, and its bump for inserted
+//! credentials (updates and deletes bump it by migration 7's triggers).
 
 use super::{Columns, PgTx};
 use crate::error::Result;
 use crate::store::{HeldSecret, IdentifyChanges};
 
 impl PgTx<'_> {
+    /// Raises the marker for credentials about to be inserted and returns
+    /// the generation to stamp them with. The write transaction holds the
+    /// audit lock, so no other writer bumps it before this one commits.
+    pub(super) fn bump_marker(&self) -> Result<i64> {
+        let row = self.query_one(
+            "INSERT INTO identify_marker (id, generation) VALUES (1, 1) \
+             ON CONFLICT (id) DO UPDATE SET generation = identify_marker.generation + 1 \
+             RETURNING generation",
+            &[],
+        )?;
+        Columns(&row).get(0)
+    }
+
     pub(super) fn marker_generation(&self) -> Result<i64> {
         // No row yet: nothing was ever changed since the migration.
         let row = self.query_one(
