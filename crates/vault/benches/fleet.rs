@@ -14,7 +14,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use oathdesk_otp::Verifier;
 use oathdesk_vault::bulk_check::{cores, first_mismatch};
 use oathdesk_vault::crypto::VaultKey;
-use oathdesk_vault::fleet::{Hardware, drift_report};
+use oathdesk_vault::fleet::{Hardware, drift_report, observations_of};
 use oathdesk_vault::model::{CredentialRow, Custody, DeviceKind, State};
 use oathdesk_vault::signed::Signer;
 use oathdesk_vault::store::SightingRow;
@@ -69,6 +69,7 @@ fn fleet() -> (Vec<CredentialRow>, HashMap<i64, Hardware>, Vec<SightingRow>) {
 
 fn drift(c: &mut Criterion) {
     let (rows, hardware, sightings) = fleet();
+    let by_credential = observations_of(&sightings);
     let mut group = c.benchmark_group("fleet");
     group.sample_size(10);
     group.bench_function("drift report, 100k tokens x 20 sightings", |b| {
@@ -76,7 +77,7 @@ fn drift(c: &mut Criterion) {
             let report = drift_report(
                 black_box(&rows),
                 &hardware,
-                black_box(&sightings),
+                black_box(&by_credential),
                 &HashMap::new(),
                 Verifier::Entra,
                 180 * 86_400,

@@ -14,7 +14,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use oathdesk_otp::{Credential, Secret, Verifier};
 use oathdesk_vault::crypto::KdfParams;
 use oathdesk_vault::model::{DeviceKind, State};
@@ -111,8 +111,10 @@ fn end_to_end(c: &mut Criterion) {
     for database in databases() {
         let (_place, mut session) = fleet_vault(&database);
         let mut group = c.benchmark_group(format!("fleet e2e {database}"));
+        // Seconds an iteration: one each per sample.
         group
             .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
             .measurement_time(Duration::from_secs(20));
         group.bench_function("fleet_drift, 100k tokens x 20 sightings", |b| {
             b.iter(|| {
