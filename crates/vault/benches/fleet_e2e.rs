@@ -47,7 +47,7 @@ fn token(i: u64) -> NewToken {
     NewToken {
         serial: Some(format!("{:010}", 2_100_000_000 + i)),
         slot: None,
-        device_kind: if i % 3 == 0 {
+        device_kind: if i.is_multiple_of(3) {
             DeviceKind::SingleProfile
         } else {
             DeviceKind::Classic

@@ -667,13 +667,11 @@ fn series_disagreements(tx: &impl StoreTx, complete: bool) -> Result<Vec<BadRow>
     for run in sightings.chunk_by(|a, b| a.credential_id == b.credential_id) {
         let credential_id = run[0].credential_id;
         match series.remove(&credential_id) {
-            Some(points) => {
-                if crate::drift_series::encode(run).ok().as_ref() != Some(&points) {
-                    report(credential_id, "disagrees");
-                }
+            Some(points) if crate::drift_series::encode(run).ok().as_ref() != Some(&points) => {
+                report(credential_id, "disagrees")
             }
             None if complete => report(credential_id, "missing"),
-            None => {}
+            _ => {}
         }
     }
     let mut left: Vec<i64> = series.into_keys().collect();
