@@ -750,6 +750,7 @@ fn a_postgres_vault_lives_in_its_schema() {
             "audit_keys",
             "credentials",
             "devices",
+            "drift_series",
             "drift_sightings",
             "entra_links",
             "events",

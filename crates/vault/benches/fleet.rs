@@ -11,17 +11,17 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use oathdesk_otp::{TimeStep, Verifier};
+use oathdesk_otp::Verifier;
 use oathdesk_vault::bulk_check::{cores, first_mismatch};
 use oathdesk_vault::crypto::VaultKey;
-use oathdesk_vault::fleet::{Hardware, drift_report};
+use oathdesk_vault::fleet::{Hardware, drift_report, observations_of};
 use oathdesk_vault::model::{CredentialRow, Custody, DeviceKind, State};
 use oathdesk_vault::signed::Signer;
 use oathdesk_vault::store::SightingRow;
 
-const NOW: u64 = 1_800_000_000;
-const TOKENS: i64 = 100_000;
-const SIGHTINGS: u64 = 20;
+#[path = "support/fleet.rs"]
+mod support;
+use support::{NOW, TOKENS, history};
 
 fn credential(id: i64) -> CredentialRow {
     CredentialRow {
@@ -51,53 +51,25 @@ fn credential(id: i64) -> CredentialRow {
     }
 }
 
-/// A fleet with rates of −120..120 s/year and sightings over three years.
+/// The bench's fleet, read and checked already.
 fn fleet() -> (Vec<CredentialRow>, HashMap<i64, Hardware>, Vec<SightingRow>) {
-    let step = TimeStep::DEFAULT;
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let start = NOW - 3 * 365 * 86_400;
-    let mut rows = Vec::new();
-    let mut hardware = HashMap::new();
-    let mut sightings = Vec::new();
-    for id in 1..=TOKENS {
-        rows.push(credential(id));
-        hardware.insert(
-            id,
-            Hardware {
-                kind: if id % 3 == 0 {
-                    DeviceKind::SingleProfile
-                } else {
-                    DeviceKind::Classic
-                },
-            },
-        );
-        let rate = (next() * 2.0 - 1.0) * 120.0;
-        let mut times: Vec<u64> = (0..SIGHTINGS)
-            .map(|_| start + (next() * 3.0 * 365.0 * 86_400.0) as u64)
-            .collect();
-        times.sort_unstable();
-        for at in times {
-            let offset = rate * (at - start) as f64 / 31_556_952.0;
-            let seen = step.counter_at((at as f64 + offset) as u64).unwrap() as i64;
-            sightings.push(SightingRow {
-                credential_id: id,
-                at,
-                source: "check".into(),
-                offset_steps: seen - step.counter_at(at).unwrap() as i64,
-            });
-        }
-    }
-    (rows, hardware, sightings)
+    let rows: Vec<CredentialRow> = (1..=TOKENS).map(credential).collect();
+    let hardware = (1..=TOKENS)
+        .map(|id| {
+            let kind = if id % 3 == 0 {
+                DeviceKind::SingleProfile
+            } else {
+                DeviceKind::Classic
+            };
+            (id, Hardware { kind })
+        })
+        .collect();
+    (rows, hardware, history(1..=TOKENS))
 }
 
 fn drift(c: &mut Criterion) {
     let (rows, hardware, sightings) = fleet();
+    let by_credential = observations_of(&sightings);
     let mut group = c.benchmark_group("fleet");
     group.sample_size(10);
     group.bench_function("drift report, 100k tokens x 20 sightings", |b| {
@@ -105,7 +77,7 @@ fn drift(c: &mut Criterion) {
             let report = drift_report(
                 black_box(&rows),
                 &hardware,
-                black_box(&sightings),
+                black_box(&by_credential),
                 &HashMap::new(),
                 Verifier::Entra,
                 180 * 86_400,

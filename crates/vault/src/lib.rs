@@ -25,6 +25,7 @@
 pub mod audit;
 pub mod bulk_check;
 pub mod crypto;
+pub mod drift_series;
 mod error;
 pub mod fleet;
 pub mod identify;

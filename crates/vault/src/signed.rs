@@ -69,6 +69,10 @@ pub mod kind {
     /// Where a generated seed came from (`crate::session::provenance`),
     /// one per credential, written with the credential.
     pub const SEED_PROVENANCE: &str = "seed_provenance";
+    /// A credential's sightings in one row (`crate::drift_series`), what
+    /// the fleet report reads; and, under the id [`SERIES_COMPLETE`], the
+    /// mark that every credential's series was built.
+    pub const DRIFT_SERIES: &str = "drift_series";
     pub const RECORDS: [&str; 11] = [
         USER_FACTS,
         POLICY,
@@ -82,7 +86,7 @@ pub mod kind {
         CLOCK_SYNC,
         SEED_PROVENANCE,
     ];
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 20] = [
         CREDENTIAL,
         USER,
         DEVICE,
@@ -102,8 +106,14 @@ pub mod kind {
         SIGHTING,
         CLOCK_SYNC,
         SEED_PROVENANCE,
+        DRIFT_SERIES,
     ];
 }
+
+/// The `drift_series` MAC whose presence (and validity) says that every
+/// credential with sightings has its series: written with a new vault, and
+/// by the first fleet report after the upgrade that added series.
+pub(crate) const SERIES_COMPLETE: &str = "complete";
 
 /// The `row_macs` entry (kind, id) whose presence says the vault's rows
 /// are signed (kept there so that a session's check reads it in the same
@@ -116,6 +126,7 @@ pub(crate) const SIGN_ACTION: &str = crate::audit::Action::SignRows.name();
 enum Field<'a> {
     Text(Option<&'a str>),
     Number(Option<i128>),
+    Bytes(&'a [u8]),
 }
 
 fn text(value: &str) -> Field<'_> {
@@ -171,6 +182,7 @@ impl Signer {
                 Field::Text(None) | Field::Number(None) => put(Some(0), b""),
                 Field::Text(Some(value)) => put(Some(1), value.as_bytes()),
                 Field::Number(Some(value)) => put(Some(2), &value.to_be_bytes()),
+                Field::Bytes(value) => put(Some(3), value),
             }
         }
         let mut mac = self.keyed.clone();
@@ -275,6 +287,20 @@ impl Signer {
         (id, mac)
     }
 
+    /// A credential's drift series, bound to the credential.
+    pub fn drift_series(&self, credential_id: i64, points: &[u8]) -> (String, Vec<u8>) {
+        let id = row_id(credential_id);
+        let mac = self.mac(kind::DRIFT_SERIES, &id, &[Field::Bytes(points)]);
+        (id, mac)
+    }
+
+    /// The mark that every credential's drift series was built.
+    pub(crate) fn series_complete(&self) -> (String, Vec<u8>) {
+        let id = SERIES_COMPLETE.to_owned();
+        let mac = self.mac(kind::DRIFT_SERIES, &id, &[]);
+        (id, mac)
+    }
+
     /// A record: its state and body, bound to its kind and id.
     pub(crate) fn record(&self, row: &RecordRow) -> Vec<u8> {
         self.mac(&row.kind, &row.id, &[text(&row.state), text(&row.body)])
@@ -320,6 +346,18 @@ pub(crate) fn sighting_id(row: &SightingRow) -> String {
         row.at,
         row.source
     )
+}
+
+/// What a credential's drift series is called in messages.
+pub(crate) fn series_name(credential_id: i64) -> String {
+    format!("drift series of credential {credential_id}")
+}
+
+/// Whether the vault holds a mark (valid or not) that its series are complete.
+pub(crate) fn series_marked(tx: &impl StoreTx) -> Result<bool> {
+    Ok(!tx
+        .row_macs_of(&[(kind::DRIFT_SERIES, SERIES_COMPLETE.to_owned())])?
+        .is_empty())
 }
 
 /// What a sighting is called in messages.
@@ -456,8 +494,10 @@ pub struct BadRow {
     pub id: String,
     /// `credential 17 (serial X:3)`, `user 4 (alice@example.com)`…
     pub name: String,
-    /// `altered` (the MAC does not match), `unsigned` (no MAC) or
-    /// `deleted` (a MAC whose row is gone).
+    /// `altered` (the MAC does not match), `unsigned` (no MAC),
+    /// `deleted` (a MAC whose row is gone), or for a drift series
+    /// `disagrees` (it does not say what the credential's sightings say) and
+    /// `missing` (sightings without their series).
     pub problem: &'static str,
 }
 
@@ -533,6 +573,15 @@ fn expected_all(tx: &impl StoreTx, signer: &Signer, settings: &[&str]) -> Result
         let (id, mac) = signer.sighting(&row);
         all.push((kind::SIGHTING, id, sighting_name(&row), mac));
     }
+    for (credential_id, points) in tx.drift_series(None)? {
+        let (id, mac) = signer.drift_series(credential_id, &points);
+        all.push((kind::DRIFT_SERIES, id, series_name(credential_id), mac));
+    }
+    if series_marked(tx)? {
+        let (id, mac) = signer.series_complete();
+        let name = "the mark that every drift series was built".to_owned();
+        all.push((kind::DRIFT_SERIES, id, name, mac));
+    }
     Ok(all)
 }
 
@@ -592,7 +641,45 @@ pub(crate) fn verify_all(
             });
         }
     }
+    report
+        .bad
+        .extend(series_disagreements(tx, series_marked(tx)?)?);
     Ok(report)
+}
+
+/// The drift series that do not say what their credential's sightings say
+/// (the fleet report reads the series alone), and — once every series was
+/// built (`complete`) — the credentials with sightings and no series. Reads
+/// the sightings again: `vault verify` is the full check.
+fn series_disagreements(tx: &impl StoreTx, complete: bool) -> Result<Vec<BadRow>> {
+    let mut series: std::collections::HashMap<i64, Vec<u8>> =
+        tx.drift_series(None)?.into_iter().collect();
+    let sightings = tx.sightings(None)?;
+    let mut bad = Vec::new();
+    let mut report = |credential_id: i64, problem: &'static str| {
+        bad.push(BadRow {
+            kind: kind::DRIFT_SERIES,
+            id: row_id(credential_id),
+            name: series_name(credential_id),
+            problem,
+        })
+    };
+    for run in sightings.chunk_by(|a, b| a.credential_id == b.credential_id) {
+        let credential_id = run[0].credential_id;
+        match series.remove(&credential_id) {
+            Some(points) if crate::drift_series::encode(run).ok().as_ref() != Some(&points) => {
+                report(credential_id, "disagrees")
+            }
+            None if complete => report(credential_id, "missing"),
+            _ => {}
+        }
+    }
+    let mut left: Vec<i64> = series.into_keys().collect();
+    left.sort_unstable();
+    for credential_id in left {
+        report(credential_id, "disagrees");
+    }
+    Ok(bad)
 }
 
 /// Signs every row (an old vault's first admin unlock, or a rekey under

@@ -73,15 +73,18 @@ fn checks_feed_the_drift_report_with_signed_sightings(backend: Backend) {
     assert!(s.verify_rows().unwrap().bad.is_empty());
     drop(s);
 
-    // A sighting edited in the database is refused, by name.
+    // A sighting edited in the database is refused by name where it is
+    // read (a token's plot); the report reads the signed drift series,
+    // which `vault verify` finds no longer agrees (tests/fleet_series.rs).
     f.execute("UPDATE drift_sightings SET offset_steps = offset_steps - 5 WHERE source = 'check'");
     let mut s = session(&f.location);
-    match s.fleet_drift(Verifier::Entra, 365 * DAY, last + DAY) {
+    match s.token_drift(&serial("CL-1"), Verifier::Entra, 365 * DAY, last + DAY) {
         Err(Error::Altered { row }) => assert!(row.contains("drift sighting"), "{row}"),
         other => panic!("expected an altered row, got {other:?}"),
     }
     let bad = s.verify_rows().unwrap().bad;
     assert!(bad.iter().any(|b| b.kind == "drift_sighting"), "{bad:?}");
+    assert!(bad.iter().any(|b| b.kind == "drift_series"), "{bad:?}");
 }
 
 fn delivery_and_fresh_identify_are_sightings(backend: Backend) {

@@ -203,6 +203,7 @@ fn a_row_deleted_behind_oathdesks_back_leaves_the_index(backend: Backend) {
     f.execute(&format!(
         "DELETE FROM events WHERE credential_id = {id}; \
          DELETE FROM drift_sightings WHERE credential_id = {id}; \
+         DELETE FROM drift_series WHERE credential_id = {id}; \
          DELETE FROM credentials WHERE id = {id};"
     ));
     assert!(find(&mut s, &cache, &seed(1)).is_empty());

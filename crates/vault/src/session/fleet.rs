@@ -5,6 +5,13 @@
 //! code. A code the vault computed itself (a helpdesk code, an Entra
 //! activation sent by oathdesk) says nothing of the token's clock and is
 //! never a sighting. The reports are computed by [`crate::fleet`].
+//!
+//! Each sighting is signed, and so is its credential's drift series
+//! ([`crate::drift_series`]: the credential's sightings in one row,
+//! rewritten in the transaction that adds one), which is what the fleet
+//! report reads: one row and one MAC per token rather than per sighting.
+//! A token's plot reads its sightings; `vault verify` checks both and that
+//! they agree.
 
 use oathdesk_otp::forensic::{self, CodeSighting};
 use oathdesk_otp::{Interval, parse_code};
@@ -12,7 +19,10 @@ use oathdesk_otp::{Interval, parse_code};
 use super::records;
 use super::*;
 use crate::bulk_check::{cores, first_mismatch};
-use crate::fleet::{self as reports, ClockSync, DriftReport, EolLine, Hardware, TokenDrift};
+use crate::drift_series;
+use crate::fleet::{
+    self as reports, ClockSync, DriftReport, EolLine, Hardware, Observation, TokenDrift,
+};
 use crate::store::SightingRow;
 
 /// Where a sighting came from.
@@ -41,8 +51,106 @@ pub(crate) fn record_sighting(
     if tx.sighting_insert(&row)? {
         keys.signer
             .put(tx, kind::SIGHTING, vec![keys.signer.sighting(&row)])?;
+        // From the checked sightings, never by appending to the stored
+        // series: signing on top of an altered row would launder it.
+        let rows = checked_sightings_of(tx, keys, credential_id)?;
+        let mac = put_series(tx, keys, credential_id, &rows)?;
+        keys.signer.put(tx, kind::DRIFT_SERIES, vec![mac])?;
     }
     Ok(())
+}
+
+/// Writes a credential's drift series of `rows` (its sightings, checked,
+/// in the store's order); returns its MAC, to be put by the caller.
+fn put_series(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    credential_id: i64,
+    rows: &[SightingRow],
+) -> Result<(String, Vec<u8>)> {
+    let points = drift_series::encode(rows)?;
+    tx.drift_series_put(credential_id, &points)?;
+    Ok(keys.signer.drift_series(credential_id, &points))
+}
+
+/// Builds every credential's drift series from the checked sightings and
+/// marks them complete: a vault from before series, at its first fleet
+/// report (a migration has no key to sign them). Returns how many series
+/// and sightings.
+fn build_all_series(tx: &impl StoreTx, keys: &Keys<'_>) -> Result<(usize, usize)> {
+    let sightings = checked_sightings(tx, keys)?;
+    let mut macs = Vec::new();
+    let mut built = std::collections::HashSet::new();
+    for run in sightings.chunk_by(|a, b| a.credential_id == b.credential_id) {
+        let credential_id = run[0].credential_id;
+        macs.push(put_series(tx, keys, credential_id, run)?);
+        built.insert(credential_id);
+    }
+    // A series without sightings says what nothing says.
+    for (credential_id, _) in tx.drift_series(None)? {
+        if !built.contains(&credential_id) {
+            tx.drift_series_delete(credential_id)?;
+            tx.row_mac_delete(kind::DRIFT_SERIES, &signed::row_id(credential_id))?;
+        }
+    }
+    macs.push(keys.signer.series_complete());
+    keys.signer.put(tx, kind::DRIFT_SERIES, macs)?;
+    Ok((built.len(), sightings.len()))
+}
+
+/// Every credential's drift series, each checked against its signature
+/// (one read of the kind's MACs, compared on every core) — or `None` if
+/// they were never all built (no valid mark). A series deleted behind the
+/// vault's back leaves its MAC: refused, by name.
+fn checked_series(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+) -> Result<Option<HashMap<i64, Vec<Observation>>>> {
+    let stored: HashMap<String, Vec<u8>> = tx.row_macs(kind::DRIFT_SERIES)?.into_iter().collect();
+    let (mark, mark_mac) = keys.signer.series_complete();
+    match stored.get(&mark) {
+        None => return Ok(None),
+        Some(mac) if signed::same(mac, &mark_mac) => {}
+        Some(_) if keys.enforced => {
+            return Err(Error::Altered {
+                row: "the mark that every drift series was built".into(),
+            });
+        }
+        Some(_) => return Ok(None),
+    }
+    let rows = tx.drift_series(None)?;
+    if keys.enforced {
+        let signer = keys.signer;
+        if let Some(bad) = first_mismatch(&rows, &stored, cores(), |(id, points)| {
+            signer.drift_series(*id, points)
+        }) {
+            return Err(Error::Altered {
+                row: signed::series_name(rows[bad].0),
+            });
+        }
+        // Every row matched a MAC: any MAC beyond them and the mark is a
+        // series that was deleted.
+        if stored.len() > rows.len() + 1 {
+            let kept: std::collections::HashSet<String> =
+                rows.iter().map(|(id, _)| signed::row_id(*id)).collect();
+            let gone = stored
+                .keys()
+                .filter(|id| **id != mark && !kept.contains(*id))
+                .min()
+                .cloned()
+                .unwrap_or_default();
+            return Err(Error::Altered {
+                row: match crate::store::row_of_key(&gone) {
+                    Some(id) => signed::series_name(id),
+                    None => signed::record_name(kind::DRIFT_SERIES, &gone),
+                },
+            });
+        }
+    }
+    rows.iter()
+        .map(|(id, points)| Ok((*id, drift_series::observations(*id, points)?)))
+        .collect::<Result<_>>()
+        .map(Some)
 }
 
 /// Every sighting, each checked against its signature: one read of the
@@ -288,8 +396,35 @@ impl<S: Store> Session<S> {
         })
     }
 
+    /// Keeps many sightings at once, each signed as a `token check` signs
+    /// it, in one transaction and not audited: what benches use to give a
+    /// fleet its history (two million checks, one transaction each, would
+    /// take hours). Returns how many were new.
+    #[cfg(feature = "testing")]
+    pub fn record_sightings(&mut self, rows: &[SightingRow]) -> Result<usize> {
+        let tx = self.store.write()?;
+        let mut macs = Vec::with_capacity(rows.len());
+        for row in rows {
+            if tx.sighting_insert(row)? {
+                macs.push(self.signer.sighting(row));
+            }
+        }
+        let kept = macs.len();
+        self.signer.put(&tx, kind::SIGHTING, macs)?;
+        let keys = Keys {
+            key: &self.key,
+            signer: &self.signer,
+            enforced: self.signed,
+        };
+        build_all_series(&tx, &keys)?;
+        tx.commit()?;
+        Ok(kept)
+    }
+
     /// The drift report of every time-based token with sightings, against
-    /// `verifier`; "near the edge" looks `horizon_s` ahead.
+    /// `verifier`; "near the edge" looks `horizon_s` ahead. Reads each
+    /// credential's drift series, checked; a vault from before series
+    /// builds them first, from its checked sightings (once, audited).
     pub fn fleet_drift(
         &mut self,
         verifier: Verifier,
@@ -297,6 +432,39 @@ impl<S: Store> Session<S> {
         now: u64,
     ) -> Result<DriftReport> {
         self.require(Permission::InventoryRead)?;
+        let (rows, series, resyncs, hardware) = match self.drift_inputs(now)? {
+            Some(inputs) => inputs,
+            None => {
+                self.change(now, |tx, keys| {
+                    let (series, sightings) = build_all_series(tx, keys)?;
+                    let event = AuditEvent::ok("fleet.drift_series")
+                        .detail(json!({"series": series, "sightings": sightings}));
+                    Ok(((), event))
+                })?;
+                self.drift_inputs(now)?.ok_or_else(|| {
+                    Error::Database("the drift series were built but are not marked".into())
+                })?
+            }
+        };
+        Ok(reports::drift_report(
+            &rows, &hardware, &series, &resyncs, verifier, horizon_s, now,
+        ))
+    }
+
+    /// What the drift report reads, checked — `None` while the drift series
+    /// were never all built.
+    #[allow(clippy::type_complexity)]
+    fn drift_inputs(
+        &mut self,
+        now: u64,
+    ) -> Result<
+        Option<(
+            Vec<CredentialRow>,
+            HashMap<i64, Vec<Observation>>,
+            HashMap<i64, ClockSync>,
+            HashMap<i64, Hardware>,
+        )>,
+    > {
         let keys = Keys {
             key: &self.key,
             signer: &self.signer,
@@ -304,20 +472,19 @@ impl<S: Store> Session<S> {
         };
         let read = (|| {
             let tx = self.store.read()?;
+            let Some(series) = checked_series(&tx, &keys)? else {
+                return Ok(None);
+            };
             let rows = checked_credentials(&tx, &keys)?;
-            let sightings = checked_sightings(&tx, &keys)?;
             let resyncs = clock_syncs(&tx, &keys)?;
             let hardware: HashMap<i64, Hardware> = tx
                 .devices()?
                 .into_iter()
                 .map(|d| (d.id, Hardware { kind: d.kind }))
                 .collect();
-            Ok((rows, sightings, resyncs, hardware))
+            Ok(Some((rows, series, resyncs, hardware)))
         })();
-        let (rows, sightings, resyncs, hardware) = self.audited(now, read)?;
-        Ok(reports::drift_report(
-            &rows, &hardware, &sightings, &resyncs, verifier, horizon_s, now,
-        ))
+        self.audited(now, read)
     }
 
     /// One token's sightings, fitted drift and standing against `verifier`

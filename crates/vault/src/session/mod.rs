@@ -265,6 +265,8 @@ impl<S: Store> Vault<S> {
             )?;
             // A new vault's seed provenance is in records from the start.
             tx.records_put(&[provenance::complete_record(now)?])?;
+            // No sightings yet: every drift series there is, is built.
+            signer.put(&tx, kind::DRIFT_SERIES, vec![signer.series_complete()])?;
             // Signed from the start: the audit entry keeps row checking on
             // even if someone deletes the marker.
             signed::sign_all(&tx, &signer, &setting_names())?;

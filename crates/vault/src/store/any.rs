@@ -217,5 +217,8 @@ impl StoreTx for AnyTx<'_> {
         fn web_throttle_delete(&self, key: &str) -> Result<()>;
         fn sighting_insert(&self, row: &SightingRow) -> Result<bool>;
         fn sightings(&self, credential_id: Option<i64>) -> Result<Vec<SightingRow>>;
+        fn drift_series_put(&self, credential_id: i64, points: &[u8]) -> Result<()>;
+        fn drift_series(&self, credential_id: Option<i64>) -> Result<Vec<(i64, Vec<u8>)>>;
+        fn drift_series_delete(&self, credential_id: i64) -> Result<()>;
     }
 }

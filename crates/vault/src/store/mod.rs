@@ -502,4 +502,10 @@ pub trait StoreTx {
     fn sighting_insert(&self, row: &SightingRow) -> Result<bool>;
     /// The sightings of one credential, or of all, by credential and time.
     fn sightings(&self, credential_id: Option<i64>) -> Result<Vec<SightingRow>>;
+    /// Writes a credential's drift series (see `crate::drift_series`),
+    /// replacing the one it had.
+    fn drift_series_put(&self, credential_id: i64, points: &[u8]) -> Result<()>;
+    /// The drift series of one credential, or of all, by credential.
+    fn drift_series(&self, credential_id: Option<i64>) -> Result<Vec<(i64, Vec<u8>)>>;
+    fn drift_series_delete(&self, credential_id: i64) -> Result<()>;
 }

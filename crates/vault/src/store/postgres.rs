@@ -1833,6 +1833,37 @@ impl StoreTx for PgTx<'_> {
         })
         .collect()
     }
+
+    fn drift_series_put(&self, credential_id: i64, points: &[u8]) -> Result<()> {
+        self.execute(
+            "INSERT INTO drift_series (credential_id, points) VALUES ($1, $2) \
+             ON CONFLICT (credential_id) DO UPDATE SET points = EXCLUDED.points",
+            &[&credential_id, &points],
+        )?;
+        Ok(())
+    }
+
+    fn drift_series(&self, credential_id: Option<i64>) -> Result<Vec<(i64, Vec<u8>)>> {
+        self.query(
+            "SELECT credential_id, points FROM drift_series \
+             WHERE $1::BIGINT IS NULL OR credential_id = $1 ORDER BY credential_id",
+            &[&credential_id],
+        )?
+        .iter()
+        .map(|row| {
+            let c = Columns(row);
+            Ok((c.get(0)?, c.get(1)?))
+        })
+        .collect()
+    }
+
+    fn drift_series_delete(&self, credential_id: i64) -> Result<()> {
+        self.execute(
+            "DELETE FROM drift_series WHERE credential_id = $1",
+            &[&credential_id],
+        )?;
+        Ok(())
+    }
 }
 
 const WEB_ACCOUNT_COLUMNS: &str =

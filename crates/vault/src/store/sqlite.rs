@@ -1385,6 +1385,32 @@ impl StoreTx for SqliteTx<'_> {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    fn drift_series_put(&self, credential_id: i64, points: &[u8]) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO drift_series (credential_id, points) VALUES (?1, ?2) \
+                 ON CONFLICT (credential_id) DO UPDATE SET points = ?2",
+            )?
+            .execute(params![credential_id, points])?;
+        Ok(())
+    }
+
+    fn drift_series(&self, credential_id: Option<i64>) -> Result<Vec<(i64, Vec<u8>)>> {
+        let mut statement = self.tx.prepare_cached(
+            "SELECT credential_id, points FROM drift_series \
+             WHERE ?1 IS NULL OR credential_id = ?1 ORDER BY credential_id",
+        )?;
+        let rows = statement.query_map([credential_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn drift_series_delete(&self, credential_id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM drift_series WHERE credential_id = ?")?
+            .execute([credential_id])?;
+        Ok(())
+    }
 }
 
 const WEB_ACCOUNT_COLUMNS: &str =
