@@ -564,6 +564,22 @@ pub fn months_ahead(now: u64, months: u64) -> crate::Result<u64> {
     Ok(now.saturating_add(months * MONTH_S))
 }
 
+/// The longest look ahead of the drift report's "near the edge", in days:
+/// a century, as the end-of-life forecast's.
+pub const HORIZON_DAYS_MAX: u64 = 36_525;
+
+/// The drift report's look ahead in seconds, for [`drift_report`] and
+/// [`token_drift`] (`--horizon-days`, the API's `horizon_days`).
+pub fn horizon_seconds(days: u64) -> crate::Result<u64> {
+    if days > HORIZON_DAYS_MAX {
+        return Err(crate::Error::Invalid(format!(
+            "a horizon of {days} days is more than a century: give the days ahead to look \
+             (at most {HORIZON_DAYS_MAX})"
+        )));
+    }
+    Ok(days * 86_400)
+}
+
 /// One token due for replacement.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EolLine {
@@ -771,6 +787,22 @@ mod tests {
             months_ahead(NOW, EOL_MONTHS_MAX + 1),
             Err(crate::Error::Invalid(m)) if m.contains("century")
         ));
+    }
+
+    #[test]
+    fn horizon_stops_at_a_century() {
+        assert_eq!(horizon_seconds(180).unwrap(), 180 * DAY);
+        assert_eq!(
+            horizon_seconds(HORIZON_DAYS_MAX).unwrap(),
+            HORIZON_DAYS_MAX * DAY
+        );
+        // u64::MAX days would wrap the seconds round to a small number.
+        for days in [HORIZON_DAYS_MAX + 1, u64::MAX / DAY + 1, u64::MAX] {
+            assert!(matches!(
+                horizon_seconds(days),
+                Err(crate::Error::Invalid(m)) if m.contains("century") && m.contains(&days.to_string())
+            ));
+        }
     }
 
     #[test]
