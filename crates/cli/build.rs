@@ -85,7 +85,8 @@ fn order_code_functions() {
     if std::env::var("OATHDESK_CODE_ORDER").is_ok_and(|v| v == "0") {
         return unordered("OATHDESK_CODE_ORDER=0", false);
     }
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let manifest_dir =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let list = match std::fs::read_to_string(manifest_dir.join("code-order.txt")) {
         Ok(list) => list,
         Err(e) => return unordered(&format!("code-order.txt: {e}"), true),
@@ -100,7 +101,10 @@ fn order_code_functions() {
     std::fs::write(&script, code_order::linker_script(&patterns)).expect("OUT_DIR is writable");
     // `-Wl,` splits its argument at commas.
     let Some(script) = script.to_str().filter(|s| !s.contains(',')) else {
-        return unordered("the build directory's path holds a comma or is not UTF-8", true);
+        return unordered(
+            "the build directory's path holds a comma or is not UTF-8",
+            true,
+        );
     };
     if let Err(why) = linker_takes_the_script(&out) {
         return unordered(&why, true);
@@ -124,13 +128,23 @@ fn linker_takes_the_script(out: &Path) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let script = dir.join("probe.ld");
-    std::fs::write(&script, code_order::linker_script(&["oathdesk_code_order_probe"]))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &script,
+        code_order::linker_script(&["oathdesk_code_order_probe"]),
+    )
+    .map_err(|e| e.to_string())?;
     let program = dir.join("probe");
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let mut command = std::process::Command::new(rustc);
     command
-        .args(["--edition", "2021", "--crate-type", "bin", "-C", "opt-level=0"])
+        .args([
+            "--edition",
+            "2021",
+            "--crate-type",
+            "bin",
+            "-C",
+            "opt-level=0",
+        ])
         .args(["-C", "debuginfo=0", "--target"])
         .arg(std::env::var("TARGET").expect("cargo sets TARGET"))
         .arg("-o")
@@ -144,7 +158,9 @@ fn linker_takes_the_script(out: &Path) -> Result<(), String> {
     if let Ok(linker) = std::env::var("RUSTC_LINKER") {
         command.arg("-C").arg(format!("linker={linker}"));
     }
-    let output = command.output().map_err(|e| format!("rustc did not run: {e}"))?;
+    let output = command
+        .output()
+        .map_err(|e| format!("rustc did not run: {e}"))?;
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stderr);
         let line = said
@@ -154,11 +170,16 @@ fn linker_takes_the_script(out: &Path) -> Result<(), String> {
             .or_else(|| said.lines().next())
             .unwrap_or("no message")
             .to_owned();
-        return Err(format!("the linker does not take the layout script ({line})"));
+        return Err(format!(
+            "the linker does not take the layout script ({line})"
+        ));
     }
     let linked = std::fs::read(&program).map_err(|e| e.to_string())?;
     let section = format!("{}\0", code_order::SECTION);
-    if !linked.windows(section.len()).any(|w| w == section.as_bytes()) {
+    if !linked
+        .windows(section.len())
+        .any(|w| w == section.as_bytes())
+    {
         return Err("the linker took the layout script but made no section of it".into());
     }
     Ok(())

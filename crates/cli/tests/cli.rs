@@ -160,9 +160,8 @@ fn code_lists_at_most_a_hundred_thousand_codes_either_side() {
     }
     // The cap itself is allowed: 100,000 steps back from the third step of
     // time lists the three steps there are.
-    let json = json_of(oathdesk().args([
-        "code", RFC_B32, "--at", "60", "--past", "100000", "--json",
-    ]));
+    let json =
+        json_of(oathdesk().args(["code", RFC_B32, "--at", "60", "--past", "100000", "--json"]));
     let counters: Vec<u64> = json["codes"]
         .as_array()
         .unwrap()

@@ -380,7 +380,12 @@ async fn a_tokens_sightings_are_the_plots_data() {
         "/api/v1/tokens/2100000105/sightings?horizon_days=18446744073709551615",
     ] {
         let far = auditor.get(path).await;
-        assert_eq!(far.status, StatusCode::BAD_REQUEST, "{path}: {}", far.text());
+        assert_eq!(
+            far.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            far.text()
+        );
         assert!(far.text().contains("century"), "{path}: {}", far.text());
     }
     let longest = auditor
