@@ -3,7 +3,7 @@
 # Both print the current code of the same Base32 secret; hyperfine runs each
 # without a shell (-N) so only the programs themselves are timed.
 #
-#   bash bench/code-vs-oathtool.sh            # results on stdout, markdown in target/bench-code.md
+#   bash bench/code-vs-oathtool.sh            # results on stdout, markdown in $CARGO_TARGET_DIR/bench-code.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +39,7 @@ theirs=$(oathtool --totp -b -N "@$at" "$secret")
 [ "$ours" = "$theirs" ] || { echo "outputs differ: oathdesk $ours, oathtool $theirs" >&2; exit 1; }
 
 hyperfine -N --warmup 50 --runs 1000 \
-    --export-markdown target/bench-code.md \
+    --export-markdown "${CARGO_TARGET_DIR:-target}/bench-code.md" \
     -n "oathdesk code" "$oathdesk code $secret" \
     "${pie_runs[@]}" \
     -n "oathtool --totp -b" "oathtool --totp -b $secret" \

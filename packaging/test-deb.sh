@@ -44,6 +44,13 @@ step "the packaged binary starts without relocating itself"
 readelf -h /usr/bin/oathdesk | grep -q 'Type:.*EXEC' \
     || { echo "/usr/bin/oathdesk is position-independent; crates/cli/build.rs should link it -no-pie"; exit 1; }
 
+step "the packaged binary has the functions of 'code' placed together"
+# crates/cli/build.rs inserts them in a section of their own before .text
+# where the linker takes its script (rust-lld and GNU ld do); without it the
+# build printed a warning saying why, and the one-shot code starts slower.
+readelf -SW /usr/bin/oathdesk | grep -q '\.text\.oathdesk_code' \
+    || fail "/usr/bin/oathdesk has no .text.oathdesk_code; see crates/cli/build.rs's warning in the build log"
+
 step "the packaged binary loads no unwinder or libm and starts 'code' short"
 # crates/cli/build.rs links the unwinder in (libgcc_eh), src/math.rs defines the
 # libm functions the build uses, and main is wrapped so that `code` skips std's

@@ -23,7 +23,18 @@
 //!   unwinder is GCC's, updated with the toolchain rather than with the
 //!   system's libgcc-s1 package. (libm.so.6 goes the same way through
 //!   src/math.rs.)
-use std::path::PathBuf;
+//! - The functions `code` runs placed together before the rest of the code
+//!   (build/code_order.rs, from code-order.txt), where the linker reads the
+//!   linker script that does it: GNU ld and lld (rustc's default on
+//!   x86_64-unknown-linux-gnu since 1.90) do; gold and mold do not, and the
+//!   build then says so and links as before. `OATHDESK_CODE_ORDER=0` at
+//!   build time leaves the functions where they fall.
+use std::path::{Path, PathBuf};
+
+// `matches` is for tests/code_layout.rs.
+#[allow(dead_code)]
+#[path = "build/code_order.rs"]
+mod code_order;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -51,6 +62,127 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=-Wl,--wrap=main");
     println!("cargo:rustc-cfg=oathdesk_wrap_main");
     link_unwinder_statically();
+    order_code_functions();
+}
+
+/// Places the functions of code-order.txt first (build/code_order.rs) if
+/// the linker that will link the executable can, and tells the tests which
+/// it was through `OATHDESK_CODE_LAYOUT`: `ordered`, or `unordered: why`.
+fn order_code_functions() {
+    println!("cargo:rerun-if-changed=code-order.txt");
+    println!("cargo:rerun-if-changed=build/code_order.rs");
+    println!("cargo:rerun-if-env-changed=OATHDESK_CODE_ORDER");
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let unordered = |why: &str, warn: bool| {
+        if warn {
+            println!(
+                "cargo:warning={why}: the functions of the one-shot `oathdesk code` are not \
+                 placed together, so it starts a little slower (BENCHMARKS.md)"
+            );
+        }
+        println!("cargo:rustc-env=OATHDESK_CODE_LAYOUT=unordered: {why}");
+    };
+    if std::env::var("OATHDESK_CODE_ORDER").is_ok_and(|v| v == "0") {
+        return unordered("OATHDESK_CODE_ORDER=0", false);
+    }
+    let manifest_dir =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let list = match std::fs::read_to_string(manifest_dir.join("code-order.txt")) {
+        Ok(list) => list,
+        Err(e) => return unordered(&format!("code-order.txt: {e}"), true),
+    };
+    let patterns = match code_order::patterns(&list) {
+        Ok(patterns) if patterns.is_empty() => return unordered("code-order.txt is empty", true),
+        Ok(patterns) => patterns,
+        Err(e) => return unordered(&format!("code-order.txt, {e}"), true),
+    };
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let script = out.join("code-order.ld");
+    std::fs::write(&script, code_order::linker_script(&patterns)).expect("OUT_DIR is writable");
+    // `-Wl,` splits its argument at commas.
+    let Some(script) = script.to_str().filter(|s| !s.contains(',')) else {
+        return unordered(
+            "the build directory's path holds a comma or is not UTF-8",
+            true,
+        );
+    };
+    if let Err(why) = linker_takes_the_script(&out) {
+        return unordered(&why, true);
+    }
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{script}");
+    println!("cargo:rustc-env=OATHDESK_CODE_LAYOUT=ordered");
+}
+
+/// Links a tiny program the way this package's executable will be linked
+/// (same rustc, target, flags and linker) with a script of the same form,
+/// and checks that the section came out: the linker is chosen by rustc and
+/// the user's configuration, so asking it is the only sure way to know.
+fn linker_takes_the_script(out: &Path) -> Result<(), String> {
+    let dir = out.join("code-order-probe");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let source = dir.join("probe.rs");
+    std::fs::write(
+        &source,
+        "#[no_mangle]\n#[inline(never)]\npub extern \"C\" fn oathdesk_code_order_probe() {}\n\
+         fn main() { oathdesk_code_order_probe() }\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let script = dir.join("probe.ld");
+    std::fs::write(
+        &script,
+        code_order::linker_script(&["oathdesk_code_order_probe"]),
+    )
+    .map_err(|e| e.to_string())?;
+    let program = dir.join("probe");
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let mut command = std::process::Command::new(rustc);
+    command
+        .args([
+            "--edition",
+            "2021",
+            "--crate-type",
+            "bin",
+            "-C",
+            "opt-level=0",
+        ])
+        .args(["-C", "debuginfo=0", "--target"])
+        .arg(std::env::var("TARGET").expect("cargo sets TARGET"))
+        .arg("-o")
+        .arg(&program)
+        .arg("-C")
+        .arg(format!("link-arg=-Wl,-T,{}", script.display()))
+        .arg(&source);
+    if let Ok(flags) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        command.args(flags.split('\x1f').filter(|f| !f.is_empty()));
+    }
+    if let Ok(linker) = std::env::var("RUSTC_LINKER") {
+        command.arg("-C").arg(format!("linker={linker}"));
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("rustc did not run: {e}"))?;
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let line = said
+            .lines()
+            .map(str::trim)
+            .find(|l| l.contains("error") && !l.starts_with("error: linking with"))
+            .or_else(|| said.lines().next())
+            .unwrap_or("no message")
+            .to_owned();
+        return Err(format!(
+            "the linker does not take the layout script ({line})"
+        ));
+    }
+    let linked = std::fs::read(&program).map_err(|e| e.to_string())?;
+    let section = format!("{}\0", code_order::SECTION);
+    if !linked
+        .windows(section.len())
+        .any(|w| w == section.as_bytes())
+    {
+        return Err("the linker took the layout script but made no section of it".into());
+    }
+    Ok(())
 }
 
 /// std asks the linker for `-lgcc_s`; a linker script of that name, found

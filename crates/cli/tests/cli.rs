@@ -137,6 +137,41 @@ fn code_table_json_has_exact_windows() {
 }
 
 #[test]
+fn code_lists_at_most_a_hundred_thousand_codes_either_side() {
+    // TOTP, HOTP and Steam Guard alike; refused before the secret is read,
+    // instead of filling memory with rows.
+    for (flag, extra) in [
+        ("--past", &[][..]),
+        ("--future", &[][..]),
+        ("--future", &["--counter", "5"][..]),
+        ("--past", &["--steam"][..]),
+    ] {
+        for count in ["100001", "18446744073709551615"] {
+            oathdesk()
+                .args(["code", RFC_B32, flag, count])
+                .args(extra)
+                .timeout(std::time::Duration::from_secs(20))
+                .assert()
+                .code(1)
+                .stderr(predicate::str::contains(format!(
+                    "{flag} {count}: at most 100000 codes"
+                )));
+        }
+    }
+    // The cap itself is allowed: 100,000 steps back from the third step of
+    // time lists the three steps there are.
+    let json =
+        json_of(oathdesk().args(["code", RFC_B32, "--at", "60", "--past", "100000", "--json"]));
+    let counters: Vec<u64> = json["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["counter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counters, [0, 1, 2]);
+}
+
+#[test]
 fn code_valid_for_entra_picks_a_lasting_code() {
     // At t = 1234567890 (start of counter T), Entra (±2 steps) accepts the
     // code of T+1 until the end of T+3: 120 s from now.

@@ -72,6 +72,17 @@ fn a_checked_token_shows_in_the_drift_report_and_forensic_answers_for_the_past()
         .assert()
         .code(1)
         .stderr(predicate::str::contains("unknown verifier"));
+    // Days whose seconds overflow u64 (and anything past a century) are
+    // refused, not wrapped round to a short horizon.
+    for days in ["36526", "213503982334602", "18446744073709551615"] {
+        desk.run(&["fleet", "drift", "--horizon-days", days])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("--horizon-days"))
+            .stderr(predicate::str::contains("more than a century"));
+    }
+    let longest = desk.json(&["fleet", "drift", "--horizon-days", "36525", "--json"]);
+    assert_eq!(longest["horizon_days"], 36525, "{longest}");
 
     // The battery is due five years on; 100 months ahead lists it.
     let due = desk.json(&["fleet", "eol", "--months", "100", "--json"]);

@@ -34,7 +34,8 @@ pub struct DriftQuery {
     /// 30 s tokens), `exact`, `steps=K` or `seconds=S`.
     #[serde(default)]
     pub verifier: Option<String>,
-    /// How far ahead "near the edge" looks, in days (180 if left out).
+    /// How far ahead "near the edge" looks, in days (180 if left out; at
+    /// most 36525, a century).
     #[serde(default)]
     pub horizon_days: Option<u64>,
 }
@@ -44,10 +45,11 @@ impl DriftQuery {
         verifier(self.verifier.as_deref())
     }
 
-    fn horizon_s(&self) -> u64 {
-        self.horizon_days
-            .unwrap_or(HORIZON_DAYS)
-            .saturating_mul(86_400)
+    /// The vault's rule (at most a century), as the command line's.
+    fn horizon_s(&self) -> ApiResult<u64> {
+        Ok(fleet::horizon_seconds(
+            self.horizon_days.unwrap_or(HORIZON_DAYS),
+        )?)
     }
 }
 
@@ -65,7 +67,7 @@ async fn drift_report(
     auth: Auth<need::InventoryRead>,
     query: &DriftQuery,
 ) -> ApiResult<DriftReport> {
-    let (verifier, horizon_s) = (query.verifier()?, query.horizon_s());
+    let (verifier, horizon_s) = (query.verifier()?, query.horizon_s()?);
     auth.run(move |session| Ok(session.fleet_drift(verifier, horizon_s, now())?))
         .await
 }
@@ -134,7 +136,7 @@ pub async fn sightings(
     Query(query): Query<DriftQuery>,
 ) -> ApiResult<Json<TokenDrift>> {
     let reference = token_ref(&reference)?;
-    let (verifier, horizon_s) = (query.verifier()?, query.horizon_s());
+    let (verifier, horizon_s) = (query.verifier()?, query.horizon_s()?);
     Ok(Json(
         auth.run(move |session| Ok(session.token_drift(&reference, verifier, horizon_s, now())?))
             .await?,

@@ -372,6 +372,27 @@ async fn a_tokens_sightings_are_the_plots_data() {
         StatusCode::BAD_REQUEST,
         "unknown parameters are refused"
     );
+    // A horizon whose seconds would overflow is refused by the vault's rule
+    // (at most a century), on the report and the plot alike.
+    for path in [
+        "/api/v1/fleet/drift?horizon_days=213503982334602",
+        "/api/v1/fleet/drift.csv?horizon_days=36526",
+        "/api/v1/tokens/2100000105/sightings?horizon_days=18446744073709551615",
+    ] {
+        let far = auditor.get(path).await;
+        assert_eq!(
+            far.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            far.text()
+        );
+        assert!(far.text().contains("century"), "{path}: {}", far.text());
+    }
+    let longest = auditor
+        .get("/api/v1/fleet/drift?horizon_days=36525")
+        .await
+        .json();
+    assert_eq!(longest["horizon_days"], 36525);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

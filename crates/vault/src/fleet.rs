@@ -535,6 +535,19 @@ fn day(at: u64) -> String {
     crate::audit::rfc3339(at).chars().take(10).collect()
 }
 
+/// A text cell a spreadsheet shows as text: one that starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return gets a leading `'`, so that a
+/// serial, user or model someone typed cannot run as a formula when the file
+/// is opened (OWASP, CSV injection). Numbers are written as they are: a
+/// negative offset stays a number.
+fn text_cell(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
+}
+
 /// Rows into CSV text (a header first).
 fn csv_text<const N: usize>(header: [&str; N], rows: impl Iterator<Item = [String; N]>) -> String {
     let mut out = csv::Writer::from_writer(Vec::new());
@@ -569,11 +582,11 @@ pub fn drift_csv(report: &DriftReport) -> String {
         ],
         report.tokens.iter().map(|l| {
             [
-                l.credential.clone(),
-                l.serial.clone().unwrap_or_default(),
-                l.user.clone().unwrap_or_default(),
-                l.model.clone().unwrap_or_default(),
-                l.device_kind.clone(),
+                text_cell(&l.credential),
+                text_cell(l.serial.as_deref().unwrap_or_default()),
+                text_cell(l.user.as_deref().unwrap_or_default()),
+                text_cell(l.model.as_deref().unwrap_or_default()),
+                text_cell(&l.device_kind),
                 l.sightings.to_string(),
                 l.resynced_at.map(day).unwrap_or_default(),
                 l.sightings_before_resync.to_string(),
@@ -581,9 +594,9 @@ pub fn drift_csv(report: &DriftReport) -> String {
                 l.rate_s_per_year.map(|r| r.to_string()).unwrap_or_default(),
                 l.offset_s.to_string(),
                 l.edge_s.to_string(),
-                l.standing.to_owned(),
+                text_cell(l.standing),
                 l.outside_at.map(day).unwrap_or_default(),
-                l.advice.clone(),
+                text_cell(&l.advice),
             ]
         }),
     )
@@ -606,16 +619,16 @@ pub fn eol_csv(due: &[EolLine]) -> String {
         ],
         due.iter().map(|l| {
             [
-                l.credential.clone(),
-                l.serial.clone().unwrap_or_default(),
-                l.user.clone().unwrap_or_default(),
-                l.manufacturer.clone().unwrap_or_default(),
-                l.model.clone().unwrap_or_default(),
-                l.state.name().to_owned(),
+                text_cell(&l.credential),
+                text_cell(l.serial.as_deref().unwrap_or_default()),
+                text_cell(l.user.as_deref().unwrap_or_default()),
+                text_cell(l.manufacturer.as_deref().unwrap_or_default()),
+                text_cell(l.model.as_deref().unwrap_or_default()),
+                text_cell(l.state.name()),
                 day(l.entered),
                 day(l.due),
-                l.life_years.clone(),
-                l.source.to_owned(),
+                text_cell(&l.life_years),
+                text_cell(l.source),
             ]
         }),
     )
@@ -637,6 +650,22 @@ pub fn months_ahead(now: u64, months: u64) -> crate::Result<u64> {
         )));
     }
     Ok(now.saturating_add(months * MONTH_S))
+}
+
+/// The longest look ahead of the drift report's "near the edge", in days:
+/// a century, as the end-of-life forecast's.
+pub const HORIZON_DAYS_MAX: u64 = 36_525;
+
+/// The drift report's look ahead in seconds, for [`drift_report`] and
+/// [`token_drift`] (`--horizon-days`, the API's `horizon_days`).
+pub fn horizon_seconds(days: u64) -> crate::Result<u64> {
+    if days > HORIZON_DAYS_MAX {
+        return Err(crate::Error::Invalid(format!(
+            "a horizon of {days} days is more than a century: give the days ahead to look \
+             (at most {HORIZON_DAYS_MAX})"
+        )));
+    }
+    Ok(days * 86_400)
 }
 
 /// One token due for replacement.
@@ -783,12 +812,85 @@ mod tests {
     }
 
     #[test]
+    fn csv_reports_keep_typed_text_from_running_as_formulas() {
+        let line = DriftLine {
+            credential: "=1+1".into(),
+            credential_id: 1,
+            serial: Some("+T0001".into()),
+            user: Some("@SUM(A1:A9)".into()),
+            model: Some("-C202".into()),
+            device_kind: "\tclassic".into(),
+            sightings: 3,
+            resynced_at: None,
+            sightings_before_resync: 0,
+            resync_note: None,
+            span_days: 40,
+            rate_s_per_year: Some(-12.5),
+            offset_s: -3.0,
+            edge_s: -60.0,
+            standing: "inside",
+            outside_at: None,
+            advice: "\rnothing to do".into(),
+        };
+        let report = DriftReport {
+            at: NOW,
+            verifier: "entra".into(),
+            horizon_days: 180,
+            without_sightings: 0,
+            tokens: vec![line],
+        };
+        let text = drift_csv(&report);
+        let row = text.lines().nth(1).expect("a data line");
+        // Text fields get the quote; the negative numbers stay numbers.
+        assert_eq!(
+            row,
+            "'=1+1,'+T0001,'@SUM(A1:A9),'-C202,'\tclassic,3,,0,40,-12.5,-3,-60,inside,,\"'\rnothing to do\""
+        );
+
+        let eol = EolLine {
+            credential: "-T0002".into(),
+            serial: Some("T0002".into()),
+            user: Some("=HYPERLINK(\"http://x.invalid\")".into()),
+            manufacturer: Some("+Token2".into()),
+            model: Some("C202-=".into()),
+            state: State::Delivered,
+            entered: NOW,
+            due: NOW,
+            life_years: "5–8".into(),
+            source: "table",
+        };
+        let text = eol_csv(&[eol]);
+        let row = text.lines().nth(1).expect("a data line");
+        assert_eq!(
+            row,
+            "'-T0002,T0002,\"'=HYPERLINK(\"\"http://x.invalid\"\")\",'+Token2,C202-=,delivered,\
+             2027-01-15,2027-01-15,5–8,table"
+        );
+    }
+
+    #[test]
     fn months_ahead_stops_at_a_century() {
         assert_eq!(months_ahead(NOW, 6).unwrap(), NOW + 6 * MONTH_S);
         assert!(matches!(
             months_ahead(NOW, EOL_MONTHS_MAX + 1),
             Err(crate::Error::Invalid(m)) if m.contains("century")
         ));
+    }
+
+    #[test]
+    fn horizon_stops_at_a_century() {
+        assert_eq!(horizon_seconds(180).unwrap(), 180 * DAY);
+        assert_eq!(
+            horizon_seconds(HORIZON_DAYS_MAX).unwrap(),
+            HORIZON_DAYS_MAX * DAY
+        );
+        // u64::MAX days would wrap the seconds round to a small number.
+        for days in [HORIZON_DAYS_MAX + 1, u64::MAX / DAY + 1, u64::MAX] {
+            assert!(matches!(
+                horizon_seconds(days),
+                Err(crate::Error::Invalid(m)) if m.contains("century") && m.contains(&days.to_string())
+            ));
+        }
     }
 
     #[test]

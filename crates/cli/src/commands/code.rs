@@ -41,10 +41,10 @@ pub struct CodeArgs {
     /// Compute at this moment instead of now (Unix seconds or RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
-    /// Also list this many earlier codes.
+    /// Also list this many earlier codes (at most 100000).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub past: u64,
-    /// Also list this many later codes.
+    /// Also list this many later codes (at most 100000).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub future: u64,
     /// Print the earliest code that the verifier keeps accepting for at least
@@ -120,7 +120,22 @@ struct Row {
     accepted: Option<Interval>,
 }
 
+/// The most codes `--past` or `--future` may list, each: about 35 days of
+/// 30-second steps. Every code is a row in memory before it is printed, so
+/// an unbounded count would run the machine out of memory instead of failing
+/// (`--future 18446744073709551615`). Searching further back is `oathdesk
+/// forensic`'s job.
+pub const MAX_AROUND: u64 = 100_000;
+
 pub fn run(args: CodeArgs) -> Result<()> {
+    for (flag, count) in [("--past", args.past), ("--future", args.future)] {
+        if count > MAX_AROUND {
+            bail!(
+                "{flag} {count}: at most {MAX_AROUND} codes either side of now \
+                 (about 35 days of 30-second steps); 'oathdesk forensic' searches further"
+            );
+        }
+    }
     let text = input::secret_text(args.secret.as_deref())?;
     // Steam Guard URIs: `otpauth://steam/…` (Aegis, andOTP) or a TOTP URI
     // with `encoder=steam` (KeePassXC).

@@ -29,7 +29,7 @@ Examples:
         /// exact, steps=K or seconds=S.
         #[arg(long, default_value = "entra")]
         verifier: String,
-        /// How far ahead "near the edge" looks, in days.
+        /// How far ahead "near the edge" looks, in days (at most 36525).
         #[arg(long, default_value_t = 180)]
         horizon_days: u64,
         #[arg(long, conflicts_with = "csv")]
@@ -69,7 +69,6 @@ pub fn run(command: FleetCommand, options: &VaultOptions) -> Result<()> {
     if let FleetCommand::Batteries { json } = command {
         return print_batteries(json);
     }
-    let mut session = options.unlock()?;
     let now = input::now();
     match command {
         FleetCommand::Drift {
@@ -78,7 +77,10 @@ pub fn run(command: FleetCommand, options: &VaultOptions) -> Result<()> {
             json,
             csv,
         } => {
-            let report = session.fleet_drift(verifier(&profile)?, horizon_days * 86_400, now)?;
+            // Checked before the vault asks for a passphrase.
+            let horizon_s = fleet::horizon_seconds(horizon_days).context("--horizon-days")?;
+            let verifier = verifier(&profile)?;
+            let report = options.unlock()?.fleet_drift(verifier, horizon_s, now)?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else if csv {
@@ -89,7 +91,7 @@ pub fn run(command: FleetCommand, options: &VaultOptions) -> Result<()> {
         }
         FleetCommand::Eol { months, json, csv } => {
             let until = fleet::months_ahead(now, months).context("--months")?;
-            let due = session.fleet_eol(until, now)?;
+            let due = options.unlock()?.fleet_eol(until, now)?;
             if json {
                 println!("{}", serde_json::to_string(&due)?);
             } else if csv {
