@@ -16,7 +16,7 @@ use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdentifyChanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx,
+    IdTops, IdentifyChanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx,
     ThrottleRow, WebAccountRow,
 };
 
@@ -176,6 +176,7 @@ impl StoreTx for AnyTx<'_> {
         fn credentials_insert(&self, rows: &[CredentialRow], macs: &[Vec<u8>]) -> Result<()>;
         fn events_insert(&self, events: &[Event]) -> Result<()>;
         fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
+        fn id_tops(&self) -> Result<Option<IdTops>>;
         fn audit_last(&self) -> Result<Option<AuditRow>>;
         fn audit_insert(&self, row: &AuditRow) -> Result<()>;
         fn audit_all(&self) -> Result<Vec<AuditRow>>;

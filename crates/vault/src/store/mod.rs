@@ -255,6 +255,15 @@ pub(crate) fn append_if_below_one_by_one(
     Ok(found)
 }
 
+/// The highest ids of devices, users and credentials in one snapshot (see
+/// [`StoreTx::id_tops`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdTops {
+    pub devices: i64,
+    pub users: i64,
+    pub credentials: i64,
+}
+
 /// Which credentials to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CredentialFilter {
@@ -365,6 +374,12 @@ pub trait StoreTx {
     fn credentials_insert(&self, rows: &[CredentialRow], macs: &[Vec<u8>]) -> Result<()>;
     fn events_insert(&self, events: &[Event]) -> Result<()>;
     fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
+    /// The highest device, user and credential ids, if new rows take the
+    /// ids after them (SQLite): a batch planned on a snapshot takes those
+    /// ids and is written while a write transaction still finds the same
+    /// tops. `None` where ids come from sequences (PostgreSQL), which only
+    /// a write transaction draws from.
+    fn id_tops(&self) -> Result<Option<IdTops>>;
 
     /// Everything a helpdesk code request is decided on, with the stored
     /// MACs of those rows: one statement on PostgreSQL (see

@@ -89,7 +89,8 @@ use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
+    IdTops, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow,
+    WebAccountRow,
     mac_table, row_id_of, row_key, row_of_key,
 };
 
@@ -1164,6 +1165,11 @@ impl StoreTx for PgTx<'_> {
 
     fn events_insert(&self, events: &[Event]) -> Result<()> {
         self.insert_events(events)
+    }
+
+    fn id_tops(&self) -> Result<Option<IdTops>> {
+        // Ids come from sequences, drawn only in a write transaction.
+        Ok(None)
     }
 
     fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {

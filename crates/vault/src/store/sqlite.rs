@@ -23,7 +23,7 @@ use group_commit::{Member, Writer};
 
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
+    IdTops, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
     mac_table, row_id_of, row_key, row_of_key, same_length,
 };
 
@@ -169,9 +169,45 @@ impl SqliteStore {
 const OPEN_EXISTING: OpenFlags =
     OpenFlags::SQLITE_OPEN_READ_WRITE.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
+/// How long a connection waits for another connection's lock before it
+/// gives up with "database is locked".
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a connection sleeps between tries for a lock.
+const LOCK_POLL: Duration = Duration::from_millis(1);
+
+/// The busy handler of every vault connection: tries again every
+/// [`LOCK_POLL`] for [`LOCK_WAIT`]. SQLite's own busy timeout sleeps 1, 2,
+/// 5, 10, 15, 20, 25, 25, 25, 50, 50 and then 100 ms between tries, so a
+/// writer queued behind another process's long transaction (an import)
+/// woke up to 100 ms after it ended, every request queued behind it with
+/// it. A failed try is a few system calls: polling costs nothing worth
+/// counting. `tries` is SQLite's count of earlier calls for this wait.
+fn wait_for_lock(tries: i32) -> bool {
+    thread_local! {
+        static WAITING_SINCE: std::cell::Cell<Option<std::time::Instant>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    if tries == 0 {
+        WAITING_SINCE.set(Some(now));
+    }
+    let since = WAITING_SINCE.get().unwrap_or(now);
+    if !still_waiting(since, now) {
+        return false;
+    }
+    std::thread::sleep(LOCK_POLL);
+    true
+}
+
+/// Whether a wait for a lock that began at `since` goes on at `now`.
+fn still_waiting(since: std::time::Instant, now: std::time::Instant) -> bool {
+    now.duration_since(since) < LOCK_WAIT
+}
+
 /// The settings of every connection to a vault file.
 fn configure_connection(connection: &Connection) -> Result<()> {
-    connection.busy_timeout(Duration::from_secs(30))?;
+    connection.busy_handler(Some(wait_for_lock))?;
     connection.set_prepared_statement_cache_capacity(64);
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
@@ -856,6 +892,25 @@ impl StoreTx for SqliteTx<'_> {
         events.iter().try_for_each(|e| self.event_insert(e))
     }
 
+    fn id_tops(&self) -> Result<Option<IdTops>> {
+        // Ids are taken after the highest (`next_ids`), and these rows are
+        // never deleted: the tops change exactly when rows are added.
+        let tops = self.query_one(
+            "SELECT (SELECT coalesce(max(id), 0) FROM devices), \
+             (SELECT coalesce(max(id), 0) FROM users), \
+             (SELECT coalesce(max(id), 0) FROM credentials)",
+            [],
+            |r| {
+                Ok(IdTops {
+                    devices: r.get(0)?,
+                    users: r.get(1)?,
+                    credentials: r.get(2)?,
+                })
+            },
+        )?;
+        Ok(Some(tops))
+    }
+
     fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {
         crate::store::helpdesk::read_one_by_one(self, query)
     }
@@ -1427,4 +1482,44 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<RecordRow> {
         body: r.get(3)?,
         updated_at: r.get(4)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_waits_for_another_connections_transaction_then_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        SqliteStore::create(&path).unwrap();
+        let holder = open_writer(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let waiter = std::thread::spawn(move || {
+            let connection = open_writer(&path).unwrap();
+            connection.execute_batch("BEGIN IMMEDIATE")?;
+            connection.execute_batch("INSERT INTO meta (key, value) VALUES ('waited', 'yes')")?;
+            connection.execute_batch("COMMIT")
+        });
+        // Longer than SQLite's first few sleeps: the waiter tried and was
+        // refused many times before the lock came free.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "the waiter cannot write while the lock is held");
+        holder.execute_batch("ROLLBACK").unwrap();
+        waiter.join().unwrap().expect("the waiter got the lock once it was free");
+        let value: String = holder
+            .query_row("SELECT value FROM meta WHERE key = 'waited'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(value, "yes");
+    }
+
+    #[test]
+    fn the_lock_wait_gives_up_after_its_time() {
+        assert!(wait_for_lock(0), "the first try of a wait goes on");
+        assert!(wait_for_lock(1));
+        let now = std::time::Instant::now();
+        let began = |ago: Duration| now.checked_sub(ago).expect("the clock runs longer than this");
+        assert!(still_waiting(began(LOCK_WAIT - LOCK_POLL), now));
+        assert!(!still_waiting(began(LOCK_WAIT), now));
+    }
 }
