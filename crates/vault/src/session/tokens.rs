@@ -349,7 +349,12 @@ impl<S: Store> Session<S> {
         action: &str,
         extra: serde_json::Value,
     ) -> Result<Vec<CredentialRow>> {
-        self.add_tokens_between(tokens, now, action, extra, || {})
+        let mut staging = Staging {
+            rows: STAGE_ROWS,
+            pause: STAGE_PAUSE,
+            go_on: &mut |_| true,
+        };
+        self.add_tokens_between(tokens, now, action, extra, || {}, &mut staging)
     }
 
     /// For tests: [`Session::add_tokens`] with `meanwhile` run after the
@@ -362,11 +367,38 @@ impl<S: Store> Session<S> {
         now: u64,
         meanwhile: impl FnOnce(),
     ) -> Result<Vec<CredentialRow>> {
-        self.add_tokens_between(tokens, now, "token.add", json!({}), meanwhile)
+        let mut staging = Staging {
+            rows: STAGE_ROWS,
+            pause: STAGE_PAUSE,
+            go_on: &mut |_| true,
+        };
+        self.add_tokens_between(tokens, now, "token.add", json!({}), meanwhile, &mut staging)
+    }
+
+    /// For tests: [`Session::add_tokens`] staged in transactions of
+    /// `rows` credentials (if the store stages imports), with `go_on`
+    /// asked before each transaction after the first: `false` stops the
+    /// import there as a crash would.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn add_tokens_staged(
+        &mut self,
+        tokens: Vec<NewToken>,
+        now: u64,
+        rows: usize,
+        mut go_on: impl FnMut(usize) -> bool,
+    ) -> Result<Vec<CredentialRow>> {
+        let mut staging = Staging {
+            rows,
+            pause: STAGE_PAUSE,
+            go_on: &mut go_on,
+        };
+        self.add_tokens_between(tokens, now, "token.add", json!({}), || {}, &mut staging)
     }
 
     /// Prepares the batch before the write transaction where the store
-    /// allows (see `session::batch`), then writes it.
+    /// allows, and stages a large one where it can (see `session::batch`);
+    /// else writes it in one transaction.
     fn add_tokens_between(
         &mut self,
         tokens: Vec<NewToken>,
@@ -374,11 +406,24 @@ impl<S: Store> Session<S> {
         action: &str,
         extra: serde_json::Value,
         meanwhile: impl FnOnce(),
+        staging: &mut Staging<'_>,
     ) -> Result<Vec<CredentialRow>> {
         self.require(Permission::InventoryWrite)?;
         let count = tokens.len();
-        let prepared = self.checked_read(now, |tx, keys| prepare_tokens(tx, keys, &tokens, now))?;
+        let mut prepared =
+            self.checked_read(now, |tx, keys| prepare_tokens(tx, keys, &tokens, now))?;
         meanwhile();
+        if let Some(batch) = prepared.take() {
+            if batch.credentials() > staging.rows {
+                let event = batch_event(action, count, None, extra.clone());
+                match self.write_staged(batch, now, event, staging)? {
+                    Ok(added) => return Ok(added),
+                    Err(unwritten) => prepared = Some(unwritten),
+                }
+            } else {
+                prepared = Some(batch);
+            }
+        }
         self.change(now, |tx, key| {
             let written = match prepared {
                 Some(prepared) => prepared.write(tx, now)?,
@@ -390,23 +435,7 @@ impl<S: Store> Session<S> {
                 Some(rows) => rows,
                 None => insert_tokens(tx, key, tokens, now)?,
             };
-            let mut event = if count == 1 {
-                let row = &added[0];
-                let mut event = AuditEvent::ok(action).credential(reference_of(
-                    row.serial.as_deref(),
-                    row.slot,
-                    row.id,
-                ));
-                event.user = row.upn.clone();
-                event
-            } else {
-                AuditEvent::ok(action).detail(json!({"credentials": count}))
-            };
-            if let (Some(detail), serde_json::Value::Object(more)) =
-                (event.detail.as_object_mut(), extra)
-            {
-                detail.extend(more);
-            }
+            let event = batch_event(action, count, added.first(), extra);
             Ok((added, event))
         })
     }
@@ -585,4 +614,31 @@ impl<S: Store> Session<S> {
     }
 
     // ----- device burns ----------------------------------------------------
+}
+
+/// The audit entry of a batch of `count` tokens: the credential and its
+/// user for one (`only`), the count for more, and `extra` in the detail.
+fn batch_event(
+    action: &str,
+    count: usize,
+    only: Option<&CredentialRow>,
+    extra: serde_json::Value,
+) -> AuditEvent {
+    let mut event = match only.filter(|_| count == 1) {
+        Some(row) => {
+            let mut event = AuditEvent::ok(action).credential(reference_of(
+                row.serial.as_deref(),
+                row.slot,
+                row.id,
+            ));
+            event.user = row.upn.clone();
+            event
+        }
+        None => AuditEvent::ok(action).detail(json!({"credentials": count})),
+    };
+    if let (Some(detail), serde_json::Value::Object(more)) = (event.detail.as_object_mut(), extra)
+    {
+        detail.extend(more);
+    }
+    event
 }

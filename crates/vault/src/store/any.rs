@@ -16,7 +16,7 @@ use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdTops, IdentifyChanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx,
+    IdTops, IdentifyChanges, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx,
     ThrottleRow, WebAccountRow,
 };
 
@@ -117,6 +117,13 @@ impl Store for AnyStore {
             AnyStore::Postgres(store) => store.scrub(),
         }
     }
+
+    fn import_guard(&mut self) -> Result<Option<ImportGuard>> {
+        match self {
+            AnyStore::Sqlite(store) => store.import_guard(),
+            AnyStore::Postgres(store) => store.import_guard(),
+        }
+    }
 }
 
 /// Forwards each listed method to the transaction inside.
@@ -177,6 +184,9 @@ impl StoreTx for AnyTx<'_> {
         fn events_insert(&self, events: &[Event]) -> Result<()>;
         fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
         fn id_tops(&self) -> Result<Option<IdTops>>;
+        fn import_batch_begin(&self, ranges: &ImportRanges, at: u64) -> Result<i64>;
+        fn import_batch_publish(&self, batch: i64) -> Result<()>;
+        fn import_batch_remove(&self, batch: i64) -> Result<()>;
         fn audit_last(&self) -> Result<Option<AuditRow>>;
         fn audit_insert(&self, row: &AuditRow) -> Result<()>;
         fn audit_all(&self) -> Result<Vec<AuditRow>>;

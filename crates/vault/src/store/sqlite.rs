@@ -9,6 +9,7 @@
 
 mod group_commit;
 mod identify_marker;
+mod import_batches;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,10 +21,11 @@ use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use group_commit::{Member, Writer};
+use import_batches::{Hidden, Rows};
 
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdTops, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
+    IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
     mac_table, row_id_of, row_key, row_of_key, same_length,
 };
 
@@ -87,6 +89,7 @@ impl SqliteStore {
                 if v < LATEST {
                     store.migrate(v)?;
                 }
+                store.clean_up_imports()?;
                 Ok(store)
             }
         }
@@ -221,6 +224,15 @@ fn configure_connection(connection: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Which rows a table of signed rows ([`mac_table`]) holds.
+fn rows_of_mac_table(table: &str) -> Rows {
+    match table {
+        "users" => Rows::Users,
+        "devices" => Rows::Devices,
+        _ => Rows::Credentials,
+    }
+}
+
 /// The writer connection of a vault file (see [`group_commit`]).
 fn open_writer(path: &Path) -> Result<Connection> {
     let connection = Connection::open_with_flags(path, OPEN_EXISTING)?;
@@ -260,6 +272,9 @@ fn restrict_permissions(_path: &Path) {}
 /// A transaction on a [`SqliteStore`].
 pub struct SqliteTx<'a> {
     pub(crate) tx: TxConnection<'a>,
+    /// The unfinished staged imports this transaction leaves out (read
+    /// on first use).
+    hidden: std::cell::OnceCell<Hidden>,
 }
 
 /// A read transaction on the store's connection, or a writer's part of a
@@ -286,6 +301,7 @@ impl Store for SqliteStore {
     fn write(&mut self) -> Result<SqliteTx<'_>> {
         Ok(SqliteTx {
             tx: TxConnection::Write(self.writer.begin(open_writer)?),
+            hidden: Default::default(),
         })
     }
 
@@ -295,6 +311,7 @@ impl Store for SqliteStore {
                 self.connection
                     .transaction_with_behavior(TransactionBehavior::Deferred)?,
             ),
+            hidden: Default::default(),
         })
     }
 
@@ -307,6 +324,10 @@ impl Store for SqliteStore {
         self.connection
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
+    }
+
+    fn import_guard(&mut self) -> Result<Option<ImportGuard>> {
+        self.guard_import().map(Some)
     }
 }
 
@@ -444,9 +465,10 @@ impl SqliteTx<'_> {
         self.tx.prepare_cached(sql)?.query_row(params, f)
     }
 
-    fn filter_sql(filter: &CredentialFilter) -> (String, Vec<rusqlite::types::Value>) {
+    /// The WHERE clause of `filter`, and of `visible` (see [`Hidden`]).
+    fn filter_sql(filter: &CredentialFilter, visible: &str) -> (String, Vec<rusqlite::types::Value>) {
         use rusqlite::types::Value;
-        let mut clauses = Vec::new();
+        let mut clauses = vec![visible];
         let mut values = Vec::new();
         if let Some(id) = filter.id {
             clauses.push("c.id = ?");
@@ -475,12 +497,7 @@ impl SqliteTx<'_> {
             clauses.push("c.custody = 'held' AND c.purge_after IS NOT NULL AND c.purge_after <= ?");
             values.push(Value::Integer(at as i64));
         }
-        let where_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        (where_sql, values)
+        (format!("WHERE {}", clauses.join(" AND ")), values)
     }
 }
 
@@ -576,9 +593,13 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn user_by_upn(&self, upn: &str) -> Result<Option<User>> {
+        let visible = self.hidden()?.visible(Rows::Users, "id");
         Ok(self
             .query_one(
-                "SELECT id, upn, display_name, created_at FROM users WHERE upn = ? COLLATE NOCASE",
+                &format!(
+                    "SELECT id, upn, display_name, created_at FROM users \
+                     WHERE upn = ? COLLATE NOCASE AND {visible}"
+                ),
                 [upn],
                 |r| {
                     Ok(User {
@@ -593,9 +614,10 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn users(&self) -> Result<Vec<User>> {
-        let mut statement = self
-            .tx
-            .prepare_cached("SELECT id, upn, display_name, created_at FROM users ORDER BY upn")?;
+        let visible = self.hidden()?.visible(Rows::Users, "id");
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT id, upn, display_name, created_at FROM users WHERE {visible} ORDER BY upn"
+        ))?;
         let rows = statement.query_map([], |r| {
             Ok(User {
                 id: r.get(0)?,
@@ -623,9 +645,13 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>> {
+        let visible = self.hidden()?.visible(Rows::Devices, "id");
         Ok(self
             .query_one(
-                "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices WHERE serial = ?",
+                &format!(
+                    "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices \
+                     WHERE serial = ? AND {visible}"
+                ),
                 [serial],
                 device_from_row,
             )
@@ -633,9 +659,11 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn devices(&self) -> Result<Vec<Device>> {
-        let mut statement = self.tx.prepare_cached(
-            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices ORDER BY serial",
-        )?;
+        let visible = self.hidden()?.visible(Rows::Devices, "id");
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices \
+             WHERE {visible} ORDER BY serial"
+        ))?;
         let rows = statement.query_map([], device_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -712,7 +740,8 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>> {
-        let (where_sql, values) = SqliteTx::filter_sql(filter);
+        let visible = self.hidden()?.visible(Rows::Credentials, "c.id");
+        let (where_sql, values) = SqliteTx::filter_sql(filter, &visible);
         let sql = format!(
             "SELECT {CREDENTIAL_COLUMNS} {CREDENTIAL_FROM} {where_sql} ORDER BY d.serial, c.slot, c.id"
         );
@@ -722,10 +751,11 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn held_secrets(&self) -> Result<Vec<HeldSecret>> {
-        let mut statement = self.tx.prepare_cached(
+        let visible = self.hidden()?.visible(Rows::Credentials, "id");
+        let mut statement = self.tx.prepare_cached(&format!(
             "SELECT id, kind, algorithm, digits, period, t0, counter, sealed_secret FROM credentials \
-             WHERE custody = 'held' AND sealed_secret IS NOT NULL",
-        )?;
+             WHERE custody = 'held' AND sealed_secret IS NOT NULL AND {visible}"
+        ))?;
         let rows = statement.query_map([], |r| {
             Ok(HeldSecret {
                 id: r.get(0)?,
@@ -781,9 +811,10 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>> {
-        let mut statement = self
-            .tx
-            .prepare_cached("SELECT device_id, slot FROM credentials WHERE device_id = ?")?;
+        let visible = self.hidden()?.visible(Rows::Credentials, "id");
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT device_id, slot FROM credentials WHERE device_id = ? AND {visible}"
+        ))?;
         let mut taken = Vec::new();
         for id in device_ids {
             let rows = statement.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -911,6 +942,18 @@ impl StoreTx for SqliteTx<'_> {
         Ok(Some(tops))
     }
 
+    fn import_batch_begin(&self, ranges: &ImportRanges, at: u64) -> Result<i64> {
+        self.batch_begin(ranges, at)
+    }
+
+    fn import_batch_publish(&self, batch: i64) -> Result<()> {
+        self.batch_publish(batch)
+    }
+
+    fn import_batch_remove(&self, batch: i64) -> Result<()> {
+        self.batch_remove(batch)
+    }
+
     fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {
         crate::store::helpdesk::read_one_by_one(self, query)
     }
@@ -1021,8 +1064,9 @@ impl StoreTx for SqliteTx<'_> {
         // (MACs of rows deleted before the move), then the rows' own.
         let mut all: Vec<(String, Vec<u8>)> = rows.collect::<rusqlite::Result<_>>()?;
         if let Some(table) = mac_table(kind) {
+            let visible = self.hidden()?.visible(rows_of_mac_table(table), "id");
             let mut statement = self.tx.prepare_cached(&format!(
-                "SELECT id, mac FROM {table} WHERE mac IS NOT NULL ORDER BY id"
+                "SELECT id, mac FROM {table} WHERE mac IS NOT NULL AND {visible} ORDER BY id"
             ))?;
             let rows = statement.query_map([], |r| Ok((row_key(r.get(0)?), r.get(1)?)))?;
             all.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
@@ -1058,7 +1102,10 @@ impl StoreTx for SqliteTx<'_> {
             let mac = match (mac_table(kind), row_of_key(id)) {
                 (Some(table), Some(row)) => self
                     .tx
-                    .prepare_cached(&format!("SELECT mac FROM {table} WHERE id = ?"))?
+                    .prepare_cached(&format!(
+                        "SELECT mac FROM {table} WHERE id = ? AND {}",
+                        self.hidden()?.visible(rows_of_mac_table(table), "id")
+                    ))?
                     .query_row([row], |r| r.get::<_, Option<Vec<u8>>>(0))
                     .optional()?
                     .flatten(),
