@@ -593,7 +593,9 @@ impl<S: Store> Session<S> {
         }
     }
 
-    /// The parts after the first, then the publishing transaction.
+    /// The parts after the first, then the publishing transaction; before
+    /// each, a checkpoint of the last one's pages and a pause for the
+    /// writers waiting.
     fn write_parts(
         &mut self,
         batch: i64,
@@ -607,6 +609,7 @@ impl<S: Store> Session<S> {
             if !(staging.go_on)(number) {
                 return Err(Interrupted::Stopped);
             }
+            self.store.checkpoint()?;
             std::thread::sleep(staging.pause);
             let tx = self.store.write()?;
             prepared.write_part(&tx, part, now)?;
@@ -615,6 +618,7 @@ impl<S: Store> Session<S> {
         if !(staging.go_on)(parts.len() + 1) {
             return Err(Interrupted::Stopped);
         }
+        self.store.checkpoint()?;
         std::thread::sleep(staging.pause);
         self.change(now, |tx, _| {
             tx.import_batch_publish(batch)?;

@@ -124,6 +124,13 @@ impl Store for AnyStore {
             AnyStore::Postgres(store) => store.import_guard(),
         }
     }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        match self {
+            AnyStore::Sqlite(store) => store.checkpoint(),
+            AnyStore::Postgres(store) => store.checkpoint(),
+        }
+    }
 }
 
 /// Forwards each listed method to the transaction inside.

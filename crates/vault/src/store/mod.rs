@@ -262,6 +262,8 @@ pub struct IdTops {
     pub devices: i64,
     pub users: i64,
     pub credentials: i64,
+    /// The identify generation of the latest staged import published.
+    pub published: i64,
 }
 
 /// The ids a staged import's new rows take, as (first, last) of each
@@ -321,6 +323,11 @@ pub trait Store {
     /// the same fate while it writes. `None` where imports are not staged
     /// (PostgreSQL: writers there wait on rows, not on the database).
     fn import_guard(&mut self) -> Result<Option<ImportGuard>>;
+    /// Between a staged import's transactions: moves what the write-ahead
+    /// log holds into the database without waiting for anybody (SQLite's
+    /// passive checkpoint), so that the other writers' commits do not run
+    /// the checkpoint of the import's pages themselves. Nothing elsewhere.
+    fn checkpoint(&mut self) -> Result<()>;
 }
 
 /// The row operations of one transaction. Dropping it without

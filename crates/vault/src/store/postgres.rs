@@ -549,6 +549,10 @@ impl Store for PgStore {
         // need chunk transactions that skip that lock.)
         Ok(None)
     }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The refusal of a staged import's step on PostgreSQL (never asked for:

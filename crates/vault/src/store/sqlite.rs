@@ -329,6 +329,12 @@ impl Store for SqliteStore {
     fn import_guard(&mut self) -> Result<Option<ImportGuard>> {
         self.guard_import().map(Some)
     }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        self.connection
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
 }
 
 const CREDENTIAL_COLUMNS: &str = "c.id, c.device_id, c.slot, c.kind, c.algorithm, c.digits, c.period, c.t0, \
@@ -925,17 +931,22 @@ impl StoreTx for SqliteTx<'_> {
 
     fn id_tops(&self) -> Result<Option<IdTops>> {
         // Ids are taken after the highest (`next_ids`), and these rows are
-        // never deleted: the tops change exactly when rows are added.
+        // deleted only with an unfinished staged import (rows nobody saw):
+        // the tops change when rows are added. A staged import's rows
+        // appear without an insert, when it is published: that moves the
+        // latest published generation.
         let tops = self.query_one(
             "SELECT (SELECT coalesce(max(id), 0) FROM devices), \
              (SELECT coalesce(max(id), 0) FROM users), \
-             (SELECT coalesce(max(id), 0) FROM credentials)",
+             (SELECT coalesce(max(id), 0) FROM credentials), \
+             (SELECT coalesce(max(visible_gen), 0) FROM import_batches)",
             [],
             |r| {
                 Ok(IdTops {
                     devices: r.get(0)?,
                     users: r.get(1)?,
                     credentials: r.get(2)?,
+                    published: r.get(3)?,
                 })
             },
         )?;
