@@ -136,7 +136,12 @@ fn a_token_added_while_a_batch_is_prepared_moves_the_batch_on(backend: Backend) 
         .add_tokens_with_a_change_between(batch(1, MANY), NOW, || {
             session(&location)
                 .add_token(
-                    token("MEANWHILE1", None, meanwhile_seed, Some("meanwhile@contoso.com")),
+                    token(
+                        "MEANWHILE1",
+                        None,
+                        meanwhile_seed,
+                        Some("meanwhile@contoso.com"),
+                    ),
                     NOW,
                 )
                 .unwrap();
@@ -153,7 +158,9 @@ fn a_token_added_while_a_batch_is_prepared_moves_the_batch_on(backend: Backend) 
     assert!(report.intact, "{report:?}");
     // Each secret opens under its own row: the batch was sealed to the ids
     // it was written with.
-    let grant = s.helpdesk_code(&helpdesk("bulk77@contoso.com"), NOW).unwrap();
+    let grant = s
+        .helpdesk_code(&helpdesk("bulk77@contoso.com"), NOW)
+        .unwrap();
     assert_eq!(grant.code, code_at(&seed_of(77), NOW));
     let grant = s
         .helpdesk_code(&helpdesk("meanwhile@contoso.com"), NOW)
@@ -170,7 +177,10 @@ fn a_serial_taken_while_a_batch_is_prepared_refuses_the_batch(backend: Backend) 
     let location = f.location.clone();
     let failed = s.add_tokens_with_a_change_between(batch(0, MANY), NOW, || {
         session(&location)
-            .add_token(token("BULK000007", None, b"first come seed 1234", None), NOW)
+            .add_token(
+                token("BULK000007", None, b"first come seed 1234", None),
+                NOW,
+            )
             .unwrap();
     });
     assert!(matches!(failed, Err(Error::Exists(_))), "{failed:?}");
@@ -180,4 +190,3 @@ fn a_serial_taken_while_a_batch_is_prepared_refuses_the_batch(backend: Backend) 
     assert!(s.users().unwrap().is_empty(), "no user of the batch stays");
     assert!(s.verify_vault().unwrap().intact);
 }
-

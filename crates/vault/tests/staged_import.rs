@@ -125,7 +125,10 @@ fn a_staged_import_is_unseen_until_published_then_seen_by_every_reader() {
     let report = reader.verify_vault().unwrap();
     assert!(report.intact, "{report:?}");
     assert_eq!(
-        raw_count(&f, "SELECT count(*) FROM import_batches WHERE visible_gen IS NULL"),
+        raw_count(
+            &f,
+            "SELECT count(*) FROM import_batches WHERE visible_gen IS NULL"
+        ),
         0
     );
 }
@@ -144,7 +147,10 @@ fn a_crashed_staged_import_stays_unseen_and_the_next_open_removes_it() {
     assert!(crashed.is_err());
     assert!(raw_count(&f, "SELECT count(*) FROM credentials") > 1);
     assert_eq!(
-        raw_count(&f, "SELECT count(*) FROM import_batches WHERE visible_gen IS NULL"),
+        raw_count(
+            &f,
+            "SELECT count(*) FROM import_batches WHERE visible_gen IS NULL"
+        ),
         1
     );
     assert_eq!(all(&mut importer), 1, "nothing of it is seen");

@@ -349,7 +349,8 @@ pub(crate) fn prepare_tokens(
         return Ok(None);
     };
     let plan = plan_tokens(tx, keys, tokens, now, true)?;
-    let after = |top: i64, count: usize| -> Vec<i64> { (1..=count as i64).map(|n| top + n).collect() };
+    let after =
+        |top: i64, count: usize| -> Vec<i64> { (1..=count as i64).map(|n| top + n).collect() };
     let device_ids = after(tops.devices, plan.new_devices.len());
     let user_ids = after(tops.users, plan.new_users.len());
     let ids = after(tops.credentials, tokens.len());
@@ -426,7 +427,11 @@ impl PreparedTokens {
         let mut part_of = |credentials: Vec<usize>, devices: Vec<usize>, users: Vec<usize>| {
             let mut part = Part::default();
             let needed_devices = credentials.iter().filter_map(|&c| {
-                index_in(self.rows[c].device_id, self.tops.devices, self.devices.len())
+                index_in(
+                    self.rows[c].device_id,
+                    self.tops.devices,
+                    self.devices.len(),
+                )
             });
             for device in devices.into_iter().chain(needed_devices) {
                 if !std::mem::replace(&mut device_done[device], true) {
@@ -523,7 +528,8 @@ fn seal_and_sign(
             })
             .collect()
     };
-    let device_macs = || -> Vec<Vec<u8>> { devices.iter().map(|d| keys.signer.device(d).1).collect() };
+    let device_macs =
+        || -> Vec<Vec<u8>> { devices.iter().map(|d| keys.signer.device(d).1).collect() };
     let user_macs = || -> Vec<Vec<u8>> { users.iter().map(|u| keys.signer.user(u).1).collect() };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cores.min(rows.len() / AT_LEAST_PER_THREAD).max(1);

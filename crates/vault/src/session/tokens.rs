@@ -274,7 +274,6 @@ pub(crate) fn move_state(
     Ok(())
 }
 
-
 impl<S: Store> Session<S> {
     /// Adds a user.
     pub fn add_user(&mut self, upn: &str, display_name: Option<&str>, now: u64) -> Result<User> {
@@ -636,8 +635,7 @@ fn batch_event(
         }
         None => AuditEvent::ok(action).detail(json!({"credentials": count})),
     };
-    if let (Some(detail), serde_json::Value::Object(more)) = (event.detail.as_object_mut(), extra)
-    {
+    if let (Some(detail), serde_json::Value::Object(more)) = (event.detail.as_object_mut(), extra) {
         detail.extend(more);
     }
     event

@@ -16,8 +16,8 @@ use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdTops, IdentifyChanges, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx,
-    ThrottleRow, WebAccountRow,
+    IdTops, IdentifyChanges, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep,
+    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
 };
 
 /// A vault's database, whichever it is.

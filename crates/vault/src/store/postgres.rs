@@ -89,9 +89,8 @@ use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow,
-    WebAccountRow,
-    mac_table, row_id_of, row_key, row_of_key,
+    IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store,
+    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key,
 };
 
 /// How long a writer waits for another writer before giving up.

@@ -25,8 +25,8 @@ use import_batches::{Hidden, Rows};
 
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
-    mac_table, row_id_of, row_key, row_of_key, same_length,
+    IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store,
+    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
 };
 
 /// A vault in one SQLite file.
@@ -472,7 +472,10 @@ impl SqliteTx<'_> {
     }
 
     /// The WHERE clause of `filter`, and of `visible` (see [`Hidden`]).
-    fn filter_sql(filter: &CredentialFilter, visible: &str) -> (String, Vec<rusqlite::types::Value>) {
+    fn filter_sql(
+        filter: &CredentialFilter,
+        visible: &str,
+    ) -> (String, Vec<rusqlite::types::Value>) {
         use rusqlite::types::Value;
         let mut clauses = vec![visible];
         let mut values = Vec::new();
@@ -1562,11 +1565,19 @@ mod tests {
         // Longer than SQLite's first few sleeps: the waiter tried and was
         // refused many times before the lock came free.
         std::thread::sleep(Duration::from_millis(300));
-        assert!(!waiter.is_finished(), "the waiter cannot write while the lock is held");
+        assert!(
+            !waiter.is_finished(),
+            "the waiter cannot write while the lock is held"
+        );
         holder.execute_batch("ROLLBACK").unwrap();
-        waiter.join().unwrap().expect("the waiter got the lock once it was free");
+        waiter
+            .join()
+            .unwrap()
+            .expect("the waiter got the lock once it was free");
         let value: String = holder
-            .query_row("SELECT value FROM meta WHERE key = 'waited'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'waited'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(value, "yes");
     }
@@ -1576,7 +1587,10 @@ mod tests {
         assert!(wait_for_lock(0), "the first try of a wait goes on");
         assert!(wait_for_lock(1));
         let now = std::time::Instant::now();
-        let began = |ago: Duration| now.checked_sub(ago).expect("the clock runs longer than this");
+        let began = |ago: Duration| {
+            now.checked_sub(ago)
+                .expect("the clock runs longer than this")
+        };
         assert!(still_waiting(began(LOCK_WAIT - LOCK_POLL), now));
         assert!(!still_waiting(began(LOCK_WAIT), now));
     }

@@ -153,7 +153,9 @@ impl SqliteTx<'_> {
     /// Deletes an unfinished batch's rows (children first) and the batch.
     pub(super) fn batch_remove(&self, batch: i64) -> Result<()> {
         let ranges = self.tx.query_row(
-            &format!("SELECT {RANGE_COLUMNS} FROM import_batches WHERE id = ? AND visible_gen IS NULL"),
+            &format!(
+                "SELECT {RANGE_COLUMNS} FROM import_batches WHERE id = ? AND visible_gen IS NULL"
+            ),
             [batch],
             ranges_from_row,
         );
@@ -218,7 +220,9 @@ impl SqliteStore {
             // at a later open).
             Err(TryLockError::WouldBlock) => return Ok(()),
             Err(TryLockError::Error(error)) => {
-                return Err(Error::Database(format!("cannot lock the import lock file: {error}")));
+                return Err(Error::Database(format!(
+                    "cannot lock the import lock file: {error}"
+                )));
             }
         }
         let tx = self.write()?;
@@ -282,7 +286,10 @@ mod tests {
             hidden.visible(Rows::Credentials, "c.id"),
             "(c.id NOT BETWEEN 100 AND 199 AND c.id NOT BETWEEN 200 AND 201)"
         );
-        assert_eq!(hidden.visible(Rows::Devices, "id"), "(id NOT BETWEEN 11 AND 12)");
+        assert_eq!(
+            hidden.visible(Rows::Devices, "id"),
+            "(id NOT BETWEEN 11 AND 12)"
+        );
         assert_eq!(
             hidden.visible(Rows::Users, "u.id"),
             "(u.id NOT BETWEEN 5 AND 9 AND u.id NOT BETWEEN 10 AND 10)"
