@@ -376,6 +376,11 @@ pub(crate) const STAGE_ROWS: usize = 2_000;
 /// waiting for the lock (they try every millisecond) take it.
 pub(crate) const STAGE_PAUSE: Duration = Duration::from_millis(3);
 
+/// How many times a large batch is prepared and staged before it is
+/// written in one transaction instead (each time another writer added
+/// rows between its snapshot and its first transaction).
+pub(crate) const STAGE_ATTEMPTS: usize = 3;
+
 /// How a staged import goes.
 pub(crate) struct Staging<'a> {
     /// Credentials per transaction; a batch of no more is not staged.

@@ -409,18 +409,24 @@ impl<S: Store> Session<S> {
     ) -> Result<Vec<CredentialRow>> {
         self.require(Permission::InventoryWrite)?;
         let count = tokens.len();
-        let mut prepared =
-            self.checked_read(now, |tx, keys| prepare_tokens(tx, keys, &tokens, now))?;
+        let prepare = |session: &mut Self| {
+            session.checked_read(now, |tx, keys| prepare_tokens(tx, keys, &tokens, now))
+        };
+        let mut prepared = prepare(self)?;
         meanwhile();
-        if let Some(batch) = prepared.take() {
-            if batch.credentials() > staging.rows {
-                let event = batch_event(action, count, None, extra.clone());
-                match self.write_staged(batch, now, event, staging)? {
-                    Ok(added) => return Ok(added),
-                    Err(unwritten) => prepared = Some(unwritten),
-                }
-            } else {
+        // A large batch is staged; prepared again if another writer added
+        // rows since its snapshot, and at last written in one transaction.
+        for attempt in 1..=STAGE_ATTEMPTS {
+            let Some(batch) = prepared.take() else { break };
+            if batch.credentials() <= staging.rows {
                 prepared = Some(batch);
+                break;
+            }
+            let event = batch_event(action, count, None, extra.clone());
+            match self.write_staged(batch, now, event, staging)? {
+                Ok(added) => return Ok(added),
+                Err(_) if attempt < STAGE_ATTEMPTS => prepared = prepare(self)?,
+                Err(unwritten) => prepared = Some(unwritten),
             }
         }
         self.change(now, |tx, key| {
