@@ -243,9 +243,13 @@ impl SqliteStore {
         if unfinished == 0 {
             return Ok(());
         }
-        let lock = lock_file(&self.path)?;
-        self.remove_dead_batches(&lock)
-        // The lock goes with the file.
+        // Best effort: a vault opened where it cannot be written (a copy
+        // on read-only media) still opens; the rows stay unseen, and the
+        // next open that can write removes them.
+        if let Ok(lock) = lock_file(&self.path) {
+            let _ = self.remove_dead_batches(&lock);
+        }
+        Ok(())
     }
 
     /// See [`Store::import_guard`].
