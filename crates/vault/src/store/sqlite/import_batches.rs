@@ -210,9 +210,9 @@ fn lock_file(vault: &Path) -> Result<File> {
 }
 
 impl SqliteStore {
-    /// Removes the rows of unfinished batches if no import is running
-    /// (nobody holds the lock file); with `lock` the exclusive lock taken
-    /// for that is handed back, else released.
+    /// Removes the rows of unfinished batches if no import is running,
+    /// that is if `lock` (the lock file) can be locked exclusively; it
+    /// stays locked so until it is dropped or turned shared.
     fn remove_dead_batches(&mut self, lock: &File) -> Result<()> {
         match lock.try_lock() {
             Ok(()) => {}
