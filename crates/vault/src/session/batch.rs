@@ -512,6 +512,9 @@ impl PreparedTokens {
     }
 }
 
+/// One MAC per row.
+type Macs = Vec<Vec<u8>>;
+
 /// Seals every secret and signs every row of a batch, on every core for a
 /// large one: the MACs of the devices, the users and the credentials.
 fn seal_and_sign(
@@ -520,7 +523,7 @@ fn seal_and_sign(
     users: &[User],
     rows: &mut [CredentialRow],
     tokens: &[NewToken],
-) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+) -> Result<(Macs, Macs, Macs)> {
     /// Fewer rows than this per thread are not worth a thread.
     const AT_LEAST_PER_THREAD: usize = 1000;
     let seal = |rows: &mut [CredentialRow], tokens: &[NewToken]| -> Result<Vec<Vec<u8>>> {
