@@ -21,6 +21,9 @@
 #       # another process, started 10 s into the helpdesk run (its time is
 #       # printed): the helpdesk's tail while the file's write lock is taken
 #       # from outside
+#   ALONGSIDE_FORMAT=entra-csv   # the import alongside is an Entra CSV
+#               # (tokens only) instead of the spreadsheet, whose import
+#               # also writes every user's data on file (its Mobile column)
 #   TOOLSET=0   # skip the toolset comparison run
 #   PROBE=1     # also one helpdesk request every 100 ms by curl, alongside
 #               # wrk: prints the seconds in which one took over 50 ms (a
@@ -97,12 +100,20 @@ esac
 
 alongside=
 if [ -n "${ALONGSIDE_IMPORT:-}" ]; then
-    "$oathdesk" seed new --count "$ALONGSIDE_IMPORT" |
-        awk 'BEGIN { print "username,secret,serial,mobile" }
-             { printf "bulk%07d@contoso.com,%s,B%07d,+44 7700 %07d\n", NR, $0, NR, NR }' \
-        > "$work/bulk.csv"
+    format=${ALONGSIDE_FORMAT:-spreadsheet}
+    if [ "$format" = entra-csv ]; then
+        "$oathdesk" seed new --count "$ALONGSIDE_IMPORT" |
+            awk 'BEGIN { print "upn,serial number,secret key,time interval,manufacturer,model" }
+                 { printf "bulk%07d@contoso.com,T2%08d,%s,30,Token2,C202\n", NR, NR, $0 }' \
+            > "$work/bulk.csv"
+    else
+        "$oathdesk" seed new --count "$ALONGSIDE_IMPORT" |
+            awk 'BEGIN { print "username,secret,serial,mobile" }
+                 { printf "bulk%07d@contoso.com,%s,B%07d,+44 7700 %07d\n", NR, $0, NR, NR }' \
+            > "$work/bulk.csv"
+    fi
     ( sleep 10; start=$(date +%s.%N)
-      "$oathdesk" import spreadsheet "$work/bulk.csv" > "$work/bulk.out" 2>&1 || cat "$work/bulk.out"
+      "$oathdesk" import "$format" "$work/bulk.csv" > "$work/bulk.out" 2>&1 || cat "$work/bulk.out"
       echo "alongside: import of $ALONGSIDE_IMPORT rows by another process took $(echo "$(date +%s.%N) - $start" | bc) s" ) &
     alongside=$!
 fi

@@ -962,12 +962,12 @@ fn macs_kept_in_row_macs_move_into_their_rows(backend: Backend) {
          FROM row_macs WHERE kind = 'credential' AND id = '00000000000000000001'; \
          DELETE FROM schema_migrations WHERE version >= \
              (SELECT version FROM schema_migrations WHERE name = '{}'); \
-         DROP TABLE drift_series; DROP TABLE drift_sightings",
+         DROP TABLE drift_series; DROP TABLE drift_sightings; DROP TABLE import_batches",
         "signed rows: the MACs of credentials, users and devices kept in their rows"
     ));
     // (The migrations after the move are undone too — today the drift
-    // sightings' and series' tables — so that the vault is at the version
-    // before it.)
+    // sightings', the drift series' and the staged imports' tables — so that
+    // the vault is at the version before it.)
     let mut s = session(&f.location);
     let report = s.verify_rows().unwrap();
     assert!(report.signed);

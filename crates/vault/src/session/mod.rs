@@ -35,6 +35,7 @@ use crate::store::{
 pub(crate) use roles::Principal;
 
 mod backup;
+mod batch;
 mod burns;
 mod copying;
 mod counters;
@@ -63,7 +64,9 @@ pub mod verification;
 pub mod web;
 
 #[allow(unused_imports)]
-pub(crate) use self::{delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, tokens::*};
+pub(crate) use self::{
+    batch::*, delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, tokens::*,
+};
 pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;
 // (VaultReport is defined below.)

@@ -274,254 +274,6 @@ pub(crate) fn move_state(
     Ok(())
 }
 
-/// A device or user that exists, or one this batch adds (by its index).
-#[derive(Clone, Copy)]
-pub(crate) enum Planned {
-    Existing(i64),
-    New(usize),
-}
-
-impl Planned {
-    fn id(self, new_ids: &[i64]) -> i64 {
-        match self {
-            Planned::Existing(id) => id,
-            Planned::New(index) => new_ids[index],
-        }
-    }
-}
-
-/// Adds tokens in a fixed number of database round trips, whatever their
-/// number: what exists is looked up for the whole batch, the batch is
-/// checked in memory (slots, duplicates), then devices, users, credentials
-/// and their first events are written in bulk. A shared database pays a
-/// round trip per statement, so per-token statements would make a large
-/// import there a hundred times slower than on SQLite.
-pub(crate) fn insert_tokens(
-    tx: &impl StoreTx,
-    key: &Keys<'_>,
-    tokens: Vec<NewToken>,
-    now: u64,
-) -> Result<Vec<CredentialRow>> {
-    insert_tokens_with(tx, key, tokens, now, true)
-}
-
-fn insert_tokens_with(
-    tx: &impl StoreTx,
-    key: &Keys<'_>,
-    tokens: Vec<NewToken>,
-    now: u64,
-    serial_rule: bool,
-) -> Result<Vec<CredentialRow>> {
-    let mut serials: Vec<String> = Vec::new();
-    let mut upns: Vec<String> = Vec::new();
-    for token in &tokens {
-        for (field, value) in [
-            ("serial", token.serial.as_deref()),
-            ("user", token.user.as_deref()),
-            ("label", token.label.as_deref()),
-            ("manufacturer", token.manufacturer.as_deref()),
-            ("model", token.model.as_deref()),
-            ("issuer", token.credential.issuer.as_deref()),
-        ] {
-            check_text(field, value.unwrap_or_default())?;
-        }
-        if let Some(serial) = &token.serial {
-            let serial = serial.trim();
-            if serial.is_empty() {
-                return Err(Error::Invalid("the serial is empty".into()));
-            }
-            // The one serial rule, for every way a token comes in.
-            if serial_rule {
-                crate::model::check_serial(serial)?;
-            }
-            serials.push(serial.to_owned());
-        }
-        if let Some(upn) = &token.user {
-            upns.push(upn.clone());
-        }
-    }
-    serials.sort_unstable();
-    serials.dedup();
-    upns.sort_unstable();
-    upns.dedup();
-
-    // What the vault has already.
-    let existing_devices: HashMap<String, Device> = tx
-        .devices_by_serial(&serials)?
-        .into_iter()
-        .map(|d| (d.serial.clone(), d))
-        .collect();
-    let mut taken: std::collections::HashSet<(String, Option<u32>)> = Default::default();
-    if !existing_devices.is_empty() {
-        let serial_of: HashMap<i64, &str> = existing_devices
-            .values()
-            .map(|d| (d.id, d.serial.as_str()))
-            .collect();
-        let ids: Vec<i64> = serial_of.keys().copied().collect();
-        for (device_id, slot) in tx.slots_taken(&ids)? {
-            taken.insert((serial_of[&device_id].to_owned(), slot));
-        }
-    }
-    let existing_users: Vec<User> = tx.users_by_upn(&upns)?;
-    let mut users: HashMap<String, Planned> = existing_users
-        .iter()
-        .map(|u| (u.upn.to_lowercase(), Planned::Existing(u.id)))
-        .collect();
-
-    // The existing rows that decide (a device's slots, a user's id) must
-    // be the vault's.
-    let expected: Vec<(String, String, Vec<u8>)> = existing_users
-        .iter()
-        .map(|u| {
-            let (id, mac) = key.signer.user(u);
-            (id, format!("user {} ({})", u.id, u.upn), mac)
-        })
-        .collect();
-    signed::check(tx, key.enforced, kind::USER, &expected)?;
-    let expected: Vec<(String, String, Vec<u8>)> = existing_devices
-        .values()
-        .map(|d| {
-            let (id, mac) = key.signer.device(d);
-            (id, format!("device {} (serial {})", d.id, d.serial), mac)
-        })
-        .collect();
-    signed::check(tx, key.enforced, kind::DEVICE, &expected)?;
-
-    // The batch, checked in memory, in order.
-    let mut devices: HashMap<String, (Planned, u32)> = existing_devices
-        .values()
-        .map(|d| (d.serial.clone(), (Planned::Existing(d.id), d.slots)))
-        .collect();
-    let mut new_devices: Vec<Device> = Vec::new();
-    let mut new_users: Vec<User> = Vec::new();
-    let mut plans: Vec<(Option<Planned>, Option<Planned>)> = Vec::with_capacity(tokens.len());
-    for token in &tokens {
-        let device = match &token.serial {
-            Some(serial) => {
-                let serial = serial.trim();
-                let (device, slots) = *devices.entry(serial.to_owned()).or_insert_with(|| {
-                    new_devices.push(Device {
-                        id: 0,
-                        serial: serial.to_owned(),
-                        manufacturer: token.manufacturer.clone(),
-                        model: token.model.clone(),
-                        kind: token.device_kind,
-                        slots: token.device_slots.max(1),
-                        created_at: now,
-                    });
-                    (
-                        Planned::New(new_devices.len() - 1),
-                        token.device_slots.max(1),
-                    )
-                });
-                if let Some(slot) = token.slot
-                    && slot >= slots
-                {
-                    return Err(Error::Invalid(format!(
-                        "device {serial} has {slots} slot(s), numbered 0 to {}: slot {slot} does not exist",
-                        slots - 1
-                    )));
-                }
-                if !taken.insert((serial.to_owned(), token.slot)) {
-                    return Err(Error::Exists(format!(
-                        "a credential in {}",
-                        reference_of(Some(serial), token.slot, 0)
-                    )));
-                }
-                if token.slot.is_none() && slots > 1 {
-                    return Err(Error::Invalid(format!(
-                        "device {serial} has {slots} profiles: give the slot as {serial}:SLOT"
-                    )));
-                }
-                Some(device)
-            }
-            None => None,
-        };
-        let user = token.user.as_ref().map(|upn| {
-            *users.entry(upn.to_lowercase()).or_insert_with(|| {
-                new_users.push(User {
-                    id: 0,
-                    upn: upn.clone(),
-                    display_name: None,
-                    created_at: now,
-                });
-                Planned::New(new_users.len() - 1)
-            })
-        });
-        plans.push((device, user));
-    }
-
-    // The writes.
-    // Ids first: a MAC is bound to its row's id, and is written by the
-    // row's own INSERT.
-    let new_device_ids = tx.device_ids(new_devices.len())?;
-    for (device, id) in new_devices.iter_mut().zip(&new_device_ids) {
-        device.id = *id;
-    }
-    let new_user_ids = tx.user_ids(new_users.len())?;
-    for (user, id) in new_users.iter_mut().zip(&new_user_ids) {
-        user.id = *id;
-    }
-    let mut rows = Vec::with_capacity(tokens.len());
-    let mut secrets = Vec::with_capacity(tokens.len());
-    let ids = tx.credential_ids(tokens.len())?;
-    for ((token, (device, user)), id) in tokens.into_iter().zip(plans).zip(ids) {
-        let user_id = user.map(|u| u.id(&new_user_ids));
-        let c = &token.credential;
-        let (kind, period, t0, counter) = match c.kind {
-            Kind::Totp { step } => ("totp", Some(step.period()), Some(step.t0()), None),
-            Kind::Hotp { counter } => ("hotp", None, None, Some(counter)),
-        };
-        let row = CredentialRow {
-            id,
-            device_id: device.map(|d| d.id(&new_device_ids)),
-            slot: token.slot,
-            kind: kind.to_owned(),
-            algorithm: c.algorithm.to_string(),
-            digits: c.digits.get(),
-            period,
-            t0,
-            counter,
-            issuer: c.issuer.clone(),
-            label: token.label.clone(),
-            // A secret being burned stays `burning` until the token
-            // confirmed it, even when it is already meant for a user.
-            state: if user_id.is_some() && token.state != State::Burning {
-                State::Assigned
-            } else {
-                token.state
-            },
-            custody: Custody::Held,
-            sealed_secret: None,
-            user_id,
-            drift_steps: None,
-            purge_after: None,
-            created_at: now,
-            updated_at: now,
-            serial: token.serial.as_ref().map(|s| s.trim().to_owned()),
-            upn: token.user.clone(),
-            manufacturer: token.manufacturer.clone(),
-            model: token.model.clone(),
-        };
-        rows.push(row);
-        secrets.push(token.credential.secret);
-    }
-    let rows = write_signed(tx, key, &new_devices, &new_users, rows, &secrets)?;
-    let events: Vec<Event> = rows
-        .iter()
-        .map(|row| Event {
-            credential_id: row.id,
-            from_state: None,
-            to_state: row.state,
-            operator: String::new(),
-            at: now,
-            note: None,
-        })
-        .collect();
-    tx.events_insert(&events)?;
-    Ok(rows)
-}
-
 impl<S: Store> Session<S> {
     /// Adds a user.
     pub fn add_user(&mut self, upn: &str, display_name: Option<&str>, now: u64) -> Result<User> {
@@ -596,27 +348,99 @@ impl<S: Store> Session<S> {
         action: &str,
         extra: serde_json::Value,
     ) -> Result<Vec<CredentialRow>> {
+        let mut staging = Staging {
+            rows: STAGE_ROWS,
+            pause: STAGE_PAUSE,
+            go_on: &mut |_| true,
+        };
+        self.add_tokens_between(tokens, now, action, extra, || {}, &mut staging)
+    }
+
+    /// For tests: [`Session::add_tokens`] with `meanwhile` run after the
+    /// batch was prepared and before it is written (another writer's turn).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn add_tokens_with_a_change_between(
+        &mut self,
+        tokens: Vec<NewToken>,
+        now: u64,
+        meanwhile: impl FnOnce(),
+    ) -> Result<Vec<CredentialRow>> {
+        let mut staging = Staging {
+            rows: STAGE_ROWS,
+            pause: STAGE_PAUSE,
+            go_on: &mut |_| true,
+        };
+        self.add_tokens_between(tokens, now, "token.add", json!({}), meanwhile, &mut staging)
+    }
+
+    /// For tests: [`Session::add_tokens`] staged in transactions of
+    /// `rows` credentials (if the store stages imports), with `go_on`
+    /// asked before each transaction after the first: `false` stops the
+    /// import there as a crash would.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn add_tokens_staged(
+        &mut self,
+        tokens: Vec<NewToken>,
+        now: u64,
+        rows: usize,
+        mut go_on: impl FnMut(usize) -> bool,
+    ) -> Result<Vec<CredentialRow>> {
+        let mut staging = Staging {
+            rows,
+            pause: STAGE_PAUSE,
+            go_on: &mut go_on,
+        };
+        self.add_tokens_between(tokens, now, "token.add", json!({}), || {}, &mut staging)
+    }
+
+    /// Prepares the batch before the write transaction where the store
+    /// allows, and stages a large one where it can (see `session::batch`);
+    /// else writes it in one transaction.
+    fn add_tokens_between(
+        &mut self,
+        tokens: Vec<NewToken>,
+        now: u64,
+        action: &str,
+        extra: serde_json::Value,
+        meanwhile: impl FnOnce(),
+        staging: &mut Staging<'_>,
+    ) -> Result<Vec<CredentialRow>> {
         self.require(Permission::InventoryWrite)?;
         let count = tokens.len();
-        self.change(now, |tx, key| {
-            let added = insert_tokens(tx, key, tokens, now)?;
-            let mut event = if count == 1 {
-                let row = &added[0];
-                let mut event = AuditEvent::ok(action).credential(reference_of(
-                    row.serial.as_deref(),
-                    row.slot,
-                    row.id,
-                ));
-                event.user = row.upn.clone();
-                event
-            } else {
-                AuditEvent::ok(action).detail(json!({"credentials": count}))
-            };
-            if let (Some(detail), serde_json::Value::Object(more)) =
-                (event.detail.as_object_mut(), extra)
-            {
-                detail.extend(more);
+        let prepare = |session: &mut Self| {
+            session.checked_read(now, |tx, keys| prepare_tokens(tx, keys, &tokens, now))
+        };
+        let mut prepared = prepare(self)?;
+        meanwhile();
+        // A large batch is staged; prepared again if another writer added
+        // rows since its snapshot, and at last written in one transaction.
+        for attempt in 1..=STAGE_ATTEMPTS {
+            let Some(batch) = prepared.take() else { break };
+            if batch.credentials() <= staging.rows {
+                prepared = Some(batch);
+                break;
             }
+            let event = batch_event(action, count, None, extra.clone());
+            match self.write_staged(batch, now, event, staging)? {
+                Ok(added) => return Ok(added),
+                Err(_) if attempt < STAGE_ATTEMPTS => prepared = prepare(self)?,
+                Err(unwritten) => prepared = Some(unwritten),
+            }
+        }
+        self.change(now, |tx, key| {
+            let written = match prepared {
+                Some(prepared) => prepared.write(tx, now)?,
+                None => None,
+            };
+            // Rows were added since the snapshot (or the store plans in the
+            // transaction): plan again, here.
+            let added = match written {
+                Some(rows) => rows,
+                None => insert_tokens(tx, key, tokens, now)?,
+            };
+            let event = batch_event(action, count, added.first(), extra);
             Ok((added, event))
         })
     }
@@ -797,88 +621,28 @@ impl<S: Store> Session<S> {
     // ----- device burns ----------------------------------------------------
 }
 
-/// Seals and signs new rows and writes them, the work on two cores: a
-/// worker computes the MACs of the devices, then the users, then seals and
-/// signs the credentials chunk by chunk, while this thread writes each part
-/// as soon as it is ready. The database writer is the bottleneck of a large
-/// import; this way the sealing and signing mostly hide behind its writes
-/// instead of adding to them. Small batches are done in line.
-fn write_signed(
-    tx: &impl StoreTx,
-    keys: &Keys<'_>,
-    devices: &[Device],
-    users: &[User],
-    mut rows: Vec<CredentialRow>,
-    secrets: &[Secret],
-) -> Result<Vec<CredentialRow>> {
-    const CHUNK: usize = 4096;
-    let sign_devices =
-        || -> Vec<Vec<u8>> { devices.iter().map(|d| keys.signer.device(d).1).collect() };
-    let sign_users = || -> Vec<Vec<u8>> { users.iter().map(|u| keys.signer.user(u).1).collect() };
-    let seal_and_sign = |rows: &mut [CredentialRow], secrets: &[Secret]| -> Result<Vec<Vec<u8>>> {
-        let mut macs = Vec::with_capacity(rows.len());
-        for (row, secret) in rows.iter_mut().zip(secrets) {
-            row.sealed_secret = Some(keys.seal_secret(secret.as_bytes(), &binding(row))?);
-            macs.push(keys.signer.credential(row).1);
-        }
-        Ok(macs)
-    };
-    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
-    if !parallel || rows.len() + devices.len() + users.len() < 1000 {
-        tx.devices_insert(devices, &sign_devices())?;
-        tx.users_insert(users, &sign_users())?;
-        let macs = seal_and_sign(&mut rows, secrets)?;
-        tx.credentials_insert(&rows, &macs)?;
-        return Ok(rows);
-    }
-    enum Part {
-        Devices(Vec<Vec<u8>>),
-        Users(Vec<Vec<u8>>),
-        Credentials(Result<(Vec<CredentialRow>, Vec<Vec<u8>>)>),
-    }
-    let total = rows.len();
-    std::thread::scope(|scope| {
-        // Two parts ahead at most: the worker never runs far ahead of the
-        // writer, so memory stays that of the batch itself.
-        let (send, receive) = std::sync::mpsc::sync_channel::<Part>(2);
-        scope.spawn(move || {
-            if send.send(Part::Devices(sign_devices())).is_err()
-                || send.send(Part::Users(sign_users())).is_err()
-            {
-                return;
-            }
-            let mut rest = rows;
-            let mut secrets = secrets;
-            while !rest.is_empty() {
-                let tail = rest.split_off(CHUNK.min(rest.len()));
-                let mut chunk = std::mem::replace(&mut rest, tail);
-                let (these, others) = secrets.split_at(chunk.len());
-                secrets = others;
-                let part = seal_and_sign(&mut chunk, these).map(|macs| (chunk, macs));
-                let failed = part.is_err();
-                // The writer stopped (it failed): nothing more to do.
-                if send.send(Part::Credentials(part)).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        let mut written = Vec::with_capacity(total);
-        for part in receive {
-            match part {
-                Part::Devices(macs) => tx.devices_insert(devices, &macs)?,
-                Part::Users(macs) => tx.users_insert(users, &macs)?,
-                Part::Credentials(part) => {
-                    let (chunk, macs) = part?;
-                    tx.credentials_insert(&chunk, &macs)?;
-                    written.extend(chunk);
-                }
-            }
-        }
-        if written.len() != total {
-            return Err(Error::Database(
-                "a sealing worker stopped before the import was written".into(),
+/// The audit entry of a batch of `count` tokens: the credential and its
+/// user for one (`only`), the count for more, and `extra` in the detail.
+fn batch_event(
+    action: &str,
+    count: usize,
+    only: Option<&CredentialRow>,
+    extra: serde_json::Value,
+) -> AuditEvent {
+    let mut event = match only.filter(|_| count == 1) {
+        Some(row) => {
+            let mut event = AuditEvent::ok(action).credential(reference_of(
+                row.serial.as_deref(),
+                row.slot,
+                row.id,
             ));
+            event.user = row.upn.clone();
+            event
         }
-        Ok(written)
-    })
+        None => AuditEvent::ok(action).detail(json!({"credentials": count})),
+    };
+    if let (Some(detail), serde_json::Value::Object(more)) = (event.detail.as_object_mut(), extra) {
+        detail.extend(more);
+    }
+    event
 }

@@ -16,8 +16,8 @@ use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdentifyChanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx,
-    ThrottleRow, WebAccountRow,
+    IdTops, IdentifyChanges, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep,
+    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
 };
 
 /// A vault's database, whichever it is.
@@ -117,6 +117,20 @@ impl Store for AnyStore {
             AnyStore::Postgres(store) => store.scrub(),
         }
     }
+
+    fn import_guard(&mut self) -> Result<Option<ImportGuard>> {
+        match self {
+            AnyStore::Sqlite(store) => store.import_guard(),
+            AnyStore::Postgres(store) => store.import_guard(),
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        match self {
+            AnyStore::Sqlite(store) => store.checkpoint(),
+            AnyStore::Postgres(store) => store.checkpoint(),
+        }
+    }
 }
 
 /// Forwards each listed method to the transaction inside.
@@ -176,6 +190,10 @@ impl StoreTx for AnyTx<'_> {
         fn credentials_insert(&self, rows: &[CredentialRow], macs: &[Vec<u8>]) -> Result<()>;
         fn events_insert(&self, events: &[Event]) -> Result<()>;
         fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
+        fn id_tops(&self) -> Result<Option<IdTops>>;
+        fn import_batch_begin(&self, ranges: &ImportRanges, at: u64) -> Result<i64>;
+        fn import_batch_publish(&self, batch: i64) -> Result<()>;
+        fn import_batch_remove(&self, batch: i64) -> Result<()>;
         fn audit_last(&self) -> Result<Option<AuditRow>>;
         fn audit_insert(&self, row: &AuditRow) -> Result<()>;
         fn audit_all(&self) -> Result<Vec<AuditRow>>;

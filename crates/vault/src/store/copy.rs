@@ -154,16 +154,26 @@ fn column_list(table: &Table) -> String {
 
 /// The vault's tables (not the migration bookkeeping, nor the identify
 /// marker's tables, which the target's own triggers fill as the
-/// credentials arrive), parents before children.
+/// credentials arrive, nor the staged imports' ranges, which only the
+/// source's identify generations give a meaning), parents before
+/// children. A SQLite vault with an import being written is refused: its
+/// hidden rows would arrive as visible ones.
 pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
     let mut found = Vec::new();
     match tx {
         AnyTx::Sqlite(t) => {
+            if t.hidden()?.any() {
+                return Err(Error::Refused(
+                    "an import into this vault is being written: copy it once the import is done"
+                        .into(),
+                ));
+            }
             let tx = &t.tx;
             let names: Vec<String> = tx
                 .prepare(
                     "SELECT name FROM sqlite_master WHERE type = 'table' \
                      AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> 'schema_migrations' \
+                     AND name <> 'import_batches' \
                      AND name NOT LIKE 'identify\\_%' ESCAPE '\\'",
                 )?
                 .query_map([], |r| r.get(0))?
@@ -190,7 +200,7 @@ pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
                 .query(
                     "SELECT relname::text FROM pg_class WHERE relnamespace = current_schema()::regnamespace \
                      AND relkind = 'r' AND relname <> 'schema_migrations' \
-                     AND relname NOT LIKE 'identify\\_%'",
+                     AND relname <> 'import_batches' AND relname NOT LIKE 'identify\\_%'",
                     &[],
                 )?
                 .iter()

@@ -256,6 +256,36 @@ pub(crate) fn append_if_below_one_by_one(
     Ok(found)
 }
 
+/// The highest ids of devices, users and credentials in one snapshot (see
+/// [`StoreTx::id_tops`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdTops {
+    pub devices: i64,
+    pub users: i64,
+    pub credentials: i64,
+    /// The identify generation of the latest staged import published.
+    pub published: i64,
+}
+
+/// The ids a staged import's new rows take, as (first, last) of each
+/// table; a table it adds no rows to has last < first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportRanges {
+    pub devices: (i64, i64),
+    pub users: (i64, i64),
+    pub credentials: (i64, i64),
+}
+
+/// Held by a process while it writes a staged import: while any process
+/// holds one, nobody removes the rows of unfinished imports (which would
+/// be this one's). Released when dropped, or by the system when the
+/// process dies, so a crashed import's rows are removed by the next open.
+#[derive(Debug)]
+pub struct ImportGuard {
+    /// A lock file beside the vault, locked shared.
+    pub(crate) _file: std::fs::File,
+}
+
 /// Which credentials to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CredentialFilter {
@@ -289,6 +319,16 @@ pub trait Store {
     /// After secrets were purged: remove what the database keeps of the old
     /// values (SQLite: journal and free pages; PostgreSQL: dead row versions).
     fn scrub(&mut self) -> Result<()>;
+    /// Before a staged import: removes the rows of unfinished imports whose
+    /// process is gone, and returns the guard that keeps this one's from
+    /// the same fate while it writes. `None` where imports are not staged
+    /// (PostgreSQL: writers there wait on rows, not on the database).
+    fn import_guard(&mut self) -> Result<Option<ImportGuard>>;
+    /// Between a staged import's transactions: moves what the write-ahead
+    /// log holds into the database without waiting for anybody (SQLite's
+    /// passive checkpoint), so that the other writers' commits do not run
+    /// the checkpoint of the import's pages themselves. Nothing elsewhere.
+    fn checkpoint(&mut self) -> Result<()>;
 }
 
 /// The row operations of one transaction. Dropping it without
@@ -366,6 +406,23 @@ pub trait StoreTx {
     fn credentials_insert(&self, rows: &[CredentialRow], macs: &[Vec<u8>]) -> Result<()>;
     fn events_insert(&self, events: &[Event]) -> Result<()>;
     fn events(&self, credential_id: i64) -> Result<Vec<Event>>;
+    /// The highest device, user and credential ids, if new rows take the
+    /// ids after them (SQLite): a batch planned on a snapshot takes those
+    /// ids and is written while a write transaction still finds the same
+    /// tops. `None` where ids come from sequences (PostgreSQL), which only
+    /// a write transaction draws from.
+    fn id_tops(&self) -> Result<Option<IdTops>>;
+
+    // ----- staged imports (SQLite; see crate::session::batch) --------------
+
+    /// Starts a staged import whose new rows take `ranges`: every read
+    /// leaves them out until [`StoreTx::import_batch_publish`]. Returns the
+    /// batch's id. Only on a store with [`Store::import_guard`].
+    fn import_batch_begin(&self, ranges: &ImportRanges, at: u64) -> Result<i64>;
+    /// Makes a staged import's rows visible, as new to identify's refresh.
+    fn import_batch_publish(&self, batch: i64) -> Result<()>;
+    /// Deletes a staged import's rows and the batch.
+    fn import_batch_remove(&self, batch: i64) -> Result<()>;
 
     /// Everything a helpdesk code request is decided on, with the stored
     /// MACs of those rows: one statement on PostgreSQL (see

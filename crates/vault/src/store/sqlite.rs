@@ -8,6 +8,7 @@
 //!   in free pages; [`Store::scrub`] checkpoints and truncates the WAL.
 
 mod identify_marker;
+mod import_batches;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,11 +21,12 @@ use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::group_commit::{Member, Writer};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
+use import_batches::{Hidden, Rows};
 
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    OperatorRow, RecordRow, ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
-    mac_table, row_id_of, row_key, row_of_key, same_length,
+    IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store,
+    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
 };
 
 /// A vault in one SQLite file.
@@ -87,6 +89,7 @@ impl SqliteStore {
                 if v < LATEST {
                     store.migrate(v)?;
                 }
+                store.clean_up_imports()?;
                 Ok(store)
             }
         }
@@ -169,9 +172,45 @@ impl SqliteStore {
 const OPEN_EXISTING: OpenFlags =
     OpenFlags::SQLITE_OPEN_READ_WRITE.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
+/// How long a connection waits for another connection's lock before it
+/// gives up with "database is locked".
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a connection sleeps between tries for a lock.
+const LOCK_POLL: Duration = Duration::from_millis(1);
+
+/// The busy handler of every vault connection: tries again every
+/// [`LOCK_POLL`] for [`LOCK_WAIT`]. SQLite's own busy timeout sleeps 1, 2,
+/// 5, 10, 15, 20, 25, 25, 25, 50, 50 and then 100 ms between tries, so a
+/// writer queued behind another process's long transaction (an import)
+/// woke up to 100 ms after it ended, every request queued behind it with
+/// it. A failed try is a few system calls: polling costs nothing worth
+/// counting. `tries` is SQLite's count of earlier calls for this wait.
+fn wait_for_lock(tries: i32) -> bool {
+    thread_local! {
+        static WAITING_SINCE: std::cell::Cell<Option<std::time::Instant>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    if tries == 0 {
+        WAITING_SINCE.set(Some(now));
+    }
+    let since = WAITING_SINCE.get().unwrap_or(now);
+    if !still_waiting(since, now) {
+        return false;
+    }
+    std::thread::sleep(LOCK_POLL);
+    true
+}
+
+/// Whether a wait for a lock that began at `since` goes on at `now`.
+fn still_waiting(since: std::time::Instant, now: std::time::Instant) -> bool {
+    now.duration_since(since) < LOCK_WAIT
+}
+
 /// The settings of every connection to a vault file.
 fn configure_connection(connection: &Connection) -> Result<()> {
-    connection.busy_timeout(Duration::from_secs(30))?;
+    connection.busy_handler(Some(wait_for_lock))?;
     connection.set_prepared_statement_cache_capacity(64);
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
@@ -183,6 +222,15 @@ fn configure_connection(connection: &Connection) -> Result<()> {
     // put sealed rows in files outside the vault).
     connection.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
+}
+
+/// Which rows a table of signed rows ([`mac_table`]) holds.
+fn rows_of_mac_table(table: &str) -> Rows {
+    match table {
+        "users" => Rows::Users,
+        "devices" => Rows::Devices,
+        _ => Rows::Credentials,
+    }
 }
 
 /// The writer connection of a vault file (see `store::group_commit`).
@@ -224,6 +272,9 @@ fn restrict_permissions(_path: &Path) {}
 /// A transaction on a [`SqliteStore`].
 pub struct SqliteTx<'a> {
     pub(crate) tx: TxConnection<'a>,
+    /// The unfinished staged imports this transaction leaves out (read
+    /// on first use).
+    hidden: std::cell::OnceCell<Hidden>,
 }
 
 /// A read transaction on the store's connection, or a writer's part of a
@@ -250,6 +301,7 @@ impl Store for SqliteStore {
     fn write(&mut self) -> Result<SqliteTx<'_>> {
         Ok(SqliteTx {
             tx: TxConnection::Write(self.writer.begin(|| open_writer(&self.path))?),
+            hidden: Default::default(),
         })
     }
 
@@ -259,6 +311,7 @@ impl Store for SqliteStore {
                 self.connection
                     .transaction_with_behavior(TransactionBehavior::Deferred)?,
             ),
+            hidden: Default::default(),
         })
     }
 
@@ -270,6 +323,16 @@ impl Store for SqliteStore {
     fn scrub(&mut self) -> Result<()> {
         self.connection
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    fn import_guard(&mut self) -> Result<Option<ImportGuard>> {
+        self.guard_import().map(Some)
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        self.connection
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
     }
 }
@@ -408,9 +471,13 @@ impl SqliteTx<'_> {
         self.tx.prepare_cached(sql)?.query_row(params, f)
     }
 
-    fn filter_sql(filter: &CredentialFilter) -> (String, Vec<rusqlite::types::Value>) {
+    /// The WHERE clause of `filter`, and of `visible` (see [`Hidden`]).
+    fn filter_sql(
+        filter: &CredentialFilter,
+        visible: &str,
+    ) -> (String, Vec<rusqlite::types::Value>) {
         use rusqlite::types::Value;
-        let mut clauses = Vec::new();
+        let mut clauses = vec![visible];
         let mut values = Vec::new();
         if let Some(id) = filter.id {
             clauses.push("c.id = ?");
@@ -439,12 +506,7 @@ impl SqliteTx<'_> {
             clauses.push("c.custody = 'held' AND c.purge_after IS NOT NULL AND c.purge_after <= ?");
             values.push(Value::Integer(at as i64));
         }
-        let where_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        (where_sql, values)
+        (format!("WHERE {}", clauses.join(" AND ")), values)
     }
 }
 
@@ -540,9 +602,13 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn user_by_upn(&self, upn: &str) -> Result<Option<User>> {
+        let visible = self.hidden()?.visible(Rows::Users, "id");
         Ok(self
             .query_one(
-                "SELECT id, upn, display_name, created_at FROM users WHERE upn = ? COLLATE NOCASE",
+                &format!(
+                    "SELECT id, upn, display_name, created_at FROM users \
+                     WHERE upn = ? COLLATE NOCASE AND {visible}"
+                ),
                 [upn],
                 |r| {
                     Ok(User {
@@ -557,9 +623,10 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn users(&self) -> Result<Vec<User>> {
-        let mut statement = self
-            .tx
-            .prepare_cached("SELECT id, upn, display_name, created_at FROM users ORDER BY upn")?;
+        let visible = self.hidden()?.visible(Rows::Users, "id");
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT id, upn, display_name, created_at FROM users WHERE {visible} ORDER BY upn"
+        ))?;
         let rows = statement.query_map([], |r| {
             Ok(User {
                 id: r.get(0)?,
@@ -587,9 +654,13 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn device_by_serial(&self, serial: &str) -> Result<Option<Device>> {
+        let visible = self.hidden()?.visible(Rows::Devices, "id");
         Ok(self
             .query_one(
-                "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices WHERE serial = ?",
+                &format!(
+                    "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices \
+                     WHERE serial = ? AND {visible}"
+                ),
                 [serial],
                 device_from_row,
             )
@@ -597,9 +668,11 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn devices(&self) -> Result<Vec<Device>> {
-        let mut statement = self.tx.prepare_cached(
-            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices ORDER BY serial",
-        )?;
+        let visible = self.hidden()?.visible(Rows::Devices, "id");
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT id, serial, manufacturer, model, kind, slots, created_at FROM devices \
+             WHERE {visible} ORDER BY serial"
+        ))?;
         let rows = statement.query_map([], device_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -676,7 +749,8 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn credentials(&self, filter: &CredentialFilter) -> Result<Vec<CredentialRow>> {
-        let (where_sql, values) = SqliteTx::filter_sql(filter);
+        let visible = self.hidden()?.visible(Rows::Credentials, "c.id");
+        let (where_sql, values) = SqliteTx::filter_sql(filter, &visible);
         let sql = format!(
             "SELECT {CREDENTIAL_COLUMNS} {CREDENTIAL_FROM} {where_sql} ORDER BY d.serial, c.slot, c.id"
         );
@@ -686,10 +760,11 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn held_secrets(&self) -> Result<Vec<HeldSecret>> {
-        let mut statement = self.tx.prepare_cached(
+        let visible = self.hidden()?.visible(Rows::Credentials, "id");
+        let mut statement = self.tx.prepare_cached(&format!(
             "SELECT id, kind, algorithm, digits, period, t0, counter, sealed_secret FROM credentials \
-             WHERE custody = 'held' AND sealed_secret IS NOT NULL",
-        )?;
+             WHERE custody = 'held' AND sealed_secret IS NOT NULL AND {visible}"
+        ))?;
         let rows = statement.query_map([], |r| {
             Ok(HeldSecret {
                 id: r.get(0)?,
@@ -745,9 +820,10 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>> {
-        let mut statement = self
-            .tx
-            .prepare_cached("SELECT device_id, slot FROM credentials WHERE device_id = ?")?;
+        let visible = self.hidden()?.visible(Rows::Credentials, "id");
+        let mut statement = self.tx.prepare_cached(&format!(
+            "SELECT device_id, slot FROM credentials WHERE device_id = ? AND {visible}"
+        ))?;
         let mut taken = Vec::new();
         for id in device_ids {
             let rows = statement.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -854,6 +930,42 @@ impl StoreTx for SqliteTx<'_> {
 
     fn events_insert(&self, events: &[Event]) -> Result<()> {
         events.iter().try_for_each(|e| self.event_insert(e))
+    }
+
+    fn id_tops(&self) -> Result<Option<IdTops>> {
+        // Ids are taken after the highest (`next_ids`), and these rows are
+        // deleted only with an unfinished staged import (rows nobody saw):
+        // the tops change when rows are added. A staged import's rows
+        // appear without an insert, when it is published: that moves the
+        // latest published generation.
+        let tops = self.query_one(
+            "SELECT (SELECT coalesce(max(id), 0) FROM devices), \
+             (SELECT coalesce(max(id), 0) FROM users), \
+             (SELECT coalesce(max(id), 0) FROM credentials), \
+             (SELECT coalesce(max(visible_gen), 0) FROM import_batches)",
+            [],
+            |r| {
+                Ok(IdTops {
+                    devices: r.get(0)?,
+                    users: r.get(1)?,
+                    credentials: r.get(2)?,
+                    published: r.get(3)?,
+                })
+            },
+        )?;
+        Ok(Some(tops))
+    }
+
+    fn import_batch_begin(&self, ranges: &ImportRanges, at: u64) -> Result<i64> {
+        self.batch_begin(ranges, at)
+    }
+
+    fn import_batch_publish(&self, batch: i64) -> Result<()> {
+        self.batch_publish(batch)
+    }
+
+    fn import_batch_remove(&self, batch: i64) -> Result<()> {
+        self.batch_remove(batch)
     }
 
     fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {
@@ -966,8 +1078,9 @@ impl StoreTx for SqliteTx<'_> {
         // (MACs of rows deleted before the move), then the rows' own.
         let mut all: Vec<(String, Vec<u8>)> = rows.collect::<rusqlite::Result<_>>()?;
         if let Some(table) = mac_table(kind) {
+            let visible = self.hidden()?.visible(rows_of_mac_table(table), "id");
             let mut statement = self.tx.prepare_cached(&format!(
-                "SELECT id, mac FROM {table} WHERE mac IS NOT NULL ORDER BY id"
+                "SELECT id, mac FROM {table} WHERE mac IS NOT NULL AND {visible} ORDER BY id"
             ))?;
             let rows = statement.query_map([], |r| Ok((row_key(r.get(0)?), r.get(1)?)))?;
             all.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
@@ -1003,7 +1116,10 @@ impl StoreTx for SqliteTx<'_> {
             let mac = match (mac_table(kind), row_of_key(id)) {
                 (Some(table), Some(row)) => self
                     .tx
-                    .prepare_cached(&format!("SELECT mac FROM {table} WHERE id = ?"))?
+                    .prepare_cached(&format!(
+                        "SELECT mac FROM {table} WHERE id = ? AND {}",
+                        self.hidden()?.visible(rows_of_mac_table(table), "id")
+                    ))?
                     .query_row([row], |r| r.get::<_, Option<Vec<u8>>>(0))
                     .optional()?
                     .flatten(),
@@ -1453,4 +1569,55 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<RecordRow> {
         body: r.get(3)?,
         updated_at: r.get(4)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_waits_for_another_connections_transaction_then_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        SqliteStore::create(&path).unwrap();
+        let holder = open_writer(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let waiter = std::thread::spawn(move || {
+            let connection = open_writer(&path).unwrap();
+            connection.execute_batch("BEGIN IMMEDIATE")?;
+            connection.execute_batch("INSERT INTO meta (key, value) VALUES ('waited', 'yes')")?;
+            connection.execute_batch("COMMIT")
+        });
+        // Longer than SQLite's first few sleeps: the waiter tried and was
+        // refused many times before the lock came free.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !waiter.is_finished(),
+            "the waiter cannot write while the lock is held"
+        );
+        holder.execute_batch("ROLLBACK").unwrap();
+        waiter
+            .join()
+            .unwrap()
+            .expect("the waiter got the lock once it was free");
+        let value: String = holder
+            .query_row("SELECT value FROM meta WHERE key = 'waited'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(value, "yes");
+    }
+
+    #[test]
+    fn the_lock_wait_gives_up_after_its_time() {
+        assert!(wait_for_lock(0), "the first try of a wait goes on");
+        assert!(wait_for_lock(1));
+        let now = std::time::Instant::now();
+        let began = |ago: Duration| {
+            now.checked_sub(ago)
+                .expect("the clock runs longer than this")
+        };
+        assert!(still_waiting(began(LOCK_WAIT - LOCK_POLL), now));
+        assert!(!still_waiting(began(LOCK_WAIT), now));
+    }
 }

@@ -1,9 +1,11 @@
 //! The identify marker's reads on SQLite (the triggers that write it are
-//! migration 7).
+//! migration 7; staged imports' rows count from their publishing, see
+//! `import_batches`).
 
 use rusqlite::OptionalExtension;
 
 use super::SqliteTx;
+use super::import_batches::Rows;
 use crate::error::Result;
 use crate::store::{HeldSecret, IdentifyChanges};
 
@@ -26,10 +28,20 @@ impl SqliteTx<'_> {
             .query_map([since], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut held = Vec::new();
-        let mut statement = self.tx.prepare_cached(
+        // Rows of staged imports: an unfinished one's are left out (they
+        // were stamped when written, unseen); a batch published since
+        // `since` is new as a whole, whatever its rows' stamps.
+        let visible = self.hidden()?.visible(Rows::Credentials, "id");
+        let published: String = self
+            .published_since(since)?
+            .iter()
+            .map(|(from, to)| format!(" OR id BETWEEN {from} AND {to}"))
+            .collect();
+        let mut statement = self.tx.prepare_cached(&format!(
             "SELECT id, custody = 'held' AND sealed_secret IS NOT NULL, kind, algorithm, digits, \
-             period, t0, counter, sealed_secret FROM credentials WHERE changed_gen > ?",
-        )?;
+             period, t0, counter, sealed_secret FROM credentials \
+             WHERE (changed_gen > ?{published}) AND {visible}"
+        ))?;
         let mut rows = statement.query([since])?;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
