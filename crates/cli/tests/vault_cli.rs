@@ -756,6 +756,7 @@ fn a_postgres_vault_lives_in_its_schema() {
             "events",
             "identify_gone",
             "identify_marker",
+            "import_batches",
             "meta",
             "operators",
             "records",
