@@ -757,6 +757,8 @@ fn a_postgres_vault_lives_in_its_schema() {
             "identify_gone",
             "identify_marker",
             "import_batches",
+            "import_generations",
+            "import_records",
             "meta",
             "operators",
             "records",

@@ -224,3 +224,76 @@ fn a_staged_import_that_fails_half_way_removes_its_rows() {
     assert_eq!(serials, ["OLD-1", "STAGED-045"]);
     assert!(importer.verify_vault().unwrap().intact);
 }
+
+/// Whether another connection could take the write lock right now.
+fn lock_free(f: &Fixture) -> bool {
+    let c = rusqlite::Connection::open(f.path().unwrap()).unwrap();
+    c.busy_timeout(std::time::Duration::ZERO).unwrap();
+    let free = c.execute_batch("BEGIN IMMEDIATE").is_ok();
+    if free {
+        c.execute_batch("ROLLBACK").unwrap();
+    }
+    free
+}
+
+#[test]
+fn an_import_nobody_waits_for_is_one_transaction_and_one_somebody_waits_for_lets_them_in() {
+    // Alone: the parts share one transaction (the lock is never free
+    // between them), and the batch is published whole.
+    let f = fixture(Backend::Sqlite);
+    let mut importer = session(&f.location);
+    let mut free = Vec::new();
+    let (added, transactions) = importer
+        .add_tokens_adaptively(batch(), NOW, PART, |_| {
+            free.push(lock_free(&f));
+            true
+        })
+        .unwrap();
+    assert_eq!(added.len(), BATCH as usize);
+    assert_eq!(transactions, 1);
+    // The first part is the batch's last credential alone (it holds the
+    // highest ids), then parts of PART.
+    let parts = 1 + (BATCH as usize - 1).div_ceil(PART);
+    // Before each part after the first: held; before publishing: free.
+    assert_eq!(free.len(), parts);
+    assert!(free[..parts - 1].iter().all(|free| !free), "{free:?}");
+    assert!(free[parts - 1]);
+    assert_eq!(all(&mut importer), BATCH as usize);
+
+    // Somebody waits from part 2 to part 4 (another process's writer in
+    // its busy handler holds the vault's wait file shared): the import
+    // commits after each part while they wait, and lets them in.
+    let f = fixture(Backend::Sqlite);
+    let mut importer = session(&f.location);
+    let wait_file = {
+        let mut name = f.path().unwrap().as_os_str().to_owned();
+        name.push("-wait.lock");
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(name)
+            .unwrap()
+    };
+    let mut free = Vec::new();
+    let (added, transactions) = importer
+        .add_tokens_adaptively(batch(), NOW, PART, |part| {
+            free.push((part, lock_free(&f)));
+            match part {
+                2 => wait_file.lock_shared().unwrap(),
+                4 => wait_file.unlock().unwrap(),
+                _ => {}
+            }
+            true
+        })
+        .unwrap();
+    assert_eq!(added.len(), BATCH as usize);
+    // Parts 0–2 in one transaction, let in after it; part 3 in its own,
+    // let in after it; then 4 and 5 in one.
+    assert_eq!(transactions, 3);
+    let free_at: Vec<usize> = free.iter().filter(|(_, f)| *f).map(|(p, _)| *p).collect();
+    assert_eq!(free_at, [3, 4, parts], "{free:?}");
+    assert_eq!(all(&mut importer), BATCH as usize);
+    assert!(importer.verify_vault().unwrap().intact);
+}

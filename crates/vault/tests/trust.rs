@@ -962,7 +962,8 @@ fn macs_kept_in_row_macs_move_into_their_rows(backend: Backend) {
          FROM row_macs WHERE kind = 'credential' AND id = '00000000000000000001'; \
          DELETE FROM schema_migrations WHERE version >= \
              (SELECT version FROM schema_migrations WHERE name = '{}'); \
-         DROP TABLE drift_series; DROP TABLE drift_sightings; DROP TABLE import_batches",
+         DROP TABLE drift_series; DROP TABLE drift_sightings; DROP TABLE import_batches; \
+         DROP TABLE import_records; DROP TABLE import_generations",
         "signed rows: the MACs of credentials, users and devices kept in their rows"
     ));
     // (The migrations after the move are undone too — today the drift

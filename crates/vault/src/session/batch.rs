@@ -17,15 +17,14 @@
 //! helpdesk can wait (p99 under 50 ms). So a batch of more than
 //! [`STAGE_ROWS`] is written as a *staged import* where the store has them
 //! ([`Store::import_guard`]; SQLite, see `store::sqlite::import_batches`):
-//! in transactions of about [`STAGE_ROWS`] credentials with a pause of
-//! [`STAGE_PAUSE`] between them, in which the waiting writers take the
-//! lock; every read leaves the batch's rows out until one last short
-//! transaction publishes the batch and appends its audit entry. All or
-//! nothing as before: a batch that fails half-way is deleted, and one whose
-//! process died is deleted by the next open or import.
+//! in parts of about [`STAGE_ROWS`] credentials, committed and followed by
+//! a pause whenever another writer waits for the lock (see
+//! `session::staging`); every read leaves the batch's rows out until one
+//! last short transaction publishes the batch and appends its audit entry.
+//! All or nothing as before: a batch that fails half-way is deleted, and
+//! one whose process died is deleted by the next open or import.
 
-use std::time::Duration;
-
+use super::staging::{Interrupted, Staging, write_in_parts};
 use super::*;
 use crate::store::{IdTops, ImportRanges};
 
@@ -368,30 +367,6 @@ pub(crate) fn prepare_tokens(
     }))
 }
 
-/// Credentials per transaction of a staged import: about 10–20 ms of
-/// writing on the 2-core bench machine, under the helpdesk's 50 ms.
-pub(crate) const STAGE_ROWS: usize = 2_000;
-
-/// The pause between a staged import's transactions, in which writers
-/// waiting for the lock (they try every millisecond) take it.
-pub(crate) const STAGE_PAUSE: Duration = Duration::from_millis(3);
-
-/// How many times a large batch is prepared and staged before it is
-/// written in one transaction instead (each time another writer added
-/// rows between its snapshot and its first transaction).
-pub(crate) const STAGE_ATTEMPTS: usize = 3;
-
-/// How a staged import goes.
-pub(crate) struct Staging<'a> {
-    /// Credentials per transaction; a batch of no more is not staged.
-    pub rows: usize,
-    pub pause: Duration,
-    /// Asked before each transaction after the first (with its number;
-    /// the last number is the publishing one): `false` stops the import
-    /// there as a crash would (tests).
-    pub go_on: &'a mut dyn FnMut(usize) -> bool,
-}
-
 /// Which rows one transaction of a staged import writes (indexes into
 /// the batch's devices, users and credentials).
 #[derive(Default)]
@@ -580,79 +555,64 @@ impl<S: Store> Session<S> {
             return Ok(Err(prepared));
         };
         let parts = prepared.parts(staging.rows);
-        let batch = {
-            let tx = self.store.write()?;
-            if tx.id_tops()? != Some(prepared.tops) {
-                return Ok(Err(prepared));
-            }
-            let batch = tx.import_batch_begin(&prepared.ranges(), now)?;
-            prepared.write_part(&tx, &parts[0], now)?;
-            tx.commit()?;
-            batch
+        let (batch, outcome) = write_in_parts(
+            &mut self.store,
+            staging,
+            parts.len(),
+            |tx| {
+                if tx.id_tops()? != Some(prepared.tops) {
+                    return Ok(None);
+                }
+                let batch = tx.import_batch_begin(&prepared.ranges(), now)?;
+                prepared.write_part(tx, &parts[0], now)?;
+                Ok(Some((batch, parts[0].credentials.len())))
+            },
+            |tx, _, n| {
+                prepared.write_part(tx, &parts[n], now)?;
+                Ok(parts[n].credentials.len())
+            },
+        );
+        let Some(batch) = batch else {
+            return match outcome {
+                // Rows were added since the snapshot: nothing written.
+                Ok(()) => Ok(Err(prepared)),
+                Err(Interrupted::Failed(error)) => Err(error),
+                Err(Interrupted::Stopped) => Err(stopped()),
+            };
         };
-        match self.write_parts(batch, &prepared, &parts[1..], now, event, staging) {
-            Ok(()) => Ok(Ok(prepared.rows)),
-            Err(Interrupted::Failed(error)) => {
-                // The batch's rows go; if even that fails, they stay
-                // hidden and the next open removes them.
-                let _ = self.store.write().and_then(|tx| {
-                    tx.import_batch_remove(batch)?;
-                    tx.commit()
-                });
-                Err(error)
-            }
-            Err(Interrupted::Stopped) => Err(Error::Database(
-                "the import was stopped before it was published".into(),
-            )),
-        }
-    }
-
-    /// The parts after the first, then the publishing transaction; before
-    /// each, a checkpoint of the last one's pages and a pause for the
-    /// writers waiting.
-    fn write_parts(
-        &mut self,
-        batch: i64,
-        prepared: &PreparedTokens,
-        parts: &[Part],
-        now: u64,
-        event: AuditEvent,
-        staging: &mut Staging<'_>,
-    ) -> std::result::Result<(), Interrupted> {
-        for (number, part) in (1..).zip(parts) {
-            if !(staging.go_on)(number) {
+        let outcome = outcome.and_then(|()| {
+            if !(staging.go_on)(parts.len()) {
                 return Err(Interrupted::Stopped);
             }
-            self.store.checkpoint()?;
-            std::thread::sleep(staging.pause);
-            let tx = self.store.write()?;
-            prepared.write_part(&tx, part, now)?;
-            tx.commit()?;
+            self.change(now, |tx, _| {
+                tx.import_batch_publish(batch)?;
+                Ok(((), event))
+            })
+            .map_err(Interrupted::Failed)
+        });
+        match outcome {
+            Ok(()) => Ok(Ok(prepared.rows)),
+            Err(Interrupted::Failed(error)) => {
+                self.remove_batch(batch);
+                Err(error)
+            }
+            Err(Interrupted::Stopped) => Err(stopped()),
         }
-        if !(staging.go_on)(parts.len() + 1) {
-            return Err(Interrupted::Stopped);
-        }
-        self.store.checkpoint()?;
-        std::thread::sleep(staging.pause);
-        self.change(now, |tx, _| {
-            tx.import_batch_publish(batch)?;
-            Ok(((), event))
-        })?;
-        Ok(())
+    }
+
+    /// Removes an unpublished batch's rows after an error; if even that
+    /// fails, they stay hidden and the next open removes them.
+    pub(crate) fn remove_batch(&mut self, batch: i64) {
+        let _ = self.store.write().and_then(|tx| {
+            tx.import_batch_remove(batch)?;
+            tx.commit()
+        });
     }
 }
 
-/// Why a staged import did not get to publish its batch.
-enum Interrupted {
-    Failed(Error),
-    /// A test stopped it, as a crash would.
-    Stopped,
-}
-
-impl From<Error> for Interrupted {
-    fn from(error: Error) -> Interrupted {
-        Interrupted::Failed(error)
-    }
+/// The error of a staged write a test stopped as a crash would.
+pub(crate) fn stopped() -> Error {
+    Error::Database("the import was stopped before it was published".into())
 }
 
 /// Seals and signs new rows and writes them, the work on two cores: a

@@ -44,6 +44,7 @@ mod custody_match;
 mod delivery;
 mod device_writes;
 mod entra;
+mod facts_staging;
 pub mod exchange;
 mod fleet;
 mod helpdesk;
@@ -58,6 +59,7 @@ mod roles;
 mod secrets;
 pub mod selfservice;
 mod signin;
+mod staging;
 mod tap;
 mod tokens;
 pub mod verification;
@@ -65,7 +67,7 @@ pub mod web;
 
 #[allow(unused_imports)]
 pub(crate) use self::{
-    batch::*, delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, tokens::*,
+    batch::*, delivery::*, entra::*, helpdesk::*, keys::*, secrets::*, staging::*, tokens::*,
 };
 pub use backup::{BackupReport, RestoreReport, restore};
 pub use copying::CopyReport;

@@ -348,11 +348,8 @@ impl<S: Store> Session<S> {
         action: &str,
         extra: serde_json::Value,
     ) -> Result<Vec<CredentialRow>> {
-        let mut staging = Staging {
-            rows: STAGE_ROWS,
-            pause: STAGE_PAUSE,
-            go_on: &mut |_| true,
-        };
+        let mut go_on = |_: usize| true;
+        let mut staging = Staging::new(&mut go_on);
         self.add_tokens_between(tokens, now, action, extra, || {}, &mut staging)
     }
 
@@ -366,18 +363,16 @@ impl<S: Store> Session<S> {
         now: u64,
         meanwhile: impl FnOnce(),
     ) -> Result<Vec<CredentialRow>> {
-        let mut staging = Staging {
-            rows: STAGE_ROWS,
-            pause: STAGE_PAUSE,
-            go_on: &mut |_| true,
-        };
+        let mut go_on = |_: usize| true;
+        let mut staging = Staging::new(&mut go_on);
         self.add_tokens_between(tokens, now, "token.add", json!({}), meanwhile, &mut staging)
     }
 
     /// For tests: [`Session::add_tokens`] staged in transactions of
     /// `rows` credentials (if the store stages imports), with `go_on`
     /// asked before each transaction after the first: `false` stops the
-    /// import there as a crash would.
+    /// import there as a crash would. Every part is its own transaction,
+    /// as if a writer waited after each.
     #[cfg(feature = "testing")]
     #[doc(hidden)]
     pub fn add_tokens_staged(
@@ -387,12 +382,31 @@ impl<S: Store> Session<S> {
         rows: usize,
         mut go_on: impl FnMut(usize) -> bool,
     ) -> Result<Vec<CredentialRow>> {
-        let mut staging = Staging {
-            rows,
-            pause: STAGE_PAUSE,
-            go_on: &mut go_on,
-        };
+        let mut staging = Staging::new(&mut go_on);
+        staging.rows = rows;
+        // As if a writer waited after every part: each its own transaction.
+        staging.always_let_in = true;
         self.add_tokens_between(tokens, now, "token.add", json!({}), || {}, &mut staging)
+    }
+
+    /// For tests: [`Session::add_tokens`] staged in parts of `rows`
+    /// credentials that share a transaction unless a writer waits (as
+    /// every import does); `go_on` as in [`Session::add_tokens_staged`].
+    /// Returns the rows and the transactions the parts took.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn add_tokens_adaptively(
+        &mut self,
+        tokens: Vec<NewToken>,
+        now: u64,
+        rows: usize,
+        mut go_on: impl FnMut(usize) -> bool,
+    ) -> Result<(Vec<CredentialRow>, usize)> {
+        let mut staging = Staging::new(&mut go_on);
+        staging.rows = rows;
+        let added =
+            self.add_tokens_between(tokens, now, "token.add", json!({}), || {}, &mut staging)?;
+        Ok((added, staging.transactions))
     }
 
     /// Prepares the batch before the write transaction where the store

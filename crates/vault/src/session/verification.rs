@@ -144,6 +144,101 @@ pub(crate) fn read_facts(tx: &impl StoreTx, keys: &Keys<'_>, user: &User) -> Res
     }
 }
 
+/// The vault's users among those of `updates`, by lower-case UPN.
+pub(crate) fn users_of(
+    tx: &impl StoreTx,
+    updates: &[FactsUpdate],
+) -> Result<BTreeMap<String, User>> {
+    let upns: Vec<String> = updates.iter().map(|u| u.upn.clone()).collect();
+    Ok(tx
+        .users_by_upn(&upns)?
+        .into_iter()
+        .map(|u| (u.upn.to_lowercase(), u))
+        .collect())
+}
+
+/// The records an update of data on file writes (each user's whole, as it
+/// is after the update), counted in `report`: against the data on file
+/// `tx` sees, for the `users` found.
+pub(crate) fn plan_facts(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    updates: &[FactsUpdate],
+    source: &str,
+    users: &BTreeMap<String, User>,
+    report: &mut FactsReport,
+    now: u64,
+) -> Result<Vec<RecordRow>> {
+    let known: Vec<&User> = updates
+        .iter()
+        .filter_map(|u| users.get(&u.upn.to_lowercase()))
+        .collect();
+    let ids: Vec<String> = known.iter().map(|u| facts_id(u.id)).collect();
+    let mut current: BTreeMap<String, Facts> = BTreeMap::new();
+    for row in records::read(tx, keys, kind::USER_FACTS, &ids)? {
+        let facts: Facts = records::body(&row)?;
+        current.insert(row.id, facts);
+    }
+    let mut rows: Vec<RecordRow> = Vec::new();
+    // A user named twice: the later update applies to the earlier's
+    // result, and one record (the last) is written.
+    let mut row_of: BTreeMap<String, usize> = BTreeMap::new();
+    for update in updates {
+        let Some(user) = users.get(&update.upn.to_lowercase()) else {
+            report.not_in_vault.push(update.upn.clone());
+            continue;
+        };
+        let id = facts_id(user.id);
+        let before = current.get(&id).cloned().unwrap_or_default();
+        let mut after = before.clone();
+        for (name, value) in &update.values {
+            match value.as_deref().map(str::trim) {
+                Some(value) if !value.is_empty() => {
+                    if after.get(name).map(|f| f.value.as_str()) != Some(value) {
+                        after.insert(
+                            name.clone(),
+                            Fact {
+                                value: value.to_owned(),
+                                source: source.to_owned(),
+                                at: now,
+                            },
+                        );
+                    }
+                }
+                _ => {
+                    after.remove(name);
+                }
+            }
+        }
+        if after == before {
+            report.unchanged += 1;
+            continue;
+        }
+        report.updated += 1;
+        let row = records::record(kind::USER_FACTS, &id, "active", &after, now)?;
+        match row_of.get(&id) {
+            Some(&index) => rows[index] = row,
+            None => {
+                row_of.insert(id.clone(), rows.len());
+                rows.push(row);
+            }
+        }
+        current.insert(id, after);
+    }
+    Ok(rows)
+}
+
+/// The audit entry of an update of data on file.
+pub(crate) fn facts_event(source: &str, report: &FactsReport) -> AuditEvent {
+    AuditEvent::of(Action::UserFactsUpdate).detail(json!({
+        "source": source,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "created": report.created,
+        "not_in_vault": report.not_in_vault.len(),
+    }))
+}
+
 /// Whether the policy has a notice of `event` sent to the user.
 pub(crate) fn notice_wanted(policy: &Policy, event: &str) -> bool {
     let wanted = match event {
@@ -232,6 +327,45 @@ impl<S: Store> Session<S> {
         create: bool,
         now: u64,
     ) -> Result<FactsReport> {
+        let mut go_on = |_: usize| true;
+        let mut staging = Staging::new(&mut go_on);
+        self.update_user_facts_with(updates, source, create, now, &mut staging)
+    }
+
+    /// For tests: [`Session::update_user_facts`] staged (if the store
+    /// stages) in parts of `rows` records, each its own transaction with
+    /// `always_let_in` (as if a writer waited after each), else sharing
+    /// one unless a writer waits; `go_on` is asked before each part after
+    /// the first, before the publishing transaction, and before the
+    /// records are moved into their table (the last two numbers): `false`
+    /// stops there as a crash would. Returns the report and the
+    /// transactions the parts took (0: not staged).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn update_user_facts_staged_for_tests(
+        &mut self,
+        updates: Vec<FactsUpdate>,
+        source: &str,
+        now: u64,
+        rows: usize,
+        always_let_in: bool,
+        mut go_on: impl FnMut(usize) -> bool,
+    ) -> Result<(FactsReport, usize)> {
+        let mut staging = Staging::new(&mut go_on);
+        staging.rows = rows;
+        staging.always_let_in = always_let_in;
+        let report = self.update_user_facts_with(updates, source, false, now, &mut staging)?;
+        Ok((report, staging.transactions))
+    }
+
+    fn update_user_facts_with(
+        &mut self,
+        updates: Vec<FactsUpdate>,
+        source: &str,
+        create: bool,
+        now: u64,
+        staging: &mut Staging<'_>,
+    ) -> Result<FactsReport> {
         self.require(Permission::InventoryWrite)?;
         for update in &updates {
             check_text("UPN", &update.upn)?;
@@ -248,13 +382,16 @@ impl<S: Store> Session<S> {
                 }
             }
         }
+        // A large one is staged where the store can (SQLite): written in
+        // parts no read sees until one short publishing transaction.
+        if updates.len() > staging.rows
+            && let Some(report) =
+                self.update_user_facts_staged(&updates, source, create, now, staging)?
+        {
+            return Ok(report);
+        }
         self.change(now, |tx, keys| {
-            let upns: Vec<String> = updates.iter().map(|u| u.upn.clone()).collect();
-            let mut users: BTreeMap<String, User> = tx
-                .users_by_upn(&upns)?
-                .into_iter()
-                .map(|u| (u.upn.to_lowercase(), u))
-                .collect();
+            let mut users = users_of(tx, &updates)?;
             let mut report = FactsReport::default();
             if create {
                 let mut fresh: Vec<User> = Vec::new();
@@ -283,66 +420,9 @@ impl<S: Store> Session<S> {
                     report.created += 1;
                 }
             }
-            let known: Vec<&User> = updates
-                .iter()
-                .filter_map(|u| users.get(&u.upn.to_lowercase()))
-                .collect();
-            let ids: Vec<String> = known.iter().map(|u| facts_id(u.id)).collect();
-            let mut current: BTreeMap<String, Facts> = BTreeMap::new();
-            for row in records::read(tx, keys, kind::USER_FACTS, &ids)? {
-                let facts: Facts = records::body(&row)?;
-                current.insert(row.id, facts);
-            }
-            let mut rows = Vec::new();
-            for update in &updates {
-                let Some(user) = users.get(&update.upn.to_lowercase()) else {
-                    report.not_in_vault.push(update.upn.clone());
-                    continue;
-                };
-                let id = facts_id(user.id);
-                let before = current.get(&id).cloned().unwrap_or_default();
-                let mut after = before.clone();
-                for (name, value) in &update.values {
-                    match value.as_deref().map(str::trim) {
-                        Some(value) if !value.is_empty() => {
-                            if after.get(name).map(|f| f.value.as_str()) != Some(value) {
-                                after.insert(
-                                    name.clone(),
-                                    Fact {
-                                        value: value.to_owned(),
-                                        source: source.to_owned(),
-                                        at: now,
-                                    },
-                                );
-                            }
-                        }
-                        _ => {
-                            after.remove(name);
-                        }
-                    }
-                }
-                if after == before {
-                    report.unchanged += 1;
-                    continue;
-                }
-                report.updated += 1;
-                rows.push(records::record(
-                    kind::USER_FACTS,
-                    &id,
-                    "active",
-                    &after,
-                    now,
-                )?);
-                current.insert(id, after);
-            }
+            let rows = plan_facts(tx, keys, &updates, source, &users, &mut report, now)?;
             records::put(tx, keys, rows)?;
-            let event = AuditEvent::of(Action::UserFactsUpdate).detail(json!({
-                "source": source,
-                "updated": report.updated,
-                "unchanged": report.unchanged,
-                "created": report.created,
-                "not_in_vault": report.not_in_vault.len(),
-            }));
+            let event = facts_event(source, &report);
             Ok((report, event))
         })
     }

@@ -194,6 +194,11 @@ impl StoreTx for AnyTx<'_> {
         fn import_batch_begin(&self, ranges: &ImportRanges, at: u64) -> Result<i64>;
         fn import_batch_publish(&self, batch: i64) -> Result<()>;
         fn import_batch_remove(&self, batch: i64) -> Result<()>;
+        fn writers_waiting(&self) -> Result<bool>;
+        fn records_generation(&self, kind: &str) -> Result<i64>;
+        fn records_stage(&self, batch: i64, rows: &[RecordRow], macs: &[Vec<u8>]) -> Result<()>;
+        fn records_publish(&self, batch: i64, kind: &str, generation: i64) -> Result<bool>;
+        fn records_fold(&self, limit: usize) -> Result<usize>;
         fn audit_last(&self) -> Result<Option<AuditRow>>;
         fn audit_insert(&self, row: &AuditRow) -> Result<()>;
         fn audit_all(&self) -> Result<Vec<AuditRow>>;

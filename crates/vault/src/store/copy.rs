@@ -154,15 +154,17 @@ fn column_list(table: &Table) -> String {
 
 /// The vault's tables (not the migration bookkeeping, nor the identify
 /// marker's tables, which the target's own triggers fill as the
-/// credentials arrive, nor the staged imports' ranges, which only the
-/// source's identify generations give a meaning), parents before
-/// children. A SQLite vault with an import being written is refused: its
-/// hidden rows would arrive as visible ones.
+/// credentials arrive, nor the staged imports' tables (`import_*`: ranges
+/// only the source's identify generations give a meaning, and records
+/// still being written or moved), parents before children. A SQLite vault
+/// with an import being written, or whose published records are still
+/// being moved into `records`, is refused: its hidden rows would arrive as
+/// visible ones, its published ones would be missed.
 pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
     let mut found = Vec::new();
     match tx {
         AnyTx::Sqlite(t) => {
-            if t.hidden()?.any() {
+            if t.hidden()?.any() || !t.overlay()?.is_empty() {
                 return Err(Error::Refused(
                     "an import into this vault is being written: copy it once the import is done"
                         .into(),
@@ -173,7 +175,7 @@ pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
                 .prepare(
                     "SELECT name FROM sqlite_master WHERE type = 'table' \
                      AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> 'schema_migrations' \
-                     AND name <> 'import_batches' \
+                     AND name NOT LIKE 'import\\_%' ESCAPE '\\' \
                      AND name NOT LIKE 'identify\\_%' ESCAPE '\\'",
                 )?
                 .query_map([], |r| r.get(0))?
@@ -200,7 +202,7 @@ pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
                 .query(
                     "SELECT relname::text FROM pg_class WHERE relnamespace = current_schema()::regnamespace \
                      AND relkind = 'r' AND relname <> 'schema_migrations' \
-                     AND relname <> 'import_batches' AND relname NOT LIKE 'identify\\_%'",
+                     AND relname NOT LIKE 'import\\_%' AND relname NOT LIKE 'identify\\_%'",
                     &[],
                 )?
                 .iter()

@@ -270,6 +270,12 @@ impl<C: GroupConnection> std::ops::DerefMut for Member<'_, C> {
 }
 
 impl<C: GroupConnection> Member<'_, C> {
+    /// Whether other writers of this process wait for their turn (a staged
+    /// import lets them in before its next part).
+    pub(crate) fn others_queued(&self) -> bool {
+        self.writer.queued.load(Ordering::SeqCst) > 0
+    }
+
     /// Keeps this member's changes and returns once a commit holds them
     /// (or with the error that lost them).
     pub(crate) fn commit(mut self) -> Result<()> {

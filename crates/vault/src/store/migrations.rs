@@ -665,6 +665,60 @@ CREATE TABLE import_batches (
 );
 ",
     },
+    Migration {
+        version: 14,
+        name: "staged records: a large update of users' data on file stays hidden until its last transaction",
+        // The data on file of 100,000 users (a spreadsheet import's second
+        // step) replaces signed records that exist, so it cannot be hidden
+        // by id ranges as new rows are: its records are written, in short
+        // transactions, to `import_records` under their batch (rows no
+        // read looks at while the batch is unpublished); once published,
+        // a read of `records` takes a published batch's version of a
+        // record over the table's (`import_batches.records` = 1 while it
+        // has any there), and the importer then moves them into `records`
+        // and `row_macs` in short transactions, which changes nothing a
+        // read sees. `import_generations` counts the writes of each kind
+        // of record: a batch is published only if no record of its kind
+        // was written since the snapshot it was planned on. See
+        // `session::facts_staging` and `store::sqlite::staged_records`.
+        // PostgreSQL has the tables for the same schema, and no staging.
+        sqlite: "
+ALTER TABLE import_batches ADD COLUMN records INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE import_records (
+    batch INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    mac BLOB NOT NULL,
+    PRIMARY KEY (kind, id, batch)
+) WITHOUT ROWID;
+CREATE INDEX import_records_batch ON import_records(batch);
+CREATE TABLE import_generations (
+    kind TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+) WITHOUT ROWID;
+",
+        postgres: "
+ALTER TABLE import_batches ADD COLUMN records BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE import_records (
+    batch BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    mac BYTEA NOT NULL,
+    PRIMARY KEY (kind, id, batch)
+);
+CREATE INDEX import_records_batch ON import_records(batch);
+CREATE TABLE import_generations (
+    kind TEXT PRIMARY KEY,
+    generation BIGINT NOT NULL
+);
+",
+    },
 ];
 
 /// The schema version this oathdesk writes.

@@ -27,7 +27,7 @@ pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Device, EntraLink, Event, State, User};
 pub use helpdesk::{HelpdeskQuery, HelpdeskRows};
 
@@ -423,6 +423,47 @@ pub trait StoreTx {
     fn import_batch_publish(&self, batch: i64) -> Result<()>;
     /// Deletes a staged import's rows and the batch.
     fn import_batch_remove(&self, batch: i64) -> Result<()>;
+
+    /// Whether another writer waits for the write lock now (another
+    /// process, or another thread of this one): a staged import lets it in
+    /// before its next part ([`crate::session::staging`]). `false` where
+    /// imports are not staged.
+    fn writers_waiting(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    // ----- staged records (SQLite; see crate::session::facts_staging) ------
+
+    /// How many times records of `kind` were written (or a staged batch of
+    /// them published): a batch planned on a snapshot is published only
+    /// while this is what the snapshot read.
+    fn records_generation(&self, _kind: &str) -> Result<i64> {
+        Err(Error::Database(
+            "staged records are SQLite's: this store writes records in one transaction".into(),
+        ))
+    }
+    /// Writes records (with their MACs) into a staged batch begun with
+    /// [`StoreTx::import_batch_begin`]: no read sees them until
+    /// [`StoreTx::records_publish`].
+    fn records_stage(&self, _batch: i64, _rows: &[RecordRow], _macs: &[Vec<u8>]) -> Result<()> {
+        Err(Error::Database(
+            "staged records are SQLite's: this store writes records in one transaction".into(),
+        ))
+    }
+    /// Publishes a batch of staged records of `kind` if no record of that
+    /// kind was written since `generation` was read (`false`, and nothing
+    /// done, otherwise): every read then sees the batch's records at once.
+    fn records_publish(&self, _batch: i64, _kind: &str, _generation: i64) -> Result<bool> {
+        Err(Error::Database(
+            "staged records are SQLite's: this store writes records in one transaction".into(),
+        ))
+    }
+    /// Moves up to `limit` records of the oldest published batch into the
+    /// records table (which changes nothing a read sees); returns how many
+    /// (0: none is left to move).
+    fn records_fold(&self, _limit: usize) -> Result<usize> {
+        Ok(0)
+    }
 
     /// Everything a helpdesk code request is decided on, with the stored
     /// MACs of those rows: one statement on PostgreSQL (see

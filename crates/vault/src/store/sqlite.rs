@@ -9,6 +9,8 @@
 
 mod identify_marker;
 mod import_batches;
+mod staged_records;
+mod waiting;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
@@ -196,6 +198,8 @@ fn wait_for_lock(tries: i32) -> bool {
         WAITING_SINCE.set(Some(now));
     }
     let since = WAITING_SINCE.get().unwrap_or(now);
+    // Say so to a staged import holding the lock (see `waiting`).
+    waiting::waiting();
     if !still_waiting(since, now) {
         return false;
     }
@@ -275,6 +279,9 @@ pub struct SqliteTx<'a> {
     /// The unfinished staged imports this transaction leaves out (read
     /// on first use).
     hidden: std::cell::OnceCell<Hidden>,
+    /// The published batches of staged records not all moved into
+    /// `records` yet (read on first use; see `staged_records`).
+    overlay: std::cell::OnceCell<Vec<i64>>,
 }
 
 /// A read transaction on the store's connection, or a writer's part of a
@@ -302,6 +309,7 @@ impl Store for SqliteStore {
         Ok(SqliteTx {
             tx: TxConnection::Write(self.writer.begin(|| open_writer(&self.path))?),
             hidden: Default::default(),
+            overlay: Default::default(),
         })
     }
 
@@ -312,6 +320,7 @@ impl Store for SqliteStore {
                     .transaction_with_behavior(TransactionBehavior::Deferred)?,
             ),
             hidden: Default::default(),
+            overlay: Default::default(),
         })
     }
 
@@ -968,6 +977,26 @@ impl StoreTx for SqliteTx<'_> {
         self.batch_remove(batch)
     }
 
+    fn writers_waiting(&self) -> Result<bool> {
+        waiting::writers_waiting(self)
+    }
+
+    fn records_generation(&self, kind: &str) -> Result<i64> {
+        self.generation(kind)
+    }
+
+    fn records_stage(&self, batch: i64, rows: &[RecordRow], macs: &[Vec<u8>]) -> Result<()> {
+        self.stage(batch, rows, macs)
+    }
+
+    fn records_publish(&self, batch: i64, kind: &str, generation: i64) -> Result<bool> {
+        self.publish_records(batch, kind, generation)
+    }
+
+    fn records_fold(&self, limit: usize) -> Result<usize> {
+        self.fold(limit)
+    }
+
     fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {
         crate::store::helpdesk::read_one_by_one(self, query)
     }
@@ -1076,7 +1105,7 @@ impl StoreTx for SqliteTx<'_> {
         let rows = statement.query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
         // For a kind kept in its rows: what `row_macs` still holds of it
         // (MACs of rows deleted before the move), then the rows' own.
-        let mut all: Vec<(String, Vec<u8>)> = rows.collect::<rusqlite::Result<_>>()?;
+        let mut all = self.macs_overlaid(kind, rows.collect::<rusqlite::Result<_>>()?)?;
         if let Some(table) = mac_table(kind) {
             let visible = self.hidden()?.visible(rows_of_mac_table(table), "id");
             let mut statement = self.tx.prepare_cached(&format!(
@@ -1124,9 +1153,12 @@ impl StoreTx for SqliteTx<'_> {
                     .optional()?
                     .flatten(),
                 (Some(_), None) => None,
-                (None, _) => statement
-                    .query_row(params![kind, id], |r| r.get::<_, Vec<u8>>(0))
-                    .optional()?,
+                (None, _) => match self.overlaid(kind, id)? {
+                    Some((_, mac)) => Some(mac),
+                    None => statement
+                        .query_row(params![kind, id], |r| r.get::<_, Vec<u8>>(0))
+                        .optional()?,
+                },
             };
             if let Some(mac) = mac {
                 found.push(((*kind).to_owned(), id.clone(), mac));
@@ -1279,7 +1311,9 @@ impl StoreTx for SqliteTx<'_> {
         )?;
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(row) = statement
+            if let Some((row, _)) = self.overlaid(kind, id)? {
+                found.push(row);
+            } else if let Some(row) = statement
                 .query_row(params![kind, id], record_from_row)
                 .optional()?
             {
@@ -1296,8 +1330,14 @@ impl StoreTx for SqliteTx<'_> {
             "SELECT kind, id, state, body, updated_at FROM records \
              WHERE kind = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY id",
         )?;
-        let rows = statement.query_map(params![kind, state], record_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        if self.overlay()?.is_empty() {
+            let rows = statement.query_map(params![kind, state], record_from_row)?;
+            return Ok(rows.collect::<rusqlite::Result<_>>()?);
+        }
+        // Published staged records not moved yet are read over these, and
+        // their state decides.
+        let rows = statement.query_map(params![kind, None::<&str>], record_from_row)?;
+        self.records_overlaid(kind, state, rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn records_put(&self, rows: &[RecordRow]) -> Result<()> {
@@ -1314,15 +1354,18 @@ impl StoreTx for SqliteTx<'_> {
                 row.updated_at
             ])?;
         }
-        Ok(())
+        self.records_written(rows.iter().map(|r| (r.kind.as_str(), r.id.as_str())))
     }
 
     fn record_delete(&self, kind: &str, id: &str) -> Result<bool> {
-        Ok(self
+        let overlaid = self.overlaid(kind, id)?.is_some();
+        let deleted = self
             .tx
             .prepare_cached("DELETE FROM records WHERE kind = ? AND id = ?")?
             .execute(params![kind, id])?
-            > 0)
+            > 0;
+        self.records_written([(kind, id)])?;
+        Ok(deleted || overlaid)
     }
 
     fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>> {

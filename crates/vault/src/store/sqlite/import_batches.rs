@@ -178,6 +178,9 @@ impl SqliteTx<'_> {
             .execute("DELETE FROM users WHERE id BETWEEN ? AND ?", [u0, u1])?;
         self.tx
             .execute("DELETE FROM devices WHERE id BETWEEN ? AND ?", [d0, d1])?;
+        // Records staged in it (`staged_records`).
+        self.tx
+            .execute("DELETE FROM import_records WHERE batch = ?", [batch])?;
         self.tx
             .execute("DELETE FROM import_batches WHERE id = ?", [batch])?;
         Ok(())

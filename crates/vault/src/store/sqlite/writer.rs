@@ -12,6 +12,8 @@ use crate::store::group_commit::{GroupConnection, Registry, Writer};
 
 impl GroupConnection for Connection {
     fn begin(&mut self) -> Result<()> {
+        // A wait for the lock in here is said to a staged import holding it.
+        let _beginning = super::waiting::Beginning::new(self.path());
         Ok(self.execute_batch("BEGIN IMMEDIATE")?)
     }
 
