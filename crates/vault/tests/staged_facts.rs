@@ -306,8 +306,7 @@ fn data_on_file_written_since_the_snapshot_makes_the_update_plan_again() {
                         vec![FactsUpdate {
                             upn: upn(3),
                             display_name: None,
-                            values: [("mail".to_owned(), Some("p3@example.com".to_owned()))]
-                                .into(),
+                            values: [("mail".to_owned(), Some("p3@example.com".to_owned()))].into(),
                         }],
                         "admin",
                         false,
@@ -325,11 +324,18 @@ fn data_on_file_written_since_the_snapshot_makes_the_update_plan_again() {
     assert_eq!(facts["mail"].value, "p3@example.com");
     assert_eq!(facts["mobile"].value, "+1 555 0199 3");
     assert_eq!(blocks(&mut other), ["0199"]);
-    assert_eq!(updates_audited(&f), audited + 2, "the other's and the import's");
+    assert_eq!(
+        updates_audited(&f),
+        audited + 2,
+        "the other's and the import's"
+    );
     assert_eq!(raw_count(&f, "SELECT count(*) FROM import_records"), 0);
     // The first try's batch is gone; the second's is published.
     assert_eq!(
-        raw_count(&f, "SELECT count(*) FROM import_batches WHERE visible_gen IS NULL"),
+        raw_count(
+            &f,
+            "SELECT count(*) FROM import_batches WHERE visible_gen IS NULL"
+        ),
         0
     );
     assert_eq!(raw_count(&f, "SELECT count(*) FROM import_batches"), 1);

@@ -158,7 +158,9 @@ impl SqliteTx<'_> {
                 kinds.push(kind);
             }
         }
-        kinds.into_iter().try_for_each(|kind| self.bump_generation(kind))
+        kinds
+            .into_iter()
+            .try_for_each(|kind| self.bump_generation(kind))
     }
 
     fn bump_generation(&self, kind: &str) -> Result<()> {
@@ -260,14 +262,20 @@ impl SqliteTx<'_> {
                 "INSERT INTO records (kind, id, state, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT(kind, id) DO UPDATE SET state = ?3, body = ?4, updated_at = ?5",
             )?;
-            let mut mac_put = self
-                .tx
-                .prepare_cached("INSERT OR REPLACE INTO row_macs (kind, id, mac) VALUES (?, ?, ?)")?;
+            let mut mac_put = self.tx.prepare_cached(
+                "INSERT OR REPLACE INTO row_macs (kind, id, mac) VALUES (?, ?, ?)",
+            )?;
             let mut moved = self.tx.prepare_cached(
                 "DELETE FROM import_records WHERE kind = ? AND id = ? AND batch = ?",
             )?;
             for (row, mac) in &rows {
-                put.execute(params![row.kind, row.id, row.state, row.body, row.updated_at])?;
+                put.execute(params![
+                    row.kind,
+                    row.id,
+                    row.state,
+                    row.body,
+                    row.updated_at
+                ])?;
                 mac_put.execute(params![row.kind, row.id, mac])?;
                 moved.execute(params![row.kind, row.id, batch])?;
             }

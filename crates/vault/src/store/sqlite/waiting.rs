@@ -156,7 +156,10 @@ mod tests {
         });
         waited.recv().unwrap();
         assert!(others_waiting(&vault).unwrap(), "the waiter is seen");
-        assert!(others_waiting(&vault).unwrap(), "and still, checking took nothing");
+        assert!(
+            others_waiting(&vault).unwrap(),
+            "and still, checking took nothing"
+        );
         go.send(()).unwrap();
         waited.recv().unwrap();
         assert!(!others_waiting(&vault).unwrap(), "its BEGIN returned");
