@@ -24,8 +24,8 @@ for round in $(seq "$rounds"); do
         load=$(cut -d' ' -f1-3 /proc/loadavg)
         start=$(date -u +%H:%M:%S)
         # Each build its own criterion directory: no comparison across builds.
-        time=$(CARGO_TARGET_DIR=$work/$name "$bin" --bench "$filter" 2>&1 |
-            grep -m1 'time:' | sed 's/^ *//')
+        CARGO_TARGET_DIR=$work/$name "$bin" --bench "$filter" > "$work/out" 2>&1 || true
+        time=$(grep 'time:' "$work/out" | head -1 | sed 's/^ *//')
         echo "round $round | $name | $start UTC | load $load | $time"
     done
 done

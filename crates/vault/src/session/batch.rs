@@ -333,16 +333,22 @@ pub(crate) struct PreparedTokens {
     user_macs: Vec<Vec<u8>>,
     rows: Vec<CredentialRow>,
     credential_macs: Vec<Vec<u8>>,
+    /// Whether the rows are sealed and signed (else the MACs are empty,
+    /// and a staged write seals each part as it goes).
+    sealed: bool,
 }
 
-/// Plans, seals and signs a batch on the snapshot `tx`, if the store gives
-/// new rows the ids after the highest (`None` otherwise: plan it inside the
-/// write transaction with [`insert_tokens`]).
+/// Plans a batch on the snapshot `tx`, and seals and signs it if `seal`,
+/// if the store gives new rows the ids after the highest (`None`
+/// otherwise: plan it inside the write transaction with
+/// [`insert_tokens`]). A batch to be staged is sealed part by part while
+/// the parts are written ([`Session::write_staged`]).
 pub(crate) fn prepare_tokens(
     tx: &impl StoreTx,
     keys: &Keys<'_>,
     tokens: &[NewToken],
     now: u64,
+    seal: bool,
 ) -> Result<Option<PreparedTokens>> {
     let Some(tops) = tx.id_tops()? else {
         return Ok(None);
@@ -353,18 +359,21 @@ pub(crate) fn prepare_tokens(
     let device_ids = after(tops.devices, plan.new_devices.len());
     let user_ids = after(tops.users, plan.new_users.len());
     let ids = after(tops.credentials, tokens.len());
-    let (devices, users, mut rows) = plan.with_ids(tokens, &device_ids, &user_ids, &ids, now);
-    let (device_macs, user_macs, credential_macs) =
-        seal_and_sign(keys, &devices, &users, &mut rows, tokens)?;
-    Ok(Some(PreparedTokens {
+    let (devices, users, rows) = plan.with_ids(tokens, &device_ids, &user_ids, &ids, now);
+    let mut prepared = PreparedTokens {
         tops,
         devices,
-        device_macs,
+        device_macs: Vec::new(),
         users,
-        user_macs,
+        user_macs: Vec::new(),
         rows,
-        credential_macs,
-    }))
+        credential_macs: Vec::new(),
+        sealed: false,
+    };
+    if seal {
+        prepared.seal(keys, tokens)?;
+    }
+    Ok(Some(prepared))
 }
 
 /// Which rows one transaction of a staged import writes (indexes into
@@ -376,7 +385,76 @@ struct Part {
     credentials: Vec<usize>,
 }
 
+/// One part of a staged batch, sealed and signed, ready to write.
+struct SealedPart {
+    devices: Vec<Device>,
+    device_macs: Macs,
+    users: Vec<User>,
+    user_macs: Macs,
+    rows: Vec<CredentialRow>,
+    credential_macs: Macs,
+}
+
+impl SealedPart {
+    fn write(&self, tx: &impl StoreTx, now: u64) -> Result<()> {
+        tx.devices_insert(&self.devices, &self.device_macs)?;
+        tx.users_insert(&self.users, &self.user_macs)?;
+        tx.credentials_insert(&self.rows, &self.credential_macs)?;
+        tx.events_insert(&first_events(&self.rows, now))
+    }
+}
+
+fn pick<T: Clone>(items: &[T], indexes: &[usize]) -> Vec<T> {
+    indexes.iter().map(|&i| items[i].clone()).collect()
+}
+
 impl PreparedTokens {
+    /// Seals and signs the whole batch (on every core), if not yet.
+    fn seal(&mut self, keys: &Keys<'_>, tokens: &[NewToken]) -> Result<()> {
+        if !self.sealed {
+            (self.device_macs, self.user_macs, self.credential_macs) =
+                seal_and_sign(keys, &self.devices, &self.users, &mut self.rows, tokens)?;
+            self.sealed = true;
+        }
+        Ok(())
+    }
+
+    /// One part, sealed and signed (taken as it is if the batch is).
+    fn seal_part(&self, keys: &Keys<'_>, tokens: &[NewToken], part: &Part) -> Result<SealedPart> {
+        let devices = pick(&self.devices, &part.devices);
+        let users = pick(&self.users, &part.users);
+        let mut rows = pick(&self.rows, &part.credentials);
+        if self.sealed {
+            return Ok(SealedPart {
+                devices,
+                device_macs: pick(&self.device_macs, &part.devices),
+                users,
+                user_macs: pick(&self.user_macs, &part.users),
+                rows,
+                credential_macs: pick(&self.credential_macs, &part.credentials),
+            });
+        }
+        let device_macs = devices.iter().map(|d| keys.signer.device(d).1).collect();
+        let user_macs = users.iter().map(|u| keys.signer.user(u).1).collect();
+        let credential_macs = rows
+            .iter_mut()
+            .zip(&part.credentials)
+            .map(|(row, &index)| {
+                let secret = tokens[index].credential.secret.as_bytes();
+                row.sealed_secret = Some(keys.seal_secret(secret, &binding(row))?);
+                Ok(keys.signer.credential(row).1)
+            })
+            .collect::<Result<_>>()?;
+        Ok(SealedPart {
+            devices,
+            device_macs,
+            users,
+            user_macs,
+            rows,
+            credential_macs,
+        })
+    }
+
     /// How many credentials the batch adds.
     pub(crate) fn credentials(&self) -> usize {
         self.rows.len()
@@ -451,34 +529,23 @@ impl PreparedTokens {
         parts
     }
 
-    /// Writes one part in `tx`.
-    fn write_part(&self, tx: &impl StoreTx, part: &Part, now: u64) -> Result<()> {
-        fn pick<T: Clone>(items: &[T], indexes: &[usize]) -> Vec<T> {
-            indexes.iter().map(|&i| items[i].clone()).collect()
-        }
-        tx.devices_insert(
-            &pick(&self.devices, &part.devices),
-            &pick(&self.device_macs, &part.devices),
-        )?;
-        tx.users_insert(
-            &pick(&self.users, &part.users),
-            &pick(&self.user_macs, &part.users),
-        )?;
-        let rows = pick(&self.rows, &part.credentials);
-        tx.credentials_insert(&rows, &pick(&self.credential_macs, &part.credentials))?;
-        tx.events_insert(&first_events(&rows, now))
-    }
-
     /// Writes the batch in `tx` if no device, user or credential was added
     /// since its snapshot; else writes nothing and returns `None` (plan it
     /// again). Nothing else can make its plan wrong: the vault never
     /// deletes these rows nor changes what the plan read of them (a serial,
     /// a user's name, a slot taken), and its unique indexes refuse what
     /// would still collide.
-    pub(crate) fn write(self, tx: &impl StoreTx, now: u64) -> Result<Option<Vec<CredentialRow>>> {
+    pub(crate) fn write(
+        mut self,
+        tx: &impl StoreTx,
+        keys: &Keys<'_>,
+        tokens: &[NewToken],
+        now: u64,
+    ) -> Result<Option<Vec<CredentialRow>>> {
         if tx.id_tops()? != Some(self.tops) {
             return Ok(None);
         }
+        self.seal(keys, tokens)?;
         tx.devices_insert(&self.devices, &self.device_macs)?;
         tx.users_insert(&self.users, &self.user_macs)?;
         tx.credentials_insert(&self.rows, &self.credential_macs)?;
@@ -547,6 +614,7 @@ impl<S: Store> Session<S> {
     pub(crate) fn write_staged(
         &mut self,
         prepared: PreparedTokens,
+        tokens: &[NewToken],
         now: u64,
         event: AuditEvent,
         staging: &mut Staging<'_>,
@@ -555,23 +623,57 @@ impl<S: Store> Session<S> {
             return Ok(Err(prepared));
         };
         let parts = prepared.parts(staging.rows);
-        let (batch, outcome) = write_in_parts(
-            &mut self.store,
-            staging,
-            parts.len(),
-            |tx| {
-                if tx.id_tops()? != Some(prepared.tops) {
-                    return Ok(None);
+        let keys = Keys {
+            key: &self.key,
+            signer: &self.signer,
+            enforced: self.signed,
+        };
+        // A worker seals and signs the parts in order, two ahead at most,
+        // while this thread writes them: the sealing hides behind the
+        // writing, as it does in one transaction (`write_signed`), and is
+        // still done before the part's turn.
+        let written: std::cell::RefCell<Vec<Option<CredentialRow>>> =
+            std::cell::RefCell::new(vec![None; prepared.rows.len()]);
+        let (batch, outcome) = std::thread::scope(|scope| {
+            let (send, receive) = std::sync::mpsc::sync_channel::<Result<SealedPart>>(2);
+            let (worker_parts, worker_prepared, worker_keys) = (&parts, &prepared, &keys);
+            scope.spawn(move || {
+                for part in worker_parts {
+                    let sealed = worker_prepared.seal_part(worker_keys, tokens, part);
+                    let failed = sealed.is_err();
+                    if send.send(sealed).is_err() || failed {
+                        return;
+                    }
                 }
-                let batch = tx.import_batch_begin(&prepared.ranges(), now)?;
-                prepared.write_part(tx, &parts[0], now)?;
-                Ok(Some((batch, parts[0].credentials.len())))
-            },
-            |tx, _, n| {
-                prepared.write_part(tx, &parts[n], now)?;
+            });
+            let write = |tx: &S::Tx<'_>, n: usize| -> Result<usize> {
+                let sealed = receive.recv().map_err(|_| {
+                    Error::Database("a sealing worker stopped before the import was written".into())
+                })??;
+                sealed.write(tx, now)?;
+                let mut written = written.borrow_mut();
+                for (&index, row) in parts[n].credentials.iter().zip(sealed.rows) {
+                    written[index] = Some(row);
+                }
                 Ok(parts[n].credentials.len())
-            },
-        );
+            };
+            let result = write_in_parts(
+                &mut self.store,
+                staging,
+                parts.len(),
+                |tx| {
+                    if tx.id_tops()? != Some(prepared.tops) {
+                        return Ok(None);
+                    }
+                    let batch = tx.import_batch_begin(&prepared.ranges(), now)?;
+                    Ok(Some((batch, write(tx, 0)?)))
+                },
+                |tx, _, n| write(tx, n),
+            );
+            // A worker still sealing stops at its next part.
+            drop(receive);
+            result
+        });
         let Some(batch) = batch else {
             return match outcome {
                 // Rows were added since the snapshot: nothing written.
@@ -591,7 +693,7 @@ impl<S: Store> Session<S> {
             .map_err(Interrupted::Failed)
         });
         match outcome {
-            Ok(()) => Ok(Ok(prepared.rows)),
+            Ok(()) => Ok(Ok(written.into_inner().into_iter().flatten().collect())),
             Err(Interrupted::Failed(error)) => {
                 self.remove_batch(batch);
                 Err(error)

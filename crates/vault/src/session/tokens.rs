@@ -423,8 +423,12 @@ impl<S: Store> Session<S> {
     ) -> Result<Vec<CredentialRow>> {
         self.require(Permission::InventoryWrite)?;
         let count = tokens.len();
+        let staging_rows = staging.rows;
         let prepare = |session: &mut Self| {
-            session.checked_read(now, |tx, keys| prepare_tokens(tx, keys, &tokens, now))
+            session.checked_read(now, |tx, keys| {
+                // A batch to be staged is sealed part by part as it is written.
+                prepare_tokens(tx, keys, &tokens, now, tokens.len() <= staging_rows)
+            })
         };
         let mut prepared = prepare(self)?;
         meanwhile();
@@ -437,7 +441,7 @@ impl<S: Store> Session<S> {
                 break;
             }
             let event = batch_event(action, count, None, extra.clone());
-            match self.write_staged(batch, now, event, staging)? {
+            match self.write_staged(batch, &tokens, now, event, staging)? {
                 Ok(added) => return Ok(added),
                 Err(_) if attempt < STAGE_ATTEMPTS => prepared = prepare(self)?,
                 Err(unwritten) => prepared = Some(unwritten),
@@ -445,7 +449,7 @@ impl<S: Store> Session<S> {
         }
         self.change(now, |tx, key| {
             let written = match prepared {
-                Some(prepared) => prepared.write(tx, now)?,
+                Some(prepared) => prepared.write(tx, key, &tokens, now)?,
                 None => None,
             };
             // Rows were added since the snapshot (or the store plans in the
