@@ -8,6 +8,8 @@
 #
 #   bash bench/import-lock-hold.sh                       # release build here
 #   OATHDESK_BIN=/tmp/oathdesk-before ROWS=100000 bash bench/import-lock-hold.sh
+#   SIGNAL=1 …   # the probe waits as an oathdesk writer does (it says so
+#                # by the vault's wait file; see bench/write_lock_probe.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${ROWS:-100000}
@@ -40,7 +42,7 @@ awk 'BEGIN { print "upn,serial number,secret key,time interval,manufacturer,mode
 measure() {
     local what=$1; shift
     rm -f "$work/stop"
-    python3 bench/write_lock_probe.py "$work/vault.db" --stop "$work/stop" > "$work/probe.out" &
+    python3 bench/write_lock_probe.py "$work/vault.db" --stop "$work/stop" ${SIGNAL:+--signal} > "$work/probe.out" &
     local probe=$!
     sleep 0.5
     local start end
