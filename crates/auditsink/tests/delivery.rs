@@ -199,17 +199,40 @@ fn tcp_frames_by_octet_counting_in_order() {
     }
 }
 
-/// A free loopback port with nothing listening on it.
-fn closed_port() -> std::net::SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// A loopback port with nothing listening on it yet: bound, so that no
+/// other test is handed it before this one starts its receiver there.
+struct ClosedPort(socket2::Socket);
+
+impl ClosedPort {
+    fn new() -> ClosedPort {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        ClosedPort(socket)
+    }
+
+    fn address(&self) -> std::net::SocketAddr {
+        self.0.local_addr().unwrap().as_socket().unwrap()
+    }
+
+    /// The receiver starts: connections are taken from now on.
+    fn listen(self) -> TcpListener {
+        self.0.listen(128).unwrap();
+        self.0.into()
+    }
 }
 
 #[test]
 fn a_receiver_down_for_a_while_gets_every_entry_when_it_starts() {
-    let address = closed_port();
+    let port = ClosedPort::new();
+    let address = port.address();
     let (seen, report) = reports();
     let shipper = Shipper::start(
         vec![SinkSpec::SyslogTcp {
@@ -233,7 +256,7 @@ fn a_receiver_down_for_a_while_gets_every_entry_when_it_starts() {
         "{:?}",
         seen.lock().unwrap()
     );
-    let frames = tcp_receiver(TcpListener::bind(address).unwrap());
+    let frames = tcp_receiver(port.listen());
     let frames = wait_for(&frames, 8, "all eight after the start");
     let seqs: Vec<i64> = frames
         .iter()
@@ -297,7 +320,8 @@ fn covered(frames: &[String]) -> i64 {
 
 #[test]
 fn a_full_queue_is_reported_with_the_exact_range() {
-    let address = closed_port();
+    let port = ClosedPort::new();
+    let address = port.address();
     let (seen, report) = reports();
     let shipper = Shipper::with_capacity(
         vec![SinkSpec::SyslogTcp {
@@ -321,7 +345,7 @@ fn a_full_queue_is_reported_with_the_exact_range() {
         .expect("the overflow is reported at once");
     // The sender holds at most one entry besides the queue's two.
     assert!((3..=4).contains(&dropped_first), "{dropped_first}");
-    let received = tcp_receiver(TcpListener::bind(address).unwrap());
+    let received = tcp_receiver(port.listen());
     // The kept entries and the gap lines account for all ten (the sender
     // may free room while a gap is open: the entry that takes it is sent,
     // and the gap lines around it leave it out).
