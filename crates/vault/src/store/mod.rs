@@ -21,6 +21,7 @@
 pub mod any;
 pub(crate) mod backup;
 pub(crate) mod copy;
+pub mod grant;
 pub(crate) mod group_commit;
 pub mod helpdesk;
 pub mod migrations;
@@ -29,6 +30,7 @@ pub mod sqlite;
 
 use crate::error::Result;
 use crate::model::{CredentialRow, Device, EntraLink, Event, State, User};
+pub use grant::GrantRows;
 pub use helpdesk::{HelpdeskQuery, HelpdeskRows};
 
 /// A web account as stored (see `crate::web`).
@@ -428,6 +430,12 @@ pub trait StoreTx {
     /// MACs of those rows: one statement on PostgreSQL (see
     /// [`helpdesk::read_one_by_one`] for its meaning).
     fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows>;
+
+    /// The grant with this id and what it opens the vault with (its
+    /// account, operator slot, the audit keys, the MACs the session checks):
+    /// one statement on PostgreSQL (see [`grant::read_one_by_one`] for its
+    /// meaning).
+    fn grant_rows(&self, id: &[u8]) -> Result<GrantRows>;
 
     fn audit_last(&self) -> Result<Option<AuditRow>>;
     fn audit_insert(&self, row: &AuditRow) -> Result<()>;

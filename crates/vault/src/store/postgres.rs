@@ -45,10 +45,13 @@
 //! Each statement is a round trip to the server, where SQLite's is a
 //! library call, so the frequent paths send few: a writer's `BEGIN`, lock
 //! and the audit chain's tail go in one simple query (`postgres/chain.rs`); a
+//! console request is opened with one statement (`postgres/grant.rs`); a
 //! helpdesk code reads what it decides on in one statement with no
 //! transaction around it ([`Store::read_single`], `postgres/helpdesk.rs`), then
-//! recounts, appends its entry and records the released step in one more;
-//! an import writes its rows with binary `COPY` (`postgres/bulk.rs`).
+//! recounts, appends its entry and records the released step in one more
+//! (with a group member's savepoint, in one round trip:
+//! `postgres/release.rs`); an import writes its rows with binary `COPY`
+//! (`postgres/bulk.rs`).
 //!
 //! # Where the vault is
 //!
@@ -73,8 +76,10 @@
 mod bulk;
 mod chain;
 mod copy_format;
+mod grant;
 mod helpdesk;
 mod identify_marker;
+mod release;
 mod writer;
 
 use std::cell::{Cell, RefCell};
@@ -85,6 +90,9 @@ use std::time::{Duration, Instant};
 
 use ::postgres::types::ToSql;
 use ::postgres::{Client, Config, NoTls, Row, SimpleQueryMessage, Statement};
+use grant::{
+    GRANT_COLUMNS, WEB_ACCOUNT_COLUMNS, grant_from_row, operator_from_row, web_account_from_row,
+};
 use writer::PgConn;
 
 use crate::error::{Error, Result};
@@ -93,9 +101,10 @@ use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::group_commit::{Member, Writer};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
-    AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store,
-    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key,
+    AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
+    HelpdeskRows, IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep,
+    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key,
+    row_of_key,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -697,6 +706,10 @@ impl PgTx<'_> {
             ));
         }
         let mut tx = self.tx.borrow_mut();
+        if let Txn::Member(member) = &mut *tx {
+            // A group member's owed savepoint goes before its first statement.
+            member.place()?;
+        }
         if let Some(statement) = tx.statements().get(sql) {
             return Ok(statement.clone());
         }
@@ -796,21 +809,6 @@ fn credential_at(row: &Row, at: usize) -> Result<CredentialRow> {
         upn: c.get(at + 20)?,
         manufacturer: c.get(at + 21)?,
         model: c.get(at + 22)?,
-    })
-}
-
-fn operator_from_row(row: &Row) -> Result<OperatorRow> {
-    let c = Columns(row);
-    Ok(OperatorRow {
-        name: c.get(0)?,
-        recipient: c.get(1)?,
-        kdf: c.get(2)?,
-        salt: c.get(3)?,
-        sealed_identity: c.get(4)?,
-        wrapped_vault_key: c.get(5)?,
-        created_at: c.unsigned(6)?,
-        created_by: c.get(7)?,
-        role: c.get(8)?,
     })
 }
 
@@ -1268,6 +1266,10 @@ impl StoreTx for PgTx<'_> {
 
     fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {
         self.helpdesk_snapshot(query)
+    }
+
+    fn grant_rows(&self, id: &[u8]) -> Result<GrantRows> {
+        self.grant_snapshot(id)
     }
 
     fn events(&self, credential_id: i64) -> Result<Vec<Event>> {
@@ -1899,40 +1901,6 @@ impl StoreTx for PgTx<'_> {
         )?;
         Ok(())
     }
-}
-
-const WEB_ACCOUNT_COLUMNS: &str =
-    "name, role, disabled, must_change_password, created_at, created_by, mac";
-
-fn web_account_from_row(row: &Row) -> Result<WebAccountRow> {
-    let c = Columns(row);
-    Ok(WebAccountRow {
-        name: c.get(0)?,
-        role: c.get(1)?,
-        disabled: c.get(2)?,
-        must_change_password: c.get(3)?,
-        created_at: c.unsigned(4)?,
-        created_by: c.get(5)?,
-        mac: c.get(6)?,
-    })
-}
-
-const GRANT_COLUMNS: &str =
-    "id, kind, account, label, scopes, wrapped_key, created_at, expires_at, last_used_at";
-
-fn grant_from_row(row: &Row) -> Result<GrantRow> {
-    let c = Columns(row);
-    Ok(GrantRow {
-        id: c.get(0)?,
-        kind: c.get(1)?,
-        account: c.get(2)?,
-        label: c.get(3)?,
-        scopes: c.get(4)?,
-        wrapped_key: c.get(5)?,
-        created_at: c.unsigned(6)?,
-        expires_at: c.unsigned(7)?,
-        last_used_at: c.unsigned(8)?,
-    })
 }
 
 fn record_from_row(row: &Row) -> Result<RecordRow> {
