@@ -247,4 +247,21 @@ mod tests {
         assert_eq!(error.kind, Some("code_mismatch"));
         assert!(error.message.starts_with("the code does not match 2100001"));
     }
+
+    #[test]
+    fn a_write_whose_parent_went_missing_is_a_409_missing_reference() {
+        let error = ApiError::from(oathdesk_vault::Error::MissingReference {
+            row: "credential 12".into(),
+            parent: "device 7".into(),
+        });
+        assert_eq!(error.status, StatusCode::CONFLICT);
+        assert_eq!(error.kind, Some("missing_reference"));
+        assert!(
+            error
+                .message
+                .starts_with("credential 12 refers to device 7"),
+            "{}",
+            error.message
+        );
+    }
 }
