@@ -79,6 +79,7 @@ mod copy_format;
 mod grant;
 mod helpdesk;
 mod identify_marker;
+pub(crate) mod references;
 mod release;
 mod writer;
 
@@ -526,6 +527,8 @@ pub struct PgTx<'a> {
     /// A read of one statement ([`Store::read_single`]): no transaction
     /// around it; `Some(true)` once its statement ran.
     single: Option<Cell<bool>>,
+    /// The parents it inserted (see `postgres/references.rs`).
+    written: RefCell<references::Written>,
 }
 
 impl Store for PgStore {
@@ -542,6 +545,7 @@ impl Store for PgStore {
                 tx: RefCell::new(Txn::Member(member)),
                 tail: Some(RefCell::new(tail)),
                 single: None,
+                written: RefCell::default(),
             });
         }
         self.ready()?;
@@ -561,6 +565,7 @@ impl Store for PgStore {
             tx: RefCell::new(tx),
             tail: Some(RefCell::new(tail)),
             single: None,
+            written: RefCell::default(),
         })
     }
 
@@ -582,6 +587,7 @@ impl Store for PgStore {
             tx: RefCell::new(tx),
             tail: None,
             single: None,
+            written: RefCell::default(),
         })
     }
 
@@ -596,6 +602,7 @@ impl Store for PgStore {
             })),
             tail: None,
             single: Some(Cell::new(false)),
+            written: RefCell::default(),
         })
     }
 
@@ -1160,19 +1167,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn event_insert(&self, event: &Event) -> Result<()> {
-        self.execute(
-            "INSERT INTO events (credential_id, from_state, to_state, operator, at, note) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &event.credential_id,
-                &event.from_state.map(|s| s.name()),
-                &event.to_state.name(),
-                &event.operator,
-                &big(event.at)?,
-                &event.note,
-            ],
-        )?;
-        Ok(())
+        self.insert_event_checked(event)
     }
 
     fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>> {
