@@ -75,6 +75,7 @@ mod chain;
 mod copy_format;
 mod helpdesk;
 mod identify_marker;
+mod late_lock;
 pub(crate) mod references;
 mod writer;
 
@@ -520,6 +521,8 @@ pub struct PgTx<'a> {
     single: Option<Cell<bool>>,
     /// The parents it inserted (see `postgres/references.rs`).
     written: RefCell<references::Written>,
+    /// Begun without the writers' lock (see `postgres/late_lock.rs`).
+    late: Option<late_lock::Late>,
 }
 
 impl Store for PgStore {
@@ -537,6 +540,7 @@ impl Store for PgStore {
                 tail: Some(RefCell::new(tail)),
                 single: None,
                 written: RefCell::default(),
+                late: None,
             });
         }
         self.ready()?;
@@ -557,6 +561,7 @@ impl Store for PgStore {
             tail: Some(RefCell::new(tail)),
             single: None,
             written: RefCell::default(),
+            late: None,
         })
     }
 
@@ -579,6 +584,7 @@ impl Store for PgStore {
             tail: None,
             single: None,
             written: RefCell::default(),
+            late: None,
         })
     }
 
@@ -594,6 +600,7 @@ impl Store for PgStore {
             tail: None,
             single: Some(Cell::new(false)),
             written: RefCell::default(),
+            late: None,
         })
     }
 
@@ -613,6 +620,10 @@ impl Store for PgStore {
 
     fn checkpoint(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    fn write_unlocked(&mut self) -> Result<Option<PgTx<'_>>> {
+        self.begin_unlocked().map(Some)
     }
 }
 
@@ -675,6 +686,9 @@ impl PgTx<'_> {
     fn next_ids(&self, table: &str, count: usize) -> Result<Vec<i64>> {
         if count == 0 {
             return Ok(Vec::new());
+        }
+        if self.unlocked() {
+            return self.draw_ids(table, count);
         }
         let row = self.query_one(
             "SELECT setval(seq, nextval(seq) + $2 - 1) \
@@ -908,6 +922,7 @@ impl StoreTx for PgTx<'_> {
         if self.single.is_some() {
             return Ok(());
         }
+        self.require_lock("a commit")?;
         let tail = self.tail.map(RefCell::into_inner).unwrap_or_default();
         match self.tx.into_inner() {
             Txn::Member(mut member) => {
@@ -1164,6 +1179,10 @@ impl StoreTx for PgTx<'_> {
         self.marker_generation()
     }
 
+    fn lock_writers(&self) -> Result<bool> {
+        self.take_writers_lock()
+    }
+
     fn identify_changes(&self, since: i64) -> Result<crate::store::IdentifyChanges> {
         self.marker_changes(since)
     }
@@ -1302,6 +1321,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn audit_insert(&self, row: &AuditRow) -> Result<()> {
+        self.require_lock("an audit entry")?;
         self.execute(
             &format!(
                 "INSERT INTO audit ({AUDIT_COLUMNS}) \
