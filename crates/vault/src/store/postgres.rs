@@ -36,6 +36,10 @@
 //!   shows up by name in `pg_locks`.
 //! - A writer waits at most [`LOCK_TIMEOUT`] for the lock, then fails with
 //!   a message that says so; nothing is half-written.
+//! - A large import takes the lock late ([`Store::write_unlocked`],
+//!   `postgres/late_lock.rs`): it writes its rows first, unseen until it
+//!   commits, and holds the lock only to append its entry and publish its
+//!   rows to identify.
 //!
 //! Read transactions are `REPEATABLE READ READ ONLY`: one consistent
 //! snapshot, like a SQLite read transaction, and they never wait.
@@ -611,10 +615,8 @@ impl Store for PgStore {
     }
 
     fn import_guard(&mut self) -> Result<Option<ImportGuard>> {
-        // Not staged: an import here is one transaction. (Every write
-        // transaction here locks the audit table from its BEGIN, so a
-        // helpdesk code still waits for a whole import; staging would
-        // need chunk transactions that skip that lock.)
+        // Not staged: an import here is one transaction, which writes its
+        // rows before it takes the writers' lock (`postgres/late_lock.rs`).
         Ok(None)
     }
 
