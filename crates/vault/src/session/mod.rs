@@ -50,6 +50,7 @@ mod helpdesk;
 mod helpdesk_issue;
 mod identify;
 mod keys;
+mod late_lock;
 pub mod oidc;
 mod provenance;
 mod records;

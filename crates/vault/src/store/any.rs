@@ -131,6 +131,13 @@ impl Store for AnyStore {
             AnyStore::Postgres(store) => store.checkpoint(),
         }
     }
+
+    fn write_unlocked(&mut self) -> Result<Option<AnyTx<'_>>> {
+        Ok(match self {
+            AnyStore::Sqlite(store) => store.write_unlocked()?.map(AnyTx::Sqlite),
+            AnyStore::Postgres(store) => store.write_unlocked()?.map(AnyTx::Postgres),
+        })
+    }
 }
 
 /// Forwards each listed method to the transaction inside.
@@ -156,6 +163,7 @@ impl StoreTx for AnyTx<'_> {
     }
 
     forward! {
+        fn lock_writers(&self) -> Result<bool>;
         fn meta_get(&self, key: &str) -> Result<Option<String>>;
         fn meta_set(&self, key: &str, value: &str) -> Result<()>;
         fn operator(&self, name: &str) -> Result<Option<OperatorRow>>;

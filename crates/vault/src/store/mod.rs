@@ -331,12 +331,31 @@ pub trait Store {
     /// passive checkpoint), so that the other writers' commits do not run
     /// the checkpoint of the import's pages themselves. Nothing elsewhere.
     fn checkpoint(&mut self) -> Result<()>;
+    /// Starts a write transaction that does not wait for other writers
+    /// until [`StoreTx::lock_writers`]: a large import prepares and writes
+    /// its rows in it, unseen by others until it commits, and holds the
+    /// writers' lock only to append its audit entry. `None` where there is
+    /// none (SQLite, whose write lock is the whole file: it stages imports
+    /// instead). PostgreSQL: READ COMMITTED, on the store's own connection.
+    fn write_unlocked(&mut self) -> Result<Option<Self::Tx<'_>>> {
+        Ok(None)
+    }
 }
 
 /// The row operations of one transaction. Dropping it without
 /// [`StoreTx::commit`] rolls everything back.
 pub trait StoreTx {
     fn commit(self) -> Result<()>;
+
+    /// In a transaction begun by [`Store::write_unlocked`]: waits for the
+    /// writers' lock, then publishes the credentials it inserted to
+    /// identify's refresh. False if another writer's rows collided with
+    /// this transaction's meanwhile: roll it back (drop it) and write the
+    /// change the usual way. Nothing (true) in a transaction that holds the
+    /// lock already.
+    fn lock_writers(&self) -> Result<bool> {
+        Ok(true)
+    }
 
     fn meta_get(&self, key: &str) -> Result<Option<String>>;
     fn meta_set(&self, key: &str, value: &str) -> Result<()>;

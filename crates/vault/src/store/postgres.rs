@@ -36,6 +36,10 @@
 //!   shows up by name in `pg_locks`.
 //! - A writer waits at most [`LOCK_TIMEOUT`] for the lock, then fails with
 //!   a message that says so; nothing is half-written.
+//! - A large import takes the lock late ([`Store::write_unlocked`],
+//!   `postgres/late_lock.rs`): it writes its rows first, unseen until it
+//!   commits, and holds the lock only to append its entry and publish its
+//!   rows to identify.
 //!
 //! Read transactions are `REPEATABLE READ READ ONLY`: one consistent
 //! snapshot, like a SQLite read transaction, and they never wait.
@@ -79,6 +83,7 @@ mod copy_format;
 mod grant;
 mod helpdesk;
 mod identify_marker;
+mod late_lock;
 pub(crate) mod references;
 mod release;
 mod writer;
@@ -529,6 +534,8 @@ pub struct PgTx<'a> {
     single: Option<Cell<bool>>,
     /// The parents it inserted (see `postgres/references.rs`).
     written: RefCell<references::Written>,
+    /// Begun without the writers' lock (see `postgres/late_lock.rs`).
+    late: Option<late_lock::Late>,
 }
 
 impl Store for PgStore {
@@ -546,6 +553,7 @@ impl Store for PgStore {
                 tail: Some(RefCell::new(tail)),
                 single: None,
                 written: RefCell::default(),
+                late: None,
             });
         }
         self.ready()?;
@@ -566,6 +574,7 @@ impl Store for PgStore {
             tail: Some(RefCell::new(tail)),
             single: None,
             written: RefCell::default(),
+            late: None,
         })
     }
 
@@ -588,6 +597,7 @@ impl Store for PgStore {
             tail: None,
             single: None,
             written: RefCell::default(),
+            late: None,
         })
     }
 
@@ -603,6 +613,7 @@ impl Store for PgStore {
             tail: None,
             single: Some(Cell::new(false)),
             written: RefCell::default(),
+            late: None,
         })
     }
 
@@ -613,15 +624,17 @@ impl Store for PgStore {
     }
 
     fn import_guard(&mut self) -> Result<Option<ImportGuard>> {
-        // Not staged: an import here is one transaction. (Every write
-        // transaction here locks the audit table from its BEGIN, so a
-        // helpdesk code still waits for a whole import; staging would
-        // need chunk transactions that skip that lock.)
+        // Not staged: an import here is one transaction, which writes its
+        // rows before it takes the writers' lock (`postgres/late_lock.rs`).
         Ok(None)
     }
 
     fn checkpoint(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    fn write_unlocked(&mut self) -> Result<Option<PgTx<'_>>> {
+        self.begin_unlocked().map(Some)
     }
 }
 
@@ -684,6 +697,9 @@ impl PgTx<'_> {
     fn next_ids(&self, table: &str, count: usize) -> Result<Vec<i64>> {
         if count == 0 {
             return Ok(Vec::new());
+        }
+        if self.unlocked() {
+            return self.draw_ids(table, count);
         }
         let row = self.query_one(
             "SELECT setval(seq, nextval(seq) + $2 - 1) \
@@ -906,6 +922,7 @@ impl StoreTx for PgTx<'_> {
         if self.single.is_some() {
             return Ok(());
         }
+        self.require_lock("a commit")?;
         let tail = self.tail.map(RefCell::into_inner).unwrap_or_default();
         match self.tx.into_inner() {
             Txn::Member(mut member) => {
@@ -1162,6 +1179,10 @@ impl StoreTx for PgTx<'_> {
         self.marker_generation()
     }
 
+    fn lock_writers(&self) -> Result<bool> {
+        self.take_writers_lock()
+    }
+
     fn identify_changes(&self, since: i64) -> Result<crate::store::IdentifyChanges> {
         self.marker_changes(since)
     }
@@ -1304,6 +1325,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn audit_insert(&self, row: &AuditRow) -> Result<()> {
+        self.require_lock("an audit entry")?;
         self.execute(
             &format!(
                 "INSERT INTO audit ({AUDIT_COLUMNS}) \

@@ -220,8 +220,10 @@ impl PgTx<'_> {
         let macs = same_length(rows, macs)?;
         // One generation of the identify marker for the whole batch,
         // written by the rows' own COPY (migration 11: no insert trigger,
-        // which made COPY go row by row and run PL/pgSQL for each).
-        let generation = self.bump_marker()?;
+        // which made COPY go row by row and run PL/pgSQL for each); 0 in a
+        // transaction that has not taken the writers' lock yet, which
+        // publishes the batch when it does (`postgres/late_lock.rs`).
+        let generation = self.insert_generation(rows)?;
         let pairs: Vec<(&CredentialRow, &Vec<u8>)> = rows.iter().zip(macs).collect();
         self.copy_rows(
             "credentials",

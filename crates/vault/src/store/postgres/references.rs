@@ -115,7 +115,7 @@ pub(crate) struct Written {
 }
 
 impl Written {
-    fn of(&self, table: &str) -> Option<&HashSet<i64>> {
+    pub(super) fn of(&self, table: &str) -> Option<&HashSet<i64>> {
         match table {
             "devices" => Some(&self.devices),
             "users" => Some(&self.users),
