@@ -12,17 +12,28 @@
 #
 #   bash bench/pg-import-costs.sh [ROUNDS] [VARIANT...]
 #
-# Variants (default: all, in this order, ROUNDS times):
+# Variants (default: v13 latest checked keep-device keep-user keep-event,
+# in this order, ROUNDS times):
 #   v10       the schema at migration 10: migration 7's identify insert
 #             triggers (a PL/pgSQL row trigger, a transition table)
-#   latest    every migration: no insert trigger, the rows stamped by COPY
-#   deferred  latest, with the foreign keys of credentials and events
+#   v13       the schema at migration 13: no insert trigger, the rows
+#             stamped by COPY, the foreign keys of credentials (to devices
+#             and users) and events (to credentials)
+#   latest    every migration: since 14, none of those foreign keys on
+#             PostgreSQL (triggers guard the parents' deletes)
+#   checked   latest, and before COMMIT the import's checks at their worst:
+#             every parent sent back to the server and locked FOR KEY SHARE,
+#             one statement per reference (the store sends only parents it
+#             did not write itself, none in this import)
+#   keep-device, keep-user, keep-event
+#             latest with that one foreign key back (credentials.device_id,
+#             credentials.user_id, events.credential_id): each key's cost
+#   deferred  v13, with the foreign keys of credentials and events
 #             DEFERRABLE INITIALLY DEFERRED (checked at COMMIT)
-#   staging   latest, each table copied into a TEMP table first, then one
+#   staging   v13, each table copied into a TEMP table first, then one
 #             INSERT … SELECT
-#   no-fk     latest without those foreign keys: to measure their share,
-#             not a proposal
-#   no-index  latest without the secondary indexes of credentials and
+#   no-fk     v13 without those foreign keys (and without 14's triggers)
+#   no-index  v13 without the secondary indexes of credentials and
 #             events: to measure their share, not a proposal
 #
 # ROWS=N (default 100000); DATABASE (default the test database);
@@ -33,7 +44,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-1}
 shift || true
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(v10 latest deferred staging no-fk no-index)
+[ ${#variants[@]} -gt 0 ] || variants=(v13 latest checked keep-device keep-user keep-event)
 rows=${ROWS:-100000}
 database=${DATABASE:-postgres://postgres@127.0.0.1:5432/test}
 work=$(mktemp -d /tmp/pg-import-costs.XXXXXX)
@@ -106,8 +117,18 @@ script() {
     local variant=$1 schema=$2 perf_file=$3
     echo "SET client_min_messages = warning;"
     echo "CREATE SCHEMA $schema; SET search_path = $schema;"
-    if [ "$variant" = v10 ]; then migrations 10; else migrations "$latest"; fi
     case $variant in
+    v10) migrations 10 ;;
+    v13 | deferred | staging | no-fk | no-index) migrations 13 ;;
+    *) migrations "$latest" ;;
+    esac
+    case $variant in
+    keep-device)
+        echo "ALTER TABLE credentials ADD FOREIGN KEY (device_id) REFERENCES devices (id);" ;;
+    keep-user)
+        echo "ALTER TABLE credentials ADD FOREIGN KEY (user_id) REFERENCES users (id);" ;;
+    keep-event)
+        echo "ALTER TABLE events ADD FOREIGN KEY (credential_id) REFERENCES credentials (id);" ;;
     deferred)
         while read -r table name; do
             echo "ALTER TABLE $table ALTER CONSTRAINT $name DEFERRABLE INITIALLY DEFERRED;"
@@ -129,6 +150,13 @@ script() {
     echo "\\timing on"
     echo "BEGIN;"
     for table in devices users credentials events; do load "$variant" "$table"; done
+    if [ "$variant" = checked ]; then
+        echo "\\echo step check"
+        for parent in devices users credentials; do
+            echo "SELECT count(*) FROM (SELECT p.id FROM $parent p WHERE p.id = ANY(ARRAY(SELECT i::int8 \
+FROM generate_series(1, $rows) i)) FOR KEY SHARE OF p) AS present;"
+        done
+    fi
     echo "\\echo step COMMIT"
     echo "COMMIT;"
     echo "\\timing off"

@@ -19,6 +19,7 @@
 //!   `oathdesk audit ship` sends again from the vault.
 
 mod connection;
+mod gaps;
 mod shipper;
 mod spec;
 pub mod syslog;

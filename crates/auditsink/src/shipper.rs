@@ -10,7 +10,8 @@
 //!   until it goes, before the next;
 //! - **never blocking**: the queue holds [`Shipper::CAPACITY`] entries per
 //!   sink; an entry that finds it full is dropped *for that sink* and its
-//!   seq joins the current gap;
+//!   seq joins the current gap (an entry queued again closes the gap, so a
+//!   gap line never names an entry the sink gets);
 //! - **gaps reported, exactly**: the process log gets
 //!   [`Report::Dropped`] at once, and once the sink takes lines again it
 //!   gets a gap line (`oathdesk.audit.gap/1`, `missing_from`,
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use oathdesk_vault::audit::AuditRecord;
 
 use crate::connection::{Connection, Line};
+use crate::gaps::Gaps;
 use crate::spec::SinkSpec;
 
 /// What the shipper tells the process log. The front-end words it (a
@@ -78,7 +80,7 @@ struct LaneState {
     /// The oldest entry not yet sent (0: none known).
     oldest_unsent: AtomicI64,
     /// Entries dropped from a full queue and not yet reported to the sink.
-    gap: Mutex<Option<(i64, i64)>>,
+    gaps: Mutex<Gaps>,
 }
 
 /// Backoff between retries of a line a sink refused.
@@ -147,17 +149,15 @@ impl Shipper {
     pub fn submit(&self, record: &AuditRecord) {
         for lane in &self.lanes {
             lane.state.pending.fetch_add(1, Ordering::SeqCst);
+            // Held across the attempt so that the gaps know exactly which
+            // entries were queued between which drops.
+            let mut gaps = lane.state.gaps();
             match lane.queue.try_send(record.clone()) {
-                Ok(()) => {}
+                Ok(()) => gaps.queued(),
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                     lane.state.pending.fetch_sub(1, Ordering::SeqCst);
-                    let mut gap = lane.state.gap.lock().unwrap_or_else(|e| e.into_inner());
-                    let first = gap.is_none();
-                    *gap = Some(match *gap {
-                        Some((from, to)) => (from.min(record.seq), to.max(record.seq)),
-                        None => (record.seq, record.seq),
-                    });
-                    drop(gap);
+                    let first = gaps.dropped(record.seq);
+                    drop(gaps);
                     if first {
                         (self.report)(&Report::Dropped {
                             sink: lane.state.name.clone(),
@@ -182,9 +182,8 @@ impl Shipper {
             .filter(|lane| lane.unfinished())
             .map(|lane| {
                 let oldest = lane.state.oldest_unsent.load(Ordering::SeqCst);
-                let gap = *lane.state.gap.lock().unwrap_or_else(|e| e.into_inner());
-                let from = match gap {
-                    Some((from, _)) if oldest == 0 || from < oldest => from,
+                let from = match lane.state.gaps().oldest() {
+                    Some(from) if oldest == 0 || from < oldest => from,
                     _ => oldest,
                 };
                 Undelivered {
@@ -198,18 +197,19 @@ impl Shipper {
 
 impl Lane {
     fn unfinished(&self) -> bool {
-        self.state.pending.load(Ordering::SeqCst) > 0
-            || self
-                .state
-                .gap
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_some()
+        self.state.pending.load(Ordering::SeqCst) > 0 || !self.state.gaps().is_empty()
     }
 }
 
-/// The sender thread: each entry in turn, a pending gap line first when
-/// the next entry comes after the gap (or the queue is idle).
+impl LaneState {
+    fn gaps(&self) -> std::sync::MutexGuard<'_, Gaps> {
+        self.gaps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The sender thread: each entry in turn, a pending gap line first for
+/// every dropped range that starts before the next entry (or all of them
+/// when the queue is idle).
 fn send_all(
     mut connection: Connection,
     queue: Receiver<AuditRecord>,
@@ -231,23 +231,20 @@ fn send_all(
                 Ordering::SeqCst,
             );
         }
-        let gap = *state.gap.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((from, to)) = gap
-            && next.as_ref().is_none_or(|record| record.seq > from)
-        {
+        let before = next.as_ref().map(|record| record.seq);
+        loop {
+            // Bound first: the lock must not be held while the line is sent.
+            let due = state.gaps().due(before);
+            let Some((from, to)) = due else { break };
             let line = Line::Gap {
                 from,
                 to,
                 at: now(),
             };
             deliver(&mut connection, &line, &mut down, state, report);
-            let mut current = state.gap.lock().unwrap_or_else(|e| e.into_inner());
-            // Entries dropped while the line was sent start the next gap.
-            *current = match *current {
-                Some((_, newest)) if newest > to => Some((to + 1, newest)),
-                _ => None,
-            };
-            drop(current);
+            // Entries dropped into the range while the line was sent stay
+            // for the next line.
+            state.gaps().reported(from, to);
             report(&Report::GapReported {
                 sink: state.name.clone(),
                 from,

@@ -199,17 +199,40 @@ fn tcp_frames_by_octet_counting_in_order() {
     }
 }
 
-/// A free loopback port with nothing listening on it.
-fn closed_port() -> std::net::SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// A loopback port with nothing listening on it yet: bound, so that no
+/// other test is handed it before this one starts its receiver there.
+struct ClosedPort(socket2::Socket);
+
+impl ClosedPort {
+    fn new() -> ClosedPort {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        ClosedPort(socket)
+    }
+
+    fn address(&self) -> std::net::SocketAddr {
+        self.0.local_addr().unwrap().as_socket().unwrap()
+    }
+
+    /// The receiver starts: connections are taken from now on.
+    fn listen(self) -> TcpListener {
+        self.0.listen(128).unwrap();
+        self.0.into()
+    }
 }
 
 #[test]
 fn a_receiver_down_for_a_while_gets_every_entry_when_it_starts() {
-    let address = closed_port();
+    let port = ClosedPort::new();
+    let address = port.address();
     let (seen, report) = reports();
     let shipper = Shipper::start(
         vec![SinkSpec::SyslogTcp {
@@ -233,7 +256,7 @@ fn a_receiver_down_for_a_while_gets_every_entry_when_it_starts() {
         "{:?}",
         seen.lock().unwrap()
     );
-    let frames = tcp_receiver(TcpListener::bind(address).unwrap());
+    let frames = tcp_receiver(port.listen());
     let frames = wait_for(&frames, 8, "all eight after the start");
     let seqs: Vec<i64> = frames
         .iter()
@@ -249,9 +272,56 @@ fn a_receiver_down_for_a_while_gets_every_entry_when_it_starts() {
     );
 }
 
+/// What the sink got, walked in order: every seq from 1 to `last` exactly
+/// once, either as its entry or inside exactly one gap line, and a gap line
+/// only for seqs the sink does not get. Returns the gap lines' ranges.
+fn walk(frames: &[String], last: i64) -> Vec<(i64, i64)> {
+    let mut expected = 1;
+    let mut gaps = Vec::new();
+    for frame in frames {
+        let message = parse(frame);
+        if message.json["schema"] == "oathdesk.audit.gap/1" {
+            assert_eq!(message.msgid, "audit.gap");
+            assert_eq!(message.pri, 84, "authpriv.warning");
+            assert_eq!(message.structured, "-");
+            assert!(message.json.get("audit_head").is_none());
+            let from = message.json["missing_from"].as_i64().unwrap();
+            let to = message.json["missing_to"].as_i64().unwrap();
+            assert_eq!(
+                from, expected,
+                "a gap starts at the first seq not yet seen: {frames:?}"
+            );
+            assert!(to >= from, "{frames:?}");
+            gaps.push((from, to));
+            expected = to + 1;
+        } else {
+            check_entry(&message, expected);
+            expected += 1;
+        }
+    }
+    assert_eq!(expected, last + 1, "every seq up to {last}: {frames:?}");
+    gaps
+}
+
+/// How far the frames account for, entries and gaps alike.
+fn covered(frames: &[String]) -> i64 {
+    frames
+        .iter()
+        .map(|frame| {
+            let json = parse(frame).json;
+            json.get("missing_to")
+                .or_else(|| json.get("seq"))
+                .and_then(Value::as_i64)
+                .unwrap()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[test]
 fn a_full_queue_is_reported_with_the_exact_range() {
-    let address = closed_port();
+    let port = ClosedPort::new();
+    let address = port.address();
     let (seen, report) = reports();
     let shipper = Shipper::with_capacity(
         vec![SinkSpec::SyslogTcp {
@@ -275,30 +345,52 @@ fn a_full_queue_is_reported_with_the_exact_range() {
         .expect("the overflow is reported at once");
     // The sender holds at most one entry besides the queue's two.
     assert!((3..=4).contains(&dropped_first), "{dropped_first}");
-    let received = tcp_receiver(TcpListener::bind(address).unwrap());
-    // The kept entries, then the gap line.
-    let kept = (dropped_first - 1) as usize;
-    let frames = wait_for(&received, kept + 1, "kept entries and the gap");
-    for (seq, frame) in (1..).zip(&frames[..kept]) {
-        check_entry(&parse(frame), seq);
+    let received = tcp_receiver(port.listen());
+    // The kept entries and the gap lines account for all ten (the sender
+    // may free room while a gap is open: the entry that takes it is sent,
+    // and the gap lines around it leave it out).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while covered(&received.lock().unwrap()) < 10 {
+        assert!(Instant::now() < deadline, "{:?}", received.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let gap = parse(&frames[kept]);
-    assert_eq!(gap.msgid, "audit.gap");
-    assert_eq!(gap.pri, 84, "authpriv.warning");
-    assert_eq!(gap.structured, "-");
-    assert_eq!(gap.json["schema"], "oathdesk.audit.gap/1");
-    assert_eq!(gap.json["missing_from"], dropped_first);
-    assert_eq!(gap.json["missing_to"], 10);
-    assert!(gap.json.get("audit_head").is_none());
-    // Later entries flow again, after the gap line.
+    // Later entries flow again, after the gap lines.
     shipper.submit(&record(11));
-    let frames = wait_for(&received, kept + 2, "the entry after the gap");
-    check_entry(&parse(&frames[kept + 1]), 11);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while covered(&received.lock().unwrap()) < 11 {
+        assert!(Instant::now() < deadline, "{:?}", received.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(shipper.flush(Duration::from_secs(5)).is_empty());
-    assert!(seen.lock().unwrap().iter().any(|r| matches!(
-        r,
-        Report::GapReported { from, to: 10, .. } if *from == dropped_first
-    )));
+    let frames = received.lock().unwrap().clone();
+    let gaps = walk(&frames, 11);
+    assert!(!gaps.is_empty(), "entries were dropped: {frames:?}");
+    assert_eq!(gaps[0].0, dropped_first);
+    assert_eq!(gaps.last().unwrap().1, 10, "the last drop was entry 10");
+    assert!(
+        frames
+            .iter()
+            .take(2)
+            .all(|f| parse(f).json.get("seq").is_some()),
+        "the first two entries were queued: {frames:?}"
+    );
+    let reported: Vec<(i64, i64)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|r| match r {
+            Report::GapReported { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported, gaps, "the process log hears of each gap line");
+    let dropped = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r, Report::Dropped { .. }))
+        .count();
+    assert_eq!(dropped, gaps.len(), "one Dropped report per gap");
 }
 
 #[test]

@@ -250,6 +250,34 @@ fn a_changed_file_is_matched_by_its_tokens_and_an_import_says_so() {
         file.push('\n');
     }
     std::fs::write(&back, file + &returned + "\n").unwrap();
+    // The same token in the helpdesk's spreadsheet, as a Base32 secret:
+    // that import says so too (before it imports).
+    let hex = returned.split(',').nth(1).unwrap().trim();
+    let output = desk
+        .run(&["seed", "convert", "--hex", "-", "--to", "base32"])
+        .write_stdin(hex)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let base32 = String::from_utf8(output.stdout).unwrap();
+    let sheet = desk.write(
+        "helpdesk.csv",
+        &format!("username,secret\nbob@contoso.com,{}\n", base32.trim()),
+    );
+    let output = desk
+        .run(&["import", "spreadsheet", &sheet])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1 of 1 token(s) were exported on") && stderr.contains(&recipient),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(base32.trim()),
+        "never the secret: {stderr}"
+    );
+
     desk.run(&["import", "oath-csv", back.to_str().unwrap()])
         .assert()
         .success()

@@ -3,6 +3,7 @@
 //! enrolment that checks whose QR code it is and whether the vault knows
 //! its secret already.
 
+mod common;
 mod device_desk;
 
 use device_desk::*;

@@ -3,6 +3,7 @@
 //! token's display is read with `device sim show` and compared with the
 //! code the vault computes for the helpdesk.
 
+mod common;
 mod device_desk;
 
 use device_desk::*;

@@ -13,55 +13,35 @@ const CLIENT_SECRET: &str = "cli~secret.value";
 const SEED_1: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const SEED_2: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
+mod common;
+
+/// A desk whose vault talks to the Graph simulator as app `CLIENT_ID`.
 struct Desk {
-    _dir: tempfile::TempDir,
-    vault: PathBuf,
+    desk: common::desk::Desk,
     cache: PathBuf,
     sim: Simulator,
 }
 
 impl Desk {
     fn new(permissions: &[&str]) -> Desk {
-        let dir = tempfile::tempdir().unwrap();
-        let vault = dir.path().join("vault.db");
-        let cache = dir.path().join("cache").join("entra-tokens.json");
         let sim = Simulator::start();
         sim.add_app(CLIENT_ID, CLIENT_SECRET, permissions);
         sim.add_user("bob@contoso.com", false);
-        let desk = Desk {
-            _dir: dir,
-            vault,
-            cache,
-            sim,
-        };
-        desk.run(&[
-            "vault",
-            "init",
-            "--kdf-memory-mib",
-            "1",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
-        desk
+        let desk = common::desk::Desk::new();
+        let cache = desk.file("cache").join("entra-tokens.json");
+        Desk { desk, cache, sim }
     }
 
     /// The command with the vault and the simulator configured, no secret.
     fn bare(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("oathdesk").unwrap();
-        cmd.env_remove("OATHDESK_SECRET")
-            .env_remove("OATHDESK_ENTRA_CLIENT_SECRET")
+        let mut cmd = self.desk.run(args);
+        cmd.env_remove("OATHDESK_ENTRA_CLIENT_SECRET")
             .env_remove("OATHDESK_ENTRA_CERTIFICATE")
-            .env("OATHDESK_VAULT", &self.vault)
-            .env("OATHDESK_OPERATOR", "alice")
-            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
             .env("OATHDESK_GRAPH_URL", self.sim.url())
             .env("OATHDESK_AUTHORITY_URL", self.sim.url())
             .env("OATHDESK_ENTRA_TENANT", self.sim.tenant())
             .env("OATHDESK_ENTRA_CLIENT_ID", CLIENT_ID)
-            .env("OATHDESK_ENTRA_TOKEN_CACHE", &self.cache)
-            .args(args);
+            .env("OATHDESK_ENTRA_TOKEN_CACHE", &self.cache);
         cmd
     }
 

@@ -141,43 +141,31 @@ const YUBIKEY_ATR: [u8; 18] = [
     0x34, 0xD4,
 ];
 
+mod common;
+
+/// A desk whose commands run in its folder with no transport or device key
+/// of the developer's.
 struct Desk {
-    dir: tempfile::TempDir,
+    desk: common::desk::Desk,
 }
 
 impl Desk {
     fn new() -> Desk {
-        let desk = Desk {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        desk.run(&[
-            "vault",
-            "init",
-            "--kdf-memory-mib",
-            "1",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
-        desk
+        Desk {
+            desk: common::desk::Desk::new(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.desk.file(name)
     }
 
     fn run(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("oathdesk").unwrap();
-        cmd.env_remove("OATHDESK_SECRET")
-            .env_remove("OATHDESK_TRANSPORT")
+        let mut cmd = self.desk.run(args);
+        cmd.env_remove("OATHDESK_TRANSPORT")
             .env_remove("OATHDESK_DEVICE_KEY")
-            .env("OATHDESK_VAULT", self.path("vault.db"))
-            .env("OATHDESK_OPERATOR", "alice")
-            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
-            .current_dir(self.dir.path())
-            .timeout(Duration::from_secs(60))
-            .args(args);
+            .current_dir(self.desk.dir.path())
+            .timeout(Duration::from_secs(60));
         cmd
     }
 

@@ -226,6 +226,18 @@ pub fn write_csv(records: &[Record], template: &str) -> Result<Written, FormatEr
         });
         let serial = entra_serial(record, template).unwrap_or_default();
         let reason = reason.or_else(|| {
+            [
+                ("upn", record.user.as_deref()),
+                ("serial number", Some(serial.as_str())),
+                ("manufacturer", record.manufacturer.as_deref()),
+                ("model", record.model.as_deref()),
+            ]
+            .into_iter()
+            .find_map(|(field, cell)| {
+                crate::cells::formula_start(cell?).map(|why| format!("the {field} {why}"))
+            })
+        });
+        let reason = reason.or_else(|| {
             (!seen.insert(serial.clone()))
                 .then(|| format!("serial {serial} is already in this file"))
         });
@@ -519,6 +531,43 @@ mod tests {
         assert_eq!(err.field.as_deref(), Some("secret key"));
         assert!(err.to_string().starts_with("line 3, secret key: "), "{err}");
         assert!(!err.to_string().contains("1669EB"), "{err}");
+    }
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_leaves_its_record_out() {
+        let mut upn = record("S1", None, b"12345678901234567890");
+        upn.user = Some("=HYPERLINK(\"http://x\")@contoso.com".into());
+        let mut model = record("S2", None, b"12345678901234567890");
+        model.model = Some("-cmd|' /C calc'!A0".into());
+        let serial = record("+S3", None, b"12345678901234567890");
+        let mut plain = record("S4", None, b"12345678901234567890");
+        plain.user = Some("-ops@contoso.com".into());
+        let written = write_csv(&[upn, model, serial, plain], DEFAULT_PROFILE_SERIAL).unwrap();
+        let text = String::from_utf8(written.bytes).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("\n-ops@contoso.com,S4,"), "{text}");
+        let reasons: Vec<(usize, &str)> = written
+            .skipped
+            .iter()
+            .map(|s| (s.index, s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    0,
+                    "the upn starts with '=', which a spreadsheet would run as a formula"
+                ),
+                (
+                    1,
+                    "the model starts with '-' with more than a UPN's characters, which a spreadsheet would run as a formula"
+                ),
+                (
+                    2,
+                    "the serial number starts with '+', which a spreadsheet would run as a formula"
+                ),
+            ]
+        );
     }
 
     #[test]

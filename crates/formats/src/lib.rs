@@ -24,6 +24,7 @@
 pub mod aegis;
 pub mod andotp;
 pub mod canonical;
+pub mod cells;
 pub mod directory;
 pub mod entra;
 pub mod format;

@@ -188,6 +188,19 @@ pub fn write(records: &[Record], dialect: Dialect) -> Result<Written, FormatErro
             Some(slot) => format!("{serial}-{slot:02}"),
             None => serial.clone(),
         };
+        let user = record
+            .user
+            .as_deref()
+            .filter(|_| dialect == Dialect::PrivacyIdeaV2);
+        if let Some(why) = [("serial", Some(serial.as_str())), ("user", user)]
+            .into_iter()
+            .find_map(|(field, cell)| {
+                crate::cells::formula_start(cell?).map(|why| format!("the {field} {why}"))
+            })
+        {
+            skipped.push(skip(why));
+            continue;
+        }
         let implied = hash_from_seed_len(c.secret.len());
         if dialect != Dialect::LinOtp && c.algorithm != implied {
             skipped.push(skip(format!(
@@ -273,6 +286,32 @@ pub fn write(records: &[Record], dialect: Dialect) -> Result<Written, FormatErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_leaves_its_record_out() {
+        let file = "=1+1, 3132333435363738393031323334353637383930, TOTP, 6, 30\n\
+                    OATH0002, 3132333435363738393031323334353637383930, TOTP, 6, 30\n";
+        let mut records = read(file.as_bytes(), Dialect::PrivacyIdea).unwrap();
+        let written = write(&records, Dialect::PrivacyIdea).unwrap();
+        let text = String::from_utf8(written.bytes).unwrap();
+        assert!(
+            text.starts_with("OATH0002,") && text.lines().count() == 1,
+            "{text}"
+        );
+        assert_eq!(written.skipped.len(), 1);
+        assert_eq!(written.skipped[0].index, 0);
+        assert_eq!(
+            written.skipped[0].reason,
+            "the serial starts with '=', which a spreadsheet would run as a formula"
+        );
+        // Version 2 writes the user too.
+        records[1].user = Some("@SUM(A1)".into());
+        let written = write(&records[1..], Dialect::PrivacyIdeaV2).unwrap();
+        assert_eq!(
+            written.skipped[0].reason,
+            "the user starts with '@', which a spreadsheet would run as a formula"
+        );
+    }
 
     #[test]
     fn privacyidea_rows() {

@@ -372,12 +372,19 @@ fn a_receiver_that_keeps_failing_is_given_up_after_the_attempts() {
 
 #[test]
 fn a_receiver_that_is_down_yields_a_transport_error_after_the_attempts() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // The listener is gone: connections are refused.
+    // A socket bound and never listening: connections to it are refused,
+    // and the port stays ours (a closed listener's port could be handed to
+    // another test's receiver meanwhile, which would then answer).
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
     let url = format!("http://127.0.0.1:{port}{PATH}");
     let started = Instant::now();
     let error = webhook(&url).send(&notice(), NOW).unwrap_err();

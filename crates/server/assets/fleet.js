@@ -200,6 +200,13 @@ document.addEventListener("DOMContentLoaded", () => {
     const line = d.line;
     const points = d.sightings;
     const parts = [points.length + " sighting(s) from " + day(points[0].at) + " to " + day(points[points.length - 1].at) + "."];
+    // After oathdesk set the clock, the line is fitted to the sightings
+    // since; the earlier ones are drawn, faded, and said to be left out.
+    const resyncAt = line && line.resynced_at;
+    if (resyncAt) {
+      const since = points.filter((p) => p.at >= resyncAt).length;
+      parts.push("The clock was set on " + day(resyncAt) + ": the line is fitted to the " + since + " sighting(s) since, not to the " + (points.length - since) + " before.");
+    }
     if (d.fit) parts.push("Fitted drift " + signed(d.fit.rate_s_per_year, 1) + " s per year; offset now about " + signed(fitted(d.fit, now)) + " s.");
     else parts.push("One sighting, or sightings less than a day apart, give no rate yet; last offset about " + signed(points[points.length - 1].offset_s) + " s.");
     if (d.window) parts.push("The " + d.verifier + " verifier accepts offsets from " + signed(d.window.behind_s) + " to " + signed(d.window.ahead_s) + " s.");
@@ -237,7 +244,10 @@ document.addEventListener("DOMContentLoaded", () => {
     const values = [0];
     for (const p of points) values.push(p.offset_s - half, p.offset_s + half);
     if (d.window) values.push(d.window.behind_s, d.window.ahead_s);
-    if (d.fit) values.push(fitted(d.fit, points[0].at), fitted(d.fit, t1));
+    // The line starts where its sightings do: at the re-sync, if any.
+    const resyncAt = line && line.resynced_at ? line.resynced_at : null;
+    const fitFrom = resyncAt && resyncAt > points[0].at ? resyncAt : points[0].at;
+    if (d.fit) values.push(fitted(d.fit, fitFrom), fitted(d.fit, t1));
     let yMin = Math.min(...values);
     let yMax = Math.max(...values);
     const pad = Math.max(5, (yMax - yMin) * 0.08);
@@ -299,8 +309,17 @@ document.addEventListener("DOMContentLoaded", () => {
       svg("text", { class: "now-label", x: r(x(now) + 4), y: area.y + area.h - 6 }, "now"));
 
     // The fitted line up to now, and its forecast beyond.
+    // The moment oathdesk set the clock, labelled at the foot (the top holds
+    // the crossing's label), right of its line unless "now" is too close.
+    if (resyncAt && resyncAt > t0) {
+      const roomRight = x(now) - x(resyncAt) > 72;
+      graph.append(svg("line", { class: "resync", x1: r(x(resyncAt)), x2: r(x(resyncAt)), y1: area.y, y2: area.y + area.h }),
+        svg("text", roomRight ? { class: "resync-label", x: r(x(resyncAt) + 4), y: area.y + area.h - 6 }
+          : { class: "resync-label", x: r(x(resyncAt) - 4), y: area.y + area.h - 6, "text-anchor": "end" }, "clock set"));
+    }
+
     if (d.fit) {
-      const from = points[0].at;
+      const from = fitFrom;
       graph.append(svg("line", { class: "fit", x1: r(x(from)), y1: r(y(fitted(d.fit, from))), x2: r(x(now)), y2: r(y(fitted(d.fit, now))) }),
         svg("line", { class: "fit-ahead", x1: r(x(now)), y1: r(y(fitted(d.fit, now))), x2: r(x(t1)), y2: r(y(fitted(d.fit, t1))) }));
     }
@@ -308,10 +327,14 @@ document.addEventListener("DOMContentLoaded", () => {
     // The sightings: the step seen (a bar over its period) and its midpoint.
     const dots = svg("g", { class: "sightings" });
     for (const p of points) {
-      dots.append(svg("line", { class: "obs-range", x1: r(x(p.at)), x2: r(x(p.at)), y1: r(y(p.offset_s + half)), y2: r(y(p.offset_s - half)) }),
-        svg("circle", { class: "obs", cx: r(x(p.at)), cy: r(y(p.offset_s)), r: 4, "data-at": p.at },
-          svg("title", {}, day(p.at) + ": step " + signed(p.offset_steps) + ", offset about " + signed(p.offset_s) + " s (" + p.source + ")")));
+      const before = resyncAt !== null && p.at < resyncAt;
+      const kind = before ? " before-resync" : "";
+      dots.append(svg("line", { class: "obs-range" + kind, x1: r(x(p.at)), x2: r(x(p.at)), y1: r(y(p.offset_s + half)), y2: r(y(p.offset_s - half)) }),
+        svg("circle", { class: "obs" + kind, cx: r(x(p.at)), cy: r(y(p.offset_s)), r: 4, "data-at": p.at },
+          svg("title", {}, day(p.at) + ": step " + signed(p.offset_steps) + ", offset about " + signed(p.offset_s) + " s (" + p.source + ")" +
+            (before ? "; before the clock was set, not fitted" : ""))));
     }
+    $("key-before").hidden = !points.some((p) => resyncAt !== null && p.at < resyncAt);
     graph.append(dots);
 
     // Where the forecast crosses the edge.

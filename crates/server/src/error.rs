@@ -23,7 +23,7 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The vault's kind of refusal (`forbidden`, `rate_limited`, `refused`,
     /// `altered`, `code_released`, `code_mismatch`, `sealed`, `no_key_slot`,
-    /// `password_change_required`, `import_problems`) or of a held-back
+    /// `password_change_required`, `import_problems`, `missing_reference`) or of a held-back
     /// answer (`approval_required`), for clients that branch on it — the
     /// command line's exit codes, the console's pages — rather than on the
     /// words.
@@ -194,6 +194,9 @@ impl From<oathdesk_vault::Error> for ApiError {
                 ApiError::bad_request(e.to_string()).of_kind("invalid_serial")
             }
             E::Refused(reason) => ApiError::conflict(reason).of_kind("refused"),
+            e @ E::MissingReference { .. } => {
+                ApiError::conflict(e.to_string()).of_kind("missing_reference")
+            }
             E::Unauthenticated(reason) => ApiError::unauthorized(reason),
             E::SignInRefused(reason) => ApiError::forbidden(reason).of_kind("sign_in_refused"),
             e @ (E::UnknownOperator(_)
@@ -243,5 +246,22 @@ mod tests {
         assert_eq!(error.status, StatusCode::CONFLICT);
         assert_eq!(error.kind, Some("code_mismatch"));
         assert!(error.message.starts_with("the code does not match 2100001"));
+    }
+
+    #[test]
+    fn a_write_whose_parent_went_missing_is_a_409_missing_reference() {
+        let error = ApiError::from(oathdesk_vault::Error::MissingReference {
+            row: "credential 12".into(),
+            parent: "device 7".into(),
+        });
+        assert_eq!(error.status, StatusCode::CONFLICT);
+        assert_eq!(error.kind, Some("missing_reference"));
+        assert!(
+            error
+                .message
+                .starts_with("credential 12 refers to device 7"),
+            "{}",
+            error.message
+        );
     }
 }

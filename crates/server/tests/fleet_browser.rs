@@ -362,3 +362,149 @@ async fn the_fleet_page_plots_a_chosen_tokens_clock() {
     assert!(script_errors(&driver, &client).await.is_empty());
     client.close().await.unwrap();
 }
+
+/// A single-profile token whose clock oathdesk set a year ago, after a
+/// year of losing time: its line is fitted to the sightings since (which
+/// gain), drawn from the re-sync; the earlier sightings are drawn faded and
+/// said to be left out; the advice says "re-synced on …, N sightings
+/// since". At the desk and on a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resynced_tokens_plot_says_since_when_it_is_fitted() {
+    let axe = axe_source();
+    let _one = BROWSER.lock().await;
+    let fixture = staffed();
+    let today = now() - now() % DAY;
+    let serial = "2100000405";
+    let seed = drifting_seed(serial);
+    ship_token_of(
+        &fixture,
+        serial,
+        "eve@contoso.com",
+        &seed,
+        oathdesk_vault::model::DeviceKind::SingleProfile,
+    );
+    let mut admin = admin_session(&fixture);
+    let reference = serial.parse().unwrap();
+    let synced_at = today - 365 * DAY;
+    // `offset(at)`: how far the token's clock is off at `at`.
+    let mut sight = |at: u64, offset: f64| {
+        let code = totp(&seed)
+            .generate_at((at as f64 + offset).floor() as u64)
+            .unwrap()
+            .to_string();
+        admin.check_token(&reference, &code, at).unwrap();
+    };
+    // A year losing 70 s a year, from +40 s …
+    let first = synced_at - 365 * DAY;
+    for month in 0..10u64 {
+        let at = first + month * 35 * DAY;
+        sight(at, 40.0 - 70.0 * (at - first) as f64 / YEAR as f64);
+    }
+    // … then set, and gaining 45 s a year since.
+    let mut admin = admin_session(&fixture);
+    admin
+        .record_device_write(
+            &reference,
+            &oathdesk_vault::DeviceWrite::Clock { time: synced_at },
+            synced_at,
+        )
+        .unwrap();
+    let mut admin = admin_session(&fixture);
+    let reference = serial.parse().unwrap();
+    for month in 1..=6u64 {
+        let at = synced_at + month * 55 * DAY;
+        let offset = 45.0 * (at - synced_at) as f64 / YEAR as f64;
+        let code = totp(&seed)
+            .generate_at((at as f64 + offset).floor() as u64)
+            .unwrap()
+            .to_string();
+        admin.check_token(&reference, &code, at).unwrap();
+    }
+    let expected = admin
+        .token_drift(&reference, Verifier::Entra, 180 * DAY, now())
+        .unwrap();
+    let note = expected
+        .line
+        .as_ref()
+        .and_then(|line| line.resync_note.clone())
+        .expect("the report notes the re-sync");
+    assert_eq!(
+        note,
+        format!("re-synced on {}, 6 sightings since", day(synced_at))
+    );
+    let rate = expected.fit.as_ref().unwrap().rate_s_per_year;
+    assert!(rate > 0.0, "fitted to the gaining sightings since: {rate}");
+    let (address, _stop) = fixture.serve().await;
+    let driver = driver();
+    let client = browser(&driver).await;
+    client.set_window_size(1366, 900).await.unwrap();
+    let base = base(address);
+    sign_in(&client, &base, AUDITOR).await;
+    client.goto(&format!("{base}/fleet")).await.unwrap();
+    let css = format!("#drift tbody tr[data-ref='{serial}']");
+    wait_for(&client, &css).await.click().await.unwrap();
+    wait_for(&client, "#plot circle.obs").await;
+    wait_for_text(&client, "#plot-title", serial).await;
+    let advice = visible_text(&client, "#plot-advice").await;
+    assert!(advice.contains(&format!("({note})")), "{advice}");
+    // Every sighting is drawn; the ten before the re-sync faded.
+    assert_eq!(count(&client, "#plot circle.obs").await, 16);
+    assert_eq!(count(&client, "#plot circle.obs.before-resync").await, 10);
+    assert_eq!(count(&client, "#plot line.resync").await, 1);
+    assert!(plot_text(&client).await.contains("clock set"));
+    // The line starts at the re-sync, right of every earlier sighting.
+    let starts: Vec<f64> = serde_json::from_value(
+        run(
+            &client,
+            "return [Number(document.querySelector('#plot line.fit').getAttribute('x1')), \
+             Number(document.querySelector('#plot line.resync').getAttribute('x1')), \
+             ...[...document.querySelectorAll('#plot circle.obs.before-resync')].map((c) => Number(c.getAttribute('cx')))]",
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        starts[0], starts[1],
+        "the fit starts at the re-sync: {starts:?}"
+    );
+    assert!(starts[2..].iter().all(|&cx| cx < starts[0]), "{starts:?}");
+    let words = visible_text(&client, "#plot-summary").await;
+    assert!(
+        words.contains(&format!(
+            "The clock was set on {}: the line is fitted to the 6 sighting(s) since, not to the 10 before.",
+            day(synced_at)
+        )),
+        "{words}"
+    );
+    assert!(
+        visible_text(&client, ".legend")
+            .await
+            .contains("before the clock was set"),
+        "the legend names the faded points"
+    );
+    assert!(script_errors(&driver, &client).await.is_empty());
+    let violations = axe_violations(&client, &axe).await;
+    assert!(
+        violations.is_empty(),
+        "axe-core:\n{}",
+        violations.join("\n")
+    );
+    for (name, width, height) in [("desk", 1366, 900), ("phone", 390, 844)] {
+        client.set_window_size(width, height).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(run(&client, FITS).await, json!([]), "at {width} px");
+        run(
+            &client,
+            "document.getElementById('plot-card').scrollIntoView({block: 'start'})",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        screenshot(&client, &format!("fleet-resync-{name}.png")).await;
+    }
+    client.close().await.unwrap();
+}
+
+/// A day as the page writes it (UTC).
+fn day(at: u64) -> String {
+    oathdesk_vault::audit::rfc3339(at)[..10].to_owned()
+}

@@ -148,6 +148,15 @@ pub enum Error {
     /// role that holds a key, or its account is disabled.
     #[error("{0}")]
     SignInRefused(String),
+    /// A row being written refers to a device, user or credential that is
+    /// not in the vault: on PostgreSQL, which proves these references in
+    /// the store rather than with foreign keys, one deleted outside
+    /// oathdesk while the write ran. Nothing was written.
+    #[error(
+        "{row} refers to {parent}, which is not in the vault (deleted outside oathdesk while this \
+         ran?): nothing was written"
+    )]
+    MissingReference { row: String, parent: String },
     #[error("cryptography: {0}")]
     Crypto(String),
     #[error("database: {0}")]

@@ -16,7 +16,60 @@ on_both_backends!(
     a_configuration_write_is_recorded_and_the_codes_follow,
     the_display_timeout_of_the_last_write_is_recorded,
     a_secret_on_another_credential_is_found_without_comparing_secrets,
+    a_classic_token_takes_no_recorded_write,
 );
+
+/// A classic (pre-seeded) token cannot be written: a clock or settings
+/// write recorded for it would restart its drift fit at a re-sync that
+/// never happened. Refused, and nothing is recorded.
+fn a_classic_token_takes_no_recorded_write(backend: Backend) {
+    let f = fixture(backend);
+    let mut s = session(&f.location);
+    let classic = NewToken {
+        device_kind: oathdesk_vault::model::DeviceKind::Classic,
+        model: Some("C202".into()),
+        state: State::Stock,
+        ..token("2100000777", None, SEED, Some("bob@contoso.com"))
+    };
+    s.add_token(classic, NOW).unwrap();
+    let before = s.audit_entries().unwrap().len();
+    for write in [
+        DeviceWrite::Clock { time: NOW },
+        DeviceWrite::Config {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+            display_timeout: 30,
+        },
+    ] {
+        let error = s
+            .record_device_write(&serial("2100000777"), &write, NOW + 5)
+            .unwrap_err();
+        assert!(
+            matches!(error, oathdesk_vault::Error::Refused(_)),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("classic"), "{error}");
+    }
+    let drift = s
+        .token_drift(
+            &serial("2100000777"),
+            oathdesk_otp::Verifier::Entra,
+            86_400,
+            NOW + 10,
+        )
+        .unwrap();
+    assert!(drift.line.is_none_or(|l| l.resynced_at.is_none()));
+    // Only the refusals were audited, no write.
+    let after = s.audit_entries().unwrap();
+    assert!(
+        after[before..]
+            .iter()
+            .all(|e| !e.action.starts_with("device.") || e.outcome != "ok"),
+        "{:?}",
+        &after[before..]
+    );
+}
 
 fn burned(serial: &str, slot: Option<u32>, seed: &[u8]) -> NewToken {
     NewToken {

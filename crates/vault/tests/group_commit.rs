@@ -31,7 +31,8 @@ fn committed_outcome(location: &Location, ticket: &str, user: &str) -> Result<St
         Location::Postgres(url) => {
             // The scratch schema's URL ends with its `schema` parameter.
             let at = url.rfind("schema=").expect("a scratch schema");
-            let (base, schema) = (&url[..at - 1], &url[at + "schema=".len()..]);
+            let (base, rest) = (&url[..at - 1], &url[at + "schema=".len()..]);
+            let schema = rest.split('&').next().expect("a schema name");
             let mut client = ::postgres::Client::connect(base, ::postgres::NoTls).unwrap();
             client
                 .query_opt(
@@ -51,6 +52,28 @@ fn committed_outcome(location: &Location, ticket: &str, user: &str) -> Result<St
 fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_exact(
     backend: Backend,
 ) {
+    concurrent_helpdesk_codes(backend, false);
+}
+
+/// As above with two writers on one PostgreSQL vault, as two consoles (or
+/// a console and the command line) are: half the sessions open the vault by
+/// another URL (an `application_name` more), so they write in groups of
+/// their own on another writer connection and meet the first writer's
+/// groups at the audit table's lock, as another process's would.
+#[test]
+fn two_writers_of_one_postgres_vault_keep_one_chain_and_the_limit() {
+    concurrent_helpdesk_codes(Backend::Postgres, true);
+}
+
+/// The same vault by a URL that this process's writer registry tells apart.
+fn as_a_peer(location: &Location) -> Location {
+    match location {
+        Location::Postgres(url) => Location::Postgres(format!("{url}&application_name=peer")),
+        Location::Sqlite(_) => unreachable!("peers are PostgreSQL's"),
+    }
+}
+
+fn concurrent_helpdesk_codes(backend: Backend, peers: bool) {
     let f = fixture(backend);
     {
         let mut s = session(&f.location);
@@ -67,7 +90,12 @@ fn concurrent_helpdesk_codes_are_answered_after_their_commit_and_the_limit_is_ex
     let start = Arc::new(Barrier::new(THREADS));
     let workers: Vec<_> = (0..THREADS)
         .map(|worker| {
-            let (location, start) = (f.location.clone(), start.clone());
+            let location = if peers && worker % 2 == 1 {
+                as_a_peer(&f.location)
+            } else {
+                f.location.clone()
+            };
+            let start = start.clone();
             std::thread::spawn(move || {
                 let mut s = session(&location);
                 let mut granted = 0;

@@ -682,6 +682,21 @@ pub fn import_spreadsheet(
         return Ok(());
     }
     let mut session = options.unlock()?;
+    // Tokens this vault handed over before: say so (to whom, when), as
+    // every other import does.
+    let probes: Vec<oathdesk_formats::Record> = sheet
+        .rows
+        .iter()
+        .map(|row| {
+            let mut record = oathdesk_formats::Record::new(Credential::totp(row.secret.clone()));
+            record.serial = row.serial.clone();
+            record.user = Some(row.user.clone());
+            record
+        })
+        .collect();
+    let sha = oathdesk_vault::custody::file_sha256(&bytes);
+    crate::commands::custody::note_on_import(&mut session, &name, &sha, &probes);
+    drop(probes);
     let count = session.import_sheet(sheet, skip_bad, input::now())?;
     println!("imported {count} credential(s) from {name}, {bad} skipped");
     // The sheet's other columns (mobile, manager…) are the users' data on file.

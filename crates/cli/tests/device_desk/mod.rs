@@ -10,43 +10,28 @@ use serde_json::Value;
 pub const SECRET: &str = "JBSWY3DPEHPK3PXP";
 pub const MOLTO: &str = "826658719844499";
 
+/// The shared desk (`common::desk`), run in its folder with no transport
+/// or device key of the developer's.
 pub struct Desk {
-    pub dir: tempfile::TempDir,
-    pub vault: PathBuf,
+    desk: crate::common::desk::Desk,
 }
 
 impl Desk {
     pub fn new() -> Desk {
-        let dir = tempfile::tempdir().unwrap();
-        let vault = dir.path().join("vault.db");
-        let desk = Desk { dir, vault };
-        desk.run(&[
-            "vault",
-            "init",
-            "--kdf-memory-mib",
-            "1",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
-        desk
+        Desk {
+            desk: crate::common::desk::Desk::new(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.desk.file(name)
     }
 
     pub fn run(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("oathdesk").unwrap();
-        cmd.env_remove("OATHDESK_SECRET")
-            .env_remove("OATHDESK_TRANSPORT")
+        let mut cmd = self.desk.run(args);
+        cmd.env_remove("OATHDESK_TRANSPORT")
             .env_remove("OATHDESK_DEVICE_KEY")
-            .env("OATHDESK_VAULT", &self.vault)
-            .env("OATHDESK_OPERATOR", "alice")
-            .env("OATHDESK_PASSPHRASE", "alice's passphrase")
-            .current_dir(self.dir.path())
-            .args(args);
+            .current_dir(self.desk.dir.path());
         cmd
     }
 

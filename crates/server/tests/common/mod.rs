@@ -149,9 +149,32 @@ pub const SEED: &[u8] = b"12345678901234567890";
 
 /// Adds a classic token holding `seed`, assigned to `user` and shipped.
 pub fn ship_token(fixture: &Fixture, serial: &str, user: &str, seed: &[u8]) {
+    ship_token_of(
+        fixture,
+        serial,
+        user,
+        seed,
+        oathdesk_vault::model::DeviceKind::Classic,
+    );
+}
+
+/// [`ship_token`] of another kind of hardware (a single-profile token's
+/// clock can be set; a classic token's cannot).
+pub fn ship_token_of(
+    fixture: &Fixture,
+    serial: &str,
+    user: &str,
+    seed: &[u8],
+    kind: oathdesk_vault::model::DeviceKind,
+) {
     use oathdesk_otp::{Credential, Secret};
     use oathdesk_vault::NewToken;
     use oathdesk_vault::model::{DeviceKind, State};
+    let model = if kind == DeviceKind::Classic {
+        "C202"
+    } else {
+        "miniOTP-2"
+    };
     let mut admin = Vault::open(&fixture.path)
         .unwrap()
         .unlock(ADMIN.0, Unlock::Passphrase(ADMIN.1.as_bytes()))
@@ -161,9 +184,9 @@ pub fn ship_token(fixture: &Fixture, serial: &str, user: &str, seed: &[u8]) {
             NewToken {
                 serial: Some(serial.into()),
                 slot: None,
-                device_kind: DeviceKind::Classic,
+                device_kind: kind,
                 manufacturer: Some("Token2".into()),
-                model: Some("C202".into()),
+                model: Some(model.into()),
                 device_slots: 1,
                 credential: Credential::totp(Secret::from_bytes(seed.to_vec())),
                 label: None,

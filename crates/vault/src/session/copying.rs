@@ -100,6 +100,7 @@ impl Session<AnyStore> {
                 }
                 counted.push((table.name.clone(), rows));
             }
+            copy::check_references(&target_tx)?;
             copy::continue_ids(&target_tx)?;
             let head = source.audit_last()?.map(|row| row.hash);
             target_tx.commit()?;

@@ -109,6 +109,18 @@ impl<S: Store> Session<S> {
                     "{reference} is retired: burn the token again instead"
                 )));
             }
+            // A write that cannot have happened must not be recorded: the
+            // drift report would restart its fit at a re-sync that never was.
+            if let Some(serial) = row.serial.as_deref()
+                && tx
+                    .device_by_serial(serial)?
+                    .is_some_and(|d| d.kind == crate::model::DeviceKind::Classic)
+            {
+                return Err(Error::Refused(format!(
+                    "{reference} is a classic (pre-seeded) token: its clock and settings \
+                     cannot be written, so no write is recorded"
+                )));
+            }
             if let DeviceWrite::Config {
                 algorithm,
                 digits,

@@ -57,8 +57,16 @@ pub(crate) fn open_audit_keys(
     tx: &impl StoreTx,
     key: &VaultKey,
 ) -> Result<HashMap<i64, Zeroizing<[u8; 32]>>> {
+    open_sealed_audit_keys(tx.audit_keys()?, key)
+}
+
+/// [`open_audit_keys`] of audit keys already read (`StoreTx::audit_keys`).
+pub(crate) fn open_sealed_audit_keys(
+    sealed_keys: Vec<(i64, Vec<u8>)>,
+    key: &VaultKey,
+) -> Result<HashMap<i64, Zeroizing<[u8; 32]>>> {
     let mut audit_keys = HashMap::new();
-    for (epoch, sealed) in tx.audit_keys()? {
+    for (epoch, sealed) in sealed_keys {
         let opened = key
             .open_data(&sealed, &format!("audit key {epoch}"))
             .ok_or_else(|| {

@@ -51,6 +51,7 @@ mod helpdesk;
 mod helpdesk_issue;
 mod identify;
 mod keys;
+mod late_lock;
 pub mod oidc;
 mod provenance;
 mod records;
@@ -386,29 +387,58 @@ impl<S: Store> Session<S> {
     /// role is checked against its signature (an old vault's rows are
     /// signed here if they are an admin); `scopes` narrow it for an API token.
     pub(crate) fn open(
-        mut store: S,
+        store: S,
         row: &OperatorRow,
         scopes: Option<Vec<Permission>>,
         key: VaultKey,
         audit_keys: HashMap<i64, Zeroizing<[u8; 32]>>,
     ) -> Result<Session<S>> {
+        Session::open_with(store, row, scopes, key, audit_keys, None)
+    }
+
+    /// [`Session::open`], with the stored MACs of the signed-rows marker
+    /// and of the operator already read (`found`, as `StoreTx::row_macs_of`
+    /// gives them: [`crate::store::GrantRows::macs`]): then, when the
+    /// marker is among them, the session reads nothing as it opens.
+    pub(crate) fn open_with(
+        mut store: S,
+        row: &OperatorRow,
+        scopes: Option<Vec<Permission>>,
+        key: VaultKey,
+        audit_keys: HashMap<i64, Zeroizing<[u8; 32]>>,
+        found: Option<Vec<(String, String, Vec<u8>)>>,
+    ) -> Result<Session<S>> {
         let signer = Signer::new(&key);
         let role = Role::parse(&row.role);
+        let (marker_kind, marker_id) = signed::SIGNED_MARKER;
+        let marked = |found: &[(String, String, Vec<u8>)]| {
+            found
+                .iter()
+                .any(|(k, i, _)| k == marker_kind && i == marker_id)
+        };
         let enforced = {
-            let tx = store.read()?;
             let (id, mac) = signer.operator(row);
             let name = format!("operator {} (role {})", row.name, row.role);
-            // The marker and the operator's signature in one round trip
-            // (every request a console serves opens a session).
-            let (marker_kind, marker_id) = signed::SIGNED_MARKER;
-            let found = tx.row_macs_of(&[
-                (marker_kind, marker_id.to_owned()),
-                (kind::OPERATOR, id.clone()),
-            ])?;
-            // Without the marker, the audit log still says whether the rows were signed.
-            let enforced = found.iter().any(|(k, _, _)| k == marker_kind)
-                || tx.audit_count_action(signed::SIGN_ACTION)? > 0;
-            let signature = found.iter().find(|(k, _, _)| k == kind::OPERATOR);
+            let (found, enforced) = match found {
+                Some(found) if marked(&found) => (found, true),
+                _ => {
+                    let tx = store.read()?;
+                    // The marker and the operator's signature in one round
+                    // trip (every request a console serves opens a session).
+                    let found = tx.row_macs_of(&[
+                        (marker_kind, marker_id.to_owned()),
+                        (kind::OPERATOR, id.clone()),
+                    ])?;
+                    // Without the marker, the audit log still says whether
+                    // the rows were signed.
+                    let enforced =
+                        marked(&found) || tx.audit_count_action(signed::SIGN_ACTION)? > 0;
+                    (found, enforced)
+                }
+            };
+            let signature = found
+                .iter()
+                .find(|(k, i, _)| k == kind::OPERATOR && *i == id);
             if enforced && signature.is_none_or(|(_, _, stored)| !signed::same(stored, &mac)) {
                 return Err(Error::Altered { row: name });
             }

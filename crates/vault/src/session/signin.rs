@@ -3,6 +3,7 @@
 
 use super::web::*;
 use super::*;
+use crate::store::GrantRows;
 
 /// A key's throttle row as it stands at `now`: a window that is over
 /// starts again (a lockout's window starts when it ends).
@@ -226,11 +227,18 @@ impl<S: Store> Vault<S> {
     ) -> Result<(Session<S>, Grant)> {
         let id = grant_id(secret);
         let denied = |why: &str| Error::Unauthenticated(why.to_owned());
-        let (key, audit_keys, row, account, operator) = {
-            let tx = self.store.read()?;
-            let row = tx
-                .web_grant(&id)?
-                .ok_or_else(|| denied("unknown or ended session or token: sign in again"))?;
+        let (key, audit_keys, row, account, operator, macs) = {
+            // One statement on PostgreSQL: the grant, its account and slot,
+            // the audit keys and the MACs the session checks as it opens.
+            let GrantRows {
+                grant,
+                account,
+                operator,
+                audit_keys: sealed_audit_keys,
+                macs,
+            } = self.store.read_single()?.grant_rows(&id)?;
+            let row =
+                grant.ok_or_else(|| denied("unknown or ended session or token: sign in again"))?;
             if row.expires_at <= now {
                 return Err(denied("the session or token has expired: sign in again"));
             }
@@ -241,10 +249,8 @@ impl<S: Store> Vault<S> {
                     "the session ended after a time without use: sign in again",
                 ));
             }
-            let account = tx
-                .web_account(&row.account)?
-                .ok_or_else(|| denied("the account no longer exists"))?;
-            let Some(operator) = tx.operator(&row.account)? else {
+            let account = account.ok_or_else(|| denied("the account no longer exists"))?;
+            let Some(operator) = operator else {
                 return Err(denied("the account's operator slot was removed"));
             };
             let aad = grant_aad(&row);
@@ -269,7 +275,7 @@ impl<S: Store> Vault<S> {
                     ));
                 }
             };
-            let audit_keys = open_audit_keys(&tx, &key).map_err(|_| {
+            let audit_keys = open_sealed_audit_keys(sealed_audit_keys, &key).map_err(|_| {
                 if console_key.is_some_and(|c| c.same_as(&key)) {
                     // The console's key is from before a rekey: unseal again.
                     Error::Sealed
@@ -277,7 +283,7 @@ impl<S: Store> Vault<S> {
                     denied("the vault was rekeyed since this session or token began: sign in again")
                 }
             })?;
-            (key, audit_keys, row, account, operator)
+            (key, audit_keys, row, account, operator, macs)
         };
         let account = account_verified(&key, &account)?;
         if account.disabled {
@@ -302,7 +308,8 @@ impl<S: Store> Vault<S> {
                     .collect(),
             ),
         };
-        let mut session = Session::open(self.store, &operator, scopes, key, audit_keys)?;
+        let mut session =
+            Session::open_with(self.store, &operator, scopes, key, audit_keys, Some(macs))?;
         // A password an admin set opens nothing but its own replacement,
         // for the account's sessions and its API tokens alike.
         session.principal.password_change_pending = account.must_change_password;

@@ -424,6 +424,16 @@ impl<S: Store> Session<S> {
         self.require(Permission::InventoryWrite)?;
         let count = tokens.len();
         let staging_rows = staging.rows;
+        // A large batch is written before the writers' lock where the
+        // store allows it (see `session::late_lock`).
+        let mut meanwhile = Some(meanwhile);
+        let late =
+            self.add_tokens_late_locked(&tokens, now, &mut meanwhile, None::<fn()>, |added| {
+                batch_event(action, count, added.first(), extra.clone())
+            })?;
+        if let Some(added) = late {
+            return Ok(added);
+        }
         let prepare = |session: &mut Self| {
             session.checked_read(now, |tx, keys| {
                 // A batch to be staged is sealed part by part as it is written.
@@ -431,7 +441,9 @@ impl<S: Store> Session<S> {
             })
         };
         let mut prepared = prepare(self)?;
-        meanwhile();
+        if let Some(meanwhile) = meanwhile.take() {
+            meanwhile();
+        }
         // A large batch is staged; prepared again if another writer added
         // rows since its snapshot, and at last written in one transaction.
         for attempt in 1..=STAGE_ATTEMPTS {
@@ -641,7 +653,7 @@ impl<S: Store> Session<S> {
 
 /// The audit entry of a batch of `count` tokens: the credential and its
 /// user for one (`only`), the count for more, and `extra` in the detail.
-fn batch_event(
+pub(super) fn batch_event(
     action: &str,
     count: usize,
     only: Option<&CredentialRow>,

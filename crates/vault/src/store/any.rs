@@ -15,9 +15,9 @@ use crate::model::{CredentialRow, Device, EntraLink, Event, User};
 use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
-    AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdTops, IdentifyChanges, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep,
-    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
+    AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
+    HelpdeskRows, IdTops, IdentifyChanges, ImportGuard, ImportRanges, OperatorRow, RecordRow,
+    ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
 };
 
 /// A vault's database, whichever it is.
@@ -131,6 +131,13 @@ impl Store for AnyStore {
             AnyStore::Postgres(store) => store.checkpoint(),
         }
     }
+
+    fn write_unlocked(&mut self) -> Result<Option<AnyTx<'_>>> {
+        Ok(match self {
+            AnyStore::Sqlite(store) => store.write_unlocked()?.map(AnyTx::Sqlite),
+            AnyStore::Postgres(store) => store.write_unlocked()?.map(AnyTx::Postgres),
+        })
+    }
 }
 
 /// Forwards each listed method to the transaction inside.
@@ -156,6 +163,7 @@ impl StoreTx for AnyTx<'_> {
     }
 
     forward! {
+        fn lock_writers(&self) -> Result<bool>;
         fn meta_get(&self, key: &str) -> Result<Option<String>>;
         fn meta_set(&self, key: &str, value: &str) -> Result<()>;
         fn operator(&self, name: &str) -> Result<Option<OperatorRow>>;
@@ -179,6 +187,7 @@ impl StoreTx for AnyTx<'_> {
         fn identify_changes(&self, since: i64) -> Result<IdentifyChanges>;
         fn event_insert(&self, event: &Event) -> Result<()>;
         fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows>;
+        fn grant_rows(&self, id: &[u8]) -> Result<GrantRows>;
         fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>>;
         fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;
         fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>>;

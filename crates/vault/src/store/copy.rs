@@ -21,6 +21,7 @@ use ::postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use crate::error::{Error, Result};
 use crate::store::any::AnyTx;
+use crate::store::postgres::references;
 
 /// One value of a row, in the few types vault tables use.
 #[derive(Clone, Debug, PartialEq)]
@@ -219,7 +220,7 @@ pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
                     .iter()
                     .map(|r| r.get(0))
                     .collect();
-                let parents = tx
+                let mut parents: BTreeSet<String> = tx
                     .query(
                         "SELECT (SELECT relname::text FROM pg_class WHERE oid = confrelid) \
                          FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'f'",
@@ -228,6 +229,8 @@ pub(crate) fn tables(tx: &AnyTx<'_>) -> Result<Vec<Table>> {
                     .iter()
                     .map(|r| r.get(0))
                     .collect();
+                // The references migration 14 keeps without foreign keys.
+                parents.extend(references::parents_of(&name).map(str::to_owned));
                 found.push(Table {
                     name,
                     columns,
@@ -371,6 +374,17 @@ pub(crate) fn copy_table(source: &AnyTx<'_>, target: &AnyTx<'_>, table: &Table) 
             writer.finish()?;
             Ok(rows)
         }
+    }
+}
+
+/// Proves the references PostgreSQL keeps without foreign keys (migration
+/// 14) over the copied tables, before the copy commits: every credential's
+/// device and user, every event's credential. SQLite's foreign keys did it
+/// row by row.
+pub(crate) fn check_references(tx: &AnyTx<'_>) -> Result<()> {
+    match tx {
+        AnyTx::Postgres(t) => t.check_all_references(),
+        AnyTx::Sqlite(_) => Ok(()),
     }
 }
 

@@ -38,7 +38,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::error::{Error, Result};
 
@@ -46,8 +46,42 @@ use crate::error::{Error, Result};
 /// file's write lock against other processes.
 pub(crate) const MAX_MEMBERS: usize = 32;
 
-/// The outcome of a group's commit, shared by its members.
-type Outcome = Arc<OnceLock<std::result::Result<(), String>>>;
+/// The outcome of a group's commit, shared by its members: set once by the
+/// member that ends the group, and waited for on a lock of its own — not
+/// the writer's, which the next group's members hold for their turns (a
+/// member that waited on it could return only between their turns, and
+/// every one of them woken at the commit would take its turn at the lock
+/// in the middle of the next group's).
+#[derive(Default)]
+struct Done {
+    result: Mutex<Option<std::result::Result<(), String>>>,
+    ready: Condvar,
+}
+
+type Outcome = Arc<Done>;
+
+impl Done {
+    fn set(&self, result: std::result::Result<(), String>) {
+        let mut slot = lock(&self.result);
+        if slot.is_none() {
+            *slot = Some(result);
+        }
+        self.ready.notify_all();
+    }
+
+    fn wait(&self) -> std::result::Result<(), String> {
+        let mut slot = lock(&self.result);
+        loop {
+            if let Some(result) = slot.as_ref() {
+                return result.clone();
+            }
+            slot = self
+                .ready
+                .wait(slot)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
 
 /// What a database connection does for a group: a transaction, savepoints
 /// within it, and whether it is still open (a database may roll it back
@@ -75,7 +109,6 @@ pub(crate) trait GroupConnection {
 /// The writer connection of one vault in this process.
 pub(crate) struct Writer<C> {
     state: Mutex<State<C>>,
-    committed: Condvar,
     /// Writers waiting for their turn: while there are any, a finishing
     /// member hands the open transaction on rather than committing.
     queued: AtomicUsize,
@@ -120,7 +153,6 @@ impl<K: Hash + Eq, C> Registry<K, C> {
                 connection: None,
                 group: None,
             }),
-            committed: Condvar::new(),
             queued: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
         });
@@ -144,6 +176,12 @@ impl<C: GroupConnection> Writer<C> {
     #[cfg(test)]
     pub(crate) fn commits(&self) -> usize {
         self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Looks at the writer connection, if one is open (for the tests).
+    #[cfg(test)]
+    pub(crate) fn inspect<T>(&self, look: impl FnOnce(Option<&C>) -> T) -> T {
+        look(lock(&self.state).connection.as_ref())
     }
 
     /// Waits for the turn to write, then starts this member's savepoint
@@ -214,8 +252,7 @@ impl<C: GroupConnection> Writer<C> {
                 let _ = connection(&mut state).rollback();
             }
             state.group = None;
-            let _ = outcome.set(result);
-            self.committed.notify_all();
+            outcome.set(result);
         }
         (state, joined.then_some(outcome))
     }
@@ -287,23 +324,13 @@ impl<C: GroupConnection> Member<'_, C> {
             drop(self.writer.leave(state, false));
             return Err(error);
         }
-        let (mut state, outcome) = self.writer.leave(state, true);
+        let (state, outcome) = self.writer.leave(state, true);
         let outcome = outcome.expect("a member that joined has an outcome");
-        while outcome.get().is_none() {
-            state = self
-                .writer
-                .committed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+        // The next writer's turn may begin; this one waits for its group.
         drop(state);
-        match outcome.get() {
-            Some(Ok(())) => Ok(()),
-            Some(Err(reason)) => Err(Error::Database(format!(
-                "the change was not saved: {reason}"
-            ))),
-            None => unreachable!("waited for the outcome"),
-        }
+        outcome
+            .wait()
+            .map_err(|reason| Error::Database(format!("the change was not saved: {reason}")))
     }
 }
 

@@ -667,6 +667,171 @@ CREATE TABLE import_batches (
     },
     Migration {
         version: 14,
+        name: "references on PostgreSQL: the import proves its rows' parents, triggers guard the parents",
+        // A foreign key checks each inserted row with a query of its own
+        // (`SELECT 1 FROM devices WHERE id = $1 FOR KEY SHARE`, run by a
+        // trigger): three per imported token, 53-62 % of the server's time
+        // in a 100,000-token import (BENCHMARKS.md). On PostgreSQL the
+        // foreign keys of `credentials` (to `devices` and `users`) and of
+        // `events` (to `credentials`) go; each insert path proves its rows'
+        // parents itself (`store::postgres::references`: one set-based
+        // statement per reference for a batch, parents it did not write
+        // itself locked FOR KEY SHARE), and these triggers keep the rest
+        // of what the keys did:
+        // - a DELETE, key UPDATE or TRUNCATE of a parent first takes
+        //   `LOCK child IN SHARE MODE` (before any row is touched), so it
+        //   waits for every transaction that is writing children (an
+        //   import) and then sees what they committed; at the end of the
+        //   statement it is refused if a parent it removed still has
+        //   children (the keys were NO ACTION: no cascade, no SET NULL);
+        // - in a REPEATABLE READ or SERIALIZABLE transaction it is refused
+        //   outright: its snapshot may be older than children committed
+        //   since, which a trigger cannot look past (the keys' own check
+        //   can, with a second snapshot PL/pgSQL has no access to);
+        // - an UPDATE that points a child at another parent checks, and
+        //   locks, that parent, as the key did.
+        // Inserts by hand are not checked (a credential, user or device
+        // written without oathdesk is unsigned, which `vault verify`
+        // reports). SQLite keeps its foreign keys: its checks are library
+        // calls, not queries.
+        sqlite: "SELECT 1;",
+        postgres: r#"
+DO $$
+DECLARE
+    fk record;
+BEGIN
+    FOR fk IN
+        SELECT c.conrelid::regclass AS child, c.conname
+        FROM pg_constraint c
+        WHERE c.contype = 'f'
+          AND ((c.conrelid = 'credentials'::regclass
+                AND c.confrelid IN ('devices'::regclass, 'users'::regclass))
+            OR (c.conrelid = 'events'::regclass AND c.confrelid = 'credentials'::regclass))
+    LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.child, fk.conname);
+    END LOOP;
+END
+$$;
+-- BEFORE DELETE, TRUNCATE or UPDATE OF id, FOR EACH STATEMENT, on a
+-- parent. TG_ARGV: the child table and its column that refers to the parent.
+CREATE FUNCTION reference_lock_children() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    child_id BIGINT;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION '% on table "%" is refused in a % transaction',
+                TG_OP, TG_TABLE_NAME, upper(current_setting('transaction_isolation'))
+            USING ERRCODE = 'feature_not_supported',
+                DETAIL = format('Rows of table "%s" refer to table "%s", and a snapshot older than '
+                    'the statement cannot see the ones committed since it was taken.',
+                    TG_ARGV[0], TG_TABLE_NAME),
+                HINT = 'Run it in a READ COMMITTED transaction (the default).';
+    END IF;
+    EXECUTE format('LOCK TABLE %I.%I IN SHARE MODE', TG_TABLE_SCHEMA, TG_ARGV[0]);
+    IF TG_OP = 'TRUNCATE' THEN
+        EXECUTE format('SELECT c.id FROM %I.%I c WHERE c.%I IS NOT NULL LIMIT 1',
+                TG_TABLE_SCHEMA, TG_ARGV[0], TG_ARGV[1])
+            INTO child_id;
+        IF child_id IS NOT NULL THEN
+            RAISE EXCEPTION 'truncate of table "%" would leave rows of table "%" without their parent',
+                    TG_TABLE_NAME, TG_ARGV[0]
+                USING ERRCODE = 'foreign_key_violation',
+                    DETAIL = format('Row %s of table "%s" refers to it.', child_id, TG_ARGV[0]);
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- AFTER DELETE FOR EACH STATEMENT (the deleted rows as gone_rows), or AFTER
+-- UPDATE OF id FOR EACH ROW, on a parent: refuses the statement if a key it
+-- removed is still referred to. TG_ARGV as above.
+CREATE FUNCTION reference_refuse_orphans() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    parent_id BIGINT;
+    child_id BIGINT;
+BEGIN
+    IF TG_LEVEL = 'ROW' THEN
+        EXECUTE format('SELECT $1, c.id FROM %1$I.%2$I c WHERE c.%3$I = $1 '
+                'AND NOT EXISTS (SELECT 1 FROM %1$I.%4$I p WHERE p.id = $1) LIMIT 1',
+                TG_TABLE_SCHEMA, TG_ARGV[0], TG_ARGV[1], TG_TABLE_NAME)
+            INTO parent_id, child_id USING OLD.id;
+    ELSE
+        EXECUTE format('SELECT g.id, c.id FROM gone_rows g JOIN %1$I.%2$I c ON c.%3$I = g.id '
+                'WHERE NOT EXISTS (SELECT 1 FROM %1$I.%4$I p WHERE p.id = g.id) LIMIT 1',
+                TG_TABLE_SCHEMA, TG_ARGV[0], TG_ARGV[1], TG_TABLE_NAME)
+            INTO parent_id, child_id;
+    END IF;
+    IF child_id IS NOT NULL THEN
+        RAISE EXCEPTION '% on table "%" would leave rows of table "%" without their parent',
+                lower(TG_OP), TG_TABLE_NAME, TG_ARGV[0]
+            USING ERRCODE = 'foreign_key_violation',
+                DETAIL = format('Key (id)=(%s) is still referenced from table "%s" (row %s).',
+                    parent_id, TG_ARGV[0], child_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- AFTER UPDATE OF the referring columns FOR EACH ROW, on a child: the new
+-- parent must exist, and is locked as a foreign key locks it. TG_ARGV:
+-- pairs of a column and the table it refers to.
+CREATE FUNCTION reference_check_parents() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    i INT := 0;
+    new_id BIGINT;
+    old_id BIGINT;
+    found_id BIGINT;
+BEGIN
+    WHILE i < TG_NARGS LOOP
+        EXECUTE format('SELECT ($1).%1$I, ($2).%1$I', TG_ARGV[i]) INTO new_id, old_id USING NEW, OLD;
+        IF new_id IS NOT NULL AND new_id IS DISTINCT FROM old_id THEN
+            EXECUTE format('SELECT p.id FROM %I.%I p WHERE p.id = $1 FOR KEY SHARE',
+                    TG_TABLE_SCHEMA, TG_ARGV[i + 1])
+                INTO found_id USING new_id;
+            IF found_id IS NULL THEN
+                RAISE EXCEPTION 'update on table "%" refers to a row of table "%" that does not exist',
+                        TG_TABLE_NAME, TG_ARGV[i + 1]
+                    USING ERRCODE = 'foreign_key_violation',
+                        DETAIL = format('Key (%s)=(%s) is not present in table "%s".',
+                            TG_ARGV[i], new_id, TG_ARGV[i + 1]);
+            END IF;
+        END IF;
+        i := i + 2;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER reference_lock BEFORE DELETE OR TRUNCATE OR UPDATE OF id ON devices
+    FOR EACH STATEMENT EXECUTE FUNCTION reference_lock_children('credentials', 'device_id');
+CREATE TRIGGER reference_gone AFTER DELETE ON devices REFERENCING OLD TABLE AS gone_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION reference_refuse_orphans('credentials', 'device_id');
+CREATE TRIGGER reference_key AFTER UPDATE OF id ON devices
+    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
+    EXECUTE FUNCTION reference_refuse_orphans('credentials', 'device_id');
+CREATE TRIGGER reference_lock BEFORE DELETE OR TRUNCATE OR UPDATE OF id ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION reference_lock_children('credentials', 'user_id');
+CREATE TRIGGER reference_gone AFTER DELETE ON users REFERENCING OLD TABLE AS gone_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION reference_refuse_orphans('credentials', 'user_id');
+CREATE TRIGGER reference_key AFTER UPDATE OF id ON users
+    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
+    EXECUTE FUNCTION reference_refuse_orphans('credentials', 'user_id');
+CREATE TRIGGER reference_lock BEFORE DELETE OR TRUNCATE OR UPDATE OF id ON credentials
+    FOR EACH STATEMENT EXECUTE FUNCTION reference_lock_children('events', 'credential_id');
+CREATE TRIGGER reference_gone AFTER DELETE ON credentials REFERENCING OLD TABLE AS gone_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION reference_refuse_orphans('events', 'credential_id');
+CREATE TRIGGER reference_key AFTER UPDATE OF id ON credentials
+    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
+    EXECUTE FUNCTION reference_refuse_orphans('events', 'credential_id');
+CREATE TRIGGER reference_parents AFTER UPDATE OF device_id, user_id ON credentials
+    FOR EACH ROW WHEN (OLD.device_id IS DISTINCT FROM NEW.device_id
+        OR OLD.user_id IS DISTINCT FROM NEW.user_id)
+    EXECUTE FUNCTION reference_check_parents('device_id', 'devices', 'user_id', 'users');
+CREATE TRIGGER reference_parents AFTER UPDATE OF credential_id ON events
+    FOR EACH ROW WHEN (OLD.credential_id IS DISTINCT FROM NEW.credential_id)
+    EXECUTE FUNCTION reference_check_parents('credential_id', 'credentials');
+"#,
+    },
+    Migration {
+        version: 15,
         name: "staged records: a large update of users' data on file stays hidden until its last transaction",
         // The data on file of 100,000 users (a spreadsheet import's second
         // step) replaces signed records that exist, so it cannot be hidden

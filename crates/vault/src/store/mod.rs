@@ -21,6 +21,7 @@
 pub mod any;
 pub(crate) mod backup;
 pub(crate) mod copy;
+pub mod grant;
 pub(crate) mod group_commit;
 pub mod helpdesk;
 pub mod migrations;
@@ -29,6 +30,7 @@ pub mod sqlite;
 
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Device, EntraLink, Event, State, User};
+pub use grant::GrantRows;
 pub use helpdesk::{HelpdeskQuery, HelpdeskRows};
 
 /// A web account as stored (see `crate::web`).
@@ -329,12 +331,31 @@ pub trait Store {
     /// passive checkpoint), so that the other writers' commits do not run
     /// the checkpoint of the import's pages themselves. Nothing elsewhere.
     fn checkpoint(&mut self) -> Result<()>;
+    /// Starts a write transaction that does not wait for other writers
+    /// until [`StoreTx::lock_writers`]: a large import prepares and writes
+    /// its rows in it, unseen by others until it commits, and holds the
+    /// writers' lock only to append its audit entry. `None` where there is
+    /// none (SQLite, whose write lock is the whole file: it stages imports
+    /// instead). PostgreSQL: READ COMMITTED, on the store's own connection.
+    fn write_unlocked(&mut self) -> Result<Option<Self::Tx<'_>>> {
+        Ok(None)
+    }
 }
 
 /// The row operations of one transaction. Dropping it without
 /// [`StoreTx::commit`] rolls everything back.
 pub trait StoreTx {
     fn commit(self) -> Result<()>;
+
+    /// In a transaction begun by [`Store::write_unlocked`]: waits for the
+    /// writers' lock, then publishes the credentials it inserted to
+    /// identify's refresh. False if another writer's rows collided with
+    /// this transaction's meanwhile: roll it back (drop it) and write the
+    /// change the usual way. Nothing (true) in a transaction that holds the
+    /// lock already.
+    fn lock_writers(&self) -> Result<bool> {
+        Ok(true)
+    }
 
     fn meta_get(&self, key: &str) -> Result<Option<String>>;
     fn meta_set(&self, key: &str, value: &str) -> Result<()>;
@@ -469,6 +490,12 @@ pub trait StoreTx {
     /// MACs of those rows: one statement on PostgreSQL (see
     /// [`helpdesk::read_one_by_one`] for its meaning).
     fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows>;
+
+    /// The grant with this id and what it opens the vault with (its
+    /// account, operator slot, the audit keys, the MACs the session checks):
+    /// one statement on PostgreSQL (see [`grant::read_one_by_one`] for its
+    /// meaning).
+    fn grant_rows(&self, id: &[u8]) -> Result<GrantRows>;
 
     fn audit_last(&self) -> Result<Option<AuditRow>>;
     fn audit_insert(&self, row: &AuditRow) -> Result<()>;

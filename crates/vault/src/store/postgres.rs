@@ -36,6 +36,10 @@
 //!   shows up by name in `pg_locks`.
 //! - A writer waits at most [`LOCK_TIMEOUT`] for the lock, then fails with
 //!   a message that says so; nothing is half-written.
+//! - A large import takes the lock late ([`Store::write_unlocked`],
+//!   `postgres/late_lock.rs`): it writes its rows first, unseen until it
+//!   commits, and holds the lock only to append its entry and publish its
+//!   rows to identify.
 //!
 //! Read transactions are `REPEATABLE READ READ ONLY`: one consistent
 //! snapshot, like a SQLite read transaction, and they never wait.
@@ -45,10 +49,13 @@
 //! Each statement is a round trip to the server, where SQLite's is a
 //! library call, so the frequent paths send few: a writer's `BEGIN`, lock
 //! and the audit chain's tail go in one simple query (`postgres/chain.rs`); a
+//! console request is opened with one statement (`postgres/grant.rs`); a
 //! helpdesk code reads what it decides on in one statement with no
 //! transaction around it ([`Store::read_single`], `postgres/helpdesk.rs`), then
-//! recounts, appends its entry and records the released step in one more;
-//! an import writes its rows with binary `COPY` (`postgres/bulk.rs`).
+//! recounts, appends its entry and records the released step in one more
+//! (with a group member's savepoint, in one round trip:
+//! `postgres/release.rs`); an import writes its rows with binary `COPY`
+//! (`postgres/bulk.rs`).
 //!
 //! # Where the vault is
 //!
@@ -73,8 +80,12 @@
 mod bulk;
 mod chain;
 mod copy_format;
+mod grant;
 mod helpdesk;
 mod identify_marker;
+mod late_lock;
+pub(crate) mod references;
+mod release;
 mod writer;
 
 use std::cell::{Cell, RefCell};
@@ -85,6 +96,9 @@ use std::time::{Duration, Instant};
 
 use ::postgres::types::ToSql;
 use ::postgres::{Client, Config, NoTls, Row, SimpleQueryMessage, Statement};
+use grant::{
+    GRANT_COLUMNS, WEB_ACCOUNT_COLUMNS, grant_from_row, operator_from_row, web_account_from_row,
+};
 use writer::PgConn;
 
 use crate::error::{Error, Result};
@@ -93,9 +107,10 @@ use crate::model::{CredentialRow, Custody, Device, EntraLink, Event, User};
 use crate::store::group_commit::{Member, Writer};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
-    AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store,
-    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key,
+    AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
+    HelpdeskRows, IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep,
+    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key,
+    row_of_key,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -517,6 +532,10 @@ pub struct PgTx<'a> {
     /// A read of one statement ([`Store::read_single`]): no transaction
     /// around it; `Some(true)` once its statement ran.
     single: Option<Cell<bool>>,
+    /// The parents it inserted (see `postgres/references.rs`).
+    written: RefCell<references::Written>,
+    /// Begun without the writers' lock (see `postgres/late_lock.rs`).
+    late: Option<late_lock::Late>,
 }
 
 impl Store for PgStore {
@@ -533,6 +552,8 @@ impl Store for PgStore {
                 tx: RefCell::new(Txn::Member(member)),
                 tail: Some(RefCell::new(tail)),
                 single: None,
+                written: RefCell::default(),
+                late: None,
             });
         }
         self.ready()?;
@@ -552,6 +573,8 @@ impl Store for PgStore {
             tx: RefCell::new(tx),
             tail: Some(RefCell::new(tail)),
             single: None,
+            written: RefCell::default(),
+            late: None,
         })
     }
 
@@ -573,6 +596,8 @@ impl Store for PgStore {
             tx: RefCell::new(tx),
             tail: None,
             single: None,
+            written: RefCell::default(),
+            late: None,
         })
     }
 
@@ -587,6 +612,8 @@ impl Store for PgStore {
             })),
             tail: None,
             single: Some(Cell::new(false)),
+            written: RefCell::default(),
+            late: None,
         })
     }
 
@@ -597,15 +624,17 @@ impl Store for PgStore {
     }
 
     fn import_guard(&mut self) -> Result<Option<ImportGuard>> {
-        // Not staged: an import here is one transaction. (Every write
-        // transaction here locks the audit table from its BEGIN, so a
-        // helpdesk code still waits for a whole import; staging would
-        // need chunk transactions that skip that lock.)
+        // Not staged: an import here is one transaction, which writes its
+        // rows before it takes the writers' lock (`postgres/late_lock.rs`).
         Ok(None)
     }
 
     fn checkpoint(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    fn write_unlocked(&mut self) -> Result<Option<PgTx<'_>>> {
+        self.begin_unlocked().map(Some)
     }
 }
 
@@ -669,6 +698,9 @@ impl PgTx<'_> {
         if count == 0 {
             return Ok(Vec::new());
         }
+        if self.unlocked() {
+            return self.draw_ids(table, count);
+        }
         let row = self.query_one(
             "SELECT setval(seq, nextval(seq) + $2 - 1) \
              FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass AS seq) AS s",
@@ -697,6 +729,10 @@ impl PgTx<'_> {
             ));
         }
         let mut tx = self.tx.borrow_mut();
+        if let Txn::Member(member) = &mut *tx {
+            // A group member's owed savepoint goes before its first statement.
+            member.place()?;
+        }
         if let Some(statement) = tx.statements().get(sql) {
             return Ok(statement.clone());
         }
@@ -799,21 +835,6 @@ fn credential_at(row: &Row, at: usize) -> Result<CredentialRow> {
     })
 }
 
-fn operator_from_row(row: &Row) -> Result<OperatorRow> {
-    let c = Columns(row);
-    Ok(OperatorRow {
-        name: c.get(0)?,
-        recipient: c.get(1)?,
-        kdf: c.get(2)?,
-        salt: c.get(3)?,
-        sealed_identity: c.get(4)?,
-        wrapped_vault_key: c.get(5)?,
-        created_at: c.unsigned(6)?,
-        created_by: c.get(7)?,
-        role: c.get(8)?,
-    })
-}
-
 fn audit_from_row(row: &Row) -> Result<AuditRow> {
     let c = Columns(row);
     Ok(AuditRow {
@@ -901,6 +922,7 @@ impl StoreTx for PgTx<'_> {
         if self.single.is_some() {
             return Ok(());
         }
+        self.require_lock("a commit")?;
         let tail = self.tail.map(RefCell::into_inner).unwrap_or_default();
         match self.tx.into_inner() {
             Txn::Member(mut member) => {
@@ -1157,24 +1179,16 @@ impl StoreTx for PgTx<'_> {
         self.marker_generation()
     }
 
+    fn lock_writers(&self) -> Result<bool> {
+        self.take_writers_lock()
+    }
+
     fn identify_changes(&self, since: i64) -> Result<crate::store::IdentifyChanges> {
         self.marker_changes(since)
     }
 
     fn event_insert(&self, event: &Event) -> Result<()> {
-        self.execute(
-            "INSERT INTO events (credential_id, from_state, to_state, operator, at, note) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &event.credential_id,
-                &event.from_state.map(|s| s.name()),
-                &event.to_state.name(),
-                &event.operator,
-                &big(event.at)?,
-                &event.note,
-            ],
-        )?;
-        Ok(())
+        self.insert_event_checked(event)
     }
 
     fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>> {
@@ -1270,6 +1284,10 @@ impl StoreTx for PgTx<'_> {
         self.helpdesk_snapshot(query)
     }
 
+    fn grant_rows(&self, id: &[u8]) -> Result<GrantRows> {
+        self.grant_snapshot(id)
+    }
+
     fn events(&self, credential_id: i64) -> Result<Vec<Event>> {
         self.query(
             "SELECT credential_id, from_state, to_state, operator, at, note FROM events \
@@ -1307,6 +1325,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn audit_insert(&self, row: &AuditRow) -> Result<()> {
+        self.require_lock("an audit entry")?;
         self.execute(
             &format!(
                 "INSERT INTO audit ({AUDIT_COLUMNS}) \
@@ -1899,40 +1918,6 @@ impl StoreTx for PgTx<'_> {
         )?;
         Ok(())
     }
-}
-
-const WEB_ACCOUNT_COLUMNS: &str =
-    "name, role, disabled, must_change_password, created_at, created_by, mac";
-
-fn web_account_from_row(row: &Row) -> Result<WebAccountRow> {
-    let c = Columns(row);
-    Ok(WebAccountRow {
-        name: c.get(0)?,
-        role: c.get(1)?,
-        disabled: c.get(2)?,
-        must_change_password: c.get(3)?,
-        created_at: c.unsigned(4)?,
-        created_by: c.get(5)?,
-        mac: c.get(6)?,
-    })
-}
-
-const GRANT_COLUMNS: &str =
-    "id, kind, account, label, scopes, wrapped_key, created_at, expires_at, last_used_at";
-
-fn grant_from_row(row: &Row) -> Result<GrantRow> {
-    let c = Columns(row);
-    Ok(GrantRow {
-        id: c.get(0)?,
-        kind: c.get(1)?,
-        account: c.get(2)?,
-        label: c.get(3)?,
-        scopes: c.get(4)?,
-        wrapped_key: c.get(5)?,
-        created_at: c.unsigned(6)?,
-        expires_at: c.unsigned(7)?,
-        last_used_at: c.unsigned(8)?,
-    })
 }
 
 fn record_from_row(row: &Row) -> Result<RecordRow> {

@@ -26,9 +26,10 @@ use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use import_batches::{Hidden, Rows};
 
 use crate::store::{
-    AuditCount, AuditRow, CredentialFilter, GrantRow, HeldSecret, HelpdeskQuery, HelpdeskRows,
-    IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep, SightingRow, Store,
-    StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key, same_length,
+    AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
+    HelpdeskRows, IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep,
+    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key,
+    row_of_key, same_length,
 };
 
 /// A vault in one SQLite file.
@@ -999,6 +1000,10 @@ impl StoreTx for SqliteTx<'_> {
 
     fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {
         crate::store::helpdesk::read_one_by_one(self, query)
+    }
+
+    fn grant_rows(&self, id: &[u8]) -> Result<GrantRows> {
+        crate::store::grant::read_one_by_one(self, id)
     }
 
     fn events(&self, credential_id: i64) -> Result<Vec<Event>> {

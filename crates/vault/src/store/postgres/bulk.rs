@@ -11,12 +11,17 @@
 //! import reserved and their MACs, in the transaction of the import: a COPY
 //! that fails half-way (a bad value, a broken connection) aborts the
 //! transaction, and nothing of the batch stays.
+//!
+//! `credentials` and `events` have no foreign keys (migration 14): after
+//! writing a batch of them this module proves its rows' parents, one
+//! statement per reference (`postgres/references.rs`).
 
 use std::io::Write;
 
 use ::postgres::types::Type;
 
 use super::copy_format::{Column, CopyRows};
+use super::references::{CREDENTIAL_DEVICE, CREDENTIAL_USER, EVENT_CREDENTIAL};
 use super::{PgTx, big, big_opt};
 use crate::error::{Error, Result};
 use crate::model::{CredentialRow, Device, Event, User};
@@ -126,7 +131,7 @@ impl PgTx<'_> {
         let macs = same_length(devices, macs)?;
         if devices.len() >= COPY_FROM_ROWS {
             let rows: Vec<(&Device, &Vec<u8>)> = devices.iter().zip(macs).collect();
-            return self.copy_rows("devices", &DEVICE_COLUMNS, &rows, |w, (d, mac)| {
+            self.copy_rows("devices", &DEVICE_COLUMNS, &rows, |w, (d, mac)| {
                 w.int8(Some(d.id))?;
                 w.text(Some(d.serial.as_str()))?;
                 w.text(d.manufacturer.as_deref())?;
@@ -135,7 +140,9 @@ impl PgTx<'_> {
                 w.int8(Some(i64::from(d.slots)))?;
                 w.int8(Some(big(d.created_at)?))?;
                 w.bytea(Some(mac.as_slice()))
-            });
+            })?;
+            self.wrote("devices", devices.iter().map(|d| d.id));
+            return Ok(());
         }
         let macs: Vec<&[u8]> = macs.iter().map(Vec::as_slice).collect();
         let ids: Vec<i64> = devices.iter().map(|d| d.id).collect();
@@ -164,6 +171,7 @@ impl PgTx<'_> {
                 &macs,
             ],
         )?;
+        self.wrote("devices", ids);
         Ok(())
     }
 
@@ -174,13 +182,15 @@ impl PgTx<'_> {
         let macs = same_length(users, macs)?;
         if users.len() >= COPY_FROM_ROWS {
             let rows: Vec<(&User, &Vec<u8>)> = users.iter().zip(macs).collect();
-            return self.copy_rows("users", &USER_COLUMNS, &rows, |w, (u, mac)| {
+            self.copy_rows("users", &USER_COLUMNS, &rows, |w, (u, mac)| {
                 w.int8(Some(u.id))?;
                 w.text(Some(u.upn.as_str()))?;
                 w.text(u.display_name.as_deref())?;
                 w.int8(Some(big(u.created_at)?))?;
                 w.bytea(Some(mac.as_slice()))
-            });
+            })?;
+            self.wrote("users", users.iter().map(|u| u.id));
+            return Ok(());
         }
         let macs: Vec<&[u8]> = macs.iter().map(Vec::as_slice).collect();
         let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
@@ -195,6 +205,7 @@ impl PgTx<'_> {
              SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])",
             &[&ids, &upns, &names, &created, &macs],
         )?;
+        self.wrote("users", ids);
         Ok(())
     }
 
@@ -209,13 +220,15 @@ impl PgTx<'_> {
         let macs = same_length(rows, macs)?;
         // One generation of the identify marker for the whole batch,
         // written by the rows' own COPY (migration 11: no insert trigger,
-        // which made COPY go row by row and run PL/pgSQL for each).
-        let generation = self.bump_marker()?;
-        let rows: Vec<(&CredentialRow, &Vec<u8>)> = rows.iter().zip(macs).collect();
+        // which made COPY go row by row and run PL/pgSQL for each); 0 in a
+        // transaction that has not taken the writers' lock yet, which
+        // publishes the batch when it does (`postgres/late_lock.rs`).
+        let generation = self.insert_generation(rows)?;
+        let pairs: Vec<(&CredentialRow, &Vec<u8>)> = rows.iter().zip(macs).collect();
         self.copy_rows(
             "credentials",
             &CREDENTIAL_COLUMNS,
-            &rows,
+            &pairs,
             |w, (row, mac)| {
                 w.int8(Some(row.id))?;
                 w.int8(row.device_id)?;
@@ -239,7 +252,19 @@ impl PgTx<'_> {
                 w.bytea(Some(mac.as_slice()))?;
                 w.int8(Some(generation))
             },
-        )
+        )?;
+        // No foreign keys (migration 14): the rows' devices and users are
+        // proven here, before the transaction commits.
+        self.check_parents(
+            &CREDENTIAL_DEVICE,
+            rows.iter().map(|r| (Some(r.id), r.device_id)),
+        )?;
+        self.check_parents(
+            &CREDENTIAL_USER,
+            rows.iter().map(|r| (Some(r.id), r.user_id)),
+        )?;
+        self.wrote("credentials", rows.iter().map(|r| r.id));
+        Ok(())
     }
 
     pub(super) fn insert_events(&self, events: &[Event]) -> Result<()> {
@@ -262,20 +287,26 @@ impl PgTx<'_> {
                  $5::bigint[], $6::text[])",
                 &[&ids, &from, &to, &operators, &at, &notes],
             )?;
-            return Ok(());
+        } else {
+            // Ids in one block, not a `nextval` per row.
+            let ids = self.next_ids("events", events.len())?;
+            let rows: Vec<(i64, &Event)> = ids.into_iter().zip(events).collect();
+            self.copy_rows("events", &EVENT_COLUMNS, &rows, |w, (id, event)| {
+                w.int8(Some(*id))?;
+                w.int8(Some(event.credential_id))?;
+                w.text(event.from_state.map(|s| s.name()))?;
+                w.text(Some(event.to_state.name()))?;
+                w.text(Some(event.operator.as_str()))?;
+                w.int8(Some(big(event.at)?))?;
+                w.text(event.note.as_deref())
+            })?;
         }
-        // Ids in one block, not a `nextval` per row.
-        let ids = self.next_ids("events", events.len())?;
-        let rows: Vec<(i64, &Event)> = ids.into_iter().zip(events).collect();
-        self.copy_rows("events", &EVENT_COLUMNS, &rows, |w, (id, event)| {
-            w.int8(Some(*id))?;
-            w.int8(Some(event.credential_id))?;
-            w.text(event.from_state.map(|s| s.name()))?;
-            w.text(Some(event.to_state.name()))?;
-            w.text(Some(event.operator.as_str()))?;
-            w.int8(Some(big(event.at)?))?;
-            w.text(event.note.as_deref())
-        })
+        // No foreign key (migration 14): the events' credentials are
+        // proven here.
+        self.check_parents(
+            &EVENT_CREDENTIAL,
+            events.iter().map(|e| (None, Some(e.credential_id))),
+        )
     }
 }
 

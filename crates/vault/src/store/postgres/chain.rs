@@ -6,10 +6,14 @@
 //! tail's `SELECT` rides along (its values come back as text), so the tail
 //! costs no round trip of its own. With the tail known, a helpdesk code
 //! counts the user's codes and, below the limit, appends its entry and
-//! records the released step, in one statement ([`PgTx::append_if_below`]).
+//! records the released step, in one statement ([`PgTx::append_if_below`]);
+//! a later member of a group sends its savepoint with it
+//! (`postgres/release.rs`).
 
+use ::postgres::types::ToSql;
 use ::postgres::{SimpleQueryMessage, SimpleQueryRow};
 
+use super::release::Value;
 use super::{AUDIT_COLUMNS, Columns, PgTx, big};
 use crate::error::{Error, Result};
 use crate::store::{AuditCount, AuditRow, ReleasedStep};
@@ -72,8 +76,79 @@ fn audit_from_text(row: &SimpleQueryRow) -> Result<AuditRow> {
     })
 }
 
+/// The recount and, below the limit, the new entry and the released step,
+/// in one statement: `$1`…`$26` as [`append_values`] gives them (their
+/// types in [`APPEND_TYPES`]). The count and the inserts see one snapshot,
+/// taken under the lock that keeps other writers out: the count is the true
+/// count. The new step is never below the pruning bound, so the step's
+/// parts touch different rows.
+pub(super) fn append_sql() -> String {
+    format!(
+        "WITH n AS (SELECT count(*) AS found, count(*) < $5::bigint AS ok FROM audit \
+             WHERE action = $1 AND outcome = $2 AND lower(\"user\") = lower($3) AND at >= $4), \
+         entry AS (INSERT INTO audit ({AUDIT_COLUMNS}) \
+             SELECT $6::bigint, $7::bigint, $8::text, $9::text, $10::text, $11::text, \
+             $12::text, $13::text, $14::text, $15::bigint, $16::bytea, $17::bytea FROM n WHERE n.ok), \
+         step AS (INSERT INTO released_steps (credential_id, counter, at) \
+             SELECT $18::bigint, $19::bigint, $20::bigint FROM n WHERE n.ok \
+             ON CONFLICT (credential_id, counter) DO UPDATE SET at = EXCLUDED.at), \
+         signature AS (INSERT INTO row_macs (kind, id, mac) SELECT $21::text, $22::text, $23::bytea FROM n WHERE n.ok \
+             ON CONFLICT (kind, id) DO UPDATE SET mac = EXCLUDED.mac), \
+         old AS (DELETE FROM released_steps USING n \
+             WHERE n.ok AND credential_id = $18 AND counter < $24), \
+         old_signatures AS (DELETE FROM row_macs USING n \
+             WHERE n.ok AND kind = $21 AND id >= $25 AND id < $26) \
+         SELECT found, ok FROM n"
+    )
+}
+
+/// The types of [`append_sql`]'s parameters, for `PREPARE`.
+pub(super) const APPEND_TYPES: &str = "text, text, text, bigint, bigint, \
+     bigint, bigint, text, text, text, text, text, text, text, bigint, bytea, bytea, \
+     bigint, bigint, bigint, text, text, bytea, bigint, text, text";
+
+/// The values of [`append_sql`]'s parameters, in order.
+pub(super) fn append_values<'a>(
+    count: &AuditCount<'a>,
+    limit: u64,
+    entry: &'a AuditRow,
+    released: &ReleasedStep<'a>,
+) -> Result<Vec<Value<'a>>> {
+    use Value::{Bytes, Int, Text};
+    Ok(vec![
+        Text(Some(count.action)),
+        Text(Some(count.outcome)),
+        Text(Some(count.user)),
+        Int(big(count.since)?),
+        Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+        Int(entry.seq),
+        Int(big(entry.at)?),
+        Text(Some(&entry.operator)),
+        Text(Some(&entry.action)),
+        Text(Some(&entry.outcome)),
+        Text(entry.user.as_deref()),
+        Text(entry.credential.as_deref()),
+        Text(entry.ticket.as_deref()),
+        Text(Some(&entry.detail)),
+        Int(entry.epoch),
+        Bytes(&entry.prev_hash),
+        Bytes(&entry.hash),
+        Int(released.credential_id),
+        Int(big(released.counter)?),
+        Int(big(released.at)?),
+        Text(Some(released.mac_kind)),
+        Text(Some(released.mac_id)),
+        Bytes(released.mac),
+        Int(i64::try_from(released.below).unwrap_or(i64::MAX)),
+        Text(Some(released.mac_range.0)),
+        Text(Some(released.mac_range.1)),
+    ])
+}
+
 impl PgTx<'_> {
-    /// See [`crate::store::StoreTx::audit_append_if_below`]: one statement.
+    /// See [`crate::store::StoreTx::audit_append_if_below`]: one statement
+    /// (with a group member's savepoint, in one round trip: see
+    /// `postgres/release.rs`).
     pub(super) fn append_if_below(
         &self,
         count: &AuditCount<'_>,
@@ -81,63 +156,19 @@ impl PgTx<'_> {
         entry: &AuditRow,
         released: &ReleasedStep<'_>,
     ) -> Result<u64> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let below = i64::try_from(released.below).unwrap_or(i64::MAX);
-        // The count and the inserts see one snapshot, taken under the lock
-        // that keeps other writers out: the count is the true count. The
-        // new step is never below the pruning bound, so the step's parts
-        // touch different rows.
-        let row = self.query_one(
-            &format!(
-                "WITH n AS (SELECT count(*) AS found, count(*) < $5::bigint AS ok FROM audit \
-                     WHERE action = $1 AND outcome = $2 AND lower(\"user\") = lower($3) AND at >= $4), \
-                 entry AS (INSERT INTO audit ({AUDIT_COLUMNS}) \
-                     SELECT $6::bigint, $7::bigint, $8::text, $9::text, $10::text, $11::text, \
-                     $12::text, $13::text, $14::text, $15::bigint, $16::bytea, $17::bytea FROM n WHERE n.ok), \
-                 step AS (INSERT INTO released_steps (credential_id, counter, at) \
-                     SELECT $18::bigint, $19::bigint, $20::bigint FROM n WHERE n.ok \
-                     ON CONFLICT (credential_id, counter) DO UPDATE SET at = EXCLUDED.at), \
-                 signature AS (INSERT INTO row_macs (kind, id, mac) SELECT $21::text, $22::text, $23::bytea FROM n WHERE n.ok \
-                     ON CONFLICT (kind, id) DO UPDATE SET mac = EXCLUDED.mac), \
-                 old AS (DELETE FROM released_steps USING n \
-                     WHERE n.ok AND credential_id = $18 AND counter < $24), \
-                 old_signatures AS (DELETE FROM row_macs USING n \
-                     WHERE n.ok AND kind = $21 AND id >= $25 AND id < $26) \
-                 SELECT found, ok FROM n"
-            ),
-            &[
-                &count.action,
-                &count.outcome,
-                &count.user,
-                &big(count.since)?,
-                &limit,
-                &entry.seq,
-                &big(entry.at)?,
-                &entry.operator,
-                &entry.action,
-                &entry.outcome,
-                &entry.user,
-                &entry.credential,
-                &entry.ticket,
-                &entry.detail,
-                &entry.epoch,
-                &entry.prev_hash,
-                &entry.hash,
-                &released.credential_id,
-                &big(released.counter)?,
-                &big(released.at)?,
-                &released.mac_kind,
-                &released.mac_id,
-                &released.mac,
-                &below,
-                &released.mac_range.0,
-                &released.mac_range.1,
-            ],
-        )?;
-        let c = Columns(&row);
-        if c.get::<bool>(1)? {
+        let values = append_values(count, limit, entry, released)?;
+        let (found, ok) = match self.release_with_savepoint(&values)? {
+            Some(answer) => answer,
+            None => {
+                let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Value::param).collect();
+                let row = self.query_one(&append_sql(), &params)?;
+                let c = Columns(&row);
+                (c.unsigned(0)?, c.get::<bool>(1)?)
+            }
+        };
+        if ok {
             self.set_tail(entry);
         }
-        c.unsigned(0)
+        Ok(found)
     }
 }

@@ -1,5 +1,7 @@
 //! The identify marker on PostgreSQL: its reads, and its bump for inserted
-//! credentials (updates and deletes bump it by migration 7's triggers).
+//! credentials (updates and deletes bump it by migration 7's triggers;
+//! an import written before the writers' lock is published by a row of
+//! `import_batches`, see `postgres/late_lock.rs`).
 
 use super::{Columns, PgTx};
 use crate::error::Result;
@@ -39,25 +41,39 @@ impl PgTx<'_> {
             .map(|row| Columns(row).get(0))
             .collect::<Result<_>>()?;
         let mut held = Vec::new();
-        for row in self.query(
+        let mut seen = std::collections::HashSet::new();
+        // The credentials stamped after `since`, and those of imports
+        // published after it (copied before the writers' lock with
+        // generation 0, see `postgres/late_lock.rs`; batches' ranges may
+        // overlap, hence `seen`).
+        for sql in [
             "SELECT id, custody = 'held' AND sealed_secret IS NOT NULL, kind, algorithm, digits, \
              period, t0, counter, sealed_secret FROM credentials WHERE changed_gen > $1",
-            &[&since],
-        )? {
-            let c = Columns(&row);
-            let id: i64 = c.get(0)?;
-            touched.push(id);
-            if c.get::<bool>(1)? {
-                held.push(HeldSecret {
-                    id,
-                    kind: c.get(2)?,
-                    algorithm: c.get(3)?,
-                    digits: c.unsigned(4)?,
-                    period: c.unsigned_opt(5)?,
-                    t0: c.unsigned_opt(6)?,
-                    counter: c.unsigned_opt(7)?,
-                    sealed_secret: c.get(8)?,
-                });
+            "SELECT c.id, c.custody = 'held' AND c.sealed_secret IS NOT NULL, c.kind, c.algorithm, \
+             c.digits, c.period, c.t0, c.counter, c.sealed_secret \
+             FROM import_batches b JOIN credentials c \
+             ON c.id BETWEEN b.credentials_from AND b.credentials_to \
+             WHERE b.visible_gen > $1 AND c.changed_gen <= $1",
+        ] {
+            for row in self.query(sql, &[&since])? {
+                let c = Columns(&row);
+                let id: i64 = c.get(0)?;
+                if !seen.insert(id) {
+                    continue;
+                }
+                touched.push(id);
+                if c.get::<bool>(1)? {
+                    held.push(HeldSecret {
+                        id,
+                        kind: c.get(2)?,
+                        algorithm: c.get(3)?,
+                        digits: c.unsigned(4)?,
+                        period: c.unsigned_opt(5)?,
+                        t0: c.unsigned_opt(6)?,
+                        counter: c.unsigned_opt(7)?,
+                        sealed_secret: c.get(8)?,
+                    });
+                }
             }
         }
         Ok(IdentifyChanges {

@@ -2,9 +2,12 @@
 //! writers of one process on one vault (URL and schema) share one writer
 //! connection, so that writers that queue share the audit table's lock,
 //! the round trips of `BEGIN` and `COMMIT`, and one WAL flush. The lock
-//! is taken once per group; a later member costs one round trip more than
-//! its own statements, its `SAVEPOINT` (kept until the group commits: no
-//! `RELEASE`, see [`PgConn::release`]).
+//! is taken once per group. A later member's `SAVEPOINT` is kept until the
+//! group commits (no `RELEASE`, see [`PgConn::release`]), and is sent only
+//! with the member's first statement ([`PgConn::place`]): a helpdesk code's
+//! write sends it in the same round trip as its one statement
+//! (`postgres/release.rs`), so such a member costs one round trip on the
+//! writer connection, not two.
 //!
 //! A process with one store of a vault (a command-line run) writes on the
 //! store's own connection as before: a second connection would cost it a
@@ -32,6 +35,17 @@ pub(crate) struct PgConn {
     pub(crate) tail: Option<AuditRow>,
     open: bool,
     last_used: Instant,
+    /// A later member's turn began and its `SAVEPOINT` is not sent yet: it
+    /// goes before the member's first statement ([`PgConn::place`]), or with
+    /// it. A member that sent nothing has nothing to roll back.
+    owed: bool,
+    /// Whether the helpdesk's release statement is prepared on this
+    /// connection by name (`postgres/release.rs`): `None` not tried yet,
+    /// `Some(false)` it could not be (the plain path is used).
+    pub(crate) release_prepared: Option<bool>,
+    /// Releases sent in one round trip with their member's savepoint (for
+    /// the tests).
+    pub(crate) releases_with_savepoint: usize,
 }
 
 impl PgConn {
@@ -42,7 +56,28 @@ impl PgConn {
             tail: None,
             open: false,
             last_used: Instant::now(),
+            owed: false,
+            release_prepared: None,
+            releases_with_savepoint: 0,
         })
+    }
+
+    /// Sends this member's owed `SAVEPOINT`, if it has one: before its
+    /// first statement, so that everything it changes is after it.
+    pub(crate) fn place(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.owed) {
+            self.run("SAVEPOINT member")?;
+        }
+        Ok(())
+    }
+
+    /// Takes the owed `SAVEPOINT` to send with a statement in one simple
+    /// query (`postgres/release.rs`): whether there was one. Once taken it
+    /// counts as sent: if the query fails, the member's undo rolls back to
+    /// it (and if it never reached the server, that fails too and the
+    /// group's commit reports the aborted transaction).
+    pub(crate) fn take_owed(&mut self) -> bool {
+        std::mem::take(&mut self.owed)
     }
 
     fn run(&mut self, sql: &str) -> Result<()> {
@@ -57,6 +92,11 @@ impl PgConn {
 impl GroupConnection for PgConn {
     fn begin(&mut self) -> Result<()> {
         self.last_used = Instant::now();
+        self.owed = false;
+        if self.release_prepared.is_none() {
+            // Once per connection, outside any transaction.
+            self.release_prepared = Some(super::release::prepare(&mut self.client));
+        }
         let answer = match self.client.simple_query(&write_begin_sql()) {
             Ok(answer) => answer,
             Err(error) => {
@@ -78,19 +118,28 @@ impl GroupConnection for PgConn {
         }
     }
 
+    /// Nothing to send yet: the savepoint is owed until the member's first
+    /// statement ([`PgConn::place`]), which it travels with where it can.
     fn savepoint(&mut self) -> Result<()> {
-        self.run("SAVEPOINT member")
+        self.owed = true;
+        Ok(())
     }
 
     /// Nothing to send: the savepoint stays until the group commits (a
     /// round trip less per member; a group has at most 32). A member that
     /// left the transaction aborted is caught at the commit.
     fn release(&mut self) -> Result<()> {
+        self.owed = false;
         Ok(())
     }
 
-    /// Back to the newest savepoint named `member`: this member's own.
+    /// Back to the newest savepoint named `member`: this member's own. A
+    /// member whose savepoint was never sent changed nothing, and must not
+    /// roll back to the one before (another member's).
     fn rollback_to_savepoint(&mut self) {
+        if std::mem::take(&mut self.owed) {
+            return;
+        }
         let _ = self.run("ROLLBACK TO member; RELEASE member");
     }
 
@@ -100,6 +149,7 @@ impl GroupConnection for PgConn {
     fn commit(&mut self) -> Result<()> {
         let committed = self.client.batch_execute("SELECT 1; COMMIT");
         self.open = false;
+        self.owed = false;
         if committed.is_err() && !self.client.is_closed() {
             let _ = self.client.batch_execute("ROLLBACK");
         }
@@ -108,6 +158,7 @@ impl GroupConnection for PgConn {
 
     fn rollback(&mut self) -> Result<()> {
         self.open = false;
+        self.owed = false;
         Ok(self.client.batch_execute("ROLLBACK")?)
     }
 

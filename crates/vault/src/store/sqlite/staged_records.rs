@@ -1,4 +1,4 @@
-//! Staged records on SQLite (migration 14; the writer is
+//! Staged records on SQLite (migration 15; the writer is
 //! `session::facts_staging`).
 //!
 //! A large update of users' data on file replaces signed records that

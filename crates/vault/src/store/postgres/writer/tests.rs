@@ -182,3 +182,145 @@ fn a_member_that_commits_an_aborted_transaction_fails_its_whole_group() {
     append(&mut first, 2, 0, true);
     assert_one_chain(&mut first, 1);
 }
+
+#[test]
+fn a_member_that_sent_nothing_undoes_nothing_of_the_others() {
+    // A later member's savepoint is sent with its first statement: one
+    // that gives up before any must not roll back to the savepoint before
+    // it (another member's), nor fail the group with one that is not there.
+    let schema = ScratchSchema::new();
+    let url = schema.url();
+    let mut first = PgStore::create(&url).unwrap();
+    let mut keeps = PgStore::open(&url).unwrap();
+    let mut gives_up = PgStore::open(&url).unwrap();
+    let writer = first.writer.clone();
+    std::thread::scope(|scope| {
+        let tx = first.write().unwrap();
+        let kept = scope.spawn(|| append(&mut keeps, 1, 0, true));
+        let given_up = scope.spawn(|| drop(gives_up.write().unwrap()));
+        while writer.queued() < 2 {
+            std::thread::yield_now();
+        }
+        let last = tx.audit_last().unwrap();
+        tx.audit_insert(&entry(last.as_ref(), 0, 0)).unwrap();
+        tx.commit().unwrap();
+        kept.join().unwrap();
+        given_up.join().unwrap();
+    });
+    assert_eq!(entries_of(&mut first, 0), 1);
+    assert_eq!(entries_of(&mut first, 1), 1);
+    assert_one_chain(&mut first, 2);
+    assert_eq!(writer.commits(), 1, "one group");
+}
+
+/// A credential for released steps to refer to.
+fn a_credential(store: &mut PgStore) -> i64 {
+    let tx = store.write().unwrap();
+    let id = tx.credential_ids(1).unwrap()[0];
+    let row = crate::model::CredentialRow {
+        id,
+        device_id: None,
+        slot: None,
+        kind: "totp".into(),
+        algorithm: "sha1".into(),
+        digits: 6,
+        period: Some(30),
+        t0: Some(0),
+        counter: None,
+        issuer: None,
+        label: None,
+        state: crate::model::State::Shipped,
+        custody: crate::model::Custody::Held,
+        sealed_secret: Some(vec![0]),
+        user_id: None,
+        drift_steps: None,
+        purge_after: None,
+        created_at: 0,
+        updated_at: 0,
+        serial: None,
+        upn: None,
+        manufacturer: None,
+        model: None,
+    };
+    tx.credentials_insert(&[row], &[vec![1]]).unwrap();
+    tx.commit().unwrap();
+    id
+}
+
+/// A helpdesk-like release: the recount, the entry and the released step
+/// of `credential` in one call.
+fn release(store: &mut PgStore, who: usize, n: usize, credential: i64) -> Result<u64> {
+    let tx = store.write()?;
+    let last = tx.audit_last()?;
+    let user = format!("w{who}");
+    let step_id = format!("{who}/{n}");
+    let found = tx.audit_append_if_below(
+        &crate::store::AuditCount {
+            action: "group.test",
+            outcome: "ok",
+            user: &user,
+            since: 0,
+        },
+        1_000_000,
+        &entry(last.as_ref(), who, n),
+        &crate::store::ReleasedStep {
+            credential_id: credential,
+            counter: (who * 1000 + n) as u64,
+            at: 1,
+            mac_kind: "released_step",
+            mac_id: &step_id,
+            mac: b"mac",
+            below: 0,
+            mac_range: ("", ""),
+        },
+    )?;
+    tx.commit()?;
+    Ok(found)
+}
+
+#[test]
+fn a_release_travels_with_its_savepoint_and_one_that_fails_loses_only_its_own() {
+    let schema = ScratchSchema::new();
+    let url = schema.url();
+    let mut first = PgStore::create(&url).unwrap();
+    let credential = a_credential(&mut first);
+    const THREADS: usize = 6;
+    const ROUNDS: usize = 20;
+    let start = Barrier::new(THREADS);
+    std::thread::scope(|scope| {
+        for who in 0..THREADS {
+            let (url, start) = (&url, &start);
+            scope.spawn(move || {
+                let mut store = PgStore::open(url).unwrap();
+                start.wait();
+                for n in 0..ROUNDS {
+                    if who % 3 == 2 && n % 2 == 1 {
+                        // No such credential: the statement fails inside
+                        // the database (a foreign key), after the savepoint.
+                        assert!(release(&mut store, who, n, credential + 1000).is_err());
+                    } else {
+                        // The count found is this worker's entries so far.
+                        let found = release(&mut store, who, n, credential).unwrap();
+                        assert_eq!(found, entries_of(&mut store, who) - 1, "w{who}/{n}");
+                    }
+                }
+            });
+        }
+    });
+    let mut kept = 0;
+    for who in 0..THREADS {
+        let expected = if who % 3 == 2 { ROUNDS / 2 } else { ROUNDS };
+        assert_eq!(entries_of(&mut first, who), expected as u64, "worker {who}");
+        kept += expected;
+    }
+    assert_one_chain(&mut first, kept);
+    let steps = first.read().unwrap().released(credential).unwrap();
+    assert_eq!(steps.len(), kept, "one released step per kept release");
+    let one_trip = first
+        .writer
+        .inspect(|c| c.map_or(0, |c| c.releases_with_savepoint));
+    assert!(
+        one_trip > 0,
+        "later members sent their savepoint with the release"
+    );
+}

@@ -1,0 +1,132 @@
+//! A large import on a store with write transactions that take the
+//! writers' lock late ([`Store::write_unlocked`]; PostgreSQL): the batch is
+//! planned, its ids drawn, its secrets sealed and its rows signed and
+//! written before the lock, unseen by others until the commit; the lock is
+//! held only to append the import's audit entry and publish its rows to
+//! identify ([`StoreTx::lock_writers`]). Every writer appends to the audit
+//! chain under that lock, so a helpdesk code no longer waits for the whole
+//! import (issue 19).
+//!
+//! The plan rests on what the vault held while it was made; a writer that
+//! adds a colliding row meanwhile (the same serial or user, a credential in
+//! the same slot) makes the insert fail on a unique index or the lock say
+//! so. Then nothing of this attempt stays, and the batch is written once
+//! more the usual way, planned under the lock, where the collision is
+//! reported as it always was.
+
+use super::*;
+
+/// From this many tokens on, an import is written before the writers'
+/// lock where the store allows it: fewer cost less than the round trip the
+/// separate lock adds.
+pub(crate) const LATE_LOCK_ROWS: usize = 64;
+
+impl<S: Store> Session<S> {
+    /// Adds `tokens` in a transaction that takes the writers' lock only
+    /// after writing them. `Ok(None)`: not written, nothing changed (the
+    /// store has no such transactions, or another writer's rows collided):
+    /// write them the usual way. For tests, `meanwhile` runs before the
+    /// batch is planned (taken only if this way is tried) and `in_flight`
+    /// between its rows' writing and the lock.
+    pub(super) fn add_tokens_late_locked(
+        &mut self,
+        tokens: &[NewToken],
+        now: u64,
+        meanwhile: &mut Option<impl FnOnce()>,
+        in_flight: Option<impl FnOnce()>,
+        event_of: impl FnOnce(&[CredentialRow]) -> AuditEvent,
+    ) -> Result<Option<Vec<CredentialRow>>> {
+        if tokens.len() < LATE_LOCK_ROWS {
+            return Ok(None);
+        }
+        let audit_key = self.audit_keys[&self.epoch].clone();
+        let outcome = {
+            let Some(tx) = self.store.write_unlocked()? else {
+                return Ok(None);
+            };
+            if let Some(meanwhile) = meanwhile.take() {
+                meanwhile();
+            }
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            let copies = tokens.iter().map(copy_of).collect();
+            match insert_tokens(&tx, &keys, copies, now) {
+                // The store's own failure (a unique index, a deadlock):
+                // another writer's rows, most likely. Rolled back.
+                Err(Error::Database(_)) => return Ok(None),
+                Err(error) => Err(error),
+                Ok(added) => {
+                    if let Some(in_flight) = in_flight {
+                        in_flight();
+                    }
+                    if !tx.lock_writers()? {
+                        return Ok(None);
+                    }
+                    let event = event_of(&added);
+                    let head =
+                        append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
+                    tx.commit()?;
+                    audit::anchor(&head);
+                    Ok(added)
+                }
+            }
+        };
+        self.audited(now, outcome).map(Some)
+    }
+}
+
+impl<S: Store> Session<S> {
+    /// For tests: [`Session::add_tokens`] with `in_flight` run after the
+    /// batch's rows were written and before the writers' lock is taken,
+    /// where the store has such transactions (else before the batch is
+    /// written, as [`Session::add_tokens_with_a_change_between`]).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn add_tokens_with_a_change_in_flight(
+        &mut self,
+        tokens: Vec<NewToken>,
+        now: u64,
+        in_flight: impl FnOnce(),
+    ) -> Result<Vec<CredentialRow>> {
+        self.require(Permission::InventoryWrite)?;
+        let count = tokens.len();
+        let mut in_flight = Some(in_flight);
+        let mut before = None::<fn()>;
+        // `in_flight` is taken only once the rows are written.
+        let hook = || {
+            if let Some(hook) = in_flight.take() {
+                hook();
+            }
+        };
+        let late = self.add_tokens_late_locked(&tokens, now, &mut before, Some(hook), |added| {
+            batch_event("token.add", count, added.first(), json!({}))
+        })?;
+        match late {
+            Some(added) => Ok(added),
+            None => self.add_tokens_with_a_change_between(tokens, now, || {
+                if let Some(hook) = in_flight.take() {
+                    hook();
+                }
+            }),
+        }
+    }
+}
+
+/// A token to add, again (for the second attempt).
+fn copy_of(token: &NewToken) -> NewToken {
+    NewToken {
+        serial: token.serial.clone(),
+        slot: token.slot,
+        device_kind: token.device_kind,
+        manufacturer: token.manufacturer.clone(),
+        model: token.model.clone(),
+        device_slots: token.device_slots,
+        credential: token.credential.clone(),
+        label: token.label.clone(),
+        user: token.user.clone(),
+        state: token.state,
+    }
+}

@@ -1,0 +1,269 @@
+//! PostgreSQL imports written before the writers' lock (issue 19): while
+//! an import's rows are being written, other sessions get helpdesk codes
+//! and append audit entries without waiting for it; a console's identify
+//! index, refreshed while the import is in flight, finds the imported
+//! tokens after the commit; a writer whose row collides with the import's
+//! leaves one of the two whole and the vault verifying.
+//!
+//! The waits are bounded ([`BOUND`]): a regression fails instead of hanging.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use oathdesk_otp::Window;
+use oathdesk_vault::model::State;
+use oathdesk_vault::store::{CredentialFilter, Store, StoreTx};
+use oathdesk_vault::{AnyStore, Error, IdentifyCache, Location, Session};
+
+/// More than a COPY's threshold, and than the late lock's.
+const MANY: usize = 300;
+
+/// How long anything here may wait; far more than it needs.
+const BOUND: Duration = Duration::from_secs(30);
+
+fn seed_of(i: usize) -> Vec<u8> {
+    format!("late seed {i:013}").into_bytes()
+}
+
+fn batch(first: usize, count: usize) -> Vec<oathdesk_vault::NewToken> {
+    (first..first + count)
+        .map(|i| {
+            token(
+                &format!("LATE{i:06}"),
+                None,
+                &seed_of(i),
+                Some(&format!("late{i}@contoso.com")),
+            )
+        })
+        .collect()
+}
+
+/// `work` on a thread of its own; its answer, or a failure of the test if
+/// it took longer than [`BOUND`] (it waited for the import).
+fn without_waiting<T: Send + 'static>(what: &str, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(work());
+    });
+    receive
+        .recv_timeout(BOUND)
+        .unwrap_or_else(|_| panic!("{what} waited for the import in flight"))
+}
+
+fn postgres() -> Fixture {
+    fixture(Backend::Postgres)
+}
+
+#[test]
+fn helpdesk_codes_and_audit_entries_do_not_wait_for_an_import_in_flight() {
+    let f = postgres();
+    let mut s = session(&f.location);
+    s.add_token(token("DESK1", None, SEED, Some("dana@contoso.com")), NOW)
+        .unwrap();
+    let location = f.location.clone();
+    let added = s
+        .add_tokens_with_a_change_in_flight(batch(0, MANY), NOW, || {
+            let at = location.clone();
+            let grant = without_waiting("a helpdesk code", move || {
+                session(&at).helpdesk_code(&helpdesk("dana@contoso.com"), NOW)
+            });
+            assert_eq!(grant.unwrap().code, code_at(SEED, NOW));
+            // The import's rows are nobody else's business until it commits.
+            let at = location.clone();
+            let unseen = without_waiting("a code for a user being imported", move || {
+                session(&at).helpdesk_code(&helpdesk("late7@contoso.com"), NOW)
+            });
+            assert!(unseen.is_err(), "{unseen:?}");
+            let at = location.clone();
+            without_waiting("a user added", move || {
+                session(&at).add_user("erin@contoso.com", None, NOW)
+            })
+            .unwrap();
+        })
+        .unwrap();
+    assert_eq!(added.len(), MANY);
+    // The import's entry came after the entries appended while it was in
+    // flight: it took the chain's tail under the lock.
+    let last = {
+        let mut store = AnyStore::open(&f.location).unwrap();
+        let tx = store.read().unwrap();
+        tx.audit_last().unwrap().unwrap()
+    };
+    assert_eq!(last.action, "token.add");
+    assert!(last.detail.contains(&format!("{MANY}")), "{}", last.detail);
+
+    let grant = s
+        .helpdesk_code(&helpdesk("late7@contoso.com"), NOW)
+        .unwrap();
+    assert_eq!(grant.code, code_at(&seed_of(7), NOW));
+    assert_eq!(
+        s.tokens(&CredentialFilter::default()).unwrap().len(),
+        MANY + 1
+    );
+    let report = s.verify_vault().unwrap();
+    assert!(report.intact, "{report:?}");
+}
+
+/// The vault's identify generation, read as another process would.
+fn marker(location: &Location) -> i64 {
+    let mut store = AnyStore::open(location).unwrap();
+    let tx = store.read().unwrap();
+    tx.identify_generation().unwrap()
+}
+
+fn find(s: &mut Session, cache: &IdentifyCache, seed: &[u8]) -> Vec<(String, State)> {
+    let first = code_at(seed, NOW);
+    let second = code_at(seed, NOW + 30);
+    s.identify_cached(cache, &[&first, &second], NOW, Window::symmetric(1), NOW)
+        .unwrap()
+        .into_iter()
+        .map(|hit| (hit.credential, hit.state))
+        .collect()
+}
+
+/// The import's rows are copied before the lock and published under it:
+/// a console that refreshed its index while the import was in flight (to
+/// a generation other writers raised meanwhile, past any the import could
+/// have drawn then) loads them at its next refresh.
+#[test]
+fn an_index_refreshed_while_an_import_is_in_flight_finds_the_import_after_it() {
+    let f = postgres();
+    let mut console = session(&f.location);
+    console
+        .add_token(token("ID-KEPT", None, &seed_of(100_000), None), NOW)
+        .unwrap();
+    console
+        .add_token(token("ID-PURGED", None, &seed_of(100_001), None), NOW)
+        .unwrap();
+    let cache = IdentifyCache::new();
+    assert_eq!(find(&mut console, &cache, &seed_of(100_000)).len(), 1);
+    let before = marker(&f.location);
+
+    let mut importer = session(&f.location);
+    let location = f.location.clone();
+    let mut during = None;
+    let added = importer
+        .add_tokens_with_a_change_in_flight(batch(0, MANY), NOW, || {
+            // Writers that move the marker, under the lock the import has
+            // not taken yet: a purge (a trigger bumps the marker) and a
+            // token added.
+            let at = location.clone();
+            without_waiting("a purge", move || {
+                session(&at).purge(&serial("ID-PURGED"), NOW)
+            })
+            .unwrap();
+            let at = location.clone();
+            without_waiting("a token added", move || {
+                session(&at).add_token(token("ID-MEANWHILE", None, &seed_of(100_002), None), NOW)
+            })
+            .unwrap();
+            // The console refreshes now: it sees those, not the import.
+            assert_eq!(find(&mut console, &cache, &seed_of(100_002)).len(), 1);
+            assert!(find(&mut console, &cache, &seed_of(100_001)).is_empty());
+            assert!(find(&mut console, &cache, &seed_of(5)).is_empty());
+            during = cache.generation();
+        })
+        .unwrap();
+    assert_eq!(added.len(), MANY);
+    let during = during.unwrap();
+    assert!(during > before, "the console refreshed in flight");
+    assert!(marker(&f.location) > during, "the import raised the marker");
+
+    for i in [0, 5, MANY - 1] {
+        assert_eq!(
+            find(&mut console, &cache, &seed_of(i)),
+            vec![(format!("LATE{i:06}"), State::Assigned)],
+            "token {i}"
+        );
+    }
+    let mut kept = cache.credential_ids();
+    let mut fresh = console.identify_index().unwrap().credential_ids();
+    kept.sort_unstable();
+    fresh.sort_unstable();
+    assert_eq!(kept, fresh);
+    assert_eq!(kept.len(), MANY + 2);
+    assert_eq!(cache.generation(), Some(marker(&f.location)));
+    // A later change is loaded on its own: the import's batch is not
+    // loaded again.
+    let opened = cache.secrets_opened();
+    session(&f.location)
+        .add_token(token("ID-LATER", None, &seed_of(100_003), None), NOW)
+        .unwrap();
+    assert_eq!(find(&mut console, &cache, &seed_of(100_003)).len(), 1);
+    assert_eq!(cache.secrets_opened(), opened + 1);
+    assert!(console.verify_vault().unwrap().intact);
+}
+
+/// A writer adds a token with one of the import's serials after the
+/// import copied its rows: it waits for the import's row while holding the
+/// writers' lock, and the import then waits for the lock. PostgreSQL
+/// breaks the cycle: either the writer fails, or the import rolls back
+/// and is written again under the lock, where it finds the serial taken
+/// and refuses as it always did. Either way one of the two is whole and
+/// the vault verifies.
+#[test]
+fn a_writer_colliding_with_an_import_in_flight_leaves_one_of_them_whole() {
+    // A database of its own: the test watches its locks.
+    let f = Fixture::empty_in_own_database(Backend::Postgres);
+    oathdesk_vault::Vault::create_at(&f.location, "alice", b"alice pass", TEST_KDF, NOW).unwrap();
+    session(&f.location)
+        .set_helpdesk_policy(&desk_policy(), NOW)
+        .unwrap();
+    let schema = f.schema.as_ref().unwrap();
+    let mut s = session(&f.location);
+    let location = f.location.clone();
+    let mut writer = None;
+    let imported = s.add_tokens_with_a_change_in_flight(batch(0, MANY), NOW, || {
+        let at = location.clone();
+        writer = Some(std::thread::spawn(move || {
+            session(&at).add_token(
+                token("LATE000007", None, b"first come seed 1234", None),
+                NOW,
+            )
+        }));
+        // Until the writer waits for the import's uncommitted row.
+        let mut client = schema.client();
+        let started = Instant::now();
+        loop {
+            let waiting: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND wait_event_type = 'Lock' AND wait_event = 'transactionid'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < BOUND,
+                "the writer never met the import's row"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let written = writer.unwrap().join().unwrap();
+    let listed = s.tokens(&CredentialFilter::default()).unwrap();
+    let holders: Vec<_> = listed
+        .iter()
+        .filter(|t| t.serial.as_deref() == Some("LATE000007"))
+        .collect();
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    match (&imported, &written) {
+        (Ok(added), Err(Error::Database(_))) => {
+            assert_eq!(added.len(), MANY);
+            assert_eq!(listed.len(), MANY);
+        }
+        (Err(Error::Exists(_)), Ok(_)) => {
+            assert_eq!(listed.len(), 1);
+            assert!(s.users().unwrap().is_empty(), "no user of the batch stays");
+        }
+        other => panic!("one of the two should have won: {other:?}"),
+    }
+    let report = s.verify_vault().unwrap();
+    assert!(report.intact, "{report:?}");
+}
