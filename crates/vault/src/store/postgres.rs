@@ -441,6 +441,29 @@ fn begin_write_error(error: ::postgres::Error) -> Error {
     error.into()
 }
 
+impl PgStore {
+    /// A transaction on the store's own connection that keeps no chain
+    /// tail (a read, or a write that takes the writers' lock later: after
+    /// it the database's tail is the true one).
+    fn begin_own(&mut self, begin: &str, late: Option<late_lock::Late>) -> Result<PgTx<'_>> {
+        self.ready()?;
+        let tx = match Txn::begin(&mut self.client, &mut self.statements, begin) {
+            Ok((tx, _)) => tx,
+            Err(error) => {
+                self.suspect = true;
+                return Err(error.into());
+            }
+        };
+        Ok(PgTx {
+            tx: RefCell::new(tx),
+            tail: None,
+            single: None,
+            written: RefCell::default(),
+            late,
+        })
+    }
+}
+
 /// A transaction: begun by hand on a store's own connection rather than
 /// with `Client::transaction` (so that a writer's `LOCK TABLE` travels with
 /// its `BEGIN` in one round trip; rolled back if dropped before
@@ -579,26 +602,7 @@ impl Store for PgStore {
     }
 
     fn read(&mut self) -> Result<PgTx<'_>> {
-        self.ready()?;
-        let started = Txn::begin(
-            &mut self.client,
-            &mut self.statements,
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        );
-        let tx = match started {
-            Ok((tx, _)) => tx,
-            Err(error) => {
-                self.suspect = true;
-                return Err(error.into());
-            }
-        };
-        Ok(PgTx {
-            tx: RefCell::new(tx),
-            tail: None,
-            single: None,
-            written: RefCell::default(),
-            late: None,
-        })
+        self.begin_own("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None)
     }
 
     fn read_single(&mut self) -> Result<PgTx<'_>> {

@@ -35,7 +35,7 @@ use std::collections::HashMap;
 
 use ::postgres::error::SqlState;
 
-use super::{Columns, PgStore, PgTx, Txn, begin_write_error};
+use super::{Columns, PgStore, PgTx, begin_write_error};
 use crate::error::{Error, Result};
 use crate::model::CredentialRow;
 
@@ -53,27 +53,10 @@ impl PgStore {
     /// `BEGIN ISOLATION LEVEL READ COMMITTED` on the store's own connection,
     /// without the writers' lock (see the module's introduction).
     pub(super) fn begin_unlocked(&mut self) -> Result<PgTx<'_>> {
-        self.ready()?;
-        let started = Txn::begin(
-            &mut self.client,
-            &mut self.statements,
+        self.begin_own(
             "BEGIN ISOLATION LEVEL READ COMMITTED",
-        );
-        let tx = match started {
-            Ok((tx, _)) => tx,
-            Err(error) => {
-                self.suspect = true;
-                return Err(error.into());
-            }
-        };
-        Ok(PgTx {
-            tx: RefCell::new(tx),
-            // No tail kept: after the lock, the database's is the true one.
-            tail: None,
-            single: None,
-            written: RefCell::default(),
-            late: Some(Late::default()),
-        })
+            Some(Late::default()),
+        )
     }
 }
 
