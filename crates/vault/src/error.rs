@@ -154,7 +154,7 @@ pub enum Error {
     /// oathdesk while the write ran. Nothing was written.
     #[error(
         "{row} refers to {parent}, which is not in the vault (deleted outside oathdesk while this \
-         ran?): nothing was written"
+         ran?): nothing was written; check the vault with 'oathdesk vault verify', then try again"
     )]
     MissingReference { row: String, parent: String },
     #[error("cryptography: {0}")]
