@@ -16,7 +16,8 @@ use common::*;
 use oathdesk_otp::Window;
 use oathdesk_vault::model::State;
 use oathdesk_vault::store::{CredentialFilter, Store, StoreTx};
-use oathdesk_vault::{AnyStore, Error, IdentifyCache, Location, Session};
+use oathdesk_vault::testing::ScratchSchema;
+use oathdesk_vault::{AnyStore, Error, FactsUpdate, IdentifyCache, Location, Session};
 
 /// More than a COPY's threshold, and than the late lock's.
 const MANY: usize = 300;
@@ -197,13 +198,38 @@ fn an_index_refreshed_while_an_import_is_in_flight_finds_the_import_after_it() {
     assert!(console.verify_vault().unwrap().intact);
 }
 
+/// Returns once a session of the scratch database waits for another's
+/// uncommitted row (fails the test after [`BOUND`]).
+fn until_a_writer_waits_for_a_row(schema: &ScratchSchema) {
+    let mut client = schema.client();
+    let started = Instant::now();
+    loop {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND wait_event = 'transactionid'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "the writer never met the import's row"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A writer adds a token with one of the import's serials after the
 /// import copied its rows: it waits for the import's row while holding the
-/// writers' lock, and the import then waits for the lock. PostgreSQL
-/// breaks the cycle: either the writer fails, or the import rolls back
-/// and is written again under the lock, where it finds the serial taken
-/// and refuses as it always did. Either way one of the two is whole and
-/// the vault verifies.
+/// writers' lock. The import, which would wait for the lock in turn, sees
+/// that and gives way rather than leave PostgreSQL to fail one of the two:
+/// it rolls back, the writer's token is added, and the import, written
+/// again under the lock, finds the serial taken and refuses as it always
+/// did. The vault verifies.
 #[test]
 fn a_writer_colliding_with_an_import_in_flight_leaves_one_of_them_whole() {
     // A database of its own: the test watches its locks.
@@ -224,27 +250,7 @@ fn a_writer_colliding_with_an_import_in_flight_leaves_one_of_them_whole() {
                 NOW,
             )
         }));
-        // Until the writer waits for the import's uncommitted row.
-        let mut client = schema.client();
-        let started = Instant::now();
-        loop {
-            let waiting: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                     AND wait_event_type = 'Lock' AND wait_event = 'transactionid'",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
-            if waiting > 0 {
-                break;
-            }
-            assert!(
-                started.elapsed() < BOUND,
-                "the writer never met the import's row"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        until_a_writer_waits_for_a_row(schema);
     });
     let written = writer.unwrap().join().unwrap();
     let listed = s.tokens(&CredentialFilter::default()).unwrap();
@@ -254,16 +260,175 @@ fn a_writer_colliding_with_an_import_in_flight_leaves_one_of_them_whole() {
         .collect();
     assert_eq!(holders.len(), 1, "{holders:?}");
     match (&imported, &written) {
-        (Ok(added), Err(Error::Database(_))) => {
-            assert_eq!(added.len(), MANY);
-            assert_eq!(listed.len(), MANY);
-        }
         (Err(Error::Exists(_)), Ok(_)) => {
             assert_eq!(listed.len(), 1);
             assert!(s.users().unwrap().is_empty(), "no user of the batch stays");
         }
-        other => panic!("one of the two should have won: {other:?}"),
+        (imported, written) => panic!(
+            "the writer should have won, the import refused: import {:?}, writer {:?}",
+            imported.as_ref().map(Vec::len),
+            written.as_ref().map(|_| ())
+        ),
     }
+    let report = s.verify_vault().unwrap();
+    assert!(report.intact, "{report:?}");
+}
+
+// A large update of users' data on file (a spreadsheet import's second
+// step) is written the same way.
+
+fn person(i: usize) -> String {
+    format!("late{i}@contoso.com")
+}
+
+/// Every one of `count` users' `name`, `value i`.
+fn facts(count: usize, name: &str, value: &str) -> Vec<FactsUpdate> {
+    (0..count)
+        .map(|i| FactsUpdate {
+            upn: person(i),
+            display_name: None,
+            values: [(name.to_owned(), Some(format!("{value} {i}")))].into(),
+        })
+        .collect()
+}
+
+fn fact(s: &mut Session, i: usize, name: &str) -> Option<String> {
+    s.user_facts(&person(i), NOW)
+        .unwrap()
+        .get(name)
+        .map(|f| f.value.clone())
+}
+
+/// A vault with `MANY` users (added by a large update, itself written
+/// before the lock) and dana's token; in a database of its own.
+fn people() -> Fixture {
+    let f = Fixture::empty_in_own_database(Backend::Postgres);
+    oathdesk_vault::Vault::create_at(&f.location, "alice", b"alice pass", TEST_KDF, NOW).unwrap();
+    let mut s = session(&f.location);
+    s.set_helpdesk_policy(&desk_policy(), NOW).unwrap();
+    s.add_token(token("DESK1", None, SEED, Some("dana@contoso.com")), NOW)
+        .unwrap();
+    let report = s
+        .update_user_facts(facts(MANY, "mobile", "+1 555 0100"), "hr", true, NOW)
+        .unwrap();
+    assert_eq!(report.created, MANY as u64);
+    f
+}
+
+#[test]
+fn a_large_update_of_data_on_file_does_not_hold_up_the_helpdesk() {
+    let f = people();
+    let mut s = session(&f.location);
+    let location = f.location.clone();
+    let (report, late) = s
+        .update_user_facts_with_a_change_in_flight(
+            facts(MANY, "mobile", "+1 555 0199"),
+            "csv:sheet",
+            NOW,
+            || {
+                let at = location.clone();
+                let grant = without_waiting("a helpdesk code", move || {
+                    session(&at).helpdesk_code(&helpdesk("dana@contoso.com"), NOW)
+                });
+                assert_eq!(grant.unwrap().code, code_at(SEED, NOW));
+                // The update is nobody else's business until it commits.
+                let at = location.clone();
+                let before = without_waiting("a read of data on file", move || {
+                    fact(&mut session(&at), 7, "mobile")
+                });
+                assert_eq!(before.as_deref(), Some("+1 555 0100 7"));
+            },
+        )
+        .unwrap();
+    assert!(late, "written before the writers' lock");
+    assert_eq!(report.updated, MANY as u64);
+    // Its entry came after the helpdesk's: it took the chain's tail under
+    // the lock.
+    let last = {
+        let mut store = AnyStore::open(&f.location).unwrap();
+        let tx = store.read().unwrap();
+        tx.audit_last().unwrap().unwrap()
+    };
+    assert_eq!(last.action, "user.facts_update");
+    assert_eq!(fact(&mut s, 7, "mobile").as_deref(), Some("+1 555 0199 7"));
+    let report = s.verify_vault().unwrap();
+    assert!(report.intact, "{report:?}");
+}
+
+/// Another user's data on file written while the update is in flight: the
+/// update read the data on file before that write, so it is planned again
+/// under the lock, and both stay.
+#[test]
+fn data_on_file_written_meanwhile_is_kept() {
+    let f = people();
+    let mut s = session(&f.location);
+    let location = f.location.clone();
+    let (report, late) = s
+        .update_user_facts_with_a_change_in_flight(
+            facts(MANY - 1, "mobile", "+1 555 0199"),
+            "csv:sheet",
+            NOW,
+            || {
+                let at = location.clone();
+                without_waiting("a small update of data on file", move || {
+                    let last = vec![FactsUpdate {
+                        upn: person(MANY - 1),
+                        display_name: None,
+                        values: [("mobile".to_owned(), Some("+1 555 0777".to_owned()))].into(),
+                    }];
+                    session(&at).update_user_facts(last, "admin", false, NOW)
+                })
+                .unwrap();
+            },
+        )
+        .unwrap();
+    assert!(!late, "planned again under the lock");
+    assert_eq!(report.updated, MANY as u64 - 1);
+    assert_eq!(fact(&mut s, 0, "mobile").as_deref(), Some("+1 555 0199 0"));
+    assert_eq!(
+        fact(&mut s, MANY - 1, "mobile").as_deref(),
+        Some("+1 555 0777")
+    );
+    let report = s.verify_vault().unwrap();
+    assert!(report.intact, "{report:?}");
+}
+
+/// A writer that holds the lock and meets a record the update in flight
+/// wrote waits for it; the update gives way (PostgreSQL never has to fail
+/// one of the two), and is planned again after the writer: the writer's
+/// value and the update's both stay.
+#[test]
+fn a_writer_meeting_the_updates_record_goes_first() {
+    let f = people();
+    let schema = f.schema.as_ref().unwrap();
+    let mut s = session(&f.location);
+    let location = f.location.clone();
+    let mut writer = None;
+    let (report, late) = s
+        .update_user_facts_with_a_change_in_flight(
+            facts(MANY, "mobile", "+1 555 0199"),
+            "csv:sheet",
+            NOW,
+            || {
+                let at = location.clone();
+                writer = Some(std::thread::spawn(move || {
+                    let one = vec![FactsUpdate {
+                        upn: person(7),
+                        display_name: None,
+                        values: [("employee_id".to_owned(), Some("E-7".to_owned()))].into(),
+                    }];
+                    session(&at).update_user_facts(one, "admin", false, NOW)
+                }));
+                until_a_writer_waits_for_a_row(schema);
+            },
+        )
+        .unwrap();
+    let written = writer.unwrap().join().unwrap();
+    assert_eq!(written.unwrap().updated, 1, "the writer was not failed");
+    assert!(!late, "the update gave way and was written again");
+    assert_eq!(report.updated, MANY as u64);
+    assert_eq!(fact(&mut s, 7, "employee_id").as_deref(), Some("E-7"));
+    assert_eq!(fact(&mut s, 7, "mobile").as_deref(), Some("+1 555 0199 7"));
     let report = s.verify_vault().unwrap();
     assert!(report.intact, "{report:?}");
 }

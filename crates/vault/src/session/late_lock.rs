@@ -7,13 +7,22 @@
 //! chain under that lock, so a helpdesk code no longer waits for the whole
 //! import (issue 19).
 //!
+//! A large update of users' data on file (a spreadsheet import's second
+//! step, a directory sync) is written the same way: merged into the data
+//! on file it read, its records written, then the lock taken only for its
+//! audit entry.
+//!
 //! The plan rests on what the vault held while it was made; a writer that
 //! adds a colliding row meanwhile (the same serial or user, a credential in
 //! the same slot) makes the insert fail on a unique index or the lock say
-//! so. Then nothing of this attempt stays, and the batch is written once
-//! more the usual way, planned under the lock, where the collision is
-//! reported as it always was.
+//! so, and so does a write of data on file since the update read it (the
+//! generation of those records, read first, must be current under the
+//! lock: else the update's records, merged into what it read, would undo
+//! that write). Then nothing of this attempt stays, and the batch is
+//! written once more the usual way, planned under the lock, where the
+//! collision is reported as it always was.
 
+use super::verification::{FactsReport, FactsUpdate, check_updates, facts_event, write_facts};
 use super::*;
 
 /// From this many tokens on, an import is written before the writers'
@@ -111,6 +120,81 @@ impl<S: Store> Session<S> {
                     hook();
                 }
             }),
+        }
+    }
+}
+
+impl<S: Store> Session<S> {
+    /// Writes a large update of data on file in a transaction that takes
+    /// the writers' lock only after writing its records. `Ok(None)`: not
+    /// written, nothing changed (too small, the store has no such
+    /// transactions, or another writer got in the way): write it the usual
+    /// way. For tests, `in_flight` runs between the records' writing and
+    /// the lock.
+    pub(super) fn update_user_facts_late_locked(
+        &mut self,
+        updates: &[FactsUpdate],
+        source: &str,
+        create: bool,
+        now: u64,
+        in_flight: Option<impl FnOnce()>,
+    ) -> Result<Option<FactsReport>> {
+        if updates.len() < LATE_LOCK_ROWS {
+            return Ok(None);
+        }
+        let audit_key = self.audit_keys[&self.epoch].clone();
+        let outcome = {
+            let Some(tx) = self.store.write_unlocked()? else {
+                return Ok(None);
+            };
+            let keys = Keys {
+                key: &self.key,
+                signer: &self.signer,
+                enforced: self.signed,
+            };
+            // Read first: the lock refuses if data on file is written
+            // between this read and the lock.
+            tx.records_generation(kind::USER_FACTS)?;
+            match write_facts(&tx, &keys, updates, source, create, now) {
+                Err(Error::Database(_)) => return Ok(None),
+                Err(error) => Err(error),
+                Ok(report) => {
+                    if let Some(in_flight) = in_flight {
+                        in_flight();
+                    }
+                    if !tx.lock_writers()? {
+                        return Ok(None);
+                    }
+                    let event = facts_event(source, &report);
+                    let head =
+                        append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
+                    tx.commit()?;
+                    audit::anchor(&head);
+                    Ok(report)
+                }
+            }
+        };
+        self.audited(now, outcome).map(Some)
+    }
+
+    /// For tests: [`Session::update_user_facts`] (without adding users)
+    /// with `in_flight` run after its records were written and before the
+    /// writers' lock is taken, where the store has such transactions.
+    /// Whether it was written so, and the report.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn update_user_facts_with_a_change_in_flight(
+        &mut self,
+        updates: Vec<FactsUpdate>,
+        source: &str,
+        now: u64,
+        in_flight: impl FnOnce(),
+    ) -> Result<(FactsReport, bool)> {
+        self.require(Permission::InventoryWrite)?;
+        check_updates(&updates)?;
+        match self.update_user_facts_late_locked(&updates, source, false, now, Some(in_flight))? {
+            Some(report) => Ok((report, true)),
+            None => Ok((self.update_user_facts(updates, source, false, now)?, false)),
         }
     }
 }

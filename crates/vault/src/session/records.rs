@@ -58,15 +58,15 @@ pub(crate) fn put(tx: &impl StoreTx, keys: &Keys<'_>, rows: Vec<RecordRow>) -> R
     Ok(())
 }
 
-/// Checks `rows` of `kind`, and that each of `absent` (ids without a
-/// record) carries no signature either: a deleted record is altered.
-fn check(
-    tx: &impl StoreTx,
+/// What `rows` of `kind` must be signed with, and that each of `absent`
+/// (ids without a record) carries no signature either: a deleted record is
+/// altered.
+fn expected(
     keys: &Keys<'_>,
     kind: &'static str,
     rows: &[RecordRow],
     absent: &[&String],
-) -> Result<()> {
+) -> Vec<signed::Expected> {
     let name = |id: &str| signed::record_name(kind, id);
     let mut expected: Vec<signed::Expected> = rows
         .iter()
@@ -84,22 +84,23 @@ fn check(
             .iter()
             .map(|id| (kind, (*id).clone(), name(id), None)),
     );
-    signed::check_all(tx, keys.enforced, &expected)
+    expected
 }
 
-/// The records of `kind` with these ids, each checked.
+/// The records of `kind` with these ids, each checked against the MAC
+/// read with it.
 pub(crate) fn read(
     tx: &impl StoreTx,
     keys: &Keys<'_>,
     kind: &'static str,
     ids: &[String],
 ) -> Result<Vec<RecordRow>> {
-    let rows = tx.records_of(kind, ids)?;
+    let (rows, stored) = tx.records_signed_of(kind, ids)?;
     let absent: Vec<&String> = ids
         .iter()
         .filter(|id| !rows.iter().any(|row| &row.id == *id))
         .collect();
-    check(tx, keys, kind, &rows, &absent)?;
+    signed::check_stored(keys.enforced, &expected(keys, kind, &rows, &absent), stored)?;
     Ok(rows)
 }
 
@@ -121,6 +122,6 @@ pub(crate) fn list(
     state: Option<&str>,
 ) -> Result<Vec<RecordRow>> {
     let rows = tx.records(kind, state)?;
-    check(tx, keys, kind, &rows, &[])?;
+    signed::check_all(tx, keys.enforced, &expected(keys, kind, &rows, &[]))?;
     Ok(rows)
 }

@@ -228,6 +228,69 @@ pub(crate) fn plan_facts(
     Ok(rows)
 }
 
+/// Refuses an update of data on file with a UPN, name or value that
+/// cannot be stored.
+pub(crate) fn check_updates(updates: &[FactsUpdate]) -> Result<()> {
+    for update in updates {
+        check_text("UPN", &update.upn)?;
+        for (name, value) in &update.values {
+            rules::check_fact_name(name).map_err(Error::Invalid)?;
+            if let Some(value) = value {
+                check_text(name, value)?;
+                if value.len() > 1024 {
+                    return Err(Error::Invalid(format!(
+                        "{}: the {name} is longer than 1024 characters",
+                        update.upn
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes an update of data on file in `tx`: the users it names that are
+/// not in the vault are added with `create`, then each user's record.
+pub(crate) fn write_facts(
+    tx: &impl StoreTx,
+    keys: &Keys<'_>,
+    updates: &[FactsUpdate],
+    source: &str,
+    create: bool,
+    now: u64,
+) -> Result<FactsReport> {
+    let mut users = users_of(tx, updates)?;
+    let mut report = FactsReport::default();
+    if create {
+        let mut fresh: Vec<User> = Vec::new();
+        for update in updates {
+            let lower = update.upn.to_lowercase();
+            if !users.contains_key(&lower) && !fresh.iter().any(|u| u.upn.to_lowercase() == lower) {
+                fresh.push(User {
+                    id: 0,
+                    upn: update.upn.clone(),
+                    display_name: update.display_name.clone(),
+                    created_at: now,
+                });
+            }
+        }
+        let ids = tx.user_ids(fresh.len())?;
+        let mut macs = Vec::with_capacity(fresh.len());
+        for (user, id) in fresh.iter_mut().zip(ids) {
+            user.id = id;
+            macs.push(keys.signer.user(user).1);
+        }
+        tx.users_insert(&fresh, &macs)?;
+        for user in fresh {
+            users.insert(user.upn.to_lowercase(), user);
+            report.created += 1;
+        }
+    }
+    let rows = plan_facts(tx, keys, updates, source, &users, &mut report, now)?;
+    records::put(tx, keys, rows)?;
+    Ok(report)
+}
+
 /// The audit entry of an update of data on file.
 pub(crate) fn facts_event(source: &str, report: &FactsReport) -> AuditEvent {
     AuditEvent::of(Action::UserFactsUpdate).detail(json!({
@@ -367,21 +430,7 @@ impl<S: Store> Session<S> {
         staging: &mut Staging<'_>,
     ) -> Result<FactsReport> {
         self.require(Permission::InventoryWrite)?;
-        for update in &updates {
-            check_text("UPN", &update.upn)?;
-            for (name, value) in &update.values {
-                rules::check_fact_name(name).map_err(Error::Invalid)?;
-                if let Some(value) = value {
-                    check_text(name, value)?;
-                    if value.len() > 1024 {
-                        return Err(Error::Invalid(format!(
-                            "{}: the {name} is longer than 1024 characters",
-                            update.upn
-                        )));
-                    }
-                }
-            }
-        }
+        check_updates(&updates)?;
         // A large one is staged where the store can (SQLite): written in
         // parts no read sees until one short publishing transaction.
         if updates.len() > staging.rows
@@ -390,38 +439,14 @@ impl<S: Store> Session<S> {
         {
             return Ok(report);
         }
+        // On PostgreSQL, written before the writers' lock.
+        if let Some(report) =
+            self.update_user_facts_late_locked(&updates, source, create, now, None::<fn()>)?
+        {
+            return Ok(report);
+        }
         self.change(now, |tx, keys| {
-            let mut users = users_of(tx, &updates)?;
-            let mut report = FactsReport::default();
-            if create {
-                let mut fresh: Vec<User> = Vec::new();
-                for update in &updates {
-                    let lower = update.upn.to_lowercase();
-                    if !users.contains_key(&lower)
-                        && !fresh.iter().any(|u| u.upn.to_lowercase() == lower)
-                    {
-                        fresh.push(User {
-                            id: 0,
-                            upn: update.upn.clone(),
-                            display_name: update.display_name.clone(),
-                            created_at: now,
-                        });
-                    }
-                }
-                let ids = tx.user_ids(fresh.len())?;
-                let mut macs = Vec::with_capacity(fresh.len());
-                for (user, id) in fresh.iter_mut().zip(ids) {
-                    user.id = id;
-                    macs.push(keys.signer.user(user).1);
-                }
-                tx.users_insert(&fresh, &macs)?;
-                for user in fresh {
-                    users.insert(user.upn.to_lowercase(), user);
-                    report.created += 1;
-                }
-            }
-            let rows = plan_facts(tx, keys, &updates, source, &users, &mut report, now)?;
-            records::put(tx, keys, rows)?;
+            let report = write_facts(tx, keys, &updates, source, create, now)?;
             let event = facts_event(source, &report);
             Ok((report, event))
         })

@@ -17,7 +17,7 @@ use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
     HelpdeskRows, IdTops, IdentifyChanges, ImportGuard, ImportRanges, OperatorRow, RecordRow,
-    ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow,
+    ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow, WebAccountRow,
 };
 
 /// A vault's database, whichever it is.
@@ -205,6 +205,7 @@ impl StoreTx for AnyTx<'_> {
         fn import_batch_remove(&self, batch: i64) -> Result<()>;
         fn writers_waiting(&self) -> Result<bool>;
         fn records_generation(&self, kind: &str) -> Result<i64>;
+        fn records_signed_of(&self, kind: &str, ids: &[String]) -> Result<SignedRecords>;
         fn records_stage(&self, batch: i64, rows: &[RecordRow], macs: &[Vec<u8>]) -> Result<()>;
         fn records_publish(&self, batch: i64, kind: &str, generation: i64) -> Result<bool>;
         fn records_fold(&self, limit: usize) -> Result<usize>;

@@ -137,6 +137,9 @@ pub struct IdentifyChanges {
     pub held: Vec<HeldSecret>,
 }
 
+/// Records, and the MACs stored for them as (kind, id, MAC).
+pub type SignedRecords = (Vec<RecordRow>, Vec<(String, String, Vec<u8>)>);
+
 /// A small signed document the library interprets (see
 /// `crate::session::records`): a user's data on file, the helpdesk policy,
 /// an approval request, a notice to send. Keyed by (kind, id); `state`
@@ -457,7 +460,9 @@ pub trait StoreTx {
 
     /// How many times records of `kind` were written (or a staged batch of
     /// them published): a batch planned on a snapshot is published only
-    /// while this is what the snapshot read.
+    /// while this is what the snapshot read. Read in a transaction begun by
+    /// [`Store::write_unlocked`], it is what [`StoreTx::lock_writers`]
+    /// expects: false there if records of `kind` were written since.
     fn records_generation(&self, _kind: &str) -> Result<i64> {
         Err(Error::Database(
             "staged records are SQLite's: this store writes records in one transaction".into(),
@@ -576,6 +581,15 @@ pub trait StoreTx {
 
     /// The records of `kind` with these ids (those that exist), by id.
     fn records_of(&self, kind: &str, ids: &[String]) -> Result<Vec<RecordRow>>;
+    /// [`StoreTx::records_of`] with the MACs stored for these ids (as
+    /// [`StoreTx::row_macs_of`] answers), read together: a transaction
+    /// whose statements each see the latest commit (PostgreSQL's READ
+    /// COMMITTED before the writers' lock, [`Store::write_unlocked`]) must
+    /// not check a record against a MAC another commit wrote in between.
+    fn records_signed_of(&self, kind: &str, ids: &[String]) -> Result<SignedRecords> {
+        let keys: Vec<(&str, String)> = ids.iter().map(|id| (kind, id.clone())).collect();
+        Ok((self.records_of(kind, ids)?, self.row_macs_of(&keys)?))
+    }
     /// The records of `kind`, all or those in `state`, by id.
     fn records(&self, kind: &str, state: Option<&str>) -> Result<Vec<RecordRow>>;
     /// Inserts or replaces records (keyed by kind and id), in bulk.

@@ -109,8 +109,8 @@ use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
     HelpdeskRows, IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep,
-    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key,
-    row_of_key,
+    SightingRow, SignedRecords, Store, StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of,
+    row_key, row_of_key,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -1675,6 +1675,31 @@ impl StoreTx for PgTx<'_> {
         .collect()
     }
 
+    fn records_signed_of(&self, kind: &str, ids: &[String]) -> Result<SignedRecords> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        // One statement, one snapshot (see the trait).
+        let found = self.query(
+            "SELECT r.kind, r.id, r.state, r.body, r.updated_at, i.id, m.mac \
+             FROM (SELECT DISTINCT unnest($2::text[]) AS id) AS i \
+             LEFT JOIN records r ON r.kind = $1 AND r.id = i.id \
+             LEFT JOIN row_macs m ON m.kind = $1 AND m.id = i.id \
+             ORDER BY i.id COLLATE \"C\"",
+            &[&kind, &ids],
+        )?;
+        let (mut records, mut macs) = (Vec::new(), Vec::new());
+        for row in &found {
+            if Columns(row).get::<Option<String>>(0)?.is_some() {
+                records.push(record_from_row(row)?);
+            }
+            if let Some(mac) = Columns(row).get::<Option<Vec<u8>>>(6)? {
+                macs.push((kind.to_owned(), Columns(row).get(5)?, mac));
+            }
+        }
+        Ok((records, macs))
+    }
+
     fn records(&self, kind: &str, state: Option<&str>) -> Result<Vec<RecordRow>> {
         self.query(
             "SELECT kind, id, state, body, updated_at FROM records \
@@ -1696,21 +1721,42 @@ impl StoreTx for PgTx<'_> {
         let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
         let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
         let at: Vec<i64> = rows.iter().map(|r| r.updated_at as i64).collect();
-        self.execute(
-            "INSERT INTO records (kind, id, state, body, updated_at) \
+        const UPSERT: &str = "INSERT INTO records (kind, id, state, body, updated_at) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
              ON CONFLICT (kind, id) DO UPDATE SET state = EXCLUDED.state, body = EXCLUDED.body, \
-             updated_at = EXCLUDED.updated_at",
-            &[&kinds, &ids, &states, &bodies, &at],
-        )?;
+             updated_at = EXCLUDED.updated_at";
+        let params: [&(dyn ToSql + Sync); 5] = [&kinds, &ids, &states, &bodies, &at];
+        if self.records_written_late(&kinds) {
+            self.execute(UPSERT, &params)?;
+        } else {
+            // Each kind written counts a write, in the same round trip (a
+            // write planned before the lock checks it: `postgres/late_lock.rs`).
+            self.execute(
+                &format!(
+                    "WITH put AS ({UPSERT} RETURNING kind) \
+                     INSERT INTO import_generations (kind, generation) \
+                     SELECT DISTINCT kind, 1 FROM put \
+                     ON CONFLICT (kind) DO UPDATE SET generation = import_generations.generation + 1"
+                ),
+                &params,
+            )?;
+        }
         Ok(())
     }
 
+    fn records_generation(&self, kind: &str) -> Result<i64> {
+        self.records_generation_of(kind)
+    }
+
     fn record_delete(&self, kind: &str, id: &str) -> Result<bool> {
-        Ok(self.execute(
+        let deleted = self.execute(
             "DELETE FROM records WHERE kind = $1 AND id = $2",
             &[&kind, &id],
-        )? > 0)
+        )? > 0;
+        if !self.records_written_late(&[kind]) {
+            self.bump_generations(&[kind.to_owned()])?;
+        }
+        Ok(deleted)
     }
 
     fn web_account(&self, name: &str) -> Result<Option<WebAccountRow>> {

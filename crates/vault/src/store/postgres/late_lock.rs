@@ -22,13 +22,17 @@
 //!   is below the batch's: its next refresh loads them.
 //!
 //! Another writer that adds a colliding row (the same serial, UPN, or
-//! device and slot) makes the COPY fail on a unique index, or makes one of
-//! the two a deadlock victim when it waits for this transaction's rows
-//! while holding the lock; and a credential added meanwhile to a classic
-//! device this import adds one to (slot NULL: the unique index lets NULLs
-//! repeat) is found under the lock. Either way [`PgTx::take_writers_lock`]
-//! or the failed insert says so, and the caller rolls back and writes the
-//! batch the usual way, planned under the lock (`session::late_lock`).
+//! device and slot) makes the COPY fail on a unique index, or waits for
+//! this transaction's rows while holding the lock: this transaction then
+//! gives way ([`PgTx::lock_or_give_way`]) rather than wait for the lock
+//! and let PostgreSQL pick a deadlock victim, which could be the other
+//! writer. A credential added meanwhile to a classic device this import
+//! adds one to (slot NULL: the unique index lets NULLs repeat) is found
+//! under the lock, and so is a write of records of a kind whose generation
+//! this transaction read before the lock (its records, planned on what it
+//! read, would overwrite that write; `session::late_lock`). Either way
+//! [`PgTx::take_writers_lock`] or the failed insert says so, and the caller
+//! rolls back and writes the batch the usual way, planned under the lock.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -47,7 +51,20 @@ pub(crate) struct Late {
     credentials: Cell<Option<(i64, i64)>>,
     /// The (device, slot) of its credentials on devices it did not insert.
     on_existing: RefCell<Vec<(i64, Option<i64>)>>,
+    /// The generations of records it read, by kind: each must still be
+    /// current under the lock.
+    generations: RefCell<Vec<(String, i64)>>,
+    /// The kinds of records it wrote: their generations are raised under
+    /// the lock (raised before it, their row would be one more that a
+    /// holder of the lock could wait for).
+    records_written: RefCell<Vec<String>>,
 }
+
+/// How long one attempt at the writers' lock waits before this transaction
+/// looks whether the lock's holder waits for it: far less than
+/// PostgreSQL's `deadlock_timeout` (1 s by default), so the holder's
+/// deadlock check never finds the cycle.
+const LOCK_ATTEMPT: &str = "20ms";
 
 impl PgStore {
     /// `BEGIN ISOLATION LEVEL READ COMMITTED` on the store's own connection,
@@ -127,20 +144,16 @@ impl PgTx<'_> {
         let Some(late) = self.late.as_ref().filter(|_| self.unlocked()) else {
             return Ok(true);
         };
-        let locked = self
-            .tx
-            .borrow_mut()
-            .batch_execute("LOCK TABLE audit IN EXCLUSIVE MODE");
-        match locked {
-            Ok(()) => {}
-            Err(error) if error.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) => {
-                return Ok(false);
-            }
-            Err(error) => return Err(begin_write_error(error)),
+        if !self.lock_or_give_way()? {
+            return Ok(false);
         }
         late.locked.set(true);
-        if !self.slots_still_free(late)? {
+        if !self.slots_still_free(late)? || !self.generations_current(late)? {
             return Ok(false);
+        }
+        let kinds = late.records_written.take();
+        if !kinds.is_empty() {
+            self.bump_generations(&kinds)?;
         }
         if let Some((lo, hi)) = late.credentials.get() {
             let generation = self.bump_marker()?;
@@ -150,6 +163,100 @@ impl PgTx<'_> {
                  VALUES (1, 0, 1, 0, $1, $2, extract(epoch FROM now())::bigint, $3)",
                 &[&lo, &hi, &generation],
             )?;
+        }
+        Ok(true)
+    }
+
+    /// Waits for the writers' lock in short attempts; between them, false
+    /// (give way: the caller rolls back) if another transaction waits for
+    /// this one — a holder of the lock that met a row this one wrote, which
+    /// would otherwise wait for this transaction while it waits for the
+    /// lock, until PostgreSQL broke the cycle by failing one of the two.
+    pub(super) fn lock_or_give_way(&self) -> Result<bool> {
+        loop {
+            let attempt = self.tx.borrow_mut().batch_execute(&format!(
+                "SAVEPOINT writers_lock; SET LOCAL lock_timeout = '{LOCK_ATTEMPT}'; \
+                 LOCK TABLE audit IN EXCLUSIVE MODE; SET LOCAL lock_timeout TO DEFAULT; \
+                 RELEASE SAVEPOINT writers_lock"
+            ));
+            match attempt {
+                Ok(()) => return Ok(true),
+                Err(error) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                    self.tx
+                        .borrow_mut()
+                        .batch_execute("ROLLBACK TO SAVEPOINT writers_lock")
+                        .map_err(begin_write_error)?;
+                    let waited_for = self.query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+                         WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)))",
+                        &[],
+                    )?;
+                    if Columns(&waited_for).get::<bool>(0)? {
+                        return Ok(false);
+                    }
+                }
+                Err(error) if error.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) => {
+                    return Ok(false);
+                }
+                Err(error) => return Err(begin_write_error(error)),
+            }
+        }
+    }
+
+    /// The generation of records of `kind`; read before the lock, it is
+    /// the one the lock expects.
+    pub(super) fn records_generation_of(&self, kind: &str) -> Result<i64> {
+        let generation = self.generation_now(kind)?;
+        if let Some(late) = self.late.as_ref().filter(|_| self.unlocked()) {
+            late.generations
+                .borrow_mut()
+                .push((kind.to_owned(), generation));
+        }
+        Ok(generation)
+    }
+
+    fn generation_now(&self, kind: &str) -> Result<i64> {
+        let row = self.query_one(
+            "SELECT coalesce((SELECT generation FROM import_generations WHERE kind = $1), 0)",
+            &[&kind],
+        )?;
+        Columns(&row).get(0)
+    }
+
+    /// Before the lock: the kinds of records written, for the lock to
+    /// raise their generations (true); under it (false), the caller raises
+    /// them with the write.
+    pub(super) fn records_written_late(&self, kinds: &[&str]) -> bool {
+        let Some(late) = self.late.as_ref().filter(|_| self.unlocked()) else {
+            return false;
+        };
+        let mut written = late.records_written.borrow_mut();
+        for kind in kinds {
+            if !written.iter().any(|k| k == kind) {
+                written.push((*kind).to_owned());
+            }
+        }
+        true
+    }
+
+    /// Raises the generations of records of `kinds`, one write each.
+    pub(super) fn bump_generations(&self, kinds: &[String]) -> Result<()> {
+        self.execute(
+            "INSERT INTO import_generations (kind, generation) \
+             SELECT DISTINCT unnest($1::text[]), 1 \
+             ON CONFLICT (kind) DO UPDATE SET generation = import_generations.generation + 1",
+            &[&kinds],
+        )?;
+        Ok(())
+    }
+
+    /// Under the lock: no kind of record whose generation this transaction
+    /// read before it was written since.
+    fn generations_current(&self, late: &Late) -> Result<bool> {
+        for (kind, read) in late.generations.borrow().iter() {
+            if self.generation_now(kind)? != *read {
+                return Ok(false);
+            }
         }
         Ok(true)
     }
