@@ -22,7 +22,7 @@
 //! written once more the usual way, planned under the lock, where the
 //! collision is reported as it always was.
 
-use super::verification::{FactsReport, FactsUpdate, check_updates, facts_event, write_facts};
+use super::verification::{FactsReport, FactsUpdate, facts_event, write_facts};
 use super::*;
 
 /// From this many tokens on, an import is written before the writers'
@@ -191,7 +191,7 @@ impl<S: Store> Session<S> {
         in_flight: impl FnOnce(),
     ) -> Result<(FactsReport, bool)> {
         self.require(Permission::InventoryWrite)?;
-        check_updates(&updates)?;
+        super::verification::check_updates(&updates)?;
         match self.update_user_facts_late_locked(&updates, source, false, now, Some(in_flight))? {
             Some(report) => Ok((report, true)),
             None => Ok((self.update_user_facts(updates, source, false, now)?, false)),
