@@ -432,3 +432,50 @@ fn a_writer_meeting_the_updates_record_goes_first() {
     let report = s.verify_vault().unwrap();
     assert!(report.intact, "{report:?}");
 }
+
+/// A writer adds a token (a device, a user, a credential, an event) while
+/// an import is in flight: its ids come after the blocks drawn for the
+/// import, so neither waits for the other's rows and the import is
+/// published as written, before the lock (a row of `import_batches`), not
+/// written again under it.
+#[test]
+fn ids_drawn_for_an_import_are_nobody_elses() {
+    let f = Fixture::empty_in_own_database(Backend::Postgres);
+    oathdesk_vault::Vault::create_at(&f.location, "alice", b"alice pass", TEST_KDF, NOW).unwrap();
+    let schema = f.schema.as_ref().unwrap();
+    let mut s = session(&f.location);
+    let location = f.location.clone();
+    let added = s
+        .add_tokens_with_a_change_in_flight(batch(0, MANY), NOW, || {
+            let at = location.clone();
+            without_waiting("a token added", move || {
+                session(&at).add_token(
+                    token("MEANWHILE1", None, SEED, Some("erin@contoso.com")),
+                    NOW,
+                )
+            })
+            .unwrap();
+        })
+        .unwrap();
+    assert_eq!(added.len(), MANY);
+    let mut client = schema.client();
+    let published: i64 = client
+        .query_one("SELECT count(*) FROM import_batches", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(published, 1, "the import was written again under the lock");
+    let meanwhile: i64 = client
+        .query_one(
+            "SELECT c.id FROM credentials c JOIN devices d ON d.id = c.device_id \
+             WHERE d.serial = 'MEANWHILE1'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        added.iter().all(|row| row.id < meanwhile),
+        "the writer's credential came after the import's block"
+    );
+    let report = s.verify_vault().unwrap();
+    assert!(report.intact, "{report:?}");
+}

@@ -24,6 +24,7 @@
 
 use super::verification::{FactsReport, FactsUpdate, facts_event, write_facts};
 use super::*;
+use crate::store::IdsWanted;
 
 /// From this many tokens on, an import is written before the writers'
 /// lock where the store allows it: fewer cost less than the round trip the
@@ -49,8 +50,15 @@ impl<S: Store> Session<S> {
             return Ok(None);
         }
         let audit_key = self.audit_keys[&self.epoch].clone();
+        let n = tokens.len();
+        let ids = IdsWanted {
+            devices: n,
+            users: n,
+            credentials: n,
+            events: n,
+        };
         let outcome = {
-            let Some(tx) = self.store.write_unlocked()? else {
+            let Some(tx) = self.store.write_unlocked(ids)? else {
                 return Ok(None);
             };
             if let Some(meanwhile) = meanwhile.take() {
@@ -143,8 +151,12 @@ impl<S: Store> Session<S> {
             return Ok(None);
         }
         let audit_key = self.audit_keys[&self.epoch].clone();
+        let ids = IdsWanted {
+            users: if create { updates.len() } else { 0 },
+            ..IdsWanted::default()
+        };
         let outcome = {
-            let Some(tx) = self.store.write_unlocked()? else {
+            let Some(tx) = self.store.write_unlocked(ids)? else {
                 return Ok(None);
             };
             let keys = Keys {

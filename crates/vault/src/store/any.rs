@@ -16,8 +16,9 @@ use crate::store::postgres::{PgStore, PgTx};
 use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
-    HelpdeskRows, IdTops, IdentifyChanges, ImportGuard, ImportRanges, OperatorRow, RecordRow,
-    ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow, WebAccountRow,
+    HelpdeskRows, IdTops, IdentifyChanges, IdsWanted, ImportGuard, ImportRanges, OperatorRow,
+    RecordRow, ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow,
+    WebAccountRow,
 };
 
 /// A vault's database, whichever it is.
@@ -132,10 +133,10 @@ impl Store for AnyStore {
         }
     }
 
-    fn write_unlocked(&mut self) -> Result<Option<AnyTx<'_>>> {
+    fn write_unlocked(&mut self, ids: IdsWanted) -> Result<Option<AnyTx<'_>>> {
         Ok(match self {
-            AnyStore::Sqlite(store) => store.write_unlocked()?.map(AnyTx::Sqlite),
-            AnyStore::Postgres(store) => store.write_unlocked()?.map(AnyTx::Postgres),
+            AnyStore::Sqlite(store) => store.write_unlocked(ids)?.map(AnyTx::Sqlite),
+            AnyStore::Postgres(store) => store.write_unlocked(ids)?.map(AnyTx::Postgres),
         })
     }
 }

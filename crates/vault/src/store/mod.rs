@@ -272,6 +272,19 @@ pub struct IdTops {
     pub published: i64,
 }
 
+/// How many new rows of each table a transaction begun by
+/// [`Store::write_unlocked`] may insert: their ids are drawn for it before
+/// it begins, as one block of each table's sequence, in a moment under the
+/// writers' lock (where every other draw of ids happens); more than it
+/// uses is fine (the rest are skipped), fewer makes its inserts fail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdsWanted {
+    pub devices: usize,
+    pub users: usize,
+    pub credentials: usize,
+    pub events: usize,
+}
+
 /// The ids a staged import's new rows take, as (first, last) of each
 /// table; a table it adds no rows to has last < first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,8 +352,10 @@ pub trait Store {
     /// its rows in it, unseen by others until it commits, and holds the
     /// writers' lock only to append its audit entry. `None` where there is
     /// none (SQLite, whose write lock is the whole file: it stages imports
-    /// instead). PostgreSQL: READ COMMITTED, on the store's own connection.
-    fn write_unlocked(&mut self) -> Result<Option<Self::Tx<'_>>> {
+    /// instead). PostgreSQL: READ COMMITTED, on the store's own connection,
+    /// its ids drawn before it begins (`ids`, an upper bound: see
+    /// [`IdsWanted`]); `None` too if they could not be.
+    fn write_unlocked(&mut self, _ids: IdsWanted) -> Result<Option<Self::Tx<'_>>> {
         Ok(None)
     }
 }

@@ -108,9 +108,9 @@ use crate::store::group_commit::{Member, Writer};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
-    HelpdeskRows, IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep,
-    SightingRow, SignedRecords, Store, StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of,
-    row_key, row_of_key,
+    HelpdeskRows, IdTops, IdsWanted, ImportGuard, ImportRanges, OperatorRow, RecordRow,
+    ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow, WebAccountRow,
+    mac_table, row_id_of, row_key, row_of_key,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -637,8 +637,8 @@ impl Store for PgStore {
         Ok(())
     }
 
-    fn write_unlocked(&mut self) -> Result<Option<PgTx<'_>>> {
-        self.begin_unlocked().map(Some)
+    fn write_unlocked(&mut self, ids: IdsWanted) -> Result<Option<PgTx<'_>>> {
+        self.begin_unlocked(ids)
     }
 }
 
@@ -697,13 +697,14 @@ impl Columns<'_> {
 
 impl PgTx<'_> {
     /// One block of `table`'s id sequence: writers are serialised, so
-    /// nobody draws from it between the nextval and the setval.
+    /// nobody draws from it between the nextval and the setval (before the
+    /// lock: from the block drawn for the transaction).
     fn next_ids(&self, table: &str, count: usize) -> Result<Vec<i64>> {
         if count == 0 {
             return Ok(Vec::new());
         }
         if self.unlocked() {
-            return self.draw_ids(table, count);
+            return self.reserved_ids(table, count);
         }
         let row = self.query_one(
             "SELECT setval(seq, nextval(seq) + $2 - 1) \

@@ -6,10 +6,14 @@
 //! SQLite staged import hides its committed chunks; here MVCC does it).
 //!
 //! What the transaction must not do before the lock:
-//! - draw a block of ids with `setval` (another writer's `nextval` could
-//!   fall inside it): ids are drawn one `nextval` each, in one statement
-//!   ([`PgTx::draw_ids`]); they are usually contiguous, and nothing needs
-//!   them to be;
+//! - draw ids: a block drawn with `nextval` and `setval` is safe only
+//!   where nobody else draws in between, that is under the lock; and a
+//!   `nextval` per row, safe anywhere, cost 0.3 s per 100,000 tokens over
+//!   four tables (a sixth of the import). So the blocks the import may need
+//!   are drawn before it begins, in a moment under the lock of a
+//!   transaction of their own, one round trip ([`PgStore::reserve_ids`]);
+//!   the import takes its ids from them ([`PgTx::reserved_ids`]), and the
+//!   ids it does not use are skipped;
 //! - touch the identify marker: a writer holding the lock that bumps it (a
 //!   purge) would then wait for this transaction, which waits for the lock.
 //!   So the new credentials are copied with `changed_gen` 0, and under the
@@ -39,9 +43,12 @@ use std::collections::HashMap;
 
 use ::postgres::error::SqlState;
 
-use super::{Columns, PgStore, PgTx, begin_write_error};
+use ::postgres::SimpleQueryMessage;
+
+use super::{Columns, LOCK_TIMEOUT, PgStore, PgTx, begin_write_error};
 use crate::error::{Error, Result};
 use crate::model::CredentialRow;
+use crate::store::IdsWanted;
 
 /// What a transaction begun without the lock keeps until it takes it.
 #[derive(Default)]
@@ -58,6 +65,8 @@ pub(crate) struct Late {
     /// the lock (raised before it, their row would be one more that a
     /// holder of the lock could wait for).
     records_written: RefCell<Vec<String>>,
+    /// The ids drawn for it, by table: the next and the last.
+    reserved: RefCell<HashMap<&'static str, (i64, i64)>>,
 }
 
 /// How long one attempt at the writers' lock waits before this transaction
@@ -68,12 +77,72 @@ const LOCK_ATTEMPT: &str = "20ms";
 
 impl PgStore {
     /// `BEGIN ISOLATION LEVEL READ COMMITTED` on the store's own connection,
-    /// without the writers' lock (see the module's introduction).
-    pub(super) fn begin_unlocked(&mut self) -> Result<PgTx<'_>> {
-        self.begin_own(
-            "BEGIN ISOLATION LEVEL READ COMMITTED",
-            Some(Late::default()),
-        )
+    /// without the writers' lock (see the module's introduction), with the
+    /// ids it may need drawn first; `None` if they could not be.
+    pub(super) fn begin_unlocked(&mut self, ids: IdsWanted) -> Result<Option<PgTx<'_>>> {
+        self.ready()?;
+        let Some(reserved) = self.reserve_ids(ids) else {
+            return Ok(None);
+        };
+        let late = Late {
+            reserved: RefCell::new(reserved),
+            ..Late::default()
+        };
+        self.begin_own("BEGIN ISOLATION LEVEL READ COMMITTED", Some(late))
+            .map(Some)
+    }
+
+    /// Draws a block of ids of each table that `ids` wants, in one
+    /// transaction that holds the writers' lock for the moment it takes
+    /// (one round trip): nobody else draws meanwhile, so nobody's ids fall
+    /// inside the blocks. The blocks by table, as (first, last); `None` if
+    /// the statement failed (the caller writes the usual way).
+    pub(super) fn reserve_ids(
+        &mut self,
+        ids: IdsWanted,
+    ) -> Option<HashMap<&'static str, (i64, i64)>> {
+        let wanted: Vec<(&'static str, usize)> = [
+            ("devices", ids.devices),
+            ("users", ids.users),
+            ("credentials", ids.credentials),
+            ("events", ids.events),
+        ]
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .collect();
+        if wanted.is_empty() {
+            return Some(HashMap::new());
+        }
+        let draws: Vec<String> = wanted
+            .iter()
+            .map(|(table, count)| {
+                format!(
+                    "setval(pg_get_serial_sequence('{table}', 'id'), \
+                     nextval(pg_get_serial_sequence('{table}', 'id')) + {count} - 1)"
+                )
+            })
+            .collect();
+        let sql = format!(
+            "BEGIN; LOCK TABLE audit IN EXCLUSIVE MODE; SELECT {}; COMMIT",
+            draws.join(", ")
+        );
+        let answer = match self.client.simple_query(&sql) {
+            Ok(answer) => answer,
+            Err(_) => {
+                let _ = self.client.batch_execute("ROLLBACK");
+                return None;
+            }
+        };
+        let row = answer.iter().find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })?;
+        let mut reserved = HashMap::new();
+        for (index, (table, count)) in wanted.iter().enumerate() {
+            let last: i64 = row.get(index)?.parse().ok()?;
+            reserved.insert(*table, (last - *count as i64 + 1, last));
+        }
+        Some(reserved)
     }
 }
 
@@ -93,21 +162,24 @@ impl PgTx<'_> {
         Ok(())
     }
 
-    /// `count` ids of `table`, each its own `nextval`: safe without the
-    /// lock, where a block taken with `setval` could overlap ids another
-    /// writer draws meanwhile.
-    pub(super) fn draw_ids(&self, table: &str, count: usize) -> Result<Vec<i64>> {
-        // The sequence is looked up once: `pg_get_serial_sequence` per row
-        // cost 0.29 s per 100,000 ids against 0.03 s (a quarter of the
-        // late-locked import's time over four tables).
-        self.query(
-            "WITH q AS MATERIALIZED (SELECT pg_get_serial_sequence($1, 'id')::regclass AS seq) \
-             SELECT nextval(q.seq) FROM q, generate_series(1, $2::bigint)",
-            &[&table, &(count as i64)],
-        )?
-        .iter()
-        .map(|row| Columns(row).get(0))
-        .collect()
+    /// `count` ids of `table` from the block drawn for this transaction;
+    /// refused (the caller rolls back and writes the usual way) if the
+    /// block has fewer left.
+    pub(super) fn reserved_ids(&self, table: &str, count: usize) -> Result<Vec<i64>> {
+        let short = || {
+            Error::Database(format!(
+                "{count} new ids of {table} asked for, more than were drawn for this import"
+            ))
+        };
+        let late = self.late.as_ref().ok_or_else(short)?;
+        let mut reserved = late.reserved.borrow_mut();
+        let (next, last) = reserved.get_mut(table).ok_or_else(short)?;
+        if *last - *next + 1 < count as i64 {
+            return Err(short());
+        }
+        let ids: Vec<i64> = (*next..*next + count as i64).collect();
+        *next += count as i64;
+        Ok(ids)
     }
 
     /// The generation to stamp new credentials with: a bump of the marker
@@ -174,10 +246,13 @@ impl PgTx<'_> {
     /// lock, until PostgreSQL broke the cycle by failing one of the two.
     pub(super) fn lock_or_give_way(&self) -> Result<bool> {
         loop {
+            // Then the session's own timeout again (`DEFAULT` would be
+            // the server's, none).
             let attempt = self.tx.borrow_mut().batch_execute(&format!(
                 "SAVEPOINT writers_lock; SET LOCAL lock_timeout = '{LOCK_ATTEMPT}'; \
-                 LOCK TABLE audit IN EXCLUSIVE MODE; SET LOCAL lock_timeout TO DEFAULT; \
-                 RELEASE SAVEPOINT writers_lock"
+                 LOCK TABLE audit IN EXCLUSIVE MODE; SET LOCAL lock_timeout = '{}s'; \
+                 RELEASE SAVEPOINT writers_lock",
+                LOCK_TIMEOUT.as_secs()
             ));
             match attempt {
                 Ok(()) => return Ok(true),
