@@ -22,8 +22,20 @@ if ! cargo deb --version >/dev/null 2>&1; then
     cargo install cargo-deb --locked --version 3.8.0
 fi
 
-cargo build --locked --profile "$profile" -p oathdesk
-bin=$target_dir/$dir/oathdesk
+deb_target=()
+if [ "$profile" = release ]; then
+    # The shipped binary (packaging/build-release.sh says how it differs).
+    bin=$(bash packaging/build-release.sh)
+    case $bin in
+        "$target_dir"/release/oathdesk) ;;
+        *) host=$(rustc -vV | sed -n 's/^host: //p')
+           dir=$host/release
+           deb_target=(--target "$host") ;;  # cargo-deb then reads target/<host>/release/
+    esac
+else
+    cargo build --locked --profile "$profile" -p oathdesk
+    bin=$target_dir/$dir/oathdesk
+fi
 
 assets=$target_dir/$dir/package-assets
 rm -rf "$assets"
@@ -36,5 +48,6 @@ mkdir -p "$assets/completions" "$assets/man"
 
 # cargo-deb warns that the dev profile is not for releases: CI packs the
 # test build only to check the package, never to ship it.
-cargo deb --no-build --locked --profile "$profile" -p oathdesk --output target/debian/
+cargo deb --no-build --locked --profile "$profile" -p oathdesk "${deb_target[@]}" \
+    --output target/debian/
 ls -l target/debian/*.deb
