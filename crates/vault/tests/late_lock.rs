@@ -88,11 +88,7 @@ fn helpdesk_codes_and_audit_entries_do_not_wait_for_an_import_in_flight() {
     assert_eq!(added.len(), MANY);
     // The import's entry came after the entries appended while it was in
     // flight: it took the chain's tail under the lock.
-    let last = {
-        let mut store = AnyStore::open(&f.location).unwrap();
-        let tx = store.read().unwrap();
-        tx.audit_last().unwrap().unwrap()
-    };
+    let last = last_entry(&f.location);
     assert_eq!(last.action, "token.add");
     assert!(last.detail.contains(&format!("{MANY}")), "{}", last.detail);
 
@@ -106,6 +102,13 @@ fn helpdesk_codes_and_audit_entries_do_not_wait_for_an_import_in_flight() {
     );
     let report = s.verify_vault().unwrap();
     assert!(report.intact, "{report:?}");
+}
+
+/// The audit chain's last entry, read as another process would.
+fn last_entry(location: &Location) -> oathdesk_vault::store::AuditRow {
+    let mut store = AnyStore::open(location).unwrap();
+    let tx = store.read().unwrap();
+    tx.audit_last().unwrap().unwrap()
 }
 
 /// The vault's identify generation, read as another process would.
@@ -344,11 +347,7 @@ fn a_large_update_of_data_on_file_does_not_hold_up_the_helpdesk() {
     assert_eq!(report.updated, MANY as u64);
     // Its entry came after the helpdesk's: it took the chain's tail under
     // the lock.
-    let last = {
-        let mut store = AnyStore::open(&f.location).unwrap();
-        let tx = store.read().unwrap();
-        tx.audit_last().unwrap().unwrap()
-    };
+    let last = last_entry(&f.location);
     assert_eq!(last.action, "user.facts_update");
     assert_eq!(fact(&mut s, 7, "mobile").as_deref(), Some("+1 555 0199 7"));
     let report = s.verify_vault().unwrap();

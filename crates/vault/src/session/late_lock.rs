@@ -49,7 +49,6 @@ impl<S: Store> Session<S> {
         if tokens.len() < LATE_LOCK_ROWS {
             return Ok(None);
         }
-        let audit_key = self.audit_keys[&self.epoch].clone();
         let n = tokens.len();
         let ids = IdsWanted {
             devices: n,
@@ -57,37 +56,62 @@ impl<S: Store> Session<S> {
             credentials: n,
             events: n,
         };
+        self.write_late_locked(
+            ids,
+            now,
+            |tx, keys| {
+                if let Some(meanwhile) = meanwhile.take() {
+                    meanwhile();
+                }
+                insert_tokens(tx, keys, tokens.iter().map(copy_of).collect(), now)
+            },
+            in_flight,
+            |added| event_of(added),
+        )
+    }
+
+    /// Writes a change in a transaction that takes the writers' lock only
+    /// after `write` (with ids drawn for it as `ids` says), then appends
+    /// the change's audit entry. `Ok(None)`: not written, nothing changed
+    /// (the store has no such transactions, or another writer got in the
+    /// way: a failure of the store's own, or the lock said so). For tests,
+    /// `in_flight` runs between `write` and the lock.
+    fn write_late_locked<T>(
+        &mut self,
+        ids: IdsWanted,
+        now: u64,
+        write: impl FnOnce(&S::Tx<'_>, &Keys<'_>) -> Result<T>,
+        in_flight: Option<impl FnOnce()>,
+        event_of: impl FnOnce(&T) -> AuditEvent,
+    ) -> Result<Option<T>> {
+        let audit_key = self.audit_keys[&self.epoch].clone();
         let outcome = {
             let Some(tx) = self.store.write_unlocked(ids)? else {
                 return Ok(None);
             };
-            if let Some(meanwhile) = meanwhile.take() {
-                meanwhile();
-            }
             let keys = Keys {
                 key: &self.key,
                 signer: &self.signer,
                 enforced: self.signed,
             };
-            let copies = tokens.iter().map(copy_of).collect();
-            match insert_tokens(&tx, &keys, copies, now) {
-                // The store's own failure (a unique index, a deadlock):
-                // another writer's rows, most likely. Rolled back.
+            match write(&tx, &keys) {
+                // The store's own failure (a unique index, a deadlock, ids
+                // short): another writer's rows, most likely. Rolled back.
                 Err(Error::Database(_)) => return Ok(None),
                 Err(error) => Err(error),
-                Ok(added) => {
+                Ok(written) => {
                     if let Some(in_flight) = in_flight {
                         in_flight();
                     }
                     if !tx.lock_writers()? {
                         return Ok(None);
                     }
-                    let event = event_of(&added);
+                    let event = event_of(&written);
                     let head =
                         append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
                     tx.commit()?;
                     audit::anchor(&head);
-                    Ok(added)
+                    Ok(written)
                 }
             }
         };
@@ -150,43 +174,22 @@ impl<S: Store> Session<S> {
         if updates.len() < LATE_LOCK_ROWS {
             return Ok(None);
         }
-        let audit_key = self.audit_keys[&self.epoch].clone();
         let ids = IdsWanted {
             users: if create { updates.len() } else { 0 },
             ..IdsWanted::default()
         };
-        let outcome = {
-            let Some(tx) = self.store.write_unlocked(ids)? else {
-                return Ok(None);
-            };
-            let keys = Keys {
-                key: &self.key,
-                signer: &self.signer,
-                enforced: self.signed,
-            };
-            // Read first: the lock refuses if data on file is written
-            // between this read and the lock.
-            tx.records_generation(kind::USER_FACTS)?;
-            match write_facts(&tx, &keys, updates, source, create, now) {
-                Err(Error::Database(_)) => return Ok(None),
-                Err(error) => Err(error),
-                Ok(report) => {
-                    if let Some(in_flight) = in_flight {
-                        in_flight();
-                    }
-                    if !tx.lock_writers()? {
-                        return Ok(None);
-                    }
-                    let event = facts_event(source, &report);
-                    let head =
-                        append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
-                    tx.commit()?;
-                    audit::anchor(&head);
-                    Ok(report)
-                }
-            }
-        };
-        self.audited(now, outcome).map(Some)
+        self.write_late_locked(
+            ids,
+            now,
+            |tx, keys| {
+                // Read first: the lock refuses if data on file is written
+                // between this read and the lock.
+                tx.records_generation(kind::USER_FACTS)?;
+                write_facts(tx, keys, updates, source, create, now)
+            },
+            in_flight,
+            |report| facts_event(source, report),
+        )
     }
 
     /// For tests: [`Session::update_user_facts`] (without adding users)
