@@ -54,6 +54,15 @@ fn without_waiting<T: Send + 'static>(what: &str, work: impl FnOnce() -> T + Sen
         .unwrap_or_else(|_| panic!("{what} waited for the import in flight"))
 }
 
+/// Dana (token DESK1, seed `SEED`) gets her helpdesk code without waiting.
+fn dana_gets_a_code(location: &Location) {
+    let at = location.clone();
+    let grant = without_waiting("a helpdesk code", move || {
+        session(&at).helpdesk_code(&helpdesk("dana@contoso.com"), NOW)
+    });
+    assert_eq!(grant.unwrap().code, code_at(SEED, NOW));
+}
+
 fn postgres() -> Fixture {
     fixture(Backend::Postgres)
 }
@@ -67,11 +76,7 @@ fn helpdesk_codes_and_audit_entries_do_not_wait_for_an_import_in_flight() {
     let location = f.location.clone();
     let added = s
         .add_tokens_with_a_change_in_flight(batch(0, MANY), NOW, || {
-            let at = location.clone();
-            let grant = without_waiting("a helpdesk code", move || {
-                session(&at).helpdesk_code(&helpdesk("dana@contoso.com"), NOW)
-            });
-            assert_eq!(grant.unwrap().code, code_at(SEED, NOW));
+            dana_gets_a_code(&location);
             // The import's rows are nobody else's business until it commits.
             let at = location.clone();
             let unseen = without_waiting("a code for a user being imported", move || {
@@ -329,11 +334,7 @@ fn a_large_update_of_data_on_file_does_not_hold_up_the_helpdesk() {
             "csv:sheet",
             NOW,
             || {
-                let at = location.clone();
-                let grant = without_waiting("a helpdesk code", move || {
-                    session(&at).helpdesk_code(&helpdesk("dana@contoso.com"), NOW)
-                });
-                assert_eq!(grant.unwrap().code, code_at(SEED, NOW));
+                dana_gets_a_code(&location);
                 // The update is nobody else's business until it commits.
                 let at = location.clone();
                 let before = without_waiting("a read of data on file", move || {
