@@ -497,7 +497,8 @@ pub struct BadRow {
     /// `altered` (the MAC does not match), `unsigned` (no MAC),
     /// `deleted` (a MAC whose row is gone), or for a drift series
     /// `disagrees` (it does not say what the credential's sightings say) and
-    /// `missing` (sightings without their series).
+    /// `missing` (sightings without their series); a row whose parent is
+    /// gone says which (`its device is gone`).
     pub problem: &'static str,
 }
 
@@ -644,7 +645,36 @@ pub(crate) fn verify_all(
     report
         .bad
         .extend(series_disagreements(tx, series_marked(tx)?)?);
+    report.bad.extend(orphaned(tx)?);
     Ok(report)
+}
+
+/// The rows whose device, user or credential is gone: a row deleted
+/// behind oathdesk's back that carried its MAC in itself (a device, a user,
+/// a credential) leaves no MAC behind, but its children say it was there.
+fn orphaned(tx: &impl StoreTx) -> Result<Vec<BadRow>> {
+    Ok(tx
+        .orphans()?
+        .into_iter()
+        .map(|(child, id, parent, parent_id)| {
+            let (kind, problem) = match (child.as_str(), parent.as_str()) {
+                ("credentials", "devices") => (kind::CREDENTIAL, "its device is gone"),
+                ("credentials", _) => (kind::CREDENTIAL, "its user is gone"),
+                _ => ("event", "its credential is gone"),
+            };
+            let singular = |table: &str| table.trim_end_matches('s').to_owned();
+            BadRow {
+                kind,
+                id: crate::store::row_key(id),
+                name: format!(
+                    "{} {id} (refers to {} {parent_id})",
+                    singular(&child),
+                    singular(&parent)
+                ),
+                problem,
+            }
+        })
+        .collect())
 }
 
 /// The drift series that do not say what their credential's sightings say

@@ -17,7 +17,7 @@ use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
     HelpdeskRows, IdTops, IdentifyChanges, IdsWanted, ImportGuard, ImportRanges, OperatorRow,
-    RecordRow, ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow,
+    Orphan, RecordRow, ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow,
     WebAccountRow,
 };
 
@@ -220,6 +220,7 @@ impl StoreTx for AnyTx<'_> {
         fn row_macs(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>>;
         fn row_macs_put(&self, kind: &str, macs: &[(String, Vec<u8>)]) -> Result<()>;
         fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()>;
+        fn orphans(&self) -> Result<Vec<Orphan>>;
         fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>>;
         fn released_record(&self, credential_id: i64, counter: u64, at: u64, mac_kind: &str, mac_id: &str, mac: &[u8], below: u64, mac_range: (&str, &str)) -> Result<()>;
 

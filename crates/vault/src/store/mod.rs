@@ -272,6 +272,20 @@ pub struct IdTops {
     pub published: i64,
 }
 
+/// A row whose reference points at no row: `(child table, child id,
+/// parent table, parent id)`.
+pub type Orphan = (String, i64, String, i64);
+
+/// [`StoreTx::orphans`], the same in both dialects.
+pub(crate) const ORPHANS_SQL: &str = "\
+    SELECT 'credentials', c.id, 'devices', c.device_id FROM credentials c \
+    WHERE c.device_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = c.device_id) \
+    UNION ALL SELECT 'credentials', c.id, 'users', c.user_id FROM credentials c \
+    WHERE c.user_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = c.user_id) \
+    UNION ALL SELECT 'events', e.id, 'credentials', e.credential_id FROM events e \
+    WHERE NOT EXISTS (SELECT 1 FROM credentials c WHERE c.id = e.credential_id) \
+    ORDER BY 1, 2";
+
 /// How many new rows of each table a transaction begun by
 /// [`Store::write_unlocked`] may insert: their ids are drawn for it before
 /// it begins, as one block of each table's sequence, in a moment under the
@@ -554,6 +568,10 @@ pub trait StoreTx {
     fn row_macs_of(&self, rows: &[(&str, String)]) -> Result<Vec<(String, String, Vec<u8>)>>;
     /// Forgets the MAC of a row that is gone.
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()>;
+    /// The rows that refer to a row that is not there (a parent deleted
+    /// behind oathdesk's back: with PostgreSQL's checks or SQLite's foreign
+    /// keys switched off, say), as `(child table, id, parent table, id)`.
+    fn orphans(&self) -> Result<Vec<Orphan>>;
 
     // ----- released time steps (see Session::deliver) ----------------------
 

@@ -108,9 +108,9 @@ use crate::store::group_commit::{Member, Writer};
 use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
-    HelpdeskRows, IdTops, IdsWanted, ImportGuard, ImportRanges, OperatorRow, RecordRow,
-    ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow, WebAccountRow,
-    mac_table, row_id_of, row_key, row_of_key,
+    HelpdeskRows, IdTops, IdsWanted, ImportGuard, ImportRanges, ORPHANS_SQL, OperatorRow, Orphan,
+    RecordRow, ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow,
+    WebAccountRow, mac_table, row_id_of, row_key, row_of_key,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -1527,6 +1527,16 @@ impl StoreTx for PgTx<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    fn orphans(&self) -> Result<Vec<Orphan>> {
+        self.query(ORPHANS_SQL, &[])?
+            .iter()
+            .map(|row| {
+                let c = Columns(row);
+                Ok((c.get(0)?, c.get(1)?, c.get(2)?, c.get(3)?))
+            })
+            .collect()
     }
 
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {

@@ -27,9 +27,9 @@ use import_batches::{Hidden, Rows};
 
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
-    HelpdeskRows, IdTops, ImportGuard, ImportRanges, OperatorRow, RecordRow, ReleasedStep,
-    SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key,
-    row_of_key, same_length,
+    HelpdeskRows, IdTops, ImportGuard, ImportRanges, ORPHANS_SQL, OperatorRow, Orphan, RecordRow,
+    ReleasedStep, SightingRow, Store, StoreTx, ThrottleRow, WebAccountRow, mac_table, row_id_of,
+    row_key, row_of_key, same_length,
 };
 
 /// A vault in one SQLite file.
@@ -1199,6 +1199,12 @@ impl StoreTx for SqliteTx<'_> {
             .prepare_cached("DELETE FROM row_macs WHERE kind = ? AND id >= ? AND id < ?")?
             .execute(params![mac_kind, mac_lo, mac_hi])?;
         Ok(())
+    }
+
+    fn orphans(&self) -> Result<Vec<Orphan>> {
+        let mut statement = self.tx.prepare_cached(ORPHANS_SQL)?;
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn row_mac_delete(&self, kind: &str, id: &str) -> Result<()> {
