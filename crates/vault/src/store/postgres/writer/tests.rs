@@ -57,6 +57,22 @@ fn assert_one_chain(store: &mut PgStore, expected: usize) {
     }
 }
 
+/// `work(store, who)` on `threads` threads at once, each with a store of
+/// its own on `url` (so that they write in groups on one writer).
+fn on_threads(url: &str, threads: usize, work: impl Fn(&mut PgStore, usize) + Sync) {
+    let start = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        for who in 0..threads {
+            let (start, work) = (&start, &work);
+            scope.spawn(move || {
+                let mut store = PgStore::open(url).unwrap();
+                start.wait();
+                work(&mut store, who);
+            });
+        }
+    });
+}
+
 #[test]
 fn the_stores_of_one_process_write_in_groups_and_keep_one_chain() {
     let schema = ScratchSchema::new();
@@ -64,20 +80,12 @@ fn the_stores_of_one_process_write_in_groups_and_keep_one_chain() {
     let mut first = PgStore::create(&url).unwrap();
     const THREADS: usize = 8;
     const ROUNDS: usize = 25;
-    let start = Barrier::new(THREADS);
-    std::thread::scope(|scope| {
-        for who in 0..THREADS {
-            let (url, start) = (&url, &start);
-            scope.spawn(move || {
-                let mut store = PgStore::open(url).unwrap();
-                start.wait();
-                for n in 0..ROUNDS {
-                    append(&mut store, who, n, true);
-                    // Answered only once committed: its own connection,
-                    // outside the group, sees the entry.
-                    assert_eq!(entries_of(&mut store, who), n as u64 + 1, "w{who}/{n}");
-                }
-            });
+    on_threads(&url, THREADS, |store, who| {
+        for n in 0..ROUNDS {
+            append(store, who, n, true);
+            // Answered only once committed: its own connection,
+            // outside the group, sees the entry.
+            assert_eq!(entries_of(store, who), n as u64 + 1, "w{who}/{n}");
         }
     });
     assert_one_chain(&mut first, THREADS * ROUNDS);
@@ -96,27 +104,19 @@ fn a_member_that_gives_up_or_fails_loses_only_its_own_changes() {
     let mut first = PgStore::create(&url).unwrap();
     const THREADS: usize = 6;
     const ROUNDS: usize = 20;
-    let start = Barrier::new(THREADS);
-    std::thread::scope(|scope| {
-        for who in 0..THREADS {
-            let (url, start) = (&url, &start);
-            scope.spawn(move || {
-                let mut store = PgStore::open(url).unwrap();
-                start.wait();
-                for n in 0..ROUNDS {
-                    match (who % 3, n % 2) {
-                        // Gives up after appending (dropped, not committed).
-                        (1, 1) => append(&mut store, who, n, false),
-                        // A statement fails (the first entry's seq again),
-                        // which aborts the database's transaction.
-                        (2, 1) => {
-                            let tx = store.write().unwrap();
-                            assert!(tx.audit_insert(&entry(None, who, n)).is_err());
-                        }
-                        _ => append(&mut store, who, n, true),
-                    }
+    on_threads(&url, THREADS, |store, who| {
+        for n in 0..ROUNDS {
+            match (who % 3, n % 2) {
+                // Gives up after appending (dropped, not committed).
+                (1, 1) => append(store, who, n, false),
+                // A statement fails (the first entry's seq again),
+                // which aborts the database's transaction.
+                (2, 1) => {
+                    let tx = store.write().unwrap();
+                    assert!(tx.audit_insert(&entry(None, who, n)).is_err());
                 }
-            });
+                _ => append(store, who, n, true),
+            }
         }
     });
     let mut kept = 0;
@@ -286,25 +286,17 @@ fn a_release_travels_with_its_savepoint_and_one_that_fails_loses_only_its_own() 
     let credential = a_credential(&mut first);
     const THREADS: usize = 6;
     const ROUNDS: usize = 20;
-    let start = Barrier::new(THREADS);
-    std::thread::scope(|scope| {
-        for who in 0..THREADS {
-            let (url, start) = (&url, &start);
-            scope.spawn(move || {
-                let mut store = PgStore::open(url).unwrap();
-                start.wait();
-                for n in 0..ROUNDS {
-                    if who % 3 == 2 && n % 2 == 1 {
-                        // No such credential: the statement fails inside
-                        // the database (a foreign key), after the savepoint.
-                        assert!(release(&mut store, who, n, credential + 1000).is_err());
-                    } else {
-                        // The count found is this worker's entries so far.
-                        let found = release(&mut store, who, n, credential).unwrap();
-                        assert_eq!(found, entries_of(&mut store, who) - 1, "w{who}/{n}");
-                    }
-                }
-            });
+    on_threads(&url, THREADS, |store, who| {
+        for n in 0..ROUNDS {
+            if who % 3 == 2 && n % 2 == 1 {
+                // No such credential: the statement fails inside
+                // the database (a foreign key), after the savepoint.
+                assert!(release(store, who, n, credential + 1000).is_err());
+            } else {
+                // The count found is this worker's entries so far.
+                let found = release(store, who, n, credential).unwrap();
+                assert_eq!(found, entries_of(store, who) - 1, "w{who}/{n}");
+            }
         }
     });
     let mut kept = 0;
