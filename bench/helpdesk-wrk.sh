@@ -37,15 +37,8 @@ connections=${CONNECTIONS:-16}
 port=${PORT:-18443}
 threads=$(( connections < 2 ? connections : 2 ))
 
-# OATHDESK_BIN=PATH runs that binary instead (to compare two builds).
-if [ -n "${OATHDESK_BIN:-}" ]; then
-    oathdesk=$OATHDESK_BIN
-else
-    cargo build --release -q -p oathdesk
-    target=${CARGO_TARGET_DIR:-target}
-    case $target in /*) ;; *) target=$PWD/$target ;; esac
-    oathdesk=$target/release/oathdesk
-fi
+. bench/lib.sh
+oathdesk=$(bench_oathdesk)
 work=$(mktemp -d)
 server=
 schema=

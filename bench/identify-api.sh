@@ -25,14 +25,8 @@ data=${BENCH_DATA:-target/bench-data}
 case $data in /*) ;; *) data=$PWD/$data ;; esac
 mkdir -p "$data"
 
-if [ -n "${OATHDESK_BIN:-}" ]; then
-    oathdesk=$OATHDESK_BIN
-else
-    cargo build --release -q -p oathdesk
-    target=${CARGO_TARGET_DIR:-target}
-    case $target in /*) ;; *) target=$PWD/$target ;; esac
-    oathdesk=$target/release/oathdesk
-fi
+. bench/lib.sh
+oathdesk=$(bench_oathdesk)
 work=$(mktemp -d)
 server=
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; true; }

@@ -13,14 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${ROWS:-100000}
-if [ -n "${OATHDESK_BIN:-}" ]; then
-    oathdesk=$OATHDESK_BIN
-else
-    cargo build --release -q -p oathdesk
-    target=${CARGO_TARGET_DIR:-target}
-    case $target in /*) ;; *) target=$PWD/$target ;; esac
-    oathdesk=$target/release/oathdesk
-fi
+. bench/lib.sh
+oathdesk=$(bench_oathdesk)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OATHDESK_OPERATOR=bench OATHDESK_PASSPHRASE=bench-passphrase-123

@@ -32,14 +32,8 @@ for tool in wrk hyperfine oathtool curl python3; do
     command -v $tool >/dev/null || { echo "install $tool (apt-get install $tool)" >&2; exit 1; }
 done
 
-if [ -n "${OATHDESK_BIN:-}" ]; then
-    oathdesk=$OATHDESK_BIN
-else
-    cargo build --release -q -p oathdesk
-    target=${CARGO_TARGET_DIR:-target}
-    case $target in /*) ;; *) target=$PWD/$target ;; esac
-    oathdesk=$target/release/oathdesk
-fi
+. bench/lib.sh
+oathdesk=$(bench_oathdesk)
 
 venv=$cache/venv
 if [ ! -x "$venv/bin/gunicorn" ] || [ ! -x "$venv/bin/pi-manage" ]; then
