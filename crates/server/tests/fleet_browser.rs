@@ -232,16 +232,13 @@ async fn the_fleet_page_plots_a_chosen_tokens_clock() {
 
     assert!(script_errors(&driver, &client).await.is_empty());
     let shots = |name: &str| format!("fleet-{name}");
-    run(&client, "window.scrollTo(0, 0)").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    screenshot(&client, &format!("{}.png", shots("desk"))).await;
-    run(
+    shot(&client, None, &format!("{}.png", shots("desk"))).await;
+    shot(
         &client,
-        "document.getElementById('plot-card').scrollIntoView({block: 'start'})",
+        Some("plot-card"),
+        &format!("{}.png", shots("desk-plot")),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    screenshot(&client, &format!("{}.png", shots("desk-plot"))).await;
 
     // axe-core: nothing serious, with the plot shown.
     let violations = axe_violations(&client, &axe).await;
@@ -265,23 +262,19 @@ async fn the_fleet_page_plots_a_chosen_tokens_clock() {
     )
     .unwrap();
     assert!(width < 400.0, "the plot was redrawn for the phone: {width}");
-    run(&client, "window.scrollTo(0, 0)").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    screenshot(&client, &format!("{}.png", shots("phone"))).await;
-    run(
+    shot(&client, None, &format!("{}.png", shots("phone"))).await;
+    shot(
         &client,
-        "document.getElementById('plot-card').scrollIntoView({block: 'start'})",
+        Some("plot-card"),
+        &format!("{}.png", shots("phone-plot")),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    screenshot(&client, &format!("{}.png", shots("phone-plot"))).await;
-    run(
+    shot(
         &client,
-        "document.getElementById('eol-heading').scrollIntoView({block: 'start'})",
+        Some("eol-heading"),
+        &format!("{}.png", shots("phone-eol")),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    screenshot(&client, &format!("{}.png", shots("phone-eol"))).await;
     client.set_window_size(1366, 900).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -493,15 +486,26 @@ async fn a_resynced_tokens_plot_says_since_when_it_is_fitted() {
         client.set_window_size(width, height).await.unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(run(&client, FITS).await, json!([]), "at {width} px");
-        run(
+        shot(
             &client,
-            "document.getElementById('plot-card').scrollIntoView({block: 'start'})",
+            Some("plot-card"),
+            &format!("fleet-resync-{name}.png"),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        screenshot(&client, &format!("fleet-resync-{name}.png")).await;
     }
     client.close().await.unwrap();
+}
+
+/// Scrolls the element with id `element` to the top of the window (or the
+/// page to its top), lets it settle and takes the screenshot `name`.
+async fn shot(client: &Client, element: Option<&str>, name: &str) {
+    let script = match element {
+        Some(id) => format!("document.getElementById('{id}').scrollIntoView({{block: 'start'}})"),
+        None => "window.scrollTo(0, 0)".to_owned(),
+    };
+    run(client, &script).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    screenshot(client, name).await;
 }
 
 /// A day as the page writes it (UTC).
