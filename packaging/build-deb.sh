@@ -26,12 +26,12 @@ deb_target=()
 if [ "$profile" = release ]; then
     # The shipped binary (packaging/build-release.sh says how it differs).
     bin=$(bash packaging/build-release.sh)
-    case $bin in
-        "$target_dir"/release/oathdesk) ;;
-        *) host=$(rustc -vV | sed -n 's/^host: //p')
-           dir=$host/release
-           deb_target=(--target "$host") ;;  # cargo-deb then reads target/<host>/release/
-    esac
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    # Built for an explicit target (target/<host>/release/): cargo-deb is told so.
+    if [ "$(basename "$(dirname "$(dirname "$bin")")")" = "$host" ]; then
+        dir=$host/release
+        deb_target=(--target "$host")
+    fi
 else
     cargo build --locked --profile "$profile" -p oathdesk
     bin=$target_dir/$dir/oathdesk

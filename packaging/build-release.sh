@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the oathdesk binary that ships (the Debian package's /usr/bin/oathdesk)
-# and prints its path.
+# and prints its absolute path.
 #
 #   bash packaging/build-release.sh        # about 10 minutes on two cores, once
 #   install -m 755 "$(bash packaging/build-release.sh)" /usr/local/bin/oathdesk
@@ -19,6 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
+case $target_dir in /*) ;; *) target_dir=$PWD/$target_dir ;; esac
 if [ "${OATHDESK_RELOCATION:-static}" = pic ]; then
     cargo build --locked --release -p oathdesk >&2
     echo "$target_dir/release/oathdesk"

@@ -22,7 +22,7 @@
 //! `oathdesk serve --metrics-from` (the client address as the per-address
 //! throttle sees it, behind `--trusted-proxy`), or one carrying an API
 //! token (or session) whose role and scopes include
-//! [`Permission::Metrics`](crate::Permission::Metrics).
+//! [`crate::Permission::Metrics`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! one-shot `oathdesk identify` in BENCHMARKS.md), while the scan itself
 //! takes under 0.2 s. A console answers many identify requests with one
 //! vault, so it keeps the index in an [`IdentifyCache`] (in its state, next
-//! to the vault key it holds) and [`Session::identify_cached`] only brings
+//! to the vault key it holds) and [`crate::Session::identify_cached`] only brings
 //! it up to date before scanning.
 //!
 //! # Freshness

@@ -70,7 +70,7 @@ pub mod kind {
     /// one per credential, written with the credential.
     pub const SEED_PROVENANCE: &str = "seed_provenance";
     /// A credential's sightings in one row (`crate::drift_series`), what
-    /// the fleet report reads; and, under the id [`SERIES_COMPLETE`], the
+    /// the fleet report reads; and, under the id `SERIES_COMPLETE` (`"complete"`), the
     /// mark that every credential's series was built.
     pub const DRIFT_SERIES: &str = "drift_series";
     pub const RECORDS: [&str; 11] = [

@@ -18,9 +18,12 @@
 //! so, and so does a write of data on file since the update read it (the
 //! generation of those records, read first, must be current under the
 //! lock: else the update's records, merged into what it read, would undo
-//! that write). Then nothing of this attempt stays, and the batch is
-//! written once more the usual way, planned under the lock, where the
-//! collision is reported as it always was.
+//! that write). A writer that holds the lock and meets one of the
+//! attempt's rows waits for it; the attempt sees that before it waits for
+//! the lock in turn, and gives way (`store::postgres::late_lock`). Then
+//! nothing of this attempt stays, and the batch is written once more the
+//! usual way, planned under the lock, where the collision is reported as
+//! it always was.
 
 use super::verification::{FactsReport, FactsUpdate, facts_event, write_facts};
 use super::*;

@@ -5,7 +5,7 @@
 //!   the id of a signed record ([`kind::DELIVERY_LINK`]) that says which
 //!   credential it confirms, until when, and how many wrong codes it took.
 //! - The code is checked by the same function as `token deliver`
-//!   ([`deliver_in`]): a code of a released step is refused with the same
+//!   (`deliver_in`): a code of a released step is refused with the same
 //!   words, a right one marks the token delivered and purges the secret.
 //! - A link works once, expires by policy (`selfservice.link_lifetime_seconds`)
 //!   and is locked after `selfservice.max_wrong_codes` wrong codes: with a

@@ -479,7 +479,7 @@ pub trait StoreTx {
 
     /// Whether another writer waits for the write lock now (another
     /// process, or another thread of this one): a staged import lets it in
-    /// before its next part ([`crate::session::staging`]). `false` where
+    /// before its next part (`session::staging`). `false` where
     /// imports are not staged.
     fn writers_waiting(&self) -> Result<bool> {
         Ok(false)

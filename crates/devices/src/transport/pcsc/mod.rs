@@ -1,5 +1,5 @@
 //! PC/SC through the system's smart-card stack: pcscd on Linux and the BSDs
-//! (loaded at run time, see [`sys`]), WinSCard on Windows, PCSC.framework on
+//! (loaded at run time, see `sys`), WinSCard on Windows, PCSC.framework on
 //! macOS. On Windows and macOS the system owns the Molto-2's CCID interface,
 //! so this is the way to reach it there; on Linux too whenever pcscd runs.
 //!
