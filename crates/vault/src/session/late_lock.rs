@@ -198,7 +198,9 @@ impl<S: Store> Session<S> {
     /// For tests: [`Session::update_user_facts`] (without adding users)
     /// with `in_flight` run after its records were written and before the
     /// writers' lock is taken, where the store has such transactions.
-    /// Whether it was written so, and the report.
+    /// The report, and whether that attempt was the one that wrote it
+    /// (false: it gave way or was refused at the lock, and the update was
+    /// written again).
     #[cfg(feature = "testing")]
     #[doc(hidden)]
     pub fn update_user_facts_with_a_change_in_flight(

@@ -1352,18 +1352,8 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn records_put(&self, rows: &[RecordRow]) -> Result<()> {
-        let mut statement = self.tx.prepare_cached(
-            "INSERT INTO records (kind, id, state, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT(kind, id) DO UPDATE SET state = ?3, body = ?4, updated_at = ?5",
-        )?;
         for row in rows {
-            statement.execute(params![
-                row.kind,
-                row.id,
-                row.state,
-                row.body,
-                row.updated_at
-            ])?;
+            self.record_upsert(row)?;
         }
         self.records_written(rows.iter().map(|r| (r.kind.as_str(), r.id.as_str())))
     }
@@ -1613,6 +1603,25 @@ fn grant_from_row(row: &Row<'_>) -> rusqlite::Result<GrantRow> {
         expires_at: row.get(7)?,
         last_used_at: row.get(8)?,
     })
+}
+
+impl SqliteTx<'_> {
+    /// Inserts or replaces one record (its MAC is written apart).
+    pub(super) fn record_upsert(&self, row: &RecordRow) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO records (kind, id, state, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT(kind, id) DO UPDATE SET state = ?3, body = ?4, updated_at = ?5",
+            )?
+            .execute(params![
+                row.kind,
+                row.id,
+                row.state,
+                row.body,
+                row.updated_at
+            ])?;
+        Ok(())
+    }
 }
 
 fn record_from_row(r: &Row<'_>) -> rusqlite::Result<RecordRow> {

@@ -258,10 +258,6 @@ impl SqliteTx<'_> {
                     .execute([batch])?;
                 continue;
             }
-            let mut put = self.tx.prepare_cached(
-                "INSERT INTO records (kind, id, state, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT(kind, id) DO UPDATE SET state = ?3, body = ?4, updated_at = ?5",
-            )?;
             let mut mac_put = self.tx.prepare_cached(
                 "INSERT OR REPLACE INTO row_macs (kind, id, mac) VALUES (?, ?, ?)",
             )?;
@@ -269,13 +265,7 @@ impl SqliteTx<'_> {
                 "DELETE FROM import_records WHERE kind = ? AND id = ? AND batch = ?",
             )?;
             for (row, mac) in &rows {
-                put.execute(params![
-                    row.kind,
-                    row.id,
-                    row.state,
-                    row.body,
-                    row.updated_at
-                ])?;
+                self.record_upsert(row)?;
                 mac_put.execute(params![row.kind, row.id, mac])?;
                 moved.execute(params![row.kind, row.id, batch])?;
             }
