@@ -258,8 +258,18 @@ impl<N: Need> Auth<N> {
     /// neither the answer nor other requests' writes (sending the notices a
     /// release queued; a slow webhook must not delay the code).
     pub async fn run_then<T: Send + 'static>(
-        mut self,
+        self,
         work: impl FnOnce(&mut Session) -> ApiResult<T> + Send + 'static,
+        after: Option<AfterAnswer>,
+    ) -> ApiResult<T> {
+        blocking(move || self.run_here(work, after)).await
+    }
+
+    /// [`Auth::run_then`] on the calling thread, which must be a blocking
+    /// one (a handler that opened the vault itself, see [`Bearer::open`]).
+    pub fn run_here<T>(
+        mut self,
+        work: impl FnOnce(&mut Session) -> ApiResult<T>,
         after: Option<AfterAnswer>,
     ) -> ApiResult<T> {
         let mut session = self
@@ -267,20 +277,17 @@ impl<N: Need> Auth<N> {
             .take()
             .expect("an Auth holds its session until run");
         let state = self.state.clone();
-        blocking(move || {
-            let result = work(&mut session);
-            match after {
-                Some(after) => {
-                    tokio::task::spawn_blocking(move || {
-                        after(&mut session);
-                        state.recycle(session.into_store());
-                    });
-                }
-                None => state.recycle(session.into_store()),
+        let result = work(&mut session);
+        match after {
+            Some(after) => {
+                tokio::task::spawn_blocking(move || {
+                    after(&mut session);
+                    state.recycle(session.into_store());
+                });
             }
-            result
-        })
-        .await
+            None => state.recycle(session.into_store()),
+        }
+        result
     }
 
     /// Whether this request's principal has a permission (role, and a
@@ -307,7 +314,19 @@ impl<N: Need> Drop for Auth<N> {
     }
 }
 
-impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
+/// A request's bearer secret and how it came, checked as far as it can be
+/// without the vault (a cookie on a state-changing request: the CSRF token
+/// and the origin). [`Auth`] opens the vault with it before the handler
+/// runs; a handler that reads with the opening (the helpdesk code) takes
+/// this and calls [`Bearer::open`] itself.
+pub struct Bearer<N: Need> {
+    secret: Zeroizing<[u8; 32]>,
+    via: Via,
+    pub state: Arc<AppState>,
+    need: PhantomData<N>,
+}
+
+impl<N: Need> FromRequestParts<Arc<AppState>> for Bearer<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
@@ -329,48 +348,71 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
                 csrf: csrf_token(&secret),
             }
         };
-        let opened = state.clone();
-        let idle = state.settings.session_idle;
-        let permission = N::PERMISSION;
-        let (session, grant) = blocking(move || {
-            let vault = opened.vault()?;
-            let console_key = opened.console_key();
-            let (mut session, grant) =
-                match vault.open_grant(&secret, Some(idle), now(), console_key.as_ref()) {
-                    Ok(opened) => opened,
-                    Err(oathdesk_vault::Error::Sealed) => {
-                        // A key from before a rekey elsewhere opens nothing.
-                        opened.seal();
-                        return Err(oathdesk_vault::Error::Sealed.into());
-                    }
-                    Err(other) => return Err(other.into()),
-                };
-            // The vault's table decides, and audits a refusal, as it does
-            // for the command line; while the account's password is one an
-            // admin set, the vault refuses all but the password change
-            // (sessions and API tokens alike).
-            let checked = if N::DURING_PASSWORD_CHANGE {
-                session.authorize_password_change()
-            } else {
-                session.authorize(permission)
-            };
-            if let Err(refusal) = checked {
-                opened.recycle(session.into_store());
-                return Err(refusal.into());
-            }
-            Ok((session, grant))
-        })
-        .await?;
-        // The role the vault opened the session with (the operator's signed row).
-        let auth = Auth {
-            role: session.role(),
-            session: Some(session),
-            grant,
+        Ok(Bearer {
+            secret,
             via,
             state: state.clone(),
             need: PhantomData,
+        })
+    }
+}
+
+impl<N: Need> Bearer<N> {
+    /// Opens the vault with the secret and checks the need. Blocking: call
+    /// it inside `spawn_blocking`. `helpdesk`: a helpdesk code for this user
+    /// at this time follows, whose rows are read with the grant
+    /// (`Vault::open_grant_for_helpdesk`).
+    pub fn open(self, helpdesk: Option<(&str, u64)>) -> ApiResult<Auth<N>> {
+        let state = self.state;
+        let vault = state.vault()?;
+        let console_key = state.console_key();
+        let idle = Some(state.settings.session_idle);
+        let opened = match helpdesk {
+            Some((upn, at)) => {
+                vault.open_grant_for_helpdesk(&self.secret, idle, at, console_key.as_ref(), upn)
+            }
+            None => vault.open_grant(&self.secret, idle, now(), console_key.as_ref()),
         };
-        Ok(auth)
+        let (mut session, grant) = match opened {
+            Ok(opened) => opened,
+            Err(oathdesk_vault::Error::Sealed) => {
+                // A key from before a rekey elsewhere opens nothing.
+                state.seal();
+                return Err(oathdesk_vault::Error::Sealed.into());
+            }
+            Err(other) => return Err(other.into()),
+        };
+        // The vault's table decides, and audits a refusal, as it does for
+        // the command line; while the account's password is one an admin
+        // set, the vault refuses all but the password change (sessions and
+        // API tokens alike).
+        let checked = if N::DURING_PASSWORD_CHANGE {
+            session.authorize_password_change()
+        } else {
+            session.authorize(N::PERMISSION)
+        };
+        if let Err(refusal) = checked {
+            state.recycle(session.into_store());
+            return Err(refusal.into());
+        }
+        // The role the vault opened the session with (the operator's signed row).
+        Ok(Auth {
+            role: session.role(),
+            session: Some(session),
+            grant,
+            via: self.via,
+            state,
+            need: PhantomData,
+        })
+    }
+}
+
+impl<N: Need> FromRequestParts<Arc<AppState>> for Auth<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+        let bearer = Bearer::<N>::from_request_parts(parts, state).await?;
+        blocking(move || bearer.open(None)).await
     }
 }
 

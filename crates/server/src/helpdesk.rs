@@ -10,7 +10,9 @@
 //! library's requests and its answers (and typed refusals) back.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query};
+use axum::response::{IntoResponse, Response};
 use oathdesk_otp::{Verifier, Window};
 use oathdesk_vault::model::TokenRef;
 use oathdesk_vault::verification::{Policy, Verification};
@@ -20,11 +22,11 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::auth::{AfterAnswer, Auth, need};
+use crate::auth::{AfterAnswer, Auth, Bearer, need};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::helpdesk_outcome;
 use crate::outbound::IssuedPass;
-use crate::state::now;
+use crate::state::{AppState, blocking, now};
 
 /// What the operator did for one verification method.
 #[derive(Deserialize, JsonSchema)]
@@ -131,8 +133,8 @@ impl CodeRequest {
 /// Sends the notices a helpdesk action queued, after the answer, when the
 /// console is wired to send them (else `oathdesk notify send` does, from a
 /// timer). A notice that cannot be sent stays queued, its failure audited.
-fn send_notices_after<N: need::Need>(auth: &Auth<N>) -> Option<AfterAnswer> {
-    let outbound = auth.state.settings.outbound.0.clone()?;
+fn send_notices_after(state: &AppState) -> Option<AfterAnswer> {
+    let outbound = state.settings.outbound.0.clone()?;
     Some(Box::new(move |session| {
         // Most requests queue nothing: then nothing is read or sent.
         if !session.queued_notices() {
@@ -148,25 +150,47 @@ fn send_notices_after<N: need::Need>(auth: &Auth<N>) -> Option<AfterAnswer> {
 
 /// `POST /api/v1/helpdesk/code`: the code (200), or — when the policy
 /// asks a second operator — `202 {"kind": "approval_required", "id", …}`.
+///
+/// The vault is opened here rather than by the extractor, so that what
+/// the code is decided on is read with the grant (one statement on
+/// PostgreSQL) and the request takes one blocking turn, not two. Refusals
+/// keep their order: a bad secret is refused before a bad body is.
 pub async fn code(
-    auth: Auth<need::HelpdeskCode>,
-    Json(request): Json<CodeRequest>,
-) -> ApiResult<Json<CodeAnswer>> {
-    let vault_request = request.into_vault()?;
-    let after = send_notices_after(&auth);
-    let state = auth.state.clone();
-    let (grant, time) = auth
-        .run_then(
-            move |session| {
-                let time = now();
+    bearer: Bearer<need::HelpdeskCode>,
+    body: Result<Json<CodeRequest>, JsonRejection>,
+) -> Result<Json<CodeAnswer>, Response> {
+    let request = body.map(|Json(request)| request.into_vault());
+    let after = send_notices_after(&bearer.state);
+    let state = bearer.state.clone();
+    let answer = blocking(move || {
+        let time = now();
+        let upn = match &request {
+            Ok(Ok(request)) => Some((request.user.as_str(), time)),
+            _ => None,
+        };
+        let auth = bearer.open(upn)?;
+        let vault_request = match request {
+            Ok(request) => request?,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        auth.run_here(
+            |session| {
                 let decided = session.helpdesk_code(&vault_request, time);
                 state.metrics.helpdesk_code(helpdesk_outcome(&decided));
-                Ok((decided?, time))
+                Ok(Ok(CodeAnswer {
+                    grant: decided?,
+                    time,
+                }))
             },
             after,
         )
-        .await?;
-    Ok(Json(CodeAnswer { grant, time }))
+    })
+    .await;
+    match answer {
+        Ok(Ok(answer)) => Ok(Json(answer)),
+        Ok(Err(rejection)) => Err(rejection.into_response()),
+        Err(error) => Err(error.into_response()),
+    }
 }
 
 /// Whether this console can issue Temporary Access Passes.
@@ -235,7 +259,7 @@ pub async fn tap(
         ));
     }
     let vault_request = request.into_vault()?;
-    let after = send_notices_after(&auth);
+    let after = send_notices_after(&auth.state);
     // Entra is asked between two vault writes, each its own transaction:
     // the wait holds up no other operator.
     let answer = auth
@@ -465,7 +489,7 @@ pub async fn collect(
     auth: Auth<need::HelpdeskCode>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CodeAnswer>> {
-    let after = send_notices_after(&auth);
+    let after = send_notices_after(&auth.state);
     let state = auth.state.clone();
     let (grant, time) = auth
         .run_then(

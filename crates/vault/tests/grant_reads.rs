@@ -1,19 +1,53 @@
 //! The console's read of a grant in one statement (PostgreSQL) means what
 //! the store's reads one by one mean: the grant, its account and operator
-//! slot, the audit keys and the MACs the session checks.
+//! slot, the audit keys and the MACs the session checks. Read with a
+//! helpdesk request's rows, it means the two reads; a session opened so
+//! decides its helpdesk code on those rows, for that user only, and not
+//! after a change of its own.
 
 mod common;
 
-use common::{Backend, Fixture, NOW, TEST_KDF as KDF};
-use oathdesk_vault::AnyStore;
+use common::{
+    Backend, Fixture, NOW, SEED, TEST_KDF as KDF, code_at, desk_policy, helpdesk, refusal, serial,
+    token,
+};
+use oathdesk_vault::model::State;
 use oathdesk_vault::store::grant::read_one_by_one;
-use oathdesk_vault::store::{GrantRows, Store, StoreTx};
+use oathdesk_vault::store::{GrantRows, HelpdeskQuery, Store, StoreTx};
 use oathdesk_vault::web::SETUP_OPERATOR;
+use oathdesk_vault::{AnyStore, Session};
 use oathdesk_vault::{Unlock, Vault};
 
 const DAY: u64 = 86_400;
 
-on_both_backends!(the_one_statement_grant_read_agrees_with_the_reads_one_by_one);
+on_both_backends!(
+    the_one_statement_grant_read_agrees_with_the_reads_one_by_one,
+    a_session_opened_for_a_helpdesk_code_decides_on_what_it_read,
+);
+
+fn query(upn: &str) -> HelpdeskQuery<'_> {
+    HelpdeskQuery {
+        upn,
+        setting: "helpdesk.codes_per_hour",
+        policy_id: "helpdesk",
+        action: "helpdesk.code",
+        outcome: "granted",
+        since: NOW - 3600,
+        since_day: NOW - 86_400,
+    }
+}
+
+/// A vault whose first admin, ada, signed in: her session's secret.
+fn ada(f: &Fixture) -> [u8; 32] {
+    Vault::create_at(&f.location, SETUP_OPERATOR, b"setup-code", KDF, NOW).unwrap();
+    let (secret, _) = Vault::open_at(&f.location)
+        .unwrap()
+        .unlock(SETUP_OPERATOR, Unlock::Passphrase(b"setup-code"))
+        .unwrap()
+        .complete_setup("ada", b"ada's long password", KDF, DAY, NOW)
+        .unwrap();
+    *secret
+}
 
 fn sorted(mut rows: GrantRows) -> GrantRows {
     rows.macs.sort();
@@ -22,13 +56,7 @@ fn sorted(mut rows: GrantRows) -> GrantRows {
 
 fn the_one_statement_grant_read_agrees_with_the_reads_one_by_one(backend: Backend) {
     let f = Fixture::empty(backend);
-    Vault::create_at(&f.location, SETUP_OPERATOR, b"setup-code", KDF, NOW).unwrap();
-    let (secret, _) = Vault::open_at(&f.location)
-        .unwrap()
-        .unlock(SETUP_OPERATOR, Unlock::Passphrase(b"setup-code"))
-        .unwrap()
-        .complete_setup("ada", b"ada's long password", KDF, DAY, NOW)
-        .unwrap();
+    let secret = ada(&f);
     let (mut session, _) = Vault::open_at(&f.location)
         .unwrap()
         .open_grant(&secret, Some(1800), NOW + 10, None)
@@ -59,7 +87,20 @@ fn the_one_statement_grant_read_agrees_with_the_reads_one_by_one(backend: Backen
         // The signed-rows marker and ada's signature.
         let kinds: Vec<&str> = together.macs.iter().map(|(k, _, _)| k.as_str()).collect();
         assert_eq!(kinds, ["operator", "vault"]);
+        // Read with a helpdesk request's rows: the same, and the same rows.
+        let (grant_part, helpdesk_part) = tx
+            .grant_and_helpdesk_rows(&grant.id, &query("ada@contoso.com"))
+            .unwrap();
+        assert_eq!(sorted(grant_part), together);
+        assert_eq!(
+            helpdesk_part,
+            tx.helpdesk_rows(&query("ada@contoso.com")).unwrap()
+        );
     }
+    let (grant_part, _) = tx
+        .grant_and_helpdesk_rows(&[0u8; 32], &query("ada@contoso.com"))
+        .unwrap();
+    assert_eq!(grant_part, GrantRows::default());
     let unknown = tx.grant_rows(&[0u8; 32]).unwrap();
     assert_eq!(unknown, GrantRows::default());
     assert_eq!(read_one_by_one(&tx, &[0u8; 32]).unwrap(), unknown);
@@ -68,4 +109,68 @@ fn the_one_statement_grant_read_agrees_with_the_reads_one_by_one(backend: Backen
     let single = store.read_single().unwrap();
     let read = single.grant_rows(&grants[0].id).unwrap();
     assert_eq!(read.grant.as_ref(), Some(&grants[0]));
+}
+
+fn a_session_opened_for_a_helpdesk_code_decides_on_what_it_read(backend: Backend) {
+    let f = Fixture::empty(backend);
+    let secret = ada(&f);
+    let (mut admin, _) = Vault::open_at(&f.location)
+        .unwrap()
+        .open_grant(&secret, Some(1800), NOW + 10, None)
+        .unwrap();
+    admin.set_helpdesk_policy(&desk_policy(), NOW + 10).unwrap();
+    admin
+        .add_tokens(
+            vec![
+                token("ANNA1", None, SEED, Some("anna@contoso.com")),
+                token(
+                    "BORIS",
+                    None,
+                    b"boris's seed 1234567",
+                    Some("boris@contoso.com"),
+                ),
+            ],
+            NOW + 10,
+            "test",
+        )
+        .unwrap();
+    drop(admin);
+    let at = NOW + 20;
+    let open = |upn: &str| -> Session {
+        Vault::open_at(&f.location)
+            .unwrap()
+            .open_grant_for_helpdesk(&secret, Some(1800), at, None, upn)
+            .unwrap()
+            .0
+    };
+    // Decided on the rows read with the grant: anna's token's code.
+    let granted = open("anna@contoso.com")
+        .helpdesk_code(&helpdesk("anna@contoso.com"), at)
+        .unwrap();
+    assert_eq!(
+        (granted.serial.as_deref(), granted.code.as_str()),
+        (Some("ANNA1"), code_at(SEED, at).as_str())
+    );
+    // Rows read for anna decide nothing for boris: his are read.
+    let granted = open("anna@contoso.com")
+        .helpdesk_code(&helpdesk("boris@contoso.com"), at)
+        .unwrap();
+    assert_eq!(granted.serial.as_deref(), Some("BORIS"));
+    // A change through the session drops what was read before it: the
+    // token it reported lost gives no code.
+    let mut session = open("anna@contoso.com");
+    session
+        .transition(&serial("ANNA1"), State::Lost, Some("left on a train"), at)
+        .unwrap();
+    let refused = refusal(session.helpdesk_code(&helpdesk("anna@contoso.com"), at));
+    assert!(refused.contains("lost"), "{refused}");
+    // A bad secret opens nothing, whatever was asked for.
+    let wrong = Vault::open_at(&f.location)
+        .unwrap()
+        .open_grant_for_helpdesk(&[9u8; 32], Some(1800), at, None, "anna@contoso.com");
+    assert!(
+        matches!(wrong, Err(oathdesk_vault::Error::Unauthenticated(_))),
+        "{:?}",
+        wrong.map(|_| ())
+    );
 }

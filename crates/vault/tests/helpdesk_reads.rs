@@ -92,6 +92,10 @@ fn the_one_statement_read_agrees_with_the_reads_one_by_one(backend: Backend) {
         let together = sorted(tx.helpdesk_rows(&query(upn)).unwrap());
         let one_by_one = sorted(read_one_by_one(&tx, &query(upn)).unwrap());
         assert_eq!(together, one_by_one, "{upn}");
+        // Read with a grant's rows (none here: no such grant), the same.
+        let (grant, with_grant) = tx.grant_and_helpdesk_rows(&[0u8; 32], &query(upn)).unwrap();
+        assert!(grant.grant.is_none());
+        assert_eq!(sorted(with_grant), together, "{upn}");
     }
     let anna = tx.helpdesk_rows(&query("Anna@Contoso.com")).unwrap();
     assert_eq!(anna.limit_text.as_deref(), Some("7"));

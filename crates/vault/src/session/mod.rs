@@ -463,6 +463,7 @@ impl<S: Store> Session<S> {
             audit_keys,
             epoch,
             notices_queued: false,
+            helpdesk_ahead: None,
         };
         if !enforced && role == Role::Admin {
             session.sign_old_rows(wall_clock())?;
@@ -620,6 +621,10 @@ pub struct Session<S: Store = AnyStore> {
     /// A notice to a user was queued through this session (see
     /// [`Session::queued_notices`]).
     pub(crate) notices_queued: bool,
+    /// A helpdesk request's rows, read with the grant that opened this
+    /// session ([`Vault::open_grant_for_helpdesk`]): the first release for
+    /// that user at that time decides on them; any change drops them.
+    pub(crate) helpdesk_ahead: Option<helpdesk::Ahead>,
 }
 
 /// A setting's value from its signed row. A setting that was signed and is
@@ -736,6 +741,8 @@ impl<S: Store> Session<S> {
         now: u64,
         change: impl FnOnce(&S::Tx<'_>, &Keys<'_>) -> Result<(T, AuditEvent)>,
     ) -> Result<T> {
+        // Rows read before this change may not be what it leaves.
+        self.helpdesk_ahead = None;
         let audit_key = self.audit_keys[&self.epoch].clone();
         let outcome = {
             let tx = self.store.write()?;

@@ -298,6 +298,7 @@ impl<S: Store> Vault<S> {
             audit_keys,
             epoch,
             notices_queued: false,
+            helpdesk_ahead: None,
         })
     }
 

@@ -225,18 +225,58 @@ impl<S: Store> Vault<S> {
         now: u64,
         console_key: Option<&VaultKey>,
     ) -> Result<(Session<S>, Grant)> {
-        let id = grant_id(secret);
+        // One statement on PostgreSQL: the grant, its account and slot,
+        // the audit keys and the MACs the session checks as it opens.
+        let rows = self.store.read_single()?.grant_rows(&grant_id(secret))?;
+        self.open_grant_rows(rows, secret, idle, now, console_key)
+    }
+
+    /// Opens the vault with a grant as [`Vault::open_grant`] does, for a
+    /// helpdesk code for `upn` at `now`: what the code is decided on is
+    /// read with the grant (one statement on PostgreSQL, where the console
+    /// spent one statement opening and another deciding), and
+    /// [`Session::helpdesk_code`] for that user at that time decides on it.
+    /// Nothing of it is used unless the session opens and its permission
+    /// allows the code; any change through the session drops it.
+    pub fn open_grant_for_helpdesk(
+        mut self,
+        secret: &[u8; 32],
+        idle: Option<u64>,
+        now: u64,
+        console_key: Option<&VaultKey>,
+        upn: &str,
+    ) -> Result<(Session<S>, Grant)> {
+        let query = helpdesk::helpdesk_query(upn, now);
+        let (grant, rows) = self
+            .store
+            .read_single()?
+            .grant_and_helpdesk_rows(&grant_id(secret), &query)?;
+        let (mut session, grant) = self.open_grant_rows(grant, secret, idle, now, console_key)?;
+        session.helpdesk_ahead = Some(helpdesk::Ahead {
+            upn: upn.to_owned(),
+            now,
+            rows,
+        });
+        Ok((session, grant))
+    }
+
+    fn open_grant_rows(
+        mut self,
+        rows: GrantRows,
+        secret: &[u8; 32],
+        idle: Option<u64>,
+        now: u64,
+        console_key: Option<&VaultKey>,
+    ) -> Result<(Session<S>, Grant)> {
         let denied = |why: &str| Error::Unauthenticated(why.to_owned());
         let (key, audit_keys, row, account, operator, macs) = {
-            // One statement on PostgreSQL: the grant, its account and slot,
-            // the audit keys and the MACs the session checks as it opens.
             let GrantRows {
                 grant,
                 account,
                 operator,
                 audit_keys: sealed_audit_keys,
                 macs,
-            } = self.store.read_single()?.grant_rows(&id)?;
+            } = rows;
             let row =
                 grant.ok_or_else(|| denied("unknown or ended session or token: sign in again"))?;
             if row.expires_at <= now {

@@ -189,6 +189,7 @@ impl StoreTx for AnyTx<'_> {
         fn event_insert(&self, event: &Event) -> Result<()>;
         fn helpdesk_rows(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows>;
         fn grant_rows(&self, id: &[u8]) -> Result<GrantRows>;
+        fn grant_and_helpdesk_rows(&self, id: &[u8], query: &HelpdeskQuery<'_>) -> Result<(GrantRows, HelpdeskRows)>;
         fn devices_by_serial(&self, serials: &[String]) -> Result<Vec<Device>>;
         fn users_by_upn(&self, upns: &[String]) -> Result<Vec<User>>;
         fn slots_taken(&self, device_ids: &[i64]) -> Result<Vec<(i64, Option<u32>)>>;

@@ -531,6 +531,18 @@ pub trait StoreTx {
     /// meaning).
     fn grant_rows(&self, id: &[u8]) -> Result<GrantRows>;
 
+    /// A grant's rows and a helpdesk request's, read together: what the
+    /// console's helpdesk code is opened and decided on, one statement on
+    /// PostgreSQL (where each statement is a round trip and an executor's
+    /// start-up), the two reads of one snapshot elsewhere.
+    fn grant_and_helpdesk_rows(
+        &self,
+        id: &[u8],
+        query: &HelpdeskQuery<'_>,
+    ) -> Result<(GrantRows, HelpdeskRows)> {
+        Ok((self.grant_rows(id)?, self.helpdesk_rows(query)?))
+    }
+
     fn audit_last(&self) -> Result<Option<AuditRow>>;
     fn audit_insert(&self, row: &AuditRow) -> Result<()>;
     fn audit_all(&self) -> Result<Vec<AuditRow>>;

@@ -1293,6 +1293,14 @@ impl StoreTx for PgTx<'_> {
         self.grant_snapshot(id)
     }
 
+    fn grant_and_helpdesk_rows(
+        &self,
+        id: &[u8],
+        query: &HelpdeskQuery<'_>,
+    ) -> Result<(GrantRows, HelpdeskRows)> {
+        self.grant_and_helpdesk(id, query)
+    }
+
     fn events(&self, credential_id: i64) -> Result<Vec<Event>> {
         self.query(
             "SELECT credential_id, from_state, to_state, operator, at, note FROM events \

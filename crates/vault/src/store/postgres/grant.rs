@@ -34,7 +34,10 @@ fn prefixed(prefix: &str, columns: &str) -> String {
         .join(", ")
 }
 
-fn snapshot_sql() -> String {
+/// The parameters of [`snapshot_sql`]: `$1`…`$4`.
+pub(super) const PARAMS: usize = 4;
+
+pub(super) fn snapshot_sql() -> String {
     format!(
         "SELECT {}, {}, {}, \
              coalesce((SELECT array_agg(epoch ORDER BY epoch) FROM audit_keys), '{{}}'), \
@@ -54,40 +57,50 @@ fn snapshot_sql() -> String {
 impl PgTx<'_> {
     pub(super) fn grant_snapshot(&self, id: &[u8]) -> Result<GrantRows> {
         let (marker_kind, marker_id) = SIGNED_MARKER;
-        let Some(row) = self.query_opt(
+        match self.query_opt(
             &snapshot_sql(),
             &[&id, &marker_kind, &marker_id, &kind::OPERATOR],
-        )?
-        else {
-            return Ok(GrantRows::default());
-        };
-        let grant = grant_at(&row, 0)?;
-        let c = Columns(&row);
-        let account = match c.get::<Option<String>>(ACCOUNT_AT)? {
-            Some(_) => Some(web_account_at(&row, ACCOUNT_AT)?),
-            None => None,
-        };
-        let operator = match c.get::<Option<String>>(OPERATOR_AT)? {
-            Some(_) => Some(operator_at(&row, OPERATOR_AT)?),
-            None => None,
-        };
-        let epochs: Vec<i64> = c.get(REST_AT)?;
-        let sealed: Vec<Vec<u8>> = c.get(REST_AT + 1)?;
-        let mut macs = Vec::new();
-        if let Some(mac) = c.get::<Option<Vec<u8>>>(REST_AT + 2)? {
-            macs.push((marker_kind.to_owned(), marker_id.to_owned(), mac));
+        )? {
+            Some(row) => grant_rows_at(&row, 0),
+            None => Ok(GrantRows::default()),
         }
-        if let Some(mac) = c.get::<Option<Vec<u8>>>(REST_AT + 3)? {
-            macs.push((kind::OPERATOR.to_owned(), grant.account.clone(), mac));
-        }
-        Ok(GrantRows {
-            account,
-            operator,
-            audit_keys: epochs.into_iter().zip(sealed).collect(),
-            macs,
-            grant: Some(grant),
-        })
     }
+}
+
+/// The rows of [`snapshot_sql`] from its columns at `at` on: none if the
+/// grant's id is empty (no such grant, in a row that joined it).
+pub(super) fn grant_rows_at(row: &Row, at: usize) -> Result<GrantRows> {
+    let c = Columns(row);
+    if c.get::<Option<Vec<u8>>>(at)?.is_none() {
+        return Ok(GrantRows::default());
+    }
+    let (marker_kind, marker_id) = SIGNED_MARKER;
+    let grant = grant_at(row, at)?;
+    let account = match c.get::<Option<String>>(at + ACCOUNT_AT)? {
+        Some(_) => Some(web_account_at(row, at + ACCOUNT_AT)?),
+        None => None,
+    };
+    let operator = match c.get::<Option<String>>(at + OPERATOR_AT)? {
+        Some(_) => Some(operator_at(row, at + OPERATOR_AT)?),
+        None => None,
+    };
+    let rest = at + REST_AT;
+    let epochs: Vec<i64> = c.get(rest)?;
+    let sealed: Vec<Vec<u8>> = c.get(rest + 1)?;
+    let mut macs = Vec::new();
+    if let Some(mac) = c.get::<Option<Vec<u8>>>(rest + 2)? {
+        macs.push((marker_kind.to_owned(), marker_id.to_owned(), mac));
+    }
+    if let Some(mac) = c.get::<Option<Vec<u8>>>(rest + 3)? {
+        macs.push((kind::OPERATOR.to_owned(), grant.account.clone(), mac));
+    }
+    Ok(GrantRows {
+        account,
+        operator,
+        audit_keys: epochs.into_iter().zip(sealed).collect(),
+        macs,
+        grant: Some(grant),
+    })
 }
 
 pub(super) fn operator_from_row(row: &Row) -> Result<OperatorRow> {

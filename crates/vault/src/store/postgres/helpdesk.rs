@@ -3,18 +3,46 @@
 //! credentials, the stored MACs of all of these and the count of the user's
 //! codes — a row per credential (at least one), the rest repeated in each.
 //! Seven reads that were a round trip each.
+//!
+//! The console's helpdesk code also opens its session in the same
+//! statement: the grant's read (`postgres/grant.rs`) joins the row, its
+//! columns after the helpdesk's ([`PgTx::grant_and_helpdesk`]). Each
+//! statement on PostgreSQL is a round trip, an implicit transaction and an
+//! executor's start-up on the server: per code, the server's CPU more than
+//! its own work.
 
-use super::{CREDENTIAL_COLUMNS, CREDENTIAL_ORDER, Columns, PgTx, big, credential_at};
+use std::sync::LazyLock;
+
+use ::postgres::Row;
+use ::postgres::types::ToSql;
+
+use super::{CREDENTIAL_COLUMNS, CREDENTIAL_ORDER, Columns, PgTx, big, credential_at, grant};
 use crate::error::Result;
 use crate::model::User;
-use crate::signed::kind;
-use crate::store::{HelpdeskQuery, HelpdeskRows, RecordRow, row_key};
+use crate::signed::{SIGNED_MARKER, kind};
+use crate::store::{GrantRows, HelpdeskQuery, HelpdeskRows, RecordRow, row_key};
 
 /// Where the credential's columns start in a row of [`snapshot_sql`].
 const CREDENTIAL_AT: usize = 17;
 
-fn snapshot_sql() -> String {
+/// Where the grant's columns start in a row of [`GRANT_AND_HELPDESK`]:
+/// after the credential's 23 and its MAC.
+const GRANT_AT: usize = CREDENTIAL_AT + 24;
+
+/// The helpdesk's parameters: `$1`…`$7`.
+const PARAMS: usize = 7;
+
+/// The helpdesk's read; `grant`, if given, is a statement of one row or
+/// none whose columns are added to every row (its parameters after ours).
+fn snapshot_sql(grant: Option<&str>) -> String {
     let (setting, policy, facts) = (kind::SETTING, kind::POLICY, kind::USER_FACTS);
+    let (grant_columns, grant_join) = match grant {
+        Some(sql) => (
+            ", gr.*".to_owned(),
+            format!("LEFT JOIN ({sql}) gr ON true "),
+        ),
+        None => (String::new(), String::new()),
+    };
     format!(
         "WITH who AS (SELECT id, upn, display_name, created_at, mac, lpad(id::text, 20, '0') AS key \
              FROM users WHERE lower(upn) = lower($1)), \
@@ -30,8 +58,9 @@ fn snapshot_sql() -> String {
              who.id, who.upn, who.display_name, who.created_at, who.mac, \
              f.state, f.body, f.updated_at, \
              (SELECT m.mac FROM row_macs m WHERE m.kind = '{facts}' AND m.id = who.key), \
-             {CREDENTIAL_COLUMNS}, c.mac \
+             {CREDENTIAL_COLUMNS}, c.mac{grant_columns} \
          FROM counts n \
+         {grant_join}\
          LEFT JOIN records p ON p.kind = '{policy}' AND p.id = $3 \
          LEFT JOIN who ON true \
          LEFT JOIN records f ON f.kind = '{facts}' AND f.id = who.key \
@@ -41,20 +70,79 @@ fn snapshot_sql() -> String {
     )
 }
 
+static HELPDESK: LazyLock<String> = LazyLock::new(|| snapshot_sql(None));
+
+/// The helpdesk's read with the grant's joined in (its `$1`… renumbered
+/// after the helpdesk's).
+static GRANT_AND_HELPDESK: LazyLock<String> =
+    LazyLock::new(|| snapshot_sql(Some(&after_params(&grant::snapshot_sql(), PARAMS))));
+
+/// `sql` with each parameter `$n` as `$(n + by)`. Our statements hold no
+/// `$` but their parameters' (no dollar quoting, no such identifiers).
+fn after_params(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn helpdesk_params<'a>(
+    query: &'a HelpdeskQuery<'a>,
+    since: &'a i64,
+    since_day: &'a i64,
+) -> [&'a (dyn ToSql + Sync); PARAMS] {
+    [
+        &query.upn,
+        &query.setting,
+        &query.policy_id,
+        &query.action,
+        &query.outcome,
+        since,
+        since_day,
+    ]
+}
+
 impl PgTx<'_> {
     pub(super) fn helpdesk_snapshot(&self, query: &HelpdeskQuery<'_>) -> Result<HelpdeskRows> {
-        let rows = self.query(
-            &snapshot_sql(),
-            &[
-                &query.upn,
-                &query.setting,
-                &query.policy_id,
-                &query.action,
-                &query.outcome,
-                &big(query.since)?,
-                &big(query.since_day)?,
-            ],
-        )?;
+        let (since, since_day) = (big(query.since)?, big(query.since_day)?);
+        let rows = self.query(&HELPDESK, &helpdesk_params(query, &since, &since_day))?;
+        helpdesk_rows_of(query, &rows)
+    }
+
+    /// See [`crate::store::StoreTx::grant_and_helpdesk_rows`]: one statement.
+    pub(super) fn grant_and_helpdesk(
+        &self,
+        id: &[u8],
+        query: &HelpdeskQuery<'_>,
+    ) -> Result<(GrantRows, HelpdeskRows)> {
+        let (since, since_day) = (big(query.since)?, big(query.since_day)?);
+        let (marker_kind, marker_id) = SIGNED_MARKER;
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(PARAMS + grant::PARAMS);
+        params.extend_from_slice(&helpdesk_params(query, &since, &since_day));
+        params.extend_from_slice(&[&id, &marker_kind, &marker_id, &kind::OPERATOR]);
+        let rows = self.query(&GRANT_AND_HELPDESK, &params)?;
+        let grant = match rows.first() {
+            Some(row) => grant::grant_rows_at(row, GRANT_AT)?,
+            None => GrantRows::default(),
+        };
+        Ok((grant, helpdesk_rows_of(query, &rows)?))
+    }
+}
+
+/// The helpdesk's rows from the columns of [`snapshot_sql`] (the first
+/// [`GRANT_AT`] of each row).
+fn helpdesk_rows_of(query: &HelpdeskQuery<'_>, rows: &[Row]) -> Result<HelpdeskRows> {
+    {
         // The counts always give one row.
         let Some(first) = rows.first() else {
             return Ok(HelpdeskRows::default());
@@ -107,7 +195,7 @@ impl PgTx<'_> {
             None => (None, None),
         };
         let mut candidates = Vec::new();
-        for row in &rows {
+        for row in rows {
             let credential: Option<i64> = Columns(row).get(CREDENTIAL_AT)?;
             if credential.is_none() {
                 continue;
@@ -130,5 +218,25 @@ impl PgTx<'_> {
             granted_last_hour: c.unsigned(2)?,
             granted_last_day: c.unsigned(3)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_renumbered_after_the_first_statement() {
+        assert_eq!(
+            after_params("a = $1 AND b = $12, $3", 7),
+            "a = $8 AND b = $19, $10"
+        );
+        assert_eq!(after_params("no parameters", 7), "no parameters");
+        assert_eq!(after_params("ends in $", 7), "ends in $");
+        let joined = &*GRANT_AND_HELPDESK;
+        for n in 1..=PARAMS + grant::PARAMS {
+            assert!(joined.contains(&format!("${n}")), "${n} is missing");
+        }
+        assert!(!joined.contains(&format!("${}", PARAMS + grant::PARAMS + 1)));
     }
 }
