@@ -158,6 +158,17 @@ pub fn entry_json(row: &AuditRow) -> serde_json::Value {
     })
 }
 
+/// `row` put on the chain after `tail` (its last entry; none: the chain is
+/// empty): its sequence number, the hash it follows and its own hash.
+pub fn chained(mut row: AuditRow, tail: Option<&AuditRow>, key: &[u8; 32]) -> AuditRow {
+    (row.seq, row.prev_hash) = match tail {
+        Some(last) => (last.seq + 1, last.hash.clone()),
+        None => (1, GENESIS.to_vec()),
+    };
+    row.hash = entry_hash(key, &row);
+    row
+}
+
 /// The MAC of an entry: every field, length-prefixed so that no two
 /// different entries encode the same.
 pub fn entry_hash(key: &[u8; 32], row: &AuditRow) -> Vec<u8> {

@@ -7,7 +7,7 @@ use super::helpdesk_issue::{Issue, issue};
 use super::records;
 use super::verification::{self as on_file, Approval};
 use super::*;
-use crate::store::{AuditCount, HelpdeskQuery, HelpdeskRows};
+use crate::store::{AuditCount, HelpdeskQuery, HelpdeskRows, Release, Released};
 use crate::verification::{Facts, Policy, Verification};
 
 /// A helpdesk code request.
@@ -732,24 +732,36 @@ impl<S: Store> Session<S> {
         upn: &str,
     ) -> Result<Option<String>> {
         let audit_key = self.audit_keys[&self.epoch].clone();
-        let outcome = {
-            let tx = self.store.write()?;
-            let entry = audit_entry(&tx, &audit_key, self.epoch, &self.operator, now, &event)?;
-            let found = tx.audit_append_if_below(count, limit, &entry, &step.step())?;
-            let (head, refused) = if found < limit {
-                (entry, None)
-            } else {
+        let entry = unchained_entry(self.epoch, &self.operator, now, &event);
+        let released = self.store.release(&Release {
+            count: *count,
+            limit,
+            entry: &entry,
+            key: &audit_key,
+            step: step.step(),
+        });
+        let outcome = match released {
+            Ok(Released {
+                entry: Some(head), ..
+            }) => {
+                audit::anchor(&head);
+                Ok(None)
+            }
+            // Nothing was written: the refusal is appended on its own.
+            Ok(Released { found, entry: None }) => {
                 let reason = rate_limit_reason(upn, found, limit);
                 let mut refusal = event;
                 refusal.outcome = "refused".into();
                 refusal.detail["reason"] = json!(reason);
-                let head =
-                    append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &refusal)?;
-                (head, Some(reason))
-            };
-            tx.commit()?;
-            audit::anchor(&head);
-            Ok(refused)
+                self.store.write().and_then(|tx| {
+                    let head =
+                        append_audit(&tx, &audit_key, self.epoch, &self.operator, now, &refusal)?;
+                    tx.commit()?;
+                    audit::anchor(&head);
+                    Ok(Some(reason))
+                })
+            }
+            Err(error) => Err(error),
         };
         self.audited(now, outcome)
     }

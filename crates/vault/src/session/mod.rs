@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::audit::{self, Action, AuditEvent, ChainReport, GENESIS};
+use crate::audit::{self, Action, AuditEvent, ChainReport};
 use crate::crypto::{self, KdfParams, SecretBinding, VaultKey};
 use crate::error::{Error, Result};
 use crate::identify::{IdentifyIndex, IdentifyMatch};
@@ -561,12 +561,19 @@ pub(crate) fn audit_entry(
     at: u64,
     event: &AuditEvent,
 ) -> Result<AuditRow> {
-    let (seq, prev_hash) = match tx.audit_last()? {
-        Some(last) => (last.seq + 1, last.hash),
-        None => (1, GENESIS.to_vec()),
-    };
-    let mut row = AuditRow {
-        seq,
+    let tail = tx.audit_last()?;
+    Ok(audit::chained(
+        unchained_entry(epoch, operator, at, event),
+        tail.as_ref(),
+        key,
+    ))
+}
+
+/// `event` as an entry not yet on the chain ([`audit::chained`] puts it
+/// there, where the tail is known).
+pub(crate) fn unchained_entry(epoch: i64, operator: &str, at: u64, event: &AuditEvent) -> AuditRow {
+    AuditRow {
+        seq: 0,
         at,
         operator: operator.to_owned(),
         action: event.action.clone(),
@@ -576,11 +583,9 @@ pub(crate) fn audit_entry(
         ticket: event.ticket.clone(),
         detail: event.detail.to_string(),
         epoch,
-        prev_hash,
+        prev_hash: Vec::new(),
         hash: Vec::new(),
-    };
-    row.hash = audit::entry_hash(key, &row);
-    Ok(row)
+    }
 }
 
 /// A device serial the serial rule would refuse today.

@@ -17,8 +17,8 @@ use crate::store::sqlite::{SqliteStore, SqliteTx};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
     HelpdeskRows, IdTops, IdentifyChanges, IdsWanted, ImportGuard, ImportRanges, OperatorRow,
-    Orphan, RecordRow, ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow,
-    WebAccountRow,
+    Orphan, RecordRow, Release, Released, ReleasedStep, SightingRow, SignedRecords, Store, StoreTx,
+    ThrottleRow, WebAccountRow,
 };
 
 /// A vault's database, whichever it is.
@@ -110,6 +110,13 @@ impl Store for AnyStore {
             AnyStore::Sqlite(store) => AnyTx::Sqlite(store.read_single()?),
             AnyStore::Postgres(store) => AnyTx::Postgres(store.read_single()?),
         })
+    }
+
+    fn release(&mut self, release: &Release<'_>) -> Result<Released> {
+        match self {
+            AnyStore::Sqlite(store) => store.release(release),
+            AnyStore::Postgres(store) => store.release(release),
+        }
     }
 
     fn scrub(&mut self) -> Result<()> {

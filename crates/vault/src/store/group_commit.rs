@@ -60,6 +60,20 @@ struct Done {
 
 type Outcome = Arc<Done>;
 
+/// A group's outcome, for writers whose changes another made in its turn
+/// ([`Member::commit_for`]): they wait for the commit that holds them.
+#[derive(Clone)]
+pub(crate) struct GroupOutcome(Outcome);
+
+impl GroupOutcome {
+    /// Returns once the group's commit is done (or with what lost it).
+    pub(crate) fn wait(&self) -> Result<()> {
+        self.0
+            .wait()
+            .map_err(|reason| Error::Database(format!("the change was not saved: {reason}")))
+    }
+}
+
 impl Done {
     fn set(&self, result: std::result::Result<(), String>) {
         let mut slot = lock(&self.result);
@@ -315,22 +329,33 @@ impl<C: GroupConnection> Member<'_, C> {
 
     /// Keeps this member's changes and returns once a commit holds them
     /// (or with the error that lost them).
-    pub(crate) fn commit(mut self) -> Result<()> {
+    pub(crate) fn commit(self) -> Result<()> {
+        self.commit_for(|_| {})
+    }
+
+    /// [`Member::commit`], handing `share` the group's outcome (or the
+    /// error that kept this member's changes out of it) as soon as the
+    /// turn ends, before waiting: for the writers whose changes this
+    /// member made for them (`postgres/combine.rs`).
+    pub(crate) fn commit_for(
+        mut self,
+        share: impl FnOnce(std::result::Result<GroupOutcome, String>),
+    ) -> Result<()> {
         let mut state = self.state.take().expect("a member holds its turn");
         if self.savepoint
             && let Err(error) = connection(&mut state).release()
         {
             self.undo(&mut state);
             drop(self.writer.leave(state, false));
+            share(Err(error.to_string()));
             return Err(error);
         }
         let (state, outcome) = self.writer.leave(state, true);
-        let outcome = outcome.expect("a member that joined has an outcome");
+        let outcome = GroupOutcome(outcome.expect("a member that joined has an outcome"));
         // The next writer's turn may begin; this one waits for its group.
         drop(state);
-        outcome
-            .wait()
-            .map_err(|reason| Error::Database(format!("the change was not saved: {reason}")))
+        share(Ok(outcome.clone()));
+        outcome.wait()
     }
 }
 

@@ -222,6 +222,45 @@ pub struct AuditCount<'a> {
     pub since: u64,
 }
 
+/// A helpdesk code's write as data, so that a writer can make it for
+/// another ([`Store::release`]): the count of the rate limit, and below
+/// the limit the audit entry (put on the chain where its tail is known,
+/// hashed with `key`) and the released step.
+#[derive(Clone, Copy, Debug)]
+pub struct Release<'a> {
+    pub count: AuditCount<'a>,
+    pub limit: u64,
+    /// The entry, its place on the chain not yet filled in.
+    pub entry: &'a AuditRow,
+    pub key: &'a [u8; 32],
+    pub step: ReleasedStep<'a>,
+}
+
+/// What a [`Release`] found: the count, and the entry if it was appended
+/// (below the limit) and committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Released {
+    pub found: u64,
+    pub entry: Option<AuditRow>,
+}
+
+/// [`Store::release`] in a write transaction of its own.
+pub(crate) fn release_in_turn<S: Store>(store: &mut S, release: &Release<'_>) -> Result<Released> {
+    let tx = store.write()?;
+    let tail = tx.audit_last()?;
+    let entry = crate::audit::chained(release.entry.clone(), tail.as_ref(), release.key);
+    let found = tx.audit_append_if_below(&release.count, release.limit, &entry, &release.step)?;
+    if found >= release.limit {
+        // Nothing was written.
+        return Ok(Released { found, entry: None });
+    }
+    tx.commit()?;
+    Ok(Released {
+        found,
+        entry: Some(entry),
+    })
+}
+
 /// A released time step, its MAC and the pruning that goes with it (the
 /// arguments of [`StoreTx::released_record`]).
 #[derive(Clone, Copy, Debug)]
@@ -342,6 +381,17 @@ pub trait Store {
     fn write(&mut self) -> Result<Self::Tx<'_>>;
     /// Starts a read-only transaction (a consistent snapshot).
     fn read(&mut self) -> Result<Self::Tx<'_>>;
+    /// A helpdesk code's write: the recount and, below the limit, its
+    /// audit entry and released step, committed (see [`Release`]). Where
+    /// writers of this process share a connection, the queued ones are
+    /// written together (PostgreSQL: `postgres/combine.rs`).
+    fn release(&mut self, release: &Release<'_>) -> Result<Released>
+    where
+        Self: Sized,
+    {
+        release_in_turn(self, release)
+    }
+
     /// A read of one statement (such as [`StoreTx::helpdesk_rows`]): as
     /// [`Store::read`], but a database that gives each statement a snapshot
     /// of its own needs no transaction around it (PostgreSQL: no `BEGIN`

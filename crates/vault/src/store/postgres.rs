@@ -79,6 +79,7 @@
 
 mod bulk;
 mod chain;
+mod combine;
 mod copy_format;
 mod grant;
 mod helpdesk;
@@ -109,8 +110,8 @@ use crate::store::migrations::{self, BOOKKEEPING, LATEST};
 use crate::store::{
     AuditCount, AuditRow, CredentialFilter, GrantRow, GrantRows, HeldSecret, HelpdeskQuery,
     HelpdeskRows, IdTops, IdsWanted, ImportGuard, ImportRanges, ORPHANS_SQL, OperatorRow, Orphan,
-    RecordRow, ReleasedStep, SightingRow, SignedRecords, Store, StoreTx, ThrottleRow,
-    WebAccountRow, mac_table, row_id_of, row_key, row_of_key,
+    RecordRow, Release, Released, ReleasedStep, SightingRow, SignedRecords, Store, StoreTx,
+    ThrottleRow, WebAccountRow, mac_table, row_id_of, row_key, row_of_key,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -131,6 +132,9 @@ pub struct PgStore {
     /// The vault's writer connection in this process, shared with the
     /// other stores of it (see `postgres/writer.rs`).
     writer: Arc<Writer<PgConn>>,
+    /// Its helpdesk releases waiting to be written together (see
+    /// `postgres/combine.rs`).
+    combiner: Arc<combine::Combiner>,
     /// The URL with its password masked, for messages.
     shown: String,
     /// What a new connection needs: the settings and the schema.
@@ -247,6 +251,7 @@ impl PgStore {
                 client,
                 statements: HashMap::new(),
                 writer: writer::writer_of(url),
+                combiner: combine::combiner_of(url),
                 shown,
                 config,
                 schema,
@@ -599,6 +604,20 @@ impl Store for PgStore {
             written: RefCell::default(),
             late: None,
         })
+    }
+
+    /// With other stores of this vault in this process, written with the
+    /// releases queued with it (`postgres/combine.rs`).
+    fn release(&mut self, release: &Release<'_>) -> Result<Released> {
+        if Arc::strong_count(&self.writer) > 1 {
+            let (config, schema, shown) = (&self.config, self.schema.as_deref(), &self.shown);
+            return self.combiner.release(
+                &self.writer,
+                || PgConn::open(config, schema, shown),
+                release,
+            );
+        }
+        crate::store::release_in_turn(self, release)
     }
 
     fn read(&mut self) -> Result<PgTx<'_>> {

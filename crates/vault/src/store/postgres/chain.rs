@@ -83,9 +83,25 @@ fn audit_from_text(row: &SimpleQueryRow) -> Result<AuditRow> {
 /// count. The new step is never below the pruning bound, so the step's
 /// parts touch different rows.
 pub(super) fn append_sql() -> String {
+    append_sql_with("")
+}
+
+/// [`append_sql`] for a write made after others in one round trip
+/// (`postgres/combine.rs`): it also appends nothing unless the chain ends
+/// right before its entry (an entry before it that was not appended, at
+/// the limit, must not leave a gap), and answers the count, whether it was
+/// below the limit and whether it appended.
+pub(super) fn append_sql_guarded() -> String {
+    append_sql_with(
+        " AND (SELECT max(seq) FROM audit) IS NOT DISTINCT FROM nullif($6::bigint - 1, 0)",
+    )
+}
+
+fn append_sql_with(guard: &str) -> String {
     format!(
-        "WITH n AS (SELECT count(*) AS found, count(*) < $5::bigint AS ok FROM audit \
+        "WITH c AS (SELECT count(*) AS found, count(*) < $5::bigint AS below FROM audit \
              WHERE action = $1 AND outcome = $2 AND lower(\"user\") = lower($3) AND at >= $4), \
+         n AS (SELECT found, below, below{guard} AS ok FROM c), \
          entry AS (INSERT INTO audit ({AUDIT_COLUMNS}) \
              SELECT $6::bigint, $7::bigint, $8::text, $9::text, $10::text, $11::text, \
              $12::text, $13::text, $14::text, $15::bigint, $16::bytea, $17::bytea FROM n WHERE n.ok), \
@@ -98,7 +114,7 @@ pub(super) fn append_sql() -> String {
              WHERE n.ok AND credential_id = $18 AND counter < $24), \
          old_signatures AS (DELETE FROM row_macs USING n \
              WHERE n.ok AND kind = $21 AND id >= $25 AND id < $26) \
-         SELECT found, ok FROM n"
+         SELECT found, ok, below FROM n"
     )
 }
 

@@ -21,12 +21,16 @@
 use ::postgres::types::ToSql;
 use ::postgres::{Client, SimpleQueryMessage};
 
-use super::chain::{APPEND_TYPES, append_sql};
+use super::chain::{APPEND_TYPES, append_sql, append_sql_guarded};
 use super::{PgTx, Txn};
 use crate::error::{Error, Result};
 
 /// The release statement's name on a writer connection.
 const NAME: &str = "oathdesk_release";
+
+/// The guarded release's (`chain::append_sql_guarded`), for the writes
+/// made together (`postgres/combine.rs`).
+const GUARDED: &str = "oathdesk_release_guarded";
 
 /// A parameter's value: bound as a parameter, or written as a literal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,10 +73,17 @@ impl Value<'_> {
 pub(super) fn prepare(client: &mut Client) -> bool {
     client
         .batch_execute(&format!(
-            "PREPARE {NAME} ({APPEND_TYPES}) AS {}",
-            append_sql()
+            "PREPARE {NAME} ({APPEND_TYPES}) AS {}; PREPARE {GUARDED} ({APPEND_TYPES}) AS {}",
+            append_sql(),
+            append_sql_guarded()
         ))
         .is_ok()
+}
+
+/// The guarded release as a statement of a simple query.
+pub(super) fn execute_guarded(values: &[Value<'_>]) -> String {
+    let literals: Vec<String> = values.iter().map(Value::literal).collect();
+    format!("EXECUTE {GUARDED}({})", literals.join(", "))
 }
 
 /// The simple query of a later member: its savepoint and the release.

@@ -184,4 +184,4 @@ pub(crate) fn writer_of(url: &str) -> Arc<Writer<PgConn>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

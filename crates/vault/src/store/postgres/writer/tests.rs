@@ -10,7 +10,7 @@ use crate::store::{Store, StoreTx};
 use crate::testing::ScratchSchema;
 
 /// The next entry of the chain after `last`, by worker `who` (its user).
-fn entry(last: Option<&AuditRow>, who: usize, n: usize) -> AuditRow {
+pub(in crate::store::postgres) fn entry(last: Option<&AuditRow>, who: usize, n: usize) -> AuditRow {
     AuditRow {
         seq: last.map_or(1, |l| l.seq + 1),
         at: 1,
@@ -37,14 +37,14 @@ fn append(store: &mut PgStore, who: usize, n: usize, keep: bool) {
     }
 }
 
-fn entries_of(store: &mut PgStore, who: usize) -> u64 {
+pub(in crate::store::postgres) fn entries_of(store: &mut PgStore, who: usize) -> u64 {
     let tx = store.read().unwrap();
     tx.audit_count("group.test", "ok", &format!("w{who}"), 0)
         .unwrap()
 }
 
 /// Every entry follows the one before it: seq by seq, hash by hash.
-fn assert_one_chain(store: &mut PgStore, expected: usize) {
+pub(in crate::store::postgres) fn assert_one_chain(store: &mut PgStore, expected: usize) {
     let rows = store.read().unwrap().audit_all().unwrap();
     assert_eq!(rows.len(), expected);
     for (i, pair) in rows.windows(2).enumerate() {
@@ -59,7 +59,11 @@ fn assert_one_chain(store: &mut PgStore, expected: usize) {
 
 /// `work(store, who)` on `threads` threads at once, each with a store of
 /// its own on `url` (so that they write in groups on one writer).
-fn on_threads(url: &str, threads: usize, work: impl Fn(&mut PgStore, usize) + Sync) {
+pub(in crate::store::postgres) fn on_threads(
+    url: &str,
+    threads: usize,
+    work: impl Fn(&mut PgStore, usize) + Sync,
+) {
     let start = Barrier::new(threads);
     std::thread::scope(|scope| {
         for who in 0..threads {
@@ -214,7 +218,7 @@ fn a_member_that_sent_nothing_undoes_nothing_of_the_others() {
 }
 
 /// A credential for released steps to refer to.
-fn a_credential(store: &mut PgStore) -> i64 {
+pub(in crate::store::postgres) fn a_credential(store: &mut PgStore) -> i64 {
     let tx = store.write().unwrap();
     let id = tx.credential_ids(1).unwrap()[0];
     let row = crate::model::CredentialRow {

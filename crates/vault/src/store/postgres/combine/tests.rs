@@ -1,0 +1,181 @@
+//! Releases written together on PostgreSQL: in order, one chain, a release
+//! at its limit or one that fails costs nothing to the others, and under
+//! concurrency the writers write for each other and the limit is exact.
+
+use super::*;
+use crate::store::postgres::PgStore;
+use crate::store::postgres::writer::tests::{
+    a_credential, assert_one_chain, entries_of, entry, on_threads,
+};
+use crate::store::{Store, StoreTx};
+use crate::testing::ScratchSchema;
+
+const KEY: [u8; 32] = [7; 32];
+
+/// Worker `who`'s `n`th release of `credential`, with this limit.
+fn job(who: usize, n: usize, credential: i64, limit: u64) -> Arc<Job> {
+    let mut unchained = entry(None, who, n);
+    unchained.seq = 0;
+    let user = format!("w{who}");
+    let step_id = format!("{who}/{n}");
+    Arc::new(Job::of(&Release {
+        count: AuditCount {
+            action: "group.test",
+            outcome: "ok",
+            user: &user,
+            since: 0,
+        },
+        limit,
+        entry: &unchained,
+        key: &KEY,
+        step: ReleasedStep {
+            credential_id: credential,
+            counter: (who * 1000 + n) as u64,
+            at: 1,
+            mac_kind: "released_step",
+            mac_id: &step_id,
+            mac: b"mac",
+            below: 0,
+            mac_range: ("", ""),
+        },
+    }))
+}
+
+/// Writes `batch` in one turn on the store's writer and commits it.
+fn write_in_one_turn(
+    store: &PgStore,
+    batch: &[Arc<Job>],
+) -> Vec<std::result::Result<Released, String>> {
+    let (config, schema, shown) = (&store.config, store.schema.as_deref(), &store.shown);
+    let mut member = store
+        .writer
+        .begin(|| PgConn::open(config, schema, shown))
+        .unwrap();
+    let answers = write_batch(&mut member, batch);
+    member.commit().unwrap();
+    answers
+}
+
+fn appended(answer: &std::result::Result<Released, String>) -> Option<u64> {
+    match answer {
+        Ok(Released {
+            found,
+            entry: Some(_),
+        }) => Some(*found),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_release_at_its_limit_in_a_batch_leaves_no_gap_in_the_chain() {
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let credential = a_credential(&mut store);
+    // Worker 1 may have two; its third, in the middle, is at the limit.
+    let batch = [
+        job(1, 0, credential, 2),
+        job(1, 1, credential, 2),
+        job(1, 2, credential, 2),
+        job(2, 0, credential, 2),
+        job(2, 1, credential, 2),
+    ];
+    let answers = write_in_one_turn(&store, &batch);
+    let found: Vec<Option<u64>> = answers.iter().map(appended).collect();
+    assert_eq!(found, [Some(0), Some(1), None, Some(0), Some(1)]);
+    assert_eq!(
+        answers[2],
+        Ok(Released {
+            found: 2,
+            entry: None
+        })
+    );
+    // The entries after the refused one were chained again, after the
+    // last that is there.
+    assert_one_chain(&mut store, 4);
+    assert_eq!(
+        (entries_of(&mut store, 1), entries_of(&mut store, 2)),
+        (2, 2)
+    );
+    let steps = store.read().unwrap().released(credential).unwrap();
+    assert_eq!(steps.len(), 4, "no step for the refused release");
+    // Each entry is the one its answer gave, hashed with its writer's key.
+    let rows = store.read().unwrap().audit_all().unwrap();
+    let given: Vec<AuditRow> = answers
+        .into_iter()
+        .filter_map(|answer| answer.unwrap().entry)
+        .collect();
+    assert_eq!(rows, given);
+    for row in &rows {
+        assert_eq!(row.hash, audit::entry_hash(&KEY, row));
+    }
+}
+
+#[test]
+fn a_release_that_fails_in_a_batch_fails_alone() {
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let credential = a_credential(&mut store);
+    // No such credential: the second statement fails in the database.
+    let batch = [
+        job(1, 0, credential, 10),
+        job(2, 0, credential + 1000, 10),
+        job(3, 0, credential, 10),
+    ];
+    let answers = write_in_one_turn(&store, &batch);
+    assert_eq!(appended(&answers[0]), Some(0));
+    assert!(answers[1].is_err(), "{:?}", answers[1]);
+    assert_eq!(appended(&answers[2]), Some(0));
+    assert_one_chain(&mut store, 2);
+    assert_eq!(entries_of(&mut store, 2), 0);
+}
+
+#[test]
+fn concurrent_releases_are_written_for_each_other_and_the_limit_is_exact() {
+    let schema = ScratchSchema::new();
+    let url = schema.url();
+    let mut first = PgStore::create(&url).unwrap();
+    let credential = a_credential(&mut first);
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 25;
+    const LIMIT: u64 = 37;
+    let shared = std::sync::atomic::AtomicU64::new(0);
+    on_threads(&url, THREADS, |store, who| {
+        for n in 0..ROUNDS {
+            // One release of the worker's own, one of a shared user
+            // (worker 99) whose limit the workers race for.
+            let own = job(who, n, credential, u64::MAX);
+            let own = store.release(&own_release(&own)).unwrap();
+            assert!(own.entry.is_some(), "w{who}/{n}");
+            let limited = job(99, who * 1000 + n, credential, LIMIT);
+            let answer = store.release(&own_release(&limited)).unwrap();
+            if answer.entry.is_some() {
+                shared.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                assert!(answer.found >= LIMIT, "{answer:?}");
+            }
+        }
+    });
+    assert_eq!(shared.into_inner(), LIMIT, "exactly the limit");
+    for who in 0..THREADS {
+        assert_eq!(entries_of(&mut first, who), ROUNDS as u64, "worker {who}");
+    }
+    let kept = THREADS * ROUNDS + LIMIT as usize;
+    assert_one_chain(&mut first, kept);
+    let steps = first.read().unwrap().released(credential).unwrap();
+    assert_eq!(steps.len(), kept);
+    assert!(
+        first.combiner.written_for_others() > 0,
+        "some releases were written in another's turn"
+    );
+}
+
+/// The [`Release`] a job was made of.
+fn own_release(job: &Job) -> Release<'_> {
+    Release {
+        count: job.count(),
+        limit: job.limit,
+        entry: &job.entry,
+        key: &job.key,
+        step: job.step(),
+    }
+}
