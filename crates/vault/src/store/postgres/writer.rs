@@ -7,7 +7,8 @@
 //! with the member's first statement ([`PgConn::place`]): a helpdesk code's
 //! write sends it in the same round trip as its one statement
 //! (`postgres/release.rs`), so such a member costs one round trip on the
-//! writer connection, not two.
+//! writer connection, not two; and the console's helpdesk codes that
+//! queue are written by one member for all (`postgres/combine.rs`).
 //!
 //! A process with one store of a vault (a command-line run) writes on the
 //! store's own connection as before: a second connection would cost it a
