@@ -8,12 +8,12 @@
 mod common;
 
 use common::{
-    Backend, Fixture, NOW, SEED, TEST_KDF as KDF, code_at, desk_policy, helpdesk, refusal, serial,
-    token,
+    Backend, Fixture, NOW, SEED, TEST_KDF as KDF, code_at, desk_policy, helpdesk, helpdesk_query,
+    refusal, serial, token,
 };
 use oathdesk_vault::model::State;
 use oathdesk_vault::store::grant::read_one_by_one;
-use oathdesk_vault::store::{GrantRows, HelpdeskQuery, Store, StoreTx};
+use oathdesk_vault::store::{GrantRows, Store, StoreTx};
 use oathdesk_vault::web::SETUP_OPERATOR;
 use oathdesk_vault::{AnyStore, Session};
 use oathdesk_vault::{Unlock, Vault};
@@ -24,18 +24,6 @@ on_both_backends!(
     the_one_statement_grant_read_agrees_with_the_reads_one_by_one,
     a_session_opened_for_a_helpdesk_code_decides_on_what_it_read,
 );
-
-fn query(upn: &str) -> HelpdeskQuery<'_> {
-    HelpdeskQuery {
-        upn,
-        setting: "helpdesk.codes_per_hour",
-        policy_id: "helpdesk",
-        action: "helpdesk.code",
-        outcome: "granted",
-        since: NOW - 3600,
-        since_day: NOW - 86_400,
-    }
-}
 
 /// A vault whose first admin, ada, signed in: her session's secret.
 fn ada(f: &Fixture) -> [u8; 32] {
@@ -89,16 +77,17 @@ fn the_one_statement_grant_read_agrees_with_the_reads_one_by_one(backend: Backen
         assert_eq!(kinds, ["operator", "vault"]);
         // Read with a helpdesk request's rows: the same, and the same rows.
         let (grant_part, helpdesk_part) = tx
-            .grant_and_helpdesk_rows(&grant.id, &query("ada@contoso.com"))
+            .grant_and_helpdesk_rows(&grant.id, &helpdesk_query("ada@contoso.com"))
             .unwrap();
         assert_eq!(sorted(grant_part), together);
         assert_eq!(
             helpdesk_part,
-            tx.helpdesk_rows(&query("ada@contoso.com")).unwrap()
+            tx.helpdesk_rows(&helpdesk_query("ada@contoso.com"))
+                .unwrap()
         );
     }
     let (grant_part, _) = tx
-        .grant_and_helpdesk_rows(&[0u8; 32], &query("ada@contoso.com"))
+        .grant_and_helpdesk_rows(&[0u8; 32], &helpdesk_query("ada@contoso.com"))
         .unwrap();
     assert_eq!(grant_part, GrantRows::default());
     let unknown = tx.grant_rows(&[0u8; 32]).unwrap();

@@ -7,25 +7,13 @@ mod common;
 use common::*;
 
 use oathdesk_vault::store::helpdesk::read_one_by_one;
-use oathdesk_vault::store::{HelpdeskQuery, HelpdeskRows, Store, StoreTx};
+use oathdesk_vault::store::{HelpdeskRows, Store, StoreTx};
 use oathdesk_vault::{AnyStore, FactsUpdate};
 
 on_both_backends!(
     the_one_statement_read_agrees_with_the_reads_one_by_one,
     a_read_of_one_statement_refuses_a_second,
 );
-
-fn query(upn: &str) -> HelpdeskQuery<'_> {
-    HelpdeskQuery {
-        upn,
-        setting: "helpdesk.codes_per_hour",
-        policy_id: "helpdesk",
-        action: "helpdesk.code",
-        outcome: "granted",
-        since: NOW - 3600,
-        since_day: NOW - 86_400,
-    }
-}
 
 fn sorted(mut rows: HelpdeskRows) -> HelpdeskRows {
     rows.macs.sort();
@@ -89,24 +77,32 @@ fn the_one_statement_read_agrees_with_the_reads_one_by_one(backend: Backend) {
         "boris@contoso.com",
         "nobody@contoso.com",
     ] {
-        let together = sorted(tx.helpdesk_rows(&query(upn)).unwrap());
-        let one_by_one = sorted(read_one_by_one(&tx, &query(upn)).unwrap());
+        let together = sorted(tx.helpdesk_rows(&helpdesk_query(upn)).unwrap());
+        let one_by_one = sorted(read_one_by_one(&tx, &helpdesk_query(upn)).unwrap());
         assert_eq!(together, one_by_one, "{upn}");
         // Read with a grant's rows (none here: no such grant), the same.
-        let (grant, with_grant) = tx.grant_and_helpdesk_rows(&[0u8; 32], &query(upn)).unwrap();
+        let (grant, with_grant) = tx
+            .grant_and_helpdesk_rows(&[0u8; 32], &helpdesk_query(upn))
+            .unwrap();
         assert!(grant.grant.is_none());
         assert_eq!(sorted(with_grant), together, "{upn}");
     }
-    let anna = tx.helpdesk_rows(&query("Anna@Contoso.com")).unwrap();
+    let anna = tx
+        .helpdesk_rows(&helpdesk_query("Anna@Contoso.com"))
+        .unwrap();
     assert_eq!(anna.limit_text.as_deref(), Some("7"));
     assert_eq!(anna.candidates.len(), 3);
     assert!(anna.facts.is_some() && anna.policy.is_some());
     // The setting, the policy, the user, the data on file, three credentials.
     assert_eq!(anna.macs.len(), 7);
-    let boris = tx.helpdesk_rows(&query("boris@contoso.com")).unwrap();
+    let boris = tx
+        .helpdesk_rows(&helpdesk_query("boris@contoso.com"))
+        .unwrap();
     assert_eq!((boris.granted_last_hour, boris.granted_last_day), (1, 2));
     assert!(boris.facts.is_none());
-    let nobody = tx.helpdesk_rows(&query("nobody@contoso.com")).unwrap();
+    let nobody = tx
+        .helpdesk_rows(&helpdesk_query("nobody@contoso.com"))
+        .unwrap();
     assert!(nobody.user.is_none() && nobody.candidates.is_empty());
 }
 
@@ -114,7 +110,9 @@ fn a_read_of_one_statement_refuses_a_second(backend: Backend) {
     let f = fixture(backend);
     let mut store = AnyStore::open(&f.location).unwrap();
     let tx = store.read_single().unwrap();
-    let first = tx.helpdesk_rows(&query("anna@contoso.com")).unwrap();
+    let first = tx
+        .helpdesk_rows(&helpdesk_query("anna@contoso.com"))
+        .unwrap();
     assert!(first.user.is_none());
     let second = tx.meta_get("setting.helpdesk.codes_per_hour");
     match backend {

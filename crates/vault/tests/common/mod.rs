@@ -271,6 +271,19 @@ pub fn helpdesk(user: &str) -> HelpdeskRequest {
     }
 }
 
+/// What the helpdesk reads for `upn` at [`NOW`] (the store's own query).
+pub fn helpdesk_query(upn: &str) -> oathdesk_vault::store::HelpdeskQuery<'_> {
+    oathdesk_vault::store::HelpdeskQuery {
+        upn,
+        setting: "helpdesk.codes_per_hour",
+        policy_id: "helpdesk",
+        action: "helpdesk.code",
+        outcome: "granted",
+        since: NOW - 3600,
+        since_day: NOW - 86_400,
+    }
+}
+
 pub fn refusal(result: Result<impl std::fmt::Debug, Error>) -> String {
     match result {
         Err(Error::Refused(reason)) => reason,
