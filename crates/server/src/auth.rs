@@ -6,7 +6,11 @@
 //! session cookie, or an `Authorization: Bearer` API token), opens the
 //! vault with it, checks the role (and a token's scopes), and for a cookie
 //! on a state-changing request checks the CSRF token and the origin. The
-//! handler then works on the opened vault inside `spawn_blocking`.
+//! handler then works on the opened vault inside `spawn_blocking`. A handler
+//! that reads what it decides on together with the opening (the helpdesk
+//! code) takes `Bearer<need::…>` instead — the same checks but the vault's —
+//! and opens it with [`Bearer::open`] on its blocking thread; the need is
+//! checked there just the same.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
