@@ -36,6 +36,8 @@ const PARAMS: usize = 7;
 /// none whose columns are added to every row (its parameters after ours).
 fn snapshot_sql(grant: Option<&str>) -> String {
     let (setting, policy, facts) = (kind::SETTING, kind::POLICY, kind::USER_FACTS);
+    // The credentials' user is `who`: no join of `users` again for its UPN.
+    let credential_columns = CREDENTIAL_COLUMNS.replace("u.upn", "who.upn");
     let (grant_columns, grant_join) = match grant {
         Some(sql) => (
             ", gr.*".to_owned(),
@@ -58,14 +60,14 @@ fn snapshot_sql(grant: Option<&str>) -> String {
              who.id, who.upn, who.display_name, who.created_at, who.mac, \
              f.state, f.body, f.updated_at, \
              (SELECT m.mac FROM row_macs m WHERE m.kind = '{facts}' AND m.id = who.key), \
-             {CREDENTIAL_COLUMNS}, c.mac{grant_columns} \
+             {credential_columns}, c.mac{grant_columns} \
          FROM counts n \
          {grant_join}\
          LEFT JOIN records p ON p.kind = '{policy}' AND p.id = $3 \
          LEFT JOIN who ON true \
          LEFT JOIN records f ON f.kind = '{facts}' AND f.id = who.key \
-         LEFT JOIN (credentials c LEFT JOIN devices d ON d.id = c.device_id \
-             LEFT JOIN users u ON u.id = c.user_id) ON c.user_id = who.id \
+         LEFT JOIN (credentials c LEFT JOIN devices d ON d.id = c.device_id) \
+             ON c.user_id = who.id \
          {CREDENTIAL_ORDER}"
     )
 }
