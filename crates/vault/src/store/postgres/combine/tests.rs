@@ -46,12 +46,27 @@ fn write_in_one_turn(
     store: &PgStore,
     batch: &[Arc<Job>],
 ) -> Vec<std::result::Result<Released, String>> {
+    write_in_one_turn_with(store, batch, true)
+}
+
+/// [`write_in_one_turn`]; `prepared` false: as on a connection where the
+/// release statement could not be prepared (each written alone).
+fn write_in_one_turn_with(
+    store: &PgStore,
+    batch: &[Arc<Job>],
+    prepared: bool,
+) -> Vec<std::result::Result<Released, String>> {
     let (config, schema, shown) = (&store.config, store.schema.as_deref(), &store.shown);
     let mut member = store
         .writer
         .begin(|| PgConn::open(config, schema, shown))
         .unwrap();
+    let was = member.release_prepared;
+    if !prepared {
+        member.release_prepared = Some(false);
+    }
     let answers = write_batch(&mut member, batch);
+    member.release_prepared = was;
     member.commit().unwrap();
     answers
 }
@@ -68,6 +83,15 @@ fn appended(answer: &std::result::Result<Released, String>) -> Option<u64> {
 
 #[test]
 fn a_release_at_its_limit_in_a_batch_leaves_no_gap_in_the_chain() {
+    at_the_limit_in_a_batch(true);
+}
+
+#[test]
+fn without_the_prepared_statement_a_batch_is_written_one_by_one_alike() {
+    at_the_limit_in_a_batch(false);
+}
+
+fn at_the_limit_in_a_batch(prepared: bool) {
     let schema = ScratchSchema::new();
     let mut store = PgStore::create(&schema.url()).unwrap();
     let credential = a_credential(&mut store);
@@ -79,7 +103,7 @@ fn a_release_at_its_limit_in_a_batch_leaves_no_gap_in_the_chain() {
         job(2, 0, credential, 2),
         job(2, 1, credential, 2),
     ];
-    let answers = write_in_one_turn(&store, &batch);
+    let answers = write_in_one_turn_with(&store, &batch, prepared);
     let found: Vec<Option<u64>> = answers.iter().map(appended).collect();
     assert_eq!(found, [Some(0), Some(1), None, Some(0), Some(1)]);
     assert_eq!(
