@@ -252,11 +252,15 @@ impl<S: Store> Vault<S> {
             .read_single()?
             .grant_and_helpdesk_rows(&grant_id(secret), &query)?;
         let (mut session, grant) = self.open_grant_rows(grant, secret, idle, now, console_key)?;
-        session.helpdesk_ahead = Some(helpdesk::Ahead {
-            upn: upn.to_owned(),
-            now,
-            rows,
-        });
+        // A vault from before signed rows is signed as an admin opens it:
+        // a change after the read, so the read is not used.
+        if session.signed {
+            session.helpdesk_ahead = Some(helpdesk::Ahead {
+                upn: upn.to_owned(),
+                now,
+                rows,
+            });
+        }
         Ok((session, grant))
     }
 
