@@ -472,7 +472,7 @@ impl PgStore {
 /// A transaction: begun by hand on a store's own connection rather than
 /// with `Client::transaction` (so that a writer's `LOCK TABLE` travels with
 /// its `BEGIN` in one round trip; rolled back if dropped before
-/// [`Txn::commit`]), or a member's turn in a group on the vault's writer
+/// [`PgTx`]'s [`commit`](StoreTx::commit)), or a member's turn in a group on the vault's writer
 /// connection (see `postgres/writer.rs`).
 pub(crate) enum Txn<'a> {
     Own(Own<'a>),

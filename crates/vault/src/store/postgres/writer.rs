@@ -31,7 +31,7 @@ pub(crate) struct PgConn {
     pub(crate) client: Client,
     pub(crate) statements: HashMap<String, Statement>,
     /// The chain's tail: read with the lock when the group begins, then
-    /// handed from member to member ([`super::PgTx::commit`] writes back
+    /// handed from member to member ([`super::PgTx`]'s [`commit`](crate::store::StoreTx::commit) writes back
     /// the tail a member leaves; one that gives up leaves it as it was).
     pub(crate) tail: Option<AuditRow>,
     open: bool,
