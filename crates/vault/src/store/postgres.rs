@@ -398,7 +398,8 @@ fn session(config: &Config, schema: Option<&str>, shown: &str) -> Result<Client>
         ))
     })?;
     client.batch_execute(&format!(
-        "SET lock_timeout = '{}s'; SET client_min_messages = warning",
+        "SET lock_timeout = '{}s'; SET client_min_messages = warning; \
+         SET standard_conforming_strings = on",
         LOCK_TIMEOUT.as_secs()
     ))?;
     if let Some(schema) = schema {

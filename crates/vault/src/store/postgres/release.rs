@@ -14,9 +14,14 @@
 //! sent one (it wrote something before) has nothing to add: both use the
 //! statement as before.
 //!
-//! The values travel as literals of digits and hex digits only
-//! (`decode('…', 'hex')`, text through `convert_from`), so nothing a value
-//! holds can end its literal: no quoting to get wrong.
+//! The values travel as literals that hold no quote and no character a
+//! value chose: bytes as `'\x…'` (hex digits), text as a Unicode-escape
+//! string `U&'…'` whose letters and digits are themselves and every other
+//! character a `\+XXXXXX` escape — so nothing a value holds can end its
+//! literal: no quoting to get wrong. Both need `standard_conforming_strings`
+//! (set on every connection); they are constants, where `decode(…)` and
+//! `convert_from(…)` were function calls the server looked up and ran for
+//! each value of each code.
 
 use ::postgres::types::ToSql;
 use ::postgres::{Client, SimpleQueryMessage};
@@ -57,12 +62,19 @@ impl Value<'_> {
             Value::Int(value) => value.to_string(),
             Value::Text(None) => "NULL".to_owned(),
             Value::Text(Some(text)) => {
-                format!(
-                    "convert_from(decode('{}', 'hex'), 'UTF8')",
-                    hex(text.as_bytes())
-                )
+                let mut literal = String::with_capacity(text.len() + 4);
+                literal.push_str("U&'");
+                for c in text.chars() {
+                    if c.is_ascii_alphanumeric() {
+                        literal.push(c);
+                    } else {
+                        literal.push_str(&format!("\\+{:06X}", u32::from(c)));
+                    }
+                }
+                literal.push('\'');
+                literal
             }
-            Value::Bytes(bytes) => format!("decode('{}', 'hex')", hex(bytes)),
+            Value::Bytes(bytes) => format!("'\\x{}'", hex(bytes)),
         }
     }
 }
@@ -138,8 +150,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn literals_hold_digits_and_hex_digits_only() {
-        let text = "it's \\ a 'quote'); DROP TABLE audit; --";
+    fn literals_hold_no_quote_and_no_character_a_value_chose() {
+        let text = "it's \\ a 'quote'); DROP TABLE audit; -- é 🔑";
         let values = [
             Value::Int(-42),
             Value::Text(None),
@@ -150,24 +162,49 @@ mod tests {
         let literals: Vec<String> = values.iter().map(Value::literal).collect();
         assert_eq!(literals[0], "-42");
         assert_eq!(literals[1], "NULL");
-        assert_eq!(
-            literals[2],
-            format!(
-                "convert_from(decode('{}', 'hex'), 'UTF8')",
-                data_encoding::HEXLOWER.encode(text.as_bytes())
-            )
+        assert!(
+            literals[2].starts_with("U&'it\\+000027s\\+000020"),
+            "{}",
+            literals[2]
         );
-        assert_eq!(literals[3], "convert_from(decode('', 'hex'), 'UTF8')");
-        assert_eq!(literals[4], "decode('00ff27', 'hex')");
-        // Inside quotes: hex digits, or the words of the functions.
+        assert_eq!(literals[3], "U&''");
+        assert_eq!(literals[4], "'\\x00ff27'");
+        // Inside the quotes: letters, digits, and the escapes' `\` and `+`.
         for literal in &literals {
-            for quoted in literal.split('\'').skip(1).step_by(2) {
+            let quoted: Vec<&str> = literal.split('\'').collect();
+            assert!(quoted.len() == 1 || quoted.len() == 3, "{literal}");
+            if let Some(inside) = quoted.get(1) {
                 assert!(
-                    quoted.chars().all(|c| c.is_ascii_hexdigit())
-                        || ["hex", "UTF8"].contains(&quoted),
+                    inside
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '\\' || c == '+'),
                     "{literal}"
                 );
             }
         }
+    }
+
+    /// What the server makes of the literals is the values themselves.
+    #[test]
+    fn the_server_reads_the_literals_as_the_values() {
+        let config: ::postgres::Config = crate::testing::database_url().parse().unwrap();
+        // A connection as the writer's is set up (standard_conforming_strings).
+        let mut client = super::super::session(&config, None, "test").unwrap();
+        for text in [
+            "",
+            "plain",
+            "it's \\ a 'quote'); DROP TABLE audit; --",
+            "U&'\\+000041' \\x41 $1 $$ E'\\n'",
+            "line\nbreak\ttab",
+            "é ü ß 中文 🔑",
+        ] {
+            let sql = format!("SELECT {}::text", Value::Text(Some(text)).literal());
+            let row = client.query_one(&sql, &[]).unwrap();
+            assert_eq!(row.get::<_, String>(0), text, "{sql}");
+        }
+        let bytes: &[u8] = &[0, 1, 0x27, 0x5c, 0xff];
+        let sql = format!("SELECT {}::bytea", Value::Bytes(bytes).literal());
+        let row = client.query_one(&sql, &[]).unwrap();
+        assert_eq!(row.get::<_, Vec<u8>>(0), bytes);
     }
 }
