@@ -192,12 +192,6 @@ impl<C: GroupConnection> Writer<C> {
         self.commits.load(Ordering::SeqCst)
     }
 
-    /// Looks at the writer connection, if one is open (for the tests).
-    #[cfg(test)]
-    pub(crate) fn inspect<T>(&self, look: impl FnOnce(Option<&C>) -> T) -> T {
-        look(lock(&self.state).connection.as_ref())
-    }
-
     /// Waits for the turn to write, then starts this member's savepoint
     /// (and the group's transaction if none is open). `open` makes the
     /// writer connection the first time (and anew if it stopped working).

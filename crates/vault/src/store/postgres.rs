@@ -53,8 +53,7 @@
 //! helpdesk code reads what it decides on in one statement with no
 //! transaction around it ([`Store::read_single`], `postgres/helpdesk.rs`), then
 //! recounts, appends its entry and records the released step in one more
-//! (with a group member's savepoint, in one round trip:
-//! `postgres/release.rs`); an import writes its rows with binary `COPY`
+//! (the console's queued codes together: `postgres/combine.rs`); an import writes its rows with binary `COPY`
 //! (`postgres/bulk.rs`).
 //!
 //! # Where the vault is

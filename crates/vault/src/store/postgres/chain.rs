@@ -7,8 +7,7 @@
 //! costs no round trip of its own. With the tail known, a helpdesk code
 //! counts the user's codes and, below the limit, appends its entry and
 //! records the released step, in one statement ([`PgTx::append_if_below`]);
-//! a later member of a group sends its savepoint with it
-//! (`postgres/release.rs`).
+//! a server's queued codes go together, guarded (`postgres/combine.rs`).
 
 use ::postgres::types::ToSql;
 use ::postgres::{SimpleQueryMessage, SimpleQueryRow};
@@ -162,9 +161,9 @@ pub(super) fn append_values<'a>(
 }
 
 impl PgTx<'_> {
-    /// See [`crate::store::StoreTx::audit_append_if_below`]: one statement
-    /// (with a group member's savepoint, in one round trip: see
-    /// `postgres/release.rs`).
+    /// See [`crate::store::StoreTx::audit_append_if_below`]: one statement.
+    /// (The helpdesk's releases of a server go together instead, guarded:
+    /// `postgres/combine.rs`.)
     pub(super) fn append_if_below(
         &self,
         count: &AuditCount<'_>,
@@ -173,15 +172,10 @@ impl PgTx<'_> {
         released: &ReleasedStep<'_>,
     ) -> Result<u64> {
         let values = append_values(count, limit, entry, released)?;
-        let (found, ok) = match self.release_with_savepoint(&values)? {
-            Some(answer) => answer,
-            None => {
-                let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Value::param).collect();
-                let row = self.query_one(&append_sql(), &params)?;
-                let c = Columns(&row);
-                (c.unsigned(0)?, c.get::<bool>(1)?)
-            }
-        };
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Value::param).collect();
+        let row = self.query_one(&append_sql(), &params)?;
+        let c = Columns(&row);
+        let (found, ok) = (c.unsigned(0)?, c.get::<bool>(1)?);
         if ok {
             self.set_tail(entry);
         }

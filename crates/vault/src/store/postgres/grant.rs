@@ -7,6 +7,8 @@
 //! Also the rows' conversions from a result's columns (at any offset, so
 //! that one row can hold several).
 
+use std::sync::LazyLock;
+
 use ::postgres::Row;
 
 use super::{Columns, OPERATOR_COLUMNS, PgTx};
@@ -21,7 +23,7 @@ pub(super) const WEB_ACCOUNT_COLUMNS: &str =
     "name, role, disabled, must_change_password, created_at, created_by, mac";
 
 /// Where the account's, the operator's and the rest's columns start in a
-/// row of [`snapshot_sql`].
+/// row of [`SNAPSHOT`].
 const ACCOUNT_AT: usize = 9;
 const OPERATOR_AT: usize = 16;
 const REST_AT: usize = 25;
@@ -34,10 +36,11 @@ fn prefixed(prefix: &str, columns: &str) -> String {
         .join(", ")
 }
 
-/// The parameters of [`snapshot_sql`]: `$1`…`$4`.
+/// The parameters of [`SNAPSHOT`]: `$1`…`$4`.
 pub(super) const PARAMS: usize = 4;
 
-pub(super) fn snapshot_sql() -> String {
+/// The grant's read, built once (every console request runs it).
+pub(super) static SNAPSHOT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {}, {}, {}, \
              coalesce((SELECT array_agg(epoch ORDER BY epoch) FROM audit_keys), '{{}}'), \
@@ -52,13 +55,13 @@ pub(super) fn snapshot_sql() -> String {
         prefixed("a", WEB_ACCOUNT_COLUMNS),
         prefixed("o", OPERATOR_COLUMNS),
     )
-}
+});
 
 impl PgTx<'_> {
     pub(super) fn grant_snapshot(&self, id: &[u8]) -> Result<GrantRows> {
         let (marker_kind, marker_id) = SIGNED_MARKER;
         match self.query_opt(
-            &snapshot_sql(),
+            SNAPSHOT.as_str(),
             &[&id, &marker_kind, &marker_id, &kind::OPERATOR],
         )? {
             Some(row) => grant_rows_at(&row, 0),
@@ -67,7 +70,7 @@ impl PgTx<'_> {
     }
 }
 
-/// The rows of [`snapshot_sql`] from its columns at `at` on: none if the
+/// The rows of [`SNAPSHOT`] from its columns at `at` on: none if the
 /// grant's id is empty (no such grant, in a row that joined it).
 pub(super) fn grant_rows_at(row: &Row, at: usize) -> Result<GrantRows> {
     let c = Columns(row);

@@ -77,7 +77,7 @@ static HELPDESK: LazyLock<String> = LazyLock::new(|| snapshot_sql(None));
 /// The helpdesk's read with the grant's joined in (its `$1`… renumbered
 /// after the helpdesk's).
 static GRANT_AND_HELPDESK: LazyLock<String> =
-    LazyLock::new(|| snapshot_sql(Some(&after_params(&grant::snapshot_sql(), PARAMS))));
+    LazyLock::new(|| snapshot_sql(Some(&after_params(grant::SNAPSHOT.as_str(), PARAMS))));
 
 /// `sql` with each parameter `$n` as `$(n + by)`. Our statements hold no
 /// `$` but their parameters' (no dollar quoting, no such identifiers).

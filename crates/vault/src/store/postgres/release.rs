@@ -1,18 +1,12 @@
-//! A helpdesk code's write in one round trip on the writer connection.
+//! A helpdesk code's write as a prepared statement and literal values.
 //!
-//! In a group (`postgres/writer.rs`) a later member works inside its own
-//! `SAVEPOINT`, so that a member that fails undoes only its own changes.
-//! Sent alone, the savepoint is a round trip of its own on the writer
-//! connection, where the members take turns: it lengthens the serial part
-//! of every helpdesk code by a round trip. The synchronous client cannot
-//! send an extended-protocol statement (Parse, Bind, Execute) together with
-//! another; a simple query can hold several statements. So each writer
-//! connection prepares the release statement by name once (`PREPARE`,
-//! outside any transaction), and a later member sends
-//! `SAVEPOINT member; EXECUTE oathdesk_release(…)` as one simple query.
-//! The first member of a group has no savepoint, and a member that already
-//! sent one (it wrote something before) has nothing to add: both use the
-//! statement as before.
+//! The writes made together (`postgres/combine.rs`) send several releases
+//! in one simple query — the synchronous client cannot send several
+//! extended-protocol statements (Parse, Bind, Execute) at once, and a
+//! simple query can hold several statements. So each writer connection
+//! prepares the guarded release by name once (`PREPARE`, outside any
+//! transaction), and the batch is `EXECUTE oathdesk_release_guarded(…)`
+//! per release, with its values written out.
 //!
 //! The values travel as literals that hold no quote and no character a
 //! value chose: bytes as `'\x…'` (hex digits), text as a Unicode-escape
@@ -23,18 +17,13 @@
 //! `convert_from(…)` were function calls the server looked up and ran for
 //! each value of each code.
 
+use ::postgres::Client;
 use ::postgres::types::ToSql;
-use ::postgres::{Client, SimpleQueryMessage};
 
-use super::chain::{APPEND_TYPES, append_sql, append_sql_guarded};
-use super::{PgTx, Txn};
-use crate::error::{Error, Result};
+use super::chain::{APPEND_TYPES, append_sql_guarded};
 
-/// The release statement's name on a writer connection.
-const NAME: &str = "oathdesk_release";
-
-/// The guarded release's (`chain::append_sql_guarded`), for the writes
-/// made together (`postgres/combine.rs`).
+/// The guarded release's name (`chain::append_sql_guarded`) on a writer
+/// connection.
 const GUARDED: &str = "oathdesk_release_guarded";
 
 /// A parameter's value: bound as a parameter, or written as a literal.
@@ -79,14 +68,13 @@ impl Value<'_> {
     }
 }
 
-/// Prepares the release statement on a writer connection, outside any
+/// Prepares the guarded release on a writer connection, outside any
 /// transaction: whether it could be (a vault whose tables are not there
-/// yet cannot; its members then send their savepoints alone).
+/// yet cannot; its releases are then sent one by one).
 pub(super) fn prepare(client: &mut Client) -> bool {
     client
         .batch_execute(&format!(
-            "PREPARE {NAME} ({APPEND_TYPES}) AS {}; PREPARE {GUARDED} ({APPEND_TYPES}) AS {}",
-            append_sql(),
+            "PREPARE {GUARDED} ({APPEND_TYPES}) AS {}",
             append_sql_guarded()
         ))
         .is_ok()
@@ -96,53 +84,6 @@ pub(super) fn prepare(client: &mut Client) -> bool {
 pub(super) fn execute_guarded(values: &[Value<'_>]) -> String {
     let literals: Vec<String> = values.iter().map(Value::literal).collect();
     format!("EXECUTE {GUARDED}({})", literals.join(", "))
-}
-
-/// The simple query of a later member: its savepoint and the release.
-fn savepoint_and_release(values: &[Value<'_>]) -> String {
-    let literals: Vec<String> = values.iter().map(Value::literal).collect();
-    format!("SAVEPOINT member; EXECUTE {NAME}({})", literals.join(", "))
-}
-
-impl PgTx<'_> {
-    /// The release as a group member that still owes its savepoint: both
-    /// in one round trip, answering the count found and whether it was
-    /// below the limit (so the entry appended). `None` where that does not
-    /// apply (not a member, the first member, a savepoint already sent, or
-    /// no prepared statement on this connection): the caller sends the
-    /// statement itself.
-    pub(super) fn release_with_savepoint(
-        &self,
-        values: &[Value<'_>],
-    ) -> Result<Option<(u64, bool)>> {
-        let mut tx = self.tx.borrow_mut();
-        let Txn::Member(member) = &mut *tx else {
-            return Ok(None);
-        };
-        if member.release_prepared != Some(true) || !member.take_owed() {
-            return Ok(None);
-        }
-        // The savepoint counts as sent from here: if the query fails, the
-        // member's undo rolls back to it.
-        member.releases_with_savepoint += 1;
-        let answer = member.client.simple_query(&savepoint_and_release(values))?;
-        let row = answer
-            .iter()
-            .find_map(|message| match message {
-                SimpleQueryMessage::Row(row) => Some(row),
-                _ => None,
-            })
-            .ok_or_else(|| Error::Database("the helpdesk release answered no row".into()))?;
-        let column = |index: usize| -> Result<&str> {
-            row.try_get(index).ok().flatten().ok_or_else(|| {
-                Error::Database("the helpdesk release answered an empty column".into())
-            })
-        };
-        let found = column(0)?.parse().map_err(|_| {
-            Error::Database("the helpdesk release answered a count out of range".into())
-        })?;
-        Ok(Some((found, column(1)? == "t")))
-    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,9 @@
 //! the round trips of `BEGIN` and `COMMIT`, and one WAL flush. The lock
 //! is taken once per group. A later member's `SAVEPOINT` is kept until the
 //! group commits (no `RELEASE`, see [`PgConn::release`]), and is sent only
-//! with the member's first statement ([`PgConn::place`]): a helpdesk code's
-//! write sends it in the same round trip as its one statement
-//! (`postgres/release.rs`), so such a member costs one round trip on the
-//! writer connection, not two; and the console's helpdesk codes that
-//! queue are written by one member for all (`postgres/combine.rs`).
+//! with the member's first statement ([`PgConn::place`]), or in the same
+//! round trip with it; and the console's helpdesk codes that queue are
+//! written by one member for all (`postgres/combine.rs`).
 //!
 //! A process with one store of a vault (a command-line run) writes on the
 //! store's own connection as before: a second connection would cost it a
@@ -40,13 +38,10 @@ pub(crate) struct PgConn {
     /// goes before the member's first statement ([`PgConn::place`]), or with
     /// it. A member that sent nothing has nothing to roll back.
     owed: bool,
-    /// Whether the helpdesk's release statement is prepared on this
+    /// Whether the helpdesk's guarded release is prepared on this
     /// connection by name (`postgres/release.rs`): `None` not tried yet,
-    /// `Some(false)` it could not be (the plain path is used).
+    /// `Some(false)` it could not be (releases are sent one by one).
     pub(crate) release_prepared: Option<bool>,
-    /// Releases sent in one round trip with their member's savepoint (for
-    /// the tests).
-    pub(crate) releases_with_savepoint: usize,
 }
 
 impl PgConn {
@@ -59,7 +54,6 @@ impl PgConn {
             last_used: Instant::now(),
             owed: false,
             release_prepared: None,
-            releases_with_savepoint: 0,
         })
     }
 
@@ -73,7 +67,7 @@ impl PgConn {
     }
 
     /// Takes the owed `SAVEPOINT` to send with a statement in one simple
-    /// query (`postgres/release.rs`): whether there was one. Once taken it
+    /// query (a batch of `postgres/combine.rs`): whether there was one. Once taken it
     /// counts as sent: if the query fails, the member's undo rolls back to
     /// it (and if it never reached the server, that fails too and the
     /// group's commit reports the aborted transaction).
