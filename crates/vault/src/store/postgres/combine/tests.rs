@@ -5,7 +5,7 @@
 use super::*;
 use crate::store::postgres::PgStore;
 use crate::store::postgres::writer::tests::{
-    a_credential, assert_one_chain, entries_of, entry, on_threads,
+    TestRelease, a_credential, assert_one_chain, entries_of, entry, on_threads,
 };
 use crate::store::{Store, StoreTx};
 use crate::testing::ScratchSchema;
@@ -16,28 +16,13 @@ const KEY: [u8; 32] = [7; 32];
 fn job(who: usize, n: usize, credential: i64, limit: u64) -> Arc<Job> {
     let mut unchained = entry(None, who, n);
     unchained.seq = 0;
-    let user = format!("w{who}");
-    let step_id = format!("{who}/{n}");
+    let release = TestRelease::new(who, n);
     Arc::new(Job::of(&Release {
-        count: AuditCount {
-            action: "group.test",
-            outcome: "ok",
-            user: &user,
-            since: 0,
-        },
+        count: release.count(),
         limit,
         entry: &unchained,
         key: &KEY,
-        step: ReleasedStep {
-            credential_id: credential,
-            counter: (who * 1000 + n) as u64,
-            at: 1,
-            mac_kind: "released_step",
-            mac_id: &step_id,
-            mac: b"mac",
-            below: 0,
-            mac_range: ("", ""),
-        },
+        step: release.step(credential),
     }))
 }
 
@@ -202,4 +187,82 @@ fn own_release(job: &Job) -> Release<'_> {
         key: &job.key,
         step: job.step(),
     }
+}
+
+#[test]
+fn a_later_members_batch_with_a_failing_release_loses_only_that_release() {
+    let schema = ScratchSchema::new();
+    let url = schema.url();
+    let mut first = PgStore::create(&url).unwrap();
+    let credential = a_credential(&mut first);
+    let later = PgStore::open(&url).unwrap();
+    let writer = first.writer.clone();
+    let batch = [
+        job(1, 0, credential, 10),
+        job(2, 0, credential + 1000, 10),
+        job(3, 0, credential, 10),
+    ];
+    let answers = std::thread::scope(|scope| {
+        // The group's first member appends an entry and, with the batch's
+        // turn queued behind it, hands the open transaction on: the batch
+        // is written by a later member, in the savepoint it owes.
+        let tx = first.write().unwrap();
+        let last = tx.audit_last().unwrap();
+        tx.audit_insert(&entry(last.as_ref(), 0, 0)).unwrap();
+        let batch = &batch;
+        let turn = scope.spawn(move || write_in_one_turn(&later, batch));
+        while writer.queued() < 1 {
+            std::thread::yield_now();
+        }
+        tx.commit().unwrap();
+        turn.join().unwrap()
+    });
+    assert_eq!(appended(&answers[0]), Some(0));
+    assert!(answers[1].is_err(), "{:?}", answers[1]);
+    assert_eq!(appended(&answers[2]), Some(0));
+    assert_eq!(writer.commits(), 1, "one group");
+    // The first member's entry is kept, and the two good releases after it.
+    assert_eq!(entries_of(&mut first, 0), 1);
+    assert_eq!(entries_of(&mut first, 2), 0);
+    assert_one_chain(&mut first, 3);
+}
+
+#[test]
+fn a_turn_that_panics_answers_its_batch_and_passes_the_baton() {
+    let combiner = Combiner::default();
+    let batch = [job(1, 0, 1, 10), job(2, 0, 1, 10)];
+    let next = job(3, 0, 1, 10);
+    {
+        let mut pending = lock(&combiner.pending);
+        pending.running = true;
+        pending.jobs.push_back(next.clone());
+    }
+    // The second was answered before the turn stopped: that answer stays.
+    let kept = Released {
+        found: 5,
+        entry: None,
+    };
+    batch[1].set(done(Ok(kept.clone()), None));
+    let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _baton = Baton {
+            combiner: &combiner,
+            passed: false,
+        };
+        let _answers = Answers(&batch);
+        panic!("a turn that stops half-way");
+    }));
+    assert!(turn.is_err());
+    let stopped = batch[0].finish().unwrap_err();
+    assert!(stopped.to_string().contains("stopped before"), "{stopped}");
+    assert_eq!(batch[1].finish().unwrap(), kept);
+    // The oldest queued release's thread takes the next turn (at once:
+    // its slot says so).
+    assert!(next.wait_for_turn());
+    // With nothing queued the baton is put down, for the next to pick up.
+    lock(&combiner.pending).jobs.clear();
+    drop(Baton {
+        combiner: &combiner,
+        passed: false,
+    });
+    assert!(!lock(&combiner.pending).running);
 }

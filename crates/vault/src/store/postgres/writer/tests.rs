@@ -251,32 +251,60 @@ pub(in crate::store::postgres) fn a_credential(store: &mut PgStore) -> i64 {
     id
 }
 
+/// Worker `who`'s `n`th helpdesk-like release: what it counts (the
+/// worker's entries) and the step it records.
+pub(in crate::store::postgres) struct TestRelease {
+    user: String,
+    step_id: String,
+    counter: u64,
+}
+
+impl TestRelease {
+    pub(in crate::store::postgres) fn new(who: usize, n: usize) -> TestRelease {
+        TestRelease {
+            user: format!("w{who}"),
+            step_id: format!("{who}/{n}"),
+            counter: (who * 1000 + n) as u64,
+        }
+    }
+
+    pub(in crate::store::postgres) fn count(&self) -> crate::store::AuditCount<'_> {
+        crate::store::AuditCount {
+            action: "group.test",
+            outcome: "ok",
+            user: &self.user,
+            since: 0,
+        }
+    }
+
+    pub(in crate::store::postgres) fn step(
+        &self,
+        credential: i64,
+    ) -> crate::store::ReleasedStep<'_> {
+        crate::store::ReleasedStep {
+            credential_id: credential,
+            counter: self.counter,
+            at: 1,
+            mac_kind: "released_step",
+            mac_id: &self.step_id,
+            mac: b"mac",
+            below: 0,
+            mac_range: ("", ""),
+        }
+    }
+}
+
 /// A helpdesk-like release: the recount, the entry and the released step
 /// of `credential` in one call.
 fn release(store: &mut PgStore, who: usize, n: usize, credential: i64) -> Result<u64> {
     let tx = store.write()?;
     let last = tx.audit_last()?;
-    let user = format!("w{who}");
-    let step_id = format!("{who}/{n}");
+    let release = TestRelease::new(who, n);
     let found = tx.audit_append_if_below(
-        &crate::store::AuditCount {
-            action: "group.test",
-            outcome: "ok",
-            user: &user,
-            since: 0,
-        },
+        &release.count(),
         1_000_000,
         &entry(last.as_ref(), who, n),
-        &crate::store::ReleasedStep {
-            credential_id: credential,
-            counter: (who * 1000 + n) as u64,
-            at: 1,
-            mac_kind: "released_step",
-            mac_id: &step_id,
-            mac: b"mac",
-            below: 0,
-            mac_range: ("", ""),
-        },
+        &release.step(credential),
     )?;
     tx.commit()?;
     Ok(found)
