@@ -25,20 +25,22 @@ fn the_one_statement_read_agrees_with_the_reads_one_by_one(backend: Backend) {
     let mut s = session(&f.location);
     s.set_setting("helpdesk.codes_per_hour", 7, NOW).unwrap();
     s.add_tokens(
+        // Stored in an order that is not the lists' (by serial): the
+        // candidates must come in the lists' order all the same.
         vec![
-            token("ANNA1", None, SEED, Some("anna@contoso.com")),
-            token(
-                "ANNA2",
-                None,
-                b"anna's second seed 1",
-                Some("anna@contoso.com"),
-            ),
             token(
                 "MOLTO",
                 Some(3),
                 b"a slot of a molto 12",
                 Some("anna@contoso.com"),
             ),
+            token(
+                "ANNA2",
+                None,
+                b"anna's second seed 1",
+                Some("anna@contoso.com"),
+            ),
+            token("ANNA1", None, SEED, Some("anna@contoso.com")),
             token(
                 "BORIS",
                 None,
@@ -91,7 +93,12 @@ fn the_one_statement_read_agrees_with_the_reads_one_by_one(backend: Backend) {
         .helpdesk_rows(&helpdesk_query("Anna@Contoso.com"))
         .unwrap();
     assert_eq!(anna.limit_text.as_deref(), Some("7"));
-    assert_eq!(anna.candidates.len(), 3);
+    let serials: Vec<Option<&str>> = anna
+        .candidates
+        .iter()
+        .map(|c| c.serial.as_deref())
+        .collect();
+    assert_eq!(serials, [Some("ANNA1"), Some("ANNA2"), Some("MOLTO")]);
     assert!(anna.facts.is_some() && anna.policy.is_some());
     // The setting, the policy, the user, the data on file, three credentials.
     assert_eq!(anna.macs.len(), 7);

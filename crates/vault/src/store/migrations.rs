@@ -884,6 +884,18 @@ CREATE TABLE import_generations (
 );
 ",
     },
+    Migration {
+        version: 16,
+        name: "released time steps without an index on their time",
+        // No read looks released steps up by time (they are read by
+        // credential and counter). On PostgreSQL the index made every
+        // helpdesk code for a step already released (its time updated) a
+        // new row version with new entries in both indexes, never a HOT
+        // update in place: the dead entries piled up under load and every
+        // later write of that credential's steps walked them.
+        sqlite: "DROP INDEX IF EXISTS released_steps_at;",
+        postgres: "DROP INDEX IF EXISTS released_steps_at;",
+    },
 ];
 
 /// The schema version this oathdesk writes.

@@ -43,11 +43,12 @@ pub(super) const PARAMS: usize = 4;
 pub(super) static SNAPSHOT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {}, {}, {}, \
-             coalesce((SELECT array_agg(epoch ORDER BY epoch) FROM audit_keys), '{{}}'), \
-             coalesce((SELECT array_agg(sealed_key ORDER BY epoch) FROM audit_keys), '{{}}'), \
+             k.epochs, k.sealed, \
              (SELECT mac FROM row_macs WHERE kind = $2 AND id = $3), \
              (SELECT mac FROM row_macs WHERE kind = $4 AND id = g.account) \
          FROM web_grants g \
+         CROSS JOIN (SELECT coalesce(array_agg(epoch ORDER BY epoch), '{{}}') AS epochs, \
+             coalesce(array_agg(sealed_key ORDER BY epoch), '{{}}') AS sealed FROM audit_keys) k \
          LEFT JOIN web_accounts a ON a.name = g.account \
          LEFT JOIN operators o ON o.name = g.account \
          WHERE g.id = $1",

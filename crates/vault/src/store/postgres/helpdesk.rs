@@ -16,9 +16,9 @@ use std::sync::LazyLock;
 use ::postgres::Row;
 use ::postgres::types::ToSql;
 
-use super::{CREDENTIAL_COLUMNS, CREDENTIAL_ORDER, Columns, PgTx, big, credential_at, grant};
+use super::{CREDENTIAL_COLUMNS, Columns, PgTx, big, credential_at, grant};
 use crate::error::Result;
-use crate::model::User;
+use crate::model::{CredentialRow, User};
 use crate::signed::{SIGNED_MARKER, kind};
 use crate::store::{GrantRows, HelpdeskQuery, HelpdeskRows, RecordRow, row_key};
 
@@ -67,8 +67,7 @@ fn snapshot_sql(grant: Option<&str>) -> String {
          LEFT JOIN who ON true \
          LEFT JOIN records f ON f.kind = '{facts}' AND f.id = who.key \
          LEFT JOIN (credentials c LEFT JOIN devices d ON d.id = c.device_id) \
-             ON c.user_id = who.id \
-         {CREDENTIAL_ORDER}"
+             ON c.user_id = who.id"
     )
 }
 
@@ -210,6 +209,7 @@ fn helpdesk_rows_of(query: &HelpdeskQuery<'_>, rows: &[Row]) -> Result<HelpdeskR
             );
             candidates.push(found);
         }
+        in_credential_order(&mut candidates);
         Ok(HelpdeskRows {
             limit_text: c.get(0)?,
             user,
@@ -223,9 +223,62 @@ fn helpdesk_rows_of(query: &HelpdeskQuery<'_>, rows: &[Row]) -> Result<HelpdeskR
     }
 }
 
+/// The order of the store's credential lists (`CREDENTIAL_ORDER`: by
+/// device serial in byte order, no device first, then slot, then id),
+/// here rather than in the statement: a Sort node costs the server its
+/// start-up on every code, for the one or two credentials a user has.
+fn in_credential_order(candidates: &mut [CredentialRow]) {
+    candidates.sort_by(|a, b| {
+        (a.serial.as_deref(), a.slot, a.id).cmp(&(b.serial.as_deref(), b.slot, b.id))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_come_in_the_lists_order() {
+        let credential = |id: i64, serial: Option<&str>, slot: Option<u32>| CredentialRow {
+            id,
+            device_id: serial.map(|_| 1),
+            slot,
+            kind: "totp".into(),
+            algorithm: "sha1".into(),
+            digits: 6,
+            period: Some(30),
+            t0: Some(0),
+            counter: None,
+            issuer: None,
+            label: None,
+            state: crate::model::State::Shipped,
+            custody: crate::model::Custody::Held,
+            sealed_secret: None,
+            user_id: Some(1),
+            drift_steps: None,
+            purge_after: None,
+            created_at: 0,
+            updated_at: 0,
+            serial: serial.map(str::to_owned),
+            upn: None,
+            manufacturer: None,
+            model: None,
+        };
+        let mut candidates = vec![
+            credential(1, Some("b"), Some(2)),
+            credential(2, Some("b"), None),
+            credential(3, Some("B"), Some(1)),
+            credential(4, None, Some(5)),
+            credential(5, Some("é"), None),
+            credential(6, None, None),
+            credential(7, Some("b"), Some(2)),
+        ];
+        in_credential_order(&mut candidates);
+        let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
+        // No device first; serials in byte order ("B" < "b" < "é"), no slot
+        // first; ties by id.
+        assert_eq!(ids, [6, 4, 3, 2, 1, 7, 5]);
+    }
 
     #[test]
     fn parameters_are_renumbered_after_the_first_statement() {
