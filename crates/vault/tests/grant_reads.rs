@@ -13,7 +13,7 @@ use common::{
 };
 use oathdesk_vault::model::State;
 use oathdesk_vault::store::grant::read_one_by_one;
-use oathdesk_vault::store::{GrantRows, Store, StoreTx};
+use oathdesk_vault::store::{GrantRows, HelpdeskRows, Store, StoreTx};
 use oathdesk_vault::web::SETUP_OPERATOR;
 use oathdesk_vault::{AnyStore, Session};
 use oathdesk_vault::{Unlock, Vault};
@@ -23,6 +23,7 @@ const DAY: u64 = 86_400;
 on_both_backends!(
     the_one_statement_grant_read_agrees_with_the_reads_one_by_one,
     a_session_opened_for_a_helpdesk_code_decides_on_what_it_read,
+    reads_made_together_by_concurrent_stores_agree_with_reads_made_alone,
 );
 
 /// A vault whose first admin, ada, signed in: her session's secret.
@@ -162,4 +163,101 @@ fn a_session_opened_for_a_helpdesk_code_decides_on_what_it_read(backend: Backend
         "{:?}",
         wrong.map(|_| ())
     );
+}
+
+fn sorted_both((grant, mut helpdesk): (GrantRows, HelpdeskRows)) -> (GrantRows, HelpdeskRows) {
+    helpdesk.macs.sort();
+    (sorted(grant), helpdesk)
+}
+
+/// The console's stores of one vault read concurrently; on PostgreSQL the
+/// reads that queue are made in one statement for all of them
+/// (`postgres/read_together.rs`): each request gets its own rows all the
+/// same — its grant's (or none), its user's (or none).
+fn reads_made_together_by_concurrent_stores_agree_with_reads_made_alone(backend: Backend) {
+    let f = Fixture::empty(backend);
+    let secret = ada(&f);
+    let (mut admin, _) = Vault::open_at(&f.location)
+        .unwrap()
+        .open_grant(&secret, Some(1800), NOW + 10, None)
+        .unwrap();
+    admin.set_helpdesk_policy(&desk_policy(), NOW + 10).unwrap();
+    admin
+        .add_tokens(
+            vec![
+                token("ANNA1", None, SEED, Some("anna@contoso.com")),
+                token(
+                    "ANNA2",
+                    None,
+                    b"anna's second seed 1",
+                    Some("anna@contoso.com"),
+                ),
+                token(
+                    "BORIS",
+                    None,
+                    b"boris's seed 1234567",
+                    Some("boris@contoso.com"),
+                ),
+            ],
+            NOW + 10,
+            "test",
+        )
+        .unwrap();
+    admin
+        .create_api_token("desk", &["helpdesk.code".into()], 7 * DAY, NOW + 10)
+        .unwrap();
+    drop(admin);
+    let mut store = AnyStore::open(&f.location).unwrap();
+    let grants: Vec<Vec<u8>> = store
+        .read()
+        .unwrap()
+        .web_grants(None)
+        .unwrap()
+        .into_iter()
+        .map(|grant| grant.id)
+        .chain([vec![0u8; 32]])
+        .collect();
+    assert_eq!(grants.len(), 3, "ada's session, her token, and no grant");
+    let upns = [
+        "anna@contoso.com",
+        "BORIS@contoso.com",
+        "nobody@contoso.com",
+    ];
+    let requests: Vec<(&[u8], &str)> = grants
+        .iter()
+        .flat_map(|grant| upns.iter().map(move |upn| (grant.as_slice(), *upn)))
+        .collect();
+    let alone: Vec<_> = requests
+        .iter()
+        .map(|(grant, upn)| {
+            sorted_both(
+                store
+                    .read_single()
+                    .unwrap()
+                    .grant_and_helpdesk_rows(grant, &helpdesk_query(upn))
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert!(alone[0].0.grant.is_some() && alone[0].1.candidates.len() == 2);
+    assert!(alone[8].0.grant.is_none() && alone[8].1.user.is_none());
+    const THREADS: usize = 8;
+    let start = std::sync::Barrier::new(THREADS);
+    std::thread::scope(|scope| {
+        for who in 0..THREADS {
+            let (start, requests, alone, location) = (&start, &requests, &alone, &f.location);
+            scope.spawn(move || {
+                let mut store = AnyStore::open(location).unwrap();
+                start.wait();
+                for n in 0..40 {
+                    let at = (who + n) % requests.len();
+                    let (grant, upn) = requests[at];
+                    let read = store
+                        .grant_and_helpdesk(grant, &helpdesk_query(upn))
+                        .unwrap();
+                    assert_eq!(sorted_both(read), alone[at], "{upn} with grant {at}");
+                }
+            });
+        }
+    });
 }

@@ -247,10 +247,7 @@ impl<S: Store> Vault<S> {
         upn: &str,
     ) -> Result<(Session<S>, Grant)> {
         let query = helpdesk::helpdesk_query(upn, now);
-        let (grant, rows) = self
-            .store
-            .read_single()?
-            .grant_and_helpdesk_rows(&grant_id(secret), &query)?;
+        let (grant, rows) = self.store.grant_and_helpdesk(&grant_id(secret), &query)?;
         let (mut session, grant) = self.open_grant_rows(grant, secret, idle, now, console_key)?;
         // A vault from before signed rows is signed as an admin opens it:
         // a change after the read, so the read is not used.

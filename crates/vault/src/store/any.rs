@@ -112,6 +112,17 @@ impl Store for AnyStore {
         })
     }
 
+    fn grant_and_helpdesk(
+        &mut self,
+        id: &[u8],
+        query: &HelpdeskQuery<'_>,
+    ) -> Result<(GrantRows, HelpdeskRows)> {
+        match self {
+            AnyStore::Sqlite(store) => store.grant_and_helpdesk(id, query),
+            AnyStore::Postgres(store) => store.grant_and_helpdesk(id, query),
+        }
+    }
+
     fn release(&mut self, release: &Release<'_>) -> Result<Released> {
         match self {
             AnyStore::Sqlite(store) => store.release(release),

@@ -392,6 +392,17 @@ pub trait Store {
         release_in_turn(self, release)
     }
 
+    /// [`StoreTx::grant_and_helpdesk_rows`] in a read of one statement.
+    /// Where stores of this process share the vault, the reads queued are
+    /// made together (PostgreSQL: `postgres/read_together.rs`).
+    fn grant_and_helpdesk(
+        &mut self,
+        id: &[u8],
+        query: &HelpdeskQuery<'_>,
+    ) -> Result<(GrantRows, HelpdeskRows)> {
+        self.read_single()?.grant_and_helpdesk_rows(id, query)
+    }
+
     /// A read of one statement (such as [`StoreTx::helpdesk_rows`]): as
     /// [`Store::read`], but a database that gives each statement a snapshot
     /// of its own needs no transaction around it (PostgreSQL: no `BEGIN`

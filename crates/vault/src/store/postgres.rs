@@ -84,6 +84,7 @@ mod grant;
 mod helpdesk;
 mod identify_marker;
 mod late_lock;
+mod read_together;
 pub(crate) mod references;
 mod release;
 mod writer;
@@ -134,6 +135,9 @@ pub struct PgStore {
     /// Its helpdesk releases waiting to be written together (see
     /// `postgres/combine.rs`).
     combiner: Arc<combine::Combiner>,
+    /// Its helpdesk reads waiting to be made together (see
+    /// `postgres/read_together.rs`).
+    reads: Arc<read_together::Reads>,
     /// The URL with its password masked, for messages.
     shown: String,
     /// What a new connection needs: the settings and the schema.
@@ -251,6 +255,7 @@ impl PgStore {
                 statements: HashMap::new(),
                 writer: writer::writer_of(url),
                 combiner: combine::combiner_of(url),
+                reads: read_together::reads_of(url),
                 shown,
                 config,
                 schema,
@@ -618,6 +623,20 @@ impl Store for PgStore {
             );
         }
         crate::store::release_in_turn(self, release)
+    }
+
+    /// With other stores of this vault in this process, read with the
+    /// reads queued with it (`postgres/read_together.rs`).
+    fn grant_and_helpdesk(
+        &mut self,
+        id: &[u8],
+        query: &HelpdeskQuery<'_>,
+    ) -> Result<(GrantRows, HelpdeskRows)> {
+        if Arc::strong_count(&self.writer) > 1 {
+            let reads = self.reads.clone();
+            return reads.read(self, id, query);
+        }
+        self.read_single()?.grant_and_helpdesk_rows(id, query)
     }
 
     fn read(&mut self) -> Result<PgTx<'_>> {

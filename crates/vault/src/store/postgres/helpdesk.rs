@@ -16,8 +16,9 @@ use std::sync::LazyLock;
 use ::postgres::Row;
 use ::postgres::types::ToSql;
 
+use super::read_together::{self, ReadJob};
 use super::{CREDENTIAL_COLUMNS, Columns, PgTx, big, credential_at, grant};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{CredentialRow, User};
 use crate::signed::{SIGNED_MARKER, kind};
 use crate::store::{GrantRows, HelpdeskQuery, HelpdeskRows, RecordRow, row_key};
@@ -78,24 +79,79 @@ static HELPDESK: LazyLock<String> = LazyLock::new(|| snapshot_sql(None));
 static GRANT_AND_HELPDESK: LazyLock<String> =
     LazyLock::new(|| snapshot_sql(Some(&after_params(grant::SNAPSHOT.as_str(), PARAMS))));
 
-/// `sql` with each parameter `$n` as `$(n + by)`. Our statements hold no
-/// `$` but their parameters' (no dollar quoting, no such identifiers).
+/// `sql` with each parameter `$n` as `$(n + by)`.
 fn after_params(sql: &str, by: usize) -> String {
+    with_params(sql, |n| format!("${}", n + by))
+}
+
+/// `sql` with each parameter `$n` as `param(n)`. Our statements hold no
+/// `$` but their parameters' (no dollar quoting, no such identifiers).
+fn with_params(sql: &str, param: impl Fn(usize) -> String) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut rest = sql;
     while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..=at]);
-        rest = &rest[at + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        match rest[..digits].parse::<usize>() {
-            Ok(n) => out.push_str(&(n + by).to_string()),
-            Err(_) => out.push_str(&rest[..digits]),
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match after[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&param(n)),
+            Err(_) => out.push('$'),
         }
-        rest = &rest[digits..];
+        rest = &after[digits..];
     }
     out.push_str(rest);
     out
 }
+
+/// The reads of `k` requests in one statement (`postgres/read_together.rs`):
+/// the requests' users, times and grants as rows of a `VALUES` list (`$1`…
+/// `$4k`, four each), each request's read as the statement of one in a
+/// lateral subquery over them, the rest shared (`$4k+1`…`$4k+7`). Each row
+/// ends with its request's place in the list, from 1.
+///
+/// One statement for each `k`, not one over arrays: the planner knows how
+/// many rows a `VALUES` list has, so after its first runs a prepared
+/// statement keeps one generic plan. Over an array parameter it guesses
+/// ten rows whatever the array holds, finds its generic plan dearer than
+/// one made for the values at hand, and plans anew at every run (0.6 ms,
+/// more than the read).
+fn together_sql(k: usize) -> String {
+    let shared = |n: usize| format!("${}", 4 * k + n);
+    let helpdesk = with_params(&snapshot_sql(None), |n| match n {
+        1 => "q.upn".to_owned(),
+        6 => "q.since".to_owned(),
+        7 => "q.since_day".to_owned(),
+        n => shared(n - 1),
+    });
+    let grant = with_params(grant::SNAPSHOT.as_str(), |n| match n {
+        1 => "q.grant_id".to_owned(),
+        n => shared(n + 3),
+    });
+    let requests: Vec<String> = (0..k)
+        .map(|j| {
+            let at = 4 * j;
+            format!(
+                "(${}::text, ${}::bigint, ${}::bigint, ${}::bytea, {})",
+                at + 1,
+                at + 2,
+                at + 3,
+                at + 4,
+                j + 1
+            )
+        })
+        .collect();
+    format!(
+        "SELECT r.*, gr.*, q.i \
+         FROM (VALUES {}) AS q(upn, since, since_day, grant_id, i) \
+         CROSS JOIN LATERAL ({helpdesk}) r \
+         LEFT JOIN LATERAL ({grant}) gr ON true",
+        requests.join(", ")
+    )
+}
+
+/// [`together_sql`] for each `k` up to a turn's most.
+static TOGETHER: LazyLock<Vec<String>> =
+    LazyLock::new(|| (0..=read_together::MAX_BATCH).map(together_sql).collect());
 
 fn helpdesk_params<'a>(
     query: &'a HelpdeskQuery<'a>,
@@ -137,6 +193,69 @@ impl PgTx<'_> {
             None => GrantRows::default(),
         };
         Ok((grant, helpdesk_rows_of(query, &rows)?))
+    }
+}
+
+impl PgTx<'_> {
+    /// The grant's and the helpdesk's rows of each job, in one statement
+    /// ([`together_sql`]); the jobs share all but their user, grant and
+    /// times.
+    pub(super) fn grant_and_helpdesk_together(
+        &self,
+        jobs: &[std::sync::Arc<ReadJob>],
+    ) -> Result<Vec<(GrantRows, HelpdeskRows)>> {
+        let Some(first) = jobs.first() else {
+            return Ok(Vec::new());
+        };
+        let shared = first.query();
+        let Some(sql) = TOGETHER.get(jobs.len()) else {
+            return Err(Error::Database(format!(
+                "{} helpdesk reads in one statement: at most {} go together",
+                jobs.len(),
+                read_together::MAX_BATCH
+            )));
+        };
+        let queries: Vec<HelpdeskQuery<'_>> = jobs.iter().map(|job| job.query()).collect();
+        let times = queries
+            .iter()
+            .map(|query| Ok((big(query.since)?, big(query.since_day)?)))
+            .collect::<Result<Vec<(i64, i64)>>>()?;
+        let (marker_kind, marker_id) = SIGNED_MARKER;
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(4 * jobs.len() + 7);
+        for ((job, query), (since, since_day)) in jobs.iter().zip(&queries).zip(&times) {
+            params.extend_from_slice(&[&query.upn, since, since_day, &job.grant]);
+        }
+        params.extend_from_slice(&[
+            &shared.setting,
+            &shared.policy_id,
+            &shared.action,
+            &shared.outcome,
+            &marker_kind,
+            &marker_id,
+            &kind::OPERATOR,
+        ]);
+        let rows = self.query(sql, &params)?;
+        let mut each: Vec<Vec<Row>> = jobs.iter().map(|_| Vec::new()).collect();
+        for row in rows {
+            let place: i32 = Columns(&row).get(row.len() - 1)?;
+            let rows = usize::try_from(place - 1)
+                .ok()
+                .and_then(|index| each.get_mut(index))
+                .ok_or_else(|| Error::Database("the helpdesk reads answered a stray row".into()))?;
+            rows.push(row);
+        }
+        queries
+            .iter()
+            .zip(each)
+            .map(|(query, rows)| {
+                // Every request has a row (its counts), with or without a grant.
+                let first = rows.first().ok_or_else(|| {
+                    Error::Database("the helpdesk reads answered no row for a request".into())
+                })?;
+                let grant = grant::grant_rows_at(first, GRANT_AT)?;
+                Ok((grant, helpdesk_rows_of(query, &rows)?))
+            })
+            .collect()
     }
 }
 
@@ -293,5 +412,18 @@ mod tests {
             assert!(joined.contains(&format!("${n}")), "${n} is missing");
         }
         assert!(!joined.contains(&format!("${}", PARAMS + grant::PARAMS + 1)));
+    }
+
+    #[test]
+    fn the_reads_together_take_four_parameters_a_request_and_seven_shared() {
+        for k in [1, 3, read_together::MAX_BATCH] {
+            let sql = &TOGETHER[k];
+            for n in 1..=4 * k + 7 {
+                assert!(sql.contains(&format!("${n}")), "${n} is missing for {k}");
+            }
+            assert!(!sql.contains(&format!("${}", 4 * k + 8)), "{k}");
+            assert!(sql.contains(&format!(", {k})) AS q(")), "{k}");
+        }
+        assert_eq!(with_params("$1 $ $2x", |n| format!("p{n}")), "p1 $ p2x");
     }
 }

@@ -1,0 +1,129 @@
+//! Reads made together on PostgreSQL: under concurrency the requests are
+//! read in each other's turns and each gets its own rows; a turn that ends
+//! in a panic hands its requests back and passes on.
+
+use super::*;
+use crate::store::postgres::writer::tests::on_threads;
+use crate::testing::ScratchSchema;
+
+fn query(upn: &str) -> HelpdeskQuery<'_> {
+    HelpdeskQuery {
+        upn,
+        setting: "helpdesk.codes_per_hour",
+        policy_id: "helpdesk",
+        action: "helpdesk.code",
+        outcome: "granted",
+        since: 1,
+        since_day: 0,
+    }
+}
+
+#[test]
+fn concurrent_reads_are_made_for_each_other_and_each_gets_its_own() {
+    let schema = ScratchSchema::new();
+    let url = schema.url();
+    let mut first = PgStore::create(&url).unwrap();
+    // A user whose rows differ from the others' (nobody else exists).
+    {
+        let tx = first.write().unwrap();
+        tx.user_insert("anna@contoso.com", None, 1).unwrap();
+        tx.commit().unwrap();
+    }
+    let anna = first
+        .read_single()
+        .unwrap()
+        .grant_and_helpdesk_rows(&[1; 32], &query("anna@contoso.com"))
+        .unwrap();
+    assert_eq!(anna.1.user.as_ref().unwrap().upn, "anna@contoso.com");
+    on_threads(&url, 8, |store, who| {
+        for n in 0..50 {
+            let upn = if (who + n) % 3 == 0 {
+                "ANNA@contoso.com".to_owned()
+            } else {
+                format!("w{who}.{n}@contoso.com")
+            };
+            let (grant, rows) = store.grant_and_helpdesk(&[1; 32], &query(&upn)).unwrap();
+            assert_eq!(grant, GrantRows::default());
+            match rows.user {
+                Some(user) => {
+                    assert!(upn.starts_with("ANNA"), "{upn}");
+                    assert_eq!(user, anna.1.user.clone().unwrap());
+                }
+                None => assert!(!upn.starts_with("ANNA"), "{upn}"),
+            }
+        }
+    });
+    assert!(
+        first.reads.read_for_others() > 0,
+        "some requests were read in another's turn"
+    );
+}
+
+#[test]
+fn a_turn_that_panics_hands_its_requests_back_and_passes_on() {
+    let reads = Reads::default();
+    let batch = vec![
+        Arc::new(ReadJob::of(&[1], &query("a@contoso.com"))),
+        Arc::new(ReadJob::of(&[2], &query("b@contoso.com"))),
+    ];
+    let next = Arc::new(ReadJob::of(&[3], &query("c@contoso.com")));
+    {
+        let mut pending = lock(&reads.pending);
+        pending.running = 1;
+        pending.jobs.push_back(next.clone());
+    }
+    let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _turn = Turn {
+            reads: &reads,
+            batch: batch.clone(),
+        };
+        panic!("a turn that stops half-way");
+    }));
+    assert!(turn.is_err());
+    for job in &batch {
+        assert!(matches!(job.wait(), Slot::Alone), "read alone");
+    }
+    assert!(matches!(next.wait(), Slot::Run), "the next takes the turn");
+    assert_eq!(lock(&reads.pending).running, 1, "handed on, not ended");
+    // With nothing queued, a turn that ends is put down.
+    drop(Turn {
+        reads: &reads,
+        batch: Vec::new(),
+    });
+    assert_eq!(lock(&reads.pending).running, 0);
+}
+
+#[test]
+fn with_another_turn_under_way_a_turn_hands_on_only_enough_to_share() {
+    let reads = Reads::default();
+    let queued: Vec<Arc<ReadJob>> = (0..SHARED_TURN)
+        .map(|n| Arc::new(ReadJob::of(&[n as u8], &query("q@contoso.com"))))
+        .collect();
+    {
+        let mut pending = lock(&reads.pending);
+        pending.running = 2;
+        pending.jobs.extend(queued[1..].iter().cloned());
+    }
+    // Too few queued: the turn ends, and the other takes them.
+    drop(Turn {
+        reads: &reads,
+        batch: Vec::new(),
+    });
+    {
+        let pending = lock(&reads.pending);
+        assert_eq!((pending.running, pending.jobs.len()), (1, SHARED_TURN - 1));
+    }
+    // Enough queued: handed on, both turns under way.
+    {
+        let mut pending = lock(&reads.pending);
+        pending.running = 2;
+        pending.jobs.push_front(queued[0].clone());
+    }
+    drop(Turn {
+        reads: &reads,
+        batch: Vec::new(),
+    });
+    assert!(matches!(queued[0].wait(), Slot::Run));
+    let pending = lock(&reads.pending);
+    assert_eq!((pending.running, pending.jobs.len()), (2, SHARED_TURN - 1));
+}
