@@ -15,7 +15,7 @@ use oathdesk_vault::model::State;
 use oathdesk_vault::store::grant::read_one_by_one;
 use oathdesk_vault::store::{GrantRows, HelpdeskRows, Store, StoreTx};
 use oathdesk_vault::web::SETUP_OPERATOR;
-use oathdesk_vault::{AnyStore, Session};
+use oathdesk_vault::{AnyStore, NewToken, Session};
 use oathdesk_vault::{Unlock, Vault};
 
 const DAY: u64 = 86_400;
@@ -36,6 +36,28 @@ fn ada(f: &Fixture) -> [u8; 32] {
         .complete_setup("ada", b"ada's long password", KDF, DAY, NOW)
         .unwrap();
     *secret
+}
+
+/// Ada's session with the helpdesk policy set and anna's and boris's
+/// tokens added (and `more`).
+fn desk(f: &Fixture, secret: &[u8; 32], more: Vec<NewToken>) -> Session {
+    let (mut admin, _) = Vault::open_at(&f.location)
+        .unwrap()
+        .open_grant(secret, Some(1800), NOW + 10, None)
+        .unwrap();
+    admin.set_helpdesk_policy(&desk_policy(), NOW + 10).unwrap();
+    let mut tokens = vec![
+        token("ANNA1", None, SEED, Some("anna@contoso.com")),
+        token(
+            "BORIS",
+            None,
+            b"boris's seed 1234567",
+            Some("boris@contoso.com"),
+        ),
+    ];
+    tokens.extend(more);
+    admin.add_tokens(tokens, NOW + 10, "test").unwrap();
+    admin
 }
 
 fn sorted(mut rows: GrantRows) -> GrantRows {
@@ -104,27 +126,7 @@ fn the_one_statement_grant_read_agrees_with_the_reads_one_by_one(backend: Backen
 fn a_session_opened_for_a_helpdesk_code_decides_on_what_it_read(backend: Backend) {
     let f = Fixture::empty(backend);
     let secret = ada(&f);
-    let (mut admin, _) = Vault::open_at(&f.location)
-        .unwrap()
-        .open_grant(&secret, Some(1800), NOW + 10, None)
-        .unwrap();
-    admin.set_helpdesk_policy(&desk_policy(), NOW + 10).unwrap();
-    admin
-        .add_tokens(
-            vec![
-                token("ANNA1", None, SEED, Some("anna@contoso.com")),
-                token(
-                    "BORIS",
-                    None,
-                    b"boris's seed 1234567",
-                    Some("boris@contoso.com"),
-                ),
-            ],
-            NOW + 10,
-            "test",
-        )
-        .unwrap();
-    drop(admin);
+    drop(desk(&f, &secret, vec![]));
     let at = NOW + 20;
     let open = |upn: &str| -> Session {
         Vault::open_at(&f.location)
@@ -177,32 +179,16 @@ fn sorted_both((grant, mut helpdesk): (GrantRows, HelpdeskRows)) -> (GrantRows, 
 fn reads_made_together_by_concurrent_stores_agree_with_reads_made_alone(backend: Backend) {
     let f = Fixture::empty(backend);
     let secret = ada(&f);
-    let (mut admin, _) = Vault::open_at(&f.location)
-        .unwrap()
-        .open_grant(&secret, Some(1800), NOW + 10, None)
-        .unwrap();
-    admin.set_helpdesk_policy(&desk_policy(), NOW + 10).unwrap();
-    admin
-        .add_tokens(
-            vec![
-                token("ANNA1", None, SEED, Some("anna@contoso.com")),
-                token(
-                    "ANNA2",
-                    None,
-                    b"anna's second seed 1",
-                    Some("anna@contoso.com"),
-                ),
-                token(
-                    "BORIS",
-                    None,
-                    b"boris's seed 1234567",
-                    Some("boris@contoso.com"),
-                ),
-            ],
-            NOW + 10,
-            "test",
-        )
-        .unwrap();
+    let mut admin = desk(
+        &f,
+        &secret,
+        vec![token(
+            "ANNA2",
+            None,
+            b"anna's second seed 1",
+            Some("anna@contoso.com"),
+        )],
+    );
     admin
         .create_api_token("desk", &["helpdesk.code".into()], 7 * DAY, NOW + 10)
         .unwrap();

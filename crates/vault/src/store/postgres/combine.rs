@@ -24,9 +24,9 @@
 //! batch is rolled back to its savepoint and written one by one, each in
 //! a savepoint of its own, so that only the failing release fails.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use ::postgres::SimpleQueryMessage;
 use ::postgres::types::ToSql;
@@ -446,18 +446,11 @@ fn one_by_one(
 }
 
 /// One combiner per vault, as there is one writer (by its URL as given).
-static COMBINERS: LazyLock<Mutex<HashMap<String, Weak<Combiner>>>> = LazyLock::new(Mutex::default);
+static COMBINERS: super::PerVault<Combiner> = LazyLock::new(Mutex::default);
 
 /// The combiner of the vault at `url`.
 pub(crate) fn combiner_of(url: &str) -> Arc<Combiner> {
-    let mut combiners = lock(&COMBINERS);
-    combiners.retain(|_, combiner| combiner.strong_count() > 0);
-    if let Some(combiner) = combiners.get(url).and_then(Weak::upgrade) {
-        return combiner;
-    }
-    let combiner = Arc::new(Combiner::default());
-    combiners.insert(url.to_owned(), Arc::downgrade(&combiner));
-    combiner
+    super::per_vault(&COMBINERS, url)
 }
 
 #[cfg(test)]

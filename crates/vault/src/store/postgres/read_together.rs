@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use super::PgStore;
 use crate::error::Result;
@@ -254,19 +254,11 @@ impl Reads {
 }
 
 /// One [`Reads`] per vault, by its URL as given.
-static READS: LazyLock<Mutex<std::collections::HashMap<String, Weak<Reads>>>> =
-    LazyLock::new(Mutex::default);
+static READS: super::PerVault<Reads> = LazyLock::new(Mutex::default);
 
 /// The reads of the vault at `url`.
 pub(crate) fn reads_of(url: &str) -> Arc<Reads> {
-    let mut all = lock(&READS);
-    all.retain(|_, reads| reads.strong_count() > 0);
-    if let Some(reads) = all.get(url).and_then(Weak::upgrade) {
-        return reads;
-    }
-    let reads = Arc::new(Reads::default());
-    all.insert(url.to_owned(), Arc::downgrade(&reads));
-    reads
+    super::per_vault(&READS, url)
 }
 
 #[cfg(test)]

@@ -217,11 +217,9 @@ fn a_member_that_sent_nothing_undoes_nothing_of_the_others() {
     assert_eq!(writer.commits(), 1, "one group");
 }
 
-/// A credential for released steps to refer to.
-pub(in crate::store::postgres) fn a_credential(store: &mut PgStore) -> i64 {
-    let tx = store.write().unwrap();
-    let id = tx.credential_ids(1).unwrap()[0];
-    let row = crate::model::CredentialRow {
+/// A held TOTP credential with this id and no user, device or serial.
+pub(in crate::store::postgres) fn credential_row(id: i64) -> crate::model::CredentialRow {
+    crate::model::CredentialRow {
         id,
         device_id: None,
         slot: None,
@@ -245,7 +243,14 @@ pub(in crate::store::postgres) fn a_credential(store: &mut PgStore) -> i64 {
         upn: None,
         manufacturer: None,
         model: None,
-    };
+    }
+}
+
+/// A credential for released steps to refer to.
+pub(in crate::store::postgres) fn a_credential(store: &mut PgStore) -> i64 {
+    let tx = store.write().unwrap();
+    let id = tx.credential_ids(1).unwrap()[0];
+    let row = credential_row(id);
     tx.credentials_insert(&[row], &[vec![1]]).unwrap();
     tx.commit().unwrap();
     id
