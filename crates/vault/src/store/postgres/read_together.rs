@@ -16,9 +16,10 @@
 //! does (`postgres/combine.rs`), so no request waits for a turn nobody
 //! takes.
 //!
-//! Measured on two cores at 16 connections (BENCHMARKS.md): the server's
-//! reads took half the CPU they took one by one (3.4 requests a statement
-//! with one turn, 1.8 with two at any time).
+//! Measured on two cores at 16 connections (BENCHMARKS.md): with one turn
+//! at a time, 3.4 requests a statement and the reads' backends at half the
+//! CPU they took one by one; with two turns at any time, 1.8 requests a
+//! statement; hence the second turn only for a few queued.
 //!
 //! Every request still gets rows of one snapshot (the statement's); one
 //! alone is read with the statement of one (in a turn all the same, so

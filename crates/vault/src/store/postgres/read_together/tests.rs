@@ -127,3 +127,29 @@ fn with_another_turn_under_way_a_turn_hands_on_only_enough_to_share() {
     let pending = lock(&reads.pending);
     assert_eq!((pending.running, pending.jobs.len()), (2, SHARED_TURN - 1));
 }
+
+#[test]
+fn a_turn_takes_only_the_queued_reads_that_go_with_its_own() {
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let reads = Reads::default();
+    let own = Arc::new(ReadJob::of(&[1], &query("a@contoso.com")));
+    let mut other_setting = query("b@contoso.com");
+    other_setting.setting = "helpdesk.codes_per_day";
+    let apart = Arc::new(ReadJob::of(&[2], &other_setting));
+    let along = Arc::new(ReadJob::of(&[3], &query("c@contoso.com")));
+    {
+        let mut pending = lock(&reads.pending);
+        pending.running = 1;
+        pending.jobs.extend([apart.clone(), along.clone()]);
+    }
+    reads.turn(&mut store, &own);
+    // Its own read, alone: the one queued first does not go with it (and
+    // stops the turn's taking), so it takes the next turn.
+    assert!(matches!(own.wait(), Slot::Done(_)));
+    assert_eq!(reads.read_for_others(), 0);
+    assert!(matches!(apart.wait(), Slot::Run));
+    let pending = lock(&reads.pending);
+    assert_eq!(pending.jobs.len(), 1, "the other still queued");
+    assert!(Arc::ptr_eq(&pending.jobs[0], &along));
+}
