@@ -113,6 +113,13 @@ pub(crate) trait GroupConnection {
     fn rollback(&mut self) -> Result<()>;
     /// Whether the group's transaction is still open.
     fn in_transaction(&self) -> bool;
+    /// Whether a member committed the group's transaction with its own
+    /// statements (a batch of PostgreSQL's releases sends its `COMMIT`
+    /// with them): the group ends, and [`GroupConnection::commit`] has
+    /// nothing left to send.
+    fn settled(&self) -> bool {
+        false
+    }
     /// Whether the connection can begin a group; one that cannot (closed
     /// by the server) is replaced before the group begins.
     fn usable(&mut self) -> bool {
@@ -236,7 +243,8 @@ impl<C: GroupConnection> Writer<C> {
         // A database may roll the whole transaction back on some errors
         // (I/O, a full disk, a lost connection): every member that joined
         // it is then lost.
-        let lost = !connection(&mut state).in_transaction();
+        let settled = connection(&mut state).settled();
+        let lost = !settled && !connection(&mut state).in_transaction();
         let group = state.group.as_mut().expect("checked above");
         if joined {
             group.members += 1;
@@ -247,7 +255,7 @@ impl<C: GroupConnection> Writer<C> {
             Some(Err(
                 "the transaction was rolled back by the database".to_owned()
             ))
-        } else if self.queued.load(Ordering::SeqCst) > 0 && members < MAX_MEMBERS {
+        } else if !settled && self.queued.load(Ordering::SeqCst) > 0 && members < MAX_MEMBERS {
             None
         } else if members > 0 {
             self.commits.fetch_add(1, Ordering::SeqCst);

@@ -597,7 +597,9 @@ impl Store for PgStore {
             // Other stores of this vault in this process: write in a group
             // on the shared writer connection.
             let (config, schema, shown) = (&self.config, self.schema.as_deref(), &self.shown);
-            let member = self.writer.begin(|| PgConn::open(config, schema, shown))?;
+            let mut member = self.writer.begin(|| PgConn::open(config, schema, shown))?;
+            // This member chains on the tail: it must be read, with the lock.
+            member.begun()?;
             let tail = member.tail.clone();
             return Ok(PgTx {
                 tx: RefCell::new(Txn::Member(member)),

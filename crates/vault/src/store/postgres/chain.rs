@@ -87,12 +87,19 @@ pub(super) fn append_sql() -> String {
 
 /// [`append_sql`] for a write made after others in one round trip
 /// (`postgres/combine.rs`): it also appends nothing unless the chain ends
-/// right before its entry (an entry before it that was not appended, at
-/// the limit, must not leave a gap), and answers the count, whether it was
-/// below the limit and whether it appended.
+/// right before its entry, and answers the count, whether it was below the
+/// limit and whether it appended. Right before means the last entry is the
+/// one it was chained on, by seq *and* hash: an entry before it in the
+/// batch that was not appended (at the limit) must not leave a gap, and a
+/// batch chained on a tail that another process has since moved on (by as
+/// many entries as the batch's refused ones) must not link to an entry
+/// that is not its predecessor.
 pub(super) fn append_sql_guarded() -> String {
+    // The last entry, found with one probe of the index: none only for
+    // the first entry.
     append_sql_with(
-        " AND (SELECT max(seq) FROM audit) IS NOT DISTINCT FROM nullif($6::bigint - 1, 0)",
+        " AND coalesce((SELECT seq = $6::bigint - 1 AND hash = $16::bytea \
+             FROM audit ORDER BY seq DESC LIMIT 1), $6::bigint = 1)",
     )
 }
 

@@ -23,6 +23,15 @@
 //! next round trip. A statement that fails ends the simple query: the
 //! batch is rolled back to its savepoint and written one by one, each in
 //! a savepoint of its own, so that only the failing release fails.
+//!
+//! A turn sends as few round trips as it can:
+//! - the group's `BEGIN`, lock and tail read travel with the first batch
+//!   (`writer.rs`, [`PgConn::take_owed_begin`]): the entries are chained
+//!   on the tail this connection's last commit left, and if another
+//!   process has appended since, the guard refuses them and they are
+//!   chained again on the tail read in that round trip;
+//! - with nobody queued to join the group, its `COMMIT` goes in the same
+//!   round trip: a group of releases is then one round trip in all.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,12 +41,12 @@ use ::postgres::SimpleQueryMessage;
 use ::postgres::types::ToSql;
 use zeroize::Zeroizing;
 
-use super::chain::{append_sql_guarded, append_values};
-use super::release::{Value, execute_guarded};
+use super::chain::{self, append_sql_guarded, append_values};
+use super::release::{Value, execute_guarded, literals};
 use super::writer::PgConn;
 use crate::audit;
 use crate::error::{Error, Result};
-use crate::store::group_commit::{GroupOutcome, Writer};
+use crate::store::group_commit::{GroupConnection, GroupOutcome, Writer};
 use crate::store::{AuditCount, AuditRow, Release, Released, ReleasedStep};
 
 /// The most releases written in one turn.
@@ -277,7 +286,9 @@ impl Combiner {
                 return;
             }
         };
-        let results = write_batch(&mut member, &batch);
+        // Nobody queued to join the group: it commits with the batch.
+        let commit = !member.others_queued();
+        let results = write_batch(&mut member, &batch, commit);
         self.written_for_others
             .fetch_add(batch.len().saturating_sub(1), Ordering::Relaxed);
         // The next holder queues for the turn now, so that this group is
@@ -309,39 +320,47 @@ fn answer_of(row: &::postgres::SimpleQueryRow) -> Option<(u64, bool, bool)> {
     Some((text(0)?.parse().ok()?, text(1)? == "t", text(2)? == "t"))
 }
 
+/// How many messages of a batch's answer are those of the group's `BEGIN`,
+/// lock and tail read: up to the third statement's end.
+fn begin_answers(messages: &[SimpleQueryMessage]) -> usize {
+    messages
+        .iter()
+        .enumerate()
+        .filter(|(_, message)| matches!(message, SimpleQueryMessage::CommandComplete(_)))
+        .nth(2)
+        .map_or(messages.len(), |(at, _)| at + 1)
+}
+
 /// Writes the jobs in order on the writer connection, in its open
-/// transaction: their answers, in order.
+/// transaction: their answers, in order. With `commit` (nobody queued to
+/// join the group), a batch that sends the group's `BEGIN` sends its
+/// `COMMIT` too: the group's whole transaction in one round trip.
 fn write_batch(
     conn: &mut PgConn,
     batch: &[Arc<Job>],
+    commit: bool,
 ) -> Vec<std::result::Result<Released, String>> {
     let mut answers = Vec::with_capacity(batch.len());
     if conn.release_prepared != Some(true) {
-        if let Err(error) = conn.place() {
-            return batch.iter().map(|_| Err(error.to_string())).collect();
-        }
         one_by_one(conn, batch, &mut answers);
         return answers;
     }
-    // A later member's savepoint travels with its first round trip.
-    let mut head = if conn.take_owed() {
-        "SAVEPOINT member; ".to_owned()
-    } else {
-        String::new()
-    };
+    // The entries are chained on the tail: unless this connection's last
+    // commit left it known, it is read first (with the lock).
+    if !conn.tail_known
+        && let Err(error) = conn.begun()
+    {
+        return batch.iter().map(|_| Err(error.to_string())).collect();
+    }
     while answers.len() < batch.len() {
         let rest = &batch[answers.len()..];
         let mut tail = conn.tail.clone();
         let mut entries = Vec::with_capacity(rest.len());
-        let mut sql = std::mem::take(&mut head);
-        sql.push_str("SAVEPOINT batch");
+        let mut releases = Vec::with_capacity(rest.len());
         for job in rest {
             let entry = job.chained(tail.as_ref());
             match append_values(&job.count(), job.limit, &entry, &job.step()) {
-                Ok(values) => {
-                    sql.push_str("; ");
-                    sql.push_str(&execute_guarded(&values));
-                }
+                Ok(values) => releases.push(literals(&values)),
                 // A value out of range: written alone, where it fails alone.
                 Err(_) => break,
             }
@@ -352,16 +371,78 @@ fn write_batch(
             one_by_one(conn, &rest[..1], &mut answers);
             continue;
         }
-        let rows = match conn.client.simple_query(&sql) {
-            Ok(messages) => messages
-                .iter()
-                .filter_map(|message| match message {
-                    SimpleQueryMessage::Row(row) => answer_of(row),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-            Err(_) => Vec::new(),
+        let mut statements = String::from("SAVEPOINT batch");
+        for release in &releases {
+            statements.push_str("; ");
+            statements.push_str(&execute_guarded(release));
+        }
+        // What this member still owes travels with the batch: the group's
+        // BEGIN, lock and tail read (the first member), or its savepoint.
+        let begins = conn.take_owed_begin();
+        let head = match &begins {
+            Some(begin) => format!("{begin}; "),
+            None if conn.take_owed() => "SAVEPOINT member; ".to_owned(),
+            None => String::new(),
         };
+        let commits = commit && begins.is_some();
+        if commits {
+            statements.push_str("; COMMIT");
+        }
+        let answer = conn.client.simple_query(&(head + &statements));
+        let (messages, skip) = match (answer, begins) {
+            (Ok(messages), None) => (messages, 0),
+            (Ok(messages), Some(_)) => {
+                // The tail read with the lock: where the entries were
+                // chained, or (another process appended since this
+                // connection's last commit) where the statements refused
+                // to append, and the jobs are chained again.
+                let skip = begin_answers(&messages);
+                if commits {
+                    // Every statement ran, the COMMIT too.
+                    conn.settle();
+                }
+                match chain::tail_of(&messages[..skip]) {
+                    Ok(real) => conn.tail = real,
+                    // Committed: the answers say what was appended, and
+                    // the tail is read again for the rest, if any.
+                    Err(_) if commits => {}
+                    Err(error) => {
+                        conn.abandon();
+                        let reason = format!("the helpdesk releases were not written: {error}");
+                        answers.extend(rest.iter().map(|_| Err(reason.clone())));
+                        return answers;
+                    }
+                }
+                (messages, skip)
+            }
+            (Err(_), Some(_)) => {
+                // The lock or a release failed; the transaction holds
+                // nothing else. Begun again, the jobs are written one by
+                // one, where a failure is its own.
+                if let Err(error) = conn.begin_again() {
+                    answers.extend(rest.iter().map(|_| Err(error.to_string())));
+                    return answers;
+                }
+                one_by_one(conn, rest, &mut answers);
+                return answers;
+            }
+            (Err(_), None) => (Vec::new(), 0),
+        };
+        let rows = messages[skip..]
+            .iter()
+            .filter_map(|message| match message {
+                SimpleQueryMessage::Row(row) => answer_of(row),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        if rows.len() != entries.len() && conn.settled() {
+            // Every statement ran and committed, but their answers do not
+            // say what they did (which cannot be): nothing is claimed.
+            conn.tail_known = false;
+            let reason = "the helpdesk releases' answers could not be read: check the audit log";
+            answers.extend(rest.iter().map(|_| Err(reason.to_owned())));
+            return answers;
+        }
         if rows.len() != entries.len() {
             // A statement failed (or answered what it should not): the
             // batch's writes are undone and made one by one.
@@ -373,6 +454,7 @@ fn write_batch(
             one_by_one(conn, rest, &mut answers);
             return answers;
         }
+        let mut alone = false;
         for ((found, appended, below), entry) in rows.into_iter().zip(entries) {
             if appended {
                 conn.tail = Some(entry.clone());
@@ -389,10 +471,21 @@ fn write_batch(
                 // Below the limit and not appended: the chain does not end
                 // where this writer saw it (nothing after it appended
                 // either). Written alone, it says so.
-                let at = answers.len();
-                one_by_one(conn, &batch[at..=at], &mut answers);
+                alone = true;
                 break;
             }
+        }
+        if answers.len() < batch.len()
+            && conn.settled()
+            && let Err(error) = conn.begin_after_settled()
+        {
+            let rest = &batch[answers.len()..];
+            answers.extend(rest.iter().map(|_| Err(error.to_string())));
+            return answers;
+        }
+        if alone {
+            let at = answers.len();
+            one_by_one(conn, &batch[at..=at], &mut answers);
         }
     }
     answers
@@ -405,6 +498,10 @@ fn one_by_one(
     jobs: &[Arc<Job>],
     answers: &mut Vec<std::result::Result<Released, String>>,
 ) {
+    if let Err(error) = conn.place() {
+        answers.extend(jobs.iter().map(|_| Err(error.to_string())));
+        return;
+    }
     for job in jobs {
         let entry = job.chained(conn.tail.as_ref());
         let answer = append_values(&job.count(), job.limit, &entry, &job.step())

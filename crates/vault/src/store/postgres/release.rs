@@ -80,10 +80,15 @@ pub(super) fn prepare(client: &mut Client) -> bool {
         .is_ok()
 }
 
-/// The guarded release as a statement of a simple query.
-pub(super) fn execute_guarded(values: &[Value<'_>]) -> String {
+/// One release's values as literals, for [`execute_guarded`].
+pub(super) fn literals(values: &[Value<'_>]) -> String {
     let literals: Vec<String> = values.iter().map(Value::literal).collect();
-    format!("EXECUTE {GUARDED}({})", literals.join(", "))
+    literals.join(", ")
+}
+
+/// The guarded release as a statement of a simple query.
+pub(super) fn execute_guarded(literals: &str) -> String {
+    format!("EXECUTE {GUARDED}({literals})")
 }
 
 #[cfg(test)]

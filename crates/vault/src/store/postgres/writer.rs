@@ -5,8 +5,10 @@
 //! is taken once per group. A later member's `SAVEPOINT` is kept until the
 //! group commits (no `RELEASE`, see [`PgConn::release`]), and is sent only
 //! with the member's first statement ([`PgConn::place`]), or in the same
-//! round trip with it; and the console's helpdesk codes that queue are
-//! written by one member for all (`postgres/combine.rs`).
+//! round trip with it; the group's `BEGIN`, lock and tail read likewise
+//! ([`PgConn::begun`]); and the console's helpdesk codes that queue are
+//! written by one member for all (`postgres/combine.rs`), with the
+//! group's `BEGIN` and, if nobody waits to join, its `COMMIT`.
 //!
 //! A process with one store of a vault (a command-line run) writes on the
 //! store's own connection as before: a second connection would cost it a
@@ -38,10 +40,26 @@ pub(crate) struct PgConn {
     /// goes before the member's first statement ([`PgConn::place`]), or with
     /// it. A member that sent nothing has nothing to roll back.
     owed: bool,
+    /// The group's `BEGIN`, lock and tail are not sent yet: they go with
+    /// the first member's first statement ([`PgConn::begun`]), or in one
+    /// round trip with a batch of releases (`postgres/combine.rs`).
+    begin_owed: bool,
+    /// Whether [`PgConn::tail`] is the database's tail as of this
+    /// connection's last commit: a batch of releases may then be chained
+    /// on it before the lock is taken (its statements append only where
+    /// the chain still ends there; `chain::append_sql_guarded`).
+    pub(crate) tail_known: bool,
     /// Whether the helpdesk's guarded release is prepared on this
     /// connection by name (`postgres/release.rs`): `None` not tried yet,
     /// `Some(false)` it could not be (releases are sent one by one).
     pub(crate) release_prepared: Option<bool>,
+    /// The group's transaction was committed by a batch of releases that
+    /// sent its `COMMIT` with them (`postgres/combine.rs`).
+    settled: bool,
+    /// Groups whose `BEGIN` was sent in a round trip of its own (for the
+    /// tests).
+    #[cfg(test)]
+    pub(crate) begins_alone: usize,
 }
 
 impl PgConn {
@@ -53,13 +71,97 @@ impl PgConn {
             open: false,
             last_used: Instant::now(),
             owed: false,
+            begin_owed: false,
+            tail_known: false,
+            settled: false,
             release_prepared: None,
+            #[cfg(test)]
+            begins_alone: 0,
         })
     }
 
-    /// Sends this member's owed `SAVEPOINT`, if it has one: before its
-    /// first statement, so that everything it changes is after it.
+    /// Sends the group's owed `BEGIN`, the lock and the tail read, if they
+    /// are owed: before the first member's first statement, or before a
+    /// member reads the tail.
+    pub(crate) fn begun(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.begin_owed) {
+            return Ok(());
+        }
+        #[cfg(test)]
+        {
+            self.begins_alone += 1;
+        }
+        let answer = match self.client.simple_query(&write_begin_sql()) {
+            Ok(answer) => answer,
+            Err(error) => {
+                // A statement after BEGIN failed: the transaction is open, and aborted.
+                self.abandon();
+                return Err(begin_write_error(error));
+            }
+        };
+        match chain::tail_of(&answer) {
+            Ok(tail) => {
+                self.tail = tail;
+                self.tail_known = true;
+                Ok(())
+            }
+            Err(error) => {
+                self.abandon();
+                Err(error)
+            }
+        }
+    }
+
+    /// Takes the owed `BEGIN`, lock and tail read to send with a batch of
+    /// releases in one simple query: the statements to send first, if they
+    /// were owed and the tail is known (the batch is chained on it). Once
+    /// taken they count as sent (see [`PgConn::take_owed`]).
+    pub(crate) fn take_owed_begin(&mut self) -> Option<String> {
+        (self.begin_owed && self.tail_known).then(|| {
+            self.begin_owed = false;
+            write_begin_sql()
+        })
+    }
+
+    /// The batch that took the owed `BEGIN` sent the `COMMIT` too, and it
+    /// succeeded: the group's transaction is over, and the tail the batch
+    /// left is the database's.
+    pub(crate) fn settle(&mut self) {
+        self.settled = true;
+        self.open = false;
+    }
+
+    /// A batch that committed the group's transaction left releases to
+    /// write: a transaction is opened for them, as the group's was.
+    pub(crate) fn begin_after_settled(&mut self) -> Result<()> {
+        self.settled = false;
+        self.open = true;
+        self.begin_owed = true;
+        self.begun()
+    }
+
+    /// Rolls back the group's transaction, which holds nothing but the
+    /// first member's failed round trip, and begins it again.
+    pub(crate) fn begin_again(&mut self) -> Result<()> {
+        self.abandon();
+        self.open = true;
+        self.begin_owed = true;
+        self.begun()
+    }
+
+    /// Ends a transaction that cannot go on (and forgets the tail, which
+    /// it may have moved).
+    pub(crate) fn abandon(&mut self) {
+        let _ = self.client.batch_execute("ROLLBACK");
+        self.open = false;
+        self.tail_known = false;
+    }
+
+    /// Sends what this member owes before its first statement: the group's
+    /// `BEGIN` (the first member), or its `SAVEPOINT` (a later one), so
+    /// that everything it changes is after it.
     pub(crate) fn place(&mut self) -> Result<()> {
+        self.begun()?;
         if std::mem::take(&mut self.owed) {
             self.run("SAVEPOINT member")?;
         }
@@ -85,32 +187,22 @@ impl PgConn {
 }
 
 impl GroupConnection for PgConn {
+    /// Nothing to send yet: `BEGIN`, the lock and the tail read are owed
+    /// until the first member's first statement ([`PgConn::begun`]), which
+    /// they travel with where they can. A group whose transaction a
+    /// statement of another process's would wait for is therefore one
+    /// that has sent something.
     fn begin(&mut self) -> Result<()> {
         self.last_used = Instant::now();
         self.owed = false;
+        self.settled = false;
         if self.release_prepared.is_none() {
             // Once per connection, outside any transaction.
             self.release_prepared = Some(super::release::prepare(&mut self.client));
         }
-        let answer = match self.client.simple_query(&write_begin_sql()) {
-            Ok(answer) => answer,
-            Err(error) => {
-                // A statement after BEGIN failed: the transaction is open, and aborted.
-                let _ = self.client.batch_execute("ROLLBACK");
-                return Err(begin_write_error(error));
-            }
-        };
-        match chain::tail_of(&answer) {
-            Ok(tail) => {
-                self.tail = tail;
-                self.open = true;
-                Ok(())
-            }
-            Err(error) => {
-                let _ = self.client.batch_execute("ROLLBACK");
-                Err(error)
-            }
-        }
+        self.begin_owed = true;
+        self.open = true;
+        Ok(())
     }
 
     /// Nothing to send yet: the savepoint is owed until the member's first
@@ -142,9 +234,15 @@ impl GroupConnection for PgConn {
     /// error; the `SELECT` before it fails instead (and the `COMMIT` is not
     /// run), so a group that cannot commit is told so.
     fn commit(&mut self) -> Result<()> {
-        let committed = self.client.batch_execute("SELECT 1; COMMIT");
         self.open = false;
         self.owed = false;
+        if std::mem::take(&mut self.begin_owed) || std::mem::take(&mut self.settled) {
+            // Nothing was sent, or it is committed already.
+            return Ok(());
+        }
+        let committed = self.client.batch_execute("SELECT 1; COMMIT");
+        // Committed, the tail the members left is the database's.
+        self.tail_known = committed.is_ok();
         if committed.is_err() && !self.client.is_closed() {
             let _ = self.client.batch_execute("ROLLBACK");
         }
@@ -154,11 +252,22 @@ impl GroupConnection for PgConn {
     fn rollback(&mut self) -> Result<()> {
         self.open = false;
         self.owed = false;
+        if std::mem::take(&mut self.begin_owed) || std::mem::take(&mut self.settled) {
+            // Nothing was sent (the tail is as the last commit left it),
+            // or it is committed already.
+            return Ok(());
+        }
+        // The members may have moved the tail in what is rolled back.
+        self.tail_known = false;
         Ok(self.client.batch_execute("ROLLBACK")?)
     }
 
     fn in_transaction(&self) -> bool {
         self.open && !self.client.is_closed()
+    }
+
+    fn settled(&self) -> bool {
+        self.settled
     }
 
     /// Checked like a store's own connection (`PgStore::ready`): closed, or

@@ -41,6 +41,16 @@ fn write_in_one_turn_with(
     batch: &[Arc<Job>],
     prepared: bool,
 ) -> Vec<std::result::Result<Released, String>> {
+    write_and_count_begins(store, batch, prepared).0
+}
+
+/// [`write_in_one_turn_with`], and how many times the writer connection
+/// has sent a group's `BEGIN` in a round trip of its own so far.
+fn write_and_count_begins(
+    store: &PgStore,
+    batch: &[Arc<Job>],
+    prepared: bool,
+) -> (Vec<std::result::Result<Released, String>>, usize) {
     let (config, schema, shown) = (&store.config, store.schema.as_deref(), &store.shown);
     let mut member = store
         .writer
@@ -50,10 +60,11 @@ fn write_in_one_turn_with(
     if !prepared {
         member.release_prepared = Some(false);
     }
-    let answers = write_batch(&mut member, batch);
+    let answers = write_batch(&mut member, batch, true);
     member.release_prepared = was;
+    let begins_alone = member.begins_alone;
     member.commit().unwrap();
-    answers
+    (answers, begins_alone)
 }
 
 fn appended(answer: &std::result::Result<Released, String>) -> Option<u64> {
@@ -68,18 +79,32 @@ fn appended(answer: &std::result::Result<Released, String>) -> Option<u64> {
 
 #[test]
 fn a_release_at_its_limit_in_a_batch_leaves_no_gap_in_the_chain() {
-    at_the_limit_in_a_batch(true);
+    at_the_limit_in_a_batch(true, false);
 }
 
 #[test]
 fn without_the_prepared_statement_a_batch_is_written_one_by_one_alike() {
-    at_the_limit_in_a_batch(false);
+    at_the_limit_in_a_batch(false, false);
 }
 
-fn at_the_limit_in_a_batch(prepared: bool) {
+/// The batch sends the group's BEGIN and COMMIT with it: the releases
+/// before the refused one are committed in that round trip, and those
+/// after it written in a transaction of their own.
+#[test]
+fn a_release_at_its_limit_in_a_batch_that_commits_leaves_no_gap_in_the_chain() {
+    at_the_limit_in_a_batch(true, true);
+}
+
+fn at_the_limit_in_a_batch(prepared: bool, after_a_commit: bool) {
     let schema = ScratchSchema::new();
     let mut store = PgStore::create(&schema.url()).unwrap();
     let credential = a_credential(&mut store);
+    let mut before = Vec::new();
+    if after_a_commit {
+        // Worker 3's release leaves the writer connection's tail known.
+        before = write_in_one_turn(&store, &[job(3, 0, credential, 2)]);
+        assert_eq!(appended(&before[0]), Some(0));
+    }
     // Worker 1 may have two; its third, in the middle, is at the limit.
     let batch = [
         job(1, 0, credential, 2),
@@ -100,17 +125,22 @@ fn at_the_limit_in_a_batch(prepared: bool) {
     );
     // The entries after the refused one were chained again, after the
     // last that is there.
-    assert_one_chain(&mut store, 4);
+    assert_one_chain(&mut store, 4 + before.len());
     assert_eq!(
         (entries_of(&mut store, 1), entries_of(&mut store, 2)),
         (2, 2)
     );
     let steps = store.read().unwrap().released(credential).unwrap();
-    assert_eq!(steps.len(), 4, "no step for the refused release");
+    assert_eq!(
+        steps.len(),
+        4 + before.len(),
+        "no step for the refused release"
+    );
     // Each entry is the one its answer gave, hashed with its writer's key.
     let rows = store.read().unwrap().audit_all().unwrap();
-    let given: Vec<AuditRow> = answers
+    let given: Vec<AuditRow> = before
         .into_iter()
+        .chain(answers)
         .filter_map(|answer| answer.unwrap().entry)
         .collect();
     assert_eq!(rows, given);
@@ -176,6 +206,122 @@ fn concurrent_releases_are_written_for_each_other_and_the_limit_is_exact() {
         first.combiner.written_for_others() > 0,
         "some releases were written in another's turn"
     );
+}
+
+#[test]
+fn a_turn_after_a_commit_sends_the_groups_begin_with_its_batch() {
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let credential = a_credential(&mut store);
+    // The writer connection's first group reads the tail first.
+    let (first, begins) = write_and_count_begins(&store, &[job(1, 0, credential, 10)], true);
+    assert_eq!((appended(&first[0]), begins), (Some(0), 1));
+    // Its commit left the tail known: the next groups' BEGIN, lock and
+    // tail read travel with their batches.
+    for n in 1..4 {
+        let batch = [job(1, n, credential, 10), job(2, n, credential, 10)];
+        let (answers, begins) = write_and_count_begins(&store, &batch, true);
+        let found: Vec<Option<u64>> = answers.iter().map(appended).collect();
+        assert_eq!(found, [Some(n as u64), Some(n as u64 - 1)]);
+        assert_eq!(begins, 1, "turn {n}: no round trip of its own for BEGIN");
+    }
+    assert_one_chain(&mut store, 7);
+}
+
+#[test]
+fn a_batch_that_sends_the_groups_begin_commits_with_it_unless_a_writer_waits() {
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let credential = a_credential(&mut store);
+    write_in_one_turn(&store, &[job(1, 0, credential, 10)]);
+    let (config, schema_name, shown) = (&store.config, store.schema.as_deref(), &store.shown);
+    let open = || PgConn::open(config, schema_name, shown);
+    let mut other = PgStore::open(&schema.url()).unwrap();
+    for (n, commit) in [(1, true), (2, false)] {
+        let mut member = store.writer.begin(open).unwrap();
+        let answers = write_batch(&mut member, &[job(1, n, credential, 10)], commit);
+        assert_eq!(appended(&answers[0]), Some(n as u64));
+        // Another connection sees the release before the member's turn
+        // ends only if its batch committed.
+        let seen = other.read().unwrap().audit_all().unwrap().len();
+        assert_eq!(seen, if commit { n + 1 } else { n }, "commit: {commit}");
+        member.commit().unwrap();
+    }
+    assert_one_chain(&mut store, 3);
+    assert_eq!(store.writer.commits(), 3, "each turn a group of its own");
+}
+
+#[test]
+fn a_batch_chained_on_a_tail_another_process_moved_is_chained_again() {
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let credential = a_credential(&mut store);
+    let first = write_in_one_turn(&store, &[job(1, 0, credential, 10)]);
+    assert_eq!(appended(&first[0]), Some(0));
+    // Another writer appends on a connection of its own (the store alone
+    // writes on its own, as another process would): the tail the writer
+    // connection's commit left is stale.
+    let tx = store.write().unwrap();
+    let last = tx.audit_last().unwrap();
+    tx.audit_insert(&entry(last.as_ref(), 9, 0)).unwrap();
+    tx.commit().unwrap();
+    let batch = [
+        job(2, 0, credential, 10),
+        job(3, 0, credential, 10),
+        job(2, 1, credential, 10),
+    ];
+    let answers = write_in_one_turn(&store, &batch);
+    let found: Vec<Option<u64>> = answers.iter().map(appended).collect();
+    assert_eq!(found, [Some(0), Some(0), Some(1)], "{answers:?}");
+    // Chained again after the other writer's entry.
+    assert_one_chain(&mut store, 5);
+    assert_eq!(entries_of(&mut store, 9), 1);
+}
+
+#[test]
+fn a_release_that_fails_in_a_batch_sent_with_the_begin_fails_alone() {
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let credential = a_credential(&mut store);
+    let first = write_in_one_turn(&store, &[job(1, 0, credential, 10)]);
+    assert_eq!(appended(&first[0]), Some(0));
+    // The group's BEGIN goes with this batch, whose second statement fails
+    // in the database: the whole round trip is undone and begun again.
+    let batch = [
+        job(2, 0, credential, 10),
+        job(3, 0, credential + 1000, 10),
+        job(4, 0, credential, 10),
+    ];
+    let answers = write_in_one_turn(&store, &batch);
+    assert_eq!(appended(&answers[0]), Some(0));
+    assert!(answers[1].is_err(), "{:?}", answers[1]);
+    assert_eq!(appended(&answers[2]), Some(0));
+    assert_one_chain(&mut store, 3);
+    assert_eq!(entries_of(&mut store, 3), 0);
+    // And the next turn goes on from the tail that group left.
+    let next = write_in_one_turn(&store, &[job(2, 1, credential, 10)]);
+    assert_eq!(appended(&next[0]), Some(1));
+    assert_one_chain(&mut store, 4);
+}
+
+#[test]
+fn one_step_released_twice_in_a_batch_is_written_once_with_both_entries() {
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let credential = a_credential(&mut store);
+    // The same person asks twice for the same step, between two others.
+    let batch = [
+        job(2, 0, credential, 10),
+        job(1, 0, credential, 10),
+        job(1, 0, credential, 10),
+        job(3, 0, credential, 10),
+    ];
+    let answers = write_in_one_turn(&store, &batch);
+    let found: Vec<Option<u64>> = answers.iter().map(appended).collect();
+    assert_eq!(found, [Some(0), Some(0), Some(1), Some(0)]);
+    assert_one_chain(&mut store, 4);
+    let steps = store.read().unwrap().released(credential).unwrap();
+    assert_eq!(steps.len(), 3, "one step each for workers 1, 2 and 3");
 }
 
 /// The [`Release`] a job was made of.
