@@ -48,13 +48,15 @@
 //!
 //! Each statement is a round trip to the server, where SQLite's is a
 //! library call, so the frequent paths send few: a writer's `BEGIN`, lock
-//! and the audit chain's tail go in one simple query (`postgres/chain.rs`); a
-//! console request is opened with one statement (`postgres/grant.rs`); a
+//! and the audit chain's tail go in one simple query (`postgres/chain.rs`);
+//! a console request is opened with one statement (`postgres/grant.rs`); a
 //! helpdesk code reads what it decides on in one statement with no
-//! transaction around it ([`Store::read_single`], `postgres/helpdesk.rs`), then
+//! transaction around it ([`Store::read_single`], `postgres/helpdesk.rs`;
+//! the console's queued reads together: `postgres/read_together.rs`), then
 //! recounts, appends its entry and records the released step in one more
-//! (the console's queued codes together: `postgres/combine.rs`); an import writes its rows with binary `COPY`
-//! (`postgres/bulk.rs`).
+//! (the console's queued codes together, with their group's `BEGIN` and
+//! `COMMIT`: `postgres/combine.rs`); an import writes its rows with binary
+//! `COPY` (`postgres/bulk.rs`).
 //!
 //! # Where the vault is
 //!
@@ -470,6 +472,15 @@ fn begin_write_error(error: ::postgres::Error) -> Error {
 }
 
 impl PgStore {
+    /// Whether other stores of this vault are open in this process (the
+    /// console's pool): its writes then go in groups on the shared writer
+    /// connection, and its helpdesk reads and releases together with
+    /// theirs. A store alone (a command-line run) has nobody to share
+    /// with, and uses its own connection.
+    fn shares_the_vault(&self) -> bool {
+        Arc::strong_count(&self.writer) > 1
+    }
+
     /// A transaction on the store's own connection that keeps no chain
     /// tail (a read, or a write that takes the writers' lock later: after
     /// it the database's tail is the true one).
@@ -593,7 +604,7 @@ impl Store for PgStore {
     type Tx<'a> = PgTx<'a>;
 
     fn write(&mut self) -> Result<PgTx<'_>> {
-        if Arc::strong_count(&self.writer) > 1 {
+        if self.shares_the_vault() {
             // Other stores of this vault in this process: write in a group
             // on the shared writer connection.
             let (config, schema, shown) = (&self.config, self.schema.as_deref(), &self.shown);
@@ -634,7 +645,7 @@ impl Store for PgStore {
     /// With other stores of this vault in this process, written with the
     /// releases queued with it (`postgres/combine.rs`).
     fn release(&mut self, release: &Release<'_>) -> Result<Released> {
-        if Arc::strong_count(&self.writer) > 1 {
+        if self.shares_the_vault() {
             let (config, schema, shown) = (&self.config, self.schema.as_deref(), &self.shown);
             return self.combiner.release(
                 &self.writer,
@@ -652,7 +663,7 @@ impl Store for PgStore {
         id: &[u8],
         query: &HelpdeskQuery<'_>,
     ) -> Result<(GrantRows, HelpdeskRows)> {
-        if Arc::strong_count(&self.writer) > 1 {
+        if self.shares_the_vault() {
             let reads = self.reads.clone();
             return reads.read(self, id, query);
         }

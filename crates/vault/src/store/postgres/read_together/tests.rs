@@ -153,3 +153,34 @@ fn a_turn_takes_only_the_queued_reads_that_go_with_its_own() {
     assert_eq!(pending.jobs.len(), 1, "the other still queued");
     assert!(Arc::ptr_eq(&pending.jobs[0], &along));
 }
+
+#[test]
+fn a_turn_whose_statement_fails_hands_each_request_back_to_read_alone() {
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let reads = Reads::default();
+    let own = Arc::new(ReadJob::of(&[1], &query("a@contoso.com")));
+    // A time the database cannot hold: the statement of the two fails.
+    let mut out_of_range = query("b@contoso.com");
+    out_of_range.since = u64::MAX;
+    let bad = Arc::new(ReadJob::of(&[2], &out_of_range));
+    {
+        let mut pending = lock(&reads.pending);
+        pending.running = 1;
+        pending.jobs.push_back(bad.clone());
+    }
+    reads.turn(&mut store, &own);
+    // Neither was read by the turn: each is handed back, to read alone.
+    assert!(matches!(*lock(&own.slot), Slot::Alone));
+    assert!(matches!(*lock(&bad.slot), Slot::Alone));
+    assert_eq!(reads.read_for_others(), 0);
+    assert_eq!(lock(&reads.pending).running, 0, "the turn was put down");
+    // Read alone, the error is the bad request's only.
+    assert!(
+        reads
+            .read(&mut store, &[1], &query("a@contoso.com"))
+            .is_ok()
+    );
+    let error = reads.read(&mut store, &[2], &out_of_range).unwrap_err();
+    assert!(error.to_string().contains("too large"), "{error}");
+}
