@@ -42,7 +42,7 @@ use ::postgres::types::ToSql;
 use zeroize::Zeroizing;
 
 use super::chain::{self, append_sql_guarded, append_values};
-use super::release::{Value, execute_guarded, literals};
+use super::release::{Value, execute_guarded};
 use super::writer::PgConn;
 use crate::audit;
 use crate::error::{Error, Result};
@@ -320,6 +320,15 @@ fn answer_of(row: &::postgres::SimpleQueryRow) -> Option<(u64, bool, bool)> {
     Some((text(0)?.parse().ok()?, text(1)? == "t", text(2)? == "t"))
 }
 
+/// Answers each of `jobs` with `reason`: none of them was written.
+fn fail_all(
+    answers: &mut Vec<std::result::Result<Released, String>>,
+    jobs: &[Arc<Job>],
+    reason: &str,
+) {
+    answers.extend(jobs.iter().map(|_| Err(reason.to_owned())));
+}
+
 /// How many messages of a batch's answer are those of the group's `BEGIN`,
 /// lock and tail read: up to the third statement's end.
 fn begin_answers(messages: &[SimpleQueryMessage]) -> usize {
@@ -350,17 +359,21 @@ fn write_batch(
     if !conn.tail_known
         && let Err(error) = conn.begun()
     {
-        return batch.iter().map(|_| Err(error.to_string())).collect();
+        fail_all(&mut answers, batch, &error.to_string());
+        return answers;
     }
     while answers.len() < batch.len() {
         let rest = &batch[answers.len()..];
         let mut tail = conn.tail.clone();
         let mut entries = Vec::with_capacity(rest.len());
-        let mut releases = Vec::with_capacity(rest.len());
+        let mut statements = String::from("SAVEPOINT batch");
         for job in rest {
             let entry = job.chained(tail.as_ref());
             match append_values(&job.count(), job.limit, &entry, &job.step()) {
-                Ok(values) => releases.push(literals(&values)),
+                Ok(values) => {
+                    statements.push_str("; ");
+                    statements.push_str(&execute_guarded(&values));
+                }
                 // A value out of range: written alone, where it fails alone.
                 Err(_) => break,
             }
@@ -370,11 +383,6 @@ fn write_batch(
         if entries.is_empty() {
             one_by_one(conn, &rest[..1], &mut answers);
             continue;
-        }
-        let mut statements = String::from("SAVEPOINT batch");
-        for release in &releases {
-            statements.push_str("; ");
-            statements.push_str(&execute_guarded(release));
         }
         // What this member still owes travels with the batch: the group's
         // BEGIN, lock and tail read (the first member), or its savepoint.
@@ -409,7 +417,7 @@ fn write_batch(
                     Err(error) => {
                         conn.abandon();
                         let reason = format!("the helpdesk releases were not written: {error}");
-                        answers.extend(rest.iter().map(|_| Err(reason.clone())));
+                        fail_all(&mut answers, rest, &reason);
                         return answers;
                     }
                 }
@@ -419,8 +427,8 @@ fn write_batch(
                 // The lock or a release failed; the transaction holds
                 // nothing else. Begun again, the jobs are written one by
                 // one, where a failure is its own.
-                if let Err(error) = conn.begin_again() {
-                    answers.extend(rest.iter().map(|_| Err(error.to_string())));
+                if let Err(error) = conn.begin_anew() {
+                    fail_all(&mut answers, rest, &error.to_string());
                     return answers;
                 }
                 one_by_one(conn, rest, &mut answers);
@@ -440,7 +448,7 @@ fn write_batch(
             // say what they did (which cannot be): nothing is claimed.
             conn.tail_known = false;
             let reason = "the helpdesk releases' answers could not be read: check the audit log";
-            answers.extend(rest.iter().map(|_| Err(reason.to_owned())));
+            fail_all(&mut answers, rest, reason);
             return answers;
         }
         if rows.len() != entries.len() {
@@ -448,7 +456,7 @@ fn write_batch(
             // batch's writes are undone and made one by one.
             if let Err(error) = conn.client.batch_execute("ROLLBACK TO batch") {
                 let reason = format!("the helpdesk releases were not written: {error}");
-                answers.extend(rest.iter().map(|_| Err(reason.clone())));
+                fail_all(&mut answers, rest, &reason);
                 return answers;
             }
             one_by_one(conn, rest, &mut answers);
@@ -477,10 +485,10 @@ fn write_batch(
         }
         if answers.len() < batch.len()
             && conn.settled()
-            && let Err(error) = conn.begin_after_settled()
+            && let Err(error) = conn.begin_anew()
         {
             let rest = &batch[answers.len()..];
-            answers.extend(rest.iter().map(|_| Err(error.to_string())));
+            fail_all(&mut answers, rest, &error.to_string());
             return answers;
         }
         if alone {
@@ -499,7 +507,7 @@ fn one_by_one(
     answers: &mut Vec<std::result::Result<Released, String>>,
 ) {
     if let Err(error) = conn.place() {
-        answers.extend(jobs.iter().map(|_| Err(error.to_string())));
+        fail_all(answers, jobs, &error.to_string());
         return;
     }
     for job in jobs {

@@ -80,15 +80,10 @@ pub(super) fn prepare(client: &mut Client) -> bool {
         .is_ok()
 }
 
-/// One release's values as literals, for [`execute_guarded`].
-pub(super) fn literals(values: &[Value<'_>]) -> String {
-    let literals: Vec<String> = values.iter().map(Value::literal).collect();
-    literals.join(", ")
-}
-
 /// The guarded release as a statement of a simple query.
-pub(super) fn execute_guarded(literals: &str) -> String {
-    format!("EXECUTE {GUARDED}({literals})")
+pub(super) fn execute_guarded(values: &[Value<'_>]) -> String {
+    let literals: Vec<String> = values.iter().map(Value::literal).collect();
+    format!("EXECUTE {GUARDED}({})", literals.join(", "))
 }
 
 #[cfg(test)]

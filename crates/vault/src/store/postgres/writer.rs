@@ -131,19 +131,13 @@ impl PgConn {
         self.open = false;
     }
 
-    /// A batch that committed the group's transaction left releases to
-    /// write: a transaction is opened for them, as the group's was.
-    pub(crate) fn begin_after_settled(&mut self) -> Result<()> {
-        self.settled = false;
-        self.open = true;
-        self.begin_owed = true;
-        self.begun()
-    }
-
-    /// Rolls back the group's transaction, which holds nothing but the
-    /// first member's failed round trip, and begins it again.
-    pub(crate) fn begin_again(&mut self) -> Result<()> {
-        self.abandon();
+    /// Begins the group's transaction anew for the releases a batch left:
+    /// after a batch that committed it (nothing to undo), or one whose
+    /// round trip failed (rolled back: it held nothing but that batch).
+    pub(crate) fn begin_anew(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.settled) {
+            self.abandon();
+        }
         self.open = true;
         self.begin_owed = true;
         self.begun()
