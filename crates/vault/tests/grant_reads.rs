@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    Backend, Fixture, NOW, SEED, TEST_KDF as KDF, code_at, desk_policy, helpdesk, helpdesk_query,
-    refusal, serial, token,
+    Backend, Fixture, NOW, SEED, TEST_KDF as KDF, boris_token, code_at, desk_policy, helpdesk,
+    helpdesk_query, refusal, serial, token,
 };
 use oathdesk_vault::model::State;
 use oathdesk_vault::store::grant::read_one_by_one;
@@ -48,12 +48,7 @@ fn desk(f: &Fixture, secret: &[u8; 32], more: Vec<NewToken>) -> Session {
     admin.set_helpdesk_policy(&desk_policy(), NOW + 10).unwrap();
     let mut tokens = vec![
         token("ANNA1", None, SEED, Some("anna@contoso.com")),
-        token(
-            "BORIS",
-            None,
-            b"boris's seed 1234567",
-            Some("boris@contoso.com"),
-        ),
+        boris_token(),
     ];
     tokens.extend(more);
     admin.add_tokens(tokens, NOW + 10, "test").unwrap();

@@ -41,12 +41,7 @@ fn the_one_statement_read_agrees_with_the_reads_one_by_one(backend: Backend) {
                 Some("anna@contoso.com"),
             ),
             token("ANNA1", None, SEED, Some("anna@contoso.com")),
-            token(
-                "BORIS",
-                None,
-                b"boris's seed 1234567",
-                Some("boris@contoso.com"),
-            ),
+            boris_token(),
             token("SPARE", None, b"nobody's seed 123456", None),
         ],
         NOW,

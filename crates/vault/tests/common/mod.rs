@@ -218,6 +218,17 @@ pub fn session(location: &Location) -> Session {
         .unwrap()
 }
 
+/// Boris's token: a single-profile token of boris@contoso.com's, another
+/// user's than the fixtures' Anna.
+pub fn boris_token() -> NewToken {
+    token(
+        "BORIS",
+        None,
+        b"boris's seed 1234567",
+        Some("boris@contoso.com"),
+    )
+}
+
 pub fn token(serial: &str, slot: Option<u32>, seed: &[u8], user: Option<&str>) -> NewToken {
     NewToken {
         serial: Some(serial.into()),
