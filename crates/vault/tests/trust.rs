@@ -20,6 +20,7 @@ on_both_backends!(
     the_red_teams_edits_are_refused_and_listed,
     random_single_field_edits_are_never_acted_upon,
     a_released_step_never_proves_delivery,
+    a_step_released_again_keeps_its_first_release,
     the_last_admin_keeps_the_role,
     swapped_row_macs_are_refused_and_listed,
     macs_kept_in_row_macs_move_into_their_rows,
@@ -716,17 +717,78 @@ fn a_released_step_never_proves_delivery(backend: Backend) {
     );
 }
 
+/// A step released twice (the helpdesk asked again within its 30 seconds)
+/// keeps what its first release wrote: the second writes no row and no
+/// MAC, so a MAC removed behind oathdesk's back is not made again.
+fn a_step_released_again_keeps_its_first_release(backend: Backend) {
+    let f = populated(backend);
+    let mut s = session(&f.location);
+    let first = s
+        .helpdesk_code(&helpdesk("carol@contoso.com"), NOW + 100)
+        .unwrap();
+    let step = first.counter;
+    let at = |f: &Fixture, credential: i64| {
+        scalar(
+            f,
+            &format!(
+                "SELECT at FROM released_steps WHERE credential_id = {credential} AND counter = {step}"
+            ),
+        )
+    };
+    assert_eq!(at(&f, first.credential_id), (NOW + 100) as i64);
+    // Its MAC removed: the tampering is reported ...
+    f.execute(&format!(
+        "DELETE FROM row_macs WHERE kind = 'released_step' AND id LIKE '%:{step:020}'"
+    ));
+    let missing = |s: &mut Session| {
+        let report = s.verify_rows().unwrap();
+        report.bad.iter().any(|b| b.kind == "released_step")
+    };
+    assert!(missing(&mut s), "the removed MAC is reported");
+    // ... and still reported after the same step is released again.
+    let again = s
+        .helpdesk_code(&helpdesk("carol@contoso.com"), NOW + 105)
+        .unwrap();
+    assert_eq!(again.counter, step, "the same step");
+    assert_eq!(again.code, first.code);
+    assert_eq!(
+        at(&f, first.credential_id),
+        (NOW + 100) as i64,
+        "the first release's time"
+    );
+    assert!(missing(&mut s), "not signed again by a second release");
+    // An enrolment code is recorded in the change's own transaction: the
+    // same there.
+    let molto = serial("MOLTO-1:3");
+    for time in [NOW + 100, NOW + 105] {
+        let shown = s.enrolment_code(&molto, Verifier::Entra, time).unwrap();
+        assert_eq!(shown.counter, step);
+    }
+    let (token, _) = s.token(&molto).unwrap();
+    assert_eq!(at(&f, token.id), (NOW + 100) as i64);
+    assert_eq!(
+        scalar(
+            &f,
+            "SELECT count(*) FROM audit WHERE action = 'helpdesk.code' AND outcome = 'granted' \
+             AND \"user\" = 'carol@contoso.com'"
+        ),
+        2,
+        "both releases audited"
+    );
+}
+
 fn count_rows(f: &Fixture, table: &str) -> i64 {
+    scalar(f, &format!("SELECT count(*) FROM {table}"))
+}
+
+/// The first column of the one row `sql` answers.
+fn scalar(f: &Fixture, sql: &str) -> i64 {
     match (&f.location, &f.schema) {
         (Location::Sqlite(path), _) => rusqlite::Connection::open(path)
             .unwrap()
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .query_row(sql, [], |r| r.get(0))
             .unwrap(),
-        (_, Some(schema)) => schema
-            .client()
-            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-            .unwrap()
-            .get(0),
+        (_, Some(schema)) => schema.client().query_one(sql, &[]).unwrap().get(0),
         _ => unreachable!(),
     }
 }

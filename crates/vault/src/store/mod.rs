@@ -651,6 +651,13 @@ pub trait StoreTx {
     /// Records a released step and its MAC (kind `mac_kind`, id `mac_id`)
     /// and forgets the credential's steps below `below` with their MACs
     /// (ids from `mac_lo` up to, not including, `mac_hi`): one round trip.
+    ///
+    /// A step already recorded is left as its first release wrote it, row
+    /// and MAC, and nothing is forgotten: its code stopped proving anything
+    /// then, and the older steps were forgotten then. So a step released
+    /// again (the helpdesk asked twice within 30 seconds) writes nothing
+    /// here, and a step whose MAC was removed behind oathdesk's back stays
+    /// reported by `vault verify` rather than signed again.
     #[allow(clippy::too_many_arguments)]
     fn released_record(
         &self,

@@ -1582,14 +1582,17 @@ impl StoreTx for PgTx<'_> {
         (mac_lo, mac_hi): (&str, &str),
     ) -> Result<()> {
         // One statement, one round trip: the new step is never below the
-        // pruning bound, so the four parts touch different rows.
+        // pruning bound, so the four parts touch different rows. A step
+        // released before inserts no row, and then `step` is empty: the
+        // rest, which reads from it, writes nothing.
         self.execute(
             "WITH step AS (INSERT INTO released_steps (credential_id, counter, at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (credential_id, counter) DO UPDATE SET at = EXCLUDED.at), \
-             signature AS (INSERT INTO row_macs (kind, id, mac) VALUES ($4, $5, $6) \
+                 ON CONFLICT (credential_id, counter) DO NOTHING RETURNING 1), \
+             signature AS (INSERT INTO row_macs (kind, id, mac) SELECT $4, $5, $6 FROM step \
                  ON CONFLICT (kind, id) DO UPDATE SET mac = EXCLUDED.mac), \
-             old AS (DELETE FROM released_steps WHERE credential_id = $1 AND counter < $7), \
-             old_signatures AS (DELETE FROM row_macs WHERE kind = $4 AND id >= $8 AND id < $9) \
+             old AS (DELETE FROM released_steps USING step WHERE credential_id = $1 AND counter < $7), \
+             old_signatures AS (DELETE FROM row_macs USING step \
+                 WHERE kind = $4 AND id >= $8 AND id < $9) \
              SELECT 1",
             &[
                 &credential_id,

@@ -1184,12 +1184,17 @@ impl StoreTx for SqliteTx<'_> {
         (mac_lo, mac_hi): (&str, &str),
     ) -> Result<()> {
         // A local file: four statements cost no round trip.
-        self.tx
+        let recorded = self
+            .tx
             .prepare_cached(
                 "INSERT INTO released_steps (credential_id, counter, at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (credential_id, counter) DO UPDATE SET at = ?3",
+                 ON CONFLICT (credential_id, counter) DO NOTHING",
             )?
             .execute(params![credential_id, counter, at])?;
+        if recorded == 0 {
+            // Released before: left as that release wrote it.
+            return Ok(());
+        }
         self.row_macs_put(mac_kind, &[(mac_id.to_owned(), mac.to_vec())])?;
         let below = i64::try_from(below).unwrap_or(i64::MAX);
         self.tx

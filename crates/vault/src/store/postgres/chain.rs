@@ -80,7 +80,9 @@ fn audit_from_text(row: &SimpleQueryRow) -> Result<AuditRow> {
 /// types in [`APPEND_TYPES`]). The count and the inserts see one snapshot,
 /// taken under the lock that keeps other writers out: the count is the true
 /// count. The new step is never below the pruning bound, so the step's
-/// parts touch different rows.
+/// parts touch different rows; a step released before is left as it was
+/// (`StoreTx::released_record`): its MAC and the pruning read from the
+/// step's insert, empty then.
 pub(super) fn append_sql() -> String {
     append_sql_with("")
 }
@@ -113,13 +115,14 @@ fn append_sql_with(guard: &str) -> String {
              $12::text, $13::text, $14::text, $15::bigint, $16::bytea, $17::bytea FROM n WHERE n.ok), \
          step AS (INSERT INTO released_steps (credential_id, counter, at) \
              SELECT $18::bigint, $19::bigint, $20::bigint FROM n WHERE n.ok \
-             ON CONFLICT (credential_id, counter) DO UPDATE SET at = EXCLUDED.at), \
-         signature AS (INSERT INTO row_macs (kind, id, mac) SELECT $21::text, $22::text, $23::bytea FROM n WHERE n.ok \
+             ON CONFLICT (credential_id, counter) DO NOTHING RETURNING 1), \
+         signature AS (INSERT INTO row_macs (kind, id, mac) \
+             SELECT $21::text, $22::text, $23::bytea FROM step \
              ON CONFLICT (kind, id) DO UPDATE SET mac = EXCLUDED.mac), \
-         old AS (DELETE FROM released_steps USING n \
-             WHERE n.ok AND credential_id = $18 AND counter < $24), \
-         old_signatures AS (DELETE FROM row_macs USING n \
-             WHERE n.ok AND kind = $21 AND id >= $25 AND id < $26) \
+         old AS (DELETE FROM released_steps USING step \
+             WHERE credential_id = $18 AND counter < $24), \
+         old_signatures AS (DELETE FROM row_macs USING step \
+             WHERE kind = $21 AND id >= $25 AND id < $26) \
          SELECT found, ok, below FROM n"
     )
 }
