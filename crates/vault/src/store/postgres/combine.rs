@@ -42,7 +42,7 @@ use ::postgres::types::ToSql;
 use zeroize::Zeroizing;
 
 use super::chain::{self, append_sql_guarded, append_values};
-use super::release::{Value, execute_guarded};
+use super::release::{Value, push_execute_guarded};
 use super::writer::PgConn;
 use crate::audit;
 use crate::error::{Error, Result};
@@ -372,7 +372,7 @@ fn write_batch(
             match append_values(&job.count(), job.limit, &entry, &job.step()) {
                 Ok(values) => {
                     statements.push_str("; ");
-                    statements.push_str(&execute_guarded(&values));
+                    push_execute_guarded(&mut statements, &values);
                 }
                 // A value out of range: written alone, where it fails alone.
                 Err(_) => break,

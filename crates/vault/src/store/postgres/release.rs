@@ -17,6 +17,8 @@
 //! `convert_from(…)` were function calls the server looked up and ran for
 //! each value of each code.
 
+use std::fmt::Write as _;
+
 use ::postgres::Client;
 use ::postgres::types::ToSql;
 
@@ -45,26 +47,51 @@ impl Value<'_> {
     }
 
     /// The value as an SQL expression of digits and hex digits.
+    #[cfg(test)]
     pub(super) fn literal(&self) -> String {
-        let hex = |bytes: &[u8]| data_encoding::HEXLOWER.encode(bytes);
+        let mut literal = String::new();
+        self.push_literal(&mut literal);
+        literal
+    }
+
+    /// Appends the value as an SQL expression of digits and hex digits,
+    /// allocating nothing of its own: a batch's statement holds 26 values
+    /// per code, and a text value an escape per character that is not a
+    /// letter or a digit.
+    pub(super) fn push_literal(&self, out: &mut String) {
         match self {
-            Value::Int(value) => value.to_string(),
-            Value::Text(None) => "NULL".to_owned(),
+            Value::Int(value) => {
+                let _ = write!(out, "{value}");
+            }
+            Value::Text(None) => out.push_str("NULL"),
             Value::Text(Some(text)) => {
-                let mut literal = String::with_capacity(text.len() + 4);
-                literal.push_str("U&'");
+                out.reserve(text.len() + 4);
+                out.push_str("U&'");
                 for c in text.chars() {
                     if c.is_ascii_alphanumeric() {
-                        literal.push(c);
+                        out.push(c);
                     } else {
-                        literal.push_str(&format!("\\+{:06X}", u32::from(c)));
+                        out.push_str("\\+");
+                        push_hex(out, u32::from(c), 6);
                     }
                 }
-                literal.push('\'');
-                literal
+                out.push('\'');
             }
-            Value::Bytes(bytes) => format!("'\\x{}'", hex(bytes)),
+            Value::Bytes(bytes) => {
+                out.push_str("'\\x");
+                data_encoding::HEXLOWER.encode_append(bytes, out);
+                out.push('\'');
+            }
         }
+    }
+}
+
+/// Appends the low `digits` hex digits of `value` in capitals, most
+/// significant first.
+fn push_hex(out: &mut String, value: u32, digits: u32) {
+    for place in (0..digits).rev() {
+        let digit = (value >> (4 * place)) & 0xf;
+        out.extend(char::from_digit(digit, 16).map(|c| c.to_ascii_uppercase()));
     }
 }
 
@@ -80,10 +107,18 @@ pub(super) fn prepare(client: &mut Client) -> bool {
         .is_ok()
 }
 
-/// The guarded release as a statement of a simple query.
-pub(super) fn execute_guarded(values: &[Value<'_>]) -> String {
-    let literals: Vec<String> = values.iter().map(Value::literal).collect();
-    format!("EXECUTE {GUARDED}({})", literals.join(", "))
+/// Appends the guarded release as a statement of a simple query.
+pub(super) fn push_execute_guarded(out: &mut String, values: &[Value<'_>]) {
+    out.push_str("EXECUTE ");
+    out.push_str(GUARDED);
+    out.push('(');
+    for (at, value) in values.iter().enumerate() {
+        if at > 0 {
+            out.push_str(", ");
+        }
+        value.push_literal(out);
+    }
+    out.push(')');
 }
 
 #[cfg(test)]
@@ -123,6 +158,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_release_is_one_execute_of_its_values() {
+        let mut sql = String::from("SAVEPOINT batch; ");
+        let values = [
+            Value::Int(-42),
+            Value::Text(None),
+            Value::Text(Some("a b")),
+            Value::Bytes(&[0, 0xff]),
+        ];
+        push_execute_guarded(&mut sql, &values);
+        assert_eq!(
+            sql,
+            "SAVEPOINT batch; EXECUTE oathdesk_release_guarded(-42, NULL, U&'a\\+000020b', '\\x00ff')"
+        );
+        // The escape of a character beyond the Basic Multilingual Plane.
+        assert_eq!(Value::Text(Some("🔑")).literal(), "U&'\\+01F511'");
     }
 
     /// What the server makes of the literals is the values themselves.
