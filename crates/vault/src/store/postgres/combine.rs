@@ -364,125 +364,15 @@ fn write_batch(
     }
     while answers.len() < batch.len() {
         let rest = &batch[answers.len()..];
-        let mut tail = conn.tail.clone();
-        let mut entries = Vec::with_capacity(rest.len());
-        let mut statements = String::from("SAVEPOINT batch");
-        for job in rest {
-            let entry = job.chained(tail.as_ref());
-            match append_values(&job.count(), job.limit, &entry, &job.step()) {
-                Ok(values) => {
-                    statements.push_str("; ");
-                    push_execute_guarded(&mut statements, &values);
-                }
-                // A value out of range: written alone, where it fails alone.
-                Err(_) => break,
-            }
-            tail = Some(entry.clone());
-            entries.push(entry);
-        }
+        let (statements, entries) = chained_statements(conn, rest);
         if entries.is_empty() {
             one_by_one(conn, &rest[..1], &mut answers);
             continue;
         }
-        // What this member still owes travels with the batch: the group's
-        // BEGIN, lock and tail read (the first member), or its savepoint.
-        let begins = conn.take_owed_begin();
-        let head = match &begins {
-            Some(begin) => format!("{begin}; "),
-            None if conn.take_owed() => "SAVEPOINT member; ".to_owned(),
-            None => String::new(),
-        };
-        let commits = commit && begins.is_some();
-        if commits {
-            statements.push_str("; COMMIT");
-        }
-        let answer = conn.client.simple_query(&(head + &statements));
-        let (messages, skip) = match (answer, begins) {
-            (Ok(messages), None) => (messages, 0),
-            (Ok(messages), Some(_)) => {
-                // The tail read with the lock: where the entries were
-                // chained, or (another process appended since this
-                // connection's last commit) where the statements refused
-                // to append, and the jobs are chained again.
-                let skip = begin_answers(&messages);
-                if commits {
-                    // Every statement ran, the COMMIT too.
-                    conn.settle();
-                }
-                match chain::tail_of(&messages[..skip]) {
-                    Ok(real) => conn.tail = real,
-                    // Committed: the answers say what was appended, and
-                    // the tail is read again for the rest, if any.
-                    Err(_) if commits => {}
-                    Err(error) => {
-                        conn.abandon();
-                        let reason = format!("the helpdesk releases were not written: {error}");
-                        fail_all(&mut answers, rest, &reason);
-                        return answers;
-                    }
-                }
-                (messages, skip)
-            }
-            (Err(_), Some(_)) => {
-                // The lock or a release failed; the transaction holds
-                // nothing else. Begun again, the jobs are written one by
-                // one, where a failure is its own.
-                if let Err(error) = conn.begin_anew() {
-                    fail_all(&mut answers, rest, &error.to_string());
-                    return answers;
-                }
-                one_by_one(conn, rest, &mut answers);
-                return answers;
-            }
-            (Err(_), None) => (Vec::new(), 0),
-        };
-        let rows = messages[skip..]
-            .iter()
-            .filter_map(|message| match message {
-                SimpleQueryMessage::Row(row) => answer_of(row),
-                _ => None,
-            })
-            .collect::<Vec<_>>();
-        if rows.len() != entries.len() && conn.settled() {
-            // Every statement ran and committed, but their answers do not
-            // say what they did (which cannot be): nothing is claimed.
-            conn.tail_known = false;
-            let reason = "the helpdesk releases' answers could not be read: check the audit log";
-            fail_all(&mut answers, rest, reason);
+        let Some(rows) = send(conn, statements, entries.len(), commit, rest, &mut answers) else {
             return answers;
-        }
-        if rows.len() != entries.len() {
-            // A statement failed (or answered what it should not): the
-            // batch's writes are undone and made one by one.
-            if let Err(error) = conn.client.batch_execute("ROLLBACK TO batch") {
-                let reason = format!("the helpdesk releases were not written: {error}");
-                fail_all(&mut answers, rest, &reason);
-                return answers;
-            }
-            one_by_one(conn, rest, &mut answers);
-            return answers;
-        }
-        let mut alone = false;
-        for ((found, appended, below), entry) in rows.into_iter().zip(entries) {
-            if appended {
-                conn.tail = Some(entry.clone());
-                answers.push(Ok(Released {
-                    found,
-                    entry: Some(entry),
-                }));
-            } else if !below {
-                // At the limit: nothing written, and the entries after it
-                // were chained after one that is not there.
-                answers.push(Ok(Released { found, entry: None }));
-                break;
-            } else {
-                // Below the limit and not appended: the chain does not end
-                // where this writer saw it (nothing after it appended
-                // either). Written alone, it says so.
-                alone = true;
-                break;
-            }
-        }
+        };
+        let alone = take_answers(conn, rows, entries, &mut answers);
         if answers.len() < batch.len()
             && conn.settled()
             && let Err(error) = conn.begin_anew()
@@ -497,6 +387,147 @@ fn write_batch(
         }
     }
     answers
+}
+
+/// The jobs' entries chained on the connection's tail, each after the one
+/// before, and their guarded releases after a savepoint: up to the first
+/// job with a value out of range (written alone, where it fails alone).
+fn chained_statements(conn: &PgConn, jobs: &[Arc<Job>]) -> (String, Vec<AuditRow>) {
+    let mut tail = conn.tail.clone();
+    let mut entries = Vec::with_capacity(jobs.len());
+    let mut statements = String::from("SAVEPOINT batch");
+    for job in jobs {
+        let entry = job.chained(tail.as_ref());
+        let Ok(values) = append_values(&job.count(), job.limit, &entry, &job.step()) else {
+            break;
+        };
+        statements.push_str("; ");
+        push_execute_guarded(&mut statements, &values);
+        tail = Some(entry.clone());
+        entries.push(entry);
+    }
+    (statements, entries)
+}
+
+/// Sends a batch of `sent` releases (the first of `jobs`) in one round
+/// trip, with what the member still owes (the group's `BEGIN`, lock and
+/// tail read, or its savepoint) before it and, with `commit` and the
+/// `BEGIN`, the `COMMIT` after it. The statements' answers, one per
+/// release; or none when the jobs were answered here (the round trip
+/// failed and they were written one by one, or failed).
+fn send(
+    conn: &mut PgConn,
+    statements: String,
+    sent: usize,
+    commit: bool,
+    jobs: &[Arc<Job>],
+    answers: &mut Vec<std::result::Result<Released, String>>,
+) -> Option<Vec<(u64, bool, bool)>> {
+    let begins = conn.take_owed_begin();
+    let head = match &begins {
+        Some(begin) => format!("{begin}; "),
+        None if conn.take_owed() => "SAVEPOINT member; ".to_owned(),
+        None => String::new(),
+    };
+    let commits = commit && begins.is_some();
+    let mut sql = head + &statements;
+    if commits {
+        sql.push_str("; COMMIT");
+    }
+    let (messages, skip) = match (conn.client.simple_query(&sql), begins) {
+        (Ok(messages), None) => (messages, 0),
+        (Ok(messages), Some(_)) => {
+            // The tail read with the lock: where the entries were chained,
+            // or (another process appended since this connection's last
+            // commit) where the statements refused to append, and the jobs
+            // are chained again.
+            let skip = begin_answers(&messages);
+            if commits {
+                // Every statement ran, the COMMIT too.
+                conn.settle();
+            }
+            match chain::tail_of(&messages[..skip]) {
+                Ok(real) => conn.tail = real,
+                // Committed: the answers say what was appended, and the
+                // tail is read again for the rest, if any.
+                Err(_) if commits => {}
+                Err(error) => {
+                    conn.abandon();
+                    let reason = format!("the helpdesk releases were not written: {error}");
+                    fail_all(answers, jobs, &reason);
+                    return None;
+                }
+            }
+            (messages, skip)
+        }
+        (Err(_), Some(_)) => {
+            // The lock or a release failed; the transaction holds nothing
+            // else. Begun again, the jobs are written one by one, where a
+            // failure is its own.
+            match conn.begin_anew() {
+                Ok(()) => one_by_one(conn, jobs, answers),
+                Err(error) => fail_all(answers, jobs, &error.to_string()),
+            }
+            return None;
+        }
+        (Err(_), None) => (Vec::new(), 0),
+    };
+    let rows: Vec<(u64, bool, bool)> = messages[skip..]
+        .iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => answer_of(row),
+            _ => None,
+        })
+        .collect();
+    if rows.len() == sent {
+        return Some(rows);
+    }
+    if conn.settled() {
+        // Every statement ran and committed, but their answers do not say
+        // what they did (which cannot be): nothing is claimed.
+        conn.tail_known = false;
+        let reason = "the helpdesk releases' answers could not be read: check the audit log";
+        fail_all(answers, jobs, reason);
+        return None;
+    }
+    // A statement failed (or answered what it should not): the batch's
+    // writes are undone and made one by one.
+    match conn.client.batch_execute("ROLLBACK TO batch") {
+        Ok(()) => one_by_one(conn, jobs, answers),
+        Err(error) => {
+            let reason = format!("the helpdesk releases were not written: {error}");
+            fail_all(answers, jobs, &reason);
+        }
+    }
+    None
+}
+
+/// Answers the releases of a batch from their statements' answers, in
+/// order, up to the first that appended nothing: at its limit (answered
+/// so; the entries after it were chained after one that is not there), or
+/// below it, when the chain does not end where this writer saw it — then
+/// `true`: that one is written alone, where it says so.
+fn take_answers(
+    conn: &mut PgConn,
+    rows: Vec<(u64, bool, bool)>,
+    entries: Vec<AuditRow>,
+    answers: &mut Vec<std::result::Result<Released, String>>,
+) -> bool {
+    for ((found, appended, below), entry) in rows.into_iter().zip(entries) {
+        if appended {
+            conn.tail = Some(entry.clone());
+            answers.push(Ok(Released {
+                found,
+                entry: Some(entry),
+            }));
+        } else if !below {
+            answers.push(Ok(Released { found, entry: None }));
+            return false;
+        } else {
+            return true;
+        }
+    }
+    false
 }
 
 /// Writes each job in a savepoint of its own (extended protocol), so that
