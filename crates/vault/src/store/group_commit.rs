@@ -33,12 +33,11 @@
 //! database's lock as before.
 //!
 //! What a database must do for this is [`GroupConnection`]; the stores keep
-//! one [`Registry`] each (SQLite by file, PostgreSQL by URL and schema).
+//! one writer per vault (`store/shared.rs`: SQLite by file, PostgreSQL by
+//! URL and schema).
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
 
@@ -147,38 +146,16 @@ struct Group {
     outcome: Outcome,
 }
 
-/// The writers of one kind of store, by the vault they write to.
-pub(crate) struct Registry<K, C> {
-    writers: Mutex<HashMap<K, Weak<Writer<C>>>>,
-}
-
-impl<K: Hash + Eq, C> Default for Registry<K, C> {
+impl<C> Default for Writer<C> {
     fn default() -> Self {
-        Registry {
-            writers: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<K: Hash + Eq, C> Registry<K, C> {
-    /// The writer of the vault `key` names, shared by every store of this
-    /// process that has it open.
-    pub(crate) fn writer(&self, key: K) -> Arc<Writer<C>> {
-        let mut writers = lock(&self.writers);
-        writers.retain(|_, writer| writer.strong_count() > 0);
-        if let Some(writer) = writers.get(&key).and_then(Weak::upgrade) {
-            return writer;
-        }
-        let writer = Arc::new(Writer {
+        Writer {
             state: Mutex::new(State {
                 connection: None,
                 group: None,
             }),
             queued: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
-        });
-        writers.insert(key, Arc::downgrade(&writer));
-        writer
+        }
     }
 }
 

@@ -26,6 +26,7 @@ pub(crate) mod group_commit;
 pub mod helpdesk;
 pub mod migrations;
 pub mod postgres;
+pub(crate) mod shared;
 pub mod sqlite;
 
 use crate::error::{Error, Result};

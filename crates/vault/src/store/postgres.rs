@@ -87,24 +87,6 @@ mod helpdesk;
 mod identify_marker;
 mod late_lock;
 mod read_together;
-
-/// What one process shares among its stores of a vault, by the vault's URL
-/// as given (the stores hold it; an entry whose stores are gone is dropped).
-type PerVault<T> = std::sync::LazyLock<std::sync::Mutex<HashMap<String, std::sync::Weak<T>>>>;
-
-/// The `T` the stores of the vault at `url` share, made at first need.
-fn per_vault<T: Default>(all: &PerVault<T>, url: &str) -> Arc<T> {
-    let mut all = all
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    all.retain(|_, shared| shared.strong_count() > 0);
-    if let Some(shared) = all.get(url).and_then(std::sync::Weak::upgrade) {
-        return shared;
-    }
-    let shared = Arc::new(T::default());
-    all.insert(url.to_owned(), Arc::downgrade(&shared));
-    shared
-}
 pub(crate) mod references;
 mod release;
 mod writer;

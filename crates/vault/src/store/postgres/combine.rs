@@ -47,6 +47,7 @@ use super::writer::PgConn;
 use crate::audit;
 use crate::error::{Error, Result};
 use crate::store::group_commit::{GroupConnection, GroupOutcome, Writer};
+use crate::store::shared::PerVault;
 use crate::store::{AuditCount, AuditRow, Release, Released, ReleasedStep};
 
 /// The most releases written in one turn.
@@ -582,11 +583,11 @@ fn one_by_one(
 }
 
 /// One combiner per vault, as there is one writer (by its URL as given).
-static COMBINERS: super::PerVault<Combiner> = LazyLock::new(Mutex::default);
+static COMBINERS: LazyLock<PerVault<String, Combiner>> = LazyLock::new(PerVault::default);
 
 /// The combiner of the vault at `url`.
 pub(crate) fn combiner_of(url: &str) -> Arc<Combiner> {
-    super::per_vault(&COMBINERS, url)
+    COMBINERS.of(url)
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use super::PgStore;
 use crate::error::Result;
+use crate::store::shared::PerVault;
 use crate::store::{GrantRows, HelpdeskQuery, HelpdeskRows, Store, StoreTx};
 
 /// Turns under way at once, at most.
@@ -255,11 +256,11 @@ impl Reads {
 }
 
 /// One [`Reads`] per vault, by its URL as given.
-static READS: super::PerVault<Reads> = LazyLock::new(Mutex::default);
+static READS: LazyLock<PerVault<String, Reads>> = LazyLock::new(PerVault::default);
 
 /// The reads of the vault at `url`.
 pub(crate) fn reads_of(url: &str) -> Arc<Reads> {
-    super::per_vault(&READS, url)
+    READS.of(url)
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use ::postgres::{Client, Config, Statement};
 use super::{CHECK_TIMEOUT, IDLE_CHECK, begin_write_error, chain, session, write_begin_sql};
 use crate::error::Result;
 use crate::store::AuditRow;
-use crate::store::group_commit::{GroupConnection, Registry, Writer};
+use crate::store::group_commit::{GroupConnection, Writer};
+use crate::store::shared::PerVault;
 
 /// A writer connection: the client, its prepared statements, and the audit
 /// chain's tail as the group's members have left it.
@@ -274,11 +275,11 @@ impl GroupConnection for PgConn {
 }
 
 /// One writer per vault: by its URL as given (with the schema parameter).
-static WRITERS: LazyLock<Registry<String, PgConn>> = LazyLock::new(Registry::default);
+static WRITERS: LazyLock<PerVault<String, Writer<PgConn>>> = LazyLock::new(PerVault::default);
 
 /// The writer of the vault at `url`.
 pub(crate) fn writer_of(url: &str) -> Arc<Writer<PgConn>> {
-    WRITERS.writer(url.to_owned())
+    WRITERS.of(url)
 }
 
 #[cfg(test)]

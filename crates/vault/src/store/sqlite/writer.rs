@@ -8,7 +8,8 @@ use std::sync::{Arc, LazyLock};
 use rusqlite::Connection;
 
 use crate::error::Result;
-use crate::store::group_commit::{GroupConnection, Registry, Writer};
+use crate::store::group_commit::{GroupConnection, Writer};
+use crate::store::shared::PerVault;
 
 impl GroupConnection for Connection {
     fn begin(&mut self) -> Result<()> {
@@ -44,11 +45,11 @@ impl GroupConnection for Connection {
 
 /// One writer per file, by identity (device and inode): a vault restored
 /// or created anew at the same path gets a writer of its own.
-static WRITERS: LazyLock<Registry<FileId, Connection>> = LazyLock::new(Registry::default);
+static WRITERS: LazyLock<PerVault<FileId, Writer<Connection>>> = LazyLock::new(PerVault::default);
 
 /// The writer of the vault file at `path`.
 pub(crate) fn writer_of(path: &Path) -> Arc<Writer<Connection>> {
-    WRITERS.writer(file_id(path))
+    WRITERS.of(&file_id(path))
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
