@@ -71,8 +71,10 @@ impl Value<'_> {
                     if c.is_ascii_alphanumeric() {
                         out.push(c);
                     } else {
+                        // A code point fits the escape's six hex digits.
                         out.push_str("\\+");
-                        push_hex(out, u32::from(c), 6);
+                        let [_, point @ ..] = u32::from(c).to_be_bytes();
+                        data_encoding::HEXUPPER.encode_append(&point, out);
                     }
                 }
                 out.push('\'');
@@ -83,15 +85,6 @@ impl Value<'_> {
                 out.push('\'');
             }
         }
-    }
-}
-
-/// Appends the low `digits` hex digits of `value` in capitals, most
-/// significant first.
-fn push_hex(out: &mut String, value: u32, digits: u32) {
-    for place in (0..digits).rev() {
-        let digit = (value >> (4 * place)) & 0xf;
-        out.extend(char::from_digit(digit, 16).map(|c| c.to_ascii_uppercase()));
     }
 }
 
