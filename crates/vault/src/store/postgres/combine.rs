@@ -314,11 +314,23 @@ impl Combiner {
     }
 }
 
-/// What one guarded statement answered: the count, whether it appended,
-/// whether the count was below the limit.
-fn answer_of(row: &::postgres::SimpleQueryRow) -> Option<(u64, bool, bool)> {
+/// What one guarded statement answered.
+struct Written {
+    /// The user's codes counted.
+    found: u64,
+    appended: bool,
+    /// The count was below the limit.
+    below: bool,
+}
+
+/// A guarded statement's answer, from its row's text (`None`: not one).
+fn answer_of(row: &::postgres::SimpleQueryRow) -> Option<Written> {
     let text = |index: usize| row.try_get(index).ok().flatten();
-    Some((text(0)?.parse().ok()?, text(1)? == "t", text(2)? == "t"))
+    Some(Written {
+        found: text(0)?.parse().ok()?,
+        appended: text(1)? == "t",
+        below: text(2)? == "t",
+    })
 }
 
 /// Answers each of `jobs` with `reason`: none of them was written.
@@ -394,17 +406,15 @@ fn write_batch(
 /// before, and their guarded releases after a savepoint: up to the first
 /// job with a value out of range (written alone, where it fails alone).
 fn chained_statements(conn: &PgConn, jobs: &[Arc<Job>]) -> (String, Vec<AuditRow>) {
-    let mut tail = conn.tail.clone();
-    let mut entries = Vec::with_capacity(jobs.len());
+    let mut entries: Vec<AuditRow> = Vec::with_capacity(jobs.len());
     let mut statements = String::from("SAVEPOINT batch");
     for job in jobs {
-        let entry = job.chained(tail.as_ref());
+        let entry = job.chained(entries.last().or(conn.tail.as_ref()));
         let Ok(values) = append_values(&job.count(), job.limit, &entry, &job.step()) else {
             break;
         };
         statements.push_str("; ");
         push_execute_guarded(&mut statements, &values);
-        tail = Some(entry.clone());
         entries.push(entry);
     }
     (statements, entries)
@@ -423,7 +433,7 @@ fn send(
     commit: bool,
     jobs: &[Arc<Job>],
     answers: &mut Vec<std::result::Result<Released, String>>,
-) -> Option<Vec<(u64, bool, bool)>> {
+) -> Option<Vec<Written>> {
     let begins = conn.take_owed_begin();
     let head = match &begins {
         Some(begin) => format!("{begin}; "),
@@ -473,7 +483,7 @@ fn send(
         }
         (Err(_), None) => (Vec::new(), 0),
     };
-    let rows: Vec<(u64, bool, bool)> = messages[skip..]
+    let rows: Vec<Written> = messages[skip..]
         .iter()
         .filter_map(|message| match message {
             SimpleQueryMessage::Row(row) => answer_of(row),
@@ -510,11 +520,19 @@ fn send(
 /// `true`: that one is written alone, where it says so.
 fn take_answers(
     conn: &mut PgConn,
-    rows: Vec<(u64, bool, bool)>,
+    rows: Vec<Written>,
     entries: Vec<AuditRow>,
     answers: &mut Vec<std::result::Result<Released, String>>,
 ) -> bool {
-    for ((found, appended, below), entry) in rows.into_iter().zip(entries) {
+    for (
+        Written {
+            found,
+            appended,
+            below,
+        },
+        entry,
+    ) in rows.into_iter().zip(entries)
+    {
         if appended {
             conn.tail = Some(entry.clone());
             answers.push(Ok(Released {
