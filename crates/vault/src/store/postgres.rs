@@ -2058,6 +2058,22 @@ fn record_from_row(row: &Row) -> Result<RecordRow> {
 mod tests {
     use super::*;
 
+    /// The URL form docs/src/postgresql.md gives for the server's Unix
+    /// socket reaches the client as a socket directory, not a host name.
+    #[test]
+    fn a_percent_encoded_host_is_the_unix_socket_directory() {
+        let (base, schema) =
+            split_schema("postgres://desk@%2Fvar%2Frun%2Fpostgresql/helpdesk?schema=vault")
+                .unwrap();
+        assert_eq!(schema.as_deref(), Some("vault"));
+        let config = Config::from_str(&base).unwrap();
+        assert_eq!(
+            config.get_hosts(),
+            [::postgres::config::Host::Unix("/var/run/postgresql".into())]
+        );
+        assert_eq!(config.get_dbname(), Some("helpdesk"));
+    }
+
     #[test]
     fn the_schema_parameter_is_oathdesk_s_own() {
         assert_eq!(
