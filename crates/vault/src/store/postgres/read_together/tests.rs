@@ -184,3 +184,100 @@ fn a_turn_whose_statement_fails_hands_each_request_back_to_read_alone() {
     let error = reads.read(&mut store, &[2], &out_of_range).unwrap_err();
     assert!(error.to_string().contains("too large"), "{error}");
 }
+
+#[test]
+fn a_turn_gives_each_request_its_own_grant_and_rows() {
+    use crate::store::{GrantRow, WebAccountRow};
+    let schema = ScratchSchema::new();
+    let mut store = PgStore::create(&schema.url()).unwrap();
+    let grant = |id: u8, account: &str| GrantRow {
+        id: vec![id; 32],
+        kind: "token".into(),
+        account: account.into(),
+        label: Some(format!("desk {id}")),
+        scopes: "helpdesk.code".into(),
+        wrapped_key: vec![id; 40],
+        created_at: 1,
+        expires_at: 99,
+        last_used_at: 2,
+    };
+    {
+        let tx = store.write().unwrap();
+        tx.user_insert("anna@contoso.com", None, 1).unwrap();
+        tx.user_insert("boris@contoso.com", None, 1).unwrap();
+        for (name, role) in [("ada", "admin"), ("bo", "helpdesk")] {
+            tx.web_account_put(&WebAccountRow {
+                name: name.into(),
+                role: role.into(),
+                disabled: false,
+                must_change_password: false,
+                created_at: 1,
+                created_by: "setup".into(),
+                mac: vec![7; 32],
+            })
+            .unwrap();
+        }
+        tx.web_grant_put(&grant(1, "ada")).unwrap();
+        tx.web_grant_put(&grant(2, "bo")).unwrap();
+        tx.audit_key_put(1, b"sealed one").unwrap();
+        tx.audit_key_put(2, b"sealed two").unwrap();
+        tx.commit().unwrap();
+    }
+    // Requests that share a grant, one without a grant, the same request
+    // twice: each gets the rows it would read alone.
+    let asked: [(u8, &str); 6] = [
+        (1, "anna@contoso.com"),
+        (1, "boris@contoso.com"),
+        (9, "anna@contoso.com"),
+        (2, "ANNA@contoso.com"),
+        (1, "anna@contoso.com"),
+        (2, "nobody@contoso.com"),
+    ];
+    let jobs: Vec<Arc<ReadJob>> = asked
+        .iter()
+        .map(|(id, upn)| Arc::new(ReadJob::of(&[*id; 32], &query(upn))))
+        .collect();
+    let together = store
+        .read_single()
+        .unwrap()
+        .grant_and_helpdesk_together(&jobs)
+        .unwrap();
+    assert_eq!(together.len(), jobs.len());
+    for (job, (grant_rows, helpdesk_rows)) in jobs.iter().zip(&together) {
+        let alone = store
+            .read_single()
+            .unwrap()
+            .grant_and_helpdesk_rows(&job.grant, &job.query())
+            .unwrap();
+        assert_eq!(grant_rows, &alone.0, "{:?}", job.query().upn);
+        assert_eq!(helpdesk_rows, &alone.1, "{:?}", job.query().upn);
+        let expected = match job.grant[0] {
+            9 => None,
+            id => Some(grant(id, if id == 1 { "ada" } else { "bo" })),
+        };
+        assert_eq!(grant_rows.grant, expected);
+        if expected.is_some() {
+            let epochs: Vec<i64> = grant_rows.audit_keys.iter().map(|(e, _)| *e).collect();
+            assert_eq!(epochs, [1, 2], "every grant with the keys");
+            assert_eq!(
+                grant_rows.account.as_ref().map(|a| a.name.as_str()),
+                Some(expected.as_ref().unwrap().account.as_str())
+            );
+        }
+    }
+    let users: Vec<Option<&str>> = together
+        .iter()
+        .map(|(_, rows)| rows.user.as_ref().map(|u| u.upn.as_str()))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            Some("anna@contoso.com"),
+            Some("boris@contoso.com"),
+            Some("anna@contoso.com"),
+            Some("anna@contoso.com"),
+            Some("anna@contoso.com"),
+            None
+        ]
+    );
+}
