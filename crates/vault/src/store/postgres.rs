@@ -102,7 +102,7 @@ use ::postgres::{Client, Config, NoTls, Row, SimpleQueryMessage, Statement};
 use grant::{
     GRANT_COLUMNS, WEB_ACCOUNT_COLUMNS, grant_from_row, operator_from_row, web_account_from_row,
 };
-use writer::PgConn;
+use writer::{Opener, PgConn};
 
 use crate::error::{Error, Result};
 use crate::location::mask_password;
@@ -628,12 +628,12 @@ impl Store for PgStore {
     /// releases queued with it (`postgres/combine.rs`).
     fn release(&mut self, release: &Release<'_>) -> Result<Released> {
         if self.shares_the_vault() {
-            let (config, schema, shown) = (&self.config, self.schema.as_deref(), &self.shown);
-            return self.combiner.release(
-                &self.writer,
-                || PgConn::open(config, schema, shown),
-                release,
-            );
+            let opener = || Opener {
+                config: self.config.clone(),
+                schema: self.schema.clone(),
+                shown: self.shown.clone(),
+            };
+            return self.combiner.release(&self.writer, opener, release);
         }
         crate::store::release_in_turn(self, release)
     }

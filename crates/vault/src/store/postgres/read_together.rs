@@ -12,9 +12,10 @@
 //! a `VALUES` list, each read as before in a lateral subquery) and hands
 //! each its rows. A second turn starts beside the first only for
 //! [`SHARED_TURN`] requests or more. A turn passes from the request that
-//! took it to the oldest one still queued, as the write combiner's baton
-//! does (`postgres/combine.rs`), so no request waits for a turn nobody
-//! takes.
+//! took it to the oldest one still queued (a read is made on a request's
+//! own connection, where the writes have a thread and a connection of
+//! their own, `postgres/combine.rs`), so no request waits for a turn
+//! nobody takes.
 //!
 //! Measured on two cores at 16 connections (BENCHMARKS.md): with one turn
 //! at a time, 3.4 requests a statement and the reads' backends at half the

@@ -63,6 +63,21 @@ pub(crate) struct PgConn {
     pub(crate) begins_alone: usize,
 }
 
+/// What opens a writer connection, for the thread that writes the
+/// helpdesk's releases (`postgres/combine.rs`).
+pub(crate) struct Opener {
+    pub(crate) config: Config,
+    pub(crate) schema: Option<String>,
+    /// The URL as shown in messages (no password).
+    pub(crate) shown: String,
+}
+
+impl Opener {
+    pub(crate) fn open(&self) -> Result<PgConn> {
+        PgConn::open(&self.config, self.schema.as_deref(), &self.shown)
+    }
+}
+
 impl PgConn {
     pub(crate) fn open(config: &Config, schema: Option<&str>, shown: &str) -> Result<PgConn> {
         Ok(PgConn {

@@ -224,8 +224,8 @@ fn concurrent_releases_are_written_for_each_other_and_the_limit_is_exact() {
     let steps = first.read().unwrap().released(credential).unwrap();
     assert_eq!(steps.len(), kept);
     assert!(
-        first.combiner.written_for_others() > 0,
-        "some releases were written in another's turn"
+        first.combiner.written_together() > 0,
+        "some releases were written in a batch with others"
     );
 }
 
@@ -369,41 +369,86 @@ fn a_later_members_batch_with_a_failing_release_loses_only_that_release() {
 }
 
 #[test]
-fn a_turn_that_panics_answers_its_batch_and_passes_the_baton() {
+fn a_turn_that_panics_answers_its_batch_and_the_writer_thread_goes_on() {
     let combiner = Combiner::default();
     let batch = [job(1, 0, 1, 10), job(2, 0, 1, 10)];
     let next = job(3, 0, 1, 10);
     {
         let mut pending = lock(&combiner.pending);
         pending.running = true;
-        pending.jobs.push_back(next.clone());
+        pending.jobs.extend(batch.iter().cloned());
     }
-    // The second was answered before the turn stopped: that answer stays.
     let kept = Released {
         found: 5,
         entry: None,
     };
-    batch[1].set(done(Ok(kept.clone()), None));
-    let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _baton = Baton {
-            combiner: &combiner,
-            passed: false,
-        };
-        let _answers = Answers(&batch);
-        panic!("a turn that stops half-way");
-    }));
-    assert!(turn.is_err());
+    let mut turns = 0;
+    combiner.write_queued(Duration::from_millis(20), |combiner| {
+        turns += 1;
+        let taken: Vec<Arc<Job>> = lock(&combiner.pending).jobs.drain(..).collect();
+        let _answers = Answers(&taken);
+        if turns == 1 {
+            // The second is answered before the turn stops: that answer
+            // stays. A release comes meanwhile, for the next turn.
+            taken[1].set(done(Ok(kept.clone()), None));
+            lock(&combiner.pending).jobs.push_back(next.clone());
+            panic!("a turn that stops half-way");
+        }
+        for job in &taken {
+            job.set(done(Ok(kept.clone()), None));
+        }
+    });
+    assert_eq!(turns, 2, "the thread went on after the panic");
     let stopped = batch[0].finish().unwrap_err();
     assert!(stopped.to_string().contains("stopped before"), "{stopped}");
     assert_eq!(batch[1].finish().unwrap(), kept);
-    // The oldest queued release's thread takes the next turn (at once:
-    // its slot says so).
-    assert!(next.wait_for_turn());
-    // With nothing queued the baton is put down, for the next to pick up.
-    lock(&combiner.pending).jobs.clear();
-    drop(Baton {
-        combiner: &combiner,
-        passed: false,
-    });
+    assert_eq!(next.finish().unwrap(), kept, "written by the next turn");
+    // Nothing more came: the run ended, for the next release to start one.
     assert!(!lock(&combiner.pending).running);
+}
+
+#[test]
+fn a_writer_thread_that_stops_in_a_panic_answers_the_queued_releases() {
+    let combiner = Combiner::default();
+    let queued = job(1, 0, 1, 10);
+    {
+        let mut pending = lock(&combiner.pending);
+        pending.running = true;
+        pending.jobs.push_back(queued.clone());
+    }
+    // Ended in order, the run leaves the queue to the next one.
+    drop(Running(&combiner));
+    assert_eq!(lock(&combiner.pending).jobs.len(), 1);
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _running = Running(&combiner);
+        panic!("the writer thread stops");
+    }));
+    assert!(stopped.is_err());
+    let pending = lock(&combiner.pending);
+    assert!(!pending.running && pending.jobs.is_empty());
+    drop(pending);
+    let error = queued.finish().unwrap_err();
+    assert!(error.to_string().contains("writer stopped"), "{error}");
+}
+
+#[test]
+fn the_writer_thread_ends_when_idle_and_the_next_release_starts_another() {
+    let schema = ScratchSchema::new();
+    let url = schema.url();
+    let mut first = PgStore::create(&url).unwrap();
+    let credential = a_credential(&mut first);
+    // A second store of the vault: releases go to the writer thread.
+    let mut second = PgStore::open(&url).unwrap();
+    for n in 0..3 {
+        let release = job(1, n, credential, 10);
+        let answer = second.release(&own_release(&release)).unwrap();
+        assert_eq!(answer.found, n as u64);
+        assert!(answer.entry.is_some());
+        std::thread::sleep(LINGER + Duration::from_millis(100));
+        assert!(
+            !lock(&second.combiner.pending).running,
+            "release {n}: the thread ended"
+        );
+    }
+    assert_one_chain(&mut first, 3);
 }

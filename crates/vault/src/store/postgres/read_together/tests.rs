@@ -256,12 +256,12 @@ fn a_turn_gives_each_request_its_own_grant_and_rows() {
             id => Some(grant(id, if id == 1 { "ada" } else { "bo" })),
         };
         assert_eq!(grant_rows.grant, expected);
-        if expected.is_some() {
+        if let Some(expected) = &expected {
             let epochs: Vec<i64> = grant_rows.audit_keys.iter().map(|(e, _)| *e).collect();
             assert_eq!(epochs, [1, 2], "every grant with the keys");
             assert_eq!(
                 grant_rows.account.as_ref().map(|a| a.name.as_str()),
-                Some(expected.as_ref().unwrap().account.as_str())
+                Some(expected.account.as_str())
             );
         }
     }
