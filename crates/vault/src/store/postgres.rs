@@ -89,6 +89,7 @@ mod late_lock;
 mod read_together;
 pub(crate) mod references;
 mod release;
+mod statistics;
 mod writer;
 
 use std::cell::{Cell, RefCell};
@@ -480,6 +481,7 @@ impl PgStore {
             tail: None,
             single: None,
             written: RefCell::default(),
+            bulk: RefCell::default(),
             late,
         })
     }
@@ -580,6 +582,9 @@ pub struct PgTx<'a> {
     written: RefCell<references::Written>,
     /// Begun without the writers' lock (see `postgres/late_lock.rs`).
     late: Option<late_lock::Late>,
+    /// Rows written in bulk, for the statistics at the commit (see
+    /// `postgres/statistics.rs`).
+    bulk: RefCell<statistics::Bulk>,
 }
 
 impl Store for PgStore {
@@ -599,6 +604,7 @@ impl Store for PgStore {
                 tail: Some(RefCell::new(tail)),
                 single: None,
                 written: RefCell::default(),
+                bulk: RefCell::default(),
                 late: None,
             });
         }
@@ -620,6 +626,7 @@ impl Store for PgStore {
             tail: Some(RefCell::new(tail)),
             single: None,
             written: RefCell::default(),
+            bulk: RefCell::default(),
             late: None,
         })
     }
@@ -668,6 +675,7 @@ impl Store for PgStore {
             tail: None,
             single: Some(Cell::new(false)),
             written: RefCell::default(),
+            bulk: RefCell::default(),
             late: None,
         })
     }
@@ -989,6 +997,7 @@ impl StoreTx for PgTx<'_> {
             Txn::Own(mut own) => {
                 own.open = false;
                 own.client.batch_execute("COMMIT")?;
+                statistics::refresh(own.client, &self.bulk.borrow());
                 Ok(())
             }
         }
@@ -1503,6 +1512,7 @@ impl StoreTx for PgTx<'_> {
                 continue;
             }
             let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+            self.bulk.borrow_mut().add("row_macs", ids.len());
             self.execute(
                 "INSERT INTO row_macs (kind, id, mac) SELECT $1, * FROM unnest($2::text[], $3::bytea[]) \
                  ON CONFLICT (kind, id) DO UPDATE SET mac = EXCLUDED.mac",
@@ -1799,6 +1809,7 @@ impl StoreTx for PgTx<'_> {
              ON CONFLICT (kind, id) DO UPDATE SET state = EXCLUDED.state, body = EXCLUDED.body, \
              updated_at = EXCLUDED.updated_at";
         let params: [&(dyn ToSql + Sync); 5] = [&kinds, &ids, &states, &bodies, &at];
+        self.bulk.borrow_mut().add("records", rows.len());
         if self.records_written_late(&kinds) {
             self.execute(UPSERT, &params)?;
         } else {

@@ -100,7 +100,7 @@ impl PgTx<'_> {
     /// prepared once per connection, like every other.
     fn copy_rows<T>(
         &self,
-        table: &str,
+        table: &'static str,
         columns: &[Column],
         items: &[T],
         mut write: impl FnMut(&mut CopyRows<'_>, &T) -> Result<()>,
@@ -121,6 +121,7 @@ impl PgTx<'_> {
         }
         sink.write_all(&rows.finish()?).map_err(sent)?;
         sink.finish()?;
+        self.bulk.borrow_mut().add(table, items.len());
         Ok(())
     }
 
