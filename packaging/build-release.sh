@@ -33,6 +33,9 @@ case $host in
         echo "$target_dir/release/oathdesk"
         exit 0 ;;
 esac
-RUSTFLAGS="${RUSTFLAGS:-} -C relocation-model=static" \
+# Its symbol table stripped as the package's is (cargo-deb strips): measured, the
+# one-shot `oathdesk code` started 3 % slower with it (BENCHMARKS.md), though no
+# loaded segment holds it. Panic messages keep their file and line.
+RUSTFLAGS="${RUSTFLAGS:-} -C relocation-model=static -C strip=symbols" \
     cargo build --locked --release -p oathdesk --target "$host" >&2
 echo "$target_dir/$host/release/oathdesk"
