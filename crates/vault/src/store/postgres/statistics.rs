@@ -95,12 +95,16 @@ pub(super) fn refresh(client: &mut Client, bulk: &Bulk) {
         // (not the default 30,000): enough for the sizes and the distinct
         // values the plans turn on, at a fifth of the time (0.04 s for
         // four tables of 100,000 rows against 0.19 s); autovacuum's own
-        // ANALYZE refines them later.
-        let _ = client.batch_execute(&format!(
-            "SET default_statistics_target = {SAMPLE_TARGET}; ANALYZE {}; \
-             RESET default_statistics_target",
+        // ANALYZE refines them later. The setting is the transaction's
+        // (`SET LOCAL`): an ANALYZE that fails leaves the connection as
+        // it was.
+        let analysed = client.batch_execute(&format!(
+            "BEGIN; SET LOCAL default_statistics_target = {SAMPLE_TARGET}; ANALYZE {}; COMMIT",
             stale.join(", ")
         ));
+        if analysed.is_err() {
+            let _ = client.batch_execute("ROLLBACK");
+        }
     }
 }
 
@@ -164,5 +168,13 @@ mod tests {
         add_users(&mut store, 100, 1500);
         assert_eq!(estimate(&mut store, "users"), 1600.0);
         assert!(estimate(&mut store, "credentials") < 0.0);
+        // The small sample was the ANALYZE's only, not the connection's.
+        let target: String = store
+            .client
+            .query_one("SHOW default_statistics_target", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(target, "100");
+        assert!(!store.client.is_closed());
     }
 }
